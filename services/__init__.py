@@ -1,0 +1,1 @@
+"""The desk's three services: intake, evaluation, monitoring."""

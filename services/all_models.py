@@ -1,0 +1,3 @@
+"""Import every service's tables so Alembic sees one metadata."""
+
+import services.intake.models  # noqa: F401

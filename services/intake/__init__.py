@@ -1,0 +1,1 @@
+"""Intake: calls, companies, partners and delegations, applications, trainings."""

@@ -1,0 +1,24 @@
+"""The intake service: calls, companies, partners and delegations, applications, trainings."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from services.intake.calls.endpoints import router as calls_router
+from shared.app import create_app
+from shared.settings import IntakeSettings
+
+DESCRIPTION = """Intake of the regional desk for export grants (Regione Lombardia).
+
+Partners (chambers of commerce, trade associations, agencies) and companies register companies,
+prepare applications to a call, pre-check them and submit them; officers publish calls.
+Authenticate with OAuth2 client credentials at `POST /v1/oauth/token`. Errors are RFC 9457
+problem details; state-changing POSTs honour `Idempotency-Key`; changes to mutable resources
+need `If-Match` with the resource's `ETag`."""
+
+
+def build_app(settings: IntakeSettings | None = None) -> FastAPI:
+    return create_app(settings or IntakeSettings(), title="Regional desk — intake", description=DESCRIPTION,
+                      routers=[calls_router])
+
+

@@ -1,0 +1,72 @@
+"""Calls: the catalogue and its versioned rules documents."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from decimal import Decimal
+from typing import Literal
+
+from pydantic import Field
+
+from shared.domain.call_rules import CallRules
+from shared.schemas import ApiModel, OutModel
+
+
+class CallCreate(ApiModel):
+    rules: CallRules = Field(description="The call's rules document (version 1).")
+
+
+class CallVersionCreate(ApiModel):
+    rules: CallRules
+    reason: str = Field(min_length=3, max_length=2000, description="Why the rules change (amendment).")
+
+
+class WindowOut(OutModel):
+    opens_at: datetime
+    closes_at: datetime
+
+
+class CallOut(OutModel):
+    id: uuid.UUID
+    code: str
+    title: str
+    procedure: str
+    current_version: int
+    budget_total: Decimal
+    window: WindowOut = Field(description="The window published in the rules document.")
+    effective_window: WindowOut = Field(description="The window the server enforces (differs only in a local demo).")
+    demo_window: bool = Field(description="True when a local demo has opened its copy of the call now.")
+    status: Literal["upcoming", "open", "closed"]
+    etag: str
+
+
+class CallDetail(CallOut):
+    rules: CallRules
+
+
+class CallVersionOut(OutModel):
+    call_id: uuid.UUID
+    version: int
+    reason: str | None
+    created_at: datetime
+    rules: CallRules
+
+
+class RegisterEntry(OutModel):
+    protocol_number: int
+    application_id: uuid.UUID
+    submitted_at: datetime
+    content_sha256: str
+    receipt: dict[str, object] = Field(description="The signed receipt as issued (canonical JSON is what is hashed).")
+    signature: str
+    previous_hash: str
+    chain_hash: str = Field(description="sha256(previous_hash || canonical_json(receipt)), hex.")
+
+
+class RegisterPage(OutModel):
+    call_id: uuid.UUID
+    public_key_pem: str = Field(description="Ed25519 key that verifies every receipt signature.")
+    genesis_hash: str
+    items: list[RegisterEntry]
+    next_cursor: str | None

@@ -1,0 +1,232 @@
+"""Tables of the `intake` schema. Only the intake service writes them."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    Numeric,
+    String,
+    Text,
+    UniqueConstraint,
+    func,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB, UUID
+from sqlalchemy.orm import Mapped, mapped_column
+
+from shared.db import Base
+
+SCHEMA = "intake"
+Money = Numeric(14, 2)
+
+
+def _id() -> Mapped[uuid.UUID]:
+    return mapped_column(UUID(as_uuid=True), primary_key=True, default=uuid.uuid4)
+
+
+def _created() -> Mapped[datetime]:
+    return mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class Call(Base):
+    __tablename__ = "calls"
+    __table_args__ = {"schema": SCHEMA}
+
+    id: Mapped[uuid.UUID] = _id()
+    code: Mapped[str] = mapped_column(String(40), unique=True)
+    title: Mapped[str] = mapped_column(Text)
+    procedure: Mapped[str] = mapped_column(String(16))
+    current_version: Mapped[int] = mapped_column(Integer)
+    opens_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    closes_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # A local demo may open the window now without touching the published rules document.
+    demo_opens_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    demo_closes_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    budget_total: Mapped[Decimal] = mapped_column(Money)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    created_at: Mapped[datetime] = _created()
+    updated_at: Mapped[datetime] = _created()
+
+
+class CallVersion(Base):
+    __tablename__ = "call_versions"
+    __table_args__ = {"schema": SCHEMA}
+
+    call_id: Mapped[uuid.UUID] = mapped_column(ForeignKey(f"{SCHEMA}.calls.id"), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, primary_key=True)
+    rules: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    reason: Mapped[str | None] = mapped_column(Text)
+    created_by: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = _created()
+
+
+class CallCounter(Base):
+    """The protocol counter and the head of the receipts' hash chain, one row per call."""
+
+    __tablename__ = "call_counters"
+    __table_args__ = {"schema": SCHEMA}
+
+    call_id: Mapped[uuid.UUID] = mapped_column(ForeignKey(f"{SCHEMA}.calls.id"), primary_key=True)
+    last_protocol: Mapped[int] = mapped_column(BigInteger, default=0)
+    last_chain_hash: Mapped[str] = mapped_column(String(64))
+
+
+class Partner(Base):
+    __tablename__ = "partners"
+    __table_args__ = {"schema": SCHEMA}
+
+    id: Mapped[uuid.UUID] = _id()
+    name: Mapped[str] = mapped_column(Text)
+    kind: Mapped[str] = mapped_column(String(32))
+    fiscal_code: Mapped[str] = mapped_column(String(16), unique=True)
+    email: Mapped[str | None] = mapped_column(Text)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    created_at: Mapped[datetime] = _created()
+
+
+class Company(Base):
+    __tablename__ = "companies"
+    __table_args__ = {"schema": SCHEMA}
+
+    id: Mapped[uuid.UUID] = _id()
+    vat_number: Mapped[str] = mapped_column(String(11), unique=True)
+    fiscal_code: Mapped[str] = mapped_column(String(16))
+    name: Mapped[str] = mapped_column(Text)
+    legal_form: Mapped[str] = mapped_column(String(32))
+    ateco_code: Mapped[str] = mapped_column(String(8))
+    registered_office: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    operating_sites: Mapped[list[dict[str, Any]]] = mapped_column(JSONB)
+    lombardy_site_commitment: Mapped[bool] = mapped_column(Boolean, default=False)
+    incorporation_date: Mapped[date] = mapped_column(Date)
+    approved_financial_statements: Mapped[int] = mapped_column(Integer)
+    headcount_awu: Mapped[Decimal] = mapped_column(Numeric(10, 2))
+    turnover: Mapped[Decimal] = mapped_column(Money)
+    balance_sheet_total: Mapped[Decimal] = mapped_column(Money)
+    previous_year_export_sales: Mapped[Decimal] = mapped_column(Money)
+    related_enterprises: Mapped[list[dict[str, Any]]] = mapped_column(JSONB)
+    export_history: Mapped[list[dict[str, Any]]] = mapped_column(JSONB)
+    size_class: Mapped[str] = mapped_column(String(8))
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    created_by: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = _created()
+    updated_at: Mapped[datetime] = _created()
+
+
+class Delegation(Base):
+    """A partner acting for a company. Pending until the company (or an officer) confirms it."""
+
+    __tablename__ = "delegations"
+    __table_args__ = (
+        Index("uq_delegations_live", "partner_id", "company_id", unique=True,
+              postgresql_where=text("status IN ('pending', 'active')")),
+        Index(None, "company_id"),
+        {"schema": SCHEMA},
+    )
+
+    id: Mapped[uuid.UUID] = _id()
+    partner_id: Mapped[uuid.UUID] = mapped_column(ForeignKey(f"{SCHEMA}.partners.id"))
+    company_id: Mapped[uuid.UUID] = mapped_column(ForeignKey(f"{SCHEMA}.companies.id"))
+    status: Mapped[str] = mapped_column(String(16))
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    created_at: Mapped[datetime] = _created()
+    activated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class Application(Base):
+    __tablename__ = "applications"
+    __table_args__ = (
+        UniqueConstraint("call_id", "protocol_number"),
+        Index(None, "company_id"),
+        Index(None, "partner_id"),
+        {"schema": SCHEMA},
+    )
+
+    id: Mapped[uuid.UUID] = _id()
+    call_id: Mapped[uuid.UUID] = mapped_column(ForeignKey(f"{SCHEMA}.calls.id"))
+    company_id: Mapped[uuid.UUID] = mapped_column(ForeignKey(f"{SCHEMA}.companies.id"))
+    partner_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey(f"{SCHEMA}.partners.id"))
+    status: Mapped[str] = mapped_column(String(16))
+    title: Mapped[str] = mapped_column(Text)
+    action_plan: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    network: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    created_by: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = _created()
+    updated_at: Mapped[datetime] = _created()
+    call_version: Mapped[int | None] = mapped_column(Integer)
+    protocol_number: Mapped[int | None] = mapped_column(BigInteger)
+    submitted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    content_sha256: Mapped[str | None] = mapped_column(String(64))
+    receipt: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    receipt_signature: Mapped[str | None] = mapped_column(Text)
+    chain_hash: Mapped[str | None] = mapped_column(String(64))
+    withdrawn_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    withdrawal_reason: Mapped[str | None] = mapped_column(Text)
+
+
+class ExpenseLine(Base):
+    __tablename__ = "expense_lines"
+    __table_args__ = (
+        UniqueConstraint("application_id", "position"),
+        {"schema": SCHEMA},
+    )
+
+    id: Mapped[uuid.UUID] = _id()
+    application_id: Mapped[uuid.UUID] = mapped_column(ForeignKey(f"{SCHEMA}.applications.id", ondelete="CASCADE"))
+    position: Mapped[int] = mapped_column(Integer)
+    category: Mapped[str] = mapped_column(String(8))
+    description: Mapped[str] = mapped_column(Text)
+    amount: Mapped[Decimal] = mapped_column(Money)
+    target_market: Mapped[str | None] = mapped_column(String(2))
+    supplier: Mapped[str | None] = mapped_column(Text)
+
+
+class Training(Base):
+    __tablename__ = "trainings"
+    __table_args__ = {"schema": SCHEMA}
+
+    id: Mapped[uuid.UUID] = _id()
+    title: Mapped[str] = mapped_column(Text)
+    topic: Mapped[str] = mapped_column(String(32))
+    format: Mapped[str] = mapped_column(String(16))
+    description: Mapped[str] = mapped_column(Text)
+    starts_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    ends_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    location: Mapped[str | None] = mapped_column(Text)
+    capacity: Mapped[int] = mapped_column(Integer)
+    enrolled: Mapped[int] = mapped_column(Integer, default=0)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    created_at: Mapped[datetime] = _created()
+
+
+class Enrolment(Base):
+    __tablename__ = "enrolments"
+    __table_args__ = (
+        Index("uq_enrolments_live", "training_id", "participant_email", unique=True,
+              postgresql_where=text("status = 'enrolled'")),
+        Index(None, "company_id"),
+        {"schema": SCHEMA},
+    )
+
+    id: Mapped[uuid.UUID] = _id()
+    training_id: Mapped[uuid.UUID] = mapped_column(ForeignKey(f"{SCHEMA}.trainings.id"))
+    company_id: Mapped[uuid.UUID] = mapped_column(ForeignKey(f"{SCHEMA}.companies.id"))
+    participant_name: Mapped[str] = mapped_column(Text)
+    participant_email: Mapped[str] = mapped_column(Text)
+    participant_role: Mapped[str | None] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16))
+    created_by: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = _created()
+    cancelled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

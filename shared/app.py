@@ -1,0 +1,151 @@
+"""The one shape of every desk service: app factory, lifespan, health, metrics, problem catalogue."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.openapi.utils import get_openapi
+from fastapi.routing import APIRoute
+from sqlalchemy import text
+from starlette.responses import Response
+
+from shared.auth import SCOPES, load_or_create_key
+from shared.db import create_engine, make_sessionmaker
+from shared.errors import (
+    CATALOGUE,
+    UNAVAILABLE,
+    FieldError,
+    NotFound,
+    Problem,
+    install_error_handlers,
+    problem_body,
+    problem_response,
+    problem_responses,
+)
+from shared.i18n import pick_language
+from shared.oauth import token_router
+from shared.observability import RequestContextMiddleware, configure_logging, metrics_response
+from shared.routing import UnitOfWorkRoute
+from shared.settings import DeskSettings
+
+
+def operation_id(route: APIRoute) -> str:
+    """Stable operation ids (`tag-route_name`) so generated clients get good method names."""
+    tag = route.tags[0] if route.tags else "desk"
+    return f"{tag}-{route.name}"
+
+
+def resolve_database_url(settings: DeskSettings) -> str:
+    if settings.database_url:
+        return settings.database_url
+    from shared.embedded import embedded_database_url
+
+    return embedded_database_url(settings.data_dir)
+
+
+PUBLIC: dict[str, Any] = {"security": []}
+
+
+def system_router() -> APIRouter:
+    r = APIRouter(tags=["system"], route_class=UnitOfWorkRoute)
+
+    @r.get("/healthz", summary="Liveness", operation_id="system-healthz", openapi_extra=PUBLIC)
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @r.get("/readyz", summary="Readiness: the database answers", operation_id="system-readyz", openapi_extra=PUBLIC,
+           responses=problem_responses(503))
+    async def readyz(request: Request) -> Any:
+        try:
+            async with request.app.state.engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+        except Exception:  # noqa: BLE001 - any failure means not ready
+            lang = pick_language(request.headers.get("accept-language"))
+            return problem_response(problem_body(UNAVAILABLE, request, lang), {"Retry-After": "5"})
+        return {"status": "ready"}
+
+    @r.get("/metrics", summary="Prometheus metrics", operation_id="system-metrics", openapi_extra=PUBLIC,
+           response_class=Response, responses={200: {"content": {"text/plain": {}}}})
+    async def metrics() -> Response:
+        return metrics_response()
+
+    @r.get("/problems", summary="Catalogue of problem types", operation_id="system-list_problems", openapi_extra=PUBLIC)
+    async def problems() -> list[dict[str, Any]]:
+        return [{"type": k.type_uri, "status": k.status, "title_it": k.title_it, "title_en": k.title_en,
+                 "description": k.description} for k in CATALOGUE.values()]
+
+    @r.get("/problems/{slug}", summary="One problem type", operation_id="system-get_problem", openapi_extra=PUBLIC,
+           responses=problem_responses(404))
+    async def problem(slug: str) -> dict[str, Any]:
+        k = CATALOGUE.get(slug)
+        if k is None:
+            raise NotFound()
+        return {"type": k.type_uri, "status": k.status, "title_it": k.title_it, "title_en": k.title_en,
+                "description": k.description}
+
+    return r
+
+
+def create_app(settings: DeskSettings, *, title: str, description: str, routers: Sequence[APIRouter],
+               version: str = "1.0.0") -> FastAPI:
+    configure_logging(settings.log_level)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = None
+        if getattr(app.state, "sessionmaker", None) is None:  # tests inject their own
+            engine = create_engine(resolve_database_url(settings), pool_size=settings.db_pool_size,
+                                   max_overflow=settings.db_max_overflow,
+                                   statement_cache=settings.db_statement_cache,
+                                   application_name=settings.service_name)
+            app.state.engine = engine
+            app.state.sessionmaker = make_sessionmaker(engine)
+        if getattr(app.state, "keyring", None) is None:
+            pem = settings.signing_key.get_secret_value() if settings.signing_key else None
+            app.state.keyring = load_or_create_key(pem, settings.data_dir,
+                                                   allow_generate=settings.environment != "production")
+        yield
+        if engine is not None:
+            await engine.dispose()
+
+    app = FastAPI(
+        title=title, description=description, version=version, lifespan=lifespan,
+        generate_unique_id_function=operation_id,
+        swagger_ui_parameters={"persistAuthorization": True},
+    )
+    app.state.settings = settings
+    app.state.sessionmaker = None
+    app.state.keyring = None
+    install_error_handlers(app)
+    app.add_middleware(RequestContextMiddleware, service=settings.service_name,
+                       max_body_bytes=settings.max_body_bytes, access_log=settings.access_log)
+    app.include_router(system_router())
+    app.include_router(token_router)
+    for r in routers:
+        app.include_router(r)
+
+    def custom_openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = get_openapi(title=app.title, version=app.version, description=app.description,
+                             routes=app.routes, servers=[{"url": "/"}])
+        comps = schema.setdefault("components", {})
+        schemas = comps.setdefault("schemas", {})
+        schemas.setdefault("Problem", Problem.model_json_schema(ref_template="#/components/schemas/{model}"))
+        schemas.setdefault("FieldError", FieldError.model_json_schema(ref_template="#/components/schemas/{model}"))
+        schemas["Problem"]["properties"]["errors"] = {
+            "anyOf": [{"type": "array", "items": {"$ref": "#/components/schemas/FieldError"}}, {"type": "null"}]}
+        schemas["Problem"].pop("$defs", None)
+        comps["securitySchemes"] = {"oauth2": {"type": "oauth2", "flows": {"clientCredentials": {
+            "tokenUrl": "/v1/oauth/token", "scopes": SCOPES}}}}
+        for methods in schema.get("paths", {}).values():
+            for op in methods.values():
+                op.setdefault("security", [{"oauth2": []}])  # public routes declare security: []
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = custom_openapi  # type: ignore[method-assign]
+    return app

@@ -1,0 +1,235 @@
+"""Authentication and authorisation: OAuth2 client credentials (RFC 6749 §4.4) and JWT bearer tokens.
+
+Client secrets are stored as argon2 hashes in `desk.api_clients`. Access tokens are short-lived
+JWTs signed with the desk's Ed25519 key, so every service verifies them without a database
+round trip. Routes declare who may call them with `Authenticator(kinds=..., scopes=...)`.
+"""
+
+from __future__ import annotations
+
+import base64
+import secrets
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import jwt
+from argon2 import PasswordHasher
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from fastapi import Depends, Request
+from fastapi.concurrency import run_in_threadpool
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from shared.errors import FORBIDDEN, DeskError, Unauthenticated
+from shared.models import ApiClient
+
+PrincipalKind = Literal["partner", "company", "officer", "auditor", "service"]
+PRINCIPAL_KINDS: tuple[PrincipalKind, ...] = ("partner", "company", "officer", "auditor", "service")
+
+SCOPES: dict[str, str] = {
+    "intake:read": "Read calls, companies, applications and trainings within reach.",
+    "intake:write": "Register companies, prepare, submit and withdraw applications, enrol in trainings.",
+    "intake:admin": "Publish calls, register partners and their clients, manage the training catalogue.",
+    "evaluation:read": "Read evaluations, rankings and decisions within reach.",
+    "evaluation:write": "Evaluate, score and decide (officers).",
+    "monitoring:read": "Read projects, claims and payments within reach.",
+    "monitoring:write": "File claims and reports (beneficiaries) or check them (officers).",
+    "audit:read": "Read the audit trail.",
+    "internal": "Service-to-service calls.",
+}
+
+DEFAULT_SCOPES: dict[str, tuple[str, ...]] = {
+    "partner": ("intake:read", "intake:write", "evaluation:read", "monitoring:read", "monitoring:write"),
+    "company": ("intake:read", "intake:write", "evaluation:read", "monitoring:read", "monitoring:write"),
+    "officer": ("intake:read", "intake:admin", "evaluation:read", "evaluation:write", "monitoring:read",
+                "monitoring:write", "audit:read"),
+    "auditor": ("intake:read", "evaluation:read", "monitoring:read", "audit:read"),
+    "service": ("internal", "intake:read", "evaluation:read", "monitoring:read"),
+}
+
+AUDIENCE = "regional-desk"
+_hasher = PasswordHasher()
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who is calling: the client, its kind, and the partner or company it acts for."""
+
+    client_id: str
+    kind: PrincipalKind
+    scopes: frozenset[str]
+    partner_id: uuid.UUID | None = None
+    company_id: uuid.UUID | None = None
+
+    @property
+    def reads_everything(self) -> bool:
+        return self.kind in ("officer", "auditor", "service")
+
+
+# ---------------------------------------------------------------- keys
+
+
+class KeyRing:
+    """The desk's Ed25519 key: signs access tokens and receipts; its public half verifies them."""
+
+    def __init__(self, private_key: Ed25519PrivateKey) -> None:
+        self.private_key = private_key
+        self.public_key: Ed25519PublicKey = private_key.public_key()
+        raw = self.public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+        self.public_raw = raw
+        self.key_id = base64.urlsafe_b64encode(__import__("hashlib").sha256(raw).digest()[:9]).decode()
+
+    @classmethod
+    def from_pem(cls, pem: str | bytes) -> KeyRing:
+        key = serialization.load_pem_private_key(pem.encode() if isinstance(pem, str) else pem, password=None)
+        if not isinstance(key, Ed25519PrivateKey):
+            raise ValueError("DESK_SIGNING_KEY must be an Ed25519 private key in PEM")
+        return cls(key)
+
+    @classmethod
+    def generate(cls) -> KeyRing:
+        return cls(Ed25519PrivateKey.generate())
+
+    def private_pem(self) -> bytes:
+        return self.private_key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                              serialization.NoEncryption())
+
+    def public_pem(self) -> str:
+        return self.public_key.public_bytes(serialization.Encoding.PEM,
+                                            serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+
+    def sign(self, data: bytes) -> str:
+        return base64.urlsafe_b64encode(self.private_key.sign(data)).decode().rstrip("=")
+
+    def verify(self, data: bytes, signature: str) -> bool:
+        from cryptography.exceptions import InvalidSignature
+
+        try:
+            self.public_key.verify(base64.urlsafe_b64decode(signature + "=" * (-len(signature) % 4)), data)
+            return True
+        except (InvalidSignature, ValueError):
+            return False
+
+
+def load_or_create_key(pem: str | None, data_dir: Path, *, allow_generate: bool) -> KeyRing:
+    """Key from settings; in local mode, generated once and kept under the data folder."""
+    if pem:
+        return KeyRing.from_pem(pem)
+    if not allow_generate:
+        raise RuntimeError("DESK_SIGNING_KEY is required outside local mode")
+    path = data_dir / "signing_key.pem"
+    if path.exists():
+        return KeyRing.from_pem(path.read_bytes())
+    ring = KeyRing.generate()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_bytes(ring.private_pem())
+    tmp.chmod(0o600)
+    tmp.replace(path)
+    return ring
+
+
+# ---------------------------------------------------------------- tokens
+
+
+def issue_token(ring: KeyRing, *, client: ApiClient, scopes: list[str], issuer: str, ttl: int) -> str:
+    now = int(time.time())
+    claims: dict[str, Any] = {
+        "iss": issuer, "aud": AUDIENCE, "sub": client.client_id, "iat": now, "exp": now + ttl,
+        "jti": uuid.uuid4().hex, "kind": client.kind, "scope": " ".join(scopes),
+    }
+    if client.partner_id:
+        claims["partner_id"] = str(client.partner_id)
+    if client.company_id:
+        claims["company_id"] = str(client.company_id)
+    return jwt.encode(claims, ring.private_key, algorithm="EdDSA", headers={"kid": ring.key_id})
+
+
+def decode_token(ring: KeyRing, token: str, issuer: str) -> Principal:
+    try:
+        c = jwt.decode(token, ring.public_key, algorithms=["EdDSA"], audience=AUDIENCE, issuer=issuer,
+                       options={"require": ["exp", "iat", "sub"]})
+    except jwt.ExpiredSignatureError:
+        raise Unauthenticated("Il token è scaduto.", "The access token has expired.",
+                              headers={"WWW-Authenticate": 'Bearer error="invalid_token"'}) from None
+    except jwt.PyJWTError:
+        raise Unauthenticated("Token non valido.", "Invalid access token.",
+                              headers={"WWW-Authenticate": 'Bearer error="invalid_token"'}) from None
+    kind = c.get("kind")
+    if kind not in PRINCIPAL_KINDS:
+        raise Unauthenticated("Token non valido.", "Invalid access token.")
+    return Principal(
+        client_id=c["sub"], kind=kind, scopes=frozenset(str(c.get("scope", "")).split()),
+        partner_id=uuid.UUID(c["partner_id"]) if c.get("partner_id") else None,
+        company_id=uuid.UUID(c["company_id"]) if c.get("company_id") else None,
+    )
+
+
+def current_principal(request: Request) -> Principal:
+    """Decode the bearer token once per request (cached on request.state)."""
+    cached = getattr(request.state, "principal", None)
+    if cached is not None:
+        return cached  # type: ignore[no-any-return]
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        raise Unauthenticated("Serve un token di accesso (Authorization: Bearer).",
+                              "A bearer access token is required.", headers={"WWW-Authenticate": "Bearer"})
+    principal = decode_token(request.app.state.keyring, token.strip(), request.app.state.settings.token_issuer)
+    request.state.principal = principal
+    return principal
+
+
+class Authenticator:
+    """Dependency: the caller must be authenticated, of one of `kinds`, holding every scope in `scopes`."""
+
+    def __init__(self, *, kinds: tuple[PrincipalKind, ...] = PRINCIPAL_KINDS, scopes: tuple[str, ...] = ()) -> None:
+        self.kinds = kinds
+        self.scopes = frozenset(scopes)
+
+    def __call__(self, request: Request) -> Principal:
+        p = current_principal(request)
+        if p.kind not in self.kinds:
+            raise DeskError("Il tuo ruolo non consente questa operazione.",
+                            "Your role does not allow this operation.", kind=FORBIDDEN)
+        missing = self.scopes - p.scopes
+        if missing:
+            raise DeskError(f"Mancano gli scope: {' '.join(sorted(missing))}.",
+                            f"Missing scopes: {' '.join(sorted(missing))}.", kind=FORBIDDEN,
+                            headers={"WWW-Authenticate": f'Bearer error="insufficient_scope", '
+                                                         f'scope="{" ".join(sorted(self.scopes))}"'})
+        return p
+
+
+authenticated = Authenticator()
+AnyPrincipal = Annotated[Principal, Depends(authenticated)]
+
+
+# ---------------------------------------------------------------- credentials
+
+
+def new_secret() -> str:
+    return secrets.token_urlsafe(32)
+
+
+async def create_client(session: AsyncSession, *, kind: PrincipalKind, name: str,
+                        partner_id: uuid.UUID | None = None, company_id: uuid.UUID | None = None,
+                        scopes: tuple[str, ...] | None = None, client_id: str | None = None,
+                        secret: str | None = None) -> tuple[ApiClient, str]:
+    """Register an API client; the plain secret is returned once and only its hash is stored."""
+    if kind == "partner" and partner_id is None:
+        raise ValueError("a partner client needs partner_id")
+    if kind == "company" and company_id is None:
+        raise ValueError("a company client needs company_id")
+    secret = secret or new_secret()
+    client = ApiClient(
+        id=uuid.uuid4(), client_id=client_id or f"{kind}-{secrets.token_hex(6)}",
+        secret_hash=await run_in_threadpool(_hasher.hash, secret), kind=kind, name=name,
+        partner_id=partner_id, company_id=company_id, scopes=list(scopes or DEFAULT_SCOPES[kind]), active=True,
+    )
+    session.add(client)
+    await session.flush()
+    return client, secret

@@ -1,0 +1,178 @@
+"""The unit of work and the request guarantees every route shares.
+
+`UnitOfWorkRoute` opens one session per request, runs the endpoint, stores the idempotent
+response, commits, and only then lets the response go: a 2xx means committed. On any error
+the session is rolled back, so a failed request changes nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+from fastapi.routing import APIRoute
+from sqlalchemy import text
+from starlette.responses import Response
+
+from shared.auth import Principal, current_principal
+from shared.errors import (
+    IDEMPOTENCY_INVALID,
+    IDEMPOTENCY_MISMATCH,
+    PRECONDITION_FAILED,
+    PRECONDITION_REQUIRED,
+    Conflict,
+    DeskError,
+)
+
+_KEY_RE = re.compile(r"^[\x21-\x7e]{1,255}$")
+_REPLAYED_HEADERS = ("etag", "location", "content-type")
+
+
+class IdempotentReplay(Exception):
+    def __init__(self, response: Response) -> None:
+        self.response = response
+
+
+@dataclass(slots=True)
+class IdempotencySlot:
+    principal: str
+    key: str
+
+
+class UnitOfWorkRoute(APIRoute):
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        original = super().get_route_handler()
+
+        async def handler(request: Request) -> Response:
+            async with request.app.state.sessionmaker() as session:
+                request.state.session = session
+                try:
+                    response = await original(request)
+                except IdempotentReplay as replay:
+                    await session.rollback()
+                    return replay.response
+                except BaseException:
+                    await session.rollback()
+                    raise
+                slot: IdempotencySlot | None = getattr(request.state, "idempotency", None)
+                if slot is not None and 200 <= response.status_code < 300:
+                    await _store_response(session, slot, response)
+                await session.commit()
+                return response
+
+        return handler
+
+
+async def _store_response(session: Any, slot: IdempotencySlot, response: Response) -> None:
+    headers = {k: v for k, v in response.headers.items() if k in _REPLAYED_HEADERS}
+    await session.execute(
+        text("UPDATE desk.idempotency_keys SET status_code = :s, response_body = :b, response_headers = "
+             "CAST(:h AS jsonb) WHERE principal = :p AND key = :k"),
+        {"s": response.status_code, "b": bytes(response.body), "h": _json(headers), "p": slot.principal,
+         "k": slot.key},
+    )
+
+
+def _json(obj: Any) -> str:
+    import orjson
+
+    return orjson.dumps(obj).decode()
+
+
+async def idempotency(request: Request) -> IdempotencySlot | None:
+    """Honour `Idempotency-Key` on a state-changing POST.
+
+    The key is reserved with an INSERT in the request's own transaction: a concurrent duplicate
+    waits on the unique index until the first commits (then replays its stored response) or rolls
+    back (then executes). Keys are scoped per client and kept for the configured retention.
+    """
+    key = request.headers.get("idempotency-key")
+    if key is None:
+        return None
+    if not _KEY_RE.match(key):
+        raise DeskError(kind=IDEMPOTENCY_INVALID)
+    principal = current_principal(request)
+    body = await request.body()
+    digest = hashlib.sha256(request.method.encode() + b" " + request.url.path.encode() + b"\n" + body).digest()
+    session = request.state.session
+    retention = timedelta(hours=request.app.state.settings.idempotency_retention_hours)
+    params = {"p": principal.client_id, "k": key, "m": request.method, "path": request.url.path, "h": digest,
+              "exp": datetime.now(UTC) + retention}
+    inserted = (await session.execute(text(
+        "INSERT INTO desk.idempotency_keys (principal, key, method, path, request_hash, expires_at) "
+        "VALUES (:p, :k, :m, :path, :h, :exp) ON CONFLICT (principal, key) DO NOTHING RETURNING 1"), params)).first()
+    if inserted is None:
+        row = (await session.execute(text(
+            "SELECT request_hash, status_code, response_body, response_headers, expires_at "
+            "FROM desk.idempotency_keys WHERE principal = :p AND key = :k"), params)).first()
+        if row is not None and row.expires_at <= datetime.now(UTC):
+            await session.execute(text(
+                "UPDATE desk.idempotency_keys SET method = :m, path = :path, request_hash = :h, status_code = NULL,"
+                " response_body = NULL, response_headers = NULL, created_at = now(), expires_at = :exp "
+                "WHERE principal = :p AND key = :k"), params)
+        elif row is None or bytes(row.request_hash) != digest:
+            raise DeskError(
+                "La chiave di idempotenza è già stata usata con una richiesta diversa.",
+                "This Idempotency-Key was already used with a different request.", kind=IDEMPOTENCY_MISMATCH)
+        elif row.status_code is None:
+            raise Conflict("Una richiesta con la stessa chiave è in corso.",
+                           "A request with the same key is in progress.")
+        else:
+            headers = dict(row.response_headers or {})
+            headers["idempotent-replayed"] = "true"
+            raise IdempotentReplay(Response(bytes(row.response_body or b""), status_code=row.status_code,
+                                            headers=headers))
+    slot = IdempotencySlot(principal.client_id, key)
+    request.state.idempotency = slot
+    return slot
+
+
+Idempotent = Annotated[IdempotencySlot | None, Depends(idempotency)]
+
+
+# ---------------------------------------------------------------- ETag / If-Match
+
+
+def etag_of(version: int) -> str:
+    return f'"{version}"'
+
+
+def check_if_match(request: Request, version: int, *, required: bool = True) -> None:
+    """Refuse a lost update: stale If-Match -> 412; missing (when required) -> 428."""
+    header = request.headers.get("if-match")
+    if header is None:
+        if required:
+            raise DeskError("Serve l'intestazione If-Match con l'ETag corrente.",
+                            "Send If-Match with the current ETag.", kind=PRECONDITION_REQUIRED,
+                            extra={"current_etag": etag_of(version)})
+        return
+    tags = [t.strip().removeprefix("W/") for t in header.split(",")]
+    if "*" in tags or etag_of(version) in tags:
+        return
+    raise DeskError("La risorsa è cambiata: ricaricala e riprova.", "The resource has changed: reload and retry.",
+                    kind=PRECONDITION_FAILED, extra={"current_etag": etag_of(version)})
+
+
+# ---------------------------------------------------------------- the request's actor
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    """Who acts in a service call, and under which request id (for audit and events)."""
+
+    principal: Principal
+    request_id: str | None
+    service: str
+
+
+def actor(request: Request) -> Actor:
+    return Actor(current_principal(request), getattr(request.state, "request_id", None),
+                 request.app.state.settings.service_name)
+
+
+ActorDep = Annotated[Actor, Depends(actor)]

@@ -1,0 +1,96 @@
+"""API field types shared by every service: money as strings, ISO countries, Italian identifiers."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Annotated, Any
+
+import pycountry
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic_core import PydanticCustomError
+from stdnum.exceptions import ValidationError as StdnumError
+from stdnum.it import codicefiscale, iva
+
+
+class ApiModel(BaseModel):
+    """Requests refuse unknown fields (mass assignment); responses are plain."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class OutModel(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+
+def _money_string(v: Any) -> Any:
+    if isinstance(v, (float, int)) and not isinstance(v, bool):
+        raise PydanticCustomError("money_not_string", "Amounts must be strings such as \"1234.50\"")
+    if isinstance(v, str) and not v.strip():
+        raise PydanticCustomError("decimal_parsing", "Input should be a valid decimal")
+    return v
+
+
+def _finite(v: Decimal) -> Decimal:
+    if not v.is_finite():
+        raise PydanticCustomError("decimal_parsing", "Input should be a finite decimal")
+    return v
+
+
+Money = Annotated[
+    Decimal,
+    BeforeValidator(_money_string),
+    AfterValidator(_finite),
+    Field(max_digits=14, decimal_places=2, ge=0, examples=["12500.00"], json_schema_extra={"type": "string"}),
+]
+PositiveMoney = Annotated[Money, Field(gt=0)]
+
+
+def _country(v: Any) -> Any:
+    if not isinstance(v, str) or len(v) != 2 or pycountry.countries.get(alpha_2=v.upper()) is None:
+        raise PydanticCustomError("country_unknown", "Unknown country {value}", {"value": v})
+    return v.upper()
+
+
+CountryCode = Annotated[str, BeforeValidator(_country), Field(description="ISO 3166-1 alpha-2", examples=["VN"])]
+
+
+def _vat(v: Any) -> Any:
+    if not isinstance(v, str):
+        raise PydanticCustomError("vat_number_invalid", "Invalid VAT number: {reason}", {"reason": "not a string"})
+    try:
+        return iva.validate(v.removeprefix("IT").removeprefix("it"))
+    except StdnumError as e:
+        raise PydanticCustomError("vat_number_invalid", "Invalid VAT number: {reason}", {"reason": str(e)}) from None
+
+
+VatNumber = Annotated[str, BeforeValidator(_vat), Field(description="Partita IVA (11 digits, check digit verified)",
+                                                       examples=["01234567897"])]
+
+
+def _fiscal_code(v: Any) -> Any:
+    if not isinstance(v, str):
+        raise PydanticCustomError("fiscal_code_invalid", "Invalid fiscal code: {reason}", {"reason": "not a string"})
+    try:
+        return codicefiscale.validate(v)
+    except StdnumError as e:
+        raise PydanticCustomError("fiscal_code_invalid", "Invalid fiscal code: {reason}", {"reason": str(e)}) from None
+
+
+FiscalCode = Annotated[str, BeforeValidator(_fiscal_code),
+                       Field(description="Codice fiscale (16 characters, or 11 digits for companies)")]
+
+# ISTAT two-letter codes of the Italian provinces; the twelve of Lombardy are marked.
+LOMBARDY_PROVINCES = frozenset({"BG", "BS", "CO", "CR", "LC", "LO", "MN", "MI", "MB", "PV", "SO", "VA"})
+ITALIAN_PROVINCES = LOMBARDY_PROVINCES | frozenset("""
+AG AL AN AO AP AQ AR AT AV BA BI BL BN BO BR BT BZ CA CB CE CH CL CN CS CT CZ EN FC FE FG FI FM FR GE GO GR IM IS
+KR LE LI LT LU MC ME MO MS MT NA NO NU OR PA PC PD PE PG PI PN PO PR PT PU PZ RA RC RE RG RI RM RN RO SA SI SP SR
+SS SU SV TA TE TN TO TP TR TS TV UD VB VC VE VI VR VT VV""".split())
+
+
+def _province(v: Any) -> Any:
+    if not isinstance(v, str) or v.upper() not in ITALIAN_PROVINCES:
+        raise PydanticCustomError("province_unknown", "Unknown province {value}", {"value": v})
+    return v.upper()
+
+
+Province = Annotated[str, BeforeValidator(_province), Field(description="Italian province code", examples=["MI"])]

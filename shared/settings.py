@@ -1,0 +1,90 @@
+"""Settings of the desk, read from the environment (pydantic-settings).
+
+`DeskSettings` holds what every service shares (database, keys, limits); each service
+subclasses it with its own env prefix for what is its own (port, peers). Shared fields
+keep their `DESK_` names whatever the subclass, so one `.env` configures all three.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _shared(name: str, *more: str) -> AliasChoices:
+    return AliasChoices(f"DESK_{name}", *more)
+
+
+class DeskSettings(BaseSettings):
+    """What the three services share. Every field is read from `DESK_<NAME>`."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True)
+
+    environment: Literal["local", "production", "test"] = Field("local", validation_alias=_shared("ENVIRONMENT"))
+    database_url: str | None = Field(
+        None,
+        validation_alias=_shared("DATABASE_URL", "DATABASE_URL"),
+        description="PostgreSQL URL; when unset the desk starts an embedded server (pgserver).",
+    )
+    data_dir: Path = Field(
+        REPO_ROOT / ".desk", validation_alias=_shared("DATA_DIR"),
+        description="Local state: embedded PostgreSQL data and the generated signing key.",
+    )
+    db_pool_size: int = Field(10, validation_alias=_shared("DB_POOL_SIZE"))
+    db_max_overflow: int = Field(5, validation_alias=_shared("DB_MAX_OVERFLOW"))
+    db_statement_cache: bool = Field(
+        True, validation_alias=_shared("DB_STATEMENT_CACHE"),
+        description="Turn off behind PgBouncer in transaction mode.",
+    )
+    signing_key: SecretStr | None = Field(
+        None, validation_alias=_shared("SIGNING_KEY"),
+        description="Ed25519 private key (PEM) signing access tokens and receipts; generated in local mode.",
+    )
+    token_issuer: str = Field("regional-desk", validation_alias=_shared("TOKEN_ISSUER"))
+    access_token_ttl_seconds: int = Field(900, validation_alias=_shared("ACCESS_TOKEN_TTL_SECONDS"))
+    max_body_bytes: int = Field(1_048_576, validation_alias=_shared("MAX_BODY_BYTES"))
+    page_size_default: int = Field(20, validation_alias=_shared("PAGE_SIZE_DEFAULT"))
+    page_size_max: int = Field(100, validation_alias=_shared("PAGE_SIZE_MAX"))
+    idempotency_retention_hours: int = Field(48, validation_alias=_shared("IDEMPOTENCY_RETENTION_HOURS"))
+    log_level: str = Field("INFO", validation_alias=_shared("LOG_LEVEL"))
+    access_log: bool = Field(True, validation_alias=_shared("ACCESS_LOG"))
+    intake_url: str = Field("http://127.0.0.1:8001", validation_alias=_shared("INTAKE_URL"))
+    evaluation_url: str = Field("http://127.0.0.1:8002", validation_alias=_shared("EVALUATION_URL"))
+    monitoring_url: str = Field("http://127.0.0.1:8003", validation_alias=_shared("MONITORING_URL"))
+
+    service_name: str = "desk"
+    host: str = "127.0.0.1"
+    port: int = 8000
+
+
+class IntakeSettings(DeskSettings):
+    model_config = SettingsConfigDict(env_prefix="INTAKE_", env_file=".env", extra="ignore", populate_by_name=True)
+    service_name: str = "intake"
+    port: int = 8001
+
+
+class EvaluationSettings(DeskSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="EVALUATION_", env_file=".env", extra="ignore", populate_by_name=True
+    )
+    service_name: str = "evaluation"
+    port: int = 8002
+
+
+class MonitoringSettings(DeskSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="MONITORING_", env_file=".env", extra="ignore", populate_by_name=True
+    )
+    service_name: str = "monitoring"
+    port: int = 8003
+
+
+@lru_cache
+def desk_settings() -> DeskSettings:
+    return DeskSettings()

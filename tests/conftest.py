@@ -1,0 +1,194 @@
+"""Test fixtures: one migrated database per run, one rolled-back transaction per test.
+
+The database is `TEST_DATABASE_URL` when set (CI points it at the PostgreSQL on 127.0.0.1:5432),
+otherwise an embedded pgserver under `.desk/test/`. A fresh database is created and migrated
+with Alembic once per run. API tests go through HTTP (httpx + ASGITransport) into the real app,
+whose sessions join the test's outer transaction as savepoints; tests that need real commits
+(concurrency) use `committing_client` and isolate themselves with unique data.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+import pytest_asyncio
+from alembic import command
+from alembic.config import Config
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from shared.auth import KeyRing, PrincipalKind, create_client, issue_token
+from shared.db import create_engine, make_sessionmaker, plain_url
+from shared.settings import REPO_ROOT, EvaluationSettings, IntakeSettings, MonitoringSettings
+
+KEYRING = KeyRing.generate()
+
+
+def _server_url() -> str:
+    url = os.environ.get("TEST_DATABASE_URL")
+    if url:
+        return url
+    from shared.embedded import embedded_database_url
+
+    return embedded_database_url(REPO_ROOT / ".desk" / "test")
+
+
+@pytest.fixture(scope="session")
+def database_url() -> str:
+    server = _server_url()
+    name = f"desk_test_{os.getpid()}"
+
+    async def recreate() -> None:
+        conn = await asyncpg.connect(plain_url(server))
+        try:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            await conn.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            await conn.close()
+
+    asyncio.run(recreate())
+    url = make_url(server).set(database=name).render_as_string(hide_password=False)
+    cfg = Config(str(REPO_ROOT / "alembic.ini"))
+    cfg.attributes["database_url"] = url
+    cfg.attributes["skip_logging"] = True
+    command.upgrade(cfg, "head")
+    yield url
+
+    async def drop() -> None:
+        conn = await asyncpg.connect(plain_url(server))
+        try:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await conn.close()
+
+    asyncio.run(drop())
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
+    eng = create_engine(database_url, pool_size=20, max_overflow=20)
+    yield eng
+    await eng.dispose()
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def conn(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    async with engine.connect() as c:
+        trans = await c.begin()
+        yield c
+        await trans.rollback()
+
+
+def _settings(cls: type, **kw: Any) -> Any:
+    return cls(environment="test", access_log=False, log_level="WARNING", database_url="postgresql://unused/x", **kw)
+
+
+def _build(service: str) -> Any:
+    if service == "intake":
+        from services.intake.app import build_app
+
+        return build_app(_settings(IntakeSettings))
+    if service == "evaluation":
+        from services.evaluation.app import build_app as b
+
+        return b(_settings(EvaluationSettings))
+    from services.monitoring.app import build_app as m
+
+    return m(_settings(MonitoringSettings))
+
+
+_APPS: dict[str, Any] = {}
+
+
+def app_for(service: str) -> Any:
+    if service not in _APPS:
+        app = _build(service)
+        app.state.keyring = KEYRING
+        _APPS[service] = app
+    return _APPS[service]
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def intake_app(conn: AsyncConnection, engine: AsyncEngine) -> Any:
+    app = app_for("intake")
+    app.state.sessionmaker = make_sessionmaker(conn, join_transaction_mode="create_savepoint")
+    app.state.engine = engine
+    return app
+
+
+def _client(app: Any) -> httpx.AsyncClient:
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://desk.test")
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def client(intake_app: Any) -> AsyncIterator[httpx.AsyncClient]:
+    async with _client(intake_app) as c:
+        yield c
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def committing_client(engine: AsyncEngine) -> AsyncIterator[httpx.AsyncClient]:
+    """A client whose requests really commit (for concurrency tests); isolate with unique data."""
+    app = _build("intake")
+    app.state.keyring = KEYRING
+    app.state.sessionmaker = make_sessionmaker(engine)
+    app.state.engine = engine
+    async with _client(app) as c:
+        yield c
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def session(conn: AsyncConnection) -> AsyncIterator[Any]:
+    """A session inside the test's transaction, for arranging data the API has no route for."""
+    sm = make_sessionmaker(conn, join_transaction_mode="create_savepoint")
+    async with sm() as s:
+        yield s
+
+
+TokenFactory = Callable[..., Awaitable[dict[str, str]]]
+
+
+async def make_token(sm_session: Any, kind: PrincipalKind, *, partner_id: uuid.UUID | None = None,
+                     company_id: uuid.UUID | None = None, scopes: tuple[str, ...] | None = None) -> dict[str, str]:
+    """Register a client (argon2-hashed secret) and return auth headers for it."""
+    client, _secret = await create_client(sm_session, kind=kind, name=f"test {kind}", partner_id=partner_id,
+                                          company_id=company_id, scopes=scopes, secret="s" * 32)
+    token = issue_token(KEYRING, client=client, scopes=list(client.scopes), issuer="regional-desk", ttl=900)
+    return {"Authorization": f"Bearer {token}"}
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def officer(session: Any) -> dict[str, str]:
+    return await make_token(session, "officer")
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def auditor(session: Any) -> dict[str, str]:
+    return await make_token(session, "auditor")
+
+
+@pytest.fixture
+def token_factory(session: Any) -> TokenFactory:
+    async def factory(kind: PrincipalKind, **kw: Any) -> dict[str, str]:
+        return await make_token(session, kind, **kw)
+
+    return factory
+
+
+CALL_FILE = REPO_ROOT / "calls" / "verso-nuovi-mercati-2025.yaml"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # every async test shares the session loop (engine and pool live there)
+    for item in items:
+        if isinstance(item, pytest.Function) and asyncio.iscoroutinefunction(item.function):
+            item.add_marker(pytest.mark.asyncio(loop_scope="session"))
+
+

@@ -1,0 +1,192 @@
+"""The shared guarantees, through HTTP on real PostgreSQL: tokens, problems, 404/405, size limit,
+request ids, idempotency, ETag/If-Match, audit trail, health and metrics."""
+
+from __future__ import annotations
+
+import jwt
+import pytest
+from sqlalchemy import text
+
+from tests.conftest import KEYRING
+
+
+async def test_token_endpoint_issues_short_lived_jwt_for_client_credentials(client, session):
+    from shared.auth import create_client
+
+    c, secret = await create_client(session, kind="officer", name="officer x")
+    r = await client.post("/v1/oauth/token", data={"grant_type": "client_credentials", "client_id": c.client_id,
+                                                   "client_secret": secret})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["token_type"] == "Bearer" and body["expires_in"] == 900
+    assert r.headers["cache-control"] == "no-store"
+    claims = jwt.decode(body["access_token"], KEYRING.public_key, algorithms=["EdDSA"], audience="regional-desk")
+    assert claims["kind"] == "officer" and claims["sub"] == c.client_id
+    assert claims["exp"] - claims["iat"] == 900
+    # the secret is stored hashed, never in clear
+    stored = (await session.execute(text("SELECT secret_hash FROM desk.api_clients WHERE client_id = :c"),
+                                    {"c": c.client_id})).scalar_one()
+    assert secret not in stored and stored.startswith("$argon2")
+
+
+async def test_token_endpoint_accepts_http_basic_and_narrows_scope(client, session):
+    import base64
+
+    from shared.auth import create_client
+
+    c, secret = await create_client(session, kind="auditor", name="auditor x")
+    basic = base64.b64encode(f"{c.client_id}:{secret}".encode()).decode()
+    r = await client.post("/v1/oauth/token", data={"grant_type": "client_credentials", "scope": "audit:read"},
+                          headers={"Authorization": f"Basic {basic}"})
+    assert r.status_code == 200 and r.json()["scope"] == "audit:read"
+    r = await client.post("/v1/oauth/token", data={"grant_type": "client_credentials", "scope": "intake:admin"},
+                          headers={"Authorization": f"Basic {basic}"})
+    assert r.status_code == 400 and r.json()["error"] == "invalid_scope"
+
+
+@pytest.mark.parametrize("form,status,error", [
+    ({"grant_type": "password", "client_id": "x", "client_secret": "y"}, 400, "unsupported_grant_type"),
+    ({"grant_type": "client_credentials", "client_id": "nobody", "client_secret": "y"}, 401, "invalid_client"),
+    ({"grant_type": "client_credentials"}, 400, "invalid_request"),
+])
+async def test_token_errors_follow_rfc6749_inside_problem_details(client, form, status, error):
+    r = await client.post("/v1/oauth/token", data=form)
+    assert r.status_code == status
+    assert r.headers["content-type"] == "application/problem+json"
+    assert r.json()["error"] == error
+
+
+async def test_wrong_secret_is_invalid_client(client, session):
+    from shared.auth import create_client
+
+    c, _ = await create_client(session, kind="officer", name="o")
+    r = await client.post("/v1/oauth/token", data={"grant_type": "client_credentials", "client_id": c.client_id,
+                                                   "client_secret": "wrong"})
+    assert r.status_code == 401 and r.json()["type"] == "/problems/invalid-client"
+
+
+async def test_protected_route_without_or_with_bad_or_expired_token_is_401(client, session):
+    from shared.auth import create_client, issue_token
+
+    body = {"rules": {}}
+    r = await client.post("/v1/calls", json=body)
+    assert r.status_code == 401 and r.json()["type"] == "/problems/unauthenticated"
+    r = await client.post("/v1/calls", json=body, headers={"Authorization": "Bearer not-a-jwt"})
+    assert r.status_code == 401
+    c, _ = await create_client(session, kind="officer", name="o")
+    expired = issue_token(KEYRING, client=c, scopes=list(c.scopes), issuer="regional-desk", ttl=-10)
+    r = await client.post("/v1/calls", json=body, headers={"Authorization": f"Bearer {expired}"})
+    assert r.status_code == 401 and r.json()["detail"] == "Il token è scaduto."
+
+
+async def test_token_signed_by_another_key_is_refused(client, session):
+    from shared.auth import KeyRing, create_client, issue_token
+
+    c, _ = await create_client(session, kind="officer", name="o")
+    forged = issue_token(KeyRing.generate(), client=c, scopes=list(c.scopes), issuer="regional-desk", ttl=60)
+    r = await client.post("/v1/calls", json={}, headers={"Authorization": f"Bearer {forged}"})
+    assert r.status_code == 401
+
+
+async def test_role_without_the_function_gets_403(client, token_factory):
+    auditor = await token_factory("auditor")
+    r = await client.post("/v1/calls", json={"rules": {}}, headers=auditor)
+    assert r.status_code == 403 and r.json()["type"] == "/problems/forbidden"
+
+
+async def test_unknown_route_and_wrong_method_are_problems(client):
+    r = await client.get("/v1/nothing-here")
+    assert r.status_code == 404 and r.headers["content-type"] == "application/problem+json"
+    assert r.json()["type"] == "/problems/not-found"
+    r = await client.delete("/v1/calls")
+    assert r.status_code == 405 and r.json()["type"] == "/problems/method-not-allowed"
+
+
+async def test_validation_errors_are_bilingual_with_json_pointers(client, officer):
+    r = await client.post("/v1/calls", json={"rules": {"code": 5}, "surprise": 1}, headers=officer)
+    assert r.status_code == 422
+    body = r.json()
+    assert body["type"] == "/problems/validation-error" and body["title"] == "Dati non validi"
+    paths = {e["path"]: e for e in body["errors"]}
+    assert paths["/surprise"]["code"] == "extra_forbidden"
+    assert paths["/surprise"]["message"] == "Campo non previsto."
+    assert "/rules/title" in paths and paths["/rules/title"]["code"] == "missing"
+    r = await client.post("/v1/calls", json={"surprise": 1}, headers={**officer, "Accept-Language": "en-GB,it;q=0.5"})
+    assert r.json()["title"] == "Invalid input"
+    assert {e["message"] for e in r.json()["errors"]} >= {"Unexpected field.", "Field required."}
+
+
+async def test_malformed_json_is_a_problem(client, officer):
+    r = await client.post("/v1/calls", content=b"{not json", headers={**officer, "Content-Type": "application/json"})
+    assert r.status_code in (400, 422) and r.headers["content-type"] == "application/problem+json"
+
+
+async def test_body_over_the_limit_is_413_before_parsing(client, officer):
+    r = await client.post("/v1/calls", content=b"x" * (1_048_576 + 1),
+                          headers={**officer, "Content-Type": "application/json"})
+    assert r.status_code == 413 and r.json()["type"] == "/problems/payload-too-large"
+
+
+async def test_request_id_is_returned_and_echoed(client):
+    r = await client.get("/healthz")
+    assert r.status_code == 200 and len(r.headers["x-request-id"]) == 32
+    r = await client.get("/healthz", headers={"X-Request-ID": "abc-123"})
+    assert r.headers["x-request-id"] == "abc-123"
+    r = await client.get("/v1/nothing", headers={"X-Request-ID": "trace-9"})
+    assert r.json()["request_id"] == "trace-9"
+
+
+async def test_readiness_and_metrics(client):
+    r = await client.get("/readyz")
+    assert r.status_code == 200 and r.json() == {"status": "ready"}
+    await client.get("/healthz")
+    r = await client.get("/metrics")
+    assert r.status_code == 200 and "desk_http_requests_total" in r.text and 'route="/healthz"' in r.text
+
+
+async def test_problem_catalogue_documents_every_type(client):
+    r = await client.get("/problems")
+    slugs = {p["type"] for p in r.json()}
+    assert {"/problems/validation-error", "/problems/idempotency-key-reused", "/problems/precondition-failed"} <= slugs
+    r = await client.get("/problems/precondition-failed")
+    assert r.json()["status"] == 412
+    assert (await client.get("/problems/nope")).status_code == 404
+
+
+async def test_audit_log_is_append_only(session):
+    await session.execute(text(
+        "INSERT INTO desk.audit_log (service, principal_kind, principal_client_id, action, resource_type, resource_id)"
+        " VALUES ('t', 'officer', 'x', 'a', 'r', '1')"))
+    with pytest.raises(Exception, match="append-only"):
+        async with session.begin_nested():
+            await session.execute(text("UPDATE desk.audit_log SET action = 'b'"))
+    with pytest.raises(Exception, match="append-only"):
+        async with session.begin_nested():
+            await session.execute(text("DELETE FROM desk.audit_log"))
+
+
+def test_every_route_is_authenticated_unless_it_says_public():
+    """Router-level rule: a route without `security: []` in its OpenAPI must demand a token."""
+    from services.intake.app import build_app
+    from shared.auth import Authenticator
+
+    app = build_app()
+    spec = app.openapi()
+    from fastapi.routing import APIRoute
+
+    for route in app.routes:
+        if not isinstance(route, APIRoute):
+            continue
+        for method in route.methods:
+            op = spec["paths"][route.path_format][method.lower()]
+            public = op.get("security") == []
+            deps = [d.call for d in route.dependant.dependencies]
+            flat = list(deps)
+            for d in route.dependant.dependencies:
+                flat += [x.call for x in d.dependencies]
+            guarded = any(isinstance(c, Authenticator) or getattr(c, "__name__", "") in ("actor", "idempotency")
+                          for c in flat)
+            assert public or guarded, f"{method} {route.path} is neither public nor authenticated"
+            assert op.get("operationId") and op.get("summary"), f"{method} {route.path} lacks operationId/summary"
+
+

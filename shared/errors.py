@@ -192,8 +192,8 @@ def problem_body(kind: ProblemKind, request: Request | None, lang: Lang, *, deta
             body["request_id"] = rid
     if errors is not None:
         body["errors"] = errors
-    if extra:
-        body.update(extra)
+    if extra:  # extension members never override the standard ones
+        body.update({k: v for k, v in extra.items() if k not in body})
     return body
 
 

@@ -36,13 +36,9 @@ def _finite(v: Decimal) -> Decimal:
     return v
 
 
-Money = Annotated[
-    Decimal,
-    BeforeValidator(_money_string),
-    AfterValidator(_finite),
-    Field(max_digits=14, decimal_places=2, ge=0, examples=["12500.00"], json_schema_extra={"type": "string"}),
-]
-PositiveMoney = Annotated[Money, Field(gt=0)]
+_MONEY = {"max_digits": 14, "decimal_places": 2, "examples": ["12500.00"], "json_schema_extra": {"type": "string"}}
+Money = Annotated[Decimal, BeforeValidator(_money_string), AfterValidator(_finite), Field(ge=0, **_MONEY)]
+PositiveMoney = Annotated[Decimal, BeforeValidator(_money_string), AfterValidator(_finite), Field(gt=0, **_MONEY)]
 
 
 def _country(v: Any) -> Any:

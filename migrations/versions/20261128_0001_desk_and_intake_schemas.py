@@ -178,6 +178,7 @@ def upgrade() -> None:
     sa.Column('title', sa.Text(), nullable=False),
     sa.Column('action_plan', postgresql.JSONB(astext_type=sa.Text()), nullable=False),
     sa.Column('network', postgresql.JSONB(astext_type=sa.Text()), nullable=True),
+    sa.Column('flat_rates', postgresql.ARRAY(sa.String(length=8)), nullable=False),
     sa.Column('version', sa.Integer(), nullable=False),
     sa.Column('created_by', sa.String(length=64), nullable=False),
     sa.Column('created_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
@@ -200,6 +201,8 @@ def upgrade() -> None:
     )
     op.create_index(op.f('ix_applications_company_id'), 'applications', ['company_id'], unique=False, schema='intake')
     op.create_index(op.f('ix_applications_partner_id'), 'applications', ['partner_id'], unique=False, schema='intake')
+    op.create_index('uq_applications_one_submitted', 'applications', ['call_id', 'company_id'], unique=True,
+                    schema='intake', postgresql_where=sa.text("status = 'submitted'"))
     op.create_table('call_counters',
     sa.Column('call_id', sa.UUID(), nullable=False),
     sa.Column('last_protocol', sa.BigInteger(), nullable=False),
@@ -283,6 +286,8 @@ def downgrade() -> None:
     op.drop_table('delegations', schema='intake')
     op.drop_table('call_versions', schema='intake')
     op.drop_table('call_counters', schema='intake')
+    op.drop_index('uq_applications_one_submitted', table_name='applications', schema='intake',
+                  postgresql_where=sa.text("status = 'submitted'"))
     op.drop_index(op.f('ix_applications_partner_id'), table_name='applications', schema='intake')
     op.drop_index(op.f('ix_applications_company_id'), table_name='applications', schema='intake')
     op.drop_table('applications', schema='intake')

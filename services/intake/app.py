@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
+from services.intake.applications.endpoints import router as applications_router
 from services.intake.calls.endpoints import router as calls_router
 from shared.app import create_app
 from shared.settings import IntakeSettings
@@ -19,6 +20,6 @@ need `If-Match` with the resource's `ETag`."""
 
 def build_app(settings: IntakeSettings | None = None) -> FastAPI:
     return create_app(settings or IntakeSettings(), title="Regional desk — intake", description=DESCRIPTION,
-                      routers=[calls_router])
+                      routers=[calls_router, applications_router])
 
 

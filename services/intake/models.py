@@ -22,7 +22,7 @@ from sqlalchemy import (
     func,
     text,
 )
-from sqlalchemy.dialects.postgresql import JSONB, UUID
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 from sqlalchemy.orm import Mapped, mapped_column
 
 from shared.db import Base
@@ -148,6 +148,9 @@ class Application(Base):
     __tablename__ = "applications"
     __table_args__ = (
         UniqueConstraint("call_id", "protocol_number"),
+        # One live submission per company and call, whatever the concurrency.
+        Index("uq_applications_one_submitted", "call_id", "company_id", unique=True,
+              postgresql_where=text("status = 'submitted'")),
         Index(None, "company_id"),
         Index(None, "partner_id"),
         {"schema": SCHEMA},
@@ -161,6 +164,7 @@ class Application(Base):
     title: Mapped[str] = mapped_column(Text)
     action_plan: Mapped[dict[str, Any]] = mapped_column(JSONB)
     network: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    flat_rates: Mapped[list[str]] = mapped_column(ARRAY(String(8)))
     version: Mapped[int] = mapped_column(Integer, default=1)
     created_by: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = _created()

@@ -80,10 +80,27 @@ NON_BLOCKING_CODES: frozenset[str] = frozenset({"category_cap_exceeded"})
 
 # ATECO 2007 division -> section.
 _SECTION_RANGES: tuple[tuple[int, int, str], ...] = (
-    (1, 3, "A"), (5, 9, "B"), (10, 33, "C"), (35, 35, "D"), (36, 39, "E"), (41, 43, "F"),
-    (45, 47, "G"), (49, 53, "H"), (55, 56, "I"), (58, 63, "J"), (64, 66, "K"), (68, 68, "L"),
-    (69, 75, "M"), (77, 82, "N"), (84, 84, "O"), (85, 85, "P"), (86, 88, "Q"), (90, 93, "R"),
-    (94, 96, "S"), (97, 98, "T"), (99, 99, "U"),
+    (1, 3, "A"),
+    (5, 9, "B"),
+    (10, 33, "C"),
+    (35, 35, "D"),
+    (36, 39, "E"),
+    (41, 43, "F"),
+    (45, 47, "G"),
+    (49, 53, "H"),
+    (55, 56, "I"),
+    (58, 63, "J"),
+    (64, 66, "K"),
+    (68, 68, "L"),
+    (69, 75, "M"),
+    (77, 82, "N"),
+    (84, 84, "O"),
+    (85, 85, "P"),
+    (86, 88, "Q"),
+    (90, 93, "R"),
+    (94, 96, "S"),
+    (97, 98, "T"),
+    (99, 99, "U"),
 )
 
 
@@ -288,7 +305,8 @@ def _check_company(rules: CallRules, company: CompanyFacts, problems: _Problems)
     if company.size_class not in el.sizes:
         allowed = ", ".join(el.sizes)
         problems.add(
-            "size_class_not_allowed", path,
+            "size_class_not_allowed",
+            path,
             f"La dimensione d'impresa '{company.size_class}' non è ammessa (ammesse: {allowed}).",
             f"Enterprise size '{company.size_class}' is not allowed (allowed: {allowed}).",
             "applicants",
@@ -298,14 +316,16 @@ def _check_company(rules: CallRules, company: CompanyFacts, problems: _Problems)
     digits = ateco_digits(company.ateco_code)
     if section is None or digits is None:
         problems.add(
-            "ateco_invalid", path,
+            "ateco_invalid",
+            path,
             f"Il codice ATECO '{company.ateco_code}' non è un codice ATECO 2007 valido.",
             f"ATECO code '{company.ateco_code}' is not a valid ATECO 2007 code.",
             "applicants",
         )
     elif section in el.excluded_ateco_sections:
         problems.add(
-            "ateco_excluded", path,
+            "ateco_excluded",
+            path,
             f"Il codice ATECO {company.ateco_code} appartiene alla sezione {section}, esclusa dal bando.",
             f"ATECO code {company.ateco_code} belongs to section {section}, which the call excludes.",
             "applicants",
@@ -314,7 +334,8 @@ def _check_company(rules: CallRules, company: CompanyFacts, problems: _Problems)
         for prefix in el.excluded_ateco_prefixes:
             if digits.startswith(prefix.replace(".", "")):
                 problems.add(
-                    "ateco_excluded", path,
+                    "ateco_excluded",
+                    path,
                     f"Il codice ATECO {company.ateco_code} rientra nel codice escluso {prefix} (tabacco).",
                     f"ATECO code {company.ateco_code} falls under the excluded code {prefix} (tobacco).",
                     "applicants",
@@ -324,7 +345,8 @@ def _check_company(rules: CallRules, company: CompanyFacts, problems: _Problems)
     needed = el.min_approved_financial_statements
     if company.approved_financial_statements < needed:
         problems.add(
-            "financial_statements_insufficient", path,
+            "financial_statements_insufficient",
+            path,
             f"Servono almeno {needed} bilanci approvati (o dichiarazioni dei redditi); "
             f"ne risultano {company.approved_financial_statements}.",
             f"At least {needed} approved financial statements (or tax returns) are required; "
@@ -332,14 +354,20 @@ def _check_company(rules: CallRules, company: CompanyFacts, problems: _Problems)
             "applicants",
         )
 
-    if el.lombardy_site_required and not company.has_lombardy_site and not (
-        el.lombardy_site_commitment_allowed and company.lombardy_site_commitment
+    if (
+        el.lombardy_site_required
+        and not company.has_lombardy_site
+        and not (el.lombardy_site_commitment_allowed and company.lombardy_site_commitment)
     ):
         if el.lombardy_site_commitment_allowed:
-            it = ("L'impresa non ha una sede operativa in Lombardia né si impegna ad aprirne una "
-                  "prima dell'erogazione dell'anticipo.")
-            en = ("The company has no operating site in Lombardy and does not commit to open one "
-                  "before the advance is paid.")
+            it = (
+                "L'impresa non ha una sede operativa in Lombardia né si impegna ad aprirne una "
+                "prima dell'erogazione dell'anticipo."
+            )
+            en = (
+                "The company has no operating site in Lombardy and does not commit to open one "
+                "before the advance is paid."
+            )
         else:
             it = "L'impresa non ha una sede operativa in Lombardia."
             en = "The company has no operating site in Lombardy."
@@ -348,7 +376,8 @@ def _check_company(rules: CallRules, company: CompanyFacts, problems: _Problems)
     limit = el.max_previous_year_export_share
     if company.turnover <= 0:
         problems.add(
-            "turnover_not_positive", path,
+            "turnover_not_positive",
+            path,
             f"Il fatturato dell'anno precedente ({_eur_it(company.turnover)}) deve essere positivo per "
             f"verificare la quota di export (massimo {_pct_it(limit)}).",
             f"Previous-year turnover ({_eur_en(company.turnover)}) must be positive to check the export "
@@ -359,7 +388,8 @@ def _check_company(rules: CallRules, company: CompanyFacts, problems: _Problems)
         share = company.previous_year_export_sales / company.turnover
         if share > limit:
             problems.add(
-                "export_share_exceeded", path,
+                "export_share_exceeded",
+                path,
                 f"Il fatturato estero dell'anno precedente ({_eur_it(company.previous_year_export_sales)}) è "
                 f"il {_pct_it(share.quantize(Decimal('0.0001')))} del fatturato "
                 f"({_eur_it(company.turnover)}): il massimo è {_pct_it(limit)}.",
@@ -374,14 +404,17 @@ def _check_company(rules: CallRules, company: CompanyFacts, problems: _Problems)
         if company.credit_class not in classes:
             known = ", ".join(classes)
             problems.add(
-                "credit_class_unknown", path,
-                f"La classe di merito creditizio '{company.credit_class}' non è prevista (previste: {known}).",
+                "credit_class_unknown",
+                path,
+                f"La classe di merito creditizio '{company.credit_class}' non è prevista "
+                f"(previste: {known}).",
                 f"Credit-scoring class '{company.credit_class}' is not provided for (known: {known}).",
                 "aid",
             )
         elif classes[company.credit_class] == 0:
             problems.add(
-                "credit_class_excluded", path,
+                "credit_class_excluded",
+                path,
                 f"La classe di merito creditizio {company.credit_class} non consente il finanziamento.",
                 f"Credit-scoring class {company.credit_class} does not allow the loan.",
                 "aid",
@@ -402,7 +435,8 @@ def _check_markets(
     """Checks the plan's markets and returns the valid ones."""
     if not draft.target_markets:
         problems.add(
-            "target_markets_missing", "/action_plan/target_markets",
+            "target_markets_missing",
+            "/action_plan/target_markets",
             "Il piano d'azione non indica alcun mercato obiettivo.",
             "The action plan names no target market.",
             "projects",
@@ -413,7 +447,8 @@ def _check_markets(
         path = f"/action_plan/target_markets/{i}"
         if not _is_country(country):
             problems.add(
-                "target_market_invalid", path,
+                "target_market_invalid",
+                path,
                 f"'{country}' non è un codice paese ISO 3166-1 alpha-2 valido.",
                 f"'{country}' is not a valid ISO 3166-1 alpha-2 country code.",
                 "projects",
@@ -421,7 +456,8 @@ def _check_markets(
             continue
         if country in valid:
             problems.add(
-                "target_market_duplicate", path,
+                "target_market_duplicate",
+                path,
                 f"Il mercato {country} è indicato più di una volta.",
                 f"Market {country} is listed more than once.",
                 "projects",
@@ -430,7 +466,8 @@ def _check_markets(
         valid.add(country)
         if rules.markets.require_new_markets and not _is_new_market(rules, company, country, day):
             problems.add(
-                "target_market_not_new", path,
+                "target_market_not_new",
+                path,
                 f"Il mercato {country} non è nuovo: l'impresa vi ha esportato negli ultimi {lookback} anni "
                 f"({day.year - lookback}-{day.year - 1}).",
                 f"Market {country} is not new: the company exported there in the last {lookback} years "
@@ -456,7 +493,8 @@ def _check_expenses(
         if not rules.has_category(line.category):
             known = ", ".join(rules.direct_codes)
             problems.add(
-                "expense_category_unknown", f"{base}/category",
+                "expense_category_unknown",
+                f"{base}/category",
                 f"La categoria di spesa '{line.category}' non è prevista dal bando (categorie: {known}).",
                 f"Expense category '{line.category}' is not provided for by the call (categories: {known}).",
                 "expenses",
@@ -465,15 +503,18 @@ def _check_expenses(
         elif line.category in flat_codes:
             cat = rules.category(line.category)
             problems.add(
-                "expense_category_flat_rate", f"{base}/category",
-                f"La categoria {cat.code} ({cat.name_it}) è calcolata a forfait e non va rendicontata a voci.",
+                "expense_category_flat_rate",
+                f"{base}/category",
+                f"La categoria {cat.code} ({cat.name_it}) è calcolata a forfait: "
+                "non va esposta a voci di spesa.",
                 f"Category {cat.code} ({cat.name_en}) is a flat rate: it is computed, not itemised.",
                 "expenses",
             )
             ok = False
         if line.amount.is_nan() or line.amount <= 0:
             problems.add(
-                "expense_amount_not_positive", f"{base}/amount",
+                "expense_amount_not_positive",
+                f"{base}/amount",
                 f"L'importo {line.amount} deve essere maggiore di zero.",
                 f"Amount {line.amount} must be greater than zero.",
                 "expenses",
@@ -481,7 +522,8 @@ def _check_expenses(
             ok = False
         if not cents_ok(line.amount):
             problems.add(
-                "expense_amount_too_many_decimals", f"{base}/amount",
+                "expense_amount_too_many_decimals",
+                f"{base}/amount",
                 f"L'importo {line.amount} ha più di due decimali.",
                 f"Amount {line.amount} has more than two decimals.",
                 "expenses",
@@ -489,7 +531,8 @@ def _check_expenses(
             ok = False
         if line.target_market is not None and line.target_market not in markets:
             problems.add(
-                "expense_market_not_in_plan", f"{base}/target_market",
+                "expense_market_not_in_plan",
+                f"{base}/target_market",
                 f"Il mercato {line.target_market} della spesa non è tra i mercati obiettivo del piano.",
                 f"The line's market {line.target_market} is not one of the plan's target markets.",
                 "expenses",
@@ -503,7 +546,8 @@ def _check_expenses(
         if unknown:
             known = ", ".join(sorted(flat_codes))
             problems.add(
-                "flat_rate_unknown", "/flat_rates",
+                "flat_rate_unknown",
+                "/flat_rates",
                 f"Categorie forfettarie non previste: {', '.join(unknown)} (previste: {known}).",
                 f"Flat-rate categories not provided for: {', '.join(unknown)} (known: {known}).",
                 "expenses",
@@ -524,8 +568,10 @@ def _check_expenses(
             of = " + ".join(cap.of)
             excess = cut.requested - cut.allowed
             problems.add(
-                "category_cap_exceeded", "/expense_lines",
-                f"La categoria {cat.code} ({cat.name_it}) supera il limite del {_pct_it(cap.percent)} di {of}: "
+                "category_cap_exceeded",
+                "/expense_lines",
+                f"La categoria {cat.code} ({cat.name_it}) supera il limite "
+                f"del {_pct_it(cap.percent)} di {of}: "
                 f"richiesti {_eur_it(cut.requested)}, ammissibili {_eur_it(cut.allowed)}; "
                 f"l'eccedenza di {_eur_it(excess)} è esclusa.",
                 f"Category {cat.code} ({cat.name_en}) exceeds its cap of {_pct_en(cap.percent)} of {of}: "
@@ -537,14 +583,16 @@ def _check_expenses(
     low, high = rules.eligible_cost.min, rules.eligible_cost.max
     if total < low:
         problems.add(
-            "eligible_total_below_min", "/expense_lines",
+            "eligible_total_below_min",
+            "/expense_lines",
             f"Le spese ammissibili ({_eur_it(total)}) sono inferiori al minimo di {_eur_it(low)}.",
             f"Eligible expenses ({_eur_en(total)}) are below the minimum of {_eur_en(low)}.",
             "expenses",
         )
     elif total > high:
         problems.add(
-            "eligible_total_above_max", "/expense_lines",
+            "eligible_total_above_max",
+            "/expense_lines",
             f"Le spese ammissibili ({_eur_it(total)}) superano il massimo di {_eur_it(high)}.",
             f"Eligible expenses ({_eur_en(total)}) exceed the maximum of {_eur_en(high)}.",
             "expenses",
@@ -564,7 +612,8 @@ def _check_expenses(
     if attributable > 0 and new_or_emerging / attributable < minimum:
         share = (new_or_emerging / attributable).quantize(Decimal("0.0001"))
         problems.add(
-            "new_or_emerging_share_too_low", "/expense_lines",
+            "new_or_emerging_share_too_low",
+            "/expense_lines",
             f"Solo {_eur_it(new_or_emerging)} su {_eur_it(attributable)} di spese attribuite a un mercato "
             f"({_pct_it(share)}) riguardano mercati nuovi o emergenti: il minimo è {_pct_it(minimum)}.",
             f"Only {_eur_en(new_or_emerging)} of {_eur_en(attributable)} of market-attributed spend "
@@ -578,21 +627,24 @@ def _check_timeline(rules: CallRules, draft: DraftFacts, day: date, problems: _P
     start, end = draft.start_date, draft.end_date
     if start is None:
         problems.add(
-            "timeline_missing", "/action_plan/start_date",
+            "timeline_missing",
+            "/action_plan/start_date",
             "Manca la data di inizio del progetto.",
             "The project start date is missing.",
             "projects",
         )
     elif start < day:
         problems.add(
-            "start_date_in_past", "/action_plan/start_date",
+            "start_date_in_past",
+            "/action_plan/start_date",
             f"La data di inizio {start.isoformat()} è precedente a oggi ({day.isoformat()}).",
             f"The start date {start.isoformat()} is before today ({day.isoformat()}).",
             "projects",
         )
     if end is None:
         problems.add(
-            "timeline_missing", "/action_plan/end_date",
+            "timeline_missing",
+            "/action_plan/end_date",
             "Manca la data di fine del progetto.",
             "The project end date is missing.",
             "projects",
@@ -601,7 +653,8 @@ def _check_timeline(rules: CallRules, draft: DraftFacts, day: date, problems: _P
         months = rules.project.duration_months
         if end < start:
             problems.add(
-                "end_before_start", "/action_plan/end_date",
+                "end_before_start",
+                "/action_plan/end_date",
                 f"La data di fine {end.isoformat()} precede la data di inizio {start.isoformat()}.",
                 f"The end date {end.isoformat()} is before the start date {start.isoformat()}.",
                 "projects",
@@ -609,7 +662,8 @@ def _check_timeline(rules: CallRules, draft: DraftFacts, day: date, problems: _P
         elif end > _add_months(start, months):
             latest = _add_months(start, months)
             problems.add(
-                "duration_exceeded", "/action_plan/end_date",
+                "duration_exceeded",
+                "/action_plan/end_date",
                 f"Il progetto dura più di {months} mesi: con inizio il {start.isoformat()} deve finire "
                 f"entro il {latest.isoformat()}, non il {end.isoformat()}.",
                 f"The project lasts more than {months} months: starting on {start.isoformat()} it must end "
@@ -623,7 +677,8 @@ def _check_timeline(rules: CallRules, draft: DraftFacts, day: date, problems: _P
         if before or after:
             span = f"{start.isoformat() if start else '…'} – {end.isoformat() if end else '…'}"
             problems.add(
-                "milestone_outside_timeline", f"/action_plan/milestones/{i}/due_date",
+                "milestone_outside_timeline",
+                f"/action_plan/milestones/{i}/due_date",
                 f"La milestone '{title}' ({due.isoformat()}) cade fuori dal periodo del progetto ({span}).",
                 f"Milestone '{title}' ({due.isoformat()}) falls outside the project period ({span}).",
                 "projects",
@@ -642,21 +697,24 @@ def _check_plan(draft: DraftFacts, problems: _Problems) -> None:
         text: str = getattr(draft, field_name)
         if not text.strip():
             problems.add(
-                "plan_section_missing", f"/action_plan/{field_name}",
+                "plan_section_missing",
+                f"/action_plan/{field_name}",
                 f"Il piano d'azione non descrive {it}.",
                 f"The action plan does not describe {en}.",
                 "submission",
             )
     if draft.kpi_count < 1:
         problems.add(
-            "kpis_missing", "/action_plan/kpis",
+            "kpis_missing",
+            "/action_plan/kpis",
             "Il piano d'azione deve indicare almeno un indicatore (KPI).",
             "The action plan must give at least one indicator (KPI).",
             "submission",
         )
     if not draft.milestones:
         problems.add(
-            "milestones_missing", "/action_plan/milestones",
+            "milestones_missing",
+            "/action_plan/milestones",
             "Il piano d'azione deve indicare almeno una milestone.",
             "The action plan must give at least one milestone.",
             "submission",

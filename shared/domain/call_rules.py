@@ -101,7 +101,9 @@ class Eligibility(_Frozen):
         for p in v:
             digits = p.replace(".", "")
             if not digits.isdigit() or len(digits) < 2:
-                raise ValueError(f"ATECO prefix {p!r} must be at least a two-digit division like '12' or '46.35'")
+                raise ValueError(
+                    f"ATECO prefix {p!r} must be at least a two-digit division like '12' or '46.35'"
+                )
         return v
 
 
@@ -344,13 +346,13 @@ class CallRules(_Frozen):
                 if unknown:
                     raise ValueError(f"expense_categories[{c.code}].cap.of: unknown categories {unknown}")
                 if c.code in c.cap.of or not set(c.cap.of) <= direct:
-                    raise ValueError(
-                        f"expense_categories[{c.code}].cap.of must list other direct categories"
-                    )
+                    raise ValueError(f"expense_categories[{c.code}].cap.of must list other direct categories")
             if c.flat_rate is not None:
                 unknown = [b for b in c.flat_rate.base if b not in known]
                 if unknown:
-                    raise ValueError(f"expense_categories[{c.code}].flat_rate.base: unknown categories {unknown}")
+                    raise ValueError(
+                        f"expense_categories[{c.code}].flat_rate.base: unknown categories {unknown}"
+                    )
                 if c.code in c.flat_rate.base:
                     raise ValueError(f"expense_categories[{c.code}].flat_rate.base must not include itself")
         # Both orders raise on a cycle.
@@ -403,16 +405,22 @@ class CallRules(_Frozen):
     def cap_order(self) -> tuple[str, ...]:
         """Capped direct categories ordered so that each cap's base is final before it is applied."""
         return _topological(
-            {c.code: [b for b in c.cap.of if self.category(b).cap is not None]
-             for c in self.expense_categories if c.cap is not None},
+            {
+                c.code: [b for b in c.cap.of if self.category(b).cap is not None]
+                for c in self.expense_categories
+                if c.cap is not None
+            },
             "cap",
         )
 
     def flat_rate_order(self) -> tuple[str, ...]:
         """Flat-rate categories ordered so that each one's base is computed before it."""
         return _topological(
-            {c.code: [b for b in c.flat_rate.base if self.category(b).kind == "flat_rate"]
-             for c in self.expense_categories if c.flat_rate is not None},
+            {
+                c.code: [b for b in c.flat_rate.base if self.category(b).kind == "flat_rate"]
+                for c in self.expense_categories
+                if c.flat_rate is not None
+            },
             "flat_rate",
         )
 

@@ -118,7 +118,9 @@ def compute_eligible(
     )
 
 
-def compute_aid(rules: CallRules, eligible_total: Decimal, loan_cap_share: Decimal = Decimal(1)) -> AidEstimate:
+def compute_aid(
+    rules: CallRules, eligible_total: Decimal, loan_cap_share: Decimal = Decimal(1)
+) -> AidEstimate:
     """Grant and loan on an eligible total.
 
     grant = min(grant.percent x eligible, grant.cap); loan = min(loan.percent x eligible,

@@ -1,6 +1,6 @@
 from dataclasses import replace
 from datetime import date
-from decimal import Decimal as D
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,8 @@ from shared.domain.application_check import (
 )
 from shared.domain.call_rules import CallRules
 from shared.domain.funding import AidEstimate
+
+D = Decimal  # short name for the worked examples
 
 CALL_FILE = Path(__file__).resolve().parents[3] / "calls" / "verso-nuovi-mercati-2025.yaml"
 RULES = CallRules.model_validate(yaml.safe_load(CALL_FILE.read_text(encoding="utf-8")))
@@ -48,7 +50,10 @@ DRAFT = DraftFacts(
     resources="Export manager e consulente.",
     start_date=date(2025, 7, 1),
     end_date=date(2026, 12, 31),
-    milestones=(Milestone("Fiera di Chicago", date(2025, 10, 15)), Milestone("E-commerce", date(2026, 6, 30))),
+    milestones=(
+        Milestone("Fiera di Chicago", date(2025, 10, 15)),
+        Milestone("E-commerce", date(2026, 6, 30)),
+    ),
     kpi_count=3,
     expense_lines=(
         DraftLine("a", D("10000.00")),
@@ -59,7 +64,9 @@ DRAFT = DraftFacts(
 )
 
 
-def check(company: CompanyFacts = COMPANY, draft: DraftFacts = DRAFT, rules: CallRules = RULES) -> CheckResult:
+def check(
+    company: CompanyFacts = COMPANY, draft: DraftFacts = DRAFT, rules: CallRules = RULES
+) -> CheckResult:
     return check_application(rules, company, draft, today=TODAY)
 
 
@@ -112,45 +119,75 @@ CASES: dict[str, tuple[dict[str, Any], str]] = {
     "ateco_invalid": ({"company": replace(COMPANY, ateco_code="04.00")}, "/company"),
     "ateco_excluded": ({"company": replace(COMPANY, ateco_code="46.35.00")}, "/company"),
     "financial_statements_insufficient": (
-        {"company": replace(COMPANY, approved_financial_statements=1)}, "/company"),
+        {"company": replace(COMPANY, approved_financial_statements=1)},
+        "/company",
+    ),
     "lombardy_site_missing": ({"company": replace(COMPANY, has_lombardy_site=False)}, "/company"),
     "turnover_not_positive": ({"company": replace(COMPANY, turnover=D("0.00"))}, "/company"),
     "export_share_exceeded": (
-        {"company": replace(COMPANY, previous_year_export_sales=D("2500000.00"))}, "/company"),
+        {"company": replace(COMPANY, previous_year_export_sales=D("2500000.00"))},
+        "/company",
+    ),
     "credit_class_unknown": ({"company": replace(COMPANY, credit_class="9")}, "/company"),
     "credit_class_excluded": ({"company": replace(COMPANY, credit_class="5")}, "/company"),
     "target_markets_missing": ({"draft": replace(DRAFT, target_markets=())}, "/action_plan/target_markets"),
     "target_market_invalid": (
-        {"draft": replace(DRAFT, target_markets=("US", "BR", "br"))}, "/action_plan/target_markets/2"),
+        {"draft": replace(DRAFT, target_markets=("US", "BR", "br"))},
+        "/action_plan/target_markets/2",
+    ),
     "target_market_duplicate": (
-        {"draft": replace(DRAFT, target_markets=("US", "BR", "US"))}, "/action_plan/target_markets/2"),
+        {"draft": replace(DRAFT, target_markets=("US", "BR", "US"))},
+        "/action_plan/target_markets/2",
+    ),
     "target_market_not_new": (
-        {"draft": replace(DRAFT, target_markets=("US", "BR", "DE"))}, "/action_plan/target_markets/2"),
+        {"draft": replace(DRAFT, target_markets=("US", "BR", "DE"))},
+        "/action_plan/target_markets/2",
+    ),
     "expense_category_unknown": (
-        _lines(*DRAFT.expense_lines, DraftLine("z", D("100.00"))), "/expense_lines/4/category"),
+        _lines(*DRAFT.expense_lines, DraftLine("z", D("100.00"))),
+        "/expense_lines/4/category",
+    ),
     "expense_category_flat_rate": (
-        _lines(*DRAFT.expense_lines, DraftLine("d", D("100.00"))), "/expense_lines/4/category"),
+        _lines(*DRAFT.expense_lines, DraftLine("d", D("100.00"))),
+        "/expense_lines/4/category",
+    ),
     "expense_amount_not_positive": (
-        _lines(*DRAFT.expense_lines, DraftLine("b", D("-5.00"))), "/expense_lines/4/amount"),
+        _lines(*DRAFT.expense_lines, DraftLine("b", D("-5.00"))),
+        "/expense_lines/4/amount",
+    ),
     "expense_amount_too_many_decimals": (
-        _lines(*DRAFT.expense_lines, DraftLine("b", D("10.005"))), "/expense_lines/4/amount"),
+        _lines(*DRAFT.expense_lines, DraftLine("b", D("10.005"))),
+        "/expense_lines/4/amount",
+    ),
     "expense_market_not_in_plan": (
-        _lines(*DRAFT.expense_lines, DraftLine("b", D("100.00"), "CN")), "/expense_lines/4/target_market"),
+        _lines(*DRAFT.expense_lines, DraftLine("b", D("100.00"), "CN")),
+        "/expense_lines/4/target_market",
+    ),
     "flat_rate_unknown": ({"draft": replace(DRAFT, flat_rates=frozenset({"d", "x"}))}, "/flat_rates"),
-    "category_cap_exceeded": (_lines(DraftLine("b", D("50000.00")), DraftLine("c", D("9000.00"))), "/expense_lines"),
+    "category_cap_exceeded": (
+        _lines(DraftLine("b", D("50000.00")), DraftLine("c", D("9000.00"))),
+        "/expense_lines",
+    ),
     "eligible_total_below_min": (_lines(DraftLine("b", D("10000.00"), "US")), "/expense_lines"),
     "eligible_total_above_max": (_lines(DraftLine("b", D("500000.00"), "US")), "/expense_lines"),
     "new_or_emerging_share_too_low": (
-        {"draft": replace(DRAFT, target_markets=("DE", "BR"), expense_lines=(
-            DraftLine("b", D("50000.00"), "DE"), DraftLine("b", D("30000.00"), "BR")))},
-        "/expense_lines"),
+        {
+            "draft": replace(
+                DRAFT,
+                target_markets=("DE", "BR"),
+                expense_lines=(DraftLine("b", D("50000.00"), "DE"), DraftLine("b", D("30000.00"), "BR")),
+            )
+        },
+        "/expense_lines",
+    ),
     "timeline_missing": ({"draft": replace(DRAFT, start_date=None)}, "/action_plan/start_date"),
     "start_date_in_past": ({"draft": replace(DRAFT, start_date=date(2025, 6, 9))}, "/action_plan/start_date"),
     "end_before_start": ({"draft": replace(DRAFT, end_date=date(2025, 6, 30))}, "/action_plan/end_date"),
     "duration_exceeded": ({"draft": replace(DRAFT, end_date=date(2027, 1, 2))}, "/action_plan/end_date"),
     "milestone_outside_timeline": (
         {"draft": replace(DRAFT, milestones=(*DRAFT.milestones, Milestone("Chiusura", date(2027, 2, 1))))},
-        "/action_plan/milestones/2/due_date"),
+        "/action_plan/milestones/2/due_date",
+    ),
     "plan_section_missing": ({"draft": replace(DRAFT, strategy="  ")}, "/action_plan/strategy"),
     "kpis_missing": ({"draft": replace(DRAFT, kpi_count=0)}, "/action_plan/kpis"),
     "milestones_missing": ({"draft": replace(DRAFT, milestones=())}, "/action_plan/milestones"),
@@ -178,16 +215,32 @@ def test_each_problem_code(code: str) -> None:
 
 def test_boundaries_do_not_trigger() -> None:
     # A commitment to open a Lombard site is enough; 40 % export share is allowed; 18 months exactly.
-    company = replace(COMPANY, has_lombardy_site=False, lombardy_site_commitment=True,
-                      previous_year_export_sales=D("2000000.00"), ateco_code="46.36.00")
+    company = replace(
+        COMPANY,
+        has_lombardy_site=False,
+        lombardy_site_commitment=True,
+        previous_year_export_sales=D("2000000.00"),
+        ateco_code="46.36.00",
+    )
     draft = replace(DRAFT, start_date=TODAY, end_date=date(2026, 12, 10))
     assert check(company=company, draft=draft).problems == ()
 
 
 @pytest.mark.parametrize(
     ("code", "section"),
-    [("01.11.00", "A"), ("12.00.00", "C"), ("47.26", "G"), ("64.19", "K"), ("68.20.01", "L"), ("620100", "J"),
-     ("99", "U"), ("34.00", None), ("6.2", None), ("ab", None), ("", None)],
+    [
+        ("01.11.00", "A"),
+        ("12.00.00", "C"),
+        ("47.26", "G"),
+        ("64.19", "K"),
+        ("68.20.01", "L"),
+        ("620100", "J"),
+        ("99", "U"),
+        ("34.00", None),
+        ("6.2", None),
+        ("ab", None),
+        ("", None),
+    ],
 )
 def test_ateco_section(code: str, section: str | None) -> None:
     assert ateco_section(code) == section
@@ -199,15 +252,26 @@ def test_excluded_ateco(code: str) -> None:
 
 
 def test_not_new_market_ignored_when_not_required() -> None:
-    rules = RULES.model_copy(update={"markets": RULES.markets.model_copy(update={"require_new_markets": False})})
-    draft = replace(DRAFT, target_markets=("US", "DE"), expense_lines=(
-        DraftLine("b", D("50000.00"), "US"), DraftLine("b", D("30000.00"), "DE")))
+    rules = RULES.model_copy(
+        update={"markets": RULES.markets.model_copy(update={"require_new_markets": False})}
+    )
+    draft = replace(
+        DRAFT,
+        target_markets=("US", "DE"),
+        expense_lines=(DraftLine("b", D("50000.00"), "US"), DraftLine("b", D("30000.00"), "DE")),
+    )
     assert check(draft=draft, rules=rules).problems == ()
 
 
 def test_all_problems_reported_at_once() -> None:
-    company = replace(COMPANY, size_class="large", ateco_code="64.19", approved_financial_statements=0,
-                      has_lombardy_site=False, turnover=D("0"))
+    company = replace(
+        COMPANY,
+        size_class="large",
+        ateco_code="64.19",
+        approved_financial_statements=0,
+        has_lombardy_site=False,
+        turnover=D("0"),
+    )
     draft = DraftFacts(
         target_markets=("US", "XX", "US"),
         start_date=date(2025, 1, 1),
@@ -222,17 +286,39 @@ def test_all_problems_reported_at_once() -> None:
     result = check(company=company, draft=draft)
     assert result.blocking is True
     assert set(codes(result)) >= {
-        "size_class_not_allowed", "ateco_excluded", "financial_statements_insufficient", "lombardy_site_missing",
-        "turnover_not_positive", "target_market_invalid", "target_market_duplicate", "expense_category_unknown",
-        "expense_category_flat_rate", "expense_amount_not_positive", "expense_amount_too_many_decimals",
-        "expense_market_not_in_plan", "category_cap_exceeded", "eligible_total_below_min", "start_date_in_past",
-        "duration_exceeded", "plan_section_missing", "kpis_missing", "milestones_missing",
+        "size_class_not_allowed",
+        "ateco_excluded",
+        "financial_statements_insufficient",
+        "lombardy_site_missing",
+        "turnover_not_positive",
+        "target_market_invalid",
+        "target_market_duplicate",
+        "expense_category_unknown",
+        "expense_category_flat_rate",
+        "expense_amount_not_positive",
+        "expense_amount_too_many_decimals",
+        "expense_market_not_in_plan",
+        "category_cap_exceeded",
+        "eligible_total_below_min",
+        "start_date_in_past",
+        "duration_exceeded",
+        "plan_section_missing",
+        "kpis_missing",
+        "milestones_missing",
     }
     paths = {p.path for p in result.problems}
-    assert {"/expense_lines/1/category", "/expense_lines/2/category", "/expense_lines/2/amount",
-            "/expense_lines/3/amount", "/expense_lines/3/target_market", "/action_plan/target_markets/1",
-            "/action_plan/target_markets/2", "/action_plan/objectives", "/action_plan/starting_point",
-            "/action_plan/strategy"} <= paths
+    assert {
+        "/expense_lines/1/category",
+        "/expense_lines/2/category",
+        "/expense_lines/2/amount",
+        "/expense_lines/3/amount",
+        "/expense_lines/3/target_market",
+        "/action_plan/target_markets/1",
+        "/action_plan/target_markets/2",
+        "/action_plan/objectives",
+        "/action_plan/starting_point",
+        "/action_plan/strategy",
+    } <= paths
     # Only line 0 is valid: a = 10 000 capped to 0 (no b or c), so nothing is eligible and no estimate.
     assert result.breakdown is not None and result.breakdown.total == D("0.00")
     assert result.estimate is None

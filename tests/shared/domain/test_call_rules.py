@@ -31,8 +31,8 @@ def test_seeded_call_loads() -> None:
     assert rules.eligibility.sizes == ["micro", "small", "medium"]
     assert rules.direct_codes == ("a", "b", "c")
     assert rules.flat_rate_codes == ("d", "e")
-    assert rules.category("e").flat_rate is not None
-    assert rules.category("e").flat_rate.base == ["a", "b", "c", "d"]
+    flat_e = rules.category("e").flat_rate
+    assert flat_e is not None and flat_e.base == ["a", "b", "c", "d"]
     assert rules.cap_order() == ("c", "a")
     assert rules.flat_rate_order() == ("d", "e")
     assert rules.aid.grant.cap == Decimal("120000.00")

@@ -1,4 +1,4 @@
-from decimal import Decimal as D
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -15,6 +15,8 @@ from shared.domain.funding import (
     gross_grant_equivalent,
     repayment_plan,
 )
+
+D = Decimal  # short name for the worked examples
 
 CALL_FILE = Path(__file__).resolve().parents[3] / "calls" / "verso-nuovi-mercati-2025.yaml"
 RULES = CallRules.model_validate(yaml.safe_load(CALL_FILE.read_text(encoding="utf-8")))
@@ -39,7 +41,9 @@ def test_eligible_with_flat_rates() -> None:
 
 def test_lines_of_same_category_add_up() -> None:
     b = compute_eligible(
-        RULES, [ExpenseAmount("b", D("40000.00")), ExpenseAmount("b", D("10000.50"))], include_flat_rates=set()
+        RULES,
+        [ExpenseAmount("b", D("40000.00")), ExpenseAmount("b", D("10000.50"))],
+        include_flat_rates=set(),
     )
     assert b.requested["b"] == D("50000.50")
     assert b.requested["a"] == D("0.00")
@@ -60,9 +64,13 @@ def test_caps_cut_the_excess_in_dependency_order() -> None:
 
 
 def test_flat_rates_on_capped_bases_and_optional() -> None:
-    only_d = compute_eligible(RULES, lines(a="30000.00", b="100000.00", c="15000.00"), include_flat_rates={"d"})
+    only_d = compute_eligible(
+        RULES, lines(a="30000.00", b="100000.00", c="15000.00"), include_flat_rates={"d"}
+    )
     assert only_d.flat_rates == {"d": D("26400.00")}  # 20 % of 132 000
-    only_e = compute_eligible(RULES, lines(a="30000.00", b="100000.00", c="15000.00"), include_flat_rates={"e"})
+    only_e = compute_eligible(
+        RULES, lines(a="30000.00", b="100000.00", c="15000.00"), include_flat_rates={"e"}
+    )
     assert only_e.flat_rates == {"e": D("9240.00")}  # 7 % of 132 000 (no d)
     assert only_e.total == D("141240.00")
 
@@ -77,7 +85,9 @@ def test_floor_to_cent_matters() -> None:
 
 
 def test_aid_examples() -> None:
-    assert compute_aid(RULES, D("100000.00")) == AidEstimate(D("100000.00"), D("20000.00"), D("65000.00"), D("85000.00"))
+    assert compute_aid(RULES, D("100000.00")) == AidEstimate(
+        D("100000.00"), D("20000.00"), D("65000.00"), D("85000.00")
+    )
     # Above the caps: 20 % = 140 000 -> 120 000; 65 % = 455 000 -> 390 000.
     assert compute_aid(RULES, D("700000.00")) == AidEstimate(
         D("700000.00"), D("120000.00"), D("390000.00"), D("510000.00")

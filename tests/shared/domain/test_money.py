@@ -21,8 +21,16 @@ def test_percent_of_is_floored() -> None:
 
 @pytest.mark.parametrize(
     ("value", "ok"),
-    [("1", True), ("1.5", True), ("1.50", True), ("1.500", True), ("1.505", False), ("NaN", False),
-     ("Infinity", False), ("-3.21", True)],
+    [
+        ("1", True),
+        ("1.5", True),
+        ("1.50", True),
+        ("1.500", True),
+        ("1.505", False),
+        ("NaN", False),
+        ("Infinity", False),
+        ("-3.21", True),
+    ],
 )
 def test_cents_ok(value: str, ok: bool) -> None:
     assert cents_ok(Decimal(value)) is ok

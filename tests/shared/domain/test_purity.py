@@ -44,5 +44,9 @@ def test_domain_imports_nothing_impure() -> None:
 
 def test_checker_catches_offenders() -> None:
     tree = ast.parse("import fastapi\nfrom shared import settings\nfrom sqlalchemy.orm import Session\n")
-    assert [n for n in _imports(tree) if _forbidden(n)] == ["fastapi", "shared.settings", "sqlalchemy.orm",
-                                                            "sqlalchemy.orm.Session"]
+    assert [n for n in _imports(tree) if _forbidden(n)] == [
+        "fastapi",
+        "shared.settings",
+        "sqlalchemy.orm",
+        "sqlalchemy.orm.Session",
+    ]

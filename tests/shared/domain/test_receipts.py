@@ -18,10 +18,13 @@ def test_canonical_json() -> None:
         "id": UUID("12345678-1234-5678-1234-567812345678"),
         "t": (1, 2),
     }
-    assert canonical_json(obj) == (
-        '{"a":[1,true,null,"città"],"at":"2025-06-03T08:00:00Z","b":"12500.00","day":"2025-06-03",'
-        '"id":"12345678-1234-5678-1234-567812345678","t":[1,2]}'
-    ).encode()
+    assert (
+        canonical_json(obj)
+        == (
+            '{"a":[1,true,null,"città"],"at":"2025-06-03T08:00:00Z","b":"12500.00","day":"2025-06-03",'
+            '"id":"12345678-1234-5678-1234-567812345678","t":[1,2]}'
+        ).encode()
+    )
 
 
 @pytest.mark.parametrize("bad", [{"x": 1.5}, {"x": datetime(2025, 1, 1)}, {1: "a"}, {"x": object()}])

@@ -1,8 +1,10 @@
-from decimal import Decimal as D
+from decimal import Decimal
 
 import pytest
 
 from shared.domain.sme import EnterpriseFigures, RelatedEnterprise, aggregate_figures, size_class
+
+D = Decimal  # short name for the worked examples
 
 
 def fig(awu: str, turnover: str, balance: str) -> EnterpriseFigures:

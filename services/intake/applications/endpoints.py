@@ -1,0 +1,146 @@
+"""Routes of /v1/applications: drafts, pre-check, submit, receipt, withdrawal."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+
+from services.intake.applications import repository, service
+from services.intake.applications.schemas import ApplicationCreate, ApplicationOut, ApplicationUpdate, \
+    CheckResultOut, SubmissionReceipt, Withdrawal
+from services.intake.models import Application
+from shared.auth import Authenticator
+from shared.db import SessionDep
+from shared.domain.receipts import GENESIS
+from shared.errors import NotFound, problem_responses
+from shared.i18n import pick_language
+from shared.pagination import Page, PageDep, keyset, page_of
+from shared.routing import ActorDep, Idempotent, UnitOfWorkRoute, check_if_match, etag_of
+
+router = APIRouter(prefix="/v1/applications", tags=["applications"], route_class=UnitOfWorkRoute,
+                   dependencies=[Depends(Authenticator(scopes=("intake:read",)))])
+applicant = Depends(Authenticator(kinds=("partner", "company"), scopes=("intake:write",)))
+
+
+async def valid_application_id(application_id: uuid.UUID, session: SessionDep, actor: ActorDep) -> Application:
+    return await service.get_readable(session, actor, application_id)
+
+
+async def lockable_application_id(application_id: uuid.UUID, session: SessionDep, actor: ActorDep) -> Application:
+    return await service.get_readable(session, actor, application_id, for_update=True)
+
+
+ValidApplication = Annotated[Application, Depends(valid_application_id)]
+LockedApplication = Annotated[Application, Depends(lockable_application_id)]
+
+
+async def _out(session: SessionDep, app: Application, response: Response) -> dict[str, Any]:
+    response.headers["ETag"] = etag_of(app.version)
+    return service.to_out(app, await repository.lines_of(session, app.id))
+
+
+@router.post("", response_model=ApplicationOut, status_code=201, summary="Create a draft application",
+             dependencies=[applicant], responses=problem_responses(401, 403, 409, 413, 422))
+async def create_application(body: ApplicationCreate, session: SessionDep, actor: ActorDep, _idem: Idempotent,
+                             response: Response) -> Any:
+    app = await service.create_draft(session=session, actor=actor, body=body)
+    response.headers["Location"] = f"/v1/applications/{app.id}"
+    return await _out(session, app, response)
+
+
+@router.get("", response_model=Page[ApplicationOut], summary="List the applications within reach",
+            responses=problem_responses(401, 422))
+async def list_applications(
+    session: SessionDep, actor: ActorDep, page: PageDep,
+    call_id: uuid.UUID | None = None, company_id: uuid.UUID | None = None,
+    status: Annotated[Literal["draft", "submitted", "withdrawn"] | None, Query()] = None,
+) -> Any:
+    stmt = repository.readable(actor.principal)
+    if call_id:
+        stmt = stmt.where(Application.call_id == call_id)
+    if company_id:
+        stmt = stmt.where(Application.company_id == company_id)
+    if status:
+        stmt = stmt.where(Application.status == status)
+    rows = list((await session.execute(keyset(stmt, page, Application.created_at, Application.id))).scalars())
+    lines = {a.id: await repository.lines_of(session, a.id) for a in rows[: page.limit]}
+    return page_of(rows, page, lambda a: service.to_out(a, lines[a.id]))
+
+
+@router.get("/{application_id}", response_model=ApplicationOut, summary="Read an application",
+            responses=problem_responses(401, 404, 422))
+async def get_application(app: ValidApplication, session: SessionDep, response: Response) -> Any:
+    return await _out(session, app, response)
+
+
+@router.put("/{application_id}", response_model=ApplicationOut, summary="Replace a draft's content",
+            dependencies=[applicant], responses=problem_responses(401, 403, 404, 409, 412, 413, 422, 428))
+async def update_application(app: LockedApplication, body: ApplicationUpdate, request: Request,
+                             session: SessionDep, actor: ActorDep, response: Response) -> Any:
+    check_if_match(request, app.version)
+    app = await service.update_draft(session=session, actor=actor, app=app, body=body)
+    return await _out(session, app, response)
+
+
+@router.delete("/{application_id}", status_code=204, summary="Delete a draft", dependencies=[applicant],
+               responses=problem_responses(401, 403, 404, 409, 412, 428))
+async def delete_application(app: LockedApplication, request: Request, session: SessionDep,
+                             actor: ActorDep) -> Response:
+    check_if_match(request, app.version)
+    await service.delete_draft(session=session, actor=actor, app=app)
+    return Response(status_code=204)
+
+
+@router.post("/{application_id}/check", response_model=CheckResultOut,
+             summary="Pre-check a draft: every problem at once, and the estimated aid",
+             description="Changes nothing. Lists every problem (code, JSON pointer, message, call article, "
+                         "whether it blocks submission) and the eligible total, grant and loan to the cent.",
+             responses=problem_responses(401, 404, 422))
+async def check_application(app: ValidApplication, request: Request, session: SessionDep) -> Any:
+    result, _rules, _lines = await service.run_check(session, app)
+    return service.check_out(result, pick_language(request.headers.get("accept-language")))
+
+
+@router.post("/{application_id}/submit", response_model=SubmissionReceipt, status_code=201,
+             summary="Submit a draft: protocol number and signed receipt", dependencies=[applicant],
+             description="Only inside the call's window (server clock) and only when the pre-check finds no "
+                         "blocking problem. Returns the receipt: protocol number (unique per call, in arrival "
+                         "order), server timestamp, SHA-256 of the submitted content, the desk's signature and "
+                         "the receipt's link in the call's hash-chained register. Honours Idempotency-Key; "
+                         "If-Match is optional.",
+             responses=problem_responses(401, 403, 404, 409, 412, 422))
+async def submit_application(app: LockedApplication, request: Request, session: SessionDep, actor: ActorDep,
+                             _idem: Idempotent, response: Response) -> Any:
+    check_if_match(request, app.version, required=False)
+    out = await service.submit(session=session, actor=actor, app=app, keyring=request.app.state.keyring)
+    response.headers["ETag"] = etag_of(app.version)
+    response.headers["Location"] = f"/v1/applications/{app.id}/receipt"
+    return out
+
+
+@router.get("/{application_id}/receipt", response_model=SubmissionReceipt, summary="Read the submission receipt",
+            responses=problem_responses(401, 404, 422))
+async def get_receipt(app: ValidApplication, session: SessionDep) -> Any:
+    if app.receipt is None or app.protocol_number is None:
+        raise NotFound("La domanda non è stata presentata.", "The application has not been submitted.")
+    previous = GENESIS
+    if app.protocol_number > 1:
+        from sqlalchemy import select
+
+        previous = (await session.execute(select(Application.chain_hash).where(
+            Application.call_id == app.call_id, Application.protocol_number == app.protocol_number - 1)
+        )).scalar_one()
+    return service.receipt_out(app, previous)
+
+
+@router.post("/{application_id}/withdraw", response_model=ApplicationOut, summary="Withdraw a submitted application",
+             dependencies=[applicant], responses=problem_responses(401, 403, 404, 409, 412, 422))
+async def withdraw_application(app: LockedApplication, body: Withdrawal, request: Request, session: SessionDep,
+                               actor: ActorDep, _idem: Idempotent, response: Response) -> Any:
+    check_if_match(request, app.version, required=False)
+    app = await service.withdraw(session=session, actor=actor, app=app, reason=body.reason)
+    return await _out(session, app, response)
+
+

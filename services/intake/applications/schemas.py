@@ -1,0 +1,195 @@
+"""Applications: the draft document (action plan, expense lines, business network), check and receipt."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Annotated, Literal
+
+from pydantic import Field, model_validator
+from pydantic_core import PydanticCustomError
+
+from shared.schemas import ApiModel, CountryCode, OutModel, PositiveMoney, VatNumber
+
+Text = Annotated[str, Field(max_length=20_000)]
+ShortText = Annotated[str, Field(min_length=1, max_length=300)]
+Share = Annotated[Decimal, Field(gt=0, lt=1, max_digits=5, decimal_places=4, json_schema_extra={"type": "string"})]
+
+
+class TargetMarket(ApiModel):
+    country: CountryCode
+    analysis: Text = Field("", description="Market analysis: demand, competitors, channels.")
+    risks: Text = Field("", description="Risks and how they are mitigated.")
+
+
+class MilestoneIn(ApiModel):
+    title: ShortText
+    due_date: date
+
+
+class Kpi(ApiModel):
+    name: ShortText = Field(examples=["Foreign turnover share"])
+    baseline: Decimal = Field(max_digits=14, decimal_places=2, json_schema_extra={"type": "string"})
+    target: Decimal = Field(max_digits=14, decimal_places=2, json_schema_extra={"type": "string"})
+    unit: ShortText = Field(examples=["%", "EUR", "customers"])
+
+
+class ActionPlan(ApiModel):
+    objectives: Text = Field("", description="Strategic objectives.")
+    starting_point: Text = Field("", description="Analysis of the starting point.")
+    strategy: Text = Field("", description="Strategy and activities.")
+    resources: Text = Field("", description="Resources (people, partners, budget).")
+    target_markets: list[TargetMarket] = Field(default_factory=list, max_length=30)
+    start_date: date | None = None
+    end_date: date | None = None
+    milestones: list[MilestoneIn] = Field(default_factory=list, max_length=100)
+    kpis: list[Kpi] = Field(default_factory=list, max_length=50)
+
+    @model_validator(mode="after")
+    def _dates(self) -> ActionPlan:
+        if self.start_date and self.end_date and self.end_date < self.start_date:
+            raise PydanticCustomError("dates_out_of_order", "The end date precedes the start date")
+        return self
+
+
+class ExpenseLineIn(ApiModel):
+    category: Annotated[str, Field(min_length=1, max_length=8, description="Category code of the call, e.g. \"b\".")]
+    description: ShortText
+    amount: PositiveMoney = Field(description="Taxable amount, net of VAT.")
+    target_market: CountryCode | None = None
+    supplier: Annotated[str, Field(max_length=300)] | None = None
+
+
+class NetworkMember(ApiModel):
+    vat_number: VatNumber
+    name: ShortText
+    size_class: Literal["micro", "small", "medium"]
+    expense_share: Share = Field(description="This member's share of the expenses (0-1, exclusive).")
+
+
+class Network(ApiModel):
+    """A business network (rete d'impresa): the applicant is the lead company."""
+
+    name: ShortText
+    members: list[NetworkMember] = Field(min_length=1, max_length=50)
+
+    @model_validator(mode="after")
+    def _shares(self) -> Network:
+        vats = [m.vat_number for m in self.members]
+        dup = next((v for v in vats if vats.count(v) > 1), None)
+        if dup:
+            raise PydanticCustomError("duplicate_value", "Repeated value {value}", {"value": dup})
+        if sum((m.expense_share for m in self.members), Decimal(0)) >= 1:
+            raise PydanticCustomError("network_shares_sum", "The members' shares must leave a share to the lead")
+        return self
+
+
+class ApplicationDocument(ApiModel):
+    title: ShortText
+    action_plan: ActionPlan = Field(default_factory=ActionPlan)
+    expense_lines: list[ExpenseLineIn] = Field(default_factory=list, max_length=500)
+    flat_rates: list[Annotated[str, Field(min_length=1, max_length=8)]] | None = Field(
+        None, description="Flat-rate categories claimed (e.g. [\"d\", \"e\"]); null claims every one the call offers.")
+    network: Network | None = None
+
+
+class ApplicationCreate(ApplicationDocument):
+    call_id: uuid.UUID
+    company_id: uuid.UUID
+
+
+class ApplicationUpdate(ApplicationDocument):
+    pass
+
+
+class Withdrawal(ApiModel):
+    reason: Annotated[str, Field(min_length=3, max_length=2000)]
+
+
+class ExpenseLineOut(OutModel):
+    category: str
+    description: str
+    amount: Decimal
+    target_market: str | None
+    supplier: str | None
+
+
+class Receipt(OutModel):
+    call_id: uuid.UUID
+    call_code: str
+    call_version: int
+    application_id: uuid.UUID
+    company_vat_number: str
+    protocol_number: int
+    submitted_at: datetime
+    content_sha256: str
+    key_id: str
+
+
+class SubmissionReceipt(OutModel):
+    receipt: Receipt = Field(description="What was signed: its canonical JSON (sorted keys, no spaces).")
+    signature: str = Field(description="Ed25519 signature of the receipt's canonical JSON, base64url.")
+    previous_hash: str
+    chain_hash: str = Field(description="sha256(previous_hash || canonical receipt): its link in the register.")
+    register_url: str
+
+
+class ApplicationOut(OutModel):
+    id: uuid.UUID
+    call_id: uuid.UUID
+    company_id: uuid.UUID
+    partner_id: uuid.UUID | None
+    status: Literal["draft", "submitted", "withdrawn"]
+    title: str
+    action_plan: ActionPlan
+    expense_lines: list[ExpenseLineOut]
+    flat_rates: list[str]
+    network: Network | None
+    protocol_number: int | None
+    submitted_at: datetime | None
+    withdrawn_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+    etag: str
+
+
+class CheckProblem(OutModel):
+    code: str
+    path: str
+    message: str
+    message_it: str
+    message_en: str
+    article: str
+    blocking: bool
+
+
+class CutOut(OutModel):
+    category: str
+    requested: Decimal
+    allowed: Decimal
+    reason: str
+
+
+class Breakdown(OutModel):
+    requested: dict[str, Decimal]
+    direct: dict[str, Decimal]
+    flat_rates: dict[str, Decimal]
+    total: Decimal
+    cuts: list[CutOut]
+
+
+class Estimate(OutModel):
+    eligible_total: Decimal
+    grant: Decimal
+    loan: Decimal
+    total_aid: Decimal
+
+
+class CheckResultOut(OutModel):
+    submittable: bool = Field(description="No blocking problem (the window is checked at submit time).")
+    problems: list[CheckProblem]
+    breakdown: Breakdown | None
+    estimate: Estimate | None
+
+

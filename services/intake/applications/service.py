@@ -1,0 +1,333 @@
+"""Use cases on applications: draft, edit, pre-check, submit (protocol + signed receipt), withdraw.
+
+The pre-check and the submit apply the same pure rules (`shared.domain.application_check`) to
+the call's rules document in force, so "check says submittable" and "submit accepts" agree.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.intake.access import acting_partner, can_reach_company
+from services.intake.applications import repository
+from services.intake.applications.schemas import ApplicationCreate, ApplicationDocument
+from services.intake.calls.service import effective_window, rules_of, status_of
+from services.intake.models import Application, Call, Company, ExpenseLine
+from shared.audit import record_audit, record_event
+from shared.auth import KeyRing
+from shared.domain.application_check import CheckResult, CompanyFacts, DraftFacts, DraftLine, ExportSale, \
+    Milestone, check_application
+from shared.domain.call_rules import CallRules
+from shared.domain.receipts import canonical_json, chain_link, sha256_hex
+from shared.errors import CHECK_FAILED, WINDOW_CLOSED, Conflict, DeskError, NotFound, ProblemError, \
+    ValidationFailed
+from shared.i18n import Lang
+from shared.routing import Actor, etag_of
+from shared.schemas import LOMBARDY_PROVINCES
+
+
+# ---------------------------------------------------------------- reading
+
+
+def to_out(app: Application, lines: list[ExpenseLine]) -> dict[str, Any]:
+    return {
+        "id": app.id, "call_id": app.call_id, "company_id": app.company_id, "partner_id": app.partner_id,
+        "status": app.status, "title": app.title, "action_plan": app.action_plan,
+        "expense_lines": [{"category": ln.category, "description": ln.description, "amount": ln.amount,
+                           "target_market": ln.target_market, "supplier": ln.supplier} for ln in lines],
+        "flat_rates": app.flat_rates, "network": app.network, "protocol_number": app.protocol_number,
+        "submitted_at": app.submitted_at, "withdrawn_at": app.withdrawn_at, "created_at": app.created_at,
+        "updated_at": app.updated_at, "etag": etag_of(app.version),
+    }
+
+
+async def get_readable(session: AsyncSession, actor: Actor, application_id: uuid.UUID, *,
+                       for_update: bool = False) -> Application:
+    app = await repository.get_readable(session, actor.principal, application_id, for_update=for_update)
+    if app is None:
+        raise NotFound()
+    return app
+
+
+# ---------------------------------------------------------------- drafting
+
+
+def _document(body: ApplicationDocument, rules: CallRules) -> tuple[dict[str, Any], list[dict[str, Any]],
+                                                                    list[str], dict[str, Any] | None]:
+    """The stored shape of a draft; flat rates default to every one the call offers."""
+    flat = body.flat_rates if body.flat_rates is not None else list(rules.flat_rate_codes)
+    unknown = [c for c in flat if c not in rules.flat_rate_codes]
+    if unknown:
+        raise ValidationFailed(errors=[ProblemError(
+            "flat_rate_unknown", f"/flat_rates/{flat.index(c)}",
+            f"La categoria {c} non è un forfait previsto dal bando.",
+            f"Category {c} is not a flat rate of the call.") for c in unknown])
+    plan = body.action_plan.model_dump(mode="json")
+    lines = [ln.model_dump() for ln in body.expense_lines]
+    network = body.network.model_dump(mode="json") if body.network else None
+    return plan, lines, sorted(set(flat)), network
+
+
+def _category_errors(lines: list[dict[str, Any]], rules: CallRules) -> None:
+    """An expense category the call does not know is bad input, refused at the edge."""
+    bad = [ProblemError("expense_category_unknown", f"/expense_lines/{i}/category",
+                        f"La categoria \"{ln['category']}\" non è prevista dal bando {rules.code}.",
+                        f"Category \"{ln['category']}\" is not in call {rules.code}.")
+           for i, ln in enumerate(lines) if not rules.has_category(ln["category"])]
+    if bad:
+        raise ValidationFailed(errors=bad)
+
+
+async def _call_accepting_drafts(session: AsyncSession, call_id: uuid.UUID) -> Call:
+    call = await session.get(Call, call_id)
+    if call is None:
+        raise ValidationFailed(errors=[ProblemError("call_not_found", "/call_id", "Bando inesistente.",
+                                                    "No such call.")])
+    if status_of(call, datetime.now(UTC)) == "closed":
+        raise DeskError("Lo sportello del bando è chiuso.", "The call's window has closed.", kind=WINDOW_CLOSED)
+    return call
+
+
+async def create_draft(*, session: AsyncSession, actor: Actor, body: ApplicationCreate) -> Application:
+    if not await can_reach_company(session, actor.principal, body.company_id):
+        raise ValidationFailed(errors=[ProblemError(
+            "company_not_found", "/company_id", "Impresa inesistente o non delegata a te.",
+            "No such company, or not delegated to you.")])
+    call = await _call_accepting_drafts(session, body.call_id)
+    rules = await rules_of(session, call)
+    plan, lines, flat, network = _document(body, rules)
+    _category_errors(lines, rules)
+    app = Application(id=uuid.uuid4(), call_id=call.id, company_id=body.company_id,
+                      partner_id=acting_partner(actor.principal), status="draft", title=body.title,
+                      action_plan=plan, network=network, flat_rates=flat, version=1,
+                      created_by=actor.principal.client_id)
+    session.add(app)
+    await session.flush()
+    await repository.replace_lines(session, app.id, lines)
+    await record_audit(session, actor, action="application.created", resource_type="application",
+                       resource_id=app.id, after=_audit_view(app, lines))
+    return app
+
+
+def _audit_view(app: Application, lines: list[dict[str, Any]] | list[ExpenseLine]) -> dict[str, Any]:
+    rows = [ln if isinstance(ln, dict) else {"category": ln.category, "description": ln.description,
+                                             "amount": ln.amount, "target_market": ln.target_market,
+                                             "supplier": ln.supplier} for ln in lines]
+    return {"status": app.status, "title": app.title, "action_plan": app.action_plan, "flat_rates": app.flat_rates,
+            "network": app.network, "expense_lines": rows, "version": app.version}
+
+
+def _require_draft(app: Application) -> None:
+    if app.status != "draft":
+        raise Conflict(f"La domanda è {_STATUS_IT[app.status]} e non si può modificare.",
+                       f"The application is {app.status} and can no longer be changed.",
+                       extra={"application_status": app.status})
+
+
+_STATUS_IT = {"draft": "in bozza", "submitted": "già presentata", "withdrawn": "ritirata"}
+
+
+async def update_draft(*, session: AsyncSession, actor: Actor, app: Application,
+                       body: ApplicationDocument) -> Application:
+    _require_draft(app)
+    call = await _call_accepting_drafts(session, app.call_id)
+    rules = await rules_of(session, call)
+    plan, lines, flat, network = _document(body, rules)
+    _category_errors(lines, rules)
+    before = _audit_view(app, await repository.lines_of(session, app.id))
+    app.title, app.action_plan, app.flat_rates, app.network = body.title, plan, flat, network
+    app.version += 1
+    app.updated_at = datetime.now(UTC)
+    await repository.replace_lines(session, app.id, lines)
+    await record_audit(session, actor, action="application.updated", resource_type="application",
+                       resource_id=app.id, before=before, after=_audit_view(app, lines))
+    return app
+
+
+async def delete_draft(*, session: AsyncSession, actor: Actor, app: Application) -> None:
+    _require_draft(app)
+    before = _audit_view(app, await repository.lines_of(session, app.id))
+    await session.delete(app)
+    await session.flush()
+    await record_audit(session, actor, action="application.deleted", resource_type="application",
+                       resource_id=app.id, before=before)
+
+
+# ---------------------------------------------------------------- pre-check
+
+
+def company_facts(company: Company) -> CompanyFacts:
+    provinces = {company.registered_office.get("province")} | {s.get("province") for s in company.operating_sites}
+    return CompanyFacts(
+        size_class=company.size_class,  # type: ignore[arg-type]
+        ateco_code=company.ateco_code, approved_financial_statements=company.approved_financial_statements,
+        has_lombardy_site=bool(provinces & LOMBARDY_PROVINCES),
+        lombardy_site_commitment=company.lombardy_site_commitment, turnover=company.turnover,
+        previous_year_export_sales=company.previous_year_export_sales,
+        export_history=tuple(ExportSale(int(e["year"]), e["country"], Decimal(str(e["amount"])))
+                             for e in company.export_history),
+    )
+
+
+def draft_facts(app: Application, lines: list[ExpenseLine]) -> DraftFacts:
+    plan = app.action_plan
+    return DraftFacts(
+        target_markets=tuple(m["country"] for m in plan.get("target_markets", [])),
+        objectives=plan.get("objectives", ""), starting_point=plan.get("starting_point", ""),
+        strategy=plan.get("strategy", ""), resources=plan.get("resources", ""),
+        start_date=_date(plan.get("start_date")), end_date=_date(plan.get("end_date")),
+        milestones=tuple(Milestone(m["title"], _date(m["due_date"])) for m in plan.get("milestones", [])),  # type: ignore[arg-type]
+        kpi_count=len(plan.get("kpis", [])),
+        expense_lines=tuple(DraftLine(ln.category, ln.amount, ln.target_market) for ln in lines),
+        flat_rates=frozenset(app.flat_rates),
+    )
+
+
+def _date(v: str | None) -> Any:
+    from datetime import date
+
+    return date.fromisoformat(v) if v else None
+
+
+async def run_check(session: AsyncSession, app: Application) -> tuple[CheckResult, CallRules, list[ExpenseLine]]:
+    call = await session.get(Call, app.call_id)
+    company = await session.get(Company, app.company_id)
+    assert call is not None and company is not None
+    rules = await rules_of(session, call)
+    lines = await repository.lines_of(session, app.id)
+    today = datetime.now(ZoneInfo(rules.timezone)).date()
+    return check_application(rules, company_facts(company), draft_facts(app, lines), today=today), rules, lines
+
+
+def check_out(result: CheckResult, lang: Lang) -> dict[str, Any]:
+    b = result.breakdown
+    e = result.estimate
+    return {
+        "submittable": not result.blocking,
+        "problems": [{"code": p.code, "path": p.path, "message": p.message_it if lang == "it" else p.message_en,
+                      "message_it": p.message_it, "message_en": p.message_en, "article": p.article,
+                      "blocking": p.blocking} for p in result.problems],
+        "breakdown": None if b is None else {
+            "requested": dict(b.requested), "direct": dict(b.direct), "flat_rates": dict(b.flat_rates),
+            "total": b.total, "cuts": [{"category": c.category, "requested": c.requested, "allowed": c.allowed,
+                                        "reason": c.reason} for c in b.cuts]},
+        "estimate": None if e is None else {"eligible_total": e.eligible_total, "grant": e.grant, "loan": e.loan,
+                                            "total_aid": e.total_aid},
+    }
+
+
+# ---------------------------------------------------------------- submit
+
+
+def submitted_content(app: Application, company: Company, call_version: int,
+                      lines: list[ExpenseLine]) -> dict[str, Any]:
+    """What the receipt's content hash covers: the application exactly as submitted."""
+    return {
+        "application_id": app.id, "call_id": app.call_id, "call_version": call_version,
+        "company_id": app.company_id, "company_vat_number": company.vat_number, "title": app.title,
+        "action_plan": app.action_plan, "flat_rates": app.flat_rates, "network": app.network,
+        "expense_lines": [{"category": ln.category, "description": ln.description, "amount": ln.amount,
+                           "target_market": ln.target_market, "supplier": ln.supplier} for ln in lines],
+    }
+
+
+async def submit(*, session: AsyncSession, actor: Actor, app: Application, keyring: KeyRing) -> dict[str, Any]:
+    """Submit a draft: window and pre-check, then protocol number, signed receipt and hash-chain link.
+
+    The application row is locked first (a concurrent submit of the same draft waits, then sees it
+    submitted); the call's counter is taken last, so its lock is held only for the final writes.
+    """
+    if app.status != "draft":
+        raise Conflict("La domanda è già stata presentata o ritirata.",
+                       "The application has already been submitted or withdrawn.", extra={"application_status": app.status})
+    call = await session.get(Call, app.call_id)
+    assert call is not None
+    now = datetime.now(UTC)
+    opens, closes = effective_window(call)
+    if not opens <= now < closes:
+        raise DeskError(
+            f"Lo sportello è aperto dal {opens.isoformat()} al {closes.isoformat()} (ora del server).",
+            f"The window is open from {opens.isoformat()} to {closes.isoformat()} (server clock).",
+            kind=WINDOW_CLOSED, extra={"opens_at": opens.isoformat(), "closes_at": closes.isoformat()})
+    result, rules, lines = await run_check(session, app)
+    if result.blocking:
+        raise DeskError(kind=CHECK_FAILED, errors=[
+            ProblemError(p.code, p.path, p.message_it, p.message_en, extra={"article": p.article})
+            for p in result.problems if p.blocking])
+    if await repository.has_live_submission(session, call.id, app.company_id):
+        raise Conflict("L'impresa ha già presentato una domanda su questo bando.",
+                       "The company has already submitted an application to this call.")
+    company = await session.get(Company, app.company_id)
+    assert company is not None
+    content_hash = sha256_hex(canonical_json(submitted_content(app, company, call.current_version, lines)))
+    estimate = result.estimate
+
+    protocol, previous_hash, at = await repository.take_protocol_number(session, call.id)
+    receipt = {"call_id": call.id, "call_code": call.code, "call_version": call.current_version,
+               "application_id": app.id, "company_vat_number": company.vat_number, "protocol_number": protocol,
+               "submitted_at": at, "content_sha256": content_hash, "key_id": keyring.key_id}
+    signed = canonical_json(receipt)
+    signature = keyring.sign(signed)
+    chain_hash = chain_link(previous_hash, receipt)
+    await repository.set_chain_head(session, call.id, chain_hash)
+    before = {"status": app.status, "version": app.version}
+    app.status, app.protocol_number, app.submitted_at = "submitted", protocol, at
+    app.call_version, app.content_sha256, app.chain_hash = call.current_version, content_hash, chain_hash
+    app.receipt, app.receipt_signature = _jsonable(receipt), signature
+    app.version += 1
+    app.updated_at = at
+    try:
+        await session.flush()
+    except IntegrityError:  # the one-submission-per-company index, hit by a concurrent twin
+        raise Conflict("L'impresa ha già presentato una domanda su questo bando.",
+                       "The company has already submitted an application to this call.") from None
+    await record_audit(session, actor, action="application.submitted", resource_type="application",
+                       resource_id=app.id, before=before,
+                       after={"status": "submitted", "protocol_number": protocol, "content_sha256": content_hash,
+                              "version": app.version})
+    await record_event(session, actor, event_type="application.submitted", aggregate_type="application",
+                       aggregate_id=app.id, partner_id=app.partner_id, company_id=app.company_id, payload={
+                           "application_id": app.id, "call_id": call.id, "company_id": app.company_id,
+                           "protocol_number": protocol, "submitted_at": at, "content_sha256": content_hash,
+                           "estimate": None if estimate is None else {
+                               "eligible_total": estimate.eligible_total, "grant": estimate.grant,
+                               "loan": estimate.loan}})
+    return receipt_out(app, previous_hash)
+
+
+def _jsonable(receipt: dict[str, Any]) -> dict[str, Any]:
+    import orjson
+
+    return orjson.loads(canonical_json(receipt))  # type: ignore[no-any-return]
+
+
+def receipt_out(app: Application, previous_hash: str) -> dict[str, Any]:
+    assert app.receipt is not None
+    return {"receipt": app.receipt, "signature": app.receipt_signature, "previous_hash": previous_hash,
+            "chain_hash": app.chain_hash, "register_url": f"/v1/calls/{app.call_id}/register"}
+
+
+async def withdraw(*, session: AsyncSession, actor: Actor, app: Application, reason: str) -> Application:
+    if app.status != "submitted":
+        raise Conflict("Si può ritirare solo una domanda presentata.", "Only a submitted application can be withdrawn.",
+                       extra={"application_status": app.status})
+    app.status, app.withdrawn_at, app.withdrawal_reason = "withdrawn", datetime.now(UTC), reason
+    app.version += 1
+    app.updated_at = app.withdrawn_at
+    await session.flush()
+    await record_audit(session, actor, action="application.withdrawn", resource_type="application",
+                       resource_id=app.id, before={"status": "submitted"},
+                       after={"status": "withdrawn", "reason": reason})
+    await record_event(session, actor, event_type="application.withdrawn", aggregate_type="application",
+                       aggregate_id=app.id, partner_id=app.partner_id, company_id=app.company_id,
+                       payload={"application_id": app.id, "call_id": app.call_id, "company_id": app.company_id,
+                                "protocol_number": app.protocol_number, "reason": reason,
+                                "withdrawn_at": app.withdrawn_at})
+    return app

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Annotated, Any
 
 import pycountry
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, SerializerFunctionWrapHandler, \
+    field_serializer
 from pydantic_core import PydanticCustomError
 from stdnum.exceptions import ValidationError as StdnumError
 from stdnum.it import codicefiscale, iva
@@ -19,7 +21,15 @@ class ApiModel(BaseModel):
 
 
 class OutModel(BaseModel):
+    """Responses: every instant in UTC ("...Z"), whatever zone it was declared in."""
+
     model_config = ConfigDict(from_attributes=True)
+
+    @field_serializer("*", mode="wrap")
+    def _utc(self, value: Any, handler: SerializerFunctionWrapHandler) -> Any:
+        if isinstance(value, datetime) and value.tzinfo is not None:
+            value = value.astimezone(UTC)
+        return handler(value)
 
 
 def _money_string(v: Any) -> Any:

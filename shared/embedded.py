@@ -20,10 +20,10 @@ def embedded_server(data_dir: Path) -> Any:
     if data_dir not in _servers:
         warnings.filterwarnings("ignore", module="platformdirs")
         logging.getLogger("pgserver").setLevel(logging.WARNING)
-        import pgserver  # type: ignore[import-untyped]
+        import pgserver
 
         data_dir.mkdir(parents=True, exist_ok=True)
-        _servers[data_dir] = pgserver.get_server(data_dir / "pgdata", cleanup_mode=None)
+        _servers[data_dir] = pgserver.get_server(data_dir / "pgdata", cleanup_mode=None)  # type: ignore[attr-defined]
     return _servers[data_dir]
 
 

@@ -8,7 +8,7 @@ validation an `errors[]` list whose `path` is a JSON pointer into the request.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any
 
 import orjson
 import structlog
@@ -141,7 +141,7 @@ class ProblemError:
 class DeskError(Exception):
     """Base of every error a client may see; knows its kind (status, type) and detail."""
 
-    kind: ClassVar[ProblemKind] = INTERNAL
+    kind: ProblemKind = INTERNAL
 
     def __init__(self, detail_it: str | None = None, detail_en: str | None = None, *,
                  kind: ProblemKind | None = None, errors: list[ProblemError] | None = None,

@@ -8,12 +8,17 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Query, Request, Response
 
 from services.intake.applications import repository, service
-from services.intake.applications.schemas import ApplicationCreate, ApplicationOut, ApplicationUpdate, \
-    CheckResultOut, SubmissionReceipt, Withdrawal
+from services.intake.applications.schemas import (
+    ApplicationCreate,
+    ApplicationOut,
+    ApplicationUpdate,
+    CheckResultOut,
+    SubmissionReceipt,
+    Withdrawal,
+)
 from services.intake.models import Application
 from shared.auth import Authenticator
 from shared.db import SessionDep
-from shared.domain.receipts import GENESIS
 from shared.errors import NotFound, problem_responses
 from shared.i18n import pick_language
 from shared.pagination import Page, PageDep, keyset, page_of
@@ -125,14 +130,7 @@ async def submit_application(app: LockedApplication, request: Request, session: 
 async def get_receipt(app: ValidApplication, session: SessionDep) -> Any:
     if app.receipt is None or app.protocol_number is None:
         raise NotFound("La domanda non è stata presentata.", "The application has not been submitted.")
-    previous = GENESIS
-    if app.protocol_number > 1:
-        from sqlalchemy import select
-
-        previous = (await session.execute(select(Application.chain_hash).where(
-            Application.call_id == app.call_id, Application.protocol_number == app.protocol_number - 1)
-        )).scalar_one()
-    return service.receipt_out(app, previous)
+    return service.receipt_out(app, await repository.chain_hash_before(session, app))
 
 
 @router.post("/{application_id}/withdraw", response_model=ApplicationOut, summary="Withdraw a submitted application",

@@ -12,9 +12,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.intake.access import company_reachable
 from services.intake.models import Application, ExpenseLine
 from shared.auth import Principal
+from shared.domain.receipts import GENESIS
 
 
-def readable(principal: Principal) -> Select[tuple[Application]]:
+def readable(principal: Principal) -> Select[Application]:
     """Applications the principal may see; anything else is a 404."""
     return select(Application).where(company_reachable(principal, Application.company_id))
 
@@ -65,3 +66,12 @@ async def take_protocol_number(session: AsyncSession, call_id: uuid.UUID) -> tup
 
 async def set_chain_head(session: AsyncSession, call_id: uuid.UUID, chain_hash: str) -> None:
     await session.execute(_SET_CHAIN_HEAD, {"c": call_id, "h": chain_hash})
+
+
+async def chain_hash_before(session: AsyncSession, app: Application) -> str:
+    """The register's link before this application's receipt (the genesis hash for protocol 1)."""
+    if not app.protocol_number or app.protocol_number == 1:
+        return GENESIS
+    stmt = select(Application.chain_hash).where(Application.call_id == app.call_id,
+                                                Application.protocol_number == app.protocol_number - 1)
+    return (await session.execute(stmt)).scalar_one_or_none() or GENESIS

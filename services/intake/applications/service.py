@@ -22,16 +22,21 @@ from services.intake.calls.service import effective_window, rules_of, status_of
 from services.intake.models import Application, Call, Company, ExpenseLine
 from shared.audit import record_audit, record_event
 from shared.auth import KeyRing
-from shared.domain.application_check import CheckResult, CompanyFacts, DraftFacts, DraftLine, ExportSale, \
-    Milestone, check_application
+from shared.domain.application_check import (
+    CheckResult,
+    CompanyFacts,
+    DraftFacts,
+    DraftLine,
+    ExportSale,
+    Milestone,
+    check_application,
+)
 from shared.domain.call_rules import CallRules
 from shared.domain.receipts import canonical_json, chain_link, sha256_hex
-from shared.errors import CHECK_FAILED, WINDOW_CLOSED, Conflict, DeskError, NotFound, ProblemError, \
-    ValidationFailed
+from shared.errors import CHECK_FAILED, WINDOW_CLOSED, Conflict, DeskError, NotFound, ProblemError, ValidationFailed
 from shared.i18n import Lang
 from shared.routing import Actor, etag_of
 from shared.schemas import LOMBARDY_PROVINCES
-
 
 # ---------------------------------------------------------------- reading
 
@@ -183,7 +188,7 @@ def draft_facts(app: Application, lines: list[ExpenseLine]) -> DraftFacts:
         objectives=plan.get("objectives", ""), starting_point=plan.get("starting_point", ""),
         strategy=plan.get("strategy", ""), resources=plan.get("resources", ""),
         start_date=_date(plan.get("start_date")), end_date=_date(plan.get("end_date")),
-        milestones=tuple(Milestone(m["title"], _date(m["due_date"])) for m in plan.get("milestones", [])),  # type: ignore[arg-type]
+        milestones=tuple(Milestone(m["title"], _date(m["due_date"])) for m in plan.get("milestones", [])),
         kpi_count=len(plan.get("kpis", [])),
         expense_lines=tuple(DraftLine(ln.category, ln.amount, ln.target_market) for ln in lines),
         flat_rates=frozenset(app.flat_rates),
@@ -246,7 +251,8 @@ async def submit(*, session: AsyncSession, actor: Actor, app: Application, keyri
     """
     if app.status != "draft":
         raise Conflict("La domanda è già stata presentata o ritirata.",
-                       "The application has already been submitted or withdrawn.", extra={"application_status": app.status})
+                       "The application has already been submitted or withdrawn.",
+                       extra={"application_status": app.status})
     call = await session.get(Call, app.call_id)
     assert call is not None
     now = datetime.now(UTC)
@@ -256,7 +262,7 @@ async def submit(*, session: AsyncSession, actor: Actor, app: Application, keyri
             f"Lo sportello è aperto dal {opens.isoformat()} al {closes.isoformat()} (ora del server).",
             f"The window is open from {opens.isoformat()} to {closes.isoformat()} (server clock).",
             kind=WINDOW_CLOSED, extra={"opens_at": opens.isoformat(), "closes_at": closes.isoformat()})
-    result, rules, lines = await run_check(session, app)
+    result, _rules, lines = await run_check(session, app)
     if result.blocking:
         raise DeskError(kind=CHECK_FAILED, errors=[
             ProblemError(p.code, p.path, p.message_it, p.message_en, extra={"article": p.article})

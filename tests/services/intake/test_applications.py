@@ -71,7 +71,8 @@ async def test_check_reports_every_problem_at_once_and_changes_nothing(client, w
     r = await client.post(f"/v1/applications/{app['id']}/check", headers={**world.headers, "Accept-Language": "en"})
     out = r.json()
     codes = {p["code"]: p for p in out["problems"]}
-    assert {"target_market_not_new", "kpis_missing", "category_cap_exceeded", "expense_market_not_in_plan"} <= set(codes)
+    expected = {"target_market_not_new", "kpis_missing", "category_cap_exceeded", "expense_market_not_in_plan"}
+    assert expected <= set(codes)
     assert codes["category_cap_exceeded"]["blocking"] is False
     assert codes["target_market_not_new"]["path"] == "/action_plan/target_markets/0"
     off_plan = {p["path"] for p in out["problems"] if p["code"] == "expense_market_not_in_plan"}

@@ -1,3 +1,4 @@
 """Import every service's tables so Alembic sees one metadata."""
 
+import services.evaluation.models  # noqa: F401
 import services.intake.models  # noqa: F401

@@ -135,17 +135,23 @@ def load_or_create_key(pem: str | None, data_dir: Path, *, allow_generate: bool)
 # ---------------------------------------------------------------- tokens
 
 
-def issue_token(ring: KeyRing, *, client: ApiClient, scopes: list[str], issuer: str, ttl: int) -> str:
+def mint_token(ring: KeyRing, *, sub: str, kind: PrincipalKind, scopes: list[str], issuer: str, ttl: int,
+               partner_id: uuid.UUID | None = None, company_id: uuid.UUID | None = None) -> str:
     now = int(time.time())
     claims: dict[str, Any] = {
-        "iss": issuer, "aud": AUDIENCE, "sub": client.client_id, "iat": now, "exp": now + ttl,
-        "jti": uuid.uuid4().hex, "kind": client.kind, "scope": " ".join(scopes),
+        "iss": issuer, "aud": AUDIENCE, "sub": sub, "iat": now, "exp": now + ttl,
+        "jti": uuid.uuid4().hex, "kind": kind, "scope": " ".join(scopes),
     }
-    if client.partner_id:
-        claims["partner_id"] = str(client.partner_id)
-    if client.company_id:
-        claims["company_id"] = str(client.company_id)
+    if partner_id:
+        claims["partner_id"] = str(partner_id)
+    if company_id:
+        claims["company_id"] = str(company_id)
     return jwt.encode(claims, ring.private_key, algorithm="EdDSA", headers={"kid": ring.key_id})
+
+
+def issue_token(ring: KeyRing, *, client: ApiClient, scopes: list[str], issuer: str, ttl: int) -> str:
+    return mint_token(ring, sub=client.client_id, kind=client.kind, scopes=scopes, issuer=issuer,  # type: ignore[arg-type]
+                      ttl=ttl, partner_id=client.partner_id, company_id=client.company_id)
 
 
 def decode_token(ring: KeyRing, token: str, issuer: str) -> Principal:

@@ -54,6 +54,15 @@ class DeskSettings(BaseSettings):
     idempotency_retention_hours: int = Field(48, validation_alias=_shared("IDEMPOTENCY_RETENTION_HOURS"))
     log_level: str = Field("INFO", validation_alias=_shared("LOG_LEVEL"))
     access_log: bool = Field(True, validation_alias=_shared("ACCESS_LOG"))
+    webhook_timeout_seconds: float = Field(5.0, validation_alias=_shared("WEBHOOK_TIMEOUT_SECONDS"))
+    webhook_max_attempts: int = Field(
+        12, validation_alias=_shared("WEBHOOK_MAX_ATTEMPTS"),
+        description="Attempts before a delivery is dead-lettered.",
+    )
+    webhook_backoff_base_seconds: float = Field(2.0, validation_alias=_shared("WEBHOOK_BACKOFF_BASE_SECONDS"))
+    webhook_backoff_max_seconds: float = Field(3600.0, validation_alias=_shared("WEBHOOK_BACKOFF_MAX_SECONDS"))
+    worker_poll_seconds: float = Field(0.5, validation_alias=_shared("WORKER_POLL_SECONDS"))
+    worker_batch: int = Field(50, validation_alias=_shared("WORKER_BATCH"))
     intake_url: str = Field("http://127.0.0.1:8001", validation_alias=_shared("INTAKE_URL"))
     evaluation_url: str = Field("http://127.0.0.1:8002", validation_alias=_shared("EVALUATION_URL"))
     monitoring_url: str = Field("http://127.0.0.1:8003", validation_alias=_shared("MONITORING_URL"))

@@ -1,0 +1,1 @@
+"""Domain events: the catalogue, Standard Webhooks signing, and the outbox delivery worker."""

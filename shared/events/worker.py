@@ -1,0 +1,214 @@
+"""The outbox delivery worker: fan-out of events to subscriptions, then at-least-once delivery.
+
+Why not a job library (procrastinate): events must be recorded in the *same* transaction as the
+change (the transactional outbox), which our SQLAlchemy/asyncpg sessions already do with one
+INSERT; a library deferring jobs through its own connection could not join that transaction.
+Two plain SQL statements give what we need on top of it:
+
+* fan-out: each new outbox row becomes one `desk.deliveries` row per matching subscription;
+* delivery: due deliveries are claimed with `FOR UPDATE SKIP LOCKED`, so several workers never
+  send the same delivery at once, and a delivery waits while an earlier one for the same
+  subscription and aggregate is still pending (order per application). The row lock is held
+  while the request is in flight: a worker killed mid-delivery releases it, and the delivery is
+  sent again later (receivers deduplicate on `webhook-id`).
+
+Failures back off exponentially with jitter; after `webhook_max_attempts` the delivery is dead
+(kept, listed, and replayable). Every attempt is logged with status code, latency and error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import orjson
+import structlog
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from shared.auth import DEFAULT_SCOPES, KeyRing, mint_token
+from shared.events.catalogue import envelope
+from shared.events.signing import new_webhook_secret, sign_headers
+from shared.settings import DeskSettings
+
+log = structlog.get_logger("desk.worker")
+
+FAN_OUT = text("""
+WITH ev AS (
+    SELECT id, event_type, partner_id, company_id, aggregate_type, aggregate_id
+      FROM desk.outbox WHERE published_at IS NULL ORDER BY id LIMIT :n FOR UPDATE SKIP LOCKED
+), ins AS (
+    INSERT INTO desk.deliveries (event_id, subscription_id, aggregate_key)
+    SELECT ev.id, s.id, ev.aggregate_type || ':' || ev.aggregate_id
+      FROM ev JOIN desk.subscriptions s
+        ON s.active AND s.deleted_at IS NULL
+       AND (ev.event_type = ANY (s.event_types) OR '*' = ANY (s.event_types))
+       AND (s.owner_kind = 'service'
+            OR (s.owner_kind = 'partner' AND s.partner_id = ev.partner_id)
+            OR (s.owner_kind = 'company' AND s.company_id = ev.company_id))
+     ORDER BY ev.id, s.id
+    RETURNING 1
+)
+UPDATE desk.outbox o SET published_at = now() FROM ev WHERE o.id = ev.id RETURNING o.id
+""")
+
+CLAIM = text("""
+SELECT d.id, d.attempts, d.subscription_id, s.url, s.secret, s.previous_secret, s.previous_secret_expires_at,
+       s.owner_kind, s.service, o.event_id, o.event_type, o.event_version, o.source, o.occurred_at,
+       o.aggregate_type, o.aggregate_id, o.payload
+  FROM desk.deliveries d
+  JOIN desk.subscriptions s ON s.id = d.subscription_id
+  JOIN desk.outbox o ON o.id = d.event_id
+ WHERE d.status = 'pending' AND d.next_attempt_at <= now()
+   AND NOT EXISTS (SELECT 1 FROM desk.deliveries e
+                    WHERE e.subscription_id = d.subscription_id AND e.aggregate_key = d.aggregate_key
+                      AND e.status = 'pending' AND e.id < d.id)
+ ORDER BY d.id
+ LIMIT :n
+ FOR UPDATE OF d SKIP LOCKED
+""")
+
+LOG_ATTEMPT = text("""
+INSERT INTO desk.delivery_attempts (delivery_id, attempt, status_code, latency_ms, error)
+VALUES (:id, :attempt, :code, :ms, :error)
+""")
+DELIVERED = text("""
+UPDATE desk.deliveries SET status = 'delivered', attempts = :attempt, delivered_at = now(),
+       last_status_code = :code, last_error = NULL WHERE id = :id
+""")
+FAILED = text("""
+UPDATE desk.deliveries SET status = :status, attempts = :attempt, next_attempt_at = :next,
+       last_status_code = :code, last_error = :error WHERE id = :id
+""")
+
+
+@dataclass(frozen=True)
+class Outcome:
+    ok: bool
+    status_code: int | None
+    latency_ms: int
+    error: str | None
+
+
+def backoff_seconds(attempt: int, base: float, cap: float) -> float:
+    """Exponential back-off with jitter: between half and all of min(cap, base * 2^(attempt-1))."""
+    ceiling = min(cap, base * (2 ** max(attempt - 1, 0)))
+    return float(ceiling / 2 + random.random() * ceiling / 2)  # noqa: S311 - jitter, not security
+
+
+INTERNAL_SUBSCRIPTIONS: dict[str, tuple[str, tuple[str, ...]]] = {
+    # service -> (settings attribute with its base URL, the event types it consumes)
+    "evaluation": ("evaluation_url", ("application.submitted", "application.withdrawn")),
+}
+
+
+async def ensure_internal_subscriptions(conn: AsyncConnection, settings: DeskSettings) -> None:
+    """The desk's own services subscribe like partners do; their URLs come from settings."""
+    for service, (attr, types) in INTERNAL_SUBSCRIPTIONS.items():
+        url = f"{getattr(settings, attr).rstrip('/')}/v1/internal/events"
+        await conn.execute(text("""
+            INSERT INTO desk.subscriptions (id, owner_kind, service, url, event_types, description, active, secret,
+                                            created_by)
+            VALUES (gen_random_uuid(), 'service', :service, :url, :types, :descr, true, :secret, 'desk-worker')
+            ON CONFLICT (service) DO UPDATE SET url = EXCLUDED.url, event_types = EXCLUDED.event_types
+        """), {"service": service, "url": url, "types": list(types), "descr": f"internal: {service}",
+               "secret": new_webhook_secret()})
+
+
+class DeliveryWorker:
+    def __init__(self, engine: AsyncEngine, keyring: KeyRing, settings: DeskSettings,
+                 http: httpx.AsyncClient | None = None) -> None:
+        self.engine = engine
+        self.keyring = keyring
+        self.settings = settings
+        self.http = http or httpx.AsyncClient(timeout=settings.webhook_timeout_seconds, follow_redirects=False)
+        self._service_token: tuple[str, float] | None = None
+
+    async def fan_out(self) -> int:
+        async with self.engine.begin() as conn:
+            rows = (await conn.execute(FAN_OUT, {"n": 500})).all()
+        return len(rows)
+
+    async def deliver_due(self) -> int:
+        """Claim a batch of due deliveries and send them; returns how many were attempted."""
+        async with self.engine.begin() as conn:
+            rows = (await conn.execute(CLAIM, {"n": self.settings.worker_batch})).all()
+            if not rows:
+                return 0
+            outcomes = await asyncio.gather(*(self._send(r) for r in rows))
+            for row, out in zip(rows, outcomes, strict=True):
+                await self._record(conn, row, out)
+        return len(rows)
+
+    async def _send(self, row: Any) -> Outcome:
+        body = orjson.dumps(envelope(row)).decode()
+        now = datetime.now(UTC)
+        secrets_ = [row.secret]
+        if row.previous_secret and row.previous_secret_expires_at and row.previous_secret_expires_at > now:
+            secrets_.append(row.previous_secret)
+        headers = sign_headers(msg_id=str(row.event_id), at=now, body=body, secrets_=secrets_)
+        headers["content-type"] = "application/json"
+        headers["user-agent"] = "regional-desk-webhooks/1"
+        if row.owner_kind == "service":
+            headers["authorization"] = f"Bearer {self._token()}"
+        start = time.perf_counter()
+        try:
+            resp = await self.http.post(row.url, content=body, headers=headers)
+        except httpx.HTTPError as e:
+            return Outcome(False, None, int((time.perf_counter() - start) * 1000), f"{type(e).__name__}: {e}"[:500])
+        ms = int((time.perf_counter() - start) * 1000)
+        if 200 <= resp.status_code < 300:
+            return Outcome(True, resp.status_code, ms, None)
+        return Outcome(False, resp.status_code, ms, resp.text[:500] or None)
+
+    async def _record(self, conn: AsyncConnection, row: Any, out: Outcome) -> None:
+        attempt = row.attempts + 1
+        await conn.execute(LOG_ATTEMPT, {"id": row.id, "attempt": attempt, "code": out.status_code,
+                                         "ms": out.latency_ms, "error": out.error})
+        if out.ok:
+            await conn.execute(DELIVERED, {"id": row.id, "attempt": attempt, "code": out.status_code})
+            return
+        dead = attempt >= self.settings.webhook_max_attempts
+        delay = backoff_seconds(attempt, self.settings.webhook_backoff_base_seconds,
+                                self.settings.webhook_backoff_max_seconds)
+        await conn.execute(FAILED, {"id": row.id, "attempt": attempt, "status": "dead" if dead else "pending",
+                                    "next": datetime.now(UTC) + timedelta(seconds=delay),
+                                    "code": out.status_code, "error": out.error})
+        log.warning("delivery failed", delivery=row.id, attempt=attempt, dead=dead, status=out.status_code,
+                    error=out.error)
+
+    def _token(self) -> str:
+        """A short-lived service token for internal subscribers, minted with the desk's key."""
+        now = time.time()
+        if self._service_token is None or self._service_token[1] < now + 60:
+            tok = mint_token(self.keyring, sub="desk-worker", kind="service", scopes=list(DEFAULT_SCOPES["service"]),
+                             issuer=self.settings.token_issuer, ttl=600)
+            self._service_token = (tok, now + 600)
+        return self._service_token[0]
+
+    async def run_once(self) -> int:
+        fanned = await self.fan_out()
+        sent = await self.deliver_due()
+        return fanned + sent
+
+    async def run(self, stop: asyncio.Event) -> None:
+        async with self.engine.begin() as conn:
+            await ensure_internal_subscriptions(conn, self.settings)
+        log.info("delivery worker started")
+        while not stop.is_set():
+            try:
+                busy = await self.run_once()
+            except Exception:  # noqa: BLE001 - the worker must outlive a database restart
+                log.exception("worker iteration failed")
+                busy = 0
+            if not busy:
+                try:
+                    await asyncio.wait_for(stop.wait(), timeout=self.settings.worker_poll_seconds)
+                except TimeoutError:
+                    pass
+        await self.http.aclose()

@@ -93,6 +93,13 @@ VALIDATION_MESSAGES: dict[str, tuple[str, str]] = {
     "duplicate_value": ("Valore ripetuto: {value}.", "Repeated value: {value}."),
     "share_out_of_range": ("La quota deve essere tra 0 e 1.", "The share must be between 0 and 1."),
     "network_shares_sum": ("Le quote della rete devono sommare a 1.", "The network shares must add up to 1."),
+    "date_in_future": ("La data non può essere nel futuro.", "The date cannot be in the future."),
+    "year_out_of_range": ("Anno fuori intervallo.", "Year out of range."),
+    "share_relation_mismatch": ("La quota non corrisponde al tipo di relazione (associata 25-50%, collegata oltre 50%).",
+                                "The share does not match the relation (partner 25-50%, linked over 50%)."),
+    "decimal_not_string": ("I numeri decimali vanno inviati come stringhe (es. \"12.50\").",
+                           "Decimal numbers must be sent as strings (e.g. \"12.50\")."),
+    "vat_number_immutable": ("La partita IVA non si può cambiare.", "The VAT number cannot change."),
     "currency_not_eur": ("Gli importi sono in euro.", "Amounts are in euros."),
 }
 

@@ -6,6 +6,9 @@ from fastapi import FastAPI
 
 from services.intake.applications.endpoints import router as applications_router
 from services.intake.calls.endpoints import router as calls_router
+from services.intake.companies.endpoints import delegations_router
+from services.intake.companies.endpoints import router as companies_router
+from services.intake.partners.endpoints import router as partners_router
 from services.intake.trainings.endpoints import router as trainings_router
 from shared.app import create_app
 from shared.settings import IntakeSettings
@@ -21,6 +24,7 @@ need `If-Match` with the resource's `ETag`."""
 
 def build_app(settings: IntakeSettings | None = None) -> FastAPI:
     return create_app(settings or IntakeSettings(), title="Regional desk — intake", description=DESCRIPTION,
-                      routers=[calls_router, applications_router, trainings_router])
+                      routers=[calls_router, applications_router, trainings_router, partners_router,
+                               companies_router, delegations_router])
 
 

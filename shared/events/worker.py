@@ -203,7 +203,7 @@ class DeliveryWorker:
         while not stop.is_set():
             try:
                 busy = await self.run_once()
-            except Exception:  # noqa: BLE001 - the worker must outlive a database restart
+            except Exception:  # the worker must outlive a database restart
                 log.exception("worker iteration failed")
                 busy = 0
             if not busy:

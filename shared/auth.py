@@ -190,23 +190,30 @@ def current_principal(request: Request) -> Principal:
 
 
 class Authenticator:
-    """Dependency: the caller must be authenticated, of one of `kinds`, holding every scope in `scopes`."""
+    """Dependency: the caller must be authenticated, of one of `kinds`, holding every scope in `scopes`.
 
-    def __init__(self, *, kinds: tuple[PrincipalKind, ...] = PRINCIPAL_KINDS, scopes: tuple[str, ...] = ()) -> None:
-        self.kinds = kinds
+    `scopes_by_kind` lets one route serve several roles with the scopes each needs (e.g. officers
+    with `intake:admin`, partners and companies with `intake:write`); it also sets the kinds.
+    """
+
+    def __init__(self, *, kinds: tuple[PrincipalKind, ...] = PRINCIPAL_KINDS, scopes: tuple[str, ...] = (),
+                 scopes_by_kind: dict[PrincipalKind, tuple[str, ...]] | None = None) -> None:
+        self.kinds = tuple(scopes_by_kind) if scopes_by_kind else kinds
         self.scopes = frozenset(scopes)
+        self.scopes_by_kind = {k: frozenset(v) for k, v in (scopes_by_kind or {}).items()}
 
     def __call__(self, request: Request) -> Principal:
         p = current_principal(request)
         if p.kind not in self.kinds:
             raise DeskError("Il tuo ruolo non consente questa operazione.",
                             "Your role does not allow this operation.", kind=FORBIDDEN)
-        missing = self.scopes - p.scopes
+        needed = self.scopes | self.scopes_by_kind.get(p.kind, frozenset())
+        missing = needed - p.scopes
         if missing:
             raise DeskError(f"Mancano gli scope: {' '.join(sorted(missing))}.",
                             f"Missing scopes: {' '.join(sorted(missing))}.", kind=FORBIDDEN,
                             headers={"WWW-Authenticate": f'Bearer error="insufficient_scope", '
-                                                         f'scope="{" ".join(sorted(self.scopes))}"'})
+                                                         f'scope="{" ".join(sorted(needed))}"'})
         return p
 
 

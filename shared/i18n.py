@@ -95,7 +95,7 @@ VALIDATION_MESSAGES: dict[str, tuple[str, str]] = {
     "network_shares_sum": ("Le quote della rete devono sommare a 1.", "The network shares must add up to 1."),
     "date_in_future": ("La data non può essere nel futuro.", "The date cannot be in the future."),
     "year_out_of_range": ("Anno fuori intervallo.", "Year out of range."),
-    "share_relation_mismatch": ("La quota non corrisponde al tipo di relazione (associata 25-50%, collegata oltre 50%).",
+    "share_relation_mismatch": ("La quota non corrisponde alla relazione (associata 25-50%, collegata oltre 50%).",
                                 "The share does not match the relation (partner 25-50%, linked over 50%)."),
     "decimal_not_string": ("I numeri decimali vanno inviati come stringhe (es. \"12.50\").",
                            "Decimal numbers must be sent as strings (e.g. \"12.50\")."),

@@ -18,37 +18,20 @@ from services.intake.companies.schemas import CompanyIn, CompanyOut, DelegationC
 from services.intake.models import Company
 from services.intake.partners import service as partners_service
 from services.intake.partners.schemas import ClientCreate, ClientCredentials
-from shared.auth import Authenticator, Principal, PrincipalKind
+from shared.auth import Authenticator, Principal
 from shared.db import SessionDep
-from shared.errors import FORBIDDEN, DeskError, problem_responses
+from shared.errors import problem_responses
 from shared.pagination import Page, PageDep, page_of
 from shared.routing import ActorDep, Idempotent, UnitOfWorkRoute, check_if_match, etag_of
-
-
-class RoleAuthenticator(Authenticator):
-    """Several roles, each with the scopes it needs: officers act with intake:admin, the others with intake:write."""
-
-    def __init__(self, scopes_by_kind: dict[PrincipalKind, tuple[str, ...]]) -> None:
-        super().__init__(kinds=tuple(scopes_by_kind))
-        self.scopes_by_kind = {k: frozenset(v) for k, v in scopes_by_kind.items()}
-
-    def __call__(self, request: Request) -> Principal:
-        principal = super().__call__(request)
-        missing = self.scopes_by_kind[principal.kind] - principal.scopes
-        if missing:
-            raise DeskError(f"Mancano gli scope: {' '.join(sorted(missing))}.",
-                            f"Missing scopes: {' '.join(sorted(missing))}.", kind=FORBIDDEN)
-        return principal
-
 
 WRITE, ADMIN = ("intake:write",), ("intake:admin",)
 reader = Authenticator(scopes=("intake:read",))
 Reader = Annotated[Principal, Depends(reader)]
-company_writer = Depends(RoleAuthenticator({"partner": WRITE, "company": WRITE, "officer": ADMIN}))
+company_writer = Depends(Authenticator(scopes_by_kind={"partner": WRITE, "company": WRITE, "officer": ADMIN}))
 officer = Depends(Authenticator(kinds=("officer",), scopes=ADMIN))
 delegation_requester = Depends(Authenticator(kinds=("partner",), scopes=WRITE))
-delegation_acceptor = Depends(RoleAuthenticator({"company": WRITE, "officer": ADMIN}))
-delegation_revoker = Depends(RoleAuthenticator({"partner": WRITE, "company": WRITE, "officer": ADMIN}))
+delegation_acceptor = Depends(Authenticator(scopes_by_kind={"company": WRITE, "officer": ADMIN}))
+delegation_revoker = Depends(Authenticator(scopes_by_kind={"partner": WRITE, "company": WRITE, "officer": ADMIN}))
 
 router = APIRouter(prefix="/v1/companies", tags=["companies"], route_class=UnitOfWorkRoute)
 delegations_router = APIRouter(prefix="/v1/delegations", tags=["delegations"], route_class=UnitOfWorkRoute)

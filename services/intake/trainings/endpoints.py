@@ -20,7 +20,7 @@ from services.intake.trainings.schemas import (
 )
 from shared.auth import Authenticator, Principal
 from shared.db import SessionDep
-from shared.errors import Forbidden, problem_responses
+from shared.errors import problem_responses
 from shared.pagination import Page, PageDep, page_of
 from shared.routing import ActorDep, Idempotent, UnitOfWorkRoute, check_if_match, etag_of
 
@@ -28,18 +28,9 @@ router = APIRouter(prefix="/v1", tags=["trainings"], route_class=UnitOfWorkRoute
 
 officer = Depends(Authenticator(kinds=("officer",), scopes=("intake:admin",)))
 Reader = Annotated[Principal, Depends(Authenticator(scopes=("intake:read",)))]
-_enrolling_kinds = Authenticator(kinds=("partner", "company", "officer"))
-
-
-def enroller(principal: Annotated[Principal, Depends(_enrolling_kinds)]) -> Principal:
-    """Partners and companies enrol with `intake:write`; officers with `intake:admin`."""
-    needed = "intake:admin" if principal.kind == "officer" else "intake:write"
-    if needed not in principal.scopes:
-        raise Forbidden(f"Manca lo scope {needed}.", f"Missing scope {needed}.")
-    return principal
-
-
-Enroller = Annotated[Principal, Depends(enroller)]
+# Partners and companies enrol with `intake:write`; officers with `intake:admin`.
+Enroller = Annotated[Principal, Depends(Authenticator(scopes_by_kind={
+    "partner": ("intake:write",), "company": ("intake:write",), "officer": ("intake:admin",)}))]
 
 
 async def valid_training_id(training_id: uuid.UUID, session: SessionDep) -> Training:

@@ -28,6 +28,7 @@ from shared.errors import (
 from shared.i18n import pick_language
 from shared.oauth import token_router
 from shared.observability import RequestContextMiddleware, configure_logging, metrics_response
+from shared.ratelimit import RateLimiter
 from shared.routing import UnitOfWorkRoute
 from shared.settings import DeskSettings
 
@@ -117,6 +118,8 @@ def create_app(settings: DeskSettings, *, title: str, description: str, routers:
         swagger_ui_parameters={"persistAuthorization": True},
     )
     app.state.settings = settings
+    app.state.token_limiter = RateLimiter(settings.rate_limit_token_per_minute)
+    app.state.write_limiter = RateLimiter(settings.rate_limit_write_per_minute, settings.rate_limit_write_burst)
     app.state.sessionmaker = None
     app.state.keyring = None
     install_error_handlers(app)

@@ -51,6 +51,7 @@ DEFAULT_SCOPES: dict[str, tuple[str, ...]] = {
 }
 
 AUDIENCE = "regional-desk"
+_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _hasher = PasswordHasher()
 
 
@@ -207,6 +208,9 @@ class Authenticator:
         if p.kind not in self.kinds:
             raise DeskError("Il tuo ruolo non consente questa operazione.",
                             "Your role does not allow this operation.", kind=FORBIDDEN)
+        if request.method not in _SAFE_METHODS and not getattr(request.state, "rate_checked", False):
+            request.state.rate_checked = True
+            request.app.state.write_limiter.check(p.client_id)
         needed = self.scopes | self.scopes_by_kind.get(p.kind, frozenset())
         missing = needed - p.scopes
         if missing:

@@ -67,6 +67,7 @@ async def token(
     basic = _basic_credentials(request)
     if basic:
         client_id, client_secret = basic
+    request.app.state.token_limiter.check(client_id or (request.client.host if request.client else "?"))
     if grant_type != "client_credentials":
         raise _oauth_error("unsupported_grant_type", "Only grant_type=client_credentials is supported.")
     if not client_id or not client_secret:

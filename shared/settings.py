@@ -54,6 +54,12 @@ class DeskSettings(BaseSettings):
     idempotency_retention_hours: int = Field(48, validation_alias=_shared("IDEMPOTENCY_RETENTION_HOURS"))
     log_level: str = Field("INFO", validation_alias=_shared("LOG_LEVEL"))
     access_log: bool = Field(True, validation_alias=_shared("ACCESS_LOG"))
+    rate_limit_token_per_minute: int = Field(
+        30, validation_alias=_shared("RATE_LIMIT_TOKEN_PER_MINUTE"), description="Token requests per client; 0 = off.")
+    rate_limit_write_per_minute: int = Field(
+        1200, validation_alias=_shared("RATE_LIMIT_WRITE_PER_MINUTE"),
+        description="POST/PUT/PATCH/DELETE per client; 0 = off.")
+    rate_limit_write_burst: int = Field(300, validation_alias=_shared("RATE_LIMIT_WRITE_BURST"))
     webhook_timeout_seconds: float = Field(5.0, validation_alias=_shared("WEBHOOK_TIMEOUT_SECONDS"))
     webhook_max_attempts: int = Field(
         12, validation_alias=_shared("WEBHOOK_MAX_ATTEMPTS"),

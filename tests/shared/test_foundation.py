@@ -190,3 +190,34 @@ def test_every_route_is_authenticated_unless_it_says_public():
             assert op.get("operationId") and op.get("summary"), f"{method} {route.path} lacks operationId/summary"
 
 
+
+
+async def test_token_endpoint_is_rate_limited_per_client(client, intake_app):
+    from shared.ratelimit import RateLimiter
+
+    saved = intake_app.state.token_limiter
+    intake_app.state.token_limiter = RateLimiter(per_minute=60, burst=2)
+    try:
+        form = {"grant_type": "client_credentials", "client_id": "nobody-rl", "client_secret": "x"}
+        codes = [(await client.post("/v1/oauth/token", data=form)).status_code for _ in range(3)]
+        assert codes == [401, 401, 429]
+        r = await client.post("/v1/oauth/token", data=form)
+        assert r.headers["retry-after"] == "1" and r.json()["type"] == "/problems/rate-limited"
+        other = {**form, "client_id": "somebody-else"}
+        assert (await client.post("/v1/oauth/token", data=other)).status_code == 401
+    finally:
+        intake_app.state.token_limiter = saved
+
+
+async def test_writes_are_rate_limited_per_client_but_reads_are_not(client, intake_app, officer):
+    from shared.ratelimit import RateLimiter
+
+    saved = intake_app.state.write_limiter
+    intake_app.state.write_limiter = RateLimiter(per_minute=60, burst=1)
+    try:
+        assert (await client.post("/v1/calls", json={}, headers=officer)).status_code == 422
+        r = await client.post("/v1/calls", json={}, headers=officer)
+        assert r.status_code == 429 and int(r.headers["retry-after"]) >= 1
+        assert (await client.get("/v1/calls", headers=officer)).status_code == 200
+    finally:
+        intake_app.state.write_limiter = saved

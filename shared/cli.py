@@ -472,7 +472,8 @@ def up(
         env = {**os.environ, "DESK_DATABASE_URL": url}
         for service, port in ports.items():
             cmd = [sys.executable, "-m", "uvicorn", "--factory", f"services.{service}.app:build_app",
-                   "--host", host, "--port", str(port), "--workers", str(workers), "--timeout-graceful-shutdown", "5"]
+                   "--host", host, "--port", str(port), "--workers", str(workers), "--timeout-graceful-shutdown", "5",
+                   "--no-access-log"]  # the desk logs each request itself (structured)
             # own session: the terminal's Ctrl-C reaches only `desk`, which stops the children in order
             procs[service] = subprocess.Popen(cmd, cwd=REPO_ROOT, env=env,  # noqa: S603 - our own argv
                                               start_new_session=True)

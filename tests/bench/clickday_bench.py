@@ -1,0 +1,268 @@
+"""Click-day benchmark: the desk's submit against the anchor, same machine, same PostgreSQL.
+
+Seeds N complete drafts (one partner holding delegations for N companies, one open call), starts
+intake under uvicorn, fires one submit per draft with wrk through ../shared/bench/clickday_load.py,
+then does the same against ../shared/bench/anchor_app.py; prints both runs, the ratio desk/anchor
+and the checks: every 2xx has its row and receipt, protocol numbers unique, gap-free and in server
+arrival order, the receipt chain verifies, no 5xx, and the intake process's peak RSS.
+
+    python tests/bench/clickday_bench.py [--drafts 40000] [--duration 10] [--connections 64] [--workers 1]
+
+Needs wrk (Debian package `wrk`) and a PostgreSQL: BENCH_DATABASE_URL (default the local server at
+127.0.0.1:5432); it creates and drops its own database `desk_bench`. Not collected by pytest.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import asyncpg
+import httpx
+import orjson
+import psutil
+from sqlalchemy.engine import make_url
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+from shared.auth import DEFAULT_SCOPES, KeyRing, mint_token  # noqa: E402
+from shared.domain.receipts import GENESIS, verify_chain  # noqa: E402
+from tests.factories import CALL_FILE, company_fields, draft_body, vat_number  # noqa: E402
+
+SHARED_BENCH = Path(os.environ.get("CLICKDAY_SHARED_BENCH", ROOT.parent / "shared" / "bench"))
+SERVER = os.environ.get("BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+DB = "desk_bench"
+
+
+def url_for(db: str) -> str:
+    return make_url(SERVER).set(database=db).render_as_string(hide_password=False)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def recreate_database() -> None:
+    conn = await asyncpg.connect(url_for(make_url(SERVER).database or "postgres"))
+    await conn.execute(f'DROP DATABASE IF EXISTS "{DB}" WITH (FORCE)')
+    await conn.execute(f'CREATE DATABASE "{DB}"')
+    await conn.close()
+
+
+async def seed(n: int) -> tuple[str, list[str]]:
+    """One open call, one partner, N companies delegated to it, N complete drafts. Returns (partner_id, ids)."""
+    from services.intake.calls.service import load_rules_file
+
+    rules = load_rules_file(CALL_FILE)
+    conn = await asyncpg.connect(url_for(DB))
+    now = datetime.now(UTC)
+    call_id, partner_id = uuid.uuid4(), uuid.uuid4()
+    await conn.execute(
+        "INSERT INTO intake.calls (id, code, title, procedure, current_version, opens_at, closes_at, demo_opens_at,"
+        " demo_closes_at, budget_total, version) VALUES ($1,$2,$3,$4,1,$5,$6,$7,$8,$9,1)",
+        call_id, rules.code, rules.title, rules.procedure, rules.window.opens_at, rules.window.closes_at,
+        now - timedelta(minutes=1), now + timedelta(days=1), rules.budget_total)
+    await conn.execute("INSERT INTO intake.call_versions (call_id, version, rules, created_by) VALUES ($1,1,$2,'bench')",
+                       call_id, orjson.dumps(rules.model_dump(mode="json")).decode())
+    await conn.execute("INSERT INTO intake.call_counters (call_id, last_protocol, last_chain_hash) VALUES ($1,0,$2)",
+                       call_id, GENESIS)
+    await conn.execute("INSERT INTO intake.partners (id, name, kind, fiscal_code, version) VALUES "
+                       "($1,'Camera di Commercio (bench)','chamber_of_commerce',$2,1)", partner_id, vat_number())
+    companies, delegations, apps, lines = [], [], [], []
+    template = draft_body(call_id, call_id)
+    vats: set[str] = set()
+    for _ in range(n):
+        cid, aid = uuid.uuid4(), uuid.uuid4()
+        vat = vat_number()
+        while vat in vats:
+            vat = vat_number()
+        vats.add(vat)
+        f = company_fields(vat_number=vat)
+        companies.append((cid, vat, vat, f["name"], f["legal_form"], f["ateco_code"],
+                          orjson.dumps(f["registered_office"]).decode(), "[]", False, f["incorporation_date"],
+                          f["approved_financial_statements"], f["headcount_awu"], f["turnover"],
+                          f["balance_sheet_total"], f["previous_year_export_sales"], "[]",
+                          orjson.dumps(f["export_history"]).decode(), "small", 1, "bench"))
+        delegations.append((uuid.uuid4(), partner_id, cid, "active", 1))
+        apps.append((aid, call_id, cid, partner_id, "draft", template["title"],
+                     orjson.dumps(template["action_plan"]).decode(), ["d", "e"], 1, "bench"))
+        for i, ln in enumerate(template["expense_lines"]):
+            lines.append((uuid.uuid4(), aid, i, ln["category"], ln["description"], ln["amount"],
+                          ln["target_market"], ln["supplier"]))
+    await conn.copy_records_to_table("companies", schema_name="intake", records=companies, columns=[
+        "id", "vat_number", "fiscal_code", "name", "legal_form", "ateco_code", "registered_office",
+        "operating_sites", "lombardy_site_commitment", "incorporation_date", "approved_financial_statements",
+        "headcount_awu", "turnover", "balance_sheet_total", "previous_year_export_sales", "related_enterprises",
+        "export_history", "size_class", "version", "created_by"])
+    await conn.copy_records_to_table("delegations", schema_name="intake", records=delegations,
+                                     columns=["id", "partner_id", "company_id", "status", "version"])
+    await conn.copy_records_to_table("applications", schema_name="intake", records=apps, columns=[
+        "id", "call_id", "company_id", "partner_id", "status", "title", "action_plan", "flat_rates", "version",
+        "created_by"])
+    from decimal import Decimal
+
+    await conn.copy_records_to_table("expense_lines", schema_name="intake",
+                                     records=[(*r[:5], Decimal(r[5]), *r[6:]) for r in lines], columns=[
+        "id", "application_id", "position", "category", "description", "amount", "target_market", "supplier"])
+    await conn.execute("ANALYZE")
+    await conn.close()
+    return str(partner_id), [str(a[0]) for a in apps]
+
+
+def run_load(url: str, path: str, ids_file: str, a: argparse.Namespace, headers: list[str],
+             idem: bool = False) -> dict[str, object]:
+    # The shared script writes header keys as `[` + `[==[key]==]` + `]`, which Lua reads as `[[`, a long
+    # bracket: any --header breaks its script. Run it unchanged but with a space before each long string.
+    wrapper = (
+        "import sys; sys.path.insert(0, sys.argv.pop(1)); import clickday_load as c; "
+        "c.lua_string = lambda s: ' [==[' + s + ']==]'; sys.exit(c.main())"
+    )
+    cmd = [sys.executable, "-c", wrapper, str(SHARED_BENCH), "--url", url, "--path", path, "--ids-file",
+           ids_file, "--duration", str(a.duration), "--connections", str(a.connections)]
+    for h in headers:
+        cmd += ["--header", h]
+    if idem:
+        cmd.append("--idempotency-key")
+    out = subprocess.run(cmd, capture_output=True, text=True)
+    if out.returncode != 0:
+        raise RuntimeError(f"load failed: {out.stdout[-2000:]} {out.stderr[-2000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
+
+
+def wait_ready(url: str, timeout: float = 60) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"not ready: {url}")
+
+
+class RssSampler:
+    def __init__(self, pid: int) -> None:
+        self.proc = psutil.Process(pid)
+        self.peak = 0
+        self._stop = False
+
+    def sample(self) -> None:
+        try:
+            procs = [self.proc, *self.proc.children(recursive=True)]
+            self.peak = max(self.peak, max(p.memory_info().rss for p in procs))
+        except psutil.Error:
+            pass
+
+
+async def verify(ids_ok: int) -> dict[str, object]:
+    conn = await asyncpg.connect(url_for(DB))
+    rows = await conn.fetch("SELECT protocol_number, submitted_at, receipt, chain_hash FROM intake.applications "
+                            "WHERE status = 'submitted' ORDER BY protocol_number")
+    outbox = await conn.fetchval("SELECT count(*) FROM desk.outbox WHERE event_type = 'application.submitted'")
+    await conn.close()
+    numbers = [r["protocol_number"] for r in rows]
+    stamps = [r["submitted_at"] for r in rows]
+    chain = verify_chain((orjson.loads(r["receipt"]), r["chain_hash"]) for r in rows)
+    return {"submitted_rows": len(rows), "events": outbox, "gap_free": numbers == list(range(1, len(rows) + 1)),
+            "arrival_order": stamps == sorted(stamps), "chain_broken_at": chain,
+            "rows_cover_2xx": len(rows) >= ids_ok}
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--drafts", type=int, default=40000)
+    p.add_argument("--duration", type=int, default=10)
+    p.add_argument("--connections", type=int, default=64)
+    p.add_argument("--workers", type=int, default=1)
+    p.add_argument("--skip-anchor", action="store_true")
+    a = p.parse_args()
+    if shutil.which("wrk") is None:
+        sys.exit("wrk is needed: apt-get install wrk")
+
+    asyncio.run(recreate_database())
+    env = {**os.environ, "DESK_DATABASE_URL": url_for(DB), "DATABASE_URL": url_for(DB), "DESK_ACCESS_LOG": "false",
+           "DESK_LOG_LEVEL": "WARNING", "DESK_RATE_LIMIT_WRITE_PER_MINUTE": "0", "DESK_ENVIRONMENT": "local"}
+    subprocess.run([sys.executable, "-m", "alembic", "upgrade", "head"], cwd=ROOT, env=env, check=True,
+                   capture_output=True)
+    partner_id, ids = asyncio.run(seed(a.drafts))
+    keyring = KeyRing.generate()
+    tmp = Path(tempfile.mkdtemp())
+    (tmp / "key.pem").write_bytes(keyring.private_pem())
+    env["DESK_SIGNING_KEY"] = keyring.private_pem().decode()
+    token = mint_token(keyring, sub="bench-partner", kind="partner", scopes=list(DEFAULT_SCOPES["partner"]),
+                       issuer="regional-desk", ttl=3600, partner_id=uuid.UUID(partner_id))
+    ids_file = tmp / "ids.txt"
+    ids_file.write_text("\n".join(ids) + "\n")
+
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-m", "uvicorn", "--factory", "services.intake.app:build_app",
+                               "--port", str(port), "--workers", str(a.workers), "--no-access-log",
+                               "--log-level", "warning"], cwd=ROOT, env=env)
+    sampler = RssSampler(server.pid)
+    try:
+        wait_ready(f"http://127.0.0.1:{port}/readyz")
+        import threading
+
+        stop = threading.Event()
+
+        def poll() -> None:
+            while not stop.is_set():
+                sampler.sample()
+                time.sleep(0.25)
+
+        t = threading.Thread(target=poll, daemon=True)
+        t.start()
+        desk = run_load(f"http://127.0.0.1:{port}", "/v1/applications/{id}/submit", str(ids_file), a,
+                        [f"Authorization: Bearer {token}"], idem=True)
+        stop.set()
+        t.join()
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=30)
+    checks = asyncio.run(verify(int(desk["s2xx"])))  # type: ignore[arg-type]
+    result: dict[str, object] = {"desk": desk, "checks": checks, "intake_peak_rss_mb": round(sampler.peak / 2**20, 1),
+                                 "workers": a.workers, "drafts": a.drafts}
+
+    if not a.skip_anchor:
+        anchor_env = {**os.environ, "ANCHOR_DSN": url_for(DB)}
+        subprocess.run([sys.executable, str(SHARED_BENCH / "anchor_app.py"), "seed", "300000"], env=anchor_env,
+                       check=True)
+        aport = free_port()
+        anchor = subprocess.Popen([sys.executable, "-m", "uvicorn", "anchor_app:app", "--port", str(aport),
+                                   "--workers", str(a.workers), "--no-access-log", "--log-level", "warning"],
+                                  cwd=SHARED_BENCH, env=anchor_env)
+        try:
+            time.sleep(1.5)
+            wait_ready(f"http://127.0.0.1:{aport}/docs")
+            aids = tmp / "anchor_ids.txt"
+            aids.write_text("\n".join(str(i) for i in range(1, 300001)) + "\n")
+            anchor_run = run_load(f"http://127.0.0.1:{aport}", "/drafts/{id}/submit", str(aids), a, [])
+        finally:
+            anchor.send_signal(signal.SIGTERM)
+            anchor.wait(timeout=30)
+        result["anchor"] = anchor_run
+        result["ratio_rps"] = round(float(desk["rps_2xx"]) / float(anchor_run["rps_2xx"]), 3)  # type: ignore[arg-type]
+        result["goal"] = {"ratio>=0.5": result["ratio_rps"] >= 0.5, "p99<=100ms": float(desk["p99_ms"]) <= 100}  # type: ignore[arg-type, operator]
+    print(json.dumps(result, default=str))
+    shutil.rmtree(tmp, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

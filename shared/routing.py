@@ -45,11 +45,16 @@ class IdempotencySlot:
 
 
 class UnitOfWorkRoute(APIRoute):
+    sessionmaker_attr = "sessionmaker"
+
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         original = super().get_route_handler()
+        attr = self.sessionmaker_attr
 
         async def handler(request: Request) -> Response:
-            async with request.app.state.sessionmaker() as session:
+            state = request.app.state
+            sessionmaker = getattr(state, attr, None) or state.sessionmaker
+            async with sessionmaker() as session:
                 request.state.session = session
                 try:
                     response = await original(request)
@@ -66,6 +71,14 @@ class UnitOfWorkRoute(APIRoute):
                 return response
 
         return handler
+
+
+class AutocommitRoute(UnitOfWorkRoute):
+    """A route whose only write is one statement that is its own transaction (the submit: see
+    `intake.commit_submission`). Its reads take no locks; the statement commits inside the server,
+    so no lock is held across a client round trip. Falls back to the ordinary session in tests."""
+
+    sessionmaker_attr = "autocommit_sessionmaker"
 
 
 async def _store_response(session: Any, slot: IdempotencySlot, response: Response) -> None:
@@ -91,14 +104,11 @@ async def idempotency(request: Request) -> IdempotencySlot | None:
     waits on the unique index until the first commits (then replays its stored response) or rolls
     back (then executes). Keys are scoped per client and kept for the configured retention.
     """
-    key = request.headers.get("idempotency-key")
+    key = idempotency_key(request)
     if key is None:
         return None
-    if not _KEY_RE.match(key):
-        raise DeskError(kind=IDEMPOTENCY_INVALID)
     principal = current_principal(request)
-    body = await request.body()
-    digest = hashlib.sha256(request.method.encode() + b" " + request.url.path.encode() + b"\n" + body).digest()
+    digest = await request_digest(request)
     session = request.state.session
     retention = timedelta(hours=request.app.state.settings.idempotency_retention_hours)
     params = {"p": principal.client_id, "k": key, "m": request.method, "path": request.url.path, "h": digest,
@@ -130,6 +140,19 @@ async def idempotency(request: Request) -> IdempotencySlot | None:
     slot = IdempotencySlot(principal.client_id, key)
     request.state.idempotency = slot
     return slot
+
+
+async def request_digest(request: Request) -> bytes:
+    """What an idempotency key is bound to: method, path and body."""
+    body = await request.body()
+    return hashlib.sha256(request.method.encode() + b" " + request.url.path.encode() + b"\n" + body).digest()
+
+
+def idempotency_key(request: Request) -> str | None:
+    key = request.headers.get("idempotency-key")
+    if key is not None and not _KEY_RE.match(key):
+        raise DeskError(kind=IDEMPOTENCY_INVALID)
+    return key
 
 
 Idempotent = Annotated[IdempotencySlot | None, Depends(idempotency)]

@@ -174,7 +174,6 @@ class Application(Base):
     submitted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     content_sha256: Mapped[str | None] = mapped_column(String(64))
     receipt: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
-    receipt_signature: Mapped[str | None] = mapped_column(Text)
     chain_hash: Mapped[str | None] = mapped_column(String(64))
     withdrawn_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     withdrawal_reason: Mapped[str | None] = mapped_column(Text)

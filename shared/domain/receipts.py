@@ -6,7 +6,8 @@ receipt breaks every later link, which ``verify_chain`` finds.
 
 Canonical form: UTF-8 JSON with sorted keys, no whitespace, non-ASCII characters kept as is;
 ``Decimal`` as its string (``"12500.00"``), ``date`` as ``YYYY-MM-DD``, aware ``datetime`` in UTC as
-``YYYY-MM-DDTHH:MM:SS[.ffffff]Z``, ``UUID`` as its string, tuples as arrays. Floats, naive datetimes
+``YYYY-MM-DDTHH:MM:SS.ffffffZ`` (always six fractional digits, so the
+database can produce the same text), ``UUID`` as its string, tuples as arrays. Floats, naive datetimes
 and non-string keys are refused, so a receipt hashes the same on every machine.
 """
 
@@ -35,7 +36,7 @@ def _normalise(obj: object) -> _JsonValue:
     if isinstance(obj, datetime):
         if obj.tzinfo is None or obj.utcoffset() is None:
             raise ValueError("naive datetimes are not allowed in canonical JSON")
-        return obj.astimezone(UTC).isoformat().replace("+00:00", "Z")
+        return obj.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     if isinstance(obj, date):
         return obj.isoformat()
     if isinstance(obj, UUID):

@@ -26,7 +26,7 @@ import sys
 import tempfile
 import time
 import uuid
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import asyncpg
@@ -77,8 +77,9 @@ async def seed(n: int) -> tuple[str, list[str]]:
         " demo_closes_at, budget_total, version) VALUES ($1,$2,$3,$4,1,$5,$6,$7,$8,$9,1)",
         call_id, rules.code, rules.title, rules.procedure, rules.window.opens_at, rules.window.closes_at,
         now - timedelta(minutes=1), now + timedelta(days=1), rules.budget_total)
-    await conn.execute("INSERT INTO intake.call_versions (call_id, version, rules, created_by) VALUES ($1,1,$2,'bench')",
-                       call_id, orjson.dumps(rules.model_dump(mode="json")).decode())
+    await conn.execute(
+        "INSERT INTO intake.call_versions (call_id, version, rules, created_by) VALUES ($1,1,$2,'bench')",
+        call_id, orjson.dumps(rules.model_dump(mode="json")).decode())
     await conn.execute("INSERT INTO intake.call_counters (call_id, last_protocol, last_chain_hash) VALUES ($1,0,$2)",
                        call_id, GENESIS)
     await conn.execute("INSERT INTO intake.partners (id, name, kind, fiscal_code, version) VALUES "

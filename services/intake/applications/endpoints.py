@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response
@@ -22,7 +23,16 @@ from shared.db import SessionDep
 from shared.errors import NotFound, problem_responses
 from shared.i18n import pick_language
 from shared.pagination import Page, PageDep, keyset, page_of
-from shared.routing import ActorDep, Idempotent, UnitOfWorkRoute, check_if_match, etag_of
+from shared.routing import (
+    ActorDep,
+    AutocommitRoute,
+    Idempotent,
+    UnitOfWorkRoute,
+    check_if_match,
+    etag_of,
+    idempotency_key,
+    request_digest,
+)
 
 router = APIRouter(prefix="/v1/applications", tags=["applications"], route_class=UnitOfWorkRoute,
                    dependencies=[Depends(Authenticator(scopes=("intake:read",)))])
@@ -108,7 +118,12 @@ async def check_application(app: ValidApplication, request: Request, session: Se
     return service.check_out(result, pick_language(request.headers.get("accept-language")))
 
 
-@router.post("/{application_id}/submit", response_model=SubmissionReceipt, status_code=201,
+# The submit commits in one server-side statement (no lock held across a round trip): its own route class.
+submit_router = APIRouter(prefix="/v1/applications", tags=["applications"], route_class=AutocommitRoute,
+                          dependencies=[Depends(Authenticator(scopes=("intake:read",)))])
+
+
+@submit_router.post("/{application_id}/submit", response_model=SubmissionReceipt, status_code=201,
              summary="Submit a draft: protocol number and signed receipt", dependencies=[applicant],
              description="Only inside the call's window (server clock) and only when the pre-check finds no "
                          "blocking problem. Returns the receipt: protocol number (unique per call, in arrival "
@@ -116,21 +131,28 @@ async def check_application(app: ValidApplication, request: Request, session: Se
                          "the receipt's link in the call's hash-chained register. Honours Idempotency-Key; "
                          "If-Match is optional.",
              responses=problem_responses(401, 403, 404, 409, 412, 422))
-async def submit_application(app: LockedApplication, request: Request, session: SessionDep, actor: ActorDep,
-                             _idem: Idempotent, response: Response) -> Any:
-    check_if_match(request, app.version, required=False)
-    out = await service.submit(session=session, actor=actor, app=app, keyring=request.app.state.keyring)
-    response.headers["ETag"] = etag_of(app.version)
+async def submit_application(app: ValidApplication, request: Request, session: SessionDep, actor: ActorDep,
+                             response: Response) -> Any:
+    key = idempotency_key(request)
+    submit_key = None if key is None else service.SubmitKey(
+        actor.principal.client_id, key, await request_digest(request), request.url.path,
+        timedelta(hours=request.app.state.settings.idempotency_retention_hours))
+    if submit_key is None or app.status == "draft":
+        check_if_match(request, app.version, required=False)
+    out, replayed = await service.submit(session=session, actor=actor, app=app, keyring=request.app.state.keyring,
+                                         key=submit_key)
     response.headers["Location"] = f"/v1/applications/{app.id}/receipt"
+    if replayed:
+        response.headers["Idempotent-Replayed"] = "true"
     return out
 
 
 @router.get("/{application_id}/receipt", response_model=SubmissionReceipt, summary="Read the submission receipt",
             responses=problem_responses(401, 404, 422))
-async def get_receipt(app: ValidApplication, session: SessionDep) -> Any:
+async def get_receipt(app: ValidApplication, request: Request, session: SessionDep) -> Any:
     if app.receipt is None or app.protocol_number is None:
         raise NotFound("La domanda non è stata presentata.", "The application has not been submitted.")
-    return service.receipt_out(app, await repository.chain_hash_before(session, app))
+    return service.receipt_out(app, request.app.state.keyring, await repository.chain_hash_before(session, app))
 
 
 @router.post("/{application_id}/withdraw", response_model=ApplicationOut, summary="Withdraw a submitted application",

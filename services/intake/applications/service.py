@@ -7,12 +7,15 @@ the call's rules document in force, so "check says submittable" and "submit acce
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy.exc import IntegrityError
+import orjson
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.intake.access import acting_partner, can_reach_company
@@ -32,8 +35,17 @@ from shared.domain.application_check import (
     check_application,
 )
 from shared.domain.call_rules import CallRules
-from shared.domain.receipts import canonical_json, chain_link, sha256_hex
-from shared.errors import CHECK_FAILED, WINDOW_CLOSED, Conflict, DeskError, NotFound, ProblemError, ValidationFailed
+from shared.domain.receipts import canonical_json, sha256_hex
+from shared.errors import (
+    CHECK_FAILED,
+    IDEMPOTENCY_MISMATCH,
+    WINDOW_CLOSED,
+    Conflict,
+    DeskError,
+    NotFound,
+    ProblemError,
+    ValidationFailed,
+)
 from shared.i18n import Lang
 from shared.routing import Actor, etag_of
 from shared.schemas import LOMBARDY_PROVINCES
@@ -201,8 +213,9 @@ def _date(v: str | None) -> Any:
     return date.fromisoformat(v) if v else None
 
 
-async def run_check(session: AsyncSession, app: Application) -> tuple[CheckResult, CallRules, list[ExpenseLine]]:
-    call = await session.get(Call, app.call_id)
+async def run_check(session: AsyncSession, app: Application, *, call: Call | None = None
+                    ) -> tuple[CheckResult, CallRules, list[ExpenseLine]]:
+    call = call or await session.get(Call, app.call_id)
     company = await session.get(Company, app.company_id)
     assert call is not None and company is not None
     rules = await rules_of(session, call)
@@ -243,12 +256,47 @@ def submitted_content(app: Application, company: Company, call_version: int,
     }
 
 
-async def submit(*, session: AsyncSession, actor: Actor, app: Application, keyring: KeyRing) -> dict[str, Any]:
-    """Submit a draft: window and pre-check, then protocol number, signed receipt and hash-chain link.
+@dataclass(frozen=True)
+class SubmitKey:
+    """The request's Idempotency-Key, bound to its method, path and body."""
 
-    The application row is locked first (a concurrent submit of the same draft waits, then sees it
-    submitted); the call's counter is taken last, so its lock is held only for the final writes.
-    """
+    principal: str
+    key: str
+    digest: bytes
+    path: str
+    retention: timedelta
+
+
+async def replay_of(session: AsyncSession, keyring: KeyRing, key: SubmitKey) -> dict[str, Any] | None:
+    """The original receipt when this key already submitted; 422 when it was used for another request."""
+    row = (await session.execute(text(
+        "SELECT request_hash, render_ref, expires_at FROM desk.idempotency_keys WHERE principal = :p AND key = :k"),
+        {"p": key.principal, "k": key.key})).first()
+    if row is None or row.expires_at <= datetime.now(UTC):
+        return None
+    if bytes(row.request_hash) != key.digest or not (row.render_ref or "").startswith("application-receipt:"):
+        raise DeskError("La chiave di idempotenza è già stata usata con una richiesta diversa.",
+                        "This Idempotency-Key was already used with a different request.", kind=IDEMPOTENCY_MISMATCH)
+    app = await session.get(Application, uuid.UUID(row.render_ref.split(":", 1)[1]))
+    assert app is not None and app.receipt is not None
+    return receipt_out(app, keyring, await repository.chain_hash_before(session, app))
+
+
+_COMMIT = text(
+    "SELECT * FROM intake.commit_submission(:app, :call, :code, :cver, :vat, :sha, :kid, :principal, :kind, :rid,"
+    " :service, :key, :digest, :path, :expires, :event, CAST(:payload AS jsonb), :partner, :company)"
+)
+
+
+async def submit(*, session: AsyncSession, actor: Actor, app: Application, keyring: KeyRing,
+                 key: SubmitKey | None) -> tuple[dict[str, Any], bool]:
+    """Submit a draft: window and pre-check here, then one server-side statement commits the submission
+    (`intake.commit_submission`: protocol number, hash-chain link, outbox event, audit record, idempotency
+    record). Returns the receipt and whether it is a replay of an earlier identical request."""
+    if key is not None:
+        replayed = await replay_of(session, keyring, key)
+        if replayed is not None:
+            return replayed, True
     if app.status != "draft":
         raise Conflict("La domanda è già stata presentata o ritirata.",
                        "The application has already been submitted or withdrawn.",
@@ -262,62 +310,54 @@ async def submit(*, session: AsyncSession, actor: Actor, app: Application, keyri
             f"Lo sportello è aperto dal {opens.isoformat()} al {closes.isoformat()} (ora del server).",
             f"The window is open from {opens.isoformat()} to {closes.isoformat()} (server clock).",
             kind=WINDOW_CLOSED, extra={"opens_at": opens.isoformat(), "closes_at": closes.isoformat()})
-    result, _rules, lines = await run_check(session, app)
+    result, _rules, lines = await run_check(session, app, call=call)
     if result.blocking:
         raise DeskError(kind=CHECK_FAILED, errors=[
             ProblemError(p.code, p.path, p.message_it, p.message_en, extra={"article": p.article})
             for p in result.problems if p.blocking])
-    if await repository.has_live_submission(session, call.id, app.company_id):
-        raise Conflict("L'impresa ha già presentato una domanda su questo bando.",
-                       "The company has already submitted an application to this call.")
     company = await session.get(Company, app.company_id)
     assert company is not None
     content_hash = sha256_hex(canonical_json(submitted_content(app, company, call.current_version, lines)))
-    estimate = result.estimate
-
-    protocol, previous_hash, at = await repository.take_protocol_number(session, call.id)
-    receipt = {"call_id": call.id, "call_code": call.code, "call_version": call.current_version,
-               "application_id": app.id, "company_vat_number": company.vat_number, "protocol_number": protocol,
-               "submitted_at": at, "content_sha256": content_hash, "key_id": keyring.key_id}
-    signed = canonical_json(receipt)
-    signature = keyring.sign(signed)
-    chain_hash = chain_link(previous_hash, receipt)
-    await repository.set_chain_head(session, call.id, chain_hash)
-    before = {"status": app.status, "version": app.version}
-    app.status, app.protocol_number, app.submitted_at = "submitted", protocol, at
-    app.call_version, app.content_sha256, app.chain_hash = call.current_version, content_hash, chain_hash
-    app.receipt, app.receipt_signature = _jsonable(receipt), signature
-    app.version += 1
-    app.updated_at = at
+    e = result.estimate
+    payload = {"application_id": app.id, "call_id": call.id, "company_id": app.company_id,
+               "content_sha256": content_hash,
+               "estimate": None if e is None else {"eligible_total": e.eligible_total, "grant": e.grant,
+                                                   "loan": e.loan}}
     try:
-        await session.flush()
-    except IntegrityError:  # the one-submission-per-company index, hit by a concurrent twin
-        raise Conflict("L'impresa ha già presentato una domanda su questo bando.",
-                       "The company has already submitted an application to this call.") from None
-    await record_audit(session, actor, action="application.submitted", resource_type="application",
-                       resource_id=app.id, before=before,
-                       after={"status": "submitted", "protocol_number": protocol, "content_sha256": content_hash,
-                              "version": app.version})
-    await record_event(session, actor, event_type="application.submitted", aggregate_type="application",
-                       aggregate_id=app.id, partner_id=app.partner_id, company_id=app.company_id, payload={
-                           "application_id": app.id, "call_id": call.id, "company_id": app.company_id,
-                           "protocol_number": protocol, "submitted_at": at, "content_sha256": content_hash,
-                           "estimate": None if estimate is None else {
-                               "eligible_total": estimate.eligible_total, "grant": estimate.grant,
-                               "loan": estimate.loan}})
-    return receipt_out(app, previous_hash)
+        row = (await session.execute(_COMMIT, {
+            "app": app.id, "call": call.id, "code": call.code, "cver": call.current_version,
+            "vat": company.vat_number, "sha": content_hash, "kid": keyring.key_id,
+            "principal": actor.principal.client_id, "kind": actor.principal.kind, "rid": actor.request_id,
+            "service": actor.service, "key": key.key if key else None, "digest": key.digest if key else None,
+            "path": key.path if key else None, "expires": now + key.retention if key else None,
+            "event": uuid.uuid4(), "payload": canonical_json(payload).decode(), "partner": app.partner_id,
+            "company": app.company_id})).one()
+    except DBAPIError as exc:
+        code = getattr(exc.orig, "sqlstate", None) or getattr(getattr(exc.orig, "__cause__", None), "sqlstate", None)
+        if code == "DK001":
+            raise Conflict("La domanda è già stata presentata o ritirata.",
+                           "The application has already been submitted or withdrawn.") from None
+        if code == "23505":  # one live submission per company and call
+            raise Conflict("L'impresa ha già presentato una domanda su questo bando.",
+                           "The company has already submitted an application to this call.") from None
+        raise
+    if row.outcome == "idempotency_mismatch":
+        raise DeskError("La chiave di idempotenza è già stata usata con una richiesta diversa.",
+                        "This Idempotency-Key was already used with a different request.", kind=IDEMPOTENCY_MISMATCH)
+    if row.outcome == "replay":  # a concurrent twin with the same key committed first
+        await session.refresh(app)
+        return receipt_out(app, keyring, await repository.chain_hash_before(session, app)), True
+    return {"receipt": orjson.loads(row.receipt_json), "signature": keyring.sign(row.receipt_json.encode()),
+            "previous_hash": row.previous_hash, "chain_hash": row.chain_hash,
+            "register_url": f"/v1/calls/{call.id}/register"}, False
 
 
-def _jsonable(receipt: dict[str, Any]) -> dict[str, Any]:
-    import orjson
-
-    return orjson.loads(canonical_json(receipt))  # type: ignore[no-any-return]
-
-
-def receipt_out(app: Application, previous_hash: str) -> dict[str, Any]:
+def receipt_out(app: Application, keyring: KeyRing, previous_hash: str) -> dict[str, Any]:
+    """The receipt of a submitted application; its signature is recomputed (Ed25519 is deterministic)."""
     assert app.receipt is not None
-    return {"receipt": app.receipt, "signature": app.receipt_signature, "previous_hash": previous_hash,
-            "chain_hash": app.chain_hash, "register_url": f"/v1/calls/{app.call_id}/register"}
+    return {"receipt": app.receipt, "signature": keyring.sign(canonical_json(app.receipt)),
+            "previous_hash": previous_hash, "chain_hash": app.chain_hash,
+            "register_url": f"/v1/calls/{app.call_id}/register"}
 
 
 async def withdraw(*, session: AsyncSession, actor: Actor, app: Application, reason: str) -> Application:

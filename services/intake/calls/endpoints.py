@@ -19,7 +19,7 @@ from services.intake.calls.schemas import (
 from services.intake.models import Application, Call
 from shared.auth import Authenticator
 from shared.db import SessionDep
-from shared.domain.receipts import GENESIS
+from shared.domain.receipts import GENESIS, canonical_json
 from shared.errors import NotFound, problem_responses
 from shared.pagination import Page, PageDep, keyset, page_of
 from shared.routing import ActorDep, Idempotent, UnitOfWorkRoute, check_if_match, etag_of
@@ -102,7 +102,8 @@ async def get_register(call: ValidCall, request: Request, session: SessionDep,
     items = []
     for r in rows:
         items.append({"protocol_number": r.protocol_number, "application_id": r.id, "submitted_at": r.submitted_at,
-                      "content_sha256": r.content_sha256, "receipt": r.receipt, "signature": r.receipt_signature,
+                      "content_sha256": r.content_sha256, "receipt": r.receipt,
+                      "signature": request.app.state.keyring.sign(canonical_json(r.receipt)),
                       "previous_hash": prev, "chain_hash": r.chain_hash})
         prev = r.chain_hash or prev
     return {"call_id": call.id, "public_key_pem": request.app.state.keyring.public_pem(), "genesis_hash": GENESIS,

@@ -43,10 +43,19 @@ def to_out(call: Call, rules: CallRules | None = None, *, now: datetime | None =
     return out
 
 
+_RULES_CACHE: dict[tuple[uuid.UUID, int], CallRules] = {}
+
+
 async def rules_of(session: AsyncSession, call: Call, version: int | None = None) -> CallRules:
-    v = await repository.get_version(session, call.id, version or call.current_version)
-    assert v is not None
-    return CallRules.model_validate(v.rules)
+    """The rules of a version of the call. Versions never change once written, so each is validated once
+    per process (the submit path would otherwise re-validate the whole document on every request)."""
+    key = (call.id, version or call.current_version)
+    cached = _RULES_CACHE.get(key)
+    if cached is None:
+        v = await repository.get_version(session, *key)
+        assert v is not None
+        cached = _RULES_CACHE[key] = CallRules.model_validate(v.rules)
+    return cached
 
 
 async def create_call(*, session: AsyncSession, actor: Actor, rules: CallRules) -> Call:

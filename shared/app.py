@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
@@ -90,8 +90,13 @@ def system_router() -> APIRouter:
     return r
 
 
+Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
+
+
 def create_app(settings: DeskSettings, *, title: str, description: str, routers: Sequence[APIRouter],
-               version: str = "1.0.0") -> FastAPI:
+               version: str = "1.0.0", lifespans: Sequence[Lifespan] = ()) -> FastAPI:
+    """`lifespans` are a service's own startup/shutdown hooks (e.g. its peer clients): each is entered in
+    order once the database and the keyring are ready, and exited in reverse order before the engine closes."""
     configure_logging(settings.log_level)
 
     @asynccontextmanager
@@ -104,13 +109,20 @@ def create_app(settings: DeskSettings, *, title: str, description: str, routers:
                                    application_name=settings.service_name)
             app.state.engine = engine
             app.state.sessionmaker = make_sessionmaker(engine)
+            autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
+            app.state.autocommit_sessionmaker = make_sessionmaker(autocommit)
         if getattr(app.state, "keyring", None) is None:
             pem = settings.signing_key.get_secret_value() if settings.signing_key else None
             app.state.keyring = load_or_create_key(pem, settings.data_dir,
                                                    allow_generate=settings.environment != "production")
-        yield
-        if engine is not None:
-            await engine.dispose()
+        try:
+            async with AsyncExitStack() as stack:
+                for hook in lifespans:
+                    await stack.enter_async_context(hook(app))
+                yield
+        finally:
+            if engine is not None:
+                await engine.dispose()
 
     app = FastAPI(
         title=title, description=description, version=version, lifespan=lifespan,
@@ -121,6 +133,7 @@ def create_app(settings: DeskSettings, *, title: str, description: str, routers:
     app.state.token_limiter = RateLimiter(settings.rate_limit_token_per_minute)
     app.state.write_limiter = RateLimiter(settings.rate_limit_write_per_minute, settings.rate_limit_write_burst)
     app.state.sessionmaker = None
+    app.state.autocommit_sessionmaker = None
     app.state.keyring = None
     install_error_handlers(app)
     app.add_middleware(RequestContextMiddleware, service=settings.service_name,

@@ -97,6 +97,10 @@ UNAVAILABLE = _kind("service-unavailable", 503, "Servizio momentaneamente non di
                     "A dependency (the database) is unreachable; retry shortly. Nothing was changed.")
 INTERNAL = _kind("internal-error", 500, "Errore interno", "Internal error",
                  "Unexpected error; it has been logged with the request id.")
+PEER_UNAVAILABLE = _kind("peer-unavailable", 503, "Servizio collegato non disponibile",
+                         "Upstream service unavailable",
+                         "Another desk service this request depends on is unreachable or failing; retry shortly. "
+                         "Nothing was changed.")
 
 
 class FieldError(BaseModel):

@@ -10,6 +10,7 @@ import re
 import sys
 import time
 import uuid
+from contextvars import ContextVar
 from typing import Any
 
 import orjson
@@ -27,6 +28,13 @@ REQUESTS = Counter("desk_http_requests_total", "HTTP requests", ["service", "met
 LATENCY = Histogram("desk_http_request_duration_seconds", "HTTP request latency", ["service", "method", "route"],
                     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5))
 _RID_RE = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+# The request id of the request being served, so outbound calls to peer services carry it along.
+_REQUEST_ID: ContextVar[str | None] = ContextVar("desk_request_id", default=None)
+
+
+def current_request_id() -> str | None:
+    """The id of the request being served in this context (None outside a request)."""
+    return _REQUEST_ID.get()
 
 
 def configure_logging(level: str = "INFO") -> None:
@@ -84,23 +92,27 @@ class RequestContextMiddleware:
                 message["headers"] = [*message.get("headers", []), (b"x-request-id", rid_b)]
             await send(message)
 
-        if length is not None and length > self.max_body:
-            await self._too_large(scope, receive, send_wrapper)
-        else:
-            received = 0
-            max_body = self.max_body
+        rid_token = _REQUEST_ID.set(rid)
+        try:
+            if length is not None and length > self.max_body:
+                await self._too_large(scope, receive, send_wrapper)
+            else:
+                received = 0
+                max_body = self.max_body
 
-            async def receive_guard() -> Message:
-                nonlocal received
-                message = await receive()
-                if message["type"] == "http.request":
-                    received += len(message.get("body", b""))
-                    if received > max_body:
-                        # FastAPI turns parse errors into 400; an HTTPException keeps the 413.
-                        raise StarletteHTTPException(413)
-                return message
+                async def receive_guard() -> Message:
+                    nonlocal received
+                    message = await receive()
+                    if message["type"] == "http.request":
+                        received += len(message.get("body", b""))
+                        if received > max_body:
+                            # FastAPI turns parse errors into 400; an HTTPException keeps the 413.
+                            raise StarletteHTTPException(413)
+                    return message
 
-            await self.app(scope, receive_guard, send_wrapper)
+                await self.app(scope, receive_guard, send_wrapper)
+        finally:
+            _REQUEST_ID.reset(rid_token)
         route = scope.get("route")
         path = getattr(route, "path", "unmatched")
         elapsed = time.perf_counter() - start

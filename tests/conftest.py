@@ -119,6 +119,7 @@ def app_for(service: str) -> Any:
 async def intake_app(conn: AsyncConnection, engine: AsyncEngine) -> Any:
     app = app_for("intake")
     app.state.sessionmaker = make_sessionmaker(conn, join_transaction_mode="create_savepoint")
+    app.state.autocommit_sessionmaker = None  # every statement stays inside the test's transaction
     app.state.engine = engine
     return app
 
@@ -139,6 +140,7 @@ async def committing_client(engine: AsyncEngine) -> AsyncIterator[httpx.AsyncCli
     app = _build("intake")
     app.state.keyring = KEYRING
     app.state.sessionmaker = make_sessionmaker(engine)
+    app.state.autocommit_sessionmaker = make_sessionmaker(engine.execution_options(isolation_level="AUTOCOMMIT"))
     app.state.engine = engine
     async with _client(app) as c:
         yield c
@@ -192,3 +194,19 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.asyncio(loop_scope="session"))
 
 
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def evaluation_app(conn: AsyncConnection, engine: AsyncEngine) -> Any:
+    """The evaluation app inside the test's transaction, like `intake_app`. No lifespan runs under
+    ASGITransport: a test that needs intake sets `app.state.intake_client` itself (and resets it)."""
+    app = app_for("evaluation")
+    app.state.sessionmaker = make_sessionmaker(conn, join_transaction_mode="create_savepoint")
+    app.state.engine = engine
+    return app
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def evaluation_client(evaluation_app: Any) -> AsyncIterator[httpx.AsyncClient]:
+    async with _client(evaluation_app) as c:
+        yield c

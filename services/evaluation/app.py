@@ -1,9 +1,13 @@
-"""The evaluation service: app factory, health, metrics and the token endpoint, like every desk service."""
+"""The evaluation service: the inbox of intake's events and the applications received, on the desk's
+common app shape (health, metrics, token endpoint, problems)."""
 
 from __future__ import annotations
 
 from fastapi import FastAPI
 
+from services.evaluation.inbox.endpoints import internal_router
+from services.evaluation.inbox.endpoints import router as applications_router
+from services.evaluation.peers import intake_client_lifespan
 from shared.app import create_app
 from shared.settings import EvaluationSettings
 
@@ -13,5 +17,7 @@ Authenticate with OAuth2 client credentials at `POST /v1/oauth/token`. Errors ar
 
 
 def build_app(settings: EvaluationSettings | None = None) -> FastAPI:
-    return create_app(settings or EvaluationSettings(), title="Regional desk — evaluation", description=DESCRIPTION,
-                      routers=[])
+    app = create_app(settings or EvaluationSettings(), title="Regional desk — evaluation", description=DESCRIPTION,
+                     routers=[applications_router, internal_router], lifespans=[intake_client_lifespan])
+    app.state.intake_client = None
+    return app

@@ -5,11 +5,15 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from services.intake.applications.endpoints import router as applications_router
+from services.intake.applications.endpoints import submit_router
 from services.intake.calls.endpoints import router as calls_router
 from services.intake.companies.endpoints import delegations_router
 from services.intake.companies.endpoints import router as companies_router
 from services.intake.partners.endpoints import router as partners_router
 from services.intake.trainings.endpoints import router as trainings_router
+from services.intake.webhooks.endpoints import events_router
+from services.intake.webhooks.endpoints import router as webhooks_router
+from services.intake.webhooks.openapi import document_event_webhooks
 from shared.app import create_app
 from shared.settings import IntakeSettings
 
@@ -19,12 +23,16 @@ Partners (chambers of commerce, trade associations, agencies) and companies regi
 prepare applications to a call, pre-check them and submit them; officers publish calls.
 Authenticate with OAuth2 client credentials at `POST /v1/oauth/token`. Errors are RFC 9457
 problem details; state-changing POSTs honour `Idempotency-Key`; changes to mutable resources
-need `If-Match` with the resource's `ETag`."""
+need `If-Match` with the resource's `ETag`. Events reach partners as signed webhooks
+(`/v1/webhooks`, catalogue under `webhooks` below and at `GET /v1/events/types`) or by polling
+`GET /v1/events`."""
 
 
 def build_app(settings: IntakeSettings | None = None) -> FastAPI:
-    return create_app(settings or IntakeSettings(), title="Regional desk — intake", description=DESCRIPTION,
-                      routers=[calls_router, applications_router, trainings_router, partners_router,
-                               companies_router, delegations_router])
+    app = create_app(settings or IntakeSettings(), title="Regional desk — intake", description=DESCRIPTION,
+                     routers=[calls_router, applications_router, submit_router, trainings_router, partners_router,
+                              companies_router, delegations_router, webhooks_router, events_router])
+    document_event_webhooks(app)  # the event catalogue as OpenAPI 3.1 `webhooks`
+    return app
 
 

@@ -1,0 +1,1 @@
+"""Evaluation's inbox: events from other services (intake's submissions and withdrawals), received once."""

@@ -1,0 +1,54 @@
+"""Queries on evaluation's inbox and received applications (schema `evaluation`, written only here)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any, cast
+
+from sqlalchemy import Row, Select, select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.evaluation.models import InboxEvent, ReceivedApplication
+
+
+async def record_event(session: AsyncSession, *, event_id: uuid.UUID, event_type: str, source: str,
+                       payload: dict[str, Any]) -> bool:
+    """Keep the event by id; False when it was already there (a redelivery). A concurrent duplicate
+    waits on the primary key until the first transaction ends."""
+    stmt = (insert(InboxEvent)
+            .values(event_id=event_id, event_type=event_type, source=source, payload=payload)
+            .on_conflict_do_nothing(index_elements=[InboxEvent.event_id])
+            .returning(InboxEvent.event_id))
+    return (await session.execute(stmt)).first() is not None
+
+
+async def insert_application(session: AsyncSession, values: dict[str, Any]) -> bool:
+    """Store a received application unless one with its id is already there."""
+    stmt = (insert(ReceivedApplication).values(**values)
+            .on_conflict_do_nothing(index_elements=[ReceivedApplication.application_id])
+            .returning(ReceivedApplication.application_id))
+    return (await session.execute(stmt)).first() is not None
+
+
+async def get_application(session: AsyncSession, application_id: uuid.UUID, *,
+                          for_update: bool = False) -> ReceivedApplication | None:
+    stmt = select(ReceivedApplication).where(ReceivedApplication.application_id == application_id)
+    if for_update:
+        stmt = stmt.with_for_update()
+    return (await session.execute(stmt)).scalar_one_or_none()
+
+
+def listing(*, call_id: uuid.UUID | None, status: str | None) -> Select[Any]:
+    """Received applications, with the (created_at, id) labels the cursor pagination pages on."""
+    stmt = select(ReceivedApplication, ReceivedApplication.received_at.label("created_at"),
+                  ReceivedApplication.application_id.label("id"))
+    if call_id is not None:
+        stmt = stmt.where(ReceivedApplication.call_id == call_id)
+    if status is not None:
+        stmt = stmt.where(ReceivedApplication.status == status)
+    return cast("Select[Any]", stmt)  # shared.pagination.keyset takes one-parameter Selects
+
+
+async def rows(session: AsyncSession, stmt: Select[Any]) -> list[Row[Any]]:
+    return list((await session.execute(stmt)).all())

@@ -1,0 +1,42 @@
+"""The inbox's answers and the received applications as evaluation exposes them."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import Field
+
+from shared.events.catalogue import Envelope
+from shared.schemas import OutModel
+
+InboundEvent = Envelope  # what the delivery worker posts: the catalogue's envelope, the contract
+
+ReceivedStatus = Literal["received", "withdrawn"]
+
+
+class InboxAck(OutModel):
+    event_id: uuid.UUID
+    status: Literal["processed", "duplicate", "ignored"] = Field(
+        description="processed: applied now; duplicate: this event id was already received, nothing changed; "
+                    "ignored: an event type evaluation does not consume (recorded, 202).")
+    application_id: uuid.UUID | None = None
+
+
+class ReceivedApplicationOut(OutModel):
+    id: uuid.UUID = Field(description="The application's id at intake.")
+    call_id: uuid.UUID
+    company_id: uuid.UUID
+    protocol_number: int
+    submitted_at: datetime
+    status: ReceivedStatus
+    withdrawal_reason: str | None
+    received_at: datetime
+    updated_at: datetime
+    etag: str
+
+
+class ReceivedApplicationDetail(ReceivedApplicationOut):
+    snapshot: dict[str, Any] = Field(description="The application as intake returned it when it was received "
+                                                 "(intake's ApplicationOut).")

@@ -1,0 +1,148 @@
+"""Use cases of the inbox: receive an event once, and keep evaluation's copy of submitted applications.
+
+An event is recorded in `evaluation.inbox` in the request's transaction before it is applied: a
+redelivery of the same id finds it and changes nothing; a failure (intake unreachable) rolls the
+whole transaction back, inbox row included, so the worker's next attempt applies it for real.
+The application's content is read from intake's API (the contract), never from intake's tables.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+import structlog
+from pydantic import ValidationError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.evaluation.inbox import repository
+from services.evaluation.models import ReceivedApplication
+from services.intake.applications.schemas import ApplicationOut
+from shared.audit import record_audit
+from shared.clients.base import NotFoundAtPeer, PeerUnavailable
+from shared.clients.intake import IntakeClient
+from shared.errors import PEER_UNAVAILABLE, Conflict, DeskError, NotFound, ProblemError, ValidationFailed
+from shared.events.catalogue import ApplicationSubmitted, ApplicationWithdrawn, Envelope
+from shared.routing import Actor, etag_of
+
+log = structlog.get_logger("evaluation.inbox")
+
+CONSUMED = ("application.submitted", "application.withdrawn")
+_INTAKE_STATUS = {"submitted": "received", "withdrawn": "withdrawn"}
+
+
+def to_out(app: ReceivedApplication, *, detail: bool = False) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "id": app.application_id, "call_id": app.call_id, "company_id": app.company_id,
+        "protocol_number": app.protocol_number, "submitted_at": app.submitted_at, "status": app.status,
+        "withdrawal_reason": app.withdrawal_reason, "received_at": app.received_at, "updated_at": app.updated_at,
+        "etag": etag_of(app.version),
+    }
+    if detail:
+        out["snapshot"] = app.snapshot
+    return out
+
+
+async def get_received(session: AsyncSession, application_id: uuid.UUID) -> ReceivedApplication:
+    app = await repository.get_application(session, application_id)
+    if app is None:
+        raise NotFound()
+    return app
+
+
+async def receive_event(*, session: AsyncSession, actor: Actor, intake: IntakeClient,
+                        event: Envelope) -> dict[str, Any]:
+    """Apply one event at most once. Returns the acknowledgement (status processed/duplicate/ignored)."""
+    fresh = await repository.record_event(session, event_id=event.id, event_type=event.type, source=event.source,
+                                          payload=event.model_dump(mode="json"))
+    if not fresh:
+        log.info("duplicate event", event_id=str(event.id), type=event.type)
+        return {"event_id": event.id, "status": "duplicate"}
+    if event.type == "application.submitted":
+        submitted = _data(event, ApplicationSubmitted)
+        await _receive_submitted(session=session, actor=actor, intake=intake, data=submitted)
+        return {"event_id": event.id, "status": "processed", "application_id": submitted.application_id}
+    if event.type == "application.withdrawn":
+        withdrawn = _data(event, ApplicationWithdrawn)
+        await _receive_withdrawn(session=session, actor=actor, intake=intake, data=withdrawn)
+        return {"event_id": event.id, "status": "processed", "application_id": withdrawn.application_id}
+    log.info("event type not consumed", event_id=str(event.id), type=event.type)
+    return {"event_id": event.id, "status": "ignored"}
+
+
+D = TypeVar("D", ApplicationSubmitted, ApplicationWithdrawn)
+
+
+def _data(event: Envelope, model: type[D]) -> D:
+    try:
+        return model.model_validate(event.data)
+    except ValidationError as exc:
+        raise ValidationFailed(errors=[
+            ProblemError(str(e["type"]), "/data/" + "/".join(str(p) for p in e["loc"]), "Dato dell'evento non valido.",
+                         f"Invalid event data: {e['msg']}") for e in exc.errors()]) from None
+
+
+async def _fetch(intake: IntakeClient, application_id: uuid.UUID) -> ApplicationOut:
+    try:
+        return await intake.get_application(application_id)
+    except PeerUnavailable as exc:
+        raise DeskError("Il servizio di protocollo (intake) non risponde: riprovare più tardi.",
+                        "The intake service is unreachable: retry later.", kind=PEER_UNAVAILABLE,
+                        headers={"Retry-After": "30"}, extra={"peer": exc.peer}) from exc
+    except NotFoundAtPeer as exc:
+        raise Conflict(f"La domanda {application_id} non esiste presso intake.",
+                       f"Application {application_id} is unknown to intake.") from exc
+
+
+async def _store(*, session: AsyncSession, actor: Actor, snapshot: ApplicationOut,
+                 withdrawal_reason: str | None) -> bool:
+    """Store intake's copy; `withdrawal_reason` given means the event says it is withdrawn."""
+    status = _INTAKE_STATUS.get(snapshot.status)
+    if status is None or snapshot.protocol_number is None or snapshot.submitted_at is None:
+        raise Conflict(f"La domanda {snapshot.id} non risulta presentata presso intake.",
+                       f"Application {snapshot.id} is not submitted at intake (status {snapshot.status}).")
+    values: dict[str, Any] = {
+        "application_id": snapshot.id, "call_id": snapshot.call_id, "company_id": snapshot.company_id,
+        "protocol_number": snapshot.protocol_number, "submitted_at": snapshot.submitted_at, "status": status,
+        "snapshot": snapshot.model_dump(mode="json"), "version": 1, "withdrawal_reason": withdrawal_reason,
+    }
+    if withdrawal_reason is not None:
+        values["status"] = "withdrawn"
+    if not await repository.insert_application(session, values):
+        return False
+    await record_audit(session, actor, action="application.received", resource_type="received_application",
+                       resource_id=snapshot.id,
+                       after={k: values[k] for k in ("call_id", "company_id", "protocol_number", "status",
+                                                     "withdrawal_reason")})
+    return True
+
+
+async def _receive_submitted(*, session: AsyncSession, actor: Actor, intake: IntakeClient,
+                             data: ApplicationSubmitted) -> None:
+    if await repository.get_application(session, data.application_id) is not None:
+        return  # already known (e.g. its withdrawal arrived first): the stored copy stands
+    snapshot = await _fetch(intake, data.application_id)
+    await _store(session=session, actor=actor, snapshot=snapshot, withdrawal_reason=None)
+
+
+async def _receive_withdrawn(*, session: AsyncSession, actor: Actor, intake: IntakeClient,
+                             data: ApplicationWithdrawn) -> None:
+    app = await repository.get_application(session, data.application_id, for_update=True)
+    if app is None:  # its submission has not arrived yet: fetch it, already withdrawn
+        snapshot = await _fetch(intake, data.application_id)
+        if await _store(session=session, actor=actor, snapshot=snapshot, withdrawal_reason=data.reason):
+            return
+        app = await repository.get_application(session, data.application_id, for_update=True)
+        assert app is not None
+    if app.status == "withdrawn" and app.withdrawal_reason == data.reason:
+        return
+    before = {"status": app.status, "withdrawal_reason": app.withdrawal_reason, "version": app.version}
+    app.status = "withdrawn"
+    app.withdrawal_reason = data.reason
+    app.version += 1
+    app.updated_at = datetime.now(UTC)
+    await session.flush()
+    await record_audit(session, actor, action="application.withdrawn", resource_type="received_application",
+                       resource_id=app.application_id, before=before,
+                       after={"status": "withdrawn", "withdrawal_reason": data.reason, "version": app.version})

@@ -1,0 +1,1 @@
+"""Partner-facing webhooks (subscriptions, secrets, deliveries, replays) and the event polling API."""

@@ -1,0 +1,23 @@
+"""The typed client of the intake service. Its response models are intake's own schemas: the contract."""
+
+from __future__ import annotations
+
+import uuid
+
+from services.intake.applications.schemas import ApplicationOut
+from services.intake.calls.schemas import CallDetail
+from services.intake.companies.schemas import CompanyOut
+from shared.clients.base import ServiceClient
+
+
+class IntakeClient(ServiceClient):
+    peer = "intake"
+
+    async def get_application(self, application_id: uuid.UUID) -> ApplicationOut:
+        return await self.get_model(f"/v1/applications/{application_id}", ApplicationOut)
+
+    async def get_company(self, company_id: uuid.UUID) -> CompanyOut:
+        return await self.get_model(f"/v1/companies/{company_id}", CompanyOut)
+
+    async def get_call(self, call_id: uuid.UUID) -> CallDetail:
+        return await self.get_model(f"/v1/calls/{call_id}", CallDetail)

@@ -155,7 +155,23 @@ def issue_token(ring: KeyRing, *, client: ApiClient, scopes: list[str], issuer: 
                       ttl=ttl, partner_id=client.partner_id, company_id=client.company_id)
 
 
+_VERIFIED: dict[str, tuple[Principal, int]] = {}
+
+
 def decode_token(ring: KeyRing, token: str, issuer: str) -> Principal:
+    """Verify a bearer token. A verified token is remembered until it expires (bounded cache), so a
+    client's burst of requests pays the signature check once; expiry is checked on every use."""
+    hit = _VERIFIED.get(token)
+    if hit is not None and hit[1] > time.time():
+        return hit[0]
+    principal, exp = _decode(ring, token, issuer)
+    if len(_VERIFIED) >= 50_000:
+        _VERIFIED.clear()
+    _VERIFIED[token] = (principal, exp)
+    return principal
+
+
+def _decode(ring: KeyRing, token: str, issuer: str) -> tuple[Principal, int]:
     try:
         c = jwt.decode(token, ring.public_key, algorithms=["EdDSA"], audience=AUDIENCE, issuer=issuer,
                        options={"require": ["exp", "iat", "sub"]})
@@ -172,7 +188,7 @@ def decode_token(ring: KeyRing, token: str, issuer: str) -> Principal:
         client_id=c["sub"], kind=kind, scopes=frozenset(str(c.get("scope", "")).split()),
         partner_id=uuid.UUID(c["partner_id"]) if c.get("partner_id") else None,
         company_id=uuid.UUID(c["company_id"]) if c.get("company_id") else None,
-    )
+    ), int(c["exp"])
 
 
 def current_principal(request: Request) -> Principal:
@@ -203,7 +219,7 @@ class Authenticator:
         self.scopes = frozenset(scopes)
         self.scopes_by_kind = {k: frozenset(v) for k, v in (scopes_by_kind or {}).items()}
 
-    def __call__(self, request: Request) -> Principal:
+    async def __call__(self, request: Request) -> Principal:
         p = current_principal(request)
         if p.kind not in self.kinds:
             raise DeskError("Il tuo ruolo non consente questa operazione.",

@@ -45,7 +45,7 @@ def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
         raise _bad_cursor() from None
 
 
-def page_params(
+async def page_params(
     request: Request,
     limit: Annotated[int | None, Query(ge=1, le=100, description="Page size (default 20, at most 100).")] = None,
     cursor: Annotated[str | None, Query(max_length=200, description="Opaque cursor from `next_cursor`.")] = None,

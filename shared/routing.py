@@ -167,7 +167,10 @@ def etag_of(version: int) -> str:
 
 def check_if_match(request: Request, version: int, *, required: bool = True) -> None:
     """Refuse a lost update: stale If-Match -> 412; missing (when required) -> 428."""
-    header = request.headers.get("if-match")
+    check_if_match_value(request.headers.get("if-match"), version, required=required)
+
+
+def check_if_match_value(header: str | None, version: int, *, required: bool = True) -> None:
     if header is None:
         if required:
             raise DeskError("Serve l'intestazione If-Match con l'ETag corrente.",
@@ -193,7 +196,7 @@ class Actor:
     service: str
 
 
-def actor(request: Request) -> Actor:
+async def actor(request: Request) -> Actor:
     return Actor(current_principal(request), getattr(request.state, "request_id", None),
                  request.app.state.settings.service_name)
 

@@ -6,6 +6,7 @@ import uuid
 from datetime import timedelta
 from typing import Annotated, Any, Literal
 
+import orjson
 from fastapi import APIRouter, Depends, Query, Request, Response
 
 from services.intake.applications import repository, service
@@ -131,20 +132,20 @@ submit_router = APIRouter(prefix="/v1/applications", tags=["applications"], rout
                          "the receipt's link in the call's hash-chained register. Honours Idempotency-Key; "
                          "If-Match is optional.",
              responses=problem_responses(401, 403, 404, 409, 412, 422))
-async def submit_application(app: ValidApplication, request: Request, session: SessionDep, actor: ActorDep,
-                             response: Response) -> Any:
+async def submit_application(application_id: uuid.UUID, request: Request, session: SessionDep,
+                             actor: ActorDep) -> Response:
     key = idempotency_key(request)
     submit_key = None if key is None else service.SubmitKey(
         actor.principal.client_id, key, await request_digest(request), request.url.path,
         timedelta(hours=request.app.state.settings.idempotency_retention_hours))
-    if submit_key is None or app.status == "draft":
-        check_if_match(request, app.version, required=False)
-    out, replayed = await service.submit(session=session, actor=actor, app=app, keyring=request.app.state.keyring,
-                                         key=submit_key)
-    response.headers["Location"] = f"/v1/applications/{app.id}/receipt"
+    out, replayed = await service.submit(session=session, actor=actor, application_id=application_id,
+                                         keyring=request.app.state.keyring, key=submit_key,
+                                         if_match=request.headers.get("if-match"))
+    headers = {"Location": f"/v1/applications/{application_id}/receipt"}
     if replayed:
-        response.headers["Idempotent-Replayed"] = "true"
-    return out
+        headers["Idempotent-Replayed"] = "true"
+    # Built directly (orjson) rather than re-validated against the response model: this is the click-day path.
+    return Response(orjson.dumps(out), status_code=201, media_type="application/json", headers=headers)
 
 
 @router.get("/{application_id}/receipt", response_model=SubmissionReceipt, summary="Read the submission receipt",

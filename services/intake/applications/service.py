@@ -13,15 +13,14 @@ from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import asyncpg
 import orjson
-from sqlalchemy import text
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.intake.access import acting_partner, can_reach_company
 from services.intake.applications import repository
 from services.intake.applications.schemas import ApplicationCreate, ApplicationDocument
-from services.intake.calls.service import effective_window, rules_of, status_of
+from services.intake.calls.service import effective_window, rules_for, rules_of, status_of
 from services.intake.models import Application, Call, Company, ExpenseLine
 from shared.audit import record_audit, record_event
 from shared.auth import KeyRing
@@ -47,7 +46,7 @@ from shared.errors import (
     ValidationFailed,
 )
 from shared.i18n import Lang
-from shared.routing import Actor, etag_of
+from shared.routing import Actor, check_if_match_value, etag_of
 from shared.schemas import LOMBARDY_PROVINCES
 
 # ---------------------------------------------------------------- reading
@@ -267,73 +266,82 @@ class SubmitKey:
     retention: timedelta
 
 
-async def replay_of(session: AsyncSession, keyring: KeyRing, key: SubmitKey) -> dict[str, Any] | None:
-    """The original receipt when this key already submitted; 422 when it was used for another request."""
-    row = (await session.execute(text(
-        "SELECT request_hash, render_ref, expires_at FROM desk.idempotency_keys WHERE principal = :p AND key = :k"),
-        {"p": key.principal, "k": key.key})).first()
-    if row is None or row.expires_at <= datetime.now(UTC):
-        return None
-    if bytes(row.request_hash) != key.digest or not (row.render_ref or "").startswith("application-receipt:"):
-        raise DeskError("La chiave di idempotenza è già stata usata con una richiesta diversa.",
-                        "This Idempotency-Key was already used with a different request.", kind=IDEMPOTENCY_MISMATCH)
-    app = await session.get(Application, uuid.UUID(row.render_ref.split(":", 1)[1]))
+async def _replay(session: AsyncSession, keyring: KeyRing, render_ref: str) -> dict[str, Any]:
+    app = await session.get(Application, uuid.UUID(render_ref.split(":", 1)[1]))
     assert app is not None and app.receipt is not None
     return receipt_out(app, keyring, await repository.chain_hash_before(session, app))
 
 
-_COMMIT = text(
-    "SELECT * FROM intake.commit_submission(:app, :call, :code, :cver, :vat, :sha, :kid, :principal, :kind, :rid,"
-    " :service, :key, :digest, :path, :expires, :event, CAST(:payload AS jsonb), :partner, :company)"
+def _mismatch() -> DeskError:
+    return DeskError("La chiave di idempotenza è già stata usata con una richiesta diversa.",
+                     "This Idempotency-Key was already used with a different request.", kind=IDEMPOTENCY_MISMATCH)
+
+
+_COMMIT = (
+    "SELECT * FROM intake.commit_submission($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16,"
+    " $17::jsonb, $18, $19)"
 )
 
 
-async def submit(*, session: AsyncSession, actor: Actor, app: Application, keyring: KeyRing,
-                 key: SubmitKey | None) -> tuple[dict[str, Any], bool]:
+class _Line:
+    __slots__ = ("amount", "category", "description", "supplier", "target_market")
+
+    def __init__(self, d: dict[str, Any]) -> None:
+        self.category, self.description, self.amount = d["category"], d["description"], Decimal(d["amount"])
+        self.target_market, self.supplier = d["target_market"], d["supplier"]
+
+
+async def submit(*, session: AsyncSession, actor: Actor, application_id: uuid.UUID, keyring: KeyRing,
+                 key: SubmitKey | None, if_match: str | None) -> tuple[dict[str, Any], bool]:
     """Submit a draft: window and pre-check here, then one server-side statement commits the submission
     (`intake.commit_submission`: protocol number, hash-chain link, outbox event, audit record, idempotency
-    record). Returns the receipt and whether it is a replay of an earlier identical request."""
-    if key is not None:
-        replayed = await replay_of(session, keyring, key)
-        if replayed is not None:
-            return replayed, True
-    if app.status != "draft":
+    record). Returns the receipt and whether it is a replay of an earlier identical request.
+
+    This is the click-day path: one query loads everything (draft, call, company, lines, key), one
+    statement commits; the rules document is cached per version.
+    """
+    row = await repository.load_for_submit(session, actor.principal, application_id, key.key if key else None)
+    if row is None:
+        raise NotFound()
+    if key is not None and row.idem_hash is not None and row.idem_expires > datetime.now(UTC):
+        if bytes(row.idem_hash) != key.digest or not (row.idem_render or "").startswith("application-receipt:"):
+            raise _mismatch()
+        return await _replay(session, keyring, row.idem_render), True
+    check_if_match_value(if_match, row.version, required=False)
+    if row.status != "draft":
         raise Conflict("La domanda è già stata presentata o ritirata.",
                        "The application has already been submitted or withdrawn.",
-                       extra={"application_status": app.status})
-    call = await session.get(Call, app.call_id)
-    assert call is not None
+                       extra={"application_status": row.status})
     now = datetime.now(UTC)
-    opens, closes = effective_window(call)
+    opens, closes = effective_window(row)
     if not opens <= now < closes:
         raise DeskError(
             f"Lo sportello è aperto dal {opens.isoformat()} al {closes.isoformat()} (ora del server).",
             f"The window is open from {opens.isoformat()} to {closes.isoformat()} (server clock).",
             kind=WINDOW_CLOSED, extra={"opens_at": opens.isoformat(), "closes_at": closes.isoformat()})
-    result, _rules, lines = await run_check(session, app, call=call)
+    rules = await rules_for(session, row.call_id, row.current_version)
+    lines = [_Line(d) for d in row.lines]
+    today = now.astimezone(ZoneInfo(rules.timezone)).date()
+    result = check_application(rules, company_facts(row), draft_facts(row, lines), today=today)  # type: ignore[arg-type]
     if result.blocking:
         raise DeskError(kind=CHECK_FAILED, errors=[
             ProblemError(p.code, p.path, p.message_it, p.message_en, extra={"article": p.article})
             for p in result.problems if p.blocking])
-    company = await session.get(Company, app.company_id)
-    assert company is not None
-    content_hash = sha256_hex(canonical_json(submitted_content(app, company, call.current_version, lines)))
+    content_hash = sha256_hex(canonical_json(submitted_content(row, row, row.current_version, lines)))  # type: ignore[arg-type]
     e = result.estimate
-    payload = {"application_id": app.id, "call_id": call.id, "company_id": app.company_id,
+    payload = {"application_id": row.id, "call_id": row.call_id, "company_id": row.company_id,
                "content_sha256": content_hash,
                "estimate": None if e is None else {"eligible_total": e.eligible_total, "grant": e.grant,
                                                    "loan": e.loan}}
     try:
-        row = (await session.execute(_COMMIT, {
-            "app": app.id, "call": call.id, "code": call.code, "cver": call.current_version,
-            "vat": company.vat_number, "sha": content_hash, "kid": keyring.key_id,
-            "principal": actor.principal.client_id, "kind": actor.principal.kind, "rid": actor.request_id,
-            "service": actor.service, "key": key.key if key else None, "digest": key.digest if key else None,
-            "path": key.path if key else None, "expires": now + key.retention if key else None,
-            "event": uuid.uuid4(), "payload": canonical_json(payload).decode(), "partner": app.partner_id,
-            "company": app.company_id})).one()
-    except DBAPIError as exc:
-        code = getattr(exc.orig, "sqlstate", None) or getattr(getattr(exc.orig, "__cause__", None), "sqlstate", None)
+        out = await (await repository.driver_connection(session)).fetchrow(
+            _COMMIT, row.id, row.call_id, row.call_code, row.current_version, row.vat_number, content_hash,
+            keyring.key_id, actor.principal.client_id, actor.principal.kind, actor.request_id, actor.service,
+            key.key if key else None, key.digest if key else None, key.path if key else None,
+            now + key.retention if key else None, uuid.uuid4(), canonical_json(payload).decode(), row.partner_id,
+            row.company_id)
+    except asyncpg.PostgresError as exc:
+        code = exc.sqlstate
         if code == "DK001":
             raise Conflict("La domanda è già stata presentata o ritirata.",
                            "The application has already been submitted or withdrawn.") from None
@@ -341,15 +349,14 @@ async def submit(*, session: AsyncSession, actor: Actor, app: Application, keyri
             raise Conflict("L'impresa ha già presentato una domanda su questo bando.",
                            "The company has already submitted an application to this call.") from None
         raise
-    if row.outcome == "idempotency_mismatch":
-        raise DeskError("La chiave di idempotenza è già stata usata con una richiesta diversa.",
-                        "This Idempotency-Key was already used with a different request.", kind=IDEMPOTENCY_MISMATCH)
-    if row.outcome == "replay":  # a concurrent twin with the same key committed first
-        await session.refresh(app)
-        return receipt_out(app, keyring, await repository.chain_hash_before(session, app)), True
-    return {"receipt": orjson.loads(row.receipt_json), "signature": keyring.sign(row.receipt_json.encode()),
-            "previous_hash": row.previous_hash, "chain_hash": row.chain_hash,
-            "register_url": f"/v1/calls/{call.id}/register"}, False
+    if out["outcome"] == "idempotency_mismatch":
+        raise _mismatch()
+    if out["outcome"] == "replay":  # a concurrent twin with the same key committed first
+        return await _replay(session, keyring, f"application-receipt:{row.id}"), True
+    receipt_json: str = out["receipt_json"]
+    return {"receipt": orjson.loads(receipt_json), "signature": keyring.sign(receipt_json.encode()),
+            "previous_hash": out["previous_hash"], "chain_hash": out["chain_hash"],
+            "register_url": f"/v1/calls/{row.call_id}/register"}, False
 
 
 def receipt_out(app: Application, keyring: KeyRing, previous_hash: str) -> dict[str, Any]:

@@ -19,7 +19,8 @@ from shared.errors import ALREADY_EXISTS, VALIDATION, DeskError, NotFound
 from shared.routing import Actor, etag_of
 
 
-def effective_window(call: Call) -> tuple[datetime, datetime]:
+def effective_window(call: Any) -> tuple[datetime, datetime]:
+    """The window the server enforces: a local demo's, else the published one (a Call or a row with its columns)."""
     return (call.demo_opens_at or call.opens_at, call.demo_closes_at or call.closes_at)
 
 
@@ -47,9 +48,13 @@ _RULES_CACHE: dict[tuple[uuid.UUID, int], CallRules] = {}
 
 
 async def rules_of(session: AsyncSession, call: Call, version: int | None = None) -> CallRules:
+    return await rules_for(session, call.id, version or call.current_version)
+
+
+async def rules_for(session: AsyncSession, call_id: uuid.UUID, version: int) -> CallRules:
     """The rules of a version of the call. Versions never change once written, so each is validated once
     per process (the submit path would otherwise re-validate the whole document on every request)."""
-    key = (call.id, version or call.current_version)
+    key = (call_id, version)
     cached = _RULES_CACHE.get(key)
     if cached is None:
         v = await repository.get_version(session, *key)

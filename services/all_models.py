@@ -1,4 +1,5 @@
 """Import every service's tables so Alembic sees one metadata."""
 
 import services.evaluation.models
-import services.intake.models  # noqa: F401
+import services.intake.models
+import services.monitoring.models  # noqa: F401

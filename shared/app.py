@@ -94,9 +94,11 @@ Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
 
 
 def create_app(settings: DeskSettings, *, title: str, description: str, routers: Sequence[APIRouter],
-               version: str = "1.0.0", lifespans: Sequence[Lifespan] = ()) -> FastAPI:
+               version: str = "1.0.0", lifespans: Sequence[Lifespan] = (),
+               body_limits: Sequence[tuple[str, int]] = ()) -> FastAPI:
     """`lifespans` are a service's own startup/shutdown hooks (e.g. its peer clients): each is entered in
-    order once the database and the keyring are ready, and exited in reverse order before the engine closes."""
+    order once the database and the keyring are ready, and exited in reverse order before the engine closes.
+    `body_limits` are (path regex, bytes) for the routes that accept more than `max_body_bytes` (uploads)."""
     configure_logging(settings.log_level)
 
     @asynccontextmanager
@@ -127,6 +129,7 @@ def create_app(settings: DeskSettings, *, title: str, description: str, routers:
     app = FastAPI(
         title=title, description=description, version=version, lifespan=lifespan,
         generate_unique_id_function=operation_id,
+        separate_input_output_schemas=False,  # one schema per model: generated clients get one type each
         swagger_ui_parameters={"persistAuthorization": True},
     )
     app.state.settings = settings
@@ -137,7 +140,8 @@ def create_app(settings: DeskSettings, *, title: str, description: str, routers:
     app.state.keyring = None
     install_error_handlers(app)
     app.add_middleware(RequestContextMiddleware, service=settings.service_name,
-                       max_body_bytes=settings.max_body_bytes, access_log=settings.access_log)
+                       max_body_bytes=settings.max_body_bytes, access_log=settings.access_log,
+                       body_limits=body_limits)
     app.include_router(system_router())
     app.include_router(token_router)
     for r in routers:
@@ -147,7 +151,7 @@ def create_app(settings: DeskSettings, *, title: str, description: str, routers:
         if app.openapi_schema:
             return app.openapi_schema
         schema = get_openapi(title=app.title, version=app.version, description=app.description,
-                             routes=app.routes, servers=[{"url": "/"}])
+                             routes=app.routes, servers=[{"url": "/"}], separate_input_output_schemas=False)
         comps = schema.setdefault("components", {})
         schemas = comps.setdefault("schemas", {})
         schemas.setdefault("Problem", Problem.model_json_schema(ref_template="#/components/schemas/{model}"))
@@ -157,9 +161,12 @@ def create_app(settings: DeskSettings, *, title: str, description: str, routers:
         schemas["Problem"].pop("$defs", None)
         comps["securitySchemes"] = {"oauth2": {"type": "oauth2", "flows": {"clientCredentials": {
             "tokenUrl": "/v1/oauth/token", "scopes": SCOPES}}}}
+        malformed = problem_responses(400)[400]
         for methods in schema.get("paths", {}).values():
             for op in methods.values():
                 op.setdefault("security", [{"oauth2": []}])  # public routes declare security: []
+                if "requestBody" in op:  # a body that is not JSON (or not UTF-8) is 400 malformed-request
+                    op.setdefault("responses", {}).setdefault("400", malformed)
         app.openapi_schema = schema
         return schema
 

@@ -34,10 +34,13 @@ if TYPE_CHECKING:
 
 app = typer.Typer(
     name="desk", no_args_is_help=True, add_completion=False,
-    help="The regional desk: migrate, seed, issue credentials, check the OpenAPI documents, run it locally.",
+    help="The regional desk: migrate, seed, issue credentials, check the OpenAPI documents, run it locally, "
+         "deliver events.",
 )
 
 SERVICES: tuple[str, ...] = ("intake", "evaluation", "monitoring")
+WORKER = "worker"
+WORKER_STOP_SECONDS = 30  # a batch in flight may wait for webhook timeouts before it is recorded
 DEFAULT_CALL_FILE = REPO_ROOT / "calls" / "verso-nuovi-mercati-2025.yaml"
 OPENAPI_DIR = REPO_ROOT / "openapi"
 DEMO_WINDOW_DAYS = 90
@@ -316,6 +319,46 @@ def openapi(
         typer.echo("OpenAPI documents already up to date")
 
 
+# ---------------------------------------------------------------- worker
+
+
+async def _run_worker(settings: DeskSettings, url: str) -> None:
+    from shared.auth import load_or_create_key
+    from shared.db import create_engine
+    from shared.events.worker import DeliveryWorker
+
+    pem = settings.signing_key.get_secret_value() if settings.signing_key else None
+    keyring = load_or_create_key(pem, settings.data_dir, allow_generate=settings.environment != "production")
+    engine = create_engine(url, pool_size=2, max_overflow=2, statement_cache=settings.db_statement_cache,
+                           application_name="desk-worker")
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await DeliveryWorker(engine, keyring, settings).run(stop)
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+        await engine.dispose()
+
+
+@app.command()
+def worker() -> None:
+    """Run the delivery worker (outbox fan-out, webhook and internal deliveries) until SIGINT or SIGTERM.
+
+    Stopping is graceful: the batch in flight is sent and recorded first. Several workers may run at once.
+    Internal subscribers' URLs come from settings (DESK_EVALUATION_URL, ...)."""
+    from shared.observability import configure_logging
+
+    settings = DeskSettings()
+    configure_logging(settings.log_level)
+    url = _database_url(settings)
+    typer.echo(f"desk: delivery worker on {_safe_url(url)} (evaluation at {settings.evaluation_url})")
+    asyncio.run(_run_worker(settings, url))
+    typer.echo("desk: delivery worker stopped")
+
+
 # ---------------------------------------------------------------- up
 
 
@@ -434,12 +477,20 @@ def _stop_children(procs: dict[str, subprocess.Popen[bytes]], timeout: float = 1
             proc.wait()
 
 
+def _stop_all(procs: dict[str, subprocess.Popen[bytes]]) -> None:
+    """The worker first (it finishes the deliveries in flight, to services still up), then the services."""
+    if WORKER in procs:
+        _stop_children({WORKER: procs[WORKER]}, timeout=WORKER_STOP_SECONDS)
+    _stop_children({name: proc for name, proc in procs.items() if name != WORKER})
+
+
 @app.command()
 def up(
     host: Annotated[str, typer.Option("--host", help="Interface the services listen on.")] = "127.0.0.1",
     workers: Annotated[int, typer.Option("--workers", min=1, help="Uvicorn workers per service.")] = 1,
 ) -> None:
-    """Run the whole desk locally: database (embedded when no DATABASE_URL), migrations, seed, three services."""
+    """Run the whole desk locally: database (embedded when no DATABASE_URL), migrations, seed, three services
+    and the delivery worker."""
     from shared.auth import load_or_create_key
     from shared.settings import EvaluationSettings, IntakeSettings, MonitoringSettings
 
@@ -469,7 +520,12 @@ def up(
             # create the shared signing key once, before three processes race to generate their own
             load_or_create_key(None, settings.data_dir, allow_generate=settings.environment != "production")
 
+        local = "127.0.0.1" if host in ("0.0.0.0", "::") else host  # noqa: S104 - comparing, not binding
+        bases = {service: f"http://{local}:{port}" for service, port in ports.items()}
         env = {**os.environ, "DESK_DATABASE_URL": url}
+        for service, base in bases.items():  # peers (and the worker's internal subscribers) where they run here,
+            if f"{service}_url" not in settings.model_fields_set:  # unless configured otherwise
+                env[f"DESK_{service.upper()}_URL"] = base
         for service, port in ports.items():
             cmd = [sys.executable, "-m", "uvicorn", "--factory", f"services.{service}.app:build_app",
                    "--host", host, "--port", str(port), "--workers", str(workers), "--timeout-graceful-shutdown", "5",
@@ -477,14 +533,16 @@ def up(
             # own session: the terminal's Ctrl-C reaches only `desk`, which stops the children in order
             procs[service] = subprocess.Popen(cmd, cwd=REPO_ROOT, env=env,  # noqa: S603 - our own argv
                                               start_new_session=True)
-        local = "127.0.0.1" if host in ("0.0.0.0", "::") else host  # noqa: S104 - comparing, not binding
-        bases = {service: f"http://{local}:{port}" for service, port in ports.items()}
         _wait_ready(procs, bases)
+        procs[WORKER] = subprocess.Popen([sys.executable, "-m", "shared.cli", "worker"],
+                                         cwd=REPO_ROOT, env=env, start_new_session=True)
 
         typer.echo("")
         typer.secho("The desk is up.", bold=True)
         for service, base in bases.items():
             typer.echo(f"  {service:<11} {base}   docs: {base}/docs")
+        typer.echo(f"  {WORKER:<11} delivering events (pid {procs[WORKER].pid}) to webhooks and to evaluation at "
+                   f"{env.get('DESK_EVALUATION_URL', settings.evaluation_url)}")
         typer.echo(f"\nLocal officer (kept in {_show(settings.data_dir / CREDENTIALS_FILE)}):")
         typer.echo(f"  client_id:     {creds['client_id']}\n  client_secret: {creds['client_secret']}")
         typer.echo("\nGet a token:")
@@ -505,9 +563,9 @@ def up(
     finally:
         for sig in previous:
             signal.signal(sig, signal.SIG_IGN)  # a second Ctrl-C must not cut the shutdown short
-        _stop_children(procs)
+        _stop_all(procs)
         if procs:
-            typer.echo("desk: services stopped")
+            typer.echo("desk: services and worker stopped")
         if embedded and database_started:
             _stop_embedded(settings.data_dir)
             typer.echo("desk: embedded PostgreSQL stopped")
@@ -518,6 +576,30 @@ def up(
 
 
 # ---------------------------------------------------------------- version
+
+
+example_app = typer.Typer(help="Print example request bodies (valid, with dates relative to today).",
+                          no_args_is_help=True)
+app.add_typer(example_app, name="example")
+
+
+@example_app.command("company")
+def example_company() -> None:
+    """A small manufacturing company in Bergamo, with a fresh valid VAT number."""
+    from services.intake.examples import company_body
+
+    typer.echo(json.dumps(company_body(), indent=2))
+
+
+@example_app.command("application")
+def example_application(
+    call_id: Annotated[str, typer.Option(help="The call's id (GET /v1/calls).")],
+    company_id: Annotated[str, typer.Option(help="The company's id (from POST /v1/companies).")],
+) -> None:
+    """A complete "Verso Nuovi Mercati" draft that passes every check (new markets VN and BR)."""
+    from services.intake.examples import draft_body
+
+    typer.echo(json.dumps(draft_body(call_id, company_id), indent=2))
 
 
 @app.command()

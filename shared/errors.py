@@ -101,7 +101,24 @@ PEER_UNAVAILABLE = _kind("peer-unavailable", 503, "Servizio collegato non dispon
                          "Upstream service unavailable",
                          "Another desk service this request depends on is unreachable or failing; retry shortly. "
                          "Nothing was changed.")
+CONFLICT_OF_INTEREST = _kind("conflict-of-interest", 409, "Conflitto di interessi", "Conflict of interest",
+                             "The reviewer declared a conflict of interest with the application's company: they "
+                             "cannot be assigned to it.")
+DECLARATION_REQUIRED = _kind("declaration-required", 403, "Dichiarazione di assenza di conflitti richiesta",
+                             "No-conflict declaration required",
+                             "The reviewer must declare that they have no conflict of interest with the "
+                             "application (POST /v1/assignments/{id}/declaration) before reading or scoring it.")
 
+INVOICE_ALREADY_CLAIMED = _kind("invoice-already-claimed", 409, "Documento già rendicontato", "Invoice already claimed",
+                                "The same document (supplier VAT, number, date) is already on a claim line of this "
+                                "or another project, of any call, and was not rejected: it can be claimed once.")
+EVIDENCE_TYPE_NOT_ALLOWED = _kind("evidence-type-not-allowed", 415, "Tipo di file non ammesso",
+                                  "File type not allowed",
+                                  "Evidence files must be PDF, PNG, JPEG or FatturaPA XML, recognised by their "
+                                  "content. Signed invoices (.p7m) are not accepted: upload the XML.")
+EVIDENCE_TYPE_MISMATCH = _kind("evidence-type-mismatch", 422, "Il file non è del tipo dichiarato",
+                               "File is not what its type says",
+                               "The file's content does not match its declared Content-Type or extension.")
 
 class FieldError(BaseModel):
     model_config = ConfigDict(extra="allow")

@@ -18,6 +18,7 @@ from sqlalchemy import (
     Index,
     Integer,
     LargeBinary,
+    Sequence,
     String,
     Text,
     func,
@@ -90,6 +91,7 @@ class OutboxEvent(Base):
     __table_args__ = (
         Index(None, "aggregate_type", "aggregate_id", "id"),
         Index("ix_outbox_undelivered", "id", postgresql_where="published_at IS NULL"),
+        Index("ix_outbox_published_seq", "published_seq", unique=True),
         {"schema": "desk"},
     )
 
@@ -105,6 +107,13 @@ class OutboxEvent(Base):
     payload: Mapped[dict[str, Any]] = mapped_column(JSONB)
     occurred_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     published_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Publication order (the `GET /v1/events` cursor): set by the worker's fan-out from
+    # OUTBOX_PUBLISHED_SEQ under an advisory lock, so it follows the fan-outs' commit order. NULL for
+    # events not yet fanned out and for events aimed at one subscription (pings), which are not polled.
+    published_seq: Mapped[int | None] = mapped_column(BigInteger)
+
+
+OUTBOX_PUBLISHED_SEQ = Sequence("outbox_published_seq", schema="desk", metadata=Base.metadata)
 
 
 class Subscription(Base):

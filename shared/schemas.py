@@ -13,8 +13,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
-    SerializerFunctionWrapHandler,
-    field_serializer,
+    model_validator,
 )
 from pydantic_core import PydanticCustomError
 from stdnum.exceptions import ValidationError as StdnumError
@@ -32,11 +31,15 @@ class OutModel(BaseModel):
 
     model_config = ConfigDict(from_attributes=True)
 
-    @field_serializer("*", mode="wrap")
-    def _utc(self, value: Any, handler: SerializerFunctionWrapHandler) -> Any:
-        if isinstance(value, datetime) and value.tzinfo is not None:
-            value = value.astimezone(UTC)
-        return handler(value)
+    @model_validator(mode="after")
+    def _utc(self) -> Any:
+        # A validator, not a serializer: a wrapping serializer would erase every field's type from the
+        # OpenAPI schema, and generated clients would get untyped responses.
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if isinstance(value, datetime) and value.tzinfo is not None and value.utcoffset():
+                object.__setattr__(self, name, value.astimezone(UTC))
+        return self
 
 
 def _money_string(v: Any) -> Any:

@@ -98,6 +98,18 @@ class MonitoringSettings(DeskSettings):
     )
     service_name: str = "monitoring"
     port: int = 8003
+    evidence_max_bytes: int = Field(10 * 1024 * 1024, description="Largest evidence file accepted (413 beyond).")
+    storage_backend: Literal["disk", "s3"] = Field("disk", description="Where evidence files are kept.")
+    storage_dir: Path = Field(REPO_ROOT / ".desk" / "evidence", description="Evidence folder of the disk backend.")
+    s3_endpoint_url: str | None = Field(None, description="S3-compatible endpoint (MinIO, Ceph...); None: AWS.")
+    s3_bucket: str = Field("desk-evidence", description="Bucket of the s3 backend.")
+    s3_prefix: str = Field("evidence/", description="Key prefix inside the bucket.")
+    s3_region: str = Field("eu-south-1")
+    s3_access_key_id: str | None = Field(None)
+    s3_secret_access_key: SecretStr | None = Field(None)
+    reminders_interval_seconds: float = Field(
+        86400.0, description="How often the deadline reminders run (project.reminder events); 0 = off. "
+                             "Always off when DESK_ENVIRONMENT=test.")
 
 
 @lru_cache

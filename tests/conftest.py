@@ -210,3 +210,37 @@ async def evaluation_app(conn: AsyncConnection, engine: AsyncEngine) -> Any:
 async def evaluation_client(evaluation_app: Any) -> AsyncIterator[httpx.AsyncClient]:
     async with _client(evaluation_app) as c:
         yield c
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def evaluation_committing_app(engine: AsyncEngine) -> Any:
+    """An evaluation app whose requests really commit (concurrency tests); isolate with unique data. Its
+    `state.intake_client` is None: the test sets one (e.g. builders.FakeIntake)."""
+    app = _build("evaluation")
+    app.state.keyring = KEYRING
+    app.state.sessionmaker = make_sessionmaker(engine)
+    app.state.engine = engine
+    app.state.intake_client = None
+    return app
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def evaluation_committing_client(evaluation_committing_app: Any) -> AsyncIterator[httpx.AsyncClient]:
+    async with _client(evaluation_committing_app) as c:
+        yield c
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def monitoring_app(conn: AsyncConnection, engine: AsyncEngine) -> Any:
+    """The monitoring app inside the test's transaction, like `intake_app`. No lifespan runs under
+    ASGITransport: a test that needs a peer sets `app.state.intake_client` / `evaluation_client` (and resets it)."""
+    app = app_for("monitoring")
+    app.state.sessionmaker = make_sessionmaker(conn, join_transaction_mode="create_savepoint")
+    app.state.engine = engine
+    return app
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def monitoring_client(monitoring_app: Any) -> AsyncIterator[httpx.AsyncClient]:
+    async with _client(monitoring_app) as c:
+        yield c

@@ -168,3 +168,25 @@ def test_migrate_then_seed_is_idempotent_and_opens_the_demo_window(fresh_db: str
 def test_version_prints_the_package_version() -> None:
     result = runner.invoke(app, ["version"])
     assert result.exit_code == 0 and result.output.startswith("regional-desk ")
+
+
+def test_example_bodies_are_valid_requests() -> None:
+    """The README's walkthrough posts these: they must pass the API's own validation."""
+    import json
+    import uuid
+
+    from typer.testing import CliRunner
+
+    from services.intake.applications.schemas import ApplicationCreate
+    from services.intake.companies.schemas import CompanyIn
+    from shared.cli import app
+
+    runner = CliRunner()
+    company = runner.invoke(app, ["example", "company"])
+    assert company.exit_code == 0, company.output
+    CompanyIn.model_validate(json.loads(company.output))
+    ids = [str(uuid.uuid4()), str(uuid.uuid4())]
+    draft = runner.invoke(app, ["example", "application", "--call-id", ids[0], "--company-id", ids[1]])
+    assert draft.exit_code == 0, draft.output
+    body = ApplicationCreate.model_validate(json.loads(draft.output))
+    assert [str(body.call_id), str(body.company_id)] == ids and len(body.expense_lines) == 4

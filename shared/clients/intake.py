@@ -8,6 +8,7 @@ from services.intake.applications.schemas import ApplicationOut
 from services.intake.calls.schemas import CallDetail
 from services.intake.companies.schemas import CompanyOut
 from shared.clients.base import ServiceClient
+from shared.pagination import Page
 
 
 class IntakeClient(ServiceClient):
@@ -18,6 +19,11 @@ class IntakeClient(ServiceClient):
 
     async def get_company(self, company_id: uuid.UUID) -> CompanyOut:
         return await self.get_model(f"/v1/companies/{company_id}", CompanyOut)
+
+    async def find_company_by_vat(self, vat_number: str) -> CompanyOut | None:
+        """The company registered with this VAT number, or None if intake has none."""
+        page = await self.get_model("/v1/companies", Page[CompanyOut], params={"vat_number": vat_number, "limit": 1})
+        return page.items[0] if page.items else None
 
     async def get_call(self, call_id: uuid.UUID) -> CallDetail:
         return await self.get_model(f"/v1/calls/{call_id}", CallDetail)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -71,6 +71,129 @@ class Ping(_Data):
     message: str = "ping"
 
 
+class AdmissibilityCompleted(_Data):
+    application_id: uuid.UUID
+    call_id: uuid.UUID
+    company_id: uuid.UUID
+    verdict: str = Field(description="admissible, needs_review or not_admissible.")
+    failed_checks: list[str] = Field(description="Codes of the checks that failed.")
+    review_checks: list[str] = Field(default_factory=list, description="Codes of the checks awaiting a review.")
+
+
+class FundingComputed(_Data):
+    application_id: uuid.UUID
+    call_id: uuid.UUID
+    company_id: uuid.UUID
+    stage: str = Field(description="evaluated, or not_admissible when the aid cannot be granted.")
+    reason: str | None = Field(None, description="Why not admissible: de_minimis_ceiling, credit_class_excluded.")
+    grant: Decimal
+    loan: Decimal
+    loan_gge: Decimal
+    de_minimis_reduced: bool
+
+
+class MeritCompleted(_Data):
+    application_id: uuid.UUID
+    call_id: uuid.UUID
+    company_id: uuid.UUID
+    score: Decimal = Field(description="The final merit score (reviewers' consensus), two decimals.")
+    verdict: str = Field(description="passed or failed against the call's pass mark.")
+    pass_mark: int
+    reviews: int = Field(description="How many reviews the consensus used (2, or 3 after a divergence).")
+
+
+class FundingGrantedFromWaitingList(_Data):
+    application_id: uuid.UUID
+    call_id: uuid.UUID
+    company_id: uuid.UUID
+    protocol_number: int
+    previous_status: str = Field(description="waiting, or partially_funded when the application is topped up.")
+    status: str = Field(description="funded, or partially_funded when what was freed covers only part of it.")
+    requested: Decimal = Field(description="Aid the evaluation computed (grant + loan).")
+    granted: Decimal = Field(description="Aid now committed to it (grant + loan).")
+    grant: Decimal
+    loan: Decimal
+    committed_now: Decimal = Field(description="What this scorrimento committed.")
+    reason: str = Field(description="What freed the budget, e.g. 'scorrimento after renunciation'.")
+
+
+class FundingReleased(_Data):
+    application_id: uuid.UUID
+    call_id: uuid.UUID
+    company_id: uuid.UUID
+    kind: str = Field(description="withdrawal, renunciation, revocation or reduction.")
+    amount: Decimal = Field(description="Aid released back to the call's budget.")
+    reason: str
+    status: str = Field(description="The application's allocation status after the release.")
+    granted: Decimal
+    grant: Decimal
+    loan: Decimal
+
+
+class DecisionIssued(_Data):
+    decision_id: uuid.UUID
+    application_id: uuid.UUID
+    call_id: uuid.UUID
+    company_id: uuid.UUID
+    protocol_number: int
+    outcome: str = Field(description="funded, partially_funded, waiting or not_admitted.")
+    grant: Decimal
+    loan: Decimal
+    decree_id: uuid.UUID
+    decree_number: str
+    decree_date: date
+    reasons: list[dict[str, Any]] = Field(description="Every reason (code, article, detail_it, detail_en).")
+
+
+class ApprovedAmount(BaseModel):
+    category: str | None = None
+    country: str | None = None
+    kind: str | None = None
+    amount: Decimal
+
+
+class ApprovedBudget(BaseModel):
+    eligible_total: Decimal
+    by_category: list[ApprovedAmount] = Field(description="Eligible expenses per category of the call.")
+    by_market: list[ApprovedAmount] = Field(description="Expenses per target market (country null: no market), "
+                                                        "after the evaluation's line cuts.")
+
+
+class DecisionAccepted(_Data):
+    decision_id: uuid.UUID
+    application_id: uuid.UUID
+    call_id: uuid.UUID
+    company_id: uuid.UUID
+    partner_id: uuid.UUID | None
+    protocol_number: int
+    outcome: str
+    grant: Decimal
+    loan: Decimal
+    loan_gge: Decimal | None
+    decree_id: uuid.UUID
+    decree_number: str
+    decree_date: date
+    cup: str
+    cor: str
+    accepted_at: datetime
+    approved_budget: ApprovedBudget
+    action_plan: dict[str, Any] = Field(description="start_date, end_date, milestones and kpis of the action plan.")
+    funding: dict[str, Any] | None = Field(description="The evaluation's funding computation (loan terms, plan).")
+
+
+class DecisionRenounced(_Data):
+    decision_id: uuid.UUID
+    application_id: uuid.UUID
+    call_id: uuid.UUID
+    company_id: uuid.UUID
+    grant: Decimal
+    loan: Decimal
+    decree_number: str
+    decree_date: date
+    renounced_at: datetime
+    reason: str
+
+
 @dataclass(frozen=True)
 class EventType:
     name: str
@@ -92,6 +215,29 @@ CATALOGUE: dict[str, EventType] = {e.name: e for e in (
               EnrolmentChanged),
     EventType("training.enrolment_cancelled", 1, "intake", "An enrolment was cancelled.", EnrolmentChanged),
     EventType("webhook.ping", 1, "intake", "A test event sent on request to check an endpoint.", Ping),
+    EventType("evaluation.admissibility_completed", 1, "evaluation",
+              "The admissibility of a submitted application was determined (automatically or by an officer's "
+              "review): verdict and failed checks.", AdmissibilityCompleted),
+    EventType("evaluation.funding_computed", 1, "evaluation",
+              "Grant, loan and its gross grant equivalent were computed under the de minimis ceiling; or the aid "
+              "was refused (stage not_admissible, with the reason).", FundingComputed),
+    EventType("evaluation.merit_completed", 1, "evaluation",
+              "The merit evaluation of an application is final: the reviewers' consensus score and verdict.",
+              MeritCompleted),
+    EventType("funding.granted_from_waiting_list", 1, "evaluation",
+              "Budget freed by a withdrawal, renunciation, revocation or reduction funded an application on the "
+              "waiting list (scorrimento).", FundingGrantedFromWaitingList),
+    EventType("funding.released", 1, "evaluation",
+              "Aid committed to an application went back to the call's budget (withdrawal, renunciation, "
+              "revocation, reduction).", FundingReleased),
+    EventType("decision.issued", 1, "evaluation",
+              "A concession decree was closed: the decision on an application (funded, partially funded, waiting, "
+              "not admitted with every reason).", DecisionIssued),
+    EventType("decision.accepted", 1, "evaluation",
+              "The company accepted a funded decision: everything monitoring needs to start the project.",
+              DecisionAccepted),
+    EventType("decision.renounced", 1, "evaluation",
+              "The company renounced a funded decision; the aid goes back to the budget.", DecisionRenounced),
 )}
 
 
@@ -124,3 +270,155 @@ def envelope(row: Any) -> dict[str, Any]:
         "occurred_at": row.occurred_at.isoformat().replace("+00:00", "Z"),
         "subject": {"type": row.aggregate_type, "id": row.aggregate_id}, "data": row.payload,
     }
+
+
+# ---------------------------------------------------------------- monitoring's events
+
+
+class ProjectStarted(_Data):
+    project_id: uuid.UUID
+    application_id: uuid.UUID
+    decision_id: uuid.UUID
+    call_id: uuid.UUID
+    company_id: uuid.UUID
+    partner_id: uuid.UUID | None
+    cup: str | None
+    cor: str | None
+    grant: Decimal
+    loan: Decimal
+    eligible_total: Decimal
+    start_date: date = Field(description="Expenses are eligible from this date (the application's submission).")
+    deadline: date = Field(description="The project ends by this date: decree date + the call's duration.")
+
+
+class PaymentChanged(_Data):
+    payment_id: uuid.UUID
+    project_id: uuid.UUID
+    application_id: uuid.UUID
+    call_id: uuid.UUID
+    company_id: uuid.UUID
+    kind: str = Field(description="advance, balance, or recovery (what the company must give back).")
+    status: str = Field(description="ordered, paid, failed or cancelled.")
+    amount: Decimal
+    cup: str | None
+    reason: str | None = Field(None, description="Why it failed or was cancelled.")
+
+
+class ProjectExtended(_Data):
+    project_id: uuid.UUID
+    application_id: uuid.UUID
+    company_id: uuid.UUID
+    previous_deadline: date
+    deadline: date
+    reason: str
+
+
+class ProjectCompleted(_Data):
+    project_id: uuid.UUID
+    application_id: uuid.UUID
+    call_id: uuid.UUID
+    company_id: uuid.UUID
+    outcome: str = Field(description="full, or reduced (in proportion to the spend recognised).")
+    approved: Decimal = Field(description="The approved eligible total.")
+    recognised: Decimal = Field(description="The spend recognised on the final claim.")
+    grant: Decimal = Field(description="Final grant.")
+    loan: Decimal = Field(description="Final loan.")
+    released: Decimal = Field(description="Aid given back to the call's budget (a reduction); 0 for full aid.")
+    balance: Decimal = Field(description="Balance ordered: final grant - advance (0 when nothing is due).")
+
+
+class ProjectRevoked(_Data):
+    project_id: uuid.UUID
+    application_id: uuid.UUID
+    call_id: uuid.UUID
+    company_id: uuid.UUID
+    reason_code: str = Field(description="below_threshold, deadline_missed or site_never_opened.")
+    reason: str
+    recovery: Decimal = Field(description="What the company must give back: everything paid (0 if nothing was).")
+    released: Decimal = Field(description="Aid (grant + loan) given back to the call's budget.")
+
+
+for _event in (
+    EventType("project.started", 1, "monitoring",
+              "A project started from an accepted decision: CUP, amounts, eligibility start and deadline.",
+              ProjectStarted),
+    EventType("project.extended", 1, "monitoring", "An officer extended the project's deadline (once).",
+              ProjectExtended),
+    EventType("project.completed", 1, "monitoring",
+              "The final claim was reviewed: full aid or aid reduced in proportion; the balance is ordered.",
+              ProjectCompleted),
+    EventType("project.revoked", 1, "monitoring",
+              "The aid was revoked (spend below the threshold, deadline missed, Lombardy site never opened): "
+              "what was paid is to be recovered and the aid goes back to the call's budget.", ProjectRevoked),
+    EventType("payment.ordered", 1, "monitoring", "A payment (advance, balance) or a recovery was ordered.",
+              PaymentChanged),
+    EventType("payment.paid", 1, "monitoring", "The treasury paid a payment order (or a recovery was collected).",
+              PaymentChanged),
+    EventType("payment.failed", 1, "monitoring", "A payment order failed; a new one can be ordered.",
+              PaymentChanged),
+    EventType("payment.cancelled", 1, "monitoring", "A payment order not yet paid was cancelled (revocation).",
+              PaymentChanged),
+):
+    register(_event)
+
+
+# ---------------------------------------------------------------- monitoring's reporting (claims) events
+
+
+class ClaimSubmitted(_Data):
+    claim_id: uuid.UUID
+    project_id: uuid.UUID
+    application_id: uuid.UUID
+    call_id: uuid.UUID
+    company_id: uuid.UUID
+    kind: str = Field(description="intermediate or final.")
+    lines: int
+    claimed_total: Decimal = Field(description="Sum of the lines' taxable amounts (net of VAT).")
+    admissible_total: Decimal = Field(description="What the automatic checks would let be recognised, direct costs "
+                                                  "plus the flat rates recomputed on them.")
+    failed_checks: dict[str, int] = Field(description="How many lines failed each check (by check code).")
+    submitted_at: datetime
+
+
+class ClaimReviewed(_Data):
+    claim_id: uuid.UUID
+    project_id: uuid.UUID
+    application_id: uuid.UUID
+    call_id: uuid.UUID
+    company_id: uuid.UUID
+    kind: str
+    status: str = Field(description="approved, partially_approved or rejected.")
+    claimed_total: Decimal
+    recognised_direct: Decimal
+    recognised_flat_rates: Decimal
+    recognised_total: Decimal = Field(description="Direct costs recognised plus the flat rates recomputed on them.")
+    reviewed_at: datetime
+
+
+for _event in (
+    EventType("claim.submitted", 1, "monitoring",
+              "An expense claim (rendicontazione) was submitted: its lines were checked automatically.",
+              ClaimSubmitted),
+    EventType("claim.reviewed", 1, "monitoring",
+              "An officer completed the review of an expense claim: what is recognised.", ClaimReviewed),
+):
+    register(_event)
+
+
+class ProjectReminder(_Data):
+    project_id: uuid.UUID
+    application_id: uuid.UUID
+    call_id: uuid.UUID
+    company_id: uuid.UUID
+    cup: str | None
+    kind: str = Field(description="milestone or deadline (the project's deadline).")
+    milestone_index: int | None = Field(description="Position of the milestone in the action plan (milestones).")
+    title: str = Field(description="The milestone's title, or 'project deadline'.")
+    due_date: date
+    days_before: int = Field(description="The lead time reached (e.g. 30 or 7 days).")
+    days_left: int = Field(description="Days from the run's day to the due date.")
+
+
+register(EventType("project.reminder", 1, "monitoring",
+                   "A milestone or the project's deadline is near (sent once per lead time, e.g. 30 and 7 days "
+                   "before).", ProjectReminder))

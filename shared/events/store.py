@@ -3,7 +3,7 @@
 `desk.subscriptions`, `desk.deliveries`, `desk.delivery_attempts` and `desk.outbox` are cross-cutting
 tables written only through the shared library: the delivery worker (`shared.events.worker`) fans
 events out and delivers them; this module lets a service manage subscriptions, target one event at
-one subscription, replay deliveries, and read the outbox for polling. Callers pass the "readable by
+one subscription, replay deliveries, and read the published events for polling. Callers pass the "readable by
 this caller" WHERE clause; nothing here knows about principals. Nothing here commits.
 """
 
@@ -193,8 +193,14 @@ async def list_deliveries(session: AsyncSession, subscription_id: uuid.UUID, *, 
 # ---------------------------------------------------------------- polling
 
 
-async def events_after(session: AsyncSession, readable: ColumnElement[bool], *, after_id: int,
+async def events_after(session: AsyncSession, readable: ColumnElement[bool], *, after_seq: int,
                        limit: int) -> list[OutboxEvent]:
-    """Outbox events the caller may see, oldest first, after an outbox id."""
-    stmt = select(OutboxEvent).where(OutboxEvent.id > after_id, readable).order_by(OutboxEvent.id).limit(limit)
+    """Published events the caller may see, in publication order, after a publication number.
+
+    Paging by `published_seq` (not by the outbox id, taken at INSERT and committed in any order)
+    never skips an event: the fan-out numbers events under a lock, so every number below one that
+    is visible is visible too. Events not fanned out yet are not served until they are.
+    """
+    stmt = (select(OutboxEvent).where(OutboxEvent.published_seq > after_seq, readable)
+            .order_by(OutboxEvent.published_seq).limit(limit))
     return list((await session.execute(stmt)).scalars())

@@ -5,7 +5,10 @@ change (the transactional outbox), which our SQLAlchemy/asyncpg sessions already
 INSERT; a library deferring jobs through its own connection could not join that transaction.
 Two plain SQL statements give what we need on top of it:
 
-* fan-out: each new outbox row becomes one `desk.deliveries` row per matching subscription;
+* fan-out: each new outbox row becomes one `desk.deliveries` row per matching subscription, and
+  is numbered (`published_seq`, the cursor of `GET /v1/events`) from a sequence while the fan-out
+  holds a transaction-level advisory lock: fan-outs never interleave, so a poller that has seen
+  number n has already been able to see every lower number (publication order = commit order);
 * delivery: due deliveries are claimed with `FOR UPDATE SKIP LOCKED`, so several workers never
   send the same delivery at once, and a delivery waits while an earlier one for the same
   subscription and aggregate is still pending (order per application). The row lock is held
@@ -14,6 +17,8 @@ Two plain SQL statements give what we need on top of it:
 
 Failures back off exponentially with jitter; after `webhook_max_attempts` the delivery is dead
 (kept, listed, and replayable). Every attempt is logged with status code, latency and error.
+Deliveries to a subscription deleted or deactivated meanwhile are not sent: they are dead-lettered
+with the reason (a replay after reactivation sends them).
 """
 
 from __future__ import annotations
@@ -29,7 +34,7 @@ import httpx
 import orjson
 import structlog
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from shared.auth import DEFAULT_SCOPES, KeyRing, mint_token
 from shared.events.catalogue import envelope
@@ -38,10 +43,18 @@ from shared.settings import DeskSettings
 
 log = structlog.get_logger("desk.worker")
 
+# Any constant bigint: the key of the advisory lock that serialises fan-outs (across every worker).
+FAN_OUT_LOCK_KEY = 0x6465736B_6F757462  # "deskoutb"
+
+FAN_OUT_LOCK = text("SELECT pg_advisory_xact_lock(:key)")
+
 FAN_OUT = text("""
 WITH ev AS (
     SELECT id, event_type, partner_id, company_id, aggregate_type, aggregate_id
       FROM desk.outbox WHERE published_at IS NULL ORDER BY id LIMIT :n FOR UPDATE SKIP LOCKED
+), numbered AS (
+    -- a sorted subquery is not flattened: the numbers follow the id order
+    SELECT id, nextval('desk.outbox_published_seq') AS seq FROM (SELECT id FROM ev ORDER BY id) ordered
 ), ins AS (
     INSERT INTO desk.deliveries (event_id, subscription_id, aggregate_key)
     SELECT ev.id, s.id, ev.aggregate_type || ':' || ev.aggregate_id
@@ -54,8 +67,32 @@ WITH ev AS (
      ORDER BY ev.id, s.id
     RETURNING 1
 )
-UPDATE desk.outbox o SET published_at = now() FROM ev WHERE o.id = ev.id RETURNING o.id
+UPDATE desk.outbox o SET published_at = now(), published_seq = numbered.seq
+  FROM numbered WHERE o.id = numbered.id RETURNING o.id
 """)
+
+# Deliveries whose subscription was deleted or deactivated after the fan-out: dead, never sent.
+# SKIP LOCKED: a delivery in flight at another worker is left to it.
+RETIRE_ORPHANS = text("""
+UPDATE desk.deliveries d
+   SET status = 'dead',
+       last_error = CASE WHEN s.deleted_at IS NOT NULL THEN 'subscription deleted' ELSE 'subscription inactive' END
+  FROM desk.subscriptions s
+ WHERE s.id = d.subscription_id AND d.id IN (
+        SELECT p.id FROM desk.deliveries p JOIN desk.subscriptions q ON q.id = p.subscription_id
+         WHERE p.status = 'pending' AND (q.deleted_at IS NOT NULL OR NOT q.active)
+         ORDER BY p.id LIMIT :n
+           FOR UPDATE OF p SKIP LOCKED)
+RETURNING d.id
+""")
+
+
+async def publish_pending(conn: AsyncConnection | AsyncSession, limit: int = 500) -> int:
+    """Fan out and number up to `limit` unpublished events in the caller's transaction; the advisory
+    lock is held until that transaction ends, so commit soon after."""
+    await conn.execute(FAN_OUT_LOCK, {"key": FAN_OUT_LOCK_KEY})
+    return len((await conn.execute(FAN_OUT, {"n": limit})).all())
+
 
 CLAIM = text("""
 SELECT d.id, d.attempts, d.subscription_id, s.url, s.secret, s.previous_secret, s.previous_secret_expires_at,
@@ -64,7 +101,7 @@ SELECT d.id, d.attempts, d.subscription_id, s.url, s.secret, s.previous_secret, 
   FROM desk.deliveries d
   JOIN desk.subscriptions s ON s.id = d.subscription_id
   JOIN desk.outbox o ON o.id = d.event_id
- WHERE d.status = 'pending' AND d.next_attempt_at <= now()
+ WHERE d.status = 'pending' AND d.next_attempt_at <= now() AND s.active AND s.deleted_at IS NULL
    AND NOT EXISTS (SELECT 1 FROM desk.deliveries e
                     WHERE e.subscription_id = d.subscription_id AND e.aggregate_key = d.aggregate_key
                       AND e.status = 'pending' AND e.id < d.id)
@@ -104,6 +141,10 @@ def backoff_seconds(attempt: int, base: float, cap: float) -> float:
 INTERNAL_SUBSCRIPTIONS: dict[str, tuple[str, tuple[str, ...]]] = {
     # service -> (settings attribute with its base URL, the event types it consumes)
     "evaluation": ("evaluation_url", ("application.submitted", "application.withdrawn")),
+    # monitoring starts projects from accepted decisions and keeps the application facts of its statistics
+    "monitoring": ("monitoring_url", ("application.submitted", "application.withdrawn",
+                                      "evaluation.admissibility_completed", "decision.issued", "decision.accepted",
+                                      "decision.renounced")),
 }
 
 
@@ -126,16 +167,25 @@ class DeliveryWorker:
         self.engine = engine
         self.keyring = keyring
         self.settings = settings
+        self._owns_http = http is None
         self.http = http or httpx.AsyncClient(timeout=settings.webhook_timeout_seconds, follow_redirects=False)
         self._service_token: tuple[str, float] | None = None
 
     async def fan_out(self) -> int:
         async with self.engine.begin() as conn:
-            rows = (await conn.execute(FAN_OUT, {"n": 500})).all()
-        return len(rows)
+            return await publish_pending(conn, 500)
+
+    async def retire_orphans(self) -> int:
+        """Dead-letter what deleted or deactivated subscriptions still had pending."""
+        async with self.engine.begin() as conn:
+            retired = (await conn.execute(RETIRE_ORPHANS, {"n": 1000})).all()
+        if retired:
+            log.info("deliveries to removed subscriptions dead-lettered", count=len(retired))
+        return len(retired)
 
     async def deliver_due(self) -> int:
         """Claim a batch of due deliveries and send them; returns how many were attempted."""
+        await self.retire_orphans()
         async with self.engine.begin() as conn:
             rows = (await conn.execute(CLAIM, {"n": self.settings.worker_batch})).all()
             if not rows:
@@ -197,6 +247,8 @@ class DeliveryWorker:
         return fanned + sent
 
     async def run(self, stop: asyncio.Event) -> None:
+        """Fan out and deliver until `stop` is set. Stopping is graceful: the batch in flight is sent and
+        recorded first (a delivery is only ever interrupted by the process dying, and then resent)."""
         async with self.engine.begin() as conn:
             await ensure_internal_subscriptions(conn, self.settings)
         log.info("delivery worker started")
@@ -211,4 +263,6 @@ class DeliveryWorker:
                     await asyncio.wait_for(stop.wait(), timeout=self.settings.worker_poll_seconds)
                 except TimeoutError:
                     pass
-        await self.http.aclose()
+        if self._owns_http:
+            await self.http.aclose()
+        log.info("delivery worker stopped")

@@ -4,6 +4,7 @@ An event is recorded in `evaluation.inbox` in the request's transaction before i
 redelivery of the same id finds it and changes nothing; a failure (intake unreachable) rolls the
 whole transaction back, inbox row included, so the worker's next attempt applies it for real.
 The application's content is read from intake's API (the contract), never from intake's tables.
+A submission is evaluated for admissibility in the same transaction (services.evaluation.admissibility).
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ import structlog
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.evaluation.admissibility.service import run_admissibility
+from services.evaluation.budget.service import release_application
 from services.evaluation.inbox import repository
 from services.evaluation.models import ReceivedApplication
 from services.intake.applications.schemas import ApplicationOut
@@ -123,7 +126,11 @@ async def _receive_submitted(*, session: AsyncSession, actor: Actor, intake: Int
     if await repository.get_application(session, data.application_id) is not None:
         return  # already known (e.g. its withdrawal arrived first): the stored copy stands
     snapshot = await _fetch(intake, data.application_id)
-    await _store(session=session, actor=actor, snapshot=snapshot, withdrawal_reason=None)
+    if await _store(session=session, actor=actor, snapshot=snapshot, withdrawal_reason=None) \
+            and _INTAKE_STATUS.get(snapshot.status) == "received":
+        # Same transaction: an interrupted run leaves neither the application nor the inbox row, so the
+        # redelivery runs it again; the evaluation's primary key makes a second run a no-op.
+        await run_admissibility(session=session, actor=actor, intake=intake, application=snapshot)
 
 
 async def _receive_withdrawn(*, session: AsyncSession, actor: Actor, intake: IntakeClient,
@@ -146,3 +153,7 @@ async def _receive_withdrawn(*, session: AsyncSession, actor: Actor, intake: Int
     await record_audit(session, actor, action="application.withdrawn", resource_type="received_application",
                        resource_id=app.application_id, before=before,
                        after={"status": "withdrawn", "withdrawal_reason": data.reason, "version": app.version})
+    # A funded application's aid goes back to the call's budget and the waiting list moves (scorrimento); a
+    # waiting one just leaves the list.
+    await release_application(session=session, actor=actor, intake=intake, application_id=app.application_id,
+                              kind="withdrawal", reason=data.reason)

@@ -165,8 +165,11 @@ async def replay_webhook_events(sub: OwnedWebhook, body: ReplaySince, session: S
 
 
 @events_router.get("", response_model=EventPage, summary="Poll events (the alternative to webhooks)",
-                   description="Events the caller would receive by webhook (officers and auditors: all), oldest "
-                               "first after `after`. Keep calling with the returned `next_cursor`.",
+                   description="Events the caller would receive by webhook (officers and auditors: all), in "
+                               "publication order after `after`. Keep calling with the returned `next_cursor` "
+                               "(opaque). An event appears once the delivery worker has published it, normally "
+                               "within a second of the change; paging never skips one that commits late. "
+                               "Test pings (`webhook.ping`) go only to their endpoint and are not listed here.",
                    responses=problem_responses(401, 403, 422))
 async def list_events(
     request: Request, session: SessionDep, principal: Reader,

@@ -52,6 +52,6 @@ async def list_subscriptions(session: AsyncSession, principal: Principal, *,
     return await store.list_subscriptions(session, readable_subscriptions(principal), after=after, limit=limit)
 
 
-async def events_after(session: AsyncSession, principal: Principal, *, after_id: int,
+async def events_after(session: AsyncSession, principal: Principal, *, after_seq: int,
                        limit: int) -> list[OutboxEvent]:
-    return await store.events_after(session, readable_events(principal), after_id=after_id, limit=limit)
+    return await store.events_after(session, readable_events(principal), after_seq=after_seq, limit=limit)

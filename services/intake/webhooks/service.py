@@ -288,16 +288,22 @@ async def replay_since(*, session: AsyncSession, actor: Actor, sub: Subscription
 # ---------------------------------------------------------------- polling and the catalogue
 
 
+EVENT_CURSOR = "p"  # the cursor of GET /v1/events carries a publication number (desk.outbox.published_seq)
+
+
+def event_cursor(published_seq: int) -> str:
+    return encode_id_cursor(EVENT_CURSOR, published_seq)
+
+
 async def poll_events(*, session: AsyncSession, principal: Principal, after: str | None,
                       limit: int) -> dict[str, Any]:
-    """Events after the cursor, oldest first. The cursor always moves to the last event seen (and stays put
-    when nothing is new), so a client can poll with the `next_cursor` it last got."""
-    after_id = decode_id_cursor("e", after, "after") if after else 0
-    rows = await repository.events_after(session, principal, after_id=after_id, limit=limit)
-    if rows:
-        next_cursor: str | None = encode_id_cursor("e", rows[-1].id)
-    else:
-        next_cursor = after
+    """Published events after the cursor, in publication order. The cursor always moves to the last event
+    seen (and stays put when nothing is new), so a client can poll with the `next_cursor` it last got.
+    An event is served once the delivery worker has fanned it out (within its poll interval)."""
+    after_seq = decode_id_cursor(EVENT_CURSOR, after, "after") if after else 0
+    rows = await repository.events_after(session, principal, after_seq=after_seq, limit=limit)
+    last_seq = rows[-1].published_seq if rows else None  # served events are always numbered
+    next_cursor = event_cursor(last_seq) if last_seq is not None else after
     return {"items": [envelope(r) for r in rows], "next_cursor": next_cursor}
 
 

@@ -18,10 +18,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from services.intake.webhooks.service import encode_id_cursor
+from services.intake.webhooks.service import event_cursor
 from shared.db import make_sessionmaker
 from shared.events.catalogue import CATALOGUE
-from shared.events.worker import DeliveryWorker
+from shared.events.worker import DeliveryWorker, publish_pending
 from shared.models import OutboxEvent
 from shared.settings import IntakeSettings
 from tests.conftest import KEYRING, _settings, make_token
@@ -50,6 +50,13 @@ async def test_polling_shows_each_principal_its_own_events_with_a_working_cursor
     e2 = await _event(session, company_id=company.id)  # the company acting for itself
     e3 = await _event(session, partner_id=other.id)
     e4 = await _event(session, partner_id=partner.id, event_type="delegation.activated")
+    r = await client.get("/v1/events", headers=p_headers)
+    assert r.json() == {"items": [], "next_cursor": None}, "served only once the worker has published them"
+    while await publish_pending(session):
+        pass
+    for e in (e1, e2, e3, e4):
+        await session.refresh(e)
+    assert e1.published_seq is not None and e1.published_seq < e2.published_seq < e3.published_seq < e4.published_seq
 
     r = await client.get("/v1/events", params={"limit": 1}, headers=p_headers)
     assert r.status_code == 200, r.text
@@ -71,7 +78,7 @@ async def test_polling_shows_each_principal_its_own_events_with_a_working_cursor
     stranger = await make_token(session, "partner", partner_id=(await make_partner(session)).id)
     assert (await client.get("/v1/events", headers=stranger)).json() == {"items": [], "next_cursor": None}
 
-    before_all = encode_id_cursor("e", e1.id - 1)
+    before_all = event_cursor(e1.published_seq - 1)
     for reader in (officer, auditor):
         page = (await client.get("/v1/events", params={"after": before_all, "limit": 100}, headers=reader)).json()
         ids = [i["id"] for i in page["items"]]

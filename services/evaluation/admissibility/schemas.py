@@ -1,0 +1,133 @@
+"""The evaluation as evaluation exposes it: admissibility checks and cuts, the funding computation and
+the de minimis computation, each explanation in the negotiated language and in both."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Annotated, Literal
+
+from pydantic import Field
+
+from shared.schemas import ApiModel, OutModel
+
+CheckOutcome = Literal["pass", "fail", "needs_review", "deferred"]
+Stage = Literal["admissible", "needs_review", "not_admissible", "evaluated"]
+
+
+class Explained(OutModel):
+    detail: str = Field(description="In the language negotiated with Accept-Language (Italian by default).")
+    detail_it: str
+    detail_en: str
+
+
+class ReviewOut(OutModel):
+    outcome: Literal["pass", "fail"]
+    note: str
+    reviewer: str
+    reviewed_at: datetime
+
+
+class CheckOut(Explained):
+    code: str
+    outcome: CheckOutcome = Field(
+        description="pass, fail, needs_review (an officer decides), or deferred: the credit-scoring class is "
+                    "assigned in the merit evaluation and applied by the funding computation.")
+    article: str = Field(description="The call article the check applies.")
+    automatic_outcome: CheckOutcome = Field(description="The outcome of the automatic run, before any review.")
+    review: ReviewOut | None = None
+
+
+class CutOut(Explained):
+    path: str = Field(description="/expense_lines/{i} for a line, /expense_lines for a category's excess over its cap.")
+    category: str
+    requested: Decimal
+    allowed: Decimal
+    reasons: list[str]
+
+
+class StepOut(Explained):
+    code: str
+    amount: Decimal | None = None
+
+
+class InstallmentOut(OutModel):
+    number: int
+    month: int = Field(description="Months from the disbursement.")
+    interest: Decimal
+    principal: Decimal
+    payment: Decimal
+    outstanding: Decimal
+
+
+class FundingOut(OutModel):
+    computed_on: date = Field(description="The computation (and de minimis grant) date, in the call's timezone.")
+    refused: bool
+    reason: str | None = Field(None, description="de_minimis_ceiling when the aid cannot be granted.")
+    credit_class: str
+    loan_cap_share: Decimal
+    loan_years: int
+    grace_months: int
+    annual_rate: Decimal
+    reference_rate: Decimal
+    gge_per_euro: Decimal = Field(description="Gross grant equivalent of one euro of the loan.")
+    eligible_total: Decimal
+    requested_grant: Decimal = Field(description="The call's grant before the de minimis ceiling.")
+    requested_loan: Decimal
+    grant: Decimal
+    loan: Decimal
+    loan_gge: Decimal
+    total_aid: Decimal
+    installments: list[InstallmentOut]
+    steps: list[StepOut]
+
+
+class DeMinimisOut(OutModel):
+    grant_date: date
+    members: list[str] = Field(description="VAT numbers of the single undertaking (the company and its linked "
+                                           "enterprises).")
+    ceiling: Decimal
+    window_start: date
+    window_end: date
+    prior_total: Decimal
+    headroom: Decimal
+    requested_equivalent: Decimal
+    allowed_equivalent: Decimal
+    reduced: bool
+    refused: bool
+    steps: list[StepOut]
+
+
+class EvaluationOut(OutModel):
+    application_id: uuid.UUID
+    call_id: uuid.UUID
+    company_id: uuid.UUID
+    protocol_number: int
+    stage: str = Field(description="admissible, needs_review, not_admissible, evaluated (funding computed).")
+    admissibility_verdict: str | None
+    checks: list[CheckOut]
+    cuts: list[CutOut]
+    eligible_total: Decimal | None = Field(description="Eligible expenses after the cuts.")
+    credit_class: str | None
+    score: Decimal | None
+    merit_verdict: str | None
+    grant: Decimal | None
+    loan: Decimal | None
+    loan_gge: Decimal | None
+    funding: FundingOut | None
+    de_minimis: DeMinimisOut | None
+    updated_at: datetime
+    etag: str
+
+
+class AdmissibilityReviewIn(ApiModel):
+    check_code: Annotated[str, Field(min_length=1, max_length=40, examples=["lombardy_site"])]
+    outcome: Literal["pass", "fail"]
+    note: Annotated[str, Field(min_length=3, max_length=2000,
+                               examples=["Contratto di locazione della sede di Brescia verificato."])]
+
+
+class FundingIn(ApiModel):
+    loan_years: int | None = Field(None, description="Loan duration in years, within the call's bounds; "
+                                                     "default the call's maximum.")

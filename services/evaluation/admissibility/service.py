@@ -1,0 +1,221 @@
+"""Use cases of admissibility: the automatic run when a submission arrives, an officer's review of a
+check that needs one, and the evaluation as a caller may read it.
+
+The rules are ``shared.domain.admissibility`` (no rule is re-implemented here): this module fetches the
+facts from intake's API, calls it, and stores every check with its article, the cuts and the eligible
+total after the cuts. The run happens in the transaction that stores the received application, and the
+evaluation's primary key is the application's id: a redelivered event or a resumed run never makes a
+second evaluation, and a run interrupted half-way leaves nothing behind (the whole transaction, inbox
+row included, rolls back and the next delivery starts over).
+
+The credit-scoring class is assigned later, in the merit evaluation; until then the domain's
+``credit_class`` check can only ask for a review. It is stored as ``deferred`` and left out of the
+verdict: the funding computation applies the class (and refuses to run without one).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.evaluation.admissibility import repository
+from services.evaluation.facts import company_facts, draft_facts, line_suppliers, related_vats
+from services.evaluation.merit.rules import rules_of_call
+from services.evaluation.models import Evaluation, ReceivedApplication
+from services.intake.applications.schemas import ApplicationOut
+from services.intake.companies.schemas import CompanyOut
+from shared.audit import record_audit, record_event
+from shared.auth import Principal
+from shared.clients.base import NotFoundAtPeer, PeerUnavailable
+from shared.clients.intake import IntakeClient
+from shared.domain.admissibility import CheckOutcome, admissibility
+from shared.errors import PEER_UNAVAILABLE, Conflict, DeskError, NotFound, ProblemError, ValidationFailed
+from shared.i18n import Lang
+from shared.routing import Actor, etag_of
+
+DEFERRED = "deferred"
+CREDIT_CLASS_CHECK = "credit_class"
+_DEFERRED_IT = ("La classe di merito creditizio è attribuita nella valutazione di merito: il calcolo del "
+                "finanziamento la applica al massimale del prestito.")
+_DEFERRED_EN = ("The credit-scoring class is assigned in the merit evaluation: the funding computation applies it "
+                "to the loan cap.")
+
+
+# ---------------------------------------------------------------- intake
+
+
+@contextmanager
+def intake_errors(what_it: str, what_en: str) -> Iterator[None]:
+    """Intake unreachable -> 503 (retry later, nothing kept); intake has no such resource -> 409."""
+    try:
+        yield
+    except PeerUnavailable as exc:
+        raise DeskError("Il servizio intake non risponde: riprovare più tardi.",
+                        "The intake service is unreachable: retry later.", kind=PEER_UNAVAILABLE,
+                        headers={"Retry-After": "30"}, extra={"peer": exc.peer}) from exc
+    except NotFoundAtPeer as exc:
+        raise Conflict(f"{what_it} non esiste presso intake.", f"{what_en} is unknown to intake.") from exc
+
+
+async def fetch_company(intake: IntakeClient, company_id: uuid.UUID) -> CompanyOut:
+    with intake_errors(f"L'impresa {company_id}", f"Company {company_id}"):
+        return await intake.get_company(company_id)
+
+
+# ---------------------------------------------------------------- the automatic run
+
+
+def verdict_of(checks: list[dict[str, Any]]) -> str:
+    """The domain's verdict over the stored outcomes (deferred checks left out)."""
+    outcomes = {c["outcome"] for c in checks if c["outcome"] != DEFERRED}
+    return "not_admissible" if "fail" in outcomes else "needs_review" if "needs_review" in outcomes else "admissible"
+
+
+def _check_json(c: CheckOutcome, *, credit_class_known: bool) -> dict[str, Any]:
+    outcome: str = c.outcome
+    it, en = c.detail_it, c.detail_en
+    if c.code == CREDIT_CLASS_CHECK and outcome == "needs_review" and not credit_class_known:
+        outcome, it, en = DEFERRED, _DEFERRED_IT, _DEFERRED_EN
+    return {"code": c.code, "outcome": outcome, "automatic_outcome": outcome, "article": c.article,
+            "detail_it": it, "detail_en": en, "review": None}
+
+
+def _partner_of(app: ApplicationOut | ReceivedApplication) -> uuid.UUID | None:
+    if isinstance(app, ApplicationOut):
+        return app.partner_id
+    partner = app.snapshot.get("partner_id")
+    return uuid.UUID(partner) if partner else None
+
+
+async def _emit_completed(session: AsyncSession, actor: Actor, *, application_id: uuid.UUID, call_id: uuid.UUID,
+                          company_id: uuid.UUID, partner_id: uuid.UUID | None, checks: list[dict[str, Any]],
+                          verdict: str) -> None:
+    await record_event(session, actor, event_type="evaluation.admissibility_completed", aggregate_type="evaluation",
+                       aggregate_id=application_id,
+                       payload={"application_id": str(application_id), "call_id": str(call_id),
+                                "company_id": str(company_id), "verdict": verdict,
+                                "failed_checks": [c["code"] for c in checks if c["outcome"] == "fail"],
+                                "review_checks": [c["code"] for c in checks if c["outcome"] == "needs_review"]},
+                       partner_id=partner_id, company_id=company_id)
+
+
+async def run_admissibility(*, session: AsyncSession, actor: Actor, intake: IntakeClient,
+                            application: ApplicationOut) -> bool:
+    """Evaluate the admissibility of a just-received application; False if it already has an evaluation."""
+    assert application.submitted_at is not None
+    rules = await rules_of_call(intake, application.call_id)
+    company = await fetch_company(intake, application.company_id)
+    facts = company_facts(company)
+    result = admissibility(rules, facts, draft_facts(application),
+                           today=application.submitted_at.astimezone(rules.tz).date(),
+                           related_vats=related_vats(company), line_suppliers=line_suppliers(application))
+    checks = [_check_json(c, credit_class_known=facts.credit_class is not None) for c in result.checks]
+    cuts = [{"path": c.path, "category": c.category, "requested": str(c.requested), "allowed": str(c.allowed),
+             "reasons": list(c.reasons), "detail_it": c.detail_it, "detail_en": c.detail_en} for c in result.cuts]
+    verdict = verdict_of(checks)
+    eligible = result.breakdown.total if result.breakdown is not None else None
+    values = {"application_id": application.id, "call_id": application.call_id, "stage": verdict,
+              "admissibility_verdict": verdict, "admissibility_checks": checks, "cuts": cuts,
+              "eligible_total": eligible, "version": 1}
+    if not await repository.insert_evaluation(session, values):
+        return False
+    await record_audit(session, actor, action="evaluation.admissibility_run", resource_type="evaluation",
+                       resource_id=application.id,
+                       after={"stage": verdict, "verdict": verdict, "eligible_total": eligible,
+                              "checks": {c["code"]: c["outcome"] for c in checks},
+                              "cuts": [{k: c[k] for k in ("path", "category", "requested", "allowed")} for c in cuts],
+                              "rules": rules.code, "company_size_class": company.size_class})
+    await _emit_completed(session, actor, application_id=application.id, call_id=application.call_id,
+                          company_id=application.company_id, partner_id=application.partner_id, checks=checks,
+                          verdict=verdict)
+    return True
+
+
+# ---------------------------------------------------------------- reading
+
+
+async def get_visible(session: AsyncSession, principal: Principal, application_id: uuid.UUID, *,
+                      for_update: bool = False) -> tuple[Evaluation, ReceivedApplication]:
+    """The evaluation if the caller may see it: officers, auditors and services all; a partner or a company
+    only the evaluation of its own applications. Anything else is 404 (no existence leak)."""
+    found = await repository.get_with_application(session, application_id, for_update=for_update)
+    if found is None:
+        raise NotFound()
+    evaluation, app = found
+    if not principal.reads_everything:
+        own_partner = principal.partner_id is not None and _partner_of(app) == principal.partner_id
+        own_company = principal.company_id is not None and app.company_id == principal.company_id
+        if not (own_partner or own_company):
+            raise NotFound()
+    return evaluation, app
+
+
+def _explained(d: dict[str, Any], lang: Lang) -> dict[str, Any]:
+    return {**d, "detail": d["detail_it"] if lang == "it" else d["detail_en"]}
+
+
+def to_out(evaluation: Evaluation, app: ReceivedApplication, lang: Lang) -> dict[str, Any]:
+    funding = evaluation.funding
+    de_minimis = evaluation.de_minimis
+    return {
+        "application_id": evaluation.application_id, "call_id": evaluation.call_id, "company_id": app.company_id,
+        "protocol_number": app.protocol_number, "stage": evaluation.stage,
+        "admissibility_verdict": evaluation.admissibility_verdict,
+        "checks": [_explained(c, lang) for c in evaluation.admissibility_checks],
+        "cuts": [_explained(c, lang) for c in evaluation.cuts],
+        "eligible_total": evaluation.eligible_total, "credit_class": evaluation.credit_class,
+        "score": evaluation.score, "merit_verdict": evaluation.merit_verdict, "grant": evaluation.grant,
+        "loan": evaluation.loan, "loan_gge": evaluation.loan_gge,
+        "funding": None if funding is None else {**funding, "steps": [_explained(s, lang) for s in funding["steps"]]},
+        "de_minimis": None if de_minimis is None else {
+            **de_minimis, "steps": [_explained(s, lang) for s in de_minimis["steps"]]},
+        "updated_at": evaluation.updated_at, "etag": etag_of(evaluation.version),
+    }
+
+
+# ---------------------------------------------------------------- officers' reviews
+
+
+async def review_check(*, session: AsyncSession, actor: Actor, evaluation: Evaluation, app: ReceivedApplication,
+                       check_code: str, outcome: str, note: str) -> Evaluation:
+    """An officer settles a check that needs a review; the verdict is recomputed (all pass -> admissible,
+    any fail -> not_admissible)."""
+    if evaluation.stage != "needs_review":
+        raise Conflict("La domanda non ha verifiche in attesa di revisione.",
+                       "The application has no check awaiting a review.",
+                       extra={"reason": "no_review_pending", "stage": evaluation.stage})
+    checks = [dict(c) for c in evaluation.admissibility_checks]
+    target = next((c for c in checks if c["code"] == check_code), None)
+    if target is None:
+        known = [c["code"] for c in checks]
+        raise ValidationFailed(errors=[ProblemError(
+            "check_unknown", "/check_code", f"Verifica '{check_code}' sconosciuta.", f"Unknown check '{check_code}'.",
+            extra={"allowed": known})])
+    if target["outcome"] != "needs_review":
+        raise Conflict(f"La verifica {check_code} non è in attesa di revisione (esito {target['outcome']}).",
+                       f"Check {check_code} is not awaiting a review (outcome {target['outcome']}).",
+                       extra={"reason": "check_not_under_review", "outcome": target["outcome"]})
+    now = datetime.now(UTC)
+    before = {"stage": evaluation.stage, "verdict": evaluation.admissibility_verdict, "check": dict(target),
+              "version": evaluation.version}
+    target["outcome"] = outcome
+    target["review"] = {"outcome": outcome, "note": note, "reviewer": actor.principal.client_id,
+                        "reviewed_at": now.isoformat()}
+    verdict = verdict_of(checks)
+    evaluation.admissibility_checks = checks
+    evaluation.admissibility_verdict = verdict
+    evaluation.stage = verdict
+    evaluation.version += 1
+    evaluation.updated_at = now
+    await session.flush()
+    await record_audit(session, actor, action="evaluation.admissibility_reviewed", resource_type="evaluation",
+                       resource_id=evaluation.application_id, before=before,
+                       after={"stage": verdict, "verdict": verdict, "check": target, "version": evaluation.version})
+    await _emit_completed(session, actor, application_id=evaluation.application_id, call_id=evaluation.call_id,
+                          company_id=app.company_id, partner_id=_partner_of(app), checks=checks, verdict=verdict)
+    return evaluation

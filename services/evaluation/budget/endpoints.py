@@ -1,0 +1,132 @@
+"""Routes of the budget: the ledger and ranking of a call (officers, auditors), the allocation and single
+approvals (officers), releases (services: monitoring's revocations and reductions), and the public,
+anonymised view of the funding order and of the budget left (no token)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Response
+
+from services.evaluation.budget import service
+from services.evaluation.budget.schemas import (
+    AllocationOut,
+    BudgetOut,
+    FundingOut,
+    PublicBudget,
+    PublicRankingPage,
+    RankingPage,
+    ReleaseIn,
+    ReleaseOut,
+)
+from services.evaluation.peers import IntakeDep
+from shared.auth import Authenticator
+from shared.db import SessionDep
+from shared.errors import problem_responses
+from shared.routing import ActorDep, Idempotent, UnitOfWorkRoute, etag_of
+
+PUBLIC: dict[str, Any] = {"security": []}
+reader = Depends(Authenticator(kinds=("officer", "auditor"), scopes=("evaluation:read",)))
+officer = Depends(Authenticator(kinds=("officer",), scopes=("evaluation:write",)))
+internal = Depends(Authenticator(kinds=("service",), scopes=("internal",)))
+
+router = APIRouter(prefix="/v1/calls", tags=["budget"], route_class=UnitOfWorkRoute)
+fundings_router = APIRouter(prefix="/v1/fundings", tags=["fundings"], route_class=UnitOfWorkRoute)
+public_router = APIRouter(prefix="/v1/public/calls", tags=["transparency"], route_class=UnitOfWorkRoute)
+
+After = Annotated[int, Query(ge=0, description="Continue after this position (from `next_after`).")]
+Limit = Annotated[int, Query(ge=1, le=1000, description="Page size.")]
+
+
+@router.get("/{call_id}/budget", response_model=BudgetOut, dependencies=[reader],
+            summary="The call's budget: total, committed, freed, available, and its ledger",
+            description="The budget is created on first use from the call's rules (`budget_total`). Aid committed "
+                        "is grant + loan: the call's endowment finances both. Ledger entries are paged with "
+                        "`after` (an entry id) and `limit`.",
+            responses=problem_responses(401, 403, 404, 422, 503))
+async def get_budget(call_id: uuid.UUID, session: SessionDep, intake: IntakeDep, response: Response,
+                     after: After = 0, limit: Limit = 100) -> Any:
+    out = await service.get_budget_page(session=session, intake=intake, call_id=call_id, after=after, limit=limit)
+    response.headers["ETag"] = out["etag"]
+    return out
+
+
+@router.post("/{call_id}/allocation", response_model=AllocationOut, status_code=200, dependencies=[officer],
+             summary="Allocate the budget to the call's evaluated applications",
+             description="Takes every evaluated application of the call not allocated yet, with the waiting list, in "
+                         "the call's order (first-come: protocol order; ranking: score, ties by protocol), and funds "
+                         "them strictly in that order while the budget lasts; the first that does not fit is funded "
+                         "in part or waits as the call says, the rest wait. Applications not admitted get their "
+                         "`not_admitted` place so that a decree lists them. Running it again allocates only what is "
+                         "new.",
+             responses=problem_responses(401, 403, 404, 409, 422, 503))
+async def allocate_budget(call_id: uuid.UUID, session: SessionDep, actor: ActorDep, intake: IntakeDep,
+                          _idem: Idempotent) -> Any:
+    return await service.allocate_call(session=session, actor=actor, intake=intake, call_id=call_id)
+
+
+@router.post("/{call_id}/budget/releases", response_model=ReleaseOut, status_code=200, dependencies=[internal],
+             summary="Release aid committed to an application (revocation or reduction)",
+             description="For the desk's services (monitoring, on a revocation or a reduction). Releasing the whole "
+                         "granted aid is a revocation, less is a reduction. The freed budget funds the waiting list "
+                         "at once (scorrimento); each application funded so emits "
+                         "`funding.granted_from_waiting_list`.",
+             responses=problem_responses(401, 403, 404, 409, 422, 503))
+async def release_budget(call_id: uuid.UUID, body: ReleaseIn, session: SessionDep, actor: ActorDep,
+                         intake: IntakeDep, _idem: Idempotent) -> Any:
+    released = await service.release_amount(session=session, actor=actor, intake=intake, call_id=call_id,
+                                            application_id=body.application_id, amount=body.amount, reason=body.reason)
+    return {"application_id": body.application_id, "released": released.amount,
+            "funding": service.to_funding_out(released.funding),
+            "granted_from_waiting_list": released.from_waiting_list, "budget": service.to_summary(released.budget)}
+
+
+@router.get("/{call_id}/ranking", response_model=RankingPage, dependencies=[reader],
+            summary="The call's funding order with companies and amounts",
+            description="Every allocated application by position (protocol order, or score with ties by protocol), "
+                        "then those not admitted (no position).",
+            responses=problem_responses(401, 403, 404, 422, 503))
+async def get_ranking(call_id: uuid.UUID, session: SessionDep, intake: IntakeDep, after: After = 0,
+                      limit: Limit = 100) -> Any:
+    return await service.ranking(session=session, intake=intake, call_id=call_id, after=after, limit=limit)
+
+
+@fundings_router.post("/{application_id}/approve", response_model=FundingOut, status_code=200,
+                      dependencies=[officer],
+                      summary="Fund one evaluated application now, or put it on the waiting list",
+                      description="Funds the application if the budget covers it after anyone ahead of it on the "
+                                  "waiting list; otherwise it waits (or is funded in part, if the call allows it). "
+                                  "An application already allocated is a 409.",
+                      responses=problem_responses(401, 403, 404, 409, 422, 503))
+async def approve_funding(application_id: uuid.UUID, session: SessionDep, actor: ActorDep, intake: IntakeDep,
+                          _idem: Idempotent, response: Response) -> Any:
+    funding = await service.approve_application(session=session, actor=actor, intake=intake,
+                                                application_id=application_id)
+    response.headers["ETag"] = etag_of(funding.version)
+    return service.to_funding_out(funding)
+
+
+@fundings_router.get("/{application_id}", response_model=FundingOut, dependencies=[reader],
+                     summary="Where an application stands in the allocation",
+                     responses=problem_responses(401, 403, 404, 422))
+async def get_funding(application_id: uuid.UUID, session: SessionDep, response: Response) -> Any:
+    funding = await service.get_funding(session, application_id)
+    response.headers["ETag"] = etag_of(funding.version)
+    return service.to_funding_out(funding)
+
+
+@public_router.get("/{call_id}/ranking", response_model=PublicRankingPage, openapi_extra=PUBLIC,
+                   summary="Public funding order of a call (anonymised)",
+                   description="Position, protocol number, score, outcome and amounts; no company identifiers.",
+                   responses=problem_responses(404, 422, 503))
+async def get_public_ranking(call_id: uuid.UUID, session: SessionDep, intake: IntakeDep, after: After = 0,
+                             limit: Limit = 100) -> Any:
+    return await service.ranking(session=session, intake=intake, call_id=call_id, after=after, limit=limit)
+
+
+@public_router.get("/{call_id}/budget", response_model=PublicBudget, openapi_extra=PUBLIC,
+                   summary="Public budget of a call: total, committed, available",
+                   responses=problem_responses(404, 422, 503))
+async def get_public_budget(call_id: uuid.UUID, session: SessionDep, intake: IntakeDep) -> Any:
+    return await service.public_budget(session=session, intake=intake, call_id=call_id)

@@ -1,0 +1,136 @@
+"""The budget ledger, the fundings (allocation and waiting list), and the rankings as exposed."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from decimal import Decimal
+from typing import Literal
+
+from pydantic import Field
+
+from shared.schemas import ApiModel, OutModel, PositiveMoney
+
+FundingStatus = Literal["funded", "partially_funded", "waiting", "not_admitted", "withdrawn", "renounced",
+                        "revoked"]
+EntryKind = Literal["commitment", "release"]
+
+
+class BudgetEntryOut(OutModel):
+    id: int = Field(description="Ledger position: entries are numbered in the order they were written.")
+    application_id: uuid.UUID | None
+    kind: EntryKind
+    amount: Decimal = Field(description="Always positive: a commitment adds it to `committed`, a release "
+                                        "takes it off.")
+    reason: str
+    created_by: str
+    created_at: datetime
+
+
+class BudgetSummary(OutModel):
+    call_id: uuid.UUID
+    total: Decimal = Field(description="The call's endowment (rules `budget_total`), covering grant and loan.")
+    committed: Decimal = Field(description="Aid committed now: grant + loan of every funded application.")
+    freed: Decimal = Field(description="Aid released so far (withdrawals, renunciations, revocations, reductions),"
+                                       " cumulative; what was freed may have been committed again.")
+    available: Decimal = Field(description="total - committed.")
+    updated_at: datetime
+    etag: str
+
+
+class BudgetOut(BudgetSummary):
+    entries: list[BudgetEntryOut] = Field(description="The ledger, oldest first, one page.")
+    next_after: int | None = Field(description="Pass as `after` for the next page of entries; null at the end.")
+
+
+class FundingOut(OutModel):
+    application_id: uuid.UUID
+    call_id: uuid.UUID
+    status: FundingStatus
+    requested: Decimal = Field(description="Aid the evaluation computed: grant + loan.")
+    granted: Decimal = Field(description="Aid committed on the budget now (grant + loan).")
+    grant: Decimal
+    loan: Decimal
+    partial: bool
+    protocol_number: int
+    score: Decimal | None
+    updated_at: datetime
+    etag: str
+
+
+class AllocationOut(OutModel):
+    call_id: uuid.UUID
+    procedure: Literal["first_come", "ranking"]
+    considered: int = Field(description="Applications allocated by this run (evaluated, not allocated before).")
+    funded: int
+    partially_funded: int
+    waiting: int
+    not_admitted: int
+    committed_now: Decimal = Field(description="Aid committed by this run.")
+    budget: BudgetSummary
+
+
+class ReleaseIn(ApiModel):
+    application_id: uuid.UUID
+    amount: PositiveMoney = Field(description="Aid to release (grant + loan); the whole granted aid is a revocation,"
+                                              " less is a reduction.")
+    reason: str = Field(min_length=3, max_length=2000)
+
+
+class ReleaseOut(OutModel):
+    application_id: uuid.UUID
+    released: Decimal
+    funding: FundingOut
+    granted_from_waiting_list: list[uuid.UUID] = Field(
+        description="Applications funded by the scorrimento the release triggered, in order.")
+    budget: BudgetSummary
+
+
+class RankingEntry(OutModel):
+    position: int | None = Field(description="Place in the funding order (protocol order or score); null for "
+                                              "applications not admitted.")
+    application_id: uuid.UUID
+    company_id: uuid.UUID
+    protocol_number: int
+    score: Decimal | None
+    status: FundingStatus
+    requested: Decimal
+    granted: Decimal
+    grant: Decimal
+    loan: Decimal
+
+
+class RankingPage(OutModel):
+    call_id: uuid.UUID
+    procedure: Literal["first_come", "ranking"]
+    items: list[RankingEntry]
+    next_after: int | None = Field(description="Pass as `after` for the next page; null at the end.")
+
+
+class PublicRankingEntry(OutModel):
+    position: int | None
+    protocol_number: int
+    score: Decimal | None
+    outcome: FundingStatus
+    requested: Decimal
+    granted: Decimal
+    grant: Decimal
+    loan: Decimal
+
+
+class PublicRankingPage(OutModel):
+    call_id: uuid.UUID
+    procedure: Literal["first_come", "ranking"]
+    items: list[PublicRankingEntry]
+    next_after: int | None
+
+
+class PublicBudget(OutModel):
+    call_id: uuid.UUID
+    total: Decimal
+    committed: Decimal
+    available: Decimal
+    freed: Decimal
+    funded: int = Field(description="Applications funded in full or in part.")
+    waiting: int = Field(description="Applications on the waiting list.")
+    updated_at: datetime

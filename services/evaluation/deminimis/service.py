@@ -1,0 +1,418 @@
+"""Use cases of the de minimis register and of the funding computation.
+
+The register holds the aid granted to each VAT number: entered by officers (source ``manual``) or
+imported from a CSV export of the national state-aid register (source ``RNA``, reference = the COR).
+The funding computation turns an admissible, merit-passed evaluation into grant and loan with
+``shared.domain.funding`` and caps them with ``shared.domain.de_minimis.cap_new_aid`` against the
+register for the single undertaking (the company and its linked enterprises, from intake's API).
+
+CSV import (``import_rna_csv``). Columns, by header name (case, spaces and punctuation ignored; any
+other column is ignored, so a full RNA export can be sent as is):
+
+==============================  =============================================================
+column                          meaning
+==============================  =============================================================
+CODICE_FISCALE_BENEFICIARIO     the beneficiary's partita IVA (11 digits, "IT" optional)
+DATA_CONCESSIONE                grant date: ``dd/mm/yyyy`` or ``yyyy-mm-dd``
+ELEMENTO_DI_AIUTO               the aid amount (gross grant equivalent); alias IMPORTO_AIUTO
+SOGGETTO_CONCEDENTE             the granting authority
+REGOLAMENTO                     the legal basis (e.g. "Reg. (UE) 2023/2831")
+COR                             the register's code of the aid: the entry's reference
+==============================  =============================================================
+
+Separator ``;`` or ``,`` (whichever the header uses), UTF-8 (with or without BOM) or Latin-1.
+Amounts take Italian decimal commas (``12.345,67``, dots then are thousands separators) or a
+decimal point (``12345.67``); at most two decimals. A row whose COR is already in the register (or
+earlier in the file) is skipped and counted. Any invalid row makes the whole import fail with every
+error (line number and column) and nothing imported, unless ``skip_invalid`` is set.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+import uuid
+from datetime import UTC, date, datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+from stdnum.it import iva
+
+from services.evaluation.admissibility.service import CREDIT_CLASS_CHECK, fetch_company, intake_errors
+from services.evaluation.deminimis import repository
+from services.evaluation.facts import single_undertaking
+from services.evaluation.merit.rules import rules_of_call
+from services.evaluation.models import Evaluation, PriorAid, ReceivedApplication
+from services.intake.companies.schemas import CompanyOut
+from shared.audit import record_audit, record_event
+from shared.clients.intake import IntakeClient
+from shared.domain import de_minimis as dm
+from shared.domain.application_check import _eur_en, _eur_it, _pct_en, _pct_it
+from shared.domain.call_rules import CallRules
+from shared.domain.funding import compute_aid, repayment_plan
+from shared.domain.money import ZERO, cents_ok
+from shared.errors import Conflict, ProblemError, ValidationFailed
+from shared.i18n import Lang
+from shared.routing import Actor
+
+MANUAL = "manual"
+RNA = "RNA"
+
+COLUMNS: dict[str, tuple[str, ...]] = {
+    "vat_number": ("CODICE_FISCALE_BENEFICIARIO", "CF_BENEFICIARIO", "PARTITA_IVA_BENEFICIARIO"),
+    "granted_on": ("DATA_CONCESSIONE",),
+    "amount": ("ELEMENTO_DI_AIUTO", "IMPORTO_AIUTO", "IMPORTO_ELEMENTO_DI_AIUTO"),
+    "granting_authority": ("SOGGETTO_CONCEDENTE", "DENOMINAZIONE_SOGGETTO_CONCEDENTE"),
+    "regulation": ("REGOLAMENTO", "TITOLO_REGOLAMENTO"),
+    "reference": ("COR", "CODICE_COR"),
+}
+
+
+def aid_out(a: PriorAid) -> dict[str, Any]:
+    return {"id": a.id, "vat_number": a.vat_number, "granted_on": a.granted_on, "amount": a.amount,
+            "granting_authority": a.granting_authority, "regulation": a.regulation, "source": a.source,
+            "reference": a.reference, "created_by": a.created_by, "created_at": a.created_at}
+
+
+def _domain(a: PriorAid) -> dm.PriorAid:
+    return dm.PriorAid(vat_number=a.vat_number, granted_on=a.granted_on, amount=a.amount, source=a.source,
+                       reference=a.reference)
+
+
+def _steps(steps: Any) -> list[dict[str, Any]]:
+    return [{"code": s.code, "detail_it": s.detail_it, "detail_en": s.detail_en,
+             "amount": None if s.amount is None else str(s.amount)} for s in steps]
+
+
+# ---------------------------------------------------------------- the register
+
+
+async def record_aid(*, session: AsyncSession, actor: Actor, vat_number: str, granted_on: date, amount: Decimal,
+                     granting_authority: str, regulation: str, reference: str) -> PriorAid:
+    row = {"id": uuid.uuid4(), "vat_number": dm.normalise_vat(vat_number), "granted_on": granted_on,
+           "amount": amount, "granting_authority": granting_authority, "regulation": regulation, "source": MANUAL,
+           "reference": reference, "created_by": actor.principal.client_id}
+    inserted = await repository.insert_aids(session, [row])
+    if not inserted:
+        raise Conflict(f"Un aiuto con riferimento {reference} è già registrato.",
+                       f"An aid with reference {reference} is already recorded.", extra={"reason": "duplicate"})
+    await record_audit(session, actor, action="de_minimis.aid_recorded", resource_type="de_minimis_aid",
+                       resource_id=inserted[0].id, after={k: row[k] for k in row if k != "id"})
+    return inserted[0]
+
+
+def _header_key(name: str) -> str:
+    return re.sub(r"[^A-Z0-9]+", "_", name.strip().upper()).strip("_")
+
+
+def _decode(content: bytes) -> str:
+    try:
+        return content.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        return content.decode("latin-1")
+
+
+def _amount(raw: str) -> Decimal:
+    s = raw.replace("€", "").replace(" ", "").replace("\u00a0", "")
+    if "," in s:
+        s = s.replace(".", "").replace(",", ".")
+    d = Decimal(s)
+    if not d.is_finite() or d < 0 or not cents_ok(d):
+        raise InvalidOperation
+    return d.quantize(Decimal("0.01"))
+
+
+def _date(raw: str) -> date:
+    s = raw.strip()
+    for fmt in ("%d/%m/%Y", "%d-%m-%Y", "%Y-%m-%d"):
+        try:
+            return datetime.strptime(s, fmt).date()
+        except ValueError:
+            continue
+    raise ValueError(s)
+
+
+_MESSAGES: dict[str, tuple[str, str]] = {
+    "vat_number": ("Partita IVA del beneficiario non valida (11 cifre con cifra di controllo).",
+                   "Invalid beneficiary VAT number (11 digits with a check digit)."),
+    "granted_on": ("Data di concessione non valida (gg/mm/aaaa o aaaa-mm-gg, non futura).",
+                   "Invalid grant date (dd/mm/yyyy or yyyy-mm-dd, not in the future)."),
+    "amount": ("Importo non valido: non negativo, al massimo due decimali (es. 12.345,67).",
+               "Invalid amount: not negative, at most two decimals (e.g. 12.345,67 or 12345.67)."),
+    "granting_authority": ("Soggetto concedente mancante o troppo lungo.", "Granting authority missing or too long."),
+    "regulation": ("Regolamento mancante o troppo lungo.", "Regulation missing or too long."),
+    "reference": ("COR mancante o troppo lungo.", "COR missing or too long."),
+}
+
+
+def parse_rna_csv(content: bytes, *, today: date) -> tuple[list[tuple[int, dict[str, Any]]], list[dict[str, Any]]]:
+    """The valid rows (with their line) and the errors of a state-aid register export (see the module)."""
+    text = _decode(content)
+    first = text.split("\n", 1)[0]
+    delimiter = ";" if first.count(";") > first.count(",") else ","
+    reader = csv.reader(io.StringIO(text), delimiter=delimiter)
+    header = next(reader, None)
+    if header is None:
+        raise ValidationFailed("Il file è vuoto.", "The file is empty.",
+                               errors=[ProblemError("csv_empty", "/", "File vuoto.", "Empty file.")])
+    keys = [_header_key(h) for h in header]
+    positions: dict[str, int] = {}
+    missing = []
+    for field, names in COLUMNS.items():
+        idx = next((keys.index(n) for n in names if n in keys), None)
+        if idx is None:
+            missing.append(names[0])
+        else:
+            positions[field] = idx
+    if missing:
+        raise ValidationFailed(
+            "Mancano colonne obbligatorie nell'intestazione.", "Required columns are missing from the header.",
+            errors=[ProblemError("csv_column_missing", f"/header/{name}", f"Colonna {name} mancante.",
+                                 f"Column {name} is missing.", extra={"line": 1, "field": name})
+                    for name in missing])
+    rows: list[tuple[int, dict[str, Any]]] = []
+    errors: list[dict[str, Any]] = []
+    for cells in reader:
+        line = reader.line_num
+        if not any(c.strip() for c in cells):
+            continue
+        row: dict[str, Any] = {}
+        bad = False
+        for field, idx in positions.items():
+            raw = cells[idx].strip() if idx < len(cells) else ""
+            column = header[idx].strip()
+            try:
+                row[field] = _parse(field, raw, today)
+            except (ValueError, InvalidOperation):
+                it, en = _MESSAGES[field]
+                errors.append({"line": line, "field": column, "code": f"{field}_invalid", "message_it": it,
+                               "message_en": en, "value": raw[:100]})
+                bad = True
+        if not bad:
+            rows.append((line, row))
+    return rows, errors
+
+
+def _parse(field: str, raw: str, today: date) -> Any:
+    if field == "vat_number":
+        vat = dm.normalise_vat(raw)
+        if not iva.is_valid(vat):
+            raise ValueError(raw)
+        return vat
+    if field == "granted_on":
+        d = _date(raw)
+        if d > today:
+            raise ValueError(raw)
+        return d
+    if field == "amount":
+        return _amount(raw)
+    limit = 100 if field == "reference" else 300
+    if not raw or len(raw) > limit:
+        raise ValueError(raw)
+    return raw
+
+
+async def import_rna_csv(*, session: AsyncSession, actor: Actor, content: bytes,
+                         skip_invalid: bool) -> dict[str, Any]:
+    today = datetime.now(UTC).date()
+    rows, errors = parse_rna_csv(content, today=today)
+    if errors and not skip_invalid:
+        raise ValidationFailed(
+            f"{len(errors)} errori nel file: nessun aiuto importato.",
+            f"{len(errors)} errors in the file: nothing imported.",
+            errors=[ProblemError(e["code"], f"/lines/{e['line']}/{e['field']}", e["message_it"], e["message_en"],
+                                 extra={"line": e["line"], "field": e["field"], "value": e["value"]})
+                    for e in errors])
+    values = [{"id": uuid.uuid4(), **row, "source": RNA, "created_by": actor.principal.client_id}
+              for _line, row in rows]
+    inserted = await repository.insert_aids(session, values)
+    report = {"imported": len(inserted), "skipped_duplicates": len(values) - len(inserted),
+              "errors": [{k: e[k] for k in ("line", "field", "code", "message_it", "message_en")} for e in errors]}
+    await record_audit(session, actor, action="de_minimis.imported", resource_type="de_minimis_import",
+                       resource_id=uuid.uuid4(),
+                       after={"source": RNA, "imported": report["imported"],
+                              "skipped_duplicates": report["skipped_duplicates"], "invalid_rows": len(errors),
+                              "references": [a.reference for a in inserted]})
+    return report
+
+
+# ---------------------------------------------------------------- the single undertaking
+
+
+def _members_out(company: CompanyOut | None, vat: str) -> list[dict[str, Any]]:
+    if company is None:
+        return [{"vat_number": vat, "name": None, "relation": "applicant"}]
+    linked = {dm.normalise_vat(r.vat_number): r.name for r in company.related_enterprises if r.relation == "linked"}
+    return [{"vat_number": dm.normalise_vat(company.vat_number), "name": company.name, "relation": "applicant"},
+            *({"vat_number": v, "name": n, "relation": "linked"} for v, n in linked.items())]
+
+
+async def undertaking(*, session: AsyncSession, intake: IntakeClient, vat_number: str, on: date | None,
+                      call_id: uuid.UUID | None, lang: Lang) -> dict[str, Any]:
+    vat = dm.normalise_vat(vat_number)
+    with intake_errors(f"L'impresa {vat}", f"Company {vat}"):
+        company = await intake.find_company_by_vat(vat)
+    members = single_undertaking(company) if company is not None else [vat]
+    rules = await rules_of_call(intake, call_id) if call_id is not None else None
+    day = on or datetime.now(rules.tz if rules is not None else UTC).date()
+    aids = await repository.aids_of(session, members)
+    period = None
+    if rules is not None:
+        outcome = dm.cap_new_aid(rules, [_domain(a) for a in aids], members, ZERO, ZERO, Decimal(0), grant_date=day)
+        shown = ("period", "prior_aid_counted", "prior_aid_outside_period", "prior_total", "headroom")
+        period = {"call_id": call_id, "regulation": rules.de_minimis.regulation, "ceiling": outcome.ceiling,
+                  "window_start": outcome.period.window_start, "window_end": outcome.period.window_end,
+                  "total": outcome.period.total, "headroom": outcome.headroom,
+                  "steps": [{**s, "detail": s["detail_it"] if lang == "it" else s["detail_en"]}
+                            for s in _steps(outcome.computation) if s["code"] in shown]}
+    return {"vat_number": vat, "company_id": company.id if company is not None else None, "on": day,
+            "members": _members_out(company, vat), "aids": [aid_out(a) for a in aids], "period": period}
+
+
+# ---------------------------------------------------------------- the funding computation
+
+
+def _step(code: str, it: str, en: str, amount: Decimal | None = None) -> dict[str, Any]:
+    return {"code": code, "detail_it": it, "detail_en": en, "amount": None if amount is None else str(amount)}
+
+
+def _require_fundable(evaluation: Evaluation, rules: CallRules) -> str:
+    if evaluation.stage != "admissible":
+        raise Conflict("Il finanziamento si calcola solo per una domanda ammissibile non ancora calcolata.",
+                       "Funding is computed only for an admissible application not computed yet.",
+                       extra={"reason": "not_admissible", "stage": evaluation.stage})
+    if rules.scoring.criteria and evaluation.merit_verdict != "passed":
+        raise Conflict("La valutazione di merito non è conclusa con esito positivo.",
+                       "The merit evaluation has not been passed.",
+                       extra={"reason": "merit_not_passed", "merit_verdict": evaluation.merit_verdict})
+    if evaluation.credit_class is None:
+        raise Conflict("Manca la classe di merito creditizio: va attribuita prima di calcolare il finanziamento.",
+                       "No credit-scoring class yet: assign it before computing the funding.",
+                       extra={"reason": "credit_class_missing"})
+    if evaluation.eligible_total is None:
+        raise Conflict("Spese ammissibili non determinate.", "Eligible expenses not determined.",
+                       extra={"reason": "eligible_total_missing"})
+    return evaluation.credit_class
+
+
+async def compute_funding(*, session: AsyncSession, actor: Actor, intake: IntakeClient, evaluation: Evaluation,
+                          app: ReceivedApplication, loan_years: int | None) -> Evaluation:
+    rules = await rules_of_call(intake, evaluation.call_id)
+    credit_class = _require_fundable(evaluation, rules)
+    terms = rules.aid.loan
+    years = terms.max_years if loan_years is None else loan_years
+    if not terms.min_years <= years <= terms.max_years:
+        raise ValidationFailed(errors=[ProblemError(
+            "loan_years_out_of_range", "/loan_years",
+            f"La durata del finanziamento va da {terms.min_years} a {terms.max_years} anni.",
+            f"The loan lasts {terms.min_years} to {terms.max_years} years.",
+            extra={"min": terms.min_years, "max": terms.max_years})])
+    try:
+        share = rules.loan_cap_share(credit_class)
+        ref_rate = dm.reference_rate(rules, credit_class)
+    except KeyError:
+        raise Conflict(f"La classe di merito creditizio '{credit_class}' non è prevista dal bando.",
+                       f"Credit-scoring class '{credit_class}' is not provided for by the call.",
+                       extra={"reason": "credit_class_unknown"}) from None
+    company = await fetch_company(intake, app.company_id)
+    members = single_undertaking(company)
+    today = datetime.now(rules.tz).date()
+    eligible = evaluation.eligible_total
+    assert eligible is not None
+
+    aid = compute_aid(rules, eligible, share)
+    grace = terms.grace_months
+    per_euro = dm.gge_per_euro(rules, years, grace, ref_rate)
+    requested_gge = dm.loan_gge(aid.loan, rules, years, grace, ref_rate)
+    steps = [
+        _step("eligible_total", f"Spese ammissibili dopo i tagli: {_eur_it(eligible)}.",
+              f"Eligible expenses after the cuts: {_eur_en(eligible)}.", eligible),
+        _step("credit_class",
+              f"Classe di merito creditizio {credit_class}: {_pct_it(share)} del massimale del finanziamento "
+              f"({_eur_it(terms.cap)})" + (", finanziamento escluso." if share == 0 else "."),
+              f"Credit-scoring class {credit_class}: {_pct_en(share)} of the loan cap ({_eur_en(terms.cap)})"
+              + (", loan excluded." if share == 0 else "."), share),
+        _step("grant", f"Contributo: {_pct_it(rules.aid.grant.percent)} delle spese, massimo "
+                       f"{_eur_it(rules.aid.grant.cap)}: {_eur_it(aid.grant)}.",
+              f"Grant: {_pct_en(rules.aid.grant.percent)} of the expenses, at most {_eur_en(rules.aid.grant.cap)}: "
+              f"{_eur_en(aid.grant)}.", aid.grant),
+        _step("loan", f"Finanziamento: {_pct_it(terms.percent)} delle spese, entro il massimale e l'intensità "
+                      f"massima {_pct_it(rules.aid.max_intensity)}: {_eur_it(aid.loan)}.",
+              f"Loan: {_pct_en(terms.percent)} of the expenses, within the cap and the maximum intensity "
+              f"{_pct_en(rules.aid.max_intensity)}: {_eur_en(aid.loan)}.", aid.loan),
+        _step("reference_rate", f"Tasso di riferimento: tasso base {_pct_it(rules.de_minimis.reference_base_rate)} "
+                                f"+ margine della classe {credit_class} = {_pct_it(ref_rate)}; tasso del "
+                                f"finanziamento {_pct_it(terms.annual_rate)}.",
+              f"Reference rate: base rate {_pct_en(rules.de_minimis.reference_base_rate)} + margin of class "
+              f"{credit_class} = {_pct_en(ref_rate)}; loan rate {_pct_en(terms.annual_rate)}.", ref_rate),
+        _step("loan_gge", f"ESL del finanziamento di {_eur_it(aid.loan)} in {years} anni ({grace} mesi di "
+                          f"preammortamento): {_eur_it(requested_gge)} ({per_euro} per euro).",
+              f"GGE of the loan of {_eur_en(aid.loan)} over {years} years ({grace} months' grace): "
+              f"{_eur_en(requested_gge)} ({per_euro} per euro).", requested_gge),
+    ]
+    prior = [_domain(a) for a in await repository.aids_of(session, members)]
+    outcome = dm.cap_new_aid(rules, prior, members, aid.grant, aid.loan, per_euro, grant_date=today)
+    grant, loan = outcome.allowed_grant, outcome.allowed_loan
+    refused = outcome.refused
+    plan = repayment_plan(loan, terms.annual_rate, years, grace) if loan > 0 else ()
+    if refused:
+        steps.append(_step("refused", "L'aiuto non può essere concesso: massimale de minimis raggiunto.",
+                           "The aid cannot be granted: de minimis ceiling reached.", ZERO))
+    elif outcome.reduced:
+        steps.append(_step("de_minimis_reduced",
+                           f"Ridotto per il massimale de minimis: contributo {_eur_it(grant)}, finanziamento "
+                           f"{_eur_it(loan)}.",
+                           f"Reduced under the de minimis ceiling: grant {_eur_en(grant)}, loan {_eur_en(loan)}.",
+                           grant + loan))
+    loan_eq = outcome.allowed_loan_equivalent
+    funding = {
+        "computed_on": today.isoformat(), "refused": refused, "reason": "de_minimis_ceiling" if refused else None,
+        "credit_class": credit_class, "loan_cap_share": str(share), "loan_years": years, "grace_months": grace,
+        "annual_rate": str(terms.annual_rate), "reference_rate": str(ref_rate), "gge_per_euro": str(per_euro),
+        "eligible_total": str(eligible), "requested_grant": str(aid.grant), "requested_loan": str(aid.loan),
+        "grant": str(grant), "loan": str(loan), "loan_gge": str(loan_eq), "total_aid": str(grant + loan),
+        "installments": [{"number": i.number, "month": i.month, "interest": str(i.interest),
+                          "principal": str(i.principal), "payment": str(i.payment),
+                          "outstanding": str(i.outstanding)} for i in plan],
+        "steps": steps,
+    }
+    de_minimis = {
+        "grant_date": today.isoformat(), "members": members, "ceiling": str(outcome.ceiling),
+        "window_start": outcome.period.window_start.isoformat(), "window_end": outcome.period.window_end.isoformat(),
+        "prior_total": str(outcome.period.total), "headroom": str(outcome.headroom),
+        "requested_equivalent": str(outcome.requested_equivalent),
+        "allowed_equivalent": str(outcome.allowed_equivalent), "reduced": outcome.reduced, "refused": refused,
+        "steps": _steps(outcome.computation),
+    }
+    before = {"stage": evaluation.stage, "grant": evaluation.grant, "loan": evaluation.loan,
+              "loan_gge": evaluation.loan_gge, "version": evaluation.version}
+    stage = "not_admissible" if refused else "evaluated"
+    checks = [dict(c) for c in evaluation.admissibility_checks]
+    for c in checks:  # the deferred credit-class check is now settled by the class the merit evaluation gave
+        if c["code"] == CREDIT_CLASS_CHECK and c["outcome"] == "deferred":
+            c["outcome"] = "pass"
+            c["detail_it"], c["detail_en"] = steps[1]["detail_it"], steps[1]["detail_en"]
+    evaluation.admissibility_checks = checks
+    evaluation.stage = stage
+    evaluation.grant, evaluation.loan, evaluation.loan_gge = grant, loan, loan_eq
+    evaluation.funding = funding
+    evaluation.de_minimis = de_minimis
+    evaluation.version += 1
+    evaluation.updated_at = datetime.now(UTC)
+    await session.flush()
+    await record_audit(session, actor, action="evaluation.funding_computed", resource_type="evaluation",
+                       resource_id=evaluation.application_id, before=before,
+                       after={"stage": stage, "grant": grant, "loan": loan, "loan_gge": loan_eq,
+                              "reduced": outcome.reduced, "refused": refused, "members": members,
+                              "prior_total": outcome.period.total, "version": evaluation.version})
+    partner = app.snapshot.get("partner_id")
+    await record_event(session, actor, event_type="evaluation.funding_computed", aggregate_type="evaluation",
+                       aggregate_id=evaluation.application_id,
+                       payload={"application_id": str(evaluation.application_id), "call_id": str(evaluation.call_id),
+                                "company_id": str(app.company_id), "stage": stage,
+                                "reason": "de_minimis_ceiling" if refused else None, "grant": str(grant),
+                                "loan": str(loan), "loan_gge": str(loan_eq), "de_minimis_reduced": outcome.reduced},
+                       partner_id=uuid.UUID(partner) if partner else None, company_id=app.company_id)
+    return evaluation

@@ -1,0 +1,59 @@
+"""The delivery worker's claim on committed data: deliveries to a subscription deactivated or deleted after
+the fan-out are dead-lettered with the reason and never sent; a live sibling is sent."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+import httpx
+import pytest
+from sqlalchemy import select, text, update
+
+from shared.db import make_sessionmaker
+from shared.events.worker import DeliveryWorker, publish_pending
+from shared.models import Delivery, OutboxEvent, Subscription
+from tests.conftest import KEYRING
+from tests.e2e.harness import settle_deliveries, worker_settings
+from tests.factories import make_partner
+
+
+@pytest.mark.parametrize(("change", "reason"), [({"active": False}, "subscription inactive"),
+                                                ({"deleted_at": datetime.now(UTC)}, "subscription deleted")])
+async def test_deliveries_to_a_removed_subscription_are_dead_lettered_not_sent(engine, change, reason):
+    await settle_deliveries(engine)
+    async with make_sessionmaker(engine)() as s:
+        partner = await make_partner(s)
+        subs = [Subscription(id=uuid.uuid4(), owner_kind="partner", partner_id=partner.id,
+                             url=f"http://partner.test/{name}", event_types=["*"], active=True,
+                             secret="whsec_" + "A" * 44, created_by="test") for name in ("gone", "live")]
+        s.add_all(subs)
+        s.add(OutboxEvent(event_id=uuid.uuid4(), event_type="application.submitted", source="intake",
+                          aggregate_type="application", aggregate_id=str(uuid.uuid4()), partner_id=partner.id,
+                          payload={}))
+        await s.commit()
+    gone, live = subs
+    async with engine.begin() as conn:
+        while await publish_pending(conn):
+            pass
+        await conn.execute(update(Subscription).where(Subscription.id == gone.id).values(**change))
+
+    sent: list[str] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        sent.append(str(request.url))
+        return httpx.Response(204)
+
+    async with httpx.AsyncClient(transport=httpx.MockTransport(answer)) as http:
+        worker = DeliveryWorker(engine, KEYRING, worker_settings(), http=http)
+        assert await worker.deliver_due() >= 1
+
+    async with engine.connect() as conn:
+        rows = {r.subscription_id: r for r in (await conn.execute(
+            select(Delivery.id, Delivery.subscription_id, Delivery.status, Delivery.last_error)
+            .where(Delivery.subscription_id.in_([gone.id, live.id])))).all()}
+        attempts = (await conn.execute(text("SELECT count(*) FROM desk.delivery_attempts WHERE delivery_id = :d"),
+                                       {"d": rows[gone.id].id})).scalar_one()
+    assert rows[gone.id].status == "dead" and rows[gone.id].last_error == reason and attempts == 0
+    assert rows[live.id].status == "delivered"
+    assert "http://partner.test/gone" not in sent and "http://partner.test/live" in sent

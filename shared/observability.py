@@ -10,6 +10,7 @@ import re
 import sys
 import time
 import uuid
+from collections.abc import Sequence
 from contextvars import ContextVar
 from typing import Any
 
@@ -57,10 +58,13 @@ class RequestContextMiddleware:
     """Request id (accepted from X-Request-ID or made), returned in the response; metrics; access log;
     and a refusal of bodies over the documented limit (413 problem) before any parsing."""
 
-    def __init__(self, app: ASGIApp, *, service: str, max_body_bytes: int, access_log: bool = True) -> None:
+    def __init__(self, app: ASGIApp, *, service: str, max_body_bytes: int, access_log: bool = True,
+                 body_limits: Sequence[tuple[str, int]] = ()) -> None:
         self.app = app
         self.service = service
         self.max_body = max_body_bytes
+        # (path regex, limit): the few routes that take larger bodies (file uploads) say so explicitly
+        self.body_limits = [(re.compile(p), n) for p, n in body_limits]
         self.access_log = access_log
         self.log = structlog.get_logger("desk.access")
 
@@ -93,12 +97,12 @@ class RequestContextMiddleware:
             await send(message)
 
         rid_token = _REQUEST_ID.set(rid)
+        max_body = self._limit_for(scope["path"])
         try:
-            if length is not None and length > self.max_body:
-                await self._too_large(scope, receive, send_wrapper)
+            if length is not None and length > max_body:
+                await self._too_large(scope, receive, send_wrapper, max_body)
             else:
                 received = 0
-                max_body = self.max_body
 
                 async def receive_guard() -> Message:
                     nonlocal received
@@ -122,10 +126,16 @@ class RequestContextMiddleware:
             self.log.info("request", request_id=rid, method=scope["method"], path=scope["path"], route=path,
                           status=status, ms=round(elapsed * 1000, 2))
 
-    async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
+    def _limit_for(self, path: str) -> int:
+        for pattern, limit in self.body_limits:
+            if pattern.match(path):
+                return limit
+        return self.max_body
+
+    async def _too_large(self, scope: Scope, receive: Receive, send: Send, max_body: int) -> None:
         req = Request(scope, receive)
         body = problem_body(PAYLOAD_TOO_LARGE, req, pick_language(req.headers.get("accept-language")),
-                            detail=f"Limit: {self.max_body} bytes.", extra={"max_bytes": self.max_body})
+                            detail=f"Limit: {max_body} bytes.", extra={"max_bytes": max_body})
         resp = Response(orjson.dumps(body), status_code=413, media_type="application/problem+json")
         await resp(scope, receive, send)
 

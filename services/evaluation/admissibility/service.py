@@ -25,8 +25,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.evaluation.admissibility import repository
 from services.evaluation.facts import company_facts, draft_facts, line_suppliers, related_vats
-from services.evaluation.merit.rules import rules_of_call
 from services.evaluation.models import Evaluation, ReceivedApplication
+from services.evaluation.rules import rules_of_call
 from services.intake.applications.schemas import ApplicationOut
 from services.intake.companies.schemas import CompanyOut
 from shared.audit import record_audit, record_event

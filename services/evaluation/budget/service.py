@@ -27,8 +27,8 @@ from typing import Any, Literal
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.evaluation.budget import repository
-from services.evaluation.budget.rules import call_rules
 from services.evaluation.models import Budget, Evaluation, Funding, ReceivedApplication
+from services.evaluation.rules import rules_of_call
 from shared.audit import record_audit, record_event
 from shared.clients.intake import IntakeClient
 from shared.domain.allocation import Candidate, ranking_order, scorrimento
@@ -79,7 +79,7 @@ async def ensure_budget(*, session: AsyncSession, intake: IntakeClient, call_id:
     """The call's budget, created on first use from the call's rules (`budget_total`)."""
     budget = await repository.get_budget(session, call_id, for_update=for_update)
     if budget is None:
-        rules = await call_rules(intake, call_id)
+        rules = await rules_of_call(intake, call_id, call_in_path=True)
         await repository.insert_budget(session, call_id, rules.budget_total)
         budget = await repository.get_budget(session, call_id, for_update=for_update)
         assert budget is not None
@@ -280,7 +280,7 @@ async def allocate_call(*, session: AsyncSession, actor: Actor, intake: IntakeCl
                         call_id: uuid.UUID) -> dict[str, Any]:
     """Allocate the budget to every evaluated application of the call not allocated yet (with the waiting list,
     in the call's order). Running it again with nothing new changes nothing."""
-    rules = await call_rules(intake, call_id)
+    rules = await rules_of_call(intake, call_id, call_in_path=True)
     budget = await ensure_budget(session=session, intake=intake, call_id=call_id, for_update=True)
     before = to_summary(budget)
     rows = [r for r in await repository.unallocated(session, call_id) if is_decided(r.Evaluation)]
@@ -322,7 +322,7 @@ async def approve_application(*, session: AsyncSession, actor: Actor, intake: In
     if not is_admitted(ev):
         raise Conflict("La domanda non è ammessa: non può essere finanziata.",
                        "The application is not admitted: it cannot be funded.", extra={"stage": ev.stage})
-    rules = await call_rules(intake, ev.call_id)
+    rules = await rules_of_call(intake, ev.call_id, call_in_path=True)
     budget = await ensure_budget(session=session, intake=intake, call_id=ev.call_id, for_update=True)
     app = await repository.received(session, application_id)  # read under the lock: a withdrawal waits for us
     assert app is not None
@@ -394,7 +394,7 @@ async def release_amount(*, session: AsyncSession, actor: Actor, intake: IntakeC
                          application_id: uuid.UUID, amount: Decimal, reason: str) -> Released:
     """Monitoring's revocation (the whole granted aid) or reduction (part of it): the budget is freed and the
     waiting list moves."""
-    rules = await call_rules(intake, call_id)
+    rules = await rules_of_call(intake, call_id, call_in_path=True)
     budget = await ensure_budget(session=session, intake=intake, call_id=call_id, for_update=True)
     funding = await repository.get_funding(session, application_id, for_update=True)
     if funding is None or funding.call_id != call_id:
@@ -425,7 +425,7 @@ async def release_application(*, session: AsyncSession, actor: Actor, intake: In
     funding = await repository.get_funding(session, application_id)
     if funding is None:
         return None
-    rules = await call_rules(intake, funding.call_id)
+    rules = await rules_of_call(intake, funding.call_id, call_in_path=True)
     budget = await ensure_budget(session=session, intake=intake, call_id=funding.call_id, for_update=True)
     funding = await repository.get_funding(session, application_id, for_update=True)
     assert funding is not None
@@ -452,7 +452,7 @@ async def ranking(*, session: AsyncSession, intake: IntakeClient, call_id: uuid.
                   limit: int) -> dict[str, Any]:
     """The call's funding order: every allocated application by position (`ranking_order`), then those not
     admitted (no position), by protocol number. `after` is a 1-based index into that list."""
-    rules = await call_rules(intake, call_id)
+    rules = await rules_of_call(intake, call_id, call_in_path=True)
     rows = await repository.fundings_of_call(session, call_id)
     ranked = [r for r in rows if r.Funding.status != "not_admitted"]
     by_id = {str(r.Funding.application_id): r for r in ranked}

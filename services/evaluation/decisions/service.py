@@ -21,9 +21,9 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.evaluation.budget import service as budget
-from services.evaluation.budget.rules import call_rules
 from services.evaluation.decisions import repository
 from services.evaluation.models import Decision, Decree, Evaluation, Funding, ReceivedApplication
+from services.evaluation.rules import rules_of_call
 from shared.audit import record_audit, record_event
 from shared.auth import Principal
 from shared.clients.intake import IntakeClient
@@ -324,7 +324,7 @@ async def accept_decision(*, session: AsyncSession, actor: Actor, intake: Intake
                        "The decision has no CUP or COR yet: it cannot be accepted yet.",
                        extra={"cup": decision.cup, "cor": decision.cor})
     ev = await repository.evaluation(session, decision.application_id)
-    rules = await call_rules(intake, decree.call_id)
+    rules = await rules_of_call(intake, decree.call_id, call_in_path=True)
     now = datetime.now(UTC)
     decision.status, decision.accepted_at = "accepted", now
     decision.version += 1

@@ -43,8 +43,8 @@ from stdnum.it import iva
 from services.evaluation.admissibility.service import CREDIT_CLASS_CHECK, fetch_company, intake_errors
 from services.evaluation.deminimis import repository
 from services.evaluation.facts import single_undertaking
-from services.evaluation.merit.rules import rules_of_call
 from services.evaluation.models import Evaluation, PriorAid, ReceivedApplication
+from services.evaluation.rules import rules_of_call
 from services.intake.companies.schemas import CompanyOut
 from shared.audit import record_audit, record_event
 from shared.clients.intake import IntakeClient

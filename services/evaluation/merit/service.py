@@ -10,7 +10,7 @@
   second (or third) review is submitted the consensus and the verdict (``passes``) are stored on the evaluation,
   and a final verdict is announced with ``evaluation.merit_completed``.
 
-The call's rules are read from intake's API (``rules.rules_of_call``). Services flush, the route commits.
+Call rules come from intake's API (``services.evaluation.rules.rules_of_call``). Services flush; the route commits.
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.evaluation.merit import repository
-from services.evaluation.merit.rules import rules_of_call
 from services.evaluation.models import ConflictDeclaration, Evaluation, ReceivedApplication, ReviewAssignment
+from services.evaluation.rules import rules_of_call
 from shared.audit import record_audit, record_event
 from shared.auth import Principal
 from shared.clients.base import NotFoundAtPeer, PeerUnavailable

@@ -1,0 +1,38 @@
+#!/bin/sh
+# Entry point of the desk image: SERVICE=intake|evaluation|monitoring|worker|migrate picks the process.
+# Secrets may come as files (compose secrets, Kubernetes volumes): VAR_FILE=/path sets VAR from the file.
+set -eu
+
+for var in DESK_SIGNING_KEY DESK_DATABASE_URL PGPASSWORD; do
+  eval "file=\${${var}_FILE:-}"
+  if [ -n "$file" ]; then
+    [ -r "$file" ] || { echo "desk-entrypoint: ${var}_FILE=$file is not readable" >&2; exit 66; }
+    eval "export $var=\"\$(cat \"\$file\")\""
+  fi
+done
+
+# a command given to the container runs instead, with the secrets loaded (e.g. `python -m shared.cli create-client …`)
+if [ "$#" -gt 0 ]; then exec "$@"; fi
+
+case "${SERVICE:-}" in
+  intake|evaluation|monitoring)
+    # --proxy-headers: client address and scheme from the reverse proxy's X-Forwarded-* headers;
+    # the graceful timeout lets in-flight requests finish on SIGTERM (keep it under the orchestrator's grace period)
+    exec uvicorn --factory "services.${SERVICE}.app:build_app" \
+      --host 0.0.0.0 --port "${PORT:-8000}" --workers "${WEB_CONCURRENCY:-1}" \
+      --proxy-headers --forwarded-allow-ips "${FORWARDED_ALLOW_IPS:-*}" --root-path "${ROOT_PATH:-}" \
+      --timeout-graceful-shutdown "${GRACEFUL_TIMEOUT:-20}" --no-access-log
+    ;;
+  worker)
+    exec python -m shared.cli worker
+    ;;
+  migrate)
+    # schema to head, then the call as published (both idempotent): once per release, before the rollout
+    python -m shared.cli migrate
+    exec python -m shared.cli seed --no-open-now
+    ;;
+  *)
+    echo "desk-entrypoint: SERVICE must be intake, evaluation, monitoring, worker or migrate (got '${SERVICE:-}')" >&2
+    exit 64
+    ;;
+esac

@@ -110,6 +110,12 @@ class MonitoringSettings(DeskSettings):
     reminders_interval_seconds: float = Field(
         86400.0, description="How often the deadline reminders run (project.reminder events); 0 = off. "
                              "Always off when DESK_ENVIRONMENT=test.")
+    stats_cache_seconds: float = Field(
+        60.0, description="Longest a computed statistics view is served again (none if the facts changed, after "
+                          "stats_cache_min_fresh_seconds); 0 = no cache.")
+    stats_cache_min_fresh_seconds: float = Field(
+        2.0, description="A statistics view this young is served whatever changed: under a stream of writes each "
+                         "view is recomputed at most this often.")
 
 
 @lru_cache

@@ -1,0 +1,1 @@
+"""Expense claims (rendicontazione): lines, evidence, automatic checks and the officer's review."""

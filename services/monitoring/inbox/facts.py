@@ -1,0 +1,147 @@
+"""The application facts: monitoring's read model of every application of every call, what the statistics count.
+
+Fed by events (registered on the inbox at import):
+
+* `application.submitted` -> the fact, with the company's province (registered office), ATECO section and size
+  class and the application's target markets read from intake's API, and the aid requested (the event's
+  estimate, grant + loan);
+* `application.withdrawn` -> status withdrawn;
+* `evaluation.admissibility_completed` -> admitted (admissible) or status not_admitted;
+* `decision.issued` -> status = the decision's outcome; funded outcomes commit grant + loan;
+* `decision.accepted` -> funded, committed = grant + loan, status accepted;
+* `decision.renounced` -> nothing committed, status renounced;
+
+and, in monitoring's own transactions, payments marked paid (`paid`, net of recoveries), reductions
+(`committed` lowered) and revocations (`revoked`). A later event that finds no fact (its submission not received
+yet) builds the fact from intake's API first, so the order of arrival does not matter.
+"""
+
+from __future__ import annotations
+
+import uuid
+from decimal import Decimal
+from typing import Any
+
+import structlog
+from pydantic import BaseModel
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.monitoring.inbox import repository
+from services.monitoring.inbox.registry import InboxContext, event_data, register_handler
+from services.monitoring.peers import fetch_application, fetch_company
+from shared.domain.application_check import ateco_section
+from shared.domain.money import ZERO
+from shared.events.catalogue import (
+    AdmissibilityCompleted,
+    ApplicationSubmitted,
+    ApplicationWithdrawn,
+    DecisionAccepted,
+    DecisionIssued,
+    DecisionRenounced,
+    Envelope,
+)
+
+log = structlog.get_logger("monitoring.facts")
+
+FUNDED_OUTCOMES = ("funded", "partially_funded")
+
+
+class _Ids(BaseModel):
+    application_id: uuid.UUID
+    call_id: uuid.UUID
+    company_id: uuid.UUID
+
+
+async def _ensure(ctx: InboxContext, ids: _Ids, *, requested_aid: Decimal | None = None) -> bool:
+    """The fact exists (built from intake's API if it did not). True when it was created now."""
+    if await repository.get_fact(ctx.session, ids.application_id) is not None:
+        return False
+    app = await fetch_application(ctx.intake, ids.application_id)
+    company = await fetch_company(ctx.intake, app.company_id)
+    values: dict[str, Any] = {
+        "application_id": app.id, "call_id": app.call_id, "company_id": app.company_id,
+        "province": company.registered_office.province[:2] or None,
+        "ateco_section": ateco_section(company.ateco_code), "size_class": company.size_class,
+        "markets": sorted({m.country for m in app.action_plan.target_markets}),
+        "submitted_at": app.submitted_at or app.created_at, "requested_aid": requested_aid or ZERO,
+        "status": "withdrawn" if app.status == "withdrawn" else "submitted",
+    }
+    created = await repository.insert_fact(ctx.session, values)
+    if created:
+        log.info("application fact created", application_id=str(app.id))
+    return created
+
+
+async def on_submitted(ctx: InboxContext, event: Envelope) -> None:
+    data = event_data(event, ApplicationSubmitted)
+    requested = data.estimate.grant + data.estimate.loan if data.estimate is not None else None
+    if not await _ensure(ctx, _Ids.model_validate(data.model_dump()), requested_aid=requested) \
+            and requested is not None:
+        await repository.update_fact(ctx.session, data.application_id, requested_aid=requested)
+
+
+async def on_withdrawn(ctx: InboxContext, event: Envelope) -> None:
+    data = event_data(event, ApplicationWithdrawn)
+    await _ensure(ctx, _Ids.model_validate(data.model_dump()))
+    await repository.update_fact(ctx.session, data.application_id, status="withdrawn", committed=ZERO)
+
+
+async def on_admissibility(ctx: InboxContext, event: Envelope) -> None:
+    data = event_data(event, AdmissibilityCompleted)
+    await _ensure(ctx, _Ids.model_validate(data.model_dump()))
+    if data.verdict == "admissible":
+        await repository.update_fact(ctx.session, data.application_id, admitted=True, status="admitted")
+    elif data.verdict == "not_admissible":
+        await repository.update_fact(ctx.session, data.application_id, admitted=False, status="not_admitted")
+
+
+async def on_decision_issued(ctx: InboxContext, event: Envelope) -> None:
+    data = event_data(event, DecisionIssued)
+    await _ensure(ctx, _Ids.model_validate(data.model_dump()))
+    funded = data.outcome in FUNDED_OUTCOMES
+    await repository.update_fact(ctx.session, data.application_id, status=data.outcome[:16],
+                                 committed=data.grant + data.loan if funded else ZERO)
+
+
+async def on_decision_accepted(ctx: InboxContext, event: Envelope) -> None:
+    data = event_data(event, DecisionAccepted)
+    await _ensure(ctx, _Ids.model_validate(data.model_dump()))
+    await repository.update_fact(ctx.session, data.application_id, status="accepted", funded=True, admitted=True,
+                                 committed=data.grant + data.loan)
+
+
+async def on_decision_renounced(ctx: InboxContext, event: Envelope) -> None:
+    data = event_data(event, DecisionRenounced)
+    await _ensure(ctx, _Ids.model_validate(data.model_dump()))
+    await repository.update_fact(ctx.session, data.application_id, status="renounced", funded=False,
+                                 committed=ZERO)
+
+
+# ---------------------------------------------------------------- monitoring's own changes
+
+
+async def record_paid(session: AsyncSession, application_id: uuid.UUID, amount: Decimal) -> None:
+    """A payment was made (positive) or a recovery collected (negative)."""
+    await repository.add_paid(session, application_id, amount)
+
+
+async def record_outcome(session: AsyncSession, application_id: uuid.UUID, *, kind: str,
+                         committed: Decimal) -> None:
+    """The project's outcome: completed (full or reduced aid, `committed` what is kept) or revoked."""
+    if kind == "revoked":
+        await repository.update_fact(session, application_id, status="revoked", revoked=True, committed=ZERO)
+    else:
+        await repository.update_fact(session, application_id, status="completed", committed=committed)
+
+
+CONSUMED = {
+    "application.submitted": on_submitted,
+    "application.withdrawn": on_withdrawn,
+    "evaluation.admissibility_completed": on_admissibility,
+    "decision.issued": on_decision_issued,
+    "decision.accepted": on_decision_accepted,
+    "decision.renounced": on_decision_renounced,
+}
+
+for _type, _handler in CONSUMED.items():
+    register_handler(_type, _handler)

@@ -1,0 +1,2 @@
+"""Payment orders to the treasury (advance, balance), recovery orders after a revocation, and the treasury's
+CSV export."""

@@ -1,0 +1,146 @@
+"""Routes of /v1/projects: reads for whoever reaches the project (officers, auditors, the company, its partner),
+the IBAN by the beneficiary, extension, Lombardy-site check, outcome and revocation by officers, and the loan's
+repayment plan."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+
+from services.monitoring.models import Project
+from services.monitoring.peers import EvaluationDep, IntakeDep
+from services.monitoring.projects import repository, service
+from services.monitoring.projects.schemas import (
+    ExtensionIn,
+    IbanIn,
+    LoanScheduleOut,
+    LombardySiteIn,
+    OutcomeIn,
+    ProjectOut,
+    ProjectStatus,
+    RevocationIn,
+)
+from shared.auth import Authenticator
+from shared.db import SessionDep
+from shared.errors import problem_responses
+from shared.pagination import Page, PageDep, keyset, page_of
+from shared.routing import ActorDep, Idempotent, UnitOfWorkRoute, check_if_match, etag_of
+
+router = APIRouter(prefix="/v1/projects", tags=["projects"], route_class=UnitOfWorkRoute,
+                   dependencies=[Depends(Authenticator(scopes=("monitoring:read",)))])
+officer = Depends(Authenticator(kinds=("officer",), scopes=("monitoring:write",)))
+beneficiary = Depends(Authenticator(kinds=("partner", "company"), scopes=("monitoring:write",)))
+
+
+async def valid_project_id(project_id: uuid.UUID, session: SessionDep, actor: ActorDep) -> Project:
+    return await service.get_readable(session, actor.principal, project_id)
+
+
+async def lockable_project_id(project_id: uuid.UUID, session: SessionDep, actor: ActorDep) -> Project:
+    return await service.get_readable(session, actor.principal, project_id, for_update=True)
+
+
+ValidProject = Annotated[Project, Depends(valid_project_id)]
+LockedProject = Annotated[Project, Depends(lockable_project_id)]
+
+
+def _out(project: Project, response: Response) -> dict[str, Any]:
+    response.headers["ETag"] = etag_of(project.version)
+    return service.to_out(project)
+
+
+@router.get("", response_model=Page[ProjectOut], summary="List the projects within reach",
+            description="Officers, auditors and services see every project; a partner those of its companies' "
+                        "applications; a company its own.",
+            responses=problem_responses(401, 403, 422))
+async def list_projects(
+    session: SessionDep, actor: ActorDep, page: PageDep, call_id: uuid.UUID | None = None,
+    company_id: uuid.UUID | None = None, status: Annotated[ProjectStatus | None, Query()] = None,
+) -> Any:
+    stmt = keyset(repository.listing(actor.principal, call_id=call_id, company_id=company_id, status=status), page,
+                  Project.created_at, Project.id)
+    return page_of(await repository.projects(session, stmt), page, service.to_out)
+
+
+@router.get("/{project_id}", response_model=ProjectOut, summary="Read a project",
+            responses=problem_responses(401, 403, 404, 422))
+async def get_project(project: ValidProject, response: Response) -> Any:
+    return _out(project, response)
+
+
+@router.put("/{project_id}/iban", response_model=ProjectOut, dependencies=[beneficiary],
+            summary="Set the account payments go to (the company or its partner; If-Match)",
+            description="An Italian IBAN (check digits verified with python-stdnum). Orders not paid yet follow it.",
+            responses=problem_responses(401, 403, 404, 409, 412, 422, 428))
+async def set_project_iban(body: IbanIn, project: LockedProject, session: SessionDep, actor: ActorDep,
+                           request: Request, response: Response) -> Any:
+    check_if_match(request, project.version)
+    project = await service.set_iban(session=session, actor=actor, project=project, iban=body.iban)
+    return _out(project, response)
+
+
+@router.post("/{project_id}/extension", response_model=ProjectOut, status_code=200, dependencies=[officer],
+             summary="Extend the deadline by the call's extension, once (If-Match)",
+             responses=problem_responses(401, 403, 404, 409, 412, 422, 428, 503))
+async def extend_project(body: ExtensionIn, project: LockedProject, session: SessionDep, actor: ActorDep,
+                         intake: IntakeDep, request: Request, response: Response, _idem: Idempotent) -> Any:
+    check_if_match(request, project.version)
+    project = await service.grant_extension(session=session, actor=actor, intake=intake, project=project,
+                                            reason=body.reason)
+    return _out(project, response)
+
+
+@router.post("/{project_id}/lombardy-site", response_model=ProjectOut, status_code=200, dependencies=[officer],
+             summary="Record whether the operating site in Lombardy is open (If-Match)",
+             description="A project whose company had only committed to open a site starts unverified; not verified "
+                         "when the outcome is applied means revocation.",
+             responses=problem_responses(401, 403, 404, 409, 412, 422, 428))
+async def record_lombardy_site(body: LombardySiteIn, project: LockedProject, session: SessionDep, actor: ActorDep,
+                               request: Request, response: Response, _idem: Idempotent) -> Any:
+    check_if_match(request, project.version)
+    project = await service.record_lombardy_site(session=session, actor=actor, project=project, opened=body.opened,
+                                                 note=body.note)
+    return _out(project, response)
+
+
+@router.post("/{project_id}/outcome", response_model=ProjectOut, status_code=200, dependencies=[officer],
+             summary="Apply the outcome of the reviewed final claim (If-Match)",
+             description="Recognised spend >= the approved eligible total: full aid. Between the call's revocation "
+                         "threshold and 100 %: grant and loan reduced in proportion (floored to the cent). Below it, "
+                         "after the deadline, or without the Lombardy site: revocation, with the recovery of "
+                         "everything paid. The balance (final grant - advance) is ordered; a reduction or revocation "
+                         "gives the freed aid back to the call's budget at evaluation (scorrimento).",
+             responses=problem_responses(401, 403, 404, 409, 412, 422, 428, 503))
+async def apply_project_outcome(body: OutcomeIn, project: LockedProject, session: SessionDep, actor: ActorDep,
+                                intake: IntakeDep, evaluation: EvaluationDep, request: Request, response: Response,
+                                _idem: Idempotent) -> Any:
+    check_if_match(request, project.version)
+    project = await service.apply_outcome(session=session, actor=actor, intake=intake, evaluation=evaluation,
+                                          project=project, recognised_total=body.recognised_total,
+                                          completed_on=body.completed_on)
+    return _out(project, response)
+
+
+@router.post("/{project_id}/revocation", response_model=ProjectOut, status_code=200, dependencies=[officer],
+             summary="Revoke the aid: deadline missed or Lombardy site never opened (If-Match)",
+             description="Open payment orders are cancelled, everything paid is ordered back (a `recovery` payment) "
+                         "and the whole aid goes back to the call's budget at evaluation.",
+             responses=problem_responses(401, 403, 404, 409, 412, 422, 428, 503))
+async def revoke_project(body: RevocationIn, project: LockedProject, session: SessionDep, actor: ActorDep,
+                         intake: IntakeDep, evaluation: EvaluationDep, request: Request, response: Response,
+                         _idem: Idempotent) -> Any:
+    check_if_match(request, project.version)
+    project = await service.revoke_project(session=session, actor=actor, intake=intake, evaluation=evaluation,
+                                           project=project, reason_code=body.reason_code, reason=body.reason)
+    return _out(project, response)
+
+
+@router.get("/{project_id}/loan-schedule", response_model=LoanScheduleOut,
+            summary="The subsidised loan's repayment plan",
+            description="French amortisation, half-yearly, after the grace period, at the call's rate; the loan's "
+                        "years are the evaluation's. The final loan once the outcome is applied (none if revoked).",
+            responses=problem_responses(401, 403, 404, 422))
+async def get_loan_schedule(project: ValidProject) -> Any:
+    return service.loan_schedule(project)

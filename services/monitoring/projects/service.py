@@ -1,0 +1,351 @@
+"""Use cases of projects: start one from an accepted decision (with its advance), the beneficiary's IBAN, the
+officer's extension and Lombardy-site check, the loan's repayment plan, and the outcome (full aid, proportional
+reduction, revocation with recovery) with the freed budget given back to evaluation.
+
+Rules come from the call's document through intake (`peers.call_rules`); the arithmetic is
+`shared.domain.reporting`'s. Services flush, never commit: the route's unit of work does.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import asdict
+from datetime import UTC, date, datetime
+from decimal import ROUND_DOWN, Decimal
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import structlog
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.monitoring.inbox import facts
+from services.monitoring.inbox.registry import InboxContext, event_data, register_handler
+from services.monitoring.models import Project
+from services.monitoring.payments import service as payments
+from services.monitoring.peers import call_rules, fetch_application, fetch_company, release_budget
+from services.monitoring.projects import repository
+from shared.audit import record_audit, record_event
+from shared.auth import Principal
+from shared.clients.evaluation import EvaluationClient
+from shared.clients.intake import IntakeClient
+from shared.domain.funding import repayment_plan
+from shared.domain.money import ZERO
+from shared.domain.reporting import Outcome, add_months, advance_amount, decide_outcome, revocation
+from shared.errors import Conflict, NotFound
+from shared.events.catalogue import DecisionAccepted, Envelope
+from shared.routing import Actor, etag_of
+
+log = structlog.get_logger("monitoring.projects")
+
+PERIODS_PER_YEAR = 2  # half-yearly installments, as evaluation's funding computation
+
+
+def to_out(p: Project) -> dict[str, Any]:
+    return {
+        "id": p.id, "application_id": p.application_id, "decision_id": p.decision_id, "call_id": p.call_id,
+        "company_id": p.company_id, "partner_id": p.partner_id, "cup": p.cup, "cor": p.cor,
+        "decree_number": p.decree_number, "decree_date": p.decree_date, "status": p.status, "grant": p.grant,
+        "loan": p.loan, "eligible_total": p.eligible_total, "approved_budget": p.approved_budget,
+        "timeline": p.timeline, "kpis": p.kpis, "start_date": p.start_date, "deadline": p.deadline,
+        "extension_granted": p.extension_granted, "lombardy_site_verified": p.lombardy_site_verified,
+        "iban": p.iban, "final_grant": p.final_grant, "final_loan": p.final_loan, "outcome": p.outcome,
+        "created_at": p.created_at, "updated_at": p.updated_at, "etag": etag_of(p.version),
+    }
+
+
+def _view(p: Project) -> dict[str, Any]:
+    return {"status": p.status, "deadline": p.deadline, "extension_granted": p.extension_granted,
+            "lombardy_site_verified": p.lombardy_site_verified, "iban": p.iban, "final_grant": p.final_grant,
+            "final_loan": p.final_loan, "version": p.version}
+
+
+async def _touch(session: AsyncSession, p: Project) -> None:
+    p.version += 1
+    p.updated_at = datetime.now(UTC)
+    await session.flush()
+
+
+async def get_readable(session: AsyncSession, principal: Principal, project_id: uuid.UUID, *,
+                       for_update: bool = False) -> Project:
+    project = await repository.get(session, project_id, principal, for_update=for_update)
+    if project is None:
+        raise NotFound()
+    return project
+
+
+def _require_active(p: Project) -> None:
+    if p.status != "active":
+        raise Conflict(f"Il progetto non è in corso (stato {p.status}).", f"The project is not active ({p.status}).",
+                       extra={"project_status": p.status})
+
+
+# ---------------------------------------------------------------- start, from decision.accepted
+
+
+def _approved_lines(data: DecisionAccepted) -> list[dict[str, Any]]:
+    budget = data.approved_budget
+    return ([{"dimension": "category", "category": a.category, "kind": a.kind, "amount": str(a.amount)}
+             for a in budget.by_category]
+            + [{"dimension": "market", "country": a.country, "amount": str(a.amount)} for a in budget.by_market])
+
+
+async def start_project(ctx: InboxContext, event: Envelope) -> None:
+    """`decision.accepted` -> the project, once per decision and application (a redelivery, or a second event
+    for the same application, finds it and changes nothing), and its advance ordered."""
+    data = event_data(event, DecisionAccepted)
+    session, actor = ctx.session, ctx.actor
+    if await repository.by_application(session, data.application_id) is not None:
+        log.info("project exists", application_id=str(data.application_id))
+        return
+    rules = await call_rules(ctx.intake, data.call_id)
+    app = await fetch_application(ctx.intake, data.application_id)
+    company = await fetch_company(ctx.intake, data.company_id)
+    zone = ZoneInfo(rules.timezone)
+    submitted = (app.submitted_at or data.accepted_at).astimezone(zone).date()
+    plan = app.action_plan
+    years = (data.funding or {}).get("loan_years") or rules.aid.loan.max_years
+    values: dict[str, Any] = {
+        "id": uuid.uuid4(), "application_id": data.application_id, "decision_id": data.decision_id,
+        "call_id": data.call_id, "company_id": data.company_id, "partner_id": data.partner_id,
+        "cup": data.cup, "cor": data.cor, "decree_number": data.decree_number, "decree_date": data.decree_date,
+        "status": "active", "grant": data.grant, "loan": data.loan,
+        "eligible_total": data.approved_budget.eligible_total, "approved_budget": _approved_lines(data),
+        "timeline": {"start_date": plan.start_date.isoformat() if plan.start_date else None,
+                     "end_date": plan.end_date.isoformat() if plan.end_date else None,
+                     "milestones": [m.model_dump(mode="json") for m in plan.milestones],
+                     "loan_terms": {"annual_rate": str(rules.aid.loan.annual_rate), "years": int(years),
+                                    "grace_months": rules.aid.loan.grace_months,
+                                    "periods_per_year": PERIODS_PER_YEAR}},
+        "kpis": [k.model_dump(mode="json") for k in plan.kpis],
+        "start_date": submitted, "deadline": add_months(data.decree_date, rules.project.duration_months),
+        "extension_granted": False,
+        # A company with only a commitment must open its Lombardy site before the end: an officer verifies it.
+        "lombardy_site_verified": company.has_lombardy_site, "iban": None, "version": 1,
+    }
+    project_id = await repository.insert_project(session, values)
+    if project_id is None:  # a concurrent delivery (or the same decision/CUP) got there first
+        log.info("project exists", application_id=str(data.application_id))
+        return
+    project = await repository.load(session, project_id)
+    await record_audit(session, actor, action="project.started", resource_type="project", resource_id=project.id,
+                       after={k: values[k] for k in ("application_id", "decision_id", "call_id", "company_id",
+                                                      "cup", "grant", "loan", "eligible_total", "start_date",
+                                                      "deadline", "lombardy_site_verified")})
+    await record_event(session, actor, event_type="project.started", aggregate_type="project",
+                       aggregate_id=project.id, partner_id=project.partner_id, company_id=project.company_id,
+                       payload={"project_id": project.id, "application_id": project.application_id,
+                                "decision_id": project.decision_id, "call_id": project.call_id,
+                                "company_id": project.company_id, "partner_id": project.partner_id,
+                                "cup": project.cup, "cor": project.cor, "grant": project.grant,
+                                "loan": project.loan, "eligible_total": project.eligible_total,
+                                "start_date": project.start_date, "deadline": project.deadline})
+    advance = advance_amount(project.grant, rules.reporting.advance_percent)
+    if advance > 0:
+        await payments.order_payment(session=session, actor=actor, project=project, kind="advance", amount=advance)
+
+
+register_handler("decision.accepted", start_project)
+
+
+# ---------------------------------------------------------------- changes by the beneficiary and officers
+
+
+async def set_iban(*, session: AsyncSession, actor: Actor, project: Project, iban: str) -> Project:
+    if project.status == "revoked":
+        raise Conflict("Il progetto è revocato.", "The project is revoked.")
+    if project.iban == iban:
+        return project
+    before = _view(project)
+    project.iban = iban
+    await _touch(session, project)
+    await record_audit(session, actor, action="project.iban_set", resource_type="project", resource_id=project.id,
+                       before=before, after=_view(project))
+    await payments.follow_iban(session=session, actor=actor, project=project, iban=iban)
+    return project
+
+
+async def grant_extension(*, session: AsyncSession, actor: Actor, intake: IntakeClient, project: Project,
+                          reason: str) -> Project:
+    """The call's extension (`project.extension_months`), once, for a justified reason."""
+    _require_active(project)
+    if project.extension_granted:
+        raise Conflict("La proroga è già stata concessa.", "The extension was already granted.",
+                       extra={"deadline": project.deadline.isoformat()})
+    months = (await call_rules(intake, project.call_id)).project.extension_months
+    if months <= 0:
+        raise Conflict("Il bando non prevede proroghe.", "The call allows no extension.")
+    before, previous = _view(project), project.deadline
+    project.deadline = add_months(project.deadline, months)
+    project.extension_granted = True
+    await _touch(session, project)
+    await record_audit(session, actor, action="project.extended", resource_type="project", resource_id=project.id,
+                       before=before, after={**_view(project), "reason": reason})
+    await record_event(session, actor, event_type="project.extended", aggregate_type="project",
+                       aggregate_id=project.id, partner_id=project.partner_id, company_id=project.company_id,
+                       payload={"project_id": project.id, "application_id": project.application_id,
+                                "company_id": project.company_id, "previous_deadline": previous,
+                                "deadline": project.deadline, "reason": reason})
+    return project
+
+
+async def record_lombardy_site(*, session: AsyncSession, actor: Actor, project: Project, opened: bool,
+                               note: str | None) -> Project:
+    """An officer records whether the operating site in Lombardy is open. Not opened by the outcome -> revoked."""
+    _require_active(project)
+    before = _view(project)
+    project.lombardy_site_verified = opened
+    await _touch(session, project)
+    await record_audit(session, actor, action="project.lombardy_site_recorded", resource_type="project",
+                       resource_id=project.id, before=before, after={**_view(project), "note": note})
+    return project
+
+
+def loan_schedule(project: Project) -> dict[str, Any]:
+    terms = project.timeline["loan_terms"]
+    principal = project.final_loan if project.final_loan is not None else project.loan
+    rate = Decimal(str(terms["annual_rate"]))
+    plan = repayment_plan(principal, rate, int(terms["years"]), int(terms["grace_months"]),
+                          int(terms["periods_per_year"])) if principal > 0 else ()
+    return {"project_id": project.id, "principal": principal, "annual_rate": rate, "years": terms["years"],
+            "grace_months": terms["grace_months"], "periods_per_year": terms["periods_per_year"],
+            "total_interest": sum((i.interest for i in plan), ZERO),
+            "total_repaid": sum((i.payment for i in plan), ZERO),
+            "installments": [asdict(i) for i in plan]}
+
+
+# ---------------------------------------------------------------- outcome
+
+
+def _outcome_doc(out: Outcome, *, reason: str | None, balance: Decimal, recovery: Decimal,
+                 from_waiting_list: list[uuid.UUID], revoked_before_claim: bool = False) -> dict[str, Any]:
+    return {"kind": out.kind, "reason_code": out.reason, "reason": reason, "approved": str(out.approved),
+            "recognised": None if revoked_before_claim else str(out.recognised),
+            "ratio": None if revoked_before_claim else str(out.ratio.quantize(Decimal("0.0001"), ROUND_DOWN)),
+            "grant": str(out.grant), "loan": str(out.loan), "released": str(out.released), "balance": str(balance),
+            "recovery": str(recovery), "granted_from_waiting_list": [str(a) for a in from_waiting_list],
+            "decided_at": datetime.now(UTC).isoformat()}
+
+
+async def _release(*, evaluation: EvaluationClient, project: Project, amount: Decimal, kind: str,
+                   reason: str) -> list[uuid.UUID]:
+    """Give the freed aid back to the call's budget; evaluation funds the waiting list with it. Called after
+    monitoring's own changes are flushed, so a refusal or an outage rolls everything back; the key makes a retry
+    replay evaluation's first answer instead of releasing twice."""
+    if amount <= 0:
+        return []
+    released = await release_budget(evaluation, call_id=project.call_id, application_id=project.application_id,
+                                    amount=amount, reason=reason,
+                                    idempotency_key=f"monitoring-{kind}-{project.id}")
+    return released.granted_from_waiting_list
+
+
+REVOCATION_TEXT = {
+    "below_threshold": "spesa riconosciuta sotto la soglia di revoca / recognised spend below the revocation "
+                       "threshold",
+    "deadline_missed": "termine del progetto non rispettato / project deadline missed",
+    "site_never_opened": "sede operativa in Lombardia mai aperta / operating site in Lombardy never opened",
+}
+
+
+async def _revoke(*, session: AsyncSession, actor: Actor, evaluation: EvaluationClient, project: Project,
+                  out: Outcome, reason: str, revoked_before_claim: bool) -> Project:
+    """Revocation: open orders cancelled, everything paid to be recovered, the whole aid back to the budget."""
+    before = _view(project)
+    await payments.cancel_open(session=session, actor=actor, project=project, reason=f"project revoked: {reason}")
+    recovery = await payments.paid_out(session, project)
+    if recovery > 0:
+        await payments.order_payment(session=session, actor=actor, project=project, kind="recovery",
+                                     amount=recovery)
+    project.status, project.final_grant, project.final_loan = "revoked", ZERO, ZERO
+    await _touch(session, project)
+    await facts.record_outcome(session, project.application_id, kind="revoked", committed=ZERO)
+    assert out.reason is not None
+    from_waiting_list = await _release(evaluation=evaluation, project=project, amount=out.released,
+                                       kind="revocation", reason=f"revocation ({out.reason}): {reason}")
+    project.outcome = _outcome_doc(out, reason=reason, balance=ZERO, recovery=recovery,
+                                   from_waiting_list=from_waiting_list, revoked_before_claim=revoked_before_claim)
+    await session.flush()
+    await record_audit(session, actor, action="project.revoked", resource_type="project", resource_id=project.id,
+                       before=before, after={**_view(project), "outcome": project.outcome})
+    await record_event(session, actor, event_type="project.revoked", aggregate_type="project",
+                       aggregate_id=project.id, partner_id=project.partner_id, company_id=project.company_id,
+                       payload={"project_id": project.id, "application_id": project.application_id,
+                                "call_id": project.call_id, "company_id": project.company_id,
+                                "reason_code": out.reason, "reason": reason, "recovery": recovery,
+                                "released": out.released})
+    return project
+
+
+def _today(tz: str) -> date:
+    return datetime.now(ZoneInfo(tz)).date()
+
+
+async def apply_outcome(*, session: AsyncSession, actor: Actor, intake: IntakeClient, evaluation: EvaluationClient,
+                        project: Project, recognised_total: Decimal, completed_on: date | None = None) -> Project:
+    """The outcome of the reviewed final claim (`recognised_total` recognised of the approved eligible total).
+
+    Full aid, or aid reduced in proportion (grant and loan, floored to the cent) when the spend recognised is
+    between the call's revocation threshold and 100 %: the balance (final grant - advance) is ordered (a negative
+    difference is ordered as a recovery) and a reduction's freed aid goes back to the call's budget. Below the
+    threshold, after the deadline (`completed_on`, default today in the call's time zone, later than the deadline
+    with any extension) or without the Lombardy site opened: revocation. The caller holds the project's row lock
+    (the claims review and the outcome route load it FOR UPDATE)."""
+    _require_active(project)
+    rules = await call_rules(intake, project.call_id)
+    completed_on = completed_on or _today(rules.timezone)
+    out = decide_outcome(approved=project.eligible_total, recognised=recognised_total, grant=project.grant,
+                         loan=project.loan, revocation_threshold=rules.reporting.revocation_threshold,
+                         deadline_missed=completed_on > project.deadline,
+                         site_never_opened=not project.lombardy_site_verified)
+    if out.kind == "revoked":
+        assert out.reason is not None
+        return await _revoke(session=session, actor=actor, evaluation=evaluation, project=project, out=out,
+                             reason=REVOCATION_TEXT[out.reason], revoked_before_claim=False)
+    before = _view(project)
+    balance = out.grant - await payments.live_advance(session, project)
+    recovery = ZERO
+    if balance > 0:
+        await payments.order_payment(session=session, actor=actor, project=project, kind="balance", amount=balance)
+    elif balance < 0:  # the advance exceeds the reduced grant: the difference comes back
+        recovery = -balance
+        await payments.order_payment(session=session, actor=actor, project=project, kind="recovery",
+                                     amount=recovery)
+    project.status, project.final_grant, project.final_loan = "completed", out.grant, out.loan
+    await _touch(session, project)
+    await facts.record_outcome(session, project.application_id, kind=out.kind, committed=out.grant + out.loan)
+    from_waiting_list = await _release(
+        evaluation=evaluation, project=project, amount=out.released, kind="reduction",
+        reason=f"reduction: {out.recognised} recognised of {out.approved} approved")
+    project.outcome = _outcome_doc(out, reason=None, balance=max(balance, ZERO), recovery=recovery,
+                                   from_waiting_list=from_waiting_list)
+    await session.flush()
+    await record_audit(session, actor, action="project.completed", resource_type="project", resource_id=project.id,
+                       before=before, after={**_view(project), "outcome": project.outcome})
+    await record_event(session, actor, event_type="project.completed", aggregate_type="project",
+                       aggregate_id=project.id, partner_id=project.partner_id, company_id=project.company_id,
+                       payload={"project_id": project.id, "application_id": project.application_id,
+                                "call_id": project.call_id, "company_id": project.company_id, "outcome": out.kind,
+                                "approved": out.approved, "recognised": out.recognised, "grant": out.grant,
+                                "loan": out.loan, "released": out.released, "balance": max(balance, ZERO)})
+    return project
+
+
+async def revoke_project(*, session: AsyncSession, actor: Actor, intake: IntakeClient, evaluation: EvaluationClient,
+                         project: Project, reason_code: str, reason: str) -> Project:
+    """An officer revokes before the final claim: the deadline is past, or the Lombardy site was never opened."""
+    _require_active(project)
+    if reason_code == "deadline_missed":
+        rules = await call_rules(intake, project.call_id)
+        if _today(rules.timezone) <= project.deadline:
+            raise Conflict("Il termine del progetto non è ancora scaduto.", "The project's deadline has not passed.",
+                           extra={"deadline": project.deadline.isoformat()})
+        out = revocation(approved=project.eligible_total, grant=project.grant, loan=project.loan,
+                         reason="deadline_missed")
+    else:
+        if project.lombardy_site_verified:
+            raise Conflict("La sede in Lombardia risulta aperta: registrare prima l'esito della verifica.",
+                           "The Lombardy site is recorded as open: record the check's result first.")
+        out = revocation(approved=project.eligible_total, grant=project.grant, loan=project.loan,
+                         reason="site_never_opened")
+    return await _revoke(session=session, actor=actor, evaluation=evaluation, project=project, out=out,
+                         reason=reason, revoked_before_claim=True)

@@ -52,7 +52,7 @@ ValidProject = Annotated[Project, Depends(valid_project_id)]
                          "a second is refused with 409 (`already-exists`). A report on the foreign turnover share "
                          "also updates the export growth shown by the statistics.",
              responses=problem_responses(401, 403, 404, 409, 422))
-async def report_kpi(body: KpiReportIn, project: ValidProject, _who: Beneficiary, session: SessionDep,
+async def report_kpi(_who: Beneficiary, body: KpiReportIn, project: ValidProject, session: SessionDep,
                      actor: ActorDep, _idem: Idempotent, response: Response) -> Any:
     row = await service.report_kpi(session=session, actor=actor, project=project, kpi=body.kpi, period=body.period,
                                    value=body.value, note=body.note)
@@ -71,7 +71,7 @@ async def list_kpis(project: ValidProject, session: SessionDep) -> Any:
              description="The beneficiary reports when a milestone of the action plan was reached. Once per "
                          "milestone: a second report is refused with 409 (`already-exists`).",
              responses=problem_responses(401, 403, 404, 409, 422))
-async def complete_milestone(body: MilestoneCompletionIn, project: ValidProject, _who: Beneficiary,
+async def complete_milestone(_who: Beneficiary, body: MilestoneCompletionIn, project: ValidProject,
                              session: SessionDep, actor: ActorDep, _idem: Idempotent,
                              index: Annotated[int, Path(ge=0, le=1000, description="Position in the plan, from 0.")],
                              ) -> Any:

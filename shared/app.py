@@ -11,6 +11,7 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute
 from sqlalchemy import text
 from starlette.responses import Response
+from starlette.types import ASGIApp
 
 from shared.auth import SCOPES, load_or_create_key
 from shared.db import create_engine, make_sessionmaker
@@ -95,7 +96,8 @@ Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
 
 def create_app(settings: DeskSettings, *, title: str, description: str, routers: Sequence[APIRouter],
                version: str = "1.0.0", lifespans: Sequence[Lifespan] = (),
-               body_limits: Sequence[tuple[str, int]] = ()) -> FastAPI:
+               body_limits: Sequence[tuple[str, int]] = (),
+               inner_middleware: Sequence[Callable[[ASGIApp], ASGIApp]] = ()) -> FastAPI:
     """`lifespans` are a service's own startup/shutdown hooks (e.g. its peer clients): each is entered in
     order once the database and the keyring are ready, and exited in reverse order before the engine closes.
     `body_limits` are (path regex, bytes) for the routes that accept more than `max_body_bytes` (uploads)."""
@@ -139,6 +141,8 @@ def create_app(settings: DeskSettings, *, title: str, description: str, routers:
     app.state.autocommit_sessionmaker = None
     app.state.keyring = None
     install_error_handlers(app)
+    for middleware in inner_middleware:  # inside the request-context middleware: ids, metrics, body limits apply
+        app.add_middleware(middleware)
     app.add_middleware(RequestContextMiddleware, service=settings.service_name,
                        max_body_bytes=settings.max_body_bytes, access_log=settings.access_log,
                        body_limits=body_limits)

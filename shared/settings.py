@@ -82,6 +82,9 @@ class IntakeSettings(DeskSettings):
     model_config = SettingsConfigDict(env_prefix="INTAKE_", env_file=".env", extra="ignore", populate_by_name=True)
     service_name: str = "intake"
     port: int = 8001
+    submit_pool_size: int = Field(
+        10, description="Connections of the click-day submit path (an asyncpg pool beside the ORM's); "
+                        "0 serves submits through the ordinary route.")
 
 
 class EvaluationSettings(DeskSettings):

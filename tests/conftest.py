@@ -135,15 +135,22 @@ async def client(intake_app: Any) -> AsyncIterator[httpx.AsyncClient]:
 
 
 @pytest_asyncio.fixture(loop_scope="session")
-async def committing_client(engine: AsyncEngine) -> AsyncIterator[httpx.AsyncClient]:
-    """A client whose requests really commit (for concurrency tests); isolate with unique data."""
+async def committing_client(engine: AsyncEngine, database_url: str) -> AsyncIterator[httpx.AsyncClient]:
+    """A client whose requests really commit (for concurrency tests); isolate with unique data.
+
+    Submits take the click-day path here (services.intake.applications.fastpath, on its own pool), while
+    the rolled-back `client` takes the FastAPI route: both run the same service function."""
     app = _build("intake")
     app.state.keyring = KEYRING
     app.state.sessionmaker = make_sessionmaker(engine)
     app.state.autocommit_sessionmaker = make_sessionmaker(engine.execution_options(isolation_level="AUTOCOMMIT"))
     app.state.engine = engine
-    async with _client(app) as c:
-        yield c
+    app.state.submit_pool = await asyncpg.create_pool(plain_url(database_url), min_size=1, max_size=10)
+    try:
+        async with _client(app) as c:
+            yield c
+    finally:
+        await app.state.submit_pool.close()
 
 
 @pytest_asyncio.fixture(loop_scope="session")

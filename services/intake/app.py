@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import asyncpg
 from fastapi import FastAPI
 
 from services.intake.applications.endpoints import router as applications_router
 from services.intake.applications.endpoints import submit_router
+from services.intake.applications.fastpath import SubmitFastPath
 from services.intake.calls.endpoints import router as calls_router
 from services.intake.companies.endpoints import delegations_router
 from services.intake.companies.endpoints import router as companies_router
@@ -14,7 +20,8 @@ from services.intake.trainings.endpoints import router as trainings_router
 from services.intake.webhooks.endpoints import events_router
 from services.intake.webhooks.endpoints import router as webhooks_router
 from services.intake.webhooks.openapi import document_event_webhooks
-from shared.app import create_app
+from shared.app import create_app, resolve_database_url
+from shared.db import plain_url
 from shared.settings import IntakeSettings
 
 DESCRIPTION = """Intake of the regional desk for export grants (Regione Lombardia).
@@ -28,10 +35,32 @@ need `If-Match` with the resource's `ETag`. Events reach partners as signed webh
 `GET /v1/events`."""
 
 
+@asynccontextmanager
+async def submit_pool(app: FastAPI) -> AsyncIterator[None]:
+    """The click-day submit path's own asyncpg pool (autocommit: each submit commits in one statement)."""
+    settings: IntakeSettings = app.state.settings
+    if settings.submit_pool_size <= 0 or getattr(app.state, "engine", None) is None:
+        yield
+        return
+    pool_kw: dict[str, Any] = {"server_settings": {"application_name": settings.service_name,
+                                                   "plan_cache_mode": "force_generic_plan"}}
+    if not settings.db_statement_cache:
+        pool_kw["statement_cache_size"] = 0
+    app.state.submit_pool = await asyncpg.create_pool(
+        # min_size 0: no background "floor" reconnects (and their error logs) while the database is down
+        plain_url(resolve_database_url(settings)), min_size=0, max_size=settings.submit_pool_size, **pool_kw)
+    try:
+        yield
+    finally:
+        pool, app.state.submit_pool = app.state.submit_pool, None
+        await pool.close()
+
+
 def build_app(settings: IntakeSettings | None = None) -> FastAPI:
     app = create_app(settings or IntakeSettings(), title="Regional desk — intake", description=DESCRIPTION,
                      routers=[calls_router, applications_router, submit_router, trainings_router, partners_router,
-                              companies_router, delegations_router, webhooks_router, events_router])
+                              companies_router, delegations_router, webhooks_router, events_router],
+                     lifespans=[submit_pool], inner_middleware=[SubmitFastPath])
     document_event_webhooks(app)  # the event catalogue as OpenAPI 3.1 `webhooks`
     return app
 

@@ -94,6 +94,9 @@ def _without_unknown_keys(ini: Path) -> None:
 
 @pytest.fixture(scope="module")
 def pgbouncer_url(database_url: str) -> Iterator[str]:
+    if make_url(database_url).query.get("host"):
+        pytest.skip("the embedded PostgreSQL listens on a private Unix socket PgBouncer cannot reach; "
+                    "set TEST_DATABASE_URL to a TCP server (CI does) to run this test")
     workdir = Path(tempfile.mkdtemp(prefix="desk-pgbouncer-"))
     port = free_port()
     ini = _pgbouncer_config(workdir, database_url, port)
@@ -217,9 +220,11 @@ async def test_click_day_flow_works_through_pgbouncer_in_transaction_mode(
         rows = await conn.fetch("SELECT protocol_number FROM intake.applications WHERE call_id = $1 "
                                 "AND status = 'submitted' ORDER BY protocol_number", call.id)
         # PgBouncer really pooled: never more server connections to this database than its pool
+        # every backend of the test database but this one and the test session's own engine ('desk'):
+        # PgBouncer relabels its server connections with each linked client's application_name
         backends = await conn.fetchval(
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = $1 AND application_name = 'intake'",
-            make_url(database_url).database)
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()"
+            " AND application_name <> 'desk'", make_url(database_url).database)
     finally:
         await conn.close()
     assert [r["protocol_number"] for r in rows] == list(range(1, FLOWS + 1))

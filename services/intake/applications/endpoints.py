@@ -138,7 +138,8 @@ async def submit_application(application_id: uuid.UUID, request: Request, sessio
     submit_key = None if key is None else service.SubmitKey(
         actor.principal.client_id, key, await request_digest(request), request.url.path,
         timedelta(hours=request.app.state.settings.idempotency_retention_hours))
-    out, replayed = await service.submit(session=session, actor=actor, application_id=application_id,
+    conn = await repository.driver_connection(session)
+    out, replayed = await service.submit(conn=conn, actor=actor, application_id=application_id,
                                          keyring=request.app.state.keyring, key=submit_key,
                                          if_match=request.headers.get("if-match"))
     headers = {"Location": f"/v1/applications/{application_id}/receipt"}

@@ -113,8 +113,7 @@ async def driver_connection(session: AsyncSession) -> Any:
     return raw.driver_connection
 
 
-async def load_for_submit(session: AsyncSession, principal: Principal, application_id: uuid.UUID,
-                          idem_key: str | None) -> Any:
+async def load_for_submit(conn: Any, principal: Principal, application_id: uuid.UUID, idem_key: str | None) -> Any:
     """Everything a submit needs, in one round trip: the draft (if within reach), its call, its company,
     its expense lines and any earlier use of the request's idempotency key."""
     if principal.reads_everything:
@@ -125,8 +124,7 @@ async def load_for_submit(session: AsyncSession, principal: Principal, applicati
         sql, who = _SUBMIT_REACH["partner"], principal.partner_id
     if who is None and not principal.reads_everything:
         return None
-    row = await (await driver_connection(session)).fetchrow(sql, application_id, principal.client_id,
-                                                            idem_key or "", who)
+    row = await conn.fetchrow(sql, application_id, principal.client_id, idem_key or "", who)
     return None if row is None else _Record(row)
 
 
@@ -141,4 +139,25 @@ class _Record:
 
 
 _JSON_COLUMNS = frozenset({"action_plan", "network", "registered_office", "operating_sites", "export_history",
-                           "lines"})
+                           "lines", "receipt"})
+
+
+_RECEIPT = """
+SELECT a.receipt, a.call_id, a.chain_hash,
+       coalesce((SELECT p.chain_hash FROM intake.applications p
+                  WHERE p.call_id = a.call_id AND p.protocol_number = a.protocol_number - 1), $2) AS previous_hash
+  FROM intake.applications a WHERE a.id = $1 AND a.receipt IS NOT NULL
+"""
+
+
+async def receipt_row(conn: Any, application_id: uuid.UUID) -> Any:
+    """A submitted application's receipt, its chain link and the link before it."""
+    row = await conn.fetchrow(_RECEIPT, application_id, GENESIS)
+    return None if row is None else _Record(row)
+
+
+async def rules_document(conn: Any, call_id: uuid.UUID, version: int) -> Any:
+    raw = await conn.fetchval("SELECT rules FROM intake.call_versions WHERE call_id = $1 AND version = $2",
+                              call_id, version)
+    return orjson.loads(raw) if isinstance(raw, str) else raw
+

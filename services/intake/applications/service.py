@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.intake.access import acting_partner, can_reach_company
 from services.intake.applications import repository
 from services.intake.applications.schemas import ApplicationCreate, ApplicationDocument
-from services.intake.calls.service import effective_window, rules_for, rules_of, status_of
+from services.intake.calls.service import cached_rules, effective_window, remember_rules, rules_of, status_of
 from services.intake.models import Application, Call, Company, ExpenseLine
 from shared.audit import record_audit, record_event
 from shared.auth import KeyRing
@@ -266,10 +266,12 @@ class SubmitKey:
     retention: timedelta
 
 
-async def _replay(session: AsyncSession, keyring: KeyRing, render_ref: str) -> dict[str, Any]:
-    app = await session.get(Application, uuid.UUID(render_ref.split(":", 1)[1]))
-    assert app is not None and app.receipt is not None
-    return receipt_out(app, keyring, await repository.chain_hash_before(session, app))
+async def _replay(conn: Any, keyring: KeyRing, render_ref: str) -> dict[str, Any]:
+    row = await repository.receipt_row(conn, uuid.UUID(render_ref.split(":", 1)[1]))
+    assert row is not None
+    return {"receipt": row.receipt, "signature": keyring.sign(canonical_json(row.receipt)),
+            "previous_hash": row.previous_hash, "chain_hash": row.chain_hash,
+            "register_url": f"/v1/calls/{row.call_id}/register"}
 
 
 def _mismatch() -> DeskError:
@@ -291,22 +293,23 @@ class _Line:
         self.target_market, self.supplier = d["target_market"], d["supplier"]
 
 
-async def submit(*, session: AsyncSession, actor: Actor, application_id: uuid.UUID, keyring: KeyRing,
+async def submit(*, conn: Any, actor: Actor, application_id: uuid.UUID, keyring: KeyRing,
                  key: SubmitKey | None, if_match: str | None) -> tuple[dict[str, Any], bool]:
     """Submit a draft: window and pre-check here, then one server-side statement commits the submission
     (`intake.commit_submission`: protocol number, hash-chain link, outbox event, audit record, idempotency
     record). Returns the receipt and whether it is a replay of an earlier identical request.
 
     This is the click-day path: one query loads everything (draft, call, company, lines, key), one
-    statement commits; the rules document is cached per version.
+    statement commits; the rules document is cached per version. `conn` is an asyncpg connection: the
+    session's own (inside its transaction, if any) or one from the submit pool (autocommit).
     """
-    row = await repository.load_for_submit(session, actor.principal, application_id, key.key if key else None)
+    row = await repository.load_for_submit(conn, actor.principal, application_id, key.key if key else None)
     if row is None:
         raise NotFound()
     if key is not None and row.idem_hash is not None and row.idem_expires > datetime.now(UTC):
         if bytes(row.idem_hash) != key.digest or not (row.idem_render or "").startswith("application-receipt:"):
             raise _mismatch()
-        return await _replay(session, keyring, row.idem_render), True
+        return await _replay(conn, keyring, row.idem_render), True
     check_if_match_value(if_match, row.version, required=False)
     if row.status != "draft":
         raise Conflict("La domanda è già stata presentata o ritirata.",
@@ -319,7 +322,8 @@ async def submit(*, session: AsyncSession, actor: Actor, application_id: uuid.UU
             f"Lo sportello è aperto dal {opens.isoformat()} al {closes.isoformat()} (ora del server).",
             f"The window is open from {opens.isoformat()} to {closes.isoformat()} (server clock).",
             kind=WINDOW_CLOSED, extra={"opens_at": opens.isoformat(), "closes_at": closes.isoformat()})
-    rules = await rules_for(session, row.call_id, row.current_version)
+    rules = cached_rules(row.call_id, row.current_version) or remember_rules(
+        row.call_id, row.current_version, await repository.rules_document(conn, row.call_id, row.current_version))
     lines = [_Line(d) for d in row.lines]
     today = now.astimezone(ZoneInfo(rules.timezone)).date()
     result = check_application(rules, company_facts(row), draft_facts(row, lines), today=today)  # type: ignore[arg-type]
@@ -334,7 +338,7 @@ async def submit(*, session: AsyncSession, actor: Actor, application_id: uuid.UU
                "estimate": None if e is None else {"eligible_total": e.eligible_total, "grant": e.grant,
                                                    "loan": e.loan}}
     try:
-        out = await (await repository.driver_connection(session)).fetchrow(
+        out = await conn.fetchrow(
             _COMMIT, row.id, row.call_id, row.call_code, row.current_version, row.vat_number, content_hash,
             keyring.key_id, actor.principal.client_id, actor.principal.kind, actor.request_id, actor.service,
             key.key if key else None, key.digest if key else None, key.path if key else None,
@@ -352,7 +356,7 @@ async def submit(*, session: AsyncSession, actor: Actor, application_id: uuid.UU
     if out["outcome"] == "idempotency_mismatch":
         raise _mismatch()
     if out["outcome"] == "replay":  # a concurrent twin with the same key committed first
-        return await _replay(session, keyring, f"application-receipt:{row.id}"), True
+        return await _replay(conn, keyring, f"application-receipt:{row.id}"), True
     receipt_json: str = out["receipt_json"]
     return {"receipt": orjson.loads(receipt_json), "signature": keyring.sign(receipt_json.encode()),
             "previous_hash": out["previous_hash"], "chain_hash": out["chain_hash"],

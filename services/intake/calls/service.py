@@ -51,6 +51,15 @@ async def rules_of(session: AsyncSession, call: Call, version: int | None = None
     return await rules_for(session, call.id, version or call.current_version)
 
 
+def cached_rules(call_id: uuid.UUID, version: int) -> CallRules | None:
+    return _RULES_CACHE.get((call_id, version))
+
+
+def remember_rules(call_id: uuid.UUID, version: int, document: dict[str, Any]) -> CallRules:
+    rules = _RULES_CACHE[(call_id, version)] = CallRules.model_validate(document)
+    return rules
+
+
 async def rules_for(session: AsyncSession, call_id: uuid.UUID, version: int) -> CallRules:
     """The rules of a version of the call. Versions never change once written, so each is validated once
     per process (the submit path would otherwise re-validate the whole document on every request)."""

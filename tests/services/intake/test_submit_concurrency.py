@@ -78,3 +78,35 @@ async def test_concurrent_duplicates_with_one_idempotency_key_execute_once(commi
     assert {r.status_code for r in results} == {201}
     assert len({r.json()["receipt"]["protocol_number"] for r in results}) == 1
     assert sum(1 for r in results if r.headers.get("idempotent-replayed") == "true") == 7
+
+
+async def test_the_click_day_path_answers_like_the_route(committing_client, engine, monkeypatch):
+    """committing_client serves submits from the ASGI fast path: same problems, same receipts, same replay."""
+    from services.intake.applications import service
+
+    seen: list[str] = []
+    real_submit = service.submit
+
+    async def spy(**kw):
+        seen.append(type(kw["conn"]).__name__)
+        return await real_submit(**kw)
+
+    monkeypatch.setattr(service, "submit", spy)
+    call, headers, comps = await _committed_world(engine, 1)
+    r = await committing_client.post("/v1/applications", json=draft_body(call.id, comps[0].id), headers=headers)
+    app_id = r.json()["id"]
+    url = f"/v1/applications/{app_id}/submit"
+    assert (await committing_client.post(url)).status_code == 401
+    assert (await committing_client.post(url, headers={**headers, "If-Match": '"7"'})).json()["type"] == \
+        "/problems/precondition-failed"
+    other = await committing_client.post("/v1/applications/00000000-0000-0000-0000-000000000000/submit",
+                                         headers=headers)
+    assert other.status_code == 404 and other.headers["content-type"] == "application/problem+json"
+    first = await committing_client.post(url, headers={**headers, "Idempotency-Key": "fast-1", "X-Request-ID": "r-1"})
+    assert first.status_code == 201 and first.headers["x-request-id"] == "r-1"
+    again = await committing_client.post(url, headers={**headers, "Idempotency-Key": "fast-1"})
+    assert again.json() == first.json() and again.headers["idempotent-replayed"] == "true"
+    assert (await committing_client.post(url, headers=headers)).status_code == 409
+    receipt = await committing_client.get(f"/v1/applications/{app_id}/receipt", headers=headers)
+    assert receipt.json() == first.json()
+    assert seen and set(seen) == {"PoolConnectionProxy"}, seen  # the pool's connections: the fast path

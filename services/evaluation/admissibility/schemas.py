@@ -10,6 +10,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
+from services.evaluation.merit.schemas import MeritVerdict
 from shared.schemas import ApiModel, OutModel
 
 CheckOutcome = Literal["pass", "fail", "needs_review", "deferred"]
@@ -111,7 +112,8 @@ class EvaluationOut(OutModel):
     eligible_total: Decimal | None = Field(description="Eligible expenses after the cuts.")
     credit_class: str | None
     score: Decimal | None
-    merit_verdict: str | None
+    merit_verdict: MeritVerdict | None = Field(description="passed, failed, or third_review_needed (the first "
+                                                        "two reviews diverge) - as in `/merit`.")
     grant: Decimal | None
     loan: Decimal | None
     loan_gge: Decimal | None

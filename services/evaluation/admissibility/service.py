@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.evaluation.admissibility import repository
 from services.evaluation.facts import company_facts, draft_facts, line_suppliers, related_vats
+from services.evaluation.merit.service import verdict_out
 from services.evaluation.models import Evaluation, ReceivedApplication
 from services.evaluation.rules import rules_of_call
 from services.intake.applications.schemas import ApplicationOut
@@ -169,7 +170,7 @@ def to_out(evaluation: Evaluation, app: ReceivedApplication, lang: Lang) -> dict
         "checks": [_explained(c, lang) for c in evaluation.admissibility_checks],
         "cuts": [_explained(c, lang) for c in evaluation.cuts],
         "eligible_total": evaluation.eligible_total, "credit_class": evaluation.credit_class,
-        "score": evaluation.score, "merit_verdict": evaluation.merit_verdict, "grant": evaluation.grant,
+        "score": evaluation.score, "merit_verdict": verdict_out(evaluation.merit_verdict), "grant": evaluation.grant,
         "loan": evaluation.loan, "loan_gge": evaluation.loan_gge,
         "funding": None if funding is None else {**funding, "steps": [_explained(s, lang) for s in funding["steps"]]},
         "de_minimis": None if de_minimis is None else {

@@ -358,7 +358,7 @@ async def merit_of(*, session: AsyncSession, intake: IntakeClient, application_i
     share = _share(rules, evaluation.credit_class)
     return {
         "application_id": application_id, "call_id": evaluation.call_id, "stage": evaluation.stage,
-        "score": evaluation.score, "merit_verdict": _verdict_out(evaluation.merit_verdict),
+        "score": evaluation.score, "merit_verdict": verdict_out(evaluation.merit_verdict),
         "pass_mark": rules.scoring.pass_mark, "max_total": rules.scoring.max_total,
         "consensus": None if result is None or not final else {
             "totals": list(result.totals), "divergence": result.divergence,
@@ -372,7 +372,8 @@ async def merit_of(*, session: AsyncSession, intake: IntakeClient, application_i
     }
 
 
-def _verdict_out(stored: str | None) -> str | None:
+def verdict_out(stored: str | None) -> str | None:
+    """The verdict as the API says it (`MeritVerdict`): the stored `third_review` is `third_review_needed`."""
     return "third_review_needed" if stored == THIRD_REVIEW else stored
 
 

@@ -1,0 +1,684 @@
+"""A grant's whole life across the desk's three services, over real HTTP on loopback, with the delivery worker
+carrying the events: nothing is written to the database after the setup (a call whose budget fits exactly two of
+three applications, and the officers' API clients).
+
+Through the public APIs only: an officer registers a partner and issues its API client; the partner registers
+three companies, prepares, checks and submits three complete drafts; the worker brings the submissions to
+evaluation, whose admissibility runs by itself; two reviewers per application declare no conflict and score
+(the third application's reviews diverge: a third reviewer settles it); an officer gives the credit-scoring class
+and computes the funding (exact grant and loan of the example draft), allocates the budget (two funded, one
+waiting), opens a decree with the decisions, records CUP and COR, closes it; the companies accept (the second
+one acting for itself with its own API client); the worker brings the acceptances to monitoring, which starts
+the projects and orders the advances (40 % of the grant, floored), paid once the IBAN is set. The partner's
+webhook endpoint receives the signed events all along.
+
+* Test A: project 1's final claim (a PDF per line and a FatturaPA invoice quoting the project's CUP) is fully
+  recognised -> full aid, the balance ordered to the cent and paid; the statistics, the open data and the three
+  SVG charts show it.
+* Test B: project 2's final claim is recognised at 60 % -> revocation, the paid advance to be recovered, the aid
+  released to evaluation, whose scorrimento funds the waiting application at once
+  (`funding.granted_from_waiting_list`); a later decree decides it and monitoring starts its project.
+"""
+
+from __future__ import annotations
+
+import random
+import uuid
+import xml.etree.ElementTree as ET
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import httpx
+import orjson
+import pytest_asyncio
+from sqlalchemy.ext.asyncio import AsyncEngine
+from standardwebhooks.webhooks import Webhook
+
+from services.intake.calls.service import load_rules_file
+from services.intake.examples import company_body, draft_body, vat_number
+from services.intake.models import Call, CallCounter, CallVersion
+from services.monitoring.app import build_app as build_monitoring
+from shared.auth import create_client
+from shared.clients.evaluation import EvaluationClient
+from shared.clients.intake import IntakeClient
+from shared.db import make_sessionmaker
+from shared.domain.receipts import GENESIS
+from shared.settings import REPO_ROOT, MonitoringSettings
+from tests.conftest import KEYRING
+from tests.e2e.harness import (
+    QUIET,
+    Receiver,
+    evaluation_server,
+    intake_server,
+    running_worker,
+    settle_deliveries,
+    wait_for,
+    worker_settings,
+)
+from tests.factories import CALL_FILE
+from tests.loopback import LoopbackServer
+
+ROME = ZoneInfo("Europe/Rome")
+FATTURAPA = REPO_ROOT / "tests" / "fixtures" / "fatturapa_sample.xml"
+PDF = b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n"
+IBAN = "IT60X0542811101000000123456"
+SECRET = "e2e-secret-" + "x" * 24
+
+# The example draft (services.intake.examples): a 10,000 + b 80,000 + c 5,000, d 20 % = 19,000,
+# e 7 % = 7,980 -> eligible 121,980.00 -> grant 20 % = 24,396.00, loan 65 % = 79,287.00 (class "1": no cap).
+ELIGIBLE = Decimal("121980.00")
+GRANT = Decimal("24396.00")
+LOAN = Decimal("79287.00")
+AID = GRANT + LOAN  # what the call's budget is charged with: 103,683.00
+ADVANCE = Decimal("9758.40")  # 40 % of the grant, floored to the cent
+BUDGET = Decimal("250000.00")  # two aids fit (207,366.00), three do not (311,049.00)
+
+
+def _grid(*points: int) -> dict[str, int]:
+    return dict(zip(("plan_quality", "market_analysis", "expected_impact", "feasibility", "digital_sustainability"),
+                    points, strict=True))
+
+
+# Merit: every application passes (pass mark 60), in a strict order (a ranking call). The third one's first two
+# reviews diverge (75 vs 40, more than 15 points): a third reviewer scores 65, and the final is the mean of the
+# two closest totals (75 and 65) = 70.
+SCORES = (
+    (_grid(24, 16, 16, 16, 8), _grid(24, 16, 16, 16, 8)),  # 80
+    (_grid(22, 15, 15, 15, 8), _grid(22, 15, 15, 15, 8)),  # 75
+    (_grid(22, 15, 15, 15, 8), _grid(12, 8, 8, 8, 4), _grid(20, 13, 13, 13, 6)),  # 75, 40 -> third: 65
+)
+FINAL_SCORES = (Decimal("80.00"), Decimal("75.00"), Decimal("70.00"))
+
+WAIT = 30.0
+
+
+def today() -> date:
+    return datetime.now(ROME).date()
+
+
+def _ok(r: httpx.Response, status: int = 200) -> Any:
+    assert r.status_code == status, (r.request.method, str(r.request.url), r.status_code, r.text[:3000])
+    return r.json() if r.content and "json" in r.headers.get("content-type", "") else r
+
+
+def _match(etag: str) -> dict[str, str]:
+    return {"If-Match": etag}
+
+
+# ---------------------------------------------------------------- setup (committed)
+
+
+async def _call_with_budget(engine: AsyncEngine, budget: Decimal) -> uuid.UUID:
+    """The seeded call's rules, open now, under a unique code, with `budget` as its endowment."""
+    rules = load_rules_file(CALL_FILE)
+    code = f"VNM-E2E-{uuid.uuid4().hex[:8]}"
+    rules = rules.model_copy(update={"code": code, "budget_total": budget})
+    opens = datetime.now(UTC) - timedelta(minutes=1)
+    async with make_sessionmaker(engine)() as s:
+        call = Call(id=uuid.uuid4(), code=code, title=rules.title, procedure=rules.procedure, current_version=1,
+                    opens_at=rules.window.opens_at, closes_at=rules.window.closes_at, demo_opens_at=opens,
+                    demo_closes_at=opens + timedelta(days=30), budget_total=budget, version=1)
+        s.add(call)
+        await s.flush()
+        s.add(CallVersion(call_id=call.id, version=1, rules=rules.model_dump(mode="json"), created_by="test"))
+        s.add(CallCounter(call_id=call.id, last_protocol=0, last_chain_hash=GENESIS))
+        await s.commit()
+    return call.id
+
+
+async def _officers(engine: AsyncEngine, n: int) -> list[str]:
+    """Officers' API clients (their secret is SECRET); they take their tokens at the token endpoint."""
+    ids = []
+    async with make_sessionmaker(engine)() as s:
+        for i in range(n):
+            client, _ = await create_client(s, kind="officer", name=f"e2e officer {i}", secret=SECRET,
+                                            client_id=f"officer-e2e-{uuid.uuid4().hex[:10]}")
+            ids.append(client.client_id)
+        await s.commit()
+    return ids
+
+
+async def _token(http: httpx.AsyncClient, client_id: str, secret: str) -> dict[str, str]:
+    body = _ok(await http.post("/v1/oauth/token", data={"grant_type": "client_credentials", "client_id": client_id,
+                                                        "client_secret": secret}))
+    assert body["token_type"] == "Bearer"
+    return {"Authorization": f"Bearer {body['access_token']}"}
+
+
+def monitoring_server(engine: AsyncEngine, intake_url: str, evaluation_url: str,
+                      storage_dir: Path) -> tuple[LoopbackServer, list[Any]]:
+    """Monitoring committing, its peers' clients pointed at the loopback intake and evaluation."""
+    app = build_monitoring(MonitoringSettings(**QUIET, storage_dir=storage_dir))
+    app.state.keyring = KEYRING
+    app.state.sessionmaker = make_sessionmaker(engine)
+    app.state.engine = engine
+    peers = dict(service="monitoring", keyring=KEYRING, issuer="regional-desk", retries=1, backoff_base=0.01,
+                 backoff_max=0.02, breaker_threshold=50, breaker_cooldown=0.1)
+    app.state.intake_client = IntakeClient(intake_url, **peers)
+    app.state.evaluation_client = EvaluationClient(evaluation_url, **peers)
+    return LoopbackServer(app), [app.state.intake_client, app.state.evaluation_client]
+
+
+# ---------------------------------------------------------------- the desk, through a grant's evaluation
+
+
+@dataclass
+class Desk:
+    intake: httpx.AsyncClient
+    evaluation: httpx.AsyncClient
+    monitoring: httpx.AsyncClient
+    call_id: str
+    officer: dict[str, str]
+    partner: dict[str, str]
+    receiver: Receiver
+    webhook_secret: str = ""
+    company_itself: dict[str, str] = field(default_factory=dict)
+    apps: list[str] = field(default_factory=list)
+    companies: list[str] = field(default_factory=list)
+    decisions: list[dict[str, Any]] = field(default_factory=list)
+    projects: list[dict[str, Any]] = field(default_factory=list)
+    advances: list[dict[str, Any]] = field(default_factory=list)
+    decree_date: date = field(default_factory=today)
+
+    def webhooks(self, event_type: str) -> list[dict[str, Any]]:
+        """The events of that type the partner's endpoint received, each verified with the subscription's
+        secret (Standard Webhooks)."""
+        return [Webhook(self.webhook_secret).verify(h.body, h.headers) for h in self.receiver.hits
+                if orjson.loads(h.body)["type"] == event_type]
+
+    def beneficiary(self, i: int) -> dict[str, str]:
+        """Who acts for application i: the second company acts for itself, the others through the partner."""
+        return self.company_itself if i == 1 else self.partner
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def desk(engine: AsyncEngine, tmp_path_factory: Any) -> AsyncIterator[Desk]:
+    await settle_deliveries(engine)
+    call_id = await _call_with_budget(engine, BUDGET)
+    officer_id, *reviewer_ids = await _officers(engine, 4)
+
+    intake = intake_server(engine)
+    evaluation, evaluation_intake = evaluation_server(engine, intake.url)
+    monitoring, monitoring_peers = monitoring_server(engine, intake.url, evaluation.url,
+                                                     tmp_path_factory.mktemp("evidence"))
+    receiver = Receiver()
+    servers = [intake, evaluation, monitoring]
+    for server in servers:
+        await server.start()
+    await receiver.start()
+    clients = [httpx.AsyncClient(base_url=s.url, timeout=20, trust_env=False) for s in servers]
+    try:
+        async with running_worker(engine, worker_settings(evaluation_url=evaluation.url,
+                                                          monitoring_url=monitoring.url)):
+            http, ev, mon = clients
+            officer = await _token(http, officer_id, SECRET)
+            reviewers = [(r, await _token(http, r, SECRET)) for r in reviewer_ids]
+            d = Desk(http, ev, mon, str(call_id), officer, {}, receiver)
+            await _apply(d)
+            await _evaluate(d, reviewers)
+            await _decide(d)
+            await _start_projects(d)
+            yield d
+    finally:
+        for c in clients:
+            await c.aclose()
+        await receiver.stop()
+        for server in reversed(servers):
+            await server.stop()
+        await evaluation_intake.aclose()
+        for peer in monitoring_peers:
+            await peer.aclose()
+
+
+async def _apply(d: Desk) -> None:
+    """The officer registers the partner and its API client; the partner registers three companies and submits
+    a complete draft for each."""
+    http = d.intake
+    partner = _ok(await http.post("/v1/partners", json={"name": "Confindustria Lombardia Export",
+                                                        "kind": "trade_association", "fiscal_code": vat_number()},
+                                  headers=d.officer), 201)
+    creds = _ok(await http.post(f"/v1/partners/{partner['id']}/clients", json={"name": "Gestionale bandi"},
+                                headers=d.officer), 201)
+    d.partner = await _token(http, creds["client_id"], creds["client_secret"])
+    hook = _ok(await http.post("/v1/webhooks", json={"url": d.receiver.url, "event_types": ["*"]},
+                               headers=d.partner), 201)
+    d.webhook_secret = hook["secret"]
+    for i in range(3):
+        company = _ok(await http.post("/v1/companies", json=company_body(name=f"Meccanica Lombarda {i + 1} S.r.l."),
+                                      headers=d.partner), 201)
+        d.companies.append(company["id"])
+        if i == 1:  # this one also gets its own API client, and acts for itself once its application is in
+            own = _ok(await http.post(f"/v1/companies/{company['id']}/clients", headers=d.officer), 201)
+            d.company_itself = await _token(http, own["client_id"], own["client_secret"])
+        draft = _ok(await http.post("/v1/applications", json=draft_body(d.call_id, company["id"]),
+                                    headers=d.partner), 201)
+        check = _ok(await http.post(f"/v1/applications/{draft['id']}/check", headers=d.partner))
+        assert check["submittable"] is True, check["problems"]
+        receipt = _ok(await http.post(f"/v1/applications/{draft['id']}/submit", headers=d.partner), 201)
+        assert receipt["receipt"]["protocol_number"] == i + 1
+        d.apps.append(draft["id"])
+
+
+async def _evaluation_of(d: Desk, app_id: str) -> dict[str, Any]:
+    return dict(_ok(await d.evaluation.get(f"/v1/evaluations/{app_id}", headers=d.officer)))
+
+
+async def _evaluate(d: Desk, reviewers: list[tuple[str, dict[str, str]]]) -> None:
+    """Admissibility by itself (the worker brings the submissions), then merit by two reviewers each, the
+    credit-scoring class and the funding computation."""
+    ev = d.evaluation
+    for app_id in d.apps:
+        async def admissible(app_id: str = app_id) -> dict[str, Any] | None:
+            r = await ev.get(f"/v1/evaluations/{app_id}", headers=d.officer)
+            return r.json() if r.status_code == 200 and r.json()["stage"] != "received" else None
+        got = await wait_for(admissible, within=WAIT, what=f"the admissibility of {app_id}")
+        assert got["stage"] == "admissible", [c for c in got["checks"] if c["outcome"] != "pass"]
+        assert Decimal(got["eligible_total"]) == ELIGIBLE
+        assert all(c["article"] for c in got["checks"] if c["outcome"] != "deferred")
+
+    for app_id, reviews, final in zip(d.apps, SCORES, FINAL_SCORES, strict=True):
+        for n, ((reviewer, headers), scores) in enumerate(zip(reviewers, reviews, strict=False)):
+            if n == 2:  # the first two diverge: a third reviewer, and only now
+                merit = _ok(await ev.get(f"/v1/evaluations/{app_id}/merit", headers=d.officer))
+                assert merit["merit_verdict"] == "third_review_needed" and merit["score"] is None, merit
+                assert merit["consensus"] is None and [x["total"] for x in merit["reviews"]] == [None, None]
+                evaluation = await _evaluation_of(d, app_id)
+                assert (evaluation["stage"], evaluation["merit_verdict"]) == ("admissible", "third_review_needed")
+                # no funding before a final merit verdict
+                r = await ev.post(f"/v1/evaluations/{app_id}/funding",
+                                  headers={**d.officer, **_match(evaluation["etag"])})
+                assert r.status_code == 409 and r.json()["reason"] == "merit_not_passed", r.text
+            await _review(d, app_id, reviewer, headers, scores)
+        merit = _ok(await ev.get(f"/v1/evaluations/{app_id}/merit", headers=d.officer))
+        assert merit["merit_verdict"] == "passed" and Decimal(merit["score"]) == final, merit
+        assert len(merit["consensus"]["totals"]) == len(reviews)
+        r = await ev.put(f"/v1/evaluations/{app_id}/credit-class", json={"class_code": "1"},
+                         headers={**d.officer, **_match(merit["etag"])})
+        assert _ok(r)["loan_excluded"] is False
+        funded = _ok(await ev.post(f"/v1/evaluations/{app_id}/funding",
+                                   headers={**d.officer, **_match(r.headers["ETag"])}))
+        assert funded["stage"] == "evaluated", funded
+        assert (Decimal(funded["grant"]), Decimal(funded["loan"])) == (GRANT, LOAN), funded["funding"]
+        assert Decimal(funded["loan_gge"]) > 0 and funded["funding"]["steps"]
+
+
+async def _review(d: Desk, app_id: str, reviewer: str, headers: dict[str, str], scores: dict[str, int]) -> None:
+    """An officer assigns the reviewer, who declares no conflict, then scores and submits."""
+    ev = d.evaluation
+    r = await ev.post(f"/v1/evaluations/{app_id}/assignments", json={"reviewer": reviewer}, headers=d.officer)
+    assignment = _ok(r, 201)
+    # the application stays closed until the reviewer declares no conflict
+    blocked = await ev.get(f"/v1/assignments/{assignment['id']}/application", headers=headers)
+    assert blocked.status_code == 403, blocked.text
+    r = await ev.post(f"/v1/assignments/{assignment['id']}/declaration",
+                      json={"no_conflict": True, "statement": "Nessun rapporto con l'impresa."},
+                      headers={**headers, **_match(r.headers["ETag"])})
+    _ok(r)
+    opened = _ok(await ev.get(f"/v1/assignments/{assignment['id']}/application", headers=headers))
+    assert opened["snapshot"]["id"] == app_id
+    body = {"scores": {k: {"points": v, "comment": "Motivazione del punteggio."} for k, v in scores.items()}}
+    r = await ev.put(f"/v1/assignments/{assignment['id']}/review", json=body,
+                     headers={**headers, **_match(r.headers["ETag"])})
+    _ok(r)
+    _ok(await ev.post(f"/v1/assignments/{assignment['id']}/review/submit",
+                      headers={**headers, **_match(r.headers["ETag"])}))
+
+
+async def _decide(d: Desk) -> None:
+    """Allocation (two funded, one waiting), a decree with its decisions, CUP and COR, the decree closed, the
+    funded companies accept."""
+    ev = d.evaluation
+    allocation = _ok(await ev.post(f"/v1/calls/{d.call_id}/allocation", headers=d.officer))
+    assert (allocation["funded"], allocation["waiting"], allocation["not_admitted"]) == (2, 1, 0), allocation
+    assert Decimal(allocation["committed_now"]) == 2 * AID
+    budget = _ok(await ev.get(f"/v1/calls/{d.call_id}/budget", headers=d.officer))
+    assert (Decimal(budget["total"]), Decimal(budget["committed"]), Decimal(budget["available"])) == (
+        BUDGET, 2 * AID, BUDGET - 2 * AID)
+    statuses = [_ok(await ev.get(f"/v1/fundings/{a}", headers=d.officer))["status"] for a in d.apps]
+    assert statuses == ["funded", "funded", "waiting"]
+
+    decree = _ok(await ev.post("/v1/decrees", json={"call_id": d.call_id,
+                                                    "number": f"{random.randrange(10**6)}/{d.decree_date.year}",
+                                                    "decree_date": d.decree_date.isoformat()},
+                               headers=d.officer), 201)
+    batch = _ok(await ev.post(f"/v1/decrees/{decree['id']}/decisions", json={"all_pending": True},
+                              headers={**d.officer, **_match(decree["etag"])}), 201)
+    by_app = {x["application_id"]: x for x in batch["created"]}
+    assert set(by_app) == set(d.apps)
+    waiting = by_app[d.apps[2]]
+    assert waiting["outcome"] == "waiting" and waiting["reasons"][0]["code"] == "budget_exhausted"
+    for app_id in d.apps[:2]:
+        decision = by_app[app_id]
+        assert decision["outcome"] == "funded"
+        assert (Decimal(decision["grant"]), Decimal(decision["loan"])) == (GRANT, LOAN)
+        cup = f"E{random.randint(10, 99)}D{random.randrange(10**11):011d}"
+        r = await ev.put(f"/v1/decisions/{decision['id']}/cup", json={"cup": cup},
+                         headers={**d.officer, **_match(decision["etag"])})
+        _ok(r)
+        _ok(await ev.put(f"/v1/decisions/{decision['id']}/cor", json={"cor": str(random.randrange(10**9))},
+                         headers={**d.officer, **_match(r.headers["ETag"])}))
+    closed = _ok(await ev.post(f"/v1/decrees/{decree['id']}/close",
+                               headers={**d.officer, **_match(batch["decree"]["etag"])}))
+    assert closed["status"] == "closed"
+    for i, app_id in enumerate(d.apps[:2]):
+        who = d.beneficiary(i)
+        decision = _ok(await ev.get(f"/v1/decisions/{by_app[app_id]['id']}", headers=who))
+        assert decision["status"] == "issued" and decision["cup"] and decision["cor"]
+        accepted = _ok(await ev.post(f"/v1/decisions/{decision['id']}/accept",
+                                     headers={**who, **_match(decision["etag"])}))
+        assert accepted["status"] == "accepted"
+        d.decisions.append(accepted)
+
+
+async def _start_projects(d: Desk) -> None:
+    """The worker brings the acceptances to monitoring: a project each, with its advance ordered; the partner
+    sets the IBAN and the treasury pays the advance."""
+    mon = d.monitoring
+    for i, decision in enumerate(d.decisions):
+        who = d.beneficiary(i)
+
+        async def started(decision: dict[str, Any] = decision) -> dict[str, Any] | None:
+            r = await mon.get("/v1/projects", params={"company_id": decision["company_id"]}, headers=d.officer)
+            items = r.json()["items"] if r.status_code == 200 else []
+            return items[0] if items else None
+        project = await wait_for(started, within=WAIT, what=f"the project of {decision['application_id']}")
+        assert project["application_id"] == decision["application_id"]
+        assert (project["cup"], project["cor"], project["status"]) == (decision["cup"], decision["cor"], "active")
+        assert (Decimal(project["grant"]), Decimal(project["loan"])) == (GRANT, LOAN)
+        assert Decimal(project["eligible_total"]) == ELIGIBLE
+        assert project["deadline"] > d.decree_date.isoformat()
+        r = await mon.get("/v1/payments", params={"project_id": project["id"]}, headers=d.officer)
+        (advance,) = _ok(r)["items"]
+        assert (advance["kind"], advance["status"], Decimal(advance["amount"])) == ("advance", "ordered", ADVANCE)
+        assert advance["iban"] is None
+        # no IBAN yet: the treasury cannot pay
+        r = await mon.post(f"/v1/payments/{advance['id']}/paid", headers={**d.officer, **_match(advance["etag"])})
+        assert r.status_code == 409, r.text
+        r = await mon.get(f"/v1/projects/{project['id']}", headers=who)
+        project = _ok(await mon.put(f"/v1/projects/{project['id']}/iban", json={"iban": IBAN},
+                                    headers={**who, **_match(r.headers["ETag"])}))
+        assert project["iban"] == IBAN
+        advance = _ok(await mon.get(f"/v1/payments/{advance['id']}", headers=d.officer))
+        assert advance["iban"] == IBAN
+        paid = _ok(await mon.post(f"/v1/payments/{advance['id']}/paid",
+                                  headers={**d.officer, **_match(advance["etag"])}))
+        assert paid["status"] == "paid" and paid["paid_at"]
+        d.projects.append(project)
+        d.advances.append(paid)
+
+
+# ---------------------------------------------------------------- claims
+
+
+def fatturapa(*, number: str, issued: date, cup: str) -> bytes:
+    """The FatturaPA sample (taxable 4,000.00) as an invoice of this project: its number, date and CUP."""
+    xml = FATTURAPA.read_text(encoding="utf-8")
+    xml = (xml.replace("<Numero>2025/0147</Numero>", f"<Numero>{number}</Numero>")
+              .replace("<Data>2025-04-15</Data>", f"<Data>{issued.isoformat()}</Data>")
+              .replace("<CodiceCUP>E18H25000120007</CodiceCUP>", f"<CodiceCUP>{cup}</CodiceCUP>"))
+    return xml.encode("utf-8")
+
+
+FATTURA_SUPPLIER = "01234560157"
+
+
+def claim_lines() -> list[dict[str, Any]]:
+    """Lines spending the whole approved budget: a 10,000, b 45,000 in Vietnam (of which a 4,000 e-invoice) and
+    35,000 in Brazil, c 5,000."""
+    day = today().isoformat()
+    tag = uuid.uuid4().hex[:6].upper()
+
+    def line(category: str, amount: str, market: str | None, supplier: str | None = None,
+             number: str | None = None) -> dict[str, Any]:
+        return {"kind": "invoice", "supplier_vat": supplier or vat_number(), "supplier_name": "Fornitore S.r.l.",
+                "document_number": number or f"FT-{tag}-{category}{amount[:2]}", "issue_date": day,
+                "taxable_amount": amount, "category": category, "market": market, "payment_date": day,
+                "payment_method": "bank_transfer", "cup_quoted": True}
+
+    return [line("a", "10000.00", None), line("b", "4000.00", "VN", FATTURA_SUPPLIER, f"FT-{tag}-VN1"),
+            line("b", "41000.00", "VN"), line("b", "35000.00", "BR"), line("c", "5000.00", None)]
+
+
+async def file_final_claim(d: Desk, project: dict[str, Any], who: dict[str, str]) -> dict[str, Any]:
+    """The beneficiary (`who`: the partner, or the company itself) opens the final claim, adds the lines with
+    their evidence and submits it."""
+    mon = d.monitoring
+    r = await mon.post(f"/v1/projects/{project['id']}/claims", json={"kind": "final"}, headers=who)
+    claim = _ok(r, 201)
+    etag = r.headers["ETag"]
+    for body in claim_lines():
+        r = await mon.post(f"/v1/claims/{claim['id']}/lines", json=body, headers={**who, **_match(etag)})
+        line = _ok(r, 201)
+        etag = r.headers["ETag"]
+        files = [("fattura.pdf", PDF, "application/pdf")]
+        if body["supplier_vat"] == FATTURA_SUPPLIER:
+            files.append(("fattura.xml", fatturapa(number=body["document_number"], issued=today(),
+                                                   cup=project["cup"]), "application/xml"))
+        for name, data, ctype in files:
+            evidence = _ok(await mon.post(f"/v1/claims/{claim['id']}/lines/{line['id']}/evidence",
+                                          files={"file": (name, data, ctype)}, headers=who), 201)
+            assert len(evidence["sha256"]) == 64
+            if ctype == "application/xml":
+                assert evidence["invoice_data"]["cup_found"] is True, evidence["invoice_data"]
+                assert Decimal(evidence["invoice_data"]["taxable_amount"]) == Decimal("4000.00")
+        etag = (await mon.get(f"/v1/claims/{claim['id']}", headers=who)).headers["ETag"]
+    submitted = _ok(await mon.post(f"/v1/claims/{claim['id']}/submit", headers={**who, **_match(etag)}))
+    assert submitted["status"] == "submitted" and Decimal(submitted["claimed_total"]) == Decimal("95000.00")
+    for line in submitted["lines"]:
+        assert not [c for c in line["checks"] if c["blocking"]], line["checks"]
+        assert {c["code"]: c["status"] for c in line["checks"]}["issue_date_in_project"] == "pass"
+    invoice_line = next(ln for ln in submitted["lines"] if ln["supplier_vat"] == FATTURA_SUPPLIER)
+    statuses = {c["code"]: c["status"] for c in invoice_line["checks"]}
+    assert statuses["cup_quoted"] == statuses["evidence_matches"] == "pass", invoice_line["checks"]
+    assert Decimal(submitted["review"]["submission"]["admissible_total"]) == ELIGIBLE
+    return dict(submitted)
+
+
+async def review_claim(d: Desk, claim: dict[str, Any], recognise: dict[str, Decimal | None]) -> dict[str, Any]:
+    """The officer reviews every line (`recognise` by category+market: None = in full, else that amount) and
+    completes the review."""
+    mon = d.monitoring
+    etag = (await mon.get(f"/v1/claims/{claim['id']}", headers=d.officer)).headers["ETag"]
+    for line in claim["lines"]:
+        amount = recognise.get(f"{line['category']}{line['market'] or ''}{line['taxable_amount']}")
+        body: dict[str, Any] = {"outcome": "recognised"} if amount is None else {
+            "outcome": "partially", "recognised_amount": str(amount), "note": "Spesa riconosciuta in parte."}
+        r = await mon.put(f"/v1/claims/{claim['id']}/lines/{line['id']}/review", json=body,
+                          headers={**d.officer, **_match(etag)})
+        _ok(r)
+        etag = r.headers["ETag"]
+    return dict(_ok(await mon.post(f"/v1/claims/{claim['id']}/review/complete",
+                                   headers={**d.officer, **_match(etag)})))
+
+
+# ---------------------------------------------------------------- A: full aid, balance, statistics, charts
+
+
+async def test_a_funded_project_is_followed_to_its_balance_and_shows_in_statistics_and_open_data(desk: Desk):
+    d, mon = desk, desk.monitoring
+    project = d.projects[0]
+    claim = await review_claim(d, await file_final_claim(d, project, d.beneficiary(0)), {})
+    assert claim["status"] == "approved" and Decimal(claim["recognised_total"]) == ELIGIBLE, claim["review"]
+
+    done = _ok(await mon.get(f"/v1/projects/{project['id']}", headers=d.officer))
+    assert done["status"] == "completed" and done["outcome"]["kind"] == "full", done["outcome"]
+    assert (Decimal(done["final_grant"]), Decimal(done["final_loan"])) == (GRANT, LOAN)
+    balance_due = GRANT - ADVANCE
+    assert Decimal(done["outcome"]["balance"]) == balance_due == Decimal("14637.60")
+    (balance,) = _ok(await mon.get("/v1/payments", params={"project_id": project["id"], "kind": "balance"},
+                                   headers=d.officer))["items"]
+    assert (balance["status"], Decimal(balance["amount"]), balance["iban"]) == ("ordered", balance_due, IBAN)
+    # ordering it again returns the live order: nothing is paid twice
+    again = await mon.post(f"/v1/projects/{project['id']}/payments", json={"kind": "balance"}, headers=d.officer)
+    assert again.status_code == 200 and again.json()["id"] == balance["id"]
+    paid = _ok(await mon.post(f"/v1/payments/{balance['id']}/paid",
+                              headers={**d.officer, **_match(balance["etag"])}))
+    assert paid["status"] == "paid"
+    # nothing went back to the budget: full aid
+    budget = _ok(await d.evaluation.get(f"/v1/calls/{d.call_id}/budget", headers=d.officer))
+    assert not [e for e in budget["entries"] if e["kind"] == "release" and e["application_id"] == d.apps[0]]
+
+    # the partner's endpoint followed it all, signed: decisions, the project, its payments
+    async def balance_paid_hook() -> bool:
+        return any(e["data"]["payment_id"] == balance["id"] for e in d.webhooks("payment.paid")) and len(
+            d.webhooks("decision.issued")) >= 3
+    await wait_for(balance_paid_hook, within=WAIT, what="payment.paid of the balance at the partner's endpoint")
+    issued = {e["data"]["application_id"]: e["data"] for e in d.webhooks("decision.issued")}
+    assert [issued[a]["outcome"] for a in d.apps] == ["funded", "funded", "waiting"]
+    assert Decimal(issued[d.apps[0]]["grant"]) == GRANT
+    (started,) = [e for e in d.webhooks("project.started") if e["data"]["project_id"] == project["id"]]
+    assert started["data"]["cup"] == project["cup"]
+    completed = [e for e in d.webhooks("project.completed") if e["data"]["project_id"] == project["id"]]
+    assert completed and completed[0]["data"]["outcome"] == "full"
+
+    # statistics: three applications, all admitted, two funded; the project's aid paid in full
+    async def stats_show_it() -> dict[str, Any] | None:
+        s = _ok(await mon.get("/v1/stats", params={"call_id": d.call_id, "group_by": "province"},
+                              headers=d.officer))
+        return s if Decimal(s["totals"]["paid"]) >= GRANT else None
+    stats = await wait_for(stats_show_it, within=WAIT, what="the balance in the statistics", every=0.5)
+    totals = stats["totals"]
+    assert (totals["applications"], totals["admitted"], totals["funded"]) == (3, 3, 2), totals
+    assert Decimal(stats["call"]["budget"]) == BUDGET
+    assert Decimal(totals["paid"]) in (GRANT, GRANT + ADVANCE)  # project 2's advance, unless test B recovered it
+    assert [g["key"] for g in stats["groups"]] == ["BG"] and stats["groups"][0]["applications"] == 3
+    public = _ok(await mon.get("/v1/public/stats", params={"call_id": d.call_id}))
+    assert public["totals"]["applications"] == 3 and public["totals"]["funded"] == 2
+    assert "Authorization" not in public
+
+    # open data: the project, under its CUP, with its amounts and no personal data
+    grants = _ok(await mon.get("/v1/open-data/funded-projects.json", params={"call_id": d.call_id}))["grants"]
+    mine = next(g for g in grants if g["cup"] == project["cup"])
+    assert (Decimal(mine["amountAwarded"]), Decimal(mine["loanAmount"])) == (GRANT, LOAN)
+    assert mine["awardDate"] == d.decree_date.isoformat() and mine["cor"] == project["cor"]
+    assert mine["recipientOrganization"][0]["name"] == "Meccanica Lombarda 1 S.r.l."
+    assert "(VN)" in mine["description"] and IBAN not in str(grants)
+
+    # the charts render: well-formed SVG
+    for name in ("funds-by-province", "applications-per-hour", "markets-targeted"):
+        r = await mon.get(f"/v1/public/stats/charts/{name}.svg", params={"call_id": d.call_id})
+        assert r.status_code == 200 and r.headers["content-type"].startswith("image/svg+xml"), (name, r.text[:500])
+        root = ET.fromstring(r.content)
+        assert root.tag == "{http://www.w3.org/2000/svg}svg", (name, root.tag)
+        assert len(list(root.iter())) > 3, name
+
+
+# ---------------------------------------------------------------- B: revocation and scorrimento
+
+
+async def _event_cursor(d: Desk) -> str | None:
+    cursor = None
+    while True:
+        page = _ok(await d.intake.get("/v1/events", params={"limit": 100, **({"after": cursor} if cursor else {})},
+                                      headers=d.officer))
+        if not page["items"]:
+            return cursor
+        cursor = page["next_cursor"]
+
+
+async def test_b_a_revoked_project_gives_its_aid_back_and_the_waiting_application_is_funded(desk: Desk):
+    d, mon, ev = desk, desk.monitoring, desk.evaluation
+    project = d.projects[1]
+    cursor = await _event_cursor(d)
+    # 60 % recognised: a 6,000 + b 48,000 + c 3,000 = 57,000 direct; d 11,400; e 4,788 -> 73,188.00 of 121,980.00
+    claim = await review_claim(d, await file_final_claim(d, project, d.beneficiary(1)), {
+        "a10000.00": Decimal("6000.00"), "bBR35000.00": Decimal("3000.00"), "c5000.00": Decimal("3000.00")})
+    assert claim["status"] == "partially_approved", claim["review"]
+    assert Decimal(claim["recognised_total"]) == Decimal("73188.00") == ELIGIBLE * Decimal("0.6")
+
+    revoked = _ok(await mon.get(f"/v1/projects/{project['id']}", headers=d.officer))
+    assert revoked["status"] == "revoked", revoked["outcome"]
+    outcome = revoked["outcome"]
+    assert (outcome["kind"], outcome["reason_code"]) == ("revoked", "below_threshold")
+    assert Decimal(outcome["released"]) == AID and Decimal(outcome["recovery"]) == ADVANCE
+    assert outcome["granted_from_waiting_list"] == [d.apps[2]]
+    payments = _ok(await mon.get("/v1/payments", params={"project_id": project["id"]}, headers=d.officer))["items"]
+    by_kind = {p["kind"]: p for p in payments}
+    assert set(by_kind) == {"advance", "recovery"}, payments
+    assert (by_kind["recovery"]["status"], Decimal(by_kind["recovery"]["amount"])) == ("ordered", ADVANCE)
+    assert by_kind["advance"]["status"] == "paid"
+    # no claim on a revoked project
+    r = await mon.post(f"/v1/projects/{project['id']}/claims", json={"kind": "final"}, headers=d.beneficiary(1))
+    assert r.status_code == 409, r.text
+
+    # evaluation: the aid released, the waiting application funded from it (scorrimento)
+    funding = _ok(await ev.get(f"/v1/fundings/{d.apps[1]}", headers=d.officer))
+    assert funding["status"] == "revoked" and Decimal(funding["granted"]) == 0
+    third = _ok(await ev.get(f"/v1/fundings/{d.apps[2]}", headers=d.officer))
+    assert third["status"] == "funded", third
+    assert (Decimal(third["granted"]), Decimal(third["grant"]), Decimal(third["loan"])) == (AID, GRANT, LOAN)
+    budget = _ok(await ev.get(f"/v1/calls/{d.call_id}/budget", headers=d.officer))
+    assert (Decimal(budget["committed"]), Decimal(budget["freed"]), Decimal(budget["available"])) == (
+        2 * AID, AID, BUDGET - 2 * AID)
+    ledger = [(e["kind"], e["application_id"], Decimal(e["amount"])) for e in budget["entries"]]
+    assert ledger[-2:] == [("release", d.apps[1], AID), ("commitment", d.apps[2], AID)], ledger
+    assert ledger.count(("commitment", d.apps[2], AID)) == 1
+
+    # the event, in the outbox (polled as an officer)
+    async def granted_event() -> dict[str, Any] | None:
+        nonlocal cursor
+        page = _ok(await d.intake.get("/v1/events", params={"limit": 100, **({"after": cursor} if cursor else {})},
+                                      headers=d.officer))
+        cursor = page["next_cursor"]
+        return next((e for e in page["items"] if e["type"] == "funding.granted_from_waiting_list"
+                     and e["data"]["application_id"] == d.apps[2]), None)
+    event = await wait_for(granted_event, within=WAIT, what="funding.granted_from_waiting_list", every=0.2)
+    assert event["data"]["previous_status"] == "waiting" and event["data"]["status"] == "funded"
+    assert Decimal(event["data"]["granted"]) == AID and event["data"]["company_id"] == d.companies[2]
+    # ... and at the partner's endpoint, with the revocation
+    async def hooks() -> bool:
+        return bool(d.webhooks("funding.granted_from_waiting_list")) and bool(d.webhooks("project.revoked"))
+    await wait_for(hooks, within=WAIT, what="the scorrimento and the revocation at the partner's endpoint")
+    (hooked,) = d.webhooks("funding.granted_from_waiting_list")
+    assert hooked["id"] == event["id"]
+    (revocation,) = d.webhooks("project.revoked")
+    assert (revocation["data"]["project_id"], Decimal(revocation["data"]["recovery"])) == (project["id"], ADVANCE)
+    public = _ok(await ev.get(f"/v1/public/calls/{d.call_id}/budget"))
+    assert (public["funded"], public["waiting"], Decimal(public["available"])) == (2, 0, BUDGET - 2 * AID)
+
+    # the recovery collected; the statistics count the revocation
+    recovery = by_kind["recovery"]
+    _ok(await mon.post(f"/v1/payments/{recovery['id']}/paid", headers={**d.officer, **_match(recovery["etag"])}))
+
+    async def stats_show_it() -> dict[str, Any] | None:
+        s = _ok(await mon.get("/v1/stats", params={"call_id": d.call_id}, headers=d.officer))
+        return s if s["totals"]["revoked"] == 1 else None
+    stats = await wait_for(stats_show_it, within=WAIT, what="the revocation in the statistics", every=0.5)
+    # project 1 keeps its aid; project 2's is gone (the waiting application is not decided yet)
+    assert Decimal(stats["totals"]["committed"]) == AID, stats["totals"]
+    grants = _ok(await mon.get("/v1/open-data/funded-projects.json", params={"call_id": d.call_id}))["grants"]
+    assert project["cup"] not in {g["cup"] for g in grants}, "a revoked project is not published"
+
+    # the next applicant's new decision (a later decree), accepted: monitoring starts its project
+    decree = _ok(await ev.post("/v1/decrees", json={"call_id": d.call_id,
+                                                    "number": f"{random.randrange(10**6)}/{d.decree_date.year}-bis",
+                                                    "decree_date": d.decree_date.isoformat()},
+                               headers=d.officer), 201)
+    batch = _ok(await ev.post(f"/v1/decrees/{decree['id']}/decisions", json={"all_pending": True},
+                              headers={**d.officer, **_match(decree["etag"])}), 201)
+    (decision,) = batch["created"]
+    assert (decision["application_id"], decision["outcome"]) == (d.apps[2], "funded")
+    assert (Decimal(decision["grant"]), Decimal(decision["loan"])) == (GRANT, LOAN)
+    cup = f"E{random.randint(10, 99)}D{random.randrange(10**11):011d}"
+    r = await ev.put(f"/v1/decisions/{decision['id']}/cup", json={"cup": cup},
+                     headers={**d.officer, **_match(decision["etag"])})
+    r = await ev.put(f"/v1/decisions/{decision['id']}/cor", json={"cor": str(random.randrange(10**9))},
+                     headers={**d.officer, **_match(_ok(r)["etag"])})
+    _ok(await ev.post(f"/v1/decrees/{decree['id']}/close", headers={**d.officer, **_match(batch["decree"]["etag"])}))
+    decision = _ok(await ev.get(f"/v1/decisions/{decision['id']}", headers=d.partner))
+    _ok(await ev.post(f"/v1/decisions/{decision['id']}/accept", headers={**d.partner, **_match(decision["etag"])}))
+
+    async def started() -> dict[str, Any] | None:
+        items = _ok(await mon.get("/v1/projects", params={"company_id": d.companies[2]}, headers=d.officer))["items"]
+        return items[0] if items else None
+    third_project = await wait_for(started, within=WAIT, what="the project of the application funded by scorrimento")
+    assert (third_project["application_id"], third_project["cup"], third_project["status"]) == (d.apps[2], cup,
+                                                                                               "active")
+    (advance,) = _ok(await mon.get("/v1/payments", params={"project_id": third_project["id"]},
+                                   headers=d.officer))["items"]
+    assert (advance["kind"], Decimal(advance["amount"])) == ("advance", ADVANCE)

@@ -35,6 +35,11 @@ need `If-Match` with the resource's `ETag`. Events reach partners as signed webh
 `GET /v1/events`."""
 
 
+async def _nothing_to_reset(conn: asyncpg.Connection) -> None:
+    """The submit path leaves no session state (autocommit statements only: no SET, LISTEN, cursor or
+    advisory lock), so a released connection needs no `RESET ALL` round trip."""
+
+
 @asynccontextmanager
 async def submit_pool(app: FastAPI) -> AsyncIterator[None]:
     """The click-day submit path's own asyncpg pool (autocommit: each submit commits in one statement)."""
@@ -48,7 +53,8 @@ async def submit_pool(app: FastAPI) -> AsyncIterator[None]:
         pool_kw["statement_cache_size"] = 0
     app.state.submit_pool = await asyncpg.create_pool(
         # min_size 0: no background "floor" reconnects (and their error logs) while the database is down
-        plain_url(resolve_database_url(settings)), min_size=0, max_size=settings.submit_pool_size, **pool_kw)
+        plain_url(resolve_database_url(settings)), min_size=0, max_size=settings.submit_pool_size,
+        reset=_nothing_to_reset, **pool_kw)
     try:
         yield
     finally:

@@ -12,12 +12,13 @@ and non-string keys are refused, so a receipt hashes the same on every machine.
 """
 
 import hashlib
-import json
 from collections.abc import Iterable, Mapping
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
+
+import orjson
 
 GENESIS = "0" * 64
 
@@ -54,10 +55,12 @@ def _normalise(obj: object) -> _JsonValue:
 
 
 def canonical_json(obj: object) -> bytes:
-    """The canonical UTF-8 JSON bytes of ``obj`` (see the module docstring)."""
-    return json.dumps(
-        _normalise(obj), sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-    ).encode("utf-8")
+    """The canonical UTF-8 JSON bytes of ``obj`` (see the module docstring).
+
+    orjson with sorted keys writes exactly what ``json.dumps(sort_keys=True, separators=(",", ":"),
+    ensure_ascii=False)`` writes for these values, several times faster (the submit hashes every document).
+    """
+    return orjson.dumps(_normalise(obj), option=orjson.OPT_SORT_KEYS)
 
 
 def sha256_hex(b: bytes) -> str:

@@ -63,3 +63,14 @@ def test_verify_chain() -> None:
     swapped = [entries[0], entries[2], entries[1], entries[3]]
     assert verify_chain(swapped) == 1
     assert verify_chain(entries[1:]) == 0
+
+
+def test_canonical_json_is_the_stdlib_canonical_form_byte_for_byte():
+    """orjson writes it; the definition (sorted keys, no spaces, UTF-8 kept) is the stdlib's."""
+    import json
+
+    from shared.domain.receipts import _normalise
+
+    tricky = {"z": [1, True, None, "città\u2028\n\t\"\\/"], "b": {"y": "\x01\x1f", "é": "😀"}, "a": "ü"}
+    expected = json.dumps(_normalise(tricky), sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    assert canonical_json(tricky) == expected

@@ -26,7 +26,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.orm import Mapped, mapped_column
 
-from shared.db import Base
+from shared.db import Base, Money
 
 SCHEMA = "evaluation"
 
@@ -63,7 +63,6 @@ class ReceivedApplication(Base):
     withdrawal_reason: Mapped[str | None] = mapped_column(Text)
 
 
-Money = Numeric(14, 2)
 
 
 class Evaluation(Base):

@@ -19,31 +19,23 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
-    func,
     text,
 )
-from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
-from shared.db import Base
+from shared.db import Base, Money, created_now, uuid_pk
 
 SCHEMA = "intake"
-Money = Numeric(14, 2)
 
 
-def _id() -> Mapped[uuid.UUID]:
-    return mapped_column(UUID(as_uuid=True), primary_key=True, default=uuid.uuid4)
-
-
-def _created() -> Mapped[datetime]:
-    return mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
 class Call(Base):
     __tablename__ = "calls"
     __table_args__ = {"schema": SCHEMA}
 
-    id: Mapped[uuid.UUID] = _id()
+    id: Mapped[uuid.UUID] = uuid_pk()
     code: Mapped[str] = mapped_column(String(40), unique=True)
     title: Mapped[str] = mapped_column(Text)
     procedure: Mapped[str] = mapped_column(String(16))
@@ -55,8 +47,8 @@ class Call(Base):
     demo_closes_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     budget_total: Mapped[Decimal] = mapped_column(Money)
     version: Mapped[int] = mapped_column(Integer, default=1)
-    created_at: Mapped[datetime] = _created()
-    updated_at: Mapped[datetime] = _created()
+    created_at: Mapped[datetime] = created_now()
+    updated_at: Mapped[datetime] = created_now()
 
 
 class CallVersion(Base):
@@ -68,7 +60,7 @@ class CallVersion(Base):
     rules: Mapped[dict[str, Any]] = mapped_column(JSONB)
     reason: Mapped[str | None] = mapped_column(Text)
     created_by: Mapped[str] = mapped_column(String(64))
-    created_at: Mapped[datetime] = _created()
+    created_at: Mapped[datetime] = created_now()
 
 
 class CallCounter(Base):
@@ -86,20 +78,20 @@ class Partner(Base):
     __tablename__ = "partners"
     __table_args__ = {"schema": SCHEMA}
 
-    id: Mapped[uuid.UUID] = _id()
+    id: Mapped[uuid.UUID] = uuid_pk()
     name: Mapped[str] = mapped_column(Text)
     kind: Mapped[str] = mapped_column(String(32))
     fiscal_code: Mapped[str] = mapped_column(String(16), unique=True)
     email: Mapped[str | None] = mapped_column(Text)
     version: Mapped[int] = mapped_column(Integer, default=1)
-    created_at: Mapped[datetime] = _created()
+    created_at: Mapped[datetime] = created_now()
 
 
 class Company(Base):
     __tablename__ = "companies"
     __table_args__ = {"schema": SCHEMA}
 
-    id: Mapped[uuid.UUID] = _id()
+    id: Mapped[uuid.UUID] = uuid_pk()
     vat_number: Mapped[str] = mapped_column(String(11), unique=True)
     fiscal_code: Mapped[str] = mapped_column(String(16))
     name: Mapped[str] = mapped_column(Text)
@@ -119,8 +111,8 @@ class Company(Base):
     size_class: Mapped[str] = mapped_column(String(8))
     version: Mapped[int] = mapped_column(Integer, default=1)
     created_by: Mapped[str] = mapped_column(String(64))
-    created_at: Mapped[datetime] = _created()
-    updated_at: Mapped[datetime] = _created()
+    created_at: Mapped[datetime] = created_now()
+    updated_at: Mapped[datetime] = created_now()
 
 
 class Delegation(Base):
@@ -134,12 +126,12 @@ class Delegation(Base):
         {"schema": SCHEMA},
     )
 
-    id: Mapped[uuid.UUID] = _id()
+    id: Mapped[uuid.UUID] = uuid_pk()
     partner_id: Mapped[uuid.UUID] = mapped_column(ForeignKey(f"{SCHEMA}.partners.id"))
     company_id: Mapped[uuid.UUID] = mapped_column(ForeignKey(f"{SCHEMA}.companies.id"))
     status: Mapped[str] = mapped_column(String(16))
     version: Mapped[int] = mapped_column(Integer, default=1)
-    created_at: Mapped[datetime] = _created()
+    created_at: Mapped[datetime] = created_now()
     activated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
@@ -156,7 +148,7 @@ class Application(Base):
         {"schema": SCHEMA},
     )
 
-    id: Mapped[uuid.UUID] = _id()
+    id: Mapped[uuid.UUID] = uuid_pk()
     call_id: Mapped[uuid.UUID] = mapped_column(ForeignKey(f"{SCHEMA}.calls.id"))
     company_id: Mapped[uuid.UUID] = mapped_column(ForeignKey(f"{SCHEMA}.companies.id"))
     partner_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey(f"{SCHEMA}.partners.id"))
@@ -167,8 +159,8 @@ class Application(Base):
     flat_rates: Mapped[list[str]] = mapped_column(ARRAY(String(8)))
     version: Mapped[int] = mapped_column(Integer, default=1)
     created_by: Mapped[str] = mapped_column(String(64))
-    created_at: Mapped[datetime] = _created()
-    updated_at: Mapped[datetime] = _created()
+    created_at: Mapped[datetime] = created_now()
+    updated_at: Mapped[datetime] = created_now()
     call_version: Mapped[int | None] = mapped_column(Integer)
     protocol_number: Mapped[int | None] = mapped_column(BigInteger)
     submitted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
@@ -186,7 +178,7 @@ class ExpenseLine(Base):
         {"schema": SCHEMA},
     )
 
-    id: Mapped[uuid.UUID] = _id()
+    id: Mapped[uuid.UUID] = uuid_pk()
     application_id: Mapped[uuid.UUID] = mapped_column(ForeignKey(f"{SCHEMA}.applications.id", ondelete="CASCADE"))
     position: Mapped[int] = mapped_column(Integer)
     category: Mapped[str] = mapped_column(String(8))
@@ -200,7 +192,7 @@ class Training(Base):
     __tablename__ = "trainings"
     __table_args__ = {"schema": SCHEMA}
 
-    id: Mapped[uuid.UUID] = _id()
+    id: Mapped[uuid.UUID] = uuid_pk()
     title: Mapped[str] = mapped_column(Text)
     topic: Mapped[str] = mapped_column(String(32))
     format: Mapped[str] = mapped_column(String(16))
@@ -211,7 +203,7 @@ class Training(Base):
     capacity: Mapped[int] = mapped_column(Integer)
     enrolled: Mapped[int] = mapped_column(Integer, default=0)
     version: Mapped[int] = mapped_column(Integer, default=1)
-    created_at: Mapped[datetime] = _created()
+    created_at: Mapped[datetime] = created_now()
 
 
 class Enrolment(Base):
@@ -223,7 +215,7 @@ class Enrolment(Base):
         {"schema": SCHEMA},
     )
 
-    id: Mapped[uuid.UUID] = _id()
+    id: Mapped[uuid.UUID] = uuid_pk()
     training_id: Mapped[uuid.UUID] = mapped_column(ForeignKey(f"{SCHEMA}.trainings.id"))
     company_id: Mapped[uuid.UUID] = mapped_column(ForeignKey(f"{SCHEMA}.companies.id"))
     participant_name: Mapped[str] = mapped_column(Text)
@@ -231,5 +223,5 @@ class Enrolment(Base):
     participant_role: Mapped[str | None] = mapped_column(Text)
     status: Mapped[str] = mapped_column(String(16))
     created_by: Mapped[str] = mapped_column(String(64))
-    created_at: Mapped[datetime] = _created()
+    created_at: Mapped[datetime] = created_now()
     cancelled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

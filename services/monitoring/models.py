@@ -25,24 +25,16 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
-    func,
     text,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 from sqlalchemy.orm import Mapped, mapped_column
 
-from shared.db import Base
+from shared.db import Base, Money, created_now, uuid_pk
 
 SCHEMA = "monitoring"
-Money = Numeric(14, 2)
 
 
-def _id() -> Mapped[uuid.UUID]:
-    return mapped_column(UUID(as_uuid=True), primary_key=True, default=uuid.uuid4)
-
-
-def _now() -> Mapped[datetime]:
-    return mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
 class InboxEvent(Base):
@@ -55,7 +47,7 @@ class InboxEvent(Base):
     event_type: Mapped[str] = mapped_column(String(100))
     source: Mapped[str] = mapped_column(String(32))
     payload: Mapped[dict[str, Any]] = mapped_column(JSONB)
-    received_at: Mapped[datetime] = _now()
+    received_at: Mapped[datetime] = created_now()
 
 
 class Project(Base):
@@ -66,7 +58,7 @@ class Project(Base):
         {"schema": SCHEMA},
     )
 
-    id: Mapped[uuid.UUID] = _id()
+    id: Mapped[uuid.UUID] = uuid_pk()
     application_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), unique=True)
     decision_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), unique=True)
     call_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True))
@@ -92,8 +84,8 @@ class Project(Base):
     final_loan: Mapped[Decimal | None] = mapped_column(Money)
     outcome: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     version: Mapped[int] = mapped_column(Integer, default=1)
-    created_at: Mapped[datetime] = _now()
-    updated_at: Mapped[datetime] = _now()
+    created_at: Mapped[datetime] = created_now()
+    updated_at: Mapped[datetime] = created_now()
 
 
 class Payment(Base):
@@ -107,13 +99,13 @@ class Payment(Base):
         {"schema": SCHEMA},
     )
 
-    id: Mapped[uuid.UUID] = _id()
+    id: Mapped[uuid.UUID] = uuid_pk()
     project_id: Mapped[uuid.UUID] = mapped_column(ForeignKey(f"{SCHEMA}.projects.id"))
     kind: Mapped[str] = mapped_column(String(16))
     amount: Mapped[Decimal] = mapped_column(Money)
     iban: Mapped[str | None] = mapped_column(String(34))
     status: Mapped[str] = mapped_column(String(16))
-    ordered_at: Mapped[datetime] = _now()
+    ordered_at: Mapped[datetime] = created_now()
     paid_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     failed_reason: Mapped[str | None] = mapped_column(Text)
     version: Mapped[int] = mapped_column(Integer, default=1)
@@ -129,7 +121,7 @@ class Claim(Base):
         {"schema": SCHEMA},
     )
 
-    id: Mapped[uuid.UUID] = _id()
+    id: Mapped[uuid.UUID] = uuid_pk()
     project_id: Mapped[uuid.UUID] = mapped_column(ForeignKey(f"{SCHEMA}.projects.id"))
     kind: Mapped[str] = mapped_column(String(16))
     status: Mapped[str] = mapped_column(String(20))
@@ -140,7 +132,7 @@ class Claim(Base):
     review: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     version: Mapped[int] = mapped_column(Integer, default=1)
     created_by: Mapped[str] = mapped_column(String(64))
-    created_at: Mapped[datetime] = _now()
+    created_at: Mapped[datetime] = created_now()
 
 
 class ClaimLine(Base):
@@ -156,7 +148,7 @@ class ClaimLine(Base):
         {"schema": SCHEMA},
     )
 
-    id: Mapped[uuid.UUID] = _id()
+    id: Mapped[uuid.UUID] = uuid_pk()
     claim_id: Mapped[uuid.UUID] = mapped_column(ForeignKey(f"{SCHEMA}.claims.id"))
     project_id: Mapped[uuid.UUID] = mapped_column(ForeignKey(f"{SCHEMA}.projects.id"))
     kind: Mapped[str] = mapped_column(String(16))
@@ -174,7 +166,7 @@ class ClaimLine(Base):
     outcome: Mapped[str] = mapped_column(String(16), default="pending")
     recognised_amount: Mapped[Decimal | None] = mapped_column(Money)
     officer_note: Mapped[str | None] = mapped_column(Text)
-    created_at: Mapped[datetime] = _now()
+    created_at: Mapped[datetime] = created_now()
 
 
 class EvidenceFile(Base):
@@ -184,7 +176,7 @@ class EvidenceFile(Base):
         {"schema": SCHEMA},
     )
 
-    id: Mapped[uuid.UUID] = _id()
+    id: Mapped[uuid.UUID] = uuid_pk()
     claim_line_id: Mapped[uuid.UUID] = mapped_column(ForeignKey(f"{SCHEMA}.claim_lines.id"))
     filename: Mapped[str] = mapped_column(Text)
     media_type: Mapped[str] = mapped_column(String(64))
@@ -193,7 +185,7 @@ class EvidenceFile(Base):
     storage_key: Mapped[str] = mapped_column(Text)
     invoice_data: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     uploaded_by: Mapped[str] = mapped_column(String(64))
-    uploaded_at: Mapped[datetime] = _now()
+    uploaded_at: Mapped[datetime] = created_now()
 
 
 class KpiReport(Base):
@@ -203,14 +195,14 @@ class KpiReport(Base):
         {"schema": SCHEMA},
     )
 
-    id: Mapped[uuid.UUID] = _id()
+    id: Mapped[uuid.UUID] = uuid_pk()
     project_id: Mapped[uuid.UUID] = mapped_column(ForeignKey(f"{SCHEMA}.projects.id"))
     kpi: Mapped[str] = mapped_column(Text)
     period: Mapped[str] = mapped_column(String(16))
     value: Mapped[Decimal] = mapped_column(Numeric(14, 2))
     note: Mapped[str | None] = mapped_column(Text)
     reported_by: Mapped[str] = mapped_column(String(64))
-    reported_at: Mapped[datetime] = _now()
+    reported_at: Mapped[datetime] = created_now()
 
 
 class MilestoneReport(Base):
@@ -220,14 +212,14 @@ class MilestoneReport(Base):
         {"schema": SCHEMA},
     )
 
-    id: Mapped[uuid.UUID] = _id()
+    id: Mapped[uuid.UUID] = uuid_pk()
     project_id: Mapped[uuid.UUID] = mapped_column(ForeignKey(f"{SCHEMA}.projects.id"))
     milestone: Mapped[str] = mapped_column(Text)
     due_date: Mapped[date] = mapped_column(Date)
     completed_on: Mapped[date | None] = mapped_column(Date)
     note: Mapped[str | None] = mapped_column(Text)
     reported_by: Mapped[str] = mapped_column(String(64))
-    reported_at: Mapped[datetime] = _now()
+    reported_at: Mapped[datetime] = created_now()
 
 
 class Reminder(Base):
@@ -239,11 +231,11 @@ class Reminder(Base):
         {"schema": SCHEMA},
     )
 
-    id: Mapped[uuid.UUID] = _id()
+    id: Mapped[uuid.UUID] = uuid_pk()
     project_id: Mapped[uuid.UUID] = mapped_column(ForeignKey(f"{SCHEMA}.projects.id"))
     kind: Mapped[str] = mapped_column(String(32))
     due_date: Mapped[date] = mapped_column(Date)
-    sent_at: Mapped[datetime] = _now()
+    sent_at: Mapped[datetime] = created_now()
 
 
 class ApplicationFact(Base):
@@ -273,4 +265,4 @@ class ApplicationFact(Base):
     revoked: Mapped[bool] = mapped_column(Boolean, default=False)
     foreign_share_baseline: Mapped[Decimal | None] = mapped_column(Numeric(7, 2))
     foreign_share_latest: Mapped[Decimal | None] = mapped_column(Numeric(7, 2))
-    updated_at: Mapped[datetime] = _now()
+    updated_at: Mapped[datetime] = created_now()

@@ -4,9 +4,11 @@ Seeds N complete drafts (one partner holding delegations for N companies, one op
 intake under uvicorn, fires one submit per draft with wrk through ../shared/bench/clickday_load.py,
 then does the same against ../shared/bench/anchor_app.py; prints both runs, the ratio desk/anchor
 and the checks: every 2xx has its row and receipt, protocol numbers unique, gap-free and in server
-arrival order, the receipt chain verifies, no 5xx, and the intake process's peak RSS.
+arrival order, the receipt chain verifies, no 5xx, and each service's peak RSS (evaluation and
+monitoring run beside intake; with --with-worker the delivery worker feeds them during the burst).
 
     python tests/bench/clickday_bench.py [--drafts 40000] [--duration 10] [--connections 64] [--workers 1]
+                                         [--with-worker] [--skip-anchor]
 
 Needs wrk (Debian package `wrk`) and a PostgreSQL: BENCH_DATABASE_URL (default the local server at
 127.0.0.1:5432); it creates and drops its own database `desk_bench`. Not collected by pytest.
@@ -192,6 +194,7 @@ def main() -> int:
     p.add_argument("--connections", type=int, default=64)
     p.add_argument("--workers", type=int, default=1)
     p.add_argument("--skip-anchor", action="store_true")
+    p.add_argument("--with-worker", action="store_true", help="deliver events to evaluation during the burst")
     a = p.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("wrk is needed: apt-get install wrk")
@@ -211,20 +214,33 @@ def main() -> int:
     ids_file = tmp / "ids.txt"
     ids_file.write_text("\n".join(ids) + "\n")
 
-    port = free_port()
+    port, eport, mport = free_port(), free_port(), free_port()
+    env.update(DESK_INTAKE_URL=f"http://127.0.0.1:{port}", DESK_EVALUATION_URL=f"http://127.0.0.1:{eport}",
+               DESK_MONITORING_URL=f"http://127.0.0.1:{mport}")
     server = subprocess.Popen([sys.executable, "-m", "uvicorn", "--factory", "services.intake.app:build_app",
                                "--port", str(port), "--workers", str(a.workers), "--no-access-log",
                                "--log-level", "warning"], cwd=ROOT, env=env)
-    sampler = RssSampler(server.pid)
+    # The other services run during the burst too, so every service's memory is measured; with
+    # --with-worker the events flow as on a real click day (evaluation fetches each application).
+    others = {name: subprocess.Popen([sys.executable, "-m", "uvicorn", "--factory", f"services.{name}.app:build_app",
+                                      "--port", str(p), "--no-access-log", "--log-level", "warning"],
+                                     cwd=ROOT, env=env)
+              for name, p in (("evaluation", eport), ("monitoring", mport))}
+    if a.with_worker:
+        others["worker"] = subprocess.Popen([sys.executable, "-m", "shared.cli", "worker"], cwd=ROOT, env=env)
+    samplers = {"intake": RssSampler(server.pid), **{n: RssSampler(p.pid) for n, p in others.items()}}
     try:
         wait_ready(f"http://127.0.0.1:{port}/readyz")
+        wait_ready(f"http://127.0.0.1:{eport}/readyz")
+        wait_ready(f"http://127.0.0.1:{mport}/readyz")
         import threading
 
         stop = threading.Event()
 
         def poll() -> None:
             while not stop.is_set():
-                sampler.sample()
+                for sampler in samplers.values():
+                    sampler.sample()
                 time.sleep(0.25)
 
         t = threading.Thread(target=poll, daemon=True)
@@ -234,11 +250,15 @@ def main() -> int:
         stop.set()
         t.join()
     finally:
-        server.send_signal(signal.SIGTERM)
-        server.wait(timeout=30)
+        for proc in (server, *others.values()):
+            proc.send_signal(signal.SIGTERM)
+        for proc in (server, *others.values()):
+            proc.wait(timeout=30)
     checks = asyncio.run(verify(int(desk["s2xx"])))  # type: ignore[arg-type]
-    result: dict[str, object] = {"desk": desk, "checks": checks, "intake_peak_rss_mb": round(sampler.peak / 2**20, 1),
-                                 "workers": a.workers, "drafts": a.drafts}
+    rss = {name: round(s.peak / 2**20, 1) for name, s in samplers.items()}
+    result: dict[str, object] = {"desk": desk, "checks": checks, "peak_rss_mb": rss,
+                                 "rss_under_200mb": all(v < 200 for v in rss.values()), "workers": a.workers,
+                                 "drafts": a.drafts, "with_worker": a.with_worker}
 
     if not a.skip_anchor:
         anchor_env = {**os.environ, "ANCHOR_DSN": url_for(DB)}

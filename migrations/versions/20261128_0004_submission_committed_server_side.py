@@ -71,8 +71,9 @@ BEGIN
             USING ERRCODE = 'DK001';
     END IF;
 
-    UPDATE intake.call_counters c SET last_protocol = c.last_protocol + 1 WHERE c.call_id = p_call_id
-    RETURNING c.last_protocol, c.last_chain_hash, clock_timestamp() INTO v_n, v_prev, v_at;
+    -- From here to the commit the call's counter is locked: keep it short (one locking read, one update).
+    SELECT c.last_protocol + 1, c.last_chain_hash, clock_timestamp() INTO v_n, v_prev, v_at
+      FROM intake.call_counters c WHERE c.call_id = p_call_id FOR NO KEY UPDATE;
     v_at_text := to_char(v_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"');
     -- The receipt's canonical JSON (sorted keys, no spaces), byte for byte what shared.domain.receipts makes.
     v_json := format('{"application_id":%s,"call_code":%s,"call_id":%s,"call_version":%s,'
@@ -81,7 +82,7 @@ BEGIN
                      to_json(p_application_id::text), to_json(p_call_code), to_json(p_call_id::text), p_call_version,
                      to_json(p_company_vat), to_json(p_content_sha256), to_json(p_key_id), v_n, to_json(v_at_text));
     v_hash := encode(sha256(convert_to(v_prev || v_json, 'UTF8')), 'hex');
-    UPDATE intake.call_counters c SET last_chain_hash = v_hash WHERE c.call_id = p_call_id;
+    UPDATE intake.call_counters c SET last_protocol = v_n, last_chain_hash = v_hash WHERE c.call_id = p_call_id;
 
     UPDATE intake.applications a
        SET status = 'submitted', protocol_number = v_n, submitted_at = v_at, call_version = p_call_version,

@@ -251,3 +251,27 @@ async def monitoring_app(conn: AsyncConnection, engine: AsyncEngine) -> Any:
 async def monitoring_client(monitoring_app: Any) -> AsyncIterator[httpx.AsyncClient]:
     async with _client(monitoring_app) as c:
         yield c
+
+
+QUICK_RETRIES = {"retries": 1, "backoff_base": 0.01, "backoff_max": 0.02, "breaker_threshold": 20,
+                 "breaker_cooldown": 0.1}
+
+
+def serve_committing(app: Any, engine: AsyncEngine) -> Any:
+    """A desk app bound to the real (committing) engine, ready to be served by uvicorn on loopback."""
+    from tests.loopback import LoopbackServer
+
+    app.state.keyring = KEYRING
+    app.state.sessionmaker = make_sessionmaker(engine)
+    app.state.engine = engine
+    return LoopbackServer(app)
+
+
+@pytest_asyncio.fixture(loop_scope="session", scope="session")
+async def intake_server(engine: AsyncEngine) -> AsyncIterator[Any]:
+    """The real intake app, committing, on 127.0.0.1: the peer other services' tests read through their clients."""
+    server = serve_committing(_build("intake"), engine)
+    await server.start()
+    yield server
+    await server.stop()
+

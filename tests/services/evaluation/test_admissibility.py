@@ -12,13 +12,8 @@ import pytest
 from sqlalchemy import text
 
 import services.evaluation.admissibility.service as admissibility_service
-from tests.services.evaluation import test_inbox
 from tests.services.evaluation.builders import submit_through_intake
 from tests.services.evaluation.test_inbox import count, deliver, outbox_event
-
-# the loopback intake and evaluation's client of it (fixtures of test_inbox)
-intake_server = test_inbox.intake_server
-intake = test_inbox.intake
 
 
 async def evaluated(client: Any, engine: Any, intake_url: str, *, company: dict[str, Any] | None = None,

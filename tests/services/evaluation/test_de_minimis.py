@@ -11,12 +11,7 @@ from sqlalchemy import text
 
 from shared.db import make_sessionmaker
 from tests.factories import make_company, make_partner, open_call, vat_number
-from tests.services.evaluation import test_inbox
 from tests.services.evaluation.test_inbox import count
-
-# the loopback intake and evaluation's client of it (fixtures of test_inbox)
-intake_server = test_inbox.intake_server
-intake = test_inbox.intake
 
 HEADER = "CODICE_FISCALE_BENEFICIARIO;DATA_CONCESSIONE;ELEMENTO_DI_AIUTO;SOGGETTO_CONCEDENTE;REGOLAMENTO;COR"
 CSV = {"Content-Type": "text/csv"}

@@ -18,12 +18,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import text
 
 from tests.factories import vat_number
-from tests.services.evaluation import test_inbox
 from tests.services.evaluation.test_admissibility import evaluated, events_of
-
-# the loopback intake and evaluation's client of it (fixtures of test_inbox)
-intake_server = test_inbox.intake_server
-intake = test_inbox.intake
 
 
 def today_rome() -> date:

@@ -4,51 +4,21 @@ intake service answering on a loopback port (committed data), and intake going d
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 import orjson
-import pytest_asyncio
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.intake.app import build_app as build_intake
 from shared.auth import DEFAULT_SCOPES, mint_token
 from shared.clients.intake import IntakeClient
 from shared.db import make_sessionmaker
 from shared.events.catalogue import envelope
 from shared.events.signing import new_webhook_secret, sign_headers
-from shared.settings import IntakeSettings
 from tests.conftest import KEYRING, make_token
 from tests.factories import delegate, draft_body, make_company, make_partner, open_call
-from tests.loopback import LoopbackServer
-
-
-@pytest_asyncio.fixture(loop_scope="session")
-async def intake_server(engine: AsyncEngine) -> AsyncIterator[LoopbackServer]:
-    """The real intake app, committing, served by uvicorn on 127.0.0.1."""
-    app = build_intake(IntakeSettings(environment="test", access_log=False, log_level="WARNING",
-                                      database_url="postgresql://unused/x"))
-    app.state.keyring = KEYRING
-    app.state.sessionmaker = make_sessionmaker(engine)
-    app.state.engine = engine
-    server = LoopbackServer(app)
-    await server.start()
-    yield server
-    await server.stop()
-
-
-@pytest_asyncio.fixture(loop_scope="session")
-async def intake(evaluation_app: Any, intake_server: LoopbackServer) -> AsyncIterator[IntakeClient]:
-    """Evaluation's IntakeClient pointed at the loopback intake (quick retries for tests)."""
-    client = IntakeClient(intake_server.url, service="evaluation", keyring=KEYRING, issuer="regional-desk",
-                          retries=1, backoff_base=0.01, backoff_max=0.02, breaker_threshold=20, breaker_cooldown=0.1)
-    evaluation_app.state.intake_client = client
-    yield client
-    evaluation_app.state.intake_client = None
-    await client.aclose()
 
 
 def service_headers() -> dict[str, str]:

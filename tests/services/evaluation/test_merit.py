@@ -6,7 +6,6 @@ transaction with tests/services/evaluation/builders.py."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -14,14 +13,11 @@ import pytest_asyncio
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.intake.app import build_app as build_intake
 from shared.auth import create_client, issue_token
 from shared.clients.intake import IntakeClient
 from shared.db import make_sessionmaker
-from shared.settings import IntakeSettings
 from tests.conftest import KEYRING
 from tests.factories import make_company, make_partner, open_call
-from tests.loopback import LoopbackServer
 from tests.services.evaluation.builders import evaluation_of, received_application
 
 Http = httpx.AsyncClient
@@ -32,28 +28,8 @@ GRID = ("plan_quality", "market_analysis", "expected_impact", "feasibility", "di
 # ---------------------------------------------------------------- fixtures
 
 
-@pytest_asyncio.fixture(loop_scope="session")
-async def intake_server(engine: AsyncEngine) -> AsyncIterator[LoopbackServer]:
-    """The real intake app, committing, served by uvicorn on 127.0.0.1."""
-    app = build_intake(IntakeSettings(environment="test", access_log=False, log_level="WARNING",
-                                      database_url="postgresql://unused/x"))
-    app.state.keyring = KEYRING
-    app.state.sessionmaker = make_sessionmaker(engine)
-    app.state.engine = engine
-    server = LoopbackServer(app)
-    await server.start()
-    yield server
-    await server.stop()
 
 
-@pytest_asyncio.fixture(loop_scope="session")
-async def intake(evaluation_app: Any, intake_server: LoopbackServer) -> AsyncIterator[IntakeClient]:
-    client = IntakeClient(intake_server.url, service="evaluation", keyring=KEYRING, issuer="regional-desk",
-                          retries=1, backoff_base=0.01, backoff_max=0.02, breaker_threshold=20, breaker_cooldown=0.1)
-    evaluation_app.state.intake_client = client
-    yield client
-    evaluation_app.state.intake_client = None
-    await client.aclose()
 
 
 @pytest_asyncio.fixture(loop_scope="session")

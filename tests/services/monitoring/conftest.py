@@ -10,42 +10,24 @@ import pytest_asyncio
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.evaluation.app import build_app as build_evaluation
-from services.intake.app import build_app as build_intake
 from shared.clients.evaluation import EvaluationClient
 from shared.clients.intake import IntakeClient
-from shared.db import make_sessionmaker
-from shared.settings import EvaluationSettings, IntakeSettings
-from tests.conftest import KEYRING
+from shared.settings import EvaluationSettings
+from tests.conftest import KEYRING, QUICK_RETRIES, serve_committing
 from tests.loopback import LoopbackServer
 
-_QUICK = {"retries": 1, "backoff_base": 0.01, "backoff_max": 0.02, "breaker_threshold": 20, "breaker_cooldown": 0.1}
+_QUICK = QUICK_RETRIES
 
 
 def _settings(cls: type) -> Any:
     return cls(environment="test", access_log=False, log_level="WARNING", database_url="postgresql://unused/x")
 
 
-def _serve(app: Any, engine: AsyncEngine) -> LoopbackServer:
-    app.state.keyring = KEYRING
-    app.state.sessionmaker = make_sessionmaker(engine)
-    app.state.engine = engine
-    return LoopbackServer(app)
-
-
-@pytest_asyncio.fixture(loop_scope="session", scope="session")
-async def intake_server(engine: AsyncEngine) -> AsyncIterator[LoopbackServer]:
-    """The real intake app, committing, on 127.0.0.1."""
-    server = _serve(build_intake(_settings(IntakeSettings)), engine)
-    await server.start()
-    yield server
-    await server.stop()
-
-
 @pytest_asyncio.fixture(loop_scope="session", scope="session")
 async def evaluation_server(engine: AsyncEngine, intake_server: LoopbackServer) -> AsyncIterator[LoopbackServer]:
     """The real evaluation app, committing, on 127.0.0.1, reading intake on its loopback port."""
     app = build_evaluation(_settings(EvaluationSettings))
-    server = _serve(app, engine)
+    server = serve_committing(app, engine)
     client = IntakeClient(intake_server.url, service="evaluation", keyring=KEYRING, issuer="regional-desk", **_QUICK)
     app.state.intake_client = client
     await server.start()

@@ -110,6 +110,12 @@ SELECT d.id, d.attempts, d.subscription_id, s.url, s.secret, s.previous_secret, 
  FOR UPDATE OF d SKIP LOCKED
 """)
 
+SWEEP_EVERY_SECONDS = 600.0
+SWEEP_KEYS = text("""
+DELETE FROM desk.idempotency_keys WHERE ctid IN (
+    SELECT ctid FROM desk.idempotency_keys WHERE expires_at < now() LIMIT 10000)
+""")
+
 LOG_ATTEMPT = text("""
 INSERT INTO desk.delivery_attempts (delivery_id, attempt, status_code, latency_ms, error)
 VALUES (:id, :attempt, :code, :ms, :error)
@@ -246,15 +252,26 @@ class DeliveryWorker:
         sent = await self.deliver_due()
         return fanned + sent
 
+    async def sweep_expired_keys(self) -> int:
+        """Idempotency records past their retention are replaced lazily when a key is reused; the rest are
+        removed here, a bounded batch at a time, so the table does not grow for ever."""
+        async with self.engine.begin() as conn:
+            result = await conn.execute(SWEEP_KEYS)
+        return int(result.rowcount or 0)
+
     async def run(self, stop: asyncio.Event) -> None:
         """Fan out and deliver until `stop` is set. Stopping is graceful: the batch in flight is sent and
         recorded first (a delivery is only ever interrupted by the process dying, and then resent)."""
         async with self.engine.begin() as conn:
             await ensure_internal_subscriptions(conn, self.settings)
         log.info("delivery worker started")
+        next_sweep = 0.0
         while not stop.is_set():
             try:
                 busy = await self.run_once()
+                if time.monotonic() >= next_sweep:
+                    await self.sweep_expired_keys()
+                    next_sweep = time.monotonic() + SWEEP_EVERY_SECONDS
             except Exception:  # the worker must outlive a database restart
                 log.exception("worker iteration failed")
                 busy = 0

@@ -57,3 +57,29 @@ async def test_deliveries_to_a_removed_subscription_are_dead_lettered_not_sent(e
     assert rows[gone.id].status == "dead" and rows[gone.id].last_error == reason and attempts == 0
     assert rows[live.id].status == "delivered"
     assert "http://partner.test/gone" not in sent and "http://partner.test/live" in sent
+
+
+async def test_the_worker_sweeps_expired_idempotency_keys(engine):
+    import uuid as _uuid
+    from datetime import UTC, datetime, timedelta
+
+    from sqlalchemy import text as _text
+
+    from shared.events.worker import DeliveryWorker
+    from shared.settings import DeskSettings
+    from tests.conftest import KEYRING
+
+    who = f"sweep-{_uuid.uuid4().hex[:8]}"
+    async with engine.begin() as conn:
+        for key, expires in (("old", datetime.now(UTC) - timedelta(hours=1)),
+                             ("live", datetime.now(UTC) + timedelta(hours=24))):
+            await conn.execute(_text(
+                "INSERT INTO desk.idempotency_keys (principal, key, method, path, request_hash, expires_at) "
+                "VALUES (:p, :k, 'POST', '/x', '\\x00', :e)"), {"p": who, "k": key, "e": expires})
+    worker = DeliveryWorker(engine, KEYRING, DeskSettings(environment="test"))
+    assert await worker.sweep_expired_keys() >= 1
+    async with engine.connect() as conn:
+        left = (await conn.execute(_text("SELECT key FROM desk.idempotency_keys WHERE principal = :p"),
+                                   {"p": who})).scalars().all()
+    await worker.http.aclose()
+    assert left == ["live"]

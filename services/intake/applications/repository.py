@@ -86,20 +86,18 @@ SELECT a.id, a.call_id, a.company_id, a.partner_id, a.status, a.title, a.action_
        (SELECT coalesce(json_agg(json_build_object('category', l.category, 'description', l.description,
                                                    'amount', l.amount::text, 'target_market', l.target_market,
                                                    'supplier', l.supplier) ORDER BY l.position), '[]')
-          FROM intake.expense_lines l WHERE l.application_id = a.id) AS lines,
-       k.request_hash AS idem_hash, k.render_ref AS idem_render, k.expires_at AS idem_expires
+          FROM intake.expense_lines l WHERE l.application_id = a.id) AS lines
   FROM intake.applications a
   JOIN intake.calls c ON c.id = a.call_id
   JOIN intake.companies co ON co.id = a.company_id
-  LEFT JOIN desk.idempotency_keys k ON k.principal = $2 AND k.key = $3
  WHERE a.id = $1
 """
 # The reachability rule of services.intake.access, as SQL for the click-day path ($4: the company or partner).
 _SUBMIT_REACH = {
-    "all": _SUBMIT_SELECT + "   AND $4::uuid IS NULL",
-    "company": _SUBMIT_SELECT + "   AND a.company_id = $4",
+    "all": _SUBMIT_SELECT + "   AND $2::uuid IS NULL",
+    "company": _SUBMIT_SELECT + "   AND a.company_id = $2",
     "partner": _SUBMIT_SELECT + "   AND EXISTS (SELECT 1 FROM intake.delegations d WHERE d.company_id = a.company_id"
-                                " AND d.partner_id = $4 AND d.status = 'active')",
+                                " AND d.partner_id = $2 AND d.status = 'active')",
 }
 
 
@@ -113,9 +111,10 @@ async def driver_connection(session: AsyncSession) -> Any:
     return raw.driver_connection
 
 
-async def load_for_submit(conn: Any, principal: Principal, application_id: uuid.UUID, idem_key: str | None) -> Any:
-    """Everything a submit needs, in one round trip: the draft (if within reach), its call, its company,
-    its expense lines and any earlier use of the request's idempotency key."""
+async def load_for_submit(conn: Any, principal: Principal, application_id: uuid.UUID) -> Any:
+    """Everything a submit needs, in one round trip: the draft (if within reach), its call, its company and
+    its expense lines. An earlier use of the request's idempotency key is found by the commit itself (its
+    insert of the key conflicts), or by `idempotency_record` when the application is no longer a draft."""
     if principal.reads_everything:
         sql, who = _SUBMIT_REACH["all"], None
     elif principal.kind == "company":
@@ -124,8 +123,14 @@ async def load_for_submit(conn: Any, principal: Principal, application_id: uuid.
         sql, who = _SUBMIT_REACH["partner"], principal.partner_id
     if who is None and not principal.reads_everything:
         return None
-    row = await conn.fetchrow(sql, application_id, principal.client_id, idem_key or "", who)
+    row = await conn.fetchrow(sql, application_id, who)
     return None if row is None else _Record(row)
+
+
+async def idempotency_record(conn: Any, principal: str, key: str) -> Any:
+    """The live record of an earlier request with this idempotency key, if any."""
+    return await conn.fetchrow("SELECT request_hash, render_ref FROM desk.idempotency_keys"
+                               " WHERE principal = $1 AND key = $2 AND expires_at > now()", principal, key)
 
 
 class _Record:

@@ -303,13 +303,16 @@ async def submit(*, conn: Any, actor: Actor, application_id: uuid.UUID, keyring:
     statement commits; the rules document is cached per version. `conn` is an asyncpg connection: the
     session's own (inside its transaction, if any) or one from the submit pool (autocommit).
     """
-    row = await repository.load_for_submit(conn, actor.principal, application_id, key.key if key else None)
+    row = await repository.load_for_submit(conn, actor.principal, application_id)
     if row is None:
         raise NotFound()
-    if key is not None and row.idem_hash is not None and row.idem_expires > datetime.now(UTC):
-        if bytes(row.idem_hash) != key.digest or not (row.idem_render or "").startswith("application-receipt:"):
-            raise _mismatch()
-        return await _replay(conn, keyring, row.idem_render), True
+    if key is not None and row.status != "draft":  # most likely a retry of the submit that committed
+        earlier = await repository.idempotency_record(conn, key.principal, key.key)
+        if earlier is not None:
+            if bytes(earlier["request_hash"]) != key.digest or not (earlier["render_ref"] or "").startswith(
+                    "application-receipt:"):
+                raise _mismatch()
+            return await _replay(conn, keyring, earlier["render_ref"]), True
     check_if_match_value(if_match, row.version, required=False)
     if row.status != "draft":
         raise Conflict("La domanda è già stata presentata o ritirata.",

@@ -154,6 +154,16 @@ async def test_second_submit_is_refused_and_idempotent_retry_replays(client, wor
     assert n == 1
 
 
+async def test_a_submit_key_reused_for_another_draft_is_422_and_leaves_it_a_draft(client, world):
+    first, second = await create(client, world), await create(client, world, title="Seconda bozza")
+    h = {**world.headers, "Idempotency-Key": "submit-once"}
+    assert (await client.post(f"/v1/applications/{first['id']}/submit", headers=h)).status_code == 201
+    r = await client.post(f"/v1/applications/{second['id']}/submit", headers=h)
+    assert r.status_code == 422 and r.json()["type"] == "/problems/idempotency-key-reused"
+    got = (await client.get(f"/v1/applications/{second['id']}", headers=world.headers)).json()
+    assert got["status"] == "draft" and got["protocol_number"] is None
+
+
 async def test_same_idempotency_key_with_another_body_is_422(client, world):
     h = {**world.headers, "Idempotency-Key": "create-1"}
     r1 = await client.post("/v1/applications", json=draft_body(world.call.id, world.company.id), headers=h)

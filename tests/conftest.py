@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from shared.auth import KeyRing, PrincipalKind, create_client, issue_token
 from shared.db import create_engine, make_sessionmaker, plain_url
+from shared.fairness import FairGate
 from shared.settings import REPO_ROOT, EvaluationSettings, IntakeSettings, MonitoringSettings
 
 KEYRING = KeyRing.generate()
@@ -146,6 +147,7 @@ async def committing_client(engine: AsyncEngine, database_url: str) -> AsyncIter
     app.state.autocommit_sessionmaker = make_sessionmaker(engine.execution_options(isolation_level="AUTOCOMMIT"))
     app.state.engine = engine
     app.state.submit_pool = await asyncpg.create_pool(plain_url(database_url), min_size=1, max_size=10)
+    app.state.submit_gate = FairGate(10)
     try:
         async with _client(app) as c:
             yield c

@@ -22,6 +22,7 @@ from services.intake.webhooks.endpoints import router as webhooks_router
 from services.intake.webhooks.openapi import document_event_webhooks
 from shared.app import create_app, resolve_database_url
 from shared.db import plain_url
+from shared.fairness import FairGate
 from shared.settings import IntakeSettings
 
 DESCRIPTION = """Intake of the regional desk for export grants (Regione Lombardia).
@@ -55,6 +56,7 @@ async def submit_pool(app: FastAPI) -> AsyncIterator[None]:
         # min_size 0: no background "floor" reconnects (and their error logs) while the database is down
         plain_url(resolve_database_url(settings)), min_size=0, max_size=settings.submit_pool_size,
         reset=_nothing_to_reset, **pool_kw)
+    app.state.submit_gate = FairGate(settings.submit_pool_size)
     try:
         yield
     finally:

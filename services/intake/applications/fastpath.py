@@ -66,7 +66,8 @@ class SubmitFastPath:
             principal.client_id, key, await request_digest(request), request.url.path,
             timedelta(hours=app_state.settings.idempotency_retention_hours))
         actor = Actor(principal, request.scope.get("state", {}).get("request_id"), app_state.settings.service_name)
-        async with pool.acquire() as conn:
+        # Wait for a connection in arrival order (shared.fairness), then take it from the pool at once.
+        async with app_state.submit_gate, pool.acquire() as conn:
             out, replayed = await service.submit(conn=conn, actor=actor, application_id=application_id,
                                                  keyring=app_state.keyring, key=submit_key,
                                                  if_match=request.headers.get("if-match"))

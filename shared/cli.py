@@ -17,6 +17,7 @@ import sys
 import time
 import uuid
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 from types import FrameType
@@ -288,6 +289,43 @@ def render_openapi(service: str) -> str:
 
 def openapi_path(service: str) -> Path:
     return OPENAPI_DIR / f"{service}.json"
+
+
+@app.command()
+def precheck(
+    call: Annotated[str | None, typer.Option("--call", help="Only this call's drafts (its code).")] = None,
+) -> None:
+    """Pre-check every draft of the calls not yet closed and remember the verdicts.
+
+    Run it shortly before a window opens (and after changing a call's rules): a draft whose verdict is
+    current is submitted in one statement on click day. Drafts are re-checked whenever they are saved or
+    checked anyway; this catches those whose verdict went stale (a company edited, a new year)."""
+    from sqlalchemy import select
+
+    from services.intake.applications.repository import driver_connection
+    from services.intake.applications.service import record_prechecks
+    from services.intake.calls.service import status_of
+    from services.intake.models import Application, Call
+
+    async def work(session: AsyncSession) -> dict[str, Any] | None:
+        calls = (await session.execute(select(Call) if call is None else select(Call).where(Call.code == call))
+                 ).scalars().all()
+        if call is not None and not calls:
+            return None
+        now, conn = datetime.now(UTC), await driver_connection(session)
+        live = [c.id for c in calls if status_of(c, now) != "closed"]
+        ids = (await session.execute(select(Application.id).where(Application.call_id.in_(live),
+                                                                  Application.status == "draft"))).scalars().all()
+        submittable = 0
+        for start in range(0, len(ids), 1000):
+            submittable += await record_prechecks(conn, list(ids[start:start + 1000]))
+        return {"calls": len(live), "drafts": len(ids), "submittable": submittable}
+
+    started = time.monotonic()
+    out = _run_in_session(_database_url(DeskSettings()), work)
+    if out is None:
+        raise _fail(f"no call with code {call}", 1)
+    typer.echo(json.dumps({**out, "seconds": round(time.monotonic() - started, 1)}))
 
 
 @app.command()

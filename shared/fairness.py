@@ -12,7 +12,10 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from types import TracebackType
+from typing import Any
 
 
 class FairGate:
@@ -54,3 +57,30 @@ class FairGate:
                 waiter.set_result(None)  # the place goes to this waiter, never back to the free count
                 return
         self._free += 1
+
+
+class GroupFlush:
+    """Shares one durability barrier among the commits that wait for it at the same time.
+
+    `flush(connection, statement)` returns once a run of `statement` that *started after the call* has
+    completed: one run at a time, and the callers who arrived while a run was in flight are all covered by
+    the next one, which the first of them performs on a connection from `connection()` (an async context
+    manager). With PostgreSQL's WAL written in order, a synchronous commit that writes WAL makes every
+    earlier commit durable, so N concurrent submits need one such commit between them instead of N.
+    """
+
+    def __init__(self) -> None:
+        self._gate = FairGate(1)
+        self._started = 0
+        self._done = 0
+
+    async def flush(self, connection: Callable[[], AbstractAsyncContextManager[Any]], statement: str) -> None:
+        needed = self._started + 1  # any run numbered higher starts after this point
+        async with self._gate:
+            if self._done >= needed:
+                return
+            self._started += 1
+            number = self._started
+            async with connection() as conn:
+                await conn.execute(statement)
+            self._done = max(self._done, number)

@@ -148,11 +148,13 @@ async def committing_client(engine: AsyncEngine, database_url: str) -> AsyncIter
     app.state.engine = engine
     app.state.submit_pool = await asyncpg.create_pool(plain_url(database_url), min_size=1, max_size=10)
     app.state.submit_gate = FairGate(10)
+    app.state.flush_pool = await asyncpg.create_pool(plain_url(database_url), min_size=1, max_size=1)
     try:
         async with _client(app) as c:
             yield c
     finally:
         await app.state.submit_pool.close()
+        await app.state.flush_pool.close()
 
 
 @pytest_asyncio.fixture(loop_scope="session")

@@ -165,6 +165,17 @@ def test_migrate_then_seed_is_idempotent_and_opens_the_demo_window(fresh_db: str
     assert len(again) == 1 and again[0]["demo_opens_at"] == rows[0]["demo_opens_at"]
 
 
+def test_precheck_reports_the_drafts_of_the_live_calls_and_refuses_an_unknown_call(fresh_db: str) -> None:
+    assert runner.invoke(app, ["migrate"]).exit_code == 0
+    assert runner.invoke(app, ["seed", "--open-now"]).exit_code == 0
+    result = runner.invoke(app, ["precheck"])
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.output.strip().splitlines()[-1])
+    assert out["calls"] == 1 and out["drafts"] == 0 and out["submittable"] == 0
+    result = runner.invoke(app, ["precheck", "--call", "NO-SUCH-CALL"])
+    assert result.exit_code == 1 and "no call with code NO-SUCH-CALL" in result.output
+
+
 def test_version_prints_the_package_version() -> None:
     result = runner.invoke(app, ["version"])
     assert result.exit_code == 0 and result.output.startswith("regional-desk ")

@@ -57,11 +57,15 @@ async def submit_pool(app: FastAPI) -> AsyncIterator[None]:
         plain_url(resolve_database_url(settings)), min_size=0, max_size=settings.submit_pool_size,
         reset=_nothing_to_reset, **pool_kw)
     app.state.submit_gate = FairGate(settings.submit_pool_size)
+    # One connection for the durability barrier that concurrent submits share (service.wait_durable).
+    app.state.flush_pool = await asyncpg.create_pool(
+        plain_url(resolve_database_url(settings)), min_size=0, max_size=1, reset=_nothing_to_reset, **pool_kw)
     try:
         yield
     finally:
         pool, app.state.submit_pool = app.state.submit_pool, None
         await pool.close()
+        await app.state.flush_pool.close()
 
 
 def build_app(settings: IntakeSettings | None = None) -> FastAPI:

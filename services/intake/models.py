@@ -169,6 +169,14 @@ class Application(Base):
     chain_hash: Mapped[str | None] = mapped_column(String(64))
     withdrawn_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     withdrawal_reason: Mapped[str | None] = mapped_column(Text)
+    # The last passing pre-check of the draft (services.intake.applications.service.record_precheck): what it
+    # was computed for and until when it holds. A submit of a draft whose verdict is current commits at once.
+    precheck_version: Mapped[int | None] = mapped_column(Integer)
+    precheck_company_version: Mapped[int | None] = mapped_column(Integer)
+    precheck_call_version: Mapped[int | None] = mapped_column(Integer)
+    precheck_valid_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    precheck_content_sha256: Mapped[str | None] = mapped_column(String(64))
+    precheck_estimate: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
 
 
 class ExpenseLine(Base):

@@ -111,11 +111,15 @@ async def delete_application(app: LockedApplication, request: Request, session: 
 
 @router.post("/{application_id}/check", response_model=CheckResultOut,
              summary="Pre-check a draft: every problem at once, and the estimated aid",
-             description="Changes nothing. Lists every problem (code, JSON pointer, message, call article, "
-                         "whether it blocks submission) and the eligible total, grant and loan to the cent.",
+             description="Changes nothing in the application. Lists every problem (code, JSON pointer, message, "
+                         "call article, whether it blocks submission) and the eligible total, grant and loan to "
+                         "the cent. A passing verdict is remembered (as when the draft is saved), so a submit "
+                         "that follows, with neither the draft nor its company changed, commits at once.",
              responses=problem_responses(401, 404, 422))
 async def check_application(app: ValidApplication, request: Request, session: SessionDep) -> Any:
     result, _rules, _lines = await service.run_check(session, app)
+    if app.status == "draft":
+        await service.record_precheck(await repository.driver_connection(session), app.id)
     return service.check_out(result, pick_language(request.headers.get("accept-language")))
 
 

@@ -70,7 +70,10 @@ class SubmitFastPath:
         async with app_state.submit_gate, pool.acquire() as conn:
             out, replayed = await service.submit(conn=conn, actor=actor, application_id=application_id,
                                                  keyring=app_state.keyring, key=submit_key,
-                                                 if_match=request.headers.get("if-match"))
+                                                 if_match=request.headers.get("if-match"), durable=False)
+        # The connection is back in the pool; wait for the commit's WAL flush (shared with the submits
+        # committed meanwhile) on the flush pool's connection, then answer.
+        await service.wait_durable(app_state.flush_pool.acquire)
         headers = {"Location": f"/v1/applications/{application_id}/receipt"}
         if replayed:
             headers["Idempotent-Replayed"] = "true"

@@ -83,6 +83,7 @@ SELECT a.id, a.call_id, a.company_id, a.partner_id, a.status, a.title, a.action_
        a.version, c.code AS call_code, c.current_version, c.opens_at, c.closes_at, c.demo_opens_at, c.demo_closes_at,
        co.vat_number, co.size_class, co.ateco_code, co.approved_financial_statements, co.registered_office,
        co.operating_sites, co.lombardy_site_commitment, co.turnover, co.previous_year_export_sales, co.export_history,
+       co.version AS company_version,
        (SELECT coalesce(json_agg(json_build_object('category', l.category, 'description', l.description,
                                                    'amount', l.amount::text, 'target_market', l.target_market,
                                                    'supplier', l.supplier) ORDER BY l.position), '[]')
@@ -90,14 +91,13 @@ SELECT a.id, a.call_id, a.company_id, a.partner_id, a.status, a.title, a.action_
   FROM intake.applications a
   JOIN intake.calls c ON c.id = a.call_id
   JOIN intake.companies co ON co.id = a.company_id
- WHERE a.id = $1
 """
-# The reachability rule of services.intake.access, as SQL for the click-day path ($4: the company or partner).
+# The reachability rule of services.intake.access, as SQL for the submit path ($2: the company or partner).
 _SUBMIT_REACH = {
-    "all": _SUBMIT_SELECT + "   AND $2::uuid IS NULL",
-    "company": _SUBMIT_SELECT + "   AND a.company_id = $2",
-    "partner": _SUBMIT_SELECT + "   AND EXISTS (SELECT 1 FROM intake.delegations d WHERE d.company_id = a.company_id"
-                                " AND d.partner_id = $2 AND d.status = 'active')",
+    "all": _SUBMIT_SELECT + " WHERE a.id = $1 AND $2::uuid IS NULL",
+    "company": _SUBMIT_SELECT + " WHERE a.id = $1 AND a.company_id = $2",
+    "partner": _SUBMIT_SELECT + " WHERE a.id = $1 AND EXISTS (SELECT 1 FROM intake.delegations d"
+                                " WHERE d.company_id = a.company_id AND d.partner_id = $2 AND d.status = 'active')",
 }
 
 
@@ -125,6 +125,13 @@ async def load_for_submit(conn: Any, principal: Principal, application_id: uuid.
         return None
     row = await conn.fetchrow(sql, application_id, who)
     return None if row is None else _Record(row)
+
+
+async def load_drafts(conn: Any, application_ids: list[uuid.UUID]) -> list[Any]:
+    """What the pre-check needs of each of these applications that is still a draft (no reach rule: the
+    caller is the desk itself, recording verdicts)."""
+    rows = await conn.fetch(_SUBMIT_SELECT + " WHERE a.id = ANY($1::uuid[]) AND a.status = 'draft'", application_ids)
+    return [_Record(r) for r in rows]
 
 
 async def idempotency_record(conn: Any, principal: str, key: str) -> Any:

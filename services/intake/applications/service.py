@@ -7,8 +7,10 @@ the call's rules document in force, so "check says submittable" and "submit acce
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -45,6 +47,7 @@ from shared.errors import (
     ProblemError,
     ValidationFailed,
 )
+from shared.fairness import GroupFlush
 from shared.i18n import Lang
 from shared.routing import Actor, check_if_match_value, etag_of
 from shared.schemas import LOMBARDY_PROVINCES
@@ -129,6 +132,7 @@ async def create_draft(*, session: AsyncSession, actor: Actor, body: Application
     await repository.replace_lines(session, app.id, lines)
     await record_audit(session, actor, action="application.created", resource_type="application",
                        resource_id=app.id, after=_audit_view(app, lines))
+    await record_precheck(await repository.driver_connection(session), app.id)
     return app
 
 
@@ -164,6 +168,8 @@ async def update_draft(*, session: AsyncSession, actor: Actor, app: Application,
     await repository.replace_lines(session, app.id, lines)
     await record_audit(session, actor, action="application.updated", resource_type="application",
                        resource_id=app.id, before=before, after=_audit_view(app, lines))
+    await session.flush()
+    await record_precheck(await repository.driver_connection(session), app.id)
     return app
 
 
@@ -207,8 +213,6 @@ def draft_facts(app: Application, lines: list[ExpenseLine]) -> DraftFacts:
 
 
 def _date(v: str | None) -> Any:
-    from datetime import date
-
     return date.fromisoformat(v) if v else None
 
 
@@ -281,7 +285,10 @@ def _mismatch() -> DeskError:
 
 _COMMIT = (
     "SELECT * FROM intake.commit_submission($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16,"
-    " $17::jsonb, $18, $19)"
+    " $17, $18::jsonb, $19, $20)"
+)
+_SUBMIT_PRECHECKED = (
+    "SELECT * FROM intake.submit_prechecked($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
 )
 
 
@@ -293,16 +300,158 @@ class _Line:
         self.target_market, self.supplier = d["target_market"], d["supplier"]
 
 
-async def submit(*, conn: Any, actor: Actor, application_id: uuid.UUID, keyring: KeyRing,
-                 key: SubmitKey | None, if_match: str | None) -> tuple[dict[str, Any], bool]:
-    """Submit a draft: window and pre-check here, then one server-side statement commits the submission
-    (`intake.commit_submission`: protocol number, hash-chain link, outbox event, audit record, idempotency
-    record). Returns the receipt and whether it is a replay of an earlier identical request.
+@dataclass(frozen=True)
+class Precheck:
+    """The call's rules applied to a loaded draft (a `repository.load_for_submit` row) on a given instant."""
 
-    This is the click-day path: one query loads everything (draft, call, company, lines, key), one
-    statement commits; the rules document is cached per version. `conn` is an asyncpg connection: the
-    session's own (inside its transaction, if any) or one from the submit pool (autocommit).
+    result: CheckResult
+    content_sha256: str
+    estimate: dict[str, Any] | None
+    valid_until: datetime
+    """The verdict depends on the day only through the year (new markets) and the planned start date
+    (not in the past): it holds until the end of that year, or of the start date if earlier."""
+
+
+async def precheck(conn: Any, row: Any, now: datetime) -> Precheck:
+    rules = cached_rules(row.call_id, row.current_version) or remember_rules(
+        row.call_id, row.current_version, await repository.rules_document(conn, row.call_id, row.current_version))
+    lines = [_Line(d) for d in row.lines]
+    tz = ZoneInfo(rules.timezone)
+    today = now.astimezone(tz).date()
+    facts = draft_facts(row, lines)  # type: ignore[arg-type]
+    result = check_application(rules, company_facts(row), facts, today=today)
+    content_hash = sha256_hex(canonical_json(submitted_content(row, row, row.current_version, lines)))  # type: ignore[arg-type]
+    e = result.estimate
+    last = date(today.year, 12, 31) if facts.start_date is None else min(date(today.year, 12, 31), facts.start_date)
+    return Precheck(result, content_hash,
+                    None if e is None else {"eligible_total": e.eligible_total, "grant": e.grant, "loan": e.loan},
+                    datetime.combine(last + timedelta(days=1), time(), tzinfo=tz))
+
+
+_RECORD_PRECHECK = """
+UPDATE intake.applications
+   SET precheck_version = $3, precheck_company_version = $4, precheck_call_version = $5, precheck_valid_until = $6,
+       precheck_content_sha256 = $7, precheck_estimate = $8::jsonb
+ WHERE id = $1 AND status = 'draft' AND version = $2
+"""
+
+
+def _verdict_row(row: Any, check: Precheck) -> tuple[Any, ...]:
+    """The verdict's columns; all empty when the draft is not submittable (a draft with no verdict takes
+    the full path, which reports every reason)."""
+    if check.result.blocking:
+        return (row.id, row.version, None, None, None, None, None, None)
+    return (row.id, row.version, row.version, row.company_version, row.current_version, check.valid_until,
+            check.content_sha256, canonical_json(check.estimate).decode())
+
+
+async def record_precheck(conn: Any, application_id: uuid.UUID) -> bool:
+    """Run the pre-check of a draft and keep its verdict, so that its submit commits in one statement.
+    Called whenever a draft is saved or checked; returns whether the draft is submittable today."""
+    rows = await record_prechecks(conn, [application_id])
+    return rows == 1
+
+
+async def record_prechecks(conn: Any, application_ids: list[uuid.UUID]) -> int:
+    """The pre-check of many drafts (`desk precheck`), in one query and one batch of updates.
+    Returns how many are submittable; a failing or stale verdict is cleared."""
+    now = datetime.now(UTC)
+    verdicts, passing = [], 0
+    for row in await repository.load_drafts(conn, application_ids):
+        check = await precheck(conn, row, now)
+        passing += not check.result.blocking
+        verdicts.append(_verdict_row(row, check))
+    if verdicts:
+        await conn.executemany(_RECORD_PRECHECK, verdicts)
+    return passing
+
+
+def _committed(out: Any, keyring: KeyRing, call_id: uuid.UUID) -> dict[str, Any]:
+    receipt_json: str = out["receipt_json"]
+    return {"receipt": orjson.loads(receipt_json), "signature": keyring.sign(receipt_json.encode()),
+            "previous_hash": out["previous_hash"], "chain_hash": out["chain_hash"],
+            "register_url": f"/v1/calls/{call_id}/register"}
+
+
+def _commit_refused(exc: asyncpg.PostgresError) -> DeskError | None:
+    code = exc.sqlstate
+    if code == "DK001":
+        return Conflict("La domanda è già stata presentata o ritirata.",
+                        "The application has already been submitted or withdrawn.")
+    if code == "DK002":
+        return Conflict("La domanda è stata modificata mentre veniva presentata: ricontrollala e ripresenta.",
+                        "The application changed while it was being submitted: check it and submit again.")
+    if code == "23505":  # one live submission per company and call
+        return Conflict("L'impresa ha già presentato una domanda su questo bando.",
+                        "The company has already submitted an application to this call.")
+    return None
+
+
+async def submit(*, conn: Any, actor: Actor, application_id: uuid.UUID, keyring: KeyRing,
+                 key: SubmitKey | None, if_match: str | None, durable: bool = True) -> tuple[dict[str, Any], bool]:
+    """Submit a draft and return its receipt, and whether it replays an earlier identical request.
+
+    The click-day path: a draft whose pre-check verdict is current (`record_precheck`, run when it was last
+    saved or checked, or by `desk precheck`) is committed by one statement, `intake.submit_prechecked`. Any
+    other draft takes the full path: one query loads it (its call, company and lines), the window and the
+    pre-check run here, then `intake.commit_submission` commits it (protocol number, hash-chain link, outbox
+    event, audit record, idempotency record). `conn` is an asyncpg connection: the session's own (inside
+    its transaction, if any) or one from the submit pool (autocommit).
+
+    The commit does not wait for its WAL flush (`commit_submission` must not hold the call's counter lock
+    across it). With `durable` (the default) this function waits for it before returning; the click-day
+    path passes False, gives its connection back, then waits with `wait_durable` on a connection of its own.
     """
+    principal = actor.principal
+    reach, who = (("all", None) if principal.reads_everything else ("company", principal.company_id)
+                  if principal.kind == "company" else ("partner", principal.partner_id))
+    idem = (key.key, key.digest, key.path, datetime.now(UTC) + key.retention) if key else (None, None, None, None)
+    try:
+        if if_match is None and (who is not None or reach == "all"):
+            out = await conn.fetchrow(_SUBMIT_PRECHECKED, application_id, reach, who, keyring.key_id,
+                                      principal.client_id, principal.kind, actor.request_id, actor.service, *idem,
+                                      uuid.uuid4())
+            if out["outcome"] != "not_prechecked":
+                return await _outcome(conn, out, keyring, out["call_id"], application_id, durable)
+        return await _submit_checking(conn, actor, application_id, keyring, key, if_match, idem, durable)
+    except asyncpg.PostgresError as exc:
+        refused = _commit_refused(exc)
+        if refused is None:
+            raise
+        raise refused from None
+
+
+# A transactional WAL message, committed with the server's synchronous_commit: its commit flushes the log
+# up to itself, so past every commit made before it started (PostgreSQL writes WAL in order).
+_DURABLE = "SELECT pg_logical_emit_message(true, 'desk.submission', '')"
+_FLUSH = GroupFlush()  # concurrent submits share one such commit
+
+
+async def wait_durable(connection: Callable[[], AbstractAsyncContextManager[Any]]) -> None:
+    """Return once every submission committed before this call is durable (flushed as the server's
+    synchronous_commit requires). No receipt may leave before."""
+    await _FLUSH.flush(connection, _DURABLE)
+
+
+@asynccontextmanager
+async def _same(conn: Any) -> AsyncIterator[Any]:
+    yield conn
+
+
+async def _outcome(conn: Any, out: Any, keyring: KeyRing, call_id: uuid.UUID, application_id: uuid.UUID,
+                   durable: bool) -> tuple[dict[str, Any], bool]:
+    if out["outcome"] == "idempotency_mismatch":
+        raise _mismatch()
+    if durable:
+        await wait_durable(lambda: _same(conn))
+    if out["outcome"] == "replay":  # a concurrent twin with the same key committed first
+        return await _replay(conn, keyring, f"application-receipt:{application_id}"), True
+    return _committed(out, keyring, call_id), False
+
+
+async def _submit_checking(conn: Any, actor: Actor, application_id: uuid.UUID, keyring: KeyRing,
+                           key: SubmitKey | None, if_match: str | None, idem: tuple[Any, ...],
+                           durable: bool) -> tuple[dict[str, Any], bool]:
     row = await repository.load_for_submit(conn, actor.principal, application_id)
     if row is None:
         raise NotFound()
@@ -325,45 +474,18 @@ async def submit(*, conn: Any, actor: Actor, application_id: uuid.UUID, keyring:
             f"Lo sportello è aperto dal {opens.isoformat()} al {closes.isoformat()} (ora del server).",
             f"The window is open from {opens.isoformat()} to {closes.isoformat()} (server clock).",
             kind=WINDOW_CLOSED, extra={"opens_at": opens.isoformat(), "closes_at": closes.isoformat()})
-    rules = cached_rules(row.call_id, row.current_version) or remember_rules(
-        row.call_id, row.current_version, await repository.rules_document(conn, row.call_id, row.current_version))
-    lines = [_Line(d) for d in row.lines]
-    today = now.astimezone(ZoneInfo(rules.timezone)).date()
-    result = check_application(rules, company_facts(row), draft_facts(row, lines), today=today)  # type: ignore[arg-type]
-    if result.blocking:
+    check = await precheck(conn, row, now)
+    if check.result.blocking:
         raise DeskError(kind=CHECK_FAILED, errors=[
             ProblemError(p.code, p.path, p.message_it, p.message_en, extra={"article": p.article})
-            for p in result.problems if p.blocking])
-    content_hash = sha256_hex(canonical_json(submitted_content(row, row, row.current_version, lines)))  # type: ignore[arg-type]
-    e = result.estimate
+            for p in check.result.problems if p.blocking])
     payload = {"application_id": row.id, "call_id": row.call_id, "company_id": row.company_id,
-               "content_sha256": content_hash,
-               "estimate": None if e is None else {"eligible_total": e.eligible_total, "grant": e.grant,
-                                                   "loan": e.loan}}
-    try:
-        out = await conn.fetchrow(
-            _COMMIT, row.id, row.call_id, row.call_code, row.current_version, row.vat_number, content_hash,
-            keyring.key_id, actor.principal.client_id, actor.principal.kind, actor.request_id, actor.service,
-            key.key if key else None, key.digest if key else None, key.path if key else None,
-            now + key.retention if key else None, uuid.uuid4(), canonical_json(payload).decode(), row.partner_id,
-            row.company_id)
-    except asyncpg.PostgresError as exc:
-        code = exc.sqlstate
-        if code == "DK001":
-            raise Conflict("La domanda è già stata presentata o ritirata.",
-                           "The application has already been submitted or withdrawn.") from None
-        if code == "23505":  # one live submission per company and call
-            raise Conflict("L'impresa ha già presentato una domanda su questo bando.",
-                           "The company has already submitted an application to this call.") from None
-        raise
-    if out["outcome"] == "idempotency_mismatch":
-        raise _mismatch()
-    if out["outcome"] == "replay":  # a concurrent twin with the same key committed first
-        return await _replay(conn, keyring, f"application-receipt:{row.id}"), True
-    receipt_json: str = out["receipt_json"]
-    return {"receipt": orjson.loads(receipt_json), "signature": keyring.sign(receipt_json.encode()),
-            "previous_hash": out["previous_hash"], "chain_hash": out["chain_hash"],
-            "register_url": f"/v1/calls/{row.call_id}/register"}, False
+               "content_sha256": check.content_sha256, "estimate": check.estimate}
+    out = await conn.fetchrow(
+        _COMMIT, row.id, row.version, row.call_id, row.call_code, row.current_version, row.vat_number,
+        check.content_sha256, keyring.key_id, actor.principal.client_id, actor.principal.kind, actor.request_id,
+        actor.service, *idem, uuid.uuid4(), canonical_json(payload).decode(), row.partner_id, row.company_id)
+    return await _outcome(conn, out, keyring, row.call_id, row.id, durable)
 
 
 def receipt_out(app: Application, keyring: KeyRing, previous_hash: str) -> dict[str, Any]:

@@ -83,8 +83,10 @@ class IntakeSettings(DeskSettings):
     service_name: str = "intake"
     port: int = 8001
     submit_pool_size: int = Field(
-        10, description="Connections of the click-day submit path (an asyncpg pool beside the ORM's); "
-                        "0 serves submits through the ordinary route.")
+        4, description="Connections of the click-day submit path (an asyncpg pool beside the ORM's, plus one "
+                       "for the shared durability barrier); 0 serves submits through the ordinary route. Keep it "
+                       "small: submits of one call queue on its protocol counter, and more connections only "
+                       "lengthen that queue inside PostgreSQL.")
 
 
 class EvaluationSettings(DeskSettings):

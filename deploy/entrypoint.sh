@@ -27,9 +27,11 @@ case "${SERVICE:-}" in
     exec python -m shared.cli worker
     ;;
   migrate)
-    # schema to head, then the call as published (both idempotent): once per release, before the rollout
+    # schema to head, the call as published, then every draft's pre-check against the rules now in force
+    # (all idempotent): once per release, before the rollout; run `desk precheck` again before a window opens
     python -m shared.cli migrate
-    exec python -m shared.cli seed --no-open-now
+    python -m shared.cli seed --no-open-now
+    exec python -m shared.cli precheck
     ;;
   *)
     echo "desk-entrypoint: SERVICE must be intake, evaluation, monitoring, worker or migrate (got '${SERVICE:-}')" >&2

@@ -1,5 +1,6 @@
-"""Graceful shutdown: SIGTERM while submits are in flight (held on the call's counter row, locked by the test)
-lets them finish with their receipts, refuses new connections at once, and the process exits 0 in time."""
+"""Graceful shutdown: SIGTERM while submits are in flight (held on the call's counter row, locked by the test,
+or queued in the service for a connection of the submit path) lets them finish with their receipts, refuses
+new connections at once, and the process exits 0 in time."""
 
 from __future__ import annotations
 
@@ -19,12 +20,13 @@ from tests.factories import delegate, draft_body, make_company, make_partner, op
 from tests.reliability.processes import IntakeProcess
 
 IN_FLIGHT = 5
+SUBMIT_POOL = 3  # connections of the submit path: the other in-flight submits wait for one in the service
 GRACE = 15  # uvicorn's --timeout-graceful-shutdown
 
 
 @pytest.fixture
 def intake(database_url: str) -> Iterator[IntakeProcess]:
-    proc = IntakeProcess(database_url, graceful_seconds=GRACE)
+    proc = IntakeProcess(database_url, graceful_seconds=GRACE, env={"INTAKE_SUBMIT_POOL_SIZE": str(SUBMIT_POOL)})
     try:
         yield proc
     finally:
@@ -63,7 +65,7 @@ async def test_sigterm_lets_in_flight_submits_finish_and_refuses_new_connections
                                  {"c": call.id})
             submits = [asyncio.create_task(http.post(f"/v1/applications/{a}/submit")) for a in drafts]
             deadline = time.monotonic() + 15
-            while await _waiting_on_locks(engine) < IN_FLIGHT:
+            while await _waiting_on_locks(engine) < SUBMIT_POOL:
                 assert time.monotonic() < deadline, "the submits never reached the counter's lock"
                 assert not any(t.done() for t in submits), [t.result().text for t in submits if t.done()]
                 await asyncio.sleep(0.05)

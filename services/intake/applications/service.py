@@ -283,13 +283,10 @@ def _mismatch() -> DeskError:
                      "This Idempotency-Key was already used with a different request.", kind=IDEMPOTENCY_MISMATCH)
 
 
-_COMMIT = (
-    "SELECT * FROM intake.commit_submission($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16,"
-    " $17, $18::jsonb, $19, $20)"
-)
-_SUBMIT_PRECHECKED = (
-    "SELECT * FROM intake.submit_prechecked($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
-)
+# intake.commit_submission (migration 0007): $1 application, $2 prechecked, $3-$4 reach, $5-$13 what the full
+# path checked (NULL when prechecked), $14-$23 key id, actor, idempotency record and event id.
+_COMMIT = ("SELECT * FROM intake.commit_submission($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11::jsonb, $12, $13,"
+           " $14, $15, $16, $17, $18, $19, $20, $21, $22, $23)")
 
 
 class _Line:
@@ -392,11 +389,11 @@ async def submit(*, conn: Any, actor: Actor, application_id: uuid.UUID, keyring:
     """Submit a draft and return its receipt, and whether it replays an earlier identical request.
 
     The click-day path: a draft whose pre-check verdict is current (`record_precheck`, run when it was last
-    saved or checked, or by `desk precheck`) is committed by one statement, `intake.submit_prechecked`. Any
-    other draft takes the full path: one query loads it (its call, company and lines), the window and the
-    pre-check run here, then `intake.commit_submission` commits it (protocol number, hash-chain link, outbox
-    event, audit record, idempotency record). `conn` is an asyncpg connection: the session's own (inside
-    its transaction, if any) or one from the submit pool (autocommit).
+    saved or checked, or by `desk precheck`) is committed by one statement, `intake.commit_submission` in
+    its pre-checked mode. Any other draft takes the full path: one query loads it (its call, company and
+    lines), the window and the pre-check run here, then the same function commits what was checked
+    (protocol number, hash-chain link, outbox event, audit record, idempotency record). `conn` is an asyncpg
+    connection: the session's own (inside its transaction, if any) or one from the submit pool (autocommit).
 
     The commit does not wait for its WAL flush (`commit_submission` must not hold the call's counter lock
     across it). With `durable` (the default) this function waits for it before returning; the click-day
@@ -406,14 +403,13 @@ async def submit(*, conn: Any, actor: Actor, application_id: uuid.UUID, keyring:
     reach, who = (("all", None) if principal.reads_everything else ("company", principal.company_id)
                   if principal.kind == "company" else ("partner", principal.partner_id))
     idem = (key.key, key.digest, key.path, datetime.now(UTC) + key.retention) if key else (None, None, None, None)
+    tail = (keyring.key_id, principal.client_id, principal.kind, actor.request_id, actor.service, *idem)
     try:
         if if_match is None and (who is not None or reach == "all"):
-            out = await conn.fetchrow(_SUBMIT_PRECHECKED, application_id, reach, who, keyring.key_id,
-                                      principal.client_id, principal.kind, actor.request_id, actor.service, *idem,
-                                      uuid.uuid4())
+            out = await conn.fetchrow(_COMMIT, application_id, True, reach, who, *_NOT_CHECKED, *tail, uuid.uuid4())
             if out["outcome"] != "not_prechecked":
-                return await _outcome(conn, out, keyring, out["call_id"], application_id, durable)
-        return await _submit_checking(conn, actor, application_id, keyring, key, if_match, idem, durable)
+                return await _outcome(conn, out, keyring, application_id, durable)
+        return await _submit_checking(conn, actor, application_id, keyring, key, if_match, tail, durable)
     except asyncpg.PostgresError as exc:
         refused = _commit_refused(exc)
         if refused is None:
@@ -438,7 +434,10 @@ async def _same(conn: Any) -> AsyncIterator[Any]:
     yield conn
 
 
-async def _outcome(conn: Any, out: Any, keyring: KeyRing, call_id: uuid.UUID, application_id: uuid.UUID,
+_NOT_CHECKED = (None,) * 9  # $5-$13: the pre-checked draft's own values are used
+
+
+async def _outcome(conn: Any, out: Any, keyring: KeyRing, application_id: uuid.UUID,
                    durable: bool) -> tuple[dict[str, Any], bool]:
     if out["outcome"] == "idempotency_mismatch":
         raise _mismatch()
@@ -446,11 +445,11 @@ async def _outcome(conn: Any, out: Any, keyring: KeyRing, call_id: uuid.UUID, ap
         await wait_durable(lambda: _same(conn))
     if out["outcome"] == "replay":  # a concurrent twin with the same key committed first
         return await _replay(conn, keyring, f"application-receipt:{application_id}"), True
-    return _committed(out, keyring, call_id), False
+    return _committed(out, keyring, out["call_id"]), False
 
 
 async def _submit_checking(conn: Any, actor: Actor, application_id: uuid.UUID, keyring: KeyRing,
-                           key: SubmitKey | None, if_match: str | None, idem: tuple[Any, ...],
+                           key: SubmitKey | None, if_match: str | None, tail: tuple[Any, ...],
                            durable: bool) -> tuple[dict[str, Any], bool]:
     row = await repository.load_for_submit(conn, actor.principal, application_id)
     if row is None:
@@ -482,10 +481,10 @@ async def _submit_checking(conn: Any, actor: Actor, application_id: uuid.UUID, k
     payload = {"application_id": row.id, "call_id": row.call_id, "company_id": row.company_id,
                "content_sha256": check.content_sha256, "estimate": check.estimate}
     out = await conn.fetchrow(
-        _COMMIT, row.id, row.version, row.call_id, row.call_code, row.current_version, row.vat_number,
-        check.content_sha256, keyring.key_id, actor.principal.client_id, actor.principal.kind, actor.request_id,
-        actor.service, *idem, uuid.uuid4(), canonical_json(payload).decode(), row.partner_id, row.company_id)
-    return await _outcome(conn, out, keyring, row.call_id, row.id, durable)
+        _COMMIT, row.id, False, None, None, row.version, row.call_id, row.call_code, row.current_version,
+        row.vat_number, check.content_sha256, canonical_json(payload).decode(), row.partner_id, row.company_id,
+        *tail, uuid.uuid4())
+    return await _outcome(conn, out, keyring, row.id, durable)
 
 
 def receipt_out(app: Application, keyring: KeyRing, previous_hash: str) -> dict[str, Any]:

@@ -2,8 +2,8 @@
 
 A draft saved (or checked) with no blocking problem keeps its verdict: the versions it was computed for,
 until when it holds, the content hash and the estimate. Its submit commits in one statement
-(`intake.submit_prechecked`); any other draft takes the full path. Both paths must give the same receipt
-content and event."""
+(`intake.commit_submission` in its pre-checked mode); any other draft takes the full path. Both paths
+must give the same receipt content and event."""
 
 from __future__ import annotations
 
@@ -136,9 +136,9 @@ async def test_the_commit_refuses_a_draft_changed_since_it_was_checked(client, w
     conn = await repository.driver_connection(session)
     row = await repository.load_for_submit(conn, _officer(), uuid.UUID(app["id"]))
     with pytest.raises(asyncpg.PostgresError) as info:
-        await conn.fetchrow(service._COMMIT, row.id, row.version - 1, row.call_id, row.call_code,
-                            row.current_version, row.vat_number, "0" * 64, "k", "c", "partner", None, "intake",
-                            None, None, None, None, uuid.uuid4(), "{}", row.partner_id, row.company_id)
+        await conn.fetchrow(service._COMMIT, row.id, False, None, None, row.version - 1, row.call_id,
+                            row.call_code, row.current_version, row.vat_number, "0" * 64, "{}", row.partner_id,
+                            row.company_id, "k", "c", "partner", None, "intake", None, None, None, None, uuid.uuid4())
     assert info.value.sqlstate == "DK002"
     refused = service._commit_refused(info.value)
     assert isinstance(refused, Conflict) and refused.kind.status == 409

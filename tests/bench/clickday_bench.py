@@ -8,7 +8,7 @@ arrival order, the receipt chain verifies, no 5xx, and each service's peak RSS (
 monitoring run beside intake; with --with-worker the delivery worker feeds them during the burst).
 
     python tests/bench/clickday_bench.py [--drafts 40000] [--duration 10] [--connections 64] [--workers 1]
-                                         [--with-worker] [--skip-anchor] [--no-precheck]
+                                         [--with-worker] [--skip-anchor] [--no-precheck] [--rounds 1]
 
 Before the burst it runs `desk precheck`, as operators do before a window opens, so each submit commits
 in one statement; --no-precheck measures the full path (load, pre-check, commit) instead.
@@ -26,6 +26,7 @@ import os
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -231,10 +232,31 @@ def main() -> int:
     p.add_argument("--with-worker", action="store_true", help="deliver events to evaluation during the burst")
     p.add_argument("--no-precheck", action="store_true",
                    help="skip `desk precheck` before the burst: every submit then runs the full pre-check")
+    p.add_argument("--rounds", type=int, default=1,
+                   help="repeat the whole measurement (fresh database, desk, then anchor) and report the median "
+                        "ratio: on a shared machine one pair of runs can be off by a fifth either way")
     a = p.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("wrk is needed: apt-get install wrk")
+    results = [one_round(a) for _ in range(max(a.rounds, 1))]
+    if len(results) == 1:
+        print(json.dumps(results[0], default=str))
+        return 0
+    summary: dict[str, object] = {"rounds": results}
+    if not a.skip_anchor:
+        ratios = sorted(float(r["ratio_rps"]) for r in results)  # type: ignore[arg-type]
+        p99s = sorted(float(r["desk"]["p99_ms"]) for r in results)  # type: ignore[index]
+        summary["ratios"] = ratios
+        summary["ratio_rps_median"] = statistics.median(ratios)
+        summary["desk_p99_ms_median"] = statistics.median(p99s)
+        summary["goal"] = {"ratio>=0.5": summary["ratio_rps_median"] >= 0.5,  # type: ignore[operator]
+                           "p99<=100ms": summary["desk_p99_ms_median"] <= 100}  # type: ignore[operator]
+    summary["checks_passed"] = all(r["checks_passed"] for r in results)
+    print(json.dumps(summary, default=str))
+    return 0
 
+
+def one_round(a: argparse.Namespace) -> dict[str, object]:
     asyncio.run(recreate_database())
     env = {**os.environ, "DESK_DATABASE_URL": url_for(DB), "DATABASE_URL": url_for(DB), "DESK_ACCESS_LOG": "false",
            "DESK_LOG_LEVEL": "WARNING", "DESK_RATE_LIMIT_WRITE_PER_MINUTE": "0", "DESK_ENVIRONMENT": "local"}
@@ -300,6 +322,9 @@ def main() -> int:
     checks = asyncio.run(verify(int(desk["s2xx"])))  # type: ignore[arg-type]
     rss = {name: round(s.peak / 2**20, 1) for name, s in samplers.items()}
     result: dict[str, object] = {"desk": desk, "checks": checks, "peak_rss_mb": rss,
+                                 "checks_passed": bool(checks["gap_free"] and checks["arrival_order"]
+                                                       and checks["chain_broken_at"] is None
+                                                       and checks["rows_cover_2xx"] and desk["s5xx"] == 0),
                                  "rss_under_200mb": all(v < 200 for v in rss.values()), "workers": a.workers,
                                  "drafts": a.drafts, "with_worker": a.with_worker, "precheck": precheck}
 
@@ -324,9 +349,8 @@ def main() -> int:
         result["anchor"] = anchor_run
         result["ratio_rps"] = round(float(desk["rps_2xx"]) / float(anchor_run["rps_2xx"]), 3)  # type: ignore[arg-type]
         result["goal"] = {"ratio>=0.5": result["ratio_rps"] >= 0.5, "p99<=100ms": float(desk["p99_ms"]) <= 100}  # type: ignore[arg-type, operator]
-    print(json.dumps(result, default=str))
     shutil.rmtree(tmp, ignore_errors=True)
-    return 0
+    return result
 
 
 if __name__ == "__main__":

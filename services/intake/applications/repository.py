@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import Select, delete, select, text
+from sqlalchemy import Select, delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.intake.access import company_reachable
@@ -39,34 +38,6 @@ async def replace_lines(session: AsyncSession, application_id: uuid.UUID, lines:
     for i, line in enumerate(lines):
         session.add(ExpenseLine(id=uuid.uuid4(), application_id=application_id, position=i, **line))
     await session.flush()
-
-
-async def has_live_submission(session: AsyncSession, call_id: uuid.UUID, company_id: uuid.UUID) -> bool:
-    stmt = select(Application.id).where(Application.call_id == call_id, Application.company_id == company_id,
-                                        Application.status == "submitted").limit(1)
-    return (await session.execute(stmt)).first() is not None
-
-
-_NEXT_PROTOCOL = text(
-    "UPDATE intake.call_counters SET last_protocol = last_protocol + 1 WHERE call_id = :c "
-    "RETURNING last_protocol, last_chain_hash, clock_timestamp() AS now"
-)
-_SET_CHAIN_HEAD = text("UPDATE intake.call_counters SET last_chain_hash = :h WHERE call_id = :c")
-
-
-async def take_protocol_number(session: AsyncSession, call_id: uuid.UUID) -> tuple[int, str, datetime]:
-    """Next protocol number of the call, with the chain head and the server instant.
-
-    The counter row stays locked until commit: numbers are gap-free (a rolled-back submit
-    gives its number back) and follow the order in which submits reach this statement.
-    Everything else the submit does happens before, so the lock covers only the last steps.
-    """
-    row = (await session.execute(_NEXT_PROTOCOL, {"c": call_id})).one()
-    return int(row.last_protocol), str(row.last_chain_hash), row.now
-
-
-async def set_chain_head(session: AsyncSession, call_id: uuid.UUID, chain_hash: str) -> None:
-    await session.execute(_SET_CHAIN_HEAD, {"c": call_id, "h": chain_hash})
 
 
 async def chain_hash_before(session: AsyncSession, app: Application) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from typing import Any
@@ -94,6 +95,20 @@ def system_router() -> APIRouter:
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
 
 
+GC_THRESHOLDS = (50_000, 20, 20)
+
+
+def tune_garbage_collector() -> None:
+    """Once the service has started: everything allocated so far (modules, the app, its schemas, pools)
+    lives as long as the process, so freeze it out of the cyclic collector's reach, and collect young
+    objects less often. With CPython's defaults a click-day burst triggered a full collection of all
+    of that every few thousand requests: 40-100 ms pauses of the whole event loop, the p99 of the
+    submit path. Reference cycles are still collected, only not every 700 allocations."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
+
+
 def create_app(settings: DeskSettings, *, title: str, description: str, routers: Sequence[APIRouter],
                version: str = "1.0.0", lifespans: Sequence[Lifespan] = (),
                body_limits: Sequence[tuple[str, int]] = (),
@@ -123,6 +138,7 @@ def create_app(settings: DeskSettings, *, title: str, description: str, routers:
             async with AsyncExitStack() as stack:
                 for hook in lifespans:
                     await stack.enter_async_context(hook(app))
+                tune_garbage_collector()
                 yield
         finally:
             if engine is not None:

@@ -24,6 +24,7 @@ from alembic.config import Config
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from services.intake.applications.fastpath import CommitBatcher
 from shared.auth import KeyRing, PrincipalKind, create_client, issue_token
 from shared.db import create_engine, make_sessionmaker, plain_url
 from shared.fairness import FairGate
@@ -148,6 +149,7 @@ async def committing_client(engine: AsyncEngine, database_url: str) -> AsyncIter
     app.state.engine = engine
     app.state.submit_pool = await asyncpg.create_pool(plain_url(database_url), min_size=1, max_size=10)
     app.state.submit_gate = FairGate(10)
+    app.state.submit_batcher = CommitBatcher(app.state.submit_pool, app.state.submit_gate)
     app.state.flush_pool = await asyncpg.create_pool(plain_url(database_url), min_size=1, max_size=1)
     try:
         async with _client(app) as c:

@@ -11,7 +11,7 @@ from fastapi import FastAPI
 
 from services.intake.applications.endpoints import router as applications_router
 from services.intake.applications.endpoints import submit_router
-from services.intake.applications.fastpath import SubmitFastPath
+from services.intake.applications.fastpath import CommitBatcher, SubmitFastPath
 from services.intake.calls.endpoints import router as calls_router
 from services.intake.companies.endpoints import delegations_router
 from services.intake.companies.endpoints import router as companies_router
@@ -57,6 +57,7 @@ async def submit_pool(app: FastAPI) -> AsyncIterator[None]:
         plain_url(resolve_database_url(settings)), min_size=0, max_size=settings.submit_pool_size,
         reset=_nothing_to_reset, **pool_kw)
     app.state.submit_gate = FairGate(settings.submit_pool_size)
+    app.state.submit_batcher = CommitBatcher(app.state.submit_pool, app.state.submit_gate)
     # One connection for the durability barrier that concurrent submits share (service.wait_durable).
     app.state.flush_pool = await asyncpg.create_pool(
         plain_url(resolve_database_url(settings)), min_size=0, max_size=1, reset=_nothing_to_reset, **pool_kw)

@@ -285,8 +285,9 @@ def _mismatch() -> DeskError:
 
 # intake.commit_submission (migration 0007): $1 application, $2 prechecked, $3-$4 reach, $5-$13 what the full
 # path checked (NULL when prechecked), $14-$23 key id, actor, idempotency record and event id.
-_COMMIT = ("SELECT * FROM intake.commit_submission($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11::jsonb, $12, $13,"
-           " $14, $15, $16, $17, $18, $19, $20, $21, $22, $23)")
+COMMIT_SQL = ("SELECT * FROM intake.commit_submission($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11::jsonb, $12,"
+              " $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23)")
+_COMMIT = COMMIT_SQL
 
 
 class _Line:
@@ -384,8 +385,42 @@ def _commit_refused(exc: asyncpg.PostgresError) -> DeskError | None:
     return None
 
 
+def _reach(principal: Any) -> tuple[str, uuid.UUID | None]:
+    if principal.reads_everything:
+        return "all", None
+    return ("company", principal.company_id) if principal.kind == "company" else ("partner", principal.partner_id)
+
+
+def _tail(actor: Actor, keyring: KeyRing, key: SubmitKey | None) -> tuple[Any, ...]:
+    idem = (key.key, key.digest, key.path, datetime.now(UTC) + key.retention) if key else (None, None, None, None)
+    return (keyring.key_id, actor.principal.client_id, actor.principal.kind, actor.request_id, actor.service, *idem)
+
+
+def prechecked_args(*, actor: Actor, application_id: uuid.UUID, keyring: KeyRing, key: SubmitKey | None,
+                    if_match: str | None) -> tuple[Any, ...] | None:
+    """The arguments of `_COMMIT` in its pre-checked mode for this request, or None when the request cannot
+    take that path (an If-Match to compare, or a principal with no reach)."""
+    reach, who = _reach(actor.principal)
+    if if_match is not None or (who is None and reach != "all"):
+        return None
+    return (application_id, True, reach, who, *_NOT_CHECKED, *_tail(actor, keyring, key), uuid.uuid4())
+
+
+async def settle(out: Any, keyring: KeyRing, application_id: uuid.UUID,
+                 connection: Callable[[], AbstractAsyncContextManager[Any]]) -> tuple[dict[str, Any], bool]:
+    """The answer to a committed (or refused, or replayed) pre-checked submit; a replay reads the original
+    receipt on a connection from `connection()`. Durability is the caller's (`wait_durable`)."""
+    if out["outcome"] == "idempotency_mismatch":
+        raise _mismatch()
+    if out["outcome"] == "replay":
+        async with connection() as conn:
+            return await _replay(conn, keyring, f"application-receipt:{application_id}"), True
+    return _committed(out, keyring, out["call_id"]), False
+
+
 async def submit(*, conn: Any, actor: Actor, application_id: uuid.UUID, keyring: KeyRing,
-                 key: SubmitKey | None, if_match: str | None, durable: bool = True) -> tuple[dict[str, Any], bool]:
+                 key: SubmitKey | None, if_match: str | None, durable: bool = True,
+                 prechecked: bool = True) -> tuple[dict[str, Any], bool]:
     """Submit a draft and return its receipt, and whether it replays an earlier identical request.
 
     The click-day path: a draft whose pre-check verdict is current (`record_precheck`, run when it was last
@@ -398,18 +433,18 @@ async def submit(*, conn: Any, actor: Actor, application_id: uuid.UUID, keyring:
     The commit does not wait for its WAL flush (`commit_submission` must not hold the call's counter lock
     across it). With `durable` (the default) this function waits for it before returning; the click-day
     path passes False, gives its connection back, then waits with `wait_durable` on a connection of its own.
+    `prechecked=False` skips the pre-checked attempt (the caller already knows the draft has no current
+    verdict).
     """
-    principal = actor.principal
-    reach, who = (("all", None) if principal.reads_everything else ("company", principal.company_id)
-                  if principal.kind == "company" else ("partner", principal.partner_id))
-    idem = (key.key, key.digest, key.path, datetime.now(UTC) + key.retention) if key else (None, None, None, None)
-    tail = (keyring.key_id, principal.client_id, principal.kind, actor.request_id, actor.service, *idem)
     try:
-        if if_match is None and (who is not None or reach == "all"):
-            out = await conn.fetchrow(_COMMIT, application_id, True, reach, who, *_NOT_CHECKED, *tail, uuid.uuid4())
+        args = prechecked_args(actor=actor, application_id=application_id, keyring=keyring, key=key,
+                               if_match=if_match) if prechecked else None
+        if args is not None:
+            out = await conn.fetchrow(_COMMIT, *args)
             if out["outcome"] != "not_prechecked":
                 return await _outcome(conn, out, keyring, application_id, durable)
-        return await _submit_checking(conn, actor, application_id, keyring, key, if_match, tail, durable)
+        return await _submit_checking(conn, actor, application_id, keyring, key, if_match,
+                                      _tail(actor, keyring, key), durable)
     except asyncpg.PostgresError as exc:
         refused = _commit_refused(exc)
         if refused is None:

@@ -110,3 +110,46 @@ async def test_the_click_day_path_answers_like_the_route(committing_client, engi
     receipt = await committing_client.get(f"/v1/applications/{app_id}/receipt", headers=headers)
     assert receipt.json() == first.json()
     assert seen and set(seen) == {"PoolConnectionProxy"}, seen  # the pool's connections: the fast path
+
+
+async def _drafts(client: Any, call: Any, headers: dict[str, str], companies: list[Any]) -> list[str]:
+    ids = []
+    for c in companies:
+        r = await client.post("/v1/applications", json=draft_body(call.id, c.id), headers=headers)
+        assert r.status_code == 201, r.text
+        ids.append(r.json()["id"])
+    return ids
+
+
+async def test_pre_checked_submits_arriving_together_commit_in_groups(committing_client, engine):
+    """The click-day path commits the submits queued together in one transaction: fewer transactions than
+    submits (rows committed together share their xmin), numbers still gap-free and in arrival order."""
+    n = 24
+    call, headers, comps = await _committed_world(engine, n)
+    ids = await _drafts(committing_client, call, headers, comps)
+    results = await asyncio.gather(*[committing_client.post(f"/v1/applications/{i}/submit", headers=headers)
+                                     for i in ids])
+    assert [r.status_code for r in results] == [201] * n
+    async with engine.connect() as conn:
+        rows = (await conn.execute(text(
+            "SELECT protocol_number, submitted_at, xmin::text AS tx FROM intake.applications WHERE call_id = :c "
+            "ORDER BY protocol_number"), {"c": call.id})).all()
+    assert [r.protocol_number for r in rows] == list(range(1, n + 1))
+    assert [r.submitted_at for r in rows] == sorted(r.submitted_at for r in rows)
+    assert len({r.tx for r in rows}) < n, "no two submits were committed together"
+
+
+async def test_one_refused_submit_does_not_sink_its_group(committing_client, engine):
+    """A company's second draft submitted in the same burst makes its group's transaction fail (one live
+    submission per company and call); every submit of the group is then committed alone: the others get
+    their receipts, the duplicate a 409."""
+    call, headers, comps = await _committed_world(engine, 4)
+    ids = await _drafts(committing_client, call, headers, [comps[0], *comps])  # comps[0] has two drafts
+    results = await asyncio.gather(*[committing_client.post(f"/v1/applications/{i}/submit", headers=headers)
+                                     for i in ids])
+    codes = sorted(r.status_code for r in results)
+    assert codes == [201, 201, 201, 201, 409], [r.text for r in results]
+    refused = next(r for r in results if r.status_code == 409)
+    assert refused.json()["detail"] == "L'impresa ha già presentato una domanda su questo bando."
+    numbers = sorted(r.json()["receipt"]["protocol_number"] for r in results if r.status_code == 201)
+    assert numbers == [1, 2, 3, 4]

@@ -2,10 +2,12 @@
 
 On click day thousands of partners submit at the announced minute, and most of a submit's cost was the
 framework around it (routing through every router, dependency solving, a session and its pool checkout)
-rather than its own work. This middleware answers that one route with the same service function as the
-FastAPI route (`service.submit`), the same authentication, rate limit, idempotency and problem details,
-on a dedicated asyncpg pool in autocommit mode. Every other request, and this one when no pool is
-configured (tests bound to one transaction), goes on to FastAPI, whose route stays the documented contract.
+rather than its own work. This middleware answers that one route with the same service functions as the
+FastAPI route (`service.submit`; for a pre-checked draft the same commit statement, grouped with the
+submits arriving together by `CommitBatcher`), the same authentication, rate limit, idempotency and
+problem details, on a dedicated asyncpg pool in autocommit mode. Every other request, and this one when no
+pool is configured (tests bound to one transaction), goes on to FastAPI, whose route stays the documented
+contract.
 """
 
 from __future__ import annotations
@@ -80,6 +82,7 @@ class CommitBatcher:
         return await future
 
     async def _run(self) -> None:
+        group: list[tuple[tuple[Any, ...], asyncio.Future[Any]]] = []
         try:
             while self._queue:
                 group, self._queue = self._queue[:self._max_batch], self._queue[self._max_batch:]
@@ -89,11 +92,21 @@ class CommitBatcher:
                 except Exception:  # noqa: BLE001 - each submit retries alone and gets its own answer
                     log.info("submit group refused, its submits commit one by one", size=len(group))
                     rows = [None] * len(group)
-                for (_, future), row in zip(group, rows, strict=True):
-                    if not future.done():
-                        future.set_result(row)
+                if len(rows) != len(group):  # cannot happen: the function answers one row per submit
+                    failure = RuntimeError(f"commit_submission answered {len(rows)} rows for {len(group)} submits")
+                    for _, future in group:
+                        if not future.done():
+                            future.set_exception(failure)
+                else:
+                    for (_, future), row in zip(group, rows, strict=True):
+                        if not future.done():
+                            future.set_result(row)
+                group = []
         finally:
             self._committers -= 1
+            for _, future in group:  # cancelled mid-group (shutdown): nobody is left waiting forever
+                if not future.done():
+                    future.cancel()
 
 
 _background: set[asyncio.Task[None]] = set()

@@ -287,7 +287,6 @@ def _mismatch() -> DeskError:
 # path checked (NULL when prechecked), $14-$23 key id, actor, idempotency record and event id.
 COMMIT_SQL = ("SELECT * FROM intake.commit_submission($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11::jsonb, $12,"
               " $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23)")
-_COMMIT = COMMIT_SQL
 
 
 class _Line:
@@ -398,7 +397,7 @@ def _tail(actor: Actor, keyring: KeyRing, key: SubmitKey | None) -> tuple[Any, .
 
 def prechecked_args(*, actor: Actor, application_id: uuid.UUID, keyring: KeyRing, key: SubmitKey | None,
                     if_match: str | None) -> tuple[Any, ...] | None:
-    """The arguments of `_COMMIT` in its pre-checked mode for this request, or None when the request cannot
+    """The arguments of `COMMIT_SQL` in its pre-checked mode for this request, or None when the request cannot
     take that path (an If-Match to compare, or a principal with no reach)."""
     reach, who = _reach(actor.principal)
     if if_match is not None or (who is None and reach != "all"):
@@ -440,7 +439,7 @@ async def submit(*, conn: Any, actor: Actor, application_id: uuid.UUID, keyring:
         args = prechecked_args(actor=actor, application_id=application_id, keyring=keyring, key=key,
                                if_match=if_match) if prechecked else None
         if args is not None:
-            out = await conn.fetchrow(_COMMIT, *args)
+            out = await conn.fetchrow(COMMIT_SQL, *args)
             if out["outcome"] != "not_prechecked":
                 return await _outcome(conn, out, keyring, application_id, durable)
         return await _submit_checking(conn, actor, application_id, keyring, key, if_match,
@@ -516,7 +515,7 @@ async def _submit_checking(conn: Any, actor: Actor, application_id: uuid.UUID, k
     payload = {"application_id": row.id, "call_id": row.call_id, "company_id": row.company_id,
                "content_sha256": check.content_sha256, "estimate": check.estimate}
     out = await conn.fetchrow(
-        _COMMIT, row.id, False, None, None, row.version, row.call_id, row.call_code, row.current_version,
+        COMMIT_SQL, row.id, False, None, None, row.version, row.call_id, row.call_code, row.current_version,
         row.vat_number, check.content_sha256, canonical_json(payload).decode(), row.partner_id, row.company_id,
         *tail, uuid.uuid4())
     return await _outcome(conn, out, keyring, row.id, durable)

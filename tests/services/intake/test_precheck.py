@@ -136,7 +136,7 @@ async def test_the_commit_refuses_a_draft_changed_since_it_was_checked(client, w
     conn = await repository.driver_connection(session)
     row = await repository.load_for_submit(conn, _officer(), uuid.UUID(app["id"]))
     with pytest.raises(asyncpg.PostgresError) as info:
-        await conn.fetchrow(service._COMMIT, row.id, False, None, None, row.version - 1, row.call_id,
+        await conn.fetchrow(service.COMMIT_SQL, row.id, False, None, None, row.version - 1, row.call_id,
                             row.call_code, row.current_version, row.vat_number, "0" * 64, "{}", row.partner_id,
                             row.company_id, "k", "c", "partner", None, "intake", None, None, None, None, uuid.uuid4())
     assert info.value.sqlstate == "DK002"

@@ -59,6 +59,8 @@ class CallVersion(Base):
     version: Mapped[int] = mapped_column(Integer, primary_key=True)
     rules: Mapped[dict[str, Any]] = mapped_column(JSONB)
     reason: Mapped[str | None] = mapped_column(Text)
+    # The decree ordering an amendment after the window opened: {"number": ..., "date": "YYYY-MM-DD"}.
+    decree: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     created_by: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = created_now()
 

@@ -11,6 +11,7 @@ Adding a field is compatible; changing or removing one is a new `version` of the
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -194,6 +195,29 @@ class DecisionRenounced(_Data):
     reason: str
 
 
+class DecreeData(BaseModel):
+    number: str
+    date: dt.date
+
+
+class CallAmended(_Data):
+    call_id: uuid.UUID
+    code: str
+    version: int = Field(description="The new version of the call's rules.")
+    previous_version: int
+    opened: bool = Field(description="Whether the window had opened: then only closes_at later and budget_total "
+                                     "higher may change, each by decree.")
+    changed_fields: list[str] = Field(description="Dotted paths of the rules that changed (e.g. budget_total).")
+    budget_total: Decimal = Field(description="The call's budget under the new version.")
+    previous_budget_total: Decimal
+    closes_at: datetime = Field(description="The window's close under the new version.")
+    previous_closes_at: datetime
+    decree: DecreeData | None = Field(description="The decree ordering the amendment (required once the window "
+                                                  "opened).")
+    reason: str
+    amended_at: datetime
+
+
 @dataclass(frozen=True)
 class EventType:
     name: str
@@ -214,6 +238,10 @@ CATALOGUE: dict[str, EventType] = {e.name: e for e in (
     EventType("training.enrolled", 1, "intake", "A company's staff member was enrolled in a session.",
               EnrolmentChanged),
     EventType("training.enrolment_cancelled", 1, "intake", "An enrolment was cancelled.", EnrolmentChanged),
+    EventType("call.amended", 1, "intake",
+              "A new version of a call's rules was published (once open: a later close or a higher budget, by "
+              "decree). Evaluation's budget ledger applies the new total and funds the waiting list.",
+              CallAmended),
     EventType("webhook.ping", 1, "intake", "A test event sent on request to check an endpoint.", Ping),
     EventType("evaluation.admissibility_completed", 1, "evaluation",
               "The admissibility of a submitted application was determined (automatically or by an officer's "

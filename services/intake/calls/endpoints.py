@@ -56,8 +56,8 @@ async def get_call_version(call: ValidCall, version: int, session: SessionDep) -
     v = await repository.get_version(session, call.id, version)
     if v is None:
         raise NotFound()
-    return {"call_id": v.call_id, "version": v.version, "reason": v.reason, "created_at": v.created_at,
-            "rules": v.rules}
+    return {"call_id": v.call_id, "version": v.version, "reason": v.reason, "decree": v.decree,
+            "created_at": v.created_at, "rules": v.rules}
 
 
 @router.post("", response_model=CallDetail, status_code=201, summary="Publish a new call", dependencies=[officer],
@@ -72,11 +72,18 @@ async def create_call(body: CallCreate, session: SessionDep, actor: ActorDep, _i
 
 @router.post("/{call_id}/versions", response_model=CallDetail, status_code=201,
              summary="Amend a call: publish a new version of its rules", dependencies=[officer],
-             responses=problem_responses(401, 403, 404, 412, 422, 428))
+             description="Before the window opens anything may change. Once it has opened the rules are frozen: a new "
+                         "version may only move `window.closes_at` later or raise `budget_total`, each with the "
+                         "`decree` that orders it (a missing decree is a 422); any other change is a 409 "
+                         "`call-frozen` problem whose `refused_fields` (and `errors[]`) name the fields, and nothing "
+                         "is stored. Emits `call.amended`: evaluation's budget takes the new total and funds its "
+                         "waiting list at once.",
+             responses=problem_responses(401, 403, 404, 409, 412, 422, 428))
 async def add_call_version(call: ValidCall, body: CallVersionCreate, request: Request, session: SessionDep,
                            actor: ActorDep, _idem: Idempotent, response: Response) -> Any:
     check_if_match(request, call.version)
-    call = await service.add_version(session=session, actor=actor, call=call, rules=body.rules, reason=body.reason)
+    call = await service.add_version(session=session, actor=actor, call=call, rules=body.rules, reason=body.reason,
+                                     decree=body.decree)
     response.headers["ETag"] = etag_of(call.version)
     return service.to_out(call, body.rules)
 

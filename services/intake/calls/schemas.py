@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 from datetime import datetime
 from decimal import Decimal
@@ -17,9 +18,17 @@ class CallCreate(ApiModel):
     rules: CallRules = Field(description="The call's rules document (version 1).")
 
 
+class DecreeIn(ApiModel):
+    number: str = Field(min_length=1, max_length=100, description="The decree's number, e.g. \"Decreto n. 9012\".")
+    date: dt.date = Field(description="The decree's date.")
+
+
 class CallVersionCreate(ApiModel):
     rules: CallRules
     reason: str = Field(min_length=3, max_length=2000, description="Why the rules change (amendment).")
+    decree: DecreeIn | None = Field(
+        None, description="The decree ordering the amendment. Required once the window has opened, when only a "
+                          "later `window.closes_at` and a higher `budget_total` may change.")
 
 
 class WindowOut(OutModel):
@@ -45,10 +54,16 @@ class CallDetail(CallOut):
     rules: CallRules
 
 
+class DecreeOut(OutModel):
+    number: str
+    date: dt.date
+
+
 class CallVersionOut(OutModel):
     call_id: uuid.UUID
     version: int
     reason: str | None
+    decree: DecreeOut | None = None
     created_at: datetime
     rules: CallRules
 

@@ -11,11 +11,14 @@ import yaml
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.intake.calls import repository
+from services.intake.calls.schemas import DecreeIn
 from services.intake.models import Call, CallCounter, CallVersion
-from shared.audit import record_audit
+from shared.audit import record_audit, record_event
+from shared.domain.amendments import check_amendment
 from shared.domain.call_rules import CallRules
 from shared.domain.receipts import GENESIS
-from shared.errors import ALREADY_EXISTS, VALIDATION, DeskError, NotFound
+from shared.errors import ALREADY_EXISTS, CALL_FROZEN, VALIDATION, DeskError, NotFound, ProblemError, ValidationFailed
+from shared.events.catalogue import CATALOGUE
 from shared.routing import Actor, etag_of
 
 
@@ -90,26 +93,71 @@ async def create_call(*, session: AsyncSession, actor: Actor, rules: CallRules) 
     return call
 
 
-async def add_version(*, session: AsyncSession, actor: Actor, call: Call, rules: CallRules, reason: str) -> Call:
-    """A new version of the rules. Before the window opens it simply replaces the rules in force; once it
-    has opened, earlier versions stay frozen and this one is recorded as an amendment."""
+def _pointer(field: str) -> str:
+    """`expense_categories[2].cap.of` -> `/rules/expense_categories/2/cap/of`."""
+    return "/rules/" + field.replace("[", ".").replace("]", "").replace(".", "/")
+
+
+def _frozen(refused: tuple[str, ...]) -> DeskError:
+    names = ", ".join(refused)
+    return DeskError(
+        f"Lo sportello è aperto: le regole del bando sono congelate. Campi non modificabili: {names}. Dopo "
+        "l'apertura si può solo posticipare la chiusura o aumentare la dotazione, con decreto.",
+        f"The window has opened: the call's rules are frozen. Fields that cannot change: {names}. After opening "
+        "only a later close or a higher budget is allowed, by decree.",
+        kind=CALL_FROZEN, extra={"refused_fields": list(refused)},
+        errors=[ProblemError("field_frozen", _pointer(f), f"Campo congelato dall'apertura dello sportello: {f}.",
+                             f"Field frozen since the window opened: {f}.") for f in refused])
+
+
+async def add_version(*, session: AsyncSession, actor: Actor, call: Call, rules: CallRules, reason: str,
+                      decree: DecreeIn | None = None, now: datetime | None = None) -> Call:
+    """A new version of the rules. Before the window opens anything may change. Once it has opened the rules in
+    force are frozen: only a later close or a higher budget, each with its decree (`shared.domain.amendments`).
+    Emits `call.amended` in the same transaction (evaluation's budget ledger applies it)."""
     if rules.code != call.code:
         raise DeskError("Il codice del bando non può cambiare.", "The call's code cannot change.",
                         kind=VALIDATION)
-    before = {"version": call.current_version}
+    current = await rules_of(session, call)
+    opened = (now or datetime.now(UTC)) >= effective_window(call)[0]
+    check = check_amendment(current, rules, opened=opened)
+    if check.refused:
+        raise _frozen(check.refused)
+    if opened and check.needs_decree and decree is None:
+        raise ValidationFailed(
+            "Dopo l'apertura una proroga o un aumento della dotazione richiede il decreto che lo dispone.",
+            "After opening, an extension or a budget increase needs the decree that orders it.",
+            errors=[ProblemError("decree_required", "/decree", "Indicare numero e data del decreto.",
+                                 "Give the decree's number and date.")])
+    before = {"version": call.current_version, "budget_total": call.budget_total, "closes_at": call.closes_at}
+    previous_version = call.current_version
     call.current_version += 1
     call.version += 1
     call.title = rules.title
     call.procedure = rules.procedure
     call.opens_at = rules.window.opens_at
     call.closes_at = rules.window.closes_at
+    if call.demo_closes_at is not None and check.extends_window:
+        # a local demo's window moves by the same extension as the published one
+        call.demo_closes_at += rules.window.closes_at - current.window.closes_at
     call.budget_total = rules.budget_total
     call.updated_at = datetime.now(UTC)
+    decree_json = {"number": decree.number, "date": decree.date.isoformat()} if decree is not None else None
     session.add(CallVersion(call_id=call.id, version=call.current_version, rules=rules.model_dump(mode="json"),
-                            reason=reason, created_by=actor.principal.client_id))
+                            reason=reason, decree=decree_json, created_by=actor.principal.client_id))
     await session.flush()
     await record_audit(session, actor, action="call.amended", resource_type="call", resource_id=call.id,
-                       before=before, after={"version": call.current_version, "reason": reason})
+                       before=before, after={"version": call.current_version, "reason": reason, "decree": decree_json,
+                                             "changed_fields": list(check.changed),
+                                             "budget_total": call.budget_total, "closes_at": call.closes_at})
+    await record_event(session, actor, event_type="call.amended", aggregate_type="call", aggregate_id=call.id,
+                       version=CATALOGUE["call.amended"].version, payload={
+                           "call_id": call.id, "code": call.code, "version": call.current_version,
+                           "previous_version": previous_version, "opened": opened,
+                           "changed_fields": list(check.changed), "budget_total": rules.budget_total,
+                           "previous_budget_total": current.budget_total, "closes_at": rules.window.closes_at,
+                           "previous_closes_at": current.window.closes_at, "decree": decree_json,
+                           "reason": reason, "amended_at": call.updated_at})
     return call
 
 

@@ -164,6 +164,8 @@ class Budget(Base):
     total: Mapped[Decimal] = mapped_column(Money)
     committed: Mapped[Decimal] = mapped_column(Money, default=Decimal("0.00"))
     freed: Mapped[Decimal] = mapped_column(Money, default=Decimal("0.00"))
+    # The version of the call's rules `total` comes from (call.amended events older than it change nothing).
+    call_version: Mapped[int | None] = mapped_column(Integer)
     version: Mapped[int] = mapped_column(Integer, default=1)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 

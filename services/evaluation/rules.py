@@ -2,14 +2,19 @@
 
 A version of a call's rules never changes (an amendment is a new version), so a validated document is
 kept per (call id, version) for the life of the process. Which version is current is asked again after
-`CURRENT_VERSION_TTL` seconds, so an amendment reaches evaluation within that time while a burst of
-scores or approvals costs one peer call.
+`CURRENT_VERSION_TTL` seconds (or at once after a `call.amended` event, `forget_current`), so an amendment
+reaches evaluation within that time while a burst of scores or approvals costs one peer call.
+
+An application is judged under the version it was submitted under (`rules_of_application`): the version
+intake recorded at submission, carried in its snapshot (`call_version`). The budget, which an amendment may
+raise, is the only figure read from the version in force.
 """
 
 from __future__ import annotations
 
 import time
 import uuid
+from typing import Any
 
 from shared.clients.base import NotFoundAtPeer, PeerUnavailable
 from shared.clients.intake import IntakeClient
@@ -44,3 +49,54 @@ async def rules_of_call(intake: IntakeClient, call_id: uuid.UUID, *, call_in_pat
     rules = _RULES.setdefault((call_id, call.current_version), call.rules)
     _CURRENT[call_id] = (call.current_version, time.monotonic())
     return rules
+
+
+def current_version(call_id: uuid.UUID) -> int | None:
+    """The version `rules_of_call` last found in force for the call (None if not asked yet)."""
+    known = _CURRENT.get(call_id)
+    return known[0] if known is not None else None
+
+
+def forget_current(call_id: uuid.UUID) -> None:
+    """A new version of the call was published: ask intake which version is current on the next read."""
+    _CURRENT.pop(call_id, None)
+
+
+async def rules_of_version(intake: IntakeClient, call_id: uuid.UUID, version: int | None) -> CallRules:
+    """The rules of one version of the call (None: the version in force, for a record from before versions
+    were tracked)."""
+    if version is None:
+        return await rules_of_call(intake, call_id)
+    cached = _RULES.get((call_id, version))
+    if cached is not None:
+        return cached
+    if current_version(call_id) in (None, version):
+        rules = await rules_of_call(intake, call_id)  # the common case: the version in force, one peer call
+        if current_version(call_id) == version:
+            return rules
+    try:
+        out = await intake.get_call_version(call_id, version)
+    except PeerUnavailable as exc:
+        raise DeskError("Il servizio dei bandi (intake) non risponde: riprovare più tardi.",
+                        "The intake service is unreachable: retry later.", kind=PEER_UNAVAILABLE,
+                        headers={"Retry-After": "30"}, extra={"peer": exc.peer}) from exc
+    except NotFoundAtPeer as exc:
+        raise Conflict(f"La versione {version} del bando {call_id} non esiste presso intake.",
+                       f"Version {version} of call {call_id} is unknown to intake.") from exc
+    return _RULES.setdefault((call_id, version), out.rules)
+
+
+def submitted_version(application: Any) -> int | None:
+    """The call version an application was submitted under: from intake's ApplicationOut, or from the snapshot
+    of a received application."""
+    version = getattr(application, "call_version", None)
+    if version is None:
+        snapshot = getattr(application, "snapshot", None) or {}
+        version = snapshot.get("call_version")
+    return int(version) if version is not None else None
+
+
+async def rules_of_application(intake: IntakeClient, application: Any) -> CallRules:
+    """The rules an application is checked, evaluated and funded under: those of the version in force when it
+    was submitted."""
+    return await rules_of_version(intake, application.call_id, submitted_version(application))

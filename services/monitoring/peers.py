@@ -106,7 +106,8 @@ async def fetch_company(intake: IntakeClient, company_id: uuid.UUID) -> CompanyO
 
 
 # A version of a call's rules never changes (an amendment is a new version): cached per (call, version); which
-# version is current is asked again after CURRENT_VERSION_TTL seconds.
+# version is current is asked again after CURRENT_VERSION_TTL seconds, or at once after `call.amended`
+# (`forget_call`).
 CURRENT_VERSION_TTL = 300.0
 _CALLS: dict[tuple[uuid.UUID, int], CallDetail] = {}
 _CURRENT: dict[uuid.UUID, tuple[int, float]] = {}
@@ -127,6 +128,11 @@ async def call_detail(intake: IntakeClient, call_id: uuid.UUID) -> CallDetail:
     _CALLS.setdefault((call_id, call.current_version), call)
     _CURRENT[call_id] = (call.current_version, time.monotonic())
     return _CALLS[(call_id, call.current_version)]
+
+
+def forget_call(call_id: uuid.UUID) -> None:
+    """A new version of the call was published: ask intake which version is current on the next read."""
+    _CURRENT.pop(call_id, None)
 
 
 async def call_rules(intake: IntakeClient, call_id: uuid.UUID) -> CallRules:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 
 from services.intake.applications.schemas import ApplicationOut
-from services.intake.calls.schemas import CallDetail
+from services.intake.calls.schemas import CallDetail, CallVersionOut
 from services.intake.companies.schemas import CompanyOut
 from shared.clients.base import ServiceClient
 from shared.pagination import Page
@@ -27,3 +27,7 @@ class IntakeClient(ServiceClient):
 
     async def get_call(self, call_id: uuid.UUID) -> CallDetail:
         return await self.get_model(f"/v1/calls/{call_id}", CallDetail)
+
+    async def get_call_version(self, call_id: uuid.UUID, version: int) -> CallVersionOut:
+        """One version of the call's rules (versions never change once published)."""
+        return await self.get_model(f"/v1/calls/{call_id}/versions/{version}", CallVersionOut)

@@ -146,11 +146,11 @@ def backoff_seconds(attempt: int, base: float, cap: float) -> float:
 
 INTERNAL_SUBSCRIPTIONS: dict[str, tuple[str, tuple[str, ...]]] = {
     # service -> (settings attribute with its base URL, the event types it consumes)
-    "evaluation": ("evaluation_url", ("application.submitted", "application.withdrawn")),
+    "evaluation": ("evaluation_url", ("application.submitted", "application.withdrawn", "call.amended")),
     # monitoring starts projects from accepted decisions and keeps the application facts of its statistics
     "monitoring": ("monitoring_url", ("application.submitted", "application.withdrawn",
                                       "evaluation.admissibility_completed", "decision.issued", "decision.accepted",
-                                      "decision.renounced")),
+                                      "decision.renounced", "call.amended")),
 }
 
 

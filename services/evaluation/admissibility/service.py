@@ -27,7 +27,7 @@ from services.evaluation.admissibility import repository
 from services.evaluation.facts import company_facts, draft_facts, line_suppliers, related_vats
 from services.evaluation.merit.service import verdict_out
 from services.evaluation.models import Evaluation, ReceivedApplication
-from services.evaluation.rules import rules_of_call
+from services.evaluation.rules import rules_of_application
 from services.intake.applications.schemas import ApplicationOut
 from services.intake.companies.schemas import CompanyOut
 from shared.audit import record_audit, record_event
@@ -109,7 +109,7 @@ async def run_admissibility(*, session: AsyncSession, actor: Actor, intake: Inta
                             application: ApplicationOut) -> bool:
     """Evaluate the admissibility of a just-received application; False if it already has an evaluation."""
     assert application.submitted_at is not None
-    rules = await rules_of_call(intake, application.call_id)
+    rules = await rules_of_application(intake, application)  # the version it was submitted under
     company = await fetch_company(intake, application.company_id)
     facts = company_facts(company)
     result = admissibility(rules, facts, draft_facts(application),

@@ -30,11 +30,22 @@ async def get_budget(session: AsyncSession, call_id: uuid.UUID, *, for_update: b
     return (await session.execute(stmt)).scalar_one_or_none()
 
 
-async def insert_budget(session: AsyncSession, call_id: uuid.UUID, total: Decimal) -> None:
+async def insert_budget(session: AsyncSession, call_id: uuid.UUID, total: Decimal,
+                        call_version: int | None = None) -> None:
     """Create the budget row unless it exists (two first uses at once: one INSERT wins, the other waits)."""
     await session.execute(insert(Budget).values(call_id=call_id, total=total, committed=Decimal("0.00"),
-                                                freed=Decimal("0.00"), version=1)
+                                                freed=Decimal("0.00"), version=1, call_version=call_version)
                           .on_conflict_do_nothing(index_elements=[Budget.call_id]))
+
+
+async def set_total(session: AsyncSession, call_id: uuid.UUID, total: Decimal, call_version: int) -> bool:
+    """The call's amended total, from `call_version`, unless it would fall below what is committed (False)."""
+    stmt = (update(Budget)
+            .where(Budget.call_id == call_id, Budget.committed <= total)
+            .values(total=total, call_version=call_version, version=Budget.version + 1, updated_at=func.now())
+            .returning(Budget.call_id)
+            .execution_options(synchronize_session=False))
+    return (await session.execute(stmt)).first() is not None
 
 
 async def commit(session: AsyncSession, call_id: uuid.UUID, amount: Decimal) -> bool:

@@ -13,15 +13,17 @@ from shared.schemas import ApiModel, OutModel, PositiveMoney
 
 FundingStatus = Literal["funded", "partially_funded", "waiting", "not_admitted", "withdrawn", "renounced",
                         "revoked"]
-EntryKind = Literal["commitment", "release"]
+EntryKind = Literal["commitment", "release", "amendment"]
 
 
 class BudgetEntryOut(OutModel):
     id: int = Field(description="Ledger position: entries are numbered in the order they were written.")
     application_id: uuid.UUID | None
     kind: EntryKind
-    amount: Decimal = Field(description="Always positive: a commitment adds it to `committed`, a release "
-                                        "takes it off.")
+    amount: Decimal = Field(description="A commitment adds it to `committed`, a release takes it off (both "
+                                        "positive); an amendment (`call.amended`, a new version of the call) "
+                                        "adds it to `total` (negative only for a change before the window "
+                                        "opened).")
     reason: str
     created_by: str
     created_at: datetime

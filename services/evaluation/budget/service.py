@@ -28,13 +28,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.evaluation.budget import repository
 from services.evaluation.models import Budget, Evaluation, Funding, ReceivedApplication
-from services.evaluation.rules import rules_of_call
+from services.evaluation.rules import current_version, forget_current, rules_of_call
 from shared.audit import record_audit, record_event
 from shared.clients.intake import IntakeClient
 from shared.domain.allocation import Candidate, ranking_order, scorrimento
 from shared.domain.call_rules import CallRules
 from shared.domain.money import CENT, ZERO, floor_cent
 from shared.errors import Conflict, NotFound, ProblemError, ValidationFailed
+from shared.events.catalogue import CallAmended
 from shared.routing import Actor, etag_of
 
 #: evaluation stages this package reads (written by admissibility, merit and the funding computation):
@@ -80,7 +81,7 @@ async def ensure_budget(*, session: AsyncSession, intake: IntakeClient, call_id:
     budget = await repository.get_budget(session, call_id, for_update=for_update)
     if budget is None:
         rules = await rules_of_call(intake, call_id, call_in_path=True)
-        await repository.insert_budget(session, call_id, rules.budget_total)
+        await repository.insert_budget(session, call_id, rules.budget_total, current_version(call_id))
         budget = await repository.get_budget(session, call_id, for_update=for_update)
         assert budget is not None
     return budget
@@ -436,6 +437,47 @@ async def release_application(*, session: AsyncSession, actor: Actor, intake: In
     status = "withdrawn" if kind == "withdrawal" else "renounced"
     return await _release(session=session, actor=actor, rules=rules, budget=budget, funding=funding, app=app,
                           amount=funding.granted, status=status, kind=kind, reason=reason)
+
+
+async def apply_amendment(*, session: AsyncSession, actor: Actor, intake: IntakeClient,
+                          amendment: CallAmended) -> list[uuid.UUID]:
+    """A new version of the call's rules (intake's `call.amended`): the ledger takes its budget total and, when
+    the budget grew, the waiting list is funded at once (scorrimento), as after a release. An event older than
+    the version the budget already follows changes nothing. Returns the applications funded from the list."""
+    forget_current(amendment.call_id)
+    budget = await repository.get_budget(session, amendment.call_id, for_update=True)
+    if budget is None:
+        return []  # no budget yet: it is created on first use from the version in force, this one
+    if budget.call_version is not None and amendment.version <= budget.call_version:
+        return []
+    before = to_summary(budget)
+    delta = amendment.budget_total - budget.total
+    if not await repository.set_total(session, budget.call_id, amendment.budget_total, amendment.version):
+        raise Conflict("La nuova dotazione è inferiore all'aiuto già impegnato.",
+                       "The new budget is below the aid already committed.",
+                       extra={"committed": str(budget.committed), "budget_total": str(amendment.budget_total)})
+    decree = amendment.decree
+    why = (f"call version {amendment.version}" + (f", {decree.number} of {decree.date.isoformat()}" if decree else "")
+           + f": {amendment.reason}")
+    if delta != 0:
+        await repository.add_entries(session, [{
+            "call_id": budget.call_id, "application_id": None, "kind": "amendment", "amount": delta,
+            "reason": why, "created_by": actor.principal.client_id}])
+    budget = await _refresh(session, budget.call_id)
+    await record_audit(session, actor, action="budget.amended", resource_type="budget", resource_id=budget.call_id,
+                       before=before, after={**to_summary(budget), "call_version": amendment.version,
+                                             "decree": decree.model_dump(mode="json") if decree else None})
+    if delta <= 0:
+        return []
+    rules = await rules_of_call(intake, budget.call_id, call_in_path=True)
+    out = await _fund_in_order(session=session, actor=actor, rules=rules, budget=budget,
+                               items=await _queue(session, budget.call_id), reason="scorrimento after budget increase")
+    if out.from_waiting_list:
+        await record_audit(session, actor, action="budget.scorrimento", resource_type="budget",
+                           resource_id=budget.call_id, after={"cause": "budget_increase",
+                                                              "call_version": amendment.version,
+                                                              "fundings": out.changes})
+    return out.from_waiting_list
 
 
 async def get_funding(session: AsyncSession, application_id: uuid.UUID) -> Funding:

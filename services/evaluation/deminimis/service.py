@@ -44,7 +44,7 @@ from services.evaluation.admissibility.service import CREDIT_CLASS_CHECK, fetch_
 from services.evaluation.deminimis import repository
 from services.evaluation.facts import single_undertaking
 from services.evaluation.models import Evaluation, PriorAid, ReceivedApplication
-from services.evaluation.rules import rules_of_call
+from services.evaluation.rules import rules_of_application, rules_of_call
 from services.intake.companies.schemas import CompanyOut
 from shared.audit import record_audit, record_event
 from shared.clients.intake import IntakeClient
@@ -299,7 +299,7 @@ def _require_fundable(evaluation: Evaluation, rules: CallRules) -> str:
 
 async def compute_funding(*, session: AsyncSession, actor: Actor, intake: IntakeClient, evaluation: Evaluation,
                           app: ReceivedApplication, loan_years: int | None) -> Evaluation:
-    rules = await rules_of_call(intake, evaluation.call_id)
+    rules = await rules_of_application(intake, app)  # the version it was submitted under
     credit_class = _require_fundable(evaluation, rules)
     terms = rules.aid.loan
     years = terms.max_years if loan_years is None else loan_years

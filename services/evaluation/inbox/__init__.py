@@ -1,1 +1,2 @@
-"""Evaluation's inbox: events from other services (intake's submissions and withdrawals), received once."""
+"""Evaluation's inbox: events from other services (intake's submissions, withdrawals and call amendments),
+received once."""

@@ -18,7 +18,7 @@ from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.evaluation.admissibility.service import run_admissibility
-from services.evaluation.budget.service import release_application
+from services.evaluation.budget.service import apply_amendment, release_application
 from services.evaluation.inbox import repository
 from services.evaluation.models import ReceivedApplication
 from services.intake.applications.schemas import ApplicationOut
@@ -26,12 +26,12 @@ from shared.audit import record_audit
 from shared.clients.base import NotFoundAtPeer, PeerUnavailable
 from shared.clients.intake import IntakeClient
 from shared.errors import PEER_UNAVAILABLE, Conflict, DeskError, NotFound, ProblemError, ValidationFailed
-from shared.events.catalogue import ApplicationSubmitted, ApplicationWithdrawn, Envelope
+from shared.events.catalogue import ApplicationSubmitted, ApplicationWithdrawn, CallAmended, Envelope
 from shared.routing import Actor, etag_of
 
 log = structlog.get_logger("evaluation.inbox")
 
-CONSUMED = ("application.submitted", "application.withdrawn")
+CONSUMED = ("application.submitted", "application.withdrawn", "call.amended")
 _INTAKE_STATUS = {"submitted": "received", "withdrawn": "withdrawn"}
 
 
@@ -70,11 +70,15 @@ async def receive_event(*, session: AsyncSession, actor: Actor, intake: IntakeCl
         withdrawn = _data(event, ApplicationWithdrawn)
         await _receive_withdrawn(session=session, actor=actor, intake=intake, data=withdrawn)
         return {"event_id": event.id, "status": "processed", "application_id": withdrawn.application_id}
+    if event.type == "call.amended":
+        # the budget has one source of truth, the call's rules: the ledger applies the amended total at once
+        await apply_amendment(session=session, actor=actor, intake=intake, amendment=_data(event, CallAmended))
+        return {"event_id": event.id, "status": "processed"}
     log.info("event type not consumed", event_id=str(event.id), type=event.type)
     return {"event_id": event.id, "status": "ignored"}
 
 
-D = TypeVar("D", ApplicationSubmitted, ApplicationWithdrawn)
+D = TypeVar("D", ApplicationSubmitted, ApplicationWithdrawn, CallAmended)
 
 
 def _data(event: Envelope, model: type[D]) -> D:

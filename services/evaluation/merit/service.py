@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.evaluation.merit import repository
 from services.evaluation.models import ConflictDeclaration, Evaluation, ReceivedApplication, ReviewAssignment
-from services.evaluation.rules import rules_of_call
+from services.evaluation.rules import rules_of_application, rules_of_call
 from shared.audit import record_audit, record_event
 from shared.auth import Principal
 from shared.clients.base import NotFoundAtPeer, PeerUnavailable
@@ -263,7 +263,7 @@ async def save_review(*, session: AsyncSession, actor: Actor, intake: IntakeClie
                       scores: dict[str, dict[str, Any]]) -> ReceivedApplication:
     _require_open(assignment)
     app = await get_application(session, assignment.application_id)
-    rules = await rules_of_call(intake, app.call_id)
+    rules = await rules_of_application(intake, app)  # the version it was submitted under
     problems = validate_scores(rules, {code: s["points"] for code, s in scores.items()})
     if problems:
         raise ValidationFailed(errors=[ProblemError(p.code, _pointer(p.criterion), p.message_it, p.message_en)
@@ -288,7 +288,7 @@ async def submit_review(*, session: AsyncSession, actor: Actor, intake: IntakeCl
                        "There are no scores to submit: save them first with PUT /review.",
                        extra={"reason": "review_empty"})
     app = await get_application(session, assignment.application_id)
-    rules = await rules_of_call(intake, app.call_id)
+    rules = await rules_of_application(intake, app)  # the version it was submitted under
     # Re-checked: the grid is the call's, and the call may have been amended since the scores were saved.
     problems = validate_scores(rules, {code: s["points"] for code, s in assignment.scores.items()})
     if problems:

@@ -148,6 +148,9 @@ class ApplicationOut(OutModel):
     network: Network | None
     protocol_number: int | None
     submitted_at: datetime | None
+    call_version: int | None = Field(None, description="The version of the call's rules the application was "
+                                                       "submitted under (null for a draft): it is checked, evaluated "
+                                                       "and funded under that version.")
     withdrawn_at: datetime | None
     created_at: datetime
     updated_at: datetime

@@ -62,7 +62,8 @@ def to_out(app: Application, lines: list[ExpenseLine]) -> dict[str, Any]:
         "expense_lines": [{"category": ln.category, "description": ln.description, "amount": ln.amount,
                            "target_market": ln.target_market, "supplier": ln.supplier} for ln in lines],
         "flat_rates": app.flat_rates, "network": app.network, "protocol_number": app.protocol_number,
-        "submitted_at": app.submitted_at, "withdrawn_at": app.withdrawn_at, "created_at": app.created_at,
+        "submitted_at": app.submitted_at, "call_version": app.call_version, "withdrawn_at": app.withdrawn_at,
+        "created_at": app.created_at,
         "updated_at": app.updated_at, "etag": etag_of(app.version),
     }
 

@@ -5,7 +5,8 @@ charts draw.
 Counts and sums come from one aggregate statement (see `repository`); this module folds its rows into the
 groups asked for (hours into Europe/Rome hours and days, lists of markets into markets and continents), exactly,
 in Decimal. The call's budget comes from intake (`IntakeClient.get_call`, cached per call version in
-`services.monitoring.peers`).
+`services.monitoring.peers`): the figure of the version in force, the one evaluation's ledger applies. Statistics
+keep no budget of their own; on `call.amended` the cached version is forgotten, so the next view reads the new one.
 """
 
 from __future__ import annotations
@@ -24,12 +25,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.intake.calls.schemas import CallDetail
 from services.monitoring.charts import Bar, bar_chart, format_eur, format_int, time_series
-from services.monitoring.peers import call_detail
+from services.monitoring.inbox.registry import InboxContext, register_handler
+from services.monitoring.peers import call_detail, forget_call
 from services.monitoring.stats import repository
 from services.monitoring.stats.cache import StatsCache
 from shared.clients.intake import IntakeClient
 from shared.domain.continents import CONTINENTS
 from shared.domain.money import ZERO
+from shared.events.catalogue import Envelope
 
 ROME = ZoneInfo("Europe/Rome")
 MIN_GROUP_SIZE = 3
@@ -146,6 +149,14 @@ async def call_view(*, session: AsyncSession, intake: IntakeClient, call_id: uui
     view = await cache.get((call_id, group_by), await repository.facts_changes(session), compute)
     view.call = call
     return view
+
+
+async def on_call_amended(ctx: InboxContext, event: Envelope) -> None:
+    """The call's budget (or window) changed at intake: the next view reads the version in force."""
+    forget_call(uuid.UUID(str(event.data["call_id"])))
+
+
+register_handler("call.amended", on_call_amended)
 
 
 def label_of(group_by: str | None, key: str | None) -> str | None:

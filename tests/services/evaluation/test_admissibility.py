@@ -265,3 +265,39 @@ async def test_a_partner_of_another_company_gets_404_and_partners_cannot_list(
 async def test_an_unknown_stage_filter_is_422(evaluation_client, officer, stage):
     r = await evaluation_client.get("/v1/evaluations", params={"stage": stage}, headers=officer)
     assert r.status_code == 422
+
+
+async def test_an_application_submitted_under_v1_is_evaluated_under_v1_after_v2(
+        evaluation_client, intake, intake_server, engine, officer, session):
+    """The call's rules change after the submission (a version 2 that admits micro firms only, written as the
+    store would hold it): the small firm submitted under version 1 is still judged under version 1."""
+    import copy
+
+    sub = await submit_through_intake(engine, intake_server.url)  # a small firm, under version 1
+    async with engine.begin() as c:
+        v1 = (await c.execute(text("SELECT rules FROM intake.call_versions WHERE call_id = :c AND version = 1"),
+                              {"c": sub["call_id"]})).scalar_one()
+        v2 = copy.deepcopy(v1)
+        v2["eligibility"]["sizes"] = ["micro"]
+        await c.execute(text("INSERT INTO intake.call_versions (call_id, version, rules, reason, created_by) "
+                             "VALUES (:c, 2, CAST(:r AS jsonb), 'test', 'test')"),
+                        {"c": sub["call_id"], "r": orjson.dumps(v2).decode()})
+        await c.execute(text("UPDATE intake.calls SET current_version = 2 WHERE id = :c"), {"c": sub["call_id"]})
+    app = await intake_server_get(intake_server.url, sub)
+    assert app["call_version"] == 1, "intake records the version in force at submission"
+
+    sub["event"] = await outbox_event(engine, sub["application_id"], "application.submitted")
+    r = await deliver(evaluation_client, sub["event"])
+    assert r.status_code == 200, r.text
+    ev = (await evaluation_client.get(f"/v1/evaluations/{sub['application_id']}", headers=officer)).json()
+    assert by_code(ev)["sme_class"]["outcome"] == "pass", "judged under version 1, which admits small firms"
+    assert ev["admissibility_verdict"] == "admissible"
+
+
+async def intake_server_get(intake_url: str, sub: dict[str, Any]) -> dict[str, Any]:
+    import httpx
+
+    async with httpx.AsyncClient(base_url=intake_url) as http:
+        r = await http.get(f"/v1/applications/{sub['application_id']}", headers=sub["partner_headers"])
+        assert r.status_code == 200, r.text
+        return dict(r.json())

@@ -302,3 +302,62 @@ async def test_a_withdrawal_received_from_intake_releases_the_aid_and_moves_the_
     assert r.json()["status"] == "duplicate"
     assert (await evaluation_client.get(f"/v1/calls/{call_id}/budget", headers=officer)).json()["freed"] == "100000.00"
     assert orjson.loads(body)["type"] == "application.withdrawn"
+
+
+# ---------------------------------------------------------------- a budget amended at intake
+
+
+async def test_a_budget_raised_at_intake_reaches_the_ledger_and_funds_the_waiting_list(
+        evaluation_client, intake, client, session, officer):
+    """Intake publishes a version raising the budget (with its decree); the `call.amended` event it writes in the
+    outbox, delivered to evaluation, gives the ledger the new total and funds the next waiting application."""
+    from tests.services.intake.test_calls import rules as call_rules
+
+    doc = call_rules(code=f"VNM-A-{uuid.uuid4().hex[:8]}", budget_total="200000.00", procedure="first_come")
+    r = await client.post("/v1/calls", json={"rules": doc}, headers=officer)  # its 2025 window has opened
+    assert r.status_code == 201, r.text
+    call_id = uuid.UUID(r.json()["id"])
+    intake.add_call(call_id, budget_total="200000.00")
+    a1 = await evaluated_application(session, call_id=call_id, grant="20000.00", loan="80000.00")
+    a2 = await evaluated_application(session, call_id=call_id, grant="20000.00", loan="80000.00")
+    w1 = await evaluated_application(session, call_id=call_id, grant="15000.00", loan="60000.00")
+    w2 = await evaluated_application(session, call_id=call_id, grant="20000.00", loan="80000.00")
+    out = await allocate(evaluation_client, call_id, officer)
+    assert (out["funded"], out["waiting"]) == (2, 2)
+
+    doc["budget_total"] = "300000.00"
+    r = await client.post(f"/v1/calls/{call_id}/versions", headers={**officer, "If-Match": r.json()["etag"]},
+                          json={"rules": doc, "reason": "Rifinanziamento",
+                                "decree": {"number": "Decreto n. 9012", "date": "2025-07-15"}})
+    assert r.status_code == 201, r.text
+    intake.add_call(call_id, budget_total="300000.00")  # what intake now serves as the version in force
+    row = (await session.execute(text(
+        "SELECT event_id, event_type, event_version, source, occurred_at, aggregate_type, aggregate_id, payload"
+        " FROM desk.outbox WHERE aggregate_id = :a AND event_type = 'call.amended'"), {"a": str(call_id)})).one()
+    from shared.events.catalogue import envelope
+    body = orjson.dumps(envelope(row)).decode()
+
+    r = await deliver(evaluation_client, body)
+    assert r.status_code == 200 and r.json()["status"] == "processed", r.text
+    budget = (await evaluation_client.get(f"/v1/calls/{call_id}/budget", headers=officer)).json()
+    # 300,000 - 200,000 committed = 100,000 available: w1 (75,000, first in protocol order) is funded; w2
+    # (100,000) does not fit in the 25,000 left and keeps waiting
+    assert (budget["total"], budget["committed"], budget["available"]) == ("300000.00", "275000.00", "25000.00")
+    assert [(e["kind"], e["amount"]) for e in budget["entries"] if e["kind"] == "amendment"] == [
+        ("amendment", "100000.00")]
+    got = await fundings(session, call_id)
+    assert got[str(w1.application_id)].status == "funded" and got[str(w2.application_id)].status == "waiting"
+    assert got[str(a1.application_id)].status == got[str(a2.application_id)].status == "funded"
+    granted = await events(session, "funding.granted_from_waiting_list", w1.application_id)
+    assert len(granted) == 1 and granted[0].payload["reason"] == "scorrimento after budget increase"
+    public = (await evaluation_client.get(f"/v1/public/calls/{call_id}/budget")).json()
+    assert public["total"] == "300000.00"
+
+    # the same event again is a duplicate; an older version changes nothing
+    assert (await deliver(evaluation_client, body)).json()["status"] == "duplicate"
+    stale = orjson.loads(body)
+    stale.update(id=str(uuid.uuid4()))
+    stale["data"].update(version=1, budget_total="250000.00")
+    assert (await deliver(evaluation_client, orjson.dumps(stale).decode())).status_code == 200
+    again = (await evaluation_client.get(f"/v1/calls/{call_id}/budget", headers=officer)).json()
+    assert again["total"] == "300000.00"

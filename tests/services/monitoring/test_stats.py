@@ -275,3 +275,33 @@ async def test_cache_computes_a_view_once_until_the_facts_change():
     assert await cache.get(("call", "province"), 7, compute) == "view 1"
     assert await cache.get(("call", "province"), 8, compute) == "view 2"  # a write was seen
     assert await StatsCache(max_age=0, min_fresh=0).get("k", 1, compute) == "view 3"  # cache off
+
+
+async def test_an_amended_budget_reaches_the_statistics_on_call_amended(monitoring_client, session, fake_intake,
+                                                                        officer):
+    """The statistics keep no budget of their own: they read the call's version in force, and `call.amended`
+    makes them read the new one at once (not after the cache's few minutes)."""
+    from tests.services.monitoring.builders import deliver, envelope
+
+    call_id = await small_dataset(session, fake_intake)
+    before = (await monitoring_client.get("/v1/stats", params={"call_id": str(call_id)}, headers=officer)).json()
+    assert before["call"]["budget"] == "1000000.00"
+    amended = fake_intake.calls[call_id]
+    from decimal import Decimal
+
+    fake_intake.calls[call_id] = amended.model_copy(update={"current_version": 2,
+                                                            "budget_total": Decimal("1500000.00")})
+    stale = (await monitoring_client.get("/v1/stats", params={"call_id": str(call_id)}, headers=officer)).json()
+    assert stale["call"]["budget"] == "1000000.00", "the version in force is cached until told otherwise"
+
+    r = await deliver(monitoring_client, envelope("call.amended", {
+        "call_id": str(call_id), "code": amended.code, "version": 2, "previous_version": 1, "opened": True,
+        "changed_fields": ["budget_total"], "budget_total": "1500000.00", "previous_budget_total": "1000000.00",
+        "closes_at": "2025-06-03T12:00:00Z", "previous_closes_at": "2025-06-03T12:00:00Z",
+        "decree": {"number": "Decreto n. 9012", "date": "2025-07-15"}, "reason": "Rifinanziamento",
+        "amended_at": "2025-07-16T10:00:00Z"}, source="intake"))
+    assert r.status_code == 200 and r.json()["status"] == "processed", r.text
+    after = (await monitoring_client.get("/v1/stats", params={"call_id": str(call_id)}, headers=officer)).json()
+    # 1,500,000.00 - 135,000.50 committed = 1,364,999.50; 135,000.50 / 1,500,000 = 9.00 %
+    assert after["call"]["budget"] == "1500000.00" and after["call"]["available"] == "1364999.50"
+    assert after["call"]["committed_percent"] == "9.00"

@@ -114,7 +114,8 @@ LINE_CUT_CODES: frozenset[str] = frozenset(
 #: reason of the cut of a line bought from a related party.
 INTRA_GROUP = "intra_group_purchase"
 #: problems that neither fail nor need a review: the expense is cut, or the unknown opt-in ignored.
-_NOT_FAILING: frozenset[str] = LINE_CUT_CODES | {"category_cap_exceeded", "flat_rate_unknown"}
+_NOT_FAILING: frozenset[str] = LINE_CUT_CODES | {"category_cap_exceeded", "flat_rate_unknown",
+                                                 "eligible_total_above_max"}
 #: problems an officer has to look at.
 _NEEDS_REVIEW: frozenset[str] = frozenset({"expense_market_not_in_plan"})
 
@@ -406,6 +407,9 @@ def _clean(code: str, ctx: _Context) -> tuple[Outcome, str, str]:
     if code == "eligible_total":
         total = ctx.breakdown.total if ctx.breakdown is not None else ZERO
         low, high = rules.eligible_cost.min, rules.eligible_cost.max
+        if total > high:  # capped, not refused: the note (eligible_total_above_max) follows
+            return ("pass", f"Spese ammissibili dopo i tagli {_eur_it(total)}.",
+                    f"Eligible expenses after the cuts {_eur_en(total)}.")
         return (
             "pass",
             f"Spese ammissibili dopo i tagli {_eur_it(total)}, entro i limiti {_eur_it(low)} – {_eur_it(high)}.",

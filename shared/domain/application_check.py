@@ -2,8 +2,9 @@
 
 ``check_application`` reports every problem at once, each with a stable code, a JSON pointer into
 the application document, a message in Italian and English quoting the figures, and the call
-article. Problems are blocking (the draft cannot be submitted as is) except ``category_cap_exceeded``:
-the call cuts the excess over a cap, not the application.
+article. Problems are blocking (the draft cannot be submitted as is) except ``category_cap_exceeded``
+(the call cuts the excess over a cap, not the application) and ``eligible_total_above_max`` (an eligible
+total above the call's maximum is capped, not refused: the aid is computed on the maximum).
 
 The caller (the intake service) builds ``CompanyFacts`` and ``DraftFacts`` from its rows; this
 module does no I/O. JSON pointers used:
@@ -76,7 +77,7 @@ PROBLEM_CODES: tuple[str, ...] = (
     "milestones_missing",
 )
 
-NON_BLOCKING_CODES: frozenset[str] = frozenset({"category_cap_exceeded"})
+NON_BLOCKING_CODES: frozenset[str] = frozenset({"category_cap_exceeded", "eligible_total_above_max"})
 
 # ATECO 2007 division -> section.
 _SECTION_RANGES: tuple[tuple[int, int, str], ...] = (
@@ -175,7 +176,7 @@ class CheckResult:
     breakdown: EligibleBreakdown | None
     """Eligible expenses of the valid lines; ``None`` if no line is valid."""
     estimate: AidEstimate | None
-    """Aid on the eligible total; ``None`` unless the total is within the call's bounds."""
+    """Aid on the eligible total (capped at the call's maximum); ``None`` below the call's minimum."""
     blocking: bool
 
 
@@ -285,7 +286,7 @@ def check_application(
     _check_plan(draft, problems)
 
     estimate: AidEstimate | None = None
-    if breakdown is not None and rules.eligible_cost.min <= breakdown.total <= rules.eligible_cost.max:
+    if breakdown is not None and breakdown.total >= rules.eligible_cost.min:
         share = Decimal(1)
         if company.credit_class is not None and company.credit_class in {
             c.class_code for c in rules.credit_scoring.classes
@@ -565,16 +566,17 @@ def _check_expenses(
             cat = rules.category(cut.category)
             cap = cat.cap
             assert cap is not None
-            of = " + ".join(cap.of)
+            of_it = " + ".join(cap.of) if cap.base == "categories" else "totale ammissibile"
+            of_en = " + ".join(cap.of) if cap.base == "categories" else "the eligible total"
             excess = cut.requested - cut.allowed
             problems.add(
                 "category_cap_exceeded",
                 "/expense_lines",
                 f"La categoria {cat.code} ({cat.name_it}) supera il limite "
-                f"del {_pct_it(cap.percent)} di {of}: "
+                f"del {_pct_it(cap.percent)} di {of_it}: "
                 f"richiesti {_eur_it(cut.requested)}, ammissibili {_eur_it(cut.allowed)}; "
                 f"l'eccedenza di {_eur_it(excess)} è esclusa.",
-                f"Category {cat.code} ({cat.name_en}) exceeds its cap of {_pct_en(cap.percent)} of {of}: "
+                f"Category {cat.code} ({cat.name_en}) exceeds its cap of {_pct_en(cap.percent)} of {of_en}: "
                 f"requested {_eur_en(cut.requested)}, eligible {_eur_en(cut.allowed)}; "
                 f"the excess of {_eur_en(excess)} is cut.",
                 "expenses",
@@ -593,8 +595,10 @@ def _check_expenses(
         problems.add(
             "eligible_total_above_max",
             "/expense_lines",
-            f"Le spese ammissibili ({_eur_it(total)}) superano il massimo di {_eur_it(high)}.",
-            f"Eligible expenses ({_eur_en(total)}) exceed the maximum of {_eur_en(high)}.",
+            f"Le spese ammissibili ({_eur_it(total)}) superano il massimo di {_eur_it(high)}: la domanda è "
+            f"ammissibile e l'aiuto è calcolato su {_eur_it(high)}.",
+            f"Eligible expenses ({_eur_en(total)}) exceed the maximum of {_eur_en(high)}: the application is "
+            f"admissible and the aid is computed on {_eur_en(high)}.",
             "expenses",
         )
 

@@ -108,10 +108,21 @@ class Eligibility(_Frozen):
 
 
 class CategoryCap(_Frozen):
-    """The category may not exceed ``percent`` of the sum of the categories in ``of``."""
+    """The category may not exceed ``percent`` of the sum of the categories in ``of`` (``base: categories``),
+    or of the eligible total of the project, the category itself and the flat rates included
+    (``base: eligible_total``; ``of`` is then empty)."""
 
     percent: Rate
-    of: list[str] = Field(min_length=1)
+    base: Literal["categories", "eligible_total"] = "categories"
+    of: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _base(self) -> "CategoryCap":
+        if self.base == "categories" and not self.of:
+            raise ValueError("a cap on categories lists them in `of`")
+        if self.base == "eligible_total" and self.of:
+            raise ValueError("a cap on the eligible total lists no categories in `of`")
+        return self
 
 
 class FlatRate(_Frozen):
@@ -403,15 +414,22 @@ class CallRules(_Frozen):
         return country in self.markets.emerging_countries
 
     def cap_order(self) -> tuple[str, ...]:
-        """Capped direct categories ordered so that each cap's base is final before it is applied."""
+        """Categories capped on other categories, ordered so that each cap's base is final before it is
+        applied (caps on the eligible total come after all of them: ``total_cap_codes``)."""
+        on_categories = {c.code for c in self.expense_categories if c.cap is not None and c.cap.base == "categories"}
         return _topological(
             {
-                c.code: [b for b in c.cap.of if self.category(b).cap is not None]
+                c.code: [b for b in c.cap.of if b in on_categories]
                 for c in self.expense_categories
-                if c.cap is not None
+                if c.cap is not None and c.cap.base == "categories"
             },
             "cap",
         )
+
+    @property
+    def total_cap_codes(self) -> tuple[str, ...]:
+        """Categories capped at a share of the eligible total."""
+        return tuple(c.code for c in self.expense_categories if c.cap is not None and c.cap.base == "eligible_total")
 
     def flat_rate_order(self) -> tuple[str, ...]:
         """Flat-rate categories ordered so that each one's base is computed before it."""

@@ -59,6 +59,14 @@ class AidEstimate:
     grant: Decimal
     loan: Decimal
     total_aid: Decimal
+    aid_base: Decimal | None = None
+    """What the aid is computed on: the eligible total capped at the call's maximum eligible cost."""
+
+
+def aid_base(rules: CallRules, eligible_total: Decimal) -> Decimal:
+    """The eligible total the aid is computed on: above the call's maximum eligible cost it is capped at the
+    maximum (the application stays admissible), never refused."""
+    return min(eligible_total, rules.eligible_cost.max)
 
 
 def compute_eligible(
@@ -92,6 +100,32 @@ def compute_eligible(
             raise ValueError(f"amount {line.amount} must be positive with at most two decimals")
         requested[line.category] += line.amount
 
+    # Caps on a share of the eligible total come last: the largest amount that fits, the other caps and the flat
+    # rates recomputed with it.
+    effective = dict(requested)
+    total_cuts: list[Cut] = []
+    for code in rules.total_cap_codes:
+        cap = rules.category(code).cap
+        assert cap is not None
+        direct, computed, _ = _apply_caps(rules, effective, included)
+        if effective[code] <= percent_of(sum(direct.values(), ZERO) + sum(computed.values(), ZERO), cap.percent):
+            continue
+        allowed = _largest_within_total_cap(rules, effective, included, code, cap.percent)
+        total_cuts.append(Cut(category=code, requested=requested[code], allowed=allowed, reason=CAP_EXCEEDED))
+        effective[code] = allowed
+    direct, computed, cuts = _apply_caps(rules, effective, included)
+    cuts += total_cuts
+
+    total = sum(direct.values(), ZERO) + sum(computed.values(), ZERO)
+    flat_rates = {c: computed[c] for c in rules.flat_rate_codes if c in computed}
+    return EligibleBreakdown(
+        requested=requested, direct=direct, flat_rates=flat_rates, total=total, cuts=tuple(cuts)
+    )
+
+
+def _apply_caps(rules: CallRules, requested: Mapping[str, Decimal],
+                included: set[str]) -> tuple[dict[str, Decimal], dict[str, Decimal], list[Cut]]:
+    """Caps on other categories (in dependency order), then the flat rates on the capped amounts."""
     direct = dict(requested)
     cuts: list[Cut] = []
     for code in rules.cap_order():
@@ -101,7 +135,6 @@ def compute_eligible(
         if direct[code] > limit:
             cuts.append(Cut(category=code, requested=direct[code], allowed=limit, reason=CAP_EXCEEDED))
             direct[code] = limit
-
     computed: dict[str, Decimal] = {}
     for code in rules.flat_rate_order():
         if code not in included:
@@ -110,12 +143,29 @@ def compute_eligible(
         assert flat is not None
         base = sum((direct.get(b, computed.get(b, ZERO)) for b in flat.base), ZERO)
         computed[code] = percent_of(base, flat.percent)
+    return direct, computed, cuts
 
-    total = sum(direct.values(), ZERO) + sum(computed.values(), ZERO)
-    flat_rates = {c: computed[c] for c in rules.flat_rate_codes if c in computed}
-    return EligibleBreakdown(
-        requested=requested, direct=direct, flat_rates=flat_rates, total=total, cuts=tuple(cuts)
-    )
+
+def _largest_within_total_cap(rules: CallRules, requested: Mapping[str, Decimal], included: set[str], code: str,
+                              percent: Decimal) -> Decimal:
+    """The largest amount of `code`, to the cent, not above `percent` of the eligible total it is part of.
+
+    The total grows with the category (directly, through the caps based on it and through the flat rates), but
+    by less than 1/percent per euro, so "amount <= percent x total(amount)" holds up to one amount and fails
+    beyond it: a bisection on the cents finds it."""
+    def fits(cents: int) -> bool:
+        amount = Decimal(cents) / 100
+        direct, computed, _ = _apply_caps(rules, {**requested, code: amount}, included)
+        return amount <= percent_of(sum(direct.values(), ZERO) + sum(computed.values(), ZERO), percent)
+
+    low, high = 0, int(requested[code] * 100)  # fits(low) always; not fits(high), or we would not be here
+    while high - low > 1:
+        mid = (low + high) // 2
+        if fits(mid):
+            low = mid
+        else:
+            high = mid
+    return (Decimal(low) / 100).quantize(CENT)
 
 
 def compute_aid(
@@ -125,23 +175,26 @@ def compute_aid(
 
     grant = min(grant.percent x eligible, grant.cap); loan = min(loan.percent x eligible,
     loan.cap x loan_cap_share), where ``loan_cap_share`` comes from the credit-scoring class
-    (``CallRules.loan_cap_share``). Each amount is floored to the cent, and the loan is trimmed if
-    the total would exceed max_intensity x eligible (floored). Eligible-cost bounds are not checked
-    here (the pre-check does it).
+    (``CallRules.loan_cap_share``), where eligible is ``aid_base``: the eligible total capped at the
+    call's maximum eligible cost. Each amount is floored to the cent, and the loan is trimmed if the
+    total would exceed max_intensity x eligible (floored). The minimum is not checked here (the
+    pre-check does it).
     """
     if not cents_ok(eligible_total) or eligible_total < 0:
         raise ValueError(f"eligible total {eligible_total} must be non-negative with at most two decimals")
     if not Decimal(0) <= loan_cap_share <= Decimal(1):
         raise ValueError(f"loan_cap_share must be between 0 and 1, got {loan_cap_share}")
     aid = rules.aid
-    grant = min(percent_of(eligible_total, aid.grant.percent), aid.grant.cap)
-    loan = min(percent_of(eligible_total, aid.loan.percent), floor_cent(aid.loan.cap * loan_cap_share))
-    ceiling = percent_of(eligible_total, aid.max_intensity)
+    base = aid_base(rules, eligible_total)
+    grant = min(percent_of(base, aid.grant.percent), aid.grant.cap)
+    loan = min(percent_of(base, aid.loan.percent), floor_cent(aid.loan.cap * loan_cap_share))
+    ceiling = percent_of(base, aid.max_intensity)
     if grant + loan > ceiling:
         loan = max(ZERO, ceiling - grant)
         grant = min(grant, ceiling)
     eligible = eligible_total.quantize(CENT)
-    return AidEstimate(eligible_total=eligible, grant=grant, loan=loan, total_aid=grant + loan)
+    return AidEstimate(eligible_total=eligible, grant=grant, loan=loan, total_aid=grant + loan,
+                       aid_base=base.quantize(CENT))
 
 
 @dataclass(frozen=True)

@@ -184,6 +184,8 @@ class Breakdown(OutModel):
 
 class Estimate(OutModel):
     eligible_total: Decimal
+    aid_base: Decimal | None = Field(None, description="What the aid is computed on: the eligible total capped at "
+                                                       "the call's maximum eligible cost (capped, not refused).")
     grant: Decimal
     loan: Decimal
     total_aid: Decimal

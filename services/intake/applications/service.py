@@ -240,8 +240,8 @@ def check_out(result: CheckResult, lang: Lang) -> dict[str, Any]:
             "requested": dict(b.requested), "direct": dict(b.direct), "flat_rates": dict(b.flat_rates),
             "total": b.total, "cuts": [{"category": c.category, "requested": c.requested, "allowed": c.allowed,
                                         "reason": c.reason} for c in b.cuts]},
-        "estimate": None if e is None else {"eligible_total": e.eligible_total, "grant": e.grant, "loan": e.loan,
-                                            "total_aid": e.total_aid},
+        "estimate": None if e is None else {"eligible_total": e.eligible_total, "aid_base": e.aid_base,
+                                            "grant": e.grant, "loan": e.loan, "total_aid": e.total_aid},
     }
 
 

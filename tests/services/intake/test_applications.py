@@ -55,8 +55,28 @@ async def test_check_lists_nothing_and_estimates_to_the_cent(client, world):
     body = r.json()
     assert body["submittable"] is True and body["problems"] == []
     assert body["breakdown"]["flat_rates"] == {"d": "19000.00", "e": "7980.00"}
-    assert body["estimate"] == {"eligible_total": "121980.00", "grant": "24396.00", "loan": "79287.00",
-                                "total_aid": "103683.00"}
+    assert body["estimate"] == {"eligible_total": "121980.00", "aid_base": "121980.00", "grant": "24396.00",
+                                "loan": "79287.00", "total_aid": "103683.00"}
+
+
+async def test_check_above_the_maximum_warns_without_blocking_and_estimates_on_the_maximum(client, world):
+    body = draft_body(world.call.id, world.company.id)
+    body["expense_lines"][1]["amount"] = "405000.00"  # both (b) lines x 9: same markets' shares
+    body["expense_lines"][2]["amount"] = "315000.00"
+    r = await client.post("/v1/applications", json=body, headers=world.headers)
+    assert r.status_code == 201, r.text
+    r = await client.post(f"/v1/applications/{r.json()['id']}/check", headers={**world.headers,
+                                                                                "Accept-Language": "en"})
+    assert r.status_code == 200, r.text
+    out = r.json()
+    # direct 10,000 + 720,000 + 5,000 = 735,000; d = 20 % = 147,000; e = 7 % of 882,000 = 61,740; eligible
+    # 943,740.00 > 600,000.00: capped, not refused. Aid on 600,000.00: grant 20 % = 120,000.00, loan 65 % =
+    # 390,000.00.
+    assert [(p["code"], p["blocking"]) for p in out["problems"]] == [("eligible_total_above_max", False)]
+    assert "the aid is computed on EUR 600,000.00" in out["problems"][0]["message"]
+    assert out["submittable"] is True
+    assert out["estimate"] == {"eligible_total": "943740.00", "aid_base": "600000.00", "grant": "120000.00",
+                               "loan": "390000.00", "total_aid": "510000.00"}
 
 
 async def test_check_reports_every_problem_at_once_and_changes_nothing(client, world, session):

@@ -61,7 +61,7 @@ DRAFT = DraftFacts(
 )
 
 # a 10 000, b 80 000, c 5 000; d = 20 % of 95 000 = 19 000; e = 7 % of 114 000 = 7 980: 121 980.
-BASE_ESTIMATE = AidEstimate(D("121980.00"), D("24396.00"), D("79287.00"), D("103683.00"))
+BASE_ESTIMATE = AidEstimate(D("121980.00"), D("24396.00"), D("79287.00"), D("103683.00"), D("121980.00"))
 
 
 def run(company: CompanyFacts = COMPANY, draft: DraftFacts = DRAFT, **kwargs: object) -> Admissibility:
@@ -173,6 +173,17 @@ def test_cuts_below_the_minimum_fail_the_application() -> None:
     assert result.estimate is None
 
 
+def test_an_eligible_total_above_the_maximum_is_admissible_and_capped() -> None:
+    # b 700 000.00, no flat rates: 700 000.00 > 600 000.00 is capped, not refused; aid on 600 000.00.
+    draft = replace(DRAFT, flat_rates=frozenset(), expense_lines=(DraftLine("b", D("700000.00"), "US"),))
+    result = run(draft=draft)
+    assert result.verdict == "admissible"
+    check = result.check("eligible_total")
+    assert check.outcome == "pass" and "600.000,00" in check.detail_it and "600,000.00" in check.detail_en
+    assert result.estimate is not None and result.estimate.aid_base == D("600000.00")
+    assert (result.estimate.grant, result.estimate.loan) == (D("120000.00"), D("390000.00"))
+
+
 def test_no_eligible_line_at_all() -> None:
     result = run(draft=replace(DRAFT, expense_lines=(DraftLine("viaggi", D("50000.00")),)))
     assert result.verdict == "not_admissible"
@@ -204,7 +215,7 @@ def test_expense_market_outside_the_plan_needs_review() -> None:
         (COMPANY, replace(DRAFT, target_markets=("US", "BR", "DE")), "target_markets"),
         (
             COMPANY,
-            replace(DRAFT, expense_lines=(DraftLine("b", D("700000.00"), "US"),)),
+            replace(DRAFT, expense_lines=(DraftLine("b", D("20000.00"), "US"),)),
             "eligible_total",
         ),
         (

@@ -33,7 +33,7 @@ def test_seeded_call_loads() -> None:
     assert rules.flat_rate_codes == ("d", "e")
     flat_e = rules.category("e").flat_rate
     assert flat_e is not None and flat_e.base == ["a", "b", "c", "d"]
-    assert rules.cap_order() == ("c", "a")
+    assert rules.cap_order() == ("a",) and rules.total_cap_codes == ("c",)
     assert rules.flat_rate_order() == ("d", "e")
     assert rules.aid.grant.cap == Decimal("120000.00")
     assert rules.aid.loan.cap == Decimal("390000.00")
@@ -73,7 +73,7 @@ def test_assumptions_listed() -> None:
         "scoring",
         "de_minimis.reference_base_rate",
         "articles",
-        "expense_categories[c].cap.of",
+        "expense_categories[c].cap.base",
         "expense_categories[e].flat_rate.base",
     ):
         assert expected in paths
@@ -140,3 +140,13 @@ def test_rejects_bad_country_extra_key_and_money() -> None:
     _invalid(lambda d: d["eligibility"]["excluded_ateco_sections"].append("Z"))
     _invalid(lambda d: d["assumptions"].append({"path": "nowhere.x", "note": "n"}))
     _invalid(lambda d: d.__setitem__("timezone", "Mars/Base"))
+
+
+def test_a_cap_on_the_eligible_total_lists_no_categories_and_a_cap_on_categories_lists_some() -> None:
+    doc = raw()
+    doc["expense_categories"][2]["cap"] = {"percent": "0.10", "base": "eligible_total", "of": ["b"]}
+    with pytest.raises(ValidationError, match="lists no categories"):
+        CallRules.model_validate(doc)
+    doc["expense_categories"][2]["cap"] = {"percent": "0.10", "base": "categories"}
+    with pytest.raises(ValidationError, match="lists them in `of`"):
+        CallRules.model_validate(doc)

@@ -10,6 +10,7 @@ from shared.domain.funding import (
     AidEstimate,
     Cut,
     ExpenseAmount,
+    aid_base,
     compute_aid,
     compute_eligible,
     gross_grant_equivalent,
@@ -35,7 +36,8 @@ def test_eligible_with_flat_rates() -> None:
     assert b.total == D("121980.00")
     assert b.cuts == ()
     assert compute_aid(RULES, b.total) == AidEstimate(
-        eligible_total=D("121980.00"), grant=D("24396.00"), loan=D("79287.00"), total_aid=D("103683.00")
+        eligible_total=D("121980.00"), grant=D("24396.00"), loan=D("79287.00"), total_aid=D("103683.00"),
+        aid_base=D("121980.00"),
     )
 
 
@@ -51,28 +53,46 @@ def test_lines_of_same_category_add_up() -> None:
 
 
 def test_caps_cut_the_excess_in_dependency_order() -> None:
-    # c capped first at 10 % of b = 10 000; then a at 20 % of (b + capped c) = 22 000.
+    # a at 20 % of (b + c); c at 10 % of the eligible total (a + b + c, no flat rates here), a included after
+    # its own cap. For c < 50 000, a = 20 % (100 000 + c) < 30 000, so c <= 10 % (120 000 + 1.2 c), i.e.
+    # c <= 12 000 / 0.88 = 13 636.36...: to the cent, c = 13 636.36 (a = 22 727.27, total 136 363.63, 10 % of
+    # it 13 636.363 -> 13 636.36 >= c); c = 13 636.37 gives the same a and 10 % of 136 363.64 = 13 636.36 < c.
     b = compute_eligible(RULES, lines(a="30000.00", b="100000.00", c="15000.00"), include_flat_rates=set())
-    assert b.direct == {"a": D("22000.00"), "b": D("100000.00"), "c": D("10000.00")}
-    assert b.requested["a"] == D("30000.00")
+    assert b.direct == {"a": D("22727.27"), "b": D("100000.00"), "c": D("13636.36")}
+    assert b.requested["a"] == D("30000.00") and b.requested["c"] == D("15000.00")
     assert b.cuts == (
-        Cut(category="c", requested=D("15000.00"), allowed=D("10000.00"), reason=CAP_EXCEEDED),
-        Cut(category="a", requested=D("30000.00"), allowed=D("22000.00"), reason=CAP_EXCEEDED),
+        Cut(category="a", requested=D("30000.00"), allowed=D("22727.27"), reason=CAP_EXCEEDED),
+        Cut(category="c", requested=D("15000.00"), allowed=D("13636.36"), reason=CAP_EXCEEDED),
     )
     assert b.flat_rates == {}
-    assert b.total == D("132000.00")
+    assert b.total == D("136363.63")
+
+
+def test_training_is_capped_at_ten_percent_of_the_eligible_total_flat_rates_included() -> None:
+    # b 80 000, c 20 000, d and e included. With c = x: d = 20 % (80 000 + x), e = 7 % (1.2 (80 000 + x)),
+    # total = 1.284 (80 000 + x); x <= 0.1284 (80 000 + x) -> x <= 10 272 / 0.8716 = 11 785.22...
+    # To the cent: x = 11 785.22 -> d = 18 357.04, e = 7 % of 110 142.26 = 7 709.95 (7 709.958), total
+    # 117 852.21, 10 % = 11 785.22 >= x; x = 11 785.23 -> total 117 852.22 (d 18 357.04, e 7 709.95), 10 % =
+    # 11 785.22 < x.
+    b = compute_eligible(RULES, lines(b="80000.00", c="20000.00"))
+    assert b.direct["c"] == D("11785.22")
+    assert b.flat_rates == {"d": D("18357.04"), "e": D("7709.95")}
+    assert b.total == D("117852.21")
+    assert b.cuts == (Cut(category="c", requested=D("20000.00"), allowed=D("11785.22"), reason=CAP_EXCEEDED),)
+    # within the cap nothing moves: c 5 000 <= 10 % of 121 980
+    assert compute_eligible(RULES, lines(a="10000.00", b="80000.00", c="5000.00")).cuts == ()
 
 
 def test_flat_rates_on_capped_bases_and_optional() -> None:
     only_d = compute_eligible(
-        RULES, lines(a="30000.00", b="100000.00", c="15000.00"), include_flat_rates={"d"}
+        RULES, lines(a="20000.00", b="100000.00", c="10000.00"), include_flat_rates={"d"}
     )
-    assert only_d.flat_rates == {"d": D("26400.00")}  # 20 % of 132 000
+    assert only_d.flat_rates == {"d": D("26000.00")}  # 20 % of 130 000
     only_e = compute_eligible(
-        RULES, lines(a="30000.00", b="100000.00", c="15000.00"), include_flat_rates={"e"}
+        RULES, lines(a="20000.00", b="100000.00", c="10000.00"), include_flat_rates={"e"}
     )
-    assert only_e.flat_rates == {"e": D("9240.00")}  # 7 % of 132 000 (no d)
-    assert only_e.total == D("141240.00")
+    assert only_e.flat_rates == {"e": D("9100.00")}  # 7 % of 130 000 (no d)
+    assert only_e.total == D("139100.00")
 
 
 def test_floor_to_cent_matters() -> None:
@@ -86,11 +106,11 @@ def test_floor_to_cent_matters() -> None:
 
 def test_aid_examples() -> None:
     assert compute_aid(RULES, D("100000.00")) == AidEstimate(
-        D("100000.00"), D("20000.00"), D("65000.00"), D("85000.00")
+        D("100000.00"), D("20000.00"), D("65000.00"), D("85000.00"), D("100000.00")
     )
-    # Above the caps: 20 % = 140 000 -> 120 000; 65 % = 455 000 -> 390 000.
+    # Above the maximum eligible cost the aid is computed on 600 000: 20 % = 120 000, 65 % = 390 000.
     assert compute_aid(RULES, D("700000.00")) == AidEstimate(
-        D("700000.00"), D("120000.00"), D("390000.00"), D("510000.00")
+        D("700000.00"), D("120000.00"), D("390000.00"), D("510000.00"), D("600000.00")
     )
     # Credit class 4 halves the loan cap; class 5 has no loan.
     assert compute_aid(RULES, D("600000.00"), D("0.50")).loan == D("195000.00")
@@ -155,3 +175,17 @@ def test_gross_grant_equivalent() -> None:
     assert gge == D("5808.95")
     with pytest.raises(ValueError):
         gross_grant_equivalent(D("999.00"), D("0"), D("0.05"), plan)
+
+
+def test_an_eligible_total_above_the_maximum_is_capped_not_refused() -> None:
+    # 750 000.00 -> base 600 000.00: grant 20 % = 120 000.00, loan 65 % = 390 000.00 (both at their caps), 85 %
+    # of the base = 510 000.00 is not exceeded.
+    assert aid_base(RULES, D("750000.00")) == D("600000.00")
+    assert aid_base(RULES, D("599999.99")) == D("599999.99")
+    assert compute_aid(RULES, D("750000.00")) == AidEstimate(
+        D("750000.00"), D("120000.00"), D("390000.00"), D("510000.00"), D("600000.00"))
+    # credit class 4 (loan cap share 50 %): loan min(390 000.00, 195 000.00) = 195 000.00 on the same base
+    assert compute_aid(RULES, D("750000.00"), D("0.50")).loan == D("195000.00")
+    # the intensity ceiling is taken on the base, not on the total: 85 % of 600 000 = 510 000, not 637 500
+    capped = compute_aid(RULES, D("600000.01"))
+    assert (capped.aid_base, capped.total_aid) == (D("600000.00"), D("510000.00"))

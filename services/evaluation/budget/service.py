@@ -80,6 +80,9 @@ async def ensure_budget(*, session: AsyncSession, intake: IntakeClient, call_id:
     """The call's budget, created on first use from the call's rules (`budget_total`)."""
     budget = await repository.get_budget(session, call_id, for_update=for_update)
     if budget is None:
+        # read the version in force afresh: a call.amended handled meanwhile by another process must not be
+        # missed by creating the row from this process's cached, older version
+        forget_current(call_id)
         rules = await rules_of_call(intake, call_id, call_in_path=True)
         await repository.insert_budget(session, call_id, rules.budget_total, current_version(call_id))
         budget = await repository.get_budget(session, call_id, for_update=for_update)

@@ -119,6 +119,11 @@ EVIDENCE_TYPE_NOT_ALLOWED = _kind("evidence-type-not-allowed", 415, "Tipo di fil
 EVIDENCE_TYPE_MISMATCH = _kind("evidence-type-mismatch", 422, "Il file non è del tipo dichiarato",
                                "File is not what its type says",
                                "The file's content does not match its declared Content-Type or extension.")
+IBAN_HOLDER_MISMATCH = _kind("iban-holder-mismatch", 422, "L'intestatario del conto non è l'impresa beneficiaria",
+                             "The account holder is not the beneficiary",
+                             "Payments go only to an account held by the beneficiary company: the holder's VAT "
+                             "number or fiscal code must be the company's, as registered at intake. Nothing was "
+                             "changed.")
 
 class FieldError(BaseModel):
     model_config = ConfigDict(extra="allow")

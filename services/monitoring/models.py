@@ -80,6 +80,9 @@ class Project(Base):
     extension_granted: Mapped[bool] = mapped_column(Boolean, default=False)
     lombardy_site_verified: Mapped[bool] = mapped_column(Boolean, default=True)
     iban: Mapped[str | None] = mapped_column(String(34))
+    # Who holds the account, as declared with the IBAN and checked against the company's VAT number / fiscal code.
+    iban_holder_name: Mapped[str | None] = mapped_column(String(200))
+    iban_holder_tax_code: Mapped[str | None] = mapped_column(String(16))
     final_grant: Mapped[Decimal | None] = mapped_column(Money)
     final_loan: Mapped[Decimal | None] = mapped_column(Money)
     outcome: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
@@ -110,6 +113,33 @@ class Payment(Base):
     failed_reason: Mapped[str | None] = mapped_column(Text)
     version: Mapped[int] = mapped_column(Integer, default=1)
     created_by: Mapped[str] = mapped_column(String(64))
+
+
+class IbanChange(Base):
+    """A change of the project's account: applied at once (`applied`), or, when a partner asks for it while a
+    payment is ordered and not yet paid, `pending` until the company or an officer confirms or rejects it (a later
+    direct change leaves it `superseded`). At most one pending change per project."""
+
+    __tablename__ = "iban_changes"
+    __table_args__ = (
+        Index("uq_iban_changes_one_pending", "project_id", unique=True, postgresql_where=text("status = 'pending'")),
+        {"schema": SCHEMA},
+    )
+
+    id: Mapped[uuid.UUID] = uuid_pk()
+    project_id: Mapped[uuid.UUID] = mapped_column(ForeignKey(f"{SCHEMA}.projects.id"))
+    iban: Mapped[str] = mapped_column(String(34))
+    holder_name: Mapped[str] = mapped_column(String(200))
+    holder_tax_code: Mapped[str] = mapped_column(String(16))
+    previous_iban: Mapped[str | None] = mapped_column(String(34))
+    status: Mapped[str] = mapped_column(String(16))
+    requested_by: Mapped[str] = mapped_column(String(64))
+    requested_by_kind: Mapped[str] = mapped_column(String(16))
+    requested_at: Mapped[datetime] = created_now()
+    decided_by: Mapped[str | None] = mapped_column(String(64))
+    decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    reason: Mapped[str | None] = mapped_column(Text)
+    version: Mapped[int] = mapped_column(Integer, default=1)
 
 
 class Claim(Base):

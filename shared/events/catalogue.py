@@ -366,6 +366,26 @@ class ProjectRevoked(_Data):
     released: Decimal = Field(description="Aid (grant + loan) given back to the call's budget.")
 
 
+class IbanChangeData(_Data):
+    change_id: uuid.UUID
+    project_id: uuid.UUID
+    application_id: uuid.UUID
+    company_id: uuid.UUID
+    status: str = Field(description="applied, pending, confirmed, rejected or superseded.")
+    iban: str = Field(description="The account asked for.")
+    previous_iban: str | None = Field(description="The project's account before the change.")
+    holder_name: str
+    requested_by: str = Field(description="Client id of who asked for the change.")
+    requested_by_kind: str = Field(description="partner, company or officer.")
+    decided_by: str | None = Field(description="Client id of who applied, confirmed, rejected or superseded it.")
+    reason: str | None = Field(None, description="Why it was rejected or superseded.")
+
+
+class PaymentReissued(PaymentChanged):
+    iban: str = Field(description="The account the order now goes to: the project's current IBAN.")
+    previous_iban: str | None = Field(description="The account it was ordered with.")
+
+
 for _event in (
     EventType("project.started", 1, "monitoring",
               "A project started from an accepted decision: CUP, amounts, eligibility start and deadline.",
@@ -386,6 +406,17 @@ for _event in (
               PaymentChanged),
     EventType("payment.cancelled", 1, "monitoring", "A payment order not yet paid was cancelled (revocation).",
               PaymentChanged),
+    EventType("payment.reissued", 1, "monitoring",
+              "An officer re-issued an open payment order to the project's current account.", PaymentReissued),
+    EventType("project.iban_change_requested", 1, "monitoring",
+              "A partner asked to change the project's account while a payment is ordered and not yet paid: the "
+              "change waits for the company's or an officer's confirmation.", IbanChangeData),
+    EventType("project.iban_changed", 1, "monitoring",
+              "The project's account changed (at once, or on the company's or an officer's confirmation). "
+              "Orders already placed keep their account.", IbanChangeData),
+    EventType("project.iban_change_rejected", 1, "monitoring",
+              "A pending change of account was rejected by the company or an officer (status rejected), or "
+              "replaced by their own change (status superseded).", IbanChangeData),
 ):
     register(_event)
 

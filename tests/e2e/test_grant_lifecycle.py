@@ -376,8 +376,9 @@ async def _decide(d: Desk) -> None:
 
 
 async def _start_projects(d: Desk) -> None:
-    """The worker brings the acceptances to monitoring: a project each, with its advance ordered; the partner
-    sets the IBAN and the treasury pays the advance."""
+    """The worker brings the acceptances to monitoring: a project each, with its advance ordered; the beneficiary
+    sets the IBAN (a partner's change confirmed by an officer, the advance being open; the company's applied at
+    once), the advance ordered before any account takes it, and the treasury pays it."""
     mon = d.monitoring
     for i, decision in enumerate(d.decisions):
         who = d.beneficiary(i)
@@ -399,9 +400,20 @@ async def _start_projects(d: Desk) -> None:
         # no IBAN yet: the treasury cannot pay
         r = await mon.post(f"/v1/payments/{advance['id']}/paid", headers={**d.officer, **_match(advance["etag"])})
         assert r.status_code == 409, r.text
+        company = _ok(await d.intake.get(f"/v1/companies/{decision['company_id']}", headers=d.officer))
+        account = {"iban": IBAN, "holder": {"name": company["name"], "tax_code": company["vat_number"]}}
         r = await mon.get(f"/v1/projects/{project['id']}", headers=who)
-        project = _ok(await mon.put(f"/v1/projects/{project['id']}/iban", json={"iban": IBAN},
-                                    headers={**who, **_match(r.headers["ETag"])}))
+        r = await mon.put(f"/v1/projects/{project['id']}/iban", json=account,
+                          headers={**who, **_match(r.headers["ETag"])})
+        if who is d.partner:  # the advance is ordered: the partner's change waits for a confirmation
+            change = _ok(r, 202)
+            assert change["status"] == "pending"
+            confirmed = _ok(await mon.post(f"/v1/projects/{project['id']}/iban-changes/{change['id']}/confirm",
+                                           headers={**d.officer, **_match(change["etag"])}))
+            assert confirmed["status"] == "confirmed"
+            project = _ok(await mon.get(f"/v1/projects/{project['id']}", headers=who))
+        else:  # the company itself: applied at once
+            project = _ok(r)
         assert project["iban"] == IBAN
         advance = _ok(await mon.get(f"/v1/payments/{advance['id']}", headers=d.officer))
         assert advance["iban"] == IBAN

@@ -163,7 +163,11 @@ TABLE: dict[tuple[str, str, str], Rule] = {
     ("monitoring", "POST", "/v1/internal/reminders/run"): r(S),
     ("monitoring", "GET", "/v1/projects"): r(*ALL),
     ("monitoring", "GET", "/v1/projects/{project_id}"): r(*ALL, exists=False),
-    ("monitoring", "PUT", "/v1/projects/{project_id}/iban"): r(P, C, exists=False),
+    ("monitoring", "PUT", "/v1/projects/{project_id}/iban"): r(P, C, O, exists=False),
+    ("monitoring", "GET", "/v1/projects/{project_id}/iban-changes"): r(*ALL, exists=False),
+    ("monitoring", "GET", "/v1/projects/{project_id}/iban-changes/{change_id}"): r(*ALL, exists=False),
+    ("monitoring", "POST", "/v1/projects/{project_id}/iban-changes/{change_id}/confirm"): r(C, O, exists=False),
+    ("monitoring", "POST", "/v1/projects/{project_id}/iban-changes/{change_id}/reject"): r(C, O, exists=False),
     ("monitoring", "POST", "/v1/projects/{project_id}/extension"): r(O, exists=False),
     ("monitoring", "POST", "/v1/projects/{project_id}/lombardy-site"): r(O, exists=False),
     ("monitoring", "POST", "/v1/projects/{project_id}/outcome"): r(O, exists=False),
@@ -175,6 +179,7 @@ TABLE: dict[tuple[str, str, str], Rule] = {
     ("monitoring", "GET", "/v1/payments/{payment_id}"): r(*ALL, exists=False),
     ("monitoring", "POST", "/v1/payments/{payment_id}/paid"): r(O, exists=False),
     ("monitoring", "POST", "/v1/payments/{payment_id}/failed"): r(O, exists=False),
+    ("monitoring", "POST", "/v1/payments/{payment_id}/reissue"): r(O, exists=False),
     ("monitoring", "POST", "/v1/projects/{project_id}/claims"): r(P, C, exists=False),
     ("monitoring", "GET", "/v1/projects/{project_id}/claims"): r(*ALL, exists=False),
     ("monitoring", "GET", "/v1/claims/{claim_id}"): r(*ALL, exists=False),
@@ -270,6 +275,7 @@ async def world(client: httpx.AsyncClient, session: AsyncSession, token_factory:
         "vat_number": company_a.vat_number, "assignment_id": uuid.uuid4(), "decree_id": uuid.uuid4(),
         "decision_id": uuid.uuid4(), "project_id": uuid.uuid4(), "payment_id": uuid.uuid4(),
         "claim_id": uuid.uuid4(), "line_id": uuid.uuid4(), "evidence_id": uuid.uuid4(), "index": 0,
+        "change_id": uuid.uuid4(),
         "name": "funding",
     }
     return World(ids, headers)

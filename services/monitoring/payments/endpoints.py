@@ -1,4 +1,4 @@
-"""Routes of /v1/payments (reads within reach; paid/failed and the treasury export by officers) and of
+"""Routes of /v1/payments (reads within reach; paid/failed, re-issue and the treasury export by officers) and of
 `POST /v1/projects/{id}/payments` (an officer orders the advance again after a failure, or the balance)."""
 
 from __future__ import annotations
@@ -106,6 +106,19 @@ async def mark_payment_failed(body: PaymentFailedIn, payment: LockedPayment, ses
     failed = await service.mark_failed(session=session, actor=actor, payment=payment[0], project=payment[1],
                                        reason=body.reason)
     return _out(failed, response)
+
+
+@router.post("/{payment_id}/reissue", response_model=PaymentOut, status_code=200, dependencies=[officer],
+             summary="Re-issue an open order to the project's current account (If-Match)",
+             description="An order keeps the IBAN it was ordered with, whatever later changes of the project's "
+                         "account; an officer moves an open advance or balance to the current one here. Already "
+                         "on it: returned unchanged.",
+             responses=problem_responses(401, 403, 404, 409, 412, 422, 428))
+async def reissue_payment(payment: LockedPayment, session: SessionDep, actor: ActorDep, request: Request,
+                          response: Response, _idem: Idempotent) -> Any:
+    check_if_match(request, payment[0].version)
+    reissued = await service.reissue(session=session, actor=actor, payment=payment[0], project=payment[1])
+    return _out(reissued, response)
 
 
 @project_payments_router.post(

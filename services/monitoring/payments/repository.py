@@ -6,7 +6,7 @@ import uuid
 from decimal import Decimal
 from typing import Any, cast
 
-from sqlalchemy import Row, Select, func, select, text, update
+from sqlalchemy import Row, Select, func, select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -55,14 +55,6 @@ async def get(session: AsyncSession, payment_id: uuid.UUID, principal: Principal
     if for_update:
         stmt = stmt.with_for_update(of=Payment)
     return cast("Row[Any] | None", (await session.execute(stmt)).first())
-
-
-async def set_open_iban(session: AsyncSession, project_id: uuid.UUID, iban: str) -> list[uuid.UUID]:
-    """An order not paid yet goes to the project's current account."""
-    stmt = (update(Payment).where(Payment.project_id == project_id, Payment.status == "ordered",
-                                  Payment.kind != "recovery")
-            .values(iban=iban, version=Payment.version + 1).returning(Payment.id))
-    return list((await session.execute(stmt)).scalars().all())
 
 
 def listing(principal: Principal, *, status: str | None, project_id: uuid.UUID | None,

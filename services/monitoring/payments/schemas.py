@@ -21,7 +21,9 @@ class PaymentOut(OutModel):
     kind: PaymentKind = Field(description="advance and balance are paid to the company; recovery is what the company "
                                           "must give back after a revocation.")
     amount: Decimal
-    iban: str | None = Field(description="The account paid (the project's IBAN while the order is open).")
+    iban: str | None = Field(description="The account paid: the project's IBAN when the order was placed (an order "
+                                         "placed before any IBAN takes the first one applied), or when an officer "
+                                         "re-issued it.")
     status: PaymentStatus
     ordered_at: datetime
     paid_at: datetime | None

@@ -1,5 +1,9 @@
 """Use cases of payments: order (at most one live advance, balance and recovery per project: the partial unique
-index decides), mark paid or failed, cancel on revocation, and the treasury's CSV export.
+index decides), mark paid or failed, cancel on revocation, re-issue to the project's current account, and the
+treasury's CSV export.
+
+An order keeps the account (IBAN) it was ordered with: a change of the project's IBAN does not move it; only an
+officer's re-issue does.
 
 Nothing is ever paid twice: an order is created only when no order of its kind is ordered or paid for the
 project; ordering again returns the live one (200) and a new order is possible only after a failure.
@@ -177,11 +181,33 @@ async def paid_out(session: AsyncSession, project: Project) -> Decimal:
     return await repository.paid_total(session, project.id, OUTGOING)
 
 
-async def follow_iban(*, session: AsyncSession, actor: Actor, project: Project, iban: str) -> None:
-    """Open orders follow the project's new account."""
-    for payment_id in await repository.set_open_iban(session, project.id, iban):
-        await record_audit(session, actor, action="payment.iban_changed", resource_type="payment",
-                           resource_id=payment_id, after={"iban": iban})
+async def reissue(*, session: AsyncSession, actor: Actor, payment: Payment, project: Project) -> Payment:
+    """An officer re-issues an open order to the project's current account: the only way an order's account
+    changes after it was ordered (a change of the project's IBAN never rewrites it)."""
+    _require_ordered(payment)
+    if payment.kind not in OUTGOING:
+        raise Conflict("Un recupero non si paga su un conto.", "A recovery is not paid to an account.",
+                       extra={"kind": payment.kind})
+    if project.iban is None:
+        raise Conflict("Il progetto non ha un IBAN.", "The project has no IBAN.")
+    if payment.iban == project.iban:
+        return payment
+    before = _audit_view(payment)
+    payment.iban = project.iban
+    payment.version += 1
+    await session.flush()
+    await record_audit(session, actor, action="payment.reissued", resource_type="payment", resource_id=payment.id,
+                       before=before, after={**_audit_view(payment), "project_id": project.id,
+                                             "holder_name": project.iban_holder_name,
+                                             "holder_tax_code": project.iban_holder_tax_code})
+    await record_event(session, actor, event_type="payment.reissued", aggregate_type="project",
+                       aggregate_id=project.id, partner_id=project.partner_id, company_id=project.company_id,
+                       payload={"payment_id": payment.id, "project_id": project.id,
+                                "application_id": project.application_id, "call_id": project.call_id,
+                                "company_id": project.company_id, "kind": payment.kind, "status": payment.status,
+                                "amount": payment.amount, "cup": project.cup, "iban": payment.iban,
+                                "previous_iban": before["iban"]})
+    return payment
 
 
 # ---------------------------------------------------------------- treasury export

@@ -1,5 +1,6 @@
 """Routes of /v1/projects: reads for whoever reaches the project (officers, auditors, the company, its partner),
-the IBAN by the beneficiary, extension, Lombardy-site check, outcome and revocation by officers, and the loan's
+the IBAN (set by the beneficiary or an officer; a partner's change confirmed by the company or an officer while a
+payment is open), extension, Lombardy-site check, outcome and revocation by officers, and the loan's
 repayment plan."""
 
 from __future__ import annotations
@@ -8,12 +9,16 @@ import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi.encoders import jsonable_encoder
+from fastapi.responses import JSONResponse
 
-from services.monitoring.models import Project
+from services.monitoring.models import IbanChange, Project
 from services.monitoring.peers import EvaluationDep, IntakeDep
-from services.monitoring.projects import repository, service
+from services.monitoring.projects import iban, repository, service
 from services.monitoring.projects.schemas import (
     ExtensionIn,
+    IbanChangeOut,
+    IbanChangeRejectIn,
     IbanIn,
     LoanScheduleOut,
     LombardySiteIn,
@@ -31,7 +36,8 @@ from shared.routing import ActorDep, Idempotent, UnitOfWorkRoute, check_if_match
 router = APIRouter(prefix="/v1/projects", tags=["projects"], route_class=UnitOfWorkRoute,
                    dependencies=[Depends(Authenticator(scopes=("monitoring:read",)))])
 officer = Depends(Authenticator(kinds=("officer",), scopes=("monitoring:write",)))
-beneficiary = Depends(Authenticator(kinds=("partner", "company"), scopes=("monitoring:write",)))
+account_setter = Depends(Authenticator(kinds=("partner", "company", "officer"), scopes=("monitoring:write",)))
+account_confirmer = Depends(Authenticator(kinds=iban.CONFIRMING_KINDS, scopes=("monitoring:write",)))
 
 
 async def valid_project_id(project_id: uuid.UUID, session: SessionDep, actor: ActorDep) -> Project:
@@ -70,15 +76,88 @@ async def get_project(project: ValidProject, response: Response) -> Any:
     return _out(project, response)
 
 
-@router.put("/{project_id}/iban", response_model=ProjectOut, dependencies=[beneficiary],
-            summary="Set the account payments go to (the company or its partner; If-Match)",
-            description="An Italian IBAN (check digits verified with python-stdnum). Orders not paid yet follow it.",
-            responses=problem_responses(401, 403, 404, 409, 412, 422, 428))
+def _change_out(change: IbanChange, response: Response) -> dict[str, Any]:
+    response.headers["ETag"] = etag_of(change.version)
+    return iban.change_out(change)
+
+
+@router.put("/{project_id}/iban", response_model=ProjectOut, dependencies=[account_setter],
+            summary="Set the account payments go to, with its holder (If-Match on the project)",
+            description="An Italian IBAN (check digits verified with python-stdnum) and its holder, whose VAT number "
+                        "or fiscal code must be the company's (422 `iban-holder-mismatch` otherwise, nothing "
+                        "changed). Applied at once (200, the project) when asked by the company or an officer, or "
+                        "when no payment is ordered and not yet paid. Asked by a partner while an advance or "
+                        "balance is ordered and not yet paid, it is only recorded (202, the pending change, "
+                        "`Location` its address) until the company or an officer confirms it. Orders already "
+                        "placed keep their account; an officer may re-issue them "
+                        "(`POST /v1/payments/{id}/reissue`).",
+            responses={202: {"model": IbanChangeOut,
+                             "description": "The change awaits the company's or an officer's confirmation."},
+                       **problem_responses(401, 403, 404, 409, 412, 422, 428, 503)})
 async def set_project_iban(body: IbanIn, project: LockedProject, session: SessionDep, actor: ActorDep,
-                           request: Request, response: Response) -> Any:
+                           intake: IntakeDep, request: Request, response: Response) -> Any:
     check_if_match(request, project.version)
-    project = await service.set_iban(session=session, actor=actor, project=project, iban=body.iban)
+    project, change = await iban.set_iban(session=session, actor=actor, intake=intake, project=project,
+                                          iban=body.iban, holder_name=body.holder.name,
+                                          holder_tax_code=body.holder.tax_code)
+    if change is not None and change.status == "pending":
+        return JSONResponse(jsonable_encoder(IbanChangeOut.model_validate(iban.change_out(change))),
+                            status_code=202,
+                            headers={"ETag": etag_of(change.version),
+                                     "Location": f"/v1/projects/{project.id}/iban-changes/{change.id}"})
     return _out(project, response)
+
+
+async def valid_change_id(change_id: uuid.UUID, project: ValidProject, session: SessionDep) -> IbanChange:
+    return await iban.get_change(session, project, change_id)
+
+
+async def lockable_change_id(change_id: uuid.UUID, project: LockedProject, session: SessionDep) -> IbanChange:
+    return await iban.get_change(session, project, change_id, for_update=True)
+
+
+ValidChange = Annotated[IbanChange, Depends(valid_change_id)]
+LockedChange = Annotated[IbanChange, Depends(lockable_change_id)]
+
+
+@router.get("/{project_id}/iban-changes", response_model=Page[IbanChangeOut],
+            summary="The project's changes of account, oldest first",
+            responses=problem_responses(401, 403, 404, 422))
+async def list_iban_changes(project: ValidProject, session: SessionDep, page: PageDep) -> Any:
+    stmt = keyset(repository.iban_changes(project.id), page, IbanChange.requested_at, IbanChange.id)
+    return page_of(await repository.rows(session, stmt), page, lambda r: iban.change_out(r.IbanChange))
+
+
+@router.get("/{project_id}/iban-changes/{change_id}", response_model=IbanChangeOut,
+            summary="Read a change of account", responses=problem_responses(401, 403, 404, 422))
+async def get_iban_change(change: ValidChange, response: Response) -> Any:
+    return _change_out(change, response)
+
+
+@router.post("/{project_id}/iban-changes/{change_id}/confirm", response_model=IbanChangeOut, status_code=200,
+             dependencies=[account_confirmer],
+             summary="Confirm a partner's change of account: the company or an officer (If-Match on the change)",
+             description="The project's IBAN becomes the change's (the holder is checked again against the "
+                         "company). Orders already placed keep their account; an officer may re-issue them.",
+             responses=problem_responses(401, 403, 404, 409, 412, 422, 428, 503))
+async def confirm_iban_change(project: LockedProject, change: LockedChange, session: SessionDep, actor: ActorDep,
+                              intake: IntakeDep, request: Request, response: Response, _idem: Idempotent) -> Any:
+    check_if_match(request, change.version)
+    change = await iban.confirm_change(session=session, actor=actor, intake=intake, project=project, change=change)
+    return _change_out(change, response)
+
+
+@router.post("/{project_id}/iban-changes/{change_id}/reject", response_model=IbanChangeOut, status_code=200,
+             dependencies=[account_confirmer],
+             summary="Reject a partner's change of account: the company or an officer (If-Match on the change)",
+             responses=problem_responses(401, 403, 404, 409, 412, 422, 428))
+async def reject_iban_change(body: IbanChangeRejectIn, project: LockedProject, change: LockedChange,
+                             session: SessionDep, actor: ActorDep, request: Request, response: Response,
+                             _idem: Idempotent) -> Any:
+    check_if_match(request, change.version)
+    change = await iban.reject_change(session=session, actor=actor, project=project, change=change,
+                                      reason=body.reason)
+    return _change_out(change, response)
 
 
 @router.post("/{project_id}/extension", response_model=ProjectOut, status_code=200, dependencies=[officer],

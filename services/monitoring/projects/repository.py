@@ -5,11 +5,11 @@ from __future__ import annotations
 import uuid
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Select, false, select, true
+from sqlalchemy import ColumnElement, Select, false, select, text, true
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.monitoring.models import Project
+from services.monitoring.models import IbanChange, Payment, Project
 from shared.auth import Principal
 
 
@@ -62,3 +62,61 @@ def listing(principal: Principal, *, call_id: uuid.UUID | None, company_id: uuid
 
 async def projects(session: AsyncSession, stmt: Select[Any]) -> list[Project]:
     return list((await session.execute(stmt)).scalars().all())
+
+
+# ---------------------------------------------------------------- the account (IBAN) and its changes
+
+OPEN_OUTGOING = ("advance", "balance")
+
+
+async def has_open_order(session: AsyncSession, project_id: uuid.UUID) -> bool:
+    """A payment to the company (advance, balance) is ordered and not yet paid."""
+    stmt = select(Payment.id).where(Payment.project_id == project_id, Payment.status == "ordered",
+                                    Payment.kind.in_(OPEN_OUTGOING)).limit(1)
+    return (await session.execute(stmt)).first() is not None
+
+
+async def open_orders_without_iban(session: AsyncSession, project_id: uuid.UUID) -> list[Payment]:
+    """Open orders placed before any account was known (the advance ordered when the project started)."""
+    stmt = (select(Payment).where(Payment.project_id == project_id, Payment.status == "ordered",
+                                  Payment.kind.in_(OPEN_OUTGOING), Payment.iban.is_(None))
+            .order_by(Payment.ordered_at, Payment.id).with_for_update())
+    return list((await session.execute(stmt)).scalars().all())
+
+
+async def insert_iban_change(session: AsyncSession, values: dict[str, Any]) -> IbanChange | None:
+    """Insert unless the project already has a pending change (the partial unique index decides): None then."""
+    stmt = (insert(IbanChange).values(**values)
+            .on_conflict_do_nothing(index_elements=[IbanChange.project_id],
+                                    index_where=text("status = 'pending'"))
+            .returning(IbanChange.id))
+    new_id = (await session.execute(stmt)).scalar_one_or_none()
+    if new_id is None:
+        return None
+    return (await session.execute(select(IbanChange).where(IbanChange.id == new_id))).scalar_one()
+
+
+async def pending_iban_change(session: AsyncSession, project_id: uuid.UUID) -> IbanChange | None:
+    stmt = (select(IbanChange).where(IbanChange.project_id == project_id, IbanChange.status == "pending")
+            .with_for_update())
+    return (await session.execute(stmt)).scalar_one_or_none()
+
+
+async def iban_change(session: AsyncSession, project_id: uuid.UUID, change_id: uuid.UUID, *,
+                      for_update: bool = False) -> IbanChange | None:
+    """A change of the given project (the caller has already reached the project)."""
+    stmt = select(IbanChange).where(IbanChange.id == change_id, IbanChange.project_id == project_id)
+    if for_update:
+        stmt = stmt.with_for_update()
+    return (await session.execute(stmt)).scalar_one_or_none()
+
+
+def iban_changes(project_id: uuid.UUID) -> Select[Any]:
+    """The project's changes, with the (created_at, id) labels the cursor pagination pages on."""
+    stmt = (select(IbanChange, IbanChange.requested_at.label("created_at"), IbanChange.id.label("id"))
+            .where(IbanChange.project_id == project_id))
+    return cast("Select[Any]", stmt)
+
+
+async def rows(session: AsyncSession, stmt: Select[Any]) -> list[Any]:
+    return list((await session.execute(stmt)).all())

@@ -11,6 +11,7 @@ from pydantic import BeforeValidator, Field
 from pydantic_core import PydanticCustomError
 from stdnum import iban as stdnum_iban
 from stdnum.exceptions import ValidationError as StdnumError
+from stdnum.it import codicefiscale, iva
 
 from shared.schemas import ApiModel, Money, OutModel
 
@@ -46,8 +47,64 @@ Iban = Annotated[str, BeforeValidator(_iban),
 Reason = Annotated[str, Field(min_length=3, max_length=2000)]
 
 
+def _tax_code(v: Any) -> Any:
+    """An Italian VAT number (11 digits, `IT` prefix allowed) or fiscal code (16 characters), compacted."""
+    if not isinstance(v, str):
+        raise PydanticCustomError("holder_tax_code_invalid", "Invalid VAT number or fiscal code")
+    compact = "".join(v.split()).upper()
+    if len(compact) == 13 and compact.startswith("IT"):
+        compact = compact[2:]
+    try:
+        return iva.validate(compact) if len(compact) == 11 else codicefiscale.validate(compact)
+    except StdnumError as e:
+        raise PydanticCustomError("holder_tax_code_invalid", "Invalid VAT number or fiscal code: {reason}",
+                                  {"reason": str(e)}) from None
+
+
+HolderTaxCode = Annotated[str, BeforeValidator(_tax_code),
+                          Field(description="The holder's VAT number (partita IVA, 11 digits) or fiscal code "
+                                            "(codice fiscale); it must be the beneficiary company's.",
+                                examples=["01234567897"])]
+IbanChangeStatus = Literal["applied", "pending", "confirmed", "rejected", "superseded"]
+
+
+class IbanHolder(ApiModel):
+    name: Annotated[str, Field(min_length=2, max_length=200, description="The account holder's name.")]
+    tax_code: HolderTaxCode
+
+
 class IbanIn(ApiModel):
     iban: Iban
+    holder: IbanHolder = Field(description="Who holds the account: payments go only to the beneficiary company.")
+
+
+class IbanHolderOut(OutModel):
+    name: str
+    tax_code: str
+
+
+class IbanChangeOut(OutModel):
+    id: uuid.UUID
+    project_id: uuid.UUID
+    iban: str
+    holder: IbanHolderOut
+    previous_iban: str | None = Field(description="The project's IBAN when the change was requested.")
+    status: IbanChangeStatus = Field(
+        description="applied: applied at once (no payment was open, or the company or an officer asked); pending: "
+                    "asked by a partner while a payment is ordered and not yet paid, awaiting the company's or an "
+                    "officer's confirmation; confirmed or rejected by them; superseded by a later direct change.")
+    requested_by: str = Field(description="Client id of who asked for the change.")
+    requested_by_kind: str = Field(description="partner, company or officer.")
+    requested_at: datetime
+    decided_by: str | None = Field(description="Client id of who confirmed or rejected it (who applied it, when "
+                                               "applied at once).")
+    decided_at: datetime | None
+    reason: str | None = Field(description="Why it was rejected or superseded.")
+    etag: str
+
+
+class IbanChangeRejectIn(ApiModel):
+    reason: Reason = Field(description="Why the change is refused.")
 
 
 class ExtensionIn(ApiModel):
@@ -148,7 +205,10 @@ class ProjectOut(OutModel):
     extension_granted: bool
     lombardy_site_verified: bool = Field(description="False while the company has only committed to open a site "
                                                      "in Lombardy (or an officer found it not opened).")
-    iban: str | None
+    iban: str | None = Field(description="The account payments ordered from now on go to; an order keeps the "
+                                         "account it was ordered with unless an officer re-issues it.")
+    iban_holder: IbanHolderOut | None = Field(description="The account's holder, checked against the company's "
+                                                          "VAT number or fiscal code.")
     final_grant: Decimal | None
     final_loan: Decimal | None
     outcome: OutcomeOut | None

@@ -1,6 +1,6 @@
-"""Use cases of projects: start one from an accepted decision (with its advance), the beneficiary's IBAN, the
-officer's extension and Lombardy-site check, the loan's repayment plan, and the outcome (full aid, proportional
-reduction, revocation with recovery) with the freed budget given back to evaluation.
+"""Use cases of projects: start one from an accepted decision (with its advance), the officer's extension and
+Lombardy-site check, the loan's repayment plan, and the outcome (full aid, proportional reduction, revocation
+with recovery) with the freed budget given back to evaluation. The beneficiary's account is `iban`'s.
 
 Rules come from the call's document through intake (`peers.call_rules`); the arithmetic is
 `shared.domain.reporting`'s. Services flush, never commit: the route's unit of work does.
@@ -48,7 +48,10 @@ def to_out(p: Project) -> dict[str, Any]:
         "loan": p.loan, "eligible_total": p.eligible_total, "approved_budget": p.approved_budget,
         "timeline": p.timeline, "kpis": p.kpis, "start_date": p.start_date, "deadline": p.deadline,
         "extension_granted": p.extension_granted, "lombardy_site_verified": p.lombardy_site_verified,
-        "iban": p.iban, "final_grant": p.final_grant, "final_loan": p.final_loan, "outcome": p.outcome,
+        "iban": p.iban,
+        "iban_holder": None if p.iban_holder_tax_code is None else {"name": p.iban_holder_name,
+                                                                    "tax_code": p.iban_holder_tax_code},
+        "final_grant": p.final_grant, "final_loan": p.final_loan, "outcome": p.outcome,
         "created_at": p.created_at, "updated_at": p.updated_at, "etag": etag_of(p.version),
     }
 
@@ -148,20 +151,6 @@ register_handler("decision.accepted", start_project)
 
 
 # ---------------------------------------------------------------- changes by the beneficiary and officers
-
-
-async def set_iban(*, session: AsyncSession, actor: Actor, project: Project, iban: str) -> Project:
-    if project.status == "revoked":
-        raise Conflict("Il progetto è revocato.", "The project is revoked.")
-    if project.iban == iban:
-        return project
-    before = _view(project)
-    project.iban = iban
-    await _touch(session, project)
-    await record_audit(session, actor, action="project.iban_set", resource_type="project", resource_id=project.id,
-                       before=before, after=_view(project))
-    await payments.follow_iban(session=session, actor=actor, project=project, iban=iban)
-    return project
 
 
 async def grant_extension(*, session: AsyncSession, actor: Actor, intake: IntakeClient, project: Project,

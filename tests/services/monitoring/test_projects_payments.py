@@ -30,41 +30,42 @@ async def scalar(session: Any, sql: str, **params: Any) -> Any:
 # ---------------------------------------------------------------- IBAN
 
 
-async def test_the_beneficiary_sets_an_italian_iban_with_if_match(monitoring_client, session, token_factory, officer):
+async def test_the_beneficiary_sets_an_italian_iban_with_if_match(monitoring_client, intake, engine, session,
+                                                                  token_factory, auditor):
+    call, (alfa,) = await committed_call_and_companies(engine, "Alfa Export S.r.l.")
     partner = await make_partner(session)
-    project = await make_project(session, partner_id=partner.id)
-    advance = await make_payment(session, project, amount="4000.00")
+    project = await make_project(session, call_id=call.id, company_id=alfa.id, partner_id=partner.id)
     headers = await token_factory("partner", partner_id=partner.id)
     url = f"/v1/projects/{project.id}/iban"
+    holder = {"name": alfa.name, "tax_code": alfa.vat_number}
 
-    bad = await monitoring_client.put(url, json={"iban": "IT61X0542811101000000123456"},
+    bad = await monitoring_client.put(url, json={"iban": "IT61X0542811101000000123456", "holder": holder},
                                       headers={**headers, "If-Match": '"1"'})
     assert bad.status_code == 422
     assert [(e["code"], e["path"]) for e in bad.json()["errors"]] == [("iban_invalid", "/iban")]
-    foreign = await monitoring_client.put(url, json={"iban": "DE89 3704 0044 0532 0130 00"},
+    foreign = await monitoring_client.put(url, json={"iban": "DE89 3704 0044 0532 0130 00", "holder": holder},
                                           headers={**headers, "If-Match": '"1"'})
     assert foreign.status_code == 422 and foreign.json()["errors"][0]["code"] == "iban_not_italian"
+    no_holder = await monitoring_client.put(url, json={"iban": VALID_IBAN}, headers={**headers, "If-Match": '"1"'})
+    assert no_holder.status_code == 422 and no_holder.json()["errors"][0]["path"] == "/holder"
 
-    missing = await monitoring_client.put(url, json={"iban": VALID_IBAN}, headers=headers)
+    missing = await monitoring_client.put(url, json={"iban": VALID_IBAN, "holder": holder}, headers=headers)
     assert missing.status_code == 428
-    ok = await monitoring_client.put(url, json={"iban": "IT60 X054 2811 1010 0000 0123 456"},
+    ok = await monitoring_client.put(url, json={"iban": "IT60 X054 2811 1010 0000 0123 456", "holder": holder},
                                      headers={**headers, "If-Match": '"1"'})
     assert ok.status_code == 200, ok.text
     assert ok.json()["iban"] == VALID_IBAN and ok.headers["etag"] == '"2"'
-    stale = await monitoring_client.put(url, json={"iban": OTHER_VALID_IBAN}, headers={**headers, "If-Match": '"1"'})
+    stale = await monitoring_client.put(url, json={"iban": OTHER_VALID_IBAN, "holder": holder},
+                                        headers={**headers, "If-Match": '"1"'})
     assert stale.status_code == 412
-
-    # the open advance follows the account
-    paid_to = await monitoring_client.get(f"/v1/payments/{advance.id}", headers=officer)
-    assert paid_to.json()["iban"] == VALID_IBAN
     assert await scalar(session, "SELECT count(*) FROM desk.audit_log WHERE action = 'project.iban_set' AND "
                                  "resource_id = :p", p=str(project.id)) == 1
 
     other = await token_factory("partner", partner_id=(await make_partner(session)).id)
-    assert (await monitoring_client.put(url, json={"iban": VALID_IBAN},
+    assert (await monitoring_client.put(url, json={"iban": VALID_IBAN, "holder": holder},
                                         headers={**other, "If-Match": '"2"'})).status_code == 404
-    assert (await monitoring_client.put(url, json={"iban": VALID_IBAN},
-                                        headers={**officer, "If-Match": '"2"'})).status_code == 403
+    assert (await monitoring_client.put(url, json={"iban": VALID_IBAN, "holder": holder},
+                                        headers={**auditor, "If-Match": '"2"'})).status_code == 403
 
 
 # ---------------------------------------------------------------- orders: nothing paid twice

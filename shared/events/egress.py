@@ -162,6 +162,9 @@ def parse_url(url: str, *, production: bool) -> Endpoint:
     host = (parts.hostname or "").rstrip(".").lower()
     if not host:
         raise EgressRefused("url_invalid", "L'URL non indica un host.", "The URL has no host.")
+    literal = _literal(host)
+    if literal is not None:
+        host = str(literal)  # one spelling per address, as the officers' port allowances store it
     port = explicit if explicit is not None else (HTTPS_PORT if scheme == "https" else HTTP_PORT)
     return Endpoint(scheme, host, port, parts)
 

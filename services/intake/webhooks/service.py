@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import base64
 import binascii
+import ipaddress
+import re
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -56,15 +58,26 @@ async def check_webhook_url(*, session: AsyncSession, url: str, environment: str
     return url
 
 
-def _host_of(raw: str) -> str:
-    return raw.strip().strip("[]").rstrip(".").lower()
+_HOST_NAME = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)(\.(?!-)[a-z0-9-]{1,63}(?<!-))*$")
+
+
+def _host_of(raw: str) -> str | None:
+    """The host as `egress.parse_url` reads it from a URL (lower case, no brackets or trailing dot), or None
+    when it is neither a host name nor an IP address."""
+    host = raw.strip().strip("[]").rstrip(".").lower()
+    try:
+        return str(ipaddress.ip_address(host))
+    except ValueError:
+        return host if _HOST_NAME.match(host) else None
 
 
 async def allow_port(*, session: AsyncSession, actor: Actor, body: PortAllowanceCreate) -> WebhookPortAllowance:
     """An officer lets webhooks to one host use a port other than 443 (production refuses the others)."""
     host = _host_of(body.host)
-    if not host:
-        raise ValidationFailed(errors=[ProblemError("host_invalid", "/host", "Host non valido.", "Invalid host.")])
+    if host is None:
+        raise ValidationFailed(errors=[ProblemError("host_invalid", "/host",
+                                                    "Non è un nome di host né un indirizzo IP.",
+                                                    "Neither a host name nor an IP address.")])
     if body.port == egress.HTTPS_PORT or await store.find_port_allowance(session, host, body.port) is not None:
         raise Conflict(f"La porta {body.port} è già consentita per {host}.",
                        f"Port {body.port} is already allowed for {host}.")

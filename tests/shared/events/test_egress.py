@@ -151,3 +151,8 @@ async def test_the_request_goes_to_the_checked_address_and_presents_the_name():
 
 async def _const(value: list[str]) -> list[str]:
     return value
+
+
+def test_a_host_has_one_spelling():
+    assert egress.parse_url("https://Hooks.Partner.Example./x", production=True).host == "hooks.partner.example"
+    assert egress.parse_url("https://[2A00:1450:0:0::1]:8443/x", production=True).host == "2a00:1450::1"

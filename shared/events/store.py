@@ -15,10 +15,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, false, insert, or_, select, text, update
+from sqlalchemy import ColumnElement, and_, delete, false, insert, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from shared.models import Delivery, DeliveryAttempt, OutboxEvent, Subscription
+from shared.models import Delivery, DeliveryAttempt, OutboxEvent, Subscription, WebhookPortAllowance
 
 # The ownership rule of the worker's FAN_OUT join, as one SQL predicate over `o` (outbox) and `s`
 # (subscriptions). A ping is targeted at one subscription, so it never matches another one.
@@ -105,6 +105,33 @@ async def cancel_pending_deliveries(session: AsyncSession, subscription_id: uuid
         update(Delivery).where(Delivery.subscription_id == subscription_id, Delivery.status == "pending")
         .values(status="dead", last_error=reason).returning(Delivery.id))
     return len(result.all())
+
+
+# ---------------------------------------------------------------- ports an officer allowed
+
+
+async def allowed_ports(session: AsyncSession, host: str) -> list[int]:
+    """The ports other than 443 that webhooks may use on this host (lower case, as `egress.parse_url` gives)."""
+    rows = await session.execute(select(WebhookPortAllowance.port).where(WebhookPortAllowance.host == host))
+    return sorted(rows.scalars())
+
+
+async def list_port_allowances(session: AsyncSession) -> list[WebhookPortAllowance]:
+    stmt = select(WebhookPortAllowance).order_by(WebhookPortAllowance.host, WebhookPortAllowance.port)
+    return list((await session.execute(stmt)).scalars())
+
+
+async def get_port_allowance(session: AsyncSession, allowance_id: uuid.UUID) -> WebhookPortAllowance | None:
+    return await session.get(WebhookPortAllowance, allowance_id)
+
+
+async def find_port_allowance(session: AsyncSession, host: str, port: int) -> WebhookPortAllowance | None:
+    stmt = select(WebhookPortAllowance).where(WebhookPortAllowance.host == host, WebhookPortAllowance.port == port)
+    return (await session.execute(stmt)).scalar_one_or_none()
+
+
+async def delete_port_allowance(session: AsyncSession, allowance_id: uuid.UUID) -> None:
+    await session.execute(delete(WebhookPortAllowance).where(WebhookPortAllowance.id == allowance_id))
 
 
 # ---------------------------------------------------------------- deliveries

@@ -9,14 +9,23 @@ Two plain SQL statements give what we need on top of it:
   is numbered (`published_seq`, the cursor of `GET /v1/events`) from a sequence while the fan-out
   holds a transaction-level advisory lock: fan-outs never interleave, so a poller that has seen
   number n has already been able to see every lower number (publication order = commit order);
-* delivery: due deliveries are claimed with `FOR UPDATE SKIP LOCKED`, so several workers never
-  send the same delivery at once, and a delivery waits while an earlier one for the same
-  subscription and aggregate is still pending (order per application). The row lock is held
-  while the request is in flight: a worker killed mid-delivery releases it, and the delivery is
-  sent again later (receivers deduplicate on `webhook-id`).
+* delivery: due deliveries are claimed with `FOR UPDATE SKIP LOCKED` and leased (their next attempt
+  moved past the longest a send may take), so several workers never send the same delivery at once,
+  and a delivery waits while an earlier one for the same subscription and aggregate is still
+  pending (order per application). The claim commits before any request is sent: no transaction,
+  connection or PgBouncer slot is held while a partner answers. The result is recorded afterwards
+  in a new short transaction. A worker killed mid-delivery leaves the lease to expire, and the
+  delivery is sent again (receivers deduplicate on `webhook-id`).
+
+Every delivery to a partner's or a company's endpoint resolves the host again, checks every address
+by the egress policy (`shared.events.egress`) and connects to the checked address itself, so DNS
+rebinding after the subscription was checked gains nothing; a refused address is a failed attempt
+(`address_forbidden`) with no request made.
 
 Failures back off exponentially with jitter; after `webhook_max_attempts` the delivery is dead
-(kept, listed, and replayable). Every attempt is logged with status code, latency and error.
+(kept, listed, and replayable). Every attempt is logged with status code, latency and an error code
+(`address_forbidden`, `port_not_allowed`, `dns_failed`, `url_invalid`, `timeout`, `connect_failed`,
+`transport_error`, `http_error`); the partner's response body is never read or kept.
 Deliveries to a subscription deleted or deactivated meanwhile are not sent: they are dead-lettered
 with the reason (a replay after reactivation sends them).
 """
@@ -37,6 +46,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from shared.auth import DEFAULT_SCOPES, KeyRing, mint_token
+from shared.events import egress
 from shared.events.catalogue import envelope
 from shared.events.signing import new_webhook_secret, sign_headers
 from shared.settings import DeskSettings
@@ -94,21 +104,35 @@ async def publish_pending(conn: AsyncConnection | AsyncSession, limit: int = 500
     return len((await conn.execute(FAN_OUT, {"n": limit})).all())
 
 
+# Claim, then commit: the claimed rows get a lease (next_attempt_at in the future, while they stay pending so
+# later deliveries of the same aggregate keep waiting) and their attempt is counted now, so the HTTP call
+# runs with no transaction open and no connection held. A worker that dies before recording leaves the
+# delivery to come due again when its lease ends (at least once); its late record is ignored if another
+# worker claimed the delivery meanwhile (the attempt number moved on). A delivery that kills its worker
+# every time still runs out of attempts.
 CLAIM = text("""
-SELECT d.id, d.attempts, d.subscription_id, s.url, s.secret, s.previous_secret, s.previous_secret_expires_at,
-       s.owner_kind, s.service, o.event_id, o.event_type, o.event_version, o.source, o.occurred_at,
-       o.aggregate_type, o.aggregate_id, o.payload
-  FROM desk.deliveries d
-  JOIN desk.subscriptions s ON s.id = d.subscription_id
-  JOIN desk.outbox o ON o.id = d.event_id
- WHERE d.status = 'pending' AND d.next_attempt_at <= now() AND s.active AND s.deleted_at IS NULL
-   AND NOT EXISTS (SELECT 1 FROM desk.deliveries e
-                    WHERE e.subscription_id = d.subscription_id AND e.aggregate_key = d.aggregate_key
-                      AND e.status = 'pending' AND e.id < d.id)
- ORDER BY d.id
- LIMIT :n
- FOR UPDATE OF d SKIP LOCKED
+WITH due AS (
+    SELECT d.id
+      FROM desk.deliveries d
+      JOIN desk.subscriptions s ON s.id = d.subscription_id
+     WHERE d.status = 'pending' AND d.next_attempt_at <= now() AND s.active AND s.deleted_at IS NULL
+       AND NOT EXISTS (SELECT 1 FROM desk.deliveries e
+                        WHERE e.subscription_id = d.subscription_id AND e.aggregate_key = d.aggregate_key
+                          AND e.status = 'pending' AND e.id < d.id)
+     ORDER BY d.id
+     LIMIT :n
+       FOR UPDATE OF d SKIP LOCKED
+)
+UPDATE desk.deliveries d
+   SET attempts = d.attempts + 1, next_attempt_at = now() + make_interval(secs => :lease)
+  FROM due, desk.subscriptions s, desk.outbox o
+ WHERE d.id = due.id AND s.id = d.subscription_id AND o.id = d.event_id
+RETURNING d.id, d.attempts, d.subscription_id, s.url, s.secret, s.previous_secret, s.previous_secret_expires_at,
+          s.owner_kind, s.service, o.event_id, o.event_type, o.event_version, o.source, o.occurred_at,
+          o.aggregate_type, o.aggregate_id, o.payload
 """)
+
+PORT_ALLOWANCES = text("SELECT host, port FROM desk.webhook_port_allowances")
 
 SWEEP_EVERY_SECONDS = 600.0
 SWEEP_KEYS = text("""
@@ -120,13 +144,14 @@ LOG_ATTEMPT = text("""
 INSERT INTO desk.delivery_attempts (delivery_id, attempt, status_code, latency_ms, error)
 VALUES (:id, :attempt, :code, :ms, :error)
 """)
+# Only while the claim is still this worker's: pending, and no later claim (attempt number) since.
 DELIVERED = text("""
-UPDATE desk.deliveries SET status = 'delivered', attempts = :attempt, delivered_at = now(),
-       last_status_code = :code, last_error = NULL WHERE id = :id
+UPDATE desk.deliveries SET status = 'delivered', delivered_at = now(), last_status_code = :code, last_error = NULL
+ WHERE id = :id AND attempts = :attempt AND status = 'pending'
 """)
 FAILED = text("""
-UPDATE desk.deliveries SET status = :status, attempts = :attempt, next_attempt_at = :next,
-       last_status_code = :code, last_error = :error WHERE id = :id
+UPDATE desk.deliveries SET status = :status, next_attempt_at = :next, last_status_code = :code, last_error = :error
+ WHERE id = :id AND attempts = :attempt AND status = 'pending'
 """)
 
 
@@ -169,12 +194,18 @@ async def ensure_internal_subscriptions(conn: AsyncConnection, settings: DeskSet
 
 class DeliveryWorker:
     def __init__(self, engine: AsyncEngine, keyring: KeyRing, settings: DeskSettings,
-                 http: httpx.AsyncClient | None = None) -> None:
+                 http: httpx.AsyncClient | None = None, resolver: egress.Resolver = egress.system_resolver) -> None:
         self.engine = engine
         self.keyring = keyring
         self.settings = settings
         self._owns_http = http is None
         self.http = http or httpx.AsyncClient(timeout=settings.webhook_timeout_seconds, follow_redirects=False)
+        self.resolver = resolver  # how partners' host names are resolved at each delivery
+        self.production = settings.environment == "production"
+        # The whole of one delivery (resolution, connection, request, status line) is bounded, and the claim's
+        # lease outlasts it, so a live worker always records before its claim could pass to another one.
+        self.send_deadline = 3 * settings.webhook_timeout_seconds + 5
+        self.lease_seconds = self.send_deadline + 30
         self._service_token: tuple[str, float] | None = None
 
     async def fan_out(self) -> int:
@@ -189,19 +220,41 @@ class DeliveryWorker:
             log.info("deliveries to removed subscriptions dead-lettered", count=len(retired))
         return len(retired)
 
-    async def deliver_due(self) -> int:
-        """Claim a batch of due deliveries and send them; returns how many were attempted."""
-        await self.retire_orphans()
+    async def claim(self) -> tuple[list[Any], frozenset[tuple[str, int]]]:
+        """Claim a batch of due deliveries (and read the officers' port allowances) in one short transaction,
+        committed before anything is sent."""
         async with self.engine.begin() as conn:
-            rows = (await conn.execute(CLAIM, {"n": self.settings.worker_batch})).all()
-            if not rows:
-                return 0
-            outcomes = await asyncio.gather(*(self._send(r) for r in rows))
+            rows = (await conn.execute(CLAIM, {"n": self.settings.worker_batch, "lease": self.lease_seconds})).all()
+            allowances: frozenset[tuple[str, int]] = frozenset()
+            if rows and self.production:
+                allowances = frozenset((r.host, r.port) for r in await conn.execute(PORT_ALLOWANCES))
+        return sorted(rows, key=lambda r: r.id), allowances
+
+    async def deliver_due(self) -> int:
+        """Claim (and commit), send with no transaction open, then record in a new transaction; returns how
+        many deliveries were attempted."""
+        await self.retire_orphans()
+        rows, allowances = await self.claim()
+        if not rows:
+            return 0
+        outcomes = await asyncio.gather(*(self._send(r, allowances) for r in rows))
+        async with self.engine.begin() as conn:
             for row, out in zip(rows, outcomes, strict=True):
                 await self._record(conn, row, out)
         return len(rows)
 
-    async def _send(self, row: Any) -> Outcome:
+    async def _target(self, row: Any, allowances: frozenset[tuple[str, int]]) -> egress.PinnedTarget | None:
+        """Where to send: for a partner's or a company's endpoint, the address checked now (None for the
+        desk's own services, whose URLs come from the operator's settings and are used as they are)."""
+        if row.owner_kind == "service":
+            return None
+        host = egress.parse_url(row.url, production=self.production).host
+        allowed = [port for h, port in allowances if h == host]
+        return await egress.pin(row.url, production=self.production, allowed_ports=allowed, resolver=self.resolver)
+
+    async def _send(self, row: Any, allowances: frozenset[tuple[str, int]]) -> Outcome:
+        """One attempt. What a subscriber later reads is the status code, the latency and an error code: never
+        the response's body or a transport message, which would let it read what the desk can reach."""
         body = orjson.dumps(envelope(row)).decode()
         now = datetime.now(UTC)
         secrets_ = [row.secret]
@@ -213,17 +266,40 @@ class DeliveryWorker:
         if row.owner_kind == "service":
             headers["authorization"] = f"Bearer {self._token()}"
         start = time.perf_counter()
+
+        def elapsed() -> int:
+            return int((time.perf_counter() - start) * 1000)
+
         try:
-            resp = await self.http.post(row.url, content=body, headers=headers)
+            async with asyncio.timeout(self.send_deadline):
+                target = await self._target(row, allowances)
+                url, extensions = (row.url, {}) if target is None else (target.url, target.extensions)
+                if target is not None:
+                    headers.update(target.headers)
+                # Streamed and closed unread: the body is neither needed nor kept, however large.
+                async with self.http.stream("POST", url, content=body, headers=headers,
+                                            extensions=extensions) as resp:
+                    status = resp.status_code
+        except egress.EgressRefused as e:
+            log.warning("delivery refused by the egress policy", delivery=row.id, code=e.code, reason=e.message_en)
+            return Outcome(False, None, elapsed(), e.code)
+        except (TimeoutError, httpx.TimeoutException):
+            return Outcome(False, None, elapsed(), "timeout")
+        except httpx.ConnectError as e:
+            log.info("delivery could not connect", delivery=row.id, error=f"{type(e).__name__}: {e}")
+            return Outcome(False, None, elapsed(), "connect_failed")
         except httpx.HTTPError as e:
-            return Outcome(False, None, int((time.perf_counter() - start) * 1000), f"{type(e).__name__}: {e}"[:500])
-        ms = int((time.perf_counter() - start) * 1000)
-        if 200 <= resp.status_code < 300:
-            return Outcome(True, resp.status_code, ms, None)
-        return Outcome(False, resp.status_code, ms, resp.text[:500] or None)
+            log.info("delivery failed in transit", delivery=row.id, error=f"{type(e).__name__}: {e}")
+            return Outcome(False, None, elapsed(), "transport_error")
+        except Exception:  # anything else still ends as a recorded attempt, not as a claim left to expire
+            log.exception("delivery failed unexpectedly", delivery=row.id)
+            return Outcome(False, None, elapsed(), "transport_error")
+        if 200 <= status < 300:
+            return Outcome(True, status, elapsed(), None)
+        return Outcome(False, status, elapsed(), "http_error")
 
     async def _record(self, conn: AsyncConnection, row: Any, out: Outcome) -> None:
-        attempt = row.attempts + 1
+        attempt = row.attempts  # counted by the claim
         await conn.execute(LOG_ATTEMPT, {"id": row.id, "attempt": attempt, "code": out.status_code,
                                          "ms": out.latency_ms, "error": out.error})
         if out.ok:

@@ -114,6 +114,9 @@ TABLE: dict[tuple[str, str, str], Rule] = {
     ("intake", "POST", "/v1/webhooks/{webhook_id}/deliveries/{delivery_id}/replay"): r(P, C, visible=PARTNER_OWNED,
                                                                                        exists=False),
     ("intake", "POST", "/v1/webhooks/{webhook_id}/replay"): r(P, C, visible=PARTNER_OWNED),
+    ("intake", "POST", "/v1/webhooks/allowed-ports"): r(O),
+    ("intake", "GET", "/v1/webhooks/allowed-ports"): r(O, A),
+    ("intake", "DELETE", "/v1/webhooks/allowed-ports/{allowance_id}"): r(O, exists=False),
     ("intake", "GET", "/v1/events"): r(P, C, O, A),
     ("intake", "GET", "/v1/events/types"): PUB,
     # ------------------------------------------------------------ evaluation
@@ -276,6 +279,7 @@ async def world(client: httpx.AsyncClient, session: AsyncSession, token_factory:
         "decision_id": uuid.uuid4(), "project_id": uuid.uuid4(), "payment_id": uuid.uuid4(),
         "claim_id": uuid.uuid4(), "line_id": uuid.uuid4(), "evidence_id": uuid.uuid4(), "index": 0,
         "change_id": uuid.uuid4(),
+        "allowance_id": uuid.uuid4(),
         "name": "funding",
     }
     return World(ids, headers)

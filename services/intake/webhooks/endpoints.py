@@ -19,6 +19,9 @@ from services.intake.webhooks.schemas import (
     EventPage,
     EventTypePage,
     PingOut,
+    PortAllowanceCreate,
+    PortAllowanceOut,
+    PortAllowancePage,
     ReplayOut,
     ReplaySince,
     SecretRotation,
@@ -36,6 +39,8 @@ from shared.routing import ActorDep, Idempotent, UnitOfWorkRoute, check_if_match
 PUBLIC: dict[str, Any] = {"security": []}
 READ_KINDS = ("partner", "company", "officer", "auditor")
 Reader = Annotated[Principal, Depends(Authenticator(kinds=READ_KINDS, scopes=("intake:read",)))]
+Overseer = Annotated[Principal, Depends(Authenticator(kinds=("officer", "auditor"), scopes=("intake:read",)))]
+Officer = Annotated[Principal, Depends(Authenticator(kinds=("officer",), scopes=("intake:admin",)))]
 Owner = Annotated[Principal, Depends(Authenticator(kinds=("partner", "company"), scopes=("intake:write",)))]
 
 router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"], route_class=UnitOfWorkRoute)
@@ -70,9 +75,11 @@ def _no_store(response: Response, sub: Subscription) -> None:
              summary="Subscribe an endpoint to events (the signing secret is returned once)",
              description="Deliveries are signed per Standard Webhooks (webhook-id, webhook-timestamp, "
                          "webhook-signature) with the returned secret. The secret is in this response only (and in "
-                         "its idempotent replay). The URL is checked now: https in production, no credentials or "
-                         "fragment, and its host must not resolve to a private, link-local, loopback, multicast or "
-                         "metadata address (`webhook_url_not_allowed` at `/url`).",
+                         "its idempotent replay). The URL is checked now and again at every delivery: no "
+                         "credentials or fragment; in production https on port 443 (another port only where an "
+                         "officer allowed it), and every address its host resolves to must be public: no private, "
+                         "link-local, loopback, multicast or metadata address, nor an IPv6 form embedding one "
+                         "(`webhook_url_not_allowed` at `/url`).",
              responses=problem_responses(401, 403, 422, 429))
 async def create_webhook(body: WebhookCreate, request: Request, session: SessionDep, actor: ActorDep, _owner: Owner,
                          _idem: Idempotent, response: Response) -> Any:
@@ -88,6 +95,36 @@ async def create_webhook(body: WebhookCreate, request: Request, session: Session
 async def list_webhooks(session: SessionDep, principal: Reader, page: PageDep) -> Any:
     rows = await service.list_subscriptions(session=session, principal=principal, page=page)
     return page_of(rows, page, service.to_out)
+
+
+# Declared before /{webhook_id}, so the literal path wins.
+@router.post("/allowed-ports", response_model=PortAllowanceOut, status_code=201,
+             summary="Allow webhooks to one host to use a port other than 443 (officers)",
+             description="In production a webhook URL must use port 443; an officer may allow another port for "
+                         "one host (e.g. a partner gateway on 8443). Checked when a subscription is created and "
+                         "at every delivery. Audited.",
+             responses=problem_responses(401, 403, 409, 422, 429))
+async def allow_webhook_port(body: PortAllowanceCreate, session: SessionDep, actor: ActorDep, _officer: Officer,
+                             _idem: Idempotent) -> Any:
+    allowance = await service.allow_port(session=session, actor=actor, body=body)
+    return service.port_allowance_to_out(allowance)
+
+
+@router.get("/allowed-ports", response_model=PortAllowancePage,
+            summary="Ports other than 443 that officers allowed for webhooks (officers and auditors)",
+            responses=problem_responses(401, 403, 422))
+async def list_webhook_ports(session: SessionDep, _reader: Overseer) -> Any:
+    rows = await service.list_port_allowances(session=session)
+    return {"items": [service.port_allowance_to_out(a) for a in rows], "next_cursor": None}
+
+
+@router.delete("/allowed-ports/{allowance_id}", status_code=204,
+               summary="Withdraw a port allowance (officers); deliveries using it stop at their next attempt",
+               responses=problem_responses(401, 403, 404, 422, 429))
+async def revoke_webhook_port(allowance_id: uuid.UUID, session: SessionDep, actor: ActorDep,
+                              _officer: Officer) -> Response:
+    await service.revoke_port_allowance(session=session, actor=actor, allowance_id=allowance_id)
+    return Response(status_code=204)
 
 
 @router.get("/{webhook_id}", response_model=WebhookOut, summary="Read a webhook subscription",

@@ -16,8 +16,9 @@ DeliveryStatus = Literal["pending", "delivered", "dead"]
 
 class WebhookCreate(ApiModel):
     url: str = Field(min_length=1, max_length=2000, examples=["https://crm.partner.example/desk-events"],
-                     description="Where events are POSTed. https in production; no credentials or fragment; it must "
-                                 "resolve to a public address (no private, link-local, loopback or metadata hosts).")
+                     description="Where events are POSTed. https on port 443 in production; no credentials or "
+                                 "fragment; it must resolve to public addresses only (no private, link-local, "
+                                 "loopback or metadata hosts, in any IPv4 or IPv6 form).")
     event_types: list[str] = Field(min_length=1, max_length=50, examples=[["application.submitted"]],
                                    description='Names from `GET /v1/events/types`, or `["*"]` for every type.')
     description: str | None = Field(None, max_length=500)
@@ -44,6 +45,27 @@ class WebhookWithSecret(WebhookOut):
                                     "response: store it now.")
 
 
+class PortAllowanceCreate(ApiModel):
+    host: str = Field(min_length=1, max_length=253, examples=["hooks.partner.example"],
+                      description="The host name (or IP address) of webhook URLs, as written in them.")
+    port: int = Field(ge=1, le=65535, examples=[8443], description="The port webhooks to this host may use.")
+    reason: str = Field(min_length=1, max_length=500, description="Why it is allowed (kept in the audit trail).")
+
+
+class PortAllowanceOut(OutModel):
+    id: uuid.UUID
+    host: str
+    port: int
+    reason: str
+    created_by: str
+    created_at: datetime
+
+
+class PortAllowancePage(OutModel):
+    items: list[PortAllowanceOut]
+    next_cursor: str | None = None
+
+
 class SecretRotation(ApiModel):
     overlap_hours: int = Field(24, ge=0, le=168,
                                description="How long deliveries are signed with both the new and the old secret.")
@@ -54,12 +76,16 @@ class PingOut(OutModel):
     delivery_id: int
 
 
+ERROR_CODES = ("`address_forbidden`, `port_not_allowed`, `dns_failed`, `url_invalid`, `timeout`, `connect_failed`, "
+               "`transport_error`, `http_error` (a non-2xx status); the endpoint's answer itself is not kept.")
+
+
 class DeliveryAttemptOut(OutModel):
     attempt: int
     at: datetime
     status_code: int | None
     latency_ms: int | None
-    error: str | None
+    error: str | None = Field(description="Why the attempt failed, as a code: " + ERROR_CODES)
 
 
 class DeliveryOut(OutModel):
@@ -69,7 +95,8 @@ class DeliveryOut(OutModel):
     status: DeliveryStatus
     attempts: int
     last_status_code: int | None
-    last_error: str | None
+    last_error: str | None = Field(description="The last attempt's error code (" + ERROR_CODES + ") or why the "
+                                               "delivery was dead-lettered (`subscription deleted`, ...).")
     next_attempt_at: datetime
     delivered_at: datetime | None
     created_at: datetime

@@ -8,114 +8,106 @@ targeted (ping) and replayed.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import ipaddress
-import socket
+import re
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import urlsplit
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.intake.webhooks import repository
-from services.intake.webhooks.schemas import WebhookCreate
+from services.intake.webhooks.schemas import PortAllowanceCreate, WebhookCreate
 from shared.audit import event_params, record_audit
 from shared.auth import Principal
-from shared.errors import Forbidden, NotFound, ProblemError, ValidationFailed
-from shared.events import store
+from shared.errors import Conflict, Forbidden, NotFound, ProblemError, ValidationFailed
+from shared.events import egress, store
 from shared.events.catalogue import CATALOGUE, Ping, envelope
 from shared.events.signing import new_webhook_secret
-from shared.models import Subscription
+from shared.models import Subscription, WebhookPortAllowance
 from shared.pagination import PageParams
 from shared.routing import Actor, etag_of
 
 RESOURCE = "webhook_subscription"
+PORT_RESOURCE = "webhook_port_allowance"
 REPLAY_MAX_EVENTS = 1000
 URL_NOT_ALLOWED = "webhook_url_not_allowed"
 
 # ---------------------------------------------------------------- validation of the endpoint
 
 
-_METADATA_HOSTS = frozenset({"metadata.google.internal", "metadata.goog", "metadata", "instance-data"})
-_METADATA_IPS = frozenset({ipaddress.ip_address("169.254.169.254"), ipaddress.ip_address("fd00:ec2::254")})
-
-_REASONS: dict[str, tuple[str, str]] = {
-    "metadata": ("un servizio di metadati cloud", "a cloud metadata service"),
-    "link_local": ("un indirizzo link-local", "a link-local address"),
-    "multicast": ("un indirizzo multicast", "a multicast address"),
-    "unspecified": ("un indirizzo non specificato", "an unspecified address"),
-    "loopback": ("un indirizzo di loopback", "a loopback address"),
-    "private": ("un indirizzo privato o riservato", "a private or reserved address"),
-}
-
-
 def _url_refused(message_it: str, message_en: str) -> ValidationFailed:
     return ValidationFailed(errors=[ProblemError(URL_NOT_ALLOWED, "/url", message_it, message_en)])
 
 
-def address_refusal(ip: ipaddress.IPv4Address | ipaddress.IPv6Address, environment: str) -> str | None:
-    """Why a webhook may not target this address (a key of _REASONS), or None when it may."""
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    if ip in _METADATA_IPS:
-        return "metadata"
-    if ip.is_link_local:
-        return "link_local"
-    if ip.is_multicast:
-        return "multicast"
-    if ip.is_unspecified:
-        return "unspecified"
-    if ip.is_loopback:
-        return None if environment in ("local", "test") else "loopback"
-    if environment == "production" and not ip.is_global:
-        return "private"
-    return None
-
-
-async def check_webhook_url(url: str, environment: str) -> str:
-    """Refuse endpoints that would let a subscriber make the desk call its own network (SSRF).
-
-    The host is resolved now and every address it resolves to must be acceptable.
-    """
+async def check_webhook_url(*, session: AsyncSession, url: str, environment: str) -> str:
+    """Refuse endpoints that would let a subscriber make the desk call its own network (SSRF), by the policy
+    the delivery worker applies again at every delivery (`shared.events.egress`): the host is resolved now
+    and every address it resolves to must be acceptable; in production the port must be 443 or allowed by
+    an officer for this host."""
+    production = environment == "production"
     try:
-        parts = urlsplit(url)
-        port = parts.port
-    except ValueError:
-        raise _url_refused("L'URL non è valido.", "The URL is not valid.") from None
-    scheme = parts.scheme.lower()
-    if scheme not in ("http", "https"):
-        raise _url_refused("L'URL deve usare https (o http fuori produzione).",
-                           "The URL must use https (or http outside production).")
-    if environment == "production" and scheme != "https":
-        raise _url_refused("In produzione l'URL deve usare https.", "In production the URL must use https.")
-    if "@" in parts.netloc:
-        raise _url_refused("L'URL non può contenere credenziali (utente:password@).",
-                           "The URL may not contain credentials (user:password@).")
-    if parts.fragment or "#" in url:
-        raise _url_refused("L'URL non può contenere un frammento (#...).", "The URL may not contain a fragment (#...).")
-    host = (parts.hostname or "").rstrip(".").lower()
-    if not host:
-        raise _url_refused("L'URL non indica un host.", "The URL has no host.")
-    if host in _METADATA_HOSTS:
-        it, en = _REASONS["metadata"]
-        raise _url_refused(f"L'host {host} è {it}.", f"The host {host} is {en}.")
-    try:
-        infos = await asyncio.to_thread(socket.getaddrinfo, host, port or (443 if scheme == "https" else 80),
-                                        type=socket.SOCK_STREAM)
-    except (OSError, UnicodeError):
-        raise _url_refused(f"L'host {host} non si risolve.", f"The host {host} does not resolve.") from None
-    for address in sorted({str(info[4][0]) for info in infos}):
-        ip = ipaddress.ip_address(address.split("%", 1)[0])
-        reason = address_refusal(ip, environment)
-        if reason is not None:
-            it, en = _REASONS[reason]
-            raise _url_refused(f"L'host {host} si risolve in {ip}, {it}: non consentito.",
-                               f"The host {host} resolves to {ip}, {en}: not allowed.")
+        endpoint = egress.parse_url(url, production=production)
+        allowed = await store.allowed_ports(session, endpoint.host) if production else []
+        await egress.check_url(url, production=production, allowed_ports=allowed)
+    except egress.EgressRefused as e:
+        raise _url_refused(e.message_it, e.message_en) from None
     return url
+
+
+_HOST_NAME = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)(\.(?!-)[a-z0-9-]{1,63}(?<!-))*$")
+
+
+def _host_of(raw: str) -> str | None:
+    """The host as `egress.parse_url` reads it from a URL (lower case, no brackets or trailing dot), or None
+    when it is neither a host name nor an IP address."""
+    host = raw.strip().strip("[]").rstrip(".").lower()
+    try:
+        return str(ipaddress.ip_address(host))
+    except ValueError:
+        return host if _HOST_NAME.match(host) else None
+
+
+async def allow_port(*, session: AsyncSession, actor: Actor, body: PortAllowanceCreate) -> WebhookPortAllowance:
+    """An officer lets webhooks to one host use a port other than 443 (production refuses the others)."""
+    host = _host_of(body.host)
+    if host is None:
+        raise ValidationFailed(errors=[ProblemError("host_invalid", "/host",
+                                                    "Non è un nome di host né un indirizzo IP.",
+                                                    "Neither a host name nor an IP address.")])
+    if body.port == egress.HTTPS_PORT or await store.find_port_allowance(session, host, body.port) is not None:
+        raise Conflict(f"La porta {body.port} è già consentita per {host}.",
+                       f"Port {body.port} is already allowed for {host}.")
+    allowance = WebhookPortAllowance(id=uuid.uuid4(), host=host, port=body.port, reason=body.reason,
+                                     created_by=actor.principal.client_id, created_at=datetime.now(UTC))
+    session.add(allowance)
+    await session.flush()
+    await record_audit(session, actor, action="webhook.port_allowed", resource_type=PORT_RESOURCE,
+                       resource_id=allowance.id, after={"host": host, "port": body.port, "reason": body.reason})
+    return allowance
+
+
+async def list_port_allowances(*, session: AsyncSession) -> list[WebhookPortAllowance]:
+    return await store.list_port_allowances(session)
+
+
+async def revoke_port_allowance(*, session: AsyncSession, actor: Actor, allowance_id: uuid.UUID) -> None:
+    """Deliveries to that host and port stop at the next attempt (`port_not_allowed`)."""
+    allowance = await store.get_port_allowance(session, allowance_id)
+    if allowance is None:
+        raise NotFound()
+    before = {"host": allowance.host, "port": allowance.port, "reason": allowance.reason}
+    await store.delete_port_allowance(session, allowance_id)
+    await record_audit(session, actor, action="webhook.port_allowance_revoked", resource_type=PORT_RESOURCE,
+                       resource_id=allowance_id, before=before)
+
+
+def port_allowance_to_out(a: WebhookPortAllowance) -> dict[str, Any]:
+    return {"id": a.id, "host": a.host, "port": a.port, "reason": a.reason, "created_by": a.created_by,
+            "created_at": a.created_at}
 
 
 def check_event_types(names: list[str]) -> list[str]:
@@ -170,7 +162,7 @@ async def create_subscription(*, session: AsyncSession, actor: Actor, body: Webh
         raise Forbidden("Solo un partner o un'impresa possono registrare un webhook.",
                         "Only a partner or a company can register a webhook.")
     event_types = check_event_types(body.event_types)
-    url = await check_webhook_url(body.url, environment)
+    url = await check_webhook_url(session=session, url=body.url, environment=environment)
     secret = new_webhook_secret()
     sub = Subscription(id=uuid.uuid4(), owner_kind=principal.kind,
                        partner_id=owner_id if principal.kind == "partner" else None,

@@ -179,6 +179,79 @@ async def test_production_requires_https_and_public_addresses(client, owner, int
     assert r.status_code == 201, r.text
 
 
+@pytest.fixture
+def production(intake_app, monkeypatch) -> Any:
+    """Production-mode settings (restored after the test), and a DNS where hooks.partner.example is public
+    and tricky.partner.example resolves to a public address and to NAT64 loopback."""
+    monkeypatch.setattr(intake_app.state.settings, "environment", "production")
+    real = socket.getaddrinfo
+    names = {"hooks.partner.example": ["93.184.216.34"], "tricky.partner.example": ["93.184.216.34",
+                                                                                     "64:ff9b::7f00:1"]}
+
+    def fake_dns(host: Any, port: Any, *args: Any, **kw: Any) -> Any:
+        if host in names:
+            return [(socket.AF_INET6 if ":" in a else socket.AF_INET, socket.SOCK_STREAM, 6, "", (a, port))
+                    for a in names[host]]
+        return real(host, port, *args, **kw)
+
+    monkeypatch.setattr(socket, "getaddrinfo", fake_dns)
+    return intake_app
+
+
+@pytest.mark.parametrize(("url", "says"), [
+    ("https://[64:ff9b::a9fe:a9fe]/hook", "cloud metadata"),  # NAT64 of 169.254.169.254
+    ("https://[64:ff9b::7f00:1]/hook", "loopback"),  # NAT64 of 127.0.0.1
+    ("https://[2002:7f00:1::]/hook", "loopback"),  # 6to4 of 127.0.0.1
+    ("https://[::127.0.0.1]/hook", "loopback"),  # IPv4-compatible
+    ("https://[::ffff:127.0.0.1]/hook", "loopback"),  # IPv4-mapped
+    ("https://[64:ff9b:1:a9fe:a9:fe00::]/hook", "cloud metadata"),  # NAT64 local-use
+    ("https://[2001:0:4136:e378:8000:63bf:80ff:fffe]/hook", "loopback"),  # Teredo
+    ("https://[fd12:3456::1]/hook", "private"),  # ULA
+    ("https://100.64.0.1/hook", "private"),  # CGNAT
+    ("https://tricky.partner.example/hook", "64:ff9b::7f00:1, a loopback"),  # one bad address of two
+    ("https://93.184.216.34:22/hook", "Port 22 is not allowed"),
+    ("https://93.184.216.34:5432/hook", "Port 5432 is not allowed"),
+    ("https://hooks.partner.example:5432/hook", "Port 5432 is not allowed"),
+])
+async def test_production_refuses_every_form_of_an_internal_target(client, owner, production, url, says):
+    r = await client.post("/v1/webhooks", json={"url": url, "event_types": ["*"]},
+                          headers={**owner.headers, "Accept-Language": "en"})
+    assert says in _url_error(r)["message"]
+
+
+async def test_an_officer_allows_another_port_for_one_host(client, owner, officer, production, session):
+    h = {**owner.headers, "Accept-Language": "en"}
+    url = "https://hooks.partner.example:8443/hook"
+    assert "Port 8443" in _url_error(await client.post("/v1/webhooks", json={"url": url, "event_types": ["*"]},
+                                                       headers=h))["message"]
+    body = {"host": "Hooks.Partner.Example", "port": 8443, "reason": "gateway of the partner's CRM"}
+    assert (await client.post("/v1/webhooks/allowed-ports", json=body, headers=owner.headers)).status_code == 403
+    r = await client.post("/v1/webhooks/allowed-ports", json=body, headers=officer)
+    assert r.status_code == 201, r.text
+    allowance = r.json()
+    assert (allowance["host"], allowance["port"]) == ("hooks.partner.example", 8443)
+    assert (await client.post("/v1/webhooks/allowed-ports", json=body, headers=officer)).status_code == 409
+    r = await client.post("/v1/webhooks/allowed-ports", json={**body, "host": "bad host\u0000"}, headers=officer)
+    assert r.status_code == 422 and r.json()["errors"][0]["code"] == "host_invalid"
+    audit = (await session.execute(text(
+        "SELECT action, after FROM desk.audit_log WHERE resource_type = 'webhook_port_allowance' "
+        "AND resource_id = :id"), {"id": allowance["id"]})).one()
+    assert audit.action == "webhook.port_allowed" and audit.after["port"] == 8443
+
+    assert (await client.post("/v1/webhooks", json={"url": url, "event_types": ["*"]}, headers=h)).status_code == 201
+    # the allowance is for that host and port only
+    other = await client.post("/v1/webhooks", json={"url": "https://93.184.216.34:8443/hook", "event_types": ["*"]},
+                              headers=h)
+    assert "Port 8443" in _url_error(other)["message"]
+    listed = (await client.get("/v1/webhooks/allowed-ports", headers=officer)).json()["items"]
+    assert allowance["id"] in [a["id"] for a in listed]
+
+    r = await client.delete(f"/v1/webhooks/allowed-ports/{allowance['id']}", headers=officer)
+    assert r.status_code == 204
+    assert "Port 8443" in _url_error(await client.post("/v1/webhooks", json={"url": url, "event_types": ["*"]},
+                                                       headers=h))["message"]
+
+
 async def test_event_types_are_checked_against_the_catalogue(client, owner):
     r = await client.post("/v1/webhooks", json={"url": HOOK, "event_types": [
         "application.submitted", "application.eaten", "decision.made"]}, headers=owner.headers)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
+from typing import Any
 
 import httpx
 import pytest
@@ -16,6 +17,13 @@ from shared.models import Delivery, OutboxEvent, Subscription
 from tests.conftest import KEYRING
 from tests.e2e.harness import settle_deliveries, worker_settings
 from tests.factories import make_partner
+
+
+def resolving_to(*addresses: str) -> Any:
+    """A resolver the test controls: every name resolves to these addresses."""
+    async def resolve(host: str, port: int) -> list[str]:
+        return list(addresses)
+    return resolve
 
 
 @pytest.mark.parametrize(("change", "reason"), [({"active": False}, "subscription inactive"),
@@ -41,11 +49,11 @@ async def test_deliveries_to_a_removed_subscription_are_dead_lettered_not_sent(e
     sent: list[str] = []
 
     def answer(request: httpx.Request) -> httpx.Response:
-        sent.append(str(request.url))
+        sent.append(f"http://{request.headers['host']}{request.url.path}")
         return httpx.Response(204)
 
     async with httpx.AsyncClient(transport=httpx.MockTransport(answer)) as http:
-        worker = DeliveryWorker(engine, KEYRING, worker_settings(), http=http)
+        worker = DeliveryWorker(engine, KEYRING, worker_settings(), http=http, resolver=resolving_to("192.0.2.10"))
         assert await worker.deliver_due() >= 1
 
     async with engine.connect() as conn:

@@ -36,7 +36,9 @@ router = APIRouter(prefix="/v1/applications", tags=["applications"], route_class
     description="The delivery worker posts each event envelope here (Standard Webhooks headers, service token). "
                 "Idempotent on the event id: a redelivery answers 200 `duplicate` and changes nothing. "
                 "`application.submitted` fetches the application from intake and stores it as received; "
-                "`application.withdrawn` marks it withdrawn. Other types are recorded and ignored (202). "
+                "`application.withdrawn` marks it withdrawn; `company.delegation_changed` moves the company's "
+                "applications to its current delegate for notifications. Other types are recorded and ignored "
+                "(202). "
                 "If intake is unreachable the answer is 503 and nothing is kept, so the worker retries.",
     responses={202: {"model": InboxAck, "description": "Event type not consumed: recorded and ignored."},
                **problem_responses(401, 403, 409, 422, 503)})

@@ -9,7 +9,9 @@ delegates next sees all of it, history included. Anything out of reach answers 4
 
 The rule reads `desk.company_delegates`, a projection of intake's delegations that only this module writes
 (`record_delegation`), in the transaction in which intake changes the delegation: no event has to arrive
-first for a revocation to take effect.
+first for a revocation to take effect. The click-day submit applies the same rule in SQL, inside its single
+statement, to `intake.delegations` itself (the table this projection mirrors in the same transaction): see
+`_SUBMIT_REACH` in services.intake.applications.repository and `intake.commit_submission`.
 """
 
 from __future__ import annotations

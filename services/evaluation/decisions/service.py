@@ -55,8 +55,6 @@ def decision_out(d: Decision, decree: Decree) -> dict[str, Any]:
             "created_at": d.created_at, "etag": etag_of(d.version)}
 
 
-
-
 # ---------------------------------------------------------------- decrees
 
 

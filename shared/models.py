@@ -1,6 +1,7 @@
 """Tables of the `desk` schema: cross-cutting records written only through the shared library.
 
-api_clients (OAuth2 client credentials), audit_log (append-only), idempotency_keys, outbox.
+api_clients (OAuth2 client credentials), audit_log (append-only), idempotency_keys, outbox,
+company_delegates (who may act for which company: written only by `shared.access`).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.sql import expression
 
 from shared.db import Base
 
@@ -200,3 +202,25 @@ class DeliveryAttempt(Base):
     status_code: Mapped[int | None] = mapped_column(Integer)
     latency_ms: Mapped[int | None] = mapped_column(Integer)
     error: Mapped[str | None] = mapped_column(Text)
+
+
+class CompanyDelegate(Base):
+    """Which partners act for which company, as every service's access rule reads it.
+
+    One row per (company, partner) that ever had a delegation: `active` while the partner holds the company's
+    active delegation. Written only through `shared.access.record_delegation`, which intake calls in the
+    transaction that changes `intake.delegations`, so a revocation is effective in every service the moment it
+    commits.
+    """
+
+    __tablename__ = "company_delegates"
+    __table_args__ = (
+        Index(None, "partner_id", postgresql_where=expression.text("active")),
+        {"schema": "desk"},
+    )
+
+    company_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    partner_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    delegation_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True))
+    active: Mapped[bool] = mapped_column(Boolean)
+    changed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.intake.calls.service import load_rules_file
 from services.intake.examples import company_body, draft_body, vat_number
 from services.intake.models import Call, CallCounter, CallVersion, Company, Delegation, Partner
+from shared.access import record_delegation
 from shared.domain.receipts import GENESIS
 from shared.settings import REPO_ROOT
 
@@ -57,6 +58,8 @@ async def delegate(session: AsyncSession, partner: Partner, company: Company, st
                    activated_at=datetime.now(UTC) if status == "active" else None)
     session.add(d)
     await session.flush()
+    # as intake does in the delegation's transaction: the shared access rule reads this projection
+    await record_delegation(session, delegation_id=d.id, company_id=company.id, partner_id=partner.id, status=status)
     return d
 
 

@@ -57,6 +57,9 @@ class ReceivedApplication(Base):
     submitted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     status: Mapped[str] = mapped_column(String(16))
     snapshot: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    # The partner notified of the application's events: the submitting partner, then (on
+    # `company.delegation_changed`) the company's current delegate. Never an access rule: shared.access is.
+    partner_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
     version: Mapped[int] = mapped_column(Integer, default=1)
     received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

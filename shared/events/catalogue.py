@@ -57,6 +57,16 @@ class DelegationChanged(_Data):
     status: str
 
 
+class CompanyDelegationChanged(_Data):
+    company_id: uuid.UUID
+    delegation_id: uuid.UUID = Field(description="The delegation that changed.")
+    partner_id: uuid.UUID = Field(description="The partner of that delegation.")
+    status: str = Field(description="Its new status: pending, active or revoked.")
+    delegates: list[uuid.UUID] = Field(description="The partners acting for the company from now on (holding an "
+                                                   "active delegation), the most recently delegated first; "
+                                                   "empty when the company acts alone.")
+
+
 class EnrolmentChanged(_Data):
     enrolment_id: uuid.UUID
     training_id: uuid.UUID
@@ -235,6 +245,10 @@ CATALOGUE: dict[str, EventType] = {e.name: e for e in (
     EventType("delegation.requested", 1, "intake", "A partner asked a company for a delegation.", DelegationChanged),
     EventType("delegation.activated", 1, "intake", "A delegation became active.", DelegationChanged),
     EventType("delegation.revoked", 1, "intake", "A delegation was revoked.", DelegationChanged),
+    EventType("company.delegation_changed", 1, "intake",
+              "Who acts for a company changed (a delegation was requested, accepted or revoked): the partners "
+              "acting for it from now on. Only they reach the company's applications, evaluations, decisions and "
+              "projects, and hear their events.", CompanyDelegationChanged),
     EventType("training.enrolled", 1, "intake", "A company's staff member was enrolled in a session.",
               EnrolmentChanged),
     EventType("training.enrolment_cancelled", 1, "intake", "An enrolment was cancelled.", EnrolmentChanged),

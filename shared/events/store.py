@@ -18,14 +18,15 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, delete, false, insert, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from shared.access import partner_hears, partner_hears_sql
 from shared.models import Delivery, DeliveryAttempt, OutboxEvent, Subscription, WebhookPortAllowance
 
 # The ownership rule of the worker's FAN_OUT join, as one SQL predicate over `o` (outbox) and `s`
 # (subscriptions). A ping is targeted at one subscription, so it never matches another one.
-_MATCHES = """
+_MATCHES = f"""
     (o.event_type = ANY (s.event_types) OR '*' = ANY (s.event_types))
     AND (s.owner_kind = 'service'
-         OR (s.owner_kind = 'partner' AND s.partner_id = o.partner_id)
+         OR (s.owner_kind = 'partner' AND {partner_hears_sql("o", "s.partner_id")})
          OR (s.owner_kind = 'company' AND s.company_id = o.company_id))
     AND (o.event_type <> 'webhook.ping' OR o.aggregate_id = s.id::text)
 """
@@ -69,7 +70,7 @@ def events_of(*, partner_id: uuid.UUID | None = None, company_id: uuid.UUID | No
     """Outbox events a partner or a company would receive by webhook (the fan-out's ownership rule)."""
     clauses: list[ColumnElement[bool]] = []
     if partner_id is not None:
-        clauses.append(OutboxEvent.partner_id == partner_id)
+        clauses.append(partner_hears(partner_id))
     if company_id is not None:
         clauses.append(OutboxEvent.company_id == company_id)
     return or_(*clauses) if clauses else false()

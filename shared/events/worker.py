@@ -22,6 +22,10 @@ by the egress policy (`shared.events.egress`) and connects to the checked addres
 rebinding after the subscription was checked gains nothing; a refused address is a failed attempt
 (`address_forbidden`) with no request made.
 
+A partner subscription hears the events about the companies the partner acts for *when the event is fanned
+out* (`shared.access.partner_hears_sql`): an event written for a partner whose delegation has ended since
+goes to the company's current delegates instead, so a revoked partner stops hearing about the company.
+
 Failures back off exponentially with jitter; after `webhook_max_attempts` the delivery is dead
 (kept, listed, and replayable). Every attempt is logged with status code, latency and an error code
 (`address_forbidden`, `port_not_allowed`, `dns_failed`, `url_invalid`, `timeout`, `connect_failed`,
@@ -45,6 +49,7 @@ import structlog
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
+from shared.access import partner_hears_sql
 from shared.auth import DEFAULT_SCOPES, KeyRing, mint_token
 from shared.events import egress
 from shared.events.catalogue import envelope
@@ -58,7 +63,7 @@ FAN_OUT_LOCK_KEY = 0x6465736B_6F757462  # "deskoutb"
 
 FAN_OUT_LOCK = text("SELECT pg_advisory_xact_lock(:key)")
 
-FAN_OUT = text("""
+FAN_OUT = text(f"""
 WITH ev AS (
     SELECT id, event_type, partner_id, company_id, aggregate_type, aggregate_id
       FROM desk.outbox WHERE published_at IS NULL ORDER BY id LIMIT :n FOR UPDATE SKIP LOCKED
@@ -72,7 +77,7 @@ WITH ev AS (
         ON s.active AND s.deleted_at IS NULL
        AND (ev.event_type = ANY (s.event_types) OR '*' = ANY (s.event_types))
        AND (s.owner_kind = 'service'
-            OR (s.owner_kind = 'partner' AND s.partner_id = ev.partner_id)
+            OR (s.owner_kind = 'partner' AND {partner_hears_sql("ev", "s.partner_id")})
             OR (s.owner_kind = 'company' AND s.company_id = ev.company_id))
      ORDER BY ev.id, s.id
     RETURNING 1
@@ -171,11 +176,12 @@ def backoff_seconds(attempt: int, base: float, cap: float) -> float:
 
 INTERNAL_SUBSCRIPTIONS: dict[str, tuple[str, tuple[str, ...]]] = {
     # service -> (settings attribute with its base URL, the event types it consumes)
-    "evaluation": ("evaluation_url", ("application.submitted", "application.withdrawn", "call.amended")),
+    "evaluation": ("evaluation_url", ("application.submitted", "application.withdrawn", "call.amended",
+                                      "company.delegation_changed")),
     # monitoring starts projects from accepted decisions and keeps the application facts of its statistics
     "monitoring": ("monitoring_url", ("application.submitted", "application.withdrawn",
                                       "evaluation.admissibility_completed", "decision.issued", "decision.accepted",
-                                      "decision.renounced", "call.amended")),
+                                      "decision.renounced", "call.amended", "company.delegation_changed")),
 }
 
 

@@ -1,11 +1,15 @@
 """Access control, table-driven (OWASP API Top 10: BOLA, BFLA, mass assignment).
 
 Every route of the three apps has an entry in `TABLE`: which kinds of principal may call it, and which
-seeded resource its path names (owned by partner A and its company). Each route is called by every kind of
-principal: nobody (401 unless public), partner A, partner B, company A, officer, auditor, service. A role
-that lacks the function gets 403 (BFLA); partner B on partner A's resource gets 404, never 403, so nothing
-leaks (BOLA); whoever may call it gets past authorisation (the request itself is made harmless: an empty
-body and a stale `If-Match`, so the call stops at 412/422/428 and changes nothing).
+seeded resource its path names (company A's, delegated to partner A). Each route is called by every kind of
+principal: nobody (401 unless public), partner A, partner B, company A, officer, auditor, service, and two
+partners of company A's history: the revoked delegate (company A revoked its delegation; much of company A's
+file still records it: the evaluation, the decision, the project) and the new delegate (company A delegated
+it afterwards, through intake's API). A role that lacks the function gets 403 (BFLA); partner B and the
+revoked delegate on company A's resources get 404, never 403, so nothing leaks (BOLA); the new delegate
+reaches company A's resources like partner A (though not partner A's own things: its delegation, its
+webhooks); whoever may call it gets past authorisation (the request itself is made harmless: an empty body
+and a stale `If-Match`, so the call stops at 412/422/428 and changes nothing).
 
 A route added without an entry fails `test_every_route_has_an_entry`, so the table stays complete.
 Mass assignment: server-owned fields in create/update bodies are refused (422 extra_forbidden) and nothing
@@ -33,11 +37,14 @@ from tests.factories import delegate, draft_body, make_company, make_partner, op
 
 P, C, O, A, S = "partner", "company", "officer", "auditor", "service"  # noqa: E741
 PUBLIC: frozenset[str] | None = None
-PRINCIPALS = ("none", "partner_b", "auditor", "service", "company", "partner_a", "officer")
-KIND_OF = {"partner_a": P, "partner_b": P, "company": C, "officer": O, "auditor": A, "service": S}
-# who sees a resource owned by partner A and its company A (partner B never does)
-OWNED = frozenset({"partner_a", "company", "officer", "auditor", "service"})
+PRINCIPALS = ("none", "partner_b", "revoked_delegate", "auditor", "service", "company", "new_delegate", "partner_a",
+              "officer")
+KIND_OF = {"partner_a": P, "partner_b": P, "revoked_delegate": P, "new_delegate": P, "company": C, "officer": O,
+           "auditor": A, "service": S}
+# who sees a resource of company A (partner B and the revoked delegate never do)
+OWNED = frozenset({"partner_a", "new_delegate", "company", "officer", "auditor", "service"})
 PARTNER_OWNED = frozenset({"partner_a", "officer", "auditor", "service"})  # a partner's own things
+DELEGATION_OWNED = frozenset({"partner_a", "company", "officer", "auditor", "service"})  # partner A's delegation
 
 
 @dataclass(frozen=True)
@@ -100,9 +107,9 @@ TABLE: dict[tuple[str, str, str], Rule] = {
     ("intake", "POST", "/v1/companies/{company_id}/clients"): r(O),
     ("intake", "POST", "/v1/delegations"): r(P),
     ("intake", "GET", "/v1/delegations"): r(*ALL),
-    ("intake", "GET", "/v1/delegations/{delegation_id}"): r(*ALL, visible=OWNED),
-    ("intake", "POST", "/v1/delegations/{delegation_id}/accept"): r(C, O, visible=OWNED),
-    ("intake", "POST", "/v1/delegations/{delegation_id}/revoke"): r(P, C, O, visible=OWNED),
+    ("intake", "GET", "/v1/delegations/{delegation_id}"): r(*ALL, visible=DELEGATION_OWNED),
+    ("intake", "POST", "/v1/delegations/{delegation_id}/accept"): r(C, O, visible=DELEGATION_OWNED),
+    ("intake", "POST", "/v1/delegations/{delegation_id}/revoke"): r(P, C, O, visible=DELEGATION_OWNED),
     # ------------------------------------------------------------ intake: webhooks and events
     ("intake", "POST", "/v1/webhooks"): r(P, C),
     ("intake", "GET", "/v1/webhooks"): r(P, C, O, A),
@@ -156,47 +163,47 @@ TABLE: dict[tuple[str, str, str], Rule] = {
     ("evaluation", "GET", "/v1/decrees/{decree_id}/decisions"): r(O, A, exists=False),
     ("evaluation", "POST", "/v1/decrees/{decree_id}/decisions"): r(O, exists=False),
     ("evaluation", "POST", "/v1/decrees/{decree_id}/close"): r(O, exists=False),
-    ("evaluation", "GET", "/v1/decisions/{decision_id}"): r(*ALL, exists=False),
-    ("evaluation", "PUT", "/v1/decisions/{decision_id}/cup"): r(O, exists=False),
-    ("evaluation", "PUT", "/v1/decisions/{decision_id}/cor"): r(O, exists=False),
-    ("evaluation", "POST", "/v1/decisions/{decision_id}/accept"): r(P, C, exists=False),
-    ("evaluation", "POST", "/v1/decisions/{decision_id}/renounce"): r(P, C, exists=False),
-    # ------------------------------------------------------------ monitoring (no project seeded: ids name nothing)
+    ("evaluation", "GET", "/v1/decisions/{decision_id}"): r(*ALL, visible=OWNED),
+    ("evaluation", "PUT", "/v1/decisions/{decision_id}/cup"): r(O, visible=OWNED),
+    ("evaluation", "PUT", "/v1/decisions/{decision_id}/cor"): r(O, visible=OWNED),
+    ("evaluation", "POST", "/v1/decisions/{decision_id}/accept"): r(P, C, visible=OWNED),
+    ("evaluation", "POST", "/v1/decisions/{decision_id}/renounce"): r(P, C, visible=OWNED),
+    # ------------------------------------------------------------ monitoring (company A's project, claim, payment)
     ("monitoring", "POST", "/v1/internal/events"): r(S),
     ("monitoring", "POST", "/v1/internal/reminders/run"): r(S),
     ("monitoring", "GET", "/v1/projects"): r(*ALL),
-    ("monitoring", "GET", "/v1/projects/{project_id}"): r(*ALL, exists=False),
-    ("monitoring", "PUT", "/v1/projects/{project_id}/iban"): r(P, C, O, exists=False),
-    ("monitoring", "GET", "/v1/projects/{project_id}/iban-changes"): r(*ALL, exists=False),
+    ("monitoring", "GET", "/v1/projects/{project_id}"): r(*ALL, visible=OWNED),
+    ("monitoring", "PUT", "/v1/projects/{project_id}/iban"): r(P, C, O, visible=OWNED),
+    ("monitoring", "POST", "/v1/projects/{project_id}/extension"): r(O, visible=OWNED),
+    ("monitoring", "POST", "/v1/projects/{project_id}/lombardy-site"): r(O, visible=OWNED),
+    ("monitoring", "POST", "/v1/projects/{project_id}/outcome"): r(O, visible=OWNED),
+    ("monitoring", "POST", "/v1/projects/{project_id}/revocation"): r(O, visible=OWNED),
+    ("monitoring", "GET", "/v1/projects/{project_id}/loan-schedule"): r(*ALL, visible=OWNED),
+    ("monitoring", "POST", "/v1/projects/{project_id}/payments"): r(O, visible=OWNED),
+    ("monitoring", "GET", "/v1/payments"): r(*ALL),
+    ("monitoring", "GET", "/v1/payments/export.csv"): r(O),
+    ("monitoring", "GET", "/v1/payments/{payment_id}"): r(*ALL, visible=OWNED),
+    ("monitoring", "POST", "/v1/payments/{payment_id}/paid"): r(O, visible=OWNED),
+    ("monitoring", "POST", "/v1/payments/{payment_id}/failed"): r(O, visible=OWNED),
+    ("monitoring", "POST", "/v1/projects/{project_id}/claims"): r(P, C, visible=OWNED),
+    ("monitoring", "GET", "/v1/projects/{project_id}/claims"): r(*ALL, visible=OWNED),
+    ("monitoring", "GET", "/v1/claims/{claim_id}"): r(*ALL, visible=OWNED),
+    ("monitoring", "POST", "/v1/claims/{claim_id}/lines"): r(P, C, visible=OWNED),
+    ("monitoring", "DELETE", "/v1/claims/{claim_id}/lines/{line_id}"): r(P, C, visible=OWNED),
+    ("monitoring", "POST", "/v1/claims/{claim_id}/lines/{line_id}/evidence"): r(P, C, visible=OWNED),
+    ("monitoring", "POST", "/v1/claims/{claim_id}/submit"): r(P, C, visible=OWNED),
+    ("monitoring", "PUT", "/v1/claims/{claim_id}/lines/{line_id}/review"): r(O, visible=OWNED),
+    ("monitoring", "POST", "/v1/claims/{claim_id}/review/complete"): r(O, visible=OWNED),
+    ("monitoring", "GET", "/v1/projects/{project_id}/iban-changes"): r(*ALL, visible=OWNED),
     ("monitoring", "GET", "/v1/projects/{project_id}/iban-changes/{change_id}"): r(*ALL, exists=False),
     ("monitoring", "POST", "/v1/projects/{project_id}/iban-changes/{change_id}/confirm"): r(C, O, exists=False),
     ("monitoring", "POST", "/v1/projects/{project_id}/iban-changes/{change_id}/reject"): r(C, O, exists=False),
-    ("monitoring", "POST", "/v1/projects/{project_id}/extension"): r(O, exists=False),
-    ("monitoring", "POST", "/v1/projects/{project_id}/lombardy-site"): r(O, exists=False),
-    ("monitoring", "POST", "/v1/projects/{project_id}/outcome"): r(O, exists=False),
-    ("monitoring", "POST", "/v1/projects/{project_id}/revocation"): r(O, exists=False),
-    ("monitoring", "GET", "/v1/projects/{project_id}/loan-schedule"): r(*ALL, exists=False),
-    ("monitoring", "POST", "/v1/projects/{project_id}/payments"): r(O, exists=False),
-    ("monitoring", "GET", "/v1/payments"): r(*ALL),
-    ("monitoring", "GET", "/v1/payments/export.csv"): r(O),
-    ("monitoring", "GET", "/v1/payments/{payment_id}"): r(*ALL, exists=False),
-    ("monitoring", "POST", "/v1/payments/{payment_id}/paid"): r(O, exists=False),
-    ("monitoring", "POST", "/v1/payments/{payment_id}/failed"): r(O, exists=False),
-    ("monitoring", "POST", "/v1/payments/{payment_id}/reissue"): r(O, exists=False),
-    ("monitoring", "POST", "/v1/projects/{project_id}/claims"): r(P, C, exists=False),
-    ("monitoring", "GET", "/v1/projects/{project_id}/claims"): r(*ALL, exists=False),
-    ("monitoring", "GET", "/v1/claims/{claim_id}"): r(*ALL, exists=False),
-    ("monitoring", "POST", "/v1/claims/{claim_id}/lines"): r(P, C, exists=False),
-    ("monitoring", "DELETE", "/v1/claims/{claim_id}/lines/{line_id}"): r(P, C, exists=False),
-    ("monitoring", "POST", "/v1/claims/{claim_id}/lines/{line_id}/evidence"): r(P, C, exists=False),
-    ("monitoring", "POST", "/v1/claims/{claim_id}/submit"): r(P, C, exists=False),
-    ("monitoring", "PUT", "/v1/claims/{claim_id}/lines/{line_id}/review"): r(O, exists=False),
-    ("monitoring", "POST", "/v1/claims/{claim_id}/review/complete"): r(O, exists=False),
+    ("monitoring", "POST", "/v1/payments/{payment_id}/reissue"): r(O, visible=OWNED),
     ("monitoring", "GET", "/v1/evidence/{evidence_id}"): r(*ALL, exists=False),
-    ("monitoring", "POST", "/v1/projects/{project_id}/kpi-reports"): r(P, C, exists=False),
-    ("monitoring", "GET", "/v1/projects/{project_id}/kpis"): r(*ALL, exists=False),
-    ("monitoring", "POST", "/v1/projects/{project_id}/milestones/{index}/completion"): r(P, C, exists=False),
-    ("monitoring", "GET", "/v1/projects/{project_id}/milestones"): r(*ALL, exists=False),
+    ("monitoring", "POST", "/v1/projects/{project_id}/kpi-reports"): r(P, C, visible=OWNED),
+    ("monitoring", "GET", "/v1/projects/{project_id}/kpis"): r(*ALL, visible=OWNED),
+    ("monitoring", "POST", "/v1/projects/{project_id}/milestones/{index}/completion"): r(P, C, visible=OWNED),
+    ("monitoring", "GET", "/v1/projects/{project_id}/milestones"): r(*ALL, visible=OWNED),
     ("monitoring", "GET", "/v1/stats"): r(O, A, S),
     ("monitoring", "GET", "/v1/public/stats"): PUB,
     ("monitoring", "GET", "/v1/public/stats/charts/{name}.svg"): PUB,
@@ -238,19 +245,30 @@ async def _post(http: httpx.AsyncClient, url: str, body: dict[str, Any], headers
 
 
 @pytest_asyncio.fixture(loop_scope="session")
-async def world(client: httpx.AsyncClient, session: AsyncSession, token_factory: TokenFactory) -> World:
-    from tests.services.evaluation.builders import evaluation_of, received_application
+async def world(client: httpx.AsyncClient, evaluation_app: Any, evaluation_client: httpx.AsyncClient,
+                monitoring_client: httpx.AsyncClient, session: AsyncSession, token_factory: TokenFactory) -> World:
+    from tests.services.evaluation.builders import (
+        FakeIntake,
+        evaluated_application,
+        evaluation_of,
+        received_application,
+    )
+    from tests.services.monitoring.builders import VALID_IBAN, make_payment, make_project
 
     call = await open_call(session)
     other_call = await open_call(session)
     partner_a, partner_b = await make_partner(session), await make_partner(session)
+    revoked, successor = await make_partner(session), await make_partner(session)
     company_a, company_b = await make_company(session), await make_company(session)
     delegation = await delegate(session, partner_a, company_a)
+    revoked_delegation = await delegate(session, revoked, company_a)
     await delegate(session, partner_b, company_b)
     headers = {
         "none": {},
         "partner_a": await token_factory(P, partner_id=partner_a.id),
         "partner_b": await token_factory(P, partner_id=partner_b.id),
+        "revoked_delegate": await token_factory(P, partner_id=revoked.id),
+        "new_delegate": await token_factory(P, partner_id=successor.id),
         "company": await token_factory(C, company_id=company_a.id),
         "officer": await token_factory(O), "auditor": await token_factory(A), "service": await token_factory(S),
     }
@@ -267,19 +285,53 @@ async def world(client: httpx.AsyncClient, session: AsyncSession, token_factory:
         "company_id": str(company_a.id), "participant_name": "Maria Rossi",
         "participant_email": "m.rossi@example.it"}, a)
     webhook = await _post(client, "/v1/webhooks", {"url": "http://127.0.0.1:9/hook", "event_types": ["*"]}, a)
-    received = await received_application(session, call_id=call.id, company_id=company_a.id,
-                                          partner_id=partner_a.id)
+    # company A's file as the revoked delegate left it: recorded with it in evaluation and monitoring
+    received = await received_application(session, call_id=call.id, company_id=company_a.id, partner_id=revoked.id)
     await evaluation_of(session, received)
+    fake = FakeIntake()
+    saved, evaluation_app.state.intake_client = evaluation_app.state.intake_client, fake
+    try:
+        eval_call = fake.add_call(budget_total="100000.00")
+        funded = await evaluated_application(session, call_id=eval_call, company_id=company_a.id,
+                                             partner_id=revoked.id, grant="20000.00", loan="65000.00")
+        o = headers["officer"]
+        await _post(evaluation_client, f"/v1/calls/{eval_call}/allocation", {}, o)
+        decree = await _post(evaluation_client, "/v1/decrees", {
+            "call_id": str(eval_call), "number": f"D-{uuid.uuid4().hex[:10]}", "decree_date": "2026-12-15"}, o)
+        decided = await evaluation_client.post(f"/v1/decrees/{decree['id']}/decisions", json={"all_pending": True},
+                                               headers={**o, "If-Match": decree["etag"]})
+        assert decided.status_code == 201, decided.text
+        decision = decided.json()["created"][0]
+    finally:
+        evaluation_app.state.intake_client = saved
+    project = await make_project(session, company_id=company_a.id, partner_id=revoked.id,
+                                 application_id=funded.application_id, iban=VALID_IBAN)
+    payment = await make_payment(session, project)
+    claim = await _post(monitoring_client, f"/v1/projects/{project.id}/claims", {"kind": "intermediate"},
+                        headers["company"])
+    line = await monitoring_client.post(f"/v1/claims/{claim['id']}/lines", headers={**headers["company"],
+                                        "If-Match": '"1"'}, json={
+        "kind": "invoice", "supplier_vat": "IT01234560157", "supplier_name": "Fiere e Mercati Esteri S.r.l.",
+        "document_number": "2025/0147", "issue_date": project.start_date.isoformat(), "taxable_amount": "4000.00",
+        "category": "b", "market": "VN", "payment_date": project.start_date.isoformat(),
+        "payment_method": "bank_transfer"})
+    assert line.status_code == 201, line.text
+    # company A revokes the delegation of `revoked` and delegates `successor`, through intake's API
+    company = headers["company"]
+    r = await client.post(f"/v1/delegations/{revoked_delegation.id}/revoke", headers={**company, "If-Match": '"1"'})
+    assert r.status_code == 200, r.text
+    asked = await _post(client, "/v1/delegations", {"vat_number": company_a.vat_number}, headers["new_delegate"])
+    r = await client.post(f"/v1/delegations/{asked['id']}/accept", headers={**company, "If-Match": asked["etag"]})
+    assert r.status_code == 200, r.text
     ids = {
         "call_id": call.id, "application_id": draft["id"], "submitted": submitted["id"], "received":
         received.application_id, "training_id": training["id"], "enrolment_id": enrolment["id"],
         "partner_id": partner_a.id, "company_id": company_a.id, "delegation_id": delegation.id,
         "webhook_id": webhook["id"], "delivery_id": 987654321, "slug": "not-found", "version": 1,
-        "vat_number": company_a.vat_number, "assignment_id": uuid.uuid4(), "decree_id": uuid.uuid4(),
-        "decision_id": uuid.uuid4(), "project_id": uuid.uuid4(), "payment_id": uuid.uuid4(),
-        "claim_id": uuid.uuid4(), "line_id": uuid.uuid4(), "evidence_id": uuid.uuid4(), "index": 0,
-        "change_id": uuid.uuid4(),
-        "allowance_id": uuid.uuid4(),
+        "vat_number": company_a.vat_number, "assignment_id": uuid.uuid4(), "decree_id": decree["id"],
+        "decision_id": decision["id"], "project_id": project.id, "payment_id": payment.id,
+        "claim_id": claim["id"], "line_id": line.json()["id"], "evidence_id": uuid.uuid4(), "index": 0,
+        "change_id": uuid.uuid4(), "allowance_id": uuid.uuid4(),
         "name": "funding",
     }
     return World(ids, headers)
@@ -384,6 +436,46 @@ async def test_partner_b_lists_none_of_partner_as_resources(world: World, client
     events = await client.get("/v1/events", headers=b)
     assert events.status_code == 200
     assert str(world.ids["application_id"]) not in events.text
+
+
+# ---------------------------------------------------------------- the click-day path
+
+
+async def test_the_click_day_submit_applies_the_same_rule(committing_client: httpx.AsyncClient, engine: AsyncEngine,
+                                                          token_factory: TokenFactory) -> None:
+    """The table's submit entry, on the path click day takes (`committing_client`: the ASGI fast path on its
+    own pool, pre-checked drafts committed by `CommitBatcher`): the revoked delegate and a stranger get 404
+    and commit nothing; the company's new delegate submits the draft the revoked one prepared."""
+    async with make_sessionmaker(engine)() as s:
+        call = await open_call(s)
+        revoked, successor, stranger = await make_partner(s), await make_partner(s), await make_partner(s)
+        company = await make_company(s)
+        old = await delegate(s, revoked, company)
+        await s.commit()
+    h = {"revoked": await token_factory(P, partner_id=revoked.id),
+         "successor": await token_factory(P, partner_id=successor.id),
+         "stranger": await token_factory(P, partner_id=stranger.id),
+         "company": await token_factory(C, company_id=company.id)}
+    http = committing_client
+    drafts = [await _post(http, "/v1/applications", draft_body(call.id, company.id), h["revoked"])]
+    r = await http.post(f"/v1/delegations/{old.id}/revoke", headers={**h["company"], "If-Match": '"1"'})
+    assert r.status_code == 200, r.text
+    asked = await _post(http, "/v1/delegations", {"vat_number": company.vat_number}, h["successor"])
+    r = await http.post(f"/v1/delegations/{asked['id']}/accept", headers={**h["company"], "If-Match": asked["etag"]})
+    assert r.status_code == 200, r.text
+    draft_id = drafts[0]["id"]
+    for who in ("revoked", "stranger"):
+        r = await http.post(f"/v1/applications/{draft_id}/submit", json={}, headers=h[who])
+        assert r.status_code == 404, (who, r.status_code, r.text)
+        assert r.headers["content-type"].startswith("application/problem+json")
+    still = await http.get(f"/v1/applications/{draft_id}", headers=h["successor"])
+    assert still.status_code == 200 and still.json()["status"] == "draft" and still.json()["protocol_number"] is None
+    r = await http.post(f"/v1/applications/{draft_id}/submit", json={}, headers=h["successor"])
+    assert r.status_code == 201, r.text
+    assert r.json()["receipt"]["protocol_number"] == 1  # the call's first, and only, submission
+    assert (await http.get(f"/v1/applications/{draft_id}/receipt", headers=h["revoked"])).status_code == 404
+    mine = await http.get(f"/v1/applications/{draft_id}/receipt", headers=h["successor"])
+    assert mine.status_code == 200 and mine.json()["receipt"]["protocol_number"] == 1
 
 
 # ---------------------------------------------------------------- mass assignment

@@ -30,6 +30,7 @@ from services.evaluation.models import Evaluation, ReceivedApplication
 from services.evaluation.rules import rules_of_application
 from services.intake.applications.schemas import ApplicationOut
 from services.intake.companies.schemas import CompanyOut
+from shared.access import can_reach_company, notified_partner
 from shared.audit import record_audit, record_event
 from shared.auth import Principal
 from shared.clients.base import NotFoundAtPeer, PeerUnavailable
@@ -86,13 +87,6 @@ def _check_json(c: CheckOutcome, *, credit_class_known: bool) -> dict[str, Any]:
             "detail_it": it, "detail_en": en, "review": None}
 
 
-def _partner_of(app: ApplicationOut | ReceivedApplication) -> uuid.UUID | None:
-    if isinstance(app, ApplicationOut):
-        return app.partner_id
-    partner = app.snapshot.get("partner_id")
-    return uuid.UUID(partner) if partner else None
-
-
 async def _emit_completed(session: AsyncSession, actor: Actor, *, application_id: uuid.UUID, call_id: uuid.UUID,
                           company_id: uuid.UUID, partner_id: uuid.UUID | None, checks: list[dict[str, Any]],
                           verdict: str) -> None:
@@ -132,7 +126,9 @@ async def run_admissibility(*, session: AsyncSession, actor: Actor, intake: Inta
                               "cuts": [{k: c[k] for k in ("path", "category", "requested", "allowed")} for c in cuts],
                               "rules": rules.code, "company_size_class": company.size_class})
     await _emit_completed(session, actor, application_id=application.id, call_id=application.call_id,
-                          company_id=application.company_id, partner_id=application.partner_id, checks=checks,
+                          company_id=application.company_id,
+                          partner_id=await notified_partner(session, application.company_id, application.partner_id),
+                          checks=checks,
                           verdict=verdict)
     return True
 
@@ -142,17 +138,14 @@ async def run_admissibility(*, session: AsyncSession, actor: Actor, intake: Inta
 
 async def get_visible(session: AsyncSession, principal: Principal, application_id: uuid.UUID, *,
                       for_update: bool = False) -> tuple[Evaluation, ReceivedApplication]:
-    """The evaluation if the caller may see it: officers, auditors and services all; a partner or a company
-    only the evaluation of its own applications. Anything else is 404 (no existence leak)."""
+    """The evaluation if the caller reaches the application's company (shared.access: officers, auditors and
+    services all; a company its own; a partner while it acts for the company). Anything else is 404."""
     found = await repository.get_with_application(session, application_id, for_update=for_update)
     if found is None:
         raise NotFound()
     evaluation, app = found
-    if not principal.reads_everything:
-        own_partner = principal.partner_id is not None and _partner_of(app) == principal.partner_id
-        own_company = principal.company_id is not None and app.company_id == principal.company_id
-        if not (own_partner or own_company):
-            raise NotFound()
+    if not await can_reach_company(session, principal, app.company_id):
+        raise NotFound()
     return evaluation, app
 
 
@@ -218,5 +211,5 @@ async def review_check(*, session: AsyncSession, actor: Actor, evaluation: Evalu
                        resource_id=evaluation.application_id, before=before,
                        after={"stage": verdict, "verdict": verdict, "check": target, "version": evaluation.version})
     await _emit_completed(session, actor, application_id=evaluation.application_id, call_id=evaluation.call_id,
-                          company_id=app.company_id, partner_id=_partner_of(app), checks=checks, verdict=verdict)
+                          company_id=app.company_id, partner_id=app.partner_id, checks=checks, verdict=verdict)
     return evaluation

@@ -68,8 +68,8 @@ def to_funding_out(f: Funding) -> dict[str, Any]:
 
 
 def partner_of(app: ReceivedApplication) -> uuid.UUID | None:
-    value = (app.snapshot or {}).get("partner_id")
-    return uuid.UUID(str(value)) if value else None
+    """The partner notified of the application's events (the company's delegate), not an access rule."""
+    return app.partner_id
 
 
 # ---------------------------------------------------------------- the budget row

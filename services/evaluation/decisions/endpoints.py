@@ -20,7 +20,7 @@ from services.evaluation.decisions.schemas import (
     DecreeOut,
     RenounceIn,
 )
-from services.evaluation.models import Decree
+from services.evaluation.models import Decision, Decree, ReceivedApplication
 from services.evaluation.peers import IntakeDep
 from shared.auth import Authenticator, Principal
 from shared.db import SessionDep
@@ -44,6 +44,17 @@ async def valid_decree_id(decree_id: uuid.UUID, session: SessionDep) -> Decree:
 
 
 ValidDecree = Annotated[Decree, Depends(valid_decree_id)]
+
+
+async def reached_decision_for_update(decision_id: uuid.UUID, session: SessionDep,
+                                      principal: Annotated[Principal, Depends(applicant)]
+                                      ) -> tuple[Decision, Decree, ReceivedApplication]:
+    """The decision, locked, if the applicant reaches its company (shared.access); else 404, before the body is
+    even read, so nothing about a decision out of reach shows through a validation error."""
+    return await service.get_decision(session, principal, decision_id, for_update=True)
+
+
+ApplicantDecision = Annotated[tuple[Decision, Decree, ReceivedApplication], Depends(reached_decision_for_update)]
 
 
 @decrees_router.post("", response_model=DecreeOut, status_code=201, dependencies=[officer],
@@ -144,9 +155,9 @@ async def set_decision_cor(decision_id: uuid.UUID, body: CorIn, request: Request
                        description="By the company or its partner, once, on an issued funded decision with its CUP "
                                    "and COR. Emits `decision.accepted`, from which monitoring starts the project.",
                        responses=problem_responses(401, 403, 404, 409, 412, 422, 428, 503))
-async def accept_decision(decision_id: uuid.UUID, request: Request, session: SessionDep, actor: ActorDep,
+async def accept_decision(found: ApplicantDecision, request: Request, session: SessionDep, actor: ActorDep,
                           intake: IntakeDep, _idem: Idempotent, response: Response) -> Any:
-    decision, decree, app = await service.get_decision(session, actor.principal, decision_id, for_update=True)
+    decision, decree, app = found
     check_if_match(request, decision.version)
     decision = await service.accept_decision(session=session, actor=actor, intake=intake, decision=decision,
                                              decree=decree, app=app)
@@ -160,9 +171,9 @@ async def accept_decision(decision_id: uuid.UUID, request: Request, session: Ses
                                    "`decision.renounced`; the aid is released and the waiting list moves "
                                    "(scorrimento).",
                        responses=problem_responses(401, 403, 404, 409, 412, 422, 428, 503))
-async def renounce_decision(decision_id: uuid.UUID, body: RenounceIn, request: Request, session: SessionDep,
+async def renounce_decision(found: ApplicantDecision, body: RenounceIn, request: Request, session: SessionDep,
                             actor: ActorDep, intake: IntakeDep, _idem: Idempotent, response: Response) -> Any:
-    decision, decree, app = await service.get_decision(session, actor.principal, decision_id, for_update=True)
+    decision, decree, app = found
     check_if_match(request, decision.version)
     decision = await service.renounce_decision(session=session, actor=actor, intake=intake, decision=decision,
                                                decree=decree, app=app, reason=body.reason)

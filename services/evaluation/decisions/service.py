@@ -24,6 +24,7 @@ from services.evaluation.budget import service as budget
 from services.evaluation.decisions import repository
 from services.evaluation.models import Decision, Decree, Evaluation, Funding, ReceivedApplication
 from services.evaluation.rules import rules_of_call
+from shared.access import can_reach_company
 from shared.audit import record_audit, record_event
 from shared.auth import Principal
 from shared.clients.intake import IntakeClient
@@ -52,16 +53,6 @@ def decision_out(d: Decision, decree: Decree) -> dict[str, Any]:
             "outcome": d.outcome, "reasons": d.reasons, "grant": d.grant, "loan": d.loan, "cup": d.cup, "cor": d.cor,
             "status": d.status, "accepted_at": d.accepted_at, "renounced_at": d.renounced_at,
             "created_at": d.created_at, "etag": etag_of(d.version)}
-
-
-def reaches(principal: Principal, app: ReceivedApplication) -> bool:
-    """Officers, auditors and services see every decision; a company its own; a partner those of the
-    applications it submitted (the snapshot's partner_id)."""
-    if principal.reads_everything:
-        return True
-    if principal.company_id is not None and principal.company_id == app.company_id:
-        return True
-    return principal.partner_id is not None and principal.partner_id == budget.partner_of(app)
 
 
 # ---------------------------------------------------------------- decrees
@@ -222,8 +213,10 @@ async def count(session: AsyncSession, decree: Decree) -> int:
 
 async def get_decision(session: AsyncSession, principal: Principal, decision_id: uuid.UUID,
                        *, for_update: bool = False) -> tuple[Decision, Decree, ReceivedApplication]:
+    """The decision if the caller reaches its company (shared.access: officers, auditors and services all; a
+    company its own; a partner while it acts for the company); anything else is 404."""
     row = await repository.get_decision(session, decision_id, for_update=for_update)
-    if row is None or not reaches(principal, row.ReceivedApplication):
+    if row is None or not await can_reach_company(session, principal, row.ReceivedApplication.company_id):
         raise NotFound()
     return row.Decision, row.Decree, row.ReceivedApplication
 

@@ -37,7 +37,8 @@ router = APIRouter(prefix="/v1/applications", tags=["applications"], route_class
                 "Idempotent on the event id: a redelivery answers 200 `duplicate` and changes nothing. "
                 "`application.submitted` fetches the application from intake and stores it as received; "
                 "`application.withdrawn` marks it withdrawn; `call.amended` gives the call's budget its new total and, "
-                "when it grew, funds the waiting list at once. Other types are recorded and ignored (202). "
+                "when it grew, funds the waiting list at once; `company.delegation_changed` moves the company's "
+                "applications to its current delegate for notifications. Other types are recorded and ignored (202). "
                 "If intake is unreachable the answer is 503 and nothing is kept, so the worker retries.",
     responses={202: {"model": InboxAck, "description": "Event type not consumed: recorded and ignored."},
                **problem_responses(401, 403, 409, 422, 503)})

@@ -52,3 +52,10 @@ def listing(*, call_id: uuid.UUID | None, status: str | None) -> Select[Any]:
 
 async def rows(session: AsyncSession, stmt: Select[Any]) -> list[Row[Any]]:
     return list((await session.execute(stmt)).all())
+
+
+async def applications_of_company(session: AsyncSession, company_id: uuid.UUID) -> list[ReceivedApplication]:
+    """The company's received applications, locked for an update."""
+    stmt = (select(ReceivedApplication).where(ReceivedApplication.company_id == company_id)
+            .order_by(ReceivedApplication.application_id).with_for_update())
+    return list((await session.execute(stmt)).scalars().all())

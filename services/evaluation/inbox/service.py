@@ -22,16 +22,23 @@ from services.evaluation.budget.service import apply_amendment, release_applicat
 from services.evaluation.inbox import repository
 from services.evaluation.models import ReceivedApplication
 from services.intake.applications.schemas import ApplicationOut
+from shared.access import choose_notified, notified_partner
 from shared.audit import record_audit
 from shared.clients.base import NotFoundAtPeer, PeerUnavailable
 from shared.clients.intake import IntakeClient
 from shared.errors import PEER_UNAVAILABLE, Conflict, DeskError, NotFound, ProblemError, ValidationFailed
-from shared.events.catalogue import ApplicationSubmitted, ApplicationWithdrawn, CallAmended, Envelope
+from shared.events.catalogue import (
+    ApplicationSubmitted,
+    ApplicationWithdrawn,
+    CallAmended,
+    CompanyDelegationChanged,
+    Envelope,
+)
 from shared.routing import Actor, etag_of
 
 log = structlog.get_logger("evaluation.inbox")
 
-CONSUMED = ("application.submitted", "application.withdrawn", "call.amended")
+CONSUMED = ("application.submitted", "application.withdrawn", "call.amended", "company.delegation_changed")
 _INTAKE_STATUS = {"submitted": "received", "withdrawn": "withdrawn"}
 
 
@@ -74,11 +81,15 @@ async def receive_event(*, session: AsyncSession, actor: Actor, intake: IntakeCl
         # the budget has one source of truth, the call's rules: the ledger applies the amended total at once
         await apply_amendment(session=session, actor=actor, intake=intake, amendment=_data(event, CallAmended))
         return {"event_id": event.id, "status": "processed"}
+    if event.type == "company.delegation_changed":
+        changed = _data(event, CompanyDelegationChanged)
+        await _follow_delegation(session=session, actor=actor, data=changed)
+        return {"event_id": event.id, "status": "processed"}
     log.info("event type not consumed", event_id=str(event.id), type=event.type)
     return {"event_id": event.id, "status": "ignored"}
 
 
-D = TypeVar("D", ApplicationSubmitted, ApplicationWithdrawn, CallAmended)
+D = TypeVar("D", ApplicationSubmitted, ApplicationWithdrawn, CallAmended, CompanyDelegationChanged)
 
 
 def _data(event: Envelope, model: type[D]) -> D:
@@ -113,6 +124,8 @@ async def _store(*, session: AsyncSession, actor: Actor, snapshot: ApplicationOu
         "application_id": snapshot.id, "call_id": snapshot.call_id, "company_id": snapshot.company_id,
         "protocol_number": snapshot.protocol_number, "submitted_at": snapshot.submitted_at, "status": status,
         "snapshot": snapshot.model_dump(mode="json"), "version": 1, "withdrawal_reason": withdrawal_reason,
+        # submitted by a partner whose delegation has ended since: its events go to the current delegate
+        "partner_id": await notified_partner(session, snapshot.company_id, snapshot.partner_id),
     }
     if withdrawal_reason is not None:
         values["status"] = "withdrawn"
@@ -161,3 +174,19 @@ async def _receive_withdrawn(*, session: AsyncSession, actor: Actor, intake: Int
     # waiting one just leaves the list.
     await release_application(session=session, actor=actor, intake=intake, application_id=app.application_id,
                               kind="withdrawal", reason=data.reason)
+
+
+async def _follow_delegation(*, session: AsyncSession, actor: Actor, data: CompanyDelegationChanged) -> None:
+    """The company's applications notify its current delegate from now on (the recorded partner while it still
+    acts for the company). Who may *see* them does not wait for this event: shared.access reads the company's
+    delegations as they are committed."""
+    for app in await repository.applications_of_company(session, data.company_id):
+        after = choose_notified(app.partner_id, data.delegates)
+        if after == app.partner_id:
+            continue
+        before = app.partner_id
+        app.partner_id = after
+        app.updated_at = datetime.now(UTC)
+        await session.flush()
+        await record_audit(session, actor, action="application.partner_changed", resource_type="received_application",
+                           resource_id=app.application_id, before={"partner_id": before}, after={"partner_id": after})

@@ -9,8 +9,8 @@ import orjson
 from sqlalchemy import Select, delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.intake.access import company_reachable
 from services.intake.models import Application, ExpenseLine
+from shared.access import company_reachable
 from shared.auth import Principal
 from shared.domain.receipts import GENESIS
 
@@ -63,7 +63,7 @@ SELECT a.id, a.call_id, a.company_id, a.partner_id, a.status, a.title, a.action_
   JOIN intake.calls c ON c.id = a.call_id
   JOIN intake.companies co ON co.id = a.company_id
 """
-# The reachability rule of services.intake.access, as SQL for the submit path ($2: the company or partner).
+# The reachability rule of shared.access, as SQL for the submit path ($2: the company or partner).
 _SUBMIT_REACH = {
     "all": _SUBMIT_SELECT + " WHERE a.id = $1 AND $2::uuid IS NULL",
     "company": _SUBMIT_SELECT + " WHERE a.id = $1 AND a.company_id = $2",

@@ -19,11 +19,11 @@ import asyncpg
 import orjson
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.intake.access import acting_partner, can_reach_company
 from services.intake.applications import repository
 from services.intake.applications.schemas import ApplicationCreate, ApplicationDocument
 from services.intake.calls.service import cached_rules, effective_window, remember_rules, rules_of, status_of
 from services.intake.models import Application, Call, Company, ExpenseLine
+from shared.access import acting_partner, can_reach_company
 from shared.audit import record_audit, record_event
 from shared.auth import KeyRing
 from shared.domain.application_check import (

@@ -1,6 +1,6 @@
 """Routes of /v1/companies and /v1/delegations.
 
-Reads are within reach (services.intake.access): a partner sees the companies it holds an active
+Reads are within reach (shared.access): a partner sees the companies it holds an active
 delegation for, a company itself, officers/auditors everything; the rest is 404. Writes are for
 partners and companies (scope intake:write) and officers (scope intake:admin).
 """

@@ -13,9 +13,9 @@ from typing import Any, cast
 from sqlalchemy import ColumnElement, Select, false, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.intake.access import company_reachable
 from services.intake.models import Company, Delegation, Partner
 from services.intake.partners.repository import add_unique
+from shared.access import company_reachable
 from shared.auth import Principal
 from shared.pagination import PageParams, keyset
 

@@ -17,6 +17,7 @@ from services.intake.companies import repository
 from services.intake.companies.repository import DelegationView
 from services.intake.companies.schemas import CompanyIn
 from services.intake.models import Company, Delegation
+from shared.access import record_delegation
 from shared.audit import record_audit, record_event
 from shared.auth import Principal
 from shared.domain.sme import EnterpriseFigures, RelatedEnterprise, SizeClass, aggregate_figures, size_class
@@ -181,9 +182,21 @@ def _delegation_state(d: Delegation) -> dict[str, Any]:
 
 
 async def _emit(session: AsyncSession, actor: Actor, d: Delegation, event_type: str) -> None:
+    """Every change of a delegation, in its transaction: the shared access projection (who reaches the
+    company from now on, in every service), the delegation's own event, and `company.delegation_changed`,
+    from which evaluation and monitoring move their notifications to the company's current delegate."""
+    delegates = await record_delegation(session, delegation_id=d.id, company_id=d.company_id,
+                                        partner_id=d.partner_id, status=d.status,
+                                        at=d.revoked_at or d.activated_at or d.created_at)
     await record_event(session, actor, event_type=event_type, aggregate_type="delegation", aggregate_id=d.id,
                        payload={"delegation_id": str(d.id), "partner_id": str(d.partner_id),
                                 "company_id": str(d.company_id), "status": d.status},
+                       partner_id=d.partner_id, company_id=d.company_id)
+    await record_event(session, actor, event_type="company.delegation_changed", aggregate_type="company",
+                       aggregate_id=d.company_id,
+                       payload={"company_id": str(d.company_id), "delegation_id": str(d.id),
+                                "partner_id": str(d.partner_id), "status": d.status,
+                                "delegates": [str(p) for p in delegates]},
                        partner_id=d.partner_id, company_id=d.company_id)
 
 

@@ -15,8 +15,8 @@ from sqlalchemy import exists, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.intake.access import company_reachable
 from services.intake.models import Company, Enrolment, Training
+from shared.access import company_reachable
 from shared.auth import Principal
 from shared.pagination import PageParams, keyset
 

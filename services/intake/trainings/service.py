@@ -9,10 +9,10 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.intake.access import acting_partner, can_reach_company
 from services.intake.models import Enrolment, Training
 from services.intake.trainings import repository
 from services.intake.trainings.schemas import EnrolmentIn, EnrolmentOut, TrainingIn, TrainingOut
+from shared.access import acting_partner, can_reach_company
 from shared.audit import record_audit, record_event
 from shared.auth import Principal
 from shared.errors import (

@@ -29,7 +29,8 @@ internal_router = APIRouter(prefix="/v1/internal", tags=["internal"], route_clas
                 "`decision.accepted` starts the project (deadline, approved budget, timeline, KPIs) and orders "
                 "the advance; `application.submitted`, `application.withdrawn`, "
                 "`evaluation.admissibility_completed`, `decision.issued`, `decision.accepted` and "
-                "`decision.renounced` keep the application facts of the statistics. Other types are recorded and "
+                "`decision.renounced` keep the application facts of the statistics; `company.delegation_changed` "
+                "moves the company's projects to its current delegate for notifications. Other types are recorded and "
                 "ignored (202). If intake is unreachable the answer is 503 and nothing is kept, so the worker "
                 "retries.",
     responses={202: {"model": InboxAck, "description": "Event type not consumed: recorded and ignored."},

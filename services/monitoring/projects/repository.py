@@ -5,24 +5,20 @@ from __future__ import annotations
 import uuid
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Select, false, select, text, true
+from sqlalchemy import ColumnElement, Select, select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.monitoring.models import IbanChange, Payment, Project
+from shared.access import choose_notified, company_reachable
 from shared.auth import Principal
 
 
 def reachable(principal: Principal) -> ColumnElement[bool]:
-    """The projects the caller may see: officers, auditors and services all; a partner those of its
-    applications; a company its own. Anything else answers 404."""
-    if principal.reads_everything:
-        return true()
-    if principal.kind == "partner" and principal.partner_id is not None:
-        return Project.partner_id == principal.partner_id
-    if principal.kind == "company" and principal.company_id is not None:
-        return Project.company_id == principal.company_id
-    return false()
+    """The projects the caller may see: those of the companies it reaches (shared.access: officers, auditors
+    and services all; a company its own; a partner while it acts for the company, whoever recorded the
+    project). Anything else answers 404."""
+    return company_reachable(principal, Project.company_id)
 
 
 async def get(session: AsyncSession, project_id: uuid.UUID, principal: Principal, *,
@@ -120,3 +116,19 @@ def iban_changes(project_id: uuid.UUID) -> Select[Any]:
 
 async def rows(session: AsyncSession, stmt: Select[Any]) -> list[Any]:
     return list((await session.execute(stmt)).all())
+
+
+async def move_partner(session: AsyncSession, *, company_id: uuid.UUID, delegates: list[uuid.UUID]
+                       ) -> list[tuple[uuid.UUID, uuid.UUID | None, uuid.UUID | None]]:
+    """Give the company's projects whose recorded partner no longer acts for it the company's most recent
+    delegate (shared.access.choose_notified); returns (project, before, after) for each project changed."""
+    stmt = select(Project).where(Project.company_id == company_id).order_by(Project.id).with_for_update()
+    moved = []
+    for project in (await session.execute(stmt)).scalars().all():
+        after = choose_notified(project.partner_id, delegates)
+        if after != project.partner_id:
+            moved.append((project.id, project.partner_id, after))
+            project.partner_id = after
+            project.version += 1
+    await session.flush()
+    return moved

@@ -24,6 +24,7 @@ from services.monitoring.models import Project
 from services.monitoring.payments import service as payments
 from services.monitoring.peers import call_rules, fetch_application, fetch_company, release_budget
 from services.monitoring.projects import repository
+from shared.access import notified_partner
 from shared.audit import record_audit, record_event
 from shared.auth import Principal
 from shared.clients.evaluation import EvaluationClient
@@ -32,7 +33,7 @@ from shared.domain.funding import repayment_plan
 from shared.domain.money import ZERO
 from shared.domain.reporting import Outcome, add_months, advance_amount, decide_outcome, revocation
 from shared.errors import Conflict, NotFound
-from shared.events.catalogue import DecisionAccepted, Envelope
+from shared.events.catalogue import CompanyDelegationChanged, DecisionAccepted, Envelope
 from shared.routing import Actor, etag_of
 
 log = structlog.get_logger("monitoring.projects")
@@ -109,7 +110,9 @@ async def start_project(ctx: InboxContext, event: Envelope) -> None:
     years = (data.funding or {}).get("loan_years") or rules.aid.loan.max_years
     values: dict[str, Any] = {
         "id": uuid.uuid4(), "application_id": data.application_id, "decision_id": data.decision_id,
-        "call_id": data.call_id, "company_id": data.company_id, "partner_id": data.partner_id,
+        "call_id": data.call_id, "company_id": data.company_id,
+        # the partner acting for the company now (the decision's may have been revoked meanwhile)
+        "partner_id": await notified_partner(session, data.company_id, data.partner_id),
         "cup": data.cup, "cor": data.cor, "decree_number": data.decree_number, "decree_date": data.decree_date,
         "status": "active", "grant": data.grant, "loan": data.loan,
         "eligible_total": data.approved_budget.eligible_total, "approved_budget": _approved_lines(data),
@@ -148,6 +151,20 @@ async def start_project(ctx: InboxContext, event: Envelope) -> None:
 
 
 register_handler("decision.accepted", start_project)
+
+
+async def follow_delegation(ctx: InboxContext, event: Envelope) -> None:
+    """`company.delegation_changed`: the company's projects notify its current delegate from now on (the
+    recorded partner while it still acts for the company). Who may *see* the projects does not wait for this
+    event: shared.access reads the company's delegations as they are committed."""
+    data = event_data(event, CompanyDelegationChanged)
+    moved = await repository.move_partner(ctx.session, company_id=data.company_id, delegates=data.delegates)
+    for project_id, before, after in moved:
+        await record_audit(ctx.session, ctx.actor, action="project.partner_changed", resource_type="project",
+                           resource_id=project_id, before={"partner_id": before}, after={"partner_id": after})
+
+
+register_handler("company.delegation_changed", follow_delegation)
 
 
 # ---------------------------------------------------------------- changes by the beneficiary and officers

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.evaluation.models import Evaluation, ReceivedApplication
 from services.intake.applications.schemas import ApplicationOut
+from shared.access import record_delegation
 from tests.factories import draft_body
 
 _PROTOCOL = itertools.count(1)
@@ -32,17 +33,21 @@ def application_snapshot(application_id: uuid.UUID, call_id: uuid.UUID, company_
 async def received_application(session: AsyncSession, *, call_id: uuid.UUID, company_id: uuid.UUID,
                                partner_id: uuid.UUID | None = None, protocol_number: int | None = None,
                                status: str = "received", **draft: Any) -> ReceivedApplication:
-    """A submitted application as evaluation stores it on `application.submitted`."""
+    """A submitted application as evaluation stores it on `application.submitted`. Its partner (if any) acts for
+    the company: it holds the company's active delegation (shared.access), as when it submitted."""
     application_id = uuid.uuid4()
     number = protocol_number or next(_PROTOCOL)
     submitted_at = datetime.now(UTC)
     app = ReceivedApplication(
         application_id=application_id, call_id=call_id, company_id=company_id, protocol_number=number,
-        submitted_at=submitted_at, status=status, version=1,
+        submitted_at=submitted_at, status=status, version=1, partner_id=partner_id,
         snapshot=application_snapshot(application_id, call_id, company_id, partner_id=partner_id,
                                       protocol_number=number, submitted_at=submitted_at, **draft))
     session.add(app)
     await session.flush()
+    if partner_id is not None:
+        await record_delegation(session, delegation_id=uuid.uuid4(), company_id=company_id, partner_id=partner_id,
+                                status="active")
     return app
 
 

@@ -258,12 +258,13 @@ async def test_pending_or_revoked_delegation_gives_no_access(client, session, wo
     d = await delegate(session, world.partner, company, status="pending")
     r = await client.post("/v1/applications", json=draft_body(world.call.id, company.id), headers=world.headers)
     assert r.status_code == 422
-    d.status = "active"
-    await session.flush()
+    firm = await make_token(session, "company", company_id=company.id)
+    r = await client.post(f"/v1/delegations/{d.id}/accept", headers={**firm, "If-Match": '"1"'})
+    assert r.status_code == 200, r.text
     app = (await client.post("/v1/applications", json=draft_body(world.call.id, company.id),
                              headers=world.headers)).json()
-    d.status = "revoked"
-    await session.flush()
+    r = await client.post(f"/v1/delegations/{d.id}/revoke", headers={**firm, "If-Match": '"2"'})
+    assert r.status_code == 200, r.text
     assert (await client.get(f"/v1/applications/{app['id']}", headers=world.headers)).status_code == 404
 
 

@@ -17,7 +17,9 @@ from stdnum import luhn
 
 from services.intake.models import Company, Delegation, Enrolment, Partner, Training
 from shared.db import make_sessionmaker
+from shared.models import CompanyDelegate
 from tests.conftest import TokenFactory
+from tests.factories import delegate
 
 Headers = dict[str, str]
 
@@ -48,9 +50,7 @@ async def _partner_with_company(session: AsyncSession, *, status: str = "active"
     partner, company = _partner(), _company()
     session.add_all([partner, company])
     await session.flush()
-    session.add(Delegation(id=uuid.uuid4(), partner_id=partner.id, company_id=company.id, status=status, version=1,
-                           activated_at=datetime.now(UTC) if status == "active" else None))
-    await session.flush()
+    await delegate(session, partner, company, status)
     return partner, company
 
 
@@ -400,8 +400,7 @@ async def test_capacity_holds_under_30_concurrent_enrolments(committing_client: 
     async with sm() as s:
         s.add_all([partner, company])
         await s.flush()
-        s.add(Delegation(id=uuid.uuid4(), partner_id=partner.id, company_id=company.id, status="active", version=1,
-                         activated_at=datetime.now(UTC)))
+        await delegate(s, partner, company)
         await s.commit()
     training_id: str | None = None
     try:
@@ -436,6 +435,7 @@ async def test_capacity_holds_under_30_concurrent_enrolments(committing_client: 
                 await s.execute(delete(Enrolment).where(Enrolment.training_id == uuid.UUID(training_id)))
                 await s.execute(delete(Training).where(Training.id == uuid.UUID(training_id)))
             await s.execute(delete(Delegation).where(Delegation.company_id == company.id))
+            await s.execute(delete(CompanyDelegate).where(CompanyDelegate.company_id == company.id))
             await s.execute(delete(Company).where(Company.id == company.id))
             await s.execute(delete(Partner).where(Partner.id == partner.id))
             await s.commit()

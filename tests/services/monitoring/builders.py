@@ -13,6 +13,7 @@ import orjson
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.monitoring.models import Payment, Project
+from shared.access import record_delegation
 from shared.auth import DEFAULT_SCOPES, mint_token
 from shared.events.signing import new_webhook_secret, sign_headers
 from tests.conftest import KEYRING
@@ -31,7 +32,8 @@ async def make_project(session: AsyncSession, *, call_id: uuid.UUID | None = Non
                        eligible_total: str = "100000.00", decree_date: date | None = None,
                        deadline: date | None = None, iban: str | None = None, status: str = "active",
                        lombardy_site_verified: bool = True, years: int = 6, **kw: Any) -> Project:
-    """A project as `decision.accepted` leaves it (the seeded call's loan terms: 1.5 %, 12 months' grace)."""
+    """A project as `decision.accepted` leaves it (the seeded call's loan terms: 1.5 %, 12 months' grace). Its
+    partner (if any) acts for the company: it holds the company's active delegation (shared.access)."""
     decree = decree_date or date.today()
     p = Project(
         id=uuid.uuid4(), application_id=application_id or uuid.uuid4(), decision_id=uuid.uuid4(),
@@ -46,6 +48,9 @@ async def make_project(session: AsyncSession, *, call_id: uuid.UUID | None = Non
         extension_granted=False, lombardy_site_verified=lombardy_site_verified, iban=iban, version=1, **kw)
     session.add(p)
     await session.flush()
+    if partner_id is not None:
+        await record_delegation(session, delegation_id=uuid.uuid4(), company_id=p.company_id, partner_id=partner_id,
+                                status="active")
     return p
 
 

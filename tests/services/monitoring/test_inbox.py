@@ -144,3 +144,32 @@ async def test_unconsumed_types_are_ignored_and_only_services_may_post(monitorin
     assert any(e["path"].startswith("/data/") for e in r.json()["errors"])
     r = await deliver(monitoring_client, envelope("webhook.ping", {}), headers=officer)
     assert r.status_code == 403
+
+
+async def test_a_project_started_after_its_partner_was_revoked_notifies_the_current_delegate(
+        monitoring_client, intake, intake_server, engine, session, token_factory):
+    """The decision names the partner that submitted; by the time it is accepted, the company has revoked that
+    partner and delegated another: the project records the current delegate, and only it reaches the project."""
+    from shared.access import record_delegation
+
+    sub = await submit_through_intake(engine, intake_server.url)
+    company_id, old_partner, new_partner = sub["company_id"], sub["partner_id"], uuid.uuid4()
+    await record_delegation(session, delegation_id=uuid.uuid4(), company_id=company_id, partner_id=old_partner,
+                            status="revoked")
+    await record_delegation(session, delegation_id=uuid.uuid4(), company_id=company_id, partner_id=new_partner,
+                            status="active")
+    data = decision_accepted(application_id=sub["application_id"], call_id=sub["call_id"],
+                             company_id=str(company_id), partner_id=str(old_partner), grant="24396.37",
+                             loan="79288.21", decree_date="2026-01-31")
+    r = await deliver(monitoring_client, envelope("decision.accepted", data))
+    assert r.status_code == 200, r.text
+
+    assert await scalar(session, "SELECT partner_id FROM monitoring.projects WHERE application_id = :a",
+                        a=sub["application_id"]) == new_partner
+    assert await scalar(session, "SELECT partner_id FROM desk.outbox WHERE event_type = 'project.started' "
+                                 "AND payload->>'application_id' = :a", a=sub["application_id"]) == new_partner
+    old = await token_factory("partner", partner_id=old_partner)
+    new = await token_factory("partner", partner_id=new_partner)
+    assert (await monitoring_client.get("/v1/projects", headers=old)).json()["items"] == []
+    assert [p["application_id"] for p in (await monitoring_client.get("/v1/projects", headers=new)).json()[
+        "items"]] == [sub["application_id"]]

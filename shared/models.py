@@ -75,7 +75,8 @@ class IdempotencyRecord(Base):
         {"schema": "desk"},
     )
 
-    principal: Mapped[str] = mapped_column(String(64), primary_key=True)
+    # The key's owner, as shared.routing.idempotency_owner names it (partner:<uuid>, company:<uuid>, client:<id>).
+    principal: Mapped[str] = mapped_column(String(80), primary_key=True)
     key: Mapped[str] = mapped_column(String(255), primary_key=True)
     method: Mapped[str] = mapped_column(String(8))
     path: Mapped[str] = mapped_column(Text)

@@ -40,8 +40,19 @@ class IdempotentReplay(Exception):
 
 @dataclass(slots=True)
 class IdempotencySlot:
-    principal: str
+    owner: str
     key: str
+
+
+def idempotency_owner(principal: Principal) -> str:
+    """Whom an Idempotency-Key belongs to: the partner or company the caller acts for, so that any of
+    its API clients retrying a request gets the stored response; a client acting for neither (officer,
+    auditor, service) owns its keys alone. The submit's SQL function stores keys under the same name."""
+    if principal.kind == "partner" and principal.partner_id is not None:
+        return f"partner:{principal.partner_id}"
+    if principal.kind == "company" and principal.company_id is not None:
+        return f"company:{principal.company_id}"
+    return f"client:{principal.client_id}"
 
 
 class UnitOfWorkRoute(APIRoute):
@@ -86,7 +97,7 @@ async def _store_response(session: Any, slot: IdempotencySlot, response: Respons
     await session.execute(
         text("UPDATE desk.idempotency_keys SET status_code = :s, response_body = :b, response_headers = "
              "CAST(:h AS jsonb) WHERE principal = :p AND key = :k"),
-        {"s": response.status_code, "b": bytes(response.body), "h": _json(headers), "p": slot.principal,
+        {"s": response.status_code, "b": bytes(response.body), "h": _json(headers), "p": slot.owner,
          "k": slot.key},
     )
 
@@ -102,16 +113,17 @@ async def idempotency(request: Request) -> IdempotencySlot | None:
 
     The key is reserved with an INSERT in the request's own transaction: a concurrent duplicate
     waits on the unique index until the first commits (then replays its stored response) or rolls
-    back (then executes). Keys are scoped per client and kept for the configured retention.
+    back (then executes). Keys belong to the partner or company the client acts for (`idempotency_owner`),
+    and are kept for the configured retention. A replay answers the stored response's bytes.
     """
     key = idempotency_key(request)
     if key is None:
         return None
-    principal = current_principal(request)
+    owner = idempotency_owner(current_principal(request))
     digest = await request_digest(request)
     session = request.state.session
     retention = timedelta(hours=request.app.state.settings.idempotency_retention_hours)
-    params = {"p": principal.client_id, "k": key, "m": request.method, "path": request.url.path, "h": digest,
+    params = {"p": owner, "k": key, "m": request.method, "path": request.url.path, "h": digest,
               "exp": datetime.now(UTC) + retention}
     inserted = (await session.execute(text(
         "INSERT INTO desk.idempotency_keys (principal, key, method, path, request_hash, expires_at) "
@@ -137,7 +149,7 @@ async def idempotency(request: Request) -> IdempotencySlot | None:
             headers["idempotent-replayed"] = "true"
             raise IdempotentReplay(Response(bytes(row.response_body or b""), status_code=row.status_code,
                                             headers=headers))
-    slot = IdempotencySlot(principal.client_id, key)
+    slot = IdempotencySlot(owner, key)
     request.state.idempotency = slot
     return slot
 

@@ -242,7 +242,8 @@ CATALOGUE: dict[str, EventType] = {e.name: e for e in (
               ApplicationSubmitted),
     EventType("application.withdrawn", 1, "intake", "A submitted application was withdrawn by its applicant.",
               ApplicationWithdrawn),
-    EventType("delegation.requested", 1, "intake", "A partner asked a company for a delegation.", DelegationChanged),
+    EventType("delegation.requested", 1, "intake", "A partner asked a company for a delegation (sent to the company "
+              "only: the partner hears of the delegation once the company accepts it).", DelegationChanged),
     EventType("delegation.activated", 1, "intake", "A delegation became active.", DelegationChanged),
     EventType("delegation.revoked", 1, "intake", "A delegation was revoked.", DelegationChanged),
     EventType("company.delegation_changed", 1, "intake",

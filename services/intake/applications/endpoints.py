@@ -32,6 +32,7 @@ from shared.routing import (
     check_if_match,
     etag_of,
     idempotency_key,
+    idempotency_owner,
     request_digest,
 )
 
@@ -140,7 +141,7 @@ async def submit_application(application_id: uuid.UUID, request: Request, sessio
                              actor: ActorDep) -> Response:
     key = idempotency_key(request)
     submit_key = None if key is None else service.SubmitKey(
-        actor.principal.client_id, key, await request_digest(request), request.url.path,
+        idempotency_owner(actor.principal), key, await request_digest(request), request.url.path,
         timedelta(hours=request.app.state.settings.idempotency_retention_hours))
     conn = await repository.driver_connection(session)
     out, replayed = await service.submit(conn=conn, actor=actor, application_id=application_id,

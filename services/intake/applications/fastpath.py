@@ -29,7 +29,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from services.intake.applications import service
 from shared.auth import Authenticator
 from shared.errors import DeskError, desk_error_handler, unhandled_handler
-from shared.routing import Actor, idempotency_key, request_digest
+from shared.routing import Actor, idempotency_key, idempotency_owner, request_digest
 
 log = structlog.get_logger("desk.submit")
 SUBMIT_PATH = re.compile(r"^/v1/applications/([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-"
@@ -137,7 +137,7 @@ class SubmitFastPath:
         app_state = request.app.state
         key = idempotency_key(request)
         submit_key = None if key is None else service.SubmitKey(
-            principal.client_id, key, await request_digest(request), request.url.path,
+            idempotency_owner(principal), key, await request_digest(request), request.url.path,
             timedelta(hours=app_state.settings.idempotency_retention_hours))
         actor = Actor(principal, request.scope.get("state", {}).get("request_id"), app_state.settings.service_name)
         if_match = request.headers.get("if-match")

@@ -262,9 +262,10 @@ def submitted_content(app: Application, company: Company, call_version: int,
 
 @dataclass(frozen=True)
 class SubmitKey:
-    """The request's Idempotency-Key, bound to its method, path and body."""
+    """The request's Idempotency-Key, bound to its method, path and body, and owned by
+    `shared.routing.idempotency_owner` of the caller (as on every other route)."""
 
-    principal: str
+    owner: str
     key: str
     digest: bytes
     path: str
@@ -274,7 +275,10 @@ class SubmitKey:
 async def _replay(conn: Any, keyring: KeyRing, render_ref: str) -> dict[str, Any]:
     row = await repository.receipt_row(conn, uuid.UUID(render_ref.split(":", 1)[1]))
     assert row is not None
-    return {"receipt": row.receipt, "signature": keyring.sign(canonical_json(row.receipt)),
+    # The receipt comes back from JSONB with its keys in JSONB's order; the original answer had them in the
+    # canonical (sorted) order the receipt is signed in. Re-read from that form, the replay is the same bytes.
+    receipt_json = canonical_json(row.receipt)
+    return {"receipt": orjson.loads(receipt_json), "signature": keyring.sign(receipt_json),
             "previous_hash": row.previous_hash, "chain_hash": row.chain_hash,
             "register_url": f"/v1/calls/{row.call_id}/register"}
 
@@ -284,10 +288,10 @@ def _mismatch() -> DeskError:
                      "This Idempotency-Key was already used with a different request.", kind=IDEMPOTENCY_MISMATCH)
 
 
-# intake.commit_submission (migration 0007): $1 application, $2 prechecked, $3-$4 reach, $5-$13 what the full
-# path checked (NULL when prechecked), $14-$23 key id, actor, idempotency record and event id.
+# intake.commit_submission (migration 0011): $1 application, $2 prechecked, $3-$4 reach, $5-$13 what the full
+# path checked (NULL when prechecked), $14-$24 key id, actor, idempotency record (owner first) and event id.
 COMMIT_SQL = ("SELECT * FROM intake.commit_submission($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11::jsonb, $12,"
-              " $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23)")
+              " $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24)")
 
 
 class _Line:
@@ -392,7 +396,8 @@ def _reach(principal: Any) -> tuple[str, uuid.UUID | None]:
 
 
 def _tail(actor: Actor, keyring: KeyRing, key: SubmitKey | None) -> tuple[Any, ...]:
-    idem = (key.key, key.digest, key.path, datetime.now(UTC) + key.retention) if key else (None, None, None, None)
+    idem = ((key.owner, key.key, key.digest, key.path, datetime.now(UTC) + key.retention) if key
+            else (None, None, None, None, None))
     return (keyring.key_id, actor.principal.client_id, actor.principal.kind, actor.request_id, actor.service, *idem)
 
 
@@ -490,7 +495,7 @@ async def _submit_checking(conn: Any, actor: Actor, application_id: uuid.UUID, k
     if row is None:
         raise NotFound()
     if key is not None and row.status != "draft":  # most likely a retry of the submit that committed
-        earlier = await repository.idempotency_record(conn, key.principal, key.key)
+        earlier = await repository.idempotency_record(conn, key.owner, key.key)
         if earlier is not None:
             if bytes(earlier["request_hash"]) != key.digest or not (earlier["render_ref"] or "").startswith(
                     "application-receipt:"):

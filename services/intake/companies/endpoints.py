@@ -11,10 +11,19 @@ import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi.encoders import jsonable_encoder
+from fastapi.responses import JSONResponse
 
 from services.intake.companies import service
 from services.intake.companies.repository import DelegationView
-from services.intake.companies.schemas import CompanyIn, CompanyOut, DelegationCreate, DelegationOut, DelegationStatus
+from services.intake.companies.schemas import (
+    CompanyIn,
+    CompanyOut,
+    DelegationCreate,
+    DelegationOut,
+    DelegationRequestOut,
+    DelegationStatus,
+)
 from services.intake.models import Company
 from services.intake.partners import service as partners_service
 from services.intake.partners.schemas import ClientCreate, ClientCredentials
@@ -57,12 +66,19 @@ def _company_headers(response: Response, company: Company) -> None:
     response.headers["ETag"] = etag_of(company.version)
 
 
+_ALREADY_REGISTERED: dict[int | str, dict[str, Any]] = {202: {"model": DelegationRequestOut, "description": (
+    "A partner registering a VAT number that is already registered: a delegation request was made instead "
+    "(as POST /v1/delegations), answered without the company's id or name; the company decides.")}}
+
+
 @router.post("", response_model=CompanyOut, status_code=201, dependencies=[company_writer],
              summary="Register a company (a partner also gets an active delegation from it)",
-             responses=problem_responses(401, 403, 409, 422))
+             responses={**problem_responses(401, 403, 409, 422), **_ALREADY_REGISTERED})
 async def create_company(body: CompanyIn, session: SessionDep, actor: ActorDep, _idem: Idempotent,
                          response: Response) -> Any:
     company = await service.create_company(session=session, actor=actor, data=body)
+    if not isinstance(company, Company):
+        return JSONResponse(jsonable_encoder(DelegationRequestOut.model_validate(company)), status_code=202)
     _company_headers(response, company)
     response.headers["Location"] = f"/v1/companies/{company.id}"
     return service.to_out(company)
@@ -129,19 +145,21 @@ def _delegation_headers(response: Response, view: DelegationView) -> None:
     response.headers["ETag"] = etag_of(view.delegation.version)
 
 
-@delegations_router.post("", response_model=DelegationOut, status_code=201, dependencies=[delegation_requester],
-                         summary="Ask a registered company for a delegation (pending until it accepts)",
-                         responses=problem_responses(401, 403, 404, 409, 422))
-async def request_delegation(body: DelegationCreate, session: SessionDep, actor: ActorDep, _idem: Idempotent,
-                             response: Response) -> Any:
-    view = await service.request_delegation(session=session, actor=actor, vat_number=body.vat_number)
-    _delegation_headers(response, view)
-    response.headers["Location"] = f"/v1/delegations/{view.id}"
-    return service.delegation_to_out(view)
+@delegations_router.post(
+    "", response_model=DelegationRequestOut, status_code=202, dependencies=[delegation_requester],
+    summary="Ask a company for a delegation by its VAT number (it decides; the answer says nothing about it)",
+    description="Answers 202 with a request id whether or not a company with this VAT number is registered. "
+                "When it is, the company is told (event `delegation.requested`, and its pending delegations in "
+                "GET /v1/delegations) and accepts or refuses; the partner sees the delegation, with the "
+                "company's id and name, once it is accepted (event `delegation.activated`). 409 only when the "
+                "partner already holds an active delegation from that company.",
+    responses=problem_responses(401, 403, 409, 422))
+async def request_delegation(body: DelegationCreate, session: SessionDep, actor: ActorDep, _idem: Idempotent) -> Any:
+    return await service.request_delegation(session=session, actor=actor, vat_number=body.vat_number)
 
 
 @delegations_router.get("", response_model=Page[DelegationOut],
-                        summary="List delegations (a partner its own, a company those on it)",
+                        summary="List delegations (a partner those accepted, a company those on it)",
                         responses=problem_responses(401, 403, 422))
 async def list_delegations(session: SessionDep, principal: Reader, page: PageDep,
                            status: DelegationStatus | None = None) -> Any:
@@ -170,7 +188,8 @@ async def accept_delegation(view: LockedDelegation, request: Request, session: S
 
 @delegations_router.post("/{delegation_id}/revoke", response_model=DelegationOut,
                          dependencies=[delegation_revoker],
-                         summary="Revoke a delegation (the company, the partner or an officer; If-Match required)",
+                         summary="Revoke a delegation, or refuse a pending one (the company, the partner or "
+                                 "an officer; If-Match required)",
                          responses=problem_responses(401, 403, 404, 409, 412, 422, 428))
 async def revoke_delegation(view: LockedDelegation, request: Request, session: SessionDep, actor: ActorDep,
                             _idem: Idempotent, response: Response) -> Any:

@@ -10,7 +10,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Select, false, select, true
+from sqlalchemy import ColumnElement, Select, and_, false, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.intake.models import Company, Delegation, Partner
@@ -74,11 +74,13 @@ class DelegationView:
 
 
 def delegation_visible(principal: Principal) -> ColumnElement[bool]:
-    """Readers see all; a partner its own delegations; a company those on it."""
+    """Readers see all; a partner its own delegations once the company has accepted them (a pending or
+    refused one would tell it the company's id and name before the company agreed); a company those on it."""
     if principal.reads_everything:
         return true()
     if principal.kind == "partner" and principal.partner_id:
-        return Delegation.partner_id == principal.partner_id
+        return and_(Delegation.partner_id == principal.partner_id,
+                    or_(Delegation.status == "active", Delegation.activated_at.is_not(None)))
     if principal.kind == "company" and principal.company_id:
         return Delegation.company_id == principal.company_id
     return false()

@@ -200,7 +200,16 @@ class CompanyOut(OutModel):
 
 
 class DelegationCreate(ApiModel):
-    vat_number: VatNumber = Field(description="VAT number of an already registered company.")
+    vat_number: VatNumber = Field(description="VAT number of the company asked for a delegation.")
+
+
+class DelegationRequestOut(OutModel):
+    """The answer to a delegation request: the same whether or not a company with this VAT number is
+    registered, so a partner cannot learn from it which companies use the desk, nor their ids or names."""
+
+    id: uuid.UUID = Field(description="The request's id. Once the company accepts, the delegation carries it.")
+    vat_number: str
+    status: Literal["requested"]
 
 
 class DelegationOut(OutModel):

@@ -109,9 +109,12 @@ def _duplicate_vat(vat_number: str) -> DeskError:
         "(POST /v1/delegations) instead.", kind=ALREADY_EXISTS)
 
 
-async def create_company(*, session: AsyncSession, actor: Actor, data: CompanyIn) -> Company:
+async def create_company(*, session: AsyncSession, actor: Actor, data: CompanyIn) -> Company | dict[str, Any]:
     """Register a company. A partner registering it gets an active delegation in the same transaction;
-    an officer registers it with none; a company principal already exists and cannot register another."""
+    an officer registers it with none; a company principal already exists and cannot register another.
+
+    A partner registering a VAT number that is already registered gets a delegation request instead, and
+    its answer (`request_delegation`): nothing about the existing company, which is asked to accept."""
     principal = actor.principal
     if principal.kind == "company":
         raise Forbidden("La tua impresa è già registrata: aggiornala con PUT /v1/companies/{id}.",
@@ -119,10 +122,10 @@ async def create_company(*, session: AsyncSession, actor: Actor, data: CompanyIn
     if principal.kind == "partner":
         await _acting_partner(session, principal)
     if await repository.get_by_vat(session, data.vat_number) is not None:
-        raise _duplicate_vat(data.vat_number)
+        return await _already_registered(session=session, actor=actor, vat_number=data.vat_number)
     company = Company(id=uuid.uuid4(), version=1, created_by=principal.client_id, **_columns(data))
-    if not await repository.add_unique(session, company):
-        raise _duplicate_vat(data.vat_number)
+    if not await repository.add_unique(session, company):  # a concurrent registration won
+        return await _already_registered(session=session, actor=actor, vat_number=data.vat_number)
     await session.refresh(company)
     await record_audit(session, actor, action="company.registered", resource_type="company", resource_id=company.id,
                        before=None, after=_snapshot(company))
@@ -130,6 +133,12 @@ async def create_company(*, session: AsyncSession, actor: Actor, data: CompanyIn
         await _grant_delegation_at_registration(session=session, actor=actor, partner_id=principal.partner_id,
                                                 company=company)
     return company
+
+
+async def _already_registered(*, session: AsyncSession, actor: Actor, vat_number: str) -> dict[str, Any]:
+    if actor.principal.kind != "partner":  # officers read every company: a plain conflict tells them nothing new
+        raise _duplicate_vat(vat_number)
+    return await request_delegation(session=session, actor=actor, vat_number=vat_number)
 
 
 async def replace_company(*, session: AsyncSession, actor: Actor, company: Company, data: CompanyIn) -> Company:
@@ -184,20 +193,24 @@ def _delegation_state(d: Delegation) -> dict[str, Any]:
 async def _emit(session: AsyncSession, actor: Actor, d: Delegation, event_type: str) -> None:
     """Every change of a delegation, in its transaction: the shared access projection (who reaches the
     company from now on, in every service), the delegation's own event, and `company.delegation_changed`,
-    from which evaluation and monitoring move their notifications to the company's current delegate."""
+    from which evaluation and monitoring move their notifications to the company's current delegate.
+
+    A delegation never active is the company's business only: its request and its refusal would tell the
+    partner the company's id before the company agreed to it. The partner hears of it from activation on."""
     delegates = await record_delegation(session, delegation_id=d.id, company_id=d.company_id,
                                         partner_id=d.partner_id, status=d.status,
                                         at=d.revoked_at or d.activated_at or d.created_at)
+    told = d.partner_id if d.activated_at is not None else None
     await record_event(session, actor, event_type=event_type, aggregate_type="delegation", aggregate_id=d.id,
                        payload={"delegation_id": str(d.id), "partner_id": str(d.partner_id),
                                 "company_id": str(d.company_id), "status": d.status},
-                       partner_id=d.partner_id, company_id=d.company_id)
+                       partner_id=told, company_id=d.company_id)
     await record_event(session, actor, event_type="company.delegation_changed", aggregate_type="company",
                        aggregate_id=d.company_id,
                        payload={"company_id": str(d.company_id), "delegation_id": str(d.id),
                                 "partner_id": str(d.partner_id), "status": d.status,
                                 "delegates": [str(p) for p in delegates]},
-                       partner_id=d.partner_id, company_id=d.company_id)
+                       partner_id=told, company_id=d.company_id)
 
 
 def _live_exists() -> DeskError:
@@ -227,17 +240,38 @@ async def _grant_delegation_at_registration(*, session: AsyncSession, actor: Act
                                     status="active", event_type="delegation.activated")
 
 
-async def request_delegation(*, session: AsyncSession, actor: Actor, vat_number: str) -> DelegationView:
-    partner_id, partner_name = await _acting_partner(session, actor.principal)
+def _request_answer(request_id: uuid.UUID, vat_number: str) -> dict[str, Any]:
+    return {"id": request_id, "vat_number": vat_number, "status": "requested"}
+
+
+async def request_delegation(*, session: AsyncSession, actor: Actor, vat_number: str) -> dict[str, Any]:
+    """A partner asks the company with this VAT number for a delegation.
+
+    The answer is the same whether or not such a company is registered (VAT numbers are public, the
+    desk's list of companies is not): a request id and `requested`. When the company exists, a pending
+    delegation is stored and the company is told (`delegation.requested`, to the company only); the
+    partner sees the delegation, with the company's id and name, only once the company accepts it.
+    A request that matches no company, or one already pending, is only written to the audit trail.
+    """
+    partner_id, _name = await _acting_partner(session, actor.principal)
     company = await repository.get_by_vat(session, vat_number)
-    if company is None:
-        raise NotFound(f"Nessuna impresa registrata con partita IVA {vat_number}.",
-                       f"No company is registered with VAT number {vat_number}.")
-    if await repository.get_live_delegation(session, partner_id, company.id) is not None:
+    live = None if company is None else await repository.get_live_delegation(session, partner_id, company.id)
+    if live is not None and live.status == "active":  # the partner reaches the company already
         raise _live_exists()
-    d = await _insert_delegation(session=session, actor=actor, partner_id=partner_id, company_id=company.id,
-                                 status="pending", event_type="delegation.requested")
-    return DelegationView(d, partner_name, company.name, company.vat_number)
+    if company is not None and live is None:
+        d = Delegation(id=uuid.uuid4(), partner_id=partner_id, company_id=company.id, status="pending", version=1)
+        if await repository.add_unique(session, d):  # else a concurrent twin request won: answered alike
+            await record_audit(session, actor, action="delegation.requested", resource_type="delegation",
+                               resource_id=d.id, before=None, after=_delegation_state(d))
+            await _emit(session, actor, d, "delegation.requested")
+            return _request_answer(d.id, vat_number)
+    request_id = uuid.uuid4()
+    # Kept for auditors: a partner probing VAT numbers leaves a trail of unmatched requests.
+    await record_audit(session, actor, action="delegation.requested", resource_type="delegation_request",
+                       resource_id=request_id, before=None,
+                       after={"partner_id": partner_id, "vat_number": vat_number,
+                              "outcome": "unmatched" if company is None else "already_pending"})
+    return _request_answer(request_id, vat_number)
 
 
 async def get_delegation(*, session: AsyncSession, principal: Principal, delegation_id: uuid.UUID,

@@ -124,13 +124,35 @@ async def test_auditor_reads_but_cannot_write(client, officer, auditor):
     assert r.status_code == 403
 
 
-async def test_duplicate_vat_is_409_pointing_to_a_delegation(client, officer, token_factory):
-    _, partner = await new_partner(client, officer, token_factory)
+async def test_officer_registering_a_known_vat_gets_409(client, officer):
     body = company_body()
     await register(client, officer, body)
+    r = await client.post("/v1/companies", json={**body, "name": "Someone else"}, headers=officer)
+    assert r.status_code == 409 and r.json()["type"] == "/problems/already-exists"
+
+
+async def test_partner_registering_a_known_vat_makes_a_delegation_request_that_reveals_nothing(
+        client, officer, token_factory, session):
+    partner_id, partner = await new_partner(client, officer, token_factory)
+    body = company_body(name="Bianchi Export S.r.l.")
+    existing = await register(client, officer, body)
+    company = await token_factory("company", company_id=uuid.UUID(existing["id"]))
+
     r = await client.post("/v1/companies", json={**body, "name": "Someone else"}, headers=partner)
-    assert r.status_code == 409
-    assert r.json()["type"] == "/problems/already-exists" and "/v1/delegations" in r.json()["detail"]
+    assert r.status_code == 202, r.text
+    answer = r.json()
+    assert answer == {"id": answer["id"], "vat_number": body["vat_number"], "status": "requested"}
+    assert existing["id"] not in r.text and "Bianchi" not in r.text and "location" not in r.headers
+    # the same answer as asking for a delegation on a VAT number nobody registered
+    unknown = await client.post("/v1/delegations", json={"vat_number": vat()}, headers=partner)
+    assert unknown.status_code == 202 and set(unknown.json()) == set(answer)
+    # the company learns of it and decides; the partner still does not reach it
+    pending = (await client.get("/v1/delegations", params={"status": "pending"}, headers=company)).json()["items"]
+    assert [(d["id"], d["partner_id"]) for d in pending] == [(answer["id"], partner_id)]
+    assert (await client.get(f"/v1/companies/{existing['id']}", headers=partner)).status_code == 404
+    count = (await session.execute(text("SELECT count(*) FROM intake.companies WHERE vat_number = :v"),
+                                   {"v": body["vat_number"]})).scalar_one()
+    assert count == 1
 
 
 # ---------------------------------------------------------------- validation
@@ -358,18 +380,19 @@ async def test_delegation_lifecycle(client, officer, token_factory, session):
     company_url = f"/v1/companies/{company_out['id']}"
 
     r = await client.post("/v1/delegations", json={"vat_number": body["vat_number"]}, headers=partner)
-    assert r.status_code == 201, r.text
+    assert r.status_code == 202, r.text
     d = r.json()
-    assert d["status"] == "pending" and d["partner_id"] == partner_id and d["company_id"] == company_out["id"]
-    assert d["company_vat_number"] == body["vat_number"] and r.headers["etag"] == '"1"'
-    assert r.headers["location"] == f"/v1/delegations/{d['id']}"
+    assert d == {"id": d["id"], "vat_number": body["vat_number"], "status": "requested"}
     url = f"/v1/delegations/{d['id']}"
 
-    # pending: the partner does not reach the company yet
+    # pending: the partner reaches neither the company nor, yet, the delegation (it names the company)
     assert (await client.get(company_url, headers=partner)).status_code == 404
+    assert (await client.get(url, headers=partner)).status_code == 404
+    assert (await client.get("/v1/delegations", headers=partner)).json()["items"] == []
     # the company sees the request and who made it
     on_me = (await client.get("/v1/delegations", headers=company)).json()["items"]
-    assert [(x["id"], x["partner_name"]) for x in on_me] == [(d["id"], "Confartigianato Lombardia")]
+    assert [(x["id"], x["partner_name"], x["status"]) for x in on_me] == [
+        (d["id"], "Confartigianato Lombardia", "pending")]
     # the partner may not accept its own request
     assert (await client.post(f"{url}/accept", headers={**partner, "If-Match": '"1"'})).status_code == 403
 
@@ -378,6 +401,9 @@ async def test_delegation_lifecycle(client, officer, token_factory, session):
     assert r.status_code == 200, r.text
     assert r.json()["status"] == "active" and r.json()["activated_at"] and r.headers["etag"] == '"2"'
     assert (await client.get(company_url, headers=partner)).status_code == 200
+    # accepted: now the partner learns the company's id and name
+    seen = (await client.get(url, headers=partner)).json()
+    assert (seen["company_id"], seen["company_name"]) == (company_out["id"], company_out["name"])
     r = await client.post(f"{url}/accept", headers={**company, "If-Match": '"2"'})
     assert r.status_code == 409 and r.json()["type"] == "/problems/conflict"
 
@@ -393,8 +419,10 @@ async def test_delegation_lifecycle(client, officer, token_factory, session):
     events = (await session.execute(text(
         "SELECT event_type, partner_id, company_id FROM desk.outbox WHERE aggregate_type = 'delegation' "
         "AND aggregate_id = :id ORDER BY id"), {"id": d["id"]})).all()
-    assert [e.event_type for e in events] == ["delegation.requested", "delegation.activated", "delegation.revoked"]
-    assert all(str(e.partner_id) == partner_id and str(e.company_id) == company_out["id"] for e in events)
+    # the request goes to the company only; the partner hears of the delegation from its activation on
+    assert [(e.event_type, e.partner_id and str(e.partner_id)) for e in events] == [
+        ("delegation.requested", None), ("delegation.activated", partner_id), ("delegation.revoked", partner_id)]
+    assert all(str(e.company_id) == company_out["id"] for e in events)
     actions = (await session.execute(text(
         "SELECT action FROM desk.audit_log WHERE resource_type = 'delegation' AND resource_id = :id ORDER BY id"),
         {"id": d["id"]})).scalars().all()
@@ -402,27 +430,65 @@ async def test_delegation_lifecycle(client, officer, token_factory, session):
 
     # after revocation, a new request is allowed again
     r = await client.post("/v1/delegations", json={"vat_number": body["vat_number"]}, headers=partner)
-    assert r.status_code == 201 and r.json()["id"] != d["id"]
+    assert r.status_code == 202 and r.json()["id"] != d["id"]
+    on_me = (await client.get("/v1/delegations", params={"status": "pending"}, headers=company)).json()["items"]
+    assert [x["id"] for x in on_me] == [r.json()["id"]]
 
 
-async def test_second_live_delegation_is_409_and_unknown_vat_is_404(client, officer, token_factory):
+async def test_delegation_request_answers_alike_whether_or_not_the_company_exists(
+        client, officer, token_factory, session):
     _, partner = await new_partner(client, officer, token_factory)
-    body = company_body()
-    await register(client, officer, body)
-    assert (await client.post("/v1/delegations", json={"vat_number": body["vat_number"]},
-                              headers=partner)).status_code == 201
-    r = await client.post("/v1/delegations", json={"vat_number": body["vat_number"]}, headers=partner)
-    assert r.status_code == 409 and r.json()["type"] == "/problems/already-exists"
-    r = await client.post("/v1/delegations", json={"vat_number": vat()}, headers=partner)
-    assert r.status_code == 404
-    r = await client.post("/v1/delegations", json={"vat_number": with_wrong_check_digit(body["vat_number"])},
-                          headers=partner)
+    body = company_body(name="Verdi Tessile S.p.A.")
+    known = await register(client, officer, body)
+    answers = {
+        "registered": await client.post("/v1/delegations", json={"vat_number": body["vat_number"]}, headers=partner),
+        "again, while pending": await client.post("/v1/delegations", json={"vat_number": body["vat_number"]},
+                                                  headers=partner),
+        "never registered": await client.post("/v1/delegations", json={"vat_number": vat()}, headers=partner),
+    }
+    for case, r in answers.items():
+        assert r.status_code == 202, (case, r.text)
+        assert sorted(r.json()) == ["id", "status", "vat_number"] and r.json()["status"] == "requested", case
+        assert sorted(r.headers) == sorted(answers["never registered"].headers), case
+        assert known["id"] not in r.text and "Verdi" not in r.text, case
+    assert len({r.json()["id"] for r in answers.values()}) == 3
+    # one pending delegation; every request, matched or not, is in the audit trail
+    pending = (await session.execute(text(
+        "SELECT count(*) FROM intake.delegations WHERE company_id = :c AND status = 'pending'"),
+        {"c": known["id"]})).scalar_one()
+    assert pending == 1
+    audited = (await session.execute(text(
+        "SELECT resource_type, after->>'outcome' FROM desk.audit_log WHERE action = 'delegation.requested' "
+        "AND resource_id = ANY(:ids) ORDER BY id"), {"ids": [r.json()["id"] for r in answers.values()]})).all()
+    assert [tuple(a) for a in audited] == [("delegation", None), ("delegation_request", "already_pending"),
+                                           ("delegation_request", "unmatched")]
+
+
+async def test_delegation_request_checks_the_vat_and_refuses_a_second_active_delegation(
+        client, officer, token_factory):
+    _, partner = await new_partner(client, officer, token_factory)
+    r = await client.post("/v1/delegations", json={"vat_number": with_wrong_check_digit(vat())}, headers=partner)
     assert errors_of(r) == {"/vat_number": "vat_number_invalid"}
-    # the partner that registered a company already holds a live delegation on it
+    # the partner that registered a company already holds an active delegation on it (it knows the company)
     own = company_body()
     await register(client, partner, own)
     r = await client.post("/v1/delegations", json={"vat_number": own["vat_number"]}, headers=partner)
-    assert r.status_code == 409
+    assert r.status_code == 409 and r.json()["type"] == "/problems/already-exists"
+
+
+async def test_a_refused_request_tells_the_partner_nothing(client, officer, token_factory, session):
+    partner_id, partner = await new_partner(client, officer, token_factory)
+    body = company_body()
+    out = await register(client, officer, body)
+    company = await token_factory("company", company_id=uuid.UUID(out["id"]))
+    d = (await client.post("/v1/delegations", json={"vat_number": body["vat_number"]}, headers=partner)).json()
+    r = await client.post(f"/v1/delegations/{d['id']}/revoke", headers={**company, "If-Match": '"1"'})
+    assert r.status_code == 200 and r.json()["status"] == "revoked"
+    assert (await client.get(f"/v1/delegations/{d['id']}", headers=partner)).status_code == 404
+    events = (await session.execute(text(
+        "SELECT count(*) FROM desk.outbox WHERE aggregate_type = 'delegation' AND partner_id = :p"),
+        {"p": partner_id})).scalar_one()
+    assert events == 0
 
 
 async def test_delegations_are_visible_only_to_their_parties(client, officer, token_factory, auditor):
@@ -490,6 +556,6 @@ async def test_concurrent_delegation_requests_leave_one_live_delegation(committi
     request = {"vat_number": body["vat_number"]}
     responses = await asyncio.gather(*[committing_client.post("/v1/delegations", json=request, headers=partner)
                                        for _ in range(4)])
-    assert sorted(r.status_code for r in responses) == [201, 409, 409, 409], [r.text for r in responses]
-    live = (await committing_client.get("/v1/delegations", params={"status": "pending"}, headers=partner)).json()
-    assert [d["partner_id"] for d in live["items"]] == [partner_id]
+    assert [r.status_code for r in responses] == [202] * 4, [r.text for r in responses]
+    live = (await committing_client.get("/v1/delegations", params={"status": "pending"}, headers=officer)).json()
+    assert [d["partner_id"] for d in live["items"] if d["company_vat_number"] == body["vat_number"]] == [partner_id]

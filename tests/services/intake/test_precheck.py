@@ -138,7 +138,8 @@ async def test_the_commit_refuses_a_draft_changed_since_it_was_checked(client, w
     with pytest.raises(asyncpg.PostgresError) as info:
         await conn.fetchrow(service.COMMIT_SQL, row.id, False, None, None, row.version - 1, row.call_id,
                             row.call_code, row.current_version, row.vat_number, "0" * 64, "{}", row.partner_id,
-                            row.company_id, "k", "c", "partner", None, "intake", None, None, None, None, uuid.uuid4())
+                            row.company_id, "k", "c", "partner", None, "intake", None, None, None, None, None,
+                            uuid.uuid4())
     assert info.value.sqlstate == "DK002"
     refused = service._commit_refused(info.value)
     assert isinstance(refused, Conflict) and refused.kind.status == 409

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import sys
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
@@ -17,8 +18,11 @@ from typing import Any
 
 import pytest
 from sqlalchemy import text
+from typer.testing import CliRunner
 
 from shared.audit_chain import GENESIS, Failure, canonical, main, parse_record, record_hash, verify_export
+from shared.cli import app as cli
+from shared.settings import REPO_ROOT
 from tests.conftest import make_token
 from tests.factories import delegate, draft_body, make_company, make_partner, open_call
 from tests.services.intake.test_submit_concurrency import _committed_world
@@ -74,7 +78,7 @@ async def tamper(session, sql: str, **params: Any) -> None:
     await session.execute(text("SET LOCAL session_replication_role = origin"))
 
 
-async def test_a_record_hashes_to_the_documented_canonical_form(client, session, auditor):
+async def test_a_record_hashes_to_the_documented_canonical_form(client, session, auditor, tmp_path):
     chain = f"t-{uuid.uuid4().hex[:8]}"
     insert = text(
         "INSERT INTO desk.audit_log (at, service, request_id, principal_kind, principal_client_id, action,"
@@ -106,6 +110,17 @@ async def test_a_record_hashes_to_the_documented_canonical_form(client, session,
     assert [canonical(parse_record(line)) for line in lines[1:]] == [expected_first, expected_second]
     verdict = verify_export(lines)
     assert verdict.ok and verdict.records == 2 and verdict.last_hash == rows[1].hash
+    # offline: the verifier file alone, on a bare Python (no site-packages), and `desk audit-verify`
+    export = tmp_path / "export.jsonl"
+    export.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    alone = tmp_path / "audit_chain.py"
+    alone.write_text((REPO_ROOT / "shared" / "audit_chain.py").read_text(encoding="utf-8"), encoding="utf-8")
+    proc = await asyncio.create_subprocess_exec(sys.executable, "-I", "-S", str(alone), str(export),
+                                                stdout=asyncio.subprocess.PIPE, cwd=tmp_path)
+    stdout, _ = await proc.communicate()
+    assert proc.returncode == 0 and stdout.decode().strip() == f"OK 2 records, seq 1..2, last hash {rows[1].hash}"
+    out = CliRunner().invoke(cli, ["audit-verify", str(export), "--anchor", "f" * 64])
+    assert out.exit_code == 1 and "FAILED at seq 1 (id " in out.output and "prev_hash_mismatch" in out.output
 
 
 async def test_records_of_the_routes_and_of_the_submit_function_chain_and_verify(client, world, session, auditor):

@@ -13,7 +13,7 @@ import hashlib
 import sys
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -212,6 +212,10 @@ async def test_officers_and_auditors_read_the_trail_partners_and_companies_get_4
         assert [i["action"] for i in r.json()["items"]][-1] == "application.submitted"
         r = await other.get("/v1/audit/verify", params={"service": "intake"}, headers=auditor)
         assert r.json()["ok"] is True
+    # and by default verifies its own chain
+    for other, name in ((evaluation_client, "evaluation"), (monitoring_client, "monitoring")):
+        r = await other.get("/v1/audit/verify", headers=auditor)
+        assert r.status_code == 200 and r.json()["service"] == name and r.json()["ok"] is True
 
 
 async def test_the_history_pages_with_a_cursor(client, world, session, auditor):
@@ -254,3 +258,21 @@ async def test_click_day_submits_that_really_commit_are_chained_and_verify(commi
     by_seq = {int(parse_record(line)["seq"]): parse_record(line) for line in lines[1:]}
     assert all(record_hash(by_seq[r.seq]) == r.hash for r in rows)
     assert verify_export(lines).ok
+
+
+async def test_an_evaluation_route_record_joins_the_evaluation_chain(evaluation_client, officer, auditor, session):
+    from tests.factories import vat_number
+    from tests.services.evaluation.test_de_minimis import aid
+
+    r = await evaluation_client.post("/v1/de-minimis/aids", json=aid(f"IT{vat_number()}", date(2025, 3, 1),
+                                                                     "12500.50"), headers=officer)
+    assert r.status_code == 201, r.text
+    await session.execute(LINK_NOW)
+    got = (await evaluation_client.get("/v1/audit", params={"resource_type": "de_minimis_aid",
+                                                            "resource_id": r.json()["id"]}, headers=auditor)).json()
+    (record,) = got["items"]
+    assert record["service"] == "evaluation" and record["after"]["amount"] == "12500.50"
+    out = (await evaluation_client.get("/v1/audit/verify", headers=auditor)).json()
+    assert out["ok"] is True and (out["head_seq"], out["head_hash"]) == (record["seq"], record["hash"])
+    lines = await export_lines(evaluation_client, auditor, from_seq=record["seq"])
+    assert record_hash(parse_record(lines[1])) == record["hash"] and verify_export(lines).ok

@@ -14,6 +14,7 @@ from sqlalchemy import text
 from starlette.responses import Response
 from starlette.types import ASGIApp
 
+from shared.audit_trail import router as audit_router
 from shared.auth import SCOPES, load_or_create_key
 from shared.db import create_engine, make_sessionmaker
 from shared.errors import (
@@ -164,6 +165,7 @@ def create_app(settings: DeskSettings, *, title: str, description: str, routers:
                        body_limits=body_limits)
     app.include_router(system_router())
     app.include_router(token_router)
+    app.include_router(audit_router)  # every service reads, exports and verifies the audit trail
     for r in routers:
         app.include_router(r)
 

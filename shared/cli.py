@@ -328,6 +328,20 @@ def precheck(
     typer.echo(json.dumps({**out, "seconds": round(time.monotonic() - started, 1)}))
 
 
+@app.command("audit-verify")
+def audit_verify(
+    file: Annotated[Path, typer.Argument(help="An export of GET /v1/audit/export (JSON Lines).")],
+    anchor: Annotated[str | None, typer.Option(
+        "--anchor", help="Hash of the record before the export's first one, kept from an earlier export.")] = None,
+) -> None:
+    """Verify an audit-trail export offline: exit 0 if every record holds, 1 at the first one that does not."""
+    from shared.audit_chain import main as verify_main
+
+    code = verify_main([str(file), *(["--anchor", anchor] if anchor else [])])
+    if code:
+        raise typer.Exit(code)
+
+
 @app.command()
 def openapi(
     check: Annotated[bool, typer.Option("--check", help="Only compare; exit 1 if a committed file differs.")] = False,

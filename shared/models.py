@@ -1,7 +1,8 @@
 """Tables of the `desk` schema: cross-cutting records written only through the shared library.
 
-api_clients (OAuth2 client credentials), audit_log (append-only), idempotency_keys, outbox,
-company_delegates (who may act for which company: written only by `shared.access`).
+api_clients (OAuth2 client credentials), audit_log (append-only, hash-chained per service, with the
+chains' heads in audit_chains), idempotency_keys, outbox, company_delegates (who may act for which company:
+written only by `shared.access`).
 """
 
 from __future__ import annotations
@@ -49,9 +50,14 @@ class ApiClient(Base):
 
 
 class AuditRecord(Base):
+    """One change. `seq`, `prev_hash` and `hash` are set when the writing transaction commits, by the
+    deferred trigger `desk.audit_link` (migration 0013), whoever inserted the row: see `shared.audit_chain`
+    for the canonical form they hash."""
+
     __tablename__ = "audit_log"
     __table_args__ = (
         Index(None, "resource_type", "resource_id"),
+        UniqueConstraint("service", "seq"),
         {"schema": "desk"},
     )
 
@@ -66,6 +72,21 @@ class AuditRecord(Base):
     resource_id: Mapped[str] = mapped_column(String(64))
     before: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     after: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    # Null only until the writing transaction commits (see the class docstring).
+    seq: Mapped[int | None] = mapped_column(BigInteger)
+    prev_hash: Mapped[str | None] = mapped_column(String(64))
+    hash: Mapped[str | None] = mapped_column(String(64))
+
+
+class AuditChain(Base):
+    """The head of one service's audit chain: locked by a committing transaction that links records."""
+
+    __tablename__ = "audit_chains"
+    __table_args__ = {"schema": "desk"}
+
+    service: Mapped[str] = mapped_column(String(32), primary_key=True)
+    last_seq: Mapped[int] = mapped_column(BigInteger)
+    last_hash: Mapped[str] = mapped_column(String(64))
 
 
 class IdempotencyRecord(Base):

@@ -71,3 +71,37 @@ def page_of(rows: list[Any], params: PageParams, convert: Any) -> dict[str, Any]
     rows = rows[: params.limit]
     nxt = encode_cursor(rows[-1].created_at, rows[-1].id) if more and rows else None
     return {"items": [convert(r) for r in rows], "next_cursor": nxt}
+
+
+class SeqPageParams(BaseModel):
+    """Pagination over an increasing integer key (an append-only log's id) instead of (created_at, id)."""
+
+    limit: int
+    after: int | None
+
+
+def encode_seq_cursor(n: int) -> str:
+    return base64.urlsafe_b64encode(orjson.dumps([n])).decode().rstrip("=")
+
+
+def decode_seq_cursor(cursor: str) -> int:
+    try:
+        (n,) = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+    except (ValueError, TypeError):
+        raise _bad_cursor() from None
+    if not isinstance(n, int) or isinstance(n, bool):
+        raise _bad_cursor()
+    return n
+
+
+async def seq_page_params(
+    request: Request,
+    limit: Annotated[int | None, Query(ge=1, le=100, description="Page size (default 20, at most 100).")] = None,
+    cursor: Annotated[str | None, Query(max_length=200, description="Opaque cursor from `next_cursor`.")] = None,
+) -> SeqPageParams:
+    s = request.app.state.settings
+    return SeqPageParams(limit=min(limit or s.page_size_default, s.page_size_max),
+                         after=decode_seq_cursor(cursor) if cursor else None)
+
+
+SeqPageDep = Annotated[SeqPageParams, Depends(seq_page_params)]

@@ -67,6 +67,8 @@ TABLE: dict[tuple[str, str, str], Rule] = {
     **{(svc, "GET", path): PUB for svc in ("intake", "evaluation", "monitoring")
        for path in ("/healthz", "/readyz", "/metrics", "/problems", "/problems/{slug}")},
     **{(svc, "POST", "/v1/oauth/token"): PUB for svc in ("intake", "evaluation", "monitoring")},
+    **{(svc, "GET", path): r(O, A) for svc in ("intake", "evaluation", "monitoring")
+       for path in ("/v1/audit", "/v1/audit/export", "/v1/audit/verify")},
     # ------------------------------------------------------------ intake: calls
     ("intake", "GET", "/v1/calls"): PUB,
     ("intake", "GET", "/v1/calls/{call_id}"): PUB,

@@ -1,5 +1,6 @@
-"""A real HTTP server for tests: an ASGI app under uvicorn on 127.0.0.1, in a task of the test's loop.
-It can be stopped and started again on the same port (a peer going down and coming back)."""
+"""A real HTTP server for tests: an ASGI app under uvicorn on 127.0.0.1, in a task of the test's loop, with the
+desk's server configuration (shared.server). It can be stopped and started again on the same port (a peer
+going down and coming back)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,9 @@ import socket
 from typing import Any
 
 import uvicorn
+
+from shared.server import server_config
+from shared.settings import DeskSettings
 
 
 def free_port() -> int:
@@ -32,8 +36,8 @@ class LoopbackServer:
         return self._server is not None
 
     async def start(self) -> None:
-        config = uvicorn.Config(self.app, host="127.0.0.1", port=self.port, lifespan="off", log_level="critical",
-                                access_log=False, timeout_graceful_shutdown=1)
+        config = server_config(self.app, DeskSettings.model_construct(), host="127.0.0.1", port=self.port,
+                               lifespan="off", log_level="critical", access_log=False, timeout_graceful_shutdown=1)
         self._server = uvicorn.Server(config)
         self._task = asyncio.create_task(self._server.serve())
         while not self._server.started:

@@ -21,9 +21,10 @@ def free_port() -> int:
 
 
 class LoopbackServer:
-    def __init__(self, app: Any, port: int | None = None) -> None:
+    def __init__(self, app: Any, port: int | None = None, settings: DeskSettings | None = None) -> None:
         self.app = app
         self.port = port or free_port()
+        self.settings = settings or DeskSettings.model_construct()  # the server's limits: the defaults
         self._server: uvicorn.Server | None = None
         self._task: asyncio.Task[None] | None = None
 
@@ -36,7 +37,7 @@ class LoopbackServer:
         return self._server is not None
 
     async def start(self) -> None:
-        config = server_config(self.app, DeskSettings.model_construct(), host="127.0.0.1", port=self.port,
+        config = server_config(self.app, self.settings, host="127.0.0.1", port=self.port,
                                lifespan="off", log_level="critical", access_log=False, timeout_graceful_shutdown=1)
         self._server = uvicorn.Server(config)
         self._task = asyncio.create_task(self._server.serve())

@@ -29,31 +29,45 @@ import resource
 import sys
 import time
 from dataclasses import dataclass
-from typing import Any, Literal
+from functools import cache
+from typing import TYPE_CHECKING, Any, Literal
 
-import orjson
-import structlog
 import uvicorn
-from prometheus_client import Counter
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.server import ServerState
 from uvicorn.supervisors import Multiprocess
 
-from shared.errors import PROBLEM_MEDIA_TYPE, REQUEST_TIMEOUT, SERVER_BUSY, ProblemKind, problem_body
-from shared.i18n import Lang, pick_language
-from shared.settings import DeskSettings
+if TYPE_CHECKING:
+    from prometheus_client import Counter
+
+    from shared.settings import DeskSettings
+
+# Only uvicorn at import: `--workers N` unpickles the configuration, hence imports this module, in each new
+# worker before it answers the supervisor's health check; the rest is imported on first use (the application
+# has imported it long before a connection is cut).
 
 # Open files a process needs besides its clients: database pools, logs, the listening socket, the event loop.
 FD_RESERVE = 128
 BUSY_RETRY_AFTER_SECONDS = 1
 STARTUP_FAILURE = 3  # uvicorn's exit code when the server could not start
+WORKER_HEALTHCHECK_SECONDS = 20
 NOTICE_EVERY_SECONDS = 10.0  # an attack cuts thousands of connections: one log line per period, with counts
 
-CONNECTIONS_CUT = Counter("desk_http_connections_cut_total",
-                          "Client connections the server closed on its own (slow or over the cap)", ["reason"])
-log = structlog.get_logger("desk.server")
-
 CutReason = Literal["header_timeout", "body_timeout", "over_capacity"]
+
+
+@cache
+def connections_cut() -> Counter:
+    from prometheus_client import Counter
+
+    return Counter("desk_http_connections_cut_total",
+                   "Client connections the server closed on its own (slow or over the cap)", ["reason"])
+
+
+def _log() -> Any:
+    import structlog
+
+    return structlog.get_logger("desk.server")
 
 
 @dataclass(frozen=True)
@@ -81,12 +95,12 @@ class _Notices:
         self.logged = False
 
     def add(self, reason: CutReason, client: tuple[str, int] | None) -> None:
-        CONNECTIONS_CUT.labels(reason).inc()
+        connections_cut().labels(reason).inc()
         self.counts[reason] = self.counts.get(reason, 0) + 1
         now = time.monotonic()
         if self.logged and now - self.since < NOTICE_EVERY_SECONDS:
             return
-        log.warning("client connections cut", **self.counts, seconds=round(now - self.since, 1),
+        _log().warning("client connections cut", **self.counts, seconds=round(now - self.since, 1),
                     last_client=client[0] if client else None)
         self.counts, self.since, self.logged = {}, now, True
 
@@ -94,9 +108,16 @@ class _Notices:
 NOTICES = _Notices()
 
 
-def _problem_bytes(kind: ProblemKind, lang: Lang, server_state: ServerState,
+def _problem_bytes(slug: str, accept_language: str | None, server_state: ServerState,
                    extra: tuple[tuple[bytes, bytes], ...] = ()) -> bytes:
-    body = orjson.dumps(problem_body(kind, None, lang))
+    """A whole HTTP response carrying the catalogue's problem `slug`, closing the connection."""
+    import orjson
+
+    from shared.errors import CATALOGUE, PROBLEM_MEDIA_TYPE, problem_body
+    from shared.i18n import pick_language
+
+    kind = CATALOGUE[slug]
+    body = orjson.dumps(problem_body(kind, None, pick_language(accept_language)))
     lines = [f"HTTP/1.1 {kind.status} {http.HTTPStatus(kind.status).phrase}".encode("ascii")]
     headers = [*server_state.default_headers, (b"content-type", PROBLEM_MEDIA_TYPE.encode("ascii")),
                (b"content-length", str(len(body)).encode("ascii")), (b"connection", b"close"), *extra]
@@ -126,7 +147,7 @@ class DeskHttpProtocol(HttpToolsProtocol):
             self._refused = True
             self.transport = transport
             NOTICES.add("over_capacity", transport.get_extra_info("peername"))
-            transport.write(_problem_bytes(SERVER_BUSY, "it", self.server_state,
+            transport.write(_problem_bytes("server-busy", None, self.server_state,
                                            ((b"retry-after", str(BUSY_RETRY_AFTER_SECONDS).encode("ascii")),)))
             transport.close()
             return
@@ -199,9 +220,9 @@ class DeskHttpProtocol(HttpToolsProtocol):
             cycle.message_event.set()
         NOTICES.add("header_timeout" if self._phase == "header" else "body_timeout", self.client)
         if not answered:
-            lang = pick_language(dict(self.headers).get(b"accept-language", b"").decode("latin-1") or None) \
-                if cycle is not None else pick_language(None)
-            self.transport.write(_problem_bytes(REQUEST_TIMEOUT, lang, self.server_state))
+            languages = dict(self.headers).get(b"accept-language") if cycle is not None else None
+            self.transport.write(_problem_bytes("request-timeout", languages.decode("latin-1") if languages else None,
+                                                self.server_state))
         self.transport.close()
 
 
@@ -227,8 +248,12 @@ def server_config(app: Any, settings: DeskSettings, **options: Any) -> DeskServe
     open_files = raise_open_file_limit()
     cap = min(settings.http_max_connections, max(1, open_files - FD_RESERVE))
     if cap < settings.http_max_connections:
-        log.warning("connection cap lowered to fit the open-file limit", configured=settings.http_max_connections,
-                    cap=cap, open_file_limit=open_files)
+        _log().warning("connection cap lowered to fit the open-file limit",
+                       configured=settings.http_max_connections, cap=cap, open_file_limit=open_files)
+    # a new worker answers the supervisor's health check only once it has imported the desk's modules, which on
+    # a busy node (pods added in the middle of a click day) takes longer than uvicorn's 5 s: it would be killed
+    # and started again, over and over; a worker that hangs later is still replaced, after this long
+    options.setdefault("timeout_worker_healthcheck", WORKER_HEALTHCHECK_SECONDS)
     limits = ServerLimits(header_timeout=settings.http_header_timeout_seconds,
                           body_timeout=settings.http_body_timeout_seconds, max_connections=cap)
     return DeskServerConfig(app, limits=limits, **options)

@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
-from shared.server import FD_RESERVE, DeskHttpProtocol, DeskServerConfig, server_config
+from shared.server import FD_RESERVE, WORKER_HEALTHCHECK_SECONDS, DeskHttpProtocol, DeskServerConfig, server_config
 from shared.settings import REPO_ROOT, DeskSettings
 from tests.loopback import LoopbackServer
 
@@ -50,6 +50,17 @@ def test_worker_processes_get_the_desks_protocol_and_limits() -> None:
     copy = pickle.loads(pickle.dumps(config))
     assert isinstance(copy, DeskServerConfig) and copy.http is DeskHttpProtocol and copy.ws == "none"
     assert (copy.limits.header_timeout, copy.limits.body_timeout, copy.limits.max_connections) == (3.0, 7.0, 50)
+    # a worker still importing on a busy machine is not taken for a hung one
+    assert copy.timeout_worker_healthcheck == WORKER_HEALTHCHECK_SECONDS > 5
+
+
+def test_worker_processes_start_without_importing_the_application_stack() -> None:
+    # what a new worker imports before it can answer the supervisor: this module must stay light
+    code = ("import sys, shared.server; heavy = {'fastapi', 'sqlalchemy', 'pydantic', 'shared.errors'} & "
+            "set(sys.modules); print(sorted(heavy))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, timeout=60,
+                         check=True)
+    assert out.stdout.strip() == "[]"
 
 
 # ------------------------------------------------------------------ clients that are slow but not at fault

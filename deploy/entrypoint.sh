@@ -16,12 +16,14 @@ if [ "$#" -gt 0 ]; then exec "$@"; fi
 
 case "${SERVICE:-}" in
   intake|evaluation|monitoring)
+    # uvicorn with the desk's guards against slow clients (DESK_HTTP_HEADER_TIMEOUT_SECONDS,
+    # DESK_HTTP_BODY_TIMEOUT_SECONDS, DESK_HTTP_MAX_CONNECTIONS per process, open-file limit raised);
     # --proxy-headers: client address and scheme from the reverse proxy's X-Forwarded-* headers;
     # the graceful timeout lets in-flight requests finish on SIGTERM (keep it under the orchestrator's grace period)
-    exec uvicorn --factory "services.${SERVICE}.app:build_app" \
+    exec python -m shared.cli serve "${SERVICE}" \
       --host 0.0.0.0 --port "${PORT:-8000}" --workers "${WEB_CONCURRENCY:-1}" \
       --proxy-headers --forwarded-allow-ips "${FORWARDED_ALLOW_IPS:-*}" --root-path "${ROOT_PATH:-}" \
-      --timeout-graceful-shutdown "${GRACEFUL_TIMEOUT:-20}" --no-access-log
+      --graceful-timeout "${GRACEFUL_TIMEOUT:-20}"
     ;;
   worker)
     exec python -m shared.cli worker

@@ -1,7 +1,8 @@
 """Validate the deployment files without Docker or a cluster: the compose file against the Compose
 Specification's JSON schema, and every Kubernetes manifest of every overlay against the Kubernetes
 schemas (kubernetes-validate, strict: unknown fields are errors), plus the desk's own rules (probes,
-limits, non-root, placeholders only in Secrets, proxy body limit = DESK_MAX_BODY_BYTES, ...).
+limits, non-root, placeholders only in Secrets, proxy body limit = DESK_MAX_BODY_BYTES, the proxy's
+timeouts and per-address connection cap against slow clients, ...).
 
     python deploy/validate.py                   validate everything (exit 1 on any problem)
     python deploy/validate.py --render prod     print an overlay's manifests (| kubectl apply -f -)
@@ -270,6 +271,31 @@ def check_compose(compose: dict[str, Any], problems: Problems, where: str = "com
         problems.add(where, "postgres needs a healthcheck")
 
 
+# What the proxy must set against slow clients (README "Security"), and the longest each may be.
+PROXY_TIMEOUTS = {"client_header_timeout": 60, "client_body_timeout": 60, "send_timeout": 60, "keepalive_timeout": 75}
+
+
+def _seconds(text: str) -> float:
+    m = re.fullmatch(r"(\d+)(ms|s|m)?", text.strip())
+    if not m:
+        raise ValueError(f"not an nginx time: {text!r}")
+    return int(m.group(1)) * {"ms": 0.001, "s": 1, "m": 60, None: 1}[m.group(2)]
+
+
+def check_proxy_guards(conf: str, problems: Problems, where: str = "nginx/desk.conf") -> None:
+    """Slow clients are the proxy's to cut first: header and body timeouts, a send and a keep-alive timeout,
+    and a cap on connections per client address."""
+    for directive, longest in PROXY_TIMEOUTS.items():
+        m = re.search(rf"^\s*{directive}\s+(\S+?)\s*;", conf, re.M)
+        if not m:
+            problems.add(where, f"no {directive}: a slow client could hold a connection as long as it likes")
+        elif _seconds(m.group(1)) > longest:
+            problems.add(where, f"{directive} {m.group(1)} is longer than {longest}s")
+    zone = re.search(r"^\s*limit_conn_zone\s+\$binary_remote_addr\s+zone=(\w+):", conf, re.M)
+    if not zone or not re.search(rf"^\s*limit_conn\s+{zone.group(1)}\s+\d+\s*;", conf, re.M):
+        problems.add(where, "no limit_conn per client address ($binary_remote_addr)")
+
+
 def check_settings_agree(problems: Problems) -> None:
     sys.path.insert(0, str(ROOT))
     from shared.settings import DeskSettings
@@ -286,6 +312,7 @@ def validate_all() -> Problems:
     problems = Problems()
     check_compose(yaml.safe_load(COMPOSE_FILE.read_text(encoding="utf-8")), problems)
     check_settings_agree(problems)
+    check_proxy_guards(NGINX_CONF.read_text(encoding="utf-8"), problems)
     check_base_files(problems)
     for overlay in OVERLAYS:
         try:

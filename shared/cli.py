@@ -411,6 +411,48 @@ def worker() -> None:
     typer.echo("desk: delivery worker stopped")
 
 
+# ---------------------------------------------------------------- serve
+
+
+class ServiceName(StrEnum):
+    intake = "intake"
+    evaluation = "evaluation"
+    monitoring = "monitoring"
+
+
+@app.command()
+def serve(
+    service: Annotated[ServiceName, typer.Argument(help="The service to serve.")],
+    host: Annotated[str | None, typer.Option(help="Interface to listen on (default: <SERVICE>_HOST).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to listen on (default: <SERVICE>_PORT).")] = None,
+    workers: Annotated[int, typer.Option(min=1, help="Server processes sharing the port.")] = 1,
+    proxy_headers: Annotated[bool, typer.Option(
+        help="Client address and scheme from X-Forwarded-* sent by the trusted proxies.")] = True,
+    forwarded_allow_ips: Annotated[str | None, typer.Option(
+        help="Proxies trusted for X-Forwarded-* (default: $FORWARDED_ALLOW_IPS, else 127.0.0.1).")] = None,
+    root_path: Annotated[str, typer.Option(help="The prefix the proxy strips (e.g. /intake).")] = "",
+    graceful_timeout: Annotated[int | None, typer.Option(
+        help="Seconds in-flight requests get after SIGTERM (default: no limit).")] = None,
+    log_level: Annotated[str, typer.Option(help="uvicorn's own log level.")] = "info",
+) -> None:
+    """Serve one service with uvicorn and the desk's guards: header and body deadlines for slow clients and a
+    cap on connections per process (DESK_HTTP_*), the open-file limit raised. No access log: the desk logs
+    each request itself."""
+    from shared.server import serve as run_server
+    from shared.server import server_config
+    from shared.settings import EvaluationSettings, IntakeSettings, MonitoringSettings
+
+    settings_class = {"intake": IntakeSettings, "evaluation": EvaluationSettings,
+                      "monitoring": MonitoringSettings}[service.value]
+    settings = settings_class()
+    config = server_config(
+        f"services.{service.value}.app:build_app", settings, factory=True,
+        host=settings.host if host is None else host, port=settings.port if port is None else port,
+        workers=workers, proxy_headers=proxy_headers, forwarded_allow_ips=forwarded_allow_ips, root_path=root_path,
+        timeout_graceful_shutdown=graceful_timeout, access_log=False, log_level=log_level)
+    run_server(config)
+
+
 # ---------------------------------------------------------------- up
 
 
@@ -579,9 +621,8 @@ def up(
             if f"{service}_url" not in settings.model_fields_set:  # unless configured otherwise
                 env[f"DESK_{service.upper()}_URL"] = base
         for service, port in ports.items():
-            cmd = [sys.executable, "-m", "uvicorn", "--factory", f"services.{service}.app:build_app",
-                   "--host", host, "--port", str(port), "--workers", str(workers), "--timeout-graceful-shutdown", "5",
-                   "--no-access-log"]  # the desk logs each request itself (structured)
+            cmd = [sys.executable, "-m", "shared.cli", "serve", service, "--host", host, "--port", str(port),
+                   "--workers", str(workers), "--graceful-timeout", "5"]
             # own session: the terminal's Ctrl-C reaches only `desk`, which stops the children in order
             procs[service] = subprocess.Popen(cmd, cwd=REPO_ROOT, env=env,  # noqa: S603 - our own argv
                                               start_new_session=True)

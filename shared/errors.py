@@ -95,6 +95,12 @@ RATE_LIMITED = _kind("rate-limited", 429, "Troppe richieste", "Too many requests
 UNAVAILABLE = _kind("service-unavailable", 503, "Servizio momentaneamente non disponibile",
                     "Service temporarily unavailable",
                     "A dependency (the database) is unreachable; retry shortly. Nothing was changed.")
+SERVER_BUSY = _kind("server-busy", 503, "Servizio sovraccarico", "Server busy",
+                    "The server holds as many connections as it may; this one was closed unread. Retry after "
+                    "the seconds in Retry-After. Nothing was changed.")
+REQUEST_TIMEOUT = _kind("request-timeout", 408, "Richiesta non ricevuta in tempo", "Request not received in time",
+                        "The request's header or body did not arrive within the server's deadline; the "
+                        "connection was closed and nothing was changed. Send the whole request at once.")
 INTERNAL = _kind("internal-error", 500, "Errore interno", "Internal error",
                  "Unexpected error; it has been logged with the request id.")
 PEER_UNAVAILABLE = _kind("peer-unavailable", 503, "Servizio collegato non disponibile",

@@ -49,6 +49,18 @@ class DeskSettings(BaseSettings):
     token_issuer: str = Field("regional-desk", validation_alias=_shared("TOKEN_ISSUER"))
     access_token_ttl_seconds: int = Field(900, validation_alias=_shared("ACCESS_TOKEN_TTL_SECONDS"))
     max_body_bytes: int = Field(1_048_576, validation_alias=_shared("MAX_BODY_BYTES"))
+    http_header_timeout_seconds: float = Field(
+        10.0, gt=0, validation_alias=_shared("HTTP_HEADER_TIMEOUT_SECONDS"),
+        description="A request's whole header must arrive within this time (from the connection's opening or "
+                    "the request's first byte), or the connection is answered 408 and closed.")
+    http_body_timeout_seconds: float = Field(
+        60.0, gt=0, validation_alias=_shared("HTTP_BODY_TIMEOUT_SECONDS"),
+        description="A request's whole body must arrive within this time of its header (time the service "
+                    "itself spends not reading does not count), or the connection is answered 408 and closed.")
+    http_max_connections: int = Field(
+        1000, ge=1, validation_alias=_shared("HTTP_MAX_CONNECTIONS"),
+        description="Open client connections per server process; one more is answered 503 and closed at once. "
+                    "Lowered at start to what the process's open-file limit allows.")
     page_size_default: int = Field(20, validation_alias=_shared("PAGE_SIZE_DEFAULT"))
     page_size_max: int = Field(100, validation_alias=_shared("PAGE_SIZE_MAX"))
     idempotency_retention_hours: int = Field(48, validation_alias=_shared("IDEMPOTENCY_RETENTION_HOURS"))

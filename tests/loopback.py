@@ -1,5 +1,6 @@
-"""A real HTTP server for tests: an ASGI app under uvicorn on 127.0.0.1, in a task of the test's loop.
-It can be stopped and started again on the same port (a peer going down and coming back)."""
+"""A real HTTP server for tests: an ASGI app under uvicorn on 127.0.0.1, in a task of the test's loop, with the
+desk's server configuration (shared.server). It can be stopped and started again on the same port (a peer
+going down and coming back)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,9 @@ from typing import Any
 
 import uvicorn
 
+from shared.server import server_config
+from shared.settings import DeskSettings
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -17,9 +21,10 @@ def free_port() -> int:
 
 
 class LoopbackServer:
-    def __init__(self, app: Any, port: int | None = None) -> None:
+    def __init__(self, app: Any, port: int | None = None, settings: DeskSettings | None = None) -> None:
         self.app = app
         self.port = port or free_port()
+        self.settings = settings or DeskSettings.model_construct()  # the server's limits: the defaults
         self._server: uvicorn.Server | None = None
         self._task: asyncio.Task[None] | None = None
 
@@ -32,8 +37,8 @@ class LoopbackServer:
         return self._server is not None
 
     async def start(self) -> None:
-        config = uvicorn.Config(self.app, host="127.0.0.1", port=self.port, lifespan="off", log_level="critical",
-                                access_log=False, timeout_graceful_shutdown=1)
+        config = server_config(self.app, self.settings, host="127.0.0.1", port=self.port,
+                               lifespan="off", log_level="critical", access_log=False, timeout_graceful_shutdown=1)
         self._server = uvicorn.Server(config)
         self._task = asyncio.create_task(self._server.serve())
         while not self._server.started:

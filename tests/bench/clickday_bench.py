@@ -294,14 +294,12 @@ def one_round(a: argparse.Namespace) -> dict[str, object]:
     port, eport, mport = free_port(), free_port(), free_port()
     env.update(DESK_INTAKE_URL=f"http://127.0.0.1:{port}", DESK_EVALUATION_URL=f"http://127.0.0.1:{eport}",
                DESK_MONITORING_URL=f"http://127.0.0.1:{mport}")
-    server = subprocess.Popen([sys.executable, "-m", "uvicorn", "--factory", "services.intake.app:build_app",
-                               "--port", str(port), "--workers", str(a.workers), "--no-access-log",
-                               "--log-level", "warning"], cwd=ROOT, env=env)
+    server = subprocess.Popen([sys.executable, "-m", "shared.cli", "serve", "intake", "--port", str(port),
+                               "--workers", str(a.workers), "--log-level", "warning"], cwd=ROOT, env=env)
     # The other services run during the burst too, so every service's memory is measured; with
     # --with-worker the events flow as on a real click day (evaluation fetches each application).
-    others = {name: subprocess.Popen([sys.executable, "-m", "uvicorn", "--factory", f"services.{name}.app:build_app",
-                                      "--port", str(p), "--no-access-log", "--log-level", "warning"],
-                                     cwd=ROOT, env=env)
+    others = {name: subprocess.Popen([sys.executable, "-m", "shared.cli", "serve", name, "--port", str(p),
+                                      "--log-level", "warning"], cwd=ROOT, env=env)
               for name, p in (("evaluation", eport), ("monitoring", mport))}
     if a.with_worker:
         others["worker"] = subprocess.Popen([sys.executable, "-m", "shared.cli", "worker"], cwd=ROOT, env=env)

@@ -89,3 +89,19 @@ def test_the_proxy_body_limit_is_the_desks(validate: ModuleType) -> None:
     from shared.settings import DeskSettings
 
     assert validate.nginx_body_limit() == DeskSettings.model_fields["max_body_bytes"].default
+
+
+def test_the_proxy_cuts_slow_clients_and_caps_connections_per_address(validate: ModuleType) -> None:
+    conf = (REPO_ROOT / "deploy" / "nginx" / "desk.conf").read_text()
+    problems = validate.Problems()
+    validate.check_proxy_guards(conf, problems)
+    assert list(problems) == []
+
+    weakened = conf.replace("client_header_timeout 10s;", "").replace("send_timeout 30s;", "send_timeout 5m;")
+    weakened = weakened.replace("limit_conn desk_per_address 100;", "")
+    problems = validate.Problems()
+    validate.check_proxy_guards(weakened, problems)
+    assert any("no client_header_timeout" in p for p in problems), problems
+    assert any("send_timeout 5m is longer than 60s" in p for p in problems), problems
+    assert any("no limit_conn per client address" in p for p in problems), problems
+    assert len(problems) == 3, problems

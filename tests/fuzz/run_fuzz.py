@@ -167,9 +167,8 @@ class Services:
             self.logs[service] = log
             with log.open("wb") as out:
                 self.procs[service] = subprocess.Popen(
-                    [sys.executable, "-m", "uvicorn", f"services.{service}.app:build_app", "--factory",
-                     "--host", "127.0.0.1", "--port", str(self.ports[service]), "--no-access-log",
-                     "--log-level", "warning", "--timeout-graceful-shutdown", "5"],
+                    [sys.executable, "-m", "shared.cli", "serve", service, "--host", "127.0.0.1",
+                     "--port", str(self.ports[service]), "--log-level", "warning", "--graceful-timeout", "5"],
                     cwd=REPO_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 60
         for service in SERVICES:

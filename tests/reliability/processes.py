@@ -1,5 +1,6 @@
-"""The intake service as a real operating-system process (uvicorn on loopback), for tests that kill it, stop
-its database or send it SIGTERM. It shares the tests' signing key, so tokens minted by the tests are valid."""
+"""The intake service as a real operating-system process (`desk serve intake` on loopback, as deployed), for
+tests that kill it, stop its database, send it SIGTERM or hold its connections. It shares the tests' signing
+key, so tokens minted by the tests are valid."""
 
 from __future__ import annotations
 
@@ -43,9 +44,8 @@ class IntakeProcess:
         })
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "uvicorn", "services.intake.app:build_app", "--factory", "--host", "127.0.0.1",
-                 "--port", str(self.port), "--no-access-log", "--log-level", "warning",
-                 "--timeout-graceful-shutdown", str(self.graceful_seconds)],
+                [sys.executable, "-m", "shared.cli", "serve", "intake", "--host", "127.0.0.1", "--port", str(self.port),
+                 "--log-level", "warning", "--graceful-timeout", str(self.graceful_seconds)],
                 cwd=REPO_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
         probe = "/readyz" if wait_ready else "/healthz"
         deadline = time.monotonic() + within

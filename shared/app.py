@@ -29,6 +29,7 @@ from shared.errors import (
     problem_responses,
 )
 from shared.i18n import pick_language
+from shared.inputguard import ControlCharacterGuard
 from shared.oauth import token_router
 from shared.observability import RequestContextMiddleware, configure_logging, metrics_response
 from shared.ratelimit import RateLimiter
@@ -160,6 +161,8 @@ def create_app(settings: DeskSettings, *, title: str, description: str, routers:
     install_error_handlers(app)
     for middleware in inner_middleware:  # inside the request-context middleware: ids, metrics, body limits apply
         app.add_middleware(middleware)
+    # outside the service's own middleware (intake's click-day fast path answers straight from ASGI)
+    app.add_middleware(ControlCharacterGuard)
     app.add_middleware(RequestContextMiddleware, service=settings.service_name,
                        max_body_bytes=settings.max_body_bytes, access_log=settings.access_log,
                        body_limits=body_limits)

@@ -101,6 +101,8 @@ VALIDATION_MESSAGES: dict[str, tuple[str, str]] = {
                            "Decimal numbers must be sent as strings (e.g. \"12.50\")."),
     "vat_number_immutable": ("La partita IVA non si può cambiare.", "The VAT number cannot change."),
     "currency_not_eur": ("Gli importi sono in euro.", "Amounts are in euros."),
+    "control_character": ("Carattere di controllo non ammesso (U+{codepoint}).",
+                          "Control character not allowed (U+{codepoint})."),
 }
 
 

@@ -19,6 +19,11 @@ from pydantic_core import PydanticCustomError
 from stdnum.exceptions import ValidationError as StdnumError
 from stdnum.it import codicefiscale, iva
 
+# What PostgreSQL's integer columns hold: every integer a client sends is bounded by its column's type, so an
+# over-large number is a 422 at the edge instead of an out-of-range error (500) in the database.
+INT32_MAX = 2_147_483_647
+BIGINT_MAX = 9_223_372_036_854_775_807
+
 
 class ApiModel(BaseModel):
     """Requests refuse unknown fields (mass assignment); responses are plain."""

@@ -79,7 +79,7 @@ class Window(_Frozen):
 
 class Eligibility(_Frozen):
     sizes: list[SizeClass] = Field(min_length=1)
-    min_approved_financial_statements: int = Field(ge=0)
+    min_approved_financial_statements: int = Field(ge=0, le=100)
     lombardy_site_required: bool
     lombardy_site_commitment_allowed: bool
     max_previous_year_export_share: Rate
@@ -174,9 +174,9 @@ class LoanTerms(_Frozen):
     percent: Rate
     cap: Money
     annual_rate: Rate
-    min_years: int = Field(ge=1)
-    max_years: int = Field(ge=1)
-    grace_months: int = Field(ge=0)
+    min_years: int = Field(ge=1, le=100)
+    max_years: int = Field(ge=1, le=100)
+    grace_months: int = Field(ge=0, le=1200)
 
     @model_validator(mode="after")
     def _years(self) -> "LoanTerms":
@@ -232,7 +232,7 @@ CountryCode = Annotated[str, AfterValidator(_country)]
 
 class Markets(_Frozen):
     require_new_markets: bool
-    lookback_years: int = Field(ge=1)
+    lookback_years: int = Field(ge=1, le=100)
     min_share_new_or_emerging: Rate
     emerging_countries: list[CountryCode]
 
@@ -245,20 +245,20 @@ class Markets(_Frozen):
 
 
 class Project(_Frozen):
-    duration_months: int = Field(ge=1)
-    extension_months: int = Field(ge=0)
+    duration_months: int = Field(ge=1, le=1200)
+    extension_months: int = Field(ge=0, le=1200)
 
 
 class ScoringCriterion(_Frozen):
     code: str = Field(min_length=1)
     name_it: str
     name_en: str
-    max_points: int = Field(gt=0)
+    max_points: int = Field(gt=0, le=1_000_000)
 
 
 class Scoring(_Frozen):
     criteria: list[ScoringCriterion] = Field(min_length=1)
-    pass_mark: int = Field(ge=0)
+    pass_mark: int = Field(ge=0, le=1_000_000)
 
     @property
     def max_total(self) -> int:
@@ -283,7 +283,7 @@ class Reporting(_Frozen):
 class DeMinimis(_Frozen):
     regulation: str
     ceiling: Money
-    period_years: int = Field(ge=1)
+    period_years: int = Field(ge=1, le=100)
     reference_base_rate: Rate
 
 

@@ -20,6 +20,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from shared.schemas import INT32_MAX
+
 
 class _Data(BaseModel):
     model_config = ConfigDict(extra="allow")
@@ -299,7 +301,7 @@ class Envelope(BaseModel):
 
     id: uuid.UUID = Field(description="Event id; also the webhook-id header: deduplicate on it.")
     type: str
-    version: int
+    version: int = Field(ge=1, le=INT32_MAX)
     source: str
     occurred_at: datetime
     subject: Subject

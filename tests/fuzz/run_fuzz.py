@@ -1,6 +1,7 @@
 """Fuzz the three services with schemathesis against their own OpenAPI documents, authenticated.
 
     .venv/bin/python tests/fuzz/run_fuzz.py --cases 1000 --seed 20251128
+    .venv/bin/python tests/fuzz/run_fuzz.py --cases 500 --seed random --phases fuzzing   # new seed, printed
 
 What it does, start to end (everything it starts it stops, everything it creates it drops):
 1. creates a scratch database on the server of TEST_DATABASE_URL (default: the local PostgreSQL), migrates
@@ -23,6 +24,7 @@ import argparse
 import asyncio
 import json
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -231,7 +233,7 @@ def count_events(ndjson: Path) -> tuple[int, int, int]:
     return cases, failures, errors
 
 
-def run_schemathesis(service: str, principal: str, base: str, token: str, *, examples: int, seed: int,
+def run_schemathesis(service: str, principal: str, base: str, token: str, *, examples: int, seed: int, phases: str,
                      report_dir: Path) -> RunResult:
     ndjson = report_dir / f"{service}-{principal}.ndjson"
     cmd = [
@@ -242,7 +244,7 @@ def run_schemathesis(service: str, principal: str, base: str, token: str, *, exa
         "--max-examples", str(examples),
         "--seed", str(seed),
         "--workers", "1",
-        "--phases", "examples,coverage,fuzzing",
+        "--phases", phases,
         "--request-timeout", "30",
         "--suppress-health-check", "all",
         "--exclude-path", "/metrics",
@@ -264,12 +266,20 @@ def run_schemathesis(service: str, principal: str, base: str, token: str, *, exa
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--cases", type=int, default=1000, help="Minimum generated test cases per service.")
-    parser.add_argument("--seed", type=int, default=20251128, help="Hypothesis seed (reproducible runs).")
+    parser.add_argument("--seed", default="20251128",
+                        help="Hypothesis seed (reproducible runs), or `random` for a new one, printed so a failure "
+                             "can be replayed with --seed N.")
+    parser.add_argument("--phases", default="examples,coverage,fuzzing",
+                        help="schemathesis phases; only `fuzzing` depends on the seed (a random-seed run may skip "
+                             "the others, which the fixed-seed run covers).")
     parser.add_argument("--jobs", type=int, default=3, help="schemathesis runs at once (one process each).")
     parser.add_argument("--services", default=",".join(SERVICES), help="Comma-separated subset of services.")
     parser.add_argument("--keep", action="store_true", help="Keep the report folder (printed at the end).")
     args = parser.parse_args()
     services = [s for s in args.services.split(",") if s]
+    args.seed = secrets.randbelow(2**31) if args.seed == "random" else int(args.seed)
+    say(f"seed {args.seed} (replay: tests/fuzz/run_fuzz.py --cases {args.cases} --seed {args.seed} "
+        f"--phases {args.phases})")
 
     server = os.environ.get("TEST_DATABASE_URL") or DEFAULT_SERVER
     db_name = f"desk_fuzz_{os.getpid()}"
@@ -296,7 +306,7 @@ def main() -> int:
         def one(item: tuple[str, str, int, int]) -> RunResult:
             service, principal, ops, per_op = item
             r = run_schemathesis(service, principal, running.base(service), data.tokens[principal],
-                                 examples=per_op, seed=args.seed, report_dir=work)
+                                 examples=per_op, seed=args.seed, phases=args.phases, report_dir=work)
             say(f"{service:<10} as {principal:<7}: {r.cases:>5} cases, {r.failures} failed checks, {r.errors} "
                 f"errors, exit {r.exit_code}, {r.seconds:.0f}s ({ops} operations, up to {per_op} examples each)")
             return r

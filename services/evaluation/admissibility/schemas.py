@@ -131,5 +131,5 @@ class AdmissibilityReviewIn(ApiModel):
 
 
 class FundingIn(ApiModel):
-    loan_years: int | None = Field(None, description="Loan duration in years, within the call's bounds; "
+    loan_years: int | None = Field(None, le=100, description="Loan duration in years, within the call's bounds; "
                                                      "default the call's maximum.")

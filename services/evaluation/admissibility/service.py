@@ -33,7 +33,7 @@ from services.intake.companies.schemas import CompanyOut
 from shared.access import can_reach_company, notified_partner
 from shared.audit import record_audit, record_event
 from shared.auth import Principal
-from shared.clients.base import NotFoundAtPeer, PeerUnavailable
+from shared.clients.base import NotFoundAtPeer, PeerError, PeerUnavailable
 from shared.clients.intake import IntakeClient
 from shared.domain.admissibility import CheckOutcome, admissibility
 from shared.errors import PEER_UNAVAILABLE, Conflict, DeskError, NotFound, ProblemError, ValidationFailed
@@ -52,16 +52,36 @@ _DEFERRED_EN = ("The credit-scoring class is assigned in the merit evaluation: t
 
 
 @contextmanager
-def intake_errors(what_it: str, what_en: str) -> Iterator[None]:
-    """Intake unreachable -> 503 (retry later, nothing kept); intake has no such resource -> 409."""
+def intake_errors(what_it: str, what_en: str, *, field: tuple[str, str] | None = None) -> Iterator[None]:
+    """What intake's answer means for our caller. Intake unreachable, or failing (5xx) after the client's retries
+    -> 503 (retry later, nothing kept). Intake has no such resource -> 409 when a record of ours points at it, or
+    404 when the caller named it (`field`: where in the caller's request, as (location, JSON pointer)); intake
+    refuses the identifier the caller gave (400, 422) -> 422 on that field. A refusal is not an outage."""
     try:
         yield
     except PeerUnavailable as exc:
-        raise DeskError("Il servizio intake non risponde: riprovare più tardi.",
-                        "The intake service is unreachable: retry later.", kind=PEER_UNAVAILABLE,
-                        headers={"Retry-After": "30"}, extra={"peer": exc.peer}) from exc
+        if exc.status is None:
+            detail = ("Il servizio intake non risponde: riprovare più tardi.",
+                      "The intake service is unreachable: retry later.")
+        else:
+            detail = (f"Il servizio intake ha risposto con un errore (HTTP {exc.status}): riprovare più tardi.",
+                      f"The intake service answered with an error (HTTP {exc.status}): retry later.")
+        raise DeskError(*detail, kind=PEER_UNAVAILABLE, headers={"Retry-After": "30"},
+                        extra={"peer": exc.peer, "peer_status": exc.status}) from exc
     except NotFoundAtPeer as exc:
+        if field is not None:
+            raise NotFound(f"{what_it} non esiste.", f"{what_en} does not exist.") from exc
         raise Conflict(f"{what_it} non esiste presso intake.", f"{what_en} is unknown to intake.") from exc
+    except PeerError as exc:
+        if field is None or exc.status not in (400, 422):  # not about the identifier (e.g. our token): ours to explain
+            raise
+        location, path = field
+        codes = [e.get("code") for e in (exc.problem or {}).get("errors") or [] if isinstance(e, dict)]
+        code = next((c for c in codes if isinstance(c, str)), "value_error")
+        raise ValidationFailed(errors=[ProblemError(
+            code, path, f"{what_it}: identificativo non valido (rifiutato da intake, HTTP {exc.status}).",
+            f"{what_en}: invalid identifier (refused by intake, HTTP {exc.status}).", location=location)],
+            extra={"peer": exc.peer, "peer_status": exc.status}) from exc
 
 
 async def fetch_company(intake: IntakeClient, company_id: uuid.UUID) -> CompanyOut:

@@ -25,6 +25,7 @@ from shared.auth import Authenticator
 from shared.db import SessionDep
 from shared.errors import problem_responses
 from shared.routing import ActorDep, Idempotent, UnitOfWorkRoute, etag_of
+from shared.schemas import BIGINT_MAX
 
 PUBLIC: dict[str, Any] = {"security": []}
 reader = Depends(Authenticator(kinds=("officer", "auditor"), scopes=("evaluation:read",)))
@@ -35,7 +36,7 @@ router = APIRouter(prefix="/v1/calls", tags=["budget"], route_class=UnitOfWorkRo
 fundings_router = APIRouter(prefix="/v1/fundings", tags=["fundings"], route_class=UnitOfWorkRoute)
 public_router = APIRouter(prefix="/v1/public/calls", tags=["transparency"], route_class=UnitOfWorkRoute)
 
-After = Annotated[int, Query(ge=0, description="Continue after this position (from `next_after`).")]
+After = Annotated[int, Query(ge=0, le=BIGINT_MAX, description="Continue after this position (from `next_after`).")]
 Limit = Annotated[int, Query(ge=1, le=1000, description="Page size.")]
 
 

@@ -99,7 +99,7 @@ async def list_aids(session: SessionDep, page: PageDep,
                         "(related enterprises with relation `linked`), their entries in the register and, with "
                         "`call_id`, the aid counted in the rolling period ending on `on` (default today) under that "
                         "call's de minimis rules, with the headroom left and the computation.",
-            responses=problem_responses(401, 403, 409, 422, 503))
+            responses=problem_responses(401, 403, 404, 422, 503))
 async def get_undertaking(vat_number: str, session: SessionDep, intake: IntakeDep, request: Request,
                           on: date | None = None, call_id: uuid.UUID | None = None) -> Any:
     return await service.undertaking(session=session, intake=intake, vat_number=vat_number, on=on, call_id=call_id,

@@ -252,10 +252,11 @@ def _members_out(company: CompanyOut | None, vat: str) -> list[dict[str, Any]]:
 async def undertaking(*, session: AsyncSession, intake: IntakeClient, vat_number: str, on: date | None,
                       call_id: uuid.UUID | None, lang: Lang) -> dict[str, Any]:
     vat = dm.normalise_vat(vat_number)
-    with intake_errors(f"L'impresa {vat}", f"Company {vat}"):
+    with intake_errors(f"L'impresa {vat}", f"Company {vat}", field=("path", "/vat_number")):
         company = await intake.find_company_by_vat(vat)
     members = single_undertaking(company) if company is not None else [vat]
-    rules = await rules_of_call(intake, call_id) if call_id is not None else None
+    # the caller named the call (`call_id`): one intake does not know is a 404, not a conflict
+    rules = await rules_of_call(intake, call_id, call_in_path=True) if call_id is not None else None
     day = on or datetime.now(rules.tz if rules is not None else UTC).date()
     aids = await repository.aids_of(session, members)
     period = None

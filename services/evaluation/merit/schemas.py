@@ -50,7 +50,8 @@ class Declaration(ApiModel):
 
 
 class CriterionScore(ApiModel):
-    points: Annotated[int, Field(strict=True, description="Whole points, 0 to the criterion's max_points.")]
+    points: Annotated[int, Field(strict=True, le=1_000_000,  # a grid's points fit far below; the check says why
+                                 description="Whole points, 0 to the criterion's max_points.")]
     comment: Annotated[str, Field(min_length=1, max_length=4000, description="The reviewer's motivation.")]
 
 

@@ -22,13 +22,14 @@ from typing import Any
 
 import orjson
 import structlog
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from services.intake.applications import service
 from shared.auth import Authenticator
-from shared.errors import DeskError, desk_error_handler, unhandled_handler
+from shared.errors import DeskError, desk_error_handler, http_error_handler, unhandled_handler
 from shared.routing import Actor, idempotency_key, idempotency_owner, request_digest
 
 log = structlog.get_logger("desk.submit")
@@ -128,6 +129,8 @@ class SubmitFastPath:
             response = await self._submit(request, pool, uuid.UUID(match.group(1)))
         except DeskError as exc:
             response = await desk_error_handler(request, exc)
+        except StarletteHTTPException as exc:  # the body-size guard's 413, raised while the body is read
+            response = await http_error_handler(request, exc)
         except Exception as exc:  # noqa: BLE001 - a database outage becomes a 503 problem, anything else a 500
             response = await unhandled_handler(request, exc)
         await response(scope, receive, send)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
 
 from services.intake.calls import repository, service
 from services.intake.calls.schemas import (
@@ -23,6 +23,7 @@ from shared.domain.receipts import GENESIS, canonical_json
 from shared.errors import NotFound, problem_responses
 from shared.pagination import Page, PageDep, keyset, page_of
 from shared.routing import ActorDep, Idempotent, UnitOfWorkRoute, check_if_match, etag_of
+from shared.schemas import BIGINT_MAX, INT32_MAX
 
 PUBLIC: dict[str, Any] = {"security": []}
 router = APIRouter(prefix="/v1/calls", tags=["calls"], route_class=UnitOfWorkRoute)
@@ -52,7 +53,8 @@ async def get_call(call: ValidCall, session: SessionDep, response: Response) -> 
 
 @router.get("/{call_id}/versions/{version}", response_model=CallVersionOut, summary="Read one version of the rules",
             openapi_extra=PUBLIC, responses=problem_responses(404, 422))
-async def get_call_version(call: ValidCall, version: int, session: SessionDep) -> Any:
+async def get_call_version(call: ValidCall, version: Annotated[int, Path(ge=1, le=INT32_MAX)],
+                           session: SessionDep) -> Any:
     v = await repository.get_version(session, call.id, version)
     if v is None:
         raise NotFound()
@@ -95,7 +97,7 @@ async def add_call_version(call: ValidCall, body: CallVersionCreate, request: Re
                         "with `public_key_pem`. Page with `after` (a protocol number).",
             responses=problem_responses(404, 422))
 async def get_register(call: ValidCall, request: Request, session: SessionDep,
-                       after: Annotated[int, Query(ge=0)] = 0,
+                       after: Annotated[int, Query(ge=0, le=BIGINT_MAX)] = 0,
                        limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> Any:
     rows = await repository.register_rows(session, call.id, after, limit)
     more = len(rows) > limit

@@ -103,7 +103,7 @@ def _export_year(v: int) -> int:
 
 
 class ExportRecord(ApiModel):
-    year: Annotated[int, AfterValidator(_export_year)]
+    year: Annotated[int, Field(le=9999), AfterValidator(_export_year)]
     country: CountryCode
     amount: Money
 

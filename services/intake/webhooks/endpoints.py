@@ -10,7 +10,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
 
 from services.intake.webhooks import service
 from services.intake.webhooks.schemas import (
@@ -35,6 +35,7 @@ from shared.errors import problem_responses
 from shared.models import Subscription
 from shared.pagination import Page, PageDep, page_of
 from shared.routing import ActorDep, Idempotent, UnitOfWorkRoute, check_if_match, etag_of
+from shared.schemas import BIGINT_MAX
 
 PUBLIC: dict[str, Any] = {"security": []}
 READ_KINDS = ("partner", "company", "officer", "auditor")
@@ -183,7 +184,8 @@ async def list_webhook_deliveries(
 @router.post("/{webhook_id}/deliveries/{delivery_id}/replay", response_model=ReplayOut, status_code=202,
              summary="Send one delivery's event again (a new delivery)",
              responses=problem_responses(401, 403, 404, 422, 429))
-async def replay_webhook_delivery(sub: OwnedWebhook, delivery_id: int, session: SessionDep, actor: ActorDep,
+async def replay_webhook_delivery(sub: OwnedWebhook, delivery_id: Annotated[int, Path(ge=1, le=BIGINT_MAX)],
+                                  session: SessionDep, actor: ActorDep,
                                   _idem: Idempotent) -> Any:
     return await service.replay_delivery(session=session, actor=actor, sub=sub, delivery_id=delivery_id)
 

@@ -655,7 +655,8 @@ async def test_b_a_revoked_project_gives_its_aid_back_and_the_waiting_applicatio
     (hooked,) = d.webhooks("funding.granted_from_waiting_list")
     assert hooked["id"] == event["id"]
     (revocation,) = d.webhooks("project.revoked")
-    assert (revocation["data"]["project_id"], Decimal(revocation["data"]["recovery"])) == (project["id"], ADVANCE)
+    assert (revocation["data"]["project_id"], Decimal(revocation["data"]["recovery"])) == (
+        project["id"], ADVANCE + LOAN)
     public = _ok(await ev.get(f"/v1/public/calls/{d.call_id}/budget"))
     assert (public["funded"], public["waiting"], Decimal(public["available"])) == (2, 0, BUDGET - 2 * AID)
 

@@ -130,14 +130,6 @@ REPORTING_CLOSED = _kind("reporting-closed", 409, "Rendicontazione dei risultati
 REPORT_PERIOD_NOT_ALLOWED = _kind("report-period-not-allowed", 422, "Periodo non ammesso", "Period not allowed",
                                   "The period is in the future, or outside the project's years and the call's "
                                   "follow-up years after completion; see errors[]. Nothing was changed.")
-FINAL_CLAIM_NOT_REVIEWED = _kind("final-claim-not-reviewed", 409, "Rendicontazione finale non istruita",
-                                 "Final claim not reviewed",
-                                 "An outcome is computed only from the project's reviewed final claim; there is none "
-                                 "yet. Nothing was changed.")
-SECOND_OFFICER_REQUIRED = _kind("second-officer-required", 409, "Serve un secondo funzionario",
-                                "A second officer is required",
-                                "An override of a computed outcome must be confirmed by an officer other than the "
-                                "one who proposed it. Nothing was changed.")
 
 class FieldError(BaseModel):
     model_config = ConfigDict(extra="allow")

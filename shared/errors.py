@@ -130,6 +130,12 @@ IBAN_HOLDER_MISMATCH = _kind("iban-holder-mismatch", 422, "L'intestatario del co
                              "Payments go only to an account held by the beneficiary company: the holder's VAT "
                              "number or fiscal code must be the company's, as registered at intake. Nothing was "
                              "changed.")
+REPORTING_CLOSED = _kind("reporting-closed", 409, "Rendicontazione dei risultati chiusa", "Results reporting closed",
+                         "The project takes no more KPI or milestone reports: it was revoked, or the call's "
+                         "follow-up years after completion are over. Nothing was changed.")
+REPORT_PERIOD_NOT_ALLOWED = _kind("report-period-not-allowed", 422, "Periodo non ammesso", "Period not allowed",
+                                  "The period is in the future, or outside the project's years and the call's "
+                                  "follow-up years after completion; see errors[]. Nothing was changed.")
 
 class FieldError(BaseModel):
     model_config = ConfigDict(extra="allow")

@@ -280,6 +280,44 @@ class Reporting(_Frozen):
     claim_tolerance_percent: Rate
 
 
+class FollowUpKpi(_Frozen):
+    """A result the beneficiary reports after completion, once for each year listed in ``years_after``."""
+
+    name: str = Field(min_length=1, max_length=300)
+    name_en: str = Field(min_length=1)
+    unit: str
+    years_after: list[int] = Field(min_length=1)
+
+
+class Results(_Frozen):
+    """How long KPI and milestone reporting stays open after completion, and what is reported then."""
+
+    follow_up_years: int = Field(0, ge=0, le=10)
+    follow_up_kpis: list[FollowUpKpi] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _within(self) -> "Results":
+        for k in self.follow_up_kpis:
+            if any(not 1 <= y <= self.follow_up_years for y in k.years_after):
+                raise ValueError(f"results.follow_up_kpis[{k.name}].years_after must lie in 1..follow_up_years")
+        return self
+
+
+RevocationReasonCode = Literal["below_threshold", "deadline_missed", "site_never_opened", "false_declaration",
+                               "renunciation", "obligations_broken"]
+
+
+class RevocationReason(_Frozen):
+    """A catalogued reason to revoke the aid, with the article (of the call or of the law) it rests on."""
+
+    code: RevocationReasonCode
+    article: str = Field(min_length=1)
+    text_it: str = Field(min_length=1)
+    text_en: str = Field(min_length=1)
+    loan_early_repayment: bool = Field(
+        True, description="Whether the loan's outstanding capital falls due at once (early repayment).")
+
+
 class DeMinimis(_Frozen):
     regulation: str
     ceiling: Money
@@ -315,6 +353,8 @@ class CallRules(_Frozen):
     scoring: Scoring
     reporting: Reporting
     de_minimis: DeMinimis
+    results: Results = Field(default_factory=Results)
+    revocation_reasons: list[RevocationReason] = Field(default_factory=list)
     articles: dict[str, str]
     assumptions: list[Assumption]
 
@@ -334,6 +374,17 @@ class CallRules(_Frozen):
         if missing:
             raise ValueError(f"articles: missing keys {missing}")
         return v
+
+    @field_validator("revocation_reasons")
+    @classmethod
+    def _unique_reasons(cls, v: list[RevocationReason]) -> list[RevocationReason]:
+        codes = [r.code for r in v]
+        if len(set(codes)) != len(codes):
+            raise ValueError("revocation_reasons: codes must be unique")
+        return v
+
+    def revocation_reason(self, code: str) -> RevocationReason | None:
+        return next((r for r in self.revocation_reasons if r.code == code), None)
 
     @field_validator("assumptions")
     @classmethod

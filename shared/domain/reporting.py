@@ -421,7 +421,8 @@ def declared_matches(kind: EvidenceKind, content_type: str, filename: str) -> bo
 # What a reduction or revocation frees (grant + loan granted - grant + loan kept) goes back to the call's budget.
 
 OutcomeKind = Literal["full", "reduced", "revoked"]
-RevocationReason = Literal["below_threshold", "deadline_missed", "site_never_opened"]
+RevocationReason = Literal["below_threshold", "deadline_missed", "site_never_opened", "false_declaration",
+                           "renunciation", "obligations_broken"]
 
 
 def add_months(d: date, months: int) -> date:
@@ -497,5 +498,7 @@ def decide_outcome(
 
 
 def revocation(*, approved: Decimal, grant: Decimal, loan: Decimal, reason: RevocationReason) -> Outcome:
-    """A revocation decided before the final claim (deadline missed, site never opened): nothing is kept."""
+    """A revocation by a catalogued reason (before the final claim, or after completion for a false declaration,
+    a renunciation or obligations broken): nothing is kept, and ``grant + loan`` (what is still committed) goes
+    back to the budget."""
     return Outcome("revoked", reason, approved, ZERO, ZERO, ZERO, ZERO, grant + loan)

@@ -19,7 +19,7 @@ PERCENT_QUANTUM = Decimal("0.01")
 _PERIOD_RE = re.compile(r"^(?P<year>\d{4})(?:-(?:Q(?P<quarter>[1-4])|(?P<month>0[1-9]|1[0-2])))?$")
 
 MilestoneStatus = Literal["done", "due", "overdue"]
-ReminderKind = Literal["milestone", "deadline"]
+ReminderKind = Literal["milestone", "deadline", "follow_up"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,8 +105,8 @@ class ReminderDue:
     @property
     def key(self) -> str:
         """What makes the reminder unique for its project, with its due date (at most 32 characters)."""
-        if self.deadline.kind == "milestone":
-            return f"milestone:{self.deadline.index}:{self.days_before}d"
+        if self.deadline.kind in ("milestone", "follow_up"):
+            return f"{self.deadline.kind}:{self.deadline.index}:{self.days_before}d"
         return f"deadline:{self.days_before}d"
 
 
@@ -144,3 +144,59 @@ def is_foreign_share_kpi(name: str, unit: str) -> bool:
     export): its baseline and latest value are the beneficiary's export growth in the statistics."""
     lowered = name.lower()
     return unit.strip() == "%" and any(w in lowered for w in _FOREIGN_WORDS)
+
+
+# ---------------------------------------------------------------- follow-up after completion and report checks
+
+
+@dataclass(frozen=True, slots=True)
+class FollowUpReport:
+    """A result due after completion: ``kpi`` for the calendar year ``period`` (the ``year_after``-th year after
+    the year of completion), due by 31 March of the year after it."""
+
+    kpi: str
+    year_after: int
+    period: str
+    due_date: date
+
+
+def follow_up_schedule(completed_on: date, kpis: Sequence[tuple[str, Sequence[int]]]) -> list[FollowUpReport]:
+    """The follow-up reports of a project completed on ``completed_on``: for each (KPI name, years after
+    completion), the calendar year ``completed_on.year + n``, due by 31 March of the next year."""
+    out = []
+    for name, years in kpis:
+        for n in sorted(set(years)):
+            year = completed_on.year + n
+            out.append(FollowUpReport(name, n, str(year), date(year + 1, 3, 31)))
+    return out
+
+
+def follow_up_until(completed_on: date, follow_up_years: int) -> date:
+    """The last day results may be reported after completion: 31 March after the last follow-up year (the
+    completion date itself without follow-up years)."""
+    if follow_up_years <= 0:
+        return completed_on
+    return date(completed_on.year + follow_up_years + 1, 3, 31)
+
+
+PeriodRefusal = Literal["period_in_future", "period_outside_project"]
+
+
+def period_refusal(period: Period, *, project_start: date, last_year: int | None, today: date) -> PeriodRefusal | None:
+    """Why a report for ``period`` is refused, or None: a period that has not started yet (``today`` in the call's
+    time zone), or one outside the project's years (from the year it started) and its follow-up years
+    (``last_year``, the last follow-up year once completed; None while the project runs: today bounds it)."""
+    if period.start > today:
+        return "period_in_future"
+    if period.end.year < project_start.year or (last_year is not None and period.start.year > last_year):
+        return "period_outside_project"
+    return None
+
+
+_SIGNED_UNITS = ("%", "pp", "p.p.", "punti percentuali", "percentage points")
+
+
+def allows_negative(unit: str) -> bool:
+    """Only a rate (a percentage or percentage points: a growth can be negative) may be below zero; every other
+    unit is a count (customers, fairs, employees) or an amount (EUR) and is refused when negative."""
+    return unit.strip().lower() in _SIGNED_UNITS

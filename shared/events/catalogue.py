@@ -487,9 +487,11 @@ class ProjectReminder(_Data):
     call_id: uuid.UUID
     company_id: uuid.UUID
     cup: str | None
-    kind: str = Field(description="milestone or deadline (the project's deadline).")
-    milestone_index: int | None = Field(description="Position of the milestone in the action plan (milestones).")
-    title: str = Field(description="The milestone's title, or 'project deadline'.")
+    kind: str = Field(description="milestone, deadline (the project's deadline) or follow_up (a result due "
+                                  "after completion).")
+    milestone_index: int | None = Field(description="Position of the milestone in the action plan (milestones), "
+                                                    "or of the result in the follow-up schedule (follow_up).")
+    title: str = Field(description="The milestone's title, 'project deadline', or the follow-up KPI and period.")
     due_date: date
     days_before: int = Field(description="The lead time reached (e.g. 30 or 7 days).")
     days_left: int = Field(description="Days from the run's day to the due date.")

@@ -15,9 +15,10 @@ webhook endpoint receives the signed events all along.
 * Test A: project 1's final claim (a PDF per line and a FatturaPA invoice quoting the project's CUP) is fully
   recognised -> full aid, the balance ordered to the cent and paid; the statistics, the open data and the three
   SVG charts show it.
-* Test B: project 2's final claim is recognised at 60 % -> revocation, the paid advance to be recovered, the aid
-  released to evaluation, whose scorrimento funds the waiting application at once
-  (`funding.granted_from_waiting_list`); a later decree decides it and monitoring starts its project.
+* Test B: project 2's final claim is recognised at 60 % -> revocation, the paid advance to be recovered (with the
+  statutory interest) and the loan repaid early, the aid released to evaluation, whose scorrimento funds the
+  waiting application at once (`funding.granted_from_waiting_list`); a later decree decides it and monitoring
+  starts its project.
 """
 
 from __future__ import annotations
@@ -607,12 +608,17 @@ async def test_b_a_revoked_project_gives_its_aid_back_and_the_waiting_applicatio
     assert revoked["status"] == "revoked", revoked["outcome"]
     outcome = revoked["outcome"]
     assert (outcome["kind"], outcome["reason_code"]) == ("revoked", "below_threshold")
-    assert Decimal(outcome["released"]) == AID and Decimal(outcome["recovery"]) == ADVANCE
+    # the advance back with its statutory interest (paid today: none yet) and the loan, paid out with the
+    # advance and still in its grace period, repaid early in full
+    detail = outcome["recovery_detail"]
+    assert (Decimal(detail["capital"]), Decimal(detail["interest"]), Decimal(detail["loan_outstanding"])) == (
+        ADVANCE, Decimal("0.00"), LOAN)
+    assert Decimal(outcome["released"]) == AID and Decimal(outcome["recovery"]) == ADVANCE + LOAN
     assert outcome["granted_from_waiting_list"] == [d.apps[2]]
     payments = _ok(await mon.get("/v1/payments", params={"project_id": project["id"]}, headers=d.officer))["items"]
     by_kind = {p["kind"]: p for p in payments}
     assert set(by_kind) == {"advance", "recovery"}, payments
-    assert (by_kind["recovery"]["status"], Decimal(by_kind["recovery"]["amount"])) == ("ordered", ADVANCE)
+    assert (by_kind["recovery"]["status"], Decimal(by_kind["recovery"]["amount"])) == ("ordered", ADVANCE + LOAN)
     assert by_kind["advance"]["status"] == "paid"
     # no claim on a revoked project
     r = await mon.post(f"/v1/projects/{project['id']}/claims", json={"kind": "final"}, headers=d.beneficiary(1))
@@ -649,7 +655,8 @@ async def test_b_a_revoked_project_gives_its_aid_back_and_the_waiting_applicatio
     (hooked,) = d.webhooks("funding.granted_from_waiting_list")
     assert hooked["id"] == event["id"]
     (revocation,) = d.webhooks("project.revoked")
-    assert (revocation["data"]["project_id"], Decimal(revocation["data"]["recovery"])) == (project["id"], ADVANCE)
+    assert (revocation["data"]["project_id"], Decimal(revocation["data"]["recovery"])) == (
+        project["id"], ADVANCE + LOAN)
     public = _ok(await ev.get(f"/v1/public/calls/{d.call_id}/budget"))
     assert (public["funded"], public["waiting"], Decimal(public["available"])) == (2, 0, BUDGET - 2 * AID)
 

@@ -178,7 +178,6 @@ TABLE: dict[tuple[str, str, str], Rule] = {
     ("monitoring", "PUT", "/v1/projects/{project_id}/iban"): r(P, C, O, visible=OWNED),
     ("monitoring", "POST", "/v1/projects/{project_id}/extension"): r(O, visible=OWNED),
     ("monitoring", "POST", "/v1/projects/{project_id}/lombardy-site"): r(O, visible=OWNED),
-    ("monitoring", "POST", "/v1/projects/{project_id}/outcome"): r(O, visible=OWNED),
     ("monitoring", "POST", "/v1/projects/{project_id}/revocation"): r(O, visible=OWNED),
     ("monitoring", "GET", "/v1/projects/{project_id}/loan-schedule"): r(*ALL, visible=OWNED),
     ("monitoring", "POST", "/v1/projects/{project_id}/payments"): r(O, visible=OWNED),

@@ -48,6 +48,12 @@ async def paid_total(session: AsyncSession, project_id: uuid.UUID, kinds: tuple[
     return Decimal((await session.execute(stmt)).scalar_one()).quantize(Decimal("0.01"))
 
 
+async def paid_rows(session: AsyncSession, project_id: uuid.UUID, kinds: tuple[str, ...]) -> list[Payment]:
+    stmt = (select(Payment).where(Payment.project_id == project_id, Payment.kind.in_(kinds), Payment.status == "paid")
+            .order_by(Payment.paid_at, Payment.id))
+    return list((await session.execute(stmt)).scalars().all())
+
+
 async def get(session: AsyncSession, payment_id: uuid.UUID, principal: Principal, *,
               for_update: bool = False) -> Row[Any] | None:
     stmt = (select(Payment, Project).join(Project, Project.id == Payment.project_id)

@@ -176,6 +176,11 @@ async def cancel_open(*, session: AsyncSession, actor: Actor, project: Project, 
     return cancelled
 
 
+async def paid_rows(session: AsyncSession, project: Project) -> list[Payment]:
+    """The payments made to the company (advance and balance), oldest first: a recovery's interest runs from each."""
+    return await repository.paid_rows(session, project.id, OUTGOING)
+
+
 async def paid_out(session: AsyncSession, project: Project) -> Decimal:
     """Everything paid to the company (advance and balance)."""
     return await repository.paid_total(session, project.id, OUTGOING)

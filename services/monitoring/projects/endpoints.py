@@ -1,6 +1,7 @@
 """Routes of /v1/projects: reads for whoever reaches the project (officers, auditors, the company, its partner),
 the IBAN (set by the beneficiary or an officer; a partner's change confirmed by the company or an officer while a
-payment is open), extension, Lombardy-site check, outcome and revocation by officers, and the loan's
+payment is open), extension, Lombardy-site check and revocation by officers (the outcome comes from the reviewed final
+claim, in the claims package), and the loan's
 repayment plan."""
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ from services.monitoring.projects.schemas import (
     IbanIn,
     LoanScheduleOut,
     LombardySiteIn,
-    OutcomeIn,
     ProjectOut,
     ProjectStatus,
     RevocationIn,
@@ -184,35 +184,25 @@ async def record_lombardy_site(body: LombardySiteIn, project: LockedProject, ses
     return _out(project, response)
 
 
-@router.post("/{project_id}/outcome", response_model=ProjectOut, status_code=200, dependencies=[officer],
-             summary="Apply the outcome of the reviewed final claim (If-Match)",
-             description="Recognised spend >= the approved eligible total: full aid. Between the call's revocation "
-                         "threshold and 100 %: grant and loan reduced in proportion (floored to the cent). Below it, "
-                         "after the deadline, or without the Lombardy site: revocation, with the recovery of "
-                         "everything paid. The balance (final grant - advance) is ordered; a reduction or revocation "
-                         "gives the freed aid back to the call's budget at evaluation (scorrimento).",
-             responses=problem_responses(401, 403, 404, 409, 412, 422, 428, 503))
-async def apply_project_outcome(body: OutcomeIn, project: LockedProject, session: SessionDep, actor: ActorDep,
-                                intake: IntakeDep, evaluation: EvaluationDep, request: Request, response: Response,
-                                _idem: Idempotent) -> Any:
-    check_if_match(request, project.version)
-    project = await service.apply_outcome(session=session, actor=actor, intake=intake, evaluation=evaluation,
-                                          project=project, recognised_total=body.recognised_total,
-                                          completed_on=body.completed_on)
-    return _out(project, response)
-
-
 @router.post("/{project_id}/revocation", response_model=ProjectOut, status_code=200, dependencies=[officer],
-             summary="Revoke the aid: deadline missed or Lombardy site never opened (If-Match)",
-             description="Open payment orders are cancelled, everything paid is ordered back (a `recovery` payment) "
-                         "and the whole aid goes back to the call's budget at evaluation.",
+             summary="Revoke the aid for a catalogued reason citing its article (If-Match)",
+             description="The reason comes from the call's catalogue (`revocation_reasons`): deadline missed, "
+                         "Lombardy site never opened, false declaration (DPR 445/2000 art. 75), renunciation, "
+                         "obligations after completion broken. Open payment orders are cancelled; everything paid "
+                         "is ordered back in one `recovery` payment with the statutory interest (tasso di interesse "
+                         "legale, by year) from each payment date to today, and the loan's outstanding capital "
+                         "(early repayment); the aid still committed goes back to the call's budget at evaluation. "
+                         "The outcome's `recovery_detail` shows the figures. The outcome of a completed project is "
+                         "never typed: it is computed when its final claim's review is completed "
+                         "(`POST /v1/claims/{id}/review/complete`).",
              responses=problem_responses(401, 403, 404, 409, 412, 422, 428, 503))
 async def revoke_project(body: RevocationIn, project: LockedProject, session: SessionDep, actor: ActorDep,
                          intake: IntakeDep, evaluation: EvaluationDep, request: Request, response: Response,
                          _idem: Idempotent) -> Any:
     check_if_match(request, project.version)
     project = await service.revoke_project(session=session, actor=actor, intake=intake, evaluation=evaluation,
-                                           project=project, reason_code=body.reason_code, reason=body.reason)
+                                           project=project, reason_code=body.reason_code, reason=body.reason,
+                                           recovery_date=body.recovery_date)
     return _out(project, response)
 
 

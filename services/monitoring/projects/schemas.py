@@ -13,11 +13,12 @@ from stdnum import iban as stdnum_iban
 from stdnum.exceptions import ValidationError as StdnumError
 from stdnum.it import codicefiscale, iva
 
-from shared.schemas import ApiModel, Money, OutModel
+from shared.schemas import ApiModel, OutModel
 
 ProjectStatus = Literal["active", "completed", "revoked"]
 OutcomeKind = Literal["full", "reduced", "revoked"]
-RevocationCode = Literal["below_threshold", "deadline_missed", "site_never_opened"]
+RevocationCode = Literal["below_threshold", "deadline_missed", "site_never_opened", "false_declaration",
+                         "renunciation", "obligations_broken"]
 
 
 def iban_problem(value: str) -> tuple[str, str] | None:
@@ -116,19 +117,20 @@ class LombardySiteIn(ApiModel):
     note: Annotated[str, Field(max_length=2000)] | None = None
 
 
-class OutcomeIn(ApiModel):
-    recognised_total: Money = Field(description="Spend recognised on the reviewed final claim (eligible, net of VAT, "
-                                                "flat rates recomputed).")
-    completed_on: date | None = Field(None, description="When the project was completed (the final claim's "
-                                                        "submission); default today, Europe/Rome. After the deadline "
-                                                        "(extension included) the aid is revoked.")
-
-
 class RevocationIn(ApiModel):
-    reason_code: Literal["deadline_missed", "site_never_opened"] = Field(
-        description="deadline_missed: the deadline (extension included) is past and the project was not completed; "
-                    "site_never_opened: the operating site in Lombardy the company committed to was never opened.")
-    reason: Reason
+    reason_code: Literal["deadline_missed", "site_never_opened", "false_declaration", "renunciation",
+                         "obligations_broken"] = Field(
+        description="A reason of the call's catalogue (`revocation_reasons`, each citing its article). "
+                    "deadline_missed: the deadline (extension included) is past and the project was not completed; "
+                    "site_never_opened: the operating site in Lombardy the company committed to was never opened; "
+                    "false_declaration: a declaration was found false (DPR 445/2000 art. 75), before or after "
+                    "completion; renunciation: the beneficiary renounces the aid; obligations_broken: an obligation "
+                    "after completion was broken (e.g. the investment not kept), only once completed.")
+    reason: Reason = Field(description="The officer's written grounds (the findings, the documents).")
+    recovery_date: date | None = Field(
+        None, description="The day the statutory interest runs to (the recovery order's due date); default today, "
+                          "Europe/Rome. Not before a payment to recover, and only in a year whose statutory rate the "
+                          "desk knows (422 otherwise).")
 
 
 class ApprovedLine(OutModel):
@@ -165,6 +167,45 @@ class KpiOut(OutModel):
     unit: str
 
 
+class InterestSegmentOut(OutModel):
+    year: int
+    days: int
+    rate: Decimal = Field(description="The year's statutory rate, a fraction (0.016 = 1.6 %).")
+    interest: Decimal = Field(description="The segment's interest, exact (not rounded).")
+
+
+class InterestOut(OutModel):
+    amount: Decimal = Field(description="An amount paid to the company.")
+    paid_on: date
+    interest: Decimal = Field(description="Statutory simple interest from the payment date (excluded) to the "
+                                          "recovery date (included), rounded half-up to the cent once.")
+    segments: list[InterestSegmentOut]
+
+
+class RecoveryOut(OutModel):
+    recovered_on: date = Field(description="The date the interest runs to (the revocation's day, Europe/Rome).")
+    capital: Decimal = Field(description="Everything paid to the company (advance and balance).")
+    interest: Decimal = Field(description="Statutory interest (tasso di interesse legale, by year) on each amount.")
+    loan_outstanding: Decimal = Field(description="The loan's capital not yet repaid, due at once (early "
+                                                  "repayment).")
+    total: Decimal
+    items: list[InterestOut]
+
+
+class FollowUpReportOut(OutModel):
+    kpi: str
+    year_after: int
+    period: str
+    due_date: date
+
+
+class FollowUpOut(OutModel):
+    completed_on: date
+    until: date = Field(description="Last day KPI and milestone reports are taken.")
+    last_year: int = Field(description="Last calendar year a report may refer to.")
+    reports: list[FollowUpReportOut] = Field(description="The results the call asks after completion.")
+
+
 class OutcomeOut(OutModel):
     kind: OutcomeKind
     reason_code: RevocationCode | None
@@ -176,7 +217,12 @@ class OutcomeOut(OutModel):
     loan: Decimal = Field(description="Final loan.")
     released: Decimal = Field(description="Aid (grant + loan) given back to the call's budget.")
     balance: Decimal = Field(description="Balance ordered (final grant - advance), 0 if none.")
-    recovery: Decimal = Field(description="Recovery ordered (what was paid and is due back), 0 if none.")
+    recovery: Decimal = Field(description="Recovery ordered (what was paid and is due back, with the statutory "
+                                          "interest and the loan's outstanding capital), 0 if none.")
+    article: str | None = Field(None, description="The article the revocation rests on (the call's catalogue).")
+    recovery_detail: RecoveryOut | None = Field(None, description="How a revocation's recovery is made up.")
+    follow_up: FollowUpOut | None = Field(None, description="Results reporting after completion (the call's "
+                                                            "follow-up years).")
     granted_from_waiting_list: list[uuid.UUID] = Field(
         description="Applications evaluation funded with the released budget (scorrimento).")
     decided_at: datetime

@@ -29,10 +29,13 @@ from shared.audit import record_audit, record_event
 from shared.auth import Principal
 from shared.clients.evaluation import EvaluationClient
 from shared.clients.intake import IntakeClient
+from shared.domain.call_rules import CallRules
 from shared.domain.funding import repayment_plan
 from shared.domain.money import ZERO
+from shared.domain.recovery import LEGAL_INTEREST_RATES, outstanding_capital, recovery
 from shared.domain.reporting import Outcome, add_months, advance_amount, decide_outcome, revocation
-from shared.errors import Conflict, NotFound
+from shared.domain.results import follow_up_schedule, follow_up_until
+from shared.errors import Conflict, NotFound, ProblemError, ValidationFailed
 from shared.events.catalogue import CompanyDelegationChanged, DecisionAccepted, Envelope
 from shared.routing import Actor, etag_of
 
@@ -222,9 +225,23 @@ def loan_schedule(project: Project) -> dict[str, Any]:
 # ---------------------------------------------------------------- outcome
 
 
+def _follow_up_doc(rules: CallRules, completed_on: date) -> dict[str, Any] | None:
+    """What the call asks after completion, fixed when the project completes (rules do not move afterwards)."""
+    years = rules.results.follow_up_years
+    if years <= 0:
+        return None
+    reports = follow_up_schedule(completed_on, [(k.name, k.years_after) for k in rules.results.follow_up_kpis])
+    return {"completed_on": completed_on.isoformat(), "until": follow_up_until(completed_on, years).isoformat(),
+            "last_year": completed_on.year + years,
+            "kpis": [{"name": k.name, "unit": k.unit} for k in rules.results.follow_up_kpis],
+            "reports": [{"kpi": r.kpi, "year_after": r.year_after, "period": r.period,
+                         "due_date": r.due_date.isoformat()} for r in reports]}
+
+
 def _outcome_doc(out: Outcome, *, reason: str | None, balance: Decimal, recovery: Decimal,
-                 from_waiting_list: list[uuid.UUID], revoked_before_claim: bool = False) -> dict[str, Any]:
-    return {"kind": out.kind, "reason_code": out.reason, "reason": reason, "approved": str(out.approved),
+                 from_waiting_list: list[uuid.UUID], revoked_before_claim: bool = False,
+                 **extra: Any) -> dict[str, Any]:
+    return {**extra,"kind": out.kind, "reason_code": out.reason, "reason": reason, "approved": str(out.approved),
             "recognised": None if revoked_before_claim else str(out.recognised),
             "ratio": None if revoked_before_claim else str(out.ratio.quantize(Decimal("0.0001"), ROUND_DOWN)),
             "grant": str(out.grant), "loan": str(out.loan), "released": str(out.released), "balance": str(balance),
@@ -253,23 +270,63 @@ REVOCATION_TEXT = {
 }
 
 
-async def _revoke(*, session: AsyncSession, actor: Actor, evaluation: EvaluationClient, project: Project,
-                  out: Outcome, reason: str, revoked_before_claim: bool) -> Project:
-    """Revocation: open orders cancelled, everything paid to be recovered, the whole aid back to the budget."""
+async def _recovery(session: AsyncSession, project: Project, rules: CallRules, *, loan_early_repayment: bool,
+                    recovery_date: date | None) -> dict[str, Any]:
+    """What the company gives back on the revocation's day: each amount paid with the statutory interest from
+    its payment date, and the loan's outstanding capital (early repayment). The desk does not pay the loan out
+    itself: it is taken as disbursed with the first payment made to the company (none paid, nothing owed), and
+    repaid by the project's loan plan from then."""
+    today = recovery_date or _today(rules.timezone)
+    paid = [(p.amount, (p.paid_at or p.ordered_at).astimezone(rules.tz).date())
+            for p in await payments.paid_rows(session, project)]
+    if paid and today < max(d for _, d in paid):
+        raise ValidationFailed(errors=[ProblemError(
+            "recovery_date_before_payment", "/recovery_date",
+            f"La data del recupero precede un pagamento ({max(d for _, d in paid)}).",
+            f"The recovery date precedes a payment ({max(d for _, d in paid)}).")])
+    unknown = sorted({y for _, d in paid for y in range(d.year, today.year + 1)} - set(LEGAL_INTEREST_RATES))
+    if unknown:
+        raise ValidationFailed(errors=[ProblemError(
+            "legal_rate_unknown", "/recovery_date",
+            f"Il tasso di interesse legale per {unknown} non è ancora nella tabella del sistema.",
+            f"The statutory interest rate for {unknown} is not in the desk's table yet.", extra={"years": unknown})])
+    outstanding = ZERO
+    principal = project.final_loan if project.final_loan is not None else project.loan
+    if loan_early_repayment and principal > 0 and paid:
+        terms = project.timeline["loan_terms"]
+        plan = repayment_plan(principal, Decimal(str(terms["annual_rate"])), int(terms["years"]),
+                              int(terms["grace_months"]), int(terms["periods_per_year"]))
+        outstanding = outstanding_capital(plan, min(d for _, d in paid), today, principal)
+    r = recovery(paid, today, loan_outstanding=outstanding)
+    return {"recovered_on": today.isoformat(), "capital": str(r.capital), "interest": str(r.interest),
+            "loan_outstanding": str(r.loan_outstanding), "total": str(r.total),
+            "items": [{"amount": str(i.amount), "paid_on": i.paid_on.isoformat(), "interest": str(i.total),
+                       "segments": [{"year": g.year, "days": g.days, "rate": str(g.rate), "interest": str(g.interest)}
+                                    for g in i.segments]} for i in r.items]}
+
+
+async def _revoke(*, session: AsyncSession, actor: Actor, evaluation: EvaluationClient, rules: CallRules,
+                  project: Project, out: Outcome, reason: str, revoked_before_claim: bool,
+                  recovery_date: date | None = None) -> Project:
+    """Revocation: open orders cancelled, everything paid to be recovered with the statutory interest and the
+    loan's outstanding capital, the whole aid still committed back to the budget."""
     before = _view(project)
+    assert out.reason is not None
+    catalogued = rules.revocation_reason(out.reason)
+    detail = await _recovery(session, project, rules, recovery_date=recovery_date,
+                             loan_early_repayment=catalogued.loan_early_repayment if catalogued else True)
     await payments.cancel_open(session=session, actor=actor, project=project, reason=f"project revoked: {reason}")
-    recovery = await payments.paid_out(session, project)
-    if recovery > 0:
-        await payments.order_payment(session=session, actor=actor, project=project, kind="recovery",
-                                     amount=recovery)
+    total = Decimal(detail["total"])
+    if total > 0:
+        await payments.order_payment(session=session, actor=actor, project=project, kind="recovery", amount=total)
     project.status, project.final_grant, project.final_loan = "revoked", ZERO, ZERO
     await _touch(session, project)
     await facts.record_outcome(session, project.application_id, kind="revoked", committed=ZERO)
-    assert out.reason is not None
     from_waiting_list = await _release(evaluation=evaluation, project=project, amount=out.released,
                                        kind="revocation", reason=f"revocation ({out.reason}): {reason}")
-    project.outcome = _outcome_doc(out, reason=reason, balance=ZERO, recovery=recovery,
-                                   from_waiting_list=from_waiting_list, revoked_before_claim=revoked_before_claim)
+    project.outcome = _outcome_doc(out, reason=reason, balance=ZERO, recovery=total,
+                                   from_waiting_list=from_waiting_list, revoked_before_claim=revoked_before_claim,
+                                   article=catalogued.article if catalogued else None, recovery_detail=detail)
     await session.flush()
     await record_audit(session, actor, action="project.revoked", resource_type="project", resource_id=project.id,
                        before=before, after={**_view(project), "outcome": project.outcome})
@@ -277,7 +334,7 @@ async def _revoke(*, session: AsyncSession, actor: Actor, evaluation: Evaluation
                        aggregate_id=project.id, partner_id=project.partner_id, company_id=project.company_id,
                        payload={"project_id": project.id, "application_id": project.application_id,
                                 "call_id": project.call_id, "company_id": project.company_id,
-                                "reason_code": out.reason, "reason": reason, "recovery": recovery,
+                                "reason_code": out.reason, "reason": reason, "recovery": total,
                                 "released": out.released})
     return project
 
@@ -305,8 +362,8 @@ async def apply_outcome(*, session: AsyncSession, actor: Actor, intake: IntakeCl
                          site_never_opened=not project.lombardy_site_verified)
     if out.kind == "revoked":
         assert out.reason is not None
-        return await _revoke(session=session, actor=actor, evaluation=evaluation, project=project, out=out,
-                             reason=REVOCATION_TEXT[out.reason], revoked_before_claim=False)
+        return await _revoke(session=session, actor=actor, evaluation=evaluation, rules=rules, project=project,
+                             out=out, reason=REVOCATION_TEXT[out.reason], revoked_before_claim=False)
     before = _view(project)
     balance = out.grant - await payments.live_advance(session, project)
     recovery = ZERO
@@ -323,7 +380,8 @@ async def apply_outcome(*, session: AsyncSession, actor: Actor, intake: IntakeCl
         evaluation=evaluation, project=project, amount=out.released, kind="reduction",
         reason=f"reduction: {out.recognised} recognised of {out.approved} approved")
     project.outcome = _outcome_doc(out, reason=None, balance=max(balance, ZERO), recovery=recovery,
-                                   from_waiting_list=from_waiting_list)
+                                   from_waiting_list=from_waiting_list,
+                                   follow_up=_follow_up_doc(rules, completed_on))
     await session.flush()
     await record_audit(session, actor, action="project.completed", resource_type="project", resource_id=project.id,
                        before=before, after={**_view(project), "outcome": project.outcome})
@@ -336,22 +394,37 @@ async def apply_outcome(*, session: AsyncSession, actor: Actor, intake: IntakeCl
     return project
 
 
+#: reasons an officer may revoke for, by the project's status.
+REVOCABLE_WHEN = {"deadline_missed": ("active",), "site_never_opened": ("active",),
+                  "false_declaration": ("active", "completed"), "renunciation": ("active", "completed"),
+                  "obligations_broken": ("completed",)}
+
+
 async def revoke_project(*, session: AsyncSession, actor: Actor, intake: IntakeClient, evaluation: EvaluationClient,
-                         project: Project, reason_code: str, reason: str) -> Project:
-    """An officer revokes before the final claim: the deadline is past, or the Lombardy site was never opened."""
-    _require_active(project)
-    if reason_code == "deadline_missed":
-        rules = await call_rules(intake, project.call_id)
-        if _today(rules.timezone) <= project.deadline:
-            raise Conflict("Il termine del progetto non è ancora scaduto.", "The project's deadline has not passed.",
-                           extra={"deadline": project.deadline.isoformat()})
-        out = revocation(approved=project.eligible_total, grant=project.grant, loan=project.loan,
-                         reason="deadline_missed")
-    else:
-        if project.lombardy_site_verified:
-            raise Conflict("La sede in Lombardia risulta aperta: registrare prima l'esito della verifica.",
-                           "The Lombardy site is recorded as open: record the check's result first.")
-        out = revocation(approved=project.eligible_total, grant=project.grant, loan=project.loan,
-                         reason="site_never_opened")
-    return await _revoke(session=session, actor=actor, evaluation=evaluation, project=project, out=out,
-                         reason=reason, revoked_before_claim=True)
+                         project: Project, reason_code: str, reason: str,
+                         recovery_date: date | None = None) -> Project:
+    """An officer revokes for a reason of the call's catalogue: before the final claim (deadline missed, site
+    never opened), or also after completion (false declaration, renunciation; obligations after completion
+    broken only then). Checks first, changes nothing when refused."""
+    allowed = REVOCABLE_WHEN[reason_code]
+    if project.status not in allowed:
+        raise Conflict(f"Revoca '{reason_code}' non ammessa per un progetto {project.status}.",
+                       f"Revocation '{reason_code}' is not allowed for a {project.status} project.",
+                       extra={"project_status": project.status, "allowed_statuses": list(allowed)})
+    rules = await call_rules(intake, project.call_id)
+    if rules.revocation_reason(reason_code) is None:
+        raise ValidationFailed(errors=[ProblemError(
+            "reason_not_in_call", "/reason_code", f"Il bando non prevede la revoca per '{reason_code}'.",
+            f"The call's catalogue has no revocation reason '{reason_code}'.")])
+    if reason_code == "deadline_missed" and _today(rules.timezone) <= project.deadline:
+        raise Conflict("Il termine del progetto non è ancora scaduto.", "The project's deadline has not passed.",
+                       extra={"deadline": project.deadline.isoformat()})
+    if reason_code == "site_never_opened" and project.lombardy_site_verified:
+        raise Conflict("La sede in Lombardia risulta aperta: registrare prima l'esito della verifica.",
+                       "The Lombardy site is recorded as open: record the check's result first.")
+    completed = project.status == "completed"
+    grant = project.final_grant if completed and project.final_grant is not None else project.grant
+    loan = project.final_loan if completed and project.final_loan is not None else project.loan
+    out = revocation(approved=project.eligible_total, grant=grant, loan=loan, reason=reason_code)  # type: ignore[arg-type]
+    return await _revoke(session=session, actor=actor, evaluation=evaluation, rules=rules, project=project, out=out,
+                         reason=reason, revoked_before_claim=not completed, recovery_date=recovery_date)

@@ -49,8 +49,13 @@ ValidProject = Annotated[Project, Depends(valid_project_id)]
 @router.post("/kpi-reports", response_model=KpiReportOut, status_code=201, summary="Report a KPI value for a period",
              description="The beneficiary (its partner or the company itself) reports the value a KPI of the action "
                          "plan reached in a period (a year, a quarter or a month). One report per KPI and period: "
-                         "a second is refused with 409 (`already-exists`). A report on the foreign turnover share "
-                         "also updates the export growth shown by the statistics.",
+                         "a second is refused with 409 (`already-exists`). Reports stay open after completion for "
+                         "the call's follow-up years (the follow-up KPIs of the call, e.g. export sales in the new "
+                         "markets, included); refused with a problem, nothing changed: a period not started yet or "
+                         "outside the project's and follow-up years (422 `report-period-not-allowed`), a negative "
+                         "count or amount (422, `value_negative`), a revoked project or a follow-up over (409 "
+                         "`reporting-closed`). A report on the foreign turnover share also updates the export "
+                         "growth shown by the statistics.",
              responses=problem_responses(401, 403, 404, 409, 422))
 async def report_kpi(_who: Beneficiary, body: KpiReportIn, project: ValidProject, session: SessionDep,
                      actor: ActorDep, _idem: Idempotent, response: Response) -> Any:

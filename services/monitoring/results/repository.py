@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -56,8 +56,11 @@ async def milestone_reports(session: AsyncSession, project_ids: list[uuid.UUID])
 
 
 async def open_projects(session: AsyncSession) -> list[Project]:
-    """Projects still running (reminders are for them)."""
-    stmt = select(Project).where(Project.status.not_in(CLOSED_STATUSES)).order_by(Project.created_at, Project.id)
+    """Projects still running, and completed ones with follow-up results to report (reminders are for them)."""
+    stmt = (select(Project)
+            .where(or_(Project.status.not_in(CLOSED_STATUSES),
+                       (Project.status == "completed") & Project.outcome.has_key("follow_up")))
+            .order_by(Project.created_at, Project.id))
     return list((await session.execute(stmt)).scalars().all())
 
 

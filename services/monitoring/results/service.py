@@ -1,6 +1,10 @@
 """Use cases of a project's results: KPI reports and progress, milestone completion and status, and the
 deadline reminders (`send_due_reminders`, run daily by the monitoring app and on demand by a service).
 
+Reporting stays open after completion for the call's follow-up years (fixed in the outcome at completion, with
+reminders for the follow-up results due); it is refused after a revocation, for a period not started yet or
+outside the project's and follow-up years, and for a negative count or amount.
+
 A KPI report is immutable: one per KPI and period (the unique index decides, so a retry or a concurrent
 duplicate is a 409, never a second row). A report on the plan's foreign-turnover-share KPI also updates the
 beneficiary's statistics fact (baseline and latest share: the export growth the statistics show).
@@ -22,15 +26,27 @@ from services.monitoring.results import repository
 from shared.audit import record_audit, record_event
 from shared.auth import Principal
 from shared.domain.results import (
+    Deadline,
     KpiValue,
+    allows_negative,
     is_foreign_share_kpi,
     kpi_progress,
     latest_value,
     milestone_status,
+    parse_period,
+    period_refusal,
     plan_deadlines,
     reminders_due,
 )
-from shared.errors import ALREADY_EXISTS, Conflict, DeskError, NotFound, ProblemError, ValidationFailed
+from shared.errors import (
+    ALREADY_EXISTS,
+    REPORT_PERIOD_NOT_ALLOWED,
+    REPORTING_CLOSED,
+    DeskError,
+    NotFound,
+    ProblemError,
+    ValidationFailed,
+)
 from shared.routing import Actor
 
 ROME = ZoneInfo("Europe/Rome")
@@ -54,10 +70,26 @@ def _milestones(project: Project) -> list[tuple[str, date]]:
     return out
 
 
-def _refuse_closed(project: Project) -> None:
-    if project.status in repository.CLOSED_STATUSES:
-        raise Conflict(f"Il progetto è {project.status}: non accetta più rapporti.",
-                       f"The project is {project.status}: it takes no more reports.")
+def follow_up(project: Project) -> dict[str, Any] | None:
+    """The follow-up the outcome fixed at completion (the call's years and results after completion), if any."""
+    doc = (project.outcome or {}).get("follow_up")
+    return doc if project.status == "completed" and doc else None
+
+
+def _refuse_closed(project: Project, today: date) -> None:
+    """Reports are taken while the project runs and, once completed, until its follow-up years are over; never
+    after a revocation."""
+    if project.status == "active":
+        return
+    fu = follow_up(project)
+    if fu is not None and today <= date.fromisoformat(fu["until"]):
+        return
+    until = fu["until"] if fu else None
+    raise DeskError(f"Il progetto è {project.status}: non accetta più rapporti"
+                    + (f" (follow-up concluso il {until})." if until else "."),
+                    f"The project is {project.status}: it takes no more reports"
+                    + (f" (follow-up ended on {until})." if until else "."),
+                    kind=REPORTING_CLOSED, extra={"status": project.status, "follow_up_until": until})
 
 
 def report_out(r: KpiReport) -> dict[str, Any]:
@@ -70,13 +102,34 @@ def report_out(r: KpiReport) -> dict[str, Any]:
 
 async def report_kpi(*, session: AsyncSession, actor: Actor, project: Project, kpi: str, period: str,
                      value: Any, note: str | None) -> KpiReport:
-    _refuse_closed(project)
-    plan = next((k for k in _kpis(project) if k["name"] == kpi), None)
+    today = today_in_rome()
+    _refuse_closed(project, today)
+    fu = follow_up(project)
+    known = _kpis(project) + [k for k in (fu or {}).get("kpis", []) if k["name"] not in
+                              {p["name"] for p in _kpis(project)}]
+    plan = next((k for k in known if k["name"] == kpi), None)
     if plan is None:
-        names = [k["name"] for k in _kpis(project)]
+        names = [k["name"] for k in known]
         raise ValidationFailed(errors=[ProblemError(
             "kpi_unknown", "/kpi", f"Il progetto non ha un indicatore '{kpi}' (indicatori: {names}).",
             f"The project has no KPI named '{kpi}' (KPIs: {names}).", extra={"kpis": names})])
+    why = period_refusal(parse_period(period), project_start=project.start_date,
+                         last_year=int(fu["last_year"]) if fu else None, today=today)
+    if why == "period_in_future":
+        raise DeskError(kind=REPORT_PERIOD_NOT_ALLOWED, errors=[ProblemError(
+            why, "/period", f"Il periodo {period} non è ancora iniziato.", f"Period {period} has not started yet.")])
+    if why == "period_outside_project":
+        last = fu["last_year"] if fu else today.year
+        raise DeskError(kind=REPORT_PERIOD_NOT_ALLOWED, errors=[ProblemError(
+            why, "/period", f"Il periodo {period} è fuori dagli anni del progetto e del follow-up "
+                            f"({project.start_date.year}-{last}).",
+            f"Period {period} is outside the project's and follow-up years ({project.start_date.year}-{last}).",
+            extra={"first_year": project.start_date.year, "last_year": last})])
+    unit = str(plan.get("unit", ""))
+    if value < 0 and not allows_negative(unit):
+        raise ValidationFailed(errors=[ProblemError(
+            "value_negative", "/value", f"Un conteggio o un importo ({unit}) non può essere negativo.",
+            f"A count or an amount ({unit}) cannot be negative.", extra={"unit": unit})])
     row = await repository.insert_kpi_report(session, {
         "id": uuid.uuid4(), "project_id": project.id, "kpi": kpi, "period": period, "value": value, "note": note,
         "reported_by": actor.principal.client_id})
@@ -124,7 +177,7 @@ async def complete_milestone(*, session: AsyncSession, actor: Actor, project: Pr
     milestones = _milestones(project)
     if not 0 <= index < len(milestones):
         raise NotFound(f"Il progetto non ha la milestone {index}.", f"The project has no milestone {index}.")
-    _refuse_closed(project)
+    _refuse_closed(project, today_in_rome())
     if completed_on > today_in_rome():
         raise ValidationFailed(errors=[ProblemError(
             "completed_on_in_future", "/completed_on", "La data di completamento è nel futuro.",
@@ -161,6 +214,17 @@ async def milestone_statuses(*, session: AsyncSession, project: Project, today: 
 # ---------------------------------------------------------------- reminders
 
 
+async def _deadlines(session: AsyncSession, project: Project, done: set[int]) -> list[Deadline]:
+    """A running project's milestones and deadline; a completed one's follow-up results not yet reported."""
+    fu = follow_up(project)
+    if fu is None:
+        return plan_deadlines(_milestones(project), project.deadline, done)
+    reported = {(r.kpi, r.period) for r in await repository.kpi_reports(session, project.id)}
+    return [Deadline("follow_up", date.fromisoformat(r["due_date"]), f"{r['kpi']} {r['period']}", i)
+            for i, r in enumerate(fu.get("reports", [])) if (r["kpi"], r["period"]) not in reported]
+
+
+
 async def send_due_reminders(session: AsyncSession, today: date, days_before: Sequence[int] = (30, 7), *,
                              actor: Actor | None = None) -> list[dict[str, Any]]:
     """Emit a `project.reminder` event for every milestone not yet completed and every project deadline whose
@@ -175,7 +239,7 @@ async def send_due_reminders(session: AsyncSession, today: date, days_before: Se
             done.setdefault(r.project_id, set()).add(int(r.milestone))
     sent: list[dict[str, Any]] = []
     for project in projects:
-        deadlines = plan_deadlines(_milestones(project), project.deadline, done.get(project.id, set()))
+        deadlines = await _deadlines(session, project, done.get(project.id, set()))
         for due in reminders_due(deadlines, today, days_before):
             if not await repository.claim_reminder(session, project_id=project.id, kind=due.key,
                                                    due_date=due.deadline.due_date):

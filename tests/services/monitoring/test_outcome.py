@@ -1,23 +1,53 @@
 """The outcome of a project through HTTP, with worked figures, and the budget it frees given back to evaluation.
 
-The real intake and evaluation apps answer on loopback ports with committed data: the application is evaluated
-and funded at evaluation (grant 20,000.00 + loan 65,000.00 = 85,000.00 committed on the call's budget); the
-project (approved eligible total 100,000.00, advance 8,000.00 paid) is built as a row in the test's transaction.
+The outcome is never typed: it is computed when the officer completes the review of the project's final claim
+(`POST /v1/claims/{id}/review/complete`). The real intake and evaluation apps answer on loopback ports with
+committed data: the application is evaluated and funded at evaluation (grant 20,000.00 + loan 65,000.00 =
+85,000.00 committed on the call's budget); the project (approved eligible total 100,000.00 in category b, advance
+8,000.00 paid) is built as a row in the test's transaction.
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest_asyncio
 from sqlalchemy import text
 
+from services.monitoring.storage import DiskStorage
 from shared.db import make_sessionmaker
 from tests.conftest import make_token
 from tests.factories import delegate, make_company, make_partner, open_call
 from tests.services.evaluation.builders import evaluated_application
-from tests.services.monitoring.builders import VALID_IBAN, make_payment, make_project
+from tests.services.monitoring.builders import VALID_IBAN, FakeIntake, make_payment, make_project
+
+PDF = b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
+
+
+class SeededIntake(FakeIntake):
+    """Intake as the claims flow reads it: every call has the seeded rules, every application a title."""
+
+    async def get_call(self, call_id: uuid.UUID) -> Any:
+        if call_id not in self.calls:
+            self.add_call(call_id)
+        return await super().get_call(call_id)
+
+    async def get_application(self, application_id: uuid.UUID) -> Any:
+        if application_id not in self.applications:
+            self.add_application(application_id, "Piano export")
+        return await super().get_application(application_id)
+
+
+@pytest_asyncio.fixture(loop_scope="session", autouse=True)
+async def storage(monitoring_app: Any, intake: Any, tmp_path: Path) -> AsyncIterator[Path]:
+    monitoring_app.state.storage = DiskStorage(tmp_path / "evidence")
+    monitoring_app.state.intake_client = SeededIntake()
+    yield tmp_path / "evidence"
+    monitoring_app.state.storage = None
 
 
 async def funded_at_evaluation(engine: Any, evaluation_url: str, *, grant: str = "20000.00",
@@ -54,6 +84,44 @@ async def project_with_paid_advance(session: Any, funded: dict[str, Any], **kw: 
     return project
 
 
+async def reviewed_final_claim(client: Any, project: Any, officer: dict[str, str], company: dict[str, str],
+                               recognised: str, *, expect: int = 200) -> httpx.Response:
+    """The company files a final claim of one invoice (category b, 120,000.00 taxable), the officer recognises
+    `recognised` of it and completes the review: the project's outcome follows from it."""
+    r = await client.post(f"/v1/projects/{project.id}/claims", json={"kind": "final"}, headers=company)
+    assert r.status_code == 201, r.text
+    cid = r.json()["id"]
+    line = {"kind": "invoice", "supplier_vat": "IT01234560157", "supplier_name": "Fiere S.r.l.",
+            "document_number": f"F-{uuid.uuid4().hex[:8]}", "issue_date": str(project.start_date),
+            "taxable_amount": "120000.00", "category": "b", "market": "VN",
+            "payment_date": str(project.start_date), "payment_method": "bank_transfer"}
+    r = await client.post(f"/v1/claims/{cid}/lines", json=line, headers={**company, "If-Match": '"1"'})
+    assert r.status_code == 201, r.text
+    lid = r.json()["id"]
+    r = await client.post(f"/v1/claims/{cid}/lines/{lid}/evidence", files={"file": ("fattura.pdf", PDF,
+                                                                                    "application/pdf")},
+                          headers=company)
+    assert r.status_code == 201, r.text
+
+    async def etag() -> str:
+        return str((await client.get(f"/v1/claims/{cid}", headers=officer)).headers["etag"])
+    r = await client.post(f"/v1/claims/{cid}/submit", headers={**company, "If-Match": await etag()})
+    assert r.status_code == 200, r.text
+    r = await client.put(f"/v1/claims/{cid}/lines/{lid}/review",
+                         json={"outcome": "partially", "recognised_amount": recognised, "note": "verificato"},
+                         headers={**officer, "If-Match": await etag()})
+    assert r.status_code == 200, r.text
+    r = await client.post(f"/v1/claims/{cid}/review/complete", headers={**officer, "If-Match": await etag()})
+    assert r.status_code == expect, r.text
+    return r
+
+
+async def project_out(client: Any, project: Any, officer: dict[str, str]) -> dict[str, Any]:
+    r = await client.get(f"/v1/projects/{project.id}", headers=officer)
+    assert r.status_code == 200, r.text
+    return dict(r.json())
+
+
 async def payments_of(client: Any, headers: dict[str, str], project_id: Any) -> list[tuple[str, str, str]]:
     items = (await client.get("/v1/payments", params={"project_id": str(project_id)}, headers=headers)).json()["items"]
     return sorted((p["kind"], p["amount"], p["status"]) for p in items)
@@ -66,30 +134,30 @@ async def outbox(session: Any, project_id: Any, event_type: str) -> list[dict[st
 
 
 async def test_full_spend_keeps_the_aid_and_orders_the_balance(monitoring_client, intake, evaluation,
-                                                               evaluation_server, engine, session, officer):
+                                                               evaluation_server, engine, session, officer,
+                                                               token_factory):
     funded = await funded_at_evaluation(engine, evaluation_server.url)
     project = await project_with_paid_advance(session, funded)
+    company = await token_factory("company", company_id=funded["company_id"])
 
-    stale = await monitoring_client.post(f"/v1/projects/{project.id}/outcome", json={"recognised_total": "100000.00"},
-                                         headers={**officer, "If-Match": '"9"'})
-    assert stale.status_code == 412
-    r = await monitoring_client.post(f"/v1/projects/{project.id}/outcome", json={"recognised_total": "103500.00"},
-                                     headers={**officer, "If-Match": '"1"'})
-    assert r.status_code == 200, r.text
-    got = r.json()
+    # the typed figure is gone: no route takes an officer's recognised_total
+    typed = await monitoring_client.post(f"/v1/projects/{project.id}/outcome",
+                                         json={"recognised_total": "100000.00"},
+                                         headers={**officer, "If-Match": '"1"'})
+    assert typed.status_code in (404, 405)
+    await reviewed_final_claim(monitoring_client, project, officer, company, "103500.00")
+    got = await project_out(monitoring_client, project, officer)
     assert got["status"] == "completed" and got["final_grant"] == "20000.00" and got["final_loan"] == "65000.00"
     out = got["outcome"]
-    assert (out["kind"], out["released"], out["balance"], out["recovery"]) == ("full", "0.00", "12000.00", "0.00")
+    # 103,500.00 recognised of 100,000.00 approved (within the 20 % tolerance): full aid
+    assert (out["kind"], out["recognised"], out["released"], out["balance"], out["recovery"]) == (
+        "full", "103500.00", "0.00", "12000.00", "0.00")
     # balance = final grant 20,000.00 - advance 8,000.00
     assert await payments_of(monitoring_client, officer, project.id) == [("advance", "8000.00", "paid"),
                                                                          ("balance", "12000.00", "ordered")]
     funding = await at_evaluation(evaluation_server.url, funded["officer"],
                                   f"/v1/fundings/{funded['application_id']}")
     assert funding["granted"] == "85000.00" and funding["status"] == "funded"  # nothing released
-
-    twice = await monitoring_client.post(f"/v1/projects/{project.id}/outcome", json={"recognised_total": "1.00"},
-                                         headers={**officer, "If-Match": '"2"'})
-    assert twice.status_code == 409
     assert len(await outbox(session, project.id, "project.completed")) == 1
 
 
@@ -98,10 +166,9 @@ async def test_85_percent_reduces_the_aid_in_proportion_and_releases_the_differe
     funded = await funded_at_evaluation(engine, evaluation_server.url)
     project = await project_with_paid_advance(session, funded)
 
-    r = await monitoring_client.post(f"/v1/projects/{project.id}/outcome", json={"recognised_total": "85000.00"},
-                                     headers={**officer, "If-Match": '"1"'})
-    assert r.status_code == 200, r.text
-    got = r.json()
+    company = await token_factory("company", company_id=funded["company_id"])
+    await reviewed_final_claim(monitoring_client, project, officer, company, "85000.00")
+    got = await project_out(monitoring_client, project, officer)
     # 85 % of the aid: grant 20,000.00 x 0.85 = 17,000.00; loan 65,000.00 x 0.85 = 55,250.00
     assert got["final_grant"] == "17000.00" and got["final_loan"] == "55250.00"
     out = got["outcome"]
@@ -121,33 +188,36 @@ async def test_85_percent_reduces_the_aid_in_proportion_and_releases_the_differe
     assert budget["committed"] == "72250.00"
 
     # the loan's plan follows the reduced loan
-    company = await token_factory("company", company_id=funded["company_id"])
     plan = (await monitoring_client.get(f"/v1/projects/{project.id}/loan-schedule", headers=company)).json()
     assert plan["principal"] == "55250.00"
     event = (await outbox(session, project.id, "project.completed"))[0]
     assert (event["outcome"], event["released"], event["grant"]) == ("reduced", "12750.00", "17000.00")
 
 
-async def test_60_percent_revokes_and_recovers_the_advance(monitoring_client, intake, evaluation, evaluation_server,
-                                                           engine, session, officer):
+async def test_60_percent_revokes_and_recovers_the_advance_with_interest_and_the_loan(
+        monitoring_client, intake, evaluation, evaluation_server, engine, session, officer, token_factory):
     funded = await funded_at_evaluation(engine, evaluation_server.url)
     project = await project_with_paid_advance(session, funded)
+    company = await token_factory("company", company_id=funded["company_id"])
 
-    r = await monitoring_client.post(f"/v1/projects/{project.id}/outcome", json={"recognised_total": "60000.00"},
-                                     headers={**officer, "If-Match": '"1"'})
-    assert r.status_code == 200, r.text
-    got = r.json()
+    await reviewed_final_claim(monitoring_client, project, officer, company, "60000.00")
+    got = await project_out(monitoring_client, project, officer)
     assert got["status"] == "revoked" and got["final_grant"] == "0.00" and got["final_loan"] == "0.00"
     out = got["outcome"]
-    assert (out["kind"], out["reason_code"], out["recovery"], out["released"]) == (
-        "revoked", "below_threshold", "8000.00", "85000.00")
+    detail = out["recovery_detail"]
+    # the advance was paid today: no day of interest yet; the loan, paid out with it, is in its 12 months' grace:
+    # all its capital is owed back at once
+    assert (detail["capital"], detail["interest"], detail["loan_outstanding"], detail["total"]) == (
+        "8000.00", "0.00", "65000.00", "73000.00")
+    assert (out["kind"], out["reason_code"], out["article"], out["recovery"], out["released"]) == (
+        "revoked", "below_threshold", "D.2", "73000.00", "85000.00")
     assert await payments_of(monitoring_client, officer, project.id) == [("advance", "8000.00", "paid"),
-                                                                         ("recovery", "8000.00", "ordered")]
+                                                                         ("recovery", "73000.00", "ordered")]
     funding = await at_evaluation(evaluation_server.url, funded["officer"],
                                   f"/v1/fundings/{funded['application_id']}")
     assert (funding["granted"], funding["status"]) == ("0.00", "revoked")
     event = (await outbox(session, project.id, "project.revoked"))[0]
-    assert (event["reason_code"], event["recovery"], event["released"]) == ("below_threshold", "8000.00", "85000.00")
+    assert (event["reason_code"], event["recovery"], event["released"]) == ("below_threshold", "73000.00", "85000.00")
     # no payment on a revoked project
     again = await monitoring_client.post(f"/v1/projects/{project.id}/payments", json={"kind": "balance"},
                                          headers=officer)
@@ -182,20 +252,20 @@ async def test_a_site_never_opened_is_revoked_by_an_officer(monitoring_client, i
     assert funding["status"] == "revoked"
 
 
-async def test_evaluation_down_changes_nothing(monitoring_client, intake, monitoring_app, engine, session, officer):
+async def test_evaluation_down_changes_nothing(monitoring_client, intake, monitoring_app, engine, session, officer,
+                                              token_factory):
     from shared.clients.evaluation import EvaluationClient
 
     async with make_sessionmaker(engine)() as s:
         call = await open_call(s)
         await s.commit()
     project = await make_project(session, call_id=call.id, iban=VALID_IBAN)
+    company = await token_factory("company", company_id=project.company_id)
     down = EvaluationClient("http://127.0.0.1:9", service="monitoring", keyring=None, issuer="regional-desk",
                             retries=0)
     monitoring_app.state.evaluation_client = down
     try:
-        r = await monitoring_client.post(f"/v1/projects/{project.id}/outcome",
-                                         json={"recognised_total": "85000.00"},
-                                         headers={**officer, "If-Match": '"1"'})
+        r = await reviewed_final_claim(monitoring_client, project, officer, company, "85000.00", expect=503)
     finally:
         monitoring_app.state.evaluation_client = None
         await down.aclose()
@@ -204,3 +274,80 @@ async def test_evaluation_down_changes_nothing(monitoring_client, intake, monito
     assert got.json()["status"] == "active" and got.json()["outcome"] is None and got.headers["etag"] == '"1"'
     assert await payments_of(monitoring_client, officer, project.id) == []
     assert uuid.UUID(got.json()["id"]) == project.id
+
+
+async def test_false_declaration_revokes_with_statutory_interest_and_the_loans_early_repayment(
+        monitoring_client, intake, evaluation, evaluation_server, engine, session, officer):
+    funded = await funded_at_evaluation(engine, evaluation_server.url)
+    project = await project_with_paid_advance(session, funded)
+    advance = (await session.execute(text("SELECT id FROM monitoring.payments WHERE project_id = :p"),
+                                     {"p": str(project.id)})).scalar_one()
+    await session.execute(text("UPDATE monitoring.payments SET paid_at = '2025-10-01T08:00:00Z' WHERE id = :i"),
+                          {"i": str(advance)})
+    url = f"/v1/projects/{project.id}/revocation"
+    body = {"reason_code": "false_declaration", "recovery_date": "2026-03-02",
+            "reason": "DSAN sulla dimensione d'impresa non veritiera (verbale del 20/02/2026)"}
+
+    early = await monitoring_client.post(url, json={**body, "recovery_date": "2025-09-30"},
+                                         headers={**officer, "If-Match": '"1"'})
+    assert early.status_code == 422 and early.json()["errors"][0]["code"] == "recovery_date_before_payment"
+    unknown = await monitoring_client.post(url, json={**body, "recovery_date": "2031-01-02"},
+                                           headers={**officer, "If-Match": '"1"'})
+    assert unknown.status_code == 422 and unknown.json()["errors"][0]["code"] == "legal_rate_unknown"
+    assert unknown.json()["errors"][0]["years"] == [2027, 2028, 2029, 2030, 2031]
+    late = await monitoring_client.post(url, json={**body, "reason_code": "obligations_broken"},
+                                        headers={**officer, "If-Match": '"1"'})
+    assert late.status_code == 409  # obligations after completion: only once completed
+
+    r = await monitoring_client.post(url, json=body, headers={**officer, "If-Match": '"1"'})
+    assert r.status_code == 200, r.text
+    out = r.json()["outcome"]
+    assert (out["kind"], out["reason_code"], out["article"]) == ("revoked", "false_declaration",
+                                                                 "DPR 445/2000 art. 75")
+    detail = out["recovery_detail"]
+    # 8,000.00 paid on 1 Oct 2025, recovered on 2 Mar 2026:
+    #   2025: 91 days at 2 %   -> 8000 x 0.02 x 91/365  = 14560/365 = 39.8904...
+    #   2026: 61 days at 1.6 % -> 8000 x 0.016 x 61/365 =  7808/365 = 21.3917...
+    #   interest 22368/365 = 61.2821... -> 61.28 (half-up, once)
+    # the loan (65,000.00, paid out with the advance on 1 Oct 2025, 12 months' grace: no capital repaid by
+    # 2 Mar 2026) is due at once: 65,000.00
+    assert [(g["year"], g["days"], g["rate"]) for g in detail["items"][0]["segments"]] == [
+        (2025, 91, "0.02"), (2026, 61, "0.016")]
+    assert (detail["capital"], detail["interest"], detail["loan_outstanding"], detail["total"]) == (
+        "8000.00", "61.28", "65000.00", "73061.28")
+    assert detail["recovered_on"] == "2026-03-02" and out["recovery"] == "73061.28"
+    assert await payments_of(monitoring_client, officer, project.id) == [("advance", "8000.00", "paid"),
+                                                                         ("recovery", "73061.28", "ordered")]
+    funding = await at_evaluation(evaluation_server.url, funded["officer"],
+                                  f"/v1/fundings/{funded['application_id']}")
+    assert (funding["granted"], funding["status"]) == ("0.00", "revoked")
+
+
+async def test_obligations_broken_after_completion_revokes_the_final_aid(
+        monitoring_client, intake, evaluation, evaluation_server, engine, session, officer, token_factory):
+    funded = await funded_at_evaluation(engine, evaluation_server.url)
+    project = await project_with_paid_advance(session, funded)
+    company = await token_factory("company", company_id=funded["company_id"])
+    await reviewed_final_claim(monitoring_client, project, officer, company, "85000.00")
+    done = await project_out(monitoring_client, project, officer)
+    assert (done["status"], done["final_grant"], done["final_loan"]) == ("completed", "17000.00", "55250.00")
+    today = done["outcome"]["follow_up"]["completed_on"]
+    year = int(today[:4])
+    assert done["outcome"]["follow_up"]["last_year"] == year + 2
+    assert done["outcome"]["follow_up"]["until"] == f"{year + 3}-03-31"
+    assert [(f["period"], f["due_date"]) for f in done["outcome"]["follow_up"]["reports"]] == [
+        (str(year + 1), f"{year + 2}-03-31"), (str(year + 2), f"{year + 3}-03-31")]
+
+    r = await monitoring_client.post(f"/v1/projects/{project.id}/revocation",
+                                     json={"reason_code": "obligations_broken",
+                                           "reason": "Sede in Lombardia chiusa entro tre anni"},
+                                     headers={**officer, "If-Match": done["etag"]})
+    assert r.status_code == 200, r.text
+    out = r.json()["outcome"]
+    # the reduced aid still committed (17,000.00 + 55,250.00 = 72,250.00) goes back; paid today: no interest;
+    # the reduced loan 55,250.00 is in its grace period, all due
+    assert (out["reason_code"], out["article"], out["released"]) == ("obligations_broken", "D.4", "72250.00")
+    assert (out["recovery_detail"]["capital"], out["recovery_detail"]["loan_outstanding"]) == ("8000.00", "55250.00")
+    funding = await at_evaluation(evaluation_server.url, funded["officer"],
+                                  f"/v1/fundings/{funded['application_id']}")
+    assert (funding["granted"], funding["status"]) == ("0.00", "revoked")

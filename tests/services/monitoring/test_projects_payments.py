@@ -243,7 +243,7 @@ async def test_partners_see_only_their_projects_and_not_officer_routes(monitorin
     got = await monitoring_client.get(f"/v1/projects/{own.id}", headers=headers)
     assert got.status_code == 200 and got.headers["etag"] == '"1"'
 
-    for path, body in (("outcome", {"recognised_total": "1.00"}), ("extension", {"reason": "xyz"}),
+    for path, body in (("extension", {"reason": "xyz"}),
                        ("revocation", {"reason_code": "deadline_missed", "reason": "xyz"})):
         r = await monitoring_client.post(f"/v1/projects/{own.id}/{path}", json=body,
                                          headers={**headers, "If-Match": '"1"'})

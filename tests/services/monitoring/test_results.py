@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import uuid
 from datetime import date, timedelta
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import text
 
+from services.monitoring.models import KpiReport
 from services.monitoring.results.service import send_due_reminders, today_in_rome
 from tests.services.monitoring.builders import make_fact, make_project, service_headers, with_plan
 
@@ -20,6 +22,7 @@ KPIS = [{"name": "Quota fatturato estero", "baseline": "20.00", "target": "30.00
 async def _project(session: Any, **kw: Any) -> Any:
     milestones = kw.pop("milestones", None)
     project = await make_project(session, partner_id=uuid.uuid4(), **kw)
+    project.start_date = date(2025, 3, 10)  # the application's submission: the project's first year is 2025
     return await with_plan(session, project, kpis=KPIS, milestones=milestones)
 
 
@@ -103,7 +106,7 @@ async def test_kpi_report_refusals(monitoring_client, session, token_factory, of
     revoked = await _project(session, status="revoked")
     mine = await token_factory("partner", partner_id=revoked.partner_id)
     r = await _report(monitoring_client, revoked, mine, "Fiere", "2026", "1.00")
-    assert r.status_code == 409
+    assert r.status_code == 409 and r.json()["type"].endswith("/reporting-closed")
 
 
 async def test_milestones_done_due_overdue(monitoring_client, session, token_factory, officer):
@@ -184,3 +187,109 @@ async def test_reminders_are_emitted_once_each(monitoring_client, session):
 async def test_reminders_route_is_for_services_only(monitoring_client, officer):
     r = await monitoring_client.post("/v1/internal/reminders/run", json={}, headers=officer)
     assert r.status_code == 403
+
+
+def _follow_up(completed_on: date) -> dict[str, Any]:
+    """The follow-up the seeded call fixes at completion (2 years; export sales in the new markets one and two
+    years after): calendar years completion+1 and +2, each due by 31 March of the year after; reporting open
+    until 31 March after the last one."""
+    y = completed_on.year
+    return {"completed_on": completed_on.isoformat(), "until": date(y + 3, 3, 31).isoformat(), "last_year": y + 2,
+            "kpis": [{"name": "Vendite export nei nuovi mercati", "unit": "EUR"}],
+            "reports": [{"kpi": "Vendite export nei nuovi mercati", "year_after": n, "period": str(y + n),
+                         "due_date": date(y + n + 1, 3, 31).isoformat()} for n in (1, 2)]}
+
+
+async def _completed(session: Any, completed_on: date, **kw: Any) -> Any:
+    project = await _project(session, status="completed", **kw)
+    project.start_date = date(completed_on.year - 1, 1, 10)
+    project.outcome = {"kind": "full", "follow_up": _follow_up(completed_on)}
+    await session.flush()
+    return project
+
+
+async def test_results_are_taken_after_completion_for_the_follow_up_years(monitoring_client, session,
+                                                                          token_factory):
+    today = today_in_rome()
+    completed_on = date(today.year - 1, 6, 30)  # follow-up years: today.year and today.year + 1
+    project = await _completed(session, completed_on, milestones=[("Showroom", completed_on)])
+    partner = await token_factory("partner", partner_id=project.partner_id)
+
+    r = await _report(monitoring_client, project, partner, "Vendite export nei nuovi mercati", str(today.year),
+                      "150000.00")
+    assert r.status_code == 201, r.text
+    r = await _report(monitoring_client, project, partner, "Nuovi clienti esteri", str(today.year - 1), "6.00")
+    assert r.status_code == 201, r.text
+    r = await monitoring_client.post(f"/v1/projects/{project.id}/milestones/0/completion",
+                                     json={"completed_on": completed_on.isoformat()}, headers=partner)
+    assert r.status_code == 201, r.text
+    clients = next(k for k in (await monitoring_client.get(f"/v1/projects/{project.id}/kpis",
+                                                           headers=partner)).json()["items"]
+                   if k["name"] == "Nuovi clienti esteri")
+    assert clients["latest"]["value"] == "6.00" and clients["progress_percent"] == "75.00"  # 6 of 0 -> 8
+
+
+async def test_report_refusals_are_problems_that_change_nothing(monitoring_client, session, token_factory):
+    today = today_in_rome()
+    running = await _project(session)
+    partner = await token_factory("partner", partner_id=running.partner_id)
+    # the period in the future (found: a KPI for 2030 was accepted)
+    r = await _report(monitoring_client, running, partner, "Nuovi clienti esteri", "2030", "1.00")
+    assert r.status_code == 422 and r.headers["content-type"].startswith("application/problem+json")
+    assert r.json()["type"].endswith("/report-period-not-allowed")
+    assert r.json()["errors"][0]["code"] == "period_in_future"
+    nxt = f"{today.year + 1}-01" if today.month == 12 else f"{today.year}-{today.month + 1:02d}"
+    r = await _report(monitoring_client, running, partner, "Nuovi clienti esteri", nxt, "1.00")
+    assert r.json()["errors"][0]["code"] == "period_in_future"
+    # before the project's first year
+    r = await _report(monitoring_client, running, partner, "Nuovi clienti esteri", str(running.start_date.year - 1),
+                      "1.00")
+    assert r.status_code == 422 and r.json()["errors"][0]["code"] == "period_outside_project"
+    assert r.json()["errors"][0]["first_year"] == running.start_date.year
+    # negative counts and amounts (found: accepted)
+    r = await _report(monitoring_client, running, partner, "Nuovi clienti esteri", str(today.year), "-1.00")
+    assert r.status_code == 422 and r.json()["type"].endswith("/validation-error")
+    assert r.json()["errors"][0]["code"] == "value_negative"
+    r = await _report(monitoring_client, running, partner, "Fiere", str(today.year), "-0.01")
+    assert r.json()["errors"][0]["code"] == "value_negative"
+    completed = await _completed(session, date(today.year - 1, 6, 30))
+    mine = await token_factory("partner", partner_id=completed.partner_id)
+    r = await _report(monitoring_client, completed, mine, "Vendite export nei nuovi mercati", str(today.year),
+                      "-5.00")
+    assert r.status_code == 422 and r.json()["errors"][0]["code"] == "value_negative"
+    kpis = (await monitoring_client.get(f"/v1/projects/{running.id}/kpis", headers=partner)).json()["items"]
+    assert [k["reports"] for k in kpis] == [0, 0, 0]
+    assert (await session.execute(text("SELECT count(*) FROM monitoring.kpi_reports WHERE project_id = :p"),
+                                  {"p": str(completed.id)})).scalar_one() == 0
+
+    # follow-up over: completed four years ago, open until 31 March of the year before last
+    old = await _completed(session, date(today.year - 4, 6, 30))
+    theirs = await token_factory("partner", partner_id=old.partner_id)
+    r = await _report(monitoring_client, old, theirs, "Nuovi clienti esteri", str(today.year - 3), "2.00")
+    assert r.status_code == 409 and r.json()["type"].endswith("/reporting-closed")
+    assert r.json()["follow_up_until"] == date(today.year - 1, 3, 31).isoformat()
+    # revoked: never
+    revoked = await _project(session, status="revoked")
+    theirs = await token_factory("partner", partner_id=revoked.partner_id)
+    r = await _report(monitoring_client, revoked, theirs, "Fiere", str(today.year), "1.00")
+    assert r.status_code == 409 and r.json()["type"].endswith("/reporting-closed")
+
+
+async def test_follow_up_results_get_reminders_once(session):
+    completed_on = date(2029, 6, 30)
+    project = await _completed(session, completed_on)
+    # the first follow-up result (calendar year 2030) is due by 31 March 2031: 7 days before, a reminder
+    today = date(2031, 3, 24)
+    sent = [s for s in await send_due_reminders(session, today) if s["project_id"] == project.id]
+    assert [(s["kind"], s["due_date"], s["days_left"]) for s in sent] == [
+        ("follow_up:0:7d", date(2031, 3, 31), 7)]
+    events = await _reminders(session, project.id)
+    assert [(e["kind"], e["title"]) for e in events] == [("follow_up", "Vendite export nei nuovi mercati 2030")]
+    assert not [s for s in await send_due_reminders(session, today) if s["project_id"] == project.id]
+    # once reported, the second year's reminder comes, the first's never again
+    session.add(KpiReport(id=uuid.uuid4(), project_id=project.id, kpi="Vendite export nei nuovi mercati",
+                          period="2030", value=Decimal("1.00"), reported_by="test"))
+    await session.flush()
+    later = date(2032, 3, 1)
+    sent = [s for s in await send_due_reminders(session, later) if s["project_id"] == project.id]
+    assert [(s["kind"], s["days_left"]) for s in sent] == [("follow_up:1:30d", 30)]

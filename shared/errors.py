@@ -124,6 +124,11 @@ IBAN_HOLDER_MISMATCH = _kind("iban-holder-mismatch", 422, "L'intestatario del co
                              "Payments go only to an account held by the beneficiary company: the holder's VAT "
                              "number or fiscal code must be the company's, as registered at intake. Nothing was "
                              "changed.")
+DE_MINIMIS_CEILING = _kind("de-minimis-ceiling", 409, "Massimale de minimis superato", "De minimis ceiling exceeded",
+                            "The aid would take the single undertaking's de minimis aid in the rolling period (the "
+                            "aid declared, imported from the state-aid register and granted by the desk) over the "
+                            "ceiling of Reg. (EU) 2023/2831: the funding must be recomputed. Nothing was changed.")
+
 
 class FieldError(BaseModel):
     model_config = ConfigDict(extra="allow")

@@ -325,7 +325,8 @@ async def accept_decision(*, session: AsyncSession, actor: Actor, intake: Intake
     await de_minimis.register_concession(
         session=session, actor=actor, intake=intake, rules=rules, evaluation=ev, company_id=decision.company_id,
         application_id=decision.application_id, cor=decision.cor, granted_on=decree.decree_date,
-        grant=decision.grant, loan=decision.loan, decree_number=decree.number)
+        grant=decision.grant, loan=decision.loan, decree_number=decree.number,
+        declared=de_minimis.declared_of(app.snapshot))
     now = datetime.now(UTC)
     decision.status, decision.accepted_at = "accepted", now
     decision.version += 1

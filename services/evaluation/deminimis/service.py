@@ -60,6 +60,7 @@ from shared.routing import Actor
 MANUAL = "manual"
 RNA = "RNA"
 DESK = "desk"
+DECLARED = "declared"
 #: The granting authority the desk's own concessions carry in the register.
 DESK_AUTHORITY = "Regione Lombardia - sportello unico"
 
@@ -89,6 +90,22 @@ def countable(aids: list[PriorAid]) -> list[PriorAid]:
     that concession as the national register shows it, so it is counted once (as the desk's)."""
     desk = {a.reference for a in aids if a.source == DESK}
     return [a for a in aids if not (a.source == RNA and a.reference in desk)]
+
+
+def declared_of(snapshot: dict[str, Any]) -> list[dm.PriorAid]:
+    """The applicant's de minimis self-declaration, from the submitted application (intake's contract)."""
+    return [dm.PriorAid(vat_number=dm.normalise_vat(str(d["vat_number"])), granted_on=date.fromisoformat(
+                            str(d["granted_on"])), amount=Decimal(str(d["amount"])), source=DECLARED,
+                        reference=str(d.get("reference") or f"{DECLARED} {i + 1}"))
+            for i, d in enumerate(snapshot.get("de_minimis_declarations") or [])]
+
+
+def everything(aids: list[PriorAid], declared: list[dm.PriorAid]) -> list[dm.PriorAid]:
+    """What counts against the ceiling: the register (``countable``) and the declared aid, a declared aid quoting
+    the COR of a register entry being that entry (counted once)."""
+    register = [_domain(a) for a in countable(aids)]
+    references = {a.reference for a in register}
+    return register + [d for d in declared if d.reference not in references]
 
 
 def _steps(steps: Any) -> list[dict[str, Any]]:
@@ -363,7 +380,7 @@ async def compute_funding(*, session: AsyncSession, actor: Actor, intake: Intake
               f"GGE of the loan of {_eur_en(aid.loan)} over {years} years ({grace} months' grace): "
               f"{_eur_en(requested_gge)} ({per_euro} per euro).", requested_gge),
     ]
-    prior = [_domain(a) for a in countable(await repository.aids_of(session, members))]
+    prior = everything(await repository.aids_of(session, members), declared_of(app.snapshot))
     outcome = dm.cap_new_aid(rules, prior, members, aid.grant, aid.loan, per_euro, grant_date=today)
     grant, loan = outcome.allowed_grant, outcome.allowed_loan
     refused = outcome.refused
@@ -461,7 +478,7 @@ async def undertaking_of(*, intake: IntakeClient, evaluation: Evaluation | None,
 async def register_concession(*, session: AsyncSession, actor: Actor, intake: IntakeClient, rules: CallRules,
                               evaluation: Evaluation | None, company_id: uuid.UUID, application_id: uuid.UUID,
                               cor: str, granted_on: date, grant: Decimal, loan: Decimal,
-                              decree_number: str) -> PriorAid | None:
+                              decree_number: str, declared: list[dm.PriorAid]) -> PriorAid | None:
     """Enter the desk's concession (grant + the loan's GGE, at the decree's date, reference = its COR) in the
     register, under the lock of the single undertaking; if it would take the undertaking over the ceiling, refuse
     (409 de-minimis-ceiling) and the caller's transaction changes nothing."""
@@ -470,7 +487,7 @@ async def register_concession(*, session: AsyncSession, actor: Actor, intake: In
         return None
     members = await undertaking_of(intake=intake, evaluation=evaluation, company_id=company_id)
     await repository.lock_undertaking(session, members)
-    prior = [_domain(a) for a in countable(await repository.aids_of(session, members))]
+    prior = everything(await repository.aids_of(session, members), declared)
     period = dm.aid_in_period(rules, prior, members, granted_on)
     ceiling = rules.de_minimis.ceiling
     headroom = max(ZERO, ceiling - period.total)

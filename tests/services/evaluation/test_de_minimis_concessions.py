@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -224,3 +225,29 @@ async def test_a_reduction_and_a_revocation_update_the_concession(evaluation_app
                                 "de_minimis.concession_revoked"]
     finally:
         evaluation_app.state.intake_client = None
+
+
+async def test_the_funding_counts_the_declared_aid_once_with_the_register(
+        evaluation_client, intake, intake_server, engine, officer, session):
+    """Declared: 200,000.00 (COR 7777777, also in the register) + 80,000.00 (not in the register): counted
+    280,000.00, not 480,000.00. Headroom 20,000.00 < the grant 24,396.00: grant 20,000.00, no loan."""
+    vat = vat_number()
+    day = today_rome() - timedelta(days=20)
+    declarations = [
+        {"vat_number": vat, "granting_authority": "Regione Lombardia", "granted_on": day.isoformat(),
+         "amount": "200000.00", "regulation": "Reg. (UE) 2023/2831", "reference": "7777777"},
+        {"vat_number": vat, "granting_authority": "Comune di Bergamo", "granted_on": day.isoformat(),
+         "amount": "80000.00", "regulation": "Reg. (UE) 1407/2013"},
+    ]
+    sub = await admissible_and_passed(evaluation_client, engine, intake_server.url, session,
+                                      company={"vat_number": vat}, draft={"de_minimis_declarations": declarations})
+    r = await evaluation_client.post("/v1/de-minimis/aids", headers=officer, json={
+        "vat_number": vat, "granted_on": day.isoformat(), "amount": "200000.00",
+        "granting_authority": "Regione Lombardia", "regulation": "Reg. (UE) 2023/2831", "reference": "7777777"})
+    assert r.status_code == 201, r.text
+    r = await fund(evaluation_client, sub["application_id"], officer)
+    assert r.status_code == 200, r.text
+    ev = r.json()
+    dm = ev["de_minimis"]
+    assert (dm["prior_total"], dm["headroom"], dm["reduced"]) == ("280000.00", "20000.00", True)
+    assert (ev["grant"], ev["loan"]) == ("20000.00", "0.00")

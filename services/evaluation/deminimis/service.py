@@ -538,3 +538,50 @@ async def update_concession(*, session: AsyncSession, actor: Actor, application_
                        after={"amount": amount, "grant": grant, "loan": loan, "reason": reason,
                               "application_id": str(application_id)})
     return entry
+
+
+# ---------------------------------------------------------------- the officer's comparison
+
+
+def _same(d: dict[str, Any], a: PriorAid) -> bool:
+    if d.get("reference"):
+        return str(d["reference"]) == a.reference
+    return (dm.normalise_vat(str(d["vat_number"])) == a.vat_number and str(d["granted_on"]) == a.granted_on.isoformat()
+            and Decimal(str(d["amount"])) == a.amount)
+
+
+async def comparison(*, session: AsyncSession, intake: IntakeClient, app: ReceivedApplication,
+                     on: date | None) -> dict[str, Any]:
+    """Declared vs RNA vs desk for the application's single undertaking (``ComparisonOut``)."""
+    rules = await rules_of_application(intake, app)
+    evaluation = await session.get(Evaluation, app.application_id)
+    members = await undertaking_of(intake=intake, evaluation=evaluation, company_id=app.company_id)
+    day = on or datetime.now(rules.tz).date()
+    aids = await repository.aids_of(session, members)
+    declarations = list(app.snapshot.get("de_minimis_declarations") or [])
+    start = dm.window_start(day, rules.de_minimis.period_years)
+
+    def inside(d: date) -> bool:
+        return start <= d <= day
+
+    rna = [a for a in aids if a.source == RNA]
+    declared_out = [{"vat_number": dm.normalise_vat(str(d["vat_number"])), "granting_authority":
+                     d["granting_authority"], "granted_on": d["granted_on"], "amount": d["amount"],
+                     "regulation": d["regulation"], "reference": d.get("reference"),
+                     "in_register": any(_same(d, a) for a in rna)} for d in declarations]
+    register_out = [{**aid_out(a), "declared": any(_same(d, a) for d in declarations)} for a in aids]
+    totals = {"declared": sum((Decimal(str(d["amount"])) for d in declarations
+                               if inside(date.fromisoformat(str(d["granted_on"])))), ZERO)}
+    for name, source in (("rna", RNA), ("manual", MANUAL), ("desk", DESK)):
+        totals[name] = sum((a.amount for a in aids if a.source == source and inside(a.granted_on)), ZERO)
+    counted = dm.aid_in_period(rules, everything(aids, declared_of(app.snapshot)), members, day).total
+    return {
+        "application_id": app.application_id, "on": day, "members": members, "window_start": start,
+        "window_end": day, "ceiling": rules.de_minimis.ceiling, "totals_in_period": totals,
+        "counted_total": counted, "headroom": max(ZERO, rules.de_minimis.ceiling - counted),
+        "declared": declared_out, "register_entries": register_out,
+        "declared_not_in_rna": [d for d in declared_out
+                                if not d["in_register"] and inside(date.fromisoformat(str(d["granted_on"])))],
+        "rna_not_declared": [r for r, a in zip(register_out, aids, strict=True)
+                             if a.source == RNA and not r["declared"] and inside(a.granted_on)],
+    }

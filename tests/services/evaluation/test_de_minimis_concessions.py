@@ -251,3 +251,61 @@ async def test_the_funding_counts_the_declared_aid_once_with_the_register(
     dm = ev["de_minimis"]
     assert (dm["prior_total"], dm["headroom"], dm["reduced"]) == ("280000.00", "20000.00", True)
     assert (ev["grant"], ev["loan"]) == ("20000.00", "0.00")
+
+
+async def test_the_officer_compares_declared_rna_and_desk_aid(evaluation_client, intake, intake_server, engine,
+                                                              officer, auditor, token_factory, session):
+    """Declared: A 50,000.00 (COR 5550001, in the RNA) and B 30,000.00 (not in the RNA). RNA: A, and C 20,000.00
+    (not declared). Desk: the first application's concession of 31,481.77. Totals: declared 80,000.00, RNA
+    70,000.00, desk 31,481.77; counted: A once + B + C + desk = 50,000.00 + 30,000.00 + 20,000.00 + 31,481.77
+    = 131,481.77; headroom 168,518.23."""
+    vat = vat_number()
+    first = await admissible_and_passed(evaluation_client, engine, intake_server.url, session,
+                                        company={"vat_number": vat})
+    assert (await fund(evaluation_client, first["application_id"], officer)).status_code == 200
+    cor = str(uuid.uuid4().int % 10**9)
+    r = await decide_and_accept(evaluation_client, first["call_id"], first["application_id"], officer,
+                                first["partner_headers"], cor=cor)
+    assert r.status_code == 200, r.text
+
+    day = today_rome() - timedelta(days=40)
+    declared = [
+        {"vat_number": vat, "granting_authority": "Regione Lombardia", "granted_on": day.isoformat(),
+         "amount": "50000.00", "regulation": "Reg. (UE) 2023/2831", "reference": "5550001"},
+        {"vat_number": vat, "granting_authority": "Comune di Brescia", "granted_on": day.isoformat(),
+         "amount": "30000.00", "regulation": "Reg. (UE) 1407/2013"},
+    ]
+    async with make_sessionmaker(engine)() as s:
+        call = await open_call(s)
+        await s.commit()
+    async with httpx.AsyncClient(base_url=intake_server.url) as http:
+        r = await http.post("/v1/applications", headers=first["partner_headers"],
+                            json=draft_body(call.id, first["company_id"], de_minimis_declarations=declared))
+        assert r.status_code == 201, r.text
+        r = await http.post(f"/v1/applications/{r.json()['id']}/submit", headers=first["partner_headers"])
+        assert r.status_code == 201, r.text
+    second = str(r.json()["receipt"]["application_id"])
+    assert (await deliver(evaluation_client, await outbox_event(engine, second, "application.submitted"))
+            ).status_code == 200
+    csv = ("CODICE_FISCALE_BENEFICIARIO;DATA_CONCESSIONE;ELEMENTO_DI_AIUTO;SOGGETTO_CONCEDENTE;REGOLAMENTO;COR\n"
+           f"{vat};{day:%d/%m/%Y};50.000,00;Regione Lombardia;Reg. (UE) 2023/2831;5550001\n"
+           f"{vat};{day:%d/%m/%Y};20.000,00;Camera di commercio;Reg. (UE) 2023/2831;5550002\n")
+    r = await evaluation_client.post("/v1/de-minimis/imports", content=csv.encode(),
+                                     headers={**officer, "Content-Type": "text/csv"})
+    assert r.status_code == 200 and r.json()["imported"] == 2, r.text
+
+    r = await evaluation_client.get(f"/v1/de-minimis/applications/{second}", headers=officer)
+    assert r.status_code == 200, r.text
+    view = r.json()
+    assert view["totals_in_period"] == {"declared": "80000.00", "rna": "70000.00", "manual": "0.00",
+                                        "desk": "31481.77"}
+    assert (view["counted_total"], view["headroom"]) == ("131481.77", "168518.23")
+    assert [d["amount"] for d in view["declared_not_in_rna"]] == ["30000.00"]
+    assert [a["reference"] for a in view["rna_not_declared"]] == ["5550002"]
+    assert {a["reference"]: a["declared"] for a in view["register_entries"]} == {cor: False, "5550001": True,
+                                                                         "5550002": False}
+    assert (await evaluation_client.get(f"/v1/de-minimis/applications/{second}", headers=auditor)).status_code == 200
+    partner = await evaluation_client.get(f"/v1/de-minimis/applications/{second}", headers=first["partner_headers"])
+    assert partner.status_code == 403
+    unknown = await evaluation_client.get(f"/v1/de-minimis/applications/{uuid.uuid4()}", headers=officer)
+    assert unknown.status_code == 404 and unknown.headers["content-type"].startswith("application/problem+json")

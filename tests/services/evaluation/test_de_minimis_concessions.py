@@ -251,6 +251,9 @@ async def test_the_funding_counts_the_declared_aid_once_with_the_register(
     dm = ev["de_minimis"]
     assert (dm["prior_total"], dm["headroom"], dm["reduced"]) == ("280000.00", "20000.00", True)
     assert (ev["grant"], ev["loan"]) == ("20000.00", "0.00")
+    # the admissibility's de minimis check passed over the declarations (280,000.00), noting the cut to 20,000.00
+    check = next(c for c in ev["checks"] if c["code"] == "de_minimis")
+    assert check["outcome"] == "pass" and "280.000,00" in str(check) and "20.000,00" in str(check)
 
 
 async def test_the_officer_compares_declared_rna_and_desk_aid(evaluation_client, intake, intake_server, engine,

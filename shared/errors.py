@@ -136,6 +136,11 @@ REPORTING_CLOSED = _kind("reporting-closed", 409, "Rendicontazione dei risultati
 REPORT_PERIOD_NOT_ALLOWED = _kind("report-period-not-allowed", 422, "Periodo non ammesso", "Period not allowed",
                                   "The period is in the future, or outside the project's years and the call's "
                                   "follow-up years after completion; see errors[]. Nothing was changed.")
+DE_MINIMIS_CEILING = _kind("de-minimis-ceiling", 409, "Massimale de minimis superato", "De minimis ceiling exceeded",
+                            "The aid would take the single undertaking's de minimis aid in the rolling period (the "
+                            "aid declared, imported from the state-aid register and granted by the desk) over the "
+                            "ceiling of Reg. (EU) 2023/2831: the funding must be recomputed. Nothing was changed.")
+
 
 class FieldError(BaseModel):
     model_config = ConfigDict(extra="allow")

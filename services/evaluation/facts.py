@@ -13,7 +13,14 @@ from typing import Any
 
 from services.intake.applications.schemas import ApplicationOut
 from services.intake.companies.schemas import CompanyOut
-from shared.domain.application_check import CompanyFacts, DraftFacts, DraftLine, ExportSale, Milestone
+from shared.domain.application_check import (
+    CompanyFacts,
+    DeclaredAid,
+    DraftFacts,
+    DraftLine,
+    ExportSale,
+    Milestone,
+)
 from shared.domain.de_minimis import normalise_vat
 
 # An expense line's supplier is free text at intake; a partita IVA in it (11 digits, "IT" optional)
@@ -51,6 +58,9 @@ def draft_facts(app: ApplicationOut) -> DraftFacts:
         kpi_count=len(plan.kpis),
         expense_lines=tuple(DraftLine(ln.category, ln.amount, ln.target_market) for ln in app.expense_lines),
         flat_rates=frozenset(app.flat_rates),
+        declared_aid=tuple(DeclaredAid(normalise_vat(d.vat_number), d.granted_on, d.amount,
+                                       d.reference or f"declared {i + 1}")
+                           for i, d in enumerate(app.de_minimis_declarations)),
     )
 
 

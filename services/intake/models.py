@@ -158,6 +158,8 @@ class Application(Base):
     title: Mapped[str] = mapped_column(Text)
     action_plan: Mapped[dict[str, Any]] = mapped_column(JSONB)
     network: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    de_minimis_declarations: Mapped[list[dict[str, Any]]] = mapped_column(JSONB, default=list,
+                                                                          server_default=text("'[]'::jsonb"))
     flat_rates: Mapped[list[str]] = mapped_column(ARRAY(String(8)))
     version: Mapped[int] = mapped_column(Integer, default=1)
     created_by: Mapped[str] = mapped_column(String(64))

@@ -64,6 +64,7 @@ CHECKS: tuple[tuple[str, str], ...] = (
     ("new_or_emerging_share", "expenses"),
     ("project_duration", "projects"),
     ("plan_completeness", "submission"),
+    ("de_minimis", "aid"),
 )
 CHECK_CODES: tuple[str, ...] = tuple(code for code, _ in CHECKS)
 
@@ -100,6 +101,8 @@ PROBLEM_TO_CHECK: Mapping[str, str] = {
     "plan_section_missing": "plan_completeness",
     "kpis_missing": "plan_completeness",
     "milestones_missing": "plan_completeness",
+    "de_minimis_aid_reduced": "de_minimis",
+    "de_minimis_ceiling_reached": "de_minimis",
 }
 
 #: problems that exclude one line from the eligible expenses (the line is cut, not the application).
@@ -115,7 +118,7 @@ LINE_CUT_CODES: frozenset[str] = frozenset(
 INTRA_GROUP = "intra_group_purchase"
 #: problems that neither fail nor need a review: the expense is cut, or the unknown opt-in ignored.
 _NOT_FAILING: frozenset[str] = LINE_CUT_CODES | {"category_cap_exceeded", "flat_rate_unknown",
-                                                 "eligible_total_above_max"}
+                                                 "eligible_total_above_max", "de_minimis_aid_reduced"}
 #: problems an officer has to look at.
 _NEEDS_REVIEW: frozenset[str] = frozenset({"expense_market_not_in_plan"})
 
@@ -438,6 +441,15 @@ def _clean(code: str, ctx: _Context) -> tuple[Outcome, str, str]:
             f"Piano d'azione completo: obiettivi, situazione di partenza, strategia, {kpis} KPI, "
             f"{milestones} milestone.",
             f"Action plan complete: objectives, starting point, strategy, {kpis} KPIs, {milestones} milestones.",
+        )
+    if code == "de_minimis":
+        declared = sum((a.amount for a in draft.declared_aid), ZERO)
+        return (
+            "pass",
+            f"Aiuti de minimis dichiarati: {_eur_it(declared)}; il massimale si applica al calcolo del "
+            "finanziamento su tutti gli aiuti (dichiarati, RNA, concessi dallo sportello).",
+            f"De minimis aid declared: {_eur_en(declared)}; the ceiling is applied by the funding computation to "
+            "every aid (declared, RNA, granted by the desk).",
         )
     raise KeyError(code)
 

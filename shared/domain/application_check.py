@@ -17,14 +17,22 @@ module does no I/O. JSON pointers used:
 * ``/expense_lines/{i}/category``, ``/expense_lines/{i}/amount``, ``/expense_lines/{i}/target_market``
   (``i`` is the position of the line in ``DraftFacts.expense_lines``) and ``/expense_lines`` for
   problems about the whole set of lines;
-* ``/flat_rates`` for the flat-rate categories the applicant opts in to.
+* ``/flat_rates`` for the flat-rate categories the applicant opts in to;
+* ``/de_minimis_declarations`` for the de minimis ceiling over the aid the applicant declared.
+
+De minimis at the pre-check counts the applicant's self-declaration only (``DraftFacts.declared_aid``: every
+de minimis aid its single undertaking received): intake does not read evaluation's register, so the
+headroom shown is what the declaration leaves; the funding computation and the acceptance of a decision
+count everything (declared, the national register's, the desk's own). The estimated aid that would
+cross the ceiling is cut to the headroom with the warning ``de_minimis_aid_reduced``; with no headroom
+left, ``de_minimis_ceiling_reached`` blocks.
 """
 
 import calendar
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 from decimal import Decimal
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import pycountry
 
@@ -37,6 +45,9 @@ from shared.domain.funding import (
     compute_eligible,
 )
 from shared.domain.money import ZERO, cents_ok
+
+if TYPE_CHECKING:
+    from shared.domain.de_minimis import DeMinimisOutcome
 
 PROBLEM_CODES: tuple[str, ...] = (
     # company (article "applicants", "aid" for the credit class)
@@ -75,9 +86,13 @@ PROBLEM_CODES: tuple[str, ...] = (
     "plan_section_missing",
     "kpis_missing",
     "milestones_missing",
+    # de minimis over the declared aid (article "aid")
+    "de_minimis_aid_reduced",
+    "de_minimis_ceiling_reached",
 )
 
-NON_BLOCKING_CODES: frozenset[str] = frozenset({"category_cap_exceeded", "eligible_total_above_max"})
+NON_BLOCKING_CODES: frozenset[str] = frozenset({"category_cap_exceeded", "eligible_total_above_max",
+                                                "de_minimis_aid_reduced"})
 
 # ATECO 2007 division -> section.
 _SECTION_RANGES: tuple[tuple[int, int, str], ...] = (
@@ -143,6 +158,17 @@ class DraftLine:
 
 
 @dataclass(frozen=True)
+class DeclaredAid:
+    """A de minimis aid the applicant declared for a member of its single undertaking."""
+
+    vat_number: str
+    granted_on: date
+    amount: Decimal
+    """Gross grant equivalent, euros with two decimals."""
+    reference: str
+
+
+@dataclass(frozen=True)
 class DraftFacts:
     target_markets: tuple[str, ...] = ()
     objectives: str = ""
@@ -158,6 +184,8 @@ class DraftFacts:
     """Flat-rate categories opted in to; ``None`` means all those of the call."""
     today: date | None = None
     """The day of the check (Europe/Rome); ``check_application(today=...)`` takes precedence."""
+    declared_aid: tuple[DeclaredAid, ...] = ()
+    """The applicant's de minimis self-declaration (every aid of its single undertaking)."""
 
 
 @dataclass(frozen=True)
@@ -176,8 +204,11 @@ class CheckResult:
     breakdown: EligibleBreakdown | None
     """Eligible expenses of the valid lines; ``None`` if no line is valid."""
     estimate: AidEstimate | None
-    """Aid on the eligible total (capped at the call's maximum); ``None`` below the call's minimum."""
+    """Aid on the eligible total (capped at the call's maximum and at the de minimis headroom left by the
+    declared aid); ``None`` below the call's minimum."""
     blocking: bool
+    de_minimis: "DeMinimisOutcome | None" = None
+    """The de minimis computation over the declared aid, when there is an estimate."""
 
 
 # ----- formatting ---------------------------------------------------------------------------------
@@ -294,10 +325,58 @@ def check_application(
             share = rules.loan_cap_share(company.credit_class)
         estimate = compute_aid(rules, breakdown.total, share)
 
+    de_minimis = None
+    if estimate is not None:
+        estimate, de_minimis = _check_de_minimis(rules, company, draft, estimate, day, problems)
+
     items = tuple(problems.items)
     return CheckResult(
-        problems=items, breakdown=breakdown, estimate=estimate, blocking=any(p.blocking for p in items)
+        problems=items, breakdown=breakdown, estimate=estimate, blocking=any(p.blocking for p in items),
+        de_minimis=de_minimis,
     )
+
+
+def _check_de_minimis(
+    rules: CallRules, company: CompanyFacts, draft: DraftFacts, estimate: AidEstimate, day: date, problems: _Problems
+) -> "tuple[AidEstimate, DeMinimisOutcome]":
+    """Cap the estimate at the headroom the declared aid leaves (module docstring). The loan's gross grant
+    equivalent is estimated over the call's longest loan at the reference rate of the company's credit class
+    (the no-rating margin when none is known yet): the funding computation makes it exact."""
+    # imported here: shared.domain.de_minimis builds on this module's formatting helpers
+    from shared.domain import de_minimis as dm
+
+    terms = rules.aid.loan
+    known = company.credit_class in {c.class_code for c in rules.credit_scoring.classes}
+    rate = dm.reference_rate(rules, company.credit_class if known else None)
+    per_euro = dm.gge_per_euro(rules, terms.max_years, terms.grace_months, rate)
+    prior = [dm.PriorAid(a.vat_number, a.granted_on, a.amount, "declared", a.reference) for a in draft.declared_aid]
+    members = {a.vat_number for a in draft.declared_aid}
+    outcome = dm.cap_new_aid(rules, prior, members, estimate.grant, estimate.loan, per_euro, grant_date=day)
+    path = "/de_minimis_declarations"
+    if outcome.refused:
+        problems.add(
+            "de_minimis_ceiling_reached", path,
+            f"Gli aiuti de minimis dichiarati nel periodo ({_eur_it(outcome.period.total)}) esauriscono il "
+            f"massimale di {_eur_it(outcome.ceiling)}: il bando non può concedere alcun aiuto.",
+            f"The de minimis aid declared in the period ({_eur_en(outcome.period.total)}) uses up the ceiling of "
+            f"{_eur_en(outcome.ceiling)}: the call can grant no aid.",
+            "aid",
+        )
+    elif outcome.reduced:
+        problems.add(
+            "de_minimis_aid_reduced", path,
+            f"Margine de minimis disponibile {_eur_it(outcome.headroom)} (massimale {_eur_it(outcome.ceiling)} − "
+            f"dichiarati {_eur_it(outcome.period.total)}): l'aiuto stimato è ridotto a contributo "
+            f"{_eur_it(outcome.allowed_grant)} e finanziamento {_eur_it(outcome.allowed_loan)}.",
+            f"De minimis headroom {_eur_en(outcome.headroom)} (ceiling {_eur_en(outcome.ceiling)} − declared "
+            f"{_eur_en(outcome.period.total)}): the estimated aid is cut to grant {_eur_en(outcome.allowed_grant)} "
+            f"and loan {_eur_en(outcome.allowed_loan)}.",
+            "aid",
+        )
+    if outcome.reduced:
+        estimate = replace(estimate, grant=outcome.allowed_grant, loan=outcome.allowed_loan,
+                           total_aid=outcome.allowed_grant + outcome.allowed_loan)
+    return estimate, outcome
 
 
 def _check_company(rules: CallRules, company: CompanyFacts, problems: _Problems) -> None:

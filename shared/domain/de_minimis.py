@@ -195,6 +195,11 @@ def _loan_equivalent(loan: Decimal, rate: Decimal) -> Decimal:
     return _ceil_cent(loan * rate)
 
 
+def loan_equivalent(loan: Decimal, gge_per_euro_of_loan: Decimal) -> Decimal:
+    """What a loan counts against the ceiling: ``loan`` x the GGE of one euro (``gge_per_euro``), rounded up."""
+    return _loan_equivalent(loan, gge_per_euro_of_loan)
+
+
 def _max_loan(room: Decimal, rate: Decimal, requested: Decimal) -> Decimal:
     """The largest loan (at most ``requested``) whose equivalent fits in ``room``."""
     if rate == 0:

@@ -152,6 +152,7 @@ TABLE: dict[tuple[str, str, str], Rule] = {
     ("evaluation", "POST", "/v1/de-minimis/imports"): r(O),
     ("evaluation", "GET", "/v1/de-minimis/aids"): r(O, A, S),
     ("evaluation", "GET", "/v1/de-minimis/undertakings/{vat_number}"): r(O, A, S),
+    ("evaluation", "GET", "/v1/de-minimis/applications/{application_id}"): r(O, A, S),
     ("evaluation", "GET", "/v1/calls/{call_id}/budget"): r(O, A),
     ("evaluation", "POST", "/v1/calls/{call_id}/allocation"): r(O),
     ("evaluation", "POST", "/v1/calls/{call_id}/budget/releases"): r(S),

@@ -415,9 +415,18 @@ async def release_amount(*, session: AsyncSession, actor: Actor, intake: IntakeC
     assert app is not None
     revocation = amount == funding.granted
     # A reduced application is not topped up by the scorrimento: it leaves the queue as "funded".
-    return await _release(session=session, actor=actor, rules=rules, budget=budget, funding=funding, app=app,
-                          amount=amount, status="revoked" if revocation else "funded",
-                          kind="revocation" if revocation else "reduction", reason=reason)
+    released = await _release(session=session, actor=actor, rules=rules, budget=budget, funding=funding, app=app,
+                              amount=amount, status="revoked" if revocation else "funded",
+                              kind="revocation" if revocation else "reduction", reason=reason)
+    # the de minimis register follows: the concession now counts only the aid left
+    from services.evaluation.deminimis.service import update_concession
+
+    await update_concession(session=session, actor=actor, application_id=application_id,
+                            grant=released.funding.grant, loan=released.funding.loan,
+                            evaluation=row.Evaluation if (row := await repository.evaluation_of(
+                                session, application_id)) is not None else None,
+                            kind="revoked" if revocation else "reduced", reason=reason)
+    return released
 
 
 async def release_application(*, session: AsyncSession, actor: Actor, intake: IntakeClient,

@@ -6,7 +6,8 @@ monitoring). A decision records where the application stands in the allocation w
 funded (grant, loan), partially funded, waiting, or not admitted with every reason of its evaluation.
 A later change of the allocation (e.g. funded from the waiting list) is "pending" again and goes in a
 later decree. A funded decision gets its CUP and COR; then the company (or its partner) accepts it
-(`decision.accepted`, from which monitoring starts the project) or renounces it, which frees the
+(`decision.accepted`, from which monitoring starts the project, and the concession enters the de minimis
+register: grant + the loan's gross grant equivalent at the decree's date) or renounces it, which frees the
 budget for the waiting list.
 """
 
@@ -22,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.evaluation.budget import service as budget
 from services.evaluation.decisions import repository
+from services.evaluation.deminimis import service as de_minimis
 from services.evaluation.models import Decision, Decree, Evaluation, Funding, ReceivedApplication
 from services.evaluation.rules import rules_of_call
 from shared.access import can_reach_company
@@ -318,6 +320,13 @@ async def accept_decision(*, session: AsyncSession, actor: Actor, intake: Intake
                        extra={"cup": decision.cup, "cor": decision.cor})
     ev = await repository.evaluation(session, decision.application_id)
     rules = await rules_of_call(intake, decree.call_id, call_in_path=True)
+    # The concession enters the de minimis register now, so every later application of the single undertaking
+    # counts it; over the ceiling (e.g. a concurrent concession took the headroom) the acceptance is refused.
+    await de_minimis.register_concession(
+        session=session, actor=actor, intake=intake, rules=rules, evaluation=ev, company_id=decision.company_id,
+        application_id=decision.application_id, cor=decision.cor, granted_on=decree.decree_date,
+        grant=decision.grant, loan=decision.loan, decree_number=decree.number,
+        declared=de_minimis.declared_of(app.snapshot))
     now = datetime.now(UTC)
     decision.status, decision.accepted_at = "accepted", now
     decision.version += 1

@@ -11,7 +11,8 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from starlette.datastructures import UploadFile
 
 from services.evaluation.deminimis import repository, service
-from services.evaluation.deminimis.schemas import AidIn, AidOut, ImportReport, UndertakingOut
+from services.evaluation.deminimis.schemas import AidIn, AidOut, ComparisonOut, ImportReport, UndertakingOut
+from services.evaluation.inbox.service import get_received
 from services.evaluation.models import PriorAid
 from services.evaluation.peers import IntakeDep
 from shared.auth import Authenticator
@@ -104,3 +105,17 @@ async def get_undertaking(vat_number: str, session: SessionDep, intake: IntakeDe
                           on: date | None = None, call_id: uuid.UUID | None = None) -> Any:
     return await service.undertaking(session=session, intake=intake, vat_number=vat_number, on=on, call_id=call_id,
                                      lang=pick_language(request.headers.get("accept-language")))
+
+
+@router.get("/applications/{application_id}", response_model=ComparisonOut,
+            summary="Declared, RNA and desk aid of an application's single undertaking, side by side",
+            description="For the officer: the aid the applicant declared (its self-declaration), the entries of the "
+                        "national state-aid register import (RNA), the officers' manual entries and the desk's own "
+                        "concessions, for the single undertaking, with totals in the rolling period ending on `on` "
+                        "(default today) under the application's call, what counts against the ceiling and the "
+                        "differences: declared but not in the RNA, in the RNA but not declared.",
+            responses=problem_responses(401, 403, 404, 409, 503))
+async def compare_application(application_id: uuid.UUID, session: SessionDep, intake: IntakeDep,
+                              on: date | None = None) -> Any:
+    app = await get_received(session, application_id)
+    return await service.comparison(session=session, intake=intake, app=app, on=on)

@@ -81,3 +81,46 @@ class UndertakingOut(OutModel):
     aids: list[AidOut] = Field(description="Every entry of the register for the members, by date.")
     period: PeriodOut | None = Field(description="The rolling period ending on `on` under the call's de minimis "
                                                  "rules; only when call_id is given.")
+
+
+class DeclaredAidOut(OutModel):
+    vat_number: str
+    granting_authority: str
+    granted_on: date
+    amount: Decimal
+    regulation: str
+    reference: str | None
+    in_register: bool = Field(description="An RNA entry matches it (same COR, or same VAT number, date and amount).")
+
+
+class ComparedAidOut(AidOut):
+    declared: bool = Field(description="A declaration of the application matches it (same COR, or same VAT "
+                                       "number, date and amount).")
+
+
+class SourceTotals(OutModel):
+    declared: Decimal
+    rna: Decimal
+    manual: Decimal
+    desk: Decimal
+
+
+class ComparisonOut(OutModel):
+    """What the applicant declared, what the national register (RNA) import says and what the desk granted, for
+    the application's single undertaking, in the rolling period ending on `on` under the application's call."""
+
+    application_id: uuid.UUID
+    on: date
+    members: list[str] = Field(description="VAT numbers of the single undertaking, the applicant first.")
+    window_start: date
+    window_end: date
+    ceiling: Decimal
+    totals_in_period: SourceTotals = Field(description="Per source, the aid granted in the period.")
+    counted_total: Decimal = Field(description="What counts against the ceiling: every source, an aid in two of "
+                                               "them (same COR) once.")
+    headroom: Decimal
+    declared: list[DeclaredAidOut]
+    register_entries: list[ComparedAidOut] = Field(description="Every register entry of the members (RNA, manual, "
+                                                           "desk).")
+    declared_not_in_rna: list[DeclaredAidOut] = Field(description="Declared in the period, not found in the RNA.")
+    rna_not_declared: list[ComparedAidOut] = Field(description="In the RNA in the period, not declared.")

@@ -53,12 +53,16 @@ from shared.domain.application_check import _eur_en, _eur_it, _pct_en, _pct_it
 from shared.domain.call_rules import CallRules
 from shared.domain.funding import compute_aid, repayment_plan
 from shared.domain.money import ZERO, cents_ok
-from shared.errors import Conflict, ProblemError, ValidationFailed
+from shared.errors import DE_MINIMIS_CEILING, Conflict, DeskError, ProblemError, ValidationFailed
 from shared.i18n import Lang
 from shared.routing import Actor
 
 MANUAL = "manual"
 RNA = "RNA"
+DESK = "desk"
+DECLARED = "declared"
+#: The granting authority the desk's own concessions carry in the register.
+DESK_AUTHORITY = "Regione Lombardia - sportello unico"
 
 COLUMNS: dict[str, tuple[str, ...]] = {
     "vat_number": ("CODICE_FISCALE_BENEFICIARIO", "CF_BENEFICIARIO", "PARTITA_IVA_BENEFICIARIO"),
@@ -79,6 +83,29 @@ def aid_out(a: PriorAid) -> dict[str, Any]:
 def _domain(a: PriorAid) -> dm.PriorAid:
     return dm.PriorAid(vat_number=a.vat_number, granted_on=a.granted_on, amount=a.amount, source=a.source,
                        reference=a.reference)
+
+
+def countable(aids: list[PriorAid]) -> list[PriorAid]:
+    """The entries that count: an RNA entry whose COR is the reference of one of the desk's own concessions is
+    that concession as the national register shows it, so it is counted once (as the desk's)."""
+    desk = {a.reference for a in aids if a.source == DESK}
+    return [a for a in aids if not (a.source == RNA and a.reference in desk)]
+
+
+def declared_of(snapshot: dict[str, Any]) -> list[dm.PriorAid]:
+    """The applicant's de minimis self-declaration, from the submitted application (intake's contract)."""
+    return [dm.PriorAid(vat_number=dm.normalise_vat(str(d["vat_number"])), granted_on=date.fromisoformat(
+                            str(d["granted_on"])), amount=Decimal(str(d["amount"])), source=DECLARED,
+                        reference=str(d.get("reference") or f"{DECLARED} {i + 1}"))
+            for i, d in enumerate(snapshot.get("de_minimis_declarations") or [])]
+
+
+def everything(aids: list[PriorAid], declared: list[dm.PriorAid]) -> list[dm.PriorAid]:
+    """What counts against the ceiling: the register (``countable``) and the declared aid, a declared aid quoting
+    the COR of a register entry being that entry (counted once)."""
+    register = [_domain(a) for a in countable(aids)]
+    references = {a.reference for a in register}
+    return register + [d for d in declared if d.reference not in references]
 
 
 def _steps(steps: Any) -> list[dict[str, Any]]:
@@ -261,7 +288,8 @@ async def undertaking(*, session: AsyncSession, intake: IntakeClient, vat_number
     aids = await repository.aids_of(session, members)
     period = None
     if rules is not None:
-        outcome = dm.cap_new_aid(rules, [_domain(a) for a in aids], members, ZERO, ZERO, Decimal(0), grant_date=day)
+        outcome = dm.cap_new_aid(rules, [_domain(a) for a in countable(aids)], members, ZERO, ZERO, Decimal(0),
+                                 grant_date=day)
         shown = ("period", "prior_aid_counted", "prior_aid_outside_period", "prior_total", "headroom")
         period = {"call_id": call_id, "regulation": rules.de_minimis.regulation, "ceiling": outcome.ceiling,
                   "window_start": outcome.period.window_start, "window_end": outcome.period.window_end,
@@ -353,7 +381,7 @@ async def compute_funding(*, session: AsyncSession, actor: Actor, intake: Intake
               f"GGE of the loan of {_eur_en(aid.loan)} over {years} years ({grace} months' grace): "
               f"{_eur_en(requested_gge)} ({per_euro} per euro).", requested_gge),
     ]
-    prior = [_domain(a) for a in await repository.aids_of(session, members)]
+    prior = everything(await repository.aids_of(session, members), declared_of(app.snapshot))
     outcome = dm.cap_new_aid(rules, prior, members, aid.grant, aid.loan, per_euro, grant_date=today)
     grant, loan = outcome.allowed_grant, outcome.allowed_loan
     refused = outcome.refused
@@ -417,3 +445,144 @@ async def compute_funding(*, session: AsyncSession, actor: Actor, intake: Intake
                                 "loan": str(loan), "loan_gge": str(loan_eq), "de_minimis_reduced": outcome.reduced},
                        partner_id=uuid.UUID(partner) if partner else None, company_id=app.company_id)
     return evaluation
+
+
+# ---------------------------------------------------------------- the desk's own concessions
+
+
+def concession_equivalent(*, grant: Decimal, loan: Decimal, evaluation: Evaluation | None) -> Decimal:
+    """The gross grant equivalent of a concession: the grant plus the loan's equivalent at the GGE per euro of
+    the funding computation (the evaluation's own ``loan_gge`` when the loan is the one computed)."""
+    if loan == 0:
+        return grant
+    if evaluation is not None and evaluation.loan_gge is not None and evaluation.loan == loan:
+        return grant + evaluation.loan_gge
+    per_euro: Decimal | None = None
+    if evaluation is not None and evaluation.funding and evaluation.funding.get("gge_per_euro"):
+        per_euro = Decimal(str(evaluation.funding["gge_per_euro"]))
+    elif evaluation is not None and evaluation.loan_gge is not None and evaluation.loan:
+        per_euro = evaluation.loan_gge / evaluation.loan
+    if per_euro is None:
+        raise Conflict("Manca il calcolo del finanziamento: l'equivalente sovvenzione lordo non è noto.",
+                       "The funding computation is missing: the gross grant equivalent is unknown.",
+                       extra={"reason": "funding_not_computed"})
+    return grant + dm.loan_equivalent(loan, per_euro)
+
+
+async def undertaking_of(*, intake: IntakeClient, evaluation: Evaluation | None, company_id: uuid.UUID) -> list[str]:
+    """The single undertaking as the funding computation saw it (applicant first), else as intake says now."""
+    if evaluation is not None and evaluation.de_minimis and evaluation.de_minimis.get("members"):
+        return [str(v) for v in evaluation.de_minimis["members"]]
+    return single_undertaking(await fetch_company(intake, company_id))
+
+
+async def register_concession(*, session: AsyncSession, actor: Actor, intake: IntakeClient, rules: CallRules,
+                              evaluation: Evaluation | None, company_id: uuid.UUID, application_id: uuid.UUID,
+                              cor: str, granted_on: date, grant: Decimal, loan: Decimal,
+                              decree_number: str, declared: list[dm.PriorAid]) -> PriorAid | None:
+    """Enter the desk's concession (grant + the loan's GGE, at the decree's date, reference = its COR) in the
+    register, under the lock of the single undertaking; if it would take the undertaking over the ceiling, refuse
+    (409 de-minimis-ceiling) and the caller's transaction changes nothing."""
+    amount = concession_equivalent(grant=grant, loan=loan, evaluation=evaluation)
+    if amount <= 0:
+        return None
+    members = await undertaking_of(intake=intake, evaluation=evaluation, company_id=company_id)
+    await repository.lock_undertaking(session, members)
+    prior = everything(await repository.aids_of(session, members), declared)
+    period = dm.aid_in_period(rules, prior, members, granted_on)
+    ceiling = rules.de_minimis.ceiling
+    headroom = max(ZERO, ceiling - period.total)
+    if amount > headroom:
+        raise DeskError(
+            f"La concessione ({_eur_it(amount)} di equivalente sovvenzione lordo) supera il margine de minimis "
+            f"dell'impresa unica ({_eur_it(headroom)}: aiuti nel periodo {_eur_it(period.total)}, massimale "
+            f"{_eur_it(ceiling)}). Il finanziamento va ricalcolato.",
+            f"The concession ({_eur_en(amount)} of gross grant equivalent) exceeds the single undertaking's de "
+            f"minimis headroom ({_eur_en(headroom)}: aid in the period {_eur_en(period.total)}, ceiling "
+            f"{_eur_en(ceiling)}). The funding must be recomputed.",
+            kind=DE_MINIMIS_CEILING,
+            extra={"amount": str(amount), "prior_total": str(period.total), "headroom": str(headroom),
+                   "ceiling": str(ceiling), "members": members})
+    row = {"id": uuid.uuid4(), "vat_number": members[0], "granted_on": granted_on, "amount": amount,
+           "granting_authority": f"{DESK_AUTHORITY} (decreto {decree_number})"[:300],
+           "regulation": rules.de_minimis.regulation, "source": DESK, "reference": cor,
+           "created_by": actor.principal.client_id}
+    inserted = await repository.insert_aids(session, [row])
+    if not inserted:
+        raise Conflict(f"Una concessione con COR {cor} è già registrata.",
+                       f"A concession with COR {cor} is already recorded.", extra={"reason": "duplicate_cor"})
+    await record_audit(session, actor, action="de_minimis.concession_registered", resource_type="de_minimis_aid",
+                       resource_id=inserted[0].id,
+                       after={**{k: row[k] for k in row if k != "id"}, "application_id": str(application_id),
+                              "grant": grant, "loan": loan, "prior_total": period.total, "members": members})
+    return inserted[0]
+
+
+async def update_concession(*, session: AsyncSession, actor: Actor, application_id: uuid.UUID, grant: Decimal,
+                            loan: Decimal, evaluation: Evaluation | None, kind: str, reason: str) -> PriorAid | None:
+    """A reduction or revocation of an accepted concession: its register entry takes the aid left (grant + the
+    loan's GGE; zero when revoked), so the single undertaking's headroom grows back. None if none was registered."""
+    cor = await repository.accepted_cor(session, application_id)
+    if cor is None:
+        return None
+    entry = await repository.desk_aid(session, cor)
+    if entry is None:
+        return None
+    amount = concession_equivalent(grant=grant, loan=loan, evaluation=evaluation) if grant + loan > 0 else ZERO
+    if amount == entry.amount:
+        return entry
+    before = {"amount": entry.amount}
+    entry.amount = amount
+    await session.flush()
+    await record_audit(session, actor, action=f"de_minimis.concession_{kind}", resource_type="de_minimis_aid",
+                       resource_id=entry.id, before=before,
+                       after={"amount": amount, "grant": grant, "loan": loan, "reason": reason,
+                              "application_id": str(application_id)})
+    return entry
+
+
+# ---------------------------------------------------------------- the officer's comparison
+
+
+def _same(d: dict[str, Any], a: PriorAid) -> bool:
+    if d.get("reference"):
+        return str(d["reference"]) == a.reference
+    return (dm.normalise_vat(str(d["vat_number"])) == a.vat_number and str(d["granted_on"]) == a.granted_on.isoformat()
+            and Decimal(str(d["amount"])) == a.amount)
+
+
+async def comparison(*, session: AsyncSession, intake: IntakeClient, app: ReceivedApplication,
+                     on: date | None) -> dict[str, Any]:
+    """Declared vs RNA vs desk for the application's single undertaking (``ComparisonOut``)."""
+    rules = await rules_of_application(intake, app)
+    evaluation = await session.get(Evaluation, app.application_id)
+    members = await undertaking_of(intake=intake, evaluation=evaluation, company_id=app.company_id)
+    day = on or datetime.now(rules.tz).date()
+    aids = await repository.aids_of(session, members)
+    declarations = list(app.snapshot.get("de_minimis_declarations") or [])
+    start = dm.window_start(day, rules.de_minimis.period_years)
+
+    def inside(d: date) -> bool:
+        return start <= d <= day
+
+    rna = [a for a in aids if a.source == RNA]
+    declared_out = [{"vat_number": dm.normalise_vat(str(d["vat_number"])), "granting_authority":
+                     d["granting_authority"], "granted_on": d["granted_on"], "amount": d["amount"],
+                     "regulation": d["regulation"], "reference": d.get("reference"),
+                     "in_register": any(_same(d, a) for a in rna)} for d in declarations]
+    register_out = [{**aid_out(a), "declared": any(_same(d, a) for d in declarations)} for a in aids]
+    totals = {"declared": sum((Decimal(str(d["amount"])) for d in declarations
+                               if inside(date.fromisoformat(str(d["granted_on"])))), ZERO)}
+    for name, source in (("rna", RNA), ("manual", MANUAL), ("desk", DESK)):
+        totals[name] = sum((a.amount for a in aids if a.source == source and inside(a.granted_on)), ZERO)
+    counted = dm.aid_in_period(rules, everything(aids, declared_of(app.snapshot)), members, day).total
+    return {
+        "application_id": app.application_id, "on": day, "members": members, "window_start": start,
+        "window_end": day, "ceiling": rules.de_minimis.ceiling, "totals_in_period": totals,
+        "counted_total": counted, "headroom": max(ZERO, rules.de_minimis.ceiling - counted),
+        "declared": declared_out, "register_entries": register_out,
+        "declared_not_in_rna": [d for d in declared_out
+                                if not d["in_register"] and inside(date.fromisoformat(str(d["granted_on"])))],
+        "rna_not_declared": [r for r, a in zip(register_out, aids, strict=True)
+                             if a.source == RNA and not r["declared"] and inside(a.granted_on)],
+    }

@@ -85,6 +85,28 @@ class Network(ApiModel):
         return self
 
 
+#: The de minimis regulations whose aid counts towards the ceiling of Reg. (EU) 2023/2831 (its Art. 5: cumulation
+#: with the SGEI, agriculture and fishery de minimis regulations and with aid under its predecessors).
+DeMinimisRegulation = Literal["Reg. (UE) 2023/2831", "Reg. (UE) 1407/2013", "Reg. (UE) 2023/2832",
+                              "Reg. (UE) 360/2012", "Reg. (UE) 1408/2013", "Reg. (UE) 717/2014"]
+
+
+class DeMinimisDeclaration(ApiModel):
+    """A de minimis aid received by the applicant or a linked enterprise of its single undertaking (Reg. (EU)
+    2023/2831 Art. 2(2)) in the current and the two previous fiscal years, self-declared under DPR 445/2000."""
+
+    vat_number: VatNumber = Field(description="The member of the single undertaking that received it: the "
+                                              "applicant or one of its linked enterprises.")
+    granting_authority: ShortText = Field(examples=["Camera di commercio di Milano"])
+    granted_on: date = Field(description="Date of concession (within the current and the two previous fiscal "
+                                         "years, not in the future).")
+    amount: PositiveMoney = Field(description="Gross grant equivalent (elemento di aiuto), euros.")
+    regulation: DeMinimisRegulation = Field(examples=["Reg. (UE) 2023/2831"])
+    reference: Annotated[str, Field(min_length=1, max_length=100)] | None = Field(
+        None, description="The COR of the national state-aid register, if known: the same aid imported from the "
+                          "register is then counted once.")
+
+
 class ApplicationDocument(ApiModel):
     title: ShortText
     action_plan: ActionPlan = Field(default_factory=ActionPlan)
@@ -92,6 +114,10 @@ class ApplicationDocument(ApiModel):
     flat_rates: list[Annotated[str, Field(min_length=1, max_length=8)]] | None = Field(
         None, description="Flat-rate categories claimed (e.g. [\"d\", \"e\"]); null claims every one the call offers.")
     network: Network | None = None
+    de_minimis_declarations: list[DeMinimisDeclaration] = Field(
+        default_factory=list, max_length=100,
+        description="Self-declaration (DPR 445/2000) of every de minimis aid the single undertaking received in the "
+                    "current and the two previous fiscal years; an empty list declares none.")
 
 
 class ApplicationCreate(ApplicationDocument):
@@ -146,6 +172,7 @@ class ApplicationOut(OutModel):
     expense_lines: list[ExpenseLineOut]
     flat_rates: list[str]
     network: Network | None
+    de_minimis_declarations: list[DeMinimisDeclaration] = Field(default_factory=list)
     protocol_number: int | None
     submitted_at: datetime | None
     call_version: int | None = Field(None, description="The version of the call's rules the application was "
@@ -191,10 +218,26 @@ class Estimate(OutModel):
     total_aid: Decimal
 
 
+class DeMinimisCheckOut(OutModel):
+    """The de minimis ceiling over the declared aid only (the funding computation counts everything)."""
+
+    ceiling: Decimal
+    window_start: date
+    window_end: date
+    declared_total: Decimal = Field(description="Declared aid granted in the rolling period.")
+    headroom: Decimal
+    requested_equivalent: Decimal = Field(description="Estimated grant + the loan's estimated gross grant "
+                                                      "equivalent.")
+    allowed_equivalent: Decimal = Field(description="What the call can still give, as gross grant equivalent.")
+    reduced: bool
+    refused: bool
+
+
 class CheckResultOut(OutModel):
     submittable: bool = Field(description="No blocking problem (the window is checked at submit time).")
     problems: list[CheckProblem]
     breakdown: Breakdown | None
     estimate: Estimate | None
+    de_minimis: DeMinimisCheckOut | None = None
 
 

@@ -29,6 +29,7 @@ from shared.auth import KeyRing
 from shared.domain.application_check import (
     CheckResult,
     CompanyFacts,
+    DeclaredAid,
     DraftFacts,
     DraftLine,
     ExportSale,
@@ -36,6 +37,7 @@ from shared.domain.application_check import (
     check_application,
 )
 from shared.domain.call_rules import CallRules
+from shared.domain.de_minimis import normalise_vat
 from shared.domain.receipts import canonical_json, sha256_hex
 from shared.errors import (
     CHECK_FAILED,
@@ -61,7 +63,8 @@ def to_out(app: Application, lines: list[ExpenseLine]) -> dict[str, Any]:
         "status": app.status, "title": app.title, "action_plan": app.action_plan,
         "expense_lines": [{"category": ln.category, "description": ln.description, "amount": ln.amount,
                            "target_market": ln.target_market, "supplier": ln.supplier} for ln in lines],
-        "flat_rates": app.flat_rates, "network": app.network, "protocol_number": app.protocol_number,
+        "flat_rates": app.flat_rates, "network": app.network,
+        "de_minimis_declarations": app.de_minimis_declarations or [], "protocol_number": app.protocol_number,
         "submitted_at": app.submitted_at, "call_version": app.call_version, "withdrawn_at": app.withdrawn_at,
         "created_at": app.created_at,
         "updated_at": app.updated_at, "etag": etag_of(app.version),
@@ -95,6 +98,35 @@ def _document(body: ApplicationDocument, rules: CallRules) -> tuple[dict[str, An
     return plan, lines, sorted(set(flat)), network
 
 
+def _declarations(body: ApplicationDocument, rules: CallRules, company: Company | None) -> list[dict[str, Any]]:
+    """The de minimis self-declaration as stored; refused (422, every error) when an aid was granted outside the
+    current and the two previous fiscal years (or in the future), or to an enterprise that is neither the
+    applicant nor one of its linked enterprises (its single undertaking)."""
+    today = datetime.now(ZoneInfo(rules.timezone)).date()
+    first = date(today.year - 2, 1, 1)
+    members = None
+    if company is not None:
+        members = {normalise_vat(company.vat_number),
+                   *(normalise_vat(r["vat_number"]) for r in company.related_enterprises or []
+                     if r.get("relation") == "linked")}
+    errors = []
+    for i, d in enumerate(body.de_minimis_declarations):
+        if not first <= d.granted_on <= today:
+            errors.append(ProblemError(
+                "de_minimis_date_out_of_period", f"/de_minimis_declarations/{i}/granted_on",
+                f"La data di concessione va dal {first:%d/%m/%Y} (tre esercizi finanziari) a oggi.",
+                f"The date of concession runs from {first.isoformat()} (three fiscal years) to today.",
+                extra={"from": first.isoformat(), "to": today.isoformat()}))
+        if members is not None and normalise_vat(d.vat_number) not in members:
+            errors.append(ProblemError(
+                "de_minimis_not_single_undertaking", f"/de_minimis_declarations/{i}/vat_number",
+                "L'impresa non è né il richiedente né una sua impresa collegata (impresa unica).",
+                "The enterprise is neither the applicant nor one of its linked enterprises (single undertaking)."))
+    if errors:
+        raise ValidationFailed(errors=errors)
+    return [d.model_dump(mode="json") for d in body.de_minimis_declarations]
+
+
 def _category_errors(lines: list[dict[str, Any]], rules: CallRules) -> None:
     """An expense category the call does not know is bad input, refused at the edge."""
     bad = [ProblemError("expense_category_unknown", f"/expense_lines/{i}/category",
@@ -124,9 +156,11 @@ async def create_draft(*, session: AsyncSession, actor: Actor, body: Application
     rules = await rules_of(session, call)
     plan, lines, flat, network = _document(body, rules)
     _category_errors(lines, rules)
+    declared = _declarations(body, rules, await session.get(Company, body.company_id))
     app = Application(id=uuid.uuid4(), call_id=call.id, company_id=body.company_id,
                       partner_id=acting_partner(actor.principal), status="draft", title=body.title,
                       action_plan=plan, network=network, flat_rates=flat, version=1,
+                      de_minimis_declarations=declared,
                       created_by=actor.principal.client_id)
     session.add(app)
     await session.flush()
@@ -142,7 +176,8 @@ def _audit_view(app: Application, lines: list[dict[str, Any]] | list[ExpenseLine
                                              "amount": ln.amount, "target_market": ln.target_market,
                                              "supplier": ln.supplier} for ln in lines]
     return {"status": app.status, "title": app.title, "action_plan": app.action_plan, "flat_rates": app.flat_rates,
-            "network": app.network, "expense_lines": rows, "version": app.version}
+            "network": app.network, "de_minimis_declarations": app.de_minimis_declarations, "expense_lines": rows,
+            "version": app.version}
 
 
 def _require_draft(app: Application) -> None:
@@ -162,8 +197,10 @@ async def update_draft(*, session: AsyncSession, actor: Actor, app: Application,
     rules = await rules_of(session, call)
     plan, lines, flat, network = _document(body, rules)
     _category_errors(lines, rules)
+    declared = _declarations(body, rules, await session.get(Company, app.company_id))
     before = _audit_view(app, await repository.lines_of(session, app.id))
     app.title, app.action_plan, app.flat_rates, app.network = body.title, plan, flat, network
+    app.de_minimis_declarations = declared
     app.version += 1
     app.updated_at = datetime.now(UTC)
     await repository.replace_lines(session, app.id, lines)
@@ -210,6 +247,9 @@ def draft_facts(app: Application, lines: list[ExpenseLine]) -> DraftFacts:
         kpi_count=len(plan.get("kpis", [])),
         expense_lines=tuple(DraftLine(ln.category, ln.amount, ln.target_market) for ln in lines),
         flat_rates=frozenset(app.flat_rates),
+        declared_aid=tuple(DeclaredAid(normalise_vat(d["vat_number"]), date.fromisoformat(d["granted_on"]),
+                                       Decimal(str(d["amount"])), d.get("reference") or f"declaration {i + 1}")
+                           for i, d in enumerate(app.de_minimis_declarations or [])),
     )
 
 
@@ -242,6 +282,11 @@ def check_out(result: CheckResult, lang: Lang) -> dict[str, Any]:
                                         "reason": c.reason} for c in b.cuts]},
         "estimate": None if e is None else {"eligible_total": e.eligible_total, "aid_base": e.aid_base,
                                             "grant": e.grant, "loan": e.loan, "total_aid": e.total_aid},
+        "de_minimis": None if (dm := result.de_minimis) is None else {
+            "ceiling": dm.ceiling, "window_start": dm.period.window_start, "window_end": dm.period.window_end,
+            "declared_total": dm.period.total, "headroom": dm.headroom,
+            "requested_equivalent": dm.requested_equivalent, "allowed_equivalent": dm.allowed_equivalent,
+            "reduced": dm.reduced, "refused": dm.refused},
     }
 
 
@@ -255,6 +300,7 @@ def submitted_content(app: Application, company: Company, call_version: int,
         "application_id": app.id, "call_id": app.call_id, "call_version": call_version,
         "company_id": app.company_id, "company_vat_number": company.vat_number, "title": app.title,
         "action_plan": app.action_plan, "flat_rates": app.flat_rates, "network": app.network,
+        "de_minimis_declarations": app.de_minimis_declarations or [],
         "expense_lines": [{"category": ln.category, "description": ln.description, "amount": ln.amount,
                            "target_market": ln.target_market, "supplier": ln.supplier} for ln in lines],
     }

@@ -122,6 +122,7 @@ class FakeIntake:
     def __init__(self) -> None:
         self.calls: dict[uuid.UUID, Any] = {}
         self.get_call_count = 0
+        self.vat_numbers: dict[uuid.UUID, str] = {}
 
     def add_call(self, call_id: uuid.UUID | None = None, **kw: Any) -> uuid.UUID:
         call_id = call_id or uuid.uuid4()
@@ -135,6 +136,15 @@ class FakeIntake:
         if call_id not in self.calls:
             raise NotFoundAtPeer("intake", 404, None)
         return self.calls[call_id]
+
+    async def get_company(self, company_id: uuid.UUID) -> Any:
+        """The company's VAT number (one per company, made up on first read) and no related enterprises."""
+        from types import SimpleNamespace
+
+        from tests.factories import vat_number
+
+        vat = self.vat_numbers.setdefault(company_id, vat_number())
+        return SimpleNamespace(id=company_id, vat_number=vat, related_enterprises=[])
 
 
 async def evaluated_application(session: AsyncSession, *, call_id: uuid.UUID, grant: str, loan: str,

@@ -54,7 +54,8 @@ async def test_a_complete_application_is_admissible_with_every_check_passing(
     checks = by_code(ev)
     assert list(checks) == ["sme_class", "ateco", "financial_statements", "lombardy_site", "export_share",
                             "credit_class", "target_markets", "eligible_categories", "category_caps",
-                            "eligible_total", "new_or_emerging_share", "project_duration", "plan_completeness"]
+                            "eligible_total", "new_or_emerging_share", "project_duration", "plan_completeness",
+                            "de_minimis"]
     assert {c: v["outcome"] for c, v in checks.items() if v["outcome"] != "pass"} == {"credit_class": "deferred"}
     assert checks["sme_class"]["article"] == "A.3" and checks["eligible_total"]["article"] == "B.3"
     assert checks["plan_completeness"]["article"] == "C.1"

@@ -44,7 +44,7 @@ async def scenario(client: Any, intake: FakeIntake, session: Any, officer: dict[
     call_id = intake.add_call(budget_total="100000.00")
     partner_id = uuid.uuid4()
     funded = await evaluated_application(session, call_id=call_id, grant="20000.00", loan="80000.00",
-                                         partner_id=partner_id,
+                                         partner_id=partner_id, loan_gge="7149.49",
                                          cuts=[{"path": "/expense_lines/0", "category": "a", "requested": "10000.00",
                                                 "allowed": "0.00", "reasons": ["intra_group_purchase"]}])
     waiting = await evaluated_application(session, call_id=call_id, grant="10000.00", loan="40000.00")

@@ -29,9 +29,10 @@ def today_rome() -> date:
 
 async def admissible_and_passed(client: Any, engine: Any, intake_url: str, session: Any, *,
                                 company: dict[str, Any] | None = None, credit_class: str | None = "2",
-                                merit_verdict: str | None = "passed") -> dict[str, Any]:
+                                merit_verdict: str | None = "passed",
+                                draft: dict[str, Any] | None = None) -> dict[str, Any]:
     """An application evaluated admissible; the merit module's outcome set directly in the database."""
-    sub = await evaluated(client, engine, intake_url, company=company)
+    sub = await evaluated(client, engine, intake_url, company=company, draft=draft)
     await session.execute(text("UPDATE evaluation.evaluations SET credit_class = :c, merit_verdict = :m, "
                                "score = 75 WHERE application_id = :a"),
                           {"c": credit_class, "m": merit_verdict, "a": sub["application_id"]})

@@ -11,6 +11,7 @@ from shared.domain.application_check import (
     PROBLEM_CODES,
     CheckResult,
     CompanyFacts,
+    DeclaredAid,
     DraftFacts,
     DraftLine,
     ExportSale,
@@ -193,6 +194,16 @@ CASES: dict[str, tuple[dict[str, Any], str]] = {
     "plan_section_missing": ({"draft": replace(DRAFT, strategy="  ")}, "/action_plan/strategy"),
     "kpis_missing": ({"draft": replace(DRAFT, kpi_count=0)}, "/action_plan/kpis"),
     "milestones_missing": ({"draft": replace(DRAFT, milestones=())}, "/action_plan/milestones"),
+    # declared 290,000.00 on 2025-05-31: headroom 10,000.00 < the estimated grant -> cut, a warning
+    "de_minimis_aid_reduced": (
+        {"draft": replace(DRAFT, declared_aid=(DeclaredAid("01234567897", date(2025, 5, 31), D("290000.00"), "A"),))},
+        "/de_minimis_declarations",
+    ),
+    # declared 300,000.00 in the period: no headroom -> blocks
+    "de_minimis_ceiling_reached": (
+        {"draft": replace(DRAFT, declared_aid=(DeclaredAid("01234567897", date(2024, 1, 15), D("300000.00"), "B"),))},
+        "/de_minimis_declarations",
+    ),
 }
 
 
@@ -230,7 +241,8 @@ def test_each_problem_code(code: str) -> None:
     assert problem.path == path
     assert problem.message_it and problem.message_en and problem.message_it != problem.message_en
     assert problem.article in RULES.articles.values()
-    assert problem.blocking is (code not in ("category_cap_exceeded", "eligible_total_above_max"))
+    assert problem.blocking is (code not in ("category_cap_exceeded", "eligible_total_above_max",
+                                             "de_minimis_aid_reduced"))
     assert result.blocking is any(p.blocking for p in result.problems)
 
 

@@ -25,6 +25,7 @@ from shared.errors import ProblemError, ValidationFailed, problem_responses
 from shared.models import AuditChain, AuditRecord
 from shared.pagination import Page, SeqPageDep, encode_seq_cursor
 from shared.routing import UnitOfWorkRoute
+from shared.schemas import BIGINT_MAX
 
 EXPORT_MAX = 10_000  # records per export; a longer range is exported in several
 VERIFY_BATCH = 2_000
@@ -36,8 +37,9 @@ router = APIRouter(prefix="/v1/audit", tags=["audit"], route_class=UnitOfWorkRou
 ServiceQuery = Annotated[str | None, Query(max_length=32, description="The chain: the service that wrote the "
                                                                        "records (intake, evaluation, monitoring, "
                                                                        "desk-cli). Default: this service.")]
-FromSeq = Annotated[int, Query(ge=1, description="First seq of the range (default 1).")]
-ToSeq = Annotated[int | None, Query(ge=1, description="Last seq of the range (default: the chain's head).")]
+FromSeq = Annotated[int, Query(ge=1, le=BIGINT_MAX, description="First seq of the range (default 1).")]
+ToSeq = Annotated[int | None, Query(ge=1, le=BIGINT_MAX,
+                                    description="Last seq of the range (default: the chain's head).")]
 
 
 class AuditRecordOut(BaseModel):

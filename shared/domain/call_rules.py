@@ -286,7 +286,7 @@ class FollowUpKpi(_Frozen):
     name: str = Field(min_length=1, max_length=300)
     name_en: str = Field(min_length=1)
     unit: str
-    years_after: list[int] = Field(min_length=1)
+    years_after: list[Annotated[int, Field(ge=1, le=10)]] = Field(min_length=1)
 
 
 class Results(_Frozen):

@@ -155,6 +155,7 @@ TABLE: dict[tuple[str, str, str], Rule] = {
     ("evaluation", "POST", "/v1/calls/{call_id}/budget/releases"): r(S),
     ("evaluation", "GET", "/v1/calls/{call_id}/ranking"): r(O, A),
     ("evaluation", "POST", "/v1/fundings/{application_id}/approve"): r(O, application_id="received"),
+    ("evaluation", "POST", "/v1/fundings/{application_id}/confirm"): r(O, application_id="received"),
     ("evaluation", "GET", "/v1/fundings/{application_id}"): r(O, A, exists=False, application_id="received"),
     ("evaluation", "GET", "/v1/public/calls/{call_id}/ranking"): PUB,
     ("evaluation", "GET", "/v1/public/calls/{call_id}/budget"): PUB,
@@ -163,6 +164,7 @@ TABLE: dict[tuple[str, str, str], Rule] = {
     ("evaluation", "GET", "/v1/decrees/{decree_id}/decisions"): r(O, A, exists=False),
     ("evaluation", "POST", "/v1/decrees/{decree_id}/decisions"): r(O, exists=False),
     ("evaluation", "POST", "/v1/decrees/{decree_id}/close"): r(O, exists=False),
+    ("evaluation", "POST", "/v1/decrees/{decree_id}/close/confirm"): r(O, exists=False),
     ("evaluation", "GET", "/v1/decisions/{decision_id}"): r(*ALL, visible=OWNED),
     ("evaluation", "PUT", "/v1/decisions/{decision_id}/cup"): r(O, visible=OWNED),
     ("evaluation", "PUT", "/v1/decisions/{decision_id}/cor"): r(O, visible=OWNED),
@@ -320,8 +322,13 @@ async def world(client: httpx.AsyncClient, evaluation_app: Any, evaluation_clien
     company = headers["company"]
     r = await client.post(f"/v1/delegations/{revoked_delegation.id}/revoke", headers={**company, "If-Match": '"1"'})
     assert r.status_code == 200, r.text
-    asked = await _post(client, "/v1/delegations", {"vat_number": company_a.vat_number}, headers["new_delegate"])
-    r = await client.post(f"/v1/delegations/{asked['id']}/accept", headers={**company, "If-Match": asked["etag"]})
+    asked = await client.post("/v1/delegations", json={"vat_number": company_a.vat_number},
+                              headers=headers["new_delegate"])
+    assert asked.status_code == 202, asked.text  # a request answers alike whether or not the company exists
+    seen = await client.get(f"/v1/delegations/{asked.json()['id']}", headers=company)
+    assert seen.status_code == 200, seen.text
+    r = await client.post(f"/v1/delegations/{asked.json()['id']}/accept",
+                          headers={**company, "If-Match": seen.headers["etag"]})
     assert r.status_code == 200, r.text
     ids = {
         "call_id": call.id, "application_id": draft["id"], "submitted": submitted["id"], "received":
@@ -460,8 +467,12 @@ async def test_the_click_day_submit_applies_the_same_rule(committing_client: htt
     drafts = [await _post(http, "/v1/applications", draft_body(call.id, company.id), h["revoked"])]
     r = await http.post(f"/v1/delegations/{old.id}/revoke", headers={**h["company"], "If-Match": '"1"'})
     assert r.status_code == 200, r.text
-    asked = await _post(http, "/v1/delegations", {"vat_number": company.vat_number}, h["successor"])
-    r = await http.post(f"/v1/delegations/{asked['id']}/accept", headers={**h["company"], "If-Match": asked["etag"]})
+    asked = await http.post("/v1/delegations", json={"vat_number": company.vat_number}, headers=h["successor"])
+    assert asked.status_code == 202, asked.text
+    seen = await http.get(f"/v1/delegations/{asked.json()['id']}", headers=h["company"])
+    assert seen.status_code == 200, seen.text
+    r = await http.post(f"/v1/delegations/{asked.json()['id']}/accept",
+                        headers={**h["company"], "If-Match": seen.headers["etag"]})
     assert r.status_code == 200, r.text
     draft_id = drafts[0]["id"]
     for who in ("revoked", "stranger"):

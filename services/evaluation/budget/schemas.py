@@ -68,6 +68,8 @@ class AllocationOut(OutModel):
     partially_funded: int
     waiting: int
     not_admitted: int
+    held_back: int = Field(0, description="First-come: applications after the first one still undecided (protocol "
+                                          "order), left for a later run so that none is funded ahead of it.")
     committed_now: Decimal = Field(description="Aid committed by this run.")
     budget: BudgetSummary
 

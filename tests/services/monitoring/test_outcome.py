@@ -8,6 +8,7 @@ project (approved eligible total 100,000.00, advance 8,000.00 paid) is built as 
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -16,7 +17,7 @@ from sqlalchemy import text
 from shared.db import make_sessionmaker
 from tests.conftest import make_token
 from tests.factories import delegate, make_company, make_partner, open_call
-from tests.services.evaluation.builders import evaluated_application
+from tests.services.evaluation.builders import approve_funding, evaluated_application
 from tests.services.monitoring.builders import VALID_IBAN, make_payment, make_project
 
 
@@ -30,9 +31,11 @@ async def funded_at_evaluation(engine: Any, evaluation_url: str, *, grant: str =
         app = await evaluated_application(s, call_id=call.id, grant=grant, loan=loan, score="75.00",
                                           company_id=company.id, partner_id=partner.id)
         officer = await make_token(s, "officer")
+        second_officer = await make_token(s, "officer")
+        call.demo_closes_at = datetime.now(UTC) - timedelta(seconds=1)  # a ranking is funded after the close
         await s.commit()
     async with httpx.AsyncClient(base_url=evaluation_url) as http:
-        r = await http.post(f"/v1/fundings/{app.application_id}/approve", headers=officer)
+        r = await approve_funding(http, app.application_id, officer, second_officer)
         assert r.status_code == 200, r.text
         assert r.json()["status"] == "funded" and r.json()["granted"] == "85000.00"
     return {"call_id": call.id, "company_id": company.id, "partner_id": partner.id,

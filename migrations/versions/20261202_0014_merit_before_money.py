@@ -1,0 +1,46 @@
+"""Merit before money: four-eyes confirmations of money decisions.
+
+`desk.money_confirmations` holds one row per proposal of a money decision (funding approval, decree
+closing, payment order): who proposed it and when, what was proposed, and who confirmed it. A second,
+different officer confirms; at most one open proposal per action and resource (partial unique index).
+
+Revision ID: 0014
+Revises: 0012
+Create Date: 2026-12-02
+"""
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+from sqlalchemy.dialects import postgresql
+
+revision: str = "0014"
+down_revision: str | None = "0012"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "money_confirmations",
+        sa.Column("id", sa.UUID(), nullable=False),
+        sa.Column("service", sa.String(length=32), nullable=False),
+        sa.Column("action", sa.String(length=64), nullable=False),
+        sa.Column("resource_type", sa.String(length=32), nullable=False),
+        sa.Column("resource_id", sa.String(length=64), nullable=False),
+        sa.Column("status", sa.String(length=16), nullable=False),
+        sa.Column("detail", postgresql.JSONB(astext_type=sa.Text()), nullable=False),
+        sa.Column("proposed_by", sa.String(length=64), nullable=False),
+        sa.Column("proposed_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False),
+        sa.Column("confirmed_by", sa.String(length=64), nullable=True),
+        sa.Column("confirmed_at", sa.DateTime(timezone=True), nullable=True),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_money_confirmations")),
+        schema="desk",
+    )
+    op.create_index("uq_money_confirmations_open", "money_confirmations", ["action", "resource_id"], unique=True,
+                    schema="desk", postgresql_where=sa.text("status = 'proposed'"))
+
+
+def downgrade() -> None:
+    op.drop_index("uq_money_confirmations_open", table_name="money_confirmations", schema="desk")
+    op.drop_table("money_confirmations", schema="desk")

@@ -151,6 +151,13 @@ NOTHING_TO_CONFIRM = _kind("nothing-to-confirm", 409, "Nessuna proposta da confe
                            "changed.")
 
 
+PAYMENT_NOT_CONFIRMED = _kind("payment-not-confirmed", 409, "Ordine di pagamento non ancora confermato",
+                              "Payment order not confirmed yet",
+                              "A payment order needs a second officer's confirmation (POST /v1/payments/{id}/confirm, "
+                              "by an officer other than whoever ordered it) before it is paid or exported to the "
+                              "treasury. Nothing was changed.")
+
+
 class FieldError(BaseModel):
     model_config = ConfigDict(extra="allow")
     code: str = Field(description="Stable machine code of the error.")

@@ -439,6 +439,11 @@ async def _start_projects(d: Desk) -> None:
         assert project["iban"] == IBAN
         advance = _ok(await mon.get(f"/v1/payments/{advance['id']}", headers=d.officer))
         assert advance["iban"] == IBAN
+        # four-eyes: the order is paid only once a second officer has confirmed it
+        r = await mon.post(f"/v1/payments/{advance['id']}/paid", headers={**d.officer, **_match(advance["etag"])})
+        assert r.status_code == 409 and r.json()["type"] == "/problems/payment-not-confirmed", r.text
+        _ok(await mon.post(f"/v1/payments/{advance['id']}/confirm",
+                           headers={**d.second_officer, **_match(advance["etag"])}))
         paid = _ok(await mon.post(f"/v1/payments/{advance['id']}/paid",
                                   headers={**d.officer, **_match(advance["etag"])}))
         assert paid["status"] == "paid" and paid["paid_at"]
@@ -550,6 +555,10 @@ async def test_a_funded_project_is_followed_to_its_balance_and_shows_in_statisti
     # ordering it again returns the live order: nothing is paid twice
     again = await mon.post(f"/v1/projects/{project['id']}/payments", json={"kind": "balance"}, headers=d.officer)
     assert again.status_code == 200 and again.json()["id"] == balance["id"]
+    own = await mon.post(f"/v1/payments/{balance['id']}/confirm", headers={**d.officer, **_match(balance["etag"])})
+    assert own.status_code == 403 and own.json()["type"] == "/problems/four-eyes-same-officer", own.text
+    _ok(await mon.post(f"/v1/payments/{balance['id']}/confirm",
+                       headers={**d.second_officer, **_match(balance["etag"])}))
     paid = _ok(await mon.post(f"/v1/payments/{balance['id']}/paid",
                               headers={**d.officer, **_match(balance["etag"])}))
     assert paid["status"] == "paid"

@@ -187,6 +187,7 @@ TABLE: dict[tuple[str, str, str], Rule] = {
     ("monitoring", "GET", "/v1/payments/{payment_id}"): r(*ALL, visible=OWNED),
     ("monitoring", "POST", "/v1/payments/{payment_id}/paid"): r(O, visible=OWNED),
     ("monitoring", "POST", "/v1/payments/{payment_id}/failed"): r(O, visible=OWNED),
+    ("monitoring", "POST", "/v1/payments/{payment_id}/confirm"): r(O, visible=OWNED),
     ("monitoring", "POST", "/v1/projects/{project_id}/claims"): r(P, C, visible=OWNED),
     ("monitoring", "GET", "/v1/projects/{project_id}/claims"): r(*ALL, visible=OWNED),
     ("monitoring", "GET", "/v1/claims/{claim_id}"): r(*ALL, visible=OWNED),

@@ -154,6 +154,11 @@ TABLE: dict[tuple[str, str, str], Rule] = {
     ("evaluation", "POST", "/v1/calls/{call_id}/allocation"): r(O),
     ("evaluation", "POST", "/v1/calls/{call_id}/budget/releases"): r(S),
     ("evaluation", "GET", "/v1/calls/{call_id}/ranking"): r(O, A),
+    ("evaluation", "GET", "/v1/calls/{call_id}/rankings"): r(O, A),
+    ("evaluation", "POST", "/v1/calls/{call_id}/rankings"): r(O),
+    ("evaluation", "GET", "/v1/calls/{call_id}/rankings/{number}"): r(O, A, exists=False, number="index"),
+    ("evaluation", "GET", "/v1/public/calls/{call_id}/rankings/{number}"): Rule(PUBLIC, exists=False,
+                                                                                params={"number": "index"}),
     ("evaluation", "POST", "/v1/fundings/{application_id}/approve"): r(O, application_id="received"),
     ("evaluation", "POST", "/v1/fundings/{application_id}/confirm"): r(O, application_id="received"),
     ("evaluation", "GET", "/v1/fundings/{application_id}"): r(O, A, exists=False, application_id="received"),
@@ -382,7 +387,7 @@ async def peerless(evaluation_app: Any, monitoring_client: httpx.AsyncClient) ->
 
 def expected(rule: Rule, principal: str) -> str:
     if rule.kinds is None:
-        return "ok"
+        return "ok" if rule.exists else "ok-or-404"  # public: nobody is refused, a missing row is still 404
     if principal == "none":
         return "401"
     if KIND_OF[principal] not in rule.kinds:

@@ -16,7 +16,11 @@ from services.evaluation.budget.schemas import (
     FundingOut,
     PublicBudget,
     PublicRankingPage,
+    PublicRankingVersion,
     RankingPage,
+    RankingVersionIn,
+    RankingVersionList,
+    RankingVersionOut,
     ReleaseIn,
     ReleaseOut,
 )
@@ -96,6 +100,35 @@ async def get_ranking(call_id: uuid.UUID, session: SessionDep, intake: IntakeDep
     return await service.ranking(session=session, intake=intake, call_id=call_id, after=after, limit=limit)
 
 
+@router.get("/{call_id}/rankings", response_model=RankingVersionList, dependencies=[reader],
+            summary="The call's published rankings: every numbered version with its reason",
+            responses=problem_responses(401, 403, 404, 422))
+async def list_ranking_versions(call_id: uuid.UUID, session: SessionDep) -> Any:
+    rows = await service.ranking_versions(session, call_id)
+    return {"call_id": call_id, "items": [{"number": r.number, "reason": r.reason, "created_at": r.created_at}
+                                          for r in rows]}
+
+
+@router.post("/{call_id}/rankings", response_model=RankingVersionOut, status_code=201, dependencies=[officer],
+             summary="Publish a new version of the call's ranking (after an appeal, say), with its reason",
+             description="The first version is published by the allocation of a ranking call. A new one records the "
+                         "ranking as it stands now under the next number; earlier versions never change and stay "
+                         "readable.",
+             responses=problem_responses(401, 403, 404, 409, 422, 503))
+async def publish_ranking_version(call_id: uuid.UUID, body: RankingVersionIn, session: SessionDep, actor: ActorDep,
+                                  intake: IntakeDep, _idem: Idempotent) -> Any:
+    row = await service.new_ranking_version(session=session, actor=actor, intake=intake, call_id=call_id,
+                                            reason=body.reason)
+    return service.ranking_version_out(row)
+
+
+@router.get("/{call_id}/rankings/{number}", response_model=RankingVersionOut, dependencies=[reader],
+            summary="One published version of the call's ranking",
+            responses=problem_responses(401, 403, 404, 422))
+async def get_ranking_version(call_id: uuid.UUID, number: int, session: SessionDep) -> Any:
+    return service.ranking_version_out(await service.get_ranking_version(session, call_id, number))
+
+
 @fundings_router.post("/{application_id}/approve", response_model=ProposalOut, status_code=202,
                       dependencies=[officer],
                       summary="Propose to fund one evaluated application (four-eyes: a second officer confirms)",
@@ -146,6 +179,15 @@ async def get_funding(application_id: uuid.UUID, session: SessionDep, response: 
 async def get_public_ranking(call_id: uuid.UUID, session: SessionDep, intake: IntakeDep, after: After = 0,
                              limit: Limit = 100) -> Any:
     return await service.ranking(session=session, intake=intake, call_id=call_id, after=after, limit=limit)
+
+
+@public_router.get("/{call_id}/rankings/{number}", response_model=PublicRankingVersion, openapi_extra=PUBLIC,
+                   summary="One published version of a call's ranking (public)",
+                   description="Position, protocol number, score and outcome (funded, waiting, not admitted) of "
+                               "every application, as published under that number.",
+                   responses=problem_responses(404, 422))
+async def get_public_ranking_version(call_id: uuid.UUID, number: int, session: SessionDep) -> Any:
+    return service.ranking_version_out(await service.get_ranking_version(session, call_id, number), public=True)
 
 
 @public_router.get("/{call_id}/budget", response_model=PublicBudget, openapi_extra=PUBLIC,

@@ -16,7 +16,14 @@ from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.evaluation.models import Budget, BudgetEntry, Evaluation, Funding, ReceivedApplication
+from services.evaluation.models import (
+    Budget,
+    BudgetEntry,
+    Evaluation,
+    Funding,
+    RankingVersion,
+    ReceivedApplication,
+)
 
 QUEUE_STATUSES = ("partially_funded", "waiting")
 COMMITTING_STATUSES = ("funded", "partially_funded")
@@ -148,3 +155,25 @@ async def not_allocated(session: AsyncSession, call_id: uuid.UUID) -> list[Any]:
                    .where(Funding.application_id == ReceivedApplication.application_id).exists())
             .order_by(ReceivedApplication.protocol_number))
     return list((await session.execute(stmt)).all())
+
+
+async def last_ranking_number(session: AsyncSession, call_id: uuid.UUID) -> int:
+    stmt = select(func.coalesce(func.max(RankingVersion.number), 0)).where(RankingVersion.call_id == call_id)
+    return int((await session.execute(stmt)).scalar_one())
+
+
+async def add_ranking(session: AsyncSession, values: dict[str, Any]) -> RankingVersion:
+    row = RankingVersion(**values)
+    session.add(row)
+    await session.flush()
+    return row
+
+
+async def rankings_of_call(session: AsyncSession, call_id: uuid.UUID) -> list[RankingVersion]:
+    stmt = select(RankingVersion).where(RankingVersion.call_id == call_id).order_by(RankingVersion.number)
+    return list((await session.execute(stmt)).scalars())
+
+
+async def ranking_version(session: AsyncSession, call_id: uuid.UUID, number: int) -> RankingVersion | None:
+    stmt = select(RankingVersion).where(RankingVersion.call_id == call_id, RankingVersion.number == number)
+    return (await session.execute(stmt)).scalar_one_or_none()

@@ -28,7 +28,7 @@ from typing import Any, Literal
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.evaluation.budget import repository
-from services.evaluation.models import Budget, Evaluation, Funding, ReceivedApplication
+from services.evaluation.models import Budget, Evaluation, Funding, RankingVersion, ReceivedApplication
 from services.evaluation.rules import current_version, forget_current, rules_of_call, window_closes_at
 from shared import four_eyes
 from shared.audit import record_audit, record_event
@@ -400,6 +400,10 @@ async def allocate_call(*, session: AsyncSession, actor: Actor, intake: IntakeCl
                        for r in not_admitted_rows)
     await record_audit(session, actor, action="budget.allocated", resource_type="budget", resource_id=call_id,
                        before=before, after={**to_summary(budget), "fundings": out.changes})
+    if rules.procedure == "ranking" and out.changes:
+        first = await repository.last_ranking_number(session, call_id) == 0
+        await publish_ranking(session=session, actor=actor, intake=intake, call_id=call_id,
+                              reason="Graduatoria" if first else f"Allocation of {len(rows)} further applications")
     return {"call_id": call_id, "procedure": rules.procedure, "considered": len(rows),
             "funded": len(out.funded), "partially_funded": len(out.partially_funded), "waiting": len(out.waiting),
             "not_admitted": len(not_admitted_rows), "held_back": held_back, "committed_now": out.committed_now,
@@ -650,3 +654,57 @@ async def public_budget(*, session: AsyncSession, intake: IntakeClient, call_id:
     return {"call_id": call_id, "total": budget.total, "committed": budget.committed, "available": available(budget),
             "freed": budget.freed, "funded": counts.get("funded", 0) + counts.get("partially_funded", 0),
             "waiting": counts.get("waiting", 0), "updated_at": budget.updated_at}
+
+
+# ---------------------------------------------------------------- published rankings (numbered, immutable)
+
+
+def _published_entry(e: dict[str, Any]) -> dict[str, Any]:
+    return {"position": e["position"], "application_id": str(e["application_id"]),
+            "company_id": str(e["company_id"]), "protocol_number": e["protocol_number"],
+            "score": str(e["score"]) if e["score"] is not None else None, "outcome": e["outcome"],
+            "granted": str(e["granted"])}
+
+
+async def publish_ranking(*, session: AsyncSession, actor: Actor, intake: IntakeClient, call_id: uuid.UUID,
+                          reason: str) -> RankingVersion:
+    """Store the call's ranking as it stands now as its next numbered version (never changed afterwards)."""
+    rules = await rules_of_call(intake, call_id, call_in_path=True)
+    entries = (await ranking(session=session, intake=intake, call_id=call_id, after=0, limit=10**9))["items"]
+    row = await repository.add_ranking(session, {
+        "call_id": call_id, "number": await repository.last_ranking_number(session, call_id) + 1, "reason": reason,
+        "procedure": rules.procedure, "entries": [_published_entry(e) for e in entries],
+        "created_by": actor.principal.client_id})
+    await record_audit(session, actor, action="ranking.published", resource_type="ranking", resource_id=call_id,
+                       after={"number": row.number, "reason": reason, "entries": len(entries)})
+    return row
+
+
+async def new_ranking_version(*, session: AsyncSession, actor: Actor, intake: IntakeClient, call_id: uuid.UUID,
+                              reason: str) -> RankingVersion:
+    """A new version of a call's published ranking (after an appeal, say), with its reason; the budget row's lock
+    keeps two publications apart."""
+    await ensure_budget(session=session, intake=intake, call_id=call_id, for_update=True)
+    if await repository.last_ranking_number(session, call_id) == 0:
+        raise Conflict("Nessuna graduatoria pubblicata: la prima nasce dall'assegnazione.",
+                       "No ranking published yet: the first comes from the allocation.")
+    return await publish_ranking(session=session, actor=actor, intake=intake, call_id=call_id, reason=reason)
+
+
+def ranking_version_out(row: RankingVersion, *, public: bool = False) -> dict[str, Any]:
+    entries = row.entries
+    if public:
+        entries = [{k: e[k] for k in ("position", "protocol_number", "score", "outcome")} for e in entries]
+    return {"call_id": row.call_id, "number": row.number, "reason": row.reason, "procedure": row.procedure,
+            "created_at": row.created_at, "entries": entries}
+
+
+async def get_ranking_version(session: AsyncSession, call_id: uuid.UUID, number: int) -> RankingVersion:
+    row = await repository.ranking_version(session, call_id, number)
+    if row is None:
+        raise NotFound()
+    return row
+
+
+async def ranking_versions(session: AsyncSession, call_id: uuid.UUID) -> list[RankingVersion]:
+    return await repository.rankings_of_call(session, call_id)

@@ -170,3 +170,47 @@ async def test_first_come_allocation_funds_the_decided_prefix_in_protocol_order(
     assert (r.json()["funded"], r.json()["held_back"]) == (2, 0)
     assert set((await statuses(session, call_id)).values()) == {"funded"} and str(a3.application_id) in \
         await statuses(session, call_id)
+
+
+async def test_the_ranking_is_published_numbered_and_immutable_and_a_new_version_keeps_the_history(
+        evaluation_client, intake, session, officer, auditor):
+    call_id = intake.add_call(budget_total="100000.00", procedure="ranking")  # window closed in 2025
+    low = await evaluated_application(session, call_id=call_id, grant="20000.00", loan="80000.00", score="65.00")
+    high = await evaluated_application(session, call_id=call_id, grant="20000.00", loan="80000.00", score="90.00")
+    excluded = await evaluated_application(session, call_id=call_id, grant="0.00", loan="0.00",
+                                           stage="not_admissible", admissibility_checks=[failed_check()])
+    assert (await evaluation_client.post(f"/v1/calls/{call_id}/allocation", headers=officer)).status_code == 200
+
+    listed = (await evaluation_client.get(f"/v1/calls/{call_id}/rankings", headers=auditor)).json()["items"]
+    assert [(v["number"], v["reason"]) for v in listed] == [(1, "Graduatoria")]
+    public = await evaluation_client.get(f"/v1/public/calls/{call_id}/rankings/1")
+    assert public.status_code == 200, public.text
+    assert public.json()["entries"] == [
+        {"position": 1, "protocol_number": high.protocol_number, "score": "90.00", "outcome": "funded"},
+        {"position": 2, "protocol_number": low.protocol_number, "score": "65.00", "outcome": "waiting"},
+        {"position": None, "protocol_number": excluded.protocol_number, "score": None, "outcome": "not_admitted"}]
+
+    # immutable: the database refuses to change a published version
+    async with session.begin_nested() as nested:
+        try:
+            await session.execute(text("UPDATE evaluation.rankings SET reason = 'x' WHERE call_id = :c"),
+                                  {"c": call_id})
+            changed = True
+        except Exception:
+            changed = False
+        await nested.rollback()
+    assert changed is False
+
+    # after an appeal the 65 is re-scored 95 (say) and an officer publishes version 2 with its reason
+    await session.execute(text("UPDATE evaluation.fundings SET score = 95.00 WHERE application_id = :a"),
+                          {"a": low.application_id})
+    r = await evaluation_client.post(f"/v1/calls/{call_id}/rankings", json={"reason": "Ricorso accolto, prot. 7"},
+                                     headers=officer)
+    assert r.status_code == 201, r.text
+    assert (r.json()["number"], r.json()["reason"]) == (2, "Ricorso accolto, prot. 7")
+    assert [e["protocol_number"] for e in r.json()["entries"][:2]] == [low.protocol_number, high.protocol_number]
+    first = (await evaluation_client.get(f"/v1/calls/{call_id}/rankings/1", headers=auditor)).json()
+    assert [e["score"] for e in first["entries"][:2]] == ["90.00", "65.00"], "version 1 is unchanged"
+    assert (await evaluation_client.get(f"/v1/public/calls/{call_id}/rankings/3")).status_code == 404
+    no_reason = await evaluation_client.post(f"/v1/calls/{call_id}/rankings", json={}, headers=officer)
+    assert no_reason.status_code == 422

@@ -149,6 +149,7 @@ class PublishedEntry(OutModel):
     position: int | None = Field(description="Null for an application not admitted (excluded).")
     application_id: uuid.UUID
     company_id: uuid.UUID
+    company_name: str | None = Field(None, description="As intake registered it when the version was published.")
     protocol_number: int
     score: Decimal | None
     outcome: FundingStatus
@@ -177,6 +178,7 @@ class RankingVersionList(OutModel):
 
 class PublicPublishedEntry(OutModel):
     position: int | None
+    company_name: str | None = Field(description="The beneficiary, as Italian graduatorie name it.")
     protocol_number: int
     score: Decimal | None
     outcome: FundingStatus = Field(description="funded, partially funded, waiting, not admitted (excluded), ...")

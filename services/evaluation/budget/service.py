@@ -32,11 +32,13 @@ from services.evaluation.models import Budget, Evaluation, Funding, RankingVersi
 from services.evaluation.rules import current_version, forget_current, rules_of_call, window_closes_at
 from shared import four_eyes
 from shared.audit import record_audit, record_event
+from shared.clients.base import NotFoundAtPeer, PeerUnavailable
 from shared.clients.intake import IntakeClient
 from shared.domain.allocation import Candidate, ranking_order, scorrimento
 from shared.domain.call_rules import CallRules
 from shared.domain.money import CENT, ZERO, floor_cent
 from shared.errors import (
+    PEER_UNAVAILABLE,
     PROTOCOL_ORDER_PENDING,
     RANKING_NOT_READY,
     Conflict,
@@ -666,14 +668,32 @@ def _published_entry(e: dict[str, Any]) -> dict[str, Any]:
             "granted": str(e["granted"])}
 
 
+async def _company_names(intake: IntakeClient, company_ids: set[uuid.UUID]) -> dict[uuid.UUID, str | None]:
+    """The companies' names as intake registers them, for the published ranking (Italian graduatorie name the
+    beneficiaries). Intake unreachable: 503, nothing is published."""
+    names: dict[uuid.UUID, str | None] = {}
+    for company_id in sorted(company_ids):
+        try:
+            names[company_id] = (await intake.get_company(company_id)).name
+        except NotFoundAtPeer:
+            names[company_id] = None
+        except PeerUnavailable as exc:
+            raise DeskError("Il servizio delle imprese (intake) non risponde: riprovare più tardi.",
+                            "The intake service is unreachable: retry later.", kind=PEER_UNAVAILABLE,
+                            headers={"Retry-After": "30"}, extra={"peer": exc.peer}) from exc
+    return names
+
+
 async def publish_ranking(*, session: AsyncSession, actor: Actor, intake: IntakeClient, call_id: uuid.UUID,
                           reason: str) -> RankingVersion:
     """Store the call's ranking as it stands now as its next numbered version (never changed afterwards)."""
     rules = await rules_of_call(intake, call_id, call_in_path=True)
     entries = (await ranking(session=session, intake=intake, call_id=call_id, after=0, limit=10**9))["items"]
+    names = await _company_names(intake, {e["company_id"] for e in entries})
     row = await repository.add_ranking(session, {
         "call_id": call_id, "number": await repository.last_ranking_number(session, call_id) + 1, "reason": reason,
-        "procedure": rules.procedure, "entries": [_published_entry(e) for e in entries],
+        "procedure": rules.procedure,
+        "entries": [{**_published_entry(e), "company_name": names.get(e["company_id"])} for e in entries],
         "created_by": actor.principal.client_id})
     await record_audit(session, actor, action="ranking.published", resource_type="ranking", resource_id=call_id,
                        after={"number": row.number, "reason": reason, "entries": len(entries)})
@@ -694,7 +714,8 @@ async def new_ranking_version(*, session: AsyncSession, actor: Actor, intake: In
 def ranking_version_out(row: RankingVersion, *, public: bool = False) -> dict[str, Any]:
     entries = row.entries
     if public:
-        entries = [{k: e[k] for k in ("position", "protocol_number", "score", "outcome")} for e in entries]
+        entries = [{k: e.get(k) for k in ("position", "company_name", "protocol_number", "score", "outcome")}
+                   for e in entries]
     return {"call_id": row.call_id, "number": row.number, "reason": row.reason, "procedure": row.procedure,
             "created_at": row.created_at, "entries": entries}
 

@@ -131,6 +131,12 @@ class FakeIntake:
         self.calls[call_id] = call_detail(call_id, **kw)
         return call_id
 
+    async def get_company(self, company_id: uuid.UUID) -> Any:
+        """Every company is known, named after its id (what a published ranking shows)."""
+        from types import SimpleNamespace
+
+        return SimpleNamespace(id=company_id, name=f"Impresa {str(company_id)[:8]} S.r.l.")
+
     async def get_call(self, call_id: uuid.UUID) -> Any:
         from shared.clients.base import NotFoundAtPeer
 

@@ -185,10 +185,16 @@ async def test_the_ranking_is_published_numbered_and_immutable_and_a_new_version
     assert [(v["number"], v["reason"]) for v in listed] == [(1, "Graduatoria")]
     public = await evaluation_client.get(f"/v1/public/calls/{call_id}/rankings/1")
     assert public.status_code == 200, public.text
+    def name(app: Any) -> str:
+        return f"Impresa {str(app.company_id)[:8]} S.r.l."
+
     assert public.json()["entries"] == [
-        {"position": 1, "protocol_number": high.protocol_number, "score": "90.00", "outcome": "funded"},
-        {"position": 2, "protocol_number": low.protocol_number, "score": "65.00", "outcome": "waiting"},
-        {"position": None, "protocol_number": excluded.protocol_number, "score": None, "outcome": "not_admitted"}]
+        {"position": 1, "company_name": name(high), "protocol_number": high.protocol_number, "score": "90.00",
+         "outcome": "funded"},
+        {"position": 2, "company_name": name(low), "protocol_number": low.protocol_number, "score": "65.00",
+         "outcome": "waiting"},
+        {"position": None, "company_name": name(excluded), "protocol_number": excluded.protocol_number,
+         "score": None, "outcome": "not_admitted"}]
 
     # immutable: the database refuses to change a published version
     async with session.begin_nested() as nested:

@@ -142,6 +142,39 @@ DE_MINIMIS_CEILING = _kind("de-minimis-ceiling", 409, "Massimale de minimis supe
                             "ceiling of Reg. (EU) 2023/2831: the funding must be recomputed. Nothing was changed.")
 
 
+RANKING_NOT_READY = _kind("ranking-not-ready", 409, "Graduatoria non ancora formabile", "Ranking not ready",
+                          "A ranking call is allocated only after its window has closed and every admissible "
+                          "application has a final merit score or an exclusion with its reason. `pending[]` lists "
+                          "the applications still waiting (application_id, protocol_number, stage, reason); "
+                          "`window_closes_at` says when the window closes. Nothing was changed.")
+PROTOCOL_ORDER_PENDING = _kind("protocol-order-pending", 409, "Domande precedenti non ancora decise",
+                               "Earlier applications not decided yet",
+                               "On a first-come call (a sportello) funds are committed strictly in protocol order: "
+                               "an application cannot be funded while an earlier one is still undecided or not "
+                               "allocated. `pending[]` lists them. Nothing was changed.")
+
+
+FOUR_EYES = _kind("four-eyes-same-officer", 403, "Serve la conferma di un secondo funzionario",
+                  "A second officer must confirm",
+                  "Money decisions (funding approval, decree closing, payment order) are proposed by one officer and "
+                  "confirmed by a different one: the proposer cannot confirm their own proposal. Nothing was "
+                  "changed.")
+CONFIRMATION_PENDING = _kind("confirmation-pending", 409, "Proposta già in attesa di conferma",
+                             "Proposal already awaiting confirmation",
+                             "The same money decision is already proposed and waits for a second officer's "
+                             "confirmation (POST .../confirm); `proposal` describes it. Nothing was changed.")
+NOTHING_TO_CONFIRM = _kind("nothing-to-confirm", 409, "Nessuna proposta da confermare", "Nothing to confirm",
+                           "No open proposal of this money decision: an officer proposes it first. Nothing was "
+                           "changed.")
+
+
+PAYMENT_NOT_CONFIRMED = _kind("payment-not-confirmed", 409, "Ordine di pagamento non ancora confermato",
+                              "Payment order not confirmed yet",
+                              "A payment order needs a second officer's confirmation (POST /v1/payments/{id}/confirm, "
+                              "by an officer other than whoever ordered it) before it is paid or exported to the "
+                              "treasury. Nothing was changed.")
+
+
 class FieldError(BaseModel):
     model_config = ConfigDict(extra="allow")
     code: str = Field(description="Stable machine code of the error.")

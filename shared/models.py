@@ -246,3 +246,28 @@ class CompanyDelegate(Base):
     delegation_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True))
     active: Mapped[bool] = mapped_column(Boolean)
     changed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class MoneyConfirmation(Base):
+    """Four-eyes on money decisions: one officer proposes (funding approval, decree closing, payment order), a
+    second, different officer confirms. Written only through `shared.four_eyes`, in the transaction of the
+    proposal or of the decision it confirms. At most one open proposal per action and resource."""
+
+    __tablename__ = "money_confirmations"
+    __table_args__ = (
+        Index("uq_money_confirmations_open", "action", "resource_id", unique=True,
+              postgresql_where=expression.text("status = 'proposed'")),
+        {"schema": "desk"},
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=uuid.uuid4)
+    service: Mapped[str] = mapped_column(String(32))
+    action: Mapped[str] = mapped_column(String(64))
+    resource_type: Mapped[str] = mapped_column(String(32))
+    resource_id: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16))
+    detail: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    proposed_by: Mapped[str] = mapped_column(String(64))
+    proposed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    confirmed_by: Mapped[str | None] = mapped_column(String(64))
+    confirmed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -185,6 +185,12 @@ async def officer(session: Any) -> dict[str, str]:
 
 
 @pytest_asyncio.fixture(loop_scope="session")
+async def second_officer(session: Any) -> dict[str, str]:
+    """Another officer: confirms the money decisions `officer` proposes (four-eyes)."""
+    return await make_token(session, "officer")
+
+
+@pytest_asyncio.fixture(loop_scope="session")
 async def auditor(session: Any) -> dict[str, str]:
     return await make_token(session, "auditor")
 

@@ -255,3 +255,24 @@ class Decision(Base):
     renounced_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     version: Mapped[int] = mapped_column(Integer, default=1)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class RankingVersion(Base):
+    """A published ranking (graduatoria) of a call: numbered 1, 2, ... per call, immutable (a trigger refuses
+    UPDATE and DELETE). A later one (after an appeal, a revocation, a scorrimento) is a new number with its reason;
+    every version stays readable. `entries` is the ranking as it stood: position, protocol, score, outcome."""
+
+    __tablename__ = "rankings"
+    __table_args__ = (
+        UniqueConstraint("call_id", "number"),
+        {"schema": SCHEMA},
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=uuid.uuid4)
+    call_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True))
+    number: Mapped[int] = mapped_column(Integer)
+    reason: Mapped[str] = mapped_column(Text)
+    procedure: Mapped[str] = mapped_column(String(16))
+    entries: Mapped[list[dict[str, Any]]] = mapped_column(JSONB)
+    created_by: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from datetime import datetime
 from typing import Any
 
 from shared.clients.base import NotFoundAtPeer, PeerUnavailable
@@ -49,6 +50,20 @@ async def rules_of_call(intake: IntakeClient, call_id: uuid.UUID, *, call_in_pat
     rules = _RULES.setdefault((call_id, call.current_version), call.rules)
     _CURRENT[call_id] = (call.current_version, time.monotonic())
     return rules
+
+
+async def window_closes_at(intake: IntakeClient, call_id: uuid.UUID) -> datetime:
+    """When the call's window closes, as intake enforces it (its effective window), asked afresh every time: an
+    extension by decree must be seen at once, since a ranking may only be allocated after the close."""
+    try:
+        call = await intake.get_call(call_id)
+    except PeerUnavailable as exc:
+        raise DeskError("Il servizio dei bandi (intake) non risponde: riprovare più tardi.",
+                        "The intake service is unreachable: retry later.", kind=PEER_UNAVAILABLE,
+                        headers={"Retry-After": "30"}, extra={"peer": exc.peer}) from exc
+    except NotFoundAtPeer as exc:
+        raise NotFound(f"Il bando {call_id} non esiste.", f"Call {call_id} does not exist.") from exc
+    return call.effective_window.closes_at
 
 
 def current_version(call_id: uuid.UUID) -> int | None:

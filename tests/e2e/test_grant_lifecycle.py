@@ -132,6 +132,16 @@ async def _call_with_budget(engine: AsyncEngine, budget: Decimal) -> uuid.UUID:
     return call.id
 
 
+async def _close_window(engine: AsyncEngine, call_id: uuid.UUID) -> None:
+    """The call's (demo) window closes now: a ranking call is allocated only after its close."""
+    async with make_sessionmaker(engine)() as s:
+        call = await s.get(Call, call_id)
+        assert call is not None
+        call.demo_closes_at = datetime.now(UTC) - timedelta(seconds=1)
+        call.version += 1
+        await s.commit()
+
+
 async def _officers(engine: AsyncEngine, n: int) -> list[str]:
     """Officers' API clients (their secret is SECRET); they take their tokens at the token endpoint."""
     ids = []
@@ -185,6 +195,8 @@ class Desk:
     projects: list[dict[str, Any]] = field(default_factory=list)
     advances: list[dict[str, Any]] = field(default_factory=list)
     decree_date: date = field(default_factory=today)
+    second_officer: dict[str, str] = field(default_factory=dict)
+    """Confirms the money decisions `officer` proposes (four-eyes)."""
 
     def webhooks(self, event_type: str) -> list[dict[str, Any]]:
         """The events of that type the partner's endpoint received, each verified with the subscription's
@@ -201,7 +213,7 @@ class Desk:
 async def desk(engine: AsyncEngine, tmp_path_factory: Any) -> AsyncIterator[Desk]:
     await settle_deliveries(engine)
     call_id = await _call_with_budget(engine, BUDGET)
-    officer_id, *reviewer_ids = await _officers(engine, 4)
+    officer_id, second_officer_id, *reviewer_ids = await _officers(engine, 5)
 
     intake = intake_server(engine)
     evaluation, evaluation_intake = evaluation_server(engine, intake.url)
@@ -220,8 +232,14 @@ async def desk(engine: AsyncEngine, tmp_path_factory: Any) -> AsyncIterator[Desk
             officer = await _token(http, officer_id, SECRET)
             reviewers = [(r, await _token(http, r, SECRET)) for r in reviewer_ids]
             d = Desk(http, ev, mon, str(call_id), officer, {}, receiver)
+            d.second_officer = await _token(http, second_officer_id, SECRET)
             await _apply(d)
             await _evaluate(d, reviewers)
+            # merit before money: no ranking while the window is open, even with every score in
+            early = await ev.post(f"/v1/calls/{call_id}/allocation", headers=officer)
+            assert early.status_code == 409 and early.json()["type"] == "/problems/ranking-not-ready", early.text
+            assert early.json()["window_open"] is True and early.json()["pending"] == []
+            await _close_window(engine, call_id)
             await _decide(d)
             await _start_projects(d)
             yield d
@@ -363,8 +381,12 @@ async def _decide(d: Desk) -> None:
         _ok(r)
         _ok(await ev.put(f"/v1/decisions/{decision['id']}/cor", json={"cor": str(random.randrange(10**9))},
                          headers={**d.officer, **_match(r.headers["ETag"])}))
-    closed = _ok(await ev.post(f"/v1/decrees/{decree['id']}/close",
-                               headers={**d.officer, **_match(batch["decree"]["etag"])}))
+    # four-eyes: one officer proposes the closing, the same cannot confirm it, a second officer does
+    proposal = _ok(await ev.post(f"/v1/decrees/{decree['id']}/close",
+                                 headers={**d.officer, **_match(batch["decree"]["etag"])}), 202)
+    own = await ev.post(proposal["confirm"], headers={**d.officer, **_match(batch["decree"]["etag"])})
+    assert own.status_code == 403 and own.json()["type"] == "/problems/four-eyes-same-officer", own.text
+    closed = _ok(await ev.post(proposal["confirm"], headers={**d.second_officer, **_match(batch["decree"]["etag"])}))
     assert closed["status"] == "closed"
     for i, app_id in enumerate(d.apps[:2]):
         who = d.beneficiary(i)
@@ -418,6 +440,11 @@ async def _start_projects(d: Desk) -> None:
         assert project["iban"] == IBAN
         advance = _ok(await mon.get(f"/v1/payments/{advance['id']}", headers=d.officer))
         assert advance["iban"] == IBAN
+        # four-eyes: the order is paid only once a second officer has confirmed it
+        r = await mon.post(f"/v1/payments/{advance['id']}/paid", headers={**d.officer, **_match(advance["etag"])})
+        assert r.status_code == 409 and r.json()["type"] == "/problems/payment-not-confirmed", r.text
+        _ok(await mon.post(f"/v1/payments/{advance['id']}/confirm",
+                           headers={**d.second_officer, **_match(advance["etag"])}))
         paid = _ok(await mon.post(f"/v1/payments/{advance['id']}/paid",
                                   headers={**d.officer, **_match(advance["etag"])}))
         assert paid["status"] == "paid" and paid["paid_at"]
@@ -529,6 +556,10 @@ async def test_a_funded_project_is_followed_to_its_balance_and_shows_in_statisti
     # ordering it again returns the live order: nothing is paid twice
     again = await mon.post(f"/v1/projects/{project['id']}/payments", json={"kind": "balance"}, headers=d.officer)
     assert again.status_code == 200 and again.json()["id"] == balance["id"]
+    own = await mon.post(f"/v1/payments/{balance['id']}/confirm", headers={**d.officer, **_match(balance["etag"])})
+    assert own.status_code == 403 and own.json()["type"] == "/problems/four-eyes-same-officer", own.text
+    _ok(await mon.post(f"/v1/payments/{balance['id']}/confirm",
+                       headers={**d.second_officer, **_match(balance["etag"])}))
     paid = _ok(await mon.post(f"/v1/payments/{balance['id']}/paid",
                               headers={**d.officer, **_match(balance["etag"])}))
     assert paid["status"] == "paid"
@@ -688,7 +719,9 @@ async def test_b_a_revoked_project_gives_its_aid_back_and_the_waiting_applicatio
                      headers={**d.officer, **_match(decision["etag"])})
     r = await ev.put(f"/v1/decisions/{decision['id']}/cor", json={"cor": str(random.randrange(10**9))},
                      headers={**d.officer, **_match(_ok(r)["etag"])})
-    _ok(await ev.post(f"/v1/decrees/{decree['id']}/close", headers={**d.officer, **_match(batch["decree"]["etag"])}))
+    proposal = _ok(await ev.post(f"/v1/decrees/{decree['id']}/close",
+                                 headers={**d.officer, **_match(batch["decree"]["etag"])}), 202)
+    _ok(await ev.post(proposal["confirm"], headers={**d.second_officer, **_match(batch["decree"]["etag"])}))
     decision = _ok(await ev.get(f"/v1/decisions/{decision['id']}", headers=d.partner))
     _ok(await ev.post(f"/v1/decisions/{decision['id']}/accept", headers={**d.partner, **_match(decision["etag"])}))
 

@@ -157,7 +157,13 @@ TABLE: dict[tuple[str, str, str], Rule] = {
     ("evaluation", "POST", "/v1/calls/{call_id}/allocation"): r(O),
     ("evaluation", "POST", "/v1/calls/{call_id}/budget/releases"): r(S),
     ("evaluation", "GET", "/v1/calls/{call_id}/ranking"): r(O, A),
+    ("evaluation", "GET", "/v1/calls/{call_id}/rankings"): r(O, A),
+    ("evaluation", "POST", "/v1/calls/{call_id}/rankings"): r(O),
+    ("evaluation", "GET", "/v1/calls/{call_id}/rankings/{number}"): r(O, A, exists=False, number="index"),
+    ("evaluation", "GET", "/v1/public/calls/{call_id}/rankings/{number}"): Rule(PUBLIC, exists=False,
+                                                                                params={"number": "index"}),
     ("evaluation", "POST", "/v1/fundings/{application_id}/approve"): r(O, application_id="received"),
+    ("evaluation", "POST", "/v1/fundings/{application_id}/confirm"): r(O, application_id="received"),
     ("evaluation", "GET", "/v1/fundings/{application_id}"): r(O, A, exists=False, application_id="received"),
     ("evaluation", "GET", "/v1/public/calls/{call_id}/ranking"): PUB,
     ("evaluation", "GET", "/v1/public/calls/{call_id}/budget"): PUB,
@@ -166,6 +172,7 @@ TABLE: dict[tuple[str, str, str], Rule] = {
     ("evaluation", "GET", "/v1/decrees/{decree_id}/decisions"): r(O, A, exists=False),
     ("evaluation", "POST", "/v1/decrees/{decree_id}/decisions"): r(O, exists=False),
     ("evaluation", "POST", "/v1/decrees/{decree_id}/close"): r(O, exists=False),
+    ("evaluation", "POST", "/v1/decrees/{decree_id}/close/confirm"): r(O, exists=False),
     ("evaluation", "GET", "/v1/decisions/{decision_id}"): r(*ALL, visible=OWNED),
     ("evaluation", "PUT", "/v1/decisions/{decision_id}/cup"): r(O, visible=OWNED),
     ("evaluation", "PUT", "/v1/decisions/{decision_id}/cor"): r(O, visible=OWNED),
@@ -187,6 +194,7 @@ TABLE: dict[tuple[str, str, str], Rule] = {
     ("monitoring", "GET", "/v1/payments/{payment_id}"): r(*ALL, visible=OWNED),
     ("monitoring", "POST", "/v1/payments/{payment_id}/paid"): r(O, visible=OWNED),
     ("monitoring", "POST", "/v1/payments/{payment_id}/failed"): r(O, visible=OWNED),
+    ("monitoring", "POST", "/v1/payments/{payment_id}/confirm"): r(O, visible=OWNED),
     ("monitoring", "POST", "/v1/projects/{project_id}/claims"): r(P, C, visible=OWNED),
     ("monitoring", "GET", "/v1/projects/{project_id}/claims"): r(*ALL, visible=OWNED),
     ("monitoring", "GET", "/v1/claims/{claim_id}"): r(*ALL, visible=OWNED),
@@ -376,7 +384,7 @@ async def peerless(evaluation_app: Any, monitoring_client: httpx.AsyncClient) ->
 
 def expected(rule: Rule, principal: str) -> str:
     if rule.kinds is None:
-        return "ok"
+        return "ok" if rule.exists else "ok-or-404"  # public: nobody is refused, a missing row is still 404
     if principal == "none":
         return "401"
     if KIND_OF[principal] not in rule.kinds:

@@ -16,7 +16,11 @@ from services.evaluation.budget.schemas import (
     FundingOut,
     PublicBudget,
     PublicRankingPage,
+    PublicRankingVersion,
     RankingPage,
+    RankingVersionIn,
+    RankingVersionList,
+    RankingVersionOut,
     ReleaseIn,
     ReleaseOut,
 )
@@ -24,6 +28,7 @@ from services.evaluation.peers import IntakeDep
 from shared.auth import Authenticator
 from shared.db import SessionDep
 from shared.errors import problem_responses
+from shared.four_eyes import ProposalOut, proposal_out
 from shared.routing import ActorDep, Idempotent, UnitOfWorkRoute, etag_of
 from shared.schemas import BIGINT_MAX
 
@@ -60,7 +65,10 @@ async def get_budget(call_id: uuid.UUID, session: SessionDep, intake: IntakeDep,
                          "them strictly in that order while the budget lasts; the first that does not fit is funded "
                          "in part or waits as the call says, the rest wait. Applications not admitted get their "
                          "`not_admitted` place so that a decree lists them. Running it again allocates only what is "
-                         "new.",
+                         "new. A ranking call is refused (409 `ranking-not-ready`, listing what is pending) until its "
+                         "window has closed and every admissible application has a final score or an exclusion; a "
+                         "first-come call allocates only up to the first application still undecided "
+                         "(`held_back`).",
              responses=problem_responses(401, 403, 404, 409, 422, 503))
 async def allocate_budget(call_id: uuid.UUID, session: SessionDep, actor: ActorDep, intake: IntakeDep,
                           _idem: Idempotent) -> Any:
@@ -93,17 +101,65 @@ async def get_ranking(call_id: uuid.UUID, session: SessionDep, intake: IntakeDep
     return await service.ranking(session=session, intake=intake, call_id=call_id, after=after, limit=limit)
 
 
-@fundings_router.post("/{application_id}/approve", response_model=FundingOut, status_code=200,
+@router.get("/{call_id}/rankings", response_model=RankingVersionList, dependencies=[reader],
+            summary="The call's published rankings: every numbered version with its reason",
+            responses=problem_responses(401, 403, 404, 422))
+async def list_ranking_versions(call_id: uuid.UUID, session: SessionDep) -> Any:
+    rows = await service.ranking_versions(session, call_id)
+    return {"call_id": call_id, "items": [{"number": r.number, "reason": r.reason, "created_at": r.created_at}
+                                          for r in rows]}
+
+
+@router.post("/{call_id}/rankings", response_model=RankingVersionOut, status_code=201, dependencies=[officer],
+             summary="Publish a new version of the call's ranking (after an appeal, say), with its reason",
+             description="The first version is published by the allocation of a ranking call. A new one records the "
+                         "ranking as it stands now under the next number; earlier versions never change and stay "
+                         "readable.",
+             responses=problem_responses(401, 403, 404, 409, 422, 503))
+async def publish_ranking_version(call_id: uuid.UUID, body: RankingVersionIn, session: SessionDep, actor: ActorDep,
+                                  intake: IntakeDep, _idem: Idempotent) -> Any:
+    row = await service.new_ranking_version(session=session, actor=actor, intake=intake, call_id=call_id,
+                                            reason=body.reason)
+    return service.ranking_version_out(row)
+
+
+@router.get("/{call_id}/rankings/{number}", response_model=RankingVersionOut, dependencies=[reader],
+            summary="One published version of the call's ranking",
+            responses=problem_responses(401, 403, 404, 422))
+async def get_ranking_version(call_id: uuid.UUID, number: int, session: SessionDep) -> Any:
+    return service.ranking_version_out(await service.get_ranking_version(session, call_id, number))
+
+
+@fundings_router.post("/{application_id}/approve", response_model=ProposalOut, status_code=202,
                       dependencies=[officer],
-                      summary="Fund one evaluated application now, or put it on the waiting list",
-                      description="Funds the application if the budget covers it after anyone ahead of it on the "
-                                  "waiting list; otherwise it waits (or is funded in part, if the call allows it). "
-                                  "An application already allocated is a 409.",
+                      summary="Propose to fund one evaluated application (four-eyes: a second officer confirms)",
+                      description="Checks the approval and records it as proposed; nothing is funded until a second, "
+                                  "different officer confirms it (`POST /v1/fundings/{id}/confirm`). An application "
+                                  "already allocated is a 409. First-come: refused (409 `protocol-order-pending`) "
+                                  "while an earlier application is undecided or not allocated. Ranking: refused (409 "
+                                  "`ranking-not-ready`) until the ranking can be formed and every other admitted "
+                                  "application is allocated. Proposed already: 409 `confirmation-pending`.",
                       responses=problem_responses(401, 403, 404, 409, 422, 503))
 async def approve_funding(application_id: uuid.UUID, session: SessionDep, actor: ActorDep, intake: IntakeDep,
+                          _idem: Idempotent) -> Any:
+    proposal = await service.propose_approval(session=session, actor=actor, intake=intake,
+                                              application_id=application_id)
+    return proposal_out(proposal, f"/v1/fundings/{application_id}/confirm")
+
+
+@fundings_router.post("/{application_id}/confirm", response_model=FundingOut, status_code=200,
+                      dependencies=[officer],
+                      summary="Confirm a proposed funding approval (a second, different officer)",
+                      description="Funds the application if the budget covers it after anyone ahead of it on the "
+                                  "waiting list; otherwise it waits (or is funded in part, if the call allows it). "
+                                  "Every check of the approval is made again. The proposer: 403 "
+                                  "`four-eyes-same-officer`; nothing proposed: 409 `nothing-to-confirm`. The audit "
+                                  "record names both officers.",
+                      responses=problem_responses(401, 403, 404, 409, 422, 503))
+async def confirm_funding(application_id: uuid.UUID, session: SessionDep, actor: ActorDep, intake: IntakeDep,
                           _idem: Idempotent, response: Response) -> Any:
-    funding = await service.approve_application(session=session, actor=actor, intake=intake,
-                                                application_id=application_id)
+    funding = await service.confirm_approval(session=session, actor=actor, intake=intake,
+                                             application_id=application_id)
     response.headers["ETag"] = etag_of(funding.version)
     return service.to_funding_out(funding)
 
@@ -124,6 +180,15 @@ async def get_funding(application_id: uuid.UUID, session: SessionDep, response: 
 async def get_public_ranking(call_id: uuid.UUID, session: SessionDep, intake: IntakeDep, after: After = 0,
                              limit: Limit = 100) -> Any:
     return await service.ranking(session=session, intake=intake, call_id=call_id, after=after, limit=limit)
+
+
+@public_router.get("/{call_id}/rankings/{number}", response_model=PublicRankingVersion, openapi_extra=PUBLIC,
+                   summary="One published version of a call's ranking (public)",
+                   description="Position, protocol number, score and outcome (funded, waiting, not admitted) of "
+                               "every application, as published under that number.",
+                   responses=problem_responses(404, 422))
+async def get_public_ranking_version(call_id: uuid.UUID, number: int, session: SessionDep) -> Any:
+    return service.ranking_version_out(await service.get_ranking_version(session, call_id, number), public=True)
 
 
 @public_router.get("/{call_id}/budget", response_model=PublicBudget, openapi_extra=PUBLIC,

@@ -16,7 +16,14 @@ from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.evaluation.models import Budget, BudgetEntry, Evaluation, Funding, ReceivedApplication
+from services.evaluation.models import (
+    Budget,
+    BudgetEntry,
+    Evaluation,
+    Funding,
+    RankingVersion,
+    ReceivedApplication,
+)
 
 QUEUE_STATUSES = ("partially_funded", "waiting")
 COMMITTING_STATUSES = ("funded", "partially_funded")
@@ -80,17 +87,6 @@ async def entries_page(session: AsyncSession, call_id: uuid.UUID, *, after: int,
     return list((await session.execute(stmt)).scalars())
 
 
-async def unallocated(session: AsyncSession, call_id: uuid.UUID) -> list[Any]:
-    """Evaluations of the call's received (not withdrawn) applications that have no funding row yet."""
-    stmt = (select(Evaluation, ReceivedApplication)
-            .join(ReceivedApplication, ReceivedApplication.application_id == Evaluation.application_id)
-            .where(Evaluation.call_id == call_id, ReceivedApplication.status == "received",
-                   ~select(Funding.application_id).where(Funding.application_id == Evaluation.application_id)
-                   .exists())
-            .order_by(ReceivedApplication.protocol_number))
-    return list((await session.execute(stmt)).all())
-
-
 async def evaluation_of(session: AsyncSession, application_id: uuid.UUID) -> Any:
     stmt = (select(Evaluation, ReceivedApplication)
             .join(ReceivedApplication, ReceivedApplication.application_id == Evaluation.application_id)
@@ -147,3 +143,37 @@ async def fundings_of_call(session: AsyncSession, call_id: uuid.UUID) -> list[An
 async def status_counts(session: AsyncSession, call_id: uuid.UUID) -> dict[str, int]:
     stmt = select(Funding.status, func.count()).where(Funding.call_id == call_id).group_by(Funding.status)
     return {status: int(n) for status, n in (await session.execute(stmt)).all()}
+
+
+async def not_allocated(session: AsyncSession, call_id: uuid.UUID) -> list[Any]:
+    """Every received (not withdrawn) application of the call with no funding row yet, with its evaluation if it
+    has one (None before admissibility has run), in protocol order: what an allocation must wait for or take."""
+    stmt = (select(ReceivedApplication, Evaluation)
+            .outerjoin(Evaluation, Evaluation.application_id == ReceivedApplication.application_id)
+            .where(ReceivedApplication.call_id == call_id, ReceivedApplication.status == "received",
+                   ~select(Funding.application_id)
+                   .where(Funding.application_id == ReceivedApplication.application_id).exists())
+            .order_by(ReceivedApplication.protocol_number))
+    return list((await session.execute(stmt)).all())
+
+
+async def last_ranking_number(session: AsyncSession, call_id: uuid.UUID) -> int:
+    stmt = select(func.coalesce(func.max(RankingVersion.number), 0)).where(RankingVersion.call_id == call_id)
+    return int((await session.execute(stmt)).scalar_one())
+
+
+async def add_ranking(session: AsyncSession, values: dict[str, Any]) -> RankingVersion:
+    row = RankingVersion(**values)
+    session.add(row)
+    await session.flush()
+    return row
+
+
+async def rankings_of_call(session: AsyncSession, call_id: uuid.UUID) -> list[RankingVersion]:
+    stmt = select(RankingVersion).where(RankingVersion.call_id == call_id).order_by(RankingVersion.number)
+    return list((await session.execute(stmt)).scalars())
+
+
+async def ranking_version(session: AsyncSession, call_id: uuid.UUID, number: int) -> RankingVersion | None:
+    stmt = select(RankingVersion).where(RankingVersion.call_id == call_id, RankingVersion.number == number)
+    return (await session.execute(stmt)).scalar_one_or_none()

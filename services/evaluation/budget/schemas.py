@@ -68,6 +68,8 @@ class AllocationOut(OutModel):
     partially_funded: int
     waiting: int
     not_admitted: int
+    held_back: int = Field(0, description="First-come: applications after the first one still undecided (protocol "
+                                          "order), left for a later run so that none is funded ahead of it.")
     committed_now: Decimal = Field(description="Aid committed by this run.")
     budget: BudgetSummary
 
@@ -136,3 +138,56 @@ class PublicBudget(OutModel):
     funded: int = Field(description="Applications funded in full or in part.")
     waiting: int = Field(description="Applications on the waiting list.")
     updated_at: datetime
+
+
+class RankingVersionIn(ApiModel):
+    reason: str = Field(min_length=3, max_length=2000,
+                        description="Why a new version is published (e.g. the appeal it follows).")
+
+
+class PublishedEntry(OutModel):
+    position: int | None = Field(description="Null for an application not admitted (excluded).")
+    application_id: uuid.UUID
+    company_id: uuid.UUID
+    company_name: str | None = Field(None, description="As intake registered it when the version was published.")
+    protocol_number: int
+    score: Decimal | None
+    outcome: FundingStatus
+    granted: Decimal
+
+
+class RankingVersionOut(OutModel):
+    call_id: uuid.UUID
+    number: int = Field(description="1 for the first ranking, then 2, 3, ...: a version never changes.")
+    reason: str
+    procedure: Literal["first_come", "ranking"]
+    created_at: datetime
+    entries: list[PublishedEntry]
+
+
+class RankingVersionSummary(OutModel):
+    number: int
+    reason: str
+    created_at: datetime
+
+
+class RankingVersionList(OutModel):
+    call_id: uuid.UUID
+    items: list[RankingVersionSummary]
+
+
+class PublicPublishedEntry(OutModel):
+    position: int | None
+    company_name: str | None = Field(description="The beneficiary, as Italian graduatorie name it.")
+    protocol_number: int
+    score: Decimal | None
+    outcome: FundingStatus = Field(description="funded, partially funded, waiting, not admitted (excluded), ...")
+
+
+class PublicRankingVersion(OutModel):
+    call_id: uuid.UUID
+    number: int
+    reason: str
+    procedure: Literal["first_come", "ranking"]
+    created_at: datetime
+    entries: list[PublicPublishedEntry]

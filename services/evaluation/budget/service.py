@@ -21,21 +21,34 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, Literal
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.evaluation.budget import repository
-from services.evaluation.models import Budget, Evaluation, Funding, ReceivedApplication
-from services.evaluation.rules import current_version, forget_current, rules_of_call
+from services.evaluation.models import Budget, Evaluation, Funding, RankingVersion, ReceivedApplication
+from services.evaluation.rules import current_version, forget_current, rules_of_call, window_closes_at
+from shared import four_eyes
 from shared.audit import record_audit, record_event
+from shared.clients.base import NotFoundAtPeer, PeerUnavailable
 from shared.clients.intake import IntakeClient
 from shared.domain.allocation import Candidate, ranking_order, scorrimento
 from shared.domain.call_rules import CallRules
 from shared.domain.money import CENT, ZERO, floor_cent
-from shared.errors import Conflict, NotFound, ProblemError, ValidationFailed
+from shared.errors import (
+    PEER_UNAVAILABLE,
+    PROTOCOL_ORDER_PENDING,
+    RANKING_NOT_READY,
+    Conflict,
+    DeskError,
+    NotFound,
+    ProblemError,
+    ValidationFailed,
+)
 from shared.events.catalogue import CallAmended
+from shared.models import MoneyConfirmation
 from shared.routing import Actor, etag_of
 
 #: evaluation stages this package reads (written by admissibility, merit and the funding computation):
@@ -277,6 +290,85 @@ def is_decided(ev: Evaluation) -> bool:
     return ev.stage == EVALUATED or ev.stage in NOT_ADMITTED_STAGES or ev.merit_verdict == MERIT_FAILED
 
 
+# ---------------------------------------------------------------- merit before money
+
+#: how many pending applications a refusal lists (the count is always given)
+PENDING_LISTED = 200
+
+
+def _pending(app: ReceivedApplication, ev: Evaluation | None, reason: str) -> dict[str, Any]:
+    return {"application_id": str(app.application_id), "protocol_number": app.protocol_number,
+            "stage": ev.stage if ev is not None else "received", "reason": reason}
+
+
+def _ranking_wait(ev: Evaluation | None) -> str | None:
+    """Why a ranking cannot be formed yet because of this application (None: it is ready, either way)."""
+    if ev is None:
+        return "not_evaluated"
+    if not is_decided(ev):
+        return "evaluation_in_progress"
+    if is_admitted(ev) and ev.score is None:
+        return "merit_score_missing"
+    return None
+
+
+async def _ranking_ready(*, session: AsyncSession, intake: IntakeClient, call_id: uuid.UUID,
+                         approving: uuid.UUID | None = None) -> list[Any]:
+    """A ranking is formed only once the window has closed and every admissible application has a final score or
+    an exclusion with its reason; a single approval besides needs every other admitted application allocated
+    (else it would jump the ranking). Returns the call's applications not allocated yet; refuses otherwise."""
+    closes = await window_closes_at(intake, call_id)
+    rows = await repository.not_allocated(session, call_id)
+    pending = []
+    for r in rows:
+        reason = _ranking_wait(r.Evaluation)
+        if reason is None and approving is not None and r.ReceivedApplication.application_id != approving \
+                and is_admitted(r.Evaluation):
+            reason = "not_allocated"
+        if reason is not None:
+            pending.append(_pending(r.ReceivedApplication, r.Evaluation, reason))
+    window_open = datetime.now(UTC) < closes
+    if window_open or pending:
+        why_it = "il bando è ancora aperto" if window_open else "alcune domande non hanno un esito definitivo"
+        why_en = "the call's window is still open" if window_open else "some applications have no final outcome"
+        raise DeskError(f"La graduatoria non si può formare: {why_it}.", f"The ranking cannot be formed: {why_en}.",
+                        kind=RANKING_NOT_READY,
+                        extra={"window_open": window_open, "window_closes_at": closes.isoformat(),
+                               "pending_count": len(pending), "pending": pending[:PENDING_LISTED]})
+    return rows
+
+
+async def _earlier_first(*, session: AsyncSession, call_id: uuid.UUID, app: ReceivedApplication) -> None:
+    """First-come: refuse to fund `app` while an application with an earlier protocol number is undecided, or
+    decided and admitted but not allocated (it would be skipped)."""
+    pending = []
+    for r in await repository.not_allocated(session, call_id):
+        earlier: ReceivedApplication = r.ReceivedApplication
+        if earlier.protocol_number >= app.protocol_number:
+            break
+        ev: Evaluation | None = r.Evaluation
+        if ev is None:
+            pending.append(_pending(earlier, ev, "not_evaluated"))
+        elif not is_decided(ev):
+            pending.append(_pending(earlier, ev, "evaluation_in_progress"))
+        elif is_admitted(ev):
+            pending.append(_pending(earlier, ev, "not_allocated"))
+    if pending:
+        raise DeskError("Domande con numero di protocollo precedente non sono ancora decise o assegnate.",
+                        "Applications with an earlier protocol number are not decided or allocated yet.",
+                        kind=PROTOCOL_ORDER_PENDING,
+                        extra={"pending_count": len(pending), "pending": pending[:PENDING_LISTED]})
+
+
+def _first_come_prefix(rows: list[Any]) -> tuple[list[Any], int]:
+    """First-come: the applications before the first one still undecided (in protocol order); the rest wait for a
+    later run, so that none is funded ahead of an earlier one. Returns them and how many were held back."""
+    for i, r in enumerate(rows):
+        if r.Evaluation is None or not is_decided(r.Evaluation):
+            return rows[:i], len(rows) - i
+    return rows, 0
+
+
 # ---------------------------------------------------------------- use cases
 
 
@@ -287,7 +379,11 @@ async def allocate_call(*, session: AsyncSession, actor: Actor, intake: IntakeCl
     rules = await rules_of_call(intake, call_id, call_in_path=True)
     budget = await ensure_budget(session=session, intake=intake, call_id=call_id, for_update=True)
     before = to_summary(budget)
-    rows = [r for r in await repository.unallocated(session, call_id) if is_decided(r.Evaluation)]
+    held_back = 0
+    if rules.procedure == "ranking":
+        rows = await _ranking_ready(session=session, intake=intake, call_id=call_id)
+    else:
+        rows, held_back = _first_come_prefix(await repository.not_allocated(session, call_id))
     admitted = [_Item(r.Evaluation, r.ReceivedApplication, None) for r in rows if is_admitted(r.Evaluation)]
     refused = [r for r in rows if not is_admitted(r.Evaluation)]
     items = await _queue(session, call_id) + admitted
@@ -306,16 +402,20 @@ async def allocate_call(*, session: AsyncSession, actor: Actor, intake: IntakeCl
                        for r in not_admitted_rows)
     await record_audit(session, actor, action="budget.allocated", resource_type="budget", resource_id=call_id,
                        before=before, after={**to_summary(budget), "fundings": out.changes})
+    if rules.procedure == "ranking" and out.changes:
+        first = await repository.last_ranking_number(session, call_id) == 0
+        await publish_ranking(session=session, actor=actor, intake=intake, call_id=call_id,
+                              reason="Graduatoria" if first else f"Allocation of {len(rows)} further applications")
     return {"call_id": call_id, "procedure": rules.procedure, "considered": len(rows),
             "funded": len(out.funded), "partially_funded": len(out.partially_funded), "waiting": len(out.waiting),
-            "not_admitted": len(not_admitted_rows), "committed_now": out.committed_now,
+            "not_admitted": len(not_admitted_rows), "held_back": held_back, "committed_now": out.committed_now,
             "budget": to_summary(budget)}
 
 
-async def approve_application(*, session: AsyncSession, actor: Actor, intake: IntakeClient,
-                              application_id: uuid.UUID) -> Funding:
-    """Fund one evaluated application now if the budget covers it (after anyone ahead of it on the waiting
-    list), otherwise put it on the waiting list."""
+async def _approvable(*, session: AsyncSession, intake: IntakeClient,
+                      application_id: uuid.UUID) -> tuple[Evaluation, ReceivedApplication, CallRules, Budget]:
+    """Everything an approval needs, checked under the budget row's lock: evaluated and admitted, not withdrawn,
+    not allocated, and not ahead of its turn (first-come: protocol order; ranking: once the ranking is formed)."""
     row = await repository.evaluation_of(session, application_id)
     if row is None:
         raise NotFound()
@@ -336,13 +436,40 @@ async def approve_application(*, session: AsyncSession, actor: Actor, intake: In
     if existing is not None:
         raise Conflict("La domanda è già stata assegnata al budget.", "The application was already allocated.",
                        extra={"allocation_status": existing.status})
+    if rules.procedure == "ranking":
+        await _ranking_ready(session=session, intake=intake, call_id=ev.call_id, approving=application_id)
+    else:
+        await _earlier_first(session=session, call_id=ev.call_id, app=app)
+    return ev, app, rules, budget
+
+
+APPROVE = "funding.approve"
+
+
+async def propose_approval(*, session: AsyncSession, actor: Actor, intake: IntakeClient,
+                           application_id: uuid.UUID) -> MoneyConfirmation:
+    """An officer proposes to fund one evaluated application; nothing moves until a second officer confirms."""
+    ev, _, _, _ = await _approvable(session=session, intake=intake, application_id=application_id)
+    return await four_eyes.propose(session, actor, action=APPROVE, resource_type="funding",
+                                   resource_id=application_id,
+                                   detail={"requested": str((ev.grant or ZERO) + (ev.loan or ZERO)),
+                                           "grant": str(ev.grant or ZERO), "loan": str(ev.loan or ZERO)})
+
+
+async def confirm_approval(*, session: AsyncSession, actor: Actor, intake: IntakeClient,
+                           application_id: uuid.UUID) -> Funding:
+    """A second officer confirms: the application is funded now if the budget covers it (after anyone ahead of
+    it on the waiting list), otherwise it goes on the waiting list. Checked again: the state may have moved."""
+    ev, app, rules, budget = await _approvable(session=session, intake=intake, application_id=application_id)
+    proposal = await four_eyes.confirm(session, actor, action=APPROVE, resource_id=application_id)
     items = await _queue(session, ev.call_id) + [_Item(ev, app, None)]
     out = await _fund_in_order(session=session, actor=actor, rules=rules, budget=budget, items=items,
                                reason="approval")
     funding = await repository.get_funding(session, application_id)
     assert funding is not None
     await record_audit(session, actor, action="funding.approved", resource_type="funding",
-                       resource_id=application_id, after={**to_funding_out(funding), "changes": out.changes})
+                       resource_id=application_id, after={**to_funding_out(funding), "changes": out.changes,
+                                                          **four_eyes.officers(proposal)})
     return funding
 
 
@@ -538,3 +665,76 @@ async def public_budget(*, session: AsyncSession, intake: IntakeClient, call_id:
     return {"call_id": call_id, "total": budget.total, "committed": budget.committed, "available": available(budget),
             "freed": budget.freed, "funded": counts.get("funded", 0) + counts.get("partially_funded", 0),
             "waiting": counts.get("waiting", 0), "updated_at": budget.updated_at}
+
+
+# ---------------------------------------------------------------- published rankings (numbered, immutable)
+
+
+def _published_entry(e: dict[str, Any]) -> dict[str, Any]:
+    return {"position": e["position"], "application_id": str(e["application_id"]),
+            "company_id": str(e["company_id"]), "protocol_number": e["protocol_number"],
+            "score": str(e["score"]) if e["score"] is not None else None, "outcome": e["outcome"],
+            "granted": str(e["granted"])}
+
+
+async def _company_names(intake: IntakeClient, company_ids: set[uuid.UUID]) -> dict[uuid.UUID, str | None]:
+    """The companies' names as intake registers them, for the published ranking (Italian graduatorie name the
+    beneficiaries). Intake unreachable: 503, nothing is published."""
+    names: dict[uuid.UUID, str | None] = {}
+    for company_id in sorted(company_ids):
+        try:
+            names[company_id] = (await intake.get_company(company_id)).name
+        except NotFoundAtPeer:
+            names[company_id] = None
+        except PeerUnavailable as exc:
+            raise DeskError("Il servizio delle imprese (intake) non risponde: riprovare più tardi.",
+                            "The intake service is unreachable: retry later.", kind=PEER_UNAVAILABLE,
+                            headers={"Retry-After": "30"}, extra={"peer": exc.peer}) from exc
+    return names
+
+
+async def publish_ranking(*, session: AsyncSession, actor: Actor, intake: IntakeClient, call_id: uuid.UUID,
+                          reason: str) -> RankingVersion:
+    """Store the call's ranking as it stands now as its next numbered version (never changed afterwards)."""
+    rules = await rules_of_call(intake, call_id, call_in_path=True)
+    entries = (await ranking(session=session, intake=intake, call_id=call_id, after=0, limit=10**9))["items"]
+    names = await _company_names(intake, {e["company_id"] for e in entries})
+    row = await repository.add_ranking(session, {
+        "call_id": call_id, "number": await repository.last_ranking_number(session, call_id) + 1, "reason": reason,
+        "procedure": rules.procedure,
+        "entries": [{**_published_entry(e), "company_name": names.get(e["company_id"])} for e in entries],
+        "created_by": actor.principal.client_id})
+    await record_audit(session, actor, action="ranking.published", resource_type="ranking", resource_id=call_id,
+                       after={"number": row.number, "reason": reason, "entries": len(entries)})
+    return row
+
+
+async def new_ranking_version(*, session: AsyncSession, actor: Actor, intake: IntakeClient, call_id: uuid.UUID,
+                              reason: str) -> RankingVersion:
+    """A new version of a call's published ranking (after an appeal, say), with its reason; the budget row's lock
+    keeps two publications apart."""
+    await ensure_budget(session=session, intake=intake, call_id=call_id, for_update=True)
+    if await repository.last_ranking_number(session, call_id) == 0:
+        raise Conflict("Nessuna graduatoria pubblicata: la prima nasce dall'assegnazione.",
+                       "No ranking published yet: the first comes from the allocation.")
+    return await publish_ranking(session=session, actor=actor, intake=intake, call_id=call_id, reason=reason)
+
+
+def ranking_version_out(row: RankingVersion, *, public: bool = False) -> dict[str, Any]:
+    entries = row.entries
+    if public:
+        entries = [{k: e.get(k) for k in ("position", "company_name", "protocol_number", "score", "outcome")}
+                   for e in entries]
+    return {"call_id": row.call_id, "number": row.number, "reason": row.reason, "procedure": row.procedure,
+            "created_at": row.created_at, "entries": entries}
+
+
+async def get_ranking_version(session: AsyncSession, call_id: uuid.UUID, number: int) -> RankingVersion:
+    row = await repository.ranking_version(session, call_id, number)
+    if row is None:
+        raise NotFound()
+    return row
+
+
+async def ranking_versions(session: AsyncSession, call_id: uuid.UUID) -> list[RankingVersion]:
+    return await repository.rankings_of_call(session, call_id)

@@ -25,6 +25,7 @@ from services.evaluation.peers import IntakeDep
 from shared.auth import Authenticator, Principal
 from shared.db import SessionDep
 from shared.errors import problem_responses
+from shared.four_eyes import ProposalOut, proposal_out
 from shared.pagination import Page, PageDep, encode_cursor
 from shared.routing import ActorDep, Idempotent, UnitOfWorkRoute, check_if_match, etag_of
 
@@ -105,12 +106,31 @@ async def add_decisions(decree: ValidDecree, body: DecisionsCreate, request: Req
             "created": [service.decision_out(d, decree) for d in created]}
 
 
-@decrees_router.post("/{decree_id}/close", response_model=DecreeOut, status_code=200, dependencies=[officer],
-                     summary="Close a decree: its decisions are issued",
-                     description="Emits one `decision.issued` event per decision. Requires If-Match.",
+@decrees_router.post("/{decree_id}/close", response_model=ProposalOut, status_code=202, dependencies=[officer],
+                     summary="Propose to close a decree (four-eyes: a second officer confirms)",
+                     description="Records the closing as proposed for the decree as it stands (its version); nothing "
+                                 "is issued until a second, different officer confirms it (`POST "
+                                 "/v1/decrees/{id}/close/confirm`). Requires If-Match. Proposed already: 409 "
+                                 "`confirmation-pending`; decisions added since supersede a proposal when it is made "
+                                 "again.",
                      responses=problem_responses(401, 403, 404, 409, 412, 422, 428))
 async def close_decree(decree: ValidDecree, request: Request, session: SessionDep, actor: ActorDep,
                        _idem: Idempotent, response: Response) -> Any:
+    check_if_match(request, decree.version)
+    proposal = await service.propose_close(session=session, actor=actor, decree=decree)
+    response.headers["ETag"] = etag_of(decree.version)
+    return proposal_out(proposal, f"/v1/decrees/{decree.id}/close/confirm")
+
+
+@decrees_router.post("/{decree_id}/close/confirm", response_model=DecreeOut, status_code=200,
+                     dependencies=[officer],
+                     summary="Confirm a proposed closing (a second, different officer): its decisions are issued",
+                     description="Emits one `decision.issued` event per decision. Requires If-Match. The proposer: "
+                                 "403 `four-eyes-same-officer`; nothing proposed: 409 `nothing-to-confirm`; the "
+                                 "decree changed since the proposal: 409. The audit record names both officers.",
+                     responses=problem_responses(401, 403, 404, 409, 412, 422, 428))
+async def confirm_close_decree(decree: ValidDecree, request: Request, session: SessionDep, actor: ActorDep,
+                               _idem: Idempotent, response: Response) -> Any:
     check_if_match(request, decree.version)
     decree = await service.close_decree(session=session, actor=actor, decree=decree)
     response.headers["ETag"] = etag_of(decree.version)

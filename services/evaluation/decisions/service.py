@@ -26,6 +26,7 @@ from services.evaluation.decisions import repository
 from services.evaluation.deminimis import service as de_minimis
 from services.evaluation.models import Decision, Decree, Evaluation, Funding, ReceivedApplication
 from services.evaluation.rules import rules_of_call
+from shared import four_eyes
 from shared.access import can_reach_company
 from shared.audit import record_audit, record_event
 from shared.auth import Principal
@@ -34,6 +35,7 @@ from shared.domain.call_rules import CallRules
 from shared.domain.funding import ExpenseAmount, compute_eligible
 from shared.domain.money import ZERO
 from shared.errors import Conflict, NotFound
+from shared.models import MoneyConfirmation
 from shared.routing import Actor, etag_of
 
 DECIDABLE = ("funded", "partially_funded", "waiting", "not_admitted")
@@ -171,13 +173,32 @@ async def _locked(session: AsyncSession, decree_id: uuid.UUID) -> Decree:
     return decree
 
 
+CLOSE = "decree.close"
+
+
+async def propose_close(*, session: AsyncSession, actor: Actor, decree: Decree) -> MoneyConfirmation:
+    """An officer proposes to close the decree as it stands (its version); a second officer confirms."""
+    decree = await _locked(session, decree.id)
+    _require_open(decree)
+    if not await repository.all_decisions_of_decree(session, decree.id):
+        raise Conflict("Il decreto non contiene decisioni.", "The decree holds no decisions.")
+    return await four_eyes.propose(session, actor, action=CLOSE, resource_type="decree", resource_id=decree.id,
+                                   detail={"version": decree.version, "number": decree.number})
+
+
 async def close_decree(*, session: AsyncSession, actor: Actor, decree: Decree) -> Decree:
-    """Close the decree: its decisions are issued, one `decision.issued` event each."""
+    """A second officer confirms the proposed closing: the decisions are issued, one `decision.issued` event each.
+    A decree changed since the proposal (decisions added) is refused: it is proposed again as it now stands."""
     decree = await _locked(session, decree.id)
     _require_open(decree)
     rows = await repository.all_decisions_of_decree(session, decree.id)
     if not rows:
         raise Conflict("Il decreto non contiene decisioni.", "The decree holds no decisions.")
+    proposal = await four_eyes.confirm(session, actor, action=CLOSE, resource_id=decree.id)
+    if proposal.detail.get("version") != decree.version:
+        raise Conflict("Il decreto è cambiato dopo la proposta di chiusura: va proposto di nuovo.",
+                       "The decree changed after its closing was proposed: propose it again.",
+                       extra={"proposed_version": proposal.detail.get("version"), "version": decree.version})
     now = datetime.now(UTC)
     decree.status, decree.closed_at = "closed", now
     decree.version += 1
@@ -197,7 +218,8 @@ async def close_decree(*, session: AsyncSession, actor: Actor, decree: Decree) -
     await session.flush()
     await record_audit(session, actor, action="decree.closed", resource_type="decree", resource_id=decree.id,
                        before={"status": "open"}, after={"status": "closed", "closed_at": now,
-                                                         "decisions": len(rows), "version": decree.version})
+                                                         "decisions": len(rows), "version": decree.version,
+                                                         **four_eyes.officers(proposal)})
     return decree
 
 

@@ -88,13 +88,27 @@ async def get_payment(payment: ValidPayment, response: Response) -> Any:
 
 @router.post("/{payment_id}/paid", response_model=PaymentOut, status_code=200, dependencies=[officer],
              summary="Record that the treasury paid the order, or that a recovery was collected (If-Match)",
-             description="Only an open order (`ordered`) can be paid; an outgoing order needs a valid IBAN.",
+             description="Only an open order (`ordered`) can be paid; an outgoing order needs a valid IBAN and a "
+                         "second officer's confirmation (409 `payment-not-confirmed` otherwise).",
              responses=problem_responses(401, 403, 404, 409, 412, 422, 428))
 async def mark_payment_paid(payment: LockedPayment, session: SessionDep, actor: ActorDep, request: Request,
                             response: Response, _idem: Idempotent) -> Any:
     check_if_match(request, payment[0].version)
     paid = await service.mark_paid(session=session, actor=actor, payment=payment[0], project=payment[1])
     return _out(paid, response)
+
+
+@router.post("/{payment_id}/confirm", response_model=PaymentOut, status_code=200, dependencies=[officer],
+             summary="Confirm a payment order (four-eyes: an officer other than whoever ordered it) (If-Match)",
+             description="An advance or balance order is paid or exported to the treasury only once a second officer "
+                         "has confirmed it. Whoever ordered it: 403 `four-eyes-same-officer`; already confirmed: "
+                         "409 `nothing-to-confirm`. The audit record names both.",
+             responses=problem_responses(401, 403, 404, 409, 412, 422, 428))
+async def confirm_payment_order(payment: LockedPayment, session: SessionDep, actor: ActorDep, request: Request,
+                                response: Response, _idem: Idempotent) -> Any:
+    check_if_match(request, payment[0].version)
+    confirmed = await service.confirm_order(session=session, actor=actor, payment=payment[0], project=payment[1])
+    return _out(confirmed, response)
 
 
 @router.post("/{payment_id}/failed", response_model=PaymentOut, status_code=200, dependencies=[officer],

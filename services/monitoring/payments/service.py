@@ -25,12 +25,13 @@ from services.monitoring.models import Payment, Project
 from services.monitoring.payments import repository
 from services.monitoring.peers import call_detail, fetch_company
 from services.monitoring.projects.schemas import iban_problem
+from shared import four_eyes
 from shared.audit import record_audit, record_event
 from shared.auth import Principal
 from shared.clients.intake import IntakeClient
 from shared.domain.money import ZERO
 from shared.domain.reporting import advance_amount
-from shared.errors import Conflict, NotFound
+from shared.errors import PAYMENT_NOT_CONFIRMED, Conflict, DeskError, NotFound
 from shared.routing import Actor, etag_of
 
 OUTGOING = ("advance", "balance")
@@ -73,6 +74,11 @@ async def order_payment(*, session: AsyncSession, actor: Actor, project: Project
         return existing, False
     await record_audit(session, actor, action="payment.ordered", resource_type="payment", resource_id=payment.id,
                        after={**_audit_view(payment), "project_id": project.id})
+    if kind in OUTGOING:
+        # four-eyes: whoever ordered it (an officer, or the desk on a decision or an outcome), another officer
+        # confirms before it is paid or exported
+        await four_eyes.propose(session, actor, action=ORDER, resource_type="payment", resource_id=payment.id,
+                                detail={"kind": kind, "amount": str(amount), "iban": payment.iban})
     await _emit(session, actor, "payment.ordered", project, payment)
     return payment, True
 
@@ -127,9 +133,31 @@ def _require_ordered(p: Payment) -> None:
                        extra={"payment_status": p.status})
 
 
+ORDER = "payment.order"
+
+
+async def _require_confirmed(session: AsyncSession, p: Payment) -> None:
+    if p.kind in OUTGOING and await four_eyes.open_proposal(session, action=ORDER, resource_id=p.id) is not None:
+        raise DeskError("L'ordine di pagamento attende la conferma di un secondo funzionario.",
+                        "The payment order awaits a second officer's confirmation.", kind=PAYMENT_NOT_CONFIRMED,
+                        extra={"confirm": f"/v1/payments/{p.id}/confirm"})
+
+
+async def confirm_order(*, session: AsyncSession, actor: Actor, payment: Payment, project: Project) -> Payment:
+    """A second officer (not whoever ordered it) confirms an open payment order: it may then be paid and
+    exported. The audit record names both."""
+    _require_ordered(payment)
+    proposal = await four_eyes.confirm(session, actor, action=ORDER, resource_id=payment.id)
+    await record_audit(session, actor, action="payment.order_confirmed", resource_type="payment",
+                       resource_id=payment.id, after={**_audit_view(payment), "project_id": project.id,
+                                                      **four_eyes.officers(proposal)})
+    return payment
+
+
 async def mark_paid(*, session: AsyncSession, actor: Actor, payment: Payment, project: Project) -> Payment:
     """The treasury paid the order (or, for a recovery, the company paid back)."""
     _require_ordered(payment)
+    await _require_confirmed(session, payment)
     if payment.kind in OUTGOING and (payment.iban is None or iban_problem(payment.iban) is not None):
         raise Conflict("Manca un IBAN valido per il pagamento.", "The payment has no valid IBAN.",
                        extra={"iban": payment.iban})
@@ -227,7 +255,8 @@ async def export_csv(*, session: AsyncSession, intake: IntakeClient, status: str
                      call_id: uuid.UUID | None) -> str:
     """The treasury file: one row per outgoing order. Every row must carry a valid Italian IBAN: otherwise the
     whole file is refused (409) with the rows to fix, so the treasury never gets a partial batch."""
-    rows = await repository.for_export(session, status=status, call_id=call_id)
+    rows = [r for r in await repository.for_export(session, status=status, call_id=call_id)
+            if await four_eyes.open_proposal(session, action=ORDER, resource_id=r.Payment.id) is None]
     refused = []
     for r in rows:
         problem = ("iban_missing", "The project has no IBAN") if r.Payment.iban is None \

@@ -99,7 +99,7 @@ async def submit_through_intake(engine: Any, intake_url: str, *, company: dict[s
 
 
 def call_detail(call_id: uuid.UUID, *, budget_total: str, procedure: str = "first_come",
-                partial_funding_of_last: bool = False) -> Any:
+                partial_funding_of_last: bool = False, closes_at: datetime | None = None) -> Any:
     """intake's CallDetail of the seeded call's rules with this budget, procedure and partial-funding rule."""
     from decimal import Decimal
 
@@ -111,9 +111,12 @@ def call_detail(call_id: uuid.UUID, *, budget_total: str, procedure: str = "firs
         "budget_total": Decimal(budget_total), "procedure": procedure,
         "partial_funding_of_last": partial_funding_of_last, "code": f"VNM-B-{call_id.hex[:8]}"})
     window = {"opens_at": rules.window.opens_at, "closes_at": rules.window.closes_at}
+    effective = {**window, "closes_at": closes_at} if closes_at is not None else window
     return CallDetail(id=call_id, code=rules.code, title=rules.title, procedure=procedure, current_version=1,
-                      budget_total=rules.budget_total, window=window, effective_window=window, demo_window=False,
-                      status="closed", etag='"1"', rules=rules)
+                      budget_total=rules.budget_total, window=window, effective_window=effective,
+                      demo_window=closes_at is not None,
+                      status="open" if closes_at is not None and closes_at > datetime.now(UTC) else "closed",
+                      etag='"1"', rules=rules)
 
 
 class FakeIntake:
@@ -128,6 +131,12 @@ class FakeIntake:
         call_id = call_id or uuid.uuid4()
         self.calls[call_id] = call_detail(call_id, **kw)
         return call_id
+
+    async def get_company(self, company_id: uuid.UUID) -> Any:
+        """Every company is known, named after its id (what a published ranking shows)."""
+        from types import SimpleNamespace
+
+        return SimpleNamespace(id=company_id, name=f"Impresa {str(company_id)[:8]} S.r.l.")
 
     async def get_call(self, call_id: uuid.UUID) -> Any:
         from shared.clients.base import NotFoundAtPeer
@@ -169,3 +178,13 @@ async def evaluated_application(session: AsyncSession, *, call_id: uuid.UUID, gr
 def failed_check(code: str = "export_share", article: str = "Art. 3") -> dict[str, Any]:
     return {"code": code, "outcome": "fail", "automatic_outcome": "fail", "article": article,
             "detail_it": f"Controllo {code} non superato.", "detail_en": f"Check {code} failed.", "review": None}
+
+
+async def approve_funding(client: Any, application_id: Any, proposer: dict[str, str],
+                          confirmer: dict[str, str]) -> Any:
+    """Four-eyes approval through HTTP: one officer proposes (202), another confirms; returns the confirmation's
+    response, or the proposal's if it was refused."""
+    r = await client.post(f"/v1/fundings/{application_id}/approve", headers=proposer)
+    if r.status_code != 202:
+        return r
+    return await client.post(f"/v1/fundings/{application_id}/confirm", headers=confirmer)

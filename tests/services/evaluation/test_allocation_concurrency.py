@@ -1,5 +1,6 @@
-"""The budget under concurrency, on committed data: hundreds of approvals at once against a budget that fits
-fewer, two allocations at once, and releases racing approvals. The ledger never goes below zero or over the
+"""The budget under concurrency, on committed data: hundreds of approvals clicked at once against a budget that
+fits fewer (first-come takes them in protocol order only, each confirmed by a second officer), two allocations at
+once, and releases racing approvals. The ledger never goes below zero or over the
 total, nobody is funded twice, and the ledger adds up to what is committed."""
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shared.db import make_sessionmaker
 from tests.conftest import make_token
-from tests.services.evaluation.builders import FakeIntake, evaluated_application
+from tests.services.evaluation.builders import FakeIntake, approve_funding, evaluated_application
 from tests.services.evaluation.test_inbox import service_headers
 
 APPLICATIONS = 200
@@ -74,31 +75,48 @@ async def check_ledger(engine: AsyncEngine, call_id: uuid.UUID) -> dict[str, Any
             "committed_twice": committed_twice}
 
 
-async def test_200_concurrent_approvals_never_over_commit_nor_fund_twice(engine, evaluation_committing_app,
-                                                                         evaluation_committing_client):
+async def test_200_approvals_clicked_at_once_fund_in_protocol_order_never_over_commit_nor_fund_twice(
+        engine, evaluation_committing_app, evaluation_committing_client):
     rng = random.Random(20261128)
     amounts = [Decimal(rng.randrange(5_000_00, 15_000_00)) / 100 for _ in range(APPLICATIONS)]
     budget = sum(amounts[:APPLICATIONS // 2], Decimal(0)) - Decimal("0.01")  # fits fewer than half
     call_id, ids, officer = await arrange(engine, evaluation_committing_app, budget=str(budget), amounts=amounts)
-    targets = ids + rng.sample(ids, DUPLICATES)  # some applications approved twice at once
+    async with make_sessionmaker(engine)() as s:
+        others = [await make_token(s, "officer") for _ in range(2)]
+        await s.commit()
+    targets = ids + rng.sample(ids, DUPLICATES)  # some applications clicked twice at once
     rng.shuffle(targets)
+    http = evaluation_committing_client
 
+    # every application clicked at once, in any order: first-come takes only the first in protocol order
     started = time.perf_counter()
-    responses = await asyncio.gather(*(evaluation_committing_client.post(f"/v1/fundings/{a}/approve",
-                                                                         headers=officer) for a in targets))
+    responses = await asyncio.gather(*(http.post(f"/v1/fundings/{a}/approve", headers=officer) for a in targets))
+    codes = [r.status_code for r in responses]
+    assert codes.count(202) == 1 and codes.count(409) == len(targets) - 1, sorted(set(codes))
+    assert next(r for r in responses if r.status_code == 202).json()["resource_id"] == ids[0]
+    assert {r.json()["type"] for r in responses if r.status_code == 409} <= {
+        "/problems/protocol-order-pending", "/problems/confirmation-pending"}
+
+    # then in protocol order, each proposal confirmed by two other officers at once: exactly one funds it
+    for n, a in enumerate(ids):
+        if n:
+            assert (await http.post(f"/v1/fundings/{a}/approve", headers=officer)).status_code == 202
+        confirms = await asyncio.gather(*(http.post(f"/v1/fundings/{a}/confirm", headers=h)
+                                          for h in (others[0], others[1], others[0])))
+        assert sorted(r.status_code for r in confirms) == [200, 409, 409], [r.text for r in confirms]
     elapsed = time.perf_counter() - started
 
-    codes = [r.status_code for r in responses]
-    assert codes.count(200) == APPLICATIONS and codes.count(409) == DUPLICATES, sorted(set(codes))
-    ok = {r.json()["application_id"] for r in responses if r.status_code == 200}
-    assert ok == set(ids), "every application got exactly one answer that allocated it"
     figures = await check_ledger(engine, call_id)
     assert figures["committed_twice"] == 0
     assert figures["statuses"].get("funded", 0) + figures["statuses"].get("waiting", 0) == APPLICATIONS
     assert 0 < figures["funded"] < APPLICATIONS, "the budget fits some, not all"
     assert figures["total"] - figures["committed"] < max(amounts), "nobody left waiting would have fitted"
-    print(f"\n{len(targets)} concurrent approvals ({APPLICATIONS} applications, {DUPLICATES} approved twice) in "
-          f"{elapsed:.2f}s: funded {figures['funded']}, waiting {figures['statuses'].get('waiting', 0)}, "
+    async with engine.connect() as c:
+        order = (await c.execute(text("SELECT application_id::text FROM evaluation.fundings WHERE call_id = :c AND "
+                                      "status = 'funded' ORDER BY protocol_number"), {"c": call_id})).scalars()
+        assert list(order) == ids[:figures["funded"]], "the funded are the first in protocol order"
+    print(f"\n{len(targets)} approvals clicked at once, then {APPLICATIONS} four-eyes approvals in protocol order "
+          f"in {elapsed:.2f}s: funded {figures['funded']}, waiting {figures['statuses'].get('waiting', 0)}, "
           f"committed {figures['committed']} of {figures['total']}")
 
 
@@ -119,16 +137,24 @@ async def test_releases_racing_approvals_keep_the_ledger_consistent(engine, eval
                                                                     evaluation_committing_client):
     amounts = [Decimal("10000.00")] * 80
     call_id, ids, officer = await arrange(engine, evaluation_committing_app, budget="300000.00", amounts=amounts)
+    async with make_sessionmaker(engine)() as s:
+        second = await make_token(s, "officer")
+        await s.commit()
+    http = evaluation_committing_client
     first = ids[:30]
     for a in first:  # 30 funded: the budget is full
-        r = await evaluation_committing_client.post(f"/v1/fundings/{a}/approve", headers=officer)
+        r = await approve_funding(http, a, officer, second)
         assert r.status_code == 200, r.text
     service = service_headers()
-    releases = [evaluation_committing_client.post(f"/v1/calls/{call_id}/budget/releases", headers=service, json={
+    releases = [http.post(f"/v1/calls/{call_id}/budget/releases", headers=service, json={
         "application_id": a, "amount": "10000.00", "reason": "Revoca"}) for a in first[:10]]
-    approvals = [evaluation_committing_client.post(f"/v1/fundings/{a}/approve", headers=officer) for a in ids[30:]]
-    responses = await asyncio.gather(*releases, *approvals)
-    assert all(r.status_code == 200 for r in responses), {r.status_code for r in responses}
+
+    async def approvals_in_protocol_order() -> list[Any]:
+        return [await approve_funding(http, a, officer, second) for a in ids[30:]]
+
+    *released, approved = await asyncio.gather(*releases, approvals_in_protocol_order())
+    responses = [*released, *approved]
+    assert all(r.status_code == 200 for r in responses), {r.status_code: r.text for r in responses}
     figures = await check_ledger(engine, call_id)
     assert figures["committed"] == figures["total"] == Decimal("300000.00"), "every freed euro was funded again"
     assert figures["statuses"]["revoked"] == 10 and figures["funded"] == 30

@@ -15,7 +15,7 @@ import pytest_asyncio
 from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 
-from tests.services.evaluation.builders import FakeIntake, evaluated_application, failed_check
+from tests.services.evaluation.builders import FakeIntake, approve_funding, evaluated_application, failed_check
 from tests.services.evaluation.test_inbox import deliver, fake_event, service_headers
 
 
@@ -198,16 +198,35 @@ async def test_a_ranking_call_refuses_to_allocate_an_unscored_application(evalua
 
 
 async def test_approving_funds_while_the_budget_fits_then_puts_on_the_waiting_list(evaluation_client, intake, session,
-                                                                                  officer, token_factory):
+                                                                                  officer, second_officer,
+                                                                                  token_factory):
     call_id = intake.add_call(budget_total="150000.00")
     a1 = await evaluated_application(session, call_id=call_id, grant="20000.00", loan="80000.00")
     a2 = await evaluated_application(session, call_id=call_id, grant="20000.00", loan="80000.00")
     in_progress = await evaluated_application(session, call_id=call_id, grant="1.00", loan="1.00", stage="admissible")
 
+    # four-eyes: the proposal changes nothing; its author cannot confirm it; a second officer does
     r = await evaluation_client.post(f"/v1/fundings/{a1.application_id}/approve", headers=officer)
+    assert r.status_code == 202, r.text
+    proposal = r.json()
+    assert (proposal["action"], proposal["status"], proposal["confirm"]) == (
+        "funding.approve", "proposed", f"/v1/fundings/{a1.application_id}/confirm")
+    assert await fundings(session, call_id) == {}
+    twice = await evaluation_client.post(f"/v1/fundings/{a1.application_id}/approve", headers=second_officer)
+    assert twice.status_code == 409 and twice.json()["type"] == "/problems/confirmation-pending", twice.text
+    own = await evaluation_client.post(f"/v1/fundings/{a1.application_id}/confirm", headers=officer)
+    assert own.status_code == 403 and own.json()["type"] == "/problems/four-eyes-same-officer", own.text
+    assert await fundings(session, call_id) == {}, "refused: nothing changed"
+    r = await evaluation_client.post(f"/v1/fundings/{a1.application_id}/confirm", headers=second_officer)
     assert r.status_code == 200, r.text
     assert (r.json()["status"], r.json()["granted"]) == ("funded", "100000.00")
-    r = await evaluation_client.post(f"/v1/fundings/{a2.application_id}/approve", headers=officer)
+    (audit,) = await rows(session, "SELECT principal_client_id, after FROM desk.audit_log WHERE action = "
+                                   "'funding.approved' AND resource_id = :a", a=str(a1.application_id))
+    assert audit.after["proposed_by"] == proposal["proposed_by"] != audit.after["confirmed_by"]
+    assert audit.principal_client_id == audit.after["confirmed_by"]
+    again_confirm = await evaluation_client.post(f"/v1/fundings/{a1.application_id}/confirm", headers=second_officer)
+    assert again_confirm.status_code == 409, again_confirm.text
+    r = await approve_funding(evaluation_client, a2.application_id, officer, second_officer)
     assert (r.json()["status"], r.json()["granted"]) == ("waiting", "0.00")
 
     again = await evaluation_client.post(f"/v1/fundings/{a1.application_id}/approve", headers=officer)

@@ -12,6 +12,7 @@ from typing import Any
 import pytest_asyncio
 from sqlalchemy import text
 
+from tests.conftest import make_token
 from tests.services.evaluation.builders import FakeIntake, evaluated_application, failed_check
 
 
@@ -64,11 +65,16 @@ async def decide_all(client: Any, decree: dict[str, Any], headers: dict[str, str
     return dict(r.json())
 
 
-async def close(client: Any, decree_id: str, etag: str, headers: dict[str, str]) -> Any:
-    return await client.post(f"/v1/decrees/{decree_id}/close", headers={**headers, "If-Match": etag})
+async def close(client: Any, decree_id: str, etag: str, headers: dict[str, str], confirmer: dict[str, str]) -> Any:
+    """Four-eyes: `headers` proposes the closing (202), `confirmer` confirms it; the refusal if either is one."""
+    r = await client.post(f"/v1/decrees/{decree_id}/close", headers={**headers, "If-Match": etag})
+    if r.status_code != 202:
+        return r
+    return await client.post(f"/v1/decrees/{decree_id}/close/confirm", headers={**confirmer, "If-Match": etag})
 
 
-async def test_a_decree_issues_every_outcome_with_its_reasons(evaluation_client, intake, session, officer, auditor):
+async def test_a_decree_issues_every_outcome_with_its_reasons(evaluation_client, intake, session, officer, auditor,
+                                                             second_officer):
     s = await scenario(evaluation_client, intake, session, officer)
     decree = await open_decree(evaluation_client, s["call_id"], officer)
     assert decree["status"] == "open" and decree["decisions"] == 0
@@ -87,9 +93,9 @@ async def test_a_decree_issues_every_outcome_with_its_reasons(evaluation_client,
     again = await decide_all(evaluation_client, batch["decree"], officer)
     assert again["created"] == [], "nothing is pending any more"
 
-    stale = await close(evaluation_client, decree["id"], decree["etag"], officer)
+    stale = await close(evaluation_client, decree["id"], decree["etag"], officer, second_officer)
     assert stale.status_code == 412
-    r = await close(evaluation_client, decree["id"], batch["decree"]["etag"], officer)
+    r = await close(evaluation_client, decree["id"], batch["decree"]["etag"], officer, second_officer)
     assert r.status_code == 200, r.text
     assert r.json()["status"] == "closed" and r.json()["closed_at"]
 
@@ -140,11 +146,13 @@ async def test_a_decision_on_an_application_not_evaluated_is_refused_and_nothing
     assert dup.status_code == 409
 
 
-async def issued_decision(client: Any, intake: FakeIntake, session: Any, officer: dict[str, str]) -> dict[str, Any]:
+async def issued_decision(client: Any, intake: FakeIntake, session: Any, officer: dict[str, str],
+                          second_officer: dict[str, str] | None = None) -> dict[str, Any]:
+    second_officer = second_officer or await make_token(session, "officer")
     s = await scenario(client, intake, session, officer)
     decree = await open_decree(client, s["call_id"], officer)
     batch = await decide_all(client, decree, officer)
-    assert (await close(client, decree["id"], batch["decree"]["etag"], officer)).status_code == 200
+    assert (await close(client, decree["id"], batch["decree"]["etag"], officer, second_officer)).status_code == 200
     s["decree"] = decree
     s["decision"] = next(d for d in batch["created"] if d["application_id"] == str(s["funded"].application_id))
     s["waiting_decision"] = next(d for d in batch["created"]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,7 @@ from services.monitoring.storage import DiskStorage
 from shared.db import make_sessionmaker
 from tests.conftest import make_token
 from tests.factories import delegate, make_company, make_partner, open_call
-from tests.services.evaluation.builders import evaluated_application
+from tests.services.evaluation.builders import approve_funding, evaluated_application
 from tests.services.monitoring.builders import VALID_IBAN, FakeIntake, make_payment, make_project
 
 PDF = b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
@@ -60,9 +61,11 @@ async def funded_at_evaluation(engine: Any, evaluation_url: str, *, grant: str =
         app = await evaluated_application(s, call_id=call.id, grant=grant, loan=loan, score="75.00",
                                           company_id=company.id, partner_id=partner.id)
         officer = await make_token(s, "officer")
+        second_officer = await make_token(s, "officer")
+        call.demo_closes_at = datetime.now(UTC) - timedelta(seconds=1)  # a ranking is funded after the close
         await s.commit()
     async with httpx.AsyncClient(base_url=evaluation_url) as http:
-        r = await http.post(f"/v1/fundings/{app.application_id}/approve", headers=officer)
+        r = await approve_funding(http, app.application_id, officer, second_officer)
         assert r.status_code == 200, r.text
         assert r.json()["status"] == "funded" and r.json()["granted"] == "85000.00"
     return {"call_id": call.id, "company_id": company.id, "partner_id": partner.id,

@@ -123,6 +123,45 @@ async def test_a_failed_advance_can_be_ordered_again(monitoring_client, intake, 
     assert sorted(p["status"] for p in listed) == ["failed", "ordered"]
 
 
+async def test_a_payment_order_is_paid_and_exported_only_once_a_second_officer_confirms_it(
+        monitoring_client, intake, engine, session, officer, second_officer):
+    call, (alfa,) = await committed_call_and_companies(engine, "Alfa Export S.r.l.")
+    project = await make_project(session, call_id=call.id, company_id=alfa.id, grant="12345.67", iban=VALID_IBAN)
+    r = await monitoring_client.post(f"/v1/projects/{project.id}/payments", json={"kind": "advance"},
+                                     headers=officer)
+    assert r.status_code == 201, r.text
+    order = r.json()
+    export = {"call_id": str(call.id)}
+
+    unconfirmed = await monitoring_client.post(f"/v1/payments/{order['id']}/paid",
+                                               headers={**officer, "If-Match": order["etag"]})
+    assert unconfirmed.status_code == 409, unconfirmed.text
+    assert unconfirmed.json()["type"] == "/problems/payment-not-confirmed"
+    csv_file = await monitoring_client.get("/v1/payments/export.csv", params=export, headers=officer)
+    assert csv_file.status_code == 200, csv_file.text
+    assert order["id"] not in csv_file.text, "the treasury never gets an unconfirmed order"
+    own = await monitoring_client.post(f"/v1/payments/{order['id']}/confirm",
+                                       headers={**officer, "If-Match": order["etag"]})
+    assert own.status_code == 403 and own.json()["type"] == "/problems/four-eyes-same-officer", own.text
+    assert await scalar(session, "SELECT status FROM monitoring.payments WHERE id = :p", p=order["id"]) == "ordered"
+
+    confirmed = await monitoring_client.post(f"/v1/payments/{order['id']}/confirm",
+                                             headers={**second_officer, "If-Match": order["etag"]})
+    assert confirmed.status_code == 200, confirmed.text
+    again = await monitoring_client.post(f"/v1/payments/{order['id']}/confirm",
+                                         headers={**second_officer, "If-Match": order["etag"]})
+    assert again.status_code == 409 and again.json()["type"] == "/problems/nothing-to-confirm"
+    audit = (await session.execute(text(
+        "SELECT after FROM desk.audit_log WHERE action = 'payment.order_confirmed' AND resource_id = :p"),
+        {"p": order["id"]})).scalar_one()
+    assert audit["proposed_by"] != audit["confirmed_by"] and audit["amount"] == "4938.26"
+    assert order["id"] in (await monitoring_client.get("/v1/payments/export.csv", params=export,
+                                                       headers=officer)).text
+    paid = await monitoring_client.post(f"/v1/payments/{order['id']}/paid",
+                                        headers={**officer, "If-Match": order["etag"]})
+    assert paid.status_code == 200 and paid.json()["status"] == "paid", paid.text
+
+
 async def test_unpaid_order_needs_a_valid_iban(monitoring_client, session, officer):
     project = await make_project(session)
     advance = await make_payment(session, project)

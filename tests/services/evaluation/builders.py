@@ -132,12 +132,6 @@ class FakeIntake:
         self.calls[call_id] = call_detail(call_id, **kw)
         return call_id
 
-    async def get_company(self, company_id: uuid.UUID) -> Any:
-        """Every company is known, named after its id (what a published ranking shows)."""
-        from types import SimpleNamespace
-
-        return SimpleNamespace(id=company_id, name=f"Impresa {str(company_id)[:8]} S.r.l.")
-
     async def get_call(self, call_id: uuid.UUID) -> Any:
         from shared.clients.base import NotFoundAtPeer
 
@@ -147,13 +141,15 @@ class FakeIntake:
         return self.calls[call_id]
 
     async def get_company(self, company_id: uuid.UUID) -> Any:
-        """The company's VAT number (one per company, made up on first read) and no related enterprises."""
+        """Every company is known, named after its id (what a published ranking shows), with its VAT number
+        (one per company, made up on first read) and no related enterprises."""
         from types import SimpleNamespace
 
         from tests.factories import vat_number
 
         vat = self.vat_numbers.setdefault(company_id, vat_number())
-        return SimpleNamespace(id=company_id, vat_number=vat, related_enterprises=[])
+        return SimpleNamespace(id=company_id, name=f"Impresa {str(company_id)[:8]} S.r.l.", vat_number=vat,
+                               related_enterprises=[])
 
 
 async def evaluated_application(session: AsyncSession, *, call_id: uuid.UUID, grant: str, loan: str,

@@ -34,9 +34,11 @@ NDJSON = "application/x-ndjson"
 router = APIRouter(prefix="/v1/audit", tags=["audit"], route_class=UnitOfWorkRoute,
                    dependencies=[Depends(Authenticator(kinds=("officer", "auditor"), scopes=("audit:read",)))])
 
-ServiceQuery = Annotated[str | None, Query(max_length=32, description="The chain: the service that wrote the "
-                                                                       "records (intake, evaluation, monitoring, "
-                                                                       "desk-cli). Default: this service.")]
+SERVICE_PATTERN = r"^[a-z][a-z0-9_-]{0,31}$"  # a chain is named after the service that wrote it
+ServiceQuery = Annotated[str | None, Query(
+    max_length=32, pattern=SERVICE_PATTERN,
+    description="The chain: the service that wrote the records (intake, evaluation, monitoring, desk-cli). "
+                "Default: this service.")]
 FromSeq = Annotated[int, Query(ge=1, le=BIGINT_MAX, description="First seq of the range (default 1).")]
 ToSeq = Annotated[int | None, Query(ge=1, le=BIGINT_MAX,
                                     description="Last seq of the range (default: the chain's head).")]
@@ -91,7 +93,8 @@ async def list_audit_records(
     session: SessionDep, page: SeqPageDep,
     resource_type: Annotated[str | None, Query(max_length=64, description="e.g. application, project.")] = None,
     resource_id: Annotated[str | None, Query(max_length=64)] = None,
-    service: Annotated[str | None, Query(max_length=32, description="Only this service's records.")] = None,
+    service: Annotated[str | None, Query(max_length=32, pattern=SERVICE_PATTERN,
+                                          description="Only this service's records.")] = None,
 ) -> Any:
     stmt = select(AuditRecord)
     if resource_type is not None:

@@ -276,3 +276,13 @@ async def test_an_evaluation_route_record_joins_the_evaluation_chain(evaluation_
     assert out["ok"] is True and (out["head_seq"], out["head_hash"]) == (record["seq"], record["hash"])
     lines = await export_lines(evaluation_client, auditor, from_seq=record["seq"])
     assert record_hash(parse_record(lines[1])) == record["hash"] and verify_export(lines).ok
+
+
+async def test_a_service_name_that_is_no_chain_name_is_422_not_500(client, auditor):
+    # found by fuzzing: a name outside latin-1 reached the export's Content-Disposition header and answered 500
+    for path in ("/v1/audit", "/v1/audit/export", "/v1/audit/verify"):
+        r = await client.get(path, params={"service": "\u0080\U00088311"}, headers=auditor)
+        assert r.status_code == 422, (path, r.text)
+        assert r.json()["errors"][0]["path"].endswith("service")
+    r = await client.get("/v1/audit/export", params={"service": "intake", "from_seq": 1}, headers=auditor)
+    assert r.status_code == 200 and r.headers["content-disposition"].startswith('attachment; filename="audit-intake-')

@@ -7,7 +7,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import APIRouter, Depends, Path, Query, Response
 
 from services.evaluation.budget import service
 from services.evaluation.budget.schemas import (
@@ -30,7 +30,9 @@ from shared.db import SessionDep
 from shared.errors import problem_responses
 from shared.four_eyes import ProposalOut, proposal_out
 from shared.routing import ActorDep, Idempotent, UnitOfWorkRoute, etag_of
-from shared.schemas import BIGINT_MAX
+from shared.schemas import BIGINT_MAX, INT32_MAX
+
+RankingNumber = Annotated[int, Path(ge=1, le=INT32_MAX, description="The ranking's number in its call (1, 2, ...).")]
 
 PUBLIC: dict[str, Any] = {"security": []}
 reader = Depends(Authenticator(kinds=("officer", "auditor"), scopes=("evaluation:read",)))
@@ -126,7 +128,7 @@ async def publish_ranking_version(call_id: uuid.UUID, body: RankingVersionIn, se
 @router.get("/{call_id}/rankings/{number}", response_model=RankingVersionOut, dependencies=[reader],
             summary="One published version of the call's ranking",
             responses=problem_responses(401, 403, 404, 422))
-async def get_ranking_version(call_id: uuid.UUID, number: int, session: SessionDep) -> Any:
+async def get_ranking_version(call_id: uuid.UUID, number: RankingNumber, session: SessionDep) -> Any:
     return service.ranking_version_out(await service.get_ranking_version(session, call_id, number))
 
 
@@ -187,7 +189,7 @@ async def get_public_ranking(call_id: uuid.UUID, session: SessionDep, intake: In
                    description="Position, protocol number, score and outcome (funded, waiting, not admitted) of "
                                "every application, as published under that number.",
                    responses=problem_responses(404, 422))
-async def get_public_ranking_version(call_id: uuid.UUID, number: int, session: SessionDep) -> Any:
+async def get_public_ranking_version(call_id: uuid.UUID, number: RankingNumber, session: SessionDep) -> Any:
     return service.ranking_version_out(await service.get_ranking_version(session, call_id, number), public=True)
 
 

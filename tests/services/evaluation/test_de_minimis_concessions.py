@@ -21,13 +21,26 @@ from shared.db import make_sessionmaker
 from tests.conftest import make_token
 from tests.factories import draft_body, open_call, vat_number
 from tests.services.evaluation.builders import FakeIntake, evaluated_application
+from tests.services.evaluation.test_decisions import close
 from tests.services.evaluation.test_funding_computation import admissible_and_passed, fund, today_rome
 from tests.services.evaluation.test_inbox import deliver, outbox_event
 
 
+async def close_window(engine: Any, call_id: str) -> None:
+    """The call's (demo) window closes now, at intake: a ranking call is allocated only after its close."""
+    async with engine.begin() as c:
+        await c.execute(text("UPDATE intake.calls SET demo_closes_at = now() - interval '1 second', "
+                             "version = version + 1 WHERE id = :c"), {"c": call_id})
+
+
 async def decide_and_accept(client: Any, call_id: str, app_id: str, officer: dict[str, str],
-                            company_headers: dict[str, str], *, cor: str) -> httpx.Response:
-    """Allocate the call, put the application in a closed decree dated today, give CUP and COR, and accept."""
+                            company_headers: dict[str, str], *, cor: str, confirmer: dict[str, str],
+                            engine: Any = None) -> httpx.Response:
+    """Allocate the call (after closing its window at intake when `engine` is given), put the application in a
+    decree dated today closed by two officers (`officer` proposes, `confirmer` confirms), give CUP and COR, and
+    accept."""
+    if engine is not None:
+        await close_window(engine, call_id)
     r = await client.post(f"/v1/calls/{call_id}/allocation", headers=officer)
     assert r.status_code == 200, r.text
     r = await client.post("/v1/decrees", headers=officer, json={
@@ -39,7 +52,7 @@ async def decide_and_accept(client: Any, call_id: str, app_id: str, officer: dic
     assert r.status_code == 201, r.text
     decision = r.json()["created"][0]
     etag = r.json()["decree"]["etag"]
-    r = await client.post(f"/v1/decrees/{decree['id']}/close", headers={**officer, "If-Match": etag})
+    r = await close(client, decree["id"], etag, officer, confirmer)
     assert r.status_code == 200, r.text
     for what, value in (("cup", f"E14D{uuid.uuid4().int % 10**11:011d}"), ("cor", cor)):
         etag = (await client.get(f"/v1/decisions/{decision['id']}", headers=officer)).headers["etag"]
@@ -68,14 +81,14 @@ async def second_application(client: Any, engine: Any, intake_url: str, sub: dic
 
 
 async def test_a_company_funded_in_one_call_sees_that_aid_in_the_second(
-        evaluation_client, intake, intake_server, engine, officer, auditor, session):
+        evaluation_client, intake, intake_server, engine, officer, second_officer, auditor, session):
     first = await admissible_and_passed(evaluation_client, engine, intake_server.url, session)
     r = await fund(evaluation_client, first["application_id"], officer)
     assert r.status_code == 200, r.text
     assert (r.json()["grant"], r.json()["loan_gge"]) == ("24396.00", "7085.77")
     cor = str(uuid.uuid4().int % 10**9)
     r = await decide_and_accept(evaluation_client, first["call_id"], first["application_id"], officer,
-                                first["partner_headers"], cor=cor)
+                                first["partner_headers"], cor=cor, confirmer=second_officer, engine=engine)
     assert r.status_code == 200, r.text
 
     r = await evaluation_client.get("/v1/de-minimis/aids", params={"vat_number": first["vat_number"]}, headers=auditor)
@@ -106,7 +119,7 @@ async def test_a_company_funded_in_one_call_sees_that_aid_in_the_second(
 
 
 async def test_an_acceptance_over_the_ceiling_is_refused_and_changes_nothing(
-        evaluation_client, intake, intake_server, engine, officer, auditor, session):
+        evaluation_client, intake, intake_server, engine, officer, second_officer, auditor, session):
     sub = await admissible_and_passed(evaluation_client, engine, intake_server.url, session)
     r = await fund(evaluation_client, sub["application_id"], officer)
     assert r.status_code == 200, r.text
@@ -117,7 +130,8 @@ async def test_an_acceptance_over_the_ceiling_is_refused_and_changes_nothing(
         "granting_authority": "Camera di commercio", "regulation": "Reg. (UE) 2023/2831", "reference": "COR-X-1"})
     assert r.status_code == 201, r.text
     r = await decide_and_accept(evaluation_client, sub["call_id"], sub["application_id"], officer,
-                                {**sub["partner_headers"], "Accept-Language": "en"}, cor="998877")
+                                {**sub["partner_headers"], "Accept-Language": "en"}, cor="998877",
+                                confirmer=second_officer, engine=engine)
     assert r.status_code == 409, r.text
     problem = r.json()
     assert problem["type"].endswith("/problems/de-minimis-ceiling")
@@ -144,6 +158,7 @@ async def test_two_acceptances_of_one_undertaking_at_once_never_exceed_the_ceili
                                             loan_gge="40000.00", company_id=company_id,
                                             de_minimis={"members": [vat]}) for _ in range(2)]
         officer = await make_token(s, "officer")
+        confirmer = await make_token(s, "officer")
         company = await make_token(s, "company", company_id=company_id)
         await s.commit()
     ids = [str(a.application_id) for a in apps]
@@ -157,7 +172,7 @@ async def test_two_acceptances_of_one_undertaking_at_once_never_exceed_the_ceili
     assert r.status_code == 201, r.text
     decisions = r.json()["created"]
     etag = r.json()["decree"]["etag"]
-    r = await client.post(f"/v1/decrees/{decree['id']}/close", headers={**officer, "If-Match": etag})
+    r = await close(client, decree["id"], etag, officer, confirmer)
     assert r.status_code == 200, r.text
     etags = []
     for i, d in enumerate(decisions):
@@ -182,7 +197,7 @@ async def test_two_acceptances_of_one_undertaking_at_once_never_exceed_the_ceili
 
 
 async def test_a_reduction_and_a_revocation_update_the_concession(evaluation_app, evaluation_client, session,
-                                                                  officer, auditor, token_factory):
+                                                                  officer, second_officer, auditor, token_factory):
     """Grant 20,000.00 + loan 80,000.00 whose GGE is 8,000.00 (0.1 per euro): the concession counts 28,000.00.
     Monitoring reduces the aid by 50,000.00: grant 10,000.00 + loan 40,000.00 (the request's proportion), which
     count 10,000.00 + 40,000.00 x 0.1 = 14,000.00. Then it revokes the rest: 0.00."""
@@ -198,7 +213,7 @@ async def test_a_reduction_and_a_revocation_update_the_concession(evaluation_app
         company = await token_factory("company", company_id=app.company_id)
         cor = str(uuid.uuid4().int % 10**9)
         r = await decide_and_accept(evaluation_client, str(call_id), str(app.application_id), officer, company,
-                                    cor=cor)
+                                    cor=cor, confirmer=second_officer)
         assert r.status_code == 200, r.text
 
         async def amount() -> str:
@@ -257,7 +272,8 @@ async def test_the_funding_counts_the_declared_aid_once_with_the_register(
 
 
 async def test_the_officer_compares_declared_rna_and_desk_aid(evaluation_client, intake, intake_server, engine,
-                                                              officer, auditor, token_factory, session):
+                                                              officer, second_officer, auditor, token_factory,
+                                                              session):
     """Declared: A 50,000.00 (COR 5550001, in the RNA) and B 30,000.00 (not in the RNA). RNA: A, and C 20,000.00
     (not declared). Desk: the first application's concession of 31,481.77. Totals: declared 80,000.00, RNA
     70,000.00, desk 31,481.77; counted: A once + B + C + desk = 50,000.00 + 30,000.00 + 20,000.00 + 31,481.77
@@ -268,7 +284,7 @@ async def test_the_officer_compares_declared_rna_and_desk_aid(evaluation_client,
     assert (await fund(evaluation_client, first["application_id"], officer)).status_code == 200
     cor = str(uuid.uuid4().int % 10**9)
     r = await decide_and_accept(evaluation_client, first["call_id"], first["application_id"], officer,
-                                first["partner_headers"], cor=cor)
+                                first["partner_headers"], cor=cor, confirmer=second_officer, engine=engine)
     assert r.status_code == 200, r.text
 
     day = today_rome() - timedelta(days=40)

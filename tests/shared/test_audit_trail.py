@@ -12,7 +12,6 @@ import asyncio
 import hashlib
 import sys
 import uuid
-from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Any
 
@@ -24,27 +23,16 @@ from shared.audit_chain import GENESIS, Failure, canonical, main, parse_record, 
 from shared.cli import app as cli
 from shared.settings import REPO_ROOT
 from tests.conftest import make_token
-from tests.factories import delegate, draft_body, make_company, make_partner, open_call
+from tests.factories import draft_body
+from tests.services.intake import test_applications as intake_tests
 from tests.services.intake.test_submit_concurrency import _committed_world
+
+World = intake_tests.World
+world = intake_tests.world  # the same seeded world (a call, a partner delegated by a company) as intake's tests
 
 LINK_NOW = text("SET CONSTRAINTS desk.audit_log_link IMMEDIATE")
 
 
-@dataclass
-class World:
-    call: Any
-    partner: Any
-    company: Any
-    headers: dict[str, str]
-
-
-@pytest.fixture
-async def world(session) -> World:
-    call = await open_call(session)
-    partner = await make_partner(session)
-    company = await make_company(session)
-    await delegate(session, partner, company)
-    return World(call, partner, company, await make_token(session, "partner", partner_id=partner.id))
 
 
 async def history(client, w: World, session) -> tuple[str, list[dict[str, Any]]]:

@@ -13,13 +13,13 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 import jwt
 from argon2 import PasswordHasher
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from fastapi import Depends, Request
+from fastapi import Request
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -238,7 +238,6 @@ class Authenticator:
 
 
 authenticated = Authenticator()
-AnyPrincipal = Annotated[Principal, Depends(authenticated)]
 
 
 # ---------------------------------------------------------------- credentials

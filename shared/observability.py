@@ -12,7 +12,6 @@ import time
 import uuid
 from collections.abc import Sequence
 from contextvars import ContextVar
-from typing import Any
 
 import orjson
 import structlog
@@ -142,7 +141,3 @@ class RequestContextMiddleware:
 
 def metrics_response() -> Response:
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
-
-
-def bind_context(**kw: Any) -> None:
-    structlog.contextvars.bind_contextvars(**kw)

@@ -7,7 +7,6 @@ keep their `DESK_` names whatever the subclass, so one `.env` configures all thr
 
 from __future__ import annotations
 
-from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
@@ -133,8 +132,3 @@ class MonitoringSettings(DeskSettings):
     stats_cache_min_fresh_seconds: float = Field(
         2.0, description="A statistics view this young is served whatever changed: under a stream of writes each "
                          "view is recomputed at most this often.")
-
-
-@lru_cache
-def desk_settings() -> DeskSettings:
-    return DeskSettings()

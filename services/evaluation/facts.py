@@ -9,7 +9,6 @@ own rows (``services.intake.applications.service.company_facts``); evaluation re
 from __future__ import annotations
 
 import re
-from typing import Any
 
 from services.intake.applications.schemas import ApplicationOut
 from services.intake.companies.schemas import CompanyOut
@@ -26,11 +25,6 @@ from shared.domain.de_minimis import normalise_vat
 # An expense line's supplier is free text at intake; a partita IVA in it (11 digits, "IT" optional)
 # is what the intra-group check can compare with the related enterprises.
 _SUPPLIER_VAT = re.compile(r"(?<!\d)(?:IT)?(\d{11})(?!\d)", re.IGNORECASE)
-
-
-def application_of(snapshot: dict[str, Any]) -> ApplicationOut:
-    """The stored snapshot (evaluation.applications.snapshot) as intake's contract model."""
-    return ApplicationOut.model_validate(snapshot)
 
 
 def company_facts(company: CompanyOut, *, credit_class: str | None = None) -> CompanyFacts:

@@ -43,10 +43,6 @@ def handlers_for(event_type: str) -> list[Handler]:
     return list(HANDLERS.get(event_type, ()))
 
 
-def consumed_types() -> tuple[str, ...]:
-    return tuple(sorted(t for t, hs in HANDLERS.items() if hs))
-
-
 D = TypeVar("D", bound=BaseModel)
 
 

@@ -40,10 +40,3 @@ class PaymentOrderIn(ApiModel):
 
 class PaymentFailedIn(ApiModel):
     reason: Annotated[str, Field(min_length=3, max_length=2000)]
-
-
-class RefusedRow(OutModel):
-    payment_id: uuid.UUID
-    project_id: uuid.UUID
-    code: str
-    message: str

@@ -12,7 +12,6 @@ from pydantic import Field
 from shared.schemas import OutModel
 
 GroupBy = Literal["province", "ateco_section", "size_class", "market", "continent", "day", "hour"]
-ChartName = Literal["funds-by-province", "applications-per-hour", "markets-targeted"]
 
 
 class Figures(OutModel):

@@ -1,6 +1,7 @@
 """Four-eyes on money decisions: one officer proposes, a second, different officer confirms.
 
-Approving a funding, closing a decree and ordering a payment each need two officers. The first call
+Approving a funding, closing a decree, ordering a payment and overriding a claim's computed outcome each need
+two officers. The first call
 checks everything the decision needs, records a proposal (`desk.money_confirmations`, written only
 here) and an audit record, and changes nothing else; `POST .../confirm` by another officer checks
 again, marks the proposal confirmed and lets the caller carry out the decision in the same
@@ -33,7 +34,7 @@ class ProposalOut(OutModel):
     """A money decision proposed by one officer, waiting for a second officer's confirmation."""
 
     id: uuid.UUID
-    action: str = Field(description="`funding.approve`, `decree.close` or `payment.order`.")
+    action: str = Field(description="`funding.approve`, `decree.close`, `payment.order` or `claim.override`.")
     resource_type: str
     resource_id: str
     status: str = Field(description="`proposed` until a second officer confirms it (`confirmed`).")

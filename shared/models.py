@@ -249,9 +249,9 @@ class CompanyDelegate(Base):
 
 
 class MoneyConfirmation(Base):
-    """Four-eyes on money decisions: one officer proposes (funding approval, decree closing, payment order), a
-    second, different officer confirms. Written only through `shared.four_eyes`, in the transaction of the
-    proposal or of the decision it confirms. At most one open proposal per action and resource."""
+    """Four-eyes on money decisions: one officer proposes (funding approval, decree closing, payment order, claim
+    outcome override), a second, different officer confirms. Written only through `shared.four_eyes`, in the
+    transaction of the proposal or of the decision it confirms. At most one open proposal per action and resource."""
 
     __tablename__ = "money_confirmations"
     __table_args__ = (

@@ -21,6 +21,7 @@ from services.monitoring.claims.schemas import (
     LineCreate,
     LineOut,
     LineReview,
+    OverrideIn,
 )
 from services.monitoring.models import Claim, ClaimLine, EvidenceFile, Project
 from services.monitoring.peers import IntakeDep
@@ -29,6 +30,7 @@ from shared.auth import Authenticator, current_principal
 from shared.clients.evaluation import EvaluationClient
 from shared.db import SessionDep
 from shared.errors import problem_responses
+from shared.four_eyes import ProposalOut, proposal_out
 from shared.pagination import Page, PageDep, keyset, page_of
 from shared.routing import ActorDep, Idempotent, UnitOfWorkRoute, etag_of
 
@@ -189,6 +191,43 @@ async def complete_claim_review(found: ValidClaim, request: Request, session: Se
     evaluation: EvaluationClient | None = getattr(request.app.state, "evaluation_client", None)
     claim = await service.complete_review(session=session, actor=actor, intake=intake, evaluation=evaluation,
                                           claim=claim, project=project, if_match=_if_match(request))
+    return await _detail(session, claim, response)
+
+
+@router.post("/{claim_id}/outcome-override", response_model=ProposalOut, status_code=202, dependencies=[officer],
+             summary="Propose to override the computed recognised total (four-eyes: a second officer confirms)",
+             description="For a submitted claim whose lines are all reviewed, an officer proposes a recognised total "
+                         "different from the one the call's rules compute, with a written reason (at least 10 "
+                         "characters). Nothing changes until a second, different officer confirms it (`POST "
+                         "/v1/claims/{id}/outcome-override/confirm`). Requires If-Match. More than the claimed total, "
+                         "or the computed total itself: 422; proposed already: 409 `confirmation-pending` (a "
+                         "different amount or reason supersedes it). Completing the review without the override "
+                         "supersedes an open proposal.",
+             responses=problem_responses(401, 403, 404, 409, 412, 422, 428, 503))
+async def propose_outcome_override(found: ValidClaim, body: OverrideIn, request: Request, session: SessionDep,
+                                   actor: ActorDep, intake: IntakeDep, _idem: Idempotent, response: Response) -> Any:
+    claim, project = found
+    proposal = await service.propose_override(session=session, actor=actor, intake=intake, claim=claim,
+                                              project=project, recognised_total=body.recognised_total,
+                                              reason=body.reason, if_match=_if_match(request))
+    response.headers["ETag"] = etag_of(claim.version)
+    return proposal_out(proposal, f"/v1/claims/{claim.id}/outcome-override/confirm")
+
+
+@router.post("/{claim_id}/outcome-override/confirm", response_model=ClaimDetail, dependencies=[officer],
+             summary="Confirm a proposed override (a second, different officer): the review completes with it",
+             description="The claim's recognised total becomes the proposed one; the review records the computed "
+                         "total, the reason and both officers. A final claim then decides the project's outcome "
+                         "from the other claims' recognised total plus this one. Requires If-Match. The proposer: "
+                         "403 `four-eyes-same-officer`; nothing proposed: 409 `nothing-to-confirm`; the claim "
+                         "changed since the proposal: 409.",
+             responses=problem_responses(401, 403, 404, 409, 412, 422, 428, 503))
+async def confirm_outcome_override(found: ValidClaim, request: Request, session: SessionDep, actor: ActorDep,
+                                   intake: IntakeDep, _idem: Idempotent, response: Response) -> Any:
+    claim, project = found
+    evaluation: EvaluationClient | None = getattr(request.app.state, "evaluation_client", None)
+    claim = await service.confirm_override(session=session, actor=actor, intake=intake, evaluation=evaluation,
+                                           claim=claim, project=project, if_match=_if_match(request))
     return await _detail(session, claim, response)
 
 

@@ -162,3 +162,13 @@ class ClaimOut(OutModel):
 
 class ClaimDetail(ClaimOut):
     lines: list[LineOut]
+
+
+class OverrideIn(ApiModel):
+    """An officer's override of the recognised total the call's rules compute for a claim."""
+
+    recognised_total: Money = Field(description="The total to recognise instead of the computed one (at most the "
+                                                "claimed total).")
+    reason: str = Field(min_length=10, max_length=2000,
+                        description="Why the computed outcome is overridden (e.g. the appeal or the finding it "
+                                    "follows): it is recorded with both officers.")

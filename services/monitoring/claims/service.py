@@ -23,6 +23,7 @@ from services.monitoring.models import Claim, ClaimLine, EvidenceFile, Project
 from services.monitoring.peers import call_rules, fetch_application
 from services.monitoring.projects.service import apply_outcome
 from services.monitoring.storage import Storage, content_key
+from shared import four_eyes
 from shared.audit import record_audit, record_event
 from shared.auth import Principal
 from shared.clients.evaluation import EvaluationClient
@@ -42,6 +43,7 @@ from shared.errors import (
     ProblemError,
     ValidationFailed,
 )
+from shared.models import MoneyConfirmation
 from shared.routing import Actor, check_if_match_value, etag_of
 
 CLOSED_PROJECT = ("revoked", "completed")
@@ -497,13 +499,12 @@ async def review_line(*, session: AsyncSession, actor: Actor, claim: Claim, line
     return c, line
 
 
-async def complete_review(*, session: AsyncSession, actor: Actor, intake: IntakeClient,
-                          evaluation: EvaluationClient | None, claim: Claim, project: Project,
-                          if_match: str | None) -> Claim:
-    # the project first (as the projects package does), then the claim: a final claim decides the outcome
+async def _reviewed_claim(session: AsyncSession, actor: Actor, claim: Claim, project: Project,
+                         if_match: str | None) -> tuple[Project, Claim, list[ClaimLine]]:
+    """The project, then the claim, locked (as the projects package does): a submitted claim at `if_match`
+    whose every line was reviewed."""
     locked = await repository.project(session, project.id, actor.principal, for_update=True)
     assert locked is not None
-    project = locked
     c = await repository.lock_claim(session, claim.id)
     _require_submitted(c)
     check_if_match_value(if_match, c.version)
@@ -512,18 +513,98 @@ async def complete_review(*, session: AsyncSession, actor: Actor, intake: Intake
     if pending:
         raise Conflict("Alcune righe non sono ancora state esaminate.", "Some lines have not been reviewed yet.",
                        extra={"pending_lines": pending})
-    rules = await call_rules(intake, project.call_id)
-    budget = approved_budget(project)
-    tolerance = rules.reporting.claim_tolerance_percent
+    return locked, c, lines
+
+
+async def _computed(session: AsyncSession, rules: CallRules, project: Project, c: Claim,
+                    lines: list[ClaimLine]) -> reporting.Recognition:
+    """What the call's rules recognise of the claim's reviewed lines, after the project's other claims."""
     prior = await _prior_recognised(session, project, c)
     this = [reporting.RecognisedLine(str(ln.id), ln.category, ln.market, ln.recognised_amount or ZERO)
             for ln in lines]
-    result = reporting.recognise(rules, this, budget, tolerance, prior)
-    full = all(ln.outcome == "recognised" for ln in lines) and result.cut_over_budget == 0 \
-        and not result.breakdown.cuts
-    status = "rejected" if result.total == 0 else "approved" if full else "partially_approved"
+    return reporting.recognise(rules, this, approved_budget(project), rules.reporting.claim_tolerance_percent, prior)
+
+
+async def complete_review(*, session: AsyncSession, actor: Actor, intake: IntakeClient,
+                          evaluation: EvaluationClient | None, claim: Claim, project: Project,
+                          if_match: str | None) -> Claim:
+    """The recognised total as the call's rules compute it; a final claim then decides the project's outcome.
+    An override still waiting for its second officer is superseded: the computed outcome is what is decided."""
+    project, c, lines = await _reviewed_claim(session, actor, claim, project, if_match)
+    pending = await four_eyes.open_proposal(session, action=OVERRIDE, resource_id=c.id, for_update=True)
+    if pending is not None:
+        pending.status = "superseded"
+        await session.flush()
+        await record_audit(session, actor, action=f"{OVERRIDE}.superseded", resource_type="claim", resource_id=c.id,
+                           before={"proposal_id": str(pending.id), "detail": pending.detail},
+                           after={"by": "computed outcome"})
+    return await _complete(session=session, actor=actor, intake=intake, evaluation=evaluation, project=project,
+                           claim=c, lines=lines, override=None)
+
+
+OVERRIDE = "claim.override"
+
+
+async def propose_override(*, session: AsyncSession, actor: Actor, intake: IntakeClient, claim: Claim,
+                           project: Project, recognised_total: Decimal, reason: str,
+                           if_match: str | None) -> MoneyConfirmation:
+    """An officer proposes to recognise `recognised_total` instead of what the rules compute, with a written
+    reason; nothing changes until a second, different officer confirms it (`confirm_override`)."""
+    project, c, lines = await _reviewed_claim(session, actor, claim, project, if_match)
+    rules = await call_rules(intake, project.call_id)
+    computed = (await _computed(session, rules, project, c, lines)).total
+    if recognised_total > c.claimed_total:
+        raise ValidationFailed(errors=[ProblemError(
+            "override_exceeds_claimed", "/recognised_total",
+            f"Non si può riconoscere più di quanto rendicontato ({c.claimed_total}).",
+            f"No more than the claimed total ({c.claimed_total}) can be recognised.",
+            extra={"claimed_total": str(c.claimed_total)})])
+    if recognised_total == computed:
+        raise ValidationFailed(errors=[ProblemError(
+            "override_equals_computed", "/recognised_total",
+            "L'importo è quello calcolato dalle regole del bando: completare l'istruttoria senza deroga.",
+            "The amount is what the call's rules compute: complete the review without an override.",
+            extra={"computed_total": str(computed)})])
+    return await four_eyes.propose(session, actor, action=OVERRIDE, resource_type="claim", resource_id=c.id,
+                                   detail={"version": c.version, "computed_total": str(computed),
+                                           "recognised_total": str(recognised_total), "reason": reason})
+
+
+async def confirm_override(*, session: AsyncSession, actor: Actor, intake: IntakeClient,
+                           evaluation: EvaluationClient | None, claim: Claim, project: Project,
+                           if_match: str | None) -> Claim:
+    """A second officer confirms the proposed override: the review completes with the overriding total (a final
+    claim then decides the project's outcome from it). A claim changed since the proposal is refused."""
+    project, c, lines = await _reviewed_claim(session, actor, claim, project, if_match)
+    proposal = await four_eyes.confirm(session, actor, action=OVERRIDE, resource_id=c.id)
+    if proposal.detail.get("version") != c.version:
+        raise Conflict("La rendicontazione è cambiata dopo la proposta di deroga: va proposta di nuovo.",
+                       "The claim changed after the override was proposed: propose it again.",
+                       extra={"proposed_version": proposal.detail.get("version"), "version": c.version})
+    override = {"recognised_total": proposal.detail["recognised_total"], "reason": proposal.detail["reason"],
+                "computed_total": proposal.detail["computed_total"], **four_eyes.officers(proposal)}
+    return await _complete(session=session, actor=actor, intake=intake, evaluation=evaluation, project=project,
+                           claim=c, lines=lines, override=override)
+
+
+async def _complete(*, session: AsyncSession, actor: Actor, intake: IntakeClient,
+                    evaluation: EvaluationClient | None, project: Project, claim: Claim, lines: list[ClaimLine],
+                    override: dict[str, Any] | None) -> Claim:
+    c = claim
+    rules = await call_rules(intake, project.call_id)
+    budget = approved_budget(project)
+    tolerance = rules.reporting.claim_tolerance_percent
+    result = await _computed(session, rules, project, c, lines)
+    if override is None:
+        total = result.total
+        full = all(ln.outcome == "recognised" for ln in lines) and result.cut_over_budget == 0 \
+            and not result.breakdown.cuts
+    else:
+        total = Decimal(override["recognised_total"])
+        full = total == c.claimed_total
+    status = "rejected" if total == 0 else "approved" if full else "partially_approved"
     now = datetime.now(UTC)
-    c.status, c.reviewed_at, c.recognised_total = status, now, result.total
+    c.status, c.reviewed_at, c.recognised_total = status, now, total
     c.review = {**(c.review or {}), "review": {
         "recognised_lines": str(sum((ln.recognised_amount or ZERO for ln in lines), ZERO)),
         "cut_over_budget": str(result.cut_over_budget),
@@ -533,7 +614,8 @@ async def complete_review(*, session: AsyncSession, actor: Actor, intake: Intake
         "flat_rates": {k: str(v) for k, v in result.flat_rates.items()},
         "recognised_direct": str(result.breakdown.direct_total),
         "recognised_flat_rates": str(result.breakdown.flat_rate_total),
-        "recognised_total": str(result.total), "reviewed_by": actor.principal.client_id}}
+        "computed_total": str(result.total), "recognised_total": str(total),
+        "override": _json_safe(override), "reviewed_by": actor.principal.client_id}}
     c.version += 1
     await session.flush()
     await record_audit(session, actor, action="claim.reviewed", resource_type="claim", resource_id=c.id,
@@ -546,13 +628,20 @@ async def complete_review(*, session: AsyncSession, actor: Actor, intake: Intake
                            "status": status, "claimed_total": c.claimed_total,
                            "recognised_direct": result.breakdown.direct_total,
                            "recognised_flat_rates": result.breakdown.flat_rate_total,
-                           "recognised_total": result.total, "reviewed_at": now})
+                           "recognised_total": total, "reviewed_at": now})
     if c.kind == "final":
         if evaluation is None:
             raise RuntimeError("no evaluation client on app.state: the final outcome cannot release budget")
         await _apply_final_outcome(session=session, actor=actor, intake=intake, evaluation=evaluation,
-                                   project=project, claim=c, rules=rules, budget=budget, tolerance=tolerance)
+                                   project=project, claim=c, rules=rules, budget=budget, tolerance=tolerance,
+                                   overridden=None if override is None else total)
     return c
+
+
+def _json_safe(override: dict[str, Any] | None) -> dict[str, Any] | None:
+    if override is None:
+        return None
+    return {k: v.isoformat() if isinstance(v, datetime) else v for k, v in override.items()}
 
 
 async def _prior_recognised(session: AsyncSession, project: Project, claim: Claim) -> reporting.PriorAmounts:
@@ -567,10 +656,12 @@ async def _prior_recognised(session: AsyncSession, project: Project, claim: Clai
 
 
 async def project_recognised_total(session: AsyncSession, project: Project, rules: CallRules,
-                                   budget: reporting.ApprovedBudget, tolerance: Decimal) -> Decimal:
+                                   budget: reporting.ApprovedBudget, tolerance: Decimal, *,
+                                   exclude_claim: uuid.UUID | None = None) -> Decimal:
     """Everything recognised on the project's reviewed claims, intermediate and final together: the direct
     costs cut to the approved budget plus the tolerance, the flat rates recomputed on them."""
-    rows = await repository.project_lines(session, project.id, ("approved", "partially_approved"))
+    rows = await repository.project_lines(session, project.id, ("approved", "partially_approved"),
+                                          exclude_claim=exclude_claim)
     lines = [reporting.RecognisedLine(str(ln.id), ln.category, ln.market, ln.recognised_amount or ZERO)
              for ln, _c in rows if ln.outcome != "rejected"]
     return reporting.recognise(rules, lines, budget, tolerance).total
@@ -578,11 +669,17 @@ async def project_recognised_total(session: AsyncSession, project: Project, rule
 
 async def _apply_final_outcome(*, session: AsyncSession, actor: Actor, intake: IntakeClient,
                                evaluation: EvaluationClient, project: Project, claim: Claim, rules: CallRules,
-                               budget: reporting.ApprovedBudget, tolerance: Decimal) -> None:
+                               budget: reporting.ApprovedBudget, tolerance: Decimal,
+                               overridden: Decimal | None) -> None:
     """The final claim decides the project's outcome (full aid, reduction, revocation): the projects package owns
-    those rules and their payments; this passes it everything recognised on the project. The project row is
+    those rules and their payments; this passes it everything recognised on the project (with an override
+    confirmed by two officers, the other claims' recognised total plus the overriding one). The project row is
     locked (complete_review)."""
-    total = await project_recognised_total(session, project, rules, budget, tolerance)
+    if overridden is None:
+        total = await project_recognised_total(session, project, rules, budget, tolerance)
+    else:
+        total = await project_recognised_total(session, project, rules, budget, tolerance,
+                                               exclude_claim=claim.id) + overridden
     await apply_outcome(session=session, actor=actor, intake=intake, evaluation=evaluation, project=project,
                         recognised_total=total,
                         completed_on=(claim.submitted_at or datetime.now(UTC)).astimezone(rules.tz).date())

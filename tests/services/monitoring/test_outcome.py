@@ -87,13 +87,13 @@ async def project_with_paid_advance(session: Any, funded: dict[str, Any], **kw: 
     return project
 
 
-async def reviewed_final_claim(client: Any, project: Any, officer: dict[str, str], company: dict[str, str],
-                               recognised: str, *, expect: int = 200) -> httpx.Response:
-    """The company files a final claim of one invoice (category b, 120,000.00 taxable), the officer recognises
-    `recognised` of it and completes the review: the project's outcome follows from it."""
-    r = await client.post(f"/v1/projects/{project.id}/claims", json={"kind": "final"}, headers=company)
+async def claim_under_review(client: Any, project: Any, officer: dict[str, str], company: dict[str, str],
+                             recognised: str, *, kind: str = "final") -> str:
+    """The company files a claim of one invoice (category b, 120,000.00 taxable), the officer recognises
+    `recognised` of it: the claim waits for the review to be completed. Returns its id."""
+    r = await client.post(f"/v1/projects/{project.id}/claims", json={"kind": kind}, headers=company)
     assert r.status_code == 201, r.text
-    cid = r.json()["id"]
+    cid = str(r.json()["id"])
     line = {"kind": "invoice", "supplier_vat": "IT01234560157", "supplier_name": "Fiere S.r.l.",
             "document_number": f"F-{uuid.uuid4().hex[:8]}", "issue_date": str(project.start_date),
             "taxable_amount": "120000.00", "category": "b", "market": "VN",
@@ -105,16 +105,27 @@ async def reviewed_final_claim(client: Any, project: Any, officer: dict[str, str
                                                                                     "application/pdf")},
                           headers=company)
     assert r.status_code == 201, r.text
-
-    async def etag() -> str:
-        return str((await client.get(f"/v1/claims/{cid}", headers=officer)).headers["etag"])
-    r = await client.post(f"/v1/claims/{cid}/submit", headers={**company, "If-Match": await etag()})
+    r = await client.post(f"/v1/claims/{cid}/submit", headers={**company, "If-Match": await claim_etag(client, cid,
+                                                                                                      officer)})
     assert r.status_code == 200, r.text
     r = await client.put(f"/v1/claims/{cid}/lines/{lid}/review",
                          json={"outcome": "partially", "recognised_amount": recognised, "note": "verificato"},
-                         headers={**officer, "If-Match": await etag()})
+                         headers={**officer, "If-Match": await claim_etag(client, cid, officer)})
     assert r.status_code == 200, r.text
-    r = await client.post(f"/v1/claims/{cid}/review/complete", headers={**officer, "If-Match": await etag()})
+    return cid
+
+
+async def claim_etag(client: Any, cid: str, headers: dict[str, str]) -> str:
+    return str((await client.get(f"/v1/claims/{cid}", headers=headers)).headers["etag"])
+
+
+async def reviewed_final_claim(client: Any, project: Any, officer: dict[str, str], company: dict[str, str],
+                               recognised: str, *, expect: int = 200) -> httpx.Response:
+    """A final claim of one invoice, `recognised` of it recognised, its review completed: the project's outcome
+    follows from it."""
+    cid = await claim_under_review(client, project, officer, company, recognised)
+    r = await client.post(f"/v1/claims/{cid}/review/complete",
+                          headers={**officer, "If-Match": await claim_etag(client, cid, officer)})
     assert r.status_code == expect, r.text
     return r
 
@@ -354,3 +365,110 @@ async def test_obligations_broken_after_completion_revokes_the_final_aid(
     funding = await at_evaluation(evaluation_server.url, funded["officer"],
                                   f"/v1/fundings/{funded['application_id']}")
     assert (funding["granted"], funding["status"]) == ("0.00", "revoked")
+
+
+async def test_an_override_of_the_computed_outcome_needs_a_reason_and_a_second_officer(
+        monitoring_client, intake, evaluation, evaluation_server, engine, session, officer, second_officer,
+        token_factory):
+    funded = await funded_at_evaluation(engine, evaluation_server.url)
+    project = await project_with_paid_advance(session, funded)
+    company = await token_factory("company", company_id=funded["company_id"])
+    # 60,000.00 recognised of 100,000.00 approved: the rules would revoke (below the 70 % threshold)
+    cid = await claim_under_review(monitoring_client, project, officer, company, "60000.00")
+    url = f"/v1/claims/{cid}/outcome-override"
+
+    async def propose(total: str, reason: str = "Ricorso accolto: le spese di fiera sono documentate",
+                      who: dict[str, str] = officer) -> httpx.Response:
+        return await monitoring_client.post(url, json={"recognised_total": total, "reason": reason},
+                                            headers={**who, "If-Match": await claim_etag(monitoring_client, cid, who)})
+
+    async def unchanged() -> None:
+        claim = (await monitoring_client.get(f"/v1/claims/{cid}", headers=officer)).json()
+        assert (claim["status"], claim["recognised_total"]) == ("submitted", None)
+        assert (await project_out(monitoring_client, project, officer))["status"] == "active"
+
+    # refused with a problem, nothing changed: more than claimed, the computed figure, no written reason, a company
+    too_much = await propose("120000.01")
+    assert too_much.status_code == 422
+    assert too_much.json()["errors"][0]["code"] == "override_exceeds_claimed"
+    same = await propose("60000.00")
+    assert same.status_code == 422 and same.json()["errors"][0]["code"] == "override_equals_computed"
+    assert (await propose("85000.00", reason="perché")).status_code == 422
+    assert (await propose("85000.00", who=company)).status_code == 403
+    await unchanged()
+
+    proposed = await propose("85000.00")
+    assert proposed.status_code == 202, proposed.text
+    body = proposed.json()
+    assert (body["action"], body["status"], body["confirm"]) == ("claim.override", "proposed", f"{url}/confirm")
+    assert body["detail"]["computed_total"] == "60000.00" and body["detail"]["recognised_total"] == "85000.00"
+    again = await propose("85000.00")
+    assert again.status_code == 409 and again.json()["type"].endswith("confirmation-pending")
+    await unchanged()
+
+    # the proposer cannot confirm it
+    own = await monitoring_client.post(f"{url}/confirm", headers={
+        **officer, "If-Match": await claim_etag(monitoring_client, cid, officer)})
+    assert own.status_code == 403 and own.json()["type"].endswith("four-eyes-same-officer")
+    await unchanged()
+
+    confirmed = await monitoring_client.post(f"{url}/confirm", headers={
+        **second_officer, "If-Match": await claim_etag(monitoring_client, cid, second_officer)})
+    assert confirmed.status_code == 200, confirmed.text
+    claim = confirmed.json()
+    assert (claim["status"], claim["recognised_total"]) == ("partially_approved", "85000.00")
+    review = claim["review"]["review"]
+    assert (review["computed_total"], review["recognised_total"]) == ("60000.00", "85000.00")
+    override = review["override"]
+    assert override["reason"] == "Ricorso accolto: le spese di fiera sono documentate"
+    assert override["proposed_by"] != override["confirmed_by"]
+    assert override["confirmed_by"] == review["reviewed_by"]
+
+    # the project's outcome follows from the overriding total: 85 % of the aid, as in the reduction above
+    got = await project_out(monitoring_client, project, officer)
+    assert (got["status"], got["final_grant"], got["final_loan"]) == ("completed", "17000.00", "55250.00")
+    assert (got["outcome"]["kind"], got["outcome"]["recognised"], got["outcome"]["released"]) == (
+        "reduced", "85000.00", "12750.00")
+    audit = (await session.execute(text(
+        "SELECT after FROM desk.audit_log WHERE resource_id = :c AND action = 'claim.reviewed'"),
+        {"c": cid})).scalars().all()
+    assert len(audit) == 1 and audit[0]["override"]["proposed_by"] == override["proposed_by"]
+    # nothing left to confirm
+    late = await monitoring_client.post(f"{url}/confirm", headers={
+        **second_officer, "If-Match": await claim_etag(monitoring_client, cid, second_officer)})
+    assert late.status_code == 409
+
+
+async def test_an_override_is_stale_once_the_claim_changes_and_the_computed_review_supersedes_it(
+        monitoring_client, intake, session, officer, second_officer, token_factory):
+    project = await make_project(session, grant="20000.00", loan="65000.00", eligible_total="100000.00",
+                                 iban=VALID_IBAN)
+    company = await token_factory("company", company_id=project.company_id)
+    cid = await claim_under_review(monitoring_client, project, officer, company, "50000.00", kind="intermediate")
+    url = f"/v1/claims/{cid}/outcome-override"
+    r = await monitoring_client.post(url, json={"recognised_total": "55000.00",
+                                                "reason": "Verifica in loco: spese ulteriori documentate"},
+                                     headers={**officer, "If-Match": await claim_etag(monitoring_client, cid, officer)})
+    assert r.status_code == 202, r.text
+
+    # a line reviewed again after the proposal: the confirmation would decide on another claim
+    line = (await monitoring_client.get(f"/v1/claims/{cid}", headers=officer)).json()["lines"][0]
+    r = await monitoring_client.put(f"/v1/claims/{cid}/lines/{line['id']}/review",
+                                    json={"outcome": "partially", "recognised_amount": "52000.00"},
+                                    headers={**officer, "If-Match": await claim_etag(monitoring_client, cid, officer)})
+    assert r.status_code == 200, r.text
+    stale = await monitoring_client.post(f"{url}/confirm", headers={
+        **second_officer, "If-Match": await claim_etag(monitoring_client, cid, second_officer)})
+    assert stale.status_code == 409 and stale.json()["proposed_version"] != stale.json()["version"]
+    claim = (await monitoring_client.get(f"/v1/claims/{cid}", headers=officer)).json()
+    assert (claim["status"], claim["recognised_total"]) == ("submitted", None)
+
+    # completing the review as computed supersedes the open proposal: 52,000.00 recognised, no override
+    done = await monitoring_client.post(f"/v1/claims/{cid}/review/complete", headers={
+        **officer, "If-Match": await claim_etag(monitoring_client, cid, officer)})
+    assert done.status_code == 200, done.text
+    assert (done.json()["recognised_total"], done.json()["review"]["review"]["override"]) == ("52000.00", None)
+    rows = (await session.execute(text(
+        "SELECT status FROM desk.money_confirmations WHERE resource_id = :c AND action = 'claim.override'"),
+        {"c": cid})).scalars().all()
+    assert rows == ["superseded"]

@@ -185,9 +185,10 @@ def to_out(evaluation: Evaluation, app: ReceivedApplication, lang: Lang) -> dict
         "eligible_total": evaluation.eligible_total, "credit_class": evaluation.credit_class,
         "score": evaluation.score, "merit_verdict": verdict_out(evaluation.merit_verdict), "grant": evaluation.grant,
         "loan": evaluation.loan, "loan_gge": evaluation.loan_gge,
-        "funding": None if funding is None else {**funding, "steps": [_explained(s, lang) for s in funding["steps"]]},
+        "funding": None if funding is None else {
+            **funding, "steps": [_explained(s, lang) for s in funding.get("steps", [])]},
         "de_minimis": None if de_minimis is None else {
-            **de_minimis, "steps": [_explained(s, lang) for s in de_minimis["steps"]]},
+            **de_minimis, "steps": [_explained(s, lang) for s in de_minimis.get("steps", [])]},
         "updated_at": evaluation.updated_at, "etag": etag_of(evaluation.version),
     }
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from datetime import timedelta
+from datetime import date, timedelta
 from typing import Any
 
 import httpx
@@ -79,6 +79,16 @@ async def second_application(client: Any, engine: Any, intake_url: str, sub: dic
     assert r.status_code == 200, r.text
     return app_id
 
+
+
+def de_minimis_doc(vat: str, equivalent: str) -> dict[str, Any]:
+    """The de minimis part of an evaluation as the desk writes it, for an undertaking with no prior aid:
+    `equivalent` (grant plus the loan's gross grant equivalent) within the 300,000.00 ceiling."""
+    today = date.today()
+    return {"grant_date": today.isoformat(), "members": [vat], "ceiling": "300000.00",
+            "window_start": date(today.year - 2, 1, 1).isoformat(), "window_end": today.isoformat(),
+            "prior_total": "0.00", "headroom": "300000.00", "requested_equivalent": equivalent,
+            "allowed_equivalent": equivalent, "reduced": False, "refused": False, "steps": []}
 
 async def test_a_company_funded_in_one_call_sees_that_aid_in_the_second(
         evaluation_client, intake, intake_server, engine, officer, second_officer, auditor, session):
@@ -156,7 +166,7 @@ async def test_two_acceptances_of_one_undertaking_at_once_never_exceed_the_ceili
     async with make_sessionmaker(engine)() as s:
         apps = [await evaluated_application(s, call_id=call_id, grant="120000.00", loan="390000.00",
                                             loan_gge="40000.00", company_id=company_id,
-                                            de_minimis={"members": [vat]}) for _ in range(2)]
+                                            de_minimis=de_minimis_doc(vat, "160000.00")) for _ in range(2)]
         officer = await make_token(s, "officer")
         confirmer = await make_token(s, "officer")
         company = await make_token(s, "company", company_id=company_id)
@@ -209,7 +219,7 @@ async def test_a_reduction_and_a_revocation_update_the_concession(evaluation_app
         call_id = fake.add_call(budget_total="1000000.00")
         vat = vat_number()
         app = await evaluated_application(session, call_id=call_id, grant="20000.00", loan="80000.00",
-                                          loan_gge="8000.00", de_minimis={"members": [vat]})
+                                          loan_gge="8000.00", de_minimis=de_minimis_doc(vat, "28000.00"))
         company = await token_factory("company", company_id=app.company_id)
         cor = str(uuid.uuid4().int % 10**9)
         r = await decide_and_accept(evaluation_client, str(call_id), str(app.application_id), officer, company,

@@ -6,8 +6,8 @@ from __future__ import annotations
 import uuid
 from decimal import Decimal
 
-from services.evaluation.budget.schemas import ReleaseOut
 from shared.clients.base import ServiceClient
+from shared.contracts.funding import ReleaseOut
 
 
 class EvaluationClient(ServiceClient):

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import uuid
 
-from services.intake.applications.schemas import ApplicationOut
-from services.intake.calls.schemas import CallDetail, CallVersionOut
-from services.intake.companies.schemas import CompanyOut
 from shared.clients.base import ServiceClient
+from shared.contracts.applications import ApplicationOut
+from shared.contracts.calls import CallDetail, CallVersionOut
+from shared.contracts.companies import CompanyOut
 from shared.pagination import Page
 
 

@@ -1,5 +1,5 @@
 """The typed client of the evaluation service, as monitoring uses it: releasing aid back to a call's budget
-(revocation or reduction). Its models are evaluation's own schemas: the contract."""
+(revocation or reduction). Its response model is the contract evaluation serves (shared.contracts.funding)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The typed client of the intake service. Its response models are intake's own schemas: the contract."""
+"""The typed client of the intake service. Its response models are the contracts intake serves (shared.contracts)."""
 
 from __future__ import annotations
 

@@ -8,8 +8,11 @@ from logging.config import fileConfig
 from alembic import context
 from sqlalchemy.engine import Connection
 
+# every service's tables and the desk's own, so Alembic sees one metadata
+import services.evaluation.models
+import services.intake.models
+import services.monitoring.models  # noqa: F401
 import shared.models  # noqa: F401 - register the desk tables
-from services import all_models  # noqa: F401 - register every service's tables
 from shared.app import resolve_database_url
 from shared.db import SCHEMAS, Base, create_engine
 from shared.settings import DeskSettings

@@ -20,7 +20,7 @@ from sqlalchemy.engine import make_url
 from stdnum import luhn
 from typer.testing import CliRunner
 
-from shared.cli import app
+from desk.cli import app
 from shared.db import plain_url
 from tests.conftest import CALL_FILE, _server_url
 
@@ -59,18 +59,18 @@ def test_openapi_check_passes_on_the_committed_documents() -> None:
 
 
 def test_openapi_check_fails_and_names_the_stale_file(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    import shared.cli
+    import desk.cli
 
-    for service in shared.cli.SERVICES:
-        (tmp_path / f"{service}.json").write_text(shared.cli.render_openapi(service))
+    for service in desk.cli.SERVICES:
+        (tmp_path / f"{service}.json").write_text(desk.cli.render_openapi(service))
     (tmp_path / "evaluation.json").write_text("{}\n")
-    monkeypatch.setattr(shared.cli, "OPENAPI_DIR", tmp_path)
+    monkeypatch.setattr(desk.cli, "OPENAPI_DIR", tmp_path)
     result = runner.invoke(app, ["openapi", "--check"])
     assert result.exit_code == 1
     assert "evaluation.json" in result.output and "intake.json" not in result.output
     # without --check it rewrites the stale file
     assert runner.invoke(app, ["openapi"]).exit_code == 0
-    assert (tmp_path / "evaluation.json").read_text() == shared.cli.render_openapi("evaluation")
+    assert (tmp_path / "evaluation.json").read_text() == desk.cli.render_openapi("evaluation")
 
 
 def test_create_client_prints_credentials_that_are_stored_hashed(desk_db: str) -> None:
@@ -188,9 +188,9 @@ def test_example_bodies_are_valid_requests() -> None:
 
     from typer.testing import CliRunner
 
+    from desk.cli import app
     from services.intake.applications.schemas import ApplicationCreate
     from services.intake.companies.schemas import CompanyIn
-    from shared.cli import app
 
     runner = CliRunner()
     company = runner.invoke(app, ["example", "company"])

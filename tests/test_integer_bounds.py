@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from shared.cli import SERVICES, render_openapi
+from desk.cli import SERVICES, render_openapi
 from shared.schemas import BIGINT_MAX
 from tests.factories import open_call
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from shared.cli import SERVICES, openapi_path, render_openapi
+from desk.cli import SERVICES, openapi_path, render_openapi
 
 METHODS = {"get", "put", "post", "patch", "delete", "head", "options", "trace"}
 # System probes answer 200 or 503 only; the problem catalogue's list cannot fail.

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import re
 
-from services.intake.applications.schemas import ApplicationOut
-from services.intake.companies.schemas import CompanyOut
+from shared.contracts.applications import ApplicationOut
+from shared.contracts.companies import CompanyOut
 from shared.domain.application_check import (
     CompanyFacts,
     DeclaredAid,

@@ -13,13 +13,13 @@ from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Request
 
-from services.evaluation.budget.schemas import ReleaseOut
-from services.intake.applications.schemas import ApplicationOut
-from services.intake.calls.schemas import CallDetail
-from services.intake.companies.schemas import CompanyOut
 from shared.clients.base import NotFoundAtPeer, PeerError, PeerUnavailable, ServiceClient
 from shared.clients.evaluation import EvaluationClient
 from shared.clients.intake import IntakeClient
+from shared.contracts.applications import ApplicationOut
+from shared.contracts.calls import CallDetail
+from shared.contracts.companies import CompanyOut
+from shared.contracts.funding import ReleaseOut
 from shared.domain.call_rules import CallRules
 from shared.errors import PEER_UNAVAILABLE, Conflict, DeskError, NotFound
 

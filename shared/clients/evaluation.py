@@ -1,13 +1,13 @@
 """The typed client of the evaluation service, as monitoring uses it: releasing aid back to a call's budget
-(revocation or reduction). Its models are evaluation's own schemas: the contract."""
+(revocation or reduction). Its response model is the contract evaluation serves (shared.contracts.funding)."""
 
 from __future__ import annotations
 
 import uuid
 from decimal import Decimal
 
-from services.evaluation.budget.schemas import ReleaseOut
 from shared.clients.base import ServiceClient
+from shared.contracts.funding import ReleaseOut
 
 
 class EvaluationClient(ServiceClient):

@@ -1,13 +1,13 @@
-"""The typed client of the intake service. Its response models are intake's own schemas: the contract."""
+"""The typed client of the intake service. Its response models are the contracts intake serves (shared.contracts)."""
 
 from __future__ import annotations
 
 import uuid
 
-from services.intake.applications.schemas import ApplicationOut
-from services.intake.calls.schemas import CallDetail, CallVersionOut
-from services.intake.companies.schemas import CompanyOut
 from shared.clients.base import ServiceClient
+from shared.contracts.applications import ApplicationOut
+from shared.contracts.calls import CallDetail, CallVersionOut
+from shared.contracts.companies import CompanyOut
 from shared.pagination import Page
 
 

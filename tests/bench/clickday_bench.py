@@ -279,7 +279,7 @@ def one_round(a: argparse.Namespace) -> dict[str, object]:
     # none was saved through the API, which records the verdict too).
     precheck: dict[str, object] | None = None
     if not a.no_precheck:
-        out = subprocess.run([sys.executable, "-m", "shared.cli", "precheck"], cwd=ROOT, env=env, check=True,
+        out = subprocess.run([sys.executable, "-m", "desk.cli", "precheck"], cwd=ROOT, env=env, check=True,
                              capture_output=True, text=True)
         precheck = json.loads(out.stdout.strip().splitlines()[-1])
     keyring = KeyRing.generate()
@@ -294,15 +294,15 @@ def one_round(a: argparse.Namespace) -> dict[str, object]:
     port, eport, mport = free_port(), free_port(), free_port()
     env.update(DESK_INTAKE_URL=f"http://127.0.0.1:{port}", DESK_EVALUATION_URL=f"http://127.0.0.1:{eport}",
                DESK_MONITORING_URL=f"http://127.0.0.1:{mport}")
-    server = subprocess.Popen([sys.executable, "-m", "shared.cli", "serve", "intake", "--port", str(port),
+    server = subprocess.Popen([sys.executable, "-m", "desk.cli", "serve", "intake", "--port", str(port),
                                "--workers", str(a.workers), "--log-level", "warning"], cwd=ROOT, env=env)
     # The other services run during the burst too, so every service's memory is measured; with
     # --with-worker the events flow as on a real click day (evaluation fetches each application).
-    others = {name: subprocess.Popen([sys.executable, "-m", "shared.cli", "serve", name, "--port", str(p),
+    others = {name: subprocess.Popen([sys.executable, "-m", "desk.cli", "serve", name, "--port", str(p),
                                       "--log-level", "warning"], cwd=ROOT, env=env)
               for name, p in (("evaluation", eport), ("monitoring", mport))}
     if a.with_worker:
-        others["worker"] = subprocess.Popen([sys.executable, "-m", "shared.cli", "worker"], cwd=ROOT, env=env)
+        others["worker"] = subprocess.Popen([sys.executable, "-m", "desk.cli", "worker"], cwd=ROOT, env=env)
     samplers = {"intake": RssSampler(server.pid), **{n: RssSampler(p.pid) for n, p in others.items()}}
     try:
         wait_ready(f"http://127.0.0.1:{port}/readyz")

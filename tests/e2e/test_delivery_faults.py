@@ -154,7 +154,7 @@ def _worker_process(database_url: str, data_dir: str) -> subprocess.Popen[bytes]
            "DESK_WEBHOOK_TIMEOUT_SECONDS": "30", "DESK_WORKER_POLL_SECONDS": "0.05",
            "DESK_WEBHOOK_BACKOFF_BASE_SECONDS": "0.05", "DESK_WEBHOOK_BACKOFF_MAX_SECONDS": "0.5",
            "DESK_EVALUATION_URL": dead_url()}
-    return subprocess.Popen([sys.executable, "-m", "shared.cli", "worker"], cwd=REPO_ROOT, env=env,
+    return subprocess.Popen([sys.executable, "-m", "desk.cli", "worker"], cwd=REPO_ROOT, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 

@@ -67,7 +67,7 @@ def test_desk_up_starts_the_worker_with_the_services_and_stops_it_on_ctrl_c(own_
            "MONITORING_PORT": str(free_port()), "DESK_LOG_LEVEL": "WARNING", "PYTHONUNBUFFERED": "1"}
     for name in ("DESK_EVALUATION_URL", "DESK_INTAKE_URL", "DESK_MONITORING_URL"):
         env.pop(name, None)
-    desk = subprocess.Popen([sys.executable, "-m", "shared.cli", "up"], cwd=REPO_ROOT, env=env, text=True,
+    desk = subprocess.Popen([sys.executable, "-m", "desk.cli", "up"], cwd=REPO_ROOT, env=env, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     lines: queue.Queue[str] = queue.Queue()
     threading.Thread(target=_reader, args=(desk.stdout, lines), daemon=True).start()

@@ -169,7 +169,7 @@ class Services:
             self.logs[service] = log
             with log.open("wb") as out:
                 self.procs[service] = subprocess.Popen(
-                    [sys.executable, "-m", "shared.cli", "serve", service, "--host", "127.0.0.1",
+                    [sys.executable, "-m", "desk.cli", "serve", service, "--host", "127.0.0.1",
                      "--port", str(self.ports[service]), "--log-level", "warning", "--graceful-timeout", "5"],
                     cwd=REPO_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 60

@@ -44,7 +44,7 @@ class IntakeProcess:
         })
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "shared.cli", "serve", "intake", "--host", "127.0.0.1", "--port", str(self.port),
+                [sys.executable, "-m", "desk.cli", "serve", "intake", "--host", "127.0.0.1", "--port", str(self.port),
                  "--log-level", "warning", "--graceful-timeout", str(self.graceful_seconds)],
                 cwd=REPO_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
         probe = "/readyz" if wait_ready else "/healthz"

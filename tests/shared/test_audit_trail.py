@@ -19,8 +19,8 @@ import pytest
 from sqlalchemy import text
 from typer.testing import CliRunner
 
+from desk.cli import app as cli
 from shared.audit_chain import GENESIS, Failure, canonical, main, parse_record, record_hash, verify_export
-from shared.cli import app as cli
 from shared.settings import REPO_ROOT
 from tests.conftest import make_token
 from tests.factories import draft_body

@@ -28,13 +28,13 @@ from services.evaluation.facts import company_facts, draft_facts, line_suppliers
 from services.evaluation.merit.service import verdict_out
 from services.evaluation.models import Evaluation, ReceivedApplication
 from services.evaluation.rules import rules_of_application
-from services.intake.applications.schemas import ApplicationOut
-from services.intake.companies.schemas import CompanyOut
 from shared.access import can_reach_company, notified_partner
 from shared.audit import record_audit, record_event
 from shared.auth import Principal
 from shared.clients.base import NotFoundAtPeer, PeerError, PeerUnavailable
 from shared.clients.intake import IntakeClient
+from shared.contracts.applications import ApplicationOut
+from shared.contracts.companies import CompanyOut
 from shared.domain.admissibility import CheckOutcome, admissibility
 from shared.errors import PEER_UNAVAILABLE, Conflict, DeskError, NotFound, ProblemError, ValidationFailed
 from shared.i18n import Lang

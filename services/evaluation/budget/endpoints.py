@@ -21,11 +21,11 @@ from services.evaluation.budget.schemas import (
     RankingVersionIn,
     RankingVersionList,
     RankingVersionOut,
-    ReleaseIn,
     ReleaseOut,
 )
 from services.evaluation.peers import IntakeDep
 from shared.auth import Authenticator
+from shared.contracts.funding import ReleaseIn
 from shared.db import SessionDep
 from shared.errors import problem_responses
 from shared.four_eyes import ProposalOut, proposal_out

@@ -9,10 +9,10 @@ from typing import Literal
 
 from pydantic import Field
 
-from shared.schemas import ApiModel, OutModel, PositiveMoney
+from shared.contracts import funding as contract
+from shared.contracts.funding import BudgetSummary, FundingStatus
+from shared.schemas import ApiModel, OutModel
 
-FundingStatus = Literal["funded", "partially_funded", "waiting", "not_admitted", "withdrawn", "renounced",
-                        "revoked"]
 EntryKind = Literal["commitment", "release", "amendment"]
 
 
@@ -29,35 +29,15 @@ class BudgetEntryOut(OutModel):
     created_at: datetime
 
 
-class BudgetSummary(OutModel):
-    call_id: uuid.UUID
-    total: Decimal = Field(description="The call's endowment (rules `budget_total`), covering grant and loan.")
-    committed: Decimal = Field(description="Aid committed now: grant + loan of every funded application.")
-    freed: Decimal = Field(description="Aid released so far (withdrawals, renunciations, revocations, reductions),"
-                                       " cumulative; what was freed may have been committed again.")
-    available: Decimal = Field(description="total - committed.")
-    updated_at: datetime
-    etag: str
+# The contract, served under this module's name: admissibility has a FundingOut too, so evaluation's OpenAPI
+# names both by their module (services__evaluation__budget__schemas__FundingOut), and partners' clients use it.
+class FundingOut(contract.FundingOut):
+    pass
 
 
 class BudgetOut(BudgetSummary):
     entries: list[BudgetEntryOut] = Field(description="The ledger, oldest first, one page.")
     next_after: int | None = Field(description="Pass as `after` for the next page of entries; null at the end.")
-
-
-class FundingOut(OutModel):
-    application_id: uuid.UUID
-    call_id: uuid.UUID
-    status: FundingStatus
-    requested: Decimal = Field(description="Aid the evaluation computed: grant + loan.")
-    granted: Decimal = Field(description="Aid committed on the budget now (grant + loan).")
-    grant: Decimal
-    loan: Decimal
-    partial: bool
-    protocol_number: int
-    score: Decimal | None
-    updated_at: datetime
-    etag: str
 
 
 class AllocationOut(OutModel):
@@ -74,20 +54,8 @@ class AllocationOut(OutModel):
     budget: BudgetSummary
 
 
-class ReleaseIn(ApiModel):
-    application_id: uuid.UUID
-    amount: PositiveMoney = Field(description="Aid to release (grant + loan); the whole granted aid is a revocation,"
-                                              " less is a reduction.")
-    reason: str = Field(min_length=3, max_length=2000)
-
-
-class ReleaseOut(OutModel):
-    application_id: uuid.UUID
-    released: Decimal
+class ReleaseOut(contract.ReleaseOut):
     funding: FundingOut
-    granted_from_waiting_list: list[uuid.UUID] = Field(
-        description="Applications funded by the scorrimento the release triggered, in order.")
-    budget: BudgetSummary
 
 
 class RankingEntry(OutModel):

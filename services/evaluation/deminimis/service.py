@@ -45,9 +45,9 @@ from services.evaluation.deminimis import repository
 from services.evaluation.facts import single_undertaking
 from services.evaluation.models import Evaluation, PriorAid, ReceivedApplication
 from services.evaluation.rules import rules_of_application, rules_of_call
-from services.intake.companies.schemas import CompanyOut
 from shared.audit import record_audit, record_event
 from shared.clients.intake import IntakeClient
+from shared.contracts.companies import CompanyOut
 from shared.domain import de_minimis as dm
 from shared.domain.application_check import _eur_en, _eur_it, _pct_en, _pct_it
 from shared.domain.call_rules import CallRules

@@ -21,11 +21,11 @@ from services.evaluation.admissibility.service import run_admissibility
 from services.evaluation.budget.service import apply_amendment, release_application
 from services.evaluation.inbox import repository
 from services.evaluation.models import ReceivedApplication
-from services.intake.applications.schemas import ApplicationOut
 from shared.access import choose_notified, notified_partner
 from shared.audit import record_audit
 from shared.clients.base import NotFoundAtPeer, PeerUnavailable
 from shared.clients.intake import IntakeClient
+from shared.contracts.applications import ApplicationOut
 from shared.errors import PEER_UNAVAILABLE, Conflict, DeskError, NotFound, ProblemError, ValidationFailed
 from shared.events.catalogue import (
     ApplicationSubmitted,

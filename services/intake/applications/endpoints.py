@@ -12,7 +12,6 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from services.intake.applications import repository, service
 from services.intake.applications.schemas import (
     ApplicationCreate,
-    ApplicationOut,
     ApplicationUpdate,
     CheckResultOut,
     SubmissionReceipt,
@@ -20,6 +19,7 @@ from services.intake.applications.schemas import (
 )
 from services.intake.models import Application
 from shared.auth import Authenticator
+from shared.contracts.applications import ApplicationOut
 from shared.db import SessionDep
 from shared.errors import NotFound, problem_responses
 from shared.i18n import pick_language

@@ -8,16 +8,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 
 from services.intake.calls import repository, service
-from services.intake.calls.schemas import (
-    CallCreate,
-    CallDetail,
-    CallOut,
-    CallVersionCreate,
-    CallVersionOut,
-    RegisterPage,
-)
+from services.intake.calls.schemas import CallCreate, CallVersionCreate, RegisterPage
 from services.intake.models import Application, Call
 from shared.auth import Authenticator
+from shared.contracts.calls import CallDetail, CallOut, CallVersionOut
 from shared.db import SessionDep
 from shared.domain.receipts import GENESIS, canonical_json
 from shared.errors import NotFound, problem_responses

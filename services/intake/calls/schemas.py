@@ -5,8 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from datetime import datetime
-from decimal import Decimal
-from typing import Literal
 
 from pydantic import Field
 
@@ -29,43 +27,6 @@ class CallVersionCreate(ApiModel):
     decree: DecreeIn | None = Field(
         None, description="The decree ordering the amendment. Required once the window has opened, when only a "
                           "later `window.closes_at` and a higher `budget_total` may change.")
-
-
-class WindowOut(OutModel):
-    opens_at: datetime
-    closes_at: datetime
-
-
-class CallOut(OutModel):
-    id: uuid.UUID
-    code: str
-    title: str
-    procedure: str
-    current_version: int
-    budget_total: Decimal
-    window: WindowOut = Field(description="The window published in the rules document.")
-    effective_window: WindowOut = Field(description="The window the server enforces (differs only in a local demo).")
-    demo_window: bool = Field(description="True when a local demo has opened its copy of the call now.")
-    status: Literal["upcoming", "open", "closed"]
-    etag: str
-
-
-class CallDetail(CallOut):
-    rules: CallRules
-
-
-class DecreeOut(OutModel):
-    number: str
-    date: dt.date
-
-
-class CallVersionOut(OutModel):
-    call_id: uuid.UUID
-    version: int
-    reason: str | None
-    decree: DecreeOut | None = None
-    created_at: datetime
-    rules: CallRules
 
 
 class RegisterEntry(OutModel):

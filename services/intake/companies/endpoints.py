@@ -18,7 +18,6 @@ from services.intake.companies import service
 from services.intake.companies.repository import DelegationView
 from services.intake.companies.schemas import (
     CompanyIn,
-    CompanyOut,
     DelegationCreate,
     DelegationOut,
     DelegationRequestOut,
@@ -28,6 +27,7 @@ from services.intake.models import Company
 from services.intake.partners import service as partners_service
 from services.intake.partners.schemas import ClientCreate, ClientCredentials
 from shared.auth import Authenticator, Principal
+from shared.contracts.companies import CompanyOut
 from shared.db import SessionDep
 from shared.errors import problem_responses
 from shared.pagination import Page, PageDep, page_of

@@ -29,14 +29,14 @@ import pycountry
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.intake.applications.schemas import ApplicationOut
-from services.intake.companies.schemas import CompanyOut
 from services.monitoring.models import Project
 from services.monitoring.peers import call_detail, unavailable
 from services.monitoring.stats import repository
 from services.monitoring.stats.service import PROVINCE_NAMES
 from shared.clients.base import NotFoundAtPeer, PeerUnavailable
 from shared.clients.intake import IntakeClient
+from shared.contracts.applications import ApplicationOut
+from shared.contracts.companies import CompanyOut
 
 log = structlog.get_logger("monitoring.open_data")
 

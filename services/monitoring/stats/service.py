@@ -23,13 +23,13 @@ import orjson
 import pycountry
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.intake.calls.schemas import CallDetail
 from services.monitoring.charts import Bar, bar_chart, format_eur, format_int, time_series
 from services.monitoring.inbox.registry import InboxContext, register_handler
 from services.monitoring.peers import call_detail, forget_call
 from services.monitoring.stats import repository
 from services.monitoring.stats.cache import StatsCache
 from shared.clients.intake import IntakeClient
+from shared.contracts.calls import CallDetail
 from shared.domain.continents import CONTINENTS
 from shared.domain.money import ZERO
 from shared.events.catalogue import Envelope

@@ -11,8 +11,8 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.evaluation.models import Evaluation, ReceivedApplication
-from services.intake.applications.schemas import ApplicationOut
 from shared.access import record_delegation
+from shared.contracts.applications import ApplicationOut
 from tests.factories import draft_body
 
 _PROTOCOL = itertools.count(1)
@@ -103,8 +103,8 @@ def call_detail(call_id: uuid.UUID, *, budget_total: str, procedure: str = "firs
     """intake's CallDetail of the seeded call's rules with this budget, procedure and partial-funding rule."""
     from decimal import Decimal
 
-    from services.intake.calls.schemas import CallDetail
     from services.intake.calls.service import load_rules_file
+    from shared.contracts.calls import CallDetail
     from tests.factories import CALL_FILE
 
     rules = load_rules_file(CALL_FILE).model_copy(update={

@@ -1,8 +1,8 @@
 """`desk`: the command line of the regional desk (migrate, seed, credentials, OpenAPI, local run).
 
-This module is the composition root for developers and operators: it may import every service,
-so it is the only module under `shared/` that does (lazily, inside the commands). It writes no
-table of its own: it calls the services' use-case functions, which keep the audit trail.
+This module is the composition root for developers and operators: it may import every service and
+`shared/` (the services lazily, inside the commands), and nothing imports it. It writes no table of
+its own: it calls the services' use-case functions, which keep the audit trail.
 """
 
 from __future__ import annotations
@@ -621,13 +621,13 @@ def up(
             if f"{service}_url" not in settings.model_fields_set:  # unless configured otherwise
                 env[f"DESK_{service.upper()}_URL"] = base
         for service, port in ports.items():
-            cmd = [sys.executable, "-m", "shared.cli", "serve", service, "--host", host, "--port", str(port),
+            cmd = [sys.executable, "-m", "desk.cli", "serve", service, "--host", host, "--port", str(port),
                    "--workers", str(workers), "--graceful-timeout", "5"]
             # own session: the terminal's Ctrl-C reaches only `desk`, which stops the children in order
             procs[service] = subprocess.Popen(cmd, cwd=REPO_ROOT, env=env,  # noqa: S603 - our own argv
                                               start_new_session=True)
         _wait_ready(procs, bases)
-        procs[WORKER] = subprocess.Popen([sys.executable, "-m", "shared.cli", "worker"],
+        procs[WORKER] = subprocess.Popen([sys.executable, "-m", "desk.cli", "worker"],
                                          cwd=REPO_ROOT, env=env, start_new_session=True)
 
         typer.echo("")

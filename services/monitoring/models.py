@@ -296,3 +296,37 @@ class ApplicationFact(Base):
     foreign_share_baseline: Mapped[Decimal | None] = mapped_column(Numeric(7, 2))
     foreign_share_latest: Mapped[Decimal | None] = mapped_column(Numeric(7, 2))
     updated_at: Mapped[datetime] = created_now()
+
+
+class FactGroup(Base):
+    """The statistics of one group of a call's applications (`dimension` and `key`: a province, a market, an
+    hour...; the dimension `total` holds the call's totals, key ''), kept up to date by the statement-level
+    triggers of `application_facts` (migration 0020) in the transaction that changes the facts, so a view reads
+    a handful of rows instead of scanning the call's facts. A key of '' stands for "not known" (null): no real
+    key is empty. Groups left with no application are deleted."""
+
+    __tablename__ = "fact_groups"
+    __table_args__ = {"schema": SCHEMA}
+
+    call_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    dimension: Mapped[str] = mapped_column(String(16), primary_key=True)
+    key: Mapped[str] = mapped_column(String(40), primary_key=True)
+    applications: Mapped[int] = mapped_column(BigInteger)
+    admitted: Mapped[int] = mapped_column(BigInteger)
+    funded: Mapped[int] = mapped_column(BigInteger)
+    committed: Mapped[Decimal] = mapped_column(Numeric(18, 2))
+    paid: Mapped[Decimal] = mapped_column(Numeric(18, 2))
+    revoked: Mapped[int] = mapped_column(BigInteger)
+    growth_n: Mapped[int] = mapped_column(BigInteger)
+    growth_sum: Mapped[Decimal] = mapped_column(Numeric(18, 2))
+
+
+class CountryContinent(Base):
+    """The continent of each country (ISO 3166 alpha-2), as `shared.domain.continents` has it: the triggers that
+    keep `fact_groups` count an application once per continent its markets are in."""
+
+    __tablename__ = "country_continents"
+    __table_args__ = {"schema": SCHEMA}
+
+    country: Mapped[str] = mapped_column(String(2), primary_key=True)
+    continent: Mapped[str] = mapped_column(String(2))

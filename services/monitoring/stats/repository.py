@@ -9,8 +9,11 @@ database, so only a handful of rows (at most one per hour of the window) come ba
   targeting Vietnam and Japan is one application for Asia); an application with no market is counted under null.
   The continents come from `shared.domain.continents`, passed as a JSON object.
 
-The cost is one scan of the call's facts (see tests/bench/stats_bench.py); `services.monitoring.stats.cache`
-keeps the answers so that a burst of readers does not repeat it.
+That from-scratch statement (`recompute`) costs one scan of the call's facts. What the views read instead
+(`aggregate`) are the groups `monitoring.fact_groups` keeps up to date as the facts change (triggers of migration
+0020, in the writing transaction): the same figures, a handful of rows. The maintained groups are proved equal
+to the from-scratch ones after random writes (tests/services/monitoring/test_stats_maintained.py); the benchmark
+(tests/bench/stats_bench.py) times both.
 """
 
 from __future__ import annotations
@@ -75,7 +78,20 @@ GROUP_BYS: tuple[str | None, ...] = (None, *_KEYS, *_LIST_KEYS)
 _STATEMENTS = {g: text(aggregate_sql(g)) for g in GROUP_BYS}
 
 
+_MAINTAINED = text(
+    "SELECT NULLIF(key, '') AS key, (dimension = 'total')::int AS is_total, applications, admitted, funded, "
+    "committed, paid, revoked, growth_n, growth_sum FROM monitoring.fact_groups "
+    "WHERE call_id = :call_id AND dimension IN (:dimension, 'total')")
+
+
 async def aggregate(session: AsyncSession, call_id: uuid.UUID, group_by: str | None) -> Sequence[Any]:
+    """The view's rows from the maintained groups: keys as text (an hour as its UTC instant in ISO 8601, a day
+    as its ISO date), the totals' row with `is_total` 1 (none when the call has no facts yet)."""
+    return (await session.execute(_MAINTAINED, {"call_id": call_id, "dimension": group_by or "total"})).all()
+
+
+async def recompute(session: AsyncSession, call_id: uuid.UUID, group_by: str | None) -> Sequence[Any]:
+    """The view's rows computed from scratch over the call's facts (what the maintained groups must equal)."""
     params: dict[str, Any] = {"call_id": call_id}
     if group_by == "continent":
         params["continents"] = CONTINENTS_JSON

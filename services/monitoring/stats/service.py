@@ -104,12 +104,15 @@ def _agg(row: Any) -> Agg:
 
 
 def _key(group_by: str | None, key: Any) -> str | None:
+    """A group's key as the views show it (an hour in Europe/Rome, a day as its ISO date), from the maintained
+    groups (text) or from the from-scratch aggregate (an instant, a date)."""
     if key is None:
         return None
     if group_by == "hour":
-        return str(key.astimezone(ROME).isoformat())
+        instant = datetime.fromisoformat(key) if isinstance(key, str) else key
+        return str(instant.astimezone(ROME).isoformat())
     if group_by == "day":
-        return str(key.isoformat())
+        return key if isinstance(key, str) else str(key.isoformat())
     return str(key)
 
 

@@ -36,12 +36,6 @@ def format_int(n: int) -> str:
     return f"{n:,}".replace(",", ".")
 
 
-def format_eur(d: Decimal) -> str:
-    """Decimal('1234567.5') -> '1.234.567,50 €'."""
-    whole, _, cents = f"{d.quantize(Decimal('0.01')):,}".partition(".")
-    return f"{whole.replace(',', '.')},{cents} €"
-
-
 def _n(x: float) -> str:
     """A coordinate, short: at most one decimal."""
     return f"{x:.1f}".rstrip("0").rstrip(".")

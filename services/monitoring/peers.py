@@ -4,7 +4,6 @@ makes through them, with peer failures mapped to problems (503 unreachable, 409 
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -14,6 +13,7 @@ from typing import Annotated, Any
 from fastapi import Depends, FastAPI, Request
 
 from shared.clients.base import NotFoundAtPeer, PeerError, PeerUnavailable, ServiceClient
+from shared.clients.calls import CallVersions
 from shared.clients.evaluation import EvaluationClient
 from shared.clients.intake import IntakeClient
 from shared.contracts.applications import ApplicationOut
@@ -105,34 +105,24 @@ async def fetch_company(intake: IntakeClient, company_id: uuid.UUID) -> CompanyO
                        f"Company {company_id} is unknown to intake.") from exc
 
 
-# A version of a call's rules never changes (an amendment is a new version): cached per (call, version); which
-# version is current is asked again after CURRENT_VERSION_TTL seconds, or at once after `call.amended`
-# (`forget_call`).
+# Which version of a call is current is asked again after CURRENT_VERSION_TTL seconds, or at once after
+# `call.amended` (`forget_call`); each version is kept (shared.clients.calls).
 CURRENT_VERSION_TTL = 300.0
-_CALLS: dict[tuple[uuid.UUID, int], CallDetail] = {}
-_CURRENT: dict[uuid.UUID, tuple[int, float]] = {}
+CALLS = CallVersions(ttl=CURRENT_VERSION_TTL)
 
 
 async def call_detail(intake: IntakeClient, call_id: uuid.UUID) -> CallDetail:
-    current = _CURRENT.get(call_id)
-    if current is not None and time.monotonic() - current[1] < CURRENT_VERSION_TTL:
-        cached = _CALLS.get((call_id, current[0]))
-        if cached is not None:
-            return cached
     try:
-        call = await intake.get_call(call_id)
+        return await CALLS.current(intake, call_id)
     except PeerUnavailable as exc:
         raise unavailable(exc) from exc
     except NotFoundAtPeer as exc:
         raise NotFound(f"Il bando {call_id} non esiste.", f"Call {call_id} does not exist.") from exc
-    _CALLS.setdefault((call_id, call.current_version), call)
-    _CURRENT[call_id] = (call.current_version, time.monotonic())
-    return _CALLS[(call_id, call.current_version)]
 
 
 def forget_call(call_id: uuid.UUID) -> None:
     """A new version of the call was published: ask intake which version is current on the next read."""
-    _CURRENT.pop(call_id, None)
+    CALLS.forget(call_id)
 
 
 async def call_rules(intake: IntakeClient, call_id: uuid.UUID) -> CallRules:

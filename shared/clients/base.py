@@ -18,13 +18,12 @@ Errors are typed: `PeerUnavailable` (unreachable, timing out, 5xx or circuit ope
 
 from __future__ import annotations
 
-import asyncio
-import random
 import time
 from collections.abc import Callable, Mapping
 from typing import Any, Literal, TypeVar
 
 import httpx
+import stamina
 import structlog
 from prometheus_client import Counter
 from pydantic import BaseModel, ValidationError
@@ -60,9 +59,10 @@ class PeerUnavailable(PeerCallError):
     """The peer could not give an answer: unreachable, too slow, failing (5xx), or the circuit is open.
     Retrying later may succeed; nothing can be concluded about the resource."""
 
-    def __init__(self, peer: str, message: str, *, status: int | None = None) -> None:
+    def __init__(self, peer: str, message: str, *, status: int | None = None, retriable: bool = True) -> None:
         super().__init__(peer, message)
         self.status = status
+        self.retriable = retriable  # False when the circuit is open: failing fast, another attempt would too
 
 
 class PeerError(PeerCallError):
@@ -77,6 +77,11 @@ class PeerError(PeerCallError):
 
 class NotFoundAtPeer(PeerError):
     """The peer answered 404: the resource does not exist (or is outside the caller's reach)."""
+
+
+def _worth_retrying(exc: Exception) -> bool:
+    """A failure another attempt may cure: unreachable, timing out, 5xx; not an open circuit, not a refusal."""
+    return isinstance(exc, PeerUnavailable) and exc.retriable
 
 
 # ---------------------------------------------------------------- circuit breaker
@@ -215,14 +220,10 @@ class ServiceClient:
             headers[k.lower()] = v
         return headers
 
-    def _backoff(self, attempt: int) -> float:
-        """Exponential with jitter: between half and all of min(max, base * 2^(attempt-1))."""
-        ceiling = min(self.backoff_max, self.backoff_base * (2 ** max(attempt - 1, 0)))
-        return float(ceiling / 2 + random.random() * ceiling / 2)  # noqa: S311 - jitter, not security
-
     def _fail_fast(self) -> PeerUnavailable:
         PEER_CALLS.labels(self.peer, "circuit_open").inc()
-        return PeerUnavailable(self.peer, f"circuit open, retry in {self.breaker.retry_after:.1f} s")
+        return PeerUnavailable(self.peer, f"circuit open, retry in {self.breaker.retry_after:.1f} s",
+                               retriable=False)
 
     async def request(
         self,
@@ -237,46 +238,47 @@ class ServiceClient:
     ) -> httpx.Response:
         """Send a request with retries, the breaker, the request id and the token; a 2xx/3xx response is
         returned, anything else raised as a typed error. `attempt_timeout` overrides the client's timeout for
-        each attempt of this request."""
+        each attempt of this request. Retries (stamina): exponential back-off from `backoff_base` doubling up to
+        `backoff_max`, plus a jitter of up to `backoff_base`."""
         method = method.upper()
         hdrs = self._headers(headers, idempotency_key)
         retriable = method in IDEMPOTENT_METHODS or "idempotency-key" in hdrs
         attempts = 1 + (self.retries if retriable else 0)
         extra: dict[str, Any] = {} if attempt_timeout is None else {"timeout": attempt_timeout}
-        last: PeerUnavailable | None = None
-        for attempt in range(1, attempts + 1):
-            if not self.breaker.acquire():
-                raise self._fail_fast() from last
-            try:
-                resp = await self._http.request(method, path, params=params, json=json, headers=hdrs, **extra)
-            except httpx.TransportError as exc:
-                self.breaker.record_failure()
-                PEER_CALLS.labels(self.peer, "transport_error").inc()
-                last = PeerUnavailable(self.peer, f"{method} {path}: {type(exc).__name__}: {exc}")
-                last.__cause__ = exc
-            except BaseException:
-                self.breaker.release()
-                raise
-            else:
-                if resp.status_code < 500:
-                    self.breaker.record_success()  # a 4xx is a healthy peer's answer
-                    PEER_CALLS.labels(self.peer, "ok" if resp.status_code < 400 else "client_error").inc()
-                    if resp.status_code < 400:
-                        return resp
-                    raise self._refusal(resp)
-                self.breaker.record_failure()
-                PEER_CALLS.labels(self.peer, "server_error").inc()
-                last = PeerUnavailable(self.peer, f"{method} {path}: HTTP {resp.status_code}",
-                                       status=resp.status_code)
-            if attempt < attempts:
-                delay = self._backoff(attempt)
-                log.warning("peer call failed, retrying", peer=self.peer, method=method, path=path,
-                            attempt=attempt, delay_s=round(delay, 3), error=str(last))
-                await asyncio.sleep(delay)
-        assert last is not None
-        log.warning("peer call failed", peer=self.peer, method=method, path=path, attempts=attempts,
-                    error=str(last))
-        raise last
+        try:
+            async for attempt in stamina.retry_context(
+                    on=_worth_retrying, attempts=attempts, timeout=None, wait_initial=self.backoff_base,
+                    wait_max=self.backoff_max, wait_jitter=self.backoff_base, wait_exp_base=2):
+                with attempt:
+                    return await self._attempt(method, path, params, json, hdrs, extra)
+        except PeerUnavailable as exc:
+            log.warning("peer call failed", peer=self.peer, method=method, path=path, attempts=attempts,
+                        error=str(exc))
+            raise
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
+    async def _attempt(self, method: str, path: str, params: Mapping[str, Any] | None, json: Any,
+                       hdrs: dict[str, str], extra: dict[str, Any]) -> httpx.Response:
+        if not self.breaker.acquire():
+            raise self._fail_fast()
+        try:
+            resp = await self._http.request(method, path, params=params, json=json, headers=hdrs, **extra)
+        except httpx.TransportError as exc:
+            self.breaker.record_failure()
+            PEER_CALLS.labels(self.peer, "transport_error").inc()
+            raise PeerUnavailable(self.peer, f"{method} {path}: {type(exc).__name__}: {exc}") from exc
+        except BaseException:
+            self.breaker.release()
+            raise
+        if resp.status_code < 500:
+            self.breaker.record_success()  # a 4xx is a healthy peer's answer
+            PEER_CALLS.labels(self.peer, "ok" if resp.status_code < 400 else "client_error").inc()
+            if resp.status_code < 400:
+                return resp
+            raise self._refusal(resp)
+        self.breaker.record_failure()
+        PEER_CALLS.labels(self.peer, "server_error").inc()
+        raise PeerUnavailable(self.peer, f"{method} {path}: HTTP {resp.status_code}", status=resp.status_code)
 
     def _refusal(self, resp: httpx.Response) -> PeerError:
         problem: dict[str, Any] | None = None

@@ -34,8 +34,6 @@ from shared.domain.application_check import (
     DraftFacts,
     DraftLine,
     Problem,
-    _eur_en,
-    _eur_it,
     _pct_en,
     _pct_it,
     ateco_section,
@@ -44,7 +42,7 @@ from shared.domain.application_check import (
 from shared.domain.call_rules import CallRules
 from shared.domain.de_minimis import normalise_vat
 from shared.domain.funding import AidEstimate, EligibleBreakdown
-from shared.domain.money import ZERO
+from shared.domain.money import ZERO, eur_en, eur_it
 
 Outcome = Literal["pass", "fail", "needs_review"]
 Verdict = Literal["admissible", "not_admissible", "needs_review"]
@@ -269,11 +267,11 @@ def _line_cut(
 ) -> ExpenseCut:
     if reasons == [INTRA_GROUP]:
         it = (
-            f"La voce {index} ({line.category}, {_eur_it(line.amount)}) è un acquisto da un soggetto collegato "
+            f"La voce {index} ({line.category}, {eur_it(line.amount)}) è un acquisto da un soggetto collegato "
             f"(P. IVA {supplier}): non ammissibile, esclusa."
         )
         en = (
-            f"Line {index} ({line.category}, {_eur_en(line.amount)}) is a purchase from a related party "
+            f"Line {index} ({line.category}, {eur_en(line.amount)}) is a purchase from a related party "
             f"(VAT {supplier}): not eligible, cut."
         )
     else:
@@ -411,12 +409,12 @@ def _clean(code: str, ctx: _Context) -> tuple[Outcome, str, str]:
         total = ctx.breakdown.total if ctx.breakdown is not None else ZERO
         low, high = rules.eligible_cost.min, rules.eligible_cost.max
         if total > high:  # capped, not refused: the note (eligible_total_above_max) follows
-            return ("pass", f"Spese ammissibili dopo i tagli {_eur_it(total)}.",
-                    f"Eligible expenses after the cuts {_eur_en(total)}.")
+            return ("pass", f"Spese ammissibili dopo i tagli {eur_it(total)}.",
+                    f"Eligible expenses after the cuts {eur_en(total)}.")
         return (
             "pass",
-            f"Spese ammissibili dopo i tagli {_eur_it(total)}, entro i limiti {_eur_it(low)} – {_eur_it(high)}.",
-            f"Eligible expenses after the cuts {_eur_en(total)}, within {_eur_en(low)} – {_eur_en(high)}.",
+            f"Spese ammissibili dopo i tagli {eur_it(total)}, entro i limiti {eur_it(low)} – {eur_it(high)}.",
+            f"Eligible expenses after the cuts {eur_en(total)}, within {eur_en(low)} – {eur_en(high)}.",
         )
     if code == "new_or_emerging_share":
         minimum = rules.markets.min_share_new_or_emerging
@@ -446,9 +444,9 @@ def _clean(code: str, ctx: _Context) -> tuple[Outcome, str, str]:
         declared = sum((a.amount for a in draft.declared_aid), ZERO)
         return (
             "pass",
-            f"Aiuti de minimis dichiarati: {_eur_it(declared)}; il massimale si applica al calcolo del "
+            f"Aiuti de minimis dichiarati: {eur_it(declared)}; il massimale si applica al calcolo del "
             "finanziamento su tutti gli aiuti (dichiarati, RNA, concessi dallo sportello).",
-            f"De minimis aid declared: {_eur_en(declared)}; the ceiling is applied by the funding computation to "
+            f"De minimis aid declared: {eur_en(declared)}; the ceiling is applied by the funding computation to "
             "every aid (declared, RNA, granted by the desk).",
         )
     raise KeyError(code)

@@ -44,7 +44,7 @@ from shared.domain.funding import (
     compute_aid,
     compute_eligible,
 )
-from shared.domain.money import ZERO, cents_ok
+from shared.domain.money import ZERO, cents_ok, eur_en, eur_it
 
 if TYPE_CHECKING:
     from shared.domain.de_minimis import DeMinimisOutcome
@@ -214,15 +214,6 @@ class CheckResult:
 # ----- formatting ---------------------------------------------------------------------------------
 
 
-def _eur_it(d: Decimal) -> str:
-    s = f"{d:,.2f}"
-    return s.replace(",", "\x00").replace(".", ",").replace("\x00", ".") + " €"
-
-
-def _eur_en(d: Decimal) -> str:
-    return f"EUR {d:,.2f}"
-
-
 def _pct(rate: Decimal, sep: str) -> str:
     s = f"{rate * 100:.2f}".rstrip("0").rstrip(".")
     return s.replace(".", sep) + " %"
@@ -356,21 +347,21 @@ def _check_de_minimis(
     if outcome.refused:
         problems.add(
             "de_minimis_ceiling_reached", path,
-            f"Gli aiuti de minimis dichiarati nel periodo ({_eur_it(outcome.period.total)}) esauriscono il "
-            f"massimale di {_eur_it(outcome.ceiling)}: il bando non può concedere alcun aiuto.",
-            f"The de minimis aid declared in the period ({_eur_en(outcome.period.total)}) uses up the ceiling of "
-            f"{_eur_en(outcome.ceiling)}: the call can grant no aid.",
+            f"Gli aiuti de minimis dichiarati nel periodo ({eur_it(outcome.period.total)}) esauriscono il "
+            f"massimale di {eur_it(outcome.ceiling)}: il bando non può concedere alcun aiuto.",
+            f"The de minimis aid declared in the period ({eur_en(outcome.period.total)}) uses up the ceiling of "
+            f"{eur_en(outcome.ceiling)}: the call can grant no aid.",
             "aid",
         )
     elif outcome.reduced:
         problems.add(
             "de_minimis_aid_reduced", path,
-            f"Margine de minimis disponibile {_eur_it(outcome.headroom)} (massimale {_eur_it(outcome.ceiling)} − "
-            f"dichiarati {_eur_it(outcome.period.total)}): l'aiuto stimato è ridotto a contributo "
-            f"{_eur_it(outcome.allowed_grant)} e finanziamento {_eur_it(outcome.allowed_loan)}.",
-            f"De minimis headroom {_eur_en(outcome.headroom)} (ceiling {_eur_en(outcome.ceiling)} − declared "
-            f"{_eur_en(outcome.period.total)}): the estimated aid is cut to grant {_eur_en(outcome.allowed_grant)} "
-            f"and loan {_eur_en(outcome.allowed_loan)}.",
+            f"Margine de minimis disponibile {eur_it(outcome.headroom)} (massimale {eur_it(outcome.ceiling)} − "
+            f"dichiarati {eur_it(outcome.period.total)}): l'aiuto stimato è ridotto a contributo "
+            f"{eur_it(outcome.allowed_grant)} e finanziamento {eur_it(outcome.allowed_loan)}.",
+            f"De minimis headroom {eur_en(outcome.headroom)} (ceiling {eur_en(outcome.ceiling)} − declared "
+            f"{eur_en(outcome.period.total)}): the estimated aid is cut to grant {eur_en(outcome.allowed_grant)} "
+            f"and loan {eur_en(outcome.allowed_loan)}.",
             "aid",
         )
     if outcome.reduced:
@@ -458,9 +449,9 @@ def _check_company(rules: CallRules, company: CompanyFacts, problems: _Problems)
         problems.add(
             "turnover_not_positive",
             path,
-            f"Il fatturato dell'anno precedente ({_eur_it(company.turnover)}) deve essere positivo per "
+            f"Il fatturato dell'anno precedente ({eur_it(company.turnover)}) deve essere positivo per "
             f"verificare la quota di export (massimo {_pct_it(limit)}).",
-            f"Previous-year turnover ({_eur_en(company.turnover)}) must be positive to check the export "
+            f"Previous-year turnover ({eur_en(company.turnover)}) must be positive to check the export "
             f"share (at most {_pct_en(limit)}).",
             "applicants",
         )
@@ -470,11 +461,11 @@ def _check_company(rules: CallRules, company: CompanyFacts, problems: _Problems)
             problems.add(
                 "export_share_exceeded",
                 path,
-                f"Il fatturato estero dell'anno precedente ({_eur_it(company.previous_year_export_sales)}) è "
+                f"Il fatturato estero dell'anno precedente ({eur_it(company.previous_year_export_sales)}) è "
                 f"il {_pct_it(share.quantize(Decimal('0.0001')))} del fatturato "
-                f"({_eur_it(company.turnover)}): il massimo è {_pct_it(limit)}.",
-                f"Previous-year export sales ({_eur_en(company.previous_year_export_sales)}) are "
-                f"{_pct_en(share.quantize(Decimal('0.0001')))} of turnover ({_eur_en(company.turnover)}): "
+                f"({eur_it(company.turnover)}): il massimo è {_pct_it(limit)}.",
+                f"Previous-year export sales ({eur_en(company.previous_year_export_sales)}) are "
+                f"{_pct_en(share.quantize(Decimal('0.0001')))} of turnover ({eur_en(company.turnover)}): "
                 f"the maximum is {_pct_en(limit)}.",
                 "applicants",
             )
@@ -653,11 +644,11 @@ def _check_expenses(
                 "/expense_lines",
                 f"La categoria {cat.code} ({cat.name_it}) supera il limite "
                 f"del {_pct_it(cap.percent)} di {of_it}: "
-                f"richiesti {_eur_it(cut.requested)}, ammissibili {_eur_it(cut.allowed)}; "
-                f"l'eccedenza di {_eur_it(excess)} è esclusa.",
+                f"richiesti {eur_it(cut.requested)}, ammissibili {eur_it(cut.allowed)}; "
+                f"l'eccedenza di {eur_it(excess)} è esclusa.",
                 f"Category {cat.code} ({cat.name_en}) exceeds its cap of {_pct_en(cap.percent)} of {of_en}: "
-                f"requested {_eur_en(cut.requested)}, eligible {_eur_en(cut.allowed)}; "
-                f"the excess of {_eur_en(excess)} is cut.",
+                f"requested {eur_en(cut.requested)}, eligible {eur_en(cut.allowed)}; "
+                f"the excess of {eur_en(excess)} is cut.",
                 "expenses",
             )
 
@@ -666,18 +657,18 @@ def _check_expenses(
         problems.add(
             "eligible_total_below_min",
             "/expense_lines",
-            f"Le spese ammissibili ({_eur_it(total)}) sono inferiori al minimo di {_eur_it(low)}.",
-            f"Eligible expenses ({_eur_en(total)}) are below the minimum of {_eur_en(low)}.",
+            f"Le spese ammissibili ({eur_it(total)}) sono inferiori al minimo di {eur_it(low)}.",
+            f"Eligible expenses ({eur_en(total)}) are below the minimum of {eur_en(low)}.",
             "expenses",
         )
     elif total > high:
         problems.add(
             "eligible_total_above_max",
             "/expense_lines",
-            f"Le spese ammissibili ({_eur_it(total)}) superano il massimo di {_eur_it(high)}: la domanda è "
-            f"ammissibile e l'aiuto è calcolato su {_eur_it(high)}.",
-            f"Eligible expenses ({_eur_en(total)}) exceed the maximum of {_eur_en(high)}: the application is "
-            f"admissible and the aid is computed on {_eur_en(high)}.",
+            f"Le spese ammissibili ({eur_it(total)}) superano il massimo di {eur_it(high)}: la domanda è "
+            f"ammissibile e l'aiuto è calcolato su {eur_it(high)}.",
+            f"Eligible expenses ({eur_en(total)}) exceed the maximum of {eur_en(high)}: the application is "
+            f"admissible and the aid is computed on {eur_en(high)}.",
             "expenses",
         )
 
@@ -697,9 +688,9 @@ def _check_expenses(
         problems.add(
             "new_or_emerging_share_too_low",
             "/expense_lines",
-            f"Solo {_eur_it(new_or_emerging)} su {_eur_it(attributable)} di spese attribuite a un mercato "
+            f"Solo {eur_it(new_or_emerging)} su {eur_it(attributable)} di spese attribuite a un mercato "
             f"({_pct_it(share)}) riguardano mercati nuovi o emergenti: il minimo è {_pct_it(minimum)}.",
-            f"Only {_eur_en(new_or_emerging)} of {_eur_en(attributable)} of market-attributed spend "
+            f"Only {eur_en(new_or_emerging)} of {eur_en(attributable)} of market-attributed spend "
             f"({_pct_en(share)}) goes to new or emerging markets: the minimum is {_pct_en(minimum)}.",
             "expenses",
         )

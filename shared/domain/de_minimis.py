@@ -31,10 +31,9 @@ from datetime import date, timedelta
 from decimal import ROUND_UP, Decimal
 from typing import Final, Literal
 
-from shared.domain.application_check import _eur_en, _eur_it
 from shared.domain.call_rules import CallRules
 from shared.domain.funding import gross_grant_equivalent, repayment_plan
-from shared.domain.money import CENT, ZERO, cents_ok, floor_cent
+from shared.domain.money import CENT, ZERO, cents_ok, eur_en, eur_it, floor_cent
 
 Collateral = Literal["high", "normal", "low"]
 ReductionOrder = Literal["loan_first", "grant_first"]
@@ -257,41 +256,41 @@ def cap_new_aid(
         step(
             "prior_aid_counted",
             f"Conteggiato: aiuto {p.reference} ({p.source}) a {p.vat_number} del {_it_date(p.granted_on)}, "
-            f"{_eur_it(p.amount)}.",
+            f"{eur_it(p.amount)}.",
             f"Counted: aid {p.reference} ({p.source}) to {p.vat_number} on {p.granted_on.isoformat()}, "
-            f"{_eur_en(p.amount)}.",
+            f"{eur_en(p.amount)}.",
             p.amount,
         )
     for p in period.outside_window:
         step(
             "prior_aid_outside_period",
             f"Non conteggiato (fuori periodo): aiuto {p.reference} ({p.source}) a {p.vat_number} del "
-            f"{_it_date(p.granted_on)}, {_eur_it(p.amount)}.",
+            f"{_it_date(p.granted_on)}, {eur_it(p.amount)}.",
             f"Not counted (outside the period): aid {p.reference} ({p.source}) to {p.vat_number} on "
-            f"{p.granted_on.isoformat()}, {_eur_en(p.amount)}.",
+            f"{p.granted_on.isoformat()}, {eur_en(p.amount)}.",
             p.amount,
         )
     headroom = max(ZERO, ceiling - period.total)
     step(
         "prior_total",
-        f"Aiuti de minimis dell'impresa unica nel periodo: {_eur_it(period.total)}.",
-        f"De minimis aid of the single undertaking in the period: {_eur_en(period.total)}.",
+        f"Aiuti de minimis dell'impresa unica nel periodo: {eur_it(period.total)}.",
+        f"De minimis aid of the single undertaking in the period: {eur_en(period.total)}.",
         period.total,
     )
     step(
         "headroom",
-        f"Margine disponibile: massimale {_eur_it(ceiling)} − {_eur_it(period.total)} = {_eur_it(headroom)}.",
-        f"Headroom: ceiling {_eur_en(ceiling)} − {_eur_en(period.total)} = {_eur_en(headroom)}.",
+        f"Margine disponibile: massimale {eur_it(ceiling)} − {eur_it(period.total)} = {eur_it(headroom)}.",
+        f"Headroom: ceiling {eur_en(ceiling)} − {eur_en(period.total)} = {eur_en(headroom)}.",
         headroom,
     )
     loan_eq = _loan_equivalent(loan, rate)
     requested = grant + loan_eq
     step(
         "requested",
-        f"Nuovo aiuto: contributo {_eur_it(grant)} + ESL del finanziamento {_eur_it(loan)} × {rate} = "
-        f"{_eur_it(loan_eq)}; totale {_eur_it(requested)}.",
-        f"New aid: grant {_eur_en(grant)} + GGE of the loan {_eur_en(loan)} × {rate} = {_eur_en(loan_eq)}; "
-        f"total {_eur_en(requested)}.",
+        f"Nuovo aiuto: contributo {eur_it(grant)} + ESL del finanziamento {eur_it(loan)} × {rate} = "
+        f"{eur_it(loan_eq)}; totale {eur_it(requested)}.",
+        f"New aid: grant {eur_en(grant)} + GGE of the loan {eur_en(loan)} × {rate} = {eur_en(loan_eq)}; "
+        f"total {eur_en(requested)}.",
         requested,
     )
 
@@ -299,17 +298,17 @@ def cap_new_aid(
         allowed_grant, allowed_loan = grant, loan
         step(
             "fits",
-            f"Il nuovo aiuto ({_eur_it(requested)}) rientra nel margine ({_eur_it(headroom)}): nessuna riduzione.",
-            f"The new aid ({_eur_en(requested)}) fits in the headroom ({_eur_en(headroom)}): no reduction.",
+            f"Il nuovo aiuto ({eur_it(requested)}) rientra nel margine ({eur_it(headroom)}): nessuna riduzione.",
+            f"The new aid ({eur_en(requested)}) fits in the headroom ({eur_en(headroom)}): no reduction.",
             requested,
         )
     elif headroom == 0:
         allowed_grant, allowed_loan = ZERO, ZERO
         step(
             "refused",
-            f"Nessun margine: l'impresa unica ha già raggiunto il massimale di {_eur_it(ceiling)}; "
+            f"Nessun margine: l'impresa unica ha già raggiunto il massimale di {eur_it(ceiling)}; "
             "l'aiuto non può essere concesso.",
-            f"No headroom: the single undertaking has already reached the ceiling of {_eur_en(ceiling)}; "
+            f"No headroom: the single undertaking has already reached the ceiling of {eur_en(ceiling)}; "
             "the aid cannot be granted.",
             ZERO,
         )
@@ -339,10 +338,10 @@ def cap_new_aid(
     if reduced and not refused:
         step(
             "allowed",
-            f"Aiuto concedibile: contributo {_eur_it(allowed_grant)} + finanziamento {_eur_it(allowed_loan)} "
-            f"(ESL {_eur_it(allowed_loan_eq)}); totale {_eur_it(allowed)} ≤ margine {_eur_it(headroom)}.",
-            f"Aid that may be granted: grant {_eur_en(allowed_grant)} + loan {_eur_en(allowed_loan)} "
-            f"(GGE {_eur_en(allowed_loan_eq)}); total {_eur_en(allowed)} ≤ headroom {_eur_en(headroom)}.",
+            f"Aiuto concedibile: contributo {eur_it(allowed_grant)} + finanziamento {eur_it(allowed_loan)} "
+            f"(ESL {eur_it(allowed_loan_eq)}); totale {eur_it(allowed)} ≤ margine {eur_it(headroom)}.",
+            f"Aid that may be granted: grant {eur_en(allowed_grant)} + loan {eur_en(allowed_loan)} "
+            f"(GGE {eur_en(allowed_loan_eq)}); total {eur_en(allowed)} ≤ headroom {eur_en(headroom)}.",
             allowed,
         )
     return DeMinimisOutcome(
@@ -370,14 +369,14 @@ def _reduction_steps(step: _StepFn, what: str, requested: Decimal, allowed: Deci
     if allowed == requested:
         step(
             f"{what}_kept",
-            f"Il {it} resta di {_eur_it(requested)}.",
-            f"The {en} stays at {_eur_en(requested)}.",
+            f"Il {it} resta di {eur_it(requested)}.",
+            f"The {en} stays at {eur_en(requested)}.",
             requested,
         )
     else:
         step(
             f"{what}_reduced",
-            f"Il {it} è ridotto da {_eur_it(requested)} a {_eur_it(allowed)}.",
-            f"The {en} is reduced from {_eur_en(requested)} to {_eur_en(allowed)}.",
+            f"Il {it} è ridotto da {eur_it(requested)} a {eur_it(allowed)}.",
+            f"The {en} is reduced from {eur_en(requested)} to {eur_en(allowed)}.",
             allowed,
         )

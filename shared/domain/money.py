@@ -24,3 +24,14 @@ def cents_ok(d: Decimal) -> bool:
         return d == d.quantize(CENT)
     except InvalidOperation:  # too many digits for the context precision
         return False
+
+
+def eur_it(d: Decimal) -> str:
+    """An amount as Italian readers write it: Decimal('1234567.5') -> '1.234.567,50 €'."""
+    whole, _, cents = f"{d:,.2f}".partition(".")
+    return f"{whole.replace(',', '.')},{cents} €"
+
+
+def eur_en(d: Decimal) -> str:
+    """An amount as English readers of the desk see it: Decimal('1234567.5') -> 'EUR 1,234,567.50'."""
+    return f"EUR {d:,.2f}"

@@ -37,7 +37,6 @@ with the reason (a replay after reactivation sends them).
 from __future__ import annotations
 
 import asyncio
-import random
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -48,6 +47,7 @@ import orjson
 import structlog
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
+from tenacity import RetryCallState, Retrying, wait_exponential_jitter
 
 from shared.access import partner_hears_sql
 from shared.auth import DEFAULT_SCOPES, KeyRing, mint_token
@@ -169,9 +169,13 @@ class Outcome:
 
 
 def backoff_seconds(attempt: int, base: float, cap: float) -> float:
-    """Exponential back-off with jitter: between half and all of min(cap, base * 2^(attempt-1))."""
-    ceiling = min(cap, base * (2 ** max(attempt - 1, 0)))
-    return float(ceiling / 2 + random.random() * ceiling / 2)  # noqa: S311 - jitter, not security
+    """The delay before the next attempt after `attempt` failed: tenacity's exponential back-off with jitter,
+    the same as the peer clients' retries (stamina, built on it): base * 2^(attempt-1) plus up to `base`, at most
+    `cap`. Deliveries are rescheduled in the database rather than retried in place, so the delay is computed
+    here and stored."""
+    state = RetryCallState(retry_object=Retrying(), fn=None, args=(), kwargs={})
+    state.attempt_number = max(attempt, 1)
+    return float(wait_exponential_jitter(initial=base, max=cap, exp_base=2, jitter=base)(state))
 
 
 INTERNAL_SUBSCRIPTIONS: dict[str, tuple[str, tuple[str, ...]]] = {

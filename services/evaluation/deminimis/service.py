@@ -49,10 +49,10 @@ from shared.audit import record_audit, record_event
 from shared.clients.intake import IntakeClient
 from shared.contracts.companies import CompanyOut
 from shared.domain import de_minimis as dm
-from shared.domain.application_check import _eur_en, _eur_it, _pct_en, _pct_it
+from shared.domain.application_check import _pct_en, _pct_it
 from shared.domain.call_rules import CallRules
 from shared.domain.funding import compute_aid, repayment_plan
-from shared.domain.money import ZERO, cents_ok
+from shared.domain.money import ZERO, cents_ok, eur_en, eur_it
 from shared.errors import DE_MINIMIS_CEILING, Conflict, DeskError, ProblemError, ValidationFailed
 from shared.i18n import Lang
 from shared.routing import Actor
@@ -356,30 +356,30 @@ async def compute_funding(*, session: AsyncSession, actor: Actor, intake: Intake
     per_euro = dm.gge_per_euro(rules, years, grace, ref_rate)
     requested_gge = dm.loan_gge(aid.loan, rules, years, grace, ref_rate)
     steps = [
-        _step("eligible_total", f"Spese ammissibili dopo i tagli: {_eur_it(eligible)}.",
-              f"Eligible expenses after the cuts: {_eur_en(eligible)}.", eligible),
+        _step("eligible_total", f"Spese ammissibili dopo i tagli: {eur_it(eligible)}.",
+              f"Eligible expenses after the cuts: {eur_en(eligible)}.", eligible),
         _step("credit_class",
               f"Classe di merito creditizio {credit_class}: {_pct_it(share)} del massimale del finanziamento "
-              f"({_eur_it(terms.cap)})" + (", finanziamento escluso." if share == 0 else "."),
-              f"Credit-scoring class {credit_class}: {_pct_en(share)} of the loan cap ({_eur_en(terms.cap)})"
+              f"({eur_it(terms.cap)})" + (", finanziamento escluso." if share == 0 else "."),
+              f"Credit-scoring class {credit_class}: {_pct_en(share)} of the loan cap ({eur_en(terms.cap)})"
               + (", loan excluded." if share == 0 else "."), share),
         _step("grant", f"Contributo: {_pct_it(rules.aid.grant.percent)} delle spese, massimo "
-                       f"{_eur_it(rules.aid.grant.cap)}: {_eur_it(aid.grant)}.",
-              f"Grant: {_pct_en(rules.aid.grant.percent)} of the expenses, at most {_eur_en(rules.aid.grant.cap)}: "
-              f"{_eur_en(aid.grant)}.", aid.grant),
+                       f"{eur_it(rules.aid.grant.cap)}: {eur_it(aid.grant)}.",
+              f"Grant: {_pct_en(rules.aid.grant.percent)} of the expenses, at most {eur_en(rules.aid.grant.cap)}: "
+              f"{eur_en(aid.grant)}.", aid.grant),
         _step("loan", f"Finanziamento: {_pct_it(terms.percent)} delle spese, entro il massimale e l'intensità "
-                      f"massima {_pct_it(rules.aid.max_intensity)}: {_eur_it(aid.loan)}.",
+                      f"massima {_pct_it(rules.aid.max_intensity)}: {eur_it(aid.loan)}.",
               f"Loan: {_pct_en(terms.percent)} of the expenses, within the cap and the maximum intensity "
-              f"{_pct_en(rules.aid.max_intensity)}: {_eur_en(aid.loan)}.", aid.loan),
+              f"{_pct_en(rules.aid.max_intensity)}: {eur_en(aid.loan)}.", aid.loan),
         _step("reference_rate", f"Tasso di riferimento: tasso base {_pct_it(rules.de_minimis.reference_base_rate)} "
                                 f"+ margine della classe {credit_class} = {_pct_it(ref_rate)}; tasso del "
                                 f"finanziamento {_pct_it(terms.annual_rate)}.",
               f"Reference rate: base rate {_pct_en(rules.de_minimis.reference_base_rate)} + margin of class "
               f"{credit_class} = {_pct_en(ref_rate)}; loan rate {_pct_en(terms.annual_rate)}.", ref_rate),
-        _step("loan_gge", f"ESL del finanziamento di {_eur_it(aid.loan)} in {years} anni ({grace} mesi di "
-                          f"preammortamento): {_eur_it(requested_gge)} ({per_euro} per euro).",
-              f"GGE of the loan of {_eur_en(aid.loan)} over {years} years ({grace} months' grace): "
-              f"{_eur_en(requested_gge)} ({per_euro} per euro).", requested_gge),
+        _step("loan_gge", f"ESL del finanziamento di {eur_it(aid.loan)} in {years} anni ({grace} mesi di "
+                          f"preammortamento): {eur_it(requested_gge)} ({per_euro} per euro).",
+              f"GGE of the loan of {eur_en(aid.loan)} over {years} years ({grace} months' grace): "
+              f"{eur_en(requested_gge)} ({per_euro} per euro).", requested_gge),
     ]
     prior = everything(await repository.aids_of(session, members), declared_of(app.snapshot))
     outcome = dm.cap_new_aid(rules, prior, members, aid.grant, aid.loan, per_euro, grant_date=today)
@@ -391,9 +391,9 @@ async def compute_funding(*, session: AsyncSession, actor: Actor, intake: Intake
                            "The aid cannot be granted: de minimis ceiling reached.", ZERO))
     elif outcome.reduced:
         steps.append(_step("de_minimis_reduced",
-                           f"Ridotto per il massimale de minimis: contributo {_eur_it(grant)}, finanziamento "
-                           f"{_eur_it(loan)}.",
-                           f"Reduced under the de minimis ceiling: grant {_eur_en(grant)}, loan {_eur_en(loan)}.",
+                           f"Ridotto per il massimale de minimis: contributo {eur_it(grant)}, finanziamento "
+                           f"{eur_it(loan)}.",
+                           f"Reduced under the de minimis ceiling: grant {eur_en(grant)}, loan {eur_en(loan)}.",
                            grant + loan))
     loan_eq = outcome.allowed_loan_equivalent
     funding = {
@@ -494,12 +494,12 @@ async def register_concession(*, session: AsyncSession, actor: Actor, intake: In
     headroom = max(ZERO, ceiling - period.total)
     if amount > headroom:
         raise DeskError(
-            f"La concessione ({_eur_it(amount)} di equivalente sovvenzione lordo) supera il margine de minimis "
-            f"dell'impresa unica ({_eur_it(headroom)}: aiuti nel periodo {_eur_it(period.total)}, massimale "
-            f"{_eur_it(ceiling)}). Il finanziamento va ricalcolato.",
-            f"The concession ({_eur_en(amount)} of gross grant equivalent) exceeds the single undertaking's de "
-            f"minimis headroom ({_eur_en(headroom)}: aid in the period {_eur_en(period.total)}, ceiling "
-            f"{_eur_en(ceiling)}). The funding must be recomputed.",
+            f"La concessione ({eur_it(amount)} di equivalente sovvenzione lordo) supera il margine de minimis "
+            f"dell'impresa unica ({eur_it(headroom)}: aiuti nel periodo {eur_it(period.total)}, massimale "
+            f"{eur_it(ceiling)}). Il finanziamento va ricalcolato.",
+            f"The concession ({eur_en(amount)} of gross grant equivalent) exceeds the single undertaking's de "
+            f"minimis headroom ({eur_en(headroom)}: aid in the period {eur_en(period.total)}, ceiling "
+            f"{eur_en(ceiling)}). The funding must be recomputed.",
             kind=DE_MINIMIS_CEILING,
             extra={"amount": str(amount), "prior_total": str(period.total), "headroom": str(headroom),
                    "ceiling": str(ceiling), "members": members})

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from cachetools import LRUCache
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.intake.calls import repository
@@ -47,7 +48,8 @@ def to_out(call: Call, rules: CallRules | None = None, *, now: datetime | None =
     return out
 
 
-_RULES_CACHE: dict[tuple[uuid.UUID, int], CallRules] = {}
+# a version of a call's rules never changes once written: validated once per process
+_RULES_CACHE: LRUCache[tuple[uuid.UUID, int], CallRules] = LRUCache(4096)
 
 
 async def rules_of(session: AsyncSession, call: Call, version: int | None = None) -> CallRules:

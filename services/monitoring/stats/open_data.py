@@ -17,7 +17,6 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
-import time
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, date
@@ -27,6 +26,7 @@ from typing import Any
 import orjson
 import pycountry
 import structlog
+from cachetools import LRUCache, TTLCache
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.monitoring.models import Project
@@ -56,8 +56,9 @@ FIELDS: tuple[str, ...] = (
     "CUP", "COR", "Decree Number", "Last Modified",
 )
 
-_TITLES: dict[uuid.UUID, str] = {}
-_COMPANIES: dict[uuid.UUID, tuple[float, CompanyOut]] = {}
+# an application's title never changes once submitted; a company's name and site may, so they are read again
+_TITLES: LRUCache[uuid.UUID, str] = LRUCache(100_000)
+_COMPANIES: TTLCache[uuid.UUID, CompanyOut] = TTLCache(100_000, COMPANY_TTL_SECONDS)
 
 
 async def _application(intake: IntakeClient, application_id: uuid.UUID) -> ApplicationOut | None:
@@ -80,15 +81,15 @@ async def _title(intake: IntakeClient, application_id: uuid.UUID) -> str | None:
 
 async def _company(intake: IntakeClient, company_id: uuid.UUID) -> CompanyOut | None:
     hit = _COMPANIES.get(company_id)
-    if hit is not None and time.monotonic() - hit[0] < COMPANY_TTL_SECONDS:
-        return hit[1]
+    if hit is not None:
+        return hit
     try:
         company = await intake.get_company(company_id)
     except PeerUnavailable as exc:
         raise unavailable(exc) from exc
     except NotFoundAtPeer:
         return None
-    _COMPANIES[company_id] = (time.monotonic(), company)
+    _COMPANIES[company_id] = company
     return company
 
 

@@ -23,7 +23,7 @@ import orjson
 import pycountry
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.monitoring.charts import Bar, bar_chart, format_eur, format_int, time_series
+from services.monitoring.charts import Bar, bar_chart, format_int, time_series
 from services.monitoring.inbox.registry import InboxContext, register_handler
 from services.monitoring.peers import call_detail, forget_call
 from services.monitoring.stats import repository
@@ -31,7 +31,7 @@ from services.monitoring.stats.cache import StatsCache
 from shared.clients.intake import IntakeClient
 from shared.contracts.calls import CallDetail
 from shared.domain.continents import CONTINENTS
-from shared.domain.money import ZERO
+from shared.domain.money import ZERO, eur_it
 from shared.events.catalogue import Envelope
 
 ROME = ZoneInfo("Europe/Rome")
@@ -241,10 +241,10 @@ async def chart_svg(*, session: AsyncSession, intake: IntakeClient, call_id: uui
                 bars.append(Bar(label, None, f"n.d. (< {MIN_GROUP_SIZE} domande)"))
             else:
                 committed = view.groups[key].committed if key in view.groups else ZERO
-                bars.append(Bar(label, committed, format_eur(committed)))
+                bars.append(Bar(label, committed, eur_it(committed)))
         return bar_chart(title=f"Fondi impegnati per provincia — {view.call.title}",
                          subtitle=f"Funds committed by province, {view.call.code}: aid (grant + loan), "
-                                  f"budget {format_eur(view.call.budget_total)}.", bars=bars)
+                                  f"budget {eur_it(view.call.budget_total)}.", bars=bars)
     if name == "markets-targeted":
         view = await call_view(session=session, intake=intake, call_id=call_id, group_by="market", cache=cache)
         hidden = suppressed_keys(view.groups.items(), partition=False)

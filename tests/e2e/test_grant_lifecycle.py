@@ -830,7 +830,7 @@ async def test_d_a_budget_increase_by_decree_funds_the_waiting_application_at_on
     no_decree = await http.post(f"/v1/calls/{call_id}/versions", json={"rules": rules, "reason": "Rifinanziamento"},
                                 headers={**d.officer, **_match(call["etag"])})
     assert no_decree.status_code == 422 and no_decree.json()["errors"][0]["code"] == "decree_required", no_decree.text
-    rates = {**rules, "aid": {**rules["aid"], "grant": {**rules["aid"]["grant"], "percent": "0.30"}}}
+    rates = {**rules, "aid": {**rules["aid"], "grant": {**rules["aid"]["grant"], "percent": "0.15"}}}
     frozen = await http.post(f"/v1/calls/{call_id}/versions",
                              json={"rules": rates, "reason": "Rifinanziamento",
                                    "decree": {"number": "1/E2E", "date": d.decree_date.isoformat()}},

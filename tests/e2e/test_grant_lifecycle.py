@@ -1,6 +1,7 @@
 """A grant's whole life across the desk's three services, over real HTTP on loopback, with the delivery worker
 carrying the events: nothing is written to the database after the setup (a call whose budget fits exactly two of
-three applications, and the officers' API clients).
+three applications, a second call whose budget fits none, the officers' API clients) except the closing of a
+call's (demo) window, which time would do.
 
 Through the public APIs only: an officer registers a partner and issues its API client; the partner registers
 three companies, prepares, checks and submits three complete drafts; the worker brings the submissions to
@@ -19,6 +20,14 @@ webhook endpoint receives the signed events all along.
   statutory interest) and the loan repaid early, the aid released to evaluation, whose scorrimento funds the
   waiting application at once (`funding.granted_from_waiting_list`); a later decree decides it and monitoring
   starts its project.
+* Test C: company 1, funded and accepted, applies to the second call declaring that aid: the pre-check shows it,
+  and evaluation's de minimis counts the desk's concession (grant + the loan's gross grant equivalent) once.
+* Test D: that application waits (the second call's budget is too small); the officer raises `budget_total` by
+  decree through intake; evaluation's ledger applies `call.amended` and funds it at once, notified.
+* Test E: follow-up KPIs: refused before the year after completion starts; with the monitoring app's clock (the
+  results routes' `today` dependency) in the January after it, reported and listed on the project's kpis.
+* Test F: project 1 revoked for a false declaration (DPR 445/2000 art. 75) after both payments: the recovery order
+  carries the statutory interest by year to the recovery date, to the cent, and the loan's outstanding capital.
 """
 
 from __future__ import annotations
@@ -760,8 +769,9 @@ async def test_b_a_revoked_project_gives_its_aid_back_and_the_waiting_applicatio
 
 
 async def test_c_a_funded_company_applying_to_a_second_call_has_the_first_aid_in_its_de_minimis(desk: Desk):
-    """The first company (funded in the first call, decision accepted) applies to the second call: evaluation's
-    de minimis counts the desk's own concession (grant + the loan's GGE, at the decree's date)."""
+    """The first company (funded in the first call, decision accepted) applies to the second call, declaring the
+    aid received: the pre-check shows it and the headroom left, and evaluation's de minimis counts the desk's own
+    concession (grant + the loan's GGE, at the decree's date) once, though it is both declared and registered."""
     d, http, ev = desk, desk.intake, desk.evaluation
     company = d.companies[0]
     vat = _ok(await http.get(f"/v1/companies/{company}", headers=d.officer))["vat_number"]
@@ -770,10 +780,19 @@ async def test_c_a_funded_company_applying_to_a_second_call_has_the_first_aid_in
     assert [(a["source"], a["reference"], Decimal(a["amount"]), a["granted_on"]) for a in aids] == [
         ("desk", d.decisions[0]["cor"], FIRST_AID_EQUIVALENT, d.decree_date.isoformat())]
 
-    draft = _ok(await http.post("/v1/applications", json=draft_body(d.second_call_id, company),
+    # the company declares the aid (DPR 445/2000): the Region's concession, under its COR
+    declared = [{"vat_number": vat, "granting_authority": "Regione Lombardia", "granted_on": d.decree_date.isoformat(),
+                 "amount": str(FIRST_AID_EQUIVALENT), "regulation": "Reg. (UE) 2023/2831",
+                 "reference": d.decisions[0]["cor"]}]
+    draft = _ok(await http.post("/v1/applications", json=draft_body(d.second_call_id, company,
+                                                                    de_minimis_declarations=declared),
                                 headers=d.partner), 201)
     check = _ok(await http.post(f"/v1/applications/{draft['id']}/check", headers=d.partner))
     assert check["submittable"] is True, check["problems"]
+    # the pre-check (declared aid only) shows the first aid and the headroom left: the whole estimate fits
+    pre = check["de_minimis"]
+    assert (Decimal(pre["declared_total"]), Decimal(pre["headroom"]), pre["reduced"], pre["refused"]) == (
+        FIRST_AID_EQUIVALENT, CEILING - FIRST_AID_EQUIVALENT, False, False), pre
     receipt = _ok(await http.post(f"/v1/applications/{draft['id']}/submit", headers=d.partner), 201)
     assert receipt["receipt"]["protocol_number"] == 1
     d.second_app = app_id = draft["id"]
@@ -800,9 +819,11 @@ async def test_c_a_funded_company_applying_to_a_second_call_has_the_first_aid_in
     counted = [s for s in dm["steps"] if s["code"] == "prior_aid_counted"]
     assert len(counted) == 1 and f"aid {d.decisions[0]['cor']} (desk)" in counted[0]["detail_en"], dm["steps"]
     assert (Decimal(funded["grant"]), Decimal(funded["loan"]), Decimal(funded["loan_gge"])) == (GRANT, LOAN, LOAN_GGE)
-    # the officer's comparison shows it as the desk's own aid, declared by nobody
+    # the officer's comparison: the desk's own aid, declared under its COR, counted once
     view = _ok(await ev.get(f"/v1/de-minimis/applications/{app_id}", headers=d.officer))
-    assert Decimal(view["totals_in_period"]["desk"]) == FIRST_AID_EQUIVALENT
+    assert (Decimal(view["totals_in_period"]["desk"]), Decimal(view["totals_in_period"]["declared"])) == (
+        FIRST_AID_EQUIVALENT, FIRST_AID_EQUIVALENT)
+    assert {a["reference"]: a["declared"] for a in view["register_entries"]} == {d.decisions[0]["cor"]: True}
     assert (Decimal(view["counted_total"]), Decimal(view["headroom"])) == (
         FIRST_AID_EQUIVALENT, CEILING - FIRST_AID_EQUIVALENT)
 

@@ -274,6 +274,9 @@ async def test_report_refusals_are_problems_that_change_nothing(monitoring_clien
     r = await _report(monitoring_client, old, theirs, "Nuovi clienti esteri", str(today.year - 3), "2.00")
     assert r.status_code == 409 and r.json()["type"].endswith("/reporting-closed")
     assert r.json()["follow_up_until"] == date(today.year - 1, 3, 31).isoformat()
+    listed = (await monitoring_client.get(f"/v1/projects/{old.id}/kpis", headers=theirs)).json()["follow_up"]
+    assert [(f["period"], f["status"]) for f in listed] == [(str(today.year - 3), "overdue"),
+                                                           (str(today.year - 2), "overdue")]
     # revoked: never
     revoked = await _project(session, status="revoked")
     theirs = await token_factory("partner", partner_id=revoked.partner_id)

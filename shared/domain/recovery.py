@@ -59,6 +59,25 @@ def _days_in_year(year: int) -> int:
     return (date(year + 1, 1, 1) - date(year, 1, 1)).days
 
 
+def _year_days(paid_on: date, recovered_on: date) -> list[tuple[int, int]]:
+    """(year, days of interest in it) for each calendar year with at least one day between ``paid_on`` (excluded)
+    and ``recovered_on`` (included)."""
+    out = []
+    for year in range(paid_on.year, recovered_on.year + 1):
+        first = max(paid_on, date(year - 1, 12, 31))  # day count runs from the later of payment and 31 Dec before
+        last = min(recovered_on, date(year, 12, 31))
+        if (last - first).days > 0:
+            out.append((year, (last - first).days))
+    return out
+
+
+def years_needing_a_rate(paid: Sequence[date], recovered_on: date) -> set[int]:
+    """The calendar years whose statutory rate a recovery on ``recovered_on`` of amounts paid on ``paid`` needs:
+    those with at least one day of interest (a payment recovered on its own day, or a year with no day counted,
+    needs no rate)."""
+    return {year for d in paid if d <= recovered_on for year, _ in _year_days(d, recovered_on)}
+
+
 def legal_interest(amount: Decimal, paid_on: date, recovered_on: date,
                    rates: Mapping[int, Decimal] = LEGAL_INTEREST_RATES) -> Interest:
     """Statutory simple interest on ``amount`` from ``paid_on`` (excluded) to ``recovered_on`` (included), per
@@ -67,12 +86,7 @@ def legal_interest(amount: Decimal, paid_on: date, recovered_on: date,
     if recovered_on < paid_on:
         raise ValueError("the recovery date precedes the payment date")
     segments: list[InterestSegment] = []
-    for year in range(paid_on.year, recovered_on.year + 1):
-        first = max(paid_on, date(year - 1, 12, 31))  # day count runs from the later of payment and 31 Dec before
-        last = min(recovered_on, date(year, 12, 31))
-        days = (last - first).days
-        if days <= 0:
-            continue
+    for year, days in _year_days(paid_on, recovered_on):
         rate = rates[year]
         segments.append(InterestSegment(year, days, rate, amount * rate * days / _days_in_year(year)))
     exact = sum((s.interest for s in segments), Decimal(0))

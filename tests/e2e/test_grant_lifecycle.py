@@ -1,6 +1,7 @@
 """A grant's whole life across the desk's three services, over real HTTP on loopback, with the delivery worker
 carrying the events: nothing is written to the database after the setup (a call whose budget fits exactly two of
-three applications, and the officers' API clients).
+three applications, a second call whose budget fits none, the officers' API clients) except the closing of a
+call's (demo) window, which time would do.
 
 Through the public APIs only: an officer registers a partner and issues its API client; the partner registers
 three companies, prepares, checks and submits three complete drafts; the worker brings the submissions to
@@ -19,6 +20,14 @@ webhook endpoint receives the signed events all along.
   statutory interest) and the loan repaid early, the aid released to evaluation, whose scorrimento funds the
   waiting application at once (`funding.granted_from_waiting_list`); a later decree decides it and monitoring
   starts its project.
+* Test C: company 1, funded and accepted, applies to the second call declaring that aid: the pre-check shows it,
+  and evaluation's de minimis counts the desk's concession (grant + the loan's gross grant equivalent) once.
+* Test D: that application waits (the second call's budget is too small); the officer raises `budget_total` by
+  decree through intake; evaluation's ledger applies `call.amended` and funds it at once, notified.
+* Test E: follow-up KPIs: refused before the year after completion starts; with the monitoring app's clock (the
+  results routes' `today` dependency) in the January after it, reported and listed on the project's kpis.
+* Test F: project 1 revoked for a false declaration (DPR 445/2000 art. 75) after both payments: the recovery order
+  carries the statutory interest by year to the recovery date, to the cent, and the loan's outstanding capital.
 """
 
 from __future__ import annotations
@@ -29,7 +38,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -44,11 +53,13 @@ from services.intake.calls.service import load_rules_file
 from services.intake.examples import company_body, draft_body, vat_number
 from services.intake.models import Call, CallCounter, CallVersion
 from services.monitoring.app import build_app as build_monitoring
+from services.monitoring.results.service import today_in_rome
 from shared.auth import create_client
 from shared.clients.evaluation import EvaluationClient
 from shared.clients.intake import IntakeClient
 from shared.db import make_sessionmaker
 from shared.domain.receipts import GENESIS
+from shared.domain.recovery import LEGAL_INTEREST_RATES
 from shared.settings import REPO_ROOT, MonitoringSettings
 from tests.conftest import KEYRING
 from tests.e2e.harness import (
@@ -78,6 +89,17 @@ LOAN = Decimal("79287.00")
 AID = GRANT + LOAN  # what the call's budget is charged with: 103,683.00
 ADVANCE = Decimal("9758.40")  # 40 % of the grant, floored to the cent
 BUDGET = Decimal("250000.00")  # two aids fit (207,366.00), three do not (311,049.00)
+SECOND_BUDGET = Decimal("50000.00")  # the second call: one aid (103,683.00) does not fit until its budget grows
+RAISED_BUDGET = Decimal("150000.00")
+# De minimis (Reg. 2023/2831): the desk's concession counts the grant plus the loan's gross grant equivalent. The
+# loan (1.5 %, 6 years, 12 months' grace, half-yearly) is discounted at the reference rate of credit class 1: base
+# 3.10 % + 75 bp = 3.85 %. The GGE of 1,000,000.00 of such a loan is 81,229.54, i.e. 0.08122954 per euro
+# (shared.domain.de_minimis.gge_per_euro), so 79,287.00 counts 79,287.00 x 0.08122954 = 6,440.4466...,
+# rounded up to 6,440.45: the concession is 24,396.00 + 6,440.45 = 30,836.45, and the second application's
+# headroom 300,000.00 - 30,836.45 = 269,163.55.
+LOAN_GGE = Decimal("6440.45")
+FIRST_AID_EQUIVALENT = GRANT + LOAN_GGE
+CEILING = Decimal("300000.00")
 
 
 def _grid(*points: int) -> dict[str, int]:
@@ -197,6 +219,11 @@ class Desk:
     decree_date: date = field(default_factory=today)
     second_officer: dict[str, str] = field(default_factory=dict)
     """Confirms the money decisions `officer` proposes (four-eyes)."""
+    reviewers: list[tuple[str, dict[str, str]]] = field(default_factory=list)
+    second_call_id: str = ""
+    """A second call (budget SECOND_BUDGET, too small for one aid) the first funded company applies to."""
+    second_app: str = ""
+    monitoring_app: Any = None
 
     def webhooks(self, event_type: str) -> list[dict[str, Any]]:
         """The events of that type the partner's endpoint received, each verified with the subscription's
@@ -213,6 +240,7 @@ class Desk:
 async def desk(engine: AsyncEngine, tmp_path_factory: Any) -> AsyncIterator[Desk]:
     await settle_deliveries(engine)
     call_id = await _call_with_budget(engine, BUDGET)
+    second_call_id = await _call_with_budget(engine, SECOND_BUDGET)
     officer_id, second_officer_id, *reviewer_ids = await _officers(engine, 5)
 
     intake = intake_server(engine)
@@ -233,6 +261,7 @@ async def desk(engine: AsyncEngine, tmp_path_factory: Any) -> AsyncIterator[Desk
             reviewers = [(r, await _token(http, r, SECRET)) for r in reviewer_ids]
             d = Desk(http, ev, mon, str(call_id), officer, {}, receiver)
             d.second_officer = await _token(http, second_officer_id, SECRET)
+            d.reviewers, d.second_call_id, d.monitoring_app = reviewers, str(second_call_id), monitoring.app
             await _apply(d)
             await _evaluate(d, reviewers)
             # merit before money: no ranking while the window is open, even with every score in
@@ -734,3 +763,255 @@ async def test_b_a_revoked_project_gives_its_aid_back_and_the_waiting_applicatio
     (advance,) = _ok(await mon.get("/v1/payments", params={"project_id": third_project["id"]},
                                    headers=d.officer))["items"]
     assert (advance["kind"], Decimal(advance["amount"])) == ("advance", ADVANCE)
+
+
+# ---------------------------------------------------------------- C: a funded company applies again
+
+
+async def test_c_a_funded_company_applying_to_a_second_call_has_the_first_aid_in_its_de_minimis(desk: Desk):
+    """The first company (funded in the first call, decision accepted) applies to the second call, declaring the
+    aid received: the pre-check shows it and the headroom left, and evaluation's de minimis counts the desk's own
+    concession (grant + the loan's GGE, at the decree's date) once, though it is both declared and registered."""
+    d, http, ev = desk, desk.intake, desk.evaluation
+    company = d.companies[0]
+    vat = _ok(await http.get(f"/v1/companies/{company}", headers=d.officer))["vat_number"]
+    # the register holds the desk's concession since the acceptance: the COR, the decree's date
+    aids = _ok(await ev.get("/v1/de-minimis/aids", params={"vat_number": vat}, headers=d.officer))["items"]
+    assert [(a["source"], a["reference"], Decimal(a["amount"]), a["granted_on"]) for a in aids] == [
+        ("desk", d.decisions[0]["cor"], FIRST_AID_EQUIVALENT, d.decree_date.isoformat())]
+
+    # the company declares the aid (DPR 445/2000): the Region's concession, under its COR
+    declared = [{"vat_number": vat, "granting_authority": "Regione Lombardia", "granted_on": d.decree_date.isoformat(),
+                 "amount": str(FIRST_AID_EQUIVALENT), "regulation": "Reg. (UE) 2023/2831",
+                 "reference": d.decisions[0]["cor"]}]
+    draft = _ok(await http.post("/v1/applications", json=draft_body(d.second_call_id, company,
+                                                                    de_minimis_declarations=declared),
+                                headers=d.partner), 201)
+    check = _ok(await http.post(f"/v1/applications/{draft['id']}/check", headers=d.partner))
+    assert check["submittable"] is True, check["problems"]
+    # the pre-check (declared aid only) shows the first aid and the headroom left: the whole estimate fits
+    pre = check["de_minimis"]
+    assert (Decimal(pre["declared_total"]), Decimal(pre["headroom"]), pre["reduced"], pre["refused"]) == (
+        FIRST_AID_EQUIVALENT, CEILING - FIRST_AID_EQUIVALENT, False, False), pre
+    receipt = _ok(await http.post(f"/v1/applications/{draft['id']}/submit", headers=d.partner), 201)
+    assert receipt["receipt"]["protocol_number"] == 1
+    d.second_app = app_id = draft["id"]
+
+    async def admissible() -> dict[str, Any] | None:
+        r = await ev.get(f"/v1/evaluations/{app_id}", headers=d.officer)
+        return r.json() if r.status_code == 200 and r.json()["stage"] != "received" else None
+    got = await wait_for(admissible, within=WAIT, what="the admissibility of the second application")
+    assert got["stage"] == "admissible", [c for c in got["checks"] if c["outcome"] != "pass"]
+    for (reviewer, headers), scores in zip(d.reviewers, SCORES[0], strict=False):
+        await _review(d, app_id, reviewer, headers, scores)
+    merit = _ok(await ev.get(f"/v1/evaluations/{app_id}/merit", headers=d.officer))
+    assert merit["merit_verdict"] == "passed" and Decimal(merit["score"]) == FINAL_SCORES[0], merit
+    r = await ev.put(f"/v1/evaluations/{app_id}/credit-class", json={"class_code": "1"},
+                     headers={**d.officer, **_match(merit["etag"])})
+    _ok(r)
+    funded = _ok(await ev.post(f"/v1/evaluations/{app_id}/funding",
+                               headers={**d.officer, "Accept-Language": "en", **_match(r.headers["ETag"])}))
+    # the first aid is counted: 300,000.00 - 30,836.45 = 269,163.55 of headroom, the whole aid fits (not reduced)
+    dm = funded["de_minimis"]
+    assert (Decimal(dm["prior_total"]), Decimal(dm["headroom"]), dm["reduced"]) == (
+        FIRST_AID_EQUIVALENT, CEILING - FIRST_AID_EQUIVALENT, False), dm
+    assert CEILING - FIRST_AID_EQUIVALENT == Decimal("269163.55")
+    counted = [s for s in dm["steps"] if s["code"] == "prior_aid_counted"]
+    assert len(counted) == 1 and f"aid {d.decisions[0]['cor']} (desk)" in counted[0]["detail_en"], dm["steps"]
+    assert (Decimal(funded["grant"]), Decimal(funded["loan"]), Decimal(funded["loan_gge"])) == (GRANT, LOAN, LOAN_GGE)
+    # the officer's comparison: the desk's own aid, declared under its COR, counted once
+    view = _ok(await ev.get(f"/v1/de-minimis/applications/{app_id}", headers=d.officer))
+    assert (Decimal(view["totals_in_period"]["desk"]), Decimal(view["totals_in_period"]["declared"])) == (
+        FIRST_AID_EQUIVALENT, FIRST_AID_EQUIVALENT)
+    assert {a["reference"]: a["declared"] for a in view["register_entries"]} == {d.decisions[0]["cor"]: True}
+    assert (Decimal(view["counted_total"]), Decimal(view["headroom"])) == (
+        FIRST_AID_EQUIVALENT, CEILING - FIRST_AID_EQUIVALENT)
+
+
+# ---------------------------------------------------------------- D: a budget increase funds the waiting list
+
+
+async def test_d_a_budget_increase_by_decree_funds_the_waiting_application_at_once(desk: Desk, engine: AsyncEngine):
+    """The second call's budget (50,000.00) cannot fund the second application's aid (103,683.00): it waits. The
+    officer amends the call through intake, raising `budget_total` to 150,000.00 with the decree that orders it;
+    evaluation's ledger applies the `call.amended` event and funds the waiting application at once (notified);
+    intake, the ledger and the statistics read the same budget."""
+    d, http, ev, mon = desk, desk.intake, desk.evaluation, desk.monitoring
+    assert d.second_app, "test C submits the second application"
+    call_id, app_id = d.second_call_id, d.second_app
+    await _close_window(engine, uuid.UUID(call_id))
+    allocation = _ok(await ev.post(f"/v1/calls/{call_id}/allocation", headers=d.officer))
+    assert (allocation["funded"], allocation["waiting"]) == (0, 1), allocation
+    assert _ok(await ev.get(f"/v1/fundings/{app_id}", headers=d.officer))["status"] == "waiting"
+
+    # frozen rules: after opening only a later close or a higher budget, each with its decree
+    call = _ok(await http.get(f"/v1/calls/{call_id}"))
+    rules = call["rules"]
+    rules["budget_total"] = str(RAISED_BUDGET)
+    no_decree = await http.post(f"/v1/calls/{call_id}/versions", json={"rules": rules, "reason": "Rifinanziamento"},
+                                headers={**d.officer, **_match(call["etag"])})
+    assert no_decree.status_code == 422 and no_decree.json()["errors"][0]["code"] == "decree_required", no_decree.text
+    rates = {**rules, "aid": {**rules["aid"], "grant": {**rules["aid"]["grant"], "percent": "0.15"}}}
+    frozen = await http.post(f"/v1/calls/{call_id}/versions",
+                             json={"rules": rates, "reason": "Rifinanziamento",
+                                   "decree": {"number": "1/E2E", "date": d.decree_date.isoformat()}},
+                             headers={**d.officer, **_match(call["etag"])})
+    assert frozen.status_code == 409 and frozen.json()["type"] == "/problems/call-frozen", frozen.text
+    assert "aid.grant.percent" in frozen.json()["refused_fields"]
+    decree = {"number": f"{random.randrange(10**6)}/{d.decree_date.year}", "date": d.decree_date.isoformat()}
+    amended = _ok(await http.post(f"/v1/calls/{call_id}/versions",
+                                  json={"rules": rules, "reason": "Rifinanziamento del bando", "decree": decree},
+                                  headers={**d.officer, **_match(call["etag"])}), 201)
+    assert (amended["current_version"], Decimal(amended["budget_total"])) == (2, RAISED_BUDGET)
+
+    # the worker brings call.amended to evaluation: the ledger takes the new total and funds the waiting list
+    async def funded() -> dict[str, Any] | None:
+        f = _ok(await ev.get(f"/v1/fundings/{app_id}", headers=d.officer))
+        return f if f["status"] == "funded" else None
+    funding = await wait_for(funded, within=WAIT, what="the waiting application funded by the budget increase")
+    assert (Decimal(funding["granted"]), Decimal(funding["grant"]), Decimal(funding["loan"])) == (AID, GRANT, LOAN)
+    budget = _ok(await ev.get(f"/v1/calls/{call_id}/budget", headers=d.officer))
+    assert (Decimal(budget["total"]), Decimal(budget["committed"]), Decimal(budget["available"])) == (
+        RAISED_BUDGET, AID, RAISED_BUDGET - AID)
+    ledger = [(e["kind"], e["application_id"], Decimal(e["amount"])) for e in budget["entries"]]
+    assert ledger[-2:] == [("amendment", None, RAISED_BUDGET - SECOND_BUDGET), ("commitment", app_id, AID)], ledger
+    public = _ok(await ev.get(f"/v1/public/calls/{call_id}/budget"))
+    assert (public["funded"], public["waiting"], Decimal(public["available"])) == (1, 0, RAISED_BUDGET - AID)
+
+    # notified: the scorrimento at the partner's endpoint
+    async def hooked() -> list[dict[str, Any]]:
+        return [e for e in d.webhooks("funding.granted_from_waiting_list") if e["data"]["application_id"] == app_id]
+    (event,) = await wait_for(hooked, within=WAIT, what="funding.granted_from_waiting_list after the increase")
+    assert event["data"]["previous_status"] == "waiting" and Decimal(event["data"]["granted"]) == AID
+    # one figure everywhere: intake's call, evaluation's ledger, monitoring's statistics
+    assert Decimal(_ok(await http.get(f"/v1/calls/{call_id}"))["budget_total"]) == RAISED_BUDGET
+    async def stats_show_it() -> dict[str, Any] | None:
+        s = _ok(await mon.get("/v1/stats", params={"call_id": call_id}, headers=d.officer))
+        return s if Decimal(s["call"]["budget"]) == RAISED_BUDGET else None
+    await wait_for(stats_show_it, within=WAIT, what="the raised budget in the statistics", every=0.5)
+
+
+# ---------------------------------------------------------------- E: results a year after completion
+
+
+async def test_e_follow_up_kpis_are_reported_a_year_after_completion(desk: Desk):
+    """Project 1 completed with test A's final claim: the call asks export sales in the new markets one and two
+    years after completion. Today the first follow-up year has not started (refused); on the monitoring app's
+    clock moved to the January after it (its results routes take today as a dependency), the beneficiary reports
+    it, and the project's KPIs list the follow-up reports with their status."""
+    d, mon = desk, desk.monitoring
+    project = _ok(await mon.get(f"/v1/projects/{d.projects[0]['id']}", headers=d.officer))
+    assert project["status"] == "completed", "test A completes project 1"
+    follow_up = project["outcome"]["follow_up"]
+    completed_on = date.fromisoformat(follow_up["completed_on"])
+    y = completed_on.year
+    kpi = "Vendite export nei nuovi mercati"
+    assert [(f["kpi"], f["year_after"], f["period"], f["due_date"]) for f in follow_up["reports"]] == [
+        (kpi, 1, str(y + 1), f"{y + 2}-03-31"), (kpi, 2, str(y + 2), f"{y + 3}-03-31")]
+    assert (follow_up["last_year"], follow_up["until"]) == (y + 2, f"{y + 3}-03-31")
+    path = f"/v1/projects/{project['id']}/kpi-reports"
+    body = {"kpi": kpi, "period": str(y + 1), "value": "180000.00", "note": "Vietnam e Brasile."}
+
+    early = await mon.post(path, json=body, headers=d.beneficiary(0))
+    assert early.status_code == 422 and early.json()["errors"][0]["code"] == "period_in_future", early.text
+    listed = _ok(await mon.get(f"/v1/projects/{project['id']}/kpis", headers=d.beneficiary(0)))
+    assert [f["status"] for f in listed["follow_up"]] == ["upcoming", "upcoming"]
+
+    a_year_after = date(y + 2, 1, 15)  # the first follow-up year is over, its report due by 31 March
+    d.monitoring_app.dependency_overrides[today_in_rome] = lambda: a_year_after
+    try:
+        negative = await mon.post(path, json={**body, "value": "-1.00"}, headers=d.beneficiary(0))
+        assert negative.status_code == 422 and negative.json()["errors"][0]["code"] == "value_negative"
+        later = await mon.post(path, json={**body, "period": str(y + 3)}, headers=d.beneficiary(0))
+        assert later.status_code == 422 and later.json()["errors"][0]["code"] == "period_in_future", later.text
+        report = _ok(await mon.post(path, json=body, headers=d.beneficiary(0)), 201)
+        assert (report["kpi"], report["period"], Decimal(report["value"])) == (kpi, str(y + 1), Decimal("180000.00"))
+        again = await mon.post(path, json=body, headers=d.beneficiary(0))
+        assert again.status_code == 409 and again.json()["type"] == "/problems/already-exists", again.text
+        listed = _ok(await mon.get(f"/v1/projects/{project['id']}/kpis", headers=d.officer))
+    finally:
+        d.monitoring_app.dependency_overrides.pop(today_in_rome, None)
+    assert [(f["kpi"], f["period"], f["status"]) for f in listed["follow_up"]] == [
+        (kpi, str(y + 1), "reported"), (kpi, str(y + 2), "due")]
+    assert listed["follow_up"][0]["report"]["id"] == report["id"] and listed["follow_up"][1]["report"] is None
+    assert [k["name"] for k in listed["items"]] == ["Quota fatturato estero", "Nuovi clienti esteri"]
+
+
+# ---------------------------------------------------------------- F: revocation for a false declaration
+
+
+def _days_in(year: int) -> int:
+    return (date(year + 1, 1, 1) - date(year, 1, 1)).days
+
+
+async def test_f_a_false_declaration_revokes_a_paid_project_with_the_statutory_interest(desk: Desk):
+    """After completion and both payments (advance and balance), a declaration of project 1's company is found
+    false (DPR 445/2000 art. 75): the officer revokes with an explicit recovery date, 31 December of the payments'
+    year. Each payment comes back with the statutory interest of that year (LEGAL_INTEREST_RATES) for the days
+    from its payment date (excluded) to the recovery date (included), rounded half-up to the cent per payment,
+    and the loan's outstanding capital (still in its 12-month grace period: all of it) is due at once.
+
+    For a run on 3 December 2026 (rate 1.6 %, 28 days): advance 9,758.40 x 0.016 x 28 / 365 = 11.9774... -> 11.98,
+    balance 14,637.60 x 0.016 x 28 / 365 = 17.9661... -> 17.97; recovery 24,396.00 + 29.95 + 79,287.00."""
+    d, mon, ev = desk, desk.monitoring, desk.evaluation
+    project = _ok(await mon.get(f"/v1/projects/{d.projects[0]['id']}", headers=d.officer))
+    assert project["status"] == "completed"
+    paid = [p for p in _ok(await mon.get("/v1/payments", params={"project_id": project["id"]},
+                                         headers=d.officer))["items"] if p["status"] == "paid"]
+    assert sorted((p["kind"], Decimal(p["amount"])) for p in paid) == [
+        ("advance", ADVANCE), ("balance", GRANT - ADVANCE)]
+    paid_on = {p["kind"]: datetime.fromisoformat(p["paid_at"]).astimezone(ROME).date() for p in paid}
+    last = max(paid_on.values())
+    recovered_on = date(last.year, 12, 31)
+    path = f"/v1/projects/{project['id']}/revocation"
+    body = {"reason_code": "false_declaration", "recovery_date": recovered_on.isoformat(),
+            "reason": "Dichiarazione sostitutiva non veritiera sulla dimensione d'impresa (verifica camerale)."}
+
+    # refusals change nothing: a recovery date before a payment; a year whose statutory rate the desk lacks
+    before = await mon.post(path, json={**body, "recovery_date": (last - timedelta(days=1)).isoformat()},
+                            headers={**d.officer, **_match(project["etag"])})
+    assert before.status_code == 422 and before.json()["errors"][0]["code"] == "recovery_date_before_payment"
+    unknown_year = max(max(LEGAL_INTEREST_RATES) + 1, last.year + 1)
+    unknown = await mon.post(path, json={**body, "recovery_date": f"{unknown_year}-01-15"},
+                             headers={**d.officer, **_match(project["etag"])})
+    assert unknown.status_code == 422 and unknown.json()["errors"][0]["code"] == "legal_rate_unknown", unknown.text
+    if last.year not in LEGAL_INTEREST_RATES:
+        # paid in a year whose rate (the MEF decree of the December before) is not in the table yet: no recovery
+        # can be computed until it is added; the refusal names the year
+        assert last.year in unknown.json()["errors"][0]["years"]
+        return
+    assert _ok(await mon.get(f"/v1/projects/{project['id']}", headers=d.officer))["status"] == "completed"
+
+    rate = LEGAL_INTEREST_RATES[recovered_on.year]
+    interest = {kind: (amount * rate * (recovered_on - paid_on[kind]).days / _days_in(recovered_on.year)).quantize(
+        Decimal("0.01"), rounding=ROUND_HALF_UP) for kind, amount in (("advance", ADVANCE),
+                                                                      ("balance", GRANT - ADVANCE))}
+    revoked = _ok(await mon.post(path, json=body, headers={**d.officer, **_match(project["etag"])}))
+    assert revoked["status"] == "revoked"
+    outcome = revoked["outcome"]
+    assert (outcome["kind"], outcome["reason_code"], outcome["article"]) == (
+        "revoked", "false_declaration", "DPR 445/2000 art. 75"), outcome
+    detail = outcome["recovery_detail"]
+    assert detail["recovered_on"] == recovered_on.isoformat()
+    assert (Decimal(detail["capital"]), Decimal(detail["interest"]), Decimal(detail["loan_outstanding"])) == (
+        GRANT, sum(interest.values()), LOAN), detail
+    items = {(Decimal(i["amount"]), i["paid_on"]): i for i in detail["items"]}
+    for kind, amount in (("advance", ADVANCE), ("balance", GRANT - ADVANCE)):
+        item = items[(amount, paid_on[kind].isoformat())]
+        assert Decimal(item["interest"]) == interest[kind], item
+        assert [(s["year"], s["days"], Decimal(s["rate"])) for s in item["segments"]] == (
+            [(recovered_on.year, (recovered_on - paid_on[kind]).days, rate)] if recovered_on > paid_on[kind] else [])
+    total = GRANT + sum(interest.values()) + LOAN
+    assert Decimal(detail["total"]) == Decimal(outcome["recovery"]) == total
+    # one recovery order for all of it; the aid back to the first call's budget (nothing waits there now)
+    (recovery,) = [p for p in _ok(await mon.get("/v1/payments", params={"project_id": project["id"]},
+                                                headers=d.officer))["items"] if p["kind"] == "recovery"]
+    assert (recovery["status"], Decimal(recovery["amount"])) == ("ordered", total)
+    assert Decimal(outcome["released"]) == AID and outcome["granted_from_waiting_list"] == []
+    funding = _ok(await ev.get(f"/v1/fundings/{d.apps[0]}", headers=d.officer))
+    assert funding["status"] == "revoked" and Decimal(funding["granted"]) == 0
+    # the beneficiary can report no more results
+    r = await mon.post(f"/v1/projects/{project['id']}/kpi-reports",
+                       json={"kpi": "Nuovi clienti esteri", "period": str(last.year), "value": "1.00"},
+                       headers=d.beneficiary(0))
+    assert r.status_code == 409 and r.json()["type"] == "/problems/reporting-closed", r.text

@@ -32,7 +32,7 @@ from shared.clients.intake import IntakeClient
 from shared.domain.call_rules import CallRules
 from shared.domain.funding import repayment_plan
 from shared.domain.money import ZERO
-from shared.domain.recovery import LEGAL_INTEREST_RATES, outstanding_capital, recovery
+from shared.domain.recovery import LEGAL_INTEREST_RATES, outstanding_capital, recovery, years_needing_a_rate
 from shared.domain.reporting import Outcome, add_months, advance_amount, decide_outcome, revocation
 from shared.domain.results import follow_up_schedule, follow_up_until
 from shared.errors import Conflict, NotFound, ProblemError, ValidationFailed
@@ -284,7 +284,7 @@ async def _recovery(session: AsyncSession, project: Project, rules: CallRules, *
             "recovery_date_before_payment", "/recovery_date",
             f"La data del recupero precede un pagamento ({max(d for _, d in paid)}).",
             f"The recovery date precedes a payment ({max(d for _, d in paid)}).")])
-    unknown = sorted({y for _, d in paid for y in range(d.year, today.year + 1)} - set(LEGAL_INTEREST_RATES))
+    unknown = sorted(years_needing_a_rate([d for _, d in paid], today) - set(LEGAL_INTEREST_RATES))
     if unknown:
         raise ValidationFailed(errors=[ProblemError(
             "legal_rate_unknown", "/recovery_date",

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import date
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Response
@@ -44,6 +45,8 @@ async def valid_project_id(project_id: uuid.UUID, session: SessionDep, principal
 
 
 ValidProject = Annotated[Project, Depends(valid_project_id)]
+#: Today in Europe/Rome: the clock that bounds the periods reported (a dependency, so a test can set the day).
+Today = Annotated[date, Depends(service.today_in_rome)]
 
 
 @router.post("/kpi-reports", response_model=KpiReportOut, status_code=201, summary="Report a KPI value for a period",
@@ -58,17 +61,17 @@ ValidProject = Annotated[Project, Depends(valid_project_id)]
                          "growth shown by the statistics.",
              responses=problem_responses(401, 403, 404, 409, 422))
 async def report_kpi(_who: Beneficiary, body: KpiReportIn, project: ValidProject, session: SessionDep,
-                     actor: ActorDep, _idem: Idempotent, response: Response) -> Any:
+                     actor: ActorDep, _idem: Idempotent, response: Response, today: Today) -> Any:
     row = await service.report_kpi(session=session, actor=actor, project=project, kpi=body.kpi, period=body.period,
-                                   value=body.value, note=body.note)
+                                   value=body.value, note=body.note, today=today)
     response.headers["Location"] = f"/v1/projects/{project.id}/kpis"
     return service.report_out(row)
 
 
 @router.get("/kpis", response_model=KpiList, summary="KPIs with baseline, target, latest value and progress",
             responses=problem_responses(401, 403, 404, 422))
-async def list_kpis(project: ValidProject, session: SessionDep) -> Any:
-    return await service.kpi_statuses(session=session, project=project)
+async def list_kpis(project: ValidProject, session: SessionDep, today: Today) -> Any:
+    return await service.kpi_statuses(session=session, project=project, today=today)
 
 
 @router.post("/milestones/{index}/completion", response_model=MilestoneStatusOut, status_code=201,

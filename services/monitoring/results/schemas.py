@@ -67,9 +67,24 @@ class KpiStatus(OutModel):
     reports: int = Field(description="How many periods were reported.")
 
 
+class FollowUpReportStatus(OutModel):
+    kpi: str = Field(description="A follow-up KPI of the call (e.g. export sales in the new markets).")
+    unit: str
+    year_after: int = Field(description="Years after completion (1: the calendar year after the completion's).")
+    period: str = Field(description="The calendar year to report.")
+    due_date: date = Field(description="31 March of the year after the period.")
+    status: Literal["upcoming", "due", "overdue", "reported"] = Field(
+        description="upcoming: its year has not started; due: to be reported by the due date; overdue: the due "
+                    "date passed without a report; reported: the report is `report`.")
+    report: KpiReportOut | None
+
+
 class KpiList(OutModel):
     project_id: uuid.UUID
     items: list[KpiStatus] = Field(description="Every KPI of the action plan, in its order (at most 50: not paged).")
+    follow_up: list[FollowUpReportStatus] = Field(
+        default_factory=list, description="Once the project is completed: the follow-up reports the call asks "
+                                          "after completion (fixed in the outcome), with what was reported.")
 
 
 class MilestoneCompletionIn(ApiModel):

@@ -101,8 +101,9 @@ def report_out(r: KpiReport) -> dict[str, Any]:
 
 
 async def report_kpi(*, session: AsyncSession, actor: Actor, project: Project, kpi: str, period: str,
-                     value: Any, note: str | None) -> KpiReport:
-    today = today_in_rome()
+                     value: Any, note: str | None, today: date | None = None) -> KpiReport:
+    """`today` (Europe/Rome) bounds the periods that may be reported; the route passes the app's clock."""
+    today = today or today_in_rome()
     _refuse_closed(project, today)
     fu = follow_up(project)
     known = _kpis(project) + [k for k in (fu or {}).get("kpis", []) if k["name"] not in
@@ -153,7 +154,7 @@ def _dec(v: Any) -> Decimal:
     return v if isinstance(v, Decimal) else Decimal(str(v))
 
 
-async def kpi_statuses(*, session: AsyncSession, project: Project) -> dict[str, Any]:
+async def kpi_statuses(*, session: AsyncSession, project: Project, today: date | None = None) -> dict[str, Any]:
     reports = await repository.kpi_reports(session, project.id)
     items = []
     for k in _kpis(project):
@@ -166,7 +167,27 @@ async def kpi_statuses(*, session: AsyncSession, project: Project) -> dict[str, 
             "latest": {"period": row.period, "value": row.value, "reported_at": row.reported_at} if row else None,
             "progress_percent": kpi_progress(baseline, target, row.value if row else None),
             "reports": len(mine)})
-    return {"project_id": project.id, "items": items}
+    return {"project_id": project.id, "items": items, "follow_up": _follow_up_statuses(project, reports, today)}
+
+
+def _follow_up_statuses(project: Project, reports: Sequence[KpiReport], today: date | None) -> list[dict[str, Any]]:
+    """The follow-up reports the outcome scheduled at completion, each with the report filed for its KPI and
+    period (if any): reported, due (its year has started, the due date not passed) or overdue; upcoming before
+    its year starts."""
+    fu = (project.outcome or {}).get("follow_up") or {}
+    today = today or today_in_rome()
+    units = {k["name"]: k.get("unit", "") for k in fu.get("kpis", [])}
+    filed = {(r.kpi, r.period): r for r in reports}
+    out = []
+    for f in fu.get("reports", []):
+        row = filed.get((f["kpi"], f["period"]))
+        due = date.fromisoformat(f["due_date"])
+        status = ("reported" if row is not None else "upcoming" if today < date(int(f["period"]), 1, 1)
+                  else "overdue" if today > due else "due")
+        out.append({"kpi": f["kpi"], "unit": units.get(f["kpi"], ""), "year_after": f["year_after"],
+                    "period": f["period"], "due_date": due, "status": status,
+                    "report": report_out(row) if row is not None else None})
+    return out
 
 
 # ---------------------------------------------------------------- milestones

@@ -21,6 +21,7 @@ from sqlalchemy import text
 
 from services.monitoring.storage import DiskStorage
 from shared.db import make_sessionmaker
+from shared.domain.recovery import LEGAL_INTEREST_RATES
 from tests.conftest import make_token
 from tests.factories import delegate, make_company, make_partner, open_call
 from tests.services.evaluation.builders import approve_funding, evaluated_application
@@ -305,10 +306,11 @@ async def test_false_declaration_revokes_with_statutory_interest_and_the_loans_e
     early = await monitoring_client.post(url, json={**body, "recovery_date": "2025-09-30"},
                                          headers={**officer, "If-Match": '"1"'})
     assert early.status_code == 422 and early.json()["errors"][0]["code"] == "recovery_date_before_payment"
-    unknown = await monitoring_client.post(url, json={**body, "recovery_date": "2031-01-02"},
+    known = max(LEGAL_INTEREST_RATES)  # the last year whose rate the table has (2026 when written)
+    unknown = await monitoring_client.post(url, json={**body, "recovery_date": f"{known + 5}-01-02"},
                                            headers={**officer, "If-Match": '"1"'})
     assert unknown.status_code == 422 and unknown.json()["errors"][0]["code"] == "legal_rate_unknown"
-    assert unknown.json()["errors"][0]["years"] == [2027, 2028, 2029, 2030, 2031]
+    assert unknown.json()["errors"][0]["years"] == list(range(known + 1, known + 6))
     late = await monitoring_client.post(url, json={**body, "reason_code": "obligations_broken"},
                                         headers={**officer, "If-Match": '"1"'})
     assert late.status_code == 409  # obligations after completion: only once completed

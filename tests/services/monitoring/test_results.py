@@ -227,14 +227,20 @@ async def test_results_are_taken_after_completion_for_the_follow_up_years(monito
                                                            headers=partner)).json()["items"]
                    if k["name"] == "Nuovi clienti esteri")
     assert clients["latest"]["value"] == "6.00" and clients["progress_percent"] == "75.00"  # 6 of 0 -> 8
+    # the follow-up reports the outcome scheduled, with what was reported: this year's in, next year's upcoming
+    follow_up = (await monitoring_client.get(f"/v1/projects/{project.id}/kpis", headers=partner)).json()["follow_up"]
+    assert [(f["kpi"], f["year_after"], f["period"], f["due_date"], f["status"]) for f in follow_up] == [
+        ("Vendite export nei nuovi mercati", 1, str(today.year), f"{today.year + 1}-03-31", "reported"),
+        ("Vendite export nei nuovi mercati", 2, str(today.year + 1), f"{today.year + 2}-03-31", "upcoming")]
+    assert follow_up[0]["report"]["value"] == "150000.00" and follow_up[1]["report"] is None
 
 
 async def test_report_refusals_are_problems_that_change_nothing(monitoring_client, session, token_factory):
     today = today_in_rome()
     running = await _project(session)
     partner = await token_factory("partner", partner_id=running.partner_id)
-    # the period in the future (found: a KPI for 2030 was accepted)
-    r = await _report(monitoring_client, running, partner, "Nuovi clienti esteri", "2030", "1.00")
+    # a period in the future (found: a KPI for 2030 was accepted)
+    r = await _report(monitoring_client, running, partner, "Nuovi clienti esteri", str(today.year + 4), "1.00")
     assert r.status_code == 422 and r.headers["content-type"].startswith("application/problem+json")
     assert r.json()["type"].endswith("/report-period-not-allowed")
     assert r.json()["errors"][0]["code"] == "period_in_future"
@@ -268,6 +274,9 @@ async def test_report_refusals_are_problems_that_change_nothing(monitoring_clien
     r = await _report(monitoring_client, old, theirs, "Nuovi clienti esteri", str(today.year - 3), "2.00")
     assert r.status_code == 409 and r.json()["type"].endswith("/reporting-closed")
     assert r.json()["follow_up_until"] == date(today.year - 1, 3, 31).isoformat()
+    listed = (await monitoring_client.get(f"/v1/projects/{old.id}/kpis", headers=theirs)).json()["follow_up"]
+    assert [(f["period"], f["status"]) for f in listed] == [(str(today.year - 3), "overdue"),
+                                                           (str(today.year - 2), "overdue")]
     # revoked: never
     revoked = await _project(session, status="revoked")
     theirs = await token_factory("partner", partner_id=revoked.partner_id)

@@ -8,7 +8,13 @@ from decimal import Decimal
 import pytest
 
 from shared.domain.funding import repayment_plan
-from shared.domain.recovery import LEGAL_INTEREST_RATES, legal_interest, outstanding_capital, recovery
+from shared.domain.recovery import (
+    LEGAL_INTEREST_RATES,
+    legal_interest,
+    outstanding_capital,
+    recovery,
+    years_needing_a_rate,
+)
 
 
 def test_interest_across_a_year_boundary_is_split_by_year_and_rounded_once_half_up() -> None:
@@ -35,8 +41,11 @@ def test_same_day_is_no_interest_and_unknown_years_or_reversed_dates_are_refused
     assert legal_interest(Decimal("100.00"), date(2025, 6, 1), date(2025, 6, 1)).total == Decimal("0.00")
     with pytest.raises(ValueError):
         legal_interest(Decimal("100.00"), date(2025, 6, 2), date(2025, 6, 1))
+    unknown = max(LEGAL_INTEREST_RATES) + 1  # the first year the table does not know yet
     with pytest.raises(KeyError):
-        legal_interest(Decimal("100.00"), date(2026, 12, 1), date(2027, 1, 2))
+        legal_interest(Decimal("100.00"), date(unknown - 1, 12, 1), date(unknown, 1, 2))
+    # a payment recovered on its own day earns nothing: no rate is needed, even in a year the table lacks
+    assert legal_interest(Decimal("100.00"), date(unknown, 3, 1), date(unknown, 3, 1)).segments == ()
     assert LEGAL_INTEREST_RATES[2023] == Decimal("0.05")
 
 
@@ -54,3 +63,11 @@ def test_recovery_adds_capital_interest_and_the_loans_outstanding_capital() -> N
                  loan_outstanding=Decimal("65000.00"))
     assert (r.capital, r.interest, r.loan_outstanding, r.total) == (
         Decimal("10000.00"), Decimal("76.60"), Decimal("65000.00"), Decimal("75076.60"))
+
+
+def test_only_years_with_a_day_of_interest_need_a_rate() -> None:
+    # paid 31 Dec 2025, recovered 1 Jan 2026: one day, in 2026 (the payment day is excluded): 2025 needs no rate
+    assert years_needing_a_rate([date(2025, 12, 31)], date(2026, 1, 1)) == {2026}
+    # paid and recovered the same day: none; paid 1 Oct 2025, recovered 2 Mar 2026: both years
+    assert years_needing_a_rate([date(2030, 5, 4)], date(2030, 5, 4)) == set()
+    assert years_needing_a_rate([date(2025, 10, 1), date(2026, 3, 2)], date(2026, 3, 2)) == {2025, 2026}

@@ -31,23 +31,18 @@ from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 from sqlalchemy.orm import Mapped, mapped_column
 
 from shared.db import Base, Money, created_now, uuid_pk
+from shared.events.inbox import InboxRecord
 
 SCHEMA = "monitoring"
 
 
 
 
-class InboxEvent(Base):
-    """Events received from other services, kept by id so a redelivery is recognised and ignored."""
+class InboxEvent(InboxRecord, Base):
+    """Events received from other services (shared.events.inbox), kept by id so a redelivery is recognised."""
 
     __tablename__ = "inbox"
     __table_args__ = {"schema": SCHEMA}
-
-    event_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
-    event_type: Mapped[str] = mapped_column(String(100))
-    source: Mapped[str] = mapped_column(String(32))
-    payload: Mapped[dict[str, Any]] = mapped_column(JSONB)
-    received_at: Mapped[datetime] = created_now()
 
 
 class Project(Base):

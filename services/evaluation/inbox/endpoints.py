@@ -10,44 +10,32 @@ from fastapi import APIRouter, Depends, Query, Response
 
 from services.evaluation.inbox import repository, service
 from services.evaluation.inbox.schemas import (
-    InboundEvent,
-    InboxAck,
     ReceivedApplicationDetail,
     ReceivedApplicationOut,
     ReceivedStatus,
 )
 from services.evaluation.models import ReceivedApplication
-from services.evaluation.peers import IntakeDep
+from services.evaluation.peers import intake_client
 from shared.auth import Authenticator
 from shared.db import SessionDep
 from shared.errors import problem_responses
 from shared.pagination import Page, PageDep, keyset, page_of
-from shared.routing import ActorDep, Idempotent, UnitOfWorkRoute, etag_of
+from shared.routing import UnitOfWorkRoute, etag_of
 
-internal_router = APIRouter(prefix="/v1/internal", tags=["internal"], route_class=UnitOfWorkRoute,
-                            dependencies=[Depends(Authenticator(kinds=("service",), scopes=("internal",)))])
 router = APIRouter(prefix="/v1/applications", tags=["applications"], route_class=UnitOfWorkRoute,
                    dependencies=[Depends(Authenticator(kinds=("officer", "auditor", "service"),
                                                        scopes=("evaluation:read",)))])
 
 
-@internal_router.post(
-    "/events", response_model=InboxAck, status_code=200, summary="Receive an event from another desk service",
+internal_router = service.INBOX.router(
+    intake_dependency=intake_client,
     description="The delivery worker posts each event envelope here (Standard Webhooks headers, service token). "
                 "Idempotent on the event id: a redelivery answers 200 `duplicate` and changes nothing. "
                 "`application.submitted` fetches the application from intake and stores it as received; "
                 "`application.withdrawn` marks it withdrawn; `call.amended` gives the call's budget its new total and, "
                 "when it grew, funds the waiting list at once; `company.delegation_changed` moves the company's "
                 "applications to its current delegate for notifications. Other types are recorded and ignored (202). "
-                "If intake is unreachable the answer is 503 and nothing is kept, so the worker retries.",
-    responses={202: {"model": InboxAck, "description": "Event type not consumed: recorded and ignored."},
-               **problem_responses(401, 403, 409, 422, 503)})
-async def receive_event(body: InboundEvent, session: SessionDep, actor: ActorDep, intake: IntakeDep,
-                        _idem: Idempotent, response: Response) -> Any:
-    ack = await service.receive_event(session=session, actor=actor, intake=intake, event=body)
-    if ack["status"] == "ignored":
-        response.status_code = 202
-    return ack
+                "If intake is unreachable the answer is 503 and nothing is kept, so the worker retries.")
 
 
 async def valid_received_application_id(application_id: uuid.UUID, session: SessionDep) -> ReceivedApplication:

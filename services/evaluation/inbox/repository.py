@@ -1,4 +1,4 @@
-"""Queries on evaluation's inbox and received applications (schema `evaluation`, written only here)."""
+"""Queries on evaluation's received applications (schema `evaluation`, written only here)."""
 
 from __future__ import annotations
 
@@ -9,18 +9,7 @@ from sqlalchemy import Row, Select, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.evaluation.models import InboxEvent, ReceivedApplication
-
-
-async def record_event(session: AsyncSession, *, event_id: uuid.UUID, event_type: str, source: str,
-                       payload: dict[str, Any]) -> bool:
-    """Keep the event by id; False when it was already there (a redelivery). A concurrent duplicate
-    waits on the primary key until the first transaction ends."""
-    stmt = (insert(InboxEvent)
-            .values(event_id=event_id, event_type=event_type, source=source, payload=payload)
-            .on_conflict_do_nothing(index_elements=[InboxEvent.event_id])
-            .returning(InboxEvent.event_id))
-    return (await session.execute(stmt)).first() is not None
+from services.evaluation.models import ReceivedApplication
 
 
 async def insert_application(session: AsyncSession, values: dict[str, Any]) -> bool:

@@ -1,4 +1,4 @@
-"""The inbox's answers and the received applications as evaluation exposes them."""
+"""The received applications as evaluation exposes them."""
 
 from __future__ import annotations
 
@@ -8,20 +8,9 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from shared.events.catalogue import Envelope
 from shared.schemas import OutModel
 
-InboundEvent = Envelope  # what the delivery worker posts: the catalogue's envelope, the contract
-
 ReceivedStatus = Literal["received", "withdrawn"]
-
-
-class InboxAck(OutModel):
-    event_id: uuid.UUID
-    status: Literal["processed", "duplicate", "ignored"] = Field(
-        description="processed: applied now; duplicate: this event id was already received, nothing changed; "
-                    "ignored: an event type evaluation does not consume (recorded, 202).")
-    application_id: uuid.UUID | None = None
 
 
 class ReceivedApplicationOut(OutModel):

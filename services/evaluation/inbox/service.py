@@ -11,22 +11,21 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any
 
 import structlog
-from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.evaluation.admissibility.service import run_admissibility
 from services.evaluation.budget.service import apply_amendment, release_application
 from services.evaluation.inbox import repository
-from services.evaluation.models import ReceivedApplication
+from services.evaluation.models import InboxEvent, ReceivedApplication
 from shared.access import choose_notified, notified_partner
 from shared.audit import record_audit
 from shared.clients.base import NotFoundAtPeer, PeerUnavailable
 from shared.clients.intake import IntakeClient
 from shared.contracts.applications import ApplicationOut
-from shared.errors import PEER_UNAVAILABLE, Conflict, DeskError, NotFound, ProblemError, ValidationFailed
+from shared.errors import PEER_UNAVAILABLE, Conflict, DeskError, NotFound
 from shared.events.catalogue import (
     ApplicationSubmitted,
     ApplicationWithdrawn,
@@ -34,11 +33,12 @@ from shared.events.catalogue import (
     CompanyDelegationChanged,
     Envelope,
 )
+from shared.events.inbox import Inbox, InboxContext, event_data
 from shared.routing import Actor, etag_of
 
 log = structlog.get_logger("evaluation.inbox")
 
-CONSUMED = ("application.submitted", "application.withdrawn", "call.amended", "company.delegation_changed")
+INBOX = Inbox("evaluation", InboxEvent)
 _INTAKE_STATUS = {"submitted": "received", "withdrawn": "withdrawn"}
 
 
@@ -59,46 +59,6 @@ async def get_received(session: AsyncSession, application_id: uuid.UUID) -> Rece
     if app is None:
         raise NotFound()
     return app
-
-
-async def receive_event(*, session: AsyncSession, actor: Actor, intake: IntakeClient,
-                        event: Envelope) -> dict[str, Any]:
-    """Apply one event at most once. Returns the acknowledgement (status processed/duplicate/ignored)."""
-    fresh = await repository.record_event(session, event_id=event.id, event_type=event.type, source=event.source,
-                                          payload=event.model_dump(mode="json"))
-    if not fresh:
-        log.info("duplicate event", event_id=str(event.id), type=event.type)
-        return {"event_id": event.id, "status": "duplicate"}
-    if event.type == "application.submitted":
-        submitted = _data(event, ApplicationSubmitted)
-        await _receive_submitted(session=session, actor=actor, intake=intake, data=submitted)
-        return {"event_id": event.id, "status": "processed", "application_id": submitted.application_id}
-    if event.type == "application.withdrawn":
-        withdrawn = _data(event, ApplicationWithdrawn)
-        await _receive_withdrawn(session=session, actor=actor, intake=intake, data=withdrawn)
-        return {"event_id": event.id, "status": "processed", "application_id": withdrawn.application_id}
-    if event.type == "call.amended":
-        # the budget has one source of truth, the call's rules: the ledger applies the amended total at once
-        await apply_amendment(session=session, actor=actor, intake=intake, amendment=_data(event, CallAmended))
-        return {"event_id": event.id, "status": "processed"}
-    if event.type == "company.delegation_changed":
-        changed = _data(event, CompanyDelegationChanged)
-        await _follow_delegation(session=session, actor=actor, data=changed)
-        return {"event_id": event.id, "status": "processed"}
-    log.info("event type not consumed", event_id=str(event.id), type=event.type)
-    return {"event_id": event.id, "status": "ignored"}
-
-
-D = TypeVar("D", ApplicationSubmitted, ApplicationWithdrawn, CallAmended, CompanyDelegationChanged)
-
-
-def _data(event: Envelope, model: type[D]) -> D:
-    try:
-        return model.model_validate(event.data)
-    except ValidationError as exc:
-        raise ValidationFailed(errors=[
-            ProblemError(str(e["type"]), "/data/" + "/".join(str(p) for p in e["loc"]), "Dato dell'evento non valido.",
-                         f"Invalid event data: {e['msg']}") for e in exc.errors()]) from None
 
 
 async def _fetch(intake: IntakeClient, application_id: uuid.UUID) -> ApplicationOut:
@@ -190,3 +150,32 @@ async def _follow_delegation(*, session: AsyncSession, actor: Actor, data: Compa
         await session.flush()
         await record_audit(session, actor, action="application.partner_changed", resource_type="received_application",
                            resource_id=app.application_id, before={"partner_id": before}, after={"partner_id": after})
+
+
+# ---------------------------------------------------------------- the handlers of evaluation's inbox
+
+
+async def on_submitted(ctx: InboxContext, event: Envelope) -> None:
+    await _receive_submitted(session=ctx.session, actor=ctx.actor, intake=ctx.intake,
+                             data=event_data(event, ApplicationSubmitted))
+
+
+async def on_withdrawn(ctx: InboxContext, event: Envelope) -> None:
+    await _receive_withdrawn(session=ctx.session, actor=ctx.actor, intake=ctx.intake,
+                             data=event_data(event, ApplicationWithdrawn))
+
+
+async def on_call_amended(ctx: InboxContext, event: Envelope) -> None:
+    # the budget has one source of truth, the call's rules: the ledger applies the amended total at once
+    await apply_amendment(session=ctx.session, actor=ctx.actor, intake=ctx.intake,
+                          amendment=event_data(event, CallAmended))
+
+
+async def on_delegation_changed(ctx: InboxContext, event: Envelope) -> None:
+    await _follow_delegation(session=ctx.session, actor=ctx.actor, data=event_data(event, CompanyDelegationChanged))
+
+
+INBOX.register("application.submitted", on_submitted)
+INBOX.register("application.withdrawn", on_withdrawn)
+INBOX.register("call.amended", on_call_amended)
+INBOX.register("company.delegation_changed", on_delegation_changed)

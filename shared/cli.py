@@ -515,14 +515,9 @@ def _local_officer(url: str, data_dir: Path) -> dict[str, str]:
 
 
 def _stop_embedded(data_dir: Path) -> None:
-    import psutil
-
     from shared.embedded import embedded_server, stop_embedded
 
-    # pgserver stops the server only when no other registered process holds it; a process that was
-    # killed never unregisters, so forget the handles of processes that are gone.
-    handles = embedded_server(data_dir).global_process_id_list
-    handles.put([pid for pid in handles.get() if pid == os.getpid() or psutil.pid_exists(pid)])
+    embedded_server(data_dir)  # the handle stop_embedded gives back
     stop_embedded(data_dir)
 
 

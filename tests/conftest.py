@@ -45,18 +45,26 @@ def cheap_secret_hashes() -> Iterator[None]:
     use_secret_hasher(previous)
 
 
-def _server_url() -> str:
-    url = os.environ.get("TEST_DATABASE_URL")
-    if url:
-        return url
-    from shared.embedded import embedded_database_url
-
-    return embedded_database_url(REPO_ROOT / ".desk" / "test")
+EMBEDDED_TEST_DIR = REPO_ROOT / ".desk" / "test"
 
 
 @pytest.fixture(scope="session")
-def database_url() -> str:
-    server = _server_url()
+def server_url() -> Iterator[str]:
+    """The PostgreSQL the tests create their databases on: TEST_DATABASE_URL's (CI), or the embedded one, which
+    the run stops at its end if it started it (`python3 dev.py test` leaves nothing running)."""
+    url = os.environ.get("TEST_DATABASE_URL")
+    if url:
+        yield url
+        return
+    from shared.embedded import embedded_for_run
+
+    with embedded_for_run(EMBEDDED_TEST_DIR) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def database_url(server_url: str) -> Iterator[str]:
+    server = server_url
     name = f"desk_test_{os.getpid()}"
 
     async def recreate() -> None:

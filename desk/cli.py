@@ -469,11 +469,10 @@ def _port_free(host: str, port: int) -> bool:
 def _local_officer(url: str, data_dir: Path) -> dict[str, str]:
     """The local officer's credentials: kept in `.desk/local-credentials.json` (mode 0600) and reused; the
     client is (re)registered with the same id and secret when the database does not know it."""
-    from argon2 import PasswordHasher
     from argon2.exceptions import VerificationError
     from sqlalchemy import select
 
-    from shared.auth import create_client
+    from shared.auth import create_client, verify_secret
     from shared.models import ApiClient
 
     path = data_dir / CREDENTIALS_FILE
@@ -494,7 +493,7 @@ def _local_officer(url: str, data_dir: Path) -> dict[str, str]:
                                     client_id=stored["client_id"], secret=stored["client_secret"])
                 return stored
             try:
-                if row.active and PasswordHasher().verify(row.secret_hash, stored["client_secret"]):
+                if row.active and verify_secret(row.secret_hash, stored["client_secret"]):
                     return stored
             except VerificationError:
                 pass
@@ -516,14 +515,9 @@ def _local_officer(url: str, data_dir: Path) -> dict[str, str]:
 
 
 def _stop_embedded(data_dir: Path) -> None:
-    import psutil
-
     from shared.embedded import embedded_server, stop_embedded
 
-    # pgserver stops the server only when no other registered process holds it; a process that was
-    # killed never unregisters, so forget the handles of processes that are gone.
-    handles = embedded_server(data_dir).global_process_id_list
-    handles.put([pid for pid in handles.get() if pid == os.getpid() or psutil.pid_exists(pid)])
+    embedded_server(data_dir)  # the handle stop_embedded gives back
     stop_embedded(data_dir)
 
 

@@ -52,7 +52,28 @@ DEFAULT_SCOPES: dict[str, tuple[str, ...]] = {
 
 AUDIENCE = "regional-desk"
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-_hasher = PasswordHasher()
+# argon2-cffi's defaults, RFC 9106's low-memory profile (argon2id, t=3, m=64 MiB, p=4): what client secrets
+# are hashed with. A hash carries its own parameters, so a stored secret verifies whatever hasher is set.
+PRODUCTION_HASHER = PasswordHasher()
+_hasher = PRODUCTION_HASHER
+
+
+def use_secret_hasher(hasher: PasswordHasher) -> PasswordHasher:
+    """Hash new client secrets with `hasher` from now on; returns the one it replaces. The tests set a cheap
+    one (a production hash costs a fifth of a second, and every test client has one); nothing else does."""
+    global _hasher
+    previous, _hasher = _hasher, hasher
+    return previous
+
+
+def hash_secret(secret: str) -> str:
+    return _hasher.hash(secret)
+
+
+def verify_secret(secret_hash: str, secret: str) -> bool:
+    """Whether `secret` is the one hashed (with the hash's own parameters); raises argon2's
+    `VerificationError` when it is not."""
+    return _hasher.verify(secret_hash, secret)
 
 
 @dataclass(frozen=True, slots=True)
@@ -259,7 +280,7 @@ async def create_client(session: AsyncSession, *, kind: PrincipalKind, name: str
     secret = secret or new_secret()
     client = ApiClient(
         id=uuid.uuid4(), client_id=client_id or f"{kind}-{secrets.token_hex(6)}",
-        secret_hash=await run_in_threadpool(_hasher.hash, secret), kind=kind, name=name,
+        secret_hash=await run_in_threadpool(hash_secret, secret), kind=kind, name=name,
         partner_id=partner_id, company_id=company_id, scopes=list(scopes or DEFAULT_SCOPES[kind]), active=True,
     )
     session.add(client)

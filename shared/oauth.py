@@ -13,7 +13,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 
-from shared.auth import _hasher, issue_token
+from shared.auth import issue_token, verify_secret
 from shared.db import SessionDep
 from shared.errors import INVALID_CLIENT, INVALID_GRANT_REQUEST, DeskError, ProblemKind, problem_responses
 from shared.models import ApiClient
@@ -76,7 +76,7 @@ async def token(
     ok = False
     if client is not None and client.active:
         try:
-            ok = await run_in_threadpool(_hasher.verify, client.secret_hash, client_secret)
+            ok = await run_in_threadpool(verify_secret, client.secret_hash, client_secret)
         except VerificationError:
             ok = False
     if not ok or client is None:

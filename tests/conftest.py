@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import os
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
 import asyncpg
@@ -21,30 +21,50 @@ import pytest
 import pytest_asyncio
 from alembic import command
 from alembic.config import Config
+from argon2 import PasswordHasher
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from services.intake.applications.fastpath import CommitBatcher
-from shared.auth import KeyRing, PrincipalKind, create_client, issue_token
+from shared.auth import KeyRing, PrincipalKind, create_client, issue_token, use_secret_hasher
 from shared.db import create_engine, make_sessionmaker, plain_url
 from shared.fairness import FairGate
 from shared.settings import REPO_ROOT, EvaluationSettings, IntakeSettings, MonitoringSettings
 
 KEYRING = KeyRing.generate()
+# argon2id at its smallest cost (one pass over 8 KiB): a test client's secret hashes and verifies in well
+# under a millisecond instead of a fifth of a second. tests/shared/test_foundation.py checks the production
+# parameters on their own.
+CHEAP_HASHER = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
 
 
-def _server_url() -> str:
-    url = os.environ.get("TEST_DATABASE_URL")
-    if url:
-        return url
-    from shared.embedded import embedded_database_url
+@pytest.fixture(scope="session", autouse=True)
+def cheap_secret_hashes() -> Iterator[None]:
+    previous = use_secret_hasher(CHEAP_HASHER)
+    yield
+    use_secret_hasher(previous)
 
-    return embedded_database_url(REPO_ROOT / ".desk" / "test")
+
+EMBEDDED_TEST_DIR = REPO_ROOT / ".desk" / "test"
 
 
 @pytest.fixture(scope="session")
-def database_url() -> str:
-    server = _server_url()
+def server_url() -> Iterator[str]:
+    """The PostgreSQL the tests create their databases on: TEST_DATABASE_URL's (CI), or the embedded one, which
+    the run stops at its end if it started it (`python3 dev.py test` leaves nothing running)."""
+    url = os.environ.get("TEST_DATABASE_URL")
+    if url:
+        yield url
+        return
+    from shared.embedded import embedded_for_run
+
+    with embedded_for_run(EMBEDDED_TEST_DIR) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def database_url(server_url: str) -> Iterator[str]:
+    server = server_url
     name = f"desk_test_{os.getpid()}"
 
     async def recreate() -> None:
@@ -172,7 +192,7 @@ TokenFactory = Callable[..., Awaitable[dict[str, str]]]
 
 async def make_token(sm_session: Any, kind: PrincipalKind, *, partner_id: uuid.UUID | None = None,
                      company_id: uuid.UUID | None = None, scopes: tuple[str, ...] | None = None) -> dict[str, str]:
-    """Register a client (argon2-hashed secret) and return auth headers for it."""
+    """Register a client (argon2-hashed secret, cheaply: `cheap_secret_hashes`) and return auth headers for it."""
     client, _secret = await create_client(sm_session, kind=kind, name=f"test {kind}", partner_id=partner_id,
                                           company_id=company_id, scopes=scopes, secret="s" * 32)
     token = issue_token(KEYRING, client=client, scopes=list(client.scopes), issuer="regional-desk", ttl=900)

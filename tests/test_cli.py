@@ -22,7 +22,7 @@ from typer.testing import CliRunner
 
 from desk.cli import app
 from shared.db import plain_url
-from tests.conftest import CALL_FILE, _server_url
+from tests.conftest import CALL_FILE
 
 runner = CliRunner()
 
@@ -122,9 +122,9 @@ def test_create_partner_registers_it_and_issues_a_partner_client(desk_db: str) -
 
 
 @pytest.fixture
-def fresh_db(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+def fresh_db(monkeypatch: pytest.MonkeyPatch, server_url: str) -> Iterator[str]:
     """An empty database of its own: `migrate` and `seed` commit a call, which the shared one must not hold."""
-    server = _server_url()
+    server = server_url
     name = f"desk_cli_{os.getpid()}"
 
     async def run(sql: str) -> None:

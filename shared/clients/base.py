@@ -163,6 +163,7 @@ class ServiceClient:
         backoff_max: float = 2.0,
         breaker_threshold: int = 5,
         breaker_cooldown: float = 30.0,
+        breaker_clock: Callable[[], float] = time.monotonic,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         if peer is not None:
@@ -173,7 +174,7 @@ class ServiceClient:
         self.retries = retries
         self.backoff_base = backoff_base
         self.backoff_max = backoff_max
-        self.breaker = CircuitBreaker(threshold=breaker_threshold, cooldown=breaker_cooldown)
+        self.breaker = CircuitBreaker(threshold=breaker_threshold, cooldown=breaker_cooldown, clock=breaker_clock)
         self._token: tuple[str, float] | None = None
         self._http = httpx.AsyncClient(base_url=base_url.rstrip("/"), timeout=timeout, transport=transport,
                                        follow_redirects=False,

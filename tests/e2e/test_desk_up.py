@@ -6,6 +6,7 @@ database must not receive). Bounded: it fails after 120 s of starting, and kills
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import queue
 import re
@@ -23,15 +24,14 @@ from sqlalchemy.engine import make_url
 
 from shared.db import plain_url
 from shared.settings import REPO_ROOT
-from tests.conftest import _server_url
 from tests.loopback import free_port
 
 START_TIMEOUT = 120
 
 
 @pytest.fixture
-def own_db() -> Iterator[str]:
-    server = _server_url()
+def own_db(server_url: str) -> Iterator[str]:
+    server = server_url
     name = f"desk_up_{os.getpid()}"
 
     async def run(sql: str) -> None:
@@ -59,6 +59,26 @@ def _cmdline(proc: psutil.Process, timeout: float = 10.0) -> list[str]:
     while not (cmdline := proc.cmdline()) and time.monotonic() < deadline:
         time.sleep(0.05)
     return cmdline
+
+
+def _started_for(data_dir: str) -> list[psutil.Process]:
+    """Every live process started for this test: `desk up` and whatever it started inherit its DESK_DATA_DIR,
+    so they are found even when `desk up` died first and left them to init."""
+    found = []
+    for proc in psutil.process_iter():
+        try:
+            if proc.environ().get("DESK_DATA_DIR") == data_dir:
+                found.append(proc)
+        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+            pass
+    return found
+
+
+def _kill_all(procs: list[psutil.Process]) -> None:
+    for proc in procs:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            proc.kill()
+    psutil.wait_procs(procs, timeout=10)
 
 
 def test_desk_up_starts_the_worker_with_the_services_and_stops_it_on_ctrl_c(own_db: str, tmp_path) -> None:
@@ -94,20 +114,13 @@ def test_desk_up_starts_the_worker_with_the_services_and_stops_it_on_ctrl_c(own_
         desk.send_signal(signal.SIGINT)
         assert desk.wait(timeout=60) == 0
     finally:
-        if not children:  # a failure above: still stop every process desk up started, not only desk up
-            try:
-                children = psutil.Process(desk.pid).children(recursive=True)
-            except psutil.NoSuchProcess:
-                pass
-        if desk.poll() is None:
-            desk.kill()
-            desk.wait(timeout=10)
-        for child in children:
-            if child.is_running():
-                child.kill()
+        # a failure above: still stop every process desk up started, not only desk up
+        _kill_all(_started_for(str(tmp_path)))
+        desk.wait(timeout=10)
     time.sleep(0.2)  # let the reader drain the last lines
     while not lines.empty():
         seen.append(lines.get())
     out = "".join(seen)
     assert "services and worker stopped" in out, out
     assert not [c for c in children if c.is_running() and c.status() != psutil.STATUS_ZOMBIE], "all stopped"
+    assert _started_for(str(tmp_path)) == [], "nothing left running"

@@ -47,7 +47,14 @@ class IntakeProcess:
                 [sys.executable, "-m", "desk.cli", "serve", "intake", "--host", "127.0.0.1", "--port", str(self.port),
                  "--log-level", "warning", "--graceful-timeout", str(self.graceful_seconds)],
                 cwd=REPO_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
-        probe = "/readyz" if wait_ready else "/healthz"
+        try:
+            self._wait_answering("/readyz" if wait_ready else "/healthz", within)
+        except BaseException:  # not answering (or interrupted): stopped here, whatever the caller does next
+            self.stop()
+            raise
+
+    def _wait_answering(self, probe: str, within: float) -> None:
+        assert self.proc is not None
         deadline = time.monotonic() + within
         while True:
             if self.proc.poll() is not None:
@@ -83,6 +90,12 @@ class IntakeProcess:
     def close(self) -> None:
         self.stop()
         self._dir.cleanup()
+
+    def __enter__(self) -> IntakeProcess:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def output(self) -> str:
         return self.log.read_text(errors="replace")[-4000:] if self.log.exists() else ""

@@ -29,6 +29,32 @@ async def test_token_endpoint_issues_short_lived_jwt_for_client_credentials(clie
     assert secret not in stored and stored.startswith("$argon2")
 
 
+async def test_production_hashes_secrets_with_argon2id_at_rfc_9106_low_memory_cost(client, session):
+    """The other tests hash with a cheap hasher (tests/conftest.py); here the one the desk runs with, end to end:
+    argon2id, 3 passes over 64 MiB, 4 lanes (argon2-cffi's defaults, RFC 9106's low-memory profile)."""
+    from argon2 import Type, extract_parameters, profiles
+
+    from shared.auth import PRODUCTION_HASHER, create_client, use_secret_hasher
+
+    cheap = use_secret_hasher(PRODUCTION_HASHER)
+    try:
+        c, secret = await create_client(session, kind="auditor", name="auditor p")
+    finally:
+        use_secret_hasher(cheap)
+    stored = (await session.execute(text("SELECT secret_hash FROM desk.api_clients WHERE client_id = :c"),
+                                    {"c": c.client_id})).scalar_one()
+    params = extract_parameters(stored)
+    assert params == profiles.RFC_9106_LOW_MEMORY
+    assert (params.type, params.time_cost, params.memory_cost, params.parallelism) == (Type.ID, 3, 65536, 4)
+    # verified with the stored hash's own parameters, whichever hasher is set
+    r = await client.post("/v1/oauth/token", data={"grant_type": "client_credentials", "client_id": c.client_id,
+                                                   "client_secret": secret})
+    assert r.status_code == 200, r.text
+    wrong = await client.post("/v1/oauth/token", data={"grant_type": "client_credentials", "client_id": c.client_id,
+                                                       "client_secret": secret + "x"})
+    assert wrong.status_code == 401
+
+
 async def test_token_endpoint_accepts_http_basic_and_narrows_scope(client, session):
     import base64
 

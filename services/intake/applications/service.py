@@ -12,7 +12,7 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
 import asyncpg
@@ -334,10 +334,40 @@ def _mismatch() -> DeskError:
                      "This Idempotency-Key was already used with a different request.", kind=IDEMPOTENCY_MISMATCH)
 
 
-# intake.commit_submission (migration 0011): $1 application, $2 prechecked, $3-$4 reach, $5-$13 what the full
-# path checked (NULL when prechecked), $14-$24 key id, actor, idempotency record (owner first) and event id.
-COMMIT_SQL = ("SELECT * FROM intake.commit_submission($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11::jsonb, $12,"
-              " $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24)")
+class CommitArgs(NamedTuple):
+    """The arguments of `intake.commit_submission` (migrations/sql/commit_submission.sql), passed by name:
+    each field is the parameter `p_<field>`. The pre-checked mode leaves `version` .. `company_id` empty
+    (the draft's kept verdict supplies them); the full path passes what it checked."""
+
+    application_id: uuid.UUID
+    prechecked: bool
+    reach: str | None
+    reach_id: uuid.UUID | None
+    version: int | None
+    call_id: uuid.UUID | None
+    call_code: str | None
+    call_version: int | None
+    company_vat: str | None
+    content_sha256: str | None
+    event_payload: str | None  # canonical JSON text
+    partner_id: uuid.UUID | None
+    company_id: uuid.UUID | None
+    key_id: str
+    principal: str
+    principal_kind: str
+    request_id: str | None
+    service: str
+    idem_owner: str | None
+    idem_key: str | None
+    idem_hash: bytes | None
+    idem_path: str | None
+    idem_expires: datetime | None
+    event_id: uuid.UUID
+
+
+COMMIT_SQL = "SELECT * FROM intake.commit_submission({})".format(", ".join(
+    f"p_{name} => ${i}::jsonb" if name == "event_payload" else f"p_{name} => ${i}"
+    for i, name in enumerate(CommitArgs._fields, start=1)))
 
 
 class _Line:
@@ -414,6 +444,13 @@ async def record_prechecks(conn: Any, application_ids: list[uuid.UUID]) -> int:
     return passing
 
 
+def event_payload(row: Any, check: Precheck) -> bytes:
+    """The `application.submitted` event's payload before the number (which the commit adds): on the
+    pre-checked path `intake.commit_submission` builds the same from the kept verdict."""
+    return canonical_json({"application_id": row.id, "call_id": row.call_id, "company_id": row.company_id,
+                           "content_sha256": check.content_sha256, "estimate": check.estimate})
+
+
 def _committed(out: Any, keyring: KeyRing, call_id: uuid.UUID) -> dict[str, Any]:
     receipt_json: str = out["receipt_json"]
     return {"receipt": orjson.loads(receipt_json), "signature": keyring.sign(receipt_json.encode()),
@@ -441,20 +478,24 @@ def _reach(principal: Any) -> tuple[str, uuid.UUID | None]:
     return ("company", principal.company_id) if principal.kind == "company" else ("partner", principal.partner_id)
 
 
-def _tail(actor: Actor, keyring: KeyRing, key: SubmitKey | None) -> tuple[Any, ...]:
-    idem = ((key.owner, key.key, key.digest, key.path, datetime.now(UTC) + key.retention) if key
-            else (None, None, None, None, None))
-    return (keyring.key_id, actor.principal.client_id, actor.principal.kind, actor.request_id, actor.service, *idem)
+def _actor_and_key(actor: Actor, keyring: KeyRing, key: SubmitKey | None) -> dict[str, Any]:
+    """The arguments that say who submits and under which Idempotency-Key (the same on both paths)."""
+    return {"key_id": keyring.key_id, "principal": actor.principal.client_id,
+            "principal_kind": actor.principal.kind, "request_id": actor.request_id, "service": actor.service,
+            "idem_owner": key.owner if key else None, "idem_key": key.key if key else None,
+            "idem_hash": key.digest if key else None, "idem_path": key.path if key else None,
+            "idem_expires": datetime.now(UTC) + key.retention if key else None}
 
 
 def prechecked_args(*, actor: Actor, application_id: uuid.UUID, keyring: KeyRing, key: SubmitKey | None,
-                    if_match: str | None) -> tuple[Any, ...] | None:
+                    if_match: str | None) -> CommitArgs | None:
     """The arguments of `COMMIT_SQL` in its pre-checked mode for this request, or None when the request cannot
     take that path (an If-Match to compare, or a principal with no reach)."""
     reach, who = _reach(actor.principal)
     if if_match is not None or (who is None and reach != "all"):
         return None
-    return (application_id, True, reach, who, *_NOT_CHECKED, *_tail(actor, keyring, key), uuid.uuid4())
+    return CommitArgs(application_id=application_id, prechecked=True, reach=reach, reach_id=who, **_NOT_CHECKED,
+                      **_actor_and_key(actor, keyring, key), event_id=uuid.uuid4())
 
 
 async def settle(out: Any, keyring: KeyRing, application_id: uuid.UUID,
@@ -494,8 +535,7 @@ async def submit(*, conn: Any, actor: Actor, application_id: uuid.UUID, keyring:
             out = await conn.fetchrow(COMMIT_SQL, *args)
             if out["outcome"] != "not_prechecked":
                 return await _outcome(conn, out, keyring, application_id, durable)
-        return await _submit_checking(conn, actor, application_id, keyring, key, if_match,
-                                      _tail(actor, keyring, key), durable)
+        return await _submit_checking(conn, actor, application_id, keyring, key, if_match, durable)
     except asyncpg.PostgresError as exc:
         refused = _commit_refused(exc)
         if refused is None:
@@ -520,7 +560,9 @@ async def _same(conn: Any) -> AsyncIterator[Any]:
     yield conn
 
 
-_NOT_CHECKED = (None,) * 9  # $5-$13: the pre-checked draft's own values are used
+# The pre-checked draft's own values are used
+_NOT_CHECKED: dict[str, Any] = dict.fromkeys(CommitArgs._fields[CommitArgs._fields.index("version"):
+                                                                CommitArgs._fields.index("key_id")])
 
 
 async def _outcome(conn: Any, out: Any, keyring: KeyRing, application_id: uuid.UUID,
@@ -535,7 +577,7 @@ async def _outcome(conn: Any, out: Any, keyring: KeyRing, application_id: uuid.U
 
 
 async def _submit_checking(conn: Any, actor: Actor, application_id: uuid.UUID, keyring: KeyRing,
-                           key: SubmitKey | None, if_match: str | None, tail: tuple[Any, ...],
+                           key: SubmitKey | None, if_match: str | None,
                            durable: bool) -> tuple[dict[str, Any], bool]:
     row = await repository.load_for_submit(conn, actor.principal, application_id)
     if row is None:
@@ -564,12 +606,12 @@ async def _submit_checking(conn: Any, actor: Actor, application_id: uuid.UUID, k
         raise DeskError(kind=CHECK_FAILED, errors=[
             ProblemError(p.code, p.path, p.message_it, p.message_en, extra={"article": p.article})
             for p in check.result.problems if p.blocking])
-    payload = {"application_id": row.id, "call_id": row.call_id, "company_id": row.company_id,
-               "content_sha256": check.content_sha256, "estimate": check.estimate}
-    out = await conn.fetchrow(
-        COMMIT_SQL, row.id, False, None, None, row.version, row.call_id, row.call_code, row.current_version,
-        row.vat_number, check.content_sha256, canonical_json(payload).decode(), row.partner_id, row.company_id,
-        *tail, uuid.uuid4())
+    out = await conn.fetchrow(COMMIT_SQL, *CommitArgs(
+        application_id=row.id, prechecked=False, reach=None, reach_id=None, version=row.version,
+        call_id=row.call_id, call_code=row.call_code, call_version=row.current_version, company_vat=row.vat_number,
+        content_sha256=check.content_sha256, event_payload=event_payload(row, check).decode(),
+        partner_id=row.partner_id, company_id=row.company_id, **_actor_and_key(actor, keyring, key),
+        event_id=uuid.uuid4()))
     return await _outcome(conn, out, keyring, row.id, durable)
 
 

@@ -136,10 +136,12 @@ async def test_the_commit_refuses_a_draft_changed_since_it_was_checked(client, w
     conn = await repository.driver_connection(session)
     row = await repository.load_for_submit(conn, _officer(), uuid.UUID(app["id"]))
     with pytest.raises(asyncpg.PostgresError) as info:
-        await conn.fetchrow(service.COMMIT_SQL, row.id, False, None, None, row.version - 1, row.call_id,
-                            row.call_code, row.current_version, row.vat_number, "0" * 64, "{}", row.partner_id,
-                            row.company_id, "k", "c", "partner", None, "intake", None, None, None, None, None,
-                            uuid.uuid4())
+        await conn.fetchrow(service.COMMIT_SQL, *service.CommitArgs(
+            application_id=row.id, prechecked=False, reach=None, reach_id=None, version=row.version - 1,
+            call_id=row.call_id, call_code=row.call_code, call_version=row.current_version, company_vat=row.vat_number,
+            content_sha256="0" * 64, event_payload="{}", partner_id=row.partner_id, company_id=row.company_id,
+            key_id="k", principal="c", principal_kind="partner", request_id=None, service="intake", idem_owner=None,
+            idem_key=None, idem_hash=None, idem_path=None, idem_expires=None, event_id=uuid.uuid4()))
     assert info.value.sqlstate == "DK002"
     refused = service._commit_refused(info.value)
     assert isinstance(refused, Conflict) and refused.kind.status == 409

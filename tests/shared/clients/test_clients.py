@@ -111,6 +111,19 @@ async def upstream() -> AsyncIterator[Upstream]:
     await up.stop()
 
 
+class FakeClock:
+    """A monotonic clock that moves only when told: the breaker's cool-down passes without waiting for it."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
 def make_client(url: str, **kw: Any) -> ServiceClient:
     opts: dict[str, Any] = {"service": "evaluation", "keyring": KEYRING, "issuer": "regional-desk",
                             "peer": "upstream", "retries": 2, "backoff_base": 0.01, "backoff_max": 0.05,
@@ -238,12 +251,15 @@ async def test_4xx_answers_do_not_open_the_circuit(upstream: Upstream) -> None:
 
 
 async def test_after_the_cooldown_one_successful_probe_closes_the_circuit(upstream: Upstream) -> None:
-    async with make_client(upstream.url, retries=0, breaker_threshold=2, breaker_cooldown=0.2) as c:
+    clock = FakeClock()
+    async with make_client(upstream.url, retries=0, breaker_threshold=2, breaker_cooldown=30, breaker_clock=clock) as c:
         for _ in range(2):
             with pytest.raises(PeerUnavailable):
                 await c.request("GET", "/status/503")
         assert c.breaker.state == "open"
-        await asyncio.sleep(0.25)
+        clock.advance(29.9)
+        assert c.breaker.state == "open" and c.breaker.retry_after == pytest.approx(0.1)
+        clock.advance(0.1)
         assert c.breaker.state == "half_open"
         r = await c.request("GET", "/echo")
         assert r.status_code == 200
@@ -253,11 +269,12 @@ async def test_after_the_cooldown_one_successful_probe_closes_the_circuit(upstre
 
 
 async def test_a_failed_probe_opens_the_circuit_again(upstream: Upstream) -> None:
-    async with make_client(upstream.url, retries=0, breaker_threshold=2, breaker_cooldown=0.2) as c:
+    clock = FakeClock()
+    async with make_client(upstream.url, retries=0, breaker_threshold=2, breaker_cooldown=30, breaker_clock=clock) as c:
         for _ in range(2):
             with pytest.raises(PeerUnavailable):
                 await c.request("GET", "/status/500")
-        await asyncio.sleep(0.25)
+        clock.advance(30)
         with pytest.raises(PeerUnavailable):
             await c.request("GET", "/status/500")  # the probe fails
         assert upstream.hits["status-500"] == 3
@@ -268,11 +285,12 @@ async def test_a_failed_probe_opens_the_circuit_again(upstream: Upstream) -> Non
 
 
 async def test_half_open_lets_only_one_probe_through(upstream: Upstream) -> None:
-    async with make_client(upstream.url, retries=0, breaker_threshold=1, breaker_cooldown=0.2,
+    clock = FakeClock()
+    async with make_client(upstream.url, retries=0, breaker_threshold=1, breaker_cooldown=30, breaker_clock=clock,
                            timeout=httpx.Timeout(0.3)) as c:
         with pytest.raises(PeerUnavailable):
             await c.request("GET", "/status/500")
-        await asyncio.sleep(0.25)
+        clock.advance(30)
         results = await asyncio.gather(c.request("GET", "/hang"), c.request("GET", "/echo"),
                                        return_exceptions=True)
     assert all(isinstance(r, PeerUnavailable) for r in results)
@@ -282,7 +300,8 @@ async def test_half_open_lets_only_one_probe_through(upstream: Upstream) -> None
 
 async def test_a_peer_that_recovers_is_used_again(upstream: Upstream) -> None:
     """Stop the peer: the circuit opens; start it again on the same port: after the cool-down it closes."""
-    async with make_client(upstream.url, retries=0, breaker_threshold=2, breaker_cooldown=0.2) as c:
+    clock = FakeClock()
+    async with make_client(upstream.url, retries=0, breaker_threshold=2, breaker_cooldown=30, breaker_clock=clock) as c:
         await c.request("GET", "/echo")
         port = upstream.port
         await upstream.stop()
@@ -291,7 +310,7 @@ async def test_a_peer_that_recovers_is_used_again(upstream: Upstream) -> None:
                 await c.request("GET", "/echo")
         assert c.breaker.state == "open"
         await upstream.start(port)
-        await asyncio.sleep(0.25)
+        clock.advance(30)
         r = await c.request("GET", "/echo")
         assert r.status_code == 200 and c.breaker.state == "closed"
 

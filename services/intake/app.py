@@ -34,7 +34,9 @@ Authenticate with OAuth2 client credentials at `POST /v1/oauth/token`. Errors ar
 problem details; state-changing POSTs honour `Idempotency-Key`; changes to mutable resources
 need `If-Match` with the resource's `ETag`. Events reach partners as signed webhooks
 (`/v1/webhooks`, catalogue under `webhooks` below and at `GET /v1/events/types`) or by polling
-`GET /v1/events`."""
+`GET /v1/events`. API clients are managed at `/v1/clients` (secrets shown once, rotation with an
+overlap, revocation): a revoked client's tokens already issued are refused by every service within
+`DESK_REVOCATION_REFRESH_SECONDS` (5 seconds by default)."""
 
 
 async def _nothing_to_reset(conn: asyncpg.Connection) -> None:

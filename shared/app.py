@@ -33,6 +33,7 @@ from shared.inputguard import ControlCharacterGuard
 from shared.oauth import token_router
 from shared.observability import RequestContextMiddleware, configure_logging, metrics_response
 from shared.ratelimit import RateLimiter
+from shared.revocation import RevokedClients
 from shared.routing import UnitOfWorkRoute
 from shared.settings import DeskSettings
 
@@ -155,6 +156,8 @@ def create_app(settings: DeskSettings, *, title: str, description: str, routers:
     app.state.settings = settings
     app.state.token_limiter = RateLimiter(settings.rate_limit_token_per_minute)
     app.state.write_limiter = RateLimiter(settings.rate_limit_write_per_minute, settings.rate_limit_write_burst)
+    app.state.revoked_clients = RevokedClients(refresh_seconds=settings.revocation_refresh_seconds,
+                                               token_ttl_seconds=settings.access_token_ttl_seconds)
     app.state.sessionmaker = None
     app.state.autocommit_sessionmaker = None
     app.state.keyring = None

@@ -11,12 +11,16 @@ import base64
 import secrets
 import time
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
 import jwt
 from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from fastapi import Request
@@ -25,6 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.errors import FORBIDDEN, DeskError, Unauthenticated
 from shared.models import ApiClient
+from shared.revocation import RevokedClients
 
 PrincipalKind = Literal["partner", "company", "officer", "auditor", "service"]
 PRINCIPAL_KINDS: tuple[PrincipalKind, ...] = ("partner", "company", "officer", "auditor", "service")
@@ -242,6 +247,7 @@ class Authenticator:
 
     async def __call__(self, request: Request) -> Principal:
         p = current_principal(request)
+        await refuse_revoked(request, p)
         if p.kind not in self.kinds:
             raise DeskError("Il tuo ruolo non consente questa operazione.",
                             "Your role does not allow this operation.", kind=FORBIDDEN)
@@ -256,6 +262,31 @@ class Authenticator:
                             headers={"WWW-Authenticate": f'Bearer error="insufficient_scope", '
                                                          f'scope="{" ".join(sorted(needed))}"'})
         return p
+
+
+@asynccontextmanager
+async def _borrowed(session: AsyncSession) -> AsyncIterator[AsyncSession]:
+    yield session
+
+
+async def refuse_revoked(request: Request, principal: Principal) -> None:
+    """401 for a token whose client was revoked (within `DESK_REVOCATION_REFRESH_SECONDS`, see
+    `shared.revocation`). The list is re-read, when stale, in the request's own session if it has one."""
+    if getattr(request.state, "revocation_checked", False):
+        return
+    revoked: RevokedClients | None = getattr(request.app.state, "revoked_clients", None)
+    if revoked is None:
+        return
+    session = getattr(request.state, "session", None)
+
+    def factory() -> Any:
+        return _borrowed(session) if session is not None else request.app.state.sessionmaker()
+
+    if await revoked.is_revoked(principal.client_id, factory):
+        raise Unauthenticated("Le credenziali di questo token sono state revocate.",
+                              "The credentials of this access token were revoked.",
+                              headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
+    request.state.revocation_checked = True
 
 
 authenticated = Authenticator()
@@ -286,3 +317,44 @@ async def create_client(session: AsyncSession, *, kind: PrincipalKind, name: str
     session.add(client)
     await session.flush()
     return client, secret
+
+
+MAX_PREVIOUS_SECRETS = 3  # a failed token request verifies at most this many more hashes
+
+
+def live_previous_secrets(client: ApiClient, now: datetime) -> list[dict[str, str]]:
+    """The secrets a rotation replaced whose overlap has not ended."""
+    return [p for p in client.previous_secrets or [] if datetime.fromisoformat(p["expires_at"]) > now]
+
+
+def _matches(secret_hash: str, secret: str) -> bool:
+    try:
+        return _hasher.verify(secret_hash, secret)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+async def verify_client_secret(client: ApiClient, secret: str, now: datetime) -> bool:
+    """The current secret, or one replaced by a rotation while its overlap lasts."""
+    for secret_hash in [client.secret_hash, *(p["hash"] for p in live_previous_secrets(client, now))]:
+        if await run_in_threadpool(_matches, secret_hash, secret):
+            return True
+    return False
+
+
+async def rotate_client_secret(session: AsyncSession, client: ApiClient, *, overlap: timedelta,
+                               now: datetime) -> str:
+    """A new secret (returned once, stored hashed); the replaced one keeps working until now + overlap.
+
+    Earlier replaced secrets keep their own overlap (a rotation retried after a lost response does not cut
+    off the secret still in use), at most `MAX_PREVIOUS_SECRETS` of them, the oldest dropped first."""
+    secret = new_secret()
+    previous = live_previous_secrets(client, now)
+    if overlap > timedelta(0):
+        previous.append({"hash": client.secret_hash, "expires_at": (now + overlap).isoformat()})
+    client.previous_secrets = previous[-MAX_PREVIOUS_SECRETS:]
+    client.secret_hash = await run_in_threadpool(_hasher.hash, secret)
+    client.rotated_at = now
+    client.version += 1
+    await session.flush()
+    return secret

@@ -34,8 +34,16 @@ from shared.db import Base
 
 
 class ApiClient(Base):
+    """An OAuth2 client. Managed through intake's `/v1/clients` (migration 0019): `previous_secrets` are the
+    hashes a rotation replaced, each accepted until its `expires_at`; a revoked client (`revoked_at`) gets no
+    token, and the tokens it already holds are refused by every service (`shared.revocation`)."""
+
     __tablename__ = "api_clients"
-    __table_args__ = {"schema": "desk"}
+    __table_args__ = (
+        Index(None, "revoked_at", postgresql_where="revoked_at IS NOT NULL"),
+        Index(None, "partner_id"),
+        {"schema": "desk"},
+    )
 
     id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=uuid.uuid4)
     client_id: Mapped[str] = mapped_column(String(64), unique=True)
@@ -47,6 +55,13 @@ class ApiClient(Base):
     scopes: Mapped[list[str]] = mapped_column(ARRAY(Text))
     active: Mapped[bool] = mapped_column(Boolean, default=True, server_default="true")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    previous_secrets: Mapped[list[dict[str, str]]] = mapped_column(JSONB, default=list,
+                                                                   server_default=expression.text("'[]'::jsonb"))
+    rotated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    revoked_reason: Mapped[str | None] = mapped_column(Text)
+    last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class AuditRecord(Base):

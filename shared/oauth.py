@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import base64
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 from urllib.parse import unquote
 
-from argon2.exceptions import VerificationError
 from fastapi import APIRouter, Form, Request
-from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
-from sqlalchemy import select
+from sqlalchemy import or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from shared.auth import issue_token, verify_secret
+from shared.auth import issue_token, verify_client_secret
 from shared.db import SessionDep
 from shared.errors import INVALID_CLIENT, INVALID_GRANT_REQUEST, DeskError, ProblemKind, problem_responses
 from shared.models import ApiClient
@@ -45,6 +45,20 @@ def _basic_credentials(request: Request) -> tuple[str, str] | None:
     return (unquote(cid), unquote(sec)) if sep else None
 
 
+LAST_USED_RESOLUTION = timedelta(minutes=1)
+
+
+async def _note_use(session: AsyncSession, client: ApiClient, now: datetime) -> None:
+    """`last_used_at` is when a token was last issued to the client, to the minute: a client asking for tokens
+    in a burst writes the row once a minute at most (the condition also settles concurrent requests)."""
+    if client.last_used_at is not None and now - client.last_used_at < LAST_USED_RESOLUTION:
+        return
+    await session.execute(update(ApiClient).where(
+        ApiClient.id == client.id,
+        or_(ApiClient.last_used_at.is_(None), ApiClient.last_used_at < now - LAST_USED_RESOLUTION),
+    ).values(last_used_at=now).execution_options(synchronize_session=False))
+
+
 token_router = APIRouter(tags=["oauth"], route_class=UnitOfWorkRoute)
 
 
@@ -54,7 +68,8 @@ token_router = APIRouter(tags=["oauth"], route_class=UnitOfWorkRoute)
     responses=problem_responses(400, 401, 429),
     description="OAuth 2.0 client credentials grant (RFC 6749 §4.4). Send the form fields "
                 "`grant_type=client_credentials`, `client_id`, `client_secret` (or HTTP Basic) and optionally "
-                "`scope` (space-separated subset of the client's scopes). Errors carry the RFC 6749 `error` code.",
+                "`scope` (space-separated subset of the client's scopes). Errors carry the RFC 6749 `error` code. "
+                "A revoked client is refused; a secret replaced by a rotation works until its overlap ends.",
 )
 async def token(
     request: Request,
@@ -73,12 +88,10 @@ async def token(
     if not client_id or not client_secret:
         raise _oauth_error("invalid_request", "client_id and client_secret are required.")
     client = (await session.execute(select(ApiClient).where(ApiClient.client_id == client_id))).scalar_one_or_none()
+    now = datetime.now(UTC)
     ok = False
-    if client is not None and client.active:
-        try:
-            ok = await run_in_threadpool(verify_secret, client.secret_hash, client_secret)
-        except VerificationError:
-            ok = False
+    if client is not None and client.active and client.revoked_at is None:
+        ok = await verify_client_secret(client, client_secret, now)
     if not ok or client is None:
         raise _oauth_error("invalid_client", "Client authentication failed.", status_kind=INVALID_CLIENT,
                            headers={"WWW-Authenticate": 'Basic realm="desk"'})
@@ -89,6 +102,7 @@ async def token(
             raise _oauth_error("invalid_scope", f"Scopes not granted to this client: "
                                                 f"{' '.join(sorted(set(asked) - set(granted)))}.")
         granted = asked
+    await _note_use(session, client, now)
     settings = request.app.state.settings
     tok = issue_token(request.app.state.keyring, client=client, scopes=granted, issuer=settings.token_issuer,
                       ttl=settings.access_token_ttl_seconds)

@@ -47,6 +47,12 @@ class DeskSettings(BaseSettings):
     )
     token_issuer: str = Field("regional-desk", validation_alias=_shared("TOKEN_ISSUER"))
     access_token_ttl_seconds: int = Field(900, validation_alias=_shared("ACCESS_TOKEN_TTL_SECONDS"))
+    revocation_refresh_seconds: float = Field(
+        5.0, ge=0, le=60, validation_alias=_shared("REVOCATION_REFRESH_SECONDS"),
+        description="Each process re-reads the list of revoked API clients at most this often (on the first "
+                    "authenticated request after it went stale): a revoked client's tokens are refused everywhere "
+                    "within this many seconds, at once by the intake process that revoked it. 0 reads it on "
+                    "every request.")
     max_body_bytes: int = Field(1_048_576, validation_alias=_shared("MAX_BODY_BYTES"))
     http_header_timeout_seconds: float = Field(
         10.0, gt=0, validation_alias=_shared("HTTP_HEADER_TIMEOUT_SECONDS"),

@@ -13,6 +13,7 @@ from services.intake.applications.endpoints import router as applications_router
 from services.intake.applications.endpoints import submit_router
 from services.intake.applications.fastpath import CommitBatcher, SubmitFastPath
 from services.intake.calls.endpoints import router as calls_router
+from services.intake.clients.endpoints import router as clients_router
 from services.intake.companies.endpoints import delegations_router
 from services.intake.companies.endpoints import router as companies_router
 from services.intake.partners.endpoints import router as partners_router
@@ -33,7 +34,9 @@ Authenticate with OAuth2 client credentials at `POST /v1/oauth/token`. Errors ar
 problem details; state-changing POSTs honour `Idempotency-Key`; changes to mutable resources
 need `If-Match` with the resource's `ETag`. Events reach partners as signed webhooks
 (`/v1/webhooks`, catalogue under `webhooks` below and at `GET /v1/events/types`) or by polling
-`GET /v1/events`."""
+`GET /v1/events`. API clients are managed at `/v1/clients` (secrets shown once, rotation with an
+overlap, revocation): a revoked client's tokens already issued are refused by every service within
+`DESK_REVOCATION_REFRESH_SECONDS` (5 seconds by default)."""
 
 
 async def _nothing_to_reset(conn: asyncpg.Connection) -> None:
@@ -72,7 +75,7 @@ async def submit_pool(app: FastAPI) -> AsyncIterator[None]:
 def build_app(settings: IntakeSettings | None = None) -> FastAPI:
     app = create_app(settings or IntakeSettings(), title="Regional desk — intake", description=DESCRIPTION,
                      routers=[calls_router, applications_router, submit_router, trainings_router, partners_router,
-                              companies_router, delegations_router, webhooks_router, events_router],
+                              clients_router, companies_router, delegations_router, webhooks_router, events_router],
                      lifespans=[submit_pool], inner_middleware=[SubmitFastPath])
     document_event_webhooks(app)  # the event catalogue as OpenAPI 3.1 `webhooks`
     return app

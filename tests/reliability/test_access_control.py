@@ -31,6 +31,7 @@ import pytest_asyncio
 from fastapi.routing import APIRoute, iter_route_contexts
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
+from shared.auth import create_client
 from shared.db import make_sessionmaker
 from tests.conftest import TokenFactory, app_for
 from tests.factories import delegate, draft_body, make_company, make_partner, open_call
@@ -102,6 +103,11 @@ TABLE: dict[tuple[str, str, str], Rule] = {
     ("intake", "GET", "/v1/partners"): r(P, O, A, S),
     ("intake", "GET", "/v1/partners/{partner_id}"): r(P, O, A, S, visible=PARTNER_OWNED),
     ("intake", "POST", "/v1/partners/{partner_id}/clients"): r(O),
+    ("intake", "GET", "/v1/clients"): r(P, O, A),
+    ("intake", "POST", "/v1/clients"): r(P, O),
+    ("intake", "GET", "/v1/clients/{client_id}"): r(P, O, A, visible=PARTNER_OWNED),
+    ("intake", "POST", "/v1/clients/{client_id}/rotate"): r(P, O, visible=PARTNER_OWNED),
+    ("intake", "POST", "/v1/clients/{client_id}/revoke"): r(P, O, visible=PARTNER_OWNED),
     ("intake", "POST", "/v1/companies"): r(P, C, O),
     ("intake", "GET", "/v1/companies"): r(*ALL),
     ("intake", "GET", "/v1/companies/{company_id}"): r(*ALL, visible=OWNED),
@@ -297,6 +303,7 @@ async def world(client: httpx.AsyncClient, evaluation_app: Any, evaluation_clien
         "company_id": str(company_a.id), "participant_name": "Maria Rossi",
         "participant_email": "m.rossi@example.it"}, a)
     webhook = await _post(client, "/v1/webhooks", {"url": "http://127.0.0.1:9/hook", "event_types": ["*"]}, a)
+    api_client, _secret = await create_client(session, kind=P, name="partner A's CRM", partner_id=partner_a.id)
     # company A's file as the revoked delegate left it: recorded with it in evaluation and monitoring
     received = await received_application(session, call_id=call.id, company_id=company_a.id, partner_id=revoked.id)
     await evaluation_of(session, received)
@@ -343,7 +350,7 @@ async def world(client: httpx.AsyncClient, evaluation_app: Any, evaluation_clien
         "vat_number": company_a.vat_number, "assignment_id": uuid.uuid4(), "decree_id": decree["id"],
         "decision_id": decision["id"], "project_id": project.id, "payment_id": payment.id,
         "claim_id": claim["id"], "line_id": line.json()["id"], "evidence_id": uuid.uuid4(), "index": 0,
-        "change_id": uuid.uuid4(), "allowance_id": uuid.uuid4(),
+        "change_id": uuid.uuid4(), "allowance_id": uuid.uuid4(), "client_id": api_client.client_id,
         "name": "funding",
     }
     return World(ids, headers)
@@ -439,7 +446,7 @@ async def test_partner_b_lists_none_of_partner_as_resources(world: World, client
     b = world.headers["partner_b"]
     for url, key in (("/v1/applications", "application_id"), ("/v1/companies", "company_id"),
                      ("/v1/delegations", "delegation_id"), ("/v1/webhooks", "webhook_id"),
-                     ("/v1/partners", "partner_id")):
+                     ("/v1/partners", "partner_id"), ("/v1/clients", "client_id")):
         mine = await client.get(url, headers=world.headers["partner_a"])
         theirs = await client.get(url, headers=b)
         assert mine.status_code == theirs.status_code == 200, (url, mine.text, theirs.text)

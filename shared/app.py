@@ -128,11 +128,10 @@ def create_app(settings: DeskSettings, *, title: str, description: str, routers:
             engine = create_engine(resolve_database_url(settings), pool_size=settings.db_pool_size,
                                    max_overflow=settings.db_max_overflow,
                                    statement_cache=settings.db_statement_cache,
+                                   generic_plans=settings.db_generic_plans,
                                    application_name=settings.service_name)
             app.state.engine = engine
             app.state.sessionmaker = make_sessionmaker(engine)
-            autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
-            app.state.autocommit_sessionmaker = make_sessionmaker(autocommit)
         if getattr(app.state, "keyring", None) is None:
             pem = settings.signing_key.get_secret_value() if settings.signing_key else None
             app.state.keyring = load_or_create_key(pem, settings.data_dir,
@@ -159,7 +158,6 @@ def create_app(settings: DeskSettings, *, title: str, description: str, routers:
     app.state.revoked_clients = RevokedClients(refresh_seconds=settings.revocation_refresh_seconds,
                                                token_ttl_seconds=settings.access_token_ttl_seconds)
     app.state.sessionmaker = None
-    app.state.autocommit_sessionmaker = None
     app.state.keyring = None
     install_error_handlers(app)
     for middleware in inner_middleware:  # inside the request-context middleware: ids, metrics, body limits apply

@@ -65,11 +65,13 @@ def plain_url(url: str) -> str:
 
 
 def create_engine(url: str, *, pool_size: int = 10, max_overflow: int = 5, statement_cache: bool = True,
-                  **kw: Any) -> AsyncEngine:
-    # Generic plans: the desk's statements are small parameterised lookups whose custom re-planning
-    # (milliseconds for a five-table join) cost more than running them; asyncpg keeps them prepared.
-    connect_args: dict[str, Any] = {"server_settings": {"application_name": kw.pop("application_name", "desk"),
-                                                        "plan_cache_mode": "force_generic_plan"}}
+                  generic_plans: bool = False, **kw: Any) -> AsyncEngine:
+    """`generic_plans`: plan each prepared statement once (plan_cache_mode=force_generic_plan), for a service
+    whose statements are small parameterised lookups run very often (intake, see its settings)."""
+    server_settings = {"application_name": kw.pop("application_name", "desk")}
+    if generic_plans:
+        server_settings["plan_cache_mode"] = "force_generic_plan"
+    connect_args: dict[str, Any] = {"server_settings": server_settings}
     if not statement_cache:
         # PgBouncer in transaction mode: no server-side prepared statements survive a transaction.
         connect_args["statement_cache_size"] = 0

@@ -84,14 +84,6 @@ class UnitOfWorkRoute(APIRoute):
         return handler
 
 
-class AutocommitRoute(UnitOfWorkRoute):
-    """A route whose only write is one statement that is its own transaction (the submit: see
-    `intake.commit_submission`). Its reads take no locks; the statement commits inside the server,
-    so no lock is held across a client round trip. Falls back to the ordinary session in tests."""
-
-    sessionmaker_attr = "autocommit_sessionmaker"
-
-
 async def _store_response(session: Any, slot: IdempotencySlot, response: Response) -> None:
     headers = {k: v for k, v in response.headers.items() if k in _REPLAYED_HEADERS}
     await session.execute(

@@ -41,6 +41,9 @@ class DeskSettings(BaseSettings):
         True, validation_alias=_shared("DB_STATEMENT_CACHE"),
         description="Turn off behind PgBouncer in transaction mode.",
     )
+    db_generic_plans: bool = Field(
+        False, description="Plan the ORM's prepared statements once (plan_cache_mode=force_generic_plan); on "
+                           "for intake only (see IntakeSettings).")
     signing_key: SecretStr | None = Field(
         None, validation_alias=_shared("SIGNING_KEY"),
         description="Ed25519 private key (PEM) signing access tokens and receipts; generated in local mode.",
@@ -99,6 +102,10 @@ class IntakeSettings(DeskSettings):
     model_config = SettingsConfigDict(env_prefix="INTAKE_", env_file=".env", extra="ignore", populate_by_name=True)
     service_name: str = "intake"
     port: int = 8001
+    db_generic_plans: bool = Field(
+        True, description="Plan the ORM's statements once (plan_cache_mode=force_generic_plan): intake's are small "
+                          "parameterised lookups run thousands of times on click day, whose custom re-planning "
+                          "costs more than running them. The other services keep PostgreSQL's default.")
     submit_pool_size: int = Field(
         4, description="Connections of the click-day submit path (an asyncpg pool beside the ORM's, plus one "
                        "for the shared durability barrier); 0 serves submits through the ordinary route. Keep it "

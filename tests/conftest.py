@@ -26,9 +26,9 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from services.intake.applications.fastpath import CommitBatcher
+from services.intake.fairness import FairGate
 from shared.auth import KeyRing, PrincipalKind, create_client, issue_token, use_secret_hasher
 from shared.db import create_engine, make_sessionmaker, plain_url
-from shared.fairness import FairGate
 from shared.settings import REPO_ROOT, EvaluationSettings, IntakeSettings, MonitoringSettings
 
 KEYRING = KeyRing.generate()

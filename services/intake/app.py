@@ -9,6 +9,7 @@ from typing import Any
 import asyncpg
 from fastapi import FastAPI
 
+from services.intake.applications.autocommit import autocommit_sessions
 from services.intake.applications.endpoints import router as applications_router
 from services.intake.applications.endpoints import submit_router
 from services.intake.applications.fastpath import CommitBatcher, SubmitFastPath
@@ -16,6 +17,7 @@ from services.intake.calls.endpoints import router as calls_router
 from services.intake.clients.endpoints import router as clients_router
 from services.intake.companies.endpoints import delegations_router
 from services.intake.companies.endpoints import router as companies_router
+from services.intake.fairness import FairGate
 from services.intake.partners.endpoints import router as partners_router
 from services.intake.trainings.endpoints import router as trainings_router
 from services.intake.webhooks.endpoints import events_router
@@ -23,7 +25,6 @@ from services.intake.webhooks.endpoints import router as webhooks_router
 from services.intake.webhooks.openapi import document_event_webhooks
 from shared.app import create_app, resolve_database_url
 from shared.db import plain_url
-from shared.fairness import FairGate
 from shared.settings import IntakeSettings
 
 DESCRIPTION = """Intake of the regional desk for export grants (Regione Lombardia).
@@ -76,7 +77,7 @@ def build_app(settings: IntakeSettings | None = None) -> FastAPI:
     app = create_app(settings or IntakeSettings(), title="Regional desk — intake", description=DESCRIPTION,
                      routers=[calls_router, applications_router, submit_router, trainings_router, partners_router,
                               clients_router, companies_router, delegations_router, webhooks_router, events_router],
-                     lifespans=[submit_pool], inner_middleware=[SubmitFastPath])
+                     lifespans=[autocommit_sessions, submit_pool], inner_middleware=[SubmitFastPath])
     document_event_webhooks(app)  # the event catalogue as OpenAPI 3.1 `webhooks`
     return app
 

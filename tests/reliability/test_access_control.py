@@ -497,6 +497,65 @@ async def test_the_click_day_submit_applies_the_same_rule(committing_client: htt
     assert mine.status_code == 200 and mine.json()["receipt"]["protocol_number"] == 1
 
 
+async def test_the_tables_submit_entry_holds_on_the_fast_path(committing_client: httpx.AsyncClient,
+                                                              engine: AsyncEngine, token_factory: TokenFactory,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every principal of the table against the submit as click day serves it (the ASGI fast path on its own
+    pool, not the FastAPI route), judged by the table's own entry: nobody 401, officer/auditor/service 403,
+    partner B and the revoked delegate 404, company A, partner A and the new delegate past authorisation (a
+    stale If-Match stops them at 412, so the draft stays a draft)."""
+    from services.intake.applications.fastpath import SubmitFastPath
+
+    served: list[str] = []
+    original = SubmitFastPath._submit
+
+    async def counting(self: Any, request: Any, pool: Any, application_id: Any) -> Any:
+        served.append(str(application_id))
+        return await original(self, request, pool, application_id)
+
+    monkeypatch.setattr(SubmitFastPath, "_submit", counting)
+    rule = TABLE[("intake", "POST", "/v1/applications/{application_id}/submit")]
+    async with make_sessionmaker(engine)() as s:
+        call = await open_call(s)
+        partner_a, partner_b = await make_partner(s), await make_partner(s)
+        revoked, successor = await make_partner(s), await make_partner(s)
+        company = await make_company(s)
+        await delegate(s, partner_a, company)
+        await delegate(s, partner_b, await make_company(s))
+        old = await delegate(s, revoked, company)
+        await s.commit()
+    headers = {
+        "none": {}, "partner_a": await token_factory(P, partner_id=partner_a.id),
+        "partner_b": await token_factory(P, partner_id=partner_b.id),
+        "revoked_delegate": await token_factory(P, partner_id=revoked.id),
+        "new_delegate": await token_factory(P, partner_id=successor.id),
+        "company": await token_factory(C, company_id=company.id), "officer": await token_factory(O),
+        "auditor": await token_factory(A), "service": await token_factory(S)}
+    http = committing_client
+    draft = await _post(http, "/v1/applications", draft_body(call.id, company.id), headers["partner_a"])
+    r = await http.post(f"/v1/delegations/{old.id}/revoke", headers={**headers["company"], "If-Match": '"1"'})
+    assert r.status_code == 200, r.text
+    asked = await _post(http, "/v1/delegations", {"vat_number": company.vat_number}, headers["new_delegate"])
+    r = await http.post(f"/v1/delegations/{asked['id']}/accept", headers={**headers["company"], "If-Match": '"1"'})
+    assert r.status_code == 200, r.text
+
+    wrong = []
+    for principal in PRINCIPALS:
+        resp = await http.post(f"/v1/applications/{draft['id']}/submit", json={},
+                               headers={**headers[principal], "If-Match": '"999999"'})
+        got, want = classify(resp), expected(rule, principal)
+        if got != want:
+            wrong.append(f"{principal}: expected {want}, got {resp.status_code} {resp.text[:160]}")
+        elif got == "ok":
+            assert resp.status_code == 412, (principal, resp.text)
+        else:
+            assert resp.headers["content-type"].startswith("application/problem+json"), principal
+    assert not wrong, "\n".join(wrong)
+    assert len(served) == len(PRINCIPALS)  # every one of them was answered by the fast path
+    still = await http.get(f"/v1/applications/{draft['id']}", headers=headers["partner_a"])
+    assert still.json()["status"] == "draft" and still.json()["protocol_number"] is None
+
+
 # ---------------------------------------------------------------- mass assignment
 
 SERVER_OWNED = {"id": str(uuid.uuid4()), "status": "submitted", "protocol_number": 1, "version": 99,

@@ -10,6 +10,7 @@ import orjson
 from fastapi import APIRouter, Depends, Query, Request, Response
 
 from services.intake.applications import repository, service
+from services.intake.applications.autocommit import AutocommitRoute
 from services.intake.applications.schemas import (
     ApplicationCreate,
     ApplicationUpdate,
@@ -18,7 +19,7 @@ from services.intake.applications.schemas import (
     Withdrawal,
 )
 from services.intake.models import Application
-from shared.auth import Authenticator
+from shared.auth import Authenticator, Principal
 from shared.contracts.applications import ApplicationOut
 from shared.db import SessionDep
 from shared.errors import NotFound, problem_responses
@@ -26,7 +27,6 @@ from shared.i18n import pick_language
 from shared.pagination import Page, PageDep, keyset, page_of
 from shared.routing import (
     ActorDep,
-    AutocommitRoute,
     Idempotent,
     UnitOfWorkRoute,
     check_if_match,
@@ -125,12 +125,25 @@ async def check_application(app: ValidApplication, request: Request, session: Se
 
 
 # The submit commits in one server-side statement (no lock held across a round trip): its own route class.
+# Who may submit and how its idempotency key is built: shared with the click-day path (fastpath.py).
+submitter = Authenticator(kinds=("partner", "company"), scopes=("intake:read", "intake:write"))
+
+
+async def submit_key_of(request: Request, principal: Principal) -> service.SubmitKey | None:
+    """The submit's idempotency key (owner, key, request digest, path, retention), or None without one."""
+    key = idempotency_key(request)
+    if key is None:
+        return None
+    return service.SubmitKey(idempotency_owner(principal), key, await request_digest(request), request.url.path,
+                             timedelta(hours=request.app.state.settings.idempotency_retention_hours))
+
+
 submit_router = APIRouter(prefix="/v1/applications", tags=["applications"], route_class=AutocommitRoute,
                           dependencies=[Depends(Authenticator(scopes=("intake:read",)))])
 
 
 @submit_router.post("/{application_id}/submit", response_model=SubmissionReceipt, status_code=201,
-             summary="Submit a draft: protocol number and signed receipt", dependencies=[applicant],
+             summary="Submit a draft: protocol number and signed receipt", dependencies=[Depends(submitter)],
              description="Only inside the call's window (server clock) and only when the pre-check finds no "
                          "blocking problem. Returns the receipt: protocol number (unique per call, in arrival "
                          "order), server timestamp, SHA-256 of the submitted content, the desk's signature and "
@@ -139,10 +152,7 @@ submit_router = APIRouter(prefix="/v1/applications", tags=["applications"], rout
              responses=problem_responses(401, 403, 404, 409, 412, 422))
 async def submit_application(application_id: uuid.UUID, request: Request, session: SessionDep,
                              actor: ActorDep) -> Response:
-    key = idempotency_key(request)
-    submit_key = None if key is None else service.SubmitKey(
-        idempotency_owner(actor.principal), key, await request_digest(request), request.url.path,
-        timedelta(hours=request.app.state.settings.idempotency_retention_hours))
+    submit_key = await submit_key_of(request, actor.principal)
     conn = await repository.driver_connection(session)
     out, replayed = await service.submit(conn=conn, actor=actor, application_id=application_id,
                                          keyring=request.app.state.keyring, key=submit_key,

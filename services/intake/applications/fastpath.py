@@ -17,7 +17,6 @@ import re
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import timedelta
 from typing import Any
 
 import orjson
@@ -28,19 +27,18 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from services.intake.applications import service
-from shared.auth import Authenticator
+from services.intake.applications.endpoints import submit_key_of, submitter
 from shared.errors import DeskError, desk_error_handler, http_error_handler, unhandled_handler
-from shared.routing import Actor, idempotency_key, idempotency_owner, request_digest
+from shared.routing import Actor
 
 log = structlog.get_logger("desk.submit")
 SUBMIT_PATH = re.compile(r"^/v1/applications/([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-"
                          r"[0-9a-fA-F]{12})/submit$")
-_applicant = Authenticator(kinds=("partner", "company"), scopes=("intake:read", "intake:write"))
 
 
 @asynccontextmanager
 async def _connection(app_state: Any, pool: Any) -> AsyncIterator[Any]:
-    """A connection of the submit pool, waited for in arrival order (shared.fairness)."""
+    """A connection of the submit pool, waited for in arrival order (services.intake.fairness)."""
     async with app_state.submit_gate, pool.acquire() as conn:
         yield conn
 
@@ -136,12 +134,9 @@ class SubmitFastPath:
         await response(scope, receive, send)
 
     async def _submit(self, request: Request, pool: Any, application_id: uuid.UUID) -> Response:
-        principal = await _applicant(request)
+        principal = await submitter(request)  # the route's own authentication and key building
         app_state = request.app.state
-        key = idempotency_key(request)
-        submit_key = None if key is None else service.SubmitKey(
-            idempotency_owner(principal), key, await request_digest(request), request.url.path,
-            timedelta(hours=app_state.settings.idempotency_retention_hours))
+        submit_key = await submit_key_of(request, principal)
         actor = Actor(principal, request.scope.get("state", {}).get("request_id"), app_state.settings.service_name)
         if_match = request.headers.get("if-match")
         args = service.prechecked_args(actor=actor, application_id=application_id, keyring=app_state.keyring,

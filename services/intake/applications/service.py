@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.intake.applications import repository
 from services.intake.applications.schemas import ApplicationCreate, ApplicationDocument
 from services.intake.calls.service import cached_rules, effective_window, remember_rules, rules_of, status_of
+from services.intake.fairness import GroupFlush
 from services.intake.models import Application, Call, Company, ExpenseLine
 from shared.access import acting_partner, can_reach_company
 from shared.audit import record_audit, record_event
@@ -49,7 +50,6 @@ from shared.errors import (
     ProblemError,
     ValidationFailed,
 )
-from shared.fairness import GroupFlush
 from shared.i18n import Lang
 from shared.routing import Actor, check_if_match_value, etag_of
 from shared.schemas import LOMBARDY_PROVINCES

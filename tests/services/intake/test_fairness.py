@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from shared.fairness import FairGate
+from services.intake.fairness import FairGate
 
 
 async def test_waiters_are_admitted_in_arrival_order_even_when_newcomers_arrive_at_release() -> None:

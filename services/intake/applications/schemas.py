@@ -14,7 +14,6 @@ from shared.schemas import ApiModel, CountryCode, OutModel, PositiveMoney, VatNu
 
 Text = Annotated[str, Field(max_length=20_000)]
 ShortText = Annotated[str, Field(min_length=1, max_length=300)]
-Share = Annotated[Decimal, Field(gt=0, lt=1, max_digits=5, decimal_places=4, json_schema_extra={"type": "string"})]
 
 
 class TargetMarket(ApiModel):
@@ -61,30 +60,6 @@ class ExpenseLineIn(ApiModel):
     supplier: Annotated[str, Field(max_length=300)] | None = None
 
 
-class NetworkMember(ApiModel):
-    vat_number: VatNumber
-    name: ShortText
-    size_class: Literal["micro", "small", "medium"]
-    expense_share: Share = Field(description="This member's share of the expenses (0-1, exclusive).")
-
-
-class Network(ApiModel):
-    """A business network (rete d'impresa): the applicant is the lead company."""
-
-    name: ShortText
-    members: list[NetworkMember] = Field(min_length=1, max_length=50)
-
-    @model_validator(mode="after")
-    def _shares(self) -> Network:
-        vats = [m.vat_number for m in self.members]
-        dup = next((v for v in vats if vats.count(v) > 1), None)
-        if dup:
-            raise PydanticCustomError("duplicate_value", "Repeated value {value}", {"value": dup})
-        if sum((m.expense_share for m in self.members), Decimal(0)) >= 1:
-            raise PydanticCustomError("network_shares_sum", "The members' shares must leave a share to the lead")
-        return self
-
-
 #: The de minimis regulations whose aid counts towards the ceiling of Reg. (EU) 2023/2831 (its Art. 5: cumulation
 #: with the SGEI, agriculture and fishery de minimis regulations and with aid under its predecessors).
 DeMinimisRegulation = Literal["Reg. (UE) 2023/2831", "Reg. (UE) 1407/2013", "Reg. (UE) 2023/2832",
@@ -105,6 +80,28 @@ class DeMinimisDeclaration(ApiModel):
     reference: Annotated[str, Field(min_length=1, max_length=100)] | None = Field(
         None, description="The COR of the national state-aid register, if known: the same aid imported from the "
                           "register is then counted once.")
+
+
+class NetworkMember(ApiModel):
+    """A member of a business network: a company registered at the desk, with its own expense lines and de minimis
+    self-declaration. The partner submitting must act for it (an active delegation, as for the lead); the lead
+    (the application's company) is not a member of its own network, and no company is listed twice."""
+
+    company_id: uuid.UUID = Field(description="A company registered at intake, within the caller's reach (the same "
+                                              "partner's delegation as the lead).")
+    expense_lines: list[ExpenseLineIn] = Field(default_factory=list, max_length=500,
+                                               description="This member's own expense lines (as the application's).")
+    de_minimis_declarations: list[DeMinimisDeclaration] = Field(
+        default_factory=list, max_length=100,
+        description="This member's own de minimis self-declaration (its single undertaking).")
+
+
+class Network(ApiModel):
+    """A business network (rete d'impresa): the applicant is the lead company, its own lines are the
+    application's `expense_lines`; each member brings its own."""
+
+    name: ShortText
+    members: list[NetworkMember] = Field(min_length=1, max_length=50)
 
 
 class ApplicationDocument(ApiModel):
@@ -141,6 +138,19 @@ class ExpenseLineOut(OutModel):
     supplier: str | None
 
 
+class NetworkMemberOut(OutModel):
+    company_id: uuid.UUID
+    vat_number: str = Field(description="The member's VAT number, as registered when the draft was last saved.")
+    name: str
+    expense_lines: list[ExpenseLineOut]
+    de_minimis_declarations: list[DeMinimisDeclaration] = Field(default_factory=list)
+
+
+class NetworkOut(OutModel):
+    name: str
+    members: list[NetworkMemberOut]
+
+
 class Receipt(OutModel):
     call_id: uuid.UUID
     call_code: str
@@ -171,7 +181,7 @@ class ApplicationOut(OutModel):
     action_plan: ActionPlan
     expense_lines: list[ExpenseLineOut]
     flat_rates: list[str]
-    network: Network | None
+    network: NetworkOut | None
     de_minimis_declarations: list[DeMinimisDeclaration] = Field(default_factory=list)
     protocol_number: int | None
     submitted_at: datetime | None
@@ -233,11 +243,33 @@ class DeMinimisCheckOut(OutModel):
     refused: bool
 
 
+class NetworkMemberEstimate(OutModel):
+    company_id: uuid.UUID
+    vat_number: str
+    eligible_total: Decimal
+    grant: Decimal
+    loan: Decimal
+    total_aid: Decimal
+
+
+class NetworkEstimate(OutModel):
+    """The network's figures: each member's estimated aid on its own lines, and the network's totals (lead +
+    members), which the call's `network` limits apply to."""
+
+    members: list[NetworkMemberEstimate]
+    eligible_total: Decimal
+    grant: Decimal
+    loan: Decimal
+    total_aid: Decimal
+
+
 class CheckResultOut(OutModel):
     submittable: bool = Field(description="No blocking problem (the window is checked at submit time).")
     problems: list[CheckProblem]
     breakdown: Breakdown | None
     estimate: Estimate | None
     de_minimis: DeMinimisCheckOut | None = None
+    network: NetworkEstimate | None = Field(None, description="For a network application: the aid per member and "
+                                                               "the network's totals (`estimate` is the lead's).")
 
 

@@ -344,11 +344,24 @@ async def accept_decision(*, session: AsyncSession, actor: Actor, intake: Intake
     rules = await rules_of_call(intake, decree.call_id, call_in_path=True)
     # The concession enters the de minimis register now, so every later application of the single undertaking
     # counts it; over the ceiling (e.g. a concurrent concession took the headroom) the acceptance is refused.
+    # A network's aid is one concession per company: the lead's for its own share, each member's for its own,
+    # each against its own single undertaking (reference: the COR, then "/1", "/2"... for the members).
+    shares = de_minimis.network_shares(ev, decision.grant, decision.loan)
+    lead_grant, lead_loan = (shares[0]["grant"], shares[0]["loan"]) if shares else (decision.grant, decision.loan)
     await de_minimis.register_concession(
         session=session, actor=actor, intake=intake, rules=rules, evaluation=ev, company_id=decision.company_id,
         application_id=decision.application_id, cor=decision.cor, granted_on=decree.decree_date,
-        grant=decision.grant, loan=decision.loan, decree_number=decree.number,
+        grant=lead_grant, loan=lead_loan, decree_number=decree.number,
         declared=de_minimis.declared_of(app.snapshot))
+    declared_members = (app.snapshot.get("network") or {}).get("members") or []
+    for i, member in enumerate(shares[1:]):
+        await de_minimis.register_concession(
+            session=session, actor=actor, intake=intake, rules=rules, evaluation=ev,
+            company_id=uuid.UUID(member["company_id"]), application_id=decision.application_id,
+            cor=f"{decision.cor}/{i + 1}", granted_on=decree.decree_date, grant=member["grant"],
+            loan=member["loan"], decree_number=decree.number,
+            declared=de_minimis.declared_of(declared_members[i]) if i < len(declared_members) else [],
+            undertaking=[str(v) for v in member["undertaking"]])
     now = datetime.now(UTC)
     decision.status, decision.accepted_at = "accepted", now
     decision.version += 1

@@ -596,24 +596,33 @@ async def register_concession(*, session: AsyncSession, actor: Actor, intake: In
 async def update_concession(*, session: AsyncSession, actor: Actor, application_id: uuid.UUID, grant: Decimal,
                             loan: Decimal, evaluation: Evaluation | None, kind: str, reason: str) -> PriorAid | None:
     """A reduction or revocation of an accepted concession: its register entry takes the aid left (grant + the
-    loan's GGE; zero when revoked), so the single undertaking's headroom grows back. None if none was registered."""
+    loan's GGE; zero when revoked), so the single undertaking's headroom grows back. A network's aid left is
+    split as at the acceptance (`network_shares`): each company's entry (COR, COR/1, ...) takes its share.
+    Returns the applicant's (the lead's) entry, None if none was registered."""
     cor = await repository.accepted_cor(session, application_id)
     if cor is None:
         return None
-    entry = await repository.desk_aid(session, cor)
-    if entry is None:
-        return None
-    amount = concession_equivalent(grant=grant, loan=loan, evaluation=evaluation) if grant + loan > 0 else ZERO
-    if amount == entry.amount:
-        return entry
-    before = {"amount": entry.amount}
-    entry.amount = amount
-    await session.flush()
-    await record_audit(session, actor, action=f"de_minimis.concession_{kind}", resource_type="de_minimis_aid",
-                       resource_id=entry.id, before=before,
-                       after={"amount": amount, "grant": grant, "loan": loan, "reason": reason,
-                              "application_id": str(application_id)})
-    return entry
+    shares = network_shares(evaluation, grant, loan)
+    parts = ([(cor, grant, loan)] if not shares else
+             [(cor if i == 0 else f"{cor}/{i}", s["grant"], s["loan"]) for i, s in enumerate(shares)])
+    first: PriorAid | None = None
+    for i, (reference, g, ln) in enumerate(parts):
+        entry = await repository.desk_aid(session, reference)
+        if entry is None:
+            continue
+        if i == 0:
+            first = entry
+        amount = concession_equivalent(grant=g, loan=ln, evaluation=evaluation) if g + ln > 0 else ZERO
+        if amount == entry.amount:
+            continue
+        before = {"amount": entry.amount}
+        entry.amount = amount
+        await session.flush()
+        await record_audit(session, actor, action=f"de_minimis.concession_{kind}", resource_type="de_minimis_aid",
+                           resource_id=entry.id, before=before,
+                           after={"amount": amount, "grant": g, "loan": ln, "reason": reason,
+                                  "application_id": str(application_id)})
+    return first
 
 
 # ---------------------------------------------------------------- the officer's comparison

@@ -25,7 +25,7 @@ from tests.conftest import make_token
 from tests.factories import delegate, draft_body, make_company, make_partner, open_call
 from tests.services.evaluation.test_de_minimis_concessions import decide_and_accept
 from tests.services.evaluation.test_funding_computation import fund, record, today_rome
-from tests.services.evaluation.test_inbox import deliver, outbox_event
+from tests.services.evaluation.test_inbox import deliver, outbox_event, service_headers
 
 
 def line(category: str, amount: str, market: str = "VN") -> dict[str, Any]:
@@ -108,6 +108,15 @@ async def test_each_member_is_checked_funded_and_registered_on_its_own(
                                         headers=auditor)
         assert [(a["source"], a["reference"], a["amount"]) for a in r.json()["items"]] == [
             ("desk", reference, amount)], company.name
+
+    # monitoring revokes the whole aid (39,804.00 + 129,363.00 = 169,167.00): every company's concession drops to 0
+    r = await evaluation_client.post(f"/v1/calls/{sub['call_id']}/budget/releases", headers=service_headers(), json={
+        "application_id": sub["application_id"], "amount": "169167.00", "reason": "Revoca (DPR 445/2000 art. 75)"})
+    assert r.status_code == 200, r.text
+    for company, reference in ((sub["lead"], cor), (sub["members"][0], f"{cor}/1"), (sub["members"][1], f"{cor}/2")):
+        r = await evaluation_client.get("/v1/de-minimis/aids", params={"vat_number": company.vat_number},
+                                        headers=auditor)
+        assert [(a["reference"], a["amount"]) for a in r.json()["items"]] == [(reference, "0.00")], company.name
 
 
 async def test_a_member_failing_a_check_makes_the_application_not_admissible(

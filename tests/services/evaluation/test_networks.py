@@ -109,9 +109,22 @@ async def test_each_member_is_checked_funded_and_registered_on_its_own(
         assert [(a["source"], a["reference"], a["amount"]) for a in r.json()["items"]] == [
             ("desk", reference, amount)], company.name
 
-    # monitoring revokes the whole aid (39,804.00 + 129,363.00 = 169,167.00): every company's concession drops to 0
+    # monitoring reduces the aid by half (84,583.50 of 169,167.00): the budget keeps grant 39,804.00 x 1/2 =
+    # 19,902.00 and loan 84,583.50 - 19,902.00 = 64,681.50, split as computed: member 0 grant 2,568.00, loan
+    # 8,346.00; member 1 grant 5,136.00, loan 16,692.00; the lead the rest: grant 19,902.00 - 7,704.00 = 12,198.00,
+    # loan 64,681.50 - 25,038.00 = 39,643.50. Concessions (loan x 0.08936854, rounded up): lead 12,198.00 +
+    # 3,542.89 = 15,740.89; member 0: 2,568.00 + 745.87 = 3,313.87; member 1: 5,136.00 + 1,491.74 = 6,627.74.
     r = await evaluation_client.post(f"/v1/calls/{sub['call_id']}/budget/releases", headers=service_headers(), json={
-        "application_id": sub["application_id"], "amount": "169167.00", "reason": "Revoca (DPR 445/2000 art. 75)"})
+        "application_id": sub["application_id"], "amount": "84583.50", "reason": "Riduzione per spese non riconosciute"})
+    assert r.status_code == 200, r.text
+    for company, amount in ((sub["lead"], "15740.89"), (sub["members"][0], "3313.87"), (sub["members"][1], "6627.74")):
+        r = await evaluation_client.get("/v1/de-minimis/aids", params={"vat_number": company.vat_number},
+                                        headers=auditor)
+        assert [a["amount"] for a in r.json()["items"]] == [amount], company.name
+
+    # then revokes the rest (84,583.50): every company's concession drops to 0.00
+    r = await evaluation_client.post(f"/v1/calls/{sub['call_id']}/budget/releases", headers=service_headers(), json={
+        "application_id": sub["application_id"], "amount": "84583.50", "reason": "Revoca (DPR 445/2000 art. 75)"})
     assert r.status_code == 200, r.text
     for company, reference in ((sub["lead"], cor), (sub["members"][0], f"{cor}/1"), (sub["members"][1], f"{cor}/2")):
         r = await evaluation_client.get("/v1/de-minimis/aids", params={"vat_number": company.vat_number},

@@ -115,7 +115,7 @@ async def test_each_member_is_checked_funded_and_registered_on_its_own(
     # loan 64,681.50 - 25,038.00 = 39,643.50. Concessions (loan x 0.08936854, rounded up): lead 12,198.00 +
     # 3,542.89 = 15,740.89; member 0: 2,568.00 + 745.87 = 3,313.87; member 1: 5,136.00 + 1,491.74 = 6,627.74.
     r = await evaluation_client.post(f"/v1/calls/{sub['call_id']}/budget/releases", headers=service_headers(), json={
-        "application_id": sub["application_id"], "amount": "84583.50", "reason": "Riduzione per spese non riconosciute"})
+        "application_id": sub["application_id"], "amount": "84583.50", "reason": "Spese non riconosciute"})
     assert r.status_code == 200, r.text
     for company, amount in ((sub["lead"], "15740.89"), (sub["members"][0], "3313.87"), (sub["members"][1], "6627.74")):
         r = await evaluation_client.get("/v1/de-minimis/aids", params={"vat_number": company.vat_number},

@@ -33,14 +33,15 @@ def line(category: str, amount: str, market: str = "VN") -> dict[str, Any]:
             "supplier": None}
 
 
-async def network_submitted(client: Any, engine: Any, intake_url: str, session: Any) -> dict[str, Any]:
+async def network_submitted(client: Any, engine: Any, intake_url: str, session: Any,
+                            member_fields: dict[str, Any] | None = None) -> dict[str, Any]:
     """Commit a call, a partner, the lead and two members delegated to it; the partner creates and submits the
     network application at intake; evaluation receives it; merit passed with credit class 2 (set directly)."""
     async with make_sessionmaker(engine)() as s:
         call = await open_call(s)
         partner = await make_partner(s)
         lead = await make_company(s)
-        members = [await make_company(s, name="Tessile Brianza S.r.l."),
+        members = [await make_company(s, name="Tessile Brianza S.r.l.", **(member_fields or {})),
                    await make_company(s, name="Alimentare Cremona S.p.A.")]
         for c in (lead, *members):
             await delegate(s, partner, c)
@@ -189,3 +190,32 @@ async def test_an_acceptance_over_a_members_ceiling_is_refused_and_registers_not
         r = await evaluation_client.get("/v1/de-minimis/aids", params={"vat_number": company.vat_number},
                                         headers=auditor)
         assert all(a["source"] != "desk" for a in r.json()["items"]), "no concession registered"
+
+
+async def test_a_members_check_under_review_is_settled_by_naming_its_path(
+        evaluation_client, intake, intake_server, engine, officer, session):
+    # member 0 has no site in Lombardy yet, only the commitment to open one: an officer verifies it
+    sub = await network_submitted(evaluation_client, engine, intake_server.url, session, member_fields={
+        "registered_office": {"address": "Via Po 1", "municipality": "Torino", "postal_code": "10121",
+                              "province": "TO"}, "lombardy_site_commitment": True})
+    await receive(evaluation_client, engine, session, sub)
+    url = f"/v1/evaluations/{sub['application_id']}"
+    ev = (await evaluation_client.get(url, headers=officer)).json()
+    assert ev["stage"] == "needs_review"
+    assert [(c["code"], c["path"]) for c in ev["checks"] if c["outcome"] == "needs_review"] == [
+        ("lombardy_site", "/network/members/0")]
+    review = {"check_code": "lombardy_site", "outcome": "pass", "note": "Contratto di locazione verificato."}
+    # without the path it names the lead's check, which awaits no review: refused, nothing changes
+    r = await evaluation_client.post(f"{url}/admissibility-reviews", json=review,
+                                     headers={**officer, "If-Match": ev["etag"], "Accept-Language": "en"})
+    assert r.status_code == 409 and r.json()["reason"] == "check_not_under_review", r.text
+    r = await evaluation_client.post(f"{url}/admissibility-reviews", json={**review, "path": "/network/members/7"},
+                                     headers={**officer, "If-Match": ev["etag"]})
+    assert r.status_code == 422 and r.json()["errors"][0]["code"] == "check_unknown", r.text
+    assert (await evaluation_client.get(url, headers=officer)).headers["etag"] == ev["etag"]
+    r = await evaluation_client.post(f"{url}/admissibility-reviews", json={**review, "path": "/network/members/0"},
+                                     headers={**officer, "If-Match": ev["etag"]})
+    assert r.status_code == 200, r.text
+    assert r.json()["stage"] == "admissible"
+    reviewed = next(c for c in r.json()["checks"] if c["path"] == "/network/members/0" and c["code"] == "lombardy_site")
+    assert reviewed["outcome"] == "pass" and reviewed["review"]["note"] == "Contratto di locazione verificato."

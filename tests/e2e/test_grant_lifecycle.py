@@ -830,3 +830,16 @@ async def test_c_a_network_application_is_funded_per_member_and_each_member_gets
                                 headers=d.officer))["items"]
         assert [(a["source"], a["reference"], Decimal(a["amount"]), a["granted_on"]) for a in aids] == [
             ("desk", reference, amount, d.decree_date.isoformat())], company["name"]
+
+    # monitoring starts the network's project on the whole approved budget: b 80,000 + 20,000 + 40,000 = 140,000,
+    # d 19,000 + 4,000 + 8,000 = 31,000, e 7,980 + 1,680 + 3,360 = 13,020, with a 10,000 and c 5,000: 199,020.00
+    async def started() -> dict[str, Any] | None:
+        items = _ok(await d.monitoring.get("/v1/projects", params={"company_id": lead["id"]},
+                                           headers=d.officer))["items"]
+        return items[0] if items else None
+    project = await wait_for(started, within=WAIT, what="the project of the network application")
+    assert (project["eligible_total"], project["grant"], project["loan"]) == ("199020.00", "39804.00", "129363.00")
+    budget = {(x["category"], x["kind"]): x["amount"] for x in project["approved_budget"]
+              if x["dimension"] == "category"}
+    assert (budget[("b", "direct")], budget[("d", "flat_rate")], budget[("e", "flat_rate")]) == (
+        "140000.00", "31000.00", "13020.00")

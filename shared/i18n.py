@@ -92,7 +92,6 @@ VALIDATION_MESSAGES: dict[str, tuple[str, str]] = {
     "dates_out_of_order": ("La data di fine precede quella di inizio.", "The end date precedes the start date."),
     "duplicate_value": ("Valore ripetuto: {value}.", "Repeated value: {value}."),
     "share_out_of_range": ("La quota deve essere tra 0 e 1.", "The share must be between 0 and 1."),
-    "network_shares_sum": ("Le quote della rete devono sommare a 1.", "The network shares must add up to 1."),
     "date_in_future": ("La data non può essere nel futuro.", "The date cannot be in the future."),
     "year_out_of_range": ("Anno fuori intervallo.", "Year out of range."),
     "share_relation_mismatch": ("La quota non corrisponde alla relazione (associata 25-50%, collegata oltre 50%).",

@@ -9,8 +9,9 @@ own rows (``services.intake.applications.service.company_facts``); evaluation re
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 
-from shared.contracts.applications import ApplicationOut
+from shared.contracts.applications import ApplicationOut, ExpenseLineOut, NetworkMemberOut
 from shared.contracts.companies import CompanyOut
 from shared.domain.application_check import (
     CompanyFacts,
@@ -58,10 +59,25 @@ def draft_facts(app: ApplicationOut) -> DraftFacts:
     )
 
 
+def member_draft_facts(app: ApplicationOut, member: NetworkMemberOut) -> DraftFacts:
+    """A network member's facts: the network's action plan with the member's own lines and declaration."""
+    return replace(draft_facts(app),
+                   expense_lines=tuple(DraftLine(ln.category, ln.amount, ln.target_market)
+                                       for ln in member.expense_lines),
+                   declared_aid=tuple(DeclaredAid(normalise_vat(d.vat_number), d.granted_on, d.amount,
+                                                  d.reference or f"declared {i + 1}")
+                                      for i, d in enumerate(member.de_minimis_declarations)))
+
+
 def line_suppliers(app: ApplicationOut) -> dict[int, str]:
     """Supplier VAT number by line position, for the lines whose supplier quotes one."""
+    return suppliers_of(app.expense_lines)
+
+
+def suppliers_of(lines: list[ExpenseLineOut]) -> dict[int, str]:
+    """Supplier VAT number by position, for the lines (the application's, or a network member's) quoting one."""
     out: dict[int, str] = {}
-    for i, line in enumerate(app.expense_lines):
+    for i, line in enumerate(lines):
         m = _SUPPLIER_VAT.search(line.supplier or "")
         if m is not None:
             out[i] = m.group(1)

@@ -85,6 +85,8 @@ class Evaluation(Base):
     loan_gge: Mapped[Decimal | None] = mapped_column(Money)
     funding: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     de_minimis: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    # A network application's members: eligible total after the cuts, then each one's aid (None otherwise).
+    network: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     version: Mapped[int] = mapped_column(Integer, default=1)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 

@@ -15,7 +15,6 @@ from shared.schemas import ApiModel, CountryCode, OutModel, PositiveMoney, VatNu
 
 Text = Annotated[str, Field(max_length=20_000)]
 ShortText = Annotated[str, Field(min_length=1, max_length=300)]
-Share = Annotated[Decimal, Field(gt=0, lt=1, max_digits=5, decimal_places=4, json_schema_extra={"type": "string"})]
 
 
 class TargetMarket(ApiModel):
@@ -54,30 +53,6 @@ class ActionPlan(ApiModel):
         return self
 
 
-class NetworkMember(ApiModel):
-    vat_number: VatNumber
-    name: ShortText
-    size_class: Literal["micro", "small", "medium"]
-    expense_share: Share = Field(description="This member's share of the expenses (0-1, exclusive).")
-
-
-class Network(ApiModel):
-    """A business network (rete d'impresa): the applicant is the lead company."""
-
-    name: ShortText
-    members: list[NetworkMember] = Field(min_length=1, max_length=50)
-
-    @model_validator(mode="after")
-    def _shares(self) -> Network:
-        vats = [m.vat_number for m in self.members]
-        dup = next((v for v in vats if vats.count(v) > 1), None)
-        if dup:
-            raise PydanticCustomError("duplicate_value", "Repeated value {value}", {"value": dup})
-        if sum((m.expense_share for m in self.members), Decimal(0)) >= 1:
-            raise PydanticCustomError("network_shares_sum", "The members' shares must leave a share to the lead")
-        return self
-
-
 #: The de minimis regulations whose aid counts towards the ceiling of Reg. (EU) 2023/2831 (its Art. 5: cumulation
 #: with the SGEI, agriculture and fishery de minimis regulations and with aid under its predecessors).
 DeMinimisRegulation = Literal["Reg. (UE) 2023/2831", "Reg. (UE) 1407/2013", "Reg. (UE) 2023/2832",
@@ -108,6 +83,19 @@ class ExpenseLineOut(OutModel):
     supplier: str | None
 
 
+class NetworkMemberOut(OutModel):
+    company_id: uuid.UUID
+    vat_number: str = Field(description="The member's VAT number, as registered when the draft was last saved.")
+    name: str
+    expense_lines: list[ExpenseLineOut]
+    de_minimis_declarations: list[DeMinimisDeclaration] = Field(default_factory=list)
+
+
+class NetworkOut(OutModel):
+    name: str
+    members: list[NetworkMemberOut]
+
+
 class ApplicationOut(OutModel):
     id: uuid.UUID
     call_id: uuid.UUID
@@ -118,7 +106,7 @@ class ApplicationOut(OutModel):
     action_plan: ActionPlan
     expense_lines: list[ExpenseLineOut]
     flat_rates: list[str]
-    network: Network | None
+    network: NetworkOut | None
     de_minimis_declarations: list[DeMinimisDeclaration] = Field(default_factory=list)
     protocol_number: int | None
     submitted_at: datetime | None

@@ -325,6 +325,25 @@ class DeMinimis(_Frozen):
     reference_base_rate: Rate
 
 
+class NetworkRules(_Frozen):
+    """Business networks (rete d'impresa): a lead company applies with member companies, each registered at the
+    desk with its own expense lines, admissibility checks, de minimis headroom and aid. ``min_members`` and
+    ``max_members`` count the members besides the lead; ``max_eligible_total`` caps the eligible expenses of the
+    whole network (lead + members), beyond which the application is refused; ``max_total_aid`` (optional) caps
+    the aid of the whole network the same way."""
+
+    min_members: int = Field(ge=1, le=50)
+    max_members: int = Field(ge=1, le=50)
+    max_eligible_total: Money
+    max_total_aid: Money | None = None
+
+    @model_validator(mode="after")
+    def _bounds(self) -> "NetworkRules":
+        if self.min_members > self.max_members:
+            raise ValueError("network.min_members must not exceed network.max_members")
+        return self
+
+
 class Assumption(_Frozen):
     """A value the published sources do not give: to be confirmed."""
 
@@ -354,6 +373,8 @@ class CallRules(_Frozen):
     reporting: Reporting
     de_minimis: DeMinimis
     results: Results = Field(default_factory=Results)
+    network: NetworkRules | None = Field(
+        None, description="Business networks; null: the call takes no network application.")
     revocation_reasons: list[RevocationReason] = Field(default_factory=list)
     articles: dict[str, str]
     assumptions: list[Assumption]

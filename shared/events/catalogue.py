@@ -27,10 +27,18 @@ class _Data(BaseModel):
     model_config = ConfigDict(extra="allow")
 
 
+class NetworkEstimateData(BaseModel):
+    eligible_total: Decimal = Field(description="The network's: lead and members.")
+    grant: Decimal
+    loan: Decimal
+
+
 class EstimateData(BaseModel):
     eligible_total: Decimal
     grant: Decimal
     loan: Decimal
+    network: NetworkEstimateData | None = Field(None, description="A network application: its totals (the "
+                                                                  "figures above are the lead's).")
 
 
 class ApplicationSubmitted(_Data):

@@ -1015,3 +1015,112 @@ async def test_f_a_false_declaration_revokes_a_paid_project_with_the_statutory_i
                        json={"kpi": "Nuovi clienti esteri", "period": str(last.year), "value": "1.00"},
                        headers=d.beneficiary(0))
     assert r.status_code == 409 and r.json()["type"] == "/problems/reporting-closed", r.text
+
+
+# ---------------------------------------------------------------- a business network
+
+
+def _line(category: str, amount: str, market: str) -> dict[str, Any]:
+    return {"category": category, "description": f"Spesa {category} della rete", "amount": amount,
+            "target_market": market, "supplier": None}
+
+
+async def test_g_a_network_application_is_funded_per_member_and_each_member_gets_its_concession(
+        desk: Desk, engine: AsyncEngine) -> None:
+    """A lead and two members, registered by the same partner, each with its own lines: check, submit,
+    admissibility per member, merit, funding per member, allocation, decree, acceptance, and the de minimis
+    register shows one concession per company.
+
+    Figures: the lead's draft as above (grant 24,396.00, loan 79,287.00); member 0: b 20,000.00 + d 4,000.00 +
+    e 7 % of 24,000.00 = 1,680.00 -> eligible 25,680.00, grant 5,136.00, loan 16,692.00; member 1: b 40,000.00 +
+    d 8,000.00 + e 3,360.00 -> 51,360.00, grant 10,272.00, loan 33,384.00; the network: eligible 199,020.00,
+    grant 39,804.00, loan 129,363.00, aid 169,167.00 (within the budget of 250,000.00 of its own call)."""
+    d, http, ev = desk, desk.intake, desk.evaluation
+    call_id = str(await _call_with_budget(engine, BUDGET))
+    reviewers = [(r, await _token(http, r, SECRET)) for r in await _officers(engine, 2)]
+    firms = [_ok(await http.post("/v1/companies", json=company_body(name=name), headers=d.partner), 201)
+             for name in ("Rete Capofila S.r.l.", "Rete Membro Uno S.r.l.", "Rete Membro Due S.r.l.")]
+    lead, members = firms[0], firms[1:]
+    network = {"name": "Rete Lombardia Export", "members": [
+        {"company_id": members[0]["id"], "expense_lines": [_line("b", "20000.00", "VN")]},
+        {"company_id": members[1]["id"], "expense_lines": [_line("b", "40000.00", "BR")]}]}
+    draft = _ok(await http.post("/v1/applications", json=draft_body(call_id, lead["id"], network=network),
+                                headers=d.partner), 201)
+    check = _ok(await http.post(f"/v1/applications/{draft['id']}/check", headers=d.partner))
+    assert check["submittable"] is True, check["problems"]
+    assert [(m["eligible_total"], m["grant"], m["loan"]) for m in check["network"]["members"]] == [
+        ("25680.00", "5136.00", "16692.00"), ("51360.00", "10272.00", "33384.00")]
+    assert check["network"]["total_aid"] == "169167.00"
+    receipt = _ok(await http.post(f"/v1/applications/{draft['id']}/submit", headers=d.partner), 201)
+    app_id = receipt["receipt"]["application_id"]
+
+    async def admitted() -> dict[str, Any] | None:
+        r = await ev.get(f"/v1/evaluations/{app_id}", headers=d.officer)
+        return r.json() if r.status_code == 200 and r.json()["stage"] != "received" else None
+    got = await wait_for(admitted, within=WAIT, what="the admissibility of the network application")
+    assert got["stage"] == "admissible", [c for c in got["checks"] if c["outcome"] != "pass"]
+    assert {c["path"] for c in got["checks"]} == {None, "/network/members/0", "/network/members/1", "/network"}
+    assert [m["eligible_total"] for m in got["network"]["members"]] == ["25680.00", "51360.00"]
+
+    for reviewer, headers in reviewers:
+        await _review(d, app_id, reviewer, headers, _grid(24, 16, 16, 16, 8))
+    merit = _ok(await ev.get(f"/v1/evaluations/{app_id}/merit", headers=d.officer))
+    assert merit["merit_verdict"] == "passed", merit
+    r = await ev.put(f"/v1/evaluations/{app_id}/credit-class", json={"class_code": "1"},
+                     headers={**d.officer, **_match(merit["etag"])})
+    _ok(r)
+    funded = _ok(await ev.post(f"/v1/evaluations/{app_id}/funding", headers={**d.officer, **_match(r.headers["ETag"])}))
+    assert funded["stage"] == "evaluated", funded
+    net = funded["network"]
+    assert (Decimal(net["lead"]["grant"]), Decimal(net["lead"]["loan"])) == (GRANT, LOAN)
+    assert [(m["company_id"], m["vat_number"], m["grant"], m["loan"]) for m in net["members"]] == [
+        (members[0]["id"], members[0]["vat_number"], "5136.00", "16692.00"),
+        (members[1]["id"], members[1]["vat_number"], "10272.00", "33384.00")]
+    assert (funded["grant"], funded["loan"]) == ("39804.00", "129363.00")
+
+    await _close_window(engine, uuid.UUID(call_id))
+    allocation = _ok(await ev.post(f"/v1/calls/{call_id}/allocation", headers=d.officer))
+    assert allocation["funded"] == 1 and Decimal(allocation["committed_now"]) == Decimal("169167.00"), allocation
+    decree = _ok(await ev.post("/v1/decrees", json={"call_id": call_id,
+                                                    "number": f"{random.randrange(10**6)}/{d.decree_date.year}-rete",
+                                                    "decree_date": d.decree_date.isoformat()},
+                               headers=d.officer), 201)
+    batch = _ok(await ev.post(f"/v1/decrees/{decree['id']}/decisions", json={"application_ids": [app_id]},
+                              headers={**d.officer, **_match(decree["etag"])}), 201)
+    (decision,) = batch["created"]
+    assert (decision["outcome"], decision["grant"], decision["loan"]) == ("funded", "39804.00", "129363.00")
+    cor = str(random.randrange(10**9))
+    r = await ev.put(f"/v1/decisions/{decision['id']}/cup", json={"cup": f"E{random.randint(10, 99)}D"
+                                                                         f"{random.randrange(10**11):011d}"},
+                     headers={**d.officer, **_match(decision["etag"])})
+    _ok(await ev.put(f"/v1/decisions/{decision['id']}/cor", json={"cor": cor},
+                     headers={**d.officer, **_match(_ok(r)["etag"])}))
+    proposal = _ok(await ev.post(f"/v1/decrees/{decree['id']}/close",
+                                 headers={**d.officer, **_match(batch["decree"]["etag"])}), 202)
+    _ok(await ev.post(proposal["confirm"], headers={**d.second_officer, **_match(batch["decree"]["etag"])}))
+    decision = _ok(await ev.get(f"/v1/decisions/{decision['id']}", headers=d.partner))
+    _ok(await ev.post(f"/v1/decisions/{decision['id']}/accept", headers={**d.partner, **_match(decision["etag"])}))
+
+    # one concession per company: the lead's for its own share, each member's for its own (grant + loan's GGE)
+    lead_gge = Decimal(net["lead"]["loan_gge"])
+    expected = [(lead, cor, GRANT + lead_gge)] + [
+        (members[i], f"{cor}/{i + 1}", Decimal(m["grant"]) + Decimal(m["loan_gge"]))
+        for i, m in enumerate(net["members"])]
+    for company, reference, amount in expected:
+        aids = _ok(await ev.get("/v1/de-minimis/aids", params={"vat_number": company["vat_number"]},
+                                headers=d.officer))["items"]
+        assert [(a["source"], a["reference"], Decimal(a["amount"]), a["granted_on"]) for a in aids] == [
+            ("desk", reference, amount, d.decree_date.isoformat())], company["name"]
+
+    # monitoring starts the network's project on the whole approved budget: b 80,000 + 20,000 + 40,000 = 140,000,
+    # d 19,000 + 4,000 + 8,000 = 31,000, e 7,980 + 1,680 + 3,360 = 13,020, with a 10,000 and c 5,000: 199,020.00
+    async def started() -> dict[str, Any] | None:
+        items = _ok(await d.monitoring.get("/v1/projects", params={"company_id": lead["id"]},
+                                           headers=d.officer))["items"]
+        return items[0] if items else None
+    project = await wait_for(started, within=WAIT, what="the project of the network application")
+    assert (project["eligible_total"], project["grant"], project["loan"]) == ("199020.00", "39804.00", "129363.00")
+    budget = {(x["category"], x["kind"]): x["amount"] for x in project["approved_budget"]
+              if x["dimension"] == "category"}
+    assert (budget[("b", "direct")], budget[("d", "flat_rate")], budget[("e", "flat_rate")]) == (
+        "140000.00", "31000.00", "13020.00")

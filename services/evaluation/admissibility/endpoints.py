@@ -79,7 +79,8 @@ async def review_admissibility_check(found: LockedEvaluation, body: Admissibilit
     evaluation, app = found
     check_if_match(request, evaluation.version)
     evaluation = await service.review_check(session=session, actor=actor, evaluation=evaluation, app=app,
-                                            check_code=body.check_code, outcome=body.outcome, note=body.note)
+                                            check_code=body.check_code, outcome=body.outcome, note=body.note,
+                                            path=body.path)
     response.headers["ETag"] = etag_of(evaluation.version)
     return service.to_out(evaluation, app, _lang(request))
 

@@ -32,6 +32,9 @@ class ReviewOut(OutModel):
 
 class CheckOut(Explained):
     code: str
+    path: str | None = Field(None, description="Whose check: null for the applicant (the lead of a network), "
+                                               "/network/members/{i} for a network member, /network for the "
+                                               "network's limits.")
     outcome: CheckOutcome = Field(
         description="pass, fail, needs_review (an officer decides), or deferred: the credit-scoring class is "
                     "assigned in the merit evaluation and applied by the funding computation.")
@@ -100,6 +103,50 @@ class DeMinimisOut(OutModel):
     steps: list[StepOut]
 
 
+class MemberDeMinimisOut(OutModel):
+    members: list[str] = Field(description="VAT numbers of the member's single undertaking.")
+    prior_total: Decimal
+    headroom: Decimal
+    requested_equivalent: Decimal
+    allowed_equivalent: Decimal
+    reduced: bool
+    refused: bool
+
+
+class NetworkMemberAidOut(OutModel):
+    company_id: uuid.UUID
+    vat_number: str
+    name: str
+    eligible_total: Decimal = Field(description="The member's eligible expenses after the cuts.")
+    grant: Decimal | None = Field(None, description="Set by the funding computation, on the member's own lines.")
+    loan: Decimal | None = None
+    loan_gge: Decimal | None = None
+    total_aid: Decimal | None = None
+    de_minimis: MemberDeMinimisOut | None = None
+
+
+class NetworkLeadAidOut(OutModel):
+    company_id: uuid.UUID
+    eligible_total: Decimal
+    grant: Decimal | None = None
+    loan: Decimal | None = None
+    loan_gge: Decimal | None = None
+
+
+class NetworkAidOut(OutModel):
+    """A network application's aid per company: the lead's (its own lines, as `funding`) and each member's;
+    the evaluation's `grant`, `loan` and `loan_gge` are the network's totals, committed on the budget."""
+
+    name: str
+    lead: NetworkLeadAidOut
+    members: list[NetworkMemberAidOut]
+    eligible_total: Decimal = Field(description="Lead and members, after the cuts.")
+    grant: Decimal | None = None
+    loan: Decimal | None = None
+    loan_gge: Decimal | None = None
+    total_aid: Decimal | None = None
+
+
 class EvaluationOut(OutModel):
     application_id: uuid.UUID
     call_id: uuid.UUID
@@ -114,17 +161,21 @@ class EvaluationOut(OutModel):
     score: Decimal | None
     merit_verdict: MeritVerdict | None = Field(description="passed, failed, or third_review_needed (the first "
                                                         "two reviews diverge) - as in `/merit`.")
-    grant: Decimal | None
+    grant: Decimal | None = Field(description="What the application receives: for a network, the total of the "
+                                               "lead and its members (`network` has each one's).")
     loan: Decimal | None
     loan_gge: Decimal | None
-    funding: FundingOut | None
+    funding: FundingOut | None = Field(description="The computation; for a network, on the lead's own lines.")
     de_minimis: DeMinimisOut | None
+    network: NetworkAidOut | None = Field(None, description="A network application: the aid per member.")
     updated_at: datetime
     etag: str
 
 
 class AdmissibilityReviewIn(ApiModel):
     check_code: Annotated[str, Field(min_length=1, max_length=40, examples=["lombardy_site"])]
+    path: Annotated[str, Field(min_length=1, max_length=40, pattern=r"^/network(/members/\d+)?$")] | None = Field(
+        None, description="The check's `path`: null for the applicant's own, /network/members/{i} for a member's.")
     outcome: Literal["pass", "fail"]
     note: Annotated[str, Field(min_length=3, max_length=2000,
                                examples=["Contratto di locazione della sede di Brescia verificato."])]

@@ -18,13 +18,21 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.evaluation.admissibility import repository
-from services.evaluation.facts import company_facts, draft_facts, line_suppliers, related_vats
+from services.evaluation.facts import (
+    company_facts,
+    draft_facts,
+    line_suppliers,
+    member_draft_facts,
+    related_vats,
+    single_undertaking,
+    suppliers_of,
+)
 from services.evaluation.merit.service import verdict_out
 from services.evaluation.models import Evaluation, ReceivedApplication
 from services.evaluation.rules import rules_of_application
@@ -35,7 +43,11 @@ from shared.clients.base import NotFoundAtPeer, PeerError, PeerUnavailable
 from shared.clients.intake import IntakeClient
 from shared.contracts.applications import ApplicationOut
 from shared.contracts.companies import CompanyOut
-from shared.domain.admissibility import CheckOutcome, admissibility
+from shared.domain.admissibility import Admissibility, CheckOutcome, admissibility
+from shared.domain.call_rules import CallRules
+from shared.domain.funding import compute_aid
+from shared.domain.money import ZERO, eur_en, eur_it
+from shared.domain.network import member_path, network_limits
 from shared.errors import PEER_UNAVAILABLE, Conflict, DeskError, NotFound, ProblemError, ValidationFailed
 from shared.i18n import Lang
 from shared.routing import Actor, etag_of
@@ -119,6 +131,71 @@ async def _emit_completed(session: AsyncSession, actor: Actor, *, application_id
                        partner_id=partner_id, company_id=company_id)
 
 
+#: the admissibility checks run on each network member (its company and its own lines); the plan, its markets
+#: and timeline are the lead's, the credit class is the application's, and the call's per-application bounds on
+#: the eligible total give way to the network's (the `network` check).
+MEMBER_CHECKS = ("sme_class", "ateco", "financial_statements", "lombardy_site", "export_share",
+                 "eligible_categories", "category_caps", "new_or_emerging_share")
+NETWORK_CHECK = "network"
+
+
+def _network_check(rules: CallRules, ok: bool, path: str, code: str, problems: list[Any], article: str,
+                   passed: tuple[str, str]) -> dict[str, Any]:
+    it = " ".join(p.message_it for p in problems) or passed[0]  # the problems, else the given explanation
+    en = " ".join(p.message_en for p in problems) or passed[1]
+    outcome = "pass" if ok else "fail"
+    return {"code": code, "path": path, "outcome": outcome, "automatic_outcome": outcome,
+            "article": rules.article(article), "detail_it": it, "detail_en": en, "review": None}
+
+
+async def admit_members(*, intake: IntakeClient, rules: CallRules, application: ApplicationOut,
+                        lead: Admissibility, today: date) -> tuple[list[dict[str, Any]], list[dict[str, Any]],
+                                                                   dict[str, Any] | None]:
+    """A network's members, each by the same rules as an applicant (its own company and lines; paths under
+    /network/members/{i}), and the network's limits: the checks, the cuts, and what is kept of each member."""
+    network = application.network
+    if network is None:
+        return [], [], None
+    checks: list[dict[str, Any]] = []
+    cuts: list[dict[str, Any]] = []
+    members: list[dict[str, Any]] = []
+    aid = lead.estimate.total_aid if lead.estimate is not None else ZERO
+    eligible = lead.breakdown.total if lead.breakdown is not None else ZERO
+    for i, member in enumerate(network.members):
+        path = member_path(i)
+        company = await fetch_company(intake, member.company_id)
+        result = admissibility(rules, company_facts(company), member_draft_facts(application, member), today=today,
+                               related_vats=related_vats(company), line_suppliers=suppliers_of(member.expense_lines))
+        checks.extend({**_check_json(c, credit_class_known=True), "path": path}
+                      for c in result.checks if c.code in MEMBER_CHECKS)
+        cuts.extend({**_cut_json(c), "path": path + c.path} for c in result.cuts)
+        total = result.breakdown.total if result.breakdown is not None else ZERO
+        if total <= 0:
+            checks.append(_network_check(
+                rules, False, path, "network_member_expenses", [], "expenses",
+                ("Il membro della rete non ha spese ammissibili proprie dopo i tagli.",
+                 "The network member has no eligible expenses of its own after the cuts.")))
+        eligible += total
+        aid += compute_aid(rules, total).total_aid
+        members.append({"company_id": str(member.company_id), "vat_number": company.vat_number, "name": company.name,
+                        "undertaking": single_undertaking(company), "eligible_total": str(total)})
+    limits = network_limits(rules, members=len(network.members), eligible_total=eligible, total_aid=aid)
+    checks.append(_network_check(
+        rules, not limits, "/network", NETWORK_CHECK, limits, "applicants",
+        (f"La rete ({len(network.members)} membri oltre al capofila, spese ammissibili {eur_it(eligible)}) rispetta "
+         "i limiti del bando.",
+         f"The network ({len(network.members)} members besides the lead, eligible expenses {eur_en(eligible)}) "
+         "respects the call's limits.")))
+    lead_total = lead.breakdown.total if lead.breakdown is not None else ZERO
+    return checks, cuts, {"name": network.name, "members": members, "eligible_total": str(eligible),
+                          "lead": {"company_id": str(application.company_id), "eligible_total": str(lead_total)}}
+
+
+def _cut_json(c: Any) -> dict[str, Any]:
+    return {"path": c.path, "category": c.category, "requested": str(c.requested), "allowed": str(c.allowed),
+            "reasons": list(c.reasons), "detail_it": c.detail_it, "detail_en": c.detail_en}
+
+
 async def run_admissibility(*, session: AsyncSession, actor: Actor, intake: IntakeClient,
                             application: ApplicationOut) -> bool:
     """Evaluate the admissibility of a just-received application; False if it already has an evaluation."""
@@ -126,23 +203,26 @@ async def run_admissibility(*, session: AsyncSession, actor: Actor, intake: Inta
     rules = await rules_of_application(intake, application)  # the version it was submitted under
     company = await fetch_company(intake, application.company_id)
     facts = company_facts(company)
-    result = admissibility(rules, facts, draft_facts(application),
-                           today=application.submitted_at.astimezone(rules.tz).date(),
+    today = application.submitted_at.astimezone(rules.tz).date()
+    result = admissibility(rules, facts, draft_facts(application), today=today,
                            related_vats=related_vats(company), line_suppliers=line_suppliers(application))
     checks = [_check_json(c, credit_class_known=facts.credit_class is not None) for c in result.checks]
-    cuts = [{"path": c.path, "category": c.category, "requested": str(c.requested), "allowed": str(c.allowed),
-             "reasons": list(c.reasons), "detail_it": c.detail_it, "detail_en": c.detail_en} for c in result.cuts]
+    cuts = [_cut_json(c) for c in result.cuts]
+    member_checks, member_cuts, network = await admit_members(intake=intake, rules=rules, application=application,
+                                                              lead=result, today=today)
+    checks.extend(member_checks)
+    cuts.extend(member_cuts)
     verdict = verdict_of(checks)
     eligible = result.breakdown.total if result.breakdown is not None else None
     values = {"application_id": application.id, "call_id": application.call_id, "stage": verdict,
               "admissibility_verdict": verdict, "admissibility_checks": checks, "cuts": cuts,
-              "eligible_total": eligible, "version": 1}
+              "eligible_total": eligible, "network": network, "version": 1}
     if not await repository.insert_evaluation(session, values):
         return False
     await record_audit(session, actor, action="evaluation.admissibility_run", resource_type="evaluation",
                        resource_id=application.id,
                        after={"stage": verdict, "verdict": verdict, "eligible_total": eligible,
-                              "checks": {c["code"]: c["outcome"] for c in checks},
+                              "checks": {c.get("path", "") + c["code"]: c["outcome"] for c in checks},
                               "cuts": [{k: c[k] for k in ("path", "category", "requested", "allowed")} for c in cuts],
                               "rules": rules.code, "company_size_class": company.size_class})
     await _emit_completed(session, actor, application_id=application.id, call_id=application.call_id,
@@ -189,6 +269,7 @@ def to_out(evaluation: Evaluation, app: ReceivedApplication, lang: Lang) -> dict
             **funding, "steps": [_explained(s, lang) for s in funding.get("steps", [])]},
         "de_minimis": None if de_minimis is None else {
             **de_minimis, "steps": [_explained(s, lang) for s in de_minimis.get("steps", [])]},
+        "network": evaluation.network,
         "updated_at": evaluation.updated_at, "etag": etag_of(evaluation.version),
     }
 
@@ -197,7 +278,7 @@ def to_out(evaluation: Evaluation, app: ReceivedApplication, lang: Lang) -> dict
 
 
 async def review_check(*, session: AsyncSession, actor: Actor, evaluation: Evaluation, app: ReceivedApplication,
-                       check_code: str, outcome: str, note: str) -> Evaluation:
+                       check_code: str, outcome: str, note: str, path: str | None = None) -> Evaluation:
     """An officer settles a check that needs a review; the verdict is recomputed (all pass -> admissible,
     any fail -> not_admissible)."""
     if evaluation.stage != "needs_review":
@@ -205,9 +286,9 @@ async def review_check(*, session: AsyncSession, actor: Actor, evaluation: Evalu
                        "The application has no check awaiting a review.",
                        extra={"reason": "no_review_pending", "stage": evaluation.stage})
     checks = [dict(c) for c in evaluation.admissibility_checks]
-    target = next((c for c in checks if c["code"] == check_code), None)
+    target = next((c for c in checks if c["code"] == check_code and c.get("path") == path), None)
     if target is None:
-        known = [c["code"] for c in checks]
+        known = sorted({c["code"] for c in checks if c.get("path") == path})
         raise ValidationFailed(errors=[ProblemError(
             "check_unknown", "/check_code", f"Verifica '{check_code}' sconosciuta.", f"Unknown check '{check_code}'.",
             extra={"allowed": known})])

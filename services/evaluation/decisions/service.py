@@ -304,29 +304,43 @@ async def _require_answerable(session: AsyncSession, d: Decision) -> Funding:
 def approved_budget(rules: CallRules, snapshot: dict[str, Any], cuts: list[dict[str, Any]]) -> dict[str, Any]:
     """The approved project budget: eligible expenses per category (the call's caps and flat rates applied by
     `compute_eligible` to the lines left after the evaluation's line cuts) and per target market (the lines left
-    after the line cuts, by market; a category cap is not spread over markets)."""
-    allowed: dict[int, Decimal] = {}
-    for cut in cuts:
-        path = str(cut.get("path", ""))
-        tail = path.removeprefix("/expense_lines/")
-        if tail != path and tail.isdigit():
-            allowed[int(tail)] = Decimal(str(cut.get("allowed", "0")))
-    lines = []
-    by_market: dict[str | None, Decimal] = defaultdict(lambda: ZERO)
-    for i, line in enumerate(snapshot.get("expense_lines", [])):
-        amount = min(Decimal(str(line["amount"])), allowed.get(i, Decimal(str(line["amount"]))))
-        if amount <= 0:
-            continue
-        lines.append(ExpenseAmount(line["category"], amount))
-        by_market[line.get("target_market")] += amount
+    after the line cuts, by market; a category cap is not spread over markets). A network's budget is the sum of
+    its companies' (the lead's lines and each member's, each computed on its own as its aid was)."""
+    companies = [("", snapshot.get("expense_lines", []))] + [
+        (f"/network/members/{i}", m.get("expense_lines") or [])
+        for i, m in enumerate((snapshot.get("network") or {}).get("members") or [])]
     flat = snapshot.get("flat_rates")
-    breakdown = compute_eligible(rules, lines, set(flat) if flat is not None else None)
+    total = ZERO
+    direct: dict[str, Decimal] = defaultdict(lambda: ZERO)
+    flat_rates: dict[str, Decimal] = defaultdict(lambda: ZERO)
+    by_market: dict[str | None, Decimal] = defaultdict(lambda: ZERO)
+    for prefix, company_lines in companies:
+        allowed: dict[int, Decimal] = {}
+        for cut in cuts:
+            path = str(cut.get("path", ""))
+            tail = path.removeprefix(f"{prefix}/expense_lines/")
+            if tail != path and tail.isdigit():
+                allowed[int(tail)] = Decimal(str(cut.get("allowed", "0")))
+        lines = []
+        for i, line in enumerate(company_lines):
+            amount = min(Decimal(str(line["amount"])), allowed.get(i, Decimal(str(line["amount"]))))
+            if amount <= 0:
+                continue
+            lines.append(ExpenseAmount(line["category"], amount))
+            by_market[line.get("target_market")] += amount
+        if not lines and prefix:
+            continue
+        breakdown = compute_eligible(rules, lines, set(flat) if flat is not None else None)
+        total += breakdown.total
+        for code, amount in breakdown.direct.items():
+            direct[code] += amount
+        for code, amount in breakdown.flat_rates.items():
+            flat_rates[code] += amount
     return {
-        "eligible_total": breakdown.total,
-        "by_category": [{"category": code, "kind": "direct", "amount": amount}
-                        for code, amount in breakdown.direct.items()]
+        "eligible_total": total,
+        "by_category": [{"category": code, "kind": "direct", "amount": amount} for code, amount in direct.items()]
                        + [{"category": code, "kind": "flat_rate", "amount": amount}
-                          for code, amount in breakdown.flat_rates.items()],
+                          for code, amount in flat_rates.items()],
         "by_market": [{"country": country, "amount": amount}
                       for country, amount in sorted(by_market.items(), key=lambda kv: kv[0] or "~")],
     }
@@ -344,11 +358,24 @@ async def accept_decision(*, session: AsyncSession, actor: Actor, intake: Intake
     rules = await rules_of_call(intake, decree.call_id, call_in_path=True)
     # The concession enters the de minimis register now, so every later application of the single undertaking
     # counts it; over the ceiling (e.g. a concurrent concession took the headroom) the acceptance is refused.
+    # A network's aid is one concession per company: the lead's for its own share, each member's for its own,
+    # each against its own single undertaking (reference: the COR, then "/1", "/2"... for the members).
+    shares = de_minimis.network_shares(ev, decision.grant, decision.loan)
+    lead_grant, lead_loan = (shares[0]["grant"], shares[0]["loan"]) if shares else (decision.grant, decision.loan)
     await de_minimis.register_concession(
         session=session, actor=actor, intake=intake, rules=rules, evaluation=ev, company_id=decision.company_id,
         application_id=decision.application_id, cor=decision.cor, granted_on=decree.decree_date,
-        grant=decision.grant, loan=decision.loan, decree_number=decree.number,
+        grant=lead_grant, loan=lead_loan, decree_number=decree.number,
         declared=de_minimis.declared_of(app.snapshot))
+    declared_members = (app.snapshot.get("network") or {}).get("members") or []
+    for i, member in enumerate(shares[1:]):
+        await de_minimis.register_concession(
+            session=session, actor=actor, intake=intake, rules=rules, evaluation=ev,
+            company_id=uuid.UUID(member["company_id"]), application_id=decision.application_id,
+            cor=f"{decision.cor}/{i + 1}", granted_on=decree.decree_date, grant=member["grant"],
+            loan=member["loan"], decree_number=decree.number,
+            declared=de_minimis.declared_of(declared_members[i]) if i < len(declared_members) else [],
+            undertaking=[str(v) for v in member["undertaking"]])
     now = datetime.now(UTC)
     decision.status, decision.accepted_at = "accepted", now
     decision.version += 1

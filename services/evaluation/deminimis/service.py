@@ -34,7 +34,7 @@ import io
 import re
 import uuid
 from datetime import UTC, date, datetime
-from decimal import Decimal, InvalidOperation
+from decimal import ROUND_FLOOR, Decimal, InvalidOperation
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -52,7 +52,7 @@ from shared.domain import de_minimis as dm
 from shared.domain.application_check import _pct_en, _pct_it
 from shared.domain.call_rules import CallRules
 from shared.domain.funding import compute_aid, repayment_plan
-from shared.domain.money import ZERO, cents_ok, eur_en, eur_it
+from shared.domain.money import CENT, ZERO, cents_ok, eur_en, eur_it
 from shared.errors import DE_MINIMIS_CEILING, Conflict, DeskError, ProblemError, ValidationFailed
 from shared.i18n import Lang
 from shared.routing import Actor
@@ -415,6 +415,23 @@ async def compute_funding(*, session: AsyncSession, actor: Actor, intake: Intake
         "allowed_equivalent": str(outcome.allowed_equivalent), "reduced": outcome.reduced, "refused": refused,
         "steps": _steps(outcome.computation),
     }
+    network = None
+    total_grant, total_loan, total_gge = grant, loan, loan_eq
+    if evaluation.network and not refused:
+        network = await _members_funding(session=session, rules=rules, network=evaluation.network,
+                                         snapshot=app.snapshot, share=share, per_euro=per_euro, today=today)
+        network["lead"] = {**network["lead"], "grant": str(grant), "loan": str(loan), "loan_gge": str(loan_eq)}
+        total_grant = grant + sum((Decimal(m["grant"]) for m in network["members"]), ZERO)
+        total_loan = loan + sum((Decimal(m["loan"]) for m in network["members"]), ZERO)
+        total_gge = loan_eq + sum((Decimal(m["loan_gge"]) for m in network["members"]), ZERO)
+        network.update(grant=str(total_grant), loan=str(total_loan), loan_gge=str(total_gge),
+                       total_aid=str(total_grant + total_loan))
+        steps.append(_step("network", f"Rete: capofila {eur_it(grant + loan)} e {len(network['members'])} membri, "
+                                      f"aiuto totale {eur_it(total_grant + total_loan)} (contributo "
+                                      f"{eur_it(total_grant)}, finanziamento {eur_it(total_loan)}).",
+                           f"Network: lead {eur_en(grant + loan)} and {len(network['members'])} members, total aid "
+                           f"{eur_en(total_grant + total_loan)} (grant {eur_en(total_grant)}, loan "
+                           f"{eur_en(total_loan)}).", total_grant + total_loan))
     before = {"stage": evaluation.stage, "grant": evaluation.grant, "loan": evaluation.loan,
               "loan_gge": evaluation.loan_gge, "version": evaluation.version}
     stage = "not_admissible" if refused else "evaluated"
@@ -425,26 +442,81 @@ async def compute_funding(*, session: AsyncSession, actor: Actor, intake: Intake
             c["detail_it"], c["detail_en"] = steps[1]["detail_it"], steps[1]["detail_en"]
     evaluation.admissibility_checks = checks
     evaluation.stage = stage
-    evaluation.grant, evaluation.loan, evaluation.loan_gge = grant, loan, loan_eq
+    evaluation.grant, evaluation.loan, evaluation.loan_gge = total_grant, total_loan, total_gge
     evaluation.funding = funding
     evaluation.de_minimis = de_minimis
+    if network is not None:
+        evaluation.network = network
     evaluation.version += 1
     evaluation.updated_at = datetime.now(UTC)
     await session.flush()
     await record_audit(session, actor, action="evaluation.funding_computed", resource_type="evaluation",
                        resource_id=evaluation.application_id, before=before,
-                       after={"stage": stage, "grant": grant, "loan": loan, "loan_gge": loan_eq,
+                       after={"stage": stage, "grant": total_grant, "loan": total_loan, "loan_gge": total_gge,
                               "reduced": outcome.reduced, "refused": refused, "members": members,
-                              "prior_total": outcome.period.total, "version": evaluation.version})
+                              "prior_total": outcome.period.total, "version": evaluation.version,
+                              "network": None if network is None else
+                              [{k: m[k] for k in ("company_id", "grant", "loan", "loan_gge")}
+                               for m in network["members"]]})
     partner = app.snapshot.get("partner_id")
     await record_event(session, actor, event_type="evaluation.funding_computed", aggregate_type="evaluation",
                        aggregate_id=evaluation.application_id,
                        payload={"application_id": str(evaluation.application_id), "call_id": str(evaluation.call_id),
                                 "company_id": str(app.company_id), "stage": stage,
-                                "reason": "de_minimis_ceiling" if refused else None, "grant": str(grant),
-                                "loan": str(loan), "loan_gge": str(loan_eq), "de_minimis_reduced": outcome.reduced},
+                                "reason": "de_minimis_ceiling" if refused else None, "grant": str(total_grant),
+                                "loan": str(total_loan), "loan_gge": str(total_gge),
+                                "de_minimis_reduced": outcome.reduced},
                        partner_id=uuid.UUID(partner) if partner else None, company_id=app.company_id)
     return evaluation
+
+
+async def _members_funding(*, session: AsyncSession, rules: CallRules, network: dict[str, Any],
+                           snapshot: dict[str, Any], share: Decimal, per_euro: Decimal, today: date) -> dict[str, Any]:
+    """Each network member's aid: the call's rates on its eligible total after the cuts (its aid base capped at
+    the call's maximum, the loan cap at the application's credit class), within the de minimis headroom of its
+    own single undertaking (the register and its own declaration)."""
+    declared = (snapshot.get("network") or {}).get("members") or []
+    members = []
+    for i, m in enumerate(network["members"]):
+        eligible = Decimal(str(m["eligible_total"]))
+        aid = compute_aid(rules, eligible, share)
+        undertaking = [str(v) for v in m["undertaking"]]
+        own = declared_of(declared[i]) if i < len(declared) else []
+        prior = everything(await repository.aids_of(session, undertaking), own)
+        outcome = dm.cap_new_aid(rules, prior, undertaking, aid.grant, aid.loan, per_euro, grant_date=today)
+        grant, loan = (ZERO, ZERO) if outcome.refused else (outcome.allowed_grant, outcome.allowed_loan)
+        gge = ZERO if outcome.refused else outcome.allowed_loan_equivalent
+        members.append({**m, "requested_grant": str(aid.grant), "requested_loan": str(aid.loan), "grant": str(grant),
+                        "loan": str(loan), "loan_gge": str(gge), "total_aid": str(grant + loan),
+                        "de_minimis": {"members": undertaking, "prior_total": str(outcome.period.total),
+                                       "headroom": str(outcome.headroom),
+                                       "requested_equivalent": str(outcome.requested_equivalent),
+                                       "allowed_equivalent": str(outcome.allowed_equivalent),
+                                       "reduced": outcome.reduced, "refused": outcome.refused}})
+    return {**network, "members": members}
+
+
+def network_shares(evaluation: Evaluation | None, grant: Decimal, loan: Decimal) -> list[dict[str, Any]]:
+    """How a network application's aid (`grant`, `loan`: the decision's, at most the computed totals) is split
+    between the lead (first) and its members, each as its funding computation recorded. When the decision gives
+    less than was computed (partly funded), each member's share is cut in the same proportion (floored to the
+    cent) and the lead takes the rest."""
+    network = evaluation.network if evaluation is not None else None
+    if not network or network.get("grant") is None:
+        return []
+    total_grant, total_loan = Decimal(network["grant"]), Decimal(network["loan"])
+    out = []
+    for m in network["members"]:
+        g, ln = Decimal(m["grant"]), Decimal(m["loan"])
+        if total_grant and grant != total_grant:
+            g = (g * grant / total_grant).quantize(CENT, rounding=ROUND_FLOOR)
+        if total_loan and loan != total_loan:
+            ln = (ln * loan / total_loan).quantize(CENT, rounding=ROUND_FLOOR)
+        out.append({"company_id": m["company_id"], "vat_number": m["vat_number"], "undertaking": m["undertaking"],
+                    "grant": g, "loan": ln})
+    lead = {"company_id": network["lead"]["company_id"], "grant": grant - sum((m["grant"] for m in out), ZERO),
+            "loan": loan - sum((m["loan"] for m in out), ZERO)}
+    return [lead, *out]
 
 
 # ---------------------------------------------------------------- the desk's own concessions
@@ -455,7 +527,8 @@ def concession_equivalent(*, grant: Decimal, loan: Decimal, evaluation: Evaluati
     the funding computation (the evaluation's own ``loan_gge`` when the loan is the one computed)."""
     if loan == 0:
         return grant
-    if evaluation is not None and evaluation.loan_gge is not None and evaluation.loan == loan:
+    if (evaluation is not None and evaluation.loan_gge is not None and evaluation.loan == loan
+            and not evaluation.network):  # a network's loan_gge is its total: each company's share is per euro
         return grant + evaluation.loan_gge
     per_euro: Decimal | None = None
     if evaluation is not None and evaluation.funding and evaluation.funding.get("gge_per_euro"):
@@ -479,14 +552,16 @@ async def undertaking_of(*, intake: IntakeClient, evaluation: Evaluation | None,
 async def register_concession(*, session: AsyncSession, actor: Actor, intake: IntakeClient, rules: CallRules,
                               evaluation: Evaluation | None, company_id: uuid.UUID, application_id: uuid.UUID,
                               cor: str, granted_on: date, grant: Decimal, loan: Decimal,
-                              decree_number: str, declared: list[dm.PriorAid]) -> PriorAid | None:
+                              decree_number: str, declared: list[dm.PriorAid],
+                              undertaking: list[str] | None = None) -> PriorAid | None:
     """Enter the desk's concession (grant + the loan's GGE, at the decree's date, reference = its COR) in the
     register, under the lock of the single undertaking; if it would take the undertaking over the ceiling, refuse
-    (409 de-minimis-ceiling) and the caller's transaction changes nothing."""
+    (409 de-minimis-ceiling) and the caller's transaction changes nothing. `undertaking`: a network member's single
+    undertaking (member first), as its funding computation saw it; by default the applicant's."""
     amount = concession_equivalent(grant=grant, loan=loan, evaluation=evaluation)
     if amount <= 0:
         return None
-    members = await undertaking_of(intake=intake, evaluation=evaluation, company_id=company_id)
+    members = undertaking or await undertaking_of(intake=intake, evaluation=evaluation, company_id=company_id)
     await repository.lock_undertaking(session, members)
     prior = everything(await repository.aids_of(session, members), declared)
     period = dm.aid_in_period(rules, prior, members, granted_on)
@@ -521,24 +596,33 @@ async def register_concession(*, session: AsyncSession, actor: Actor, intake: In
 async def update_concession(*, session: AsyncSession, actor: Actor, application_id: uuid.UUID, grant: Decimal,
                             loan: Decimal, evaluation: Evaluation | None, kind: str, reason: str) -> PriorAid | None:
     """A reduction or revocation of an accepted concession: its register entry takes the aid left (grant + the
-    loan's GGE; zero when revoked), so the single undertaking's headroom grows back. None if none was registered."""
+    loan's GGE; zero when revoked), so the single undertaking's headroom grows back. A network's aid left is
+    split as at the acceptance (`network_shares`): each company's entry (COR, COR/1, ...) takes its share.
+    Returns the applicant's (the lead's) entry, None if none was registered."""
     cor = await repository.accepted_cor(session, application_id)
     if cor is None:
         return None
-    entry = await repository.desk_aid(session, cor)
-    if entry is None:
-        return None
-    amount = concession_equivalent(grant=grant, loan=loan, evaluation=evaluation) if grant + loan > 0 else ZERO
-    if amount == entry.amount:
-        return entry
-    before = {"amount": entry.amount}
-    entry.amount = amount
-    await session.flush()
-    await record_audit(session, actor, action=f"de_minimis.concession_{kind}", resource_type="de_minimis_aid",
-                       resource_id=entry.id, before=before,
-                       after={"amount": amount, "grant": grant, "loan": loan, "reason": reason,
-                              "application_id": str(application_id)})
-    return entry
+    shares = network_shares(evaluation, grant, loan)
+    parts = ([(cor, grant, loan)] if not shares else
+             [(cor if i == 0 else f"{cor}/{i}", s["grant"], s["loan"]) for i, s in enumerate(shares)])
+    first: PriorAid | None = None
+    for i, (reference, g, ln) in enumerate(parts):
+        entry = await repository.desk_aid(session, reference)
+        if entry is None:
+            continue
+        if i == 0:
+            first = entry
+        amount = concession_equivalent(grant=g, loan=ln, evaluation=evaluation) if g + ln > 0 else ZERO
+        if amount == entry.amount:
+            continue
+        before = {"amount": entry.amount}
+        entry.amount = amount
+        await session.flush()
+        await record_audit(session, actor, action=f"de_minimis.concession_{kind}", resource_type="de_minimis_aid",
+                           resource_id=entry.id, before=before,
+                           after={"amount": amount, "grant": g, "loan": ln, "reason": reason,
+                                  "application_id": str(application_id)})
+    return first
 
 
 # ---------------------------------------------------------------- the officer's comparison

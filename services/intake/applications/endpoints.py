@@ -117,11 +117,11 @@ async def delete_application(app: LockedApplication, request: Request, session: 
                          "the cent. A passing verdict is remembered (as when the draft is saved), so a submit "
                          "that follows, with neither the draft nor its company changed, commits at once.",
              responses=problem_responses(401, 404, 422))
-async def check_application(app: ValidApplication, request: Request, session: SessionDep) -> Any:
-    result, _rules, _lines = await service.run_check(session, app)
+async def check_application(app: ValidApplication, request: Request, session: SessionDep, actor: ActorDep) -> Any:
+    result, network = await service.run_check(session, app, actor)
     if app.status == "draft":
         await service.record_precheck(await repository.driver_connection(session), app.id)
-    return service.check_out(result, pick_language(request.headers.get("accept-language")))
+    return service.check_out(result, pick_language(request.headers.get("accept-language")), network)
 
 
 # The submit commits in one server-side statement (no lock held across a round trip): its own route class.

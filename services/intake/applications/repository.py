@@ -106,6 +106,28 @@ async def load_drafts(conn: Any, application_ids: list[uuid.UUID]) -> list[Any]:
     return [_Record(r) for r in rows]
 
 
+_MEMBERS = """
+SELECT co.id, co.name, co.vat_number, co.size_class, co.ateco_code, co.approved_financial_statements,
+       co.registered_office, co.operating_sites, co.lombardy_site_commitment, co.turnover,
+       co.previous_year_export_sales, co.export_history, co.related_enterprises,
+       CASE $2::text WHEN 'all' THEN true
+                     WHEN 'company' THEN co.id = $3::uuid
+                     ELSE EXISTS (SELECT 1 FROM intake.delegations d WHERE d.company_id = co.id
+                                     AND d.partner_id = $3::uuid AND d.status = 'active') END AS reachable
+  FROM intake.companies co WHERE co.id = ANY($1::uuid[])
+"""
+
+
+async def network_companies(conn: Any, company_ids: list[uuid.UUID], reach: str,
+                            who: uuid.UUID | None) -> dict[uuid.UUID, Any]:
+    """The member companies of a network by id, each with whether the caller (`reach`, `who`: as the submit's
+    reach rule) may act for it now."""
+    if not company_ids:
+        return {}
+    rows = await conn.fetch(_MEMBERS, company_ids, reach, who)
+    return {r["id"]: _Record(r) for r in rows}
+
+
 async def idempotency_record(conn: Any, principal: str, key: str) -> Any:
     """The live record of an earlier request with this idempotency key, if any."""
     return await conn.fetchrow("SELECT request_hash, render_ref FROM desk.idempotency_keys"
@@ -123,7 +145,7 @@ class _Record:
 
 
 _JSON_COLUMNS = frozenset({"action_plan", "network", "de_minimis_declarations", "registered_office",
-                           "operating_sites", "export_history",
+                           "operating_sites", "export_history", "related_enterprises",
                            "lines", "receipt"})
 
 

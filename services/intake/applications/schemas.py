@@ -9,7 +9,7 @@ from typing import Annotated
 
 from pydantic import Field
 
-from shared.contracts.applications import ActionPlan, DeMinimisDeclaration, Network, ShortText
+from shared.contracts.applications import ActionPlan, DeMinimisDeclaration, ShortText
 from shared.schemas import ApiModel, CountryCode, OutModel, PositiveMoney
 
 
@@ -19,6 +19,28 @@ class ExpenseLineIn(ApiModel):
     amount: PositiveMoney = Field(description="Taxable amount, net of VAT.")
     target_market: CountryCode | None = None
     supplier: Annotated[str, Field(max_length=300)] | None = None
+
+
+class NetworkMember(ApiModel):
+    """A member of a business network: a company registered at the desk, with its own expense lines and de minimis
+    self-declaration. The partner submitting must act for it (an active delegation, as for the lead); the lead
+    (the application's company) is not a member of its own network, and no company is listed twice."""
+
+    company_id: uuid.UUID = Field(description="A company registered at intake, within the caller's reach (the same "
+                                              "partner's delegation as the lead).")
+    expense_lines: list[ExpenseLineIn] = Field(default_factory=list, max_length=500,
+                                               description="This member's own expense lines (as the application's).")
+    de_minimis_declarations: list[DeMinimisDeclaration] = Field(
+        default_factory=list, max_length=100,
+        description="This member's own de minimis self-declaration (its single undertaking).")
+
+
+class Network(ApiModel):
+    """A business network (rete d'impresa): the applicant is the lead company, its own lines are the
+    application's `expense_lines`; each member brings its own."""
+
+    name: ShortText
+    members: list[NetworkMember] = Field(min_length=1, max_length=50)
 
 
 class ApplicationDocument(ApiModel):
@@ -116,9 +138,33 @@ class DeMinimisCheckOut(OutModel):
     refused: bool
 
 
+class NetworkMemberEstimate(OutModel):
+    company_id: uuid.UUID
+    vat_number: str
+    eligible_total: Decimal
+    grant: Decimal
+    loan: Decimal
+    total_aid: Decimal
+
+
+class NetworkEstimate(OutModel):
+    """The network's figures: each member's estimated aid on its own lines, and the network's totals (lead +
+    members), which the call's `network` limits apply to."""
+
+    members: list[NetworkMemberEstimate]
+    eligible_total: Decimal
+    grant: Decimal
+    loan: Decimal
+    total_aid: Decimal
+
+
 class CheckResultOut(OutModel):
     submittable: bool = Field(description="No blocking problem (the window is checked at submit time).")
     problems: list[CheckProblem]
     breakdown: Breakdown | None
     estimate: Estimate | None
     de_minimis: DeMinimisCheckOut | None = None
+    network: NetworkEstimate | None = Field(None, description="For a network application: the aid per member and "
+                                                               "the network's totals (`estimate` is the lead's).")
+
+

@@ -9,7 +9,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any, NamedTuple
@@ -27,6 +27,7 @@ from services.intake.models import Application, Call, Company, ExpenseLine
 from shared.access import acting_partner, can_reach_company
 from shared.audit import record_audit, record_event
 from shared.auth import KeyRing
+from shared.contracts.applications import DeMinimisDeclaration
 from shared.domain.application_check import (
     CheckResult,
     CompanyFacts,
@@ -35,10 +36,12 @@ from shared.domain.application_check import (
     DraftLine,
     ExportSale,
     Milestone,
+    Problem,
     check_application,
 )
 from shared.domain.call_rules import CallRules
 from shared.domain.de_minimis import normalise_vat
+from shared.domain.network import MemberFacts, NetworkCheck, check_network
 from shared.domain.receipts import canonical_json, sha256_hex
 from shared.errors import (
     CHECK_FAILED,
@@ -82,8 +85,7 @@ async def get_readable(session: AsyncSession, actor: Actor, application_id: uuid
 # ---------------------------------------------------------------- drafting
 
 
-def _document(body: ApplicationDocument, rules: CallRules) -> tuple[dict[str, Any], list[dict[str, Any]],
-                                                                    list[str], dict[str, Any] | None]:
+def _document(body: ApplicationDocument, rules: CallRules) -> tuple[dict[str, Any], list[dict[str, Any]], list[str]]:
     """The stored shape of a draft; flat rates default to every one the call offers."""
     flat = body.flat_rates if body.flat_rates is not None else list(rules.flat_rate_codes)
     unknown = [c for c in flat if c not in rules.flat_rate_codes]
@@ -94,14 +96,22 @@ def _document(body: ApplicationDocument, rules: CallRules) -> tuple[dict[str, An
             f"Category {c} is not a flat rate of the call.") for c in unknown])
     plan = body.action_plan.model_dump(mode="json")
     lines = [ln.model_dump() for ln in body.expense_lines]
-    network = body.network.model_dump(mode="json") if body.network else None
-    return plan, lines, sorted(set(flat)), network
+    return plan, lines, sorted(set(flat))
 
 
 def _declarations(body: ApplicationDocument, rules: CallRules, company: Company | None) -> list[dict[str, Any]]:
     """The de minimis self-declaration as stored; refused (422, every error) when an aid was granted outside the
     current and the two previous fiscal years (or in the future), or to an enterprise that is neither the
     applicant nor one of its linked enterprises (its single undertaking)."""
+    errors = _declaration_errors(body.de_minimis_declarations, rules, company, "/de_minimis_declarations")
+    if errors:
+        raise ValidationFailed(errors=errors)
+    return [d.model_dump(mode="json") for d in body.de_minimis_declarations]
+
+
+def _declaration_errors(items: list[DeMinimisDeclaration], rules: CallRules, company: Any,
+                        prefix: str) -> list[ProblemError]:
+    """What is wrong with a de minimis self-declaration of `company` (the applicant, or a network member)."""
     today = datetime.now(ZoneInfo(rules.timezone)).date()
     first = date(today.year - 2, 1, 1)
     members = None
@@ -110,31 +120,121 @@ def _declarations(body: ApplicationDocument, rules: CallRules, company: Company 
                    *(normalise_vat(r["vat_number"]) for r in company.related_enterprises or []
                      if r.get("relation") == "linked")}
     errors = []
-    for i, d in enumerate(body.de_minimis_declarations):
+    for i, d in enumerate(items):
         if not first <= d.granted_on <= today:
             errors.append(ProblemError(
-                "de_minimis_date_out_of_period", f"/de_minimis_declarations/{i}/granted_on",
+                "de_minimis_date_out_of_period", f"{prefix}/{i}/granted_on",
                 f"La data di concessione va dal {first:%d/%m/%Y} (tre esercizi finanziari) a oggi.",
                 f"The date of concession runs from {first.isoformat()} (three fiscal years) to today.",
                 extra={"from": first.isoformat(), "to": today.isoformat()}))
         if members is not None and normalise_vat(d.vat_number) not in members:
             errors.append(ProblemError(
-                "de_minimis_not_single_undertaking", f"/de_minimis_declarations/{i}/vat_number",
+                "de_minimis_not_single_undertaking", f"{prefix}/{i}/vat_number",
                 "L'impresa non è né il richiedente né una sua impresa collegata (impresa unica).",
                 "The enterprise is neither the applicant nor one of its linked enterprises (single undertaking)."))
-    if errors:
-        raise ValidationFailed(errors=errors)
-    return [d.model_dump(mode="json") for d in body.de_minimis_declarations]
+    return errors
 
 
 def _category_errors(lines: list[dict[str, Any]], rules: CallRules) -> None:
     """An expense category the call does not know is bad input, refused at the edge."""
-    bad = [ProblemError("expense_category_unknown", f"/expense_lines/{i}/category",
-                        f"La categoria \"{ln['category']}\" non è prevista dal bando {rules.code}.",
-                        f"Category \"{ln['category']}\" is not in call {rules.code}.")
-           for i, ln in enumerate(lines) if not rules.has_category(ln["category"])]
+    bad = _category_problems(lines, rules, "/expense_lines")
     if bad:
         raise ValidationFailed(errors=bad)
+
+
+def _category_problems(lines: list[dict[str, Any]], rules: CallRules, prefix: str) -> list[ProblemError]:
+    return [ProblemError("expense_category_unknown", f"{prefix}/{i}/category",
+                         f"La categoria \"{ln['category']}\" non è prevista dal bando {rules.code}.",
+                         f"Category \"{ln['category']}\" is not in call {rules.code}.")
+            for i, ln in enumerate(lines) if not rules.has_category(ln["category"])]
+
+
+# ---------------------------------------------------------------- business networks
+
+
+def _not_reachable(path: str) -> ProblemError:
+    return ProblemError("company_not_found", path, "Impresa inesistente o non delegata a te.",
+                        "No such company, or not delegated to you.")
+
+
+async def _network(session: AsyncSession, actor: Actor, body: ApplicationDocument, rules: CallRules,
+                   lead_id: uuid.UUID) -> dict[str, Any] | None:
+    """The network as stored, or a 422 listing every error: a member that is the lead, a company listed twice,
+    a company the caller cannot act for (members are delegated to the same partner as the lead), an expense
+    category the call does not know, a de minimis declaration out of period or of another undertaking."""
+    if body.network is None:
+        return None
+    reach, who = _reach(actor.principal)
+    companies = await repository.network_companies(
+        await repository.driver_connection(session), [m.company_id for m in body.network.members], reach, who)
+    errors: list[ProblemError] = []
+    seen: dict[uuid.UUID, int] = {}
+    members = []
+    for i, m in enumerate(body.network.members):
+        path = f"/network/members/{i}"
+        company = companies.get(m.company_id)
+        if m.company_id == lead_id:
+            errors.append(ProblemError(
+                "network_lead_is_member", f"{path}/company_id",
+                "Il capofila (l'impresa della domanda) non può essere membro della propria rete.",
+                "The lead (the application's company) cannot be a member of its own network."))
+        elif m.company_id in seen:
+            errors.append(ProblemError(
+                "network_member_duplicate", f"{path}/company_id",
+                f"L'impresa è già membro della rete (posizione {seen[m.company_id]}).",
+                f"The company is already a member of the network (position {seen[m.company_id]}).",
+                extra={"first": f"/network/members/{seen[m.company_id]}/company_id"}))
+        else:
+            seen[m.company_id] = i
+            if company is None or not company.reachable:
+                errors.append(_not_reachable(f"{path}/company_id"))
+        lines = [ln.model_dump(mode="json") for ln in m.expense_lines]
+        errors.extend(_category_problems(lines, rules, f"{path}/expense_lines"))
+        reached = company if company is not None and company.reachable else None
+        errors.extend(_declaration_errors(m.de_minimis_declarations, rules, reached,
+                                          f"{path}/de_minimis_declarations"))
+        members.append({"company_id": str(m.company_id),
+                        "vat_number": reached.vat_number if reached is not None else None,
+                        "name": reached.name if reached is not None else None, "expense_lines": lines,
+                        "de_minimis_declarations": [d.model_dump(mode="json") for d in m.de_minimis_declarations]})
+    if errors:
+        raise ValidationFailed(errors=errors)
+    return {"name": body.network.name, "members": members}
+
+
+def _member_facts(stored: dict[str, Any], company: Any) -> MemberFacts:
+    return MemberFacts(
+        company_id=str(company.id), vat_number=company.vat_number, company=company_facts(company),
+        expense_lines=tuple(DraftLine(ln["category"], Decimal(str(ln["amount"])), ln.get("target_market"))
+                            for ln in stored.get("expense_lines") or []),
+        declared_aid=tuple(DeclaredAid(normalise_vat(d["vat_number"]), date.fromisoformat(d["granted_on"]),
+                                       Decimal(str(d["amount"])), d.get("reference") or f"declaration {i + 1}")
+                           for i, d in enumerate(stored.get("de_minimis_declarations") or [])))
+
+
+async def with_network(conn: Any, rules: CallRules, lead: CheckResult, draft: DraftFacts,
+                       network: dict[str, Any] | None, reach: tuple[str, uuid.UUID | None],
+                       today: date) -> tuple[CheckResult, NetworkCheck | None]:
+    """The lead's check with the network's: each member's own checks (its company as registered now, within the
+    caller's reach now), the network's limits; the problems of both in one result."""
+    if not network:
+        return lead, None
+    stored = list(network.get("members") or [])
+    ids = [uuid.UUID(str(m["company_id"])) for m in stored]
+    companies = await repository.network_companies(conn, ids, *reach)
+    unreachable: list[Problem] = []
+    members: list[MemberFacts | None] = []
+    for i, (m, company_id) in enumerate(zip(stored, ids, strict=True)):
+        company = companies.get(company_id)
+        if company is None or not company.reachable:
+            p = _not_reachable(f"/network/members/{i}/company_id")
+            unreachable.append(Problem(p.code, p.path, p.message_it, p.message_en, rules.article("applicants"), True))
+            members.append(None)
+        else:
+            members.append(_member_facts(m, company))
+    net = check_network(rules, lead, draft, members, today=today)
+    problems = (*lead.problems, *unreachable, *net.problems)
+    return replace(lead, problems=problems, blocking=any(p.blocking for p in problems)), net
 
 
 async def _call_accepting_drafts(session: AsyncSession, call_id: uuid.UUID) -> Call:
@@ -154,9 +254,10 @@ async def create_draft(*, session: AsyncSession, actor: Actor, body: Application
             "No such company, or not delegated to you.")])
     call = await _call_accepting_drafts(session, body.call_id)
     rules = await rules_of(session, call)
-    plan, lines, flat, network = _document(body, rules)
+    plan, lines, flat = _document(body, rules)
     _category_errors(lines, rules)
     declared = _declarations(body, rules, await session.get(Company, body.company_id))
+    network = await _network(session, actor, body, rules, body.company_id)
     app = Application(id=uuid.uuid4(), call_id=call.id, company_id=body.company_id,
                       partner_id=acting_partner(actor.principal), status="draft", title=body.title,
                       action_plan=plan, network=network, flat_rates=flat, version=1,
@@ -195,9 +296,10 @@ async def update_draft(*, session: AsyncSession, actor: Actor, app: Application,
     _require_draft(app)
     call = await _call_accepting_drafts(session, app.call_id)
     rules = await rules_of(session, call)
-    plan, lines, flat, network = _document(body, rules)
+    plan, lines, flat = _document(body, rules)
     _category_errors(lines, rules)
     declared = _declarations(body, rules, await session.get(Company, app.company_id))
+    network = await _network(session, actor, body, rules, app.company_id)
     before = _audit_view(app, await repository.lines_of(session, app.id))
     app.title, app.action_plan, app.flat_rates, app.network = body.title, plan, flat, network
     app.de_minimis_declarations = declared
@@ -257,18 +359,32 @@ def _date(v: str | None) -> Any:
     return date.fromisoformat(v) if v else None
 
 
-async def run_check(session: AsyncSession, app: Application, *, call: Call | None = None
-                    ) -> tuple[CheckResult, CallRules, list[ExpenseLine]]:
+async def run_check(session: AsyncSession, app: Application, actor: Actor, *, call: Call | None = None
+                    ) -> tuple[CheckResult, NetworkCheck | None]:
+    """The pre-check of the application (a network's members too, within the caller's reach)."""
     call = call or await session.get(Call, app.call_id)
     company = await session.get(Company, app.company_id)
     assert call is not None and company is not None
     rules = await rules_of(session, call)
     lines = await repository.lines_of(session, app.id)
     today = datetime.now(ZoneInfo(rules.timezone)).date()
-    return check_application(rules, company_facts(company), draft_facts(app, lines), today=today), rules, lines
+    facts = draft_facts(app, lines)
+    result = check_application(rules, company_facts(company), facts, today=today)
+    return await with_network(await repository.driver_connection(session), rules, result, facts, app.network,
+                              _reach(actor.principal), today)
 
 
-def check_out(result: CheckResult, lang: Lang) -> dict[str, Any]:
+def _network_out(net: NetworkCheck | None) -> dict[str, Any] | None:
+    if net is None:
+        return None
+    return {"members": [{"company_id": m.company_id, "vat_number": m.vat_number, "eligible_total":
+                         m.breakdown.total if m.breakdown is not None else Decimal("0.00"),
+                         "grant": m.estimate.grant, "loan": m.estimate.loan, "total_aid": m.estimate.total_aid}
+                        for m in net.members],
+            "eligible_total": net.eligible_total, "grant": net.grant, "loan": net.loan, "total_aid": net.total_aid}
+
+
+def check_out(result: CheckResult, lang: Lang, network: NetworkCheck | None = None) -> dict[str, Any]:
     b = result.breakdown
     e = result.estimate
     return {
@@ -287,6 +403,7 @@ def check_out(result: CheckResult, lang: Lang) -> dict[str, Any]:
             "declared_total": dm.period.total, "headroom": dm.headroom,
             "requested_equivalent": dm.requested_equivalent, "allowed_equivalent": dm.allowed_equivalent,
             "reduced": dm.reduced, "refused": dm.refused},
+        "network": _network_out(network),
     }
 
 
@@ -386,24 +503,31 @@ class Precheck:
     content_sha256: str
     estimate: dict[str, Any] | None
     valid_until: datetime
+    network: NetworkCheck | None = None
     """The verdict depends on the day only through the year (new markets) and the planned start date
     (not in the past): it holds until the end of that year, or of the start date if earlier."""
 
 
-async def precheck(conn: Any, row: Any, now: datetime) -> Precheck:
+async def precheck(conn: Any, row: Any, now: datetime,
+                   reach: tuple[str, uuid.UUID | None] = ("all", None)) -> Precheck:
     rules = cached_rules(row.call_id, row.current_version) or remember_rules(
         row.call_id, row.current_version, await repository.rules_document(conn, row.call_id, row.current_version))
     lines = [_Line(d) for d in row.lines]
     tz = ZoneInfo(rules.timezone)
     today = now.astimezone(tz).date()
     facts = draft_facts(row, lines)  # type: ignore[arg-type]
-    result = check_application(rules, company_facts(row), facts, today=today)
+    result, network = await with_network(conn, rules, check_application(rules, company_facts(row), facts, today=today),
+                                         facts, row.network, reach, today)
     content_hash = sha256_hex(canonical_json(submitted_content(row, row, row.current_version, lines)))  # type: ignore[arg-type]
     e = result.estimate
     last = date(today.year, 12, 31) if facts.start_date is None else min(date(today.year, 12, 31), facts.start_date)
-    return Precheck(result, content_hash,
-                    None if e is None else {"eligible_total": e.eligible_total, "grant": e.grant, "loan": e.loan},
-                    datetime.combine(last + timedelta(days=1), time(), tzinfo=tz))
+    estimate: dict[str, Any] | None = None if e is None else {
+        "eligible_total": e.eligible_total, "grant": e.grant, "loan": e.loan}
+    if estimate is not None and network is not None:
+        estimate["network"] = {"eligible_total": network.eligible_total, "grant": network.grant,
+                               "loan": network.loan}
+    return Precheck(result, content_hash, estimate, datetime.combine(last + timedelta(days=1), time(), tzinfo=tz),
+                    network)
 
 
 _RECORD_PRECHECK = """
@@ -416,8 +540,9 @@ UPDATE intake.applications
 
 def _verdict_row(row: Any, check: Precheck) -> tuple[Any, ...]:
     """The verdict's columns; all empty when the draft is not submittable (a draft with no verdict takes
-    the full path, which reports every reason)."""
-    if check.result.blocking:
+    the full path, which reports every reason), or is a network's: its members' companies and delegations are
+    read again at submit, so it always takes the full path."""
+    if check.result.blocking or row.network:
         return (row.id, row.version, None, None, None, None, None, None)
     return (row.id, row.version, row.version, row.company_version, row.current_version, check.valid_until,
             check.content_sha256, canonical_json(check.estimate).decode())
@@ -601,7 +726,7 @@ async def _submit_checking(conn: Any, actor: Actor, application_id: uuid.UUID, k
             f"Lo sportello è aperto dal {opens.isoformat()} al {closes.isoformat()} (ora del server).",
             f"The window is open from {opens.isoformat()} to {closes.isoformat()} (server clock).",
             kind=WINDOW_CLOSED, extra={"opens_at": opens.isoformat(), "closes_at": closes.isoformat()})
-    check = await precheck(conn, row, now)
+    check = await precheck(conn, row, now, _reach(actor.principal))
     if check.result.blocking:
         raise DeskError(kind=CHECK_FAILED, errors=[
             ProblemError(p.code, p.path, p.message_it, p.message_en, extra={"article": p.article})

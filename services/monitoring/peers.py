@@ -125,7 +125,7 @@ def forget_call(call_id: uuid.UUID) -> None:
     CALLS.forget(call_id)
 
 
-async def call_rules(intake: IntakeClient, call_id: uuid.UUID) -> CallRules:
+async def rules_of_call(intake: IntakeClient, call_id: uuid.UUID) -> CallRules:
     """The rules in force for the call (cached per call version)."""
     return (await call_detail(intake, call_id)).rules
 

@@ -24,7 +24,9 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.evaluation.admissibility import repository
-from services.evaluation.facts import (
+from services.evaluation.merit.service import verdict_out
+from services.evaluation.models import Evaluation, ReceivedApplication
+from services.evaluation.rule_inputs import (
     company_facts,
     draft_facts,
     line_suppliers,
@@ -33,8 +35,6 @@ from services.evaluation.facts import (
     single_undertaking,
     suppliers_of,
 )
-from services.evaluation.merit.service import verdict_out
-from services.evaluation.models import Evaluation, ReceivedApplication
 from services.evaluation.rules import rules_of_application
 from shared.access import can_reach_company, notified_partner
 from shared.audit import record_audit, record_event

@@ -42,8 +42,8 @@ from stdnum.it import iva
 
 from services.evaluation.admissibility.service import CREDIT_CLASS_CHECK, fetch_company, intake_errors
 from services.evaluation.deminimis import repository
-from services.evaluation.facts import single_undertaking
 from services.evaluation.models import Evaluation, PriorAid, ReceivedApplication
+from services.evaluation.rule_inputs import single_undertaking
 from services.evaluation.rules import rules_of_application, rules_of_call
 from shared.audit import record_audit, record_event
 from shared.clients.intake import IntakeClient

@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.intake.applications import repository
 from services.intake.applications.schemas import ApplicationCreate, ApplicationDocument
-from services.intake.calls.service import cached_rules, effective_window, remember_rules, rules_of, status_of
+from services.intake.calls.service import cached_rules, effective_window, remember_rules, rules_of_call, status_of
 from services.intake.fairness import GroupFlush
 from services.intake.models import Application, Call, Company, ExpenseLine
 from shared.access import acting_partner, can_reach_company
@@ -253,7 +253,7 @@ async def create_draft(*, session: AsyncSession, actor: Actor, body: Application
             "company_not_found", "/company_id", "Impresa inesistente o non delegata a te.",
             "No such company, or not delegated to you.")])
     call = await _call_accepting_drafts(session, body.call_id)
-    rules = await rules_of(session, call)
+    rules = await rules_of_call(session, call)
     plan, lines, flat = _document(body, rules)
     _category_errors(lines, rules)
     declared = _declarations(body, rules, await session.get(Company, body.company_id))
@@ -295,7 +295,7 @@ async def update_draft(*, session: AsyncSession, actor: Actor, app: Application,
                        body: ApplicationDocument) -> Application:
     _require_draft(app)
     call = await _call_accepting_drafts(session, app.call_id)
-    rules = await rules_of(session, call)
+    rules = await rules_of_call(session, call)
     plan, lines, flat = _document(body, rules)
     _category_errors(lines, rules)
     declared = _declarations(body, rules, await session.get(Company, app.company_id))
@@ -365,7 +365,7 @@ async def run_check(session: AsyncSession, app: Application, actor: Actor, *, ca
     call = call or await session.get(Call, app.call_id)
     company = await session.get(Company, app.company_id)
     assert call is not None and company is not None
-    rules = await rules_of(session, call)
+    rules = await rules_of_call(session, call)
     lines = await repository.lines_of(session, app.id)
     today = datetime.now(ZoneInfo(rules.timezone)).date()
     facts = draft_facts(app, lines)

@@ -42,7 +42,7 @@ async def list_calls(session: SessionDep, page: PageDep) -> Any:
             openapi_extra=PUBLIC, responses=problem_responses(404, 422))
 async def get_call(call: ValidCall, session: SessionDep, response: Response) -> Any:
     response.headers["ETag"] = etag_of(call.version)
-    return service.to_out(call, await service.rules_of(session, call))
+    return service.to_out(call, await service.rules_of_call(session, call))
 
 
 @router.get("/{call_id}/versions/{version}", response_model=CallVersionOut, summary="Read one version of the rules",

@@ -52,8 +52,8 @@ def to_out(call: Call, rules: CallRules | None = None, *, now: datetime | None =
 _RULES_CACHE: LRUCache[tuple[uuid.UUID, int], CallRules] = LRUCache(4096)
 
 
-async def rules_of(session: AsyncSession, call: Call, version: int | None = None) -> CallRules:
-    return await rules_for(session, call.id, version or call.current_version)
+async def rules_of_call(session: AsyncSession, call: Call, version: int | None = None) -> CallRules:
+    return await rules_of_version(session, call.id, version or call.current_version)
 
 
 def cached_rules(call_id: uuid.UUID, version: int) -> CallRules | None:
@@ -65,7 +65,7 @@ def remember_rules(call_id: uuid.UUID, version: int, document: dict[str, Any]) -
     return rules
 
 
-async def rules_for(session: AsyncSession, call_id: uuid.UUID, version: int) -> CallRules:
+async def rules_of_version(session: AsyncSession, call_id: uuid.UUID, version: int) -> CallRules:
     """The rules of a version of the call. Versions never change once written, so each is validated once
     per process (the submit path would otherwise re-validate the whole document on every request)."""
     key = (call_id, version)
@@ -120,7 +120,7 @@ async def add_version(*, session: AsyncSession, actor: Actor, call: Call, rules:
     if rules.code != call.code:
         raise DeskError("Il codice del bando non può cambiare.", "The call's code cannot change.",
                         kind=VALIDATION)
-    current = await rules_of(session, call)
+    current = await rules_of_call(session, call)
     opened = (now or datetime.now(UTC)) >= effective_window(call)[0]
     check = check_amendment(current, rules, opened=opened)
     if check.refused:

@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.monitoring.claims import repository
 from services.monitoring.models import Claim, ClaimLine, EvidenceFile, Project
-from services.monitoring.peers import call_rules, fetch_application
+from services.monitoring.peers import fetch_application, rules_of_call
 from services.monitoring.projects.service import apply_outcome
 from services.monitoring.storage import Storage, content_key
 from shared import four_eyes
@@ -379,7 +379,7 @@ async def submit_claim(*, session: AsyncSession, actor: Actor, intake: IntakeCli
             "The claim needs at least one line with evidence attached.",
             errors=[ProblemError("claim_without_evidence", "/lines",
                                  "Nessuna riga con giustificativo.", "No line with evidence.")])
-    rules = await call_rules(intake, project.call_id)
+    rules = await rules_of_call(intake, project.call_id)
     facts = reporting.ProjectFacts(
         start_date=project.start_date, deadline=project.deadline,
         submitted_on=await _submitted_on(intake, project, rules), cup=project.cup, budget=approved_budget(project),
@@ -551,7 +551,7 @@ async def propose_override(*, session: AsyncSession, actor: Actor, intake: Intak
     """An officer proposes to recognise `recognised_total` instead of what the rules compute, with a written
     reason; nothing changes until a second, different officer confirms it (`confirm_override`)."""
     project, c, lines = await _reviewed_claim(session, actor, claim, project, if_match)
-    rules = await call_rules(intake, project.call_id)
+    rules = await rules_of_call(intake, project.call_id)
     computed = (await _computed(session, rules, project, c, lines)).total
     if recognised_total > c.claimed_total:
         raise ValidationFailed(errors=[ProblemError(
@@ -591,7 +591,7 @@ async def _complete(*, session: AsyncSession, actor: Actor, intake: IntakeClient
                     evaluation: EvaluationClient | None, project: Project, claim: Claim, lines: list[ClaimLine],
                     override: dict[str, Any] | None) -> Claim:
     c = claim
-    rules = await call_rules(intake, project.call_id)
+    rules = await rules_of_call(intake, project.call_id)
     budget = approved_budget(project)
     tolerance = rules.reporting.claim_tolerance_percent
     result = await _computed(session, rules, project, c, lines)

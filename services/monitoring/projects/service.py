@@ -2,7 +2,7 @@
 Lombardy-site check, the loan's repayment plan, and the outcome (full aid, proportional reduction, revocation
 with recovery) with the freed budget given back to evaluation. The beneficiary's account is `iban`'s.
 
-Rules come from the call's document through intake (`peers.call_rules`); the arithmetic is
+Rules come from the call's document through intake (`peers.rules_of_call`); the arithmetic is
 `shared.domain.reporting`'s. Services flush, never commit: the route's unit of work does.
 """
 
@@ -22,7 +22,7 @@ from services.monitoring.inbox import facts
 from services.monitoring.inbox.registry import InboxContext, event_data, register_handler
 from services.monitoring.models import Project
 from services.monitoring.payments import service as payments
-from services.monitoring.peers import call_rules, fetch_application, fetch_company, release_budget
+from services.monitoring.peers import fetch_application, fetch_company, release_budget, rules_of_call
 from services.monitoring.projects import repository
 from shared.access import notified_partner
 from shared.audit import record_audit, record_event
@@ -104,7 +104,7 @@ async def start_project(ctx: InboxContext, event: Envelope) -> None:
     if await repository.by_application(session, data.application_id) is not None:
         log.info("project exists", application_id=str(data.application_id))
         return
-    rules = await call_rules(ctx.intake, data.call_id)
+    rules = await rules_of_call(ctx.intake, data.call_id)
     app = await fetch_application(ctx.intake, data.application_id)
     company = await fetch_company(ctx.intake, data.company_id)
     zone = ZoneInfo(rules.timezone)
@@ -180,7 +180,7 @@ async def grant_extension(*, session: AsyncSession, actor: Actor, intake: Intake
     if project.extension_granted:
         raise Conflict("La proroga è già stata concessa.", "The extension was already granted.",
                        extra={"deadline": project.deadline.isoformat()})
-    months = (await call_rules(intake, project.call_id)).project.extension_months
+    months = (await rules_of_call(intake, project.call_id)).project.extension_months
     if months <= 0:
         raise Conflict("Il bando non prevede proroghe.", "The call allows no extension.")
     before, previous = _view(project), project.deadline
@@ -354,7 +354,7 @@ async def apply_outcome(*, session: AsyncSession, actor: Actor, intake: IntakeCl
     with any extension) or without the Lombardy site opened: revocation. The caller holds the project's row lock
     (the claims review and the outcome route load it FOR UPDATE)."""
     _require_active(project)
-    rules = await call_rules(intake, project.call_id)
+    rules = await rules_of_call(intake, project.call_id)
     completed_on = completed_on or _today(rules.timezone)
     out = decide_outcome(approved=project.eligible_total, recognised=recognised_total, grant=project.grant,
                          loan=project.loan, revocation_threshold=rules.reporting.revocation_threshold,
@@ -411,7 +411,7 @@ async def revoke_project(*, session: AsyncSession, actor: Actor, intake: IntakeC
         raise Conflict(f"Revoca '{reason_code}' non ammessa per un progetto {project.status}.",
                        f"Revocation '{reason_code}' is not allowed for a {project.status} project.",
                        extra={"project_status": project.status, "allowed_statuses": list(allowed)})
-    rules = await call_rules(intake, project.call_id)
+    rules = await rules_of_call(intake, project.call_id)
     if rules.revocation_reason(reason_code) is None:
         raise ValidationFailed(errors=[ProblemError(
             "reason_not_in_call", "/reason_code", f"Il bando non prevede la revoca per '{reason_code}'.",

@@ -54,13 +54,17 @@ def ensure_venv() -> None:
         try:
             subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)  # noqa: S603
         except subprocess.CalledProcessError:
-            sys.exit("dev: could not create the virtual environment "
-                     "(on Debian/Ubuntu: apt-get install python3-venv), then run this again")
+            sys.exit(
+                "dev: could not create the virtual environment "
+                "(on Debian/Ubuntu: apt-get install python3-venv), then run this again"
+            )
     wanted = fingerprint()
     if STAMP.exists() and STAMP.read_text().strip() == wanted:
         return
-    say("installing the locked dependencies (requirements/dev.txt) and the project; this happens when "
-        "pyproject.toml or the lock changes")
+    say(
+        "installing the locked dependencies (requirements/dev.txt) and the project; this happens when "
+        "pyproject.toml or the lock changes"
+    )
     started = time.monotonic()
     pip = [str(PYTHON), "-m", "pip", "install", "--disable-pip-version-check", "--quiet"]
     for cmd in ([*pip, "-r", str(LOCK)], [*pip, "--no-deps", "-e", "."]):
@@ -77,9 +81,17 @@ def write_locks() -> None:
     """The locks, resolved from pyproject.toml's pins (pip-tools): every transitive dependency pinned. Both README
     commands install from requirements/dev.txt, the image from requirements/image.txt."""
     for name, extras in LOCKS.items():
-        cmd = [str(BIN / "pip-compile"), "--quiet", "--strip-extras", "--allow-unsafe", "--no-emit-index-url",
-               "--no-emit-find-links", *(f"--extra={e}" for e in extras), f"--output-file=requirements/{name}",
-               "pyproject.toml"]
+        cmd = [
+            str(BIN / "pip-compile"),
+            "--quiet",
+            "--strip-extras",
+            "--allow-unsafe",
+            "--no-emit-index-url",
+            "--no-emit-find-links",
+            *(f"--extra={e}" for e in extras),
+            f"--output-file=requirements/{name}",
+            "pyproject.toml",
+        ]
         if subprocess.run(cmd, cwd=ROOT).returncode != 0:  # noqa: S603
             sys.exit(f"dev: could not write requirements/{name}")
         say(f"wrote requirements/{name}")

@@ -60,8 +60,13 @@ def _merge(base: Any, patch: Any) -> Any:
         for key, value in patch.items():
             out[key] = _merge(base[key], value) if key in base else copy.deepcopy(value)
         return out
-    if (isinstance(base, list) and isinstance(patch, list) and base and patch
-            and all(isinstance(x, dict) and "name" in x for x in [*base, *patch])):
+    if (
+        isinstance(base, list)
+        and isinstance(patch, list)
+        and base
+        and patch
+        and all(isinstance(x, dict) and "name" in x for x in [*base, *patch])
+    ):
         out_list = [copy.deepcopy(x) for x in base]
         index = {x["name"]: i for i, x in enumerate(out_list)}
         for item in patch:
@@ -105,11 +110,16 @@ def render(directory: Path) -> list[dict[str, Any]]:
         if set(patch_entry) != {"path"}:
             raise ValueError(f"{kfile.relative_to(ROOT)}: only `patches: - path: FILE` is supported")
         for patch in load_documents(directory / patch_entry["path"]):
-            matches = [r for r in resources if r["kind"] == patch["kind"]
-                       and r["metadata"]["name"] == patch["metadata"]["name"]]
+            matches = [
+                r
+                for r in resources
+                if r["kind"] == patch["kind"] and r["metadata"]["name"] == patch["metadata"]["name"]
+            ]
             if len(matches) != 1:
-                raise ValueError(f"{patch_entry['path']}: {patch['kind']}/{patch['metadata']['name']} matches "
-                                 f"{len(matches)} resources")
+                raise ValueError(
+                    f"{patch_entry['path']}: {patch['kind']}/{patch['metadata']['name']} matches "
+                    f"{len(matches)} resources"
+                )
             i = resources.index(matches[0])
             resources[i] = _merge(matches[0], patch)
     for rule in kust.get("images", []):
@@ -199,8 +209,9 @@ def check_kubernetes(resources: list[dict[str, Any]], where: str, problems: Prob
     deny = policies.get("default-deny", {}).get("spec", {})
     if deny.get("podSelector") != {} or sorted(deny.get("policyTypes", [])) != ["Egress", "Ingress"]:
         problems.add(where, "no default-deny NetworkPolicy (ingress and egress) for the namespace")
-    sources = [p for rule in policies.get("services", {}).get("spec", {}).get("ingress", [])
-               for p in rule.get("from", [])]
+    sources = [
+        p for rule in policies.get("services", {}).get("spec", {}).get("ingress", []) for p in rule.get("from", [])
+    ]
     allowed = {s.get("podSelector", {}).get("matchLabels", {}).get("desk/role") for s in sources}
     if allowed != {"proxy", "worker", "service"}:
         problems.add(where, f"the services must admit only the proxy, the worker and each other (got {allowed})")
@@ -213,9 +224,11 @@ def check_kubernetes(resources: list[dict[str, Any]], where: str, problems: Prob
 def check_base_files(problems: Problems) -> None:
     """The ConfigMaps that carry deploy/ files carry them verbatim."""
     base = {(d["kind"], d["metadata"]["name"]): d for d in render(K8S / "base")}
-    pairs = [(("ConfigMap", "desk-proxy"), "default.conf", NGINX_CONF),
-             (("ConfigMap", "pgbouncer"), "pgbouncer.ini", DEPLOY / "pgbouncer" / "pgbouncer.ini"),
-             (("ConfigMap", "pgbouncer"), "databases.ini", DEPLOY / "pgbouncer" / "databases.ini")]
+    pairs = [
+        (("ConfigMap", "desk-proxy"), "default.conf", NGINX_CONF),
+        (("ConfigMap", "pgbouncer"), "pgbouncer.ini", DEPLOY / "pgbouncer" / "pgbouncer.ini"),
+        (("ConfigMap", "pgbouncer"), "databases.ini", DEPLOY / "pgbouncer" / "databases.ini"),
+    ]
     for key, data_key, path in pairs:
         data = base.get(key, {}).get("data", {}).get(data_key)
         if data != path.read_text(encoding="utf-8"):
@@ -342,8 +355,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"deploy: {len(problems)} problem(s)", file=sys.stderr)
         return 1
     counts = {o: len(render(K8S / "overlays" / o)) for o in OVERLAYS}
-    print(f"deploy: compose.yaml valid (Compose Specification schema); Kubernetes {KUBERNETES_VERSION} strict: "
-          + ", ".join(f"{o} {n} manifests valid" for o, n in counts.items()))
+    print(
+        f"deploy: compose.yaml valid (Compose Specification schema); Kubernetes {KUBERNETES_VERSION} strict: "
+        + ", ".join(f"{o} {n} manifests valid" for o, n in counts.items())
+    )
     return 0
 
 

@@ -34,9 +34,11 @@ if TYPE_CHECKING:
     from shared.routing import Actor
 
 app = typer.Typer(
-    name="desk", no_args_is_help=True, add_completion=False,
+    name="desk",
+    no_args_is_help=True,
+    add_completion=False,
     help="The regional desk: migrate, seed, issue credentials, check the OpenAPI documents, run it locally, "
-         "deliver events.",
+    "deliver events.",
 )
 
 SERVICES: tuple[str, ...] = ("intake", "evaluation", "monitoring")
@@ -157,30 +159,43 @@ def _seed(url: str, path: Path, open_now: bool) -> dict[str, Any]:
     from services.intake.calls.service import effective_window, seed_call, status_of
 
     async def work(session: AsyncSession) -> dict[str, Any]:
-        call = await seed_call(session=session, actor=_cli_actor(), path=path,
-                               open_now_days=DEMO_WINDOW_DAYS if open_now else None)
+        call = await seed_call(
+            session=session, actor=_cli_actor(), path=path, open_now_days=DEMO_WINDOW_DAYS if open_now else None
+        )
         opens, closes = effective_window(call)
-        return {"code": call.code, "id": call.id, "status": status_of(call, datetime.now(UTC)),
-                "opens_at": opens, "closes_at": closes}
+        return {
+            "code": call.code,
+            "id": call.id,
+            "status": status_of(call, datetime.now(UTC)),
+            "opens_at": opens,
+            "closes_at": closes,
+        }
 
     return _run_in_session(url, work)
 
 
 @app.command()
 def seed(
-    open_now: Annotated[bool | None, typer.Option(
-        "--open-now/--no-open-now",
-        help=f"Open the call's demo copy now for {DEMO_WINDOW_DAYS} days (default: on in local mode).")] = None,
-    file: Annotated[Path, typer.Option("--file", exists=True, dir_okay=False,
-                                       help="The call's rules document (YAML).")] = DEFAULT_CALL_FILE,
+    open_now: Annotated[
+        bool | None,
+        typer.Option(
+            "--open-now/--no-open-now",
+            help=f"Open the call's demo copy now for {DEMO_WINDOW_DAYS} days (default: on in local mode).",
+        ),
+    ] = None,
+    file: Annotated[
+        Path, typer.Option("--file", exists=True, dir_okay=False, help="The call's rules document (YAML).")
+    ] = DEFAULT_CALL_FILE,
 ) -> None:
     """Seed a call from its rules document (idempotent on the call's code)."""
     settings = DeskSettings()
     if open_now is None:
         open_now = settings.environment == "local"
     info = _seed(_database_url(settings), file, open_now)
-    typer.echo(f"call {info['code']} ({info['id']}): {info['status']}, "
-               f"window {info['opens_at']:%Y-%m-%d %H:%M} → {info['closes_at']:%Y-%m-%d %H:%M} UTC")
+    typer.echo(
+        f"call {info['code']} ({info['id']}): {info['status']}, "
+        f"window {info['opens_at']:%Y-%m-%d %H:%M} → {info['closes_at']:%Y-%m-%d %H:%M} UTC"
+    )
 
 
 # ---------------------------------------------------------------- credentials
@@ -216,8 +231,14 @@ def create_client_command(
             return None
         if company_id is not None and await session.get(Company, company_id) is None:
             return None
-        return await issue_client(session=session, actor=_cli_actor(), kind=kind.value, name=name,
-                                  partner_id=partner_id, company_id=company_id)
+        return await issue_client(
+            session=session,
+            actor=_cli_actor(),
+            kind=kind.value,
+            name=name,
+            partner_id=partner_id,
+            company_id=company_id,
+        )
 
     creds = _run_in_session(_database_url(DeskSettings()), work)
     if creds is None:
@@ -248,8 +269,9 @@ def create_partner_command(
     async def work(session: AsyncSession) -> dict[str, Any]:
         actor = _cli_actor()
         partner = await create_partner(session=session, actor=actor, data=data)
-        creds = await issue_client(session=session, actor=actor, kind="partner", name=partner.name[:200],
-                                   partner_id=partner.id)
+        creds = await issue_client(
+            session=session, actor=actor, kind="partner", name=partner.name[:200], partner_id=partner.id
+        )
         return {"partner_id": partner.id, **creds}
 
     try:
@@ -308,17 +330,27 @@ def precheck(
     from services.intake.models import Application, Call
 
     async def work(session: AsyncSession) -> dict[str, Any] | None:
-        calls = (await session.execute(select(Call) if call is None else select(Call).where(Call.code == call))
-                 ).scalars().all()
+        calls = (
+            (await session.execute(select(Call) if call is None else select(Call).where(Call.code == call)))
+            .scalars()
+            .all()
+        )
         if call is not None and not calls:
             return None
         now, conn = datetime.now(UTC), await driver_connection(session)
         live = [c.id for c in calls if status_of(c, now) != "closed"]
-        ids = (await session.execute(select(Application.id).where(Application.call_id.in_(live),
-                                                                  Application.status == "draft"))).scalars().all()
+        ids = (
+            (
+                await session.execute(
+                    select(Application.id).where(Application.call_id.in_(live), Application.status == "draft")
+                )
+            )
+            .scalars()
+            .all()
+        )
         submittable = 0
         for start in range(0, len(ids), 1000):
-            submittable += await record_prechecks(conn, list(ids[start:start + 1000]))
+            submittable += await record_prechecks(conn, list(ids[start : start + 1000]))
         return {"calls": len(live), "drafts": len(ids), "submittable": submittable}
 
     started = time.monotonic()
@@ -331,8 +363,10 @@ def precheck(
 @app.command("audit-verify")
 def audit_verify(
     file: Annotated[Path, typer.Argument(help="An export of GET /v1/audit/export (JSON Lines).")],
-    anchor: Annotated[str | None, typer.Option(
-        "--anchor", help="Hash of the record before the export's first one, kept from an earlier export.")] = None,
+    anchor: Annotated[
+        str | None,
+        typer.Option("--anchor", help="Hash of the record before the export's first one, kept from an earlier export."),
+    ] = None,
 ) -> None:
     """Verify an audit-trail export offline: exit 0 if every record holds, 1 at the first one that does not."""
     from shared.audit_chain import main as verify_main
@@ -381,8 +415,9 @@ async def _run_worker(settings: DeskSettings, url: str) -> None:
 
     pem = settings.signing_key.get_secret_value() if settings.signing_key else None
     keyring = load_or_create_key(pem, settings.data_dir, allow_generate=settings.environment != "production")
-    engine = create_engine(url, pool_size=2, max_overflow=2, statement_cache=settings.db_statement_cache,
-                           application_name="desk-worker")
+    engine = create_engine(
+        url, pool_size=2, max_overflow=2, statement_cache=settings.db_statement_cache, application_name="desk-worker"
+    )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -426,13 +461,17 @@ def serve(
     host: Annotated[str | None, typer.Option(help="Interface to listen on (default: <SERVICE>_HOST).")] = None,
     port: Annotated[int | None, typer.Option(help="Port to listen on (default: <SERVICE>_PORT).")] = None,
     workers: Annotated[int, typer.Option(min=1, help="Server processes sharing the port.")] = 1,
-    proxy_headers: Annotated[bool, typer.Option(
-        help="Client address and scheme from X-Forwarded-* sent by the trusted proxies.")] = True,
-    forwarded_allow_ips: Annotated[str | None, typer.Option(
-        help="Proxies trusted for X-Forwarded-* (default: $FORWARDED_ALLOW_IPS, else 127.0.0.1).")] = None,
+    proxy_headers: Annotated[
+        bool, typer.Option(help="Client address and scheme from X-Forwarded-* sent by the trusted proxies.")
+    ] = True,
+    forwarded_allow_ips: Annotated[
+        str | None,
+        typer.Option(help="Proxies trusted for X-Forwarded-* (default: $FORWARDED_ALLOW_IPS, else 127.0.0.1)."),
+    ] = None,
     root_path: Annotated[str, typer.Option(help="The prefix the proxy strips (e.g. /intake).")] = "",
-    graceful_timeout: Annotated[int | None, typer.Option(
-        help="Seconds in-flight requests get after SIGTERM (default: no limit).")] = None,
+    graceful_timeout: Annotated[
+        int | None, typer.Option(help="Seconds in-flight requests get after SIGTERM (default: no limit).")
+    ] = None,
     log_level: Annotated[str, typer.Option(help="uvicorn's own log level.")] = "info",
 ) -> None:
     """Serve one service with uvicorn and the desk's guards: header and body deadlines for slow clients and a
@@ -442,14 +481,24 @@ def serve(
     from shared.server import server_config
     from shared.settings import EvaluationSettings, IntakeSettings, MonitoringSettings
 
-    settings_class = {"intake": IntakeSettings, "evaluation": EvaluationSettings,
-                      "monitoring": MonitoringSettings}[service.value]
+    settings_class = {"intake": IntakeSettings, "evaluation": EvaluationSettings, "monitoring": MonitoringSettings}[
+        service.value
+    ]
     settings = settings_class()
     config = server_config(
-        f"services.{service.value}.app:build_app", settings, factory=True,
-        host=settings.host if host is None else host, port=settings.port if port is None else port,
-        workers=workers, proxy_headers=proxy_headers, forwarded_allow_ips=forwarded_allow_ips, root_path=root_path,
-        timeout_graceful_shutdown=graceful_timeout, access_log=False, log_level=log_level)
+        f"services.{service.value}.app:build_app",
+        settings,
+        factory=True,
+        host=settings.host if host is None else host,
+        port=settings.port if port is None else port,
+        workers=workers,
+        proxy_headers=proxy_headers,
+        forwarded_allow_ips=forwarded_allow_ips,
+        root_path=root_path,
+        timeout_graceful_shutdown=graceful_timeout,
+        access_log=False,
+        log_level=log_level,
+    )
     run_server(config)
 
 
@@ -486,11 +535,17 @@ def _local_officer(url: str, data_dir: Path) -> dict[str, str]:
 
     async def work(session: AsyncSession) -> dict[str, str]:
         if stored is not None:
-            row = (await session.execute(select(ApiClient).where(ApiClient.client_id == stored["client_id"]))
-                   ).scalar_one_or_none()
+            row = (
+                await session.execute(select(ApiClient).where(ApiClient.client_id == stored["client_id"]))
+            ).scalar_one_or_none()
             if row is None:
-                await create_client(session, kind="officer", name="local officer (desk up)",
-                                    client_id=stored["client_id"], secret=stored["client_secret"])
+                await create_client(
+                    session,
+                    kind="officer",
+                    name="local officer (desk up)",
+                    client_id=stored["client_id"],
+                    secret=stored["client_secret"],
+                )
                 return stored
             try:
                 if row.active and verify_secret(row.secret_hash, stored["client_secret"]):
@@ -506,8 +561,9 @@ def _local_officer(url: str, data_dir: Path) -> dict[str, str]:
         tmp = path.with_suffix(".tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump({**creds, "note": "Local officer of `desk up`; delete this file to issue a new one."}, f,
-                      indent=2)
+            json.dump(
+                {**creds, "note": "Local officer of `desk up`; delete this file to issue a new one."}, f, indent=2
+            )
             f.write("\n")
         tmp.chmod(0o600)
         tmp.replace(path)
@@ -584,8 +640,11 @@ def up(
 
     settings = DeskSettings()
     embedded = settings.database_url is None
-    ports = {"intake": IntakeSettings().port, "evaluation": EvaluationSettings().port,
-             "monitoring": MonitoringSettings().port}
+    ports = {
+        "intake": IntakeSettings().port,
+        "evaluation": EvaluationSettings().port,
+        "monitoring": MonitoringSettings().port,
+    }
     busy = [f"{port} ({service})" for service, port in ports.items() if not _port_free(host, port)]
     if busy:
         raise _fail(f"port already in use on {host}: {', '.join(busy)} — is another desk running?")
@@ -615,26 +674,48 @@ def up(
             if f"{service}_url" not in settings.model_fields_set:  # unless configured otherwise
                 env[f"DESK_{service.upper()}_URL"] = base
         for service, port in ports.items():
-            cmd = [sys.executable, "-m", "desk.cli", "serve", service, "--host", host, "--port", str(port),
-                   "--workers", str(workers), "--graceful-timeout", "5"]
+            cmd = [
+                sys.executable,
+                "-m",
+                "desk.cli",
+                "serve",
+                service,
+                "--host",
+                host,
+                "--port",
+                str(port),
+                "--workers",
+                str(workers),
+                "--graceful-timeout",
+                "5",
+            ]
             # own session: the terminal's Ctrl-C reaches only `desk`, which stops the children in order
-            procs[service] = subprocess.Popen(cmd, cwd=REPO_ROOT, env=env,  # noqa: S603 - our own argv
-                                              start_new_session=True)
+            procs[service] = subprocess.Popen(  # noqa: S603 - our own argv
+                cmd,
+                cwd=REPO_ROOT,
+                env=env,
+                start_new_session=True,
+            )
         _wait_ready(procs, bases)
-        procs[WORKER] = subprocess.Popen([sys.executable, "-m", "desk.cli", "worker"],
-                                         cwd=REPO_ROOT, env=env, start_new_session=True)
+        procs[WORKER] = subprocess.Popen(
+            [sys.executable, "-m", "desk.cli", "worker"], cwd=REPO_ROOT, env=env, start_new_session=True
+        )
 
         typer.echo("")
         typer.secho("The desk is up.", bold=True)
         for service, base in bases.items():
             typer.echo(f"  {service:<11} {base}   docs: {base}/docs")
-        typer.echo(f"  {WORKER:<11} delivering events (pid {procs[WORKER].pid}) to webhooks and to evaluation at "
-                   f"{env.get('DESK_EVALUATION_URL', settings.evaluation_url)}")
+        typer.echo(
+            f"  {WORKER:<11} delivering events (pid {procs[WORKER].pid}) to webhooks and to evaluation at "
+            f"{env.get('DESK_EVALUATION_URL', settings.evaluation_url)}"
+        )
         typer.echo(f"\nLocal officer (kept in {_show(settings.data_dir / CREDENTIALS_FILE)}):")
         typer.echo(f"  client_id:     {creds['client_id']}\n  client_secret: {creds['client_secret']}")
         typer.echo("\nGet a token:")
-        typer.echo(f"  curl -s -X POST {bases['intake']}/v1/oauth/token -d grant_type=client_credentials "
-                   f"-d client_id={creds['client_id']} -d client_secret={creds['client_secret']}")
+        typer.echo(
+            f"  curl -s -X POST {bases['intake']}/v1/oauth/token -d grant_type=client_credentials "
+            f"-d client_id={creds['client_id']} -d client_secret={creds['client_secret']}"
+        )
         typer.echo("\nPress Ctrl-C to stop.\n")
 
         while True:
@@ -665,8 +746,9 @@ def up(
 # ---------------------------------------------------------------- version
 
 
-example_app = typer.Typer(help="Print example request bodies (valid, with dates relative to today).",
-                          no_args_is_help=True)
+example_app = typer.Typer(
+    help="Print example request bodies (valid, with dates relative to today).", no_args_is_help=True
+)
 app.add_typer(example_app, name="example")
 
 

@@ -32,8 +32,12 @@ def include_name(name: str | None, type_: str, parent_names: object) -> bool:
 
 def _configure(connection: Connection) -> None:
     context.configure(
-        connection=connection, target_metadata=target_metadata, include_schemas=True,
-        include_name=include_name, version_table_schema="desk", compare_type=True,
+        connection=connection,
+        target_metadata=target_metadata,
+        include_schemas=True,
+        include_name=include_name,
+        version_table_schema="desk",
+        compare_type=True,
     )
 
 

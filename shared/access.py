@@ -28,21 +28,35 @@ from sqlalchemy.orm import InstrumentedAttribute
 from shared.auth import Principal
 from shared.models import CompanyDelegate, OutboxEvent
 
-__all__ = ["acting_partner", "active_delegates", "can_reach_company", "choose_notified", "company_reachable",
-           "notified_partner", "partner_hears", "partner_hears_sql", "record_delegation"]
+__all__ = [
+    "acting_partner",
+    "active_delegates",
+    "can_reach_company",
+    "choose_notified",
+    "company_reachable",
+    "notified_partner",
+    "partner_hears",
+    "partner_hears_sql",
+    "record_delegation",
+]
 
 
-def company_reachable(principal: Principal,
-                      company_col: InstrumentedAttribute[uuid.UUID] | ColumnElement[uuid.UUID]) -> ColumnElement[bool]:
+def company_reachable(
+    principal: Principal, company_col: InstrumentedAttribute[uuid.UUID] | ColumnElement[uuid.UUID]
+) -> ColumnElement[bool]:
     """A WHERE clause: the row's company (`company_col`) is within the principal's reach."""
     if principal.reads_everything:
         return true()
     if principal.kind == "company":
         return company_col == principal.company_id if principal.company_id is not None else false()
     if principal.kind == "partner" and principal.partner_id is not None:
-        return exists(select(CompanyDelegate.company_id).where(CompanyDelegate.company_id == company_col,
-                                                               CompanyDelegate.partner_id == principal.partner_id,
-                                                               CompanyDelegate.active))
+        return exists(
+            select(CompanyDelegate.company_id).where(
+                CompanyDelegate.company_id == company_col,
+                CompanyDelegate.partner_id == principal.partner_id,
+                CompanyDelegate.active,
+            )
+        )
     return false()
 
 
@@ -53,9 +67,15 @@ async def can_reach_company(session: AsyncSession, principal: Principal, company
     if principal.kind == "company":
         return principal.company_id is not None and principal.company_id == company_id
     if principal.kind == "partner" and principal.partner_id is not None:
-        stmt = select(CompanyDelegate.company_id).where(CompanyDelegate.company_id == company_id,
-                                                        CompanyDelegate.partner_id == principal.partner_id,
-                                                        CompanyDelegate.active).limit(1)
+        stmt = (
+            select(CompanyDelegate.company_id)
+            .where(
+                CompanyDelegate.company_id == company_id,
+                CompanyDelegate.partner_id == principal.partner_id,
+                CompanyDelegate.active,
+            )
+            .limit(1)
+        )
         return (await session.execute(stmt)).first() is not None
     return False
 
@@ -87,12 +107,18 @@ def partner_hears(partner_id: uuid.UUID) -> ColumnElement[bool]:
     about = or_(e.aggregate_type == "delegation", e.event_type == "company.delegation_changed")
 
     def delegate_row(active: bool) -> ColumnElement[bool]:
-        return exists(select(CompanyDelegate.company_id).where(
-            CompanyDelegate.company_id == e.company_id, CompanyDelegate.partner_id == partner_id,
-            CompanyDelegate.active if active else not_(CompanyDelegate.active)))
+        return exists(
+            select(CompanyDelegate.company_id).where(
+                CompanyDelegate.company_id == e.company_id,
+                CompanyDelegate.partner_id == partner_id,
+                CompanyDelegate.active if active else not_(CompanyDelegate.active),
+            )
+        )
 
-    return or_(and_(e.partner_id == partner_id, or_(e.company_id.is_(None), about, not_(delegate_row(False)))),
-               and_(e.company_id.is_not(None), not_(about), delegate_row(True)))
+    return or_(
+        and_(e.partner_id == partner_id, or_(e.company_id.is_(None), about, not_(delegate_row(False)))),
+        and_(e.company_id.is_not(None), not_(about), delegate_row(True)),
+    )
 
 
 def acting_partner(principal: Principal) -> uuid.UUID | None:
@@ -102,9 +128,11 @@ def acting_partner(principal: Principal) -> uuid.UUID | None:
 
 async def active_delegates(session: AsyncSession, company_id: uuid.UUID) -> list[uuid.UUID]:
     """The partners holding the company's active delegations, the most recently changed first."""
-    stmt = (select(CompanyDelegate.partner_id)
-            .where(CompanyDelegate.company_id == company_id, CompanyDelegate.active)
-            .order_by(CompanyDelegate.changed_at.desc(), CompanyDelegate.partner_id))
+    stmt = (
+        select(CompanyDelegate.partner_id)
+        .where(CompanyDelegate.company_id == company_id, CompanyDelegate.active)
+        .order_by(CompanyDelegate.changed_at.desc(), CompanyDelegate.partner_id)
+    )
     return list((await session.execute(stmt)).scalars().all())
 
 
@@ -117,20 +145,35 @@ def choose_notified(recorded: uuid.UUID | None, delegates: Sequence[uuid.UUID]) 
     return delegates[0]
 
 
-async def notified_partner(session: AsyncSession, company_id: uuid.UUID,
-                           recorded: uuid.UUID | None) -> uuid.UUID | None:
+async def notified_partner(
+    session: AsyncSession, company_id: uuid.UUID, recorded: uuid.UUID | None
+) -> uuid.UUID | None:
     """`choose_notified` against the company's current delegates."""
     return choose_notified(recorded, await active_delegates(session, company_id))
 
 
-async def record_delegation(session: AsyncSession, *, delegation_id: uuid.UUID, company_id: uuid.UUID,
-                            partner_id: uuid.UUID, status: str, at: datetime | None = None) -> list[uuid.UUID]:
+async def record_delegation(
+    session: AsyncSession,
+    *,
+    delegation_id: uuid.UUID,
+    company_id: uuid.UUID,
+    partner_id: uuid.UUID,
+    status: str,
+    at: datetime | None = None,
+) -> list[uuid.UUID]:
     """Record a delegation's new status (intake calls it in the transaction of the change). Returns the
     company's active delegates afterwards, the most recently changed first."""
-    values = {"company_id": company_id, "partner_id": partner_id, "delegation_id": delegation_id,
-              "active": status == "active", "changed_at": at or datetime.now(UTC)}
+    values = {
+        "company_id": company_id,
+        "partner_id": partner_id,
+        "delegation_id": delegation_id,
+        "active": status == "active",
+        "changed_at": at or datetime.now(UTC),
+    }
     stmt = insert(CompanyDelegate).values(**values)
-    stmt = stmt.on_conflict_do_update(index_elements=[CompanyDelegate.company_id, CompanyDelegate.partner_id],
-                                      set_={k: stmt.excluded[k] for k in ("delegation_id", "active", "changed_at")})
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[CompanyDelegate.company_id, CompanyDelegate.partner_id],
+        set_={k: stmt.excluded[k] for k in ("delegation_id", "active", "changed_at")},
+    )
     await session.execute(stmt)
     return await active_delegates(session, company_id)

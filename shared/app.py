@@ -62,8 +62,13 @@ def system_router() -> APIRouter:
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    @r.get("/readyz", summary="Readiness: the database answers", operation_id="system-readyz", openapi_extra=PUBLIC,
-           responses=problem_responses(503))
+    @r.get(
+        "/readyz",
+        summary="Readiness: the database answers",
+        operation_id="system-readyz",
+        openapi_extra=PUBLIC,
+        responses=problem_responses(503),
+    )
     async def readyz(request: Request) -> Any:
         try:
             async with request.app.state.engine.connect() as conn:
@@ -73,24 +78,48 @@ def system_router() -> APIRouter:
             return problem_response(problem_body(UNAVAILABLE, request, lang), {"Retry-After": "5"})
         return {"status": "ready"}
 
-    @r.get("/metrics", summary="Prometheus metrics", operation_id="system-metrics", openapi_extra=PUBLIC,
-           response_class=Response, responses={200: {"content": {"text/plain": {}}}})
+    @r.get(
+        "/metrics",
+        summary="Prometheus metrics",
+        operation_id="system-metrics",
+        openapi_extra=PUBLIC,
+        response_class=Response,
+        responses={200: {"content": {"text/plain": {}}}},
+    )
     async def metrics() -> Response:
         return metrics_response()
 
     @r.get("/problems", summary="Catalogue of problem types", operation_id="system-list_problems", openapi_extra=PUBLIC)
     async def problems() -> list[dict[str, Any]]:
-        return [{"type": k.type_uri, "status": k.status, "title_it": k.title_it, "title_en": k.title_en,
-                 "description": k.description} for k in CATALOGUE.values()]
+        return [
+            {
+                "type": k.type_uri,
+                "status": k.status,
+                "title_it": k.title_it,
+                "title_en": k.title_en,
+                "description": k.description,
+            }
+            for k in CATALOGUE.values()
+        ]
 
-    @r.get("/problems/{slug}", summary="One problem type", operation_id="system-get_problem", openapi_extra=PUBLIC,
-           responses=problem_responses(404))
+    @r.get(
+        "/problems/{slug}",
+        summary="One problem type",
+        operation_id="system-get_problem",
+        openapi_extra=PUBLIC,
+        responses=problem_responses(404),
+    )
     async def problem(slug: str) -> dict[str, Any]:
         k = CATALOGUE.get(slug)
         if k is None:
             raise NotFound()
-        return {"type": k.type_uri, "status": k.status, "title_it": k.title_it, "title_en": k.title_en,
-                "description": k.description}
+        return {
+            "type": k.type_uri,
+            "status": k.status,
+            "title_it": k.title_it,
+            "title_en": k.title_en,
+            "description": k.description,
+        }
 
     return r
 
@@ -112,10 +141,17 @@ def tune_garbage_collector() -> None:
     gc.set_threshold(*GC_THRESHOLDS)
 
 
-def create_app(settings: DeskSettings, *, title: str, description: str, routers: Sequence[APIRouter],
-               version: str = "1.0.0", lifespans: Sequence[Lifespan] = (),
-               body_limits: Sequence[tuple[str, int]] = (),
-               inner_middleware: Sequence[Callable[[ASGIApp], ASGIApp]] = ()) -> FastAPI:
+def create_app(
+    settings: DeskSettings,
+    *,
+    title: str,
+    description: str,
+    routers: Sequence[APIRouter],
+    version: str = "1.0.0",
+    lifespans: Sequence[Lifespan] = (),
+    body_limits: Sequence[tuple[str, int]] = (),
+    inner_middleware: Sequence[Callable[[ASGIApp], ASGIApp]] = (),
+) -> FastAPI:
     """`lifespans` are a service's own startup/shutdown hooks (e.g. its peer clients): each is entered in
     order once the database and the keyring are ready, and exited in reverse order before the engine closes.
     `body_limits` are (path regex, bytes) for the routes that accept more than `max_body_bytes` (uploads)."""
@@ -125,17 +161,21 @@ def create_app(settings: DeskSettings, *, title: str, description: str, routers:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = None
         if getattr(app.state, "sessionmaker", None) is None:  # tests inject their own
-            engine = create_engine(resolve_database_url(settings), pool_size=settings.db_pool_size,
-                                   max_overflow=settings.db_max_overflow,
-                                   statement_cache=settings.db_statement_cache,
-                                   generic_plans=settings.db_generic_plans,
-                                   application_name=settings.service_name)
+            engine = create_engine(
+                resolve_database_url(settings),
+                pool_size=settings.db_pool_size,
+                max_overflow=settings.db_max_overflow,
+                statement_cache=settings.db_statement_cache,
+                generic_plans=settings.db_generic_plans,
+                application_name=settings.service_name,
+            )
             app.state.engine = engine
             app.state.sessionmaker = make_sessionmaker(engine)
         if getattr(app.state, "keyring", None) is None:
             pem = settings.signing_key.get_secret_value() if settings.signing_key else None
-            app.state.keyring = load_or_create_key(pem, settings.data_dir,
-                                                   allow_generate=settings.environment != "production")
+            app.state.keyring = load_or_create_key(
+                pem, settings.data_dir, allow_generate=settings.environment != "production"
+            )
         try:
             async with AsyncExitStack() as stack:
                 for hook in lifespans:
@@ -147,7 +187,10 @@ def create_app(settings: DeskSettings, *, title: str, description: str, routers:
                 await engine.dispose()
 
     app = FastAPI(
-        title=title, description=description, version=version, lifespan=lifespan,
+        title=title,
+        description=description,
+        version=version,
+        lifespan=lifespan,
         generate_unique_id_function=operation_id,
         separate_input_output_schemas=False,  # one schema per model: generated clients get one type each
         swagger_ui_parameters={"persistAuthorization": True},
@@ -155,8 +198,9 @@ def create_app(settings: DeskSettings, *, title: str, description: str, routers:
     app.state.settings = settings
     app.state.token_limiter = RateLimiter(settings.rate_limit_token_per_minute)
     app.state.write_limiter = RateLimiter(settings.rate_limit_write_per_minute, settings.rate_limit_write_burst)
-    app.state.revoked_clients = RevokedClients(refresh_seconds=settings.revocation_refresh_seconds,
-                                               token_ttl_seconds=settings.access_token_ttl_seconds)
+    app.state.revoked_clients = RevokedClients(
+        refresh_seconds=settings.revocation_refresh_seconds, token_ttl_seconds=settings.access_token_ttl_seconds
+    )
     app.state.sessionmaker = None
     app.state.keyring = None
     install_error_handlers(app)
@@ -164,9 +208,13 @@ def create_app(settings: DeskSettings, *, title: str, description: str, routers:
         app.add_middleware(middleware)
     # outside the service's own middleware (intake's click-day fast path answers straight from ASGI)
     app.add_middleware(ControlCharacterGuard)
-    app.add_middleware(RequestContextMiddleware, service=settings.service_name,
-                       max_body_bytes=settings.max_body_bytes, access_log=settings.access_log,
-                       body_limits=body_limits)
+    app.add_middleware(
+        RequestContextMiddleware,
+        service=settings.service_name,
+        max_body_bytes=settings.max_body_bytes,
+        access_log=settings.access_log,
+        body_limits=body_limits,
+    )
     app.include_router(system_router())
     app.include_router(token_router)
     app.include_router(audit_router)  # every service reads, exports and verifies the audit trail
@@ -176,17 +224,28 @@ def create_app(settings: DeskSettings, *, title: str, description: str, routers:
     def custom_openapi() -> dict[str, Any]:
         if app.openapi_schema:
             return app.openapi_schema
-        schema = get_openapi(title=app.title, version=app.version, description=app.description,
-                             routes=app.routes, servers=[{"url": "/"}], separate_input_output_schemas=False)
+        schema = get_openapi(
+            title=app.title,
+            version=app.version,
+            description=app.description,
+            routes=app.routes,
+            servers=[{"url": "/"}],
+            separate_input_output_schemas=False,
+        )
         comps = schema.setdefault("components", {})
         schemas = comps.setdefault("schemas", {})
         schemas.setdefault("Problem", Problem.model_json_schema(ref_template="#/components/schemas/{model}"))
         schemas.setdefault("FieldError", FieldError.model_json_schema(ref_template="#/components/schemas/{model}"))
         schemas["Problem"]["properties"]["errors"] = {
-            "anyOf": [{"type": "array", "items": {"$ref": "#/components/schemas/FieldError"}}, {"type": "null"}]}
+            "anyOf": [{"type": "array", "items": {"$ref": "#/components/schemas/FieldError"}}, {"type": "null"}]
+        }
         schemas["Problem"].pop("$defs", None)
-        comps["securitySchemes"] = {"oauth2": {"type": "oauth2", "flows": {"clientCredentials": {
-            "tokenUrl": "/v1/oauth/token", "scopes": SCOPES}}}}
+        comps["securitySchemes"] = {
+            "oauth2": {
+                "type": "oauth2",
+                "flows": {"clientCredentials": {"tokenUrl": "/v1/oauth/token", "scopes": SCOPES}},
+            }
+        }
         malformed = problem_responses(400)[400]
         for methods in schema.get("paths", {}).values():
             for op in methods.values():

@@ -33,25 +33,62 @@ def _dump(obj: Any) -> str | None:
     return orjson.dumps(obj, default=str).decode()
 
 
-def audit_params(actor: Actor, *, action: str, resource_type: str, resource_id: Any,
-                 before: Any = None, after: Any = None) -> dict[str, Any]:
-    return {"service": actor.service, "rid": actor.request_id, "kind": actor.principal.kind,
-            "client": actor.principal.client_id, "action": action, "rtype": resource_type,
-            "rid2": str(resource_id), "before": _dump(before), "after": _dump(after)}
+def audit_params(
+    actor: Actor, *, action: str, resource_type: str, resource_id: Any, before: Any = None, after: Any = None
+) -> dict[str, Any]:
+    return {
+        "service": actor.service,
+        "rid": actor.request_id,
+        "kind": actor.principal.kind,
+        "client": actor.principal.client_id,
+        "action": action,
+        "rtype": resource_type,
+        "rid2": str(resource_id),
+        "before": _dump(before),
+        "after": _dump(after),
+    }
 
 
-async def record_audit(session: AsyncSession, actor: Actor, *, action: str, resource_type: str,
-                       resource_id: Any, before: Any = None, after: Any = None) -> None:
-    await session.execute(_AUDIT, audit_params(actor, action=action, resource_type=resource_type,
-                                               resource_id=resource_id, before=before, after=after))
+async def record_audit(
+    session: AsyncSession,
+    actor: Actor,
+    *,
+    action: str,
+    resource_type: str,
+    resource_id: Any,
+    before: Any = None,
+    after: Any = None,
+) -> None:
+    await session.execute(
+        _AUDIT,
+        audit_params(
+            actor, action=action, resource_type=resource_type, resource_id=resource_id, before=before, after=after
+        ),
+    )
 
 
-def event_params(actor: Actor, *, event_type: str, aggregate_type: str, aggregate_id: Any, payload: Any,
-                 partner_id: uuid.UUID | None = None, company_id: uuid.UUID | None = None,
-                 version: int = 1) -> dict[str, Any]:
-    return {"eid": uuid.uuid4(), "etype": event_type, "ever": version, "source": actor.service,
-            "atype": aggregate_type, "aid": str(aggregate_id), "partner": partner_id, "company": company_id,
-            "payload": _dump(payload)}
+def event_params(
+    actor: Actor,
+    *,
+    event_type: str,
+    aggregate_type: str,
+    aggregate_id: Any,
+    payload: Any,
+    partner_id: uuid.UUID | None = None,
+    company_id: uuid.UUID | None = None,
+    version: int = 1,
+) -> dict[str, Any]:
+    return {
+        "eid": uuid.uuid4(),
+        "etype": event_type,
+        "ever": version,
+        "source": actor.service,
+        "atype": aggregate_type,
+        "aid": str(aggregate_id),
+        "partner": partner_id,
+        "company": company_id,
+        "payload": _dump(payload),
+    }
 
 
 async def record_event(session: AsyncSession, actor: Actor, **kw: Any) -> None:

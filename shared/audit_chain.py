@@ -92,11 +92,20 @@ def _opt_string(value: Any) -> str:
 def canonical(record: dict[str, Any]) -> str:
     """The text that `record["hash"]` is the SHA-256 of (see the module docstring)."""
     parts = [
-        json_string(FORMAT), str(int(record["seq"])), str(int(record["id"])), json_string(record["service"]),
-        json_string(record["at"]), _opt_string(record.get("request_id")), json_string(record["principal_kind"]),
-        json_string(record["principal_client_id"]), json_string(record["action"]),
-        json_string(record["resource_type"]), json_string(record["resource_id"]),
-        jsonb_text(record.get("before")), jsonb_text(record.get("after")), json_string(record["prev_hash"]),
+        json_string(FORMAT),
+        str(int(record["seq"])),
+        str(int(record["id"])),
+        json_string(record["service"]),
+        json_string(record["at"]),
+        _opt_string(record.get("request_id")),
+        json_string(record["principal_kind"]),
+        json_string(record["principal_client_id"]),
+        json_string(record["action"]),
+        json_string(record["resource_type"]),
+        json_string(record["resource_id"]),
+        jsonb_text(record.get("before")),
+        jsonb_text(record.get("after")),
+        json_string(record["prev_hash"]),
     ]
     return "[" + ",".join(parts) + "]"
 
@@ -177,8 +186,14 @@ class ChainVerifier:
                 self.failure = Failure(reached + 1, None, "missing_tail")
             elif reached == head_seq and self.records and head_hash is not None and self.last_hash != head_hash:
                 self.failure = Failure(reached, None, "head_mismatch")
-        return Verdict(self.failure is None, self.records, self.first_seq, reached if self.records else None,
-                       self.last_hash, self.failure)
+        return Verdict(
+            self.failure is None,
+            self.records,
+            self.first_seq,
+            reached if self.records else None,
+            self.last_hash,
+            self.failure,
+        )
 
 
 def verify_export(lines: Iterable[str], *, anchor: str | None = None) -> Verdict:
@@ -201,15 +216,19 @@ def verify_export(lines: Iterable[str], *, anchor: str | None = None) -> Verdict
         if verifier.feed(record) is not None:
             break
     reaches_head = to_seq >= head_seq
-    return verifier.finish(head_seq=head_seq if reaches_head else to_seq,
-                           head_hash=header.get("head_hash") if reaches_head else None)
+    return verifier.finish(
+        head_seq=head_seq if reaches_head else to_seq, head_hash=header.get("head_hash") if reaches_head else None
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Verify an export of the desk's audit trail offline.")
     parser.add_argument("file", help="the export (JSON Lines), '-' for standard input")
-    parser.add_argument("--anchor", help="the hash of the record before the export's first one, as kept "
-                                         "from an earlier export (required to link a range not starting at 1)")
+    parser.add_argument(
+        "--anchor",
+        help="the hash of the record before the export's first one, as kept "
+        "from an earlier export (required to link a range not starting at 1)",
+    )
     args = parser.parse_args(argv)
     if args.file == "-":
         verdict = verify_export(sys.stdin, anchor=args.anchor)
@@ -217,8 +236,9 @@ def main(argv: list[str] | None = None) -> int:
         with open(args.file, encoding="utf-8") as f:
             verdict = verify_export(f, anchor=args.anchor)
     if verdict.ok:
-        print(f"OK {verdict.records} records, seq {verdict.first_seq}..{verdict.last_seq}, "
-              f"last hash {verdict.last_hash}")
+        print(
+            f"OK {verdict.records} records, seq {verdict.first_seq}..{verdict.last_seq}, last hash {verdict.last_hash}"
+        )
         return 0
     f_ = verdict.failure
     assert f_ is not None

@@ -31,24 +31,36 @@ EXPORT_MAX = 10_000  # records per export; a longer range is exported in several
 VERIFY_BATCH = 2_000
 NDJSON = "application/x-ndjson"
 
-router = APIRouter(prefix="/v1/audit", tags=["audit"], route_class=UnitOfWorkRoute,
-                   dependencies=[Depends(Authenticator(kinds=("officer", "auditor"), scopes=("audit:read",)))])
+router = APIRouter(
+    prefix="/v1/audit",
+    tags=["audit"],
+    route_class=UnitOfWorkRoute,
+    dependencies=[Depends(Authenticator(kinds=("officer", "auditor"), scopes=("audit:read",)))],
+)
 
 SERVICE_PATTERN = r"^[a-z][a-z0-9_-]{0,31}$"  # a chain is named after the service that wrote it
-ServiceQuery = Annotated[str | None, Query(
-    max_length=32, pattern=SERVICE_PATTERN,
-    description="The chain: the service that wrote the records (intake, evaluation, monitoring, desk-cli). "
-                "Default: this service.")]
+ServiceQuery = Annotated[
+    str | None,
+    Query(
+        max_length=32,
+        pattern=SERVICE_PATTERN,
+        description="The chain: the service that wrote the records (intake, evaluation, monitoring, desk-cli). "
+        "Default: this service.",
+    ),
+]
 FromSeq = Annotated[int, Query(ge=1, le=BIGINT_MAX, description="First seq of the range (default 1).")]
-ToSeq = Annotated[int | None, Query(ge=1, le=BIGINT_MAX,
-                                    description="Last seq of the range (default: the chain's head).")]
+ToSeq = Annotated[
+    int | None, Query(ge=1, le=BIGINT_MAX, description="Last seq of the range (default: the chain's head).")
+]
 
 
 class AuditRecordOut(BaseModel):
     id: int
     service: str
-    seq: int | None = Field(description="Position in the service's chain: 1, 2, 3... without gaps. Set when the "
-                                        "writing transaction commits, as `prev_hash` and `hash`.")
+    seq: int | None = Field(
+        description="Position in the service's chain: 1, 2, 3... without gaps. Set when the "
+        "writing transaction commits, as `prev_hash` and `hash`."
+    )
     at: datetime
     request_id: str | None
     principal_kind: str
@@ -65,8 +77,10 @@ class AuditRecordOut(BaseModel):
 class AuditFailure(BaseModel):
     seq: int | None = Field(description="The first record that does not hold (or the missing one's seq).")
     id: int | None
-    reason: str = Field(description="seq_gap, prev_hash_mismatch, hash_mismatch, service_mismatch, malformed, "
-                                    "missing_tail or head_mismatch.")
+    reason: str = Field(
+        description="seq_gap, prev_hash_mismatch, hash_mismatch, service_mismatch, malformed, "
+        "missing_tail or head_mismatch."
+    )
 
 
 class AuditVerification(BaseModel):
@@ -77,8 +91,7 @@ class AuditVerification(BaseModel):
     records: int = Field(description="Records verified before the failure, or all of them.")
     head_seq: int
     head_hash: str
-    last_hash: str | None = Field(description="Hash of the last record verified: keep it as the next export's "
-                                              "anchor.")
+    last_hash: str | None = Field(description="Hash of the last record verified: keep it as the next export's anchor.")
     failure: AuditFailure | None
 
 
@@ -86,15 +99,21 @@ def _record_out(r: AuditRecord) -> AuditRecordOut:
     return AuditRecordOut.model_validate(r, from_attributes=True)
 
 
-@router.get("", response_model=Page[AuditRecordOut], summary="The audit trail: the history of a resource",
-            description="Records in the order they were written (`id`), filtered by resource and/or chain.",
-            responses=problem_responses(401, 403, 422))
+@router.get(
+    "",
+    response_model=Page[AuditRecordOut],
+    summary="The audit trail: the history of a resource",
+    description="Records in the order they were written (`id`), filtered by resource and/or chain.",
+    responses=problem_responses(401, 403, 422),
+)
 async def list_audit_records(
-    session: SessionDep, page: SeqPageDep,
+    session: SessionDep,
+    page: SeqPageDep,
     resource_type: Annotated[str | None, Query(max_length=64, description="e.g. application, project.")] = None,
     resource_id: Annotated[str | None, Query(max_length=64)] = None,
-    service: Annotated[str | None, Query(max_length=32, pattern=SERVICE_PATTERN,
-                                          description="Only this service's records.")] = None,
+    service: Annotated[
+        str | None, Query(max_length=32, pattern=SERVICE_PATTERN, description="Only this service's records.")
+    ] = None,
 ) -> Any:
     stmt = select(AuditRecord)
     if resource_type is not None:
@@ -108,8 +127,10 @@ async def list_audit_records(
     rows = list((await session.scalars(stmt.order_by(AuditRecord.id).limit(page.limit + 1))).all())
     more = len(rows) > page.limit
     rows = rows[: page.limit]
-    return {"items": [_record_out(r) for r in rows],
-            "next_cursor": encode_seq_cursor(rows[-1].id) if more and rows else None}
+    return {
+        "items": [_record_out(r) for r in rows],
+        "next_cursor": encode_seq_cursor(rows[-1].id) if more and rows else None,
+    }
 
 
 # One record as a line of the export: the fields the canonical form covers, with `at` already in its canonical
@@ -130,41 +151,59 @@ async def _head(session: AsyncSession, service: str) -> tuple[int, str]:
 
 
 def _range_error(message_it: str, message_en: str) -> ValidationFailed:
-    return ValidationFailed(errors=[ProblemError("range_invalid", "/to_seq", message_it, message_en,
-                                                 location="query")])
+    return ValidationFailed(errors=[ProblemError("range_invalid", "/to_seq", message_it, message_en, location="query")])
 
 
-@router.get("/export", summary="Export a range of one service's chain for offline verification",
-            description="JSON Lines: a header (`format`, `service`, `from_seq`, `to_seq`, `head_seq`, `head_hash`), "
-                        f"then one record per line in seq order. At most {EXPORT_MAX} records per export. Verify with "
-                        "`desk audit-verify FILE` or the standalone `shared/audit_chain.py` (README, Audit trail).",
-            response_class=Response,
-            responses={200: {"content": {NDJSON: {"schema": {"type": "string"}}}}, **problem_responses(401, 403, 422)})
-async def export_audit_records(session: SessionDep, request: Request, service: ServiceQuery = None,
-                               from_seq: FromSeq = 1, to_seq: ToSeq = None) -> Response:
+@router.get(
+    "/export",
+    summary="Export a range of one service's chain for offline verification",
+    description="JSON Lines: a header (`format`, `service`, `from_seq`, `to_seq`, `head_seq`, `head_hash`), "
+    f"then one record per line in seq order. At most {EXPORT_MAX} records per export. Verify with "
+    "`desk audit-verify FILE` or the standalone `shared/audit_chain.py` (README, Audit trail).",
+    response_class=Response,
+    responses={200: {"content": {NDJSON: {"schema": {"type": "string"}}}}, **problem_responses(401, 403, 422)},
+)
+async def export_audit_records(
+    session: SessionDep, request: Request, service: ServiceQuery = None, from_seq: FromSeq = 1, to_seq: ToSeq = None
+) -> Response:
     chain = service or request.app.state.settings.service_name
     head_seq, head_hash = await _head(session, chain)
     last = min(to_seq if to_seq is not None else head_seq, head_seq)
     if to_seq is not None and to_seq < from_seq:
         raise _range_error("to_seq precede from_seq.", "to_seq is before from_seq.")
     if last - from_seq + 1 > EXPORT_MAX:
-        raise _range_error(f"Al massimo {EXPORT_MAX} record per esportazione.",
-                           f"At most {EXPORT_MAX} records per export.")
-    header = {"format": EXPORT_FORMAT, "service": chain, "from_seq": from_seq, "to_seq": last,
-              "head_seq": head_seq, "head_hash": head_hash}
+        raise _range_error(
+            f"Al massimo {EXPORT_MAX} record per esportazione.", f"At most {EXPORT_MAX} records per export."
+        )
+    header = {
+        "format": EXPORT_FORMAT,
+        "service": chain,
+        "from_seq": from_seq,
+        "to_seq": last,
+        "head_seq": head_seq,
+        "head_hash": head_hash,
+    }
     rows = (await session.execute(_LINES, {"service": chain, "lo": from_seq, "hi": last})).scalars().all()
     body = "\n".join([orjson.dumps(header).decode(), *rows]) + "\n"
-    return Response(body, media_type=NDJSON,
-                    headers={"Content-Disposition": f'attachment; filename="audit-{chain}-{from_seq}-{last}.jsonl"'})
+    return Response(
+        body,
+        media_type=NDJSON,
+        headers={"Content-Disposition": f'attachment; filename="audit-{chain}-{from_seq}-{last}.jsonl"'},
+    )
 
 
-@router.get("/verify", response_model=AuditVerification, summary="Verify a range of one service's chain",
-            description="Recomputes every record's hash and link, as the offline verifier does on an export, and "
-                        "answers ok or the first record that does not hold. Without `to_seq` the range ends at the "
-                        "chain's head, so a deleted last record shows too.",
-            responses=problem_responses(401, 403, 422))
-async def verify_audit_chain(session: SessionDep, request: Request, service: ServiceQuery = None,
-                             from_seq: FromSeq = 1, to_seq: ToSeq = None) -> Any:
+@router.get(
+    "/verify",
+    response_model=AuditVerification,
+    summary="Verify a range of one service's chain",
+    description="Recomputes every record's hash and link, as the offline verifier does on an export, and "
+    "answers ok or the first record that does not hold. Without `to_seq` the range ends at the "
+    "chain's head, so a deleted last record shows too.",
+    responses=problem_responses(401, 403, 422),
+)
+async def verify_audit_chain(
+    session: SessionDep, request: Request, service: ServiceQuery = None, from_seq: FromSeq = 1, to_seq: ToSeq = None
+) -> Any:
     chain = service or request.app.state.settings.service_name
     if to_seq is not None and to_seq < from_seq:
         raise _range_error("to_seq precede from_seq.", "to_seq is before from_seq.")
@@ -181,6 +220,13 @@ async def verify_audit_chain(session: SessionDep, request: Request, service: Ser
     verdict = verifier.finish(head_seq=last, head_hash=head_hash if last == head_seq else None)
     failure = verdict.failure
     return AuditVerification(
-        service=chain, ok=verdict.ok, from_seq=from_seq, to_seq=last, records=verdict.records, head_seq=head_seq,
-        head_hash=head_hash, last_hash=verdict.last_hash,
-        failure=AuditFailure(seq=failure.seq, id=failure.id, reason=failure.reason) if failure else None)
+        service=chain,
+        ok=verdict.ok,
+        from_seq=from_seq,
+        to_seq=last,
+        records=verdict.records,
+        head_seq=head_seq,
+        head_hash=head_hash,
+        last_hash=verdict.last_hash,
+        failure=AuditFailure(seq=failure.seq, id=failure.id, reason=failure.reason) if failure else None,
+    )

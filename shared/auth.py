@@ -49,8 +49,15 @@ SCOPES: dict[str, str] = {
 DEFAULT_SCOPES: dict[str, tuple[str, ...]] = {
     "partner": ("intake:read", "intake:write", "evaluation:read", "monitoring:read", "monitoring:write"),
     "company": ("intake:read", "intake:write", "evaluation:read", "monitoring:read", "monitoring:write"),
-    "officer": ("intake:read", "intake:admin", "evaluation:read", "evaluation:write", "monitoring:read",
-                "monitoring:write", "audit:read"),
+    "officer": (
+        "intake:read",
+        "intake:admin",
+        "evaluation:read",
+        "evaluation:write",
+        "monitoring:read",
+        "monitoring:write",
+        "audit:read",
+    ),
     "auditor": ("intake:read", "evaluation:read", "monitoring:read", "audit:read"),
     "service": ("internal", "intake:read", "evaluation:read", "monitoring:read"),
 }
@@ -121,12 +128,14 @@ class KeyRing:
         return cls(Ed25519PrivateKey.generate())
 
     def private_pem(self) -> bytes:
-        return self.private_key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                              serialization.NoEncryption())
+        return self.private_key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
 
     def public_pem(self) -> str:
-        return self.public_key.public_bytes(serialization.Encoding.PEM,
-                                            serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+        return self.public_key.public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        ).decode()
 
     def sign(self, data: bytes) -> str:
         return base64.urlsafe_b64encode(self.private_key.sign(data)).decode().rstrip("=")
@@ -162,12 +171,27 @@ def load_or_create_key(pem: str | None, data_dir: Path, *, allow_generate: bool)
 # ---------------------------------------------------------------- tokens
 
 
-def mint_token(ring: KeyRing, *, sub: str, kind: PrincipalKind, scopes: list[str], issuer: str, ttl: int,
-               partner_id: uuid.UUID | None = None, company_id: uuid.UUID | None = None) -> str:
+def mint_token(
+    ring: KeyRing,
+    *,
+    sub: str,
+    kind: PrincipalKind,
+    scopes: list[str],
+    issuer: str,
+    ttl: int,
+    partner_id: uuid.UUID | None = None,
+    company_id: uuid.UUID | None = None,
+) -> str:
     now = int(time.time())
     claims: dict[str, Any] = {
-        "iss": issuer, "aud": AUDIENCE, "sub": sub, "iat": now, "exp": now + ttl,
-        "jti": uuid.uuid4().hex, "kind": kind, "scope": " ".join(scopes),
+        "iss": issuer,
+        "aud": AUDIENCE,
+        "sub": sub,
+        "iat": now,
+        "exp": now + ttl,
+        "jti": uuid.uuid4().hex,
+        "kind": kind,
+        "scope": " ".join(scopes),
     }
     if partner_id:
         claims["partner_id"] = str(partner_id)
@@ -177,8 +201,16 @@ def mint_token(ring: KeyRing, *, sub: str, kind: PrincipalKind, scopes: list[str
 
 
 def issue_token(ring: KeyRing, *, client: ApiClient, scopes: list[str], issuer: str, ttl: int) -> str:
-    return mint_token(ring, sub=client.client_id, kind=client.kind, scopes=scopes, issuer=issuer,  # type: ignore[arg-type]
-                      ttl=ttl, partner_id=client.partner_id, company_id=client.company_id)
+    return mint_token(
+        ring,
+        sub=client.client_id,
+        kind=client.kind,  # type: ignore[arg-type]
+        scopes=scopes,
+        issuer=issuer,
+        ttl=ttl,
+        partner_id=client.partner_id,
+        company_id=client.company_id,
+    )
 
 
 _VERIFIED: dict[str, tuple[Principal, int]] = {}
@@ -199,19 +231,31 @@ def decode_token(ring: KeyRing, token: str, issuer: str) -> Principal:
 
 def _decode(ring: KeyRing, token: str, issuer: str) -> tuple[Principal, int]:
     try:
-        c = jwt.decode(token, ring.public_key, algorithms=["EdDSA"], audience=AUDIENCE, issuer=issuer,
-                       options={"require": ["exp", "iat", "sub"]})
+        c = jwt.decode(
+            token,
+            ring.public_key,
+            algorithms=["EdDSA"],
+            audience=AUDIENCE,
+            issuer=issuer,
+            options={"require": ["exp", "iat", "sub"]},
+        )
     except jwt.ExpiredSignatureError:
-        raise Unauthenticated("Il token è scaduto.", "The access token has expired.",
-                              headers={"WWW-Authenticate": 'Bearer error="invalid_token"'}) from None
+        raise Unauthenticated(
+            "Il token è scaduto.",
+            "The access token has expired.",
+            headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
+        ) from None
     except jwt.PyJWTError:
-        raise Unauthenticated("Token non valido.", "Invalid access token.",
-                              headers={"WWW-Authenticate": 'Bearer error="invalid_token"'}) from None
+        raise Unauthenticated(
+            "Token non valido.", "Invalid access token.", headers={"WWW-Authenticate": 'Bearer error="invalid_token"'}
+        ) from None
     kind = c.get("kind")
     if kind not in PRINCIPAL_KINDS:
         raise Unauthenticated("Token non valido.", "Invalid access token.")
     return Principal(
-        client_id=c["sub"], kind=kind, scopes=frozenset(str(c.get("scope", "")).split()),
+        client_id=c["sub"],
+        kind=kind,
+        scopes=frozenset(str(c.get("scope", "")).split()),
         partner_id=uuid.UUID(c["partner_id"]) if c.get("partner_id") else None,
         company_id=uuid.UUID(c["company_id"]) if c.get("company_id") else None,
     ), int(c["exp"])
@@ -225,8 +269,11 @@ def current_principal(request: Request) -> Principal:
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token:
-        raise Unauthenticated("Serve un token di accesso (Authorization: Bearer).",
-                              "A bearer access token is required.", headers={"WWW-Authenticate": "Bearer"})
+        raise Unauthenticated(
+            "Serve un token di accesso (Authorization: Bearer).",
+            "A bearer access token is required.",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
     principal = decode_token(request.app.state.keyring, token.strip(), request.app.state.settings.token_issuer)
     request.state.principal = principal
     return principal
@@ -239,8 +286,13 @@ class Authenticator:
     with `intake:admin`, partners and companies with `intake:write`); it also sets the kinds.
     """
 
-    def __init__(self, *, kinds: tuple[PrincipalKind, ...] = PRINCIPAL_KINDS, scopes: tuple[str, ...] = (),
-                 scopes_by_kind: dict[PrincipalKind, tuple[str, ...]] | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        kinds: tuple[PrincipalKind, ...] = PRINCIPAL_KINDS,
+        scopes: tuple[str, ...] = (),
+        scopes_by_kind: dict[PrincipalKind, tuple[str, ...]] | None = None,
+    ) -> None:
         self.kinds = tuple(scopes_by_kind) if scopes_by_kind else kinds
         self.scopes = frozenset(scopes)
         self.scopes_by_kind = {k: frozenset(v) for k, v in (scopes_by_kind or {}).items()}
@@ -249,18 +301,23 @@ class Authenticator:
         p = current_principal(request)
         await refuse_revoked(request, p)
         if p.kind not in self.kinds:
-            raise DeskError("Il tuo ruolo non consente questa operazione.",
-                            "Your role does not allow this operation.", kind=FORBIDDEN)
+            raise DeskError(
+                "Il tuo ruolo non consente questa operazione.",
+                "Your role does not allow this operation.",
+                kind=FORBIDDEN,
+            )
         if request.method not in _SAFE_METHODS and not getattr(request.state, "rate_checked", False):
             request.state.rate_checked = True
             request.app.state.write_limiter.check(p.client_id)
         needed = self.scopes | self.scopes_by_kind.get(p.kind, frozenset())
         missing = needed - p.scopes
         if missing:
-            raise DeskError(f"Mancano gli scope: {' '.join(sorted(missing))}.",
-                            f"Missing scopes: {' '.join(sorted(missing))}.", kind=FORBIDDEN,
-                            headers={"WWW-Authenticate": f'Bearer error="insufficient_scope", '
-                                                         f'scope="{" ".join(sorted(needed))}"'})
+            raise DeskError(
+                f"Mancano gli scope: {' '.join(sorted(missing))}.",
+                f"Missing scopes: {' '.join(sorted(missing))}.",
+                kind=FORBIDDEN,
+                headers={"WWW-Authenticate": f'Bearer error="insufficient_scope", scope="{" ".join(sorted(needed))}"'},
+            )
         return p
 
 
@@ -283,9 +340,11 @@ async def refuse_revoked(request: Request, principal: Principal) -> None:
         return _borrowed(session) if session is not None else request.app.state.sessionmaker()
 
     if await revoked.is_revoked(principal.client_id, factory):
-        raise Unauthenticated("Le credenziali di questo token sono state revocate.",
-                              "The credentials of this access token were revoked.",
-                              headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
+        raise Unauthenticated(
+            "Le credenziali di questo token sono state revocate.",
+            "The credentials of this access token were revoked.",
+            headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
+        )
     request.state.revocation_checked = True
 
 
@@ -299,10 +358,17 @@ def new_secret() -> str:
     return secrets.token_urlsafe(32)
 
 
-async def create_client(session: AsyncSession, *, kind: PrincipalKind, name: str,
-                        partner_id: uuid.UUID | None = None, company_id: uuid.UUID | None = None,
-                        scopes: tuple[str, ...] | None = None, client_id: str | None = None,
-                        secret: str | None = None) -> tuple[ApiClient, str]:
+async def create_client(
+    session: AsyncSession,
+    *,
+    kind: PrincipalKind,
+    name: str,
+    partner_id: uuid.UUID | None = None,
+    company_id: uuid.UUID | None = None,
+    scopes: tuple[str, ...] | None = None,
+    client_id: str | None = None,
+    secret: str | None = None,
+) -> tuple[ApiClient, str]:
     """Register an API client; the plain secret is returned once and only its hash is stored."""
     if kind == "partner" and partner_id is None:
         raise ValueError("a partner client needs partner_id")
@@ -310,9 +376,15 @@ async def create_client(session: AsyncSession, *, kind: PrincipalKind, name: str
         raise ValueError("a company client needs company_id")
     secret = secret or new_secret()
     client = ApiClient(
-        id=uuid.uuid4(), client_id=client_id or f"{kind}-{secrets.token_hex(6)}",
-        secret_hash=await run_in_threadpool(hash_secret, secret), kind=kind, name=name,
-        partner_id=partner_id, company_id=company_id, scopes=list(scopes or DEFAULT_SCOPES[kind]), active=True,
+        id=uuid.uuid4(),
+        client_id=client_id or f"{kind}-{secrets.token_hex(6)}",
+        secret_hash=await run_in_threadpool(hash_secret, secret),
+        kind=kind,
+        name=name,
+        partner_id=partner_id,
+        company_id=company_id,
+        scopes=list(scopes or DEFAULT_SCOPES[kind]),
+        active=True,
     )
     session.add(client)
     await session.flush()
@@ -342,8 +414,7 @@ async def verify_client_secret(client: ApiClient, secret: str, now: datetime) ->
     return False
 
 
-async def rotate_client_secret(session: AsyncSession, client: ApiClient, *, overlap: timedelta,
-                               now: datetime) -> str:
+async def rotate_client_secret(session: AsyncSession, client: ApiClient, *, overlap: timedelta, now: datetime) -> str:
     """A new secret (returned once, stored hashed); the replaced one keeps working until now + overlap.
 
     Earlier replaced secrets keep their own overlap (a rotation retried after a lost response does not cut

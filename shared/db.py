@@ -64,8 +64,15 @@ def plain_url(url: str) -> str:
     return u.render_as_string(hide_password=False)
 
 
-def create_engine(url: str, *, pool_size: int = 10, max_overflow: int = 5, statement_cache: bool = True,
-                  generic_plans: bool = False, **kw: Any) -> AsyncEngine:
+def create_engine(
+    url: str,
+    *,
+    pool_size: int = 10,
+    max_overflow: int = 5,
+    statement_cache: bool = True,
+    generic_plans: bool = False,
+    **kw: Any,
+) -> AsyncEngine:
     """`generic_plans`: plan each prepared statement once (plan_cache_mode=force_generic_plan), for a service
     whose statements are small parameterised lookups run very often (intake, see its settings)."""
     server_settings = {"application_name": kw.pop("application_name", "desk")}
@@ -77,8 +84,12 @@ def create_engine(url: str, *, pool_size: int = 10, max_overflow: int = 5, state
         connect_args["statement_cache_size"] = 0
         connect_args["prepared_statement_cache_size"] = 0
     return create_async_engine(
-        async_url(url), pool_size=pool_size, max_overflow=max_overflow, pool_pre_ping=False,
-        connect_args=connect_args, **kw,
+        async_url(url),
+        pool_size=pool_size,
+        max_overflow=max_overflow,
+        pool_pre_ping=False,
+        connect_args=connect_args,
+        **kw,
     )
 
 

@@ -142,8 +142,9 @@ class ControlCharacterGuard:
             openapi = getattr(app, "openapi", None)
             for template in (openapi() if callable(openapi) else {}).get("paths", {}):
                 names = _PARAM.findall(template)
-                regex = "".join(re.escape(part) if i % 2 == 0 else "([^/]+)"
-                                for i, part in enumerate(_PARAM.split(template)))
+                regex = "".join(
+                    re.escape(part) if i % 2 == 0 else "([^/]+)" for i, part in enumerate(_PARAM.split(template))
+                )
                 compiled.append((re.compile(regex + r"\Z", re.DOTALL), names))
             self._compiled = compiled
         return self._compiled
@@ -177,8 +178,9 @@ class ControlCharacterGuard:
                 return
             try:
                 # a file part's name is text the service stores; its content is not looked at
-                found.pairs("body", [(k, (v.filename or "") if isinstance(v, UploadFile) else v)
-                                     for k, v in form.multi_items()])
+                found.pairs(
+                    "body", [(k, (v.filename or "") if isinstance(v, UploadFile) else v) for k, v in form.multi_items()]
+                )
             finally:
                 await form.close()
 
@@ -186,9 +188,15 @@ class ControlCharacterGuard:
     async def _refuse(scope: Scope, receive: Receive, send: Send, found: _Found) -> None:
         request = Request(scope, receive)
         lang = pick_language(request.headers.get("accept-language"))
-        errors = [{"code": CODE, "path": path, "location": location,
-                   "message": validation_message(CODE, {"codepoint": f"{ord(char):04X}"}, "", lang)}
-                  for location, path, char in found.items]
+        errors = [
+            {
+                "code": CODE,
+                "path": path,
+                "location": location,
+                "message": validation_message(CODE, {"codepoint": f"{ord(char):04X}"}, "", lang),
+            }
+            for location, path, char in found.items
+        ]
         response = problem_response(problem_body(VALIDATION, request, lang, errors=errors))
         await response(scope, receive, send)
 

@@ -56,8 +56,9 @@ class ApiClient(Base):
     active: Mapped[bool] = mapped_column(Boolean, default=True, server_default="true")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
-    previous_secrets: Mapped[list[dict[str, str]]] = mapped_column(JSONB, default=list,
-                                                                   server_default=expression.text("'[]'::jsonb"))
+    previous_secrets: Mapped[list[dict[str, str]]] = mapped_column(
+        JSONB, default=list, server_default=expression.text("'[]'::jsonb")
+    )
     rotated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     revoked_reason: Mapped[str | None] = mapped_column(Text)
@@ -270,8 +271,13 @@ class MoneyConfirmation(Base):
 
     __tablename__ = "money_confirmations"
     __table_args__ = (
-        Index("uq_money_confirmations_open", "action", "resource_id", unique=True,
-              postgresql_where=expression.text("status = 'proposed'")),
+        Index(
+            "uq_money_confirmations_open",
+            "action",
+            "resource_id",
+            unique=True,
+            postgresql_where=expression.text("status = 'proposed'"),
+        ),
         {"schema": "desk"},
     )
 

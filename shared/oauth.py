@@ -27,10 +27,20 @@ class TokenResponse(BaseModel):
     scope: str
 
 
-def _oauth_error(error: str, description: str, *, status_kind: ProblemKind = INVALID_GRANT_REQUEST,
-                 headers: dict[str, str] | None = None) -> DeskError:
-    return DeskError(description, description, kind=status_kind, headers=headers,
-                     extra={"error": error, "error_description": description})
+def _oauth_error(
+    error: str,
+    description: str,
+    *,
+    status_kind: ProblemKind = INVALID_GRANT_REQUEST,
+    headers: dict[str, str] | None = None,
+) -> DeskError:
+    return DeskError(
+        description,
+        description,
+        kind=status_kind,
+        headers=headers,
+        extra={"error": error, "error_description": description},
+    )
 
 
 def _basic_credentials(request: Request) -> tuple[str, str] | None:
@@ -53,23 +63,31 @@ async def _note_use(session: AsyncSession, client: ApiClient, now: datetime) -> 
     in a burst writes the row once a minute at most (the condition also settles concurrent requests)."""
     if client.last_used_at is not None and now - client.last_used_at < LAST_USED_RESOLUTION:
         return
-    await session.execute(update(ApiClient).where(
-        ApiClient.id == client.id,
-        or_(ApiClient.last_used_at.is_(None), ApiClient.last_used_at < now - LAST_USED_RESOLUTION),
-    ).values(last_used_at=now).execution_options(synchronize_session=False))
+    await session.execute(
+        update(ApiClient)
+        .where(
+            ApiClient.id == client.id,
+            or_(ApiClient.last_used_at.is_(None), ApiClient.last_used_at < now - LAST_USED_RESOLUTION),
+        )
+        .values(last_used_at=now)
+        .execution_options(synchronize_session=False)
+    )
 
 
 token_router = APIRouter(tags=["oauth"], route_class=UnitOfWorkRoute)
 
 
 @token_router.post(
-    "/v1/oauth/token", response_model=TokenResponse, summary="Get an access token (client credentials)",
-    operation_id="oauth-token", openapi_extra={"security": []},
+    "/v1/oauth/token",
+    response_model=TokenResponse,
+    summary="Get an access token (client credentials)",
+    operation_id="oauth-token",
+    openapi_extra={"security": []},
     responses=problem_responses(400, 401, 429),
     description="OAuth 2.0 client credentials grant (RFC 6749 §4.4). Send the form fields "
-                "`grant_type=client_credentials`, `client_id`, `client_secret` (or HTTP Basic) and optionally "
-                "`scope` (space-separated subset of the client's scopes). Errors carry the RFC 6749 `error` code. "
-                "A revoked client is refused; a secret replaced by a rotation works until its overlap ends.",
+    "`grant_type=client_credentials`, `client_id`, `client_secret` (or HTTP Basic) and optionally "
+    "`scope` (space-separated subset of the client's scopes). Errors carry the RFC 6749 `error` code. "
+    "A revoked client is refused; a secret replaced by a rotation works until its overlap ends.",
 )
 async def token(
     request: Request,
@@ -93,21 +111,35 @@ async def token(
     if client is not None and client.active and client.revoked_at is None:
         ok = await verify_client_secret(client, client_secret, now)
     if not ok or client is None:
-        raise _oauth_error("invalid_client", "Client authentication failed.", status_kind=INVALID_CLIENT,
-                           headers={"WWW-Authenticate": 'Basic realm="desk"'})
+        raise _oauth_error(
+            "invalid_client",
+            "Client authentication failed.",
+            status_kind=INVALID_CLIENT,
+            headers={"WWW-Authenticate": 'Basic realm="desk"'},
+        )
     granted = list(client.scopes)
     if scope:
         asked = scope.split()
         if not set(asked) <= set(granted):
-            raise _oauth_error("invalid_scope", f"Scopes not granted to this client: "
-                                                f"{' '.join(sorted(set(asked) - set(granted)))}.")
+            raise _oauth_error(
+                "invalid_scope", f"Scopes not granted to this client: {' '.join(sorted(set(asked) - set(granted)))}."
+            )
         granted = asked
     await _note_use(session, client, now)
     settings = request.app.state.settings
-    tok = issue_token(request.app.state.keyring, client=client, scopes=granted, issuer=settings.token_issuer,
-                      ttl=settings.access_token_ttl_seconds)
+    tok = issue_token(
+        request.app.state.keyring,
+        client=client,
+        scopes=granted,
+        issuer=settings.token_issuer,
+        ttl=settings.access_token_ttl_seconds,
+    )
     return JSONResponse(
-        {"access_token": tok, "token_type": "Bearer", "expires_in": settings.access_token_ttl_seconds,
-         "scope": " ".join(granted)},
+        {
+            "access_token": tok,
+            "token_type": "Bearer",
+            "expires_in": settings.access_token_ttl_seconds,
+            "scope": " ".join(granted),
+        },
         headers={"Cache-Control": "no-store", "Pragma": "no-cache"},
     )

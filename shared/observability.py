@@ -25,8 +25,12 @@ from shared.errors import PAYLOAD_TOO_LARGE, problem_body
 from shared.i18n import pick_language
 
 REQUESTS = Counter("desk_http_requests_total", "HTTP requests", ["service", "method", "route", "status"])
-LATENCY = Histogram("desk_http_request_duration_seconds", "HTTP request latency", ["service", "method", "route"],
-                    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5))
+LATENCY = Histogram(
+    "desk_http_request_duration_seconds",
+    "HTTP request latency",
+    ["service", "method", "route"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+)
 _RID_RE = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 # The request id of the request being served, so outbound calls to peer services carry it along.
 _REQUEST_ID: ContextVar[str | None] = ContextVar("desk_request_id", default=None)
@@ -57,8 +61,15 @@ class RequestContextMiddleware:
     """Request id (accepted from X-Request-ID or made), returned in the response; metrics; access log;
     and a refusal of bodies over the documented limit (413 problem) before any parsing."""
 
-    def __init__(self, app: ASGIApp, *, service: str, max_body_bytes: int, access_log: bool = True,
-                 body_limits: Sequence[tuple[str, int]] = ()) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        service: str,
+        max_body_bytes: int,
+        access_log: bool = True,
+        body_limits: Sequence[tuple[str, int]] = (),
+    ) -> None:
         self.app = app
         self.service = service
         self.max_body = max_body_bytes
@@ -122,8 +133,15 @@ class RequestContextMiddleware:
         REQUESTS.labels(self.service, scope["method"], path, str(status)).inc()
         LATENCY.labels(self.service, scope["method"], path).observe(elapsed)
         if self.access_log:
-            self.log.info("request", request_id=rid, method=scope["method"], path=scope["path"], route=path,
-                          status=status, ms=round(elapsed * 1000, 2))
+            self.log.info(
+                "request",
+                request_id=rid,
+                method=scope["method"],
+                path=scope["path"],
+                route=path,
+                status=status,
+                ms=round(elapsed * 1000, 2),
+            )
 
     def _limit_for(self, path: str) -> int:
         for pattern, limit in self.body_limits:
@@ -133,8 +151,13 @@ class RequestContextMiddleware:
 
     async def _too_large(self, scope: Scope, receive: Receive, send: Send, max_body: int) -> None:
         req = Request(scope, receive)
-        body = problem_body(PAYLOAD_TOO_LARGE, req, pick_language(req.headers.get("accept-language")),
-                            detail=f"Limit: {max_body} bytes.", extra={"max_bytes": max_body})
+        body = problem_body(
+            PAYLOAD_TOO_LARGE,
+            req,
+            pick_language(req.headers.get("accept-language")),
+            detail=f"Limit: {max_body} bytes.",
+            extra={"max_bytes": max_body},
+        )
         resp = Response(orjson.dumps(body), status_code=413, media_type="application/problem+json")
         await resp(scope, receive, send)
 

@@ -33,8 +33,9 @@ def encode_cursor(created_at: datetime, id_: uuid.UUID) -> str:
 
 
 def _bad_cursor() -> ValidationFailed:
-    return ValidationFailed(errors=[ProblemError("cursor_invalid", "/cursor", "Cursore non valido.",
-                                                 "Invalid cursor.", location="query")])
+    return ValidationFailed(
+        errors=[ProblemError("cursor_invalid", "/cursor", "Cursore non valido.", "Invalid cursor.", location="query")]
+    )
 
 
 def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
@@ -51,15 +52,17 @@ async def page_params(
     cursor: Annotated[str | None, Query(max_length=200, description="Opaque cursor from `next_cursor`.")] = None,
 ) -> PageParams:
     s = request.app.state.settings
-    return PageParams(limit=min(limit or s.page_size_default, s.page_size_max),
-                      after=decode_cursor(cursor) if cursor else None)
+    return PageParams(
+        limit=min(limit or s.page_size_default, s.page_size_max), after=decode_cursor(cursor) if cursor else None
+    )
 
 
 PageDep = Annotated[PageParams, Depends(page_params)]
 
 
-def keyset(stmt: Select[Any], params: PageParams, created_col: InstrumentedAttribute[Any],
-           id_col: InstrumentedAttribute[Any]) -> Select[Any]:
+def keyset(
+    stmt: Select[Any], params: PageParams, created_col: InstrumentedAttribute[Any], id_col: InstrumentedAttribute[Any]
+) -> Select[Any]:
     if params.after is not None:
         ts, id_ = params.after
         stmt = stmt.where(or_(created_col > ts, and_(created_col == ts, id_col > id_)))
@@ -100,8 +103,9 @@ async def seq_page_params(
     cursor: Annotated[str | None, Query(max_length=200, description="Opaque cursor from `next_cursor`.")] = None,
 ) -> SeqPageParams:
     s = request.app.state.settings
-    return SeqPageParams(limit=min(limit or s.page_size_default, s.page_size_max),
-                         after=decode_seq_cursor(cursor) if cursor else None)
+    return SeqPageParams(
+        limit=min(limit or s.page_size_default, s.page_size_max), after=decode_seq_cursor(cursor) if cursor else None
+    )
 
 
 SeqPageDep = Annotated[SeqPageParams, Depends(seq_page_params)]

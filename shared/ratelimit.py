@@ -41,8 +41,12 @@ class RateLimiter:
         wait = self.retry_after(key)
         if wait is not None:
             seconds = max(1, math.ceil(wait))
-            raise DeskError(f"Troppe richieste: riprova tra {seconds} s.", f"Too many requests: retry in {seconds} s.",
-                            kind=RATE_LIMITED, headers={"Retry-After": str(seconds)})
+            raise DeskError(
+                f"Troppe richieste: riprova tra {seconds} s.",
+                f"Too many requests: retry in {seconds} s.",
+                kind=RATE_LIMITED,
+                headers={"Retry-After": str(seconds)},
+            )
 
     def _evict(self, now: float) -> None:
         full_after = self.burst / self.rate

@@ -29,8 +29,9 @@ WINDOW_MARGIN_SECONDS = 3600
 class RevokedClients:
     """The per-process copy of the recently revoked clients, refreshed every `refresh_seconds`."""
 
-    def __init__(self, *, refresh_seconds: float, token_ttl_seconds: int,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, *, refresh_seconds: float, token_ttl_seconds: int, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.refresh_seconds = refresh_seconds
         self.window = timedelta(seconds=token_ttl_seconds + WINDOW_MARGIN_SECONDS)
         self.clock = clock

@@ -87,10 +87,11 @@ class UnitOfWorkRoute(APIRoute):
 async def _store_response(session: Any, slot: IdempotencySlot, response: Response) -> None:
     headers = {k: v for k, v in response.headers.items() if k in _REPLAYED_HEADERS}
     await session.execute(
-        text("UPDATE desk.idempotency_keys SET status_code = :s, response_body = :b, response_headers = "
-             "CAST(:h AS jsonb) WHERE principal = :p AND key = :k"),
-        {"s": response.status_code, "b": bytes(response.body), "h": _json(headers), "p": slot.owner,
-         "k": slot.key},
+        text(
+            "UPDATE desk.idempotency_keys SET status_code = :s, response_body = :b, response_headers = "
+            "CAST(:h AS jsonb) WHERE principal = :p AND key = :k"
+        ),
+        {"s": response.status_code, "b": bytes(response.body), "h": _json(headers), "p": slot.owner, "k": slot.key},
     )
 
 
@@ -115,32 +116,58 @@ async def idempotency(request: Request) -> IdempotencySlot | None:
     digest = await request_digest(request)
     session = request.state.session
     retention = timedelta(hours=request.app.state.settings.idempotency_retention_hours)
-    params = {"p": owner, "k": key, "m": request.method, "path": request.url.path, "h": digest,
-              "exp": datetime.now(UTC) + retention}
-    inserted = (await session.execute(text(
-        "INSERT INTO desk.idempotency_keys (principal, key, method, path, request_hash, expires_at) "
-        "VALUES (:p, :k, :m, :path, :h, :exp) ON CONFLICT (principal, key) DO NOTHING RETURNING 1"), params)).first()
+    params = {
+        "p": owner,
+        "k": key,
+        "m": request.method,
+        "path": request.url.path,
+        "h": digest,
+        "exp": datetime.now(UTC) + retention,
+    }
+    inserted = (
+        await session.execute(
+            text(
+                "INSERT INTO desk.idempotency_keys (principal, key, method, path, request_hash, expires_at) "
+                "VALUES (:p, :k, :m, :path, :h, :exp) ON CONFLICT (principal, key) DO NOTHING RETURNING 1"
+            ),
+            params,
+        )
+    ).first()
     if inserted is None:
-        row = (await session.execute(text(
-            "SELECT request_hash, status_code, response_body, response_headers, expires_at "
-            "FROM desk.idempotency_keys WHERE principal = :p AND key = :k"), params)).first()
+        row = (
+            await session.execute(
+                text(
+                    "SELECT request_hash, status_code, response_body, response_headers, expires_at "
+                    "FROM desk.idempotency_keys WHERE principal = :p AND key = :k"
+                ),
+                params,
+            )
+        ).first()
         if row is not None and row.expires_at <= datetime.now(UTC):
-            await session.execute(text(
-                "UPDATE desk.idempotency_keys SET method = :m, path = :path, request_hash = :h, status_code = NULL,"
-                " response_body = NULL, response_headers = NULL, created_at = now(), expires_at = :exp "
-                "WHERE principal = :p AND key = :k"), params)
+            await session.execute(
+                text(
+                    "UPDATE desk.idempotency_keys SET method = :m, path = :path, request_hash = :h, status_code = NULL,"
+                    " response_body = NULL, response_headers = NULL, created_at = now(), expires_at = :exp "
+                    "WHERE principal = :p AND key = :k"
+                ),
+                params,
+            )
         elif row is None or bytes(row.request_hash) != digest:
             raise DeskError(
                 "La chiave di idempotenza è già stata usata con una richiesta diversa.",
-                "This Idempotency-Key was already used with a different request.", kind=IDEMPOTENCY_MISMATCH)
+                "This Idempotency-Key was already used with a different request.",
+                kind=IDEMPOTENCY_MISMATCH,
+            )
         elif row.status_code is None:
-            raise Conflict("Una richiesta con la stessa chiave è in corso.",
-                           "A request with the same key is in progress.")
+            raise Conflict(
+                "Una richiesta con la stessa chiave è in corso.", "A request with the same key is in progress."
+            )
         else:
             headers = dict(row.response_headers or {})
             headers["idempotent-replayed"] = "true"
-            raise IdempotentReplay(Response(bytes(row.response_body or b""), status_code=row.status_code,
-                                            headers=headers))
+            raise IdempotentReplay(
+                Response(bytes(row.response_body or b""), status_code=row.status_code, headers=headers)
+            )
     slot = IdempotencySlot(owner, key)
     request.state.idempotency = slot
     return slot
@@ -177,15 +204,22 @@ def check_if_match(request: Request, version: int, *, required: bool = True) -> 
 def check_if_match_value(header: str | None, version: int, *, required: bool = True) -> None:
     if header is None:
         if required:
-            raise DeskError("Serve l'intestazione If-Match con l'ETag corrente.",
-                            "Send If-Match with the current ETag.", kind=PRECONDITION_REQUIRED,
-                            extra={"current_etag": etag_of(version)})
+            raise DeskError(
+                "Serve l'intestazione If-Match con l'ETag corrente.",
+                "Send If-Match with the current ETag.",
+                kind=PRECONDITION_REQUIRED,
+                extra={"current_etag": etag_of(version)},
+            )
         return
     tags = [t.strip().removeprefix("W/") for t in header.split(",")]
     if "*" in tags or etag_of(version) in tags:
         return
-    raise DeskError("La risorsa è cambiata: ricaricala e riprova.", "The resource has changed: reload and retry.",
-                    kind=PRECONDITION_FAILED, extra={"current_etag": etag_of(version)})
+    raise DeskError(
+        "La risorsa è cambiata: ricaricala e riprova.",
+        "The resource has changed: reload and retry.",
+        kind=PRECONDITION_FAILED,
+        extra={"current_etag": etag_of(version)},
+    )
 
 
 # ---------------------------------------------------------------- the request's actor
@@ -201,8 +235,9 @@ class Actor:
 
 
 async def actor(request: Request) -> Actor:
-    return Actor(current_principal(request), getattr(request.state, "request_id", None),
-                 request.app.state.settings.service_name)
+    return Actor(
+        current_principal(request), getattr(request.state, "request_id", None), request.app.state.settings.service_name
+    )
 
 
 ActorDep = Annotated[Actor, Depends(actor)]

@@ -49,7 +49,7 @@ class OutModel(BaseModel):
 
 def _money_string(v: Any) -> Any:
     if isinstance(v, (float, int)) and not isinstance(v, bool):
-        raise PydanticCustomError("money_not_string", "Amounts must be strings such as \"1234.50\"")
+        raise PydanticCustomError("money_not_string", 'Amounts must be strings such as "1234.50"')
     if isinstance(v, str) and not v.strip():
         raise PydanticCustomError("decimal_parsing", "Input should be a valid decimal")
     return v
@@ -84,8 +84,11 @@ def _vat(v: Any) -> Any:
         raise PydanticCustomError("vat_number_invalid", "Invalid VAT number: {reason}", {"reason": str(e)}) from None
 
 
-VatNumber = Annotated[str, BeforeValidator(_vat), Field(description="Partita IVA (11 digits, check digit verified)",
-                                                       examples=["01234567897"])]
+VatNumber = Annotated[
+    str,
+    BeforeValidator(_vat),
+    Field(description="Partita IVA (11 digits, check digit verified)", examples=["01234567897"]),
+]
 
 
 def _fiscal_code(v: Any) -> Any:
@@ -97,15 +100,18 @@ def _fiscal_code(v: Any) -> Any:
         raise PydanticCustomError("fiscal_code_invalid", "Invalid fiscal code: {reason}", {"reason": str(e)}) from None
 
 
-FiscalCode = Annotated[str, BeforeValidator(_fiscal_code),
-                       Field(description="Codice fiscale (16 characters, or 11 digits for companies)")]
+FiscalCode = Annotated[
+    str, BeforeValidator(_fiscal_code), Field(description="Codice fiscale (16 characters, or 11 digits for companies)")
+]
 
 # ISTAT two-letter codes of the Italian provinces; the twelve of Lombardy are marked.
 LOMBARDY_PROVINCES = frozenset({"BG", "BS", "CO", "CR", "LC", "LO", "MN", "MI", "MB", "PV", "SO", "VA"})
-ITALIAN_PROVINCES = LOMBARDY_PROVINCES | frozenset("""
+ITALIAN_PROVINCES = LOMBARDY_PROVINCES | frozenset(
+    """
 AG AL AN AO AP AQ AR AT AV BA BI BL BN BO BR BT BZ CA CB CE CH CL CN CS CT CZ EN FC FE FG FI FM FR GE GO GR IM IS
 KR LE LI LT LU MC ME MO MS MT NA NO NU OR PA PC PD PE PG PI PN PO PR PT PU PZ RA RC RE RG RI RM RN RO SA SI SP SR
-SS SU SV TA TE TN TO TP TR TS TV UD VB VC VE VI VR VT VV""".split())
+SS SU SV TA TE TN TO TP TR TS TV UD VB VC VE VI VR VT VV""".split()
+)
 
 
 def _province(v: Any) -> Any:

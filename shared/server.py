@@ -60,8 +60,11 @@ CutReason = Literal["header_timeout", "body_timeout", "over_capacity"]
 def connections_cut() -> Counter:
     from prometheus_client import Counter
 
-    return Counter("desk_http_connections_cut_total",
-                   "Client connections the server closed on its own (slow or over the cap)", ["reason"])
+    return Counter(
+        "desk_http_connections_cut_total",
+        "Client connections the server closed on its own (slow or over the cap)",
+        ["reason"],
+    )
 
 
 def _log() -> Any:
@@ -100,16 +103,21 @@ class _Notices:
         now = time.monotonic()
         if self.logged and now - self.since < NOTICE_EVERY_SECONDS:
             return
-        _log().warning("client connections cut", **self.counts, seconds=round(now - self.since, 1),
-                    last_client=client[0] if client else None)
+        _log().warning(
+            "client connections cut",
+            **self.counts,
+            seconds=round(now - self.since, 1),
+            last_client=client[0] if client else None,
+        )
         self.counts, self.since, self.logged = {}, now, True
 
 
 NOTICES = _Notices()
 
 
-def _problem_bytes(slug: str, accept_language: str | None, server_state: ServerState,
-                   extra: tuple[tuple[bytes, bytes], ...] = ()) -> bytes:
+def _problem_bytes(
+    slug: str, accept_language: str | None, server_state: ServerState, extra: tuple[tuple[bytes, bytes], ...] = ()
+) -> bytes:
     """A whole HTTP response carrying the catalogue's problem `slug`, closing the connection."""
     import orjson
 
@@ -119,8 +127,13 @@ def _problem_bytes(slug: str, accept_language: str | None, server_state: ServerS
     kind = CATALOGUE[slug]
     body = orjson.dumps(problem_body(kind, None, pick_language(accept_language)))
     lines = [f"HTTP/1.1 {kind.status} {http.HTTPStatus(kind.status).phrase}".encode("ascii")]
-    headers = [*server_state.default_headers, (b"content-type", PROBLEM_MEDIA_TYPE.encode("ascii")),
-               (b"content-length", str(len(body)).encode("ascii")), (b"connection", b"close"), *extra]
+    headers = [
+        *server_state.default_headers,
+        (b"content-type", PROBLEM_MEDIA_TYPE.encode("ascii")),
+        (b"content-length", str(len(body)).encode("ascii")),
+        (b"connection", b"close"),
+        *extra,
+    ]
     lines.extend(name + b": " + value for name, value in headers)
     return b"\r\n".join(lines) + b"\r\n\r\n" + body
 
@@ -128,8 +141,13 @@ def _problem_bytes(slug: str, accept_language: str | None, server_state: ServerS
 class DeskHttpProtocol(HttpToolsProtocol):
     """uvicorn's httptools protocol with header and body deadlines and a cap on connections."""
 
-    def __init__(self, config: uvicorn.Config, server_state: ServerState, app_state: dict[str, Any],
-                 _loop: asyncio.AbstractEventLoop | None = None) -> None:
+    def __init__(
+        self,
+        config: uvicorn.Config,
+        server_state: ServerState,
+        app_state: dict[str, Any],
+        _loop: asyncio.AbstractEventLoop | None = None,
+    ) -> None:
         if not isinstance(config, DeskServerConfig):
             raise TypeError("DeskHttpProtocol needs a DeskServerConfig (shared.server.server_config)")
         super().__init__(config, server_state, app_state, _loop)
@@ -147,8 +165,14 @@ class DeskHttpProtocol(HttpToolsProtocol):
             self._refused = True
             self.transport = transport
             NOTICES.add("over_capacity", transport.get_extra_info("peername"))
-            transport.write(_problem_bytes("server-busy", None, self.server_state,
-                                           ((b"retry-after", str(BUSY_RETRY_AFTER_SECONDS).encode("ascii")),)))
+            transport.write(
+                _problem_bytes(
+                    "server-busy",
+                    None,
+                    self.server_state,
+                    ((b"retry-after", str(BUSY_RETRY_AFTER_SECONDS).encode("ascii")),),
+                )
+            )
             transport.close()
             return
         super().connection_made(transport)
@@ -221,8 +245,9 @@ class DeskHttpProtocol(HttpToolsProtocol):
         NOTICES.add("header_timeout" if self._phase == "header" else "body_timeout", self.client)
         if not answered:
             languages = dict(self.headers).get(b"accept-language") if cycle is not None else None
-            self.transport.write(_problem_bytes("request-timeout", languages.decode("latin-1") if languages else None,
-                                                self.server_state))
+            self.transport.write(
+                _problem_bytes("request-timeout", languages.decode("latin-1") if languages else None, self.server_state)
+            )
         self.transport.close()
 
 
@@ -248,14 +273,21 @@ def server_config(app: Any, settings: DeskSettings, **options: Any) -> DeskServe
     open_files = raise_open_file_limit()
     cap = min(settings.http_max_connections, max(1, open_files - FD_RESERVE))
     if cap < settings.http_max_connections:
-        _log().warning("connection cap lowered to fit the open-file limit",
-                       configured=settings.http_max_connections, cap=cap, open_file_limit=open_files)
+        _log().warning(
+            "connection cap lowered to fit the open-file limit",
+            configured=settings.http_max_connections,
+            cap=cap,
+            open_file_limit=open_files,
+        )
     # a new worker answers the supervisor's health check only once it has imported the desk's modules, which on
     # a busy node (pods added in the middle of a click day) takes longer than uvicorn's 5 s: it would be killed
     # and started again, over and over; a worker that hangs later is still replaced, after this long
     options.setdefault("timeout_worker_healthcheck", WORKER_HEALTHCHECK_SECONDS)
-    limits = ServerLimits(header_timeout=settings.http_header_timeout_seconds,
-                          body_timeout=settings.http_body_timeout_seconds, max_connections=cap)
+    limits = ServerLimits(
+        header_timeout=settings.http_header_timeout_seconds,
+        body_timeout=settings.http_body_timeout_seconds,
+        max_connections=cap,
+    )
     return DeskServerConfig(app, limits=limits, **options)
 
 

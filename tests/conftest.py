@@ -190,11 +190,24 @@ async def session(conn: AsyncConnection) -> AsyncIterator[Any]:
 TokenFactory = Callable[..., Awaitable[dict[str, str]]]
 
 
-async def make_token(sm_session: Any, kind: PrincipalKind, *, partner_id: uuid.UUID | None = None,
-                     company_id: uuid.UUID | None = None, scopes: tuple[str, ...] | None = None) -> dict[str, str]:
+async def make_token(
+    sm_session: Any,
+    kind: PrincipalKind,
+    *,
+    partner_id: uuid.UUID | None = None,
+    company_id: uuid.UUID | None = None,
+    scopes: tuple[str, ...] | None = None,
+) -> dict[str, str]:
     """Register a client (argon2-hashed secret, cheaply: `cheap_secret_hashes`) and return auth headers for it."""
-    client, _secret = await create_client(sm_session, kind=kind, name=f"test {kind}", partner_id=partner_id,
-                                          company_id=company_id, scopes=scopes, secret="s" * 32)
+    client, _secret = await create_client(
+        sm_session,
+        kind=kind,
+        name=f"test {kind}",
+        partner_id=partner_id,
+        company_id=company_id,
+        scopes=scopes,
+        secret="s" * 32,
+    )
     token = issue_token(KEYRING, client=client, scopes=list(client.scopes), issuer="regional-desk", ttl=900)
     return {"Authorization": f"Bearer {token}"}
 
@@ -231,8 +244,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if isinstance(item, pytest.Function) and asyncio.iscoroutinefunction(item.function):
             item.add_marker(pytest.mark.asyncio(loop_scope="session"))
-
-
 
 
 @pytest_asyncio.fixture(loop_scope="session")
@@ -285,8 +296,13 @@ async def monitoring_client(monitoring_app: Any) -> AsyncIterator[httpx.AsyncCli
         yield c
 
 
-QUICK_RETRIES = {"retries": 1, "backoff_base": 0.01, "backoff_max": 0.02, "breaker_threshold": 20,
-                 "breaker_cooldown": 0.1}
+QUICK_RETRIES = {
+    "retries": 1,
+    "backoff_base": 0.01,
+    "backoff_max": 0.02,
+    "breaker_threshold": 20,
+    "breaker_cooldown": 0.1,
+}
 
 
 def serve_committing(app: Any, engine: AsyncEngine) -> Any:
@@ -306,4 +322,3 @@ async def intake_server(engine: AsyncEngine) -> AsyncIterator[Any]:
     await server.start()
     yield server
     await server.stop()
-

@@ -20,13 +20,28 @@ from shared.domain.receipts import GENESIS
 from shared.settings import REPO_ROOT
 
 CALL_FILE = REPO_ROOT / "calls" / "verso-nuovi-mercati-2025.yaml"
-__all__ = ["CALL_FILE", "company_body", "company_fields", "delegate", "draft_body", "make_company", "make_partner",
-           "open_call", "vat_number"]
+__all__ = [
+    "CALL_FILE",
+    "company_body",
+    "company_fields",
+    "delegate",
+    "draft_body",
+    "make_company",
+    "make_partner",
+    "open_call",
+    "vat_number",
+]
 
 
 async def make_partner(session: AsyncSession, **kw: Any) -> Partner:
-    p = Partner(id=uuid.uuid4(), name=kw.get("name", "Camera di Commercio di Test"),
-                kind=kw.get("kind", "chamber_of_commerce"), fiscal_code=vat_number(), email=None, version=1)
+    p = Partner(
+        id=uuid.uuid4(),
+        name=kw.get("name", "Camera di Commercio di Test"),
+        kind=kw.get("kind", "chamber_of_commerce"),
+        fiscal_code=vat_number(),
+        email=None,
+        version=1,
+    )
     session.add(p)
     await session.flush()
     return p
@@ -35,13 +50,30 @@ async def make_partner(session: AsyncSession, **kw: Any) -> Partner:
 def company_fields(**kw: Any) -> dict[str, Any]:
     """Column values of a company row (the example company's, as the API would store them)."""
     body = company_body(kw.pop("vat_number", None))
-    fields: dict[str, Any] = {k: body[k] for k in (
-        "vat_number", "fiscal_code", "name", "legal_form", "ateco_code", "registered_office", "operating_sites",
-        "lombardy_site_commitment", "related_enterprises", "export_history", "approved_financial_statements")}
-    fields.update(incorporation_date=date.fromisoformat(body["incorporation_date"]),
-                  headcount_awu=Decimal(body["headcount_awu"]), turnover=Decimal(body["turnover"]),
-                  balance_sheet_total=Decimal(body["balance_sheet_total"]),
-                  previous_year_export_sales=Decimal(body["previous_year_export_sales"]), size_class="small")
+    fields: dict[str, Any] = {
+        k: body[k]
+        for k in (
+            "vat_number",
+            "fiscal_code",
+            "name",
+            "legal_form",
+            "ateco_code",
+            "registered_office",
+            "operating_sites",
+            "lombardy_site_commitment",
+            "related_enterprises",
+            "export_history",
+            "approved_financial_statements",
+        )
+    }
+    fields.update(
+        incorporation_date=date.fromisoformat(body["incorporation_date"]),
+        headcount_awu=Decimal(body["headcount_awu"]),
+        turnover=Decimal(body["turnover"]),
+        balance_sheet_total=Decimal(body["balance_sheet_total"]),
+        previous_year_export_sales=Decimal(body["previous_year_export_sales"]),
+        size_class="small",
+    )
     fields.update(kw)
     return fields
 
@@ -54,8 +86,14 @@ async def make_company(session: AsyncSession, **kw: Any) -> Company:
 
 
 async def delegate(session: AsyncSession, partner: Partner, company: Company, status: str = "active") -> Delegation:
-    d = Delegation(id=uuid.uuid4(), partner_id=partner.id, company_id=company.id, status=status, version=1,
-                   activated_at=datetime.now(UTC) if status == "active" else None)
+    d = Delegation(
+        id=uuid.uuid4(),
+        partner_id=partner.id,
+        company_id=company.id,
+        status=status,
+        version=1,
+        activated_at=datetime.now(UTC) if status == "active" else None,
+    )
     session.add(d)
     await session.flush()
     # as intake does in the delegation's transaction: the shared access rule reads this projection
@@ -63,17 +101,28 @@ async def delegate(session: AsyncSession, partner: Partner, company: Company, st
     return d
 
 
-async def open_call(session: AsyncSession, *, code: str | None = None, opens_in: timedelta | None = None,
-                    days: int = 30) -> Call:
+async def open_call(
+    session: AsyncSession, *, code: str | None = None, opens_in: timedelta | None = None, days: int = 30
+) -> Call:
     """The seeded call's rules with its window opened now (or later), under a unique code."""
     rules = load_rules_file(CALL_FILE)
     code = code or f"VNM-T-{uuid.uuid4().hex[:8]}"
     rules = rules.model_copy(update={"code": code})
     now = datetime.now(UTC)
     opens = now + (opens_in or timedelta(seconds=-60))
-    call = Call(id=uuid.uuid4(), code=code, title=rules.title, procedure=rules.procedure, current_version=1,
-                opens_at=rules.window.opens_at, closes_at=rules.window.closes_at, demo_opens_at=opens,
-                demo_closes_at=opens + timedelta(days=days), budget_total=rules.budget_total, version=1)
+    call = Call(
+        id=uuid.uuid4(),
+        code=code,
+        title=rules.title,
+        procedure=rules.procedure,
+        current_version=1,
+        opens_at=rules.window.opens_at,
+        closes_at=rules.window.closes_at,
+        demo_opens_at=opens,
+        demo_closes_at=opens + timedelta(days=days),
+        budget_total=rules.budget_total,
+        version=1,
+    )
     session.add(call)
     await session.flush()
     session.add(CallVersion(call_id=call.id, version=1, rules=rules.model_dump(mode="json"), created_by="test"))

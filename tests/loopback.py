@@ -37,8 +37,16 @@ class LoopbackServer:
         return self._server is not None
 
     async def start(self) -> None:
-        config = server_config(self.app, self.settings, host="127.0.0.1", port=self.port,
-                               lifespan="off", log_level="critical", access_log=False, timeout_graceful_shutdown=1)
+        config = server_config(
+            self.app,
+            self.settings,
+            host="127.0.0.1",
+            port=self.port,
+            lifespan="off",
+            log_level="critical",
+            access_log=False,
+            timeout_graceful_shutdown=1,
+        )
         self._server = uvicorn.Server(config)
         self._task = asyncio.create_task(self._server.serve())
         while not self._server.started:

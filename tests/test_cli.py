@@ -79,8 +79,9 @@ def test_create_client_prints_credentials_that_are_stored_hashed(desk_db: str) -
     assert result.exit_code == 0, result.output
     creds = json.loads(result.stdout)
     assert creds["kind"] == "officer" and "intake:admin" in creds["scopes"]
-    rows = _fetch(desk_db, "SELECT kind, name, secret_hash, active FROM desk.api_clients WHERE client_id = $1",
-                  creds["client_id"])
+    rows = _fetch(
+        desk_db, "SELECT kind, name, secret_hash, active FROM desk.api_clients WHERE client_id = $1", creds["client_id"]
+    )
     assert len(rows) == 1 and rows[0]["kind"] == "officer" and rows[0]["name"] == name and rows[0]["active"]
     assert creds["client_secret"] not in rows[0]["secret_hash"]
     assert PasswordHasher().verify(rows[0]["secret_hash"], creds["client_secret"])
@@ -91,15 +92,27 @@ def test_create_client_prints_credentials_that_are_stored_hashed(desk_db: str) -
 def test_create_client_for_a_partner_needs_an_existing_partner(desk_db: str) -> None:
     result = runner.invoke(app, ["create-client", "--kind", "partner", "--name", "p"])
     assert result.exit_code == 2 and "--partner-id" in result.output
-    result = runner.invoke(app, ["create-client", "--kind", "partner", "--name", "p",
-                                 "--partner-id", str(uuid.uuid4())])
+    result = runner.invoke(
+        app, ["create-client", "--kind", "partner", "--name", "p", "--partner-id", str(uuid.uuid4())]
+    )
     assert result.exit_code == 1 and "no such partner" in result.output
 
 
 def test_create_partner_registers_it_and_issues_a_partner_client(desk_db: str) -> None:
     code = _random_fiscal_code()
-    result = runner.invoke(app, ["create-partner", "--name", "Camera di Commercio di Prova", "--fiscal-code", code,
-                                 "--kind", "chamber_of_commerce", "--json"])
+    result = runner.invoke(
+        app,
+        [
+            "create-partner",
+            "--name",
+            "Camera di Commercio di Prova",
+            "--fiscal-code",
+            code,
+            "--kind",
+            "chamber_of_commerce",
+            "--json",
+        ],
+    )
     assert result.exit_code == 0, result.output
     out = json.loads(result.stdout)
     partner = _fetch(desk_db, "SELECT id, kind FROM intake.partners WHERE fiscal_code = $1", code)
@@ -109,8 +122,9 @@ def test_create_partner_registers_it_and_issues_a_partner_client(desk_db: str) -
     assert client[0]["kind"] == "partner" and str(client[0]["partner_id"]) == out["partner_id"]
 
     # a second client for the same partner, through create-client
-    again = runner.invoke(app, ["create-client", "--kind", "partner", "--name", "second",
-                                "--partner-id", out["partner_id"], "--json"])
+    again = runner.invoke(
+        app, ["create-client", "--kind", "partner", "--name", "second", "--partner-id", out["partner_id"], "--json"]
+    )
     assert again.exit_code == 0, again.output
     assert json.loads(again.stdout)["client_id"] != out["client_id"]
 

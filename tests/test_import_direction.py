@@ -10,8 +10,11 @@ import services
 import shared
 
 ROOT = Path(shared.__file__).parent.parent
-PACKAGES = {"shared": Path(shared.__file__).parent, "services": Path(services.__file__).parent,
-            "desk": Path(desk.__file__).parent}
+PACKAGES = {
+    "shared": Path(shared.__file__).parent,
+    "services": Path(services.__file__).parent,
+    "desk": Path(desk.__file__).parent,
+}
 SERVICES = ("intake", "evaluation", "monitoring")
 
 
@@ -117,6 +120,8 @@ def test_checker_catches_back_and_cross_imports() -> None:
         "desk.cli",
         "services.monitoring.models",
     ]
-    assert _flagged("from services.intake.models import Call\nfrom . import schemas\n",
-                    "services.intake.calls.service") == []
+    assert (
+        _flagged("from services.intake.models import Call\nfrom . import schemas\n", "services.intake.calls.service")
+        == []
+    )
     assert _flagged("from services.intake.calls import schemas\nimport shared.db\n", "desk.cli") == []

@@ -36,8 +36,13 @@ def _unbounded(doc: dict[str, Any], schema: Any, where: str, seen: set[str]) -> 
         return _unbounded(doc, _resolve(doc, schema), f"{where}<{ref.rsplit('/', 1)[1]}>", seen)
     out = []
     types = schema.get("type")
-    if (types == "integer" or (isinstance(types, list) and "integer" in types)) and "const" not in schema \
-            and "enum" not in schema and "maximum" not in schema and "exclusiveMaximum" not in schema:
+    if (
+        (types == "integer" or (isinstance(types, list) and "integer" in types))
+        and "const" not in schema
+        and "enum" not in schema
+        and "maximum" not in schema
+        and "exclusiveMaximum" not in schema
+    ):
         out.append(where)
     for key in ("anyOf", "oneOf", "allOf", "prefixItems"):
         out += _unbounded(doc, schema.get(key), f"{where}", seen)
@@ -49,8 +54,13 @@ def _unbounded(doc: dict[str, Any], schema: Any, where: str, seen: set[str]) -> 
 
 
 def test_the_walk_finds_an_unbounded_integer() -> None:
-    doc = {"components": {"schemas": {"In": {"properties": {"n": {"type": "integer", "minimum": 0},
-                                                             "m": {"type": "integer", "maximum": 9}}}}}}
+    doc = {
+        "components": {
+            "schemas": {
+                "In": {"properties": {"n": {"type": "integer", "minimum": 0}, "m": {"type": "integer", "maximum": 9}}}
+            }
+        }
+    }
     assert _unbounded(doc, {"$ref": "#/components/schemas/In"}, "body", set()) == ["body<In>/n"]
 
 
@@ -78,6 +88,7 @@ async def test_register_after_past_bigint_is_422_not_500(client, session):
     r = await client.get(f"/v1/calls/{call.id}/register", params={"after": str(BIGINT_MAX + 1)})
     assert r.status_code == 422, r.text
     assert [(e["code"], e["path"], e["location"]) for e in r.json()["errors"]] == [
-        ("less_than_equal", "/after", "query")]
+        ("less_than_equal", "/after", "query")
+    ]
     r = await client.get(f"/v1/calls/{call.id}/register", params={"after": str(BIGINT_MAX)})
     assert r.status_code == 200, r.text

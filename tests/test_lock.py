@@ -35,9 +35,14 @@ def test_every_pin_of_the_project_is_in_the_locks_with_its_version() -> None:
     extras = {k: _pins(v) for k, v in project["optional-dependencies"].items()}
     assert base and set(extras) >= {"dev", "local", "s3"}
     dev, image = _lock("dev.txt"), _lock("image.txt")
-    for pins, lock, where in ((base, dev, "dev.txt"), (extras["dev"], dev, "dev.txt"),
-                              (extras["local"], dev, "dev.txt"), (extras["s3"], dev, "dev.txt"),
-                              (base, image, "image.txt"), (extras["s3"], image, "image.txt")):
+    for pins, lock, where in (
+        (base, dev, "dev.txt"),
+        (extras["dev"], dev, "dev.txt"),
+        (extras["local"], dev, "dev.txt"),
+        (extras["s3"], dev, "dev.txt"),
+        (base, image, "image.txt"),
+        (extras["s3"], image, "image.txt"),
+    ):
         for name, version in pins.items():
             assert lock.get(name) == version, f"{name}=={version} is {lock.get(name)} in requirements/{where}"
 

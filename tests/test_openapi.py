@@ -16,8 +16,9 @@ EXEMPT_FROM_4XX = ("/healthz", "/readyz", "/metrics", "/problems")
 
 
 def _operations(doc: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
-    return [(path, method, op) for path, item in doc["paths"].items()
-            for method, op in item.items() if method in METHODS]
+    return [
+        (path, method, op) for path, item in doc["paths"].items() for method, op in item.items() if method in METHODS
+    ]
 
 
 @pytest.mark.parametrize("service", SERVICES)
@@ -27,7 +28,8 @@ def test_committed_openapi_matches_the_code(service: str) -> None:
     committed = path.read_text(encoding="utf-8")
     assert committed == render_openapi(service), (
         f"openapi/{service}.json differs from the code: run `desk openapi` (or `python3 dev.py desk openapi`) "
-        f"and commit the result")
+        f"and commit the result"
+    )
 
 
 @pytest.mark.parametrize("service", SERVICES)

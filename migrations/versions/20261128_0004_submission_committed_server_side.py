@@ -11,6 +11,7 @@ Revision ID: 0004
 Revises: 0003
 Create Date: 2026-11-28
 """
+
 from collections.abc import Sequence
 
 import sqlalchemy as sa

@@ -19,6 +19,7 @@ Revision ID: 0007
 Revises: 0006
 Create Date: 2026-11-28
 """
+
 from collections.abc import Sequence
 from importlib.util import module_from_spec, spec_from_file_location
 from pathlib import Path
@@ -203,7 +204,9 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.execute("DROP FUNCTION intake.commit_submission")
-    spec = spec_from_file_location("m0004", Path(__file__).with_name("20261128_0004_submission_committed_server_side.py"))
+    spec = spec_from_file_location(
+        "m0004", Path(__file__).with_name("20261128_0004_submission_committed_server_side.py")
+    )
     assert spec is not None and spec.loader is not None
     m0004 = module_from_spec(spec)
     spec.loader.exec_module(m0004)

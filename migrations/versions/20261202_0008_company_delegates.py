@@ -13,6 +13,7 @@ Revision ID: 0008
 Revises: 0007
 Create Date: 2026-12-02
 """
+
 from collections.abc import Sequence
 
 import sqlalchemy as sa
@@ -54,8 +55,14 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("company_id", "partner_id", name=op.f("pk_company_delegates")),
         schema="desk",
     )
-    op.create_index(op.f("ix_company_delegates_partner_id"), "company_delegates", ["partner_id"], unique=False,
-                    schema="desk", postgresql_where=sa.text("active"))
+    op.create_index(
+        op.f("ix_company_delegates_partner_id"),
+        "company_delegates",
+        ["partner_id"],
+        unique=False,
+        schema="desk",
+        postgresql_where=sa.text("active"),
+    )
     op.execute(BACKFILL_DELEGATES)
     op.add_column("applications", sa.Column("partner_id", sa.UUID(), nullable=True), schema="evaluation")
     op.execute("UPDATE evaluation.applications SET partner_id = (snapshot->>'partner_id')::uuid")
@@ -65,8 +72,10 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_column("applications", "partner_id", schema="evaluation")
-    op.drop_index(op.f("ix_company_delegates_partner_id"), table_name="company_delegates", schema="desk",
-                  postgresql_where=sa.text("active"))
+    op.drop_index(
+        op.f("ix_company_delegates_partner_id"),
+        table_name="company_delegates",
+        schema="desk",
+        postgresql_where=sa.text("active"),
+    )
     op.drop_table("company_delegates", schema="desk")
-
-

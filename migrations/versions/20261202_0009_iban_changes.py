@@ -5,6 +5,7 @@ Revision ID: 0009
 Revises: 0008
 Create Date: 2026-12-02
 """
+
 from collections.abc import Sequence
 
 import sqlalchemy as sa
@@ -17,10 +18,10 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    op.add_column("projects", sa.Column("iban_holder_name", sa.String(length=200), nullable=True),
-                  schema="monitoring")
-    op.add_column("projects", sa.Column("iban_holder_tax_code", sa.String(length=16), nullable=True),
-                  schema="monitoring")
+    op.add_column("projects", sa.Column("iban_holder_name", sa.String(length=200), nullable=True), schema="monitoring")
+    op.add_column(
+        "projects", sa.Column("iban_holder_tax_code", sa.String(length=16), nullable=True), schema="monitoring"
+    )
     op.create_table(
         "iban_changes",
         sa.Column("id", sa.UUID(), nullable=False),
@@ -37,18 +38,29 @@ def upgrade() -> None:
         sa.Column("decided_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("reason", sa.Text(), nullable=True),
         sa.Column("version", sa.Integer(), nullable=False),
-        sa.ForeignKeyConstraint(["project_id"], ["monitoring.projects.id"],
-                                name=op.f("fk_iban_changes_project_id_projects")),
+        sa.ForeignKeyConstraint(
+            ["project_id"], ["monitoring.projects.id"], name=op.f("fk_iban_changes_project_id_projects")
+        ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_iban_changes")),
         schema="monitoring",
     )
-    op.create_index("uq_iban_changes_one_pending", "iban_changes", ["project_id"], unique=True,
-                    schema="monitoring", postgresql_where=sa.text("status = 'pending'"))
+    op.create_index(
+        "uq_iban_changes_one_pending",
+        "iban_changes",
+        ["project_id"],
+        unique=True,
+        schema="monitoring",
+        postgresql_where=sa.text("status = 'pending'"),
+    )
 
 
 def downgrade() -> None:
-    op.drop_index("uq_iban_changes_one_pending", table_name="iban_changes", schema="monitoring",
-                  postgresql_where=sa.text("status = 'pending'"))
+    op.drop_index(
+        "uq_iban_changes_one_pending",
+        table_name="iban_changes",
+        schema="monitoring",
+        postgresql_where=sa.text("status = 'pending'"),
+    )
     op.drop_table("iban_changes", schema="monitoring")
     op.drop_column("projects", "iban_holder_tax_code", schema="monitoring")
     op.drop_column("projects", "iban_holder_name", schema="monitoring")

@@ -10,6 +10,7 @@ Revision ID: 0010
 Revises: 0009
 Create Date: 2026-12-02
 """
+
 from collections.abc import Sequence
 
 import sqlalchemy as sa
@@ -36,11 +37,14 @@ def upgrade() -> None:
         schema="desk",
     )
     # A status code with an error text means the text was the partner's response body.
-    op.execute("UPDATE desk.delivery_attempts SET error = 'http_error' "
-               "WHERE status_code IS NOT NULL AND error IS NOT NULL")
-    op.execute("UPDATE desk.deliveries SET last_error = 'http_error' "
-               "WHERE last_status_code IS NOT NULL AND last_error IS NOT NULL "
-               "AND last_error NOT IN ('subscription deleted', 'subscription inactive')")
+    op.execute(
+        "UPDATE desk.delivery_attempts SET error = 'http_error' WHERE status_code IS NOT NULL AND error IS NOT NULL"
+    )
+    op.execute(
+        "UPDATE desk.deliveries SET last_error = 'http_error' "
+        "WHERE last_status_code IS NOT NULL AND last_error IS NOT NULL "
+        "AND last_error NOT IN ('subscription deleted', 'subscription inactive')"
+    )
 
 
 def downgrade() -> None:

@@ -18,6 +18,7 @@ Revision ID: 0011
 Revises: 0010
 Create Date: 2026-12-02
 """
+
 from collections.abc import Sequence
 from importlib.util import module_from_spec, spec_from_file_location
 from pathlib import Path
@@ -213,8 +214,14 @@ def _m0007():  # type: ignore[no-untyped-def]
 
 
 def upgrade() -> None:
-    op.alter_column("idempotency_keys", "principal", type_=sa.String(length=80),
-                    existing_type=sa.String(length=64), existing_nullable=False, schema="desk")
+    op.alter_column(
+        "idempotency_keys",
+        "principal",
+        type_=sa.String(length=80),
+        existing_type=sa.String(length=64),
+        existing_nullable=False,
+        schema="desk",
+    )
     op.execute(RENAME_TO_OWNERS)
     op.execute("DROP FUNCTION intake.commit_submission")
     op.execute(COMMIT)
@@ -224,7 +231,15 @@ def downgrade() -> None:
     op.execute("DROP FUNCTION intake.commit_submission")
     op.execute(_m0007().COMMIT)
     # Owners cannot be told back into one client: their records go (a retry then executes once more).
-    op.execute("DELETE FROM desk.idempotency_keys WHERE principal LIKE 'partner:%' OR principal LIKE 'company:%'"
-               " OR principal LIKE 'client:%'")
-    op.alter_column("idempotency_keys", "principal", type_=sa.String(length=64),
-                    existing_type=sa.String(length=80), existing_nullable=False, schema="desk")
+    op.execute(
+        "DELETE FROM desk.idempotency_keys WHERE principal LIKE 'partner:%' OR principal LIKE 'company:%'"
+        " OR principal LIKE 'client:%'"
+    )
+    op.alter_column(
+        "idempotency_keys",
+        "principal",
+        type_=sa.String(length=64),
+        existing_type=sa.String(length=80),
+        existing_nullable=False,
+        schema="desk",
+    )

@@ -9,6 +9,7 @@ Revision ID: 0012
 Revises: 0011
 Create Date: 2026-12-02
 """
+
 from collections.abc import Sequence
 
 import sqlalchemy as sa
@@ -22,8 +23,9 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    op.add_column("call_versions", sa.Column("decree", postgresql.JSONB(astext_type=sa.Text()), nullable=True),
-                  schema="intake")
+    op.add_column(
+        "call_versions", sa.Column("decree", postgresql.JSONB(astext_type=sa.Text()), nullable=True), schema="intake"
+    )
     op.add_column("budgets", sa.Column("call_version", sa.Integer(), nullable=True), schema="evaluation")
 
 

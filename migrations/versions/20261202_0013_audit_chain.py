@@ -17,6 +17,7 @@ Revision ID: 0013
 Revises: 0012
 Create Date: 2026-12-02
 """
+
 from collections.abc import Sequence
 
 import sqlalchemy as sa
@@ -121,19 +122,27 @@ def upgrade() -> None:
     op.add_column("audit_log", sa.Column("hash", sa.String(length=64), nullable=True), schema="desk")
     op.create_unique_constraint(op.f("uq_audit_log_service_seq"), "audit_log", ["service", "seq"], schema="desk")
     op.execute(CANONICAL)
-    op.execute(f"INSERT INTO desk.audit_chains (service, last_seq, last_hash) VALUES ('intake', 0, '{GENESIS}'),"
-               f" ('evaluation', 0, '{GENESIS}'), ('monitoring', 0, '{GENESIS}')")
+    op.execute(
+        f"INSERT INTO desk.audit_chains (service, last_seq, last_hash) VALUES ('intake', 0, '{GENESIS}'),"
+        f" ('evaluation', 0, '{GENESIS}'), ('monitoring', 0, '{GENESIS}')"
+    )
     op.execute("ALTER TABLE desk.audit_log DISABLE TRIGGER audit_log_append_only")
     op.execute(BACKFILL)
     op.execute("DROP TRIGGER audit_log_append_only ON desk.audit_log")
-    op.execute("CREATE TRIGGER audit_log_append_only BEFORE DELETE OR TRUNCATE ON desk.audit_log"
-               " FOR EACH STATEMENT EXECUTE FUNCTION desk.refuse_change()")
+    op.execute(
+        "CREATE TRIGGER audit_log_append_only BEFORE DELETE OR TRUNCATE ON desk.audit_log"
+        " FOR EACH STATEMENT EXECUTE FUNCTION desk.refuse_change()"
+    )
     op.execute(REFUSE_UPDATE)
-    op.execute("CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON desk.audit_log"
-               " FOR EACH ROW EXECUTE FUNCTION desk.audit_refuse_update()")
+    op.execute(
+        "CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON desk.audit_log"
+        " FOR EACH ROW EXECUTE FUNCTION desk.audit_refuse_update()"
+    )
     op.execute(LINK)
-    op.execute("CREATE CONSTRAINT TRIGGER audit_log_link AFTER INSERT ON desk.audit_log"
-               " DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION desk.audit_link()")
+    op.execute(
+        "CREATE CONSTRAINT TRIGGER audit_log_link AFTER INSERT ON desk.audit_log"
+        " DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION desk.audit_link()"
+    )
 
 
 def downgrade() -> None:
@@ -142,8 +151,10 @@ def downgrade() -> None:
     op.execute("DROP TRIGGER audit_log_no_update ON desk.audit_log")
     op.execute("DROP FUNCTION desk.audit_refuse_update()")
     op.execute("DROP TRIGGER audit_log_append_only ON desk.audit_log")
-    op.execute("CREATE TRIGGER audit_log_append_only BEFORE UPDATE OR DELETE OR TRUNCATE ON desk.audit_log"
-               " FOR EACH STATEMENT EXECUTE FUNCTION desk.refuse_change()")
+    op.execute(
+        "CREATE TRIGGER audit_log_append_only BEFORE UPDATE OR DELETE OR TRUNCATE ON desk.audit_log"
+        " FOR EACH STATEMENT EXECUTE FUNCTION desk.refuse_change()"
+    )
     op.drop_constraint(op.f("uq_audit_log_service_seq"), "audit_log", schema="desk", type_="unique")
     op.execute("DROP FUNCTION desk.audit_canonical(desk.audit_log)")
     for column in ("hash", "prev_hash", "seq"):

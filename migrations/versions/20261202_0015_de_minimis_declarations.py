@@ -7,6 +7,7 @@ Revision ID: 0015
 Revises: 0013
 Create Date: 2026-12-02
 """
+
 from collections.abc import Sequence
 
 import sqlalchemy as sa
@@ -20,9 +21,16 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    op.add_column("applications", sa.Column("de_minimis_declarations", postgresql.JSONB(astext_type=sa.Text()),
-                                            server_default=sa.text("'[]'::jsonb"), nullable=False),
-                  schema="intake")
+    op.add_column(
+        "applications",
+        sa.Column(
+            "de_minimis_declarations",
+            postgresql.JSONB(astext_type=sa.Text()),
+            server_default=sa.text("'[]'::jsonb"),
+            nullable=False,
+        ),
+        schema="intake",
+    )
 
 
 def downgrade() -> None:

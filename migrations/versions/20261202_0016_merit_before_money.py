@@ -10,6 +10,7 @@ Revision ID: 0016
 Revises: 0015
 Create Date: 2026-12-02
 """
+
 from collections.abc import Sequence
 
 import sqlalchemy as sa
@@ -39,9 +40,14 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_money_confirmations")),
         schema="desk",
     )
-    op.create_index("uq_money_confirmations_open", "money_confirmations", ["action", "resource_id"], unique=True,
-                    schema="desk", postgresql_where=sa.text("status = 'proposed'"))
-
+    op.create_index(
+        "uq_money_confirmations_open",
+        "money_confirmations",
+        ["action", "resource_id"],
+        unique=True,
+        schema="desk",
+        postgresql_where=sa.text("status = 'proposed'"),
+    )
 
     op.create_table(
         "rankings",

@@ -8,6 +8,7 @@ Revision ID: 0017
 Revises: 0020
 Create Date: 2026-12-03
 """
+
 from collections.abc import Sequence
 
 import sqlalchemy as sa
@@ -21,8 +22,9 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    op.add_column("evaluations", sa.Column("network", postgresql.JSONB(astext_type=sa.Text()), nullable=True),
-                  schema="evaluation")
+    op.add_column(
+        "evaluations", sa.Column("network", postgresql.JSONB(astext_type=sa.Text()), nullable=True), schema="evaluation"
+    )
 
 
 def downgrade() -> None:

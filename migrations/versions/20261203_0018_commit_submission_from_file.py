@@ -11,6 +11,7 @@ Revision ID: 0018
 Revises: 0016
 Create Date: 2026-12-03
 """
+
 from collections.abc import Sequence
 from importlib.util import module_from_spec, spec_from_file_location
 from pathlib import Path
@@ -36,6 +37,7 @@ def downgrade() -> None:
     spec.loader.exec_module(m0011)
     op.execute(m0011.COMMIT.replace("CREATE FUNCTION", "CREATE OR REPLACE FUNCTION", 1))
     op.execute("DROP FUNCTION intake.receipt_chain_link(text, text)")
-    op.execute("DROP FUNCTION intake.submission_receipt(uuid, text, uuid, integer, text, text, text, bigint,"
-               " timestamptz)")
+    op.execute(
+        "DROP FUNCTION intake.submission_receipt(uuid, text, uuid, integer, text, text, text, bigint, timestamptz)"
+    )
     op.execute("DROP FUNCTION intake.receipt_instant(timestamptz)")

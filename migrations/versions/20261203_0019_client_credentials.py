@@ -11,6 +11,7 @@ Revision ID: 0019
 Revises: 0018
 Create Date: 2026-12-03
 """
+
 from collections.abc import Sequence
 
 import sqlalchemy as sa
@@ -24,18 +25,32 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    op.add_column("api_clients", sa.Column("version", sa.Integer(), server_default="1", nullable=False),
-                  schema="desk")
-    op.add_column("api_clients", sa.Column("previous_secrets", postgresql.JSONB(astext_type=sa.Text()),
-                                           server_default=sa.text("'[]'::jsonb"), nullable=False), schema="desk")
+    op.add_column("api_clients", sa.Column("version", sa.Integer(), server_default="1", nullable=False), schema="desk")
+    op.add_column(
+        "api_clients",
+        sa.Column(
+            "previous_secrets",
+            postgresql.JSONB(astext_type=sa.Text()),
+            server_default=sa.text("'[]'::jsonb"),
+            nullable=False,
+        ),
+        schema="desk",
+    )
     op.add_column("api_clients", sa.Column("rotated_at", sa.DateTime(timezone=True), nullable=True), schema="desk")
     op.add_column("api_clients", sa.Column("revoked_at", sa.DateTime(timezone=True), nullable=True), schema="desk")
     op.add_column("api_clients", sa.Column("revoked_reason", sa.Text(), nullable=True), schema="desk")
     op.add_column("api_clients", sa.Column("last_used_at", sa.DateTime(timezone=True), nullable=True), schema="desk")
-    op.execute("UPDATE desk.api_clients SET revoked_at = now(), revoked_reason = 'deactivated before revision 0019'"
-               " WHERE NOT active")
-    op.create_index("ix_api_clients_revoked_at", "api_clients", ["revoked_at"], schema="desk",
-                    postgresql_where=sa.text("revoked_at IS NOT NULL"))
+    op.execute(
+        "UPDATE desk.api_clients SET revoked_at = now(), revoked_reason = 'deactivated before revision 0019'"
+        " WHERE NOT active"
+    )
+    op.create_index(
+        "ix_api_clients_revoked_at",
+        "api_clients",
+        ["revoked_at"],
+        schema="desk",
+        postgresql_where=sa.text("revoked_at IS NOT NULL"),
+    )
     op.create_index("ix_api_clients_partner_id", "api_clients", ["partner_id"], schema="desk")
 
 

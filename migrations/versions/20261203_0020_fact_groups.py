@@ -15,6 +15,7 @@ Revision ID: 0020
 Revises: 0019
 Create Date: 2026-12-03
 """
+
 from collections.abc import Sequence
 
 import sqlalchemy as sa
@@ -132,15 +133,23 @@ def upgrade() -> None:
     op.execute(APPLY.replace("{src}", "SELECT 1 AS sign, * FROM monitoring.application_facts"))
     op.execute(_FUNCTION.replace("{apply}", APPLY).replace("{prune}", PRUNE))
     op.execute(_TRUNCATE_FUNCTION)
-    op.execute("CREATE TRIGGER fact_groups_insert AFTER INSERT ON monitoring.application_facts "
-               "REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION monitoring.fact_groups_maintain()")
-    op.execute("CREATE TRIGGER fact_groups_update AFTER UPDATE ON monitoring.application_facts "
-               "REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT "
-               "EXECUTE FUNCTION monitoring.fact_groups_maintain()")
-    op.execute("CREATE TRIGGER fact_groups_delete AFTER DELETE ON monitoring.application_facts "
-               "REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION monitoring.fact_groups_maintain()")
-    op.execute("CREATE TRIGGER fact_groups_truncate AFTER TRUNCATE ON monitoring.application_facts "
-               "FOR EACH STATEMENT EXECUTE FUNCTION monitoring.fact_groups_truncate()")
+    op.execute(
+        "CREATE TRIGGER fact_groups_insert AFTER INSERT ON monitoring.application_facts "
+        "REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION monitoring.fact_groups_maintain()"
+    )
+    op.execute(
+        "CREATE TRIGGER fact_groups_update AFTER UPDATE ON monitoring.application_facts "
+        "REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT "
+        "EXECUTE FUNCTION monitoring.fact_groups_maintain()"
+    )
+    op.execute(
+        "CREATE TRIGGER fact_groups_delete AFTER DELETE ON monitoring.application_facts "
+        "REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION monitoring.fact_groups_maintain()"
+    )
+    op.execute(
+        "CREATE TRIGGER fact_groups_truncate AFTER TRUNCATE ON monitoring.application_facts "
+        "FOR EACH STATEMENT EXECUTE FUNCTION monitoring.fact_groups_truncate()"
+    )
 
 
 def downgrade() -> None:

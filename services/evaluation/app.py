@@ -23,9 +23,23 @@ Authenticate with OAuth2 client credentials at `POST /v1/oauth/token`. Errors ar
 
 
 def build_app(settings: EvaluationSettings | None = None) -> FastAPI:
-    app = create_app(settings or EvaluationSettings(), title="Regional desk — evaluation", description=DESCRIPTION,
-                     routers=[applications_router, internal_router, merit_router, evaluations_router,
-                              de_minimis_router, budget_router, fundings_router, public_router, decrees_router,
-                              decisions_router], lifespans=[intake_client_lifespan])
+    app = create_app(
+        settings or EvaluationSettings(),
+        title="Regional desk — evaluation",
+        description=DESCRIPTION,
+        routers=[
+            applications_router,
+            internal_router,
+            merit_router,
+            evaluations_router,
+            de_minimis_router,
+            budget_router,
+            fundings_router,
+            public_router,
+            decrees_router,
+            decisions_router,
+        ],
+        lifespans=[intake_client_lifespan],
+    )
     app.state.intake_client = None
     return app

@@ -61,16 +61,15 @@ class ReceivedApplication(Base):
     withdrawal_reason: Mapped[str | None] = mapped_column(Text)
 
 
-
-
 class Evaluation(Base):
     """The evaluation of one received application: admissibility, merit, funding computation."""
 
     __tablename__ = "evaluations"
     __table_args__ = {"schema": SCHEMA}
 
-    application_id: Mapped[uuid.UUID] = mapped_column(ForeignKey(f"{SCHEMA}.applications.application_id"),
-                                                      primary_key=True)
+    application_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey(f"{SCHEMA}.applications.application_id"), primary_key=True
+    )
     call_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), index=True)
     stage: Mapped[str] = mapped_column(String(24))
     admissibility_verdict: Mapped[str | None] = mapped_column(String(16))
@@ -198,8 +197,9 @@ class Funding(Base):
         {"schema": SCHEMA},
     )
 
-    application_id: Mapped[uuid.UUID] = mapped_column(ForeignKey(f"{SCHEMA}.applications.application_id"),
-                                                      primary_key=True)
+    application_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey(f"{SCHEMA}.applications.application_id"), primary_key=True
+    )
     call_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True))
     status: Mapped[str] = mapped_column(String(16))
     requested: Mapped[Decimal] = mapped_column(Money)

@@ -18,8 +18,9 @@ async def intake_client_lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
         return
     settings = app.state.settings
-    client = IntakeClient(settings.intake_url, service=settings.service_name, keyring=app.state.keyring,
-                          issuer=settings.token_issuer)
+    client = IntakeClient(
+        settings.intake_url, service=settings.service_name, keyring=app.state.keyring, issuer=settings.token_issuer
+    )
     app.state.intake_client = client
     try:
         yield

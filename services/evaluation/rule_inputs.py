@@ -47,26 +47,33 @@ def draft_facts(app: ApplicationOut) -> DraftFacts:
     plan = app.action_plan
     return DraftFacts(
         target_markets=tuple(m.country for m in plan.target_markets),
-        objectives=plan.objectives, starting_point=plan.starting_point, strategy=plan.strategy,
-        resources=plan.resources, start_date=plan.start_date, end_date=plan.end_date,
+        objectives=plan.objectives,
+        starting_point=plan.starting_point,
+        strategy=plan.strategy,
+        resources=plan.resources,
+        start_date=plan.start_date,
+        end_date=plan.end_date,
         milestones=tuple(Milestone(m.title, m.due_date) for m in plan.milestones),
         kpi_count=len(plan.kpis),
         expense_lines=tuple(DraftLine(ln.category, ln.amount, ln.target_market) for ln in app.expense_lines),
         flat_rates=frozenset(app.flat_rates),
-        declared_aid=tuple(DeclaredAid(normalise_vat(d.vat_number), d.granted_on, d.amount,
-                                       d.reference or f"declared {i + 1}")
-                           for i, d in enumerate(app.de_minimis_declarations)),
+        declared_aid=tuple(
+            DeclaredAid(normalise_vat(d.vat_number), d.granted_on, d.amount, d.reference or f"declared {i + 1}")
+            for i, d in enumerate(app.de_minimis_declarations)
+        ),
     )
 
 
 def member_draft_facts(app: ApplicationOut, member: NetworkMemberOut) -> DraftFacts:
     """A network member's facts: the network's action plan with the member's own lines and declaration."""
-    return replace(draft_facts(app),
-                   expense_lines=tuple(DraftLine(ln.category, ln.amount, ln.target_market)
-                                       for ln in member.expense_lines),
-                   declared_aid=tuple(DeclaredAid(normalise_vat(d.vat_number), d.granted_on, d.amount,
-                                                  d.reference or f"declared {i + 1}")
-                                      for i, d in enumerate(member.de_minimis_declarations)))
+    return replace(
+        draft_facts(app),
+        expense_lines=tuple(DraftLine(ln.category, ln.amount, ln.target_market) for ln in member.expense_lines),
+        declared_aid=tuple(
+            DeclaredAid(normalise_vat(d.vat_number), d.granted_on, d.amount, d.reference or f"declared {i + 1}")
+            for i, d in enumerate(member.de_minimis_declarations)
+        ),
+    )
 
 
 def line_suppliers(app: ApplicationOut) -> dict[int, str]:

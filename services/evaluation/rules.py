@@ -28,9 +28,13 @@ CALLS = CallVersions(ttl=CURRENT_VERSION_TTL)
 
 
 def _unreachable(exc: PeerUnavailable) -> DeskError:
-    return DeskError("Il servizio dei bandi (intake) non risponde: riprovare più tardi.",
-                     "The intake service is unreachable: retry later.", kind=PEER_UNAVAILABLE,
-                     headers={"Retry-After": "30"}, extra={"peer": exc.peer})
+    return DeskError(
+        "Il servizio dei bandi (intake) non risponde: riprovare più tardi.",
+        "The intake service is unreachable: retry later.",
+        kind=PEER_UNAVAILABLE,
+        headers={"Retry-After": "30"},
+        extra={"peer": exc.peer},
+    )
 
 
 async def rules_of_call(intake: IntakeClient, call_id: uuid.UUID, *, call_in_path: bool = False) -> CallRules:
@@ -43,8 +47,9 @@ async def rules_of_call(intake: IntakeClient, call_id: uuid.UUID, *, call_in_pat
     except NotFoundAtPeer as exc:
         if call_in_path:
             raise NotFound(f"Il bando {call_id} non esiste.", f"Call {call_id} does not exist.") from exc
-        raise Conflict(f"Il bando {call_id} non esiste presso intake.",
-                       f"Call {call_id} is unknown to intake.") from exc
+        raise Conflict(
+            f"Il bando {call_id} non esiste presso intake.", f"Call {call_id} is unknown to intake."
+        ) from exc
 
 
 async def window_closes_at(intake: IntakeClient, call_id: uuid.UUID) -> datetime:
@@ -81,8 +86,10 @@ async def rules_of_version(intake: IntakeClient, call_id: uuid.UUID, version: in
     except PeerUnavailable as exc:
         raise _unreachable(exc) from exc
     except NotFoundAtPeer as exc:
-        raise Conflict(f"La versione {version} del bando {call_id} non esiste presso intake.",
-                       f"Version {version} of call {call_id} is unknown to intake.") from exc
+        raise Conflict(
+            f"La versione {version} del bando {call_id} non esiste presso intake.",
+            f"Version {version} of call {call_id} is unknown to intake.",
+        ) from exc
 
 
 def submitted_version(application: Any) -> int | None:

@@ -52,19 +52,25 @@ async def submit_pool(app: FastAPI) -> AsyncIterator[None]:
     if settings.submit_pool_size <= 0 or getattr(app.state, "engine", None) is None:
         yield
         return
-    pool_kw: dict[str, Any] = {"server_settings": {"application_name": settings.service_name,
-                                                   "plan_cache_mode": "force_generic_plan"}}
+    pool_kw: dict[str, Any] = {
+        "server_settings": {"application_name": settings.service_name, "plan_cache_mode": "force_generic_plan"}
+    }
     if not settings.db_statement_cache:
         pool_kw["statement_cache_size"] = 0
     app.state.submit_pool = await asyncpg.create_pool(
         # min_size 0: no background "floor" reconnects (and their error logs) while the database is down
-        plain_url(resolve_database_url(settings)), min_size=0, max_size=settings.submit_pool_size,
-        reset=_nothing_to_reset, **pool_kw)
+        plain_url(resolve_database_url(settings)),
+        min_size=0,
+        max_size=settings.submit_pool_size,
+        reset=_nothing_to_reset,
+        **pool_kw,
+    )
     app.state.submit_gate = FairGate(settings.submit_pool_size)
     app.state.submit_batcher = CommitBatcher(app.state.submit_pool, app.state.submit_gate)
     # One connection for the durability barrier that concurrent submits share (service.wait_durable).
     app.state.flush_pool = await asyncpg.create_pool(
-        plain_url(resolve_database_url(settings)), min_size=0, max_size=1, reset=_nothing_to_reset, **pool_kw)
+        plain_url(resolve_database_url(settings)), min_size=0, max_size=1, reset=_nothing_to_reset, **pool_kw
+    )
     try:
         yield
     finally:
@@ -74,11 +80,24 @@ async def submit_pool(app: FastAPI) -> AsyncIterator[None]:
 
 
 def build_app(settings: IntakeSettings | None = None) -> FastAPI:
-    app = create_app(settings or IntakeSettings(), title="Regional desk — intake", description=DESCRIPTION,
-                     routers=[calls_router, applications_router, submit_router, trainings_router, partners_router,
-                              clients_router, companies_router, delegations_router, webhooks_router, events_router],
-                     lifespans=[autocommit_sessions, submit_pool], inner_middleware=[SubmitFastPath])
+    app = create_app(
+        settings or IntakeSettings(),
+        title="Regional desk — intake",
+        description=DESCRIPTION,
+        routers=[
+            calls_router,
+            applications_router,
+            submit_router,
+            trainings_router,
+            partners_router,
+            clients_router,
+            companies_router,
+            delegations_router,
+            webhooks_router,
+            events_router,
+        ],
+        lifespans=[autocommit_sessions, submit_pool],
+        inner_middleware=[SubmitFastPath],
+    )
     document_event_webhooks(app)  # the event catalogue as OpenAPI 3.1 `webhooks`
     return app
-
-

@@ -26,16 +26,30 @@ def company_body(vat: str | None = None, **overrides: Any) -> dict[str, Any]:
     vat = vat or vat_number()
     last_year = date.today().year - 1
     body: dict[str, Any] = {
-        "vat_number": vat, "fiscal_code": vat, "name": "Meccanica Lombarda S.r.l.", "legal_form": "srl",
+        "vat_number": vat,
+        "fiscal_code": vat,
+        "name": "Meccanica Lombarda S.r.l.",
+        "legal_form": "srl",
         "ateco_code": "28.29.30",
-        "registered_office": {"address": "Via Roma 1", "municipality": "Bergamo", "postal_code": "24121",
-                              "province": "BG"},
-        "operating_sites": [], "lombardy_site_commitment": False, "incorporation_date": "2015-03-01",
-        "approved_financial_statements": 3, "headcount_awu": "25", "turnover": "5000000.00",
-        "balance_sheet_total": "4000000.00", "previous_year_export_sales": "1000000.00",
+        "registered_office": {
+            "address": "Via Roma 1",
+            "municipality": "Bergamo",
+            "postal_code": "24121",
+            "province": "BG",
+        },
+        "operating_sites": [],
+        "lombardy_site_commitment": False,
+        "incorporation_date": "2015-03-01",
+        "approved_financial_statements": 3,
+        "headcount_awu": "25",
+        "turnover": "5000000.00",
+        "balance_sheet_total": "4000000.00",
+        "previous_year_export_sales": "1000000.00",
         "related_enterprises": [],
-        "export_history": [{"year": last_year, "country": "DE", "amount": "600000.00"},
-                           {"year": last_year, "country": "FR", "amount": "400000.00"}],
+        "export_history": [
+            {"year": last_year, "country": "DE", "amount": "600000.00"},
+            {"year": last_year, "country": "FR", "amount": "400000.00"},
+        ],
     }
     body.update(overrides)
     return body
@@ -46,7 +60,8 @@ def draft_body(call_id: Any, company_id: Any, *, today: date | None = None, **ov
     start = (today or date.today()) + timedelta(days=30)
     end = start + timedelta(days=365)
     body: dict[str, Any] = {
-        "call_id": str(call_id), "company_id": str(company_id),
+        "call_id": str(call_id),
+        "company_id": str(company_id),
         "title": "Nuovi mercati in Vietnam e Brasile",
         "action_plan": {
             "objectives": "Aprire due mercati extra-UE con distributori locali.",
@@ -57,22 +72,46 @@ def draft_body(call_id: Any, company_id: Any, *, today: date | None = None, **ov
                 {"country": "VN", "analysis": "Domanda crescente di macchinari.", "risks": "Dazi; cambio."},
                 {"country": "BR", "analysis": "Mercato ampio nel settore alimentare.", "risks": "Burocrazia."},
             ],
-            "start_date": start.isoformat(), "end_date": end.isoformat(),
-            "milestones": [{"title": "Fiera a Ho Chi Minh", "due_date": (start + timedelta(days=120)).isoformat()},
-                           {"title": "Primo distributore in Brasile",
-                            "due_date": (start + timedelta(days=300)).isoformat()}],
-            "kpis": [{"name": "Quota fatturato estero", "baseline": "20.00", "target": "30.00", "unit": "%"},
-                     {"name": "Nuovi clienti esteri", "baseline": "0.00", "target": "8.00", "unit": "clienti"}],
+            "start_date": start.isoformat(),
+            "end_date": end.isoformat(),
+            "milestones": [
+                {"title": "Fiera a Ho Chi Minh", "due_date": (start + timedelta(days=120)).isoformat()},
+                {"title": "Primo distributore in Brasile", "due_date": (start + timedelta(days=300)).isoformat()},
+            ],
+            "kpis": [
+                {"name": "Quota fatturato estero", "baseline": "20.00", "target": "30.00", "unit": "%"},
+                {"name": "Nuovi clienti esteri", "baseline": "0.00", "target": "8.00", "unit": "clienti"},
+            ],
         },
         "expense_lines": [
-            {"category": "a", "description": "Consulenza per il piano di azione", "amount": "10000.00",
-             "target_market": None, "supplier": "Studio Export Srl"},
-            {"category": "b", "description": "Fiera Vietnam Manufacturing Expo", "amount": "45000.00",
-             "target_market": "VN", "supplier": None},
-            {"category": "b", "description": "Showroom virtuale e campagna Brasile", "amount": "35000.00",
-             "target_market": "BR", "supplier": None},
-            {"category": "c", "description": "Formazione export manager", "amount": "5000.00",
-             "target_market": None, "supplier": None},
+            {
+                "category": "a",
+                "description": "Consulenza per il piano di azione",
+                "amount": "10000.00",
+                "target_market": None,
+                "supplier": "Studio Export Srl",
+            },
+            {
+                "category": "b",
+                "description": "Fiera Vietnam Manufacturing Expo",
+                "amount": "45000.00",
+                "target_market": "VN",
+                "supplier": None,
+            },
+            {
+                "category": "b",
+                "description": "Showroom virtuale e campagna Brasile",
+                "amount": "35000.00",
+                "target_market": "BR",
+                "supplier": None,
+            },
+            {
+                "category": "c",
+                "description": "Formazione export manager",
+                "amount": "5000.00",
+                "target_market": None,
+                "supplier": None,
+            },
         ],
         "flat_rates": ["d", "e"],
         "network": None,

@@ -46,8 +46,9 @@ class FairGate:
                 self._waiters.remove(waiter)
             raise
 
-    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                        tb: TracebackType | None) -> None:
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self._release()
 
     def _release(self) -> None:

@@ -29,8 +29,6 @@ from shared.db import Base, Money, created_now, uuid_pk
 SCHEMA = "intake"
 
 
-
-
 class Call(Base):
     __tablename__ = "calls"
     __table_args__ = {"schema": SCHEMA}
@@ -122,8 +120,13 @@ class Delegation(Base):
 
     __tablename__ = "delegations"
     __table_args__ = (
-        Index("uq_delegations_live", "partner_id", "company_id", unique=True,
-              postgresql_where=text("status IN ('pending', 'active')")),
+        Index(
+            "uq_delegations_live",
+            "partner_id",
+            "company_id",
+            unique=True,
+            postgresql_where=text("status IN ('pending', 'active')"),
+        ),
         Index(None, "company_id"),
         {"schema": SCHEMA},
     )
@@ -143,8 +146,13 @@ class Application(Base):
     __table_args__ = (
         UniqueConstraint("call_id", "protocol_number"),
         # One live submission per company and call, whatever the concurrency.
-        Index("uq_applications_one_submitted", "call_id", "company_id", unique=True,
-              postgresql_where=text("status = 'submitted'")),
+        Index(
+            "uq_applications_one_submitted",
+            "call_id",
+            "company_id",
+            unique=True,
+            postgresql_where=text("status = 'submitted'"),
+        ),
         Index(None, "company_id"),
         Index(None, "partner_id"),
         {"schema": SCHEMA},
@@ -158,8 +166,9 @@ class Application(Base):
     title: Mapped[str] = mapped_column(Text)
     action_plan: Mapped[dict[str, Any]] = mapped_column(JSONB)
     network: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
-    de_minimis_declarations: Mapped[list[dict[str, Any]]] = mapped_column(JSONB, default=list,
-                                                                          server_default=text("'[]'::jsonb"))
+    de_minimis_declarations: Mapped[list[dict[str, Any]]] = mapped_column(
+        JSONB, default=list, server_default=text("'[]'::jsonb")
+    )
     flat_rates: Mapped[list[str]] = mapped_column(ARRAY(String(8)))
     version: Mapped[int] = mapped_column(Integer, default=1)
     created_by: Mapped[str] = mapped_column(String(64))
@@ -221,8 +230,13 @@ class Training(Base):
 class Enrolment(Base):
     __tablename__ = "enrolments"
     __table_args__ = (
-        Index("uq_enrolments_live", "training_id", "participant_email", unique=True,
-              postgresql_where=text("status = 'enrolled'")),
+        Index(
+            "uq_enrolments_live",
+            "training_id",
+            "participant_email",
+            unique=True,
+            postgresql_where=text("status = 'enrolled'"),
+        ),
         Index(None, "company_id"),
         {"schema": SCHEMA},
     )

@@ -28,12 +28,27 @@ Authenticate with OAuth2 client credentials at `POST /v1/oauth/token`. Errors ar
 
 def build_app(settings: MonitoringSettings | None = None) -> FastAPI:
     settings = settings or MonitoringSettings()
-    app = create_app(settings, title="Regional desk — monitoring", description=DESCRIPTION,
-                     routers=[internal_router, projects_router, project_payments_router, payments_router,
-                              project_claims_router, claims_router, evidence_router, results_router, reminders_router,
-                              stats_router, public_router, open_data_router],
-                     lifespans=[intake_client_lifespan, evaluation_client_lifespan, reminders_lifespan],
-                     body_limits=[(EVIDENCE_PATH, settings.evidence_max_bytes + MULTIPART_OVERHEAD)])
+    app = create_app(
+        settings,
+        title="Regional desk — monitoring",
+        description=DESCRIPTION,
+        routers=[
+            internal_router,
+            projects_router,
+            project_payments_router,
+            payments_router,
+            project_claims_router,
+            claims_router,
+            evidence_router,
+            results_router,
+            reminders_router,
+            stats_router,
+            public_router,
+            open_data_router,
+        ],
+        lifespans=[intake_client_lifespan, evaluation_client_lifespan, reminders_lifespan],
+        body_limits=[(EVIDENCE_PATH, settings.evidence_max_bytes + MULTIPART_OVERHEAD)],
+    )
     app.state.intake_client = None
     app.state.evaluation_client = None
     return app

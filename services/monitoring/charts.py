@@ -17,9 +17,11 @@ from xml.sax.saxutils import escape, quoteattr
 
 SVG_MEDIA_TYPE = "image/svg+xml"
 _FONT = "font-family:DejaVu Sans,Verdana,Arial,sans-serif"
-_STYLE = (f"text{{{_FONT};font-size:12px;fill:#1f2933}}.title{{font-size:16px;font-weight:bold}}"
-          ".subtitle{fill:#52606d}.value{fill:#323f4b}.axis{stroke:#9aa5b1;stroke-width:1}"
-          ".bar rect{fill:#0b6e4f}.series{fill:none;stroke:#0b6e4f;stroke-width:1.5}.muted{fill:#9aa5b1}")
+_STYLE = (
+    f"text{{{_FONT};font-size:12px;fill:#1f2933}}.title{{font-size:16px;font-weight:bold}}"
+    ".subtitle{fill:#52606d}.value{fill:#323f4b}.axis{stroke:#9aa5b1;stroke-width:1}"
+    ".bar rect{fill:#0b6e4f}.series{fill:none;stroke:#0b6e4f;stroke-width:1.5}.muted{fill:#9aa5b1}"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,8 +87,9 @@ def bar_chart(*, title: str, subtitle: str, bars: Sequence[Bar], width: int = 76
     return "\n".join(out) + "\n"
 
 
-def time_series(*, title: str, subtitle: str, points: Sequence[tuple[datetime, int]], width: int = 860,
-                height: int = 340) -> str:
+def time_series(
+    *, title: str, subtitle: str, points: Sequence[tuple[datetime, int]], width: int = 860, height: int = 340
+) -> str:
     """A line over equally spaced steps (e.g. the hours of a call's window), with the peak marked on the y axis
     and up to eight dates on the x axis."""
     left, right, top, bottom = 56, 16, 64, 44
@@ -98,8 +101,10 @@ def time_series(*, title: str, subtitle: str, points: Sequence[tuple[datetime, i
     x0, y0 = left, top + plot_h
     out.append(f'<line class="axis" x1="{x0}" y1="{top}" x2="{x0}" y2="{y0}"/>')
     out.append(f'<line class="axis" x1="{x0}" y1="{y0}" x2="{x0 + plot_w}" y2="{y0}"/>')
-    out.append(f'<text class="tick y-max" x="{x0 - 6}" y="{top + 4}" text-anchor="end" '
-               f'data-value="{peak}">{format_int(peak)}</text>')
+    out.append(
+        f'<text class="tick y-max" x="{x0 - 6}" y="{top + 4}" text-anchor="end" '
+        f'data-value="{peak}">{format_int(peak)}</text>'
+    )
     out.append(f'<text class="tick" x="{x0 - 6}" y="{y0 + 4}" text-anchor="end">0</text>')
     n = len(points)
     step = plot_w / (n - 1) if n > 1 else 0.0
@@ -114,8 +119,10 @@ def time_series(*, title: str, subtitle: str, points: Sequence[tuple[datetime, i
         every = max(1, n // 8)
         for i in range(0, n, every):
             when = points[i][0]
-            out.append(f'<text class="tick x" x="{_n(x0 + i * step)}" y="{y0 + 18}" text-anchor="middle">'
-                       f'{escape(when.strftime("%d/%m %H:%M"))}</text>')
+            out.append(
+                f'<text class="tick x" x="{_n(x0 + i * step)}" y="{y0 + 18}" text-anchor="middle">'
+                f"{escape(when.strftime('%d/%m %H:%M'))}</text>"
+            )
     else:
         out.append(f'<text class="muted" x="{x0 + 8}" y="{top + 20}">nessun dato / no data</text>')
     out.append("</svg>")

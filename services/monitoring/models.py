@@ -36,8 +36,6 @@ from shared.events.inbox import InboxRecord
 SCHEMA = "monitoring"
 
 
-
-
 class InboxEvent(InboxRecord, Base):
     """Events received from other services (shared.events.inbox), kept by id so a redelivery is recognised."""
 
@@ -92,8 +90,13 @@ class Payment(Base):
     __tablename__ = "payments"
     __table_args__ = (
         # One live advance and one live balance per project, whatever the retries.
-        Index("uq_payments_one_live_per_kind", "project_id", "kind", unique=True,
-              postgresql_where=text("status IN ('ordered', 'paid')")),
+        Index(
+            "uq_payments_one_live_per_kind",
+            "project_id",
+            "kind",
+            unique=True,
+            postgresql_where=text("status IN ('ordered', 'paid')"),
+        ),
         {"schema": SCHEMA},
     )
 
@@ -166,8 +169,14 @@ class ClaimLine(Base):
 
     __tablename__ = "claim_lines"
     __table_args__ = (
-        Index("uq_claim_lines_invoice_once", "supplier_vat", "document_number", "issue_date", unique=True,
-              postgresql_where=text("outcome <> 'rejected'")),
+        Index(
+            "uq_claim_lines_invoice_once",
+            "supplier_vat",
+            "document_number",
+            "issue_date",
+            unique=True,
+            postgresql_where=text("outcome <> 'rejected'"),
+        ),
         Index(None, "claim_id"),
         Index(None, "project_id", "category", "market"),
         {"schema": SCHEMA},

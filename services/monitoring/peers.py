@@ -24,8 +24,9 @@ from shared.domain.call_rules import CallRules
 from shared.errors import PEER_UNAVAILABLE, Conflict, DeskError, NotFound
 
 
-def _lifespan(attr: str, factory: Callable[[Any], ServiceClient]) -> Callable[[FastAPI],
-                                                                            AbstractAsyncContextManager[None]]:
+def _lifespan(
+    attr: str, factory: Callable[[Any], ServiceClient]
+) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if getattr(app.state, attr, None) is not None:  # set already (tests)
@@ -49,8 +50,7 @@ def _intake(app: Any) -> ServiceClient:
 
 def _evaluation(app: Any) -> ServiceClient:
     s = app.state.settings
-    return EvaluationClient(s.evaluation_url, service=s.service_name, keyring=app.state.keyring,
-                            issuer=s.token_issuer)
+    return EvaluationClient(s.evaluation_url, service=s.service_name, keyring=app.state.keyring, issuer=s.token_issuer)
 
 
 intake_client_lifespan = _lifespan("intake_client", _intake)
@@ -80,9 +80,13 @@ EvaluationDep = Annotated[EvaluationClient, Depends(evaluation_client)]
 
 def unavailable(exc: PeerUnavailable) -> DeskError:
     service = {"intake": "di protocollo (intake)", "evaluation": "di valutazione (evaluation)"}.get(exc.peer, exc.peer)
-    return DeskError(f"Il servizio {service} non risponde: riprovare più tardi. Nulla è stato modificato.",
-                     f"The {exc.peer} service is unreachable: retry later. Nothing was changed.",
-                     kind=PEER_UNAVAILABLE, headers={"Retry-After": "30"}, extra={"peer": exc.peer})
+    return DeskError(
+        f"Il servizio {service} non risponde: riprovare più tardi. Nulla è stato modificato.",
+        f"The {exc.peer} service is unreachable: retry later. Nothing was changed.",
+        kind=PEER_UNAVAILABLE,
+        headers={"Retry-After": "30"},
+        extra={"peer": exc.peer},
+    )
 
 
 async def fetch_application(intake: IntakeClient, application_id: uuid.UUID) -> ApplicationOut:
@@ -91,8 +95,10 @@ async def fetch_application(intake: IntakeClient, application_id: uuid.UUID) -> 
     except PeerUnavailable as exc:
         raise unavailable(exc) from exc
     except NotFoundAtPeer as exc:
-        raise Conflict(f"La domanda {application_id} non esiste presso intake.",
-                       f"Application {application_id} is unknown to intake.") from exc
+        raise Conflict(
+            f"La domanda {application_id} non esiste presso intake.",
+            f"Application {application_id} is unknown to intake.",
+        ) from exc
 
 
 async def fetch_company(intake: IntakeClient, company_id: uuid.UUID) -> CompanyOut:
@@ -101,8 +107,9 @@ async def fetch_company(intake: IntakeClient, company_id: uuid.UUID) -> CompanyO
     except PeerUnavailable as exc:
         raise unavailable(exc) from exc
     except NotFoundAtPeer as exc:
-        raise Conflict(f"L'impresa {company_id} non esiste presso intake.",
-                       f"Company {company_id} is unknown to intake.") from exc
+        raise Conflict(
+            f"L'impresa {company_id} non esiste presso intake.", f"Company {company_id} is unknown to intake."
+        ) from exc
 
 
 # Which version of a call is current is asked again after CURRENT_VERSION_TTL seconds, or at once after
@@ -130,16 +137,26 @@ async def rules_of_call(intake: IntakeClient, call_id: uuid.UUID) -> CallRules:
     return (await call_detail(intake, call_id)).rules
 
 
-async def release_budget(evaluation: EvaluationClient, *, call_id: uuid.UUID, application_id: uuid.UUID,
-                         amount: Decimal, reason: str, idempotency_key: str) -> ReleaseOut:
+async def release_budget(
+    evaluation: EvaluationClient,
+    *,
+    call_id: uuid.UUID,
+    application_id: uuid.UUID,
+    amount: Decimal,
+    reason: str,
+    idempotency_key: str,
+) -> ReleaseOut:
     """Give aid back to the call's budget at evaluation (which then funds the waiting list). Evaluation
     unreachable -> 503 and the caller's transaction rolls back; a refusal -> 409 with evaluation's problem."""
     try:
-        return await evaluation.release_budget(call_id, application_id=application_id, amount=amount, reason=reason,
-                                               idempotency_key=idempotency_key)
+        return await evaluation.release_budget(
+            call_id, application_id=application_id, amount=amount, reason=reason, idempotency_key=idempotency_key
+        )
     except PeerUnavailable as exc:
         raise unavailable(exc) from exc
     except PeerError as exc:
-        raise Conflict("Il servizio di valutazione ha rifiutato il rilascio del budget.",
-                       "The evaluation service refused to release the budget.",
-                       extra={"peer": exc.peer, "peer_status": exc.status, "peer_problem": exc.problem}) from exc
+        raise Conflict(
+            "Il servizio di valutazione ha rifiutato il rilascio del budget.",
+            "The evaluation service refused to release the budget.",
+            extra={"peer": exc.peer, "peer_status": exc.status, "peer_problem": exc.problem},
+        ) from exc

@@ -103,8 +103,12 @@ class S3Storage:
         import boto3
 
         client = boto3.client(
-            "s3", endpoint_url=s.s3_endpoint_url, region_name=s.s3_region, aws_access_key_id=s.s3_access_key_id,
-            aws_secret_access_key=s.s3_secret_access_key.get_secret_value() if s.s3_secret_access_key else None)
+            "s3",
+            endpoint_url=s.s3_endpoint_url,
+            region_name=s.s3_region,
+            aws_access_key_id=s.s3_access_key_id,
+            aws_secret_access_key=s.s3_secret_access_key.get_secret_value() if s.s3_secret_access_key else None,
+        )
         return cls(client, s.s3_bucket, s.s3_prefix)
 
     def _key(self, key: str) -> str:
@@ -113,8 +117,13 @@ class S3Storage:
     async def put(self, key: str, data: bytes) -> None:
         if content_key(data) != key:
             raise StorageError("content does not match its key")
-        await asyncio.to_thread(self.client.put_object, Bucket=self.bucket, Key=self._key(key), Body=data,
-                                ContentType="application/octet-stream")
+        await asyncio.to_thread(
+            self.client.put_object,
+            Bucket=self.bucket,
+            Key=self._key(key),
+            Body=data,
+            ContentType="application/octet-stream",
+        )
 
     async def get(self, key: str) -> bytes:
         from botocore.exceptions import ClientError

@@ -176,10 +176,13 @@ class ServiceClient:
         self.backoff_max = backoff_max
         self.breaker = CircuitBreaker(threshold=breaker_threshold, cooldown=breaker_cooldown, clock=breaker_clock)
         self._token: tuple[str, float] | None = None
-        self._http = httpx.AsyncClient(base_url=base_url.rstrip("/"), timeout=timeout, transport=transport,
-                                       follow_redirects=False,
-                                       headers={"user-agent": f"regional-desk-{service}/1",
-                                                "accept": "application/json"})
+        self._http = httpx.AsyncClient(
+            base_url=base_url.rstrip("/"),
+            timeout=timeout,
+            transport=transport,
+            follow_redirects=False,
+            headers={"user-agent": f"regional-desk-{service}/1", "accept": "application/json"},
+        )
 
     @property
     def base_url(self) -> str:
@@ -202,8 +205,14 @@ class ServiceClient:
             return None
         now = time.time()
         if self._token is None or self._token[1] - TOKEN_RENEW_MARGIN_SECONDS <= now:
-            token = mint_token(self.keyring, sub=f"service-{self.service}", kind="service",
-                               scopes=list(DEFAULT_SCOPES["service"]), issuer=self.issuer, ttl=TOKEN_TTL_SECONDS)
+            token = mint_token(
+                self.keyring,
+                sub=f"service-{self.service}",
+                kind="service",
+                scopes=list(DEFAULT_SCOPES["service"]),
+                issuer=self.issuer,
+                ttl=TOKEN_TTL_SECONDS,
+            )
             self._token = (token, now + TOKEN_TTL_SECONDS)
         return self._token[0]
 
@@ -223,8 +232,7 @@ class ServiceClient:
 
     def _fail_fast(self) -> PeerUnavailable:
         PEER_CALLS.labels(self.peer, "circuit_open").inc()
-        return PeerUnavailable(self.peer, f"circuit open, retry in {self.breaker.retry_after:.1f} s",
-                               retriable=False)
+        return PeerUnavailable(self.peer, f"circuit open, retry in {self.breaker.retry_after:.1f} s", retriable=False)
 
     async def request(
         self,
@@ -248,18 +256,30 @@ class ServiceClient:
         extra: dict[str, Any] = {} if attempt_timeout is None else {"timeout": attempt_timeout}
         try:
             async for attempt in stamina.retry_context(
-                    on=_worth_retrying, attempts=attempts, timeout=None, wait_initial=self.backoff_base,
-                    wait_max=self.backoff_max, wait_jitter=self.backoff_base, wait_exp_base=2):
+                on=_worth_retrying,
+                attempts=attempts,
+                timeout=None,
+                wait_initial=self.backoff_base,
+                wait_max=self.backoff_max,
+                wait_jitter=self.backoff_base,
+                wait_exp_base=2,
+            ):
                 with attempt:
                     return await self._attempt(method, path, params, json, hdrs, extra)
         except PeerUnavailable as exc:
-            log.warning("peer call failed", peer=self.peer, method=method, path=path, attempts=attempts,
-                        error=str(exc))
+            log.warning("peer call failed", peer=self.peer, method=method, path=path, attempts=attempts, error=str(exc))
             raise
         raise AssertionError("unreachable: the last attempt returns or raises")
 
-    async def _attempt(self, method: str, path: str, params: Mapping[str, Any] | None, json: Any,
-                       hdrs: dict[str, str], extra: dict[str, Any]) -> httpx.Response:
+    async def _attempt(
+        self,
+        method: str,
+        path: str,
+        params: Mapping[str, Any] | None,
+        json: Any,
+        hdrs: dict[str, str],
+        extra: dict[str, Any],
+    ) -> httpx.Response:
         if not self.breaker.acquire():
             raise self._fail_fast()
         try:
@@ -302,7 +322,11 @@ class ServiceClient:
         try:
             return model.model_validate_json(resp.content)
         except ValidationError as exc:
-            raise PeerError(self.peer, resp.status_code, {
-                "title": "Response does not match the contract",
-                "detail": f"{model.__name__}: {exc.error_count()} validation errors",
-            }) from exc
+            raise PeerError(
+                self.peer,
+                resp.status_code,
+                {
+                    "title": "Response does not match the contract",
+                    "detail": f"{model.__name__}: {exc.error_count()} validation errors",
+                },
+            ) from exc

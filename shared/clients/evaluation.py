@@ -13,12 +13,15 @@ from shared.contracts.funding import ReleaseOut
 class EvaluationClient(ServiceClient):
     peer = "evaluation"
 
-    async def release_budget(self, call_id: uuid.UUID, *, application_id: uuid.UUID, amount: Decimal, reason: str,
-                             idempotency_key: str) -> ReleaseOut:
+    async def release_budget(
+        self, call_id: uuid.UUID, *, application_id: uuid.UUID, amount: Decimal, reason: str, idempotency_key: str
+    ) -> ReleaseOut:
         """`POST /v1/calls/{call_id}/budget/releases`: the whole granted aid is a revocation, less a reduction.
         The key makes a retry (ours, or the client's own) replay the first answer instead of releasing twice."""
-        resp = await self.request("POST", f"/v1/calls/{call_id}/budget/releases",
-                                  json={"application_id": str(application_id), "amount": str(amount),
-                                        "reason": reason},
-                                  idempotency_key=idempotency_key)
+        resp = await self.request(
+            "POST",
+            f"/v1/calls/{call_id}/budget/releases",
+            json={"application_id": str(application_id), "amount": str(amount), "reason": reason},
+            idempotency_key=idempotency_key,
+        )
         return self.parse(resp, ReleaseOut)

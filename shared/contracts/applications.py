@@ -55,24 +55,35 @@ class ActionPlan(ApiModel):
 
 #: The de minimis regulations whose aid counts towards the ceiling of Reg. (EU) 2023/2831 (its Art. 5: cumulation
 #: with the SGEI, agriculture and fishery de minimis regulations and with aid under its predecessors).
-DeMinimisRegulation = Literal["Reg. (UE) 2023/2831", "Reg. (UE) 1407/2013", "Reg. (UE) 2023/2832",
-                              "Reg. (UE) 360/2012", "Reg. (UE) 1408/2013", "Reg. (UE) 717/2014"]
+DeMinimisRegulation = Literal[
+    "Reg. (UE) 2023/2831",
+    "Reg. (UE) 1407/2013",
+    "Reg. (UE) 2023/2832",
+    "Reg. (UE) 360/2012",
+    "Reg. (UE) 1408/2013",
+    "Reg. (UE) 717/2014",
+]
 
 
 class DeMinimisDeclaration(ApiModel):
     """A de minimis aid received by the applicant or a linked enterprise of its single undertaking (Reg. (EU)
     2023/2831 Art. 2(2)) in the current and the two previous fiscal years, self-declared under DPR 445/2000."""
 
-    vat_number: VatNumber = Field(description="The member of the single undertaking that received it: the "
-                                              "applicant or one of its linked enterprises.")
+    vat_number: VatNumber = Field(
+        description="The member of the single undertaking that received it: the "
+        "applicant or one of its linked enterprises."
+    )
     granting_authority: ShortText = Field(examples=["Camera di commercio di Milano"])
-    granted_on: date = Field(description="Date of concession (within the current and the two previous fiscal "
-                                         "years, not in the future).")
+    granted_on: date = Field(
+        description="Date of concession (within the current and the two previous fiscal years, not in the future)."
+    )
     amount: PositiveMoney = Field(description="Gross grant equivalent (elemento di aiuto), euros.")
     regulation: DeMinimisRegulation = Field(examples=["Reg. (UE) 2023/2831"])
     reference: Annotated[str, Field(min_length=1, max_length=100)] | None = Field(
-        None, description="The COR of the national state-aid register, if known: the same aid imported from the "
-                          "register is then counted once.")
+        None,
+        description="The COR of the national state-aid register, if known: the same aid imported from the "
+        "register is then counted once.",
+    )
 
 
 class ExpenseLineOut(OutModel):
@@ -110,9 +121,12 @@ class ApplicationOut(OutModel):
     de_minimis_declarations: list[DeMinimisDeclaration] = Field(default_factory=list)
     protocol_number: int | None
     submitted_at: datetime | None
-    call_version: int | None = Field(None, description="The version of the call's rules the application was "
-                                                       "submitted under (null for a draft): it is checked, evaluated "
-                                                       "and funded under that version.")
+    call_version: int | None = Field(
+        None,
+        description="The version of the call's rules the application was "
+        "submitted under (null for a draft): it is checked, evaluated "
+        "and funded under that version.",
+    )
     withdrawn_at: datetime | None
     created_at: datetime
     updated_at: datetime

@@ -13,8 +13,9 @@ from pydantic import Field
 from shared.domain.sme import SizeClass
 from shared.schemas import OutModel
 
-LegalForm = Literal["srl", "srls", "spa", "sapa", "snc", "sas", "ss", "coop", "ditta_individuale", "consorzio",
-                    "rete_soggetto", "other"]
+LegalForm = Literal[
+    "srl", "srls", "spa", "sapa", "snc", "sas", "ss", "coop", "ditta_individuale", "consorzio", "rete_soggetto", "other"
+]
 
 
 class SiteOut(OutModel):
@@ -66,8 +67,10 @@ class CompanyOut(OutModel):
     related_enterprises: list[RelatedEnterpriseOut]
     export_history: list[ExportRecordOut]
     size_class: SizeClass = Field(description="SME class per Rec. 2003/361/EC on the aggregated figures.")
-    aggregated_figures: Figures = Field(description="Own figures plus partner (pro rata) and linked (100 %) "
-                                                    "enterprises', rounded to the cent; size_class uses them.")
+    aggregated_figures: Figures = Field(
+        description="Own figures plus partner (pro rata) and linked (100 %) "
+        "enterprises', rounded to the cent; size_class uses them."
+    )
     created_at: datetime
     updated_at: datetime
     etag: str

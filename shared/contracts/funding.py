@@ -12,16 +12,17 @@ from pydantic import Field
 
 from shared.schemas import ApiModel, OutModel, PositiveMoney
 
-FundingStatus = Literal["funded", "partially_funded", "waiting", "not_admitted", "withdrawn", "renounced",
-                        "revoked"]
+FundingStatus = Literal["funded", "partially_funded", "waiting", "not_admitted", "withdrawn", "renounced", "revoked"]
 
 
 class BudgetSummary(OutModel):
     call_id: uuid.UUID
     total: Decimal = Field(description="The call's endowment (rules `budget_total`), covering grant and loan.")
     committed: Decimal = Field(description="Aid committed now: grant + loan of every funded application.")
-    freed: Decimal = Field(description="Aid released so far (withdrawals, renunciations, revocations, reductions),"
-                                       " cumulative; what was freed may have been committed again.")
+    freed: Decimal = Field(
+        description="Aid released so far (withdrawals, renunciations, revocations, reductions),"
+        " cumulative; what was freed may have been committed again."
+    )
     available: Decimal = Field(description="total - committed.")
     updated_at: datetime
     etag: str
@@ -44,8 +45,9 @@ class FundingOut(OutModel):
 
 class ReleaseIn(ApiModel):
     application_id: uuid.UUID
-    amount: PositiveMoney = Field(description="Aid to release (grant + loan); the whole granted aid is a revocation,"
-                                              " less is a reduction.")
+    amount: PositiveMoney = Field(
+        description="Aid to release (grant + loan); the whole granted aid is a revocation, less is a reduction."
+    )
     reason: str = Field(min_length=3, max_length=2000)
 
 
@@ -54,5 +56,6 @@ class ReleaseOut(OutModel):
     released: Decimal
     funding: FundingOut
     granted_from_waiting_list: list[uuid.UUID] = Field(
-        description="Applications funded by the scorrimento the release triggered, in order.")
+        description="Applications funded by the scorrimento the release triggered, in order."
+    )
     budget: BudgetSummary

@@ -115,8 +115,12 @@ LINE_CUT_CODES: frozenset[str] = frozenset(
 #: reason of the cut of a line bought from a related party.
 INTRA_GROUP = "intra_group_purchase"
 #: problems that neither fail nor need a review: the expense is cut, or the unknown opt-in ignored.
-_NOT_FAILING: frozenset[str] = LINE_CUT_CODES | {"category_cap_exceeded", "flat_rate_unknown",
-                                                 "eligible_total_above_max", "de_minimis_aid_reduced"}
+_NOT_FAILING: frozenset[str] = LINE_CUT_CODES | {
+    "category_cap_exceeded",
+    "flat_rate_unknown",
+    "eligible_total_above_max",
+    "de_minimis_aid_reduced",
+}
 #: problems an officer has to look at.
 _NEEDS_REVIEW: frozenset[str] = frozenset({"expense_market_not_in_plan"})
 
@@ -409,8 +413,11 @@ def _clean(code: str, ctx: _Context) -> tuple[Outcome, str, str]:
         total = ctx.breakdown.total if ctx.breakdown is not None else ZERO
         low, high = rules.eligible_cost.min, rules.eligible_cost.max
         if total > high:  # capped, not refused: the note (eligible_total_above_max) follows
-            return ("pass", f"Spese ammissibili dopo i tagli {eur_it(total)}.",
-                    f"Eligible expenses after the cuts {eur_en(total)}.")
+            return (
+                "pass",
+                f"Spese ammissibili dopo i tagli {eur_it(total)}.",
+                f"Eligible expenses after the cuts {eur_en(total)}.",
+            )
         return (
             "pass",
             f"Spese ammissibili dopo i tagli {eur_it(total)}, entro i limiti {eur_it(low)} – {eur_it(high)}.",

@@ -91,8 +91,9 @@ PROBLEM_CODES: tuple[str, ...] = (
     "de_minimis_ceiling_reached",
 )
 
-NON_BLOCKING_CODES: frozenset[str] = frozenset({"category_cap_exceeded", "eligible_total_above_max",
-                                                "de_minimis_aid_reduced"})
+NON_BLOCKING_CODES: frozenset[str] = frozenset(
+    {"category_cap_exceeded", "eligible_total_above_max", "de_minimis_aid_reduced"}
+)
 
 # ATECO 2007 division -> section.
 _SECTION_RANGES: tuple[tuple[int, int, str], ...] = (
@@ -322,7 +323,10 @@ def check_application(
 
     items = tuple(problems.items)
     return CheckResult(
-        problems=items, breakdown=breakdown, estimate=estimate, blocking=any(p.blocking for p in items),
+        problems=items,
+        breakdown=breakdown,
+        estimate=estimate,
+        blocking=any(p.blocking for p in items),
         de_minimis=de_minimis,
     )
 
@@ -346,7 +350,8 @@ def _check_de_minimis(
     path = "/de_minimis_declarations"
     if outcome.refused:
         problems.add(
-            "de_minimis_ceiling_reached", path,
+            "de_minimis_ceiling_reached",
+            path,
             f"Gli aiuti de minimis dichiarati nel periodo ({eur_it(outcome.period.total)}) esauriscono il "
             f"massimale di {eur_it(outcome.ceiling)}: il bando non può concedere alcun aiuto.",
             f"The de minimis aid declared in the period ({eur_en(outcome.period.total)}) uses up the ceiling of "
@@ -355,7 +360,8 @@ def _check_de_minimis(
         )
     elif outcome.reduced:
         problems.add(
-            "de_minimis_aid_reduced", path,
+            "de_minimis_aid_reduced",
+            path,
             f"Margine de minimis disponibile {eur_it(outcome.headroom)} (massimale {eur_it(outcome.ceiling)} − "
             f"dichiarati {eur_it(outcome.period.total)}): l'aiuto stimato è ridotto a contributo "
             f"{eur_it(outcome.allowed_grant)} e finanziamento {eur_it(outcome.allowed_loan)}.",
@@ -365,8 +371,12 @@ def _check_de_minimis(
             "aid",
         )
     if outcome.reduced:
-        estimate = replace(estimate, grant=outcome.allowed_grant, loan=outcome.allowed_loan,
-                           total_aid=outcome.allowed_grant + outcome.allowed_loan)
+        estimate = replace(
+            estimate,
+            grant=outcome.allowed_grant,
+            loan=outcome.allowed_loan,
+            total_aid=outcome.allowed_grant + outcome.allowed_loan,
+        )
     return estimate, outcome
 
 
@@ -477,8 +487,7 @@ def _check_company(rules: CallRules, company: CompanyFacts, problems: _Problems)
             problems.add(
                 "credit_class_unknown",
                 path,
-                f"La classe di merito creditizio '{company.credit_class}' non è prevista "
-                f"(previste: {known}).",
+                f"La classe di merito creditizio '{company.credit_class}' non è prevista (previste: {known}).",
                 f"Credit-scoring class '{company.credit_class}' is not provided for (known: {known}).",
                 "aid",
             )
@@ -576,8 +585,7 @@ def _check_expenses(
             problems.add(
                 "expense_category_flat_rate",
                 f"{base}/category",
-                f"La categoria {cat.code} ({cat.name_it}) è calcolata a forfait: "
-                "non va esposta a voci di spesa.",
+                f"La categoria {cat.code} ({cat.name_it}) è calcolata a forfait: non va esposta a voci di spesa.",
                 f"Category {cat.code} ({cat.name_en}) is a flat rate: it is computed, not itemised.",
                 "expenses",
             )

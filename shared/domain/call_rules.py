@@ -101,9 +101,7 @@ class Eligibility(_Frozen):
         for p in v:
             digits = p.replace(".", "")
             if not digits.isdigit() or len(digits) < 2:
-                raise ValueError(
-                    f"ATECO prefix {p!r} must be at least a two-digit division like '12' or '46.35'"
-                )
+                raise ValueError(f"ATECO prefix {p!r} must be at least a two-digit division like '12' or '46.35'")
         return v
 
 
@@ -303,8 +301,9 @@ class Results(_Frozen):
         return self
 
 
-RevocationReasonCode = Literal["below_threshold", "deadline_missed", "site_never_opened", "false_declaration",
-                               "renunciation", "obligations_broken"]
+RevocationReasonCode = Literal[
+    "below_threshold", "deadline_missed", "site_never_opened", "false_declaration", "renunciation", "obligations_broken"
+]
 
 
 class RevocationReason(_Frozen):
@@ -315,7 +314,8 @@ class RevocationReason(_Frozen):
     text_it: str = Field(min_length=1)
     text_en: str = Field(min_length=1)
     loan_early_repayment: bool = Field(
-        True, description="Whether the loan's outstanding capital falls due at once (early repayment).")
+        True, description="Whether the loan's outstanding capital falls due at once (early repayment)."
+    )
 
 
 class DeMinimis(_Frozen):
@@ -374,7 +374,8 @@ class CallRules(_Frozen):
     de_minimis: DeMinimis
     results: Results = Field(default_factory=Results)
     network: NetworkRules | None = Field(
-        None, description="Business networks; null: the call takes no network application.")
+        None, description="Business networks; null: the call takes no network application."
+    )
     revocation_reasons: list[RevocationReason] = Field(default_factory=list)
     articles: dict[str, str]
     assumptions: list[Assumption]
@@ -433,9 +434,7 @@ class CallRules(_Frozen):
             if c.flat_rate is not None:
                 unknown = [b for b in c.flat_rate.base if b not in known]
                 if unknown:
-                    raise ValueError(
-                        f"expense_categories[{c.code}].flat_rate.base: unknown categories {unknown}"
-                    )
+                    raise ValueError(f"expense_categories[{c.code}].flat_rate.base: unknown categories {unknown}")
                 if c.code in c.flat_rate.base:
                     raise ValueError(f"expense_categories[{c.code}].flat_rate.base must not include itself")
         # Both orders raise on a cycle.

@@ -139,14 +139,14 @@ def looks_like_fatturapa(data: bytes) -> bool:
         start = head.find(b"<", pos)
         if start < 0 or start + 1 >= len(head):
             return False
-        nxt = head[start + 1:start + 2]
+        nxt = head[start + 1 : start + 2]
         if nxt in (b"?", b"!"):
             end = head.find(b">", start)
             if end < 0:
                 return False
             pos = end + 1
             continue
-        name = head[start + 1:].split(None, 1)[0].split(b">", 1)[0].split(b"/", 1)[0]
+        name = head[start + 1 :].split(None, 1)[0].split(b">", 1)[0].split(b"/", 1)[0]
         return name.rsplit(b":", 1)[-1] == ROOT.encode()
 
 
@@ -168,12 +168,18 @@ def parse_fatturapa(data: bytes) -> FatturaPA:
     country = _required(supplier, "IdFiscaleIVA", "IdPaese").upper()
     code = _squash(_required(supplier, "IdFiscaleIVA", "IdCodice"))
     name = _text(supplier, "Anagrafica", "Denominazione") or " ".join(
-        p for p in (_text(supplier, "Anagrafica", "Nome"), _text(supplier, "Anagrafica", "Cognome")) if p)
+        p for p in (_text(supplier, "Anagrafica", "Nome"), _text(supplier, "Anagrafica", "Cognome")) if p
+    )
     bodies = tuple(_body(b) for b in _children(root, "FatturaElettronicaBody"))
     if not bodies:
         raise FatturaPAError("fatturapa_field_missing", "no FatturaElettronicaBody")
-    return FatturaPA(version=root.get("versione", ""), supplier_country=country, supplier_vat=code,
-                     supplier_name=name, invoices=bodies)
+    return FatturaPA(
+        version=root.get("versione", ""),
+        supplier_country=country,
+        supplier_vat=code,
+        supplier_name=name,
+        invoices=bodies,
+    )
 
 
 def _body(body: Element) -> InvoiceBody:
@@ -198,6 +204,13 @@ def _body(body: Element) -> InvoiceBody:
             for el in _children(general, section):
                 cups.extend(c.text.strip() for c in _children(el, "CodiceCUP") if c.text and c.text.strip())
     texts = [el.text for el in body.iter() if _local(el.tag) in TEXT_FIELDS and el.text]
-    return InvoiceBody(number=_required(doc, "Numero"), issue_date=issued,
-                       document_type=_text(doc, "TipoDocumento") or "", currency=(_text(doc, "Divisa") or "").upper(),
-                       taxable_amount=taxable, tax_amount=tax, cup_codes=tuple(cups), texts=tuple(texts))
+    return InvoiceBody(
+        number=_required(doc, "Numero"),
+        issue_date=issued,
+        document_type=_text(doc, "TipoDocumento") or "",
+        currency=(_text(doc, "Divisa") or "").upper(),
+        taxable_amount=taxable,
+        tax_amount=tax,
+        cup_codes=tuple(cups),
+        texts=tuple(texts),
+    )

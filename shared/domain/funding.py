@@ -118,13 +118,12 @@ def compute_eligible(
 
     total = sum(direct.values(), ZERO) + sum(computed.values(), ZERO)
     flat_rates = {c: computed[c] for c in rules.flat_rate_codes if c in computed}
-    return EligibleBreakdown(
-        requested=requested, direct=direct, flat_rates=flat_rates, total=total, cuts=tuple(cuts)
-    )
+    return EligibleBreakdown(requested=requested, direct=direct, flat_rates=flat_rates, total=total, cuts=tuple(cuts))
 
 
-def _apply_caps(rules: CallRules, requested: Mapping[str, Decimal],
-                included: set[str]) -> tuple[dict[str, Decimal], dict[str, Decimal], list[Cut]]:
+def _apply_caps(
+    rules: CallRules, requested: Mapping[str, Decimal], included: set[str]
+) -> tuple[dict[str, Decimal], dict[str, Decimal], list[Cut]]:
     """Caps on other categories (in dependency order), then the flat rates on the capped amounts."""
     direct = dict(requested)
     cuts: list[Cut] = []
@@ -146,13 +145,15 @@ def _apply_caps(rules: CallRules, requested: Mapping[str, Decimal],
     return direct, computed, cuts
 
 
-def _largest_within_total_cap(rules: CallRules, requested: Mapping[str, Decimal], included: set[str], code: str,
-                              percent: Decimal) -> Decimal:
+def _largest_within_total_cap(
+    rules: CallRules, requested: Mapping[str, Decimal], included: set[str], code: str, percent: Decimal
+) -> Decimal:
     """The largest amount of `code`, to the cent, not above `percent` of the eligible total it is part of.
 
     The total grows with the category (directly, through the caps based on it and through the flat rates), but
     by less than 1/percent per euro, so "amount <= percent x total(amount)" holds up to one amount and fails
     beyond it: a bisection on the cents finds it."""
+
     def fits(cents: int) -> bool:
         amount = Decimal(cents) / 100
         direct, computed, _ = _apply_caps(rules, {**requested, code: amount}, included)
@@ -168,9 +169,7 @@ def _largest_within_total_cap(rules: CallRules, requested: Mapping[str, Decimal]
     return (Decimal(low) / 100).quantize(CENT)
 
 
-def compute_aid(
-    rules: CallRules, eligible_total: Decimal, loan_cap_share: Decimal = Decimal(1)
-) -> AidEstimate:
+def compute_aid(rules: CallRules, eligible_total: Decimal, loan_cap_share: Decimal = Decimal(1)) -> AidEstimate:
     """Grant and loan on an eligible total.
 
     grant = min(grant.percent x eligible, grant.cap); loan = min(loan.percent x eligible,
@@ -193,8 +192,9 @@ def compute_aid(
         loan = max(ZERO, ceiling - grant)
         grant = min(grant, ceiling)
     eligible = eligible_total.quantize(CENT)
-    return AidEstimate(eligible_total=eligible, grant=grant, loan=loan, total_aid=grant + loan,
-                       aid_base=base.quantize(CENT))
+    return AidEstimate(
+        eligible_total=eligible, grant=grant, loan=loan, total_aid=grant + loan, aid_base=base.quantize(CENT)
+    )
 
 
 @dataclass(frozen=True)

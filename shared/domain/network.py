@@ -46,14 +46,27 @@ NETWORK_CODES: tuple[str, ...] = (
 #: the pre-check problems that concern a member itself (its company, its lines, its de minimis headroom);
 #: the plan, the markets chosen and the timeline are the lead's, and the call's per-application bounds on the
 #: eligible total give way to the network's (a member's aid base is still capped at the call's maximum).
-MEMBER_CODES: frozenset[str] = frozenset({
-    "size_class_not_allowed", "ateco_invalid", "ateco_excluded", "financial_statements_insufficient",
-    "lombardy_site_missing", "turnover_not_positive", "export_share_exceeded",
-    "expense_category_unknown", "expense_category_flat_rate", "expense_amount_not_positive",
-    "expense_amount_too_many_decimals", "expense_market_not_in_plan", "category_cap_exceeded",
-    "eligible_total_above_max", "new_or_emerging_share_too_low",
-    "de_minimis_aid_reduced", "de_minimis_ceiling_reached",
-})
+MEMBER_CODES: frozenset[str] = frozenset(
+    {
+        "size_class_not_allowed",
+        "ateco_invalid",
+        "ateco_excluded",
+        "financial_statements_insufficient",
+        "lombardy_site_missing",
+        "turnover_not_positive",
+        "export_share_exceeded",
+        "expense_category_unknown",
+        "expense_category_flat_rate",
+        "expense_amount_not_positive",
+        "expense_amount_too_many_decimals",
+        "expense_market_not_in_plan",
+        "category_cap_exceeded",
+        "eligible_total_above_max",
+        "new_or_emerging_share_too_low",
+        "de_minimis_aid_reduced",
+        "de_minimis_ceiling_reached",
+    }
+)
 
 
 def member_path(index: int) -> str:
@@ -118,15 +131,22 @@ def check_member(rules: CallRules, draft: DraftFacts, member: MemberFacts, index
     total = breakdown.total if breakdown is not None else ZERO
     share = Decimal(1)
     if member.company.credit_class is not None and member.company.credit_class in {
-            c.class_code for c in rules.credit_scoring.classes}:
+        c.class_code for c in rules.credit_scoring.classes
+    }:
         share = rules.loan_cap_share(member.company.credit_class)
     estimate = compute_aid(rules, total, share)
     problems = [prefixed(p, index) for p in kept]
     if total <= 0:
-        problems.append(_problem(
-            rules, "network_member_no_expenses", f"{member_path(index)}/expense_lines",
-            "Il membro della rete non ha spese ammissibili proprie.",
-            "The network member has no eligible expenses of its own.", "expenses"))
+        problems.append(
+            _problem(
+                rules,
+                "network_member_no_expenses",
+                f"{member_path(index)}/expense_lines",
+                "Il membro della rete non ha spese ammissibili proprie.",
+                "The network member has no eligible expenses of its own.",
+                "expenses",
+            )
+        )
     else:
         dm_problems = _Problems(rules)
         estimate, _ = _check_de_minimis(rules, member.company, own, estimate, today, dm_problems)
@@ -138,37 +158,71 @@ def network_limits(rules: CallRules, *, members: int, eligible_total: Decimal, t
     """The network as a whole against the call's ``network`` rules."""
     net = rules.network
     if net is None:
-        return [_problem(rules, "network_not_allowed", "/network",
-                         f"Il bando {rules.code} non ammette domande di reti d'impresa.",
-                         f"Call {rules.code} takes no business-network application.", "applicants")]
+        return [
+            _problem(
+                rules,
+                "network_not_allowed",
+                "/network",
+                f"Il bando {rules.code} non ammette domande di reti d'impresa.",
+                f"Call {rules.code} takes no business-network application.",
+                "applicants",
+            )
+        ]
     out: list[Problem] = []
     if members < net.min_members:
-        out.append(_problem(rules, "network_members_too_few", "/network/members",
-                            f"La rete indica {members} membri oltre al capofila: ne servono almeno {net.min_members}.",
-                            f"The network lists {members} members besides the lead: at least {net.min_members} "
-                            "are required.", "applicants"))
+        out.append(
+            _problem(
+                rules,
+                "network_members_too_few",
+                "/network/members",
+                f"La rete indica {members} membri oltre al capofila: ne servono almeno {net.min_members}.",
+                f"The network lists {members} members besides the lead: at least {net.min_members} are required.",
+                "applicants",
+            )
+        )
     if members > net.max_members:
-        out.append(_problem(rules, "network_members_too_many", "/network/members",
-                            f"La rete indica {members} membri oltre al capofila: al massimo {net.max_members}.",
-                            f"The network lists {members} members besides the lead: at most {net.max_members}.",
-                            "applicants"))
+        out.append(
+            _problem(
+                rules,
+                "network_members_too_many",
+                "/network/members",
+                f"La rete indica {members} membri oltre al capofila: al massimo {net.max_members}.",
+                f"The network lists {members} members besides the lead: at most {net.max_members}.",
+                "applicants",
+            )
+        )
     if eligible_total > net.max_eligible_total:
-        out.append(_problem(rules, "network_eligible_total_above_max", "/network",
-                            f"Le spese ammissibili della rete ({eur_it(eligible_total)}, capofila e membri) superano "
-                            f"il massimo di {eur_it(net.max_eligible_total)}.",
-                            f"The network's eligible expenses ({eur_en(eligible_total)}, lead and members) exceed "
-                            f"the maximum of {eur_en(net.max_eligible_total)}.", "expenses"))
+        out.append(
+            _problem(
+                rules,
+                "network_eligible_total_above_max",
+                "/network",
+                f"Le spese ammissibili della rete ({eur_it(eligible_total)}, capofila e membri) superano "
+                f"il massimo di {eur_it(net.max_eligible_total)}.",
+                f"The network's eligible expenses ({eur_en(eligible_total)}, lead and members) exceed "
+                f"the maximum of {eur_en(net.max_eligible_total)}.",
+                "expenses",
+            )
+        )
     if net.max_total_aid is not None and total_aid > net.max_total_aid:
-        out.append(_problem(rules, "network_total_aid_above_max", "/network",
-                            f"L'aiuto della rete ({eur_it(total_aid)}, capofila e membri) supera il massimo di "
-                            f"{eur_it(net.max_total_aid)}.",
-                            f"The network's aid ({eur_en(total_aid)}, lead and members) exceeds the maximum of "
-                            f"{eur_en(net.max_total_aid)}.", "aid"))
+        out.append(
+            _problem(
+                rules,
+                "network_total_aid_above_max",
+                "/network",
+                f"L'aiuto della rete ({eur_it(total_aid)}, capofila e membri) supera il massimo di "
+                f"{eur_it(net.max_total_aid)}.",
+                f"The network's aid ({eur_en(total_aid)}, lead and members) exceeds the maximum of "
+                f"{eur_en(net.max_total_aid)}.",
+                "aid",
+            )
+        )
     return out
 
 
-def check_network(rules: CallRules, lead: CheckResult, draft: DraftFacts, members: Sequence[MemberFacts | None], *,
-                  today: date) -> NetworkCheck:
+def check_network(
+    rules: CallRules, lead: CheckResult, draft: DraftFacts, members: Sequence[MemberFacts | None], *, today: date
+) -> NetworkCheck:
     """Every member's check and the network's limits; the lead's own check is ``lead`` (its figures count
     towards the network's totals). A member given as ``None`` (its company could not be read: the caller
     reports why) is counted but not checked."""

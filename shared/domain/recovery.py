@@ -78,8 +78,9 @@ def years_needing_a_rate(paid: Sequence[date], recovered_on: date) -> set[int]:
     return {year for d in paid if d <= recovered_on for year, _ in _year_days(d, recovered_on)}
 
 
-def legal_interest(amount: Decimal, paid_on: date, recovered_on: date,
-                   rates: Mapping[int, Decimal] = LEGAL_INTEREST_RATES) -> Interest:
+def legal_interest(
+    amount: Decimal, paid_on: date, recovered_on: date, rates: Mapping[int, Decimal] = LEGAL_INTEREST_RATES
+) -> Interest:
     """Statutory simple interest on ``amount`` from ``paid_on`` (excluded) to ``recovered_on`` (included), per
     calendar-year segment at that year's rate. ``KeyError`` for a year without a rate (never guess a rate);
     ``ValueError`` when the recovery precedes the payment."""
@@ -112,8 +113,13 @@ class Recovery:
         return self.capital + self.interest + self.loan_outstanding
 
 
-def recovery(paid: Sequence[tuple[Decimal, date]], recovered_on: date, *, loan_outstanding: Decimal = ZERO,
-             rates: Mapping[int, Decimal] = LEGAL_INTEREST_RATES) -> Recovery:
+def recovery(
+    paid: Sequence[tuple[Decimal, date]],
+    recovered_on: date,
+    *,
+    loan_outstanding: Decimal = ZERO,
+    rates: Mapping[int, Decimal] = LEGAL_INTEREST_RATES,
+) -> Recovery:
     """What a revoked beneficiary gives back on ``recovered_on``: each amount paid with its statutory interest,
     plus the loan's outstanding capital (early repayment)."""
     items = tuple(legal_interest(a, d, recovered_on, rates) for a, d in paid)

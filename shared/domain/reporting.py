@@ -37,8 +37,9 @@ EVIDENCE_MATCHES = "evidence_matches"
 AMOUNT_WITHIN_BUDGET = "amount_within_budget"
 PAYMENT_TRACEABLE = "payment_traceable"
 
-BLOCKING = frozenset({ISSUE_DATE_IN_PROJECT, ISSUE_DATE_AFTER_SUBMISSION, CATEGORY_APPROVED, INVOICE_CLAIMED_ONCE,
-                      PAYMENT_TRACEABLE})
+BLOCKING = frozenset(
+    {ISSUE_DATE_IN_PROJECT, ISSUE_DATE_AFTER_SUBMISSION, CATEGORY_APPROVED, INVOICE_CLAIMED_ONCE, PAYMENT_TRACEABLE}
+)
 
 
 @dataclass(frozen=True)
@@ -54,9 +55,14 @@ class CheckResult:
         return self.code in BLOCKING and self.status == "fail"
 
     def as_json(self) -> dict[str, Any]:
-        return {"code": self.code, "status": self.status, "blocking": self.blocking,
-                "message_it": self.message_it, "message_en": self.message_en,
-                "details": {k: str(v) if isinstance(v, (Decimal, date)) else v for k, v in self.details.items()}}
+        return {
+            "code": self.code,
+            "status": self.status,
+            "blocking": self.blocking,
+            "message_it": self.message_it,
+            "message_en": self.message_en,
+            "details": {k: str(v) if isinstance(v, (Decimal, date)) else v for k, v in self.details.items()},
+        }
 
 
 def _ok(code: str, it: str, en: str, **details: Any) -> CheckResult:
@@ -138,58 +144,95 @@ class PriorAmounts:
 def check_issue_date_in_project(line: LineFacts, p: ProjectFacts) -> CheckResult:
     d = line.issue_date
     if d < p.start_date:
-        return _fail(ISSUE_DATE_IN_PROJECT, f"Documento del {d} anteriore all'avvio del progetto ({p.start_date}).",
-                     f"Document dated {d}, before the project's start ({p.start_date}).",
-                     start_date=p.start_date)
+        return _fail(
+            ISSUE_DATE_IN_PROJECT,
+            f"Documento del {d} anteriore all'avvio del progetto ({p.start_date}).",
+            f"Document dated {d}, before the project's start ({p.start_date}).",
+            start_date=p.start_date,
+        )
     if d > p.deadline:
-        return _fail(ISSUE_DATE_IN_PROJECT, f"Documento del {d} successivo alla scadenza del progetto ({p.deadline}).",
-                     f"Document dated {d}, after the project's deadline ({p.deadline}).", deadline=p.deadline)
-    return _ok(ISSUE_DATE_IN_PROJECT, "Data del documento entro il periodo del progetto.",
-               "Document date within the project's period.")
+        return _fail(
+            ISSUE_DATE_IN_PROJECT,
+            f"Documento del {d} successivo alla scadenza del progetto ({p.deadline}).",
+            f"Document dated {d}, after the project's deadline ({p.deadline}).",
+            deadline=p.deadline,
+        )
+    return _ok(
+        ISSUE_DATE_IN_PROJECT,
+        "Data del documento entro il periodo del progetto.",
+        "Document date within the project's period.",
+    )
 
 
 def check_issue_date_after_submission(line: LineFacts, p: ProjectFacts) -> CheckResult:
     if p.submitted_on is None:
-        return _review(ISSUE_DATE_AFTER_SUBMISSION, "Data di presentazione della domanda non disponibile: verificare.",
-                       "The application's submission date is not known: check it.")
+        return _review(
+            ISSUE_DATE_AFTER_SUBMISSION,
+            "Data di presentazione della domanda non disponibile: verificare.",
+            "The application's submission date is not known: check it.",
+        )
     if line.issue_date < p.submitted_on:
-        return _fail(ISSUE_DATE_AFTER_SUBMISSION,
-                     f"Documento del {line.issue_date} anteriore alla presentazione della domanda "
-                     f"({p.submitted_on}): spesa non ammissibile.",
-                     f"Document dated {line.issue_date}, before the application was submitted ({p.submitted_on}): "
-                     "not eligible.", submitted_on=p.submitted_on)
-    return _ok(ISSUE_DATE_AFTER_SUBMISSION, "Documento successivo alla presentazione della domanda.",
-               "Document dated after the application's submission.")
+        return _fail(
+            ISSUE_DATE_AFTER_SUBMISSION,
+            f"Documento del {line.issue_date} anteriore alla presentazione della domanda "
+            f"({p.submitted_on}): spesa non ammissibile.",
+            f"Document dated {line.issue_date}, before the application was submitted ({p.submitted_on}): not eligible.",
+            submitted_on=p.submitted_on,
+        )
+    return _ok(
+        ISSUE_DATE_AFTER_SUBMISSION,
+        "Documento successivo alla presentazione della domanda.",
+        "Document dated after the application's submission.",
+    )
 
 
 def check_category_approved(line: LineFacts, p: ProjectFacts) -> CheckResult:
     if p.budget.by_category.get(line.category, ZERO) > 0:
         return _ok(CATEGORY_APPROVED, f"Categoria {line.category} approvata.", f"Category {line.category} approved.")
-    return _fail(CATEGORY_APPROVED, f"La categoria {line.category} non è tra quelle approvate per il progetto.",
-                 f"Category {line.category} is not approved for the project.")
+    return _fail(
+        CATEGORY_APPROVED,
+        f"La categoria {line.category} non è tra quelle approvate per il progetto.",
+        f"Category {line.category} is not approved for the project.",
+    )
 
 
 def check_cup_quoted(line: LineFacts, p: ProjectFacts) -> CheckResult:
     if not p.cup:
-        return _review(CUP_QUOTED, "Il progetto non ha ancora un CUP: verificare.",
-                       "The project has no CUP yet: check.")
+        return _review(
+            CUP_QUOTED, "Il progetto non ha ancora un CUP: verificare.", "The project has no CUP yet: check."
+        )
     if line.invoice is not None:
         if line.invoice.cup_found:
-            return _ok(CUP_QUOTED, f"CUP {p.cup} riportato nella fattura elettronica.",
-                       f"CUP {p.cup} quoted in the electronic invoice.")
-        return _fail(CUP_QUOTED, f"Il CUP {p.cup} non compare nella fattura elettronica.",
-                     f"CUP {p.cup} does not appear in the electronic invoice.")
+            return _ok(
+                CUP_QUOTED,
+                f"CUP {p.cup} riportato nella fattura elettronica.",
+                f"CUP {p.cup} quoted in the electronic invoice.",
+            )
+        return _fail(
+            CUP_QUOTED,
+            f"Il CUP {p.cup} non compare nella fattura elettronica.",
+            f"CUP {p.cup} does not appear in the electronic invoice.",
+        )
     if line.cup_quoted:
-        return _review(CUP_QUOTED, "CUP dichiarato sul documento: da verificare sul file.",
-                       "CUP declared on the document: to be verified on the file.")
-    return _fail(CUP_QUOTED, f"Il CUP {p.cup} non risulta riportato sul documento.",
-                 f"CUP {p.cup} is not quoted on the document.")
+        return _review(
+            CUP_QUOTED,
+            "CUP dichiarato sul documento: da verificare sul file.",
+            "CUP declared on the document: to be verified on the file.",
+        )
+    return _fail(
+        CUP_QUOTED,
+        f"Il CUP {p.cup} non risulta riportato sul documento.",
+        f"CUP {p.cup} is not quoted on the document.",
+    )
 
 
 def check_invoice_claimed_once(line: LineFacts) -> CheckResult:
     if line.claimed_elsewhere:
-        return _fail(INVOICE_CLAIMED_ONCE, "Documento già rendicontato (in questo o in un altro progetto).",
-                     "Document already claimed (in this or another project).")
+        return _fail(
+            INVOICE_CLAIMED_ONCE,
+            "Documento già rendicontato (in questo o in un altro progetto).",
+            "Document already claimed (in this or another project).",
+        )
     return _ok(INVOICE_CLAIMED_ONCE, "Documento rendicontato una sola volta.", "Document claimed only once.")
 
 
@@ -204,8 +247,11 @@ def check_evidence_matches(line: LineFacts) -> CheckResult:
     claiming more than its taxable amount, or another supplier, number or date, is not."""
     inv = line.invoice
     if inv is None:
-        return _review(EVIDENCE_MATCHES, "Nessuna fattura elettronica: dati da verificare sul documento.",
-                       "No electronic invoice: the declared data are to be checked on the document.")
+        return _review(
+            EVIDENCE_MATCHES,
+            "Nessuna fattura elettronica: dati da verificare sul documento.",
+            "No electronic invoice: the declared data are to be checked on the document.",
+        )
     mismatches: list[str] = []
     if inv.supplier_vat.upper() != line.supplier_vat.upper():
         mismatches.append("supplier_vat")
@@ -217,29 +263,46 @@ def check_evidence_matches(line: LineFacts) -> CheckResult:
         mismatches.append("taxable_amount")
     if mismatches:
         fields = ", ".join(mismatches)
-        return _fail(EVIDENCE_MATCHES, f"I dati dichiarati non corrispondono alla fattura elettronica: {fields}.",
-                     f"The declared data do not match the electronic invoice: {fields}.",
-                     mismatches=mismatches, invoice_taxable_amount=inv.taxable_amount)
+        return _fail(
+            EVIDENCE_MATCHES,
+            f"I dati dichiarati non corrispondono alla fattura elettronica: {fields}.",
+            f"The declared data do not match the electronic invoice: {fields}.",
+            mismatches=mismatches,
+            invoice_taxable_amount=inv.taxable_amount,
+        )
     if inv.currency not in ("", "EUR"):
-        return _review(EVIDENCE_MATCHES, f"Fattura in valuta {inv.currency}: verificare il controvalore.",
-                       f"Invoice in {inv.currency}: check the amount in euros.", currency=inv.currency)
+        return _review(
+            EVIDENCE_MATCHES,
+            f"Fattura in valuta {inv.currency}: verificare il controvalore.",
+            f"Invoice in {inv.currency}: check the amount in euros.",
+            currency=inv.currency,
+        )
     if line.taxable_amount < inv.taxable_amount:
-        return _review(EVIDENCE_MATCHES, "Rendicontata solo una parte dell'imponibile della fattura: verificare.",
-                       "Only part of the invoice's taxable amount is claimed: check.",
-                       invoice_taxable_amount=inv.taxable_amount)
+        return _review(
+            EVIDENCE_MATCHES,
+            "Rendicontata solo una parte dell'imponibile della fattura: verificare.",
+            "Only part of the invoice's taxable amount is claimed: check.",
+            invoice_taxable_amount=inv.taxable_amount,
+        )
     return _ok(EVIDENCE_MATCHES, "Dati conformi alla fattura elettronica.", "Data match the electronic invoice.")
 
 
 def check_payment_traceable(line: LineFacts) -> CheckResult:
     if line.payment_method not in TRACEABLE_METHODS:
-        return _fail(PAYMENT_TRACEABLE, "Pagamento non tracciabile (contanti o metodo assente): spesa non ammissibile.",
-                     "Payment not traceable (cash or no method): not eligible.", method=line.payment_method)
+        return _fail(
+            PAYMENT_TRACEABLE,
+            "Pagamento non tracciabile (contanti o metodo assente): spesa non ammissibile.",
+            "Payment not traceable (cash or no method): not eligible.",
+            method=line.payment_method,
+        )
     if line.payment_date is None:
         return _fail(PAYMENT_TRACEABLE, "Data di pagamento mancante.", "Payment date missing.")
     if line.payment_date < line.issue_date:
-        return _fail(PAYMENT_TRACEABLE,
-                     f"Pagamento del {line.payment_date} anteriore al documento ({line.issue_date}).",
-                     f"Payment dated {line.payment_date}, before the document ({line.issue_date}).")
+        return _fail(
+            PAYMENT_TRACEABLE,
+            f"Pagamento del {line.payment_date} anteriore al documento ({line.issue_date}).",
+            f"Payment dated {line.payment_date}, before the document ({line.issue_date}).",
+        )
     return _ok(PAYMENT_TRACEABLE, "Pagamento tracciabile.", "Traceable payment.")
 
 
@@ -275,41 +338,63 @@ def allocate_within_budget(
     return out
 
 
-def check_amounts(lines: Sequence[LineFacts], p: ProjectFacts, prior: PriorAmounts = PriorAmounts()
-                  ) -> dict[str, CheckResult]:
+def check_amounts(
+    lines: Sequence[LineFacts], p: ProjectFacts, prior: PriorAmounts = PriorAmounts()
+) -> dict[str, CheckResult]:
     ordered = sorted(lines, key=lambda ln: (ln.issue_date, ln.id))
-    fits = allocate_within_budget([(ln.id, ln.category, ln.market, ln.taxable_amount) for ln in ordered],
-                                  p.budget, p.tolerance, prior)
+    fits = allocate_within_budget(
+        [(ln.id, ln.category, ln.market, ln.taxable_amount) for ln in ordered], p.budget, p.tolerance, prior
+    )
     out: dict[str, CheckResult] = {}
     for ln in ordered:
         admissible = fits[ln.id]
         cut = ln.taxable_amount - admissible
         if p.budget.by_market and ln.market not in p.budget.by_market and cut == 0:
-            out[ln.id] = _review(AMOUNT_WITHIN_BUDGET,
-                                 f"Mercato {ln.market or '(nessuno)'} non previsto dal piano approvato: verificare.",
-                                 f"Market {ln.market or '(none)'} is not in the approved plan: check.",
-                                 admissible_amount=admissible, cut=cut)
+            out[ln.id] = _review(
+                AMOUNT_WITHIN_BUDGET,
+                f"Mercato {ln.market or '(nessuno)'} non previsto dal piano approvato: verificare.",
+                f"Market {ln.market or '(none)'} is not in the approved plan: check.",
+                admissible_amount=admissible,
+                cut=cut,
+            )
         elif cut > 0:
-            out[ln.id] = _fail(AMOUNT_WITHIN_BUDGET,
-                               f"Importo oltre il budget approvato più la tolleranza: tagliati {cut} euro, "
-                               f"ammissibili {admissible}.",
-                               f"Amount beyond the approved budget plus the tolerance: {cut} euros cut, "
-                               f"{admissible} admissible.", admissible_amount=admissible, cut=cut)
+            out[ln.id] = _fail(
+                AMOUNT_WITHIN_BUDGET,
+                f"Importo oltre il budget approvato più la tolleranza: tagliati {cut} euro, ammissibili {admissible}.",
+                f"Amount beyond the approved budget plus the tolerance: {cut} euros cut, {admissible} admissible.",
+                admissible_amount=admissible,
+                cut=cut,
+            )
         else:
-            out[ln.id] = _ok(AMOUNT_WITHIN_BUDGET, "Importo entro il budget approvato.",
-                             "Amount within the approved budget.", admissible_amount=admissible, cut=cut)
+            out[ln.id] = _ok(
+                AMOUNT_WITHIN_BUDGET,
+                "Importo entro il budget approvato.",
+                "Amount within the approved budget.",
+                admissible_amount=admissible,
+                cut=cut,
+            )
     return out
 
 
-def run_line_checks(lines: Sequence[LineFacts], p: ProjectFacts, prior: PriorAmounts = PriorAmounts()
-                    ) -> dict[str, tuple[CheckResult, ...]]:
+def run_line_checks(
+    lines: Sequence[LineFacts], p: ProjectFacts, prior: PriorAmounts = PriorAmounts()
+) -> dict[str, tuple[CheckResult, ...]]:
     """Every check on every line of a claim, in the reporting order."""
     amounts = check_amounts(lines, p, prior)
-    return {ln.id: (check_issue_date_in_project(ln, p), check_issue_date_after_submission(ln, p),
-                    check_category_approved(ln, p), check_cup_quoted(ln, p), check_invoice_claimed_once(ln),
-                    check_evidence_present(ln), check_evidence_matches(ln), amounts[ln.id],
-                    check_payment_traceable(ln))
-            for ln in lines}
+    return {
+        ln.id: (
+            check_issue_date_in_project(ln, p),
+            check_issue_date_after_submission(ln, p),
+            check_category_approved(ln, p),
+            check_cup_quoted(ln, p),
+            check_invoice_claimed_once(ln),
+            check_evidence_present(ln),
+            check_evidence_matches(ln),
+            amounts[ln.id],
+            check_payment_traceable(ln),
+        )
+        for ln in lines
+    }
 
 
 def suggested_amount(line: LineFacts, checks: Iterable[CheckResult]) -> Decimal:
@@ -346,27 +431,43 @@ class Recognition:
     breakdown: EligibleBreakdown
 
 
-def recognise(rules: CallRules, lines: Sequence[RecognisedLine], budget: ApprovedBudget, tolerance: Decimal,
-              prior: PriorAmounts = PriorAmounts()) -> Recognition:
+def recognise(
+    rules: CallRules,
+    lines: Sequence[RecognisedLine],
+    budget: ApprovedBudget,
+    tolerance: Decimal,
+    prior: PriorAmounts = PriorAmounts(),
+) -> Recognition:
     """The recognised total of a set of lines: each line's recognised amount cut to the room left in the
     approved budget plus the tolerance, then the call's caps applied and the flat rates (d, e) recomputed on
     the recognised direct costs by `compute_eligible` (only those the decision granted)."""
-    fits = allocate_within_budget([(ln.id, ln.category, ln.market, ln.amount) for ln in lines], budget, tolerance,
-                                  prior)
-    amounts = [ExpenseAmount(ln.category, fits[ln.id]) for ln in lines
-               if fits[ln.id] > 0 and ln.category in rules.direct_codes]
+    fits = allocate_within_budget(
+        [(ln.id, ln.category, ln.market, ln.amount) for ln in lines], budget, tolerance, prior
+    )
+    amounts = [
+        ExpenseAmount(ln.category, fits[ln.id]) for ln in lines if fits[ln.id] > 0 and ln.category in rules.direct_codes
+    ]
     breakdown = compute_eligible(rules, amounts, set(budget.flat_rates) & set(rules.flat_rate_codes))
     cut = sum((ln.amount - fits[ln.id] for ln in lines), ZERO)
-    return Recognition(direct_by_category=dict(breakdown.direct), flat_rates=dict(breakdown.flat_rates),
-                       total=breakdown.total, cut_over_budget=cut, breakdown=breakdown)
+    return Recognition(
+        direct_by_category=dict(breakdown.direct),
+        flat_rates=dict(breakdown.flat_rates),
+        total=breakdown.total,
+        cut_over_budget=cut,
+        breakdown=breakdown,
+    )
 
 
 # ---------------------------------------------------------------- evidence files
 
 EvidenceKind = Literal["pdf", "png", "jpeg", "fatturapa"]
 
-MEDIA_TYPES: dict[str, str] = {"pdf": "application/pdf", "png": "image/png", "jpeg": "image/jpeg",
-                               "fatturapa": "application/xml"}
+MEDIA_TYPES: dict[str, str] = {
+    "pdf": "application/pdf",
+    "png": "image/png",
+    "jpeg": "image/jpeg",
+    "fatturapa": "application/xml",
+}
 #: what a declared Content-Type or file extension may say for each kind.
 DECLARED_TYPES: dict[str, frozenset[str]] = {
     "pdf": frozenset({"application/pdf", "application/x-pdf", ".pdf"}),
@@ -421,8 +522,9 @@ def declared_matches(kind: EvidenceKind, content_type: str, filename: str) -> bo
 # What a reduction or revocation frees (grant + loan granted - grant + loan kept) goes back to the call's budget.
 
 OutcomeKind = Literal["full", "reduced", "revoked"]
-RevocationReason = Literal["below_threshold", "deadline_missed", "site_never_opened", "false_declaration",
-                           "renunciation", "obligations_broken"]
+RevocationReason = Literal[
+    "below_threshold", "deadline_missed", "site_never_opened", "false_declaration", "renunciation", "obligations_broken"
+]
 
 
 def add_months(d: date, months: int) -> date:
@@ -493,8 +595,7 @@ def decide_outcome(
         return Outcome("full", None, approved, recognised, ratio, grant, loan, ZERO)
     new_grant = floor_cent(grant * recognised / approved)
     new_loan = floor_cent(loan * recognised / approved)
-    return Outcome("reduced", None, approved, recognised, ratio, new_grant, new_loan,
-                   granted - new_grant - new_loan)
+    return Outcome("reduced", None, approved, recognised, ratio, new_grant, new_loan, granted - new_grant - new_loan)
 
 
 def revocation(*, approved: Decimal, grant: Decimal, loan: Decimal, reason: RevocationReason) -> Outcome:

@@ -110,8 +110,9 @@ class ReminderDue:
         return f"deadline:{self.days_before}d"
 
 
-def reminders_due(deadlines: Sequence[Deadline], today: date,
-                  days_before: Sequence[int] = (30, 7)) -> list[ReminderDue]:
+def reminders_due(
+    deadlines: Sequence[Deadline], today: date, days_before: Sequence[int] = (30, 7)
+) -> list[ReminderDue]:
     """The reminders to send on ``today``: for each deadline still ahead (or today), the reminder of the
     nearest lead time already reached. A run that missed the 30-day mark sends the 7-day reminder only when it
     is reached, never both at once; a deadline already past gets none (its status says overdue)."""
@@ -127,8 +128,9 @@ def reminders_due(deadlines: Sequence[Deadline], today: date,
     return out
 
 
-def plan_deadlines(milestones: Sequence[tuple[str, date]], project_deadline: date,
-                   completed: Iterable[int] = ()) -> list[Deadline]:
+def plan_deadlines(
+    milestones: Sequence[tuple[str, date]], project_deadline: date, completed: Iterable[int] = ()
+) -> list[Deadline]:
     """The deadlines of a project: its milestones not yet completed (by index) and the project deadline."""
     done = set(completed)
     out = [Deadline("milestone", due, title, i) for i, (title, due) in enumerate(milestones) if i not in done]

@@ -71,8 +71,6 @@ def size_class(own: EnterpriseFigures, related: Iterable[RelatedEnterprise] = ()
     """The size class: fewer than the headcount ceiling AND (turnover OR balance sheet within limits)."""
     f = aggregate_figures(own, related)
     for name, max_headcount, max_turnover, max_balance in _THRESHOLDS:
-        if f.headcount_awu < max_headcount and (
-            f.turnover <= max_turnover or f.balance_sheet_total <= max_balance
-        ):
+        if f.headcount_awu < max_headcount and (f.turnover <= max_turnover or f.balance_sheet_total <= max_balance):
             return name
     return "large"

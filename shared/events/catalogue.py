@@ -37,8 +37,9 @@ class EstimateData(BaseModel):
     eligible_total: Decimal
     grant: Decimal
     loan: Decimal
-    network: NetworkEstimateData | None = Field(None, description="A network application: its totals (the "
-                                                                  "figures above are the lead's).")
+    network: NetworkEstimateData | None = Field(
+        None, description="A network application: its totals (the figures above are the lead's)."
+    )
 
 
 class ApplicationSubmitted(_Data):
@@ -72,9 +73,11 @@ class CompanyDelegationChanged(_Data):
     delegation_id: uuid.UUID = Field(description="The delegation that changed.")
     partner_id: uuid.UUID = Field(description="The partner of that delegation.")
     status: str = Field(description="Its new status: pending, active or revoked.")
-    delegates: list[uuid.UUID] = Field(description="The partners acting for the company from now on (holding an "
-                                                   "active delegation), the most recently delegated first; "
-                                                   "empty when the company acts alone.")
+    delegates: list[uuid.UUID] = Field(
+        description="The partners acting for the company from now on (holding an "
+        "active delegation), the most recently delegated first; "
+        "empty when the company acts alone."
+    )
 
 
 class EnrolmentChanged(_Data):
@@ -176,8 +179,9 @@ class ApprovedAmount(BaseModel):
 class ApprovedBudget(BaseModel):
     eligible_total: Decimal
     by_category: list[ApprovedAmount] = Field(description="Eligible expenses per category of the call.")
-    by_market: list[ApprovedAmount] = Field(description="Expenses per target market (country null: no market), "
-                                                        "after the evaluation's line cuts.")
+    by_market: list[ApprovedAmount] = Field(
+        description="Expenses per target market (country null: no market), after the evaluation's line cuts."
+    )
 
 
 class DecisionAccepted(_Data):
@@ -225,15 +229,18 @@ class CallAmended(_Data):
     code: str
     version: int = Field(description="The new version of the call's rules.")
     previous_version: int
-    opened: bool = Field(description="Whether the window had opened: then only closes_at later and budget_total "
-                                     "higher may change, each by decree.")
+    opened: bool = Field(
+        description="Whether the window had opened: then only closes_at later and budget_total "
+        "higher may change, each by decree."
+    )
     changed_fields: list[str] = Field(description="Dotted paths of the rules that changed (e.g. budget_total).")
     budget_total: Decimal = Field(description="The call's budget under the new version.")
     previous_budget_total: Decimal
     closes_at: datetime = Field(description="The window's close under the new version.")
     previous_closes_at: datetime
-    decree: DecreeData | None = Field(description="The decree ordering the amendment (required once the window "
-                                                  "opened).")
+    decree: DecreeData | None = Field(
+        description="The decree ordering the amendment (required once the window opened)."
+    )
     reason: str
     amended_at: datetime
 
@@ -247,51 +254,118 @@ class EventType:
     data: type[BaseModel]
 
 
-CATALOGUE: dict[str, EventType] = {e.name: e for e in (
-    EventType("application.submitted", 1, "intake", "An application was submitted: protocol number and receipt hash.",
-              ApplicationSubmitted),
-    EventType("application.withdrawn", 1, "intake", "A submitted application was withdrawn by its applicant.",
-              ApplicationWithdrawn),
-    EventType("delegation.requested", 1, "intake", "A partner asked a company for a delegation (sent to the company "
-              "only: the partner hears of the delegation once the company accepts it).", DelegationChanged),
-    EventType("delegation.activated", 1, "intake", "A delegation became active.", DelegationChanged),
-    EventType("delegation.revoked", 1, "intake", "A delegation was revoked.", DelegationChanged),
-    EventType("company.delegation_changed", 1, "intake",
-              "Who acts for a company changed (a delegation was requested, accepted or revoked): the partners "
-              "acting for it from now on. Only they reach the company's applications, evaluations, decisions and "
-              "projects, and hear their events.", CompanyDelegationChanged),
-    EventType("training.enrolled", 1, "intake", "A company's staff member was enrolled in a session.",
-              EnrolmentChanged),
-    EventType("training.enrolment_cancelled", 1, "intake", "An enrolment was cancelled.", EnrolmentChanged),
-    EventType("call.amended", 1, "intake",
-              "A new version of a call's rules was published (once open: a later close or a higher budget, by "
-              "decree). Evaluation's budget ledger applies the new total and funds the waiting list.",
-              CallAmended),
-    EventType("webhook.ping", 1, "intake", "A test event sent on request to check an endpoint.", Ping),
-    EventType("evaluation.admissibility_completed", 1, "evaluation",
-              "The admissibility of a submitted application was determined (automatically or by an officer's "
-              "review): verdict and failed checks.", AdmissibilityCompleted),
-    EventType("evaluation.funding_computed", 1, "evaluation",
-              "Grant, loan and its gross grant equivalent were computed under the de minimis ceiling; or the aid "
-              "was refused (stage not_admissible, with the reason).", FundingComputed),
-    EventType("evaluation.merit_completed", 1, "evaluation",
-              "The merit evaluation of an application is final: the reviewers' consensus score and verdict.",
-              MeritCompleted),
-    EventType("funding.granted_from_waiting_list", 1, "evaluation",
-              "Budget freed by a withdrawal, renunciation, revocation or reduction funded an application on the "
-              "waiting list (scorrimento).", FundingGrantedFromWaitingList),
-    EventType("funding.released", 1, "evaluation",
-              "Aid committed to an application went back to the call's budget (withdrawal, renunciation, "
-              "revocation, reduction).", FundingReleased),
-    EventType("decision.issued", 1, "evaluation",
-              "A concession decree was closed: the decision on an application (funded, partially funded, waiting, "
-              "not admitted with every reason).", DecisionIssued),
-    EventType("decision.accepted", 1, "evaluation",
-              "The company accepted a funded decision: everything monitoring needs to start the project.",
-              DecisionAccepted),
-    EventType("decision.renounced", 1, "evaluation",
-              "The company renounced a funded decision; the aid goes back to the budget.", DecisionRenounced),
-)}
+CATALOGUE: dict[str, EventType] = {
+    e.name: e
+    for e in (
+        EventType(
+            "application.submitted",
+            1,
+            "intake",
+            "An application was submitted: protocol number and receipt hash.",
+            ApplicationSubmitted,
+        ),
+        EventType(
+            "application.withdrawn",
+            1,
+            "intake",
+            "A submitted application was withdrawn by its applicant.",
+            ApplicationWithdrawn,
+        ),
+        EventType(
+            "delegation.requested",
+            1,
+            "intake",
+            "A partner asked a company for a delegation (sent to the company "
+            "only: the partner hears of the delegation once the company accepts it).",
+            DelegationChanged,
+        ),
+        EventType("delegation.activated", 1, "intake", "A delegation became active.", DelegationChanged),
+        EventType("delegation.revoked", 1, "intake", "A delegation was revoked.", DelegationChanged),
+        EventType(
+            "company.delegation_changed",
+            1,
+            "intake",
+            "Who acts for a company changed (a delegation was requested, accepted or revoked): the partners "
+            "acting for it from now on. Only they reach the company's applications, evaluations, decisions and "
+            "projects, and hear their events.",
+            CompanyDelegationChanged,
+        ),
+        EventType(
+            "training.enrolled", 1, "intake", "A company's staff member was enrolled in a session.", EnrolmentChanged
+        ),
+        EventType("training.enrolment_cancelled", 1, "intake", "An enrolment was cancelled.", EnrolmentChanged),
+        EventType(
+            "call.amended",
+            1,
+            "intake",
+            "A new version of a call's rules was published (once open: a later close or a higher budget, by "
+            "decree). Evaluation's budget ledger applies the new total and funds the waiting list.",
+            CallAmended,
+        ),
+        EventType("webhook.ping", 1, "intake", "A test event sent on request to check an endpoint.", Ping),
+        EventType(
+            "evaluation.admissibility_completed",
+            1,
+            "evaluation",
+            "The admissibility of a submitted application was determined (automatically or by an officer's "
+            "review): verdict and failed checks.",
+            AdmissibilityCompleted,
+        ),
+        EventType(
+            "evaluation.funding_computed",
+            1,
+            "evaluation",
+            "Grant, loan and its gross grant equivalent were computed under the de minimis ceiling; or the aid "
+            "was refused (stage not_admissible, with the reason).",
+            FundingComputed,
+        ),
+        EventType(
+            "evaluation.merit_completed",
+            1,
+            "evaluation",
+            "The merit evaluation of an application is final: the reviewers' consensus score and verdict.",
+            MeritCompleted,
+        ),
+        EventType(
+            "funding.granted_from_waiting_list",
+            1,
+            "evaluation",
+            "Budget freed by a withdrawal, renunciation, revocation or reduction funded an application on the "
+            "waiting list (scorrimento).",
+            FundingGrantedFromWaitingList,
+        ),
+        EventType(
+            "funding.released",
+            1,
+            "evaluation",
+            "Aid committed to an application went back to the call's budget (withdrawal, renunciation, "
+            "revocation, reduction).",
+            FundingReleased,
+        ),
+        EventType(
+            "decision.issued",
+            1,
+            "evaluation",
+            "A concession decree was closed: the decision on an application (funded, partially funded, waiting, "
+            "not admitted with every reason).",
+            DecisionIssued,
+        ),
+        EventType(
+            "decision.accepted",
+            1,
+            "evaluation",
+            "The company accepted a funded decision: everything monitoring needs to start the project.",
+            DecisionAccepted,
+        ),
+        EventType(
+            "decision.renounced",
+            1,
+            "evaluation",
+            "The company renounced a funded decision; the aid goes back to the budget.",
+            DecisionRenounced,
+        ),
+    )
+}
 
 
 def register(event: EventType) -> None:
@@ -319,9 +393,13 @@ class Envelope(BaseModel):
 def envelope(row: Any) -> dict[str, Any]:
     """The envelope of an outbox row (desk.outbox), JSON-ready."""
     return {
-        "id": str(row.event_id), "type": row.event_type, "version": row.event_version, "source": row.source,
+        "id": str(row.event_id),
+        "type": row.event_type,
+        "version": row.event_version,
+        "source": row.source,
         "occurred_at": row.occurred_at.isoformat().replace("+00:00", "Z"),
-        "subject": {"type": row.aggregate_type, "id": row.aggregate_id}, "data": row.payload,
+        "subject": {"type": row.aggregate_type, "id": row.aggregate_id},
+        "data": row.payload,
     }
 
 
@@ -412,36 +490,76 @@ class PaymentReissued(PaymentChanged):
 
 
 for _event in (
-    EventType("project.started", 1, "monitoring",
-              "A project started from an accepted decision: CUP, amounts, eligibility start and deadline.",
-              ProjectStarted),
-    EventType("project.extended", 1, "monitoring", "An officer extended the project's deadline (once).",
-              ProjectExtended),
-    EventType("project.completed", 1, "monitoring",
-              "The final claim was reviewed: full aid or aid reduced in proportion; the balance is ordered.",
-              ProjectCompleted),
-    EventType("project.revoked", 1, "monitoring",
-              "The aid was revoked (spend below the threshold, deadline missed, Lombardy site never opened): "
-              "what was paid is to be recovered and the aid goes back to the call's budget.", ProjectRevoked),
-    EventType("payment.ordered", 1, "monitoring", "A payment (advance, balance) or a recovery was ordered.",
-              PaymentChanged),
-    EventType("payment.paid", 1, "monitoring", "The treasury paid a payment order (or a recovery was collected).",
-              PaymentChanged),
-    EventType("payment.failed", 1, "monitoring", "A payment order failed; a new one can be ordered.",
-              PaymentChanged),
-    EventType("payment.cancelled", 1, "monitoring", "A payment order not yet paid was cancelled (revocation).",
-              PaymentChanged),
-    EventType("payment.reissued", 1, "monitoring",
-              "An officer re-issued an open payment order to the project's current account.", PaymentReissued),
-    EventType("project.iban_change_requested", 1, "monitoring",
-              "A partner asked to change the project's account while a payment is ordered and not yet paid: the "
-              "change waits for the company's or an officer's confirmation.", IbanChangeData),
-    EventType("project.iban_changed", 1, "monitoring",
-              "The project's account changed (at once, or on the company's or an officer's confirmation). "
-              "Orders already placed keep their account.", IbanChangeData),
-    EventType("project.iban_change_rejected", 1, "monitoring",
-              "A pending change of account was rejected by the company or an officer (status rejected), or "
-              "replaced by their own change (status superseded).", IbanChangeData),
+    EventType(
+        "project.started",
+        1,
+        "monitoring",
+        "A project started from an accepted decision: CUP, amounts, eligibility start and deadline.",
+        ProjectStarted,
+    ),
+    EventType(
+        "project.extended", 1, "monitoring", "An officer extended the project's deadline (once).", ProjectExtended
+    ),
+    EventType(
+        "project.completed",
+        1,
+        "monitoring",
+        "The final claim was reviewed: full aid or aid reduced in proportion; the balance is ordered.",
+        ProjectCompleted,
+    ),
+    EventType(
+        "project.revoked",
+        1,
+        "monitoring",
+        "The aid was revoked (spend below the threshold, deadline missed, Lombardy site never opened): "
+        "what was paid is to be recovered and the aid goes back to the call's budget.",
+        ProjectRevoked,
+    ),
+    EventType(
+        "payment.ordered", 1, "monitoring", "A payment (advance, balance) or a recovery was ordered.", PaymentChanged
+    ),
+    EventType(
+        "payment.paid",
+        1,
+        "monitoring",
+        "The treasury paid a payment order (or a recovery was collected).",
+        PaymentChanged,
+    ),
+    EventType("payment.failed", 1, "monitoring", "A payment order failed; a new one can be ordered.", PaymentChanged),
+    EventType(
+        "payment.cancelled", 1, "monitoring", "A payment order not yet paid was cancelled (revocation).", PaymentChanged
+    ),
+    EventType(
+        "payment.reissued",
+        1,
+        "monitoring",
+        "An officer re-issued an open payment order to the project's current account.",
+        PaymentReissued,
+    ),
+    EventType(
+        "project.iban_change_requested",
+        1,
+        "monitoring",
+        "A partner asked to change the project's account while a payment is ordered and not yet paid: the "
+        "change waits for the company's or an officer's confirmation.",
+        IbanChangeData,
+    ),
+    EventType(
+        "project.iban_changed",
+        1,
+        "monitoring",
+        "The project's account changed (at once, or on the company's or an officer's confirmation). "
+        "Orders already placed keep their account.",
+        IbanChangeData,
+    ),
+    EventType(
+        "project.iban_change_rejected",
+        1,
+        "monitoring",
+        "A pending change of account was rejected by the company or an officer (status rejected), or "
+        "replaced by their own change (status superseded).",
+        IbanChangeData,
+    ),
 ):
     register(_event)
 
@@ -458,8 +576,10 @@ class ClaimSubmitted(_Data):
     kind: str = Field(description="intermediate or final.")
     lines: int
     claimed_total: Decimal = Field(description="Sum of the lines' taxable amounts (net of VAT).")
-    admissible_total: Decimal = Field(description="What the automatic checks would let be recognised, direct costs "
-                                                  "plus the flat rates recomputed on them.")
+    admissible_total: Decimal = Field(
+        description="What the automatic checks would let be recognised, direct costs "
+        "plus the flat rates recomputed on them."
+    )
     failed_checks: dict[str, int] = Field(description="How many lines failed each check (by check code).")
     submitted_at: datetime
 
@@ -480,11 +600,20 @@ class ClaimReviewed(_Data):
 
 
 for _event in (
-    EventType("claim.submitted", 1, "monitoring",
-              "An expense claim (rendicontazione) was submitted: its lines were checked automatically.",
-              ClaimSubmitted),
-    EventType("claim.reviewed", 1, "monitoring",
-              "An officer completed the review of an expense claim: what is recognised.", ClaimReviewed),
+    EventType(
+        "claim.submitted",
+        1,
+        "monitoring",
+        "An expense claim (rendicontazione) was submitted: its lines were checked automatically.",
+        ClaimSubmitted,
+    ),
+    EventType(
+        "claim.reviewed",
+        1,
+        "monitoring",
+        "An officer completed the review of an expense claim: what is recognised.",
+        ClaimReviewed,
+    ),
 ):
     register(_event)
 
@@ -495,16 +624,25 @@ class ProjectReminder(_Data):
     call_id: uuid.UUID
     company_id: uuid.UUID
     cup: str | None
-    kind: str = Field(description="milestone, deadline (the project's deadline) or follow_up (a result due "
-                                  "after completion).")
-    milestone_index: int | None = Field(description="Position of the milestone in the action plan (milestones), "
-                                                    "or of the result in the follow-up schedule (follow_up).")
+    kind: str = Field(
+        description="milestone, deadline (the project's deadline) or follow_up (a result due after completion)."
+    )
+    milestone_index: int | None = Field(
+        description="Position of the milestone in the action plan (milestones), "
+        "or of the result in the follow-up schedule (follow_up)."
+    )
     title: str = Field(description="The milestone's title, 'project deadline', or the follow-up KPI and period.")
     due_date: date
     days_before: int = Field(description="The lead time reached (e.g. 30 or 7 days).")
     days_left: int = Field(description="Days from the run's day to the due date.")
 
 
-register(EventType("project.reminder", 1, "monitoring",
-                   "A milestone or the project's deadline is near (sent once per lead time, e.g. 30 and 7 days "
-                   "before).", ProjectReminder))
+register(
+    EventType(
+        "project.reminder",
+        1,
+        "monitoring",
+        "A milestone or the project's deadline is near (sent once per lead time, e.g. 30 and 7 days before).",
+        ProjectReminder,
+    )
+)

@@ -148,17 +148,25 @@ def parse_url(url: str, *, production: bool) -> Endpoint:
         raise EgressRefused("url_invalid", "L'URL non è valido.", "The URL is not valid.") from None
     scheme = parts.scheme.lower()
     if scheme not in ("http", "https"):
-        raise EgressRefused("url_invalid", "L'URL deve usare https (o http fuori produzione).",
-                            "The URL must use https (or http outside production).")
+        raise EgressRefused(
+            "url_invalid",
+            "L'URL deve usare https (o http fuori produzione).",
+            "The URL must use https (or http outside production).",
+        )
     if production and scheme != "https":
-        raise EgressRefused("url_invalid", "In produzione l'URL deve usare https.",
-                            "In production the URL must use https.")
+        raise EgressRefused(
+            "url_invalid", "In produzione l'URL deve usare https.", "In production the URL must use https."
+        )
     if "@" in parts.netloc:
-        raise EgressRefused("url_invalid", "L'URL non può contenere credenziali (utente:password@).",
-                            "The URL may not contain credentials (user:password@).")
+        raise EgressRefused(
+            "url_invalid",
+            "L'URL non può contenere credenziali (utente:password@).",
+            "The URL may not contain credentials (user:password@).",
+        )
     if parts.fragment or "#" in url:
-        raise EgressRefused("url_invalid", "L'URL non può contenere un frammento (#...).",
-                            "The URL may not contain a fragment (#...).")
+        raise EgressRefused(
+            "url_invalid", "L'URL non può contenere un frammento (#...).", "The URL may not contain a fragment (#...)."
+        )
     host = (parts.hostname or "").rstrip(".").lower()
     if not host:
         raise EgressRefused("url_invalid", "L'URL non indica un host.", "The URL has no host.")
@@ -173,10 +181,11 @@ def check_port(endpoint: Endpoint, *, production: bool, allowed_ports: Collectio
     """Production: 443 only, or a port an officer allowed for this host (`allowed_ports`). Elsewhere: any."""
     if not production or endpoint.port == HTTPS_PORT or endpoint.port in allowed_ports:
         return
-    raise EgressRefused("port_not_allowed",
-                        f"La porta {endpoint.port} non è consentita: solo 443, salvo autorizzazione di un "
-                        "funzionario.",
-                        f"Port {endpoint.port} is not allowed: only 443, unless an officer allows it.")
+    raise EgressRefused(
+        "port_not_allowed",
+        f"La porta {endpoint.port} non è consentita: solo 443, salvo autorizzazione di un funzionario.",
+        f"Port {endpoint.port} is not allowed: only 443, unless an officer allows it.",
+    )
 
 
 async def system_resolver(host: str, port: int) -> list[str]:
@@ -197,8 +206,9 @@ async def checked_addresses(endpoint: Endpoint, *, production: bool, resolver: R
     to one public and one private address could be steered to the private one)."""
     if endpoint.host in METADATA_HOSTS:
         it, en = REASONS["metadata"]
-        raise EgressRefused("address_forbidden", f"L'host {endpoint.host} è {it}.",
-                            f"The host {endpoint.host} is {en}.")
+        raise EgressRefused(
+            "address_forbidden", f"L'host {endpoint.host} è {it}.", f"The host {endpoint.host} is {en}."
+        )
     literal = _literal(endpoint.host)
     if literal is not None:
         raw = [str(literal)]
@@ -208,22 +218,27 @@ async def checked_addresses(endpoint: Endpoint, *, production: bool, resolver: R
         except (OSError, UnicodeError):
             raw = []
         if not raw:
-            raise EgressRefused("dns_failed", f"L'host {endpoint.host} non si risolve.",
-                                f"The host {endpoint.host} does not resolve.")
+            raise EgressRefused(
+                "dns_failed", f"L'host {endpoint.host} non si risolve.", f"The host {endpoint.host} does not resolve."
+            )
     addresses: list[IPAddress] = []
     for text_ in dict.fromkeys(raw):
         ip = ipaddress.ip_address(text_.split("%", 1)[0])
         reason = address_refusal(ip, production=production)
         if reason is not None:
             it, en = REASONS[reason]
-            raise EgressRefused("address_forbidden", f"L'host {endpoint.host} si risolve in {ip}, {it}: non "
-                                f"consentito.", f"The host {endpoint.host} resolves to {ip}, {en}: not allowed.")
+            raise EgressRefused(
+                "address_forbidden",
+                f"L'host {endpoint.host} si risolve in {ip}, {it}: non consentito.",
+                f"The host {endpoint.host} resolves to {ip}, {en}: not allowed.",
+            )
         addresses.append(ip)
     return addresses
 
 
-async def check_url(url: str, *, production: bool, allowed_ports: Collection[int] = (),
-                    resolver: Resolver = system_resolver) -> Endpoint:
+async def check_url(
+    url: str, *, production: bool, allowed_ports: Collection[int] = (), resolver: Resolver = system_resolver
+) -> Endpoint:
     """The whole policy on a URL (form, port, every resolved address); raises EgressRefused."""
     endpoint = parse_url(url, production=production)
     check_port(endpoint, production=production, allowed_ports=allowed_ports)
@@ -244,8 +259,9 @@ class PinnedTarget:
     address: IPAddress
 
 
-async def pin(url: str, *, production: bool, allowed_ports: Collection[int] = (),
-              resolver: Resolver = system_resolver) -> PinnedTarget:
+async def pin(
+    url: str, *, production: bool, allowed_ports: Collection[int] = (), resolver: Resolver = system_resolver
+) -> PinnedTarget:
     """Check the URL now and aim the request at the first checked address; raises EgressRefused."""
     endpoint = parse_url(url, production=production)
     check_port(endpoint, production=production, allowed_ports=allowed_ports)
@@ -253,11 +269,19 @@ async def pin(url: str, *, production: bool, allowed_ports: Collection[int] = ()
     parts = endpoint.parts
     literal = f"[{address}]" if address.version == 6 else str(address)
     netloc = literal if parts.port is None else f"{literal}:{parts.port}"
-    host_header = endpoint.host if _literal(endpoint.host) is None else (
-        f"[{endpoint.host}]" if ":" in endpoint.host else endpoint.host)
+    host_header = (
+        endpoint.host
+        if _literal(endpoint.host) is None
+        else (f"[{endpoint.host}]" if ":" in endpoint.host else endpoint.host)
+    )
     if parts.port is not None:
         host_header = f"{host_header}:{parts.port}"
-    extensions = {"sni_hostname": endpoint.host} if endpoint.scheme == "https" and _literal(endpoint.host) is None \
-        else {}
-    return PinnedTarget(urlunsplit((parts.scheme, netloc, parts.path or "/", parts.query, "")),
-                        {"host": host_header, "connection": "close"}, extensions, address)
+    extensions = (
+        {"sni_hostname": endpoint.host} if endpoint.scheme == "https" and _literal(endpoint.host) is None else {}
+    )
+    return PinnedTarget(
+        urlunsplit((parts.scheme, netloc, parts.path or "/", parts.query, "")),
+        {"host": host_header, "connection": "close"},
+        extensions,
+        address,
+    )

@@ -63,7 +63,8 @@ class InboxAck(OutModel):
     event_id: uuid.UUID
     status: Literal["processed", "duplicate", "ignored"] = Field(
         description="processed: applied now; duplicate: this event id was already received, nothing changed; "
-                    "ignored: an event type this service does not consume (recorded, 202).")
+        "ignored: an event type this service does not consume (recorded, 202)."
+    )
     application_id: uuid.UUID | None = None
 
 
@@ -75,9 +76,17 @@ def event_data(event: Envelope, model: type[D]) -> D:
     try:
         return model.model_validate(event.data)
     except ValidationError as exc:
-        raise ValidationFailed(errors=[
-            ProblemError(str(e["type"]), "/data/" + "/".join(str(p) for p in e["loc"]), "Dato dell'evento non valido.",
-                         f"Invalid event data: {e['msg']}") for e in exc.errors()]) from None
+        raise ValidationFailed(
+            errors=[
+                ProblemError(
+                    str(e["type"]),
+                    "/data/" + "/".join(str(p) for p in e["loc"]),
+                    "Dato dell'evento non valido.",
+                    f"Invalid event data: {e['msg']}",
+                )
+                for e in exc.errors()
+            ]
+        ) from None
 
 
 def _application_id(event: Envelope) -> uuid.UUID | None:
@@ -107,9 +116,14 @@ class Inbox:
     async def _record(self, session: AsyncSession, event: Envelope) -> bool:
         """Keep the event by id; False when it was already there (a redelivery)."""
         t: Any = self.table
-        stmt = (insert(t).values(event_id=event.id, event_type=event.type, source=event.source,
-                                 payload=event.model_dump(mode="json"))
-                .on_conflict_do_nothing(index_elements=[t.event_id]).returning(t.event_id))
+        stmt = (
+            insert(t)
+            .values(
+                event_id=event.id, event_type=event.type, source=event.source, payload=event.model_dump(mode="json")
+            )
+            .on_conflict_do_nothing(index_elements=[t.event_id])
+            .returning(t.event_id)
+        )
         return (await session.execute(stmt)).first() is not None
 
     async def receive(self, ctx: InboxContext, event: Envelope) -> dict[str, Any]:
@@ -127,18 +141,33 @@ class Inbox:
 
     def router(self, *, intake_dependency: Callable[..., Any], description: str) -> APIRouter:
         """`POST /v1/internal/events`, for the desk's services (the delivery worker) only."""
-        router = APIRouter(prefix="/v1/internal", tags=["internal"], route_class=UnitOfWorkRoute,
-                           dependencies=[Depends(Authenticator(kinds=("service",), scopes=("internal",)))])
+        router = APIRouter(
+            prefix="/v1/internal",
+            tags=["internal"],
+            route_class=UnitOfWorkRoute,
+            dependencies=[Depends(Authenticator(kinds=("service",), scopes=("internal",)))],
+        )
         inbox = self
 
-        @router.post("/events", response_model=InboxAck, status_code=200,
-                     summary="Receive an event from another desk service", description=description,
-                     responses={202: {"model": InboxAck, "description": "Event type not consumed: recorded and "
-                                                                       "ignored."},
-                                **problem_responses(401, 403, 409, 422, 503)})
-        async def receive_event(body: Envelope, session: SessionDep, actor: ActorDep,
-                                intake: Annotated[IntakeClient, Depends(intake_dependency)], _idem: Idempotent,
-                                response: Response) -> Any:
+        @router.post(
+            "/events",
+            response_model=InboxAck,
+            status_code=200,
+            summary="Receive an event from another desk service",
+            description=description,
+            responses={
+                202: {"model": InboxAck, "description": "Event type not consumed: recorded and ignored."},
+                **problem_responses(401, 403, 409, 422, 503),
+            },
+        )
+        async def receive_event(
+            body: Envelope,
+            session: SessionDep,
+            actor: ActorDep,
+            intake: Annotated[IntakeClient, Depends(intake_dependency)],
+            _idem: Idempotent,
+            response: Response,
+        ) -> Any:
             ack = await inbox.receive(InboxContext(session=session, actor=actor, intake=intake), body)
             if ack["status"] == "ignored":
                 response.status_code = 202

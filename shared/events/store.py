@@ -56,8 +56,9 @@ RETURNING id
 # ---------------------------------------------------------------- who sees what
 
 
-def subscriptions_of(*, partner_id: uuid.UUID | None = None,
-                     company_id: uuid.UUID | None = None) -> ColumnElement[bool]:
+def subscriptions_of(
+    *, partner_id: uuid.UUID | None = None, company_id: uuid.UUID | None = None
+) -> ColumnElement[bool]:
     """Subscriptions owned by this partner or company (neither given: none)."""
     if partner_id is not None:
         return and_(Subscription.owner_kind == "partner", Subscription.partner_id == partner_id)
@@ -79,8 +80,9 @@ def events_of(*, partner_id: uuid.UUID | None = None, company_id: uuid.UUID | No
 # ---------------------------------------------------------------- subscriptions
 
 
-async def get_subscription(session: AsyncSession, subscription_id: uuid.UUID, readable: ColumnElement[bool], *,
-                           for_update: bool = False) -> Subscription | None:
+async def get_subscription(
+    session: AsyncSession, subscription_id: uuid.UUID, readable: ColumnElement[bool], *, for_update: bool = False
+) -> Subscription | None:
     """A live (not deleted) subscription the caller may see, optionally locked until commit."""
     stmt = select(Subscription).where(Subscription.id == subscription_id, Subscription.deleted_at.is_(None), readable)
     if for_update:
@@ -88,14 +90,14 @@ async def get_subscription(session: AsyncSession, subscription_id: uuid.UUID, re
     return (await session.execute(stmt)).scalar_one_or_none()
 
 
-async def list_subscriptions(session: AsyncSession, readable: ColumnElement[bool], *,
-                             after: tuple[datetime, uuid.UUID] | None, limit: int) -> list[Subscription]:
+async def list_subscriptions(
+    session: AsyncSession, readable: ColumnElement[bool], *, after: tuple[datetime, uuid.UUID] | None, limit: int
+) -> list[Subscription]:
     """Live subscriptions in (created_at, id) order after the keyset, one more than `limit`."""
     stmt = select(Subscription).where(Subscription.deleted_at.is_(None), readable)
     if after is not None:
         ts, id_ = after
-        stmt = stmt.where(or_(Subscription.created_at > ts,
-                              and_(Subscription.created_at == ts, Subscription.id > id_)))
+        stmt = stmt.where(or_(Subscription.created_at > ts, and_(Subscription.created_at == ts, Subscription.id > id_)))
     stmt = stmt.order_by(Subscription.created_at, Subscription.id).limit(limit + 1)
     return list((await session.execute(stmt)).scalars())
 
@@ -103,8 +105,11 @@ async def list_subscriptions(session: AsyncSession, readable: ColumnElement[bool
 async def cancel_pending_deliveries(session: AsyncSession, subscription_id: uuid.UUID, reason: str) -> int:
     """Dead-letter what a removed subscription still had to send (the worker claims by status only)."""
     result = await session.execute(
-        update(Delivery).where(Delivery.subscription_id == subscription_id, Delivery.status == "pending")
-        .values(status="dead", last_error=reason).returning(Delivery.id))
+        update(Delivery)
+        .where(Delivery.subscription_id == subscription_id, Delivery.status == "pending")
+        .values(status="dead", last_error=reason)
+        .returning(Delivery.id)
+    )
     return len(result.all())
 
 
@@ -145,15 +150,21 @@ class TargetedEvent:
     delivery_id: int
 
 
-async def insert_targeted_event(session: AsyncSession, params: dict[str, Any], subscription_id: uuid.UUID
-                                ) -> TargetedEvent:
+async def insert_targeted_event(
+    session: AsyncSession, params: dict[str, Any], subscription_id: uuid.UUID
+) -> TargetedEvent:
     """An outbox event for exactly one subscription: the row is born published (so the fan-out skips
     it) and its one delivery is inserted here. `params` are `shared.audit.event_params(...)`."""
     row = (await session.execute(_TARGETED_EVENT, params)).one()
-    delivery_id = (await session.execute(
-        insert(Delivery).values(event_id=row.id, subscription_id=subscription_id,
-                                aggregate_key=f"{params['atype']}:{params['aid']}").returning(Delivery.id)
-    )).scalar_one()
+    delivery_id = (
+        await session.execute(
+            insert(Delivery)
+            .values(
+                event_id=row.id, subscription_id=subscription_id, aggregate_key=f"{params['atype']}:{params['aid']}"
+            )
+            .returning(Delivery.id)
+        )
+    ).scalar_one()
     return TargetedEvent(row.id, row.event_id, delivery_id)
 
 
@@ -164,14 +175,23 @@ async def get_delivery(session: AsyncSession, subscription_id: uuid.UUID, delive
 
 async def replay_delivery(session: AsyncSession, delivery: Delivery) -> int:
     """A new pending delivery of the same event to the same subscription, pointing at the original."""
-    return (await session.execute(
-        insert(Delivery).values(event_id=delivery.event_id, subscription_id=delivery.subscription_id,
-                                aggregate_key=delivery.aggregate_key, replay_of=delivery.id).returning(Delivery.id)
-    )).scalar_one()
+    return (
+        await session.execute(
+            insert(Delivery)
+            .values(
+                event_id=delivery.event_id,
+                subscription_id=delivery.subscription_id,
+                aggregate_key=delivery.aggregate_key,
+                replay_of=delivery.id,
+            )
+            .returning(Delivery.id)
+        )
+    ).scalar_one()
 
 
-async def matching_events_since(session: AsyncSession, subscription_id: uuid.UUID, since: datetime,
-                                limit: int) -> list[int]:
+async def matching_events_since(
+    session: AsyncSession, subscription_id: uuid.UUID, since: datetime, limit: int
+) -> list[int]:
     """Outbox ids of the published events since `since` that the subscription matches, oldest first.
 
     Unpublished events are left out: the fan-out will deliver them anyway.
@@ -196,12 +216,15 @@ class DeliveryView:
     attempt_log: list[DeliveryAttempt]
 
 
-async def list_deliveries(session: AsyncSession, subscription_id: uuid.UUID, *, status: str | None,
-                          before_id: int | None, limit: int) -> list[DeliveryView]:
+async def list_deliveries(
+    session: AsyncSession, subscription_id: uuid.UUID, *, status: str | None, before_id: int | None, limit: int
+) -> list[DeliveryView]:
     """The subscription's deliveries, newest first, with their event and attempt log (`limit` + 1 rows)."""
-    stmt = (select(Delivery, OutboxEvent.event_id, OutboxEvent.event_type)
-            .join(OutboxEvent, OutboxEvent.id == Delivery.event_id)
-            .where(Delivery.subscription_id == subscription_id))
+    stmt = (
+        select(Delivery, OutboxEvent.event_id, OutboxEvent.event_type)
+        .join(OutboxEvent, OutboxEvent.id == Delivery.event_id)
+        .where(Delivery.subscription_id == subscription_id)
+    )
     if status is not None:
         stmt = stmt.where(Delivery.status == status)
     if before_id is not None:
@@ -210,9 +233,11 @@ async def list_deliveries(session: AsyncSession, subscription_id: uuid.UUID, *, 
     ids = [r[0].id for r in rows]
     log: dict[int, list[DeliveryAttempt]] = {i: [] for i in ids}
     if ids:
-        attempts = await session.execute(select(DeliveryAttempt).where(DeliveryAttempt.delivery_id.in_(ids))
-                                          .order_by(DeliveryAttempt.delivery_id, DeliveryAttempt.attempt,
-                                                    DeliveryAttempt.id))
+        attempts = await session.execute(
+            select(DeliveryAttempt)
+            .where(DeliveryAttempt.delivery_id.in_(ids))
+            .order_by(DeliveryAttempt.delivery_id, DeliveryAttempt.attempt, DeliveryAttempt.id)
+        )
         for a in attempts.scalars():
             log[a.delivery_id].append(a)
     return [DeliveryView(r[0], r[1], r[2], log[r[0].id]) for r in rows]
@@ -221,14 +246,19 @@ async def list_deliveries(session: AsyncSession, subscription_id: uuid.UUID, *, 
 # ---------------------------------------------------------------- polling
 
 
-async def events_after(session: AsyncSession, readable: ColumnElement[bool], *, after_seq: int,
-                       limit: int) -> list[OutboxEvent]:
+async def events_after(
+    session: AsyncSession, readable: ColumnElement[bool], *, after_seq: int, limit: int
+) -> list[OutboxEvent]:
     """Published events the caller may see, in publication order, after a publication number.
 
     Paging by `published_seq` (not by the outbox id, taken at INSERT and committed in any order)
     never skips an event: the fan-out numbers events under a lock, so every number below one that
     is visible is visible too. Events not fanned out yet are not served until they are.
     """
-    stmt = (select(OutboxEvent).where(OutboxEvent.published_seq > after_seq, readable)
-            .order_by(OutboxEvent.published_seq).limit(limit))
+    stmt = (
+        select(OutboxEvent)
+        .where(OutboxEvent.published_seq > after_seq, readable)
+        .order_by(OutboxEvent.published_seq)
+        .limit(limit)
+    )
     return list((await session.execute(stmt)).scalars())

@@ -180,12 +180,24 @@ def backoff_seconds(attempt: int, base: float, cap: float) -> float:
 
 INTERNAL_SUBSCRIPTIONS: dict[str, tuple[str, tuple[str, ...]]] = {
     # service -> (settings attribute with its base URL, the event types it consumes)
-    "evaluation": ("evaluation_url", ("application.submitted", "application.withdrawn", "call.amended",
-                                      "company.delegation_changed")),
+    "evaluation": (
+        "evaluation_url",
+        ("application.submitted", "application.withdrawn", "call.amended", "company.delegation_changed"),
+    ),
     # monitoring starts projects from accepted decisions and keeps the application facts of its statistics
-    "monitoring": ("monitoring_url", ("application.submitted", "application.withdrawn",
-                                      "evaluation.admissibility_completed", "decision.issued", "decision.accepted",
-                                      "decision.renounced", "call.amended", "company.delegation_changed")),
+    "monitoring": (
+        "monitoring_url",
+        (
+            "application.submitted",
+            "application.withdrawn",
+            "evaluation.admissibility_completed",
+            "decision.issued",
+            "decision.accepted",
+            "decision.renounced",
+            "call.amended",
+            "company.delegation_changed",
+        ),
+    ),
 }
 
 
@@ -193,18 +205,32 @@ async def ensure_internal_subscriptions(conn: AsyncConnection, settings: DeskSet
     """The desk's own services subscribe like partners do; their URLs come from settings."""
     for service, (attr, types) in INTERNAL_SUBSCRIPTIONS.items():
         url = f"{getattr(settings, attr).rstrip('/')}/v1/internal/events"
-        await conn.execute(text("""
+        await conn.execute(
+            text("""
             INSERT INTO desk.subscriptions (id, owner_kind, service, url, event_types, description, active, secret,
                                             created_by)
             VALUES (gen_random_uuid(), 'service', :service, :url, :types, :descr, true, :secret, 'desk-worker')
             ON CONFLICT (service) DO UPDATE SET url = EXCLUDED.url, event_types = EXCLUDED.event_types
-        """), {"service": service, "url": url, "types": list(types), "descr": f"internal: {service}",
-               "secret": new_webhook_secret()})
+        """),
+            {
+                "service": service,
+                "url": url,
+                "types": list(types),
+                "descr": f"internal: {service}",
+                "secret": new_webhook_secret(),
+            },
+        )
 
 
 class DeliveryWorker:
-    def __init__(self, engine: AsyncEngine, keyring: KeyRing, settings: DeskSettings,
-                 http: httpx.AsyncClient | None = None, resolver: egress.Resolver = egress.system_resolver) -> None:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        keyring: KeyRing,
+        settings: DeskSettings,
+        http: httpx.AsyncClient | None = None,
+        resolver: egress.Resolver = egress.system_resolver,
+    ) -> None:
         self.engine = engine
         self.keyring = keyring
         self.settings = settings
@@ -287,8 +313,7 @@ class DeliveryWorker:
                 if target is not None:
                     headers.update(target.headers)
                 # Streamed and closed unread: the body is neither needed nor kept, however large.
-                async with self.http.stream("POST", url, content=body, headers=headers,
-                                            extensions=extensions) as resp:
+                async with self.http.stream("POST", url, content=body, headers=headers, extensions=extensions) as resp:
                     status = resp.status_code
         except egress.EgressRefused as e:
             log.warning("delivery refused by the egress policy", delivery=row.id, code=e.code, reason=e.message_en)
@@ -310,26 +335,44 @@ class DeliveryWorker:
 
     async def _record(self, conn: AsyncConnection, row: Any, out: Outcome) -> None:
         attempt = row.attempts  # counted by the claim
-        await conn.execute(LOG_ATTEMPT, {"id": row.id, "attempt": attempt, "code": out.status_code,
-                                         "ms": out.latency_ms, "error": out.error})
+        await conn.execute(
+            LOG_ATTEMPT,
+            {"id": row.id, "attempt": attempt, "code": out.status_code, "ms": out.latency_ms, "error": out.error},
+        )
         if out.ok:
             await conn.execute(DELIVERED, {"id": row.id, "attempt": attempt, "code": out.status_code})
             return
         dead = attempt >= self.settings.webhook_max_attempts
-        delay = backoff_seconds(attempt, self.settings.webhook_backoff_base_seconds,
-                                self.settings.webhook_backoff_max_seconds)
-        await conn.execute(FAILED, {"id": row.id, "attempt": attempt, "status": "dead" if dead else "pending",
-                                    "next": datetime.now(UTC) + timedelta(seconds=delay),
-                                    "code": out.status_code, "error": out.error})
-        log.warning("delivery failed", delivery=row.id, attempt=attempt, dead=dead, status=out.status_code,
-                    error=out.error)
+        delay = backoff_seconds(
+            attempt, self.settings.webhook_backoff_base_seconds, self.settings.webhook_backoff_max_seconds
+        )
+        await conn.execute(
+            FAILED,
+            {
+                "id": row.id,
+                "attempt": attempt,
+                "status": "dead" if dead else "pending",
+                "next": datetime.now(UTC) + timedelta(seconds=delay),
+                "code": out.status_code,
+                "error": out.error,
+            },
+        )
+        log.warning(
+            "delivery failed", delivery=row.id, attempt=attempt, dead=dead, status=out.status_code, error=out.error
+        )
 
     def _token(self) -> str:
         """A short-lived service token for internal subscribers, minted with the desk's key."""
         now = time.time()
         if self._service_token is None or self._service_token[1] < now + 60:
-            tok = mint_token(self.keyring, sub="desk-worker", kind="service", scopes=list(DEFAULT_SCOPES["service"]),
-                             issuer=self.settings.token_issuer, ttl=600)
+            tok = mint_token(
+                self.keyring,
+                sub="desk-worker",
+                kind="service",
+                scopes=list(DEFAULT_SCOPES["service"]),
+                issuer=self.settings.token_issuer,
+                ttl=600,
+            )
             self._service_token = (tok, now + 600)
         return self._service_token[0]
 

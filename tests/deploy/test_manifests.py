@@ -78,7 +78,9 @@ def test_compose_check_refuses_schema_errors_and_a_service_bypassing_pgbouncer(v
     compose = copy.deepcopy(yaml.safe_load((REPO_ROOT / "deploy" / "compose.yaml").read_text()))
     compose["services"]["intake"]["restart_policy"] = "always"  # not a Compose field
     compose["services"]["monitoring"]["environment"] = {
-        **compose["services"]["monitoring"]["environment"], "DESK_DB_STATEMENT_CACHE": "true"}
+        **compose["services"]["monitoring"]["environment"],
+        "DESK_DB_STATEMENT_CACHE": "true",
+    }
     problems = validate.Problems()
     validate.check_compose(compose, problems)
     assert any("'restart_policy'" in p for p in problems), problems

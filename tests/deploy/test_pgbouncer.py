@@ -37,9 +37,12 @@ from tests.factories import company_body, draft_body, make_partner, open_call, v
 from tests.loopback import free_port
 
 PGBOUNCER = shutil.which("pgbouncer") or next(
-    (p for p in ("/usr/sbin/pgbouncer", "/usr/bin/pgbouncer") if os.access(p, os.X_OK)), None)
-pytestmark = pytest.mark.skipif(PGBOUNCER is None, reason="the `pgbouncer` binary is not installed "
-                                "(Debian: apt-get install pgbouncer; .ci/run installs it)")
+    (p for p in ("/usr/sbin/pgbouncer", "/usr/bin/pgbouncer") if os.access(p, os.X_OK)), None
+)
+pytestmark = pytest.mark.skipif(
+    PGBOUNCER is None,
+    reason="the `pgbouncer` binary is not installed (Debian: apt-get install pgbouncer; .ci/run installs it)",
+)
 
 SERVER_POOL = 4  # fewer server connections than the app's pool: transactions of different requests interleave
 FLOWS = 30
@@ -88,15 +91,18 @@ def _without_unknown_keys(ini: Path) -> None:
     first = version.split()[1] if len(version.split()) > 1 else "0"
     major_minor = tuple(int(x) for x in first.split(".")[:2] if x.isdigit())
     if major_minor < (1, 21):
-        ini.write_text("\n".join(ln for ln in ini.read_text().splitlines()
-                                 if not ln.startswith("max_prepared_statements")) + "\n")
+        ini.write_text(
+            "\n".join(ln for ln in ini.read_text().splitlines() if not ln.startswith("max_prepared_statements")) + "\n"
+        )
 
 
 @pytest.fixture(scope="module")
 def pgbouncer_url(database_url: str) -> Iterator[str]:
     if make_url(database_url).query.get("host"):
-        pytest.skip("the embedded PostgreSQL listens on a private Unix socket PgBouncer cannot reach; "
-                    "set TEST_DATABASE_URL to a TCP server (CI does) to run this test")
+        pytest.skip(
+            "the embedded PostgreSQL listens on a private Unix socket PgBouncer cannot reach; "
+            "set TEST_DATABASE_URL to a TCP server (CI does) to run this test"
+        )
     workdir = Path(tempfile.mkdtemp(prefix="desk-pgbouncer-"))
     port = free_port()
     ini = _pgbouncer_config(workdir, database_url, port)
@@ -139,8 +145,11 @@ class _Server:
         self.app = build_app(settings)
         self.app.state.keyring = KEYRING  # the lifespan keeps a keyring that is already set
         self.port = free_port()
-        self.server = uvicorn.Server(uvicorn.Config(self.app, host="127.0.0.1", port=self.port, lifespan="on",
-                                                    log_level="warning", access_log=False))
+        self.server = uvicorn.Server(
+            uvicorn.Config(
+                self.app, host="127.0.0.1", port=self.port, lifespan="on", log_level="warning", access_log=False
+            )
+        )
         self.task: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> str:
@@ -159,9 +168,17 @@ class _Server:
 
 @pytest.fixture
 async def intake_via_pgbouncer(pgbouncer_url: str) -> AsyncIterator[str]:
-    settings = IntakeSettings(environment="test", database_url=pgbouncer_url, db_statement_cache=False,
-                              db_pool_size=10, db_max_overflow=10, access_log=False, log_level="WARNING",
-                              rate_limit_token_per_minute=0, rate_limit_write_per_minute=0)
+    settings = IntakeSettings(
+        environment="test",
+        database_url=pgbouncer_url,
+        db_statement_cache=False,
+        db_pool_size=10,
+        db_max_overflow=10,
+        access_log=False,
+        log_level="WARNING",
+        rate_limit_token_per_minute=0,
+        rate_limit_write_per_minute=0,
+    )
     async with _Server(settings) as base:
         yield base
 
@@ -173,8 +190,9 @@ async def _partner_with_client(database_url: str) -> tuple[Any, str, Any]:
         async with make_sessionmaker(engine)() as s:
             call = await open_call(s)
             partner = await make_partner(s)
-            client, _ = await create_client(s, kind="partner", name="pgbouncer test", partner_id=partner.id,
-                                            secret=SECRET)
+            client, _ = await create_client(
+                s, kind="partner", name="pgbouncer test", partner_id=partner.id, secret=SECRET
+            )
             await s.commit()
             return call, client.client_id, partner.id
     finally:
@@ -182,8 +200,9 @@ async def _partner_with_client(database_url: str) -> tuple[Any, str, Any]:
 
 
 async def _one_flow(http: httpx.AsyncClient, call_id: Any, client_id: str) -> dict[str, Any]:
-    token = await http.post("/v1/oauth/token", data={"grant_type": "client_credentials", "client_id": client_id,
-                                                      "client_secret": SECRET})
+    token = await http.post(
+        "/v1/oauth/token", data={"grant_type": "client_credentials", "client_id": client_id, "client_secret": SECRET}
+    )
     assert token.status_code == 200, token.text
     h = {"Authorization": f"Bearer {token.json()['access_token']}"}
     company = await http.post("/v1/companies", json=company_body(vat_number()), headers=h)
@@ -194,8 +213,7 @@ async def _one_flow(http: httpx.AsyncClient, call_id: Any, client_id: str) -> di
     check = await http.post(f"/v1/applications/{app_id}/check", headers=h)
     assert check.status_code == 200, check.text
     assert not [p for p in check.json().get("problems", []) if p.get("blocking")], check.text
-    submit = await http.post(f"/v1/applications/{app_id}/submit",
-                             headers={**h, "Idempotency-Key": f"pgb-{app_id}"})
+    submit = await http.post(f"/v1/applications/{app_id}/submit", headers={**h, "Idempotency-Key": f"pgb-{app_id}"})
     assert submit.status_code == 201, submit.text
     again = await http.post(f"/v1/applications/{app_id}/submit", headers={**h, "Idempotency-Key": f"pgb-{app_id}"})
     assert again.status_code == 201 and again.json()["receipt"] == submit.json()["receipt"], again.text
@@ -203,13 +221,15 @@ async def _one_flow(http: httpx.AsyncClient, call_id: Any, client_id: str) -> di
 
 
 async def test_click_day_flow_works_through_pgbouncer_in_transaction_mode(
-        intake_via_pgbouncer: str, pgbouncer_url: str, database_url: str) -> None:
+    intake_via_pgbouncer: str, pgbouncer_url: str, database_url: str
+) -> None:
     call, client_id, _partner_id = await _partner_with_client(database_url)
     async with httpx.AsyncClient(base_url=intake_via_pgbouncer, timeout=60) as http:
         ready = await http.get("/readyz")
         assert ready.status_code == 200, ready.text
-        results = await asyncio.gather(*[_one_flow(http, call.id, client_id) for _ in range(FLOWS)],
-                                       return_exceptions=True)
+        results = await asyncio.gather(
+            *[_one_flow(http, call.id, client_id) for _ in range(FLOWS)], return_exceptions=True
+        )
     failures = [r for r in results if isinstance(r, BaseException)]
     assert not failures, f"{len(failures)} of {FLOWS} flows failed through PgBouncer; first: {failures[0]!r}"
     numbers = sorted(r["protocol_number"] for r in results if isinstance(r, dict))
@@ -217,14 +237,19 @@ async def test_click_day_flow_works_through_pgbouncer_in_transaction_mode(
 
     conn = await asyncpg.connect(plain_url(database_url))  # the server itself, not PgBouncer
     try:
-        rows = await conn.fetch("SELECT protocol_number FROM intake.applications WHERE call_id = $1 "
-                                "AND status = 'submitted' ORDER BY protocol_number", call.id)
+        rows = await conn.fetch(
+            "SELECT protocol_number FROM intake.applications WHERE call_id = $1 "
+            "AND status = 'submitted' ORDER BY protocol_number",
+            call.id,
+        )
         # PgBouncer really pooled: never more server connections to this database than its pool
         # every backend of the test database but this one and the test session's own engine ('desk'):
         # PgBouncer relabels its server connections with each linked client's application_name
         backends = await conn.fetchval(
             "SELECT count(*) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()"
-            " AND application_name <> 'desk'", make_url(database_url).database)
+            " AND application_name <> 'desk'",
+            make_url(database_url).database,
+        )
     finally:
         await conn.close()
     assert [r["protocol_number"] for r in rows] == list(range(1, FLOWS + 1))

@@ -35,12 +35,15 @@ from tests.factories import delegate, draft_body, make_company, make_partner, op
 from tests.loopback import LoopbackServer, free_port
 
 T = TypeVar("T")
-QUIET: dict[str, Any] = {"environment": "test", "access_log": False, "log_level": "WARNING",
-                         "database_url": "postgresql://unused/x"}
+QUIET: dict[str, Any] = {
+    "environment": "test",
+    "access_log": False,
+    "log_level": "WARNING",
+    "database_url": "postgresql://unused/x",
+}
 
 
-async def wait_for(probe: Callable[[], Awaitable[T | None]], *, within: float, what: str,
-                   every: float = 0.05) -> T:
+async def wait_for(probe: Callable[[], Awaitable[T | None]], *, within: float, what: str, every: float = 0.05) -> T:
     """Poll `probe` until it returns something truthy; fail the test after `within` seconds."""
     deadline = time.monotonic() + within
     while True:
@@ -70,8 +73,17 @@ def evaluation_server(engine: AsyncEngine, intake_url: str) -> tuple[LoopbackSer
     app.state.keyring = KEYRING
     app.state.sessionmaker = make_sessionmaker(engine)
     app.state.engine = engine
-    client = IntakeClient(intake_url, service="evaluation", keyring=KEYRING, issuer="regional-desk", retries=1,
-                          backoff_base=0.01, backoff_max=0.02, breaker_threshold=50, breaker_cooldown=0.1)
+    client = IntakeClient(
+        intake_url,
+        service="evaluation",
+        keyring=KEYRING,
+        issuer="regional-desk",
+        retries=1,
+        backoff_base=0.01,
+        backoff_max=0.02,
+        breaker_threshold=50,
+        breaker_cooldown=0.1,
+    )
     app.state.intake_client = client
     return LoopbackServer(app), client
 
@@ -83,9 +95,15 @@ def dead_url() -> str:
 
 def worker_settings(**kw: Any) -> DeskSettings:
     """Quick back-off so a test sees several attempts within a second or two."""
-    values: dict[str, Any] = {**QUIET, "webhook_backoff_base_seconds": 0.05, "webhook_backoff_max_seconds": 0.5,
-                              "worker_poll_seconds": 0.05, "webhook_timeout_seconds": 3.0, "webhook_max_attempts": 50,
-                              "evaluation_url": dead_url()}
+    values: dict[str, Any] = {
+        **QUIET,
+        "webhook_backoff_base_seconds": 0.05,
+        "webhook_backoff_max_seconds": 0.5,
+        "worker_poll_seconds": 0.05,
+        "webhook_timeout_seconds": 3.0,
+        "webhook_max_attempts": 50,
+        "evaluation_url": dead_url(),
+    }
     values.update(kw)
     return DeskSettings(**values)
 
@@ -109,8 +127,11 @@ async def settle_deliveries(engine: AsyncEngine) -> None:
     async with engine.begin() as conn:
         while await publish_pending(conn):
             pass
-        await conn.execute(text("UPDATE desk.deliveries SET status = 'dead', last_error = 'retired by a test' "
-                                "WHERE status = 'pending'"))
+        await conn.execute(
+            text(
+                "UPDATE desk.deliveries SET status = 'dead', last_error = 'retired by a test' WHERE status = 'pending'"
+            )
+        )
 
 
 # ---------------------------------------------------------------- a partner's receiver
@@ -228,30 +249,62 @@ async def withdraw(http: httpx.AsyncClient, who: Applicant, app_id: str) -> None
 
 async def deliveries_of(engine: AsyncEngine, subscription_id: str) -> list[Any]:
     async with engine.connect() as conn:
-        return list((await conn.execute(text(
-            "SELECT d.id, d.status, d.attempts, d.last_status_code, d.last_error, o.event_id, o.event_type,"
-            " o.aggregate_id FROM desk.deliveries d JOIN desk.outbox o ON o.id = d.event_id"
-            " WHERE d.subscription_id = :s ORDER BY d.id"), {"s": uuid.UUID(subscription_id)})).all())
+        return list(
+            (
+                await conn.execute(
+                    text(
+                        "SELECT d.id, d.status, d.attempts, d.last_status_code, d.last_error, o.event_id, o.event_type,"
+                        " o.aggregate_id FROM desk.deliveries d JOIN desk.outbox o ON o.id = d.event_id"
+                        " WHERE d.subscription_id = :s ORDER BY d.id"
+                    ),
+                    {"s": uuid.UUID(subscription_id)},
+                )
+            ).all()
+        )
 
 
 async def attempts_of(engine: AsyncEngine, delivery_id: int) -> list[Any]:
     async with engine.connect() as conn:
-        return list((await conn.execute(text(
-            "SELECT attempt, status_code, latency_ms, error FROM desk.delivery_attempts WHERE delivery_id = :d"
-            " ORDER BY attempt, id"), {"d": delivery_id})).all())
+        return list(
+            (
+                await conn.execute(
+                    text(
+                        "SELECT attempt, status_code, latency_ms, error FROM desk.delivery_attempts WHERE "
+                        "delivery_id = :d"
+                        " ORDER BY attempt, id"
+                    ),
+                    {"d": delivery_id},
+                )
+            ).all()
+        )
 
 
 def company_body() -> dict[str, Any]:
     """A company as a partner registers it through the API (a valid, random VAT number)."""
     vat = vat_number()
     return {
-        "vat_number": vat, "fiscal_code": vat, "name": "Officine Brianza S.r.l.", "legal_form": "srl",
+        "vat_number": vat,
+        "fiscal_code": vat,
+        "name": "Officine Brianza S.r.l.",
+        "legal_form": "srl",
         "ateco_code": "28.29.30",
-        "registered_office": {"address": "Via Manzoni 3", "municipality": "Monza", "postal_code": "20900",
-                              "province": "MB"},
-        "operating_sites": [], "lombardy_site_commitment": False, "incorporation_date": "2014-06-01",
-        "approved_financial_statements": 5, "headcount_awu": "25.00", "turnover": "5000000.00",
-        "balance_sheet_total": "4000000.00", "previous_year_export_sales": "1000000.00", "related_enterprises": [],
-        "export_history": [{"year": date.today().year - 1, "country": "DE", "amount": "600000.00"},
-                           {"year": date.today().year - 1, "country": "FR", "amount": "400000.00"}],
+        "registered_office": {
+            "address": "Via Manzoni 3",
+            "municipality": "Monza",
+            "postal_code": "20900",
+            "province": "MB",
+        },
+        "operating_sites": [],
+        "lombardy_site_commitment": False,
+        "incorporation_date": "2014-06-01",
+        "approved_financial_statements": 5,
+        "headcount_awu": "25.00",
+        "turnover": "5000000.00",
+        "balance_sheet_total": "4000000.00",
+        "previous_year_export_sales": "1000000.00",
+        "related_enterprises": [],
+        "export_history": [
+            {"year": date.today().year - 1, "country": "DE", "amount": "600000.00"},
+            {"year": date.today().year - 1, "country": "FR", "amount": "400000.00"},
+        ],
     }

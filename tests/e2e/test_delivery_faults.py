@@ -76,8 +76,10 @@ async def test_endpoint_down_then_up_gets_every_event_in_order_per_application(e
         # down: the port is closed; every delivery fails and backs off
         async def failed_twice() -> bool:
             rows = await deliveries_of(engine, sub["id"])
-            return len(rows) == 5 and all(r.status == "pending" and r.attempts >= 2 for r in rows
-                                          if r.event_type == "application.submitted")
+            return len(rows) == 5 and all(
+                r.status == "pending" and r.attempts >= 2 for r in rows if r.event_type == "application.submitted"
+            )
+
         await wait_for(failed_twice, within=15, what="failed attempts while the endpoint is down")
         assert receiver.hits == []
 
@@ -87,10 +89,12 @@ async def test_endpoint_down_then_up_gets_every_event_in_order_per_application(e
     by_event = {str(r.event_id): r for r in rows}
     assert receiver.unique_ids() and set(receiver.unique_ids()) == set(by_event), "no event lost, none foreign"
     for app_id in apps:
-        arrived = [orjson.loads(h.body)["type"] for h in receiver.hits
-                   if orjson.loads(h.body)["subject"]["id"] == app_id]
-        expected = ["application.submitted", "application.withdrawn"] if app_id != apps[1] else [
-            "application.submitted"]
+        arrived = [
+            orjson.loads(h.body)["type"] for h in receiver.hits if orjson.loads(h.body)["subject"]["id"] == app_id
+        ]
+        expected = (
+            ["application.submitted", "application.withdrawn"] if app_id != apps[1] else ["application.submitted"]
+        )
         assert list(dict.fromkeys(arrived)) == expected, f"order of {app_id}: {arrived}"
     for h in receiver.hits:
         Webhook(sub["secret"]).verify(h.body, h.headers)
@@ -122,8 +126,9 @@ async def test_a_slow_endpoint_times_out_is_retried_and_gets_the_event(engine, i
     assert orjson.loads(receiver.hits[-1].body)["subject"]["id"] == app_id
 
 
-async def test_an_endpoint_answering_500_for_a_while_gets_the_event_with_attempts_logged(engine, intake, http,
-                                                                                         receiver):
+async def test_an_endpoint_answering_500_for_a_while_gets_the_event_with_attempts_logged(
+    engine, intake, http, receiver
+):
     receiver.fail_first = 3
     await receiver.start()
     who = await applicant(engine)
@@ -142,24 +147,37 @@ async def test_an_endpoint_answering_500_for_a_while_gets_the_event_with_attempt
     # the partner reads the same log through the API
     r = await http.get(f"/v1/webhooks/{sub['id']}/deliveries", headers=who.headers)
     (item,) = r.json()["items"]
-    assert [(a["attempt"], a["status_code"]) for a in item["attempt_log"]] == [(1, 500), (2, 500), (3, 500),
-                                                                               (4, 204)]
+    assert [(a["attempt"], a["status_code"]) for a in item["attempt_log"]] == [(1, 500), (2, 500), (3, 500), (4, 204)]
     assert "temporarily broken" not in r.text
 
 
 def _worker_process(database_url: str, data_dir: str) -> subprocess.Popen[bytes]:
     """`desk worker` as its own process on the test database (generous timeout: the receiver blocks)."""
-    env = {**os.environ, "DESK_DATABASE_URL": database_url, "DESK_ENVIRONMENT": "test", "DESK_LOG_LEVEL": "WARNING",
-           "DESK_SIGNING_KEY": KEYRING.private_pem().decode(), "DESK_DATA_DIR": data_dir,
-           "DESK_WEBHOOK_TIMEOUT_SECONDS": "30", "DESK_WORKER_POLL_SECONDS": "0.05",
-           "DESK_WEBHOOK_BACKOFF_BASE_SECONDS": "0.05", "DESK_WEBHOOK_BACKOFF_MAX_SECONDS": "0.5",
-           "DESK_EVALUATION_URL": dead_url()}
-    return subprocess.Popen([sys.executable, "-m", "desk.cli", "worker"], cwd=REPO_ROOT, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    env = {
+        **os.environ,
+        "DESK_DATABASE_URL": database_url,
+        "DESK_ENVIRONMENT": "test",
+        "DESK_LOG_LEVEL": "WARNING",
+        "DESK_SIGNING_KEY": KEYRING.private_pem().decode(),
+        "DESK_DATA_DIR": data_dir,
+        "DESK_WEBHOOK_TIMEOUT_SECONDS": "30",
+        "DESK_WORKER_POLL_SECONDS": "0.05",
+        "DESK_WEBHOOK_BACKOFF_BASE_SECONDS": "0.05",
+        "DESK_WEBHOOK_BACKOFF_MAX_SECONDS": "0.5",
+        "DESK_EVALUATION_URL": dead_url(),
+    }
+    return subprocess.Popen(
+        [sys.executable, "-m", "desk.cli", "worker"],
+        cwd=REPO_ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
 
 
-async def test_a_worker_killed_mid_delivery_leaves_it_to_the_next_worker(engine, database_url, intake, http,
-                                                                         receiver, tmp_path):
+async def test_a_worker_killed_mid_delivery_leaves_it_to_the_next_worker(
+    engine, database_url, intake, http, receiver, tmp_path
+):
     receiver.block_first = 1
     await receiver.start()
     who = await applicant(engine)
@@ -178,8 +196,7 @@ async def test_a_worker_killed_mid_delivery_leaves_it_to_the_next_worker(engine,
         assert row.status == "pending" and row.attempts == 1, "claimed, then nothing recorded"
         assert await attempts_of(engine, row.id) == []
         async with engine.begin() as conn:  # the lease (three timeouts and more) runs out
-            await conn.execute(text("UPDATE desk.deliveries SET next_attempt_at = now() WHERE id = :d"),
-                               {"d": row.id})
+            await conn.execute(text("UPDATE desk.deliveries SET next_attempt_at = now() WHERE id = :d"), {"d": row.id})
 
         procs.append(_worker_process(database_url, str(tmp_path)))
         (row,) = await wait_for(lambda: _all_delivered(engine, sub["id"]), within=30, what="redelivery")
@@ -212,14 +229,17 @@ async def test_evaluation_down_when_intake_submits_receives_the_event_when_back(
             async def failing() -> Any:
                 rows = await _internal_deliveries(engine, app_id)
                 return rows if rows and rows[0].attempts >= 2 and rows[0].status == "pending" else None
+
             (row,) = await wait_for(failing, within=15, what="failed deliveries to evaluation")
             assert row.last_error == "connect_failed"
 
             await evaluation.start()
             async with httpx.AsyncClient(base_url=evaluation.url, trust_env=False, timeout=10) as ev:
+
                 async def received() -> Any:
                     r = await ev.get(f"/v1/applications/{app_id}", headers=who.officer)
                     return r.json() if r.status_code == 200 else None
+
                 got = await wait_for(received, within=20, what="evaluation to store the application")
         assert got["status"] == "received" and got["id"] == app_id and got["protocol_number"] >= 1
         (row,) = await _internal_deliveries(engine, app_id)
@@ -231,11 +251,19 @@ async def test_evaluation_down_when_intake_submits_receives_the_event_when_back(
 
 async def _internal_deliveries(engine: AsyncEngine, app_id: str) -> list[Any]:
     async with engine.connect() as conn:
-        return list((await conn.execute(text(
-            "SELECT d.id, d.status, d.attempts, d.last_status_code, d.last_error FROM desk.deliveries d"
-            " JOIN desk.outbox o ON o.id = d.event_id JOIN desk.subscriptions s ON s.id = d.subscription_id"
-            " WHERE s.service = 'evaluation' AND o.aggregate_id = :a AND o.event_type = 'application.submitted'"),
-            {"a": app_id})).all())
+        return list(
+            (
+                await conn.execute(
+                    text(
+                        "SELECT d.id, d.status, d.attempts, d.last_status_code, d.last_error FROM desk.deliveries d"
+                        " JOIN desk.outbox o ON o.id = d.event_id JOIN desk.subscriptions s ON s.id = d.subscription_id"
+                        " WHERE s.service = 'evaluation' AND o.aggregate_id = :a AND o.event_type = "
+                        "'application.submitted'"
+                    ),
+                    {"a": app_id},
+                )
+            ).all()
+        )
 
 
 async def test_a_dead_letter_after_max_attempts_is_delivered_by_a_replay(engine, intake, http, receiver):
@@ -244,9 +272,11 @@ async def test_a_dead_letter_after_max_attempts_is_delivered_by_a_replay(engine,
     await submit_new(http, who)
 
     async with running_worker(engine, worker_settings(webhook_max_attempts=3)):
+
         async def dead() -> Any:
             rows = await deliveries_of(engine, sub["id"])
             return rows if rows and rows[0].status == "dead" else None
+
         (row,) = await wait_for(dead, within=15, what="the dead letter")
         log = await attempts_of(engine, row.id)
         assert row.attempts == 3 and [a.attempt for a in log] == [1, 2, 3]
@@ -260,6 +290,7 @@ async def test_a_dead_letter_after_max_attempts_is_delivered_by_a_replay(engine,
         async def replayed() -> Any:
             rows = {d.id: d for d in await deliveries_of(engine, sub["id"])}
             return rows if rows[replay_id].status == "delivered" else None
+
         rows = await wait_for(replayed, within=15, what="the replay")
 
     assert rows[row.id].status == "dead", "the dead letter stays as it was, for the record"

@@ -82,13 +82,27 @@ def _kill_all(procs: list[psutil.Process]) -> None:
 
 
 def test_desk_up_starts_the_worker_with_the_services_and_stops_it_on_ctrl_c(own_db: str, tmp_path) -> None:
-    env = {**os.environ, "DESK_DATABASE_URL": own_db, "DATABASE_URL": own_db, "DESK_DATA_DIR": str(tmp_path),
-           "INTAKE_PORT": str(free_port()), "EVALUATION_PORT": str(free_port()),
-           "MONITORING_PORT": str(free_port()), "DESK_LOG_LEVEL": "WARNING", "PYTHONUNBUFFERED": "1"}
+    env = {
+        **os.environ,
+        "DESK_DATABASE_URL": own_db,
+        "DATABASE_URL": own_db,
+        "DESK_DATA_DIR": str(tmp_path),
+        "INTAKE_PORT": str(free_port()),
+        "EVALUATION_PORT": str(free_port()),
+        "MONITORING_PORT": str(free_port()),
+        "DESK_LOG_LEVEL": "WARNING",
+        "PYTHONUNBUFFERED": "1",
+    }
     for name in ("DESK_EVALUATION_URL", "DESK_INTAKE_URL", "DESK_MONITORING_URL"):
         env.pop(name, None)
-    desk = subprocess.Popen([sys.executable, "-m", "desk.cli", "up"], cwd=REPO_ROOT, env=env, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    desk = subprocess.Popen(
+        [sys.executable, "-m", "desk.cli", "up"],
+        cwd=REPO_ROOT,
+        env=env,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
     lines: queue.Queue[str] = queue.Queue()
     threading.Thread(target=_reader, args=(desk.stdout, lines), daemon=True).start()
     seen: list[str] = []

@@ -103,8 +103,13 @@ CEILING = Decimal("300000.00")
 
 
 def _grid(*points: int) -> dict[str, int]:
-    return dict(zip(("plan_quality", "market_analysis", "expected_impact", "feasibility", "digital_sustainability"),
-                    points, strict=True))
+    return dict(
+        zip(
+            ("plan_quality", "market_analysis", "expected_impact", "feasibility", "digital_sustainability"),
+            points,
+            strict=True,
+        )
+    )
 
 
 # Merit: every application passes (pass mark 60), in a strict order (a ranking call). The third one's first two
@@ -143,9 +148,19 @@ async def _call_with_budget(engine: AsyncEngine, budget: Decimal) -> uuid.UUID:
     rules = rules.model_copy(update={"code": code, "budget_total": budget})
     opens = datetime.now(UTC) - timedelta(minutes=1)
     async with make_sessionmaker(engine)() as s:
-        call = Call(id=uuid.uuid4(), code=code, title=rules.title, procedure=rules.procedure, current_version=1,
-                    opens_at=rules.window.opens_at, closes_at=rules.window.closes_at, demo_opens_at=opens,
-                    demo_closes_at=opens + timedelta(days=30), budget_total=budget, version=1)
+        call = Call(
+            id=uuid.uuid4(),
+            code=code,
+            title=rules.title,
+            procedure=rules.procedure,
+            current_version=1,
+            opens_at=rules.window.opens_at,
+            closes_at=rules.window.closes_at,
+            demo_opens_at=opens,
+            demo_closes_at=opens + timedelta(days=30),
+            budget_total=budget,
+            version=1,
+        )
         s.add(call)
         await s.flush()
         s.add(CallVersion(call_id=call.id, version=1, rules=rules.model_dump(mode="json"), created_by="test"))
@@ -169,29 +184,47 @@ async def _officers(engine: AsyncEngine, n: int) -> list[str]:
     ids = []
     async with make_sessionmaker(engine)() as s:
         for i in range(n):
-            client, _ = await create_client(s, kind="officer", name=f"e2e officer {i}", secret=SECRET,
-                                            client_id=f"officer-e2e-{uuid.uuid4().hex[:10]}")
+            client, _ = await create_client(
+                s,
+                kind="officer",
+                name=f"e2e officer {i}",
+                secret=SECRET,
+                client_id=f"officer-e2e-{uuid.uuid4().hex[:10]}",
+            )
             ids.append(client.client_id)
         await s.commit()
     return ids
 
 
 async def _token(http: httpx.AsyncClient, client_id: str, secret: str) -> dict[str, str]:
-    body = _ok(await http.post("/v1/oauth/token", data={"grant_type": "client_credentials", "client_id": client_id,
-                                                        "client_secret": secret}))
+    body = _ok(
+        await http.post(
+            "/v1/oauth/token",
+            data={"grant_type": "client_credentials", "client_id": client_id, "client_secret": secret},
+        )
+    )
     assert body["token_type"] == "Bearer"
     return {"Authorization": f"Bearer {body['access_token']}"}
 
 
-def monitoring_server(engine: AsyncEngine, intake_url: str, evaluation_url: str,
-                      storage_dir: Path) -> tuple[LoopbackServer, list[Any]]:
+def monitoring_server(
+    engine: AsyncEngine, intake_url: str, evaluation_url: str, storage_dir: Path
+) -> tuple[LoopbackServer, list[Any]]:
     """Monitoring committing, its peers' clients pointed at the loopback intake and evaluation."""
     app = build_monitoring(MonitoringSettings(**QUIET, storage_dir=storage_dir))
     app.state.keyring = KEYRING
     app.state.sessionmaker = make_sessionmaker(engine)
     app.state.engine = engine
-    peers = dict(service="monitoring", keyring=KEYRING, issuer="regional-desk", retries=1, backoff_base=0.01,
-                 backoff_max=0.02, breaker_threshold=50, breaker_cooldown=0.1)
+    peers = dict(
+        service="monitoring",
+        keyring=KEYRING,
+        issuer="regional-desk",
+        retries=1,
+        backoff_base=0.01,
+        backoff_max=0.02,
+        breaker_threshold=50,
+        breaker_cooldown=0.1,
+    )
     app.state.intake_client = IntakeClient(intake_url, **peers)
     app.state.evaluation_client = EvaluationClient(evaluation_url, **peers)
     return LoopbackServer(app), [app.state.intake_client, app.state.evaluation_client]
@@ -228,8 +261,11 @@ class Desk:
     def webhooks(self, event_type: str) -> list[dict[str, Any]]:
         """The events of that type the partner's endpoint received, each verified with the subscription's
         secret (Standard Webhooks)."""
-        return [Webhook(self.webhook_secret).verify(h.body, h.headers) for h in self.receiver.hits
-                if orjson.loads(h.body)["type"] == event_type]
+        return [
+            Webhook(self.webhook_secret).verify(h.body, h.headers)
+            for h in self.receiver.hits
+            if orjson.loads(h.body)["type"] == event_type
+        ]
 
     def beneficiary(self, i: int) -> dict[str, str]:
         """Who acts for application i: the second company acts for itself, the others through the partner."""
@@ -245,8 +281,9 @@ async def desk(engine: AsyncEngine, tmp_path_factory: Any) -> AsyncIterator[Desk
 
     intake = intake_server(engine)
     evaluation, evaluation_intake = evaluation_server(engine, intake.url)
-    monitoring, monitoring_peers = monitoring_server(engine, intake.url, evaluation.url,
-                                                     tmp_path_factory.mktemp("evidence"))
+    monitoring, monitoring_peers = monitoring_server(
+        engine, intake.url, evaluation.url, tmp_path_factory.mktemp("evidence")
+    )
     receiver = Receiver()
     servers = [intake, evaluation, monitoring]
     for server in servers:
@@ -254,8 +291,9 @@ async def desk(engine: AsyncEngine, tmp_path_factory: Any) -> AsyncIterator[Desk
     await receiver.start()
     clients = [httpx.AsyncClient(base_url=s.url, timeout=20, trust_env=False) for s in servers]
     try:
-        async with running_worker(engine, worker_settings(evaluation_url=evaluation.url,
-                                                          monitoring_url=monitoring.url)):
+        async with running_worker(
+            engine, worker_settings(evaluation_url=evaluation.url, monitoring_url=monitoring.url)
+        ):
             http, ev, mon = clients
             officer = await _token(http, officer_id, SECRET)
             reviewers = [(r, await _token(http, r, SECRET)) for r in reviewer_ids]
@@ -287,24 +325,37 @@ async def _apply(d: Desk) -> None:
     """The officer registers the partner and its API client; the partner registers three companies and submits
     a complete draft for each."""
     http = d.intake
-    partner = _ok(await http.post("/v1/partners", json={"name": "Confindustria Lombardia Export",
-                                                        "kind": "trade_association", "fiscal_code": vat_number()},
-                                  headers=d.officer), 201)
-    creds = _ok(await http.post(f"/v1/partners/{partner['id']}/clients", json={"name": "Gestionale bandi"},
-                                headers=d.officer), 201)
+    partner = _ok(
+        await http.post(
+            "/v1/partners",
+            json={"name": "Confindustria Lombardia Export", "kind": "trade_association", "fiscal_code": vat_number()},
+            headers=d.officer,
+        ),
+        201,
+    )
+    creds = _ok(
+        await http.post(f"/v1/partners/{partner['id']}/clients", json={"name": "Gestionale bandi"}, headers=d.officer),
+        201,
+    )
     d.partner = await _token(http, creds["client_id"], creds["client_secret"])
-    hook = _ok(await http.post("/v1/webhooks", json={"url": d.receiver.url, "event_types": ["*"]},
-                               headers=d.partner), 201)
+    hook = _ok(
+        await http.post("/v1/webhooks", json={"url": d.receiver.url, "event_types": ["*"]}, headers=d.partner), 201
+    )
     d.webhook_secret = hook["secret"]
     for i in range(3):
-        company = _ok(await http.post("/v1/companies", json=company_body(name=f"Meccanica Lombarda {i + 1} S.r.l."),
-                                      headers=d.partner), 201)
+        company = _ok(
+            await http.post(
+                "/v1/companies", json=company_body(name=f"Meccanica Lombarda {i + 1} S.r.l."), headers=d.partner
+            ),
+            201,
+        )
         d.companies.append(company["id"])
         if i == 1:  # this one also gets its own API client, and acts for itself once its application is in
             own = _ok(await http.post(f"/v1/companies/{company['id']}/clients", headers=d.officer), 201)
             d.company_itself = await _token(http, own["client_id"], own["client_secret"])
-        draft = _ok(await http.post("/v1/applications", json=draft_body(d.call_id, company["id"]),
-                                    headers=d.partner), 201)
+        draft = _ok(
+            await http.post("/v1/applications", json=draft_body(d.call_id, company["id"]), headers=d.partner), 201
+        )
         check = _ok(await http.post(f"/v1/applications/{draft['id']}/check", headers=d.partner))
         assert check["submittable"] is True, check["problems"]
         receipt = _ok(await http.post(f"/v1/applications/{draft['id']}/submit", headers=d.partner), 201)
@@ -321,9 +372,11 @@ async def _evaluate(d: Desk, reviewers: list[tuple[str, dict[str, str]]]) -> Non
     credit-scoring class and the funding computation."""
     ev = d.evaluation
     for app_id in d.apps:
+
         async def admissible(app_id: str = app_id) -> dict[str, Any] | None:
             r = await ev.get(f"/v1/evaluations/{app_id}", headers=d.officer)
             return r.json() if r.status_code == 200 and r.json()["stage"] != "received" else None
+
         got = await wait_for(admissible, within=WAIT, what=f"the admissibility of {app_id}")
         assert got["stage"] == "admissible", [c for c in got["checks"] if c["outcome"] != "pass"]
         assert Decimal(got["eligible_total"]) == ELIGIBLE
@@ -338,18 +391,23 @@ async def _evaluate(d: Desk, reviewers: list[tuple[str, dict[str, str]]]) -> Non
                 evaluation = await _evaluation_of(d, app_id)
                 assert (evaluation["stage"], evaluation["merit_verdict"]) == ("admissible", "third_review_needed")
                 # no funding before a final merit verdict
-                r = await ev.post(f"/v1/evaluations/{app_id}/funding",
-                                  headers={**d.officer, **_match(evaluation["etag"])})
+                r = await ev.post(
+                    f"/v1/evaluations/{app_id}/funding", headers={**d.officer, **_match(evaluation["etag"])}
+                )
                 assert r.status_code == 409 and r.json()["reason"] == "merit_not_passed", r.text
             await _review(d, app_id, reviewer, headers, scores)
         merit = _ok(await ev.get(f"/v1/evaluations/{app_id}/merit", headers=d.officer))
         assert merit["merit_verdict"] == "passed" and Decimal(merit["score"]) == final, merit
         assert len(merit["consensus"]["totals"]) == len(reviews)
-        r = await ev.put(f"/v1/evaluations/{app_id}/credit-class", json={"class_code": "1"},
-                         headers={**d.officer, **_match(merit["etag"])})
+        r = await ev.put(
+            f"/v1/evaluations/{app_id}/credit-class",
+            json={"class_code": "1"},
+            headers={**d.officer, **_match(merit["etag"])},
+        )
         assert _ok(r)["loan_excluded"] is False
-        funded = _ok(await ev.post(f"/v1/evaluations/{app_id}/funding",
-                                   headers={**d.officer, **_match(r.headers["ETag"])}))
+        funded = _ok(
+            await ev.post(f"/v1/evaluations/{app_id}/funding", headers={**d.officer, **_match(r.headers["ETag"])})
+        )
         assert funded["stage"] == "evaluated", funded
         assert (Decimal(funded["grant"]), Decimal(funded["loan"])) == (GRANT, LOAN), funded["funding"]
         assert Decimal(funded["loan_gge"]) > 0 and funded["funding"]["steps"]
@@ -363,18 +421,24 @@ async def _review(d: Desk, app_id: str, reviewer: str, headers: dict[str, str], 
     # the application stays closed until the reviewer declares no conflict
     blocked = await ev.get(f"/v1/assignments/{assignment['id']}/application", headers=headers)
     assert blocked.status_code == 403, blocked.text
-    r = await ev.post(f"/v1/assignments/{assignment['id']}/declaration",
-                      json={"no_conflict": True, "statement": "Nessun rapporto con l'impresa."},
-                      headers={**headers, **_match(r.headers["ETag"])})
+    r = await ev.post(
+        f"/v1/assignments/{assignment['id']}/declaration",
+        json={"no_conflict": True, "statement": "Nessun rapporto con l'impresa."},
+        headers={**headers, **_match(r.headers["ETag"])},
+    )
     _ok(r)
     opened = _ok(await ev.get(f"/v1/assignments/{assignment['id']}/application", headers=headers))
     assert opened["snapshot"]["id"] == app_id
     body = {"scores": {k: {"points": v, "comment": "Motivazione del punteggio."} for k, v in scores.items()}}
-    r = await ev.put(f"/v1/assignments/{assignment['id']}/review", json=body,
-                     headers={**headers, **_match(r.headers["ETag"])})
+    r = await ev.put(
+        f"/v1/assignments/{assignment['id']}/review", json=body, headers={**headers, **_match(r.headers["ETag"])}
+    )
     _ok(r)
-    _ok(await ev.post(f"/v1/assignments/{assignment['id']}/review/submit",
-                      headers={**headers, **_match(r.headers["ETag"])}))
+    _ok(
+        await ev.post(
+            f"/v1/assignments/{assignment['id']}/review/submit", headers={**headers, **_match(r.headers["ETag"])}
+        )
+    )
 
 
 async def _decide(d: Desk) -> None:
@@ -386,16 +450,33 @@ async def _decide(d: Desk) -> None:
     assert Decimal(allocation["committed_now"]) == 2 * AID
     budget = _ok(await ev.get(f"/v1/calls/{d.call_id}/budget", headers=d.officer))
     assert (Decimal(budget["total"]), Decimal(budget["committed"]), Decimal(budget["available"])) == (
-        BUDGET, 2 * AID, BUDGET - 2 * AID)
+        BUDGET,
+        2 * AID,
+        BUDGET - 2 * AID,
+    )
     statuses = [_ok(await ev.get(f"/v1/fundings/{a}", headers=d.officer))["status"] for a in d.apps]
     assert statuses == ["funded", "funded", "waiting"]
 
-    decree = _ok(await ev.post("/v1/decrees", json={"call_id": d.call_id,
-                                                    "number": f"{random.randrange(10**6)}/{d.decree_date.year}",
-                                                    "decree_date": d.decree_date.isoformat()},
-                               headers=d.officer), 201)
-    batch = _ok(await ev.post(f"/v1/decrees/{decree['id']}/decisions", json={"all_pending": True},
-                              headers={**d.officer, **_match(decree["etag"])}), 201)
+    decree = _ok(
+        await ev.post(
+            "/v1/decrees",
+            json={
+                "call_id": d.call_id,
+                "number": f"{random.randrange(10**6)}/{d.decree_date.year}",
+                "decree_date": d.decree_date.isoformat(),
+            },
+            headers=d.officer,
+        ),
+        201,
+    )
+    batch = _ok(
+        await ev.post(
+            f"/v1/decrees/{decree['id']}/decisions",
+            json={"all_pending": True},
+            headers={**d.officer, **_match(decree["etag"])},
+        ),
+        201,
+    )
     by_app = {x["application_id"]: x for x in batch["created"]}
     assert set(by_app) == set(d.apps)
     waiting = by_app[d.apps[2]]
@@ -405,14 +486,22 @@ async def _decide(d: Desk) -> None:
         assert decision["outcome"] == "funded"
         assert (Decimal(decision["grant"]), Decimal(decision["loan"])) == (GRANT, LOAN)
         cup = f"E{random.randint(10, 99)}D{random.randrange(10**11):011d}"
-        r = await ev.put(f"/v1/decisions/{decision['id']}/cup", json={"cup": cup},
-                         headers={**d.officer, **_match(decision["etag"])})
+        r = await ev.put(
+            f"/v1/decisions/{decision['id']}/cup", json={"cup": cup}, headers={**d.officer, **_match(decision["etag"])}
+        )
         _ok(r)
-        _ok(await ev.put(f"/v1/decisions/{decision['id']}/cor", json={"cor": str(random.randrange(10**9))},
-                         headers={**d.officer, **_match(r.headers["ETag"])}))
+        _ok(
+            await ev.put(
+                f"/v1/decisions/{decision['id']}/cor",
+                json={"cor": str(random.randrange(10**9))},
+                headers={**d.officer, **_match(r.headers["ETag"])},
+            )
+        )
     # four-eyes: one officer proposes the closing, the same cannot confirm it, a second officer does
-    proposal = _ok(await ev.post(f"/v1/decrees/{decree['id']}/close",
-                                 headers={**d.officer, **_match(batch["decree"]["etag"])}), 202)
+    proposal = _ok(
+        await ev.post(f"/v1/decrees/{decree['id']}/close", headers={**d.officer, **_match(batch["decree"]["etag"])}),
+        202,
+    )
     own = await ev.post(proposal["confirm"], headers={**d.officer, **_match(batch["decree"]["etag"])})
     assert own.status_code == 403 and own.json()["type"] == "/problems/four-eyes-same-officer", own.text
     closed = _ok(await ev.post(proposal["confirm"], headers={**d.second_officer, **_match(batch["decree"]["etag"])}))
@@ -421,8 +510,9 @@ async def _decide(d: Desk) -> None:
         who = d.beneficiary(i)
         decision = _ok(await ev.get(f"/v1/decisions/{by_app[app_id]['id']}", headers=who))
         assert decision["status"] == "issued" and decision["cup"] and decision["cor"]
-        accepted = _ok(await ev.post(f"/v1/decisions/{decision['id']}/accept",
-                                     headers={**who, **_match(decision["etag"])}))
+        accepted = _ok(
+            await ev.post(f"/v1/decisions/{decision['id']}/accept", headers={**who, **_match(decision["etag"])})
+        )
         assert accepted["status"] == "accepted"
         d.decisions.append(accepted)
 
@@ -439,6 +529,7 @@ async def _start_projects(d: Desk) -> None:
             r = await mon.get("/v1/projects", params={"company_id": decision["company_id"]}, headers=d.officer)
             items = r.json()["items"] if r.status_code == 200 else []
             return items[0] if items else None
+
         project = await wait_for(started, within=WAIT, what=f"the project of {decision['application_id']}")
         assert project["application_id"] == decision["application_id"]
         assert (project["cup"], project["cor"], project["status"]) == (decision["cup"], decision["cor"], "active")
@@ -455,13 +546,18 @@ async def _start_projects(d: Desk) -> None:
         company = _ok(await d.intake.get(f"/v1/companies/{decision['company_id']}", headers=d.officer))
         account = {"iban": IBAN, "holder": {"name": company["name"], "tax_code": company["vat_number"]}}
         r = await mon.get(f"/v1/projects/{project['id']}", headers=who)
-        r = await mon.put(f"/v1/projects/{project['id']}/iban", json=account,
-                          headers={**who, **_match(r.headers["ETag"])})
+        r = await mon.put(
+            f"/v1/projects/{project['id']}/iban", json=account, headers={**who, **_match(r.headers["ETag"])}
+        )
         if who is d.partner:  # the advance is ordered: the partner's change waits for a confirmation
             change = _ok(r, 202)
             assert change["status"] == "pending"
-            confirmed = _ok(await mon.post(f"/v1/projects/{project['id']}/iban-changes/{change['id']}/confirm",
-                                           headers={**d.officer, **_match(change["etag"])}))
+            confirmed = _ok(
+                await mon.post(
+                    f"/v1/projects/{project['id']}/iban-changes/{change['id']}/confirm",
+                    headers={**d.officer, **_match(change["etag"])},
+                )
+            )
             assert confirmed["status"] == "confirmed"
             project = _ok(await mon.get(f"/v1/projects/{project['id']}", headers=who))
         else:  # the company itself: applied at once
@@ -472,10 +568,14 @@ async def _start_projects(d: Desk) -> None:
         # four-eyes: the order is paid only once a second officer has confirmed it
         r = await mon.post(f"/v1/payments/{advance['id']}/paid", headers={**d.officer, **_match(advance["etag"])})
         assert r.status_code == 409 and r.json()["type"] == "/problems/payment-not-confirmed", r.text
-        _ok(await mon.post(f"/v1/payments/{advance['id']}/confirm",
-                           headers={**d.second_officer, **_match(advance["etag"])}))
-        paid = _ok(await mon.post(f"/v1/payments/{advance['id']}/paid",
-                                  headers={**d.officer, **_match(advance["etag"])}))
+        _ok(
+            await mon.post(
+                f"/v1/payments/{advance['id']}/confirm", headers={**d.second_officer, **_match(advance["etag"])}
+            )
+        )
+        paid = _ok(
+            await mon.post(f"/v1/payments/{advance['id']}/paid", headers={**d.officer, **_match(advance["etag"])})
+        )
         assert paid["status"] == "paid" and paid["paid_at"]
         d.projects.append(project)
         d.advances.append(paid)
@@ -487,9 +587,11 @@ async def _start_projects(d: Desk) -> None:
 def fatturapa(*, number: str, issued: date, cup: str) -> bytes:
     """The FatturaPA sample (taxable 4,000.00) as an invoice of this project: its number, date and CUP."""
     xml = FATTURAPA.read_text(encoding="utf-8")
-    xml = (xml.replace("<Numero>2025/0147</Numero>", f"<Numero>{number}</Numero>")
-              .replace("<Data>2025-04-15</Data>", f"<Data>{issued.isoformat()}</Data>")
-              .replace("<CodiceCUP>E18H25000120007</CodiceCUP>", f"<CodiceCUP>{cup}</CodiceCUP>"))
+    xml = (
+        xml.replace("<Numero>2025/0147</Numero>", f"<Numero>{number}</Numero>")
+        .replace("<Data>2025-04-15</Data>", f"<Data>{issued.isoformat()}</Data>")
+        .replace("<CodiceCUP>E18H25000120007</CodiceCUP>", f"<CodiceCUP>{cup}</CodiceCUP>")
+    )
     return xml.encode("utf-8")
 
 
@@ -502,15 +604,30 @@ def claim_lines() -> list[dict[str, Any]]:
     day = today().isoformat()
     tag = uuid.uuid4().hex[:6].upper()
 
-    def line(category: str, amount: str, market: str | None, supplier: str | None = None,
-             number: str | None = None) -> dict[str, Any]:
-        return {"kind": "invoice", "supplier_vat": supplier or vat_number(), "supplier_name": "Fornitore S.r.l.",
-                "document_number": number or f"FT-{tag}-{category}{amount[:2]}", "issue_date": day,
-                "taxable_amount": amount, "category": category, "market": market, "payment_date": day,
-                "payment_method": "bank_transfer", "cup_quoted": True}
+    def line(
+        category: str, amount: str, market: str | None, supplier: str | None = None, number: str | None = None
+    ) -> dict[str, Any]:
+        return {
+            "kind": "invoice",
+            "supplier_vat": supplier or vat_number(),
+            "supplier_name": "Fornitore S.r.l.",
+            "document_number": number or f"FT-{tag}-{category}{amount[:2]}",
+            "issue_date": day,
+            "taxable_amount": amount,
+            "category": category,
+            "market": market,
+            "payment_date": day,
+            "payment_method": "bank_transfer",
+            "cup_quoted": True,
+        }
 
-    return [line("a", "10000.00", None), line("b", "4000.00", "VN", FATTURA_SUPPLIER, f"FT-{tag}-VN1"),
-            line("b", "41000.00", "VN"), line("b", "35000.00", "BR"), line("c", "5000.00", None)]
+    return [
+        line("a", "10000.00", None),
+        line("b", "4000.00", "VN", FATTURA_SUPPLIER, f"FT-{tag}-VN1"),
+        line("b", "41000.00", "VN"),
+        line("b", "35000.00", "BR"),
+        line("c", "5000.00", None),
+    ]
 
 
 async def file_final_claim(d: Desk, project: dict[str, Any], who: dict[str, str]) -> dict[str, Any]:
@@ -526,11 +643,22 @@ async def file_final_claim(d: Desk, project: dict[str, Any], who: dict[str, str]
         etag = r.headers["ETag"]
         files = [("fattura.pdf", PDF, "application/pdf")]
         if body["supplier_vat"] == FATTURA_SUPPLIER:
-            files.append(("fattura.xml", fatturapa(number=body["document_number"], issued=today(),
-                                                   cup=project["cup"]), "application/xml"))
+            files.append(
+                (
+                    "fattura.xml",
+                    fatturapa(number=body["document_number"], issued=today(), cup=project["cup"]),
+                    "application/xml",
+                )
+            )
         for name, data, ctype in files:
-            evidence = _ok(await mon.post(f"/v1/claims/{claim['id']}/lines/{line['id']}/evidence",
-                                          files={"file": (name, data, ctype)}, headers=who), 201)
+            evidence = _ok(
+                await mon.post(
+                    f"/v1/claims/{claim['id']}/lines/{line['id']}/evidence",
+                    files={"file": (name, data, ctype)},
+                    headers=who,
+                ),
+                201,
+            )
             assert len(evidence["sha256"]) == 64
             if ctype == "application/xml":
                 assert evidence["invoice_data"]["cup_found"] is True, evidence["invoice_data"]
@@ -555,14 +683,17 @@ async def review_claim(d: Desk, claim: dict[str, Any], recognise: dict[str, Deci
     etag = (await mon.get(f"/v1/claims/{claim['id']}", headers=d.officer)).headers["ETag"]
     for line in claim["lines"]:
         amount = recognise.get(f"{line['category']}{line['market'] or ''}{line['taxable_amount']}")
-        body: dict[str, Any] = {"outcome": "recognised"} if amount is None else {
-            "outcome": "partially", "recognised_amount": str(amount), "note": "Spesa riconosciuta in parte."}
-        r = await mon.put(f"/v1/claims/{claim['id']}/lines/{line['id']}/review", json=body,
-                          headers={**d.officer, **_match(etag)})
+        body: dict[str, Any] = (
+            {"outcome": "recognised"}
+            if amount is None
+            else {"outcome": "partially", "recognised_amount": str(amount), "note": "Spesa riconosciuta in parte."}
+        )
+        r = await mon.put(
+            f"/v1/claims/{claim['id']}/lines/{line['id']}/review", json=body, headers={**d.officer, **_match(etag)}
+        )
         _ok(r)
         etag = r.headers["ETag"]
-    return dict(_ok(await mon.post(f"/v1/claims/{claim['id']}/review/complete",
-                                   headers={**d.officer, **_match(etag)})))
+    return dict(_ok(await mon.post(f"/v1/claims/{claim['id']}/review/complete", headers={**d.officer, **_match(etag)})))
 
 
 # ---------------------------------------------------------------- A: full aid, balance, statistics, charts
@@ -579,18 +710,19 @@ async def test_a_funded_project_is_followed_to_its_balance_and_shows_in_statisti
     assert (Decimal(done["final_grant"]), Decimal(done["final_loan"])) == (GRANT, LOAN)
     balance_due = GRANT - ADVANCE
     assert Decimal(done["outcome"]["balance"]) == balance_due == Decimal("14637.60")
-    (balance,) = _ok(await mon.get("/v1/payments", params={"project_id": project["id"], "kind": "balance"},
-                                   headers=d.officer))["items"]
+    (balance,) = _ok(
+        await mon.get("/v1/payments", params={"project_id": project["id"], "kind": "balance"}, headers=d.officer)
+    )["items"]
     assert (balance["status"], Decimal(balance["amount"]), balance["iban"]) == ("ordered", balance_due, IBAN)
     # ordering it again returns the live order: nothing is paid twice
     again = await mon.post(f"/v1/projects/{project['id']}/payments", json={"kind": "balance"}, headers=d.officer)
     assert again.status_code == 200 and again.json()["id"] == balance["id"]
     own = await mon.post(f"/v1/payments/{balance['id']}/confirm", headers={**d.officer, **_match(balance["etag"])})
     assert own.status_code == 403 and own.json()["type"] == "/problems/four-eyes-same-officer", own.text
-    _ok(await mon.post(f"/v1/payments/{balance['id']}/confirm",
-                       headers={**d.second_officer, **_match(balance["etag"])}))
-    paid = _ok(await mon.post(f"/v1/payments/{balance['id']}/paid",
-                              headers={**d.officer, **_match(balance["etag"])}))
+    _ok(
+        await mon.post(f"/v1/payments/{balance['id']}/confirm", headers={**d.second_officer, **_match(balance["etag"])})
+    )
+    paid = _ok(await mon.post(f"/v1/payments/{balance['id']}/paid", headers={**d.officer, **_match(balance["etag"])}))
     assert paid["status"] == "paid"
     # nothing went back to the budget: full aid
     budget = _ok(await d.evaluation.get(f"/v1/calls/{d.call_id}/budget", headers=d.officer))
@@ -598,8 +730,11 @@ async def test_a_funded_project_is_followed_to_its_balance_and_shows_in_statisti
 
     # the partner's endpoint followed it all, signed: decisions, the project, its payments
     async def balance_paid_hook() -> bool:
-        return any(e["data"]["payment_id"] == balance["id"] for e in d.webhooks("payment.paid")) and len(
-            d.webhooks("decision.issued")) >= 3
+        return (
+            any(e["data"]["payment_id"] == balance["id"] for e in d.webhooks("payment.paid"))
+            and len(d.webhooks("decision.issued")) >= 3
+        )
+
     await wait_for(balance_paid_hook, within=WAIT, what="payment.paid of the balance at the partner's endpoint")
     issued = {e["data"]["application_id"]: e["data"] for e in d.webhooks("decision.issued")}
     assert [issued[a]["outcome"] for a in d.apps] == ["funded", "funded", "waiting"]
@@ -611,9 +746,9 @@ async def test_a_funded_project_is_followed_to_its_balance_and_shows_in_statisti
 
     # statistics: three applications, all admitted, two funded; the project's aid paid in full
     async def stats_show_it() -> dict[str, Any] | None:
-        s = _ok(await mon.get("/v1/stats", params={"call_id": d.call_id, "group_by": "province"},
-                              headers=d.officer))
+        s = _ok(await mon.get("/v1/stats", params={"call_id": d.call_id, "group_by": "province"}, headers=d.officer))
         return s if Decimal(s["totals"]["paid"]) >= GRANT else None
+
     stats = await wait_for(stats_show_it, within=WAIT, what="the balance in the statistics", every=0.5)
     totals = stats["totals"]
     assert (totals["applications"], totals["admitted"], totals["funded"]) == (3, 3, 2), totals
@@ -647,8 +782,11 @@ async def test_a_funded_project_is_followed_to_its_balance_and_shows_in_statisti
 async def _event_cursor(d: Desk) -> str | None:
     cursor = None
     while True:
-        page = _ok(await d.intake.get("/v1/events", params={"limit": 100, **({"after": cursor} if cursor else {})},
-                                      headers=d.officer))
+        page = _ok(
+            await d.intake.get(
+                "/v1/events", params={"limit": 100, **({"after": cursor} if cursor else {})}, headers=d.officer
+            )
+        )
         if not page["items"]:
             return cursor
         cursor = page["next_cursor"]
@@ -659,8 +797,11 @@ async def test_b_a_revoked_project_gives_its_aid_back_and_the_waiting_applicatio
     project = d.projects[1]
     cursor = await _event_cursor(d)
     # 60 % recognised: a 6,000 + b 48,000 + c 3,000 = 57,000 direct; d 11,400; e 4,788 -> 73,188.00 of 121,980.00
-    claim = await review_claim(d, await file_final_claim(d, project, d.beneficiary(1)), {
-        "a10000.00": Decimal("6000.00"), "bBR35000.00": Decimal("3000.00"), "c5000.00": Decimal("3000.00")})
+    claim = await review_claim(
+        d,
+        await file_final_claim(d, project, d.beneficiary(1)),
+        {"a10000.00": Decimal("6000.00"), "bBR35000.00": Decimal("3000.00"), "c5000.00": Decimal("3000.00")},
+    )
     assert claim["status"] == "partially_approved", claim["review"]
     assert Decimal(claim["recognised_total"]) == Decimal("73188.00") == ELIGIBLE * Decimal("0.6")
 
@@ -672,7 +813,10 @@ async def test_b_a_revoked_project_gives_its_aid_back_and_the_waiting_applicatio
     # advance and still in its grace period, repaid early in full
     detail = outcome["recovery_detail"]
     assert (Decimal(detail["capital"]), Decimal(detail["interest"]), Decimal(detail["loan_outstanding"])) == (
-        ADVANCE, Decimal("0.00"), LOAN)
+        ADVANCE,
+        Decimal("0.00"),
+        LOAN,
+    )
     assert Decimal(outcome["released"]) == AID and Decimal(outcome["recovery"]) == ADVANCE + LOAN
     assert outcome["granted_from_waiting_list"] == [d.apps[2]]
     payments = _ok(await mon.get("/v1/payments", params={"project_id": project["id"]}, headers=d.officer))["items"]
@@ -692,7 +836,10 @@ async def test_b_a_revoked_project_gives_its_aid_back_and_the_waiting_applicatio
     assert (Decimal(third["granted"]), Decimal(third["grant"]), Decimal(third["loan"])) == (AID, GRANT, LOAN)
     budget = _ok(await ev.get(f"/v1/calls/{d.call_id}/budget", headers=d.officer))
     assert (Decimal(budget["committed"]), Decimal(budget["freed"]), Decimal(budget["available"])) == (
-        2 * AID, AID, BUDGET - 2 * AID)
+        2 * AID,
+        AID,
+        BUDGET - 2 * AID,
+    )
     ledger = [(e["kind"], e["application_id"], Decimal(e["amount"])) for e in budget["entries"]]
     assert ledger[-2:] == [("release", d.apps[1], AID), ("commitment", d.apps[2], AID)], ledger
     assert ledger.count(("commitment", d.apps[2], AID)) == 1
@@ -700,23 +847,37 @@ async def test_b_a_revoked_project_gives_its_aid_back_and_the_waiting_applicatio
     # the event, in the outbox (polled as an officer)
     async def granted_event() -> dict[str, Any] | None:
         nonlocal cursor
-        page = _ok(await d.intake.get("/v1/events", params={"limit": 100, **({"after": cursor} if cursor else {})},
-                                      headers=d.officer))
+        page = _ok(
+            await d.intake.get(
+                "/v1/events", params={"limit": 100, **({"after": cursor} if cursor else {})}, headers=d.officer
+            )
+        )
         cursor = page["next_cursor"]
-        return next((e for e in page["items"] if e["type"] == "funding.granted_from_waiting_list"
-                     and e["data"]["application_id"] == d.apps[2]), None)
+        return next(
+            (
+                e
+                for e in page["items"]
+                if e["type"] == "funding.granted_from_waiting_list" and e["data"]["application_id"] == d.apps[2]
+            ),
+            None,
+        )
+
     event = await wait_for(granted_event, within=WAIT, what="funding.granted_from_waiting_list", every=0.2)
     assert event["data"]["previous_status"] == "waiting" and event["data"]["status"] == "funded"
     assert Decimal(event["data"]["granted"]) == AID and event["data"]["company_id"] == d.companies[2]
+
     # ... and at the partner's endpoint, with the revocation
     async def hooks() -> bool:
         return bool(d.webhooks("funding.granted_from_waiting_list")) and bool(d.webhooks("project.revoked"))
+
     await wait_for(hooks, within=WAIT, what="the scorrimento and the revocation at the partner's endpoint")
     (hooked,) = d.webhooks("funding.granted_from_waiting_list")
     assert hooked["id"] == event["id"]
     (revocation,) = d.webhooks("project.revoked")
     assert (revocation["data"]["project_id"], Decimal(revocation["data"]["recovery"])) == (
-        project["id"], ADVANCE + LOAN)
+        project["id"],
+        ADVANCE + LOAN,
+    )
     public = _ok(await ev.get(f"/v1/public/calls/{d.call_id}/budget"))
     assert (public["funded"], public["waiting"], Decimal(public["available"])) == (2, 0, BUDGET - 2 * AID)
 
@@ -727,6 +888,7 @@ async def test_b_a_revoked_project_gives_its_aid_back_and_the_waiting_applicatio
     async def stats_show_it() -> dict[str, Any] | None:
         s = _ok(await mon.get("/v1/stats", params={"call_id": d.call_id}, headers=d.officer))
         return s if s["totals"]["revoked"] == 1 else None
+
     stats = await wait_for(stats_show_it, within=WAIT, what="the revocation in the statistics", every=0.5)
     # project 1 keeps its aid; project 2's is gone (the waiting application is not decided yet)
     assert Decimal(stats["totals"]["committed"]) == AID, stats["totals"]
@@ -734,22 +896,42 @@ async def test_b_a_revoked_project_gives_its_aid_back_and_the_waiting_applicatio
     assert project["cup"] not in {g["cup"] for g in grants}, "a revoked project is not published"
 
     # the next applicant's new decision (a later decree), accepted: monitoring starts its project
-    decree = _ok(await ev.post("/v1/decrees", json={"call_id": d.call_id,
-                                                    "number": f"{random.randrange(10**6)}/{d.decree_date.year}-bis",
-                                                    "decree_date": d.decree_date.isoformat()},
-                               headers=d.officer), 201)
-    batch = _ok(await ev.post(f"/v1/decrees/{decree['id']}/decisions", json={"all_pending": True},
-                              headers={**d.officer, **_match(decree["etag"])}), 201)
+    decree = _ok(
+        await ev.post(
+            "/v1/decrees",
+            json={
+                "call_id": d.call_id,
+                "number": f"{random.randrange(10**6)}/{d.decree_date.year}-bis",
+                "decree_date": d.decree_date.isoformat(),
+            },
+            headers=d.officer,
+        ),
+        201,
+    )
+    batch = _ok(
+        await ev.post(
+            f"/v1/decrees/{decree['id']}/decisions",
+            json={"all_pending": True},
+            headers={**d.officer, **_match(decree["etag"])},
+        ),
+        201,
+    )
     (decision,) = batch["created"]
     assert (decision["application_id"], decision["outcome"]) == (d.apps[2], "funded")
     assert (Decimal(decision["grant"]), Decimal(decision["loan"])) == (GRANT, LOAN)
     cup = f"E{random.randint(10, 99)}D{random.randrange(10**11):011d}"
-    r = await ev.put(f"/v1/decisions/{decision['id']}/cup", json={"cup": cup},
-                     headers={**d.officer, **_match(decision["etag"])})
-    r = await ev.put(f"/v1/decisions/{decision['id']}/cor", json={"cor": str(random.randrange(10**9))},
-                     headers={**d.officer, **_match(_ok(r)["etag"])})
-    proposal = _ok(await ev.post(f"/v1/decrees/{decree['id']}/close",
-                                 headers={**d.officer, **_match(batch["decree"]["etag"])}), 202)
+    r = await ev.put(
+        f"/v1/decisions/{decision['id']}/cup", json={"cup": cup}, headers={**d.officer, **_match(decision["etag"])}
+    )
+    r = await ev.put(
+        f"/v1/decisions/{decision['id']}/cor",
+        json={"cor": str(random.randrange(10**9))},
+        headers={**d.officer, **_match(_ok(r)["etag"])},
+    )
+    proposal = _ok(
+        await ev.post(f"/v1/decrees/{decree['id']}/close", headers={**d.officer, **_match(batch["decree"]["etag"])}),
+        202,
+    )
     _ok(await ev.post(proposal["confirm"], headers={**d.second_officer, **_match(batch["decree"]["etag"])}))
     decision = _ok(await ev.get(f"/v1/decisions/{decision['id']}", headers=d.partner))
     _ok(await ev.post(f"/v1/decisions/{decision['id']}/accept", headers={**d.partner, **_match(decision["etag"])}))
@@ -757,11 +939,16 @@ async def test_b_a_revoked_project_gives_its_aid_back_and_the_waiting_applicatio
     async def started() -> dict[str, Any] | None:
         items = _ok(await mon.get("/v1/projects", params={"company_id": d.companies[2]}, headers=d.officer))["items"]
         return items[0] if items else None
+
     third_project = await wait_for(started, within=WAIT, what="the project of the application funded by scorrimento")
-    assert (third_project["application_id"], third_project["cup"], third_project["status"]) == (d.apps[2], cup,
-                                                                                               "active")
-    (advance,) = _ok(await mon.get("/v1/payments", params={"project_id": third_project["id"]},
-                                   headers=d.officer))["items"]
+    assert (third_project["application_id"], third_project["cup"], third_project["status"]) == (
+        d.apps[2],
+        cup,
+        "active",
+    )
+    (advance,) = _ok(await mon.get("/v1/payments", params={"project_id": third_project["id"]}, headers=d.officer))[
+        "items"
+    ]
     assert (advance["kind"], Decimal(advance["amount"])) == ("advance", ADVANCE)
 
 
@@ -778,21 +965,38 @@ async def test_c_a_funded_company_applying_to_a_second_call_has_the_first_aid_in
     # the register holds the desk's concession since the acceptance: the COR, the decree's date
     aids = _ok(await ev.get("/v1/de-minimis/aids", params={"vat_number": vat}, headers=d.officer))["items"]
     assert [(a["source"], a["reference"], Decimal(a["amount"]), a["granted_on"]) for a in aids] == [
-        ("desk", d.decisions[0]["cor"], FIRST_AID_EQUIVALENT, d.decree_date.isoformat())]
+        ("desk", d.decisions[0]["cor"], FIRST_AID_EQUIVALENT, d.decree_date.isoformat())
+    ]
 
     # the company declares the aid (DPR 445/2000): the Region's concession, under its COR
-    declared = [{"vat_number": vat, "granting_authority": "Regione Lombardia", "granted_on": d.decree_date.isoformat(),
-                 "amount": str(FIRST_AID_EQUIVALENT), "regulation": "Reg. (UE) 2023/2831",
-                 "reference": d.decisions[0]["cor"]}]
-    draft = _ok(await http.post("/v1/applications", json=draft_body(d.second_call_id, company,
-                                                                    de_minimis_declarations=declared),
-                                headers=d.partner), 201)
+    declared = [
+        {
+            "vat_number": vat,
+            "granting_authority": "Regione Lombardia",
+            "granted_on": d.decree_date.isoformat(),
+            "amount": str(FIRST_AID_EQUIVALENT),
+            "regulation": "Reg. (UE) 2023/2831",
+            "reference": d.decisions[0]["cor"],
+        }
+    ]
+    draft = _ok(
+        await http.post(
+            "/v1/applications",
+            json=draft_body(d.second_call_id, company, de_minimis_declarations=declared),
+            headers=d.partner,
+        ),
+        201,
+    )
     check = _ok(await http.post(f"/v1/applications/{draft['id']}/check", headers=d.partner))
     assert check["submittable"] is True, check["problems"]
     # the pre-check (declared aid only) shows the first aid and the headroom left: the whole estimate fits
     pre = check["de_minimis"]
     assert (Decimal(pre["declared_total"]), Decimal(pre["headroom"]), pre["reduced"], pre["refused"]) == (
-        FIRST_AID_EQUIVALENT, CEILING - FIRST_AID_EQUIVALENT, False, False), pre
+        FIRST_AID_EQUIVALENT,
+        CEILING - FIRST_AID_EQUIVALENT,
+        False,
+        False,
+    ), pre
     receipt = _ok(await http.post(f"/v1/applications/{draft['id']}/submit", headers=d.partner), 201)
     assert receipt["receipt"]["protocol_number"] == 1
     d.second_app = app_id = draft["id"]
@@ -800,21 +1004,32 @@ async def test_c_a_funded_company_applying_to_a_second_call_has_the_first_aid_in
     async def admissible() -> dict[str, Any] | None:
         r = await ev.get(f"/v1/evaluations/{app_id}", headers=d.officer)
         return r.json() if r.status_code == 200 and r.json()["stage"] != "received" else None
+
     got = await wait_for(admissible, within=WAIT, what="the admissibility of the second application")
     assert got["stage"] == "admissible", [c for c in got["checks"] if c["outcome"] != "pass"]
     for (reviewer, headers), scores in zip(d.reviewers, SCORES[0], strict=False):
         await _review(d, app_id, reviewer, headers, scores)
     merit = _ok(await ev.get(f"/v1/evaluations/{app_id}/merit", headers=d.officer))
     assert merit["merit_verdict"] == "passed" and Decimal(merit["score"]) == FINAL_SCORES[0], merit
-    r = await ev.put(f"/v1/evaluations/{app_id}/credit-class", json={"class_code": "1"},
-                     headers={**d.officer, **_match(merit["etag"])})
+    r = await ev.put(
+        f"/v1/evaluations/{app_id}/credit-class",
+        json={"class_code": "1"},
+        headers={**d.officer, **_match(merit["etag"])},
+    )
     _ok(r)
-    funded = _ok(await ev.post(f"/v1/evaluations/{app_id}/funding",
-                               headers={**d.officer, "Accept-Language": "en", **_match(r.headers["ETag"])}))
+    funded = _ok(
+        await ev.post(
+            f"/v1/evaluations/{app_id}/funding",
+            headers={**d.officer, "Accept-Language": "en", **_match(r.headers["ETag"])},
+        )
+    )
     # the first aid is counted: 300,000.00 - 30,836.45 = 269,163.55 of headroom, the whole aid fits (not reduced)
     dm = funded["de_minimis"]
     assert (Decimal(dm["prior_total"]), Decimal(dm["headroom"]), dm["reduced"]) == (
-        FIRST_AID_EQUIVALENT, CEILING - FIRST_AID_EQUIVALENT, False), dm
+        FIRST_AID_EQUIVALENT,
+        CEILING - FIRST_AID_EQUIVALENT,
+        False,
+    ), dm
     assert CEILING - FIRST_AID_EQUIVALENT == Decimal("269163.55")
     counted = [s for s in dm["steps"] if s["code"] == "prior_aid_counted"]
     assert len(counted) == 1 and f"aid {d.decisions[0]['cor']} (desk)" in counted[0]["detail_en"], dm["steps"]
@@ -822,10 +1037,14 @@ async def test_c_a_funded_company_applying_to_a_second_call_has_the_first_aid_in
     # the officer's comparison: the desk's own aid, declared under its COR, counted once
     view = _ok(await ev.get(f"/v1/de-minimis/applications/{app_id}", headers=d.officer))
     assert (Decimal(view["totals_in_period"]["desk"]), Decimal(view["totals_in_period"]["declared"])) == (
-        FIRST_AID_EQUIVALENT, FIRST_AID_EQUIVALENT)
+        FIRST_AID_EQUIVALENT,
+        FIRST_AID_EQUIVALENT,
+    )
     assert {a["reference"]: a["declared"] for a in view["register_entries"]} == {d.decisions[0]["cor"]: True}
     assert (Decimal(view["counted_total"]), Decimal(view["headroom"])) == (
-        FIRST_AID_EQUIVALENT, CEILING - FIRST_AID_EQUIVALENT)
+        FIRST_AID_EQUIVALENT,
+        CEILING - FIRST_AID_EQUIVALENT,
+    )
 
 
 # ---------------------------------------------------------------- D: a budget increase funds the waiting list
@@ -848,31 +1067,48 @@ async def test_d_a_budget_increase_by_decree_funds_the_waiting_application_at_on
     call = _ok(await http.get(f"/v1/calls/{call_id}"))
     rules = call["rules"]
     rules["budget_total"] = str(RAISED_BUDGET)
-    no_decree = await http.post(f"/v1/calls/{call_id}/versions", json={"rules": rules, "reason": "Rifinanziamento"},
-                                headers={**d.officer, **_match(call["etag"])})
+    no_decree = await http.post(
+        f"/v1/calls/{call_id}/versions",
+        json={"rules": rules, "reason": "Rifinanziamento"},
+        headers={**d.officer, **_match(call["etag"])},
+    )
     assert no_decree.status_code == 422 and no_decree.json()["errors"][0]["code"] == "decree_required", no_decree.text
     rates = {**rules, "aid": {**rules["aid"], "grant": {**rules["aid"]["grant"], "percent": "0.15"}}}
-    frozen = await http.post(f"/v1/calls/{call_id}/versions",
-                             json={"rules": rates, "reason": "Rifinanziamento",
-                                   "decree": {"number": "1/E2E", "date": d.decree_date.isoformat()}},
-                             headers={**d.officer, **_match(call["etag"])})
+    frozen = await http.post(
+        f"/v1/calls/{call_id}/versions",
+        json={
+            "rules": rates,
+            "reason": "Rifinanziamento",
+            "decree": {"number": "1/E2E", "date": d.decree_date.isoformat()},
+        },
+        headers={**d.officer, **_match(call["etag"])},
+    )
     assert frozen.status_code == 409 and frozen.json()["type"] == "/problems/call-frozen", frozen.text
     assert "aid.grant.percent" in frozen.json()["refused_fields"]
     decree = {"number": f"{random.randrange(10**6)}/{d.decree_date.year}", "date": d.decree_date.isoformat()}
-    amended = _ok(await http.post(f"/v1/calls/{call_id}/versions",
-                                  json={"rules": rules, "reason": "Rifinanziamento del bando", "decree": decree},
-                                  headers={**d.officer, **_match(call["etag"])}), 201)
+    amended = _ok(
+        await http.post(
+            f"/v1/calls/{call_id}/versions",
+            json={"rules": rules, "reason": "Rifinanziamento del bando", "decree": decree},
+            headers={**d.officer, **_match(call["etag"])},
+        ),
+        201,
+    )
     assert (amended["current_version"], Decimal(amended["budget_total"])) == (2, RAISED_BUDGET)
 
     # the worker brings call.amended to evaluation: the ledger takes the new total and funds the waiting list
     async def funded() -> dict[str, Any] | None:
         f = _ok(await ev.get(f"/v1/fundings/{app_id}", headers=d.officer))
         return f if f["status"] == "funded" else None
+
     funding = await wait_for(funded, within=WAIT, what="the waiting application funded by the budget increase")
     assert (Decimal(funding["granted"]), Decimal(funding["grant"]), Decimal(funding["loan"])) == (AID, GRANT, LOAN)
     budget = _ok(await ev.get(f"/v1/calls/{call_id}/budget", headers=d.officer))
     assert (Decimal(budget["total"]), Decimal(budget["committed"]), Decimal(budget["available"])) == (
-        RAISED_BUDGET, AID, RAISED_BUDGET - AID)
+        RAISED_BUDGET,
+        AID,
+        RAISED_BUDGET - AID,
+    )
     ledger = [(e["kind"], e["application_id"], Decimal(e["amount"])) for e in budget["entries"]]
     assert ledger[-2:] == [("amendment", None, RAISED_BUDGET - SECOND_BUDGET), ("commitment", app_id, AID)], ledger
     public = _ok(await ev.get(f"/v1/public/calls/{call_id}/budget"))
@@ -881,13 +1117,16 @@ async def test_d_a_budget_increase_by_decree_funds_the_waiting_application_at_on
     # notified: the scorrimento at the partner's endpoint
     async def hooked() -> list[dict[str, Any]]:
         return [e for e in d.webhooks("funding.granted_from_waiting_list") if e["data"]["application_id"] == app_id]
+
     (event,) = await wait_for(hooked, within=WAIT, what="funding.granted_from_waiting_list after the increase")
     assert event["data"]["previous_status"] == "waiting" and Decimal(event["data"]["granted"]) == AID
     # one figure everywhere: intake's call, evaluation's ledger, monitoring's statistics
     assert Decimal(_ok(await http.get(f"/v1/calls/{call_id}"))["budget_total"]) == RAISED_BUDGET
+
     async def stats_show_it() -> dict[str, Any] | None:
         s = _ok(await mon.get("/v1/stats", params={"call_id": call_id}, headers=d.officer))
         return s if Decimal(s["call"]["budget"]) == RAISED_BUDGET else None
+
     await wait_for(stats_show_it, within=WAIT, what="the raised budget in the statistics", every=0.5)
 
 
@@ -907,7 +1146,9 @@ async def test_e_follow_up_kpis_are_reported_a_year_after_completion(desk: Desk)
     y = completed_on.year
     kpi = "Vendite export nei nuovi mercati"
     assert [(f["kpi"], f["year_after"], f["period"], f["due_date"]) for f in follow_up["reports"]] == [
-        (kpi, 1, str(y + 1), f"{y + 2}-03-31"), (kpi, 2, str(y + 2), f"{y + 3}-03-31")]
+        (kpi, 1, str(y + 1), f"{y + 2}-03-31"),
+        (kpi, 2, str(y + 2), f"{y + 3}-03-31"),
+    ]
     assert (follow_up["last_year"], follow_up["until"]) == (y + 2, f"{y + 3}-03-31")
     path = f"/v1/projects/{project['id']}/kpi-reports"
     body = {"kpi": kpi, "period": str(y + 1), "value": "180000.00", "note": "Vietnam e Brasile."}
@@ -932,7 +1173,9 @@ async def test_e_follow_up_kpis_are_reported_a_year_after_completion(desk: Desk)
     finally:
         d.monitoring_app.dependency_overrides.pop(today_in_rome, None)
     assert [(f["kpi"], f["period"], f["status"]) for f in listed["follow_up"]] == [
-        (kpi, str(y + 1), "reported"), (kpi, str(y + 2), "due")]
+        (kpi, str(y + 1), "reported"),
+        (kpi, str(y + 2), "due"),
+    ]
     assert listed["follow_up"][0]["report"]["id"] == report["id"] and listed["follow_up"][1]["report"] is None
     assert [k["name"] for k in listed["items"]] == ["Quota fatturato estero", "Nuovi clienti esteri"]
 
@@ -956,24 +1199,36 @@ async def test_f_a_false_declaration_revokes_a_paid_project_with_the_statutory_i
     d, mon, ev = desk, desk.monitoring, desk.evaluation
     project = _ok(await mon.get(f"/v1/projects/{d.projects[0]['id']}", headers=d.officer))
     assert project["status"] == "completed"
-    paid = [p for p in _ok(await mon.get("/v1/payments", params={"project_id": project["id"]},
-                                         headers=d.officer))["items"] if p["status"] == "paid"]
+    paid = [
+        p
+        for p in _ok(await mon.get("/v1/payments", params={"project_id": project["id"]}, headers=d.officer))["items"]
+        if p["status"] == "paid"
+    ]
     assert sorted((p["kind"], Decimal(p["amount"])) for p in paid) == [
-        ("advance", ADVANCE), ("balance", GRANT - ADVANCE)]
+        ("advance", ADVANCE),
+        ("balance", GRANT - ADVANCE),
+    ]
     paid_on = {p["kind"]: datetime.fromisoformat(p["paid_at"]).astimezone(ROME).date() for p in paid}
     last = max(paid_on.values())
     recovered_on = date(last.year, 12, 31)
     path = f"/v1/projects/{project['id']}/revocation"
-    body = {"reason_code": "false_declaration", "recovery_date": recovered_on.isoformat(),
-            "reason": "Dichiarazione sostitutiva non veritiera sulla dimensione d'impresa (verifica camerale)."}
+    body = {
+        "reason_code": "false_declaration",
+        "recovery_date": recovered_on.isoformat(),
+        "reason": "Dichiarazione sostitutiva non veritiera sulla dimensione d'impresa (verifica camerale).",
+    }
 
     # refusals change nothing: a recovery date before a payment; a year whose statutory rate the desk lacks
-    before = await mon.post(path, json={**body, "recovery_date": (last - timedelta(days=1)).isoformat()},
-                            headers={**d.officer, **_match(project["etag"])})
+    before = await mon.post(
+        path,
+        json={**body, "recovery_date": (last - timedelta(days=1)).isoformat()},
+        headers={**d.officer, **_match(project["etag"])},
+    )
     assert before.status_code == 422 and before.json()["errors"][0]["code"] == "recovery_date_before_payment"
     unknown_year = max(max(LEGAL_INTEREST_RATES) + 1, last.year + 1)
-    unknown = await mon.post(path, json={**body, "recovery_date": f"{unknown_year}-01-15"},
-                             headers={**d.officer, **_match(project["etag"])})
+    unknown = await mon.post(
+        path, json={**body, "recovery_date": f"{unknown_year}-01-15"}, headers={**d.officer, **_match(project["etag"])}
+    )
     assert unknown.status_code == 422 and unknown.json()["errors"][0]["code"] == "legal_rate_unknown", unknown.text
     if last.year not in LEGAL_INTEREST_RATES:
         # paid in a year whose rate (the MEF decree of the December before) is not in the table yet: no recovery
@@ -983,37 +1238,52 @@ async def test_f_a_false_declaration_revokes_a_paid_project_with_the_statutory_i
     assert _ok(await mon.get(f"/v1/projects/{project['id']}", headers=d.officer))["status"] == "completed"
 
     rate = LEGAL_INTEREST_RATES[recovered_on.year]
-    interest = {kind: (amount * rate * (recovered_on - paid_on[kind]).days / _days_in(recovered_on.year)).quantize(
-        Decimal("0.01"), rounding=ROUND_HALF_UP) for kind, amount in (("advance", ADVANCE),
-                                                                      ("balance", GRANT - ADVANCE))}
+    interest = {
+        kind: (amount * rate * (recovered_on - paid_on[kind]).days / _days_in(recovered_on.year)).quantize(
+            Decimal("0.01"), rounding=ROUND_HALF_UP
+        )
+        for kind, amount in (("advance", ADVANCE), ("balance", GRANT - ADVANCE))
+    }
     revoked = _ok(await mon.post(path, json=body, headers={**d.officer, **_match(project["etag"])}))
     assert revoked["status"] == "revoked"
     outcome = revoked["outcome"]
     assert (outcome["kind"], outcome["reason_code"], outcome["article"]) == (
-        "revoked", "false_declaration", "DPR 445/2000 art. 75"), outcome
+        "revoked",
+        "false_declaration",
+        "DPR 445/2000 art. 75",
+    ), outcome
     detail = outcome["recovery_detail"]
     assert detail["recovered_on"] == recovered_on.isoformat()
     assert (Decimal(detail["capital"]), Decimal(detail["interest"]), Decimal(detail["loan_outstanding"])) == (
-        GRANT, sum(interest.values()), LOAN), detail
+        GRANT,
+        sum(interest.values()),
+        LOAN,
+    ), detail
     items = {(Decimal(i["amount"]), i["paid_on"]): i for i in detail["items"]}
     for kind, amount in (("advance", ADVANCE), ("balance", GRANT - ADVANCE)):
         item = items[(amount, paid_on[kind].isoformat())]
         assert Decimal(item["interest"]) == interest[kind], item
         assert [(s["year"], s["days"], Decimal(s["rate"])) for s in item["segments"]] == (
-            [(recovered_on.year, (recovered_on - paid_on[kind]).days, rate)] if recovered_on > paid_on[kind] else [])
+            [(recovered_on.year, (recovered_on - paid_on[kind]).days, rate)] if recovered_on > paid_on[kind] else []
+        )
     total = GRANT + sum(interest.values()) + LOAN
     assert Decimal(detail["total"]) == Decimal(outcome["recovery"]) == total
     # one recovery order for all of it; the aid back to the first call's budget (nothing waits there now)
-    (recovery,) = [p for p in _ok(await mon.get("/v1/payments", params={"project_id": project["id"]},
-                                                headers=d.officer))["items"] if p["kind"] == "recovery"]
+    (recovery,) = [
+        p
+        for p in _ok(await mon.get("/v1/payments", params={"project_id": project["id"]}, headers=d.officer))["items"]
+        if p["kind"] == "recovery"
+    ]
     assert (recovery["status"], Decimal(recovery["amount"])) == ("ordered", total)
     assert Decimal(outcome["released"]) == AID and outcome["granted_from_waiting_list"] == []
     funding = _ok(await ev.get(f"/v1/fundings/{d.apps[0]}", headers=d.officer))
     assert funding["status"] == "revoked" and Decimal(funding["granted"]) == 0
     # the beneficiary can report no more results
-    r = await mon.post(f"/v1/projects/{project['id']}/kpi-reports",
-                       json={"kpi": "Nuovi clienti esteri", "period": str(last.year), "value": "1.00"},
-                       headers=d.beneficiary(0))
+    r = await mon.post(
+        f"/v1/projects/{project['id']}/kpi-reports",
+        json={"kpi": "Nuovi clienti esteri", "period": str(last.year), "value": "1.00"},
+        headers=d.beneficiary(0),
+    )
     assert r.status_code == 409 and r.json()["type"] == "/problems/reporting-closed", r.text
 
 
@@ -1021,12 +1291,18 @@ async def test_f_a_false_declaration_revokes_a_paid_project_with_the_statutory_i
 
 
 def _line(category: str, amount: str, market: str) -> dict[str, Any]:
-    return {"category": category, "description": f"Spesa {category} della rete", "amount": amount,
-            "target_market": market, "supplier": None}
+    return {
+        "category": category,
+        "description": f"Spesa {category} della rete",
+        "amount": amount,
+        "target_market": market,
+        "supplier": None,
+    }
 
 
 async def test_g_a_network_application_is_funded_per_member_and_each_member_gets_its_concession(
-        desk: Desk, engine: AsyncEngine) -> None:
+    desk: Desk, engine: AsyncEngine
+) -> None:
     """A lead and two members, registered by the same partner, each with its own lines: check, submit,
     admissibility per member, merit, funding per member, allocation, decree, acceptance, and the de minimis
     register shows one concession per company.
@@ -1038,18 +1314,28 @@ async def test_g_a_network_application_is_funded_per_member_and_each_member_gets
     d, http, ev = desk, desk.intake, desk.evaluation
     call_id = str(await _call_with_budget(engine, BUDGET))
     reviewers = [(r, await _token(http, r, SECRET)) for r in await _officers(engine, 2)]
-    firms = [_ok(await http.post("/v1/companies", json=company_body(name=name), headers=d.partner), 201)
-             for name in ("Rete Capofila S.r.l.", "Rete Membro Uno S.r.l.", "Rete Membro Due S.r.l.")]
+    firms = [
+        _ok(await http.post("/v1/companies", json=company_body(name=name), headers=d.partner), 201)
+        for name in ("Rete Capofila S.r.l.", "Rete Membro Uno S.r.l.", "Rete Membro Due S.r.l.")
+    ]
     lead, members = firms[0], firms[1:]
-    network = {"name": "Rete Lombardia Export", "members": [
-        {"company_id": members[0]["id"], "expense_lines": [_line("b", "20000.00", "VN")]},
-        {"company_id": members[1]["id"], "expense_lines": [_line("b", "40000.00", "BR")]}]}
-    draft = _ok(await http.post("/v1/applications", json=draft_body(call_id, lead["id"], network=network),
-                                headers=d.partner), 201)
+    network = {
+        "name": "Rete Lombardia Export",
+        "members": [
+            {"company_id": members[0]["id"], "expense_lines": [_line("b", "20000.00", "VN")]},
+            {"company_id": members[1]["id"], "expense_lines": [_line("b", "40000.00", "BR")]},
+        ],
+    }
+    draft = _ok(
+        await http.post("/v1/applications", json=draft_body(call_id, lead["id"], network=network), headers=d.partner),
+        201,
+    )
     check = _ok(await http.post(f"/v1/applications/{draft['id']}/check", headers=d.partner))
     assert check["submittable"] is True, check["problems"]
     assert [(m["eligible_total"], m["grant"], m["loan"]) for m in check["network"]["members"]] == [
-        ("25680.00", "5136.00", "16692.00"), ("51360.00", "10272.00", "33384.00")]
+        ("25680.00", "5136.00", "16692.00"),
+        ("51360.00", "10272.00", "33384.00"),
+    ]
     assert check["network"]["total_aid"] == "169167.00"
     receipt = _ok(await http.post(f"/v1/applications/{draft['id']}/submit", headers=d.partner), 201)
     app_id = receipt["receipt"]["application_id"]
@@ -1057,6 +1343,7 @@ async def test_g_a_network_application_is_funded_per_member_and_each_member_gets
     async def admitted() -> dict[str, Any] | None:
         r = await ev.get(f"/v1/evaluations/{app_id}", headers=d.officer)
         return r.json() if r.status_code == 200 and r.json()["stage"] != "received" else None
+
     got = await wait_for(admitted, within=WAIT, what="the admissibility of the network application")
     assert got["stage"] == "admissible", [c for c in got["checks"] if c["outcome"] != "pass"]
     assert {c["path"] for c in got["checks"]} == {None, "/network/members/0", "/network/members/1", "/network"}
@@ -1066,8 +1353,11 @@ async def test_g_a_network_application_is_funded_per_member_and_each_member_gets
         await _review(d, app_id, reviewer, headers, _grid(24, 16, 16, 16, 8))
     merit = _ok(await ev.get(f"/v1/evaluations/{app_id}/merit", headers=d.officer))
     assert merit["merit_verdict"] == "passed", merit
-    r = await ev.put(f"/v1/evaluations/{app_id}/credit-class", json={"class_code": "1"},
-                     headers={**d.officer, **_match(merit["etag"])})
+    r = await ev.put(
+        f"/v1/evaluations/{app_id}/credit-class",
+        json={"class_code": "1"},
+        headers={**d.officer, **_match(merit["etag"])},
+    )
     _ok(r)
     funded = _ok(await ev.post(f"/v1/evaluations/{app_id}/funding", headers={**d.officer, **_match(r.headers["ETag"])}))
     assert funded["stage"] == "evaluated", funded
@@ -1075,28 +1365,50 @@ async def test_g_a_network_application_is_funded_per_member_and_each_member_gets
     assert (Decimal(net["lead"]["grant"]), Decimal(net["lead"]["loan"])) == (GRANT, LOAN)
     assert [(m["company_id"], m["vat_number"], m["grant"], m["loan"]) for m in net["members"]] == [
         (members[0]["id"], members[0]["vat_number"], "5136.00", "16692.00"),
-        (members[1]["id"], members[1]["vat_number"], "10272.00", "33384.00")]
+        (members[1]["id"], members[1]["vat_number"], "10272.00", "33384.00"),
+    ]
     assert (funded["grant"], funded["loan"]) == ("39804.00", "129363.00")
 
     await _close_window(engine, uuid.UUID(call_id))
     allocation = _ok(await ev.post(f"/v1/calls/{call_id}/allocation", headers=d.officer))
     assert allocation["funded"] == 1 and Decimal(allocation["committed_now"]) == Decimal("169167.00"), allocation
-    decree = _ok(await ev.post("/v1/decrees", json={"call_id": call_id,
-                                                    "number": f"{random.randrange(10**6)}/{d.decree_date.year}-rete",
-                                                    "decree_date": d.decree_date.isoformat()},
-                               headers=d.officer), 201)
-    batch = _ok(await ev.post(f"/v1/decrees/{decree['id']}/decisions", json={"application_ids": [app_id]},
-                              headers={**d.officer, **_match(decree["etag"])}), 201)
+    decree = _ok(
+        await ev.post(
+            "/v1/decrees",
+            json={
+                "call_id": call_id,
+                "number": f"{random.randrange(10**6)}/{d.decree_date.year}-rete",
+                "decree_date": d.decree_date.isoformat(),
+            },
+            headers=d.officer,
+        ),
+        201,
+    )
+    batch = _ok(
+        await ev.post(
+            f"/v1/decrees/{decree['id']}/decisions",
+            json={"application_ids": [app_id]},
+            headers={**d.officer, **_match(decree["etag"])},
+        ),
+        201,
+    )
     (decision,) = batch["created"]
     assert (decision["outcome"], decision["grant"], decision["loan"]) == ("funded", "39804.00", "129363.00")
     cor = str(random.randrange(10**9))
-    r = await ev.put(f"/v1/decisions/{decision['id']}/cup", json={"cup": f"E{random.randint(10, 99)}D"
-                                                                         f"{random.randrange(10**11):011d}"},
-                     headers={**d.officer, **_match(decision["etag"])})
-    _ok(await ev.put(f"/v1/decisions/{decision['id']}/cor", json={"cor": cor},
-                     headers={**d.officer, **_match(_ok(r)["etag"])}))
-    proposal = _ok(await ev.post(f"/v1/decrees/{decree['id']}/close",
-                                 headers={**d.officer, **_match(batch["decree"]["etag"])}), 202)
+    r = await ev.put(
+        f"/v1/decisions/{decision['id']}/cup",
+        json={"cup": f"E{random.randint(10, 99)}D{random.randrange(10**11):011d}"},
+        headers={**d.officer, **_match(decision["etag"])},
+    )
+    _ok(
+        await ev.put(
+            f"/v1/decisions/{decision['id']}/cor", json={"cor": cor}, headers={**d.officer, **_match(_ok(r)["etag"])}
+        )
+    )
+    proposal = _ok(
+        await ev.post(f"/v1/decrees/{decree['id']}/close", headers={**d.officer, **_match(batch["decree"]["etag"])}),
+        202,
+    )
     _ok(await ev.post(proposal["confirm"], headers={**d.second_officer, **_match(batch["decree"]["etag"])}))
     decision = _ok(await ev.get(f"/v1/decisions/{decision['id']}", headers=d.partner))
     _ok(await ev.post(f"/v1/decisions/{decision['id']}/accept", headers={**d.partner, **_match(decision["etag"])}))
@@ -1105,22 +1417,31 @@ async def test_g_a_network_application_is_funded_per_member_and_each_member_gets
     lead_gge = Decimal(net["lead"]["loan_gge"])
     expected = [(lead, cor, GRANT + lead_gge)] + [
         (members[i], f"{cor}/{i + 1}", Decimal(m["grant"]) + Decimal(m["loan_gge"]))
-        for i, m in enumerate(net["members"])]
+        for i, m in enumerate(net["members"])
+    ]
     for company, reference, amount in expected:
-        aids = _ok(await ev.get("/v1/de-minimis/aids", params={"vat_number": company["vat_number"]},
-                                headers=d.officer))["items"]
+        aids = _ok(
+            await ev.get("/v1/de-minimis/aids", params={"vat_number": company["vat_number"]}, headers=d.officer)
+        )["items"]
         assert [(a["source"], a["reference"], Decimal(a["amount"]), a["granted_on"]) for a in aids] == [
-            ("desk", reference, amount, d.decree_date.isoformat())], company["name"]
+            ("desk", reference, amount, d.decree_date.isoformat())
+        ], company["name"]
 
     # monitoring starts the network's project on the whole approved budget: b 80,000 + 20,000 + 40,000 = 140,000,
     # d 19,000 + 4,000 + 8,000 = 31,000, e 7,980 + 1,680 + 3,360 = 13,020, with a 10,000 and c 5,000: 199,020.00
     async def started() -> dict[str, Any] | None:
-        items = _ok(await d.monitoring.get("/v1/projects", params={"company_id": lead["id"]},
-                                           headers=d.officer))["items"]
+        items = _ok(await d.monitoring.get("/v1/projects", params={"company_id": lead["id"]}, headers=d.officer))[
+            "items"
+        ]
         return items[0] if items else None
+
     project = await wait_for(started, within=WAIT, what="the project of the network application")
     assert (project["eligible_total"], project["grant"], project["loan"]) == ("199020.00", "39804.00", "129363.00")
-    budget = {(x["category"], x["kind"]): x["amount"] for x in project["approved_budget"]
-              if x["dimension"] == "category"}
+    budget = {
+        (x["category"], x["kind"]): x["amount"] for x in project["approved_budget"] if x["dimension"] == "category"
+    }
     assert (budget[("b", "direct")], budget[("d", "flat_rate")], budget[("e", "flat_rate")]) == (
-        "140000.00", "31000.00", "13020.00")
+        "140000.00",
+        "31000.00",
+        "13020.00",
+    )

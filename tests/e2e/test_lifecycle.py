@@ -52,8 +52,12 @@ def generated(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ModuleType]:
     assert generator, "openapi-python-client is a dev dependency: pip install -e .[dev]"
     name = f"desk_intake_client_{hashlib.sha256(DOCUMENT.read_bytes()).hexdigest()[:12]}"
     root = tmp_path_factory.mktemp("generated")
-    done = subprocess.run([generator, "generate", "--path", str(DOCUMENT), "--output-path", str(root / name),
-                           "--meta", "none"], capture_output=True, text=True, timeout=GENERATE_TIMEOUT)
+    done = subprocess.run(
+        [generator, "generate", "--path", str(DOCUMENT), "--output-path", str(root / name), "--meta", "none"],
+        capture_output=True,
+        text=True,
+        timeout=GENERATE_TIMEOUT,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     sys.path.insert(0, str(root))
     try:
@@ -104,51 +108,88 @@ async def test_a_partner_goes_from_token_to_a_verified_webhook_and_evaluation_re
     officer_client = pkg.AuthenticatedClient(base_url=base, token=officer["Authorization"].split()[1])
 
     # the officer registers the partner and issues its API client
-    partner = _ok(await _api(pkg, "api.partners.partners_create_partner").asyncio_detailed(
-        client=officer_client, body=models.PartnerCreate(name="Camera di Commercio di Bergamo",
-                                                         kind=models.PartnerCreateKind("chamber_of_commerce"),
-                                                         fiscal_code=vat_number())), 201)
-    creds = _ok(await _api(pkg, "api.partners.partners_create_partner_client").asyncio_detailed(
-        partner.id, client=officer_client, body=models.ClientCreate(name="CRM della Camera")), 201)
+    partner = _ok(
+        await _api(pkg, "api.partners.partners_create_partner").asyncio_detailed(
+            client=officer_client,
+            body=models.PartnerCreate(
+                name="Camera di Commercio di Bergamo",
+                kind=models.PartnerCreateKind("chamber_of_commerce"),
+                fiscal_code=vat_number(),
+            ),
+        ),
+        201,
+    )
+    creds = _ok(
+        await _api(pkg, "api.partners.partners_create_partner_client").asyncio_detailed(
+            partner.id, client=officer_client, body=models.ClientCreate(name="CRM della Camera")
+        ),
+        201,
+    )
 
     # the partner: token (form-encoded client credentials), company, webhook
-    token = _ok(await _api(pkg, "api.oauth.oauth_token").asyncio_detailed(
-        client=pkg.Client(base_url=base), body=models.BodyOauthToken(
-            grant_type="client_credentials", client_id=creds.client_id, client_secret=creds.client_secret)), 200)
+    token = _ok(
+        await _api(pkg, "api.oauth.oauth_token").asyncio_detailed(
+            client=pkg.Client(base_url=base),
+            body=models.BodyOauthToken(
+                grant_type="client_credentials", client_id=creds.client_id, client_secret=creds.client_secret
+            ),
+        ),
+        200,
+    )
     assert token.token_type == "Bearer" and token.expires_in > 0
     partner_client = pkg.AuthenticatedClient(base_url=base, token=token.access_token)
-    company = _ok(await _api(pkg, "api.companies.companies_create_company").asyncio_detailed(
-        client=partner_client, body=models.CompanyIn.from_dict(company_body())), 201)
+    company = _ok(
+        await _api(pkg, "api.companies.companies_create_company").asyncio_detailed(
+            client=partner_client, body=models.CompanyIn.from_dict(company_body())
+        ),
+        201,
+    )
     receiver: Receiver = desk["receiver"]
-    hook = _ok(await _api(pkg, "api.webhooks.webhooks_create_webhook").asyncio_detailed(
-        client=partner_client, body=models.WebhookCreate(url=receiver.url,
-                                                         event_types=["application.submitted"])), 201)
+    hook = _ok(
+        await _api(pkg, "api.webhooks.webhooks_create_webhook").asyncio_detailed(
+            client=partner_client, body=models.WebhookCreate(url=receiver.url, event_types=["application.submitted"])
+        ),
+        201,
+    )
     assert str(hook.secret).startswith("whsec_")
 
     # draft → check → submit
-    draft = _ok(await _api(pkg, "api.applications.applications_create_application").asyncio_detailed(
-        client=partner_client, body=models.ApplicationCreate.from_dict(draft_body(call.id, company.id))), 201)
-    check = _ok(await _api(pkg, "api.applications.applications_check_application").asyncio_detailed(
-        draft.id, client=partner_client), 200)
+    draft = _ok(
+        await _api(pkg, "api.applications.applications_create_application").asyncio_detailed(
+            client=partner_client, body=models.ApplicationCreate.from_dict(draft_body(call.id, company.id))
+        ),
+        201,
+    )
+    check = _ok(
+        await _api(pkg, "api.applications.applications_check_application").asyncio_detailed(
+            draft.id, client=partner_client
+        ),
+        200,
+    )
     assert check.submittable is True, check.problems
-    receipt = _ok(await _api(pkg, "api.applications.applications_submit_application").asyncio_detailed(
-        draft.id, client=partner_client), 201)
+    receipt = _ok(
+        await _api(pkg, "api.applications.applications_submit_application").asyncio_detailed(
+            draft.id, client=partner_client
+        ),
+        201,
+    )
     assert receipt.receipt.application_id == draft.id and receipt.receipt.protocol_number == 1
 
     # the webhook arrives, signed with the secret returned at subscription
     await wait_for(lambda: _some(receiver.hits), within=20, what="the webhook at the partner's receiver")
     hit = receiver.hits[0]
     event = Webhook(hook.secret).verify(hit.body, hit.headers)
-    assert event["type"] == "application.submitted" and event["subject"] == {"type": "application",
-                                                                             "id": str(draft.id)}
+    assert event["type"] == "application.submitted" and event["subject"] == {"type": "application", "id": str(draft.id)}
     assert event["data"]["protocol_number"] == 1 and hit.webhook_id == event["id"]
     assert orjson.loads(hit.body)["data"]["company_id"] == str(company.id)
 
     # ... and reached evaluation, which fetched the application from intake and stored it
     async with httpx.AsyncClient(base_url=desk["evaluation"].url, trust_env=False, timeout=10) as ev:
+
         async def received() -> Any:
             r = await ev.get(f"/v1/applications/{draft.id}", headers=officer)
             return r.json() if r.status_code == 200 else None
+
         got = await wait_for(received, within=20, what="the application at evaluation")
     assert got["status"] == "received" and got["protocol_number"] == 1 and got["call_id"] == str(call.id)
     assert got["snapshot"]["status"] == "submitted"

@@ -112,10 +112,15 @@ async def seed(url: str, keyring: KeyRing) -> Seeded:
             await delegate(s, partner, company)
             tokens = {}
             for kind in PRINCIPALS:
-                client, _ = await create_client(s, kind=kind, name=f"fuzz {kind}",  # type: ignore[arg-type]
-                                                partner_id=partner.id if kind == "partner" else None)
-                tokens[kind] = issue_token(keyring, client=client, scopes=list(client.scopes),
-                                           issuer="regional-desk", ttl=4 * 3600)
+                client, _ = await create_client(
+                    s,
+                    kind=kind,
+                    name=f"fuzz {kind}",  # type: ignore[arg-type]
+                    partner_id=partner.id if kind == "partner" else None,
+                )
+                tokens[kind] = issue_token(
+                    keyring, client=client, scopes=list(client.scopes), issuer="regional-desk", ttl=4 * 3600
+                )
             await s.commit()
     finally:
         await engine.dispose()
@@ -132,8 +137,9 @@ def seed_through_api(intake_url: str, data: Seeded) -> None:
         r.raise_for_status()
         r = http.post(f"/v1/applications/{r.json()['id']}/submit", headers=auth)
         r.raise_for_status()
-        r = http.post("/v1/webhooks", headers=auth,
-                      json={"url": "http://127.0.0.1:9/desk-events", "event_types": ["*"]})  # nobody delivers
+        r = http.post(
+            "/v1/webhooks", headers=auth, json={"url": "http://127.0.0.1:9/desk-events", "event_types": ["*"]}
+        )  # nobody delivers
         if r.status_code >= 300:  # the subscription is a nice-to-have for reads; say why it is missing
             say(f"(no webhook subscription seeded: {r.status_code} {r.text[:200]})")
 
@@ -154,24 +160,50 @@ class Services:
         return f"http://127.0.0.1:{self.ports[service]}"
 
     def start(self) -> None:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("DESK_", "INTAKE_", "EVALUATION_",
-                                                                        "MONITORING_"))}
-        env.update({
-            "DESK_DATABASE_URL": self.url, "DESK_SIGNING_KEY": self.keyring.private_pem().decode(),
-            "DESK_ENVIRONMENT": "test", "DESK_DATA_DIR": str(self.data_dir), "DESK_LOG_LEVEL": "WARNING",
-            "DESK_ACCESS_LOG": "false", "DESK_RATE_LIMIT_WRITE_PER_MINUTE": "0",
-            "DESK_RATE_LIMIT_TOKEN_PER_MINUTE": "0", "DESK_DB_POOL_SIZE": "8",
-            "DESK_INTAKE_URL": self.base("intake"), "DESK_EVALUATION_URL": self.base("evaluation"),
-            "DESK_MONITORING_URL": self.base("monitoring"),
-        })
+        env = {
+            k: v for k, v in os.environ.items() if not k.startswith(("DESK_", "INTAKE_", "EVALUATION_", "MONITORING_"))
+        }
+        env.update(
+            {
+                "DESK_DATABASE_URL": self.url,
+                "DESK_SIGNING_KEY": self.keyring.private_pem().decode(),
+                "DESK_ENVIRONMENT": "test",
+                "DESK_DATA_DIR": str(self.data_dir),
+                "DESK_LOG_LEVEL": "WARNING",
+                "DESK_ACCESS_LOG": "false",
+                "DESK_RATE_LIMIT_WRITE_PER_MINUTE": "0",
+                "DESK_RATE_LIMIT_TOKEN_PER_MINUTE": "0",
+                "DESK_DB_POOL_SIZE": "8",
+                "DESK_INTAKE_URL": self.base("intake"),
+                "DESK_EVALUATION_URL": self.base("evaluation"),
+                "DESK_MONITORING_URL": self.base("monitoring"),
+            }
+        )
         for service in SERVICES:
             log = self.data_dir / f"{service}.log"
             self.logs[service] = log
             with log.open("wb") as out:
                 self.procs[service] = subprocess.Popen(
-                    [sys.executable, "-m", "desk.cli", "serve", service, "--host", "127.0.0.1",
-                     "--port", str(self.ports[service]), "--log-level", "warning", "--graceful-timeout", "5"],
-                    cwd=REPO_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+                    [
+                        sys.executable,
+                        "-m",
+                        "desk.cli",
+                        "serve",
+                        service,
+                        "--host",
+                        "127.0.0.1",
+                        "--port",
+                        str(self.ports[service]),
+                        "--log-level",
+                        "warning",
+                        "--graceful-timeout",
+                        "5",
+                    ],
+                    cwd=REPO_ROOT,
+                    env=env,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                )
         deadline = time.monotonic() + 60
         for service in SERVICES:
             while True:
@@ -233,22 +265,38 @@ def count_events(ndjson: Path) -> tuple[int, int, int]:
     return cases, failures, errors
 
 
-def run_schemathesis(service: str, principal: str, base: str, token: str, *, examples: int, seed: int, phases: str,
-                     report_dir: Path) -> RunResult:
+def run_schemathesis(
+    service: str, principal: str, base: str, token: str, *, examples: int, seed: int, phases: str, report_dir: Path
+) -> RunResult:
     ndjson = report_dir / f"{service}-{principal}.ndjson"
     cmd = [
-        str(Path(sys.executable).with_name("schemathesis")), "run", f"{base}/openapi.json",
-        "--url", base,
-        "--header", f"Authorization: Bearer {token}",
-        "--checks", CHECKS,
-        "--max-examples", str(examples),
-        "--seed", str(seed),
-        "--workers", "1",
-        "--phases", phases,
-        "--request-timeout", "30",
-        "--suppress-health-check", "all",
-        "--exclude-path", "/metrics",
-        "--report", "ndjson", "--report-ndjson-path", str(ndjson),
+        str(Path(sys.executable).with_name("schemathesis")),
+        "run",
+        f"{base}/openapi.json",
+        "--url",
+        base,
+        "--header",
+        f"Authorization: Bearer {token}",
+        "--checks",
+        CHECKS,
+        "--max-examples",
+        str(examples),
+        "--seed",
+        str(seed),
+        "--workers",
+        "1",
+        "--phases",
+        phases,
+        "--request-timeout",
+        "30",
+        "--suppress-health-check",
+        "all",
+        "--exclude-path",
+        "/metrics",
+        "--report",
+        "ndjson",
+        "--report-ndjson-path",
+        str(ndjson),
         "--no-color",
     ]
     env = dict(os.environ, SCHEMATHESIS_HOOKS="", NO_COLOR="1")
@@ -256,8 +304,7 @@ def run_schemathesis(service: str, principal: str, base: str, token: str, *, exa
     proc = subprocess.run(cmd, cwd=report_dir, env=env, capture_output=True, text=True, timeout=1800, check=False)
     seconds = time.monotonic() - started
     cases, failures, errors = count_events(ndjson) if ndjson.exists() else (0, 0, 0)
-    return RunResult(service, principal, cases, failures, errors, seconds, proc.returncode,
-                     proc.stdout + proc.stderr)
+    return RunResult(service, principal, cases, failures, errors, seconds, proc.returncode, proc.stdout + proc.stderr)
 
 
 # ---------------------------------------------------------------- main
@@ -266,20 +313,28 @@ def run_schemathesis(service: str, principal: str, base: str, token: str, *, exa
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--cases", type=int, default=1000, help="Minimum generated test cases per service.")
-    parser.add_argument("--seed", default="20251128",
-                        help="Hypothesis seed (reproducible runs), or `random` for a new one, printed so a failure "
-                             "can be replayed with --seed N.")
-    parser.add_argument("--phases", default="examples,coverage,fuzzing",
-                        help="schemathesis phases; only `fuzzing` depends on the seed (a random-seed run may skip "
-                             "the others, which the fixed-seed run covers).")
+    parser.add_argument(
+        "--seed",
+        default="20251128",
+        help="Hypothesis seed (reproducible runs), or `random` for a new one, printed so a failure "
+        "can be replayed with --seed N.",
+    )
+    parser.add_argument(
+        "--phases",
+        default="examples,coverage,fuzzing",
+        help="schemathesis phases; only `fuzzing` depends on the seed (a random-seed run may skip "
+        "the others, which the fixed-seed run covers).",
+    )
     parser.add_argument("--jobs", type=int, default=3, help="schemathesis runs at once (one process each).")
     parser.add_argument("--services", default=",".join(SERVICES), help="Comma-separated subset of services.")
     parser.add_argument("--keep", action="store_true", help="Keep the report folder (printed at the end).")
     args = parser.parse_args()
     services = [s for s in args.services.split(",") if s]
     args.seed = secrets.randbelow(2**31) if args.seed == "random" else int(args.seed)
-    say(f"seed {args.seed} (replay: tests/fuzz/run_fuzz.py --cases {args.cases} --seed {args.seed} "
-        f"--phases {args.phases})")
+    say(
+        f"seed {args.seed} (replay: tests/fuzz/run_fuzz.py --cases {args.cases} --seed {args.seed} "
+        f"--phases {args.phases})"
+    )
 
     server = os.environ.get("TEST_DATABASE_URL") or DEFAULT_SERVER
     db_name = f"desk_fuzz_{os.getpid()}"
@@ -305,10 +360,20 @@ def main() -> int:
 
         def one(item: tuple[str, str, int, int]) -> RunResult:
             service, principal, ops, per_op = item
-            r = run_schemathesis(service, principal, running.base(service), data.tokens[principal],
-                                 examples=per_op, seed=args.seed, phases=args.phases, report_dir=work)
-            say(f"{service:<10} as {principal:<7}: {r.cases:>5} cases, {r.failures} failed checks, {r.errors} "
-                f"errors, exit {r.exit_code}, {r.seconds:.0f}s ({ops} operations, up to {per_op} examples each)")
+            r = run_schemathesis(
+                service,
+                principal,
+                running.base(service),
+                data.tokens[principal],
+                examples=per_op,
+                seed=args.seed,
+                phases=args.phases,
+                report_dir=work,
+            )
+            say(
+                f"{service:<10} as {principal:<7}: {r.cases:>5} cases, {r.failures} failed checks, {r.errors} "
+                f"errors, exit {r.exit_code}, {r.seconds:.0f}s ({ops} operations, up to {per_op} examples each)"
+            )
             return r
 
         # parallel processes, one schemathesis worker each: its thread workers trip a CPython 3.11 parser bug
@@ -341,16 +406,23 @@ def main() -> int:
             ok = False
         if any(r.exit_code != 0 or r.failures or r.errors for r in mine):
             ok = False
-    say(f"{'passed' if ok else 'FAILED'}: " + ", ".join(
-        f"{s} {sum(r.cases for r in results if r.service == s)} cases" for s in services)
-        + f" (seed {args.seed}) in {time.monotonic() - started:.0f}s")
+    say(
+        f"{'passed' if ok else 'FAILED'}: "
+        + ", ".join(f"{s} {sum(r.cases for r in results if r.service == s)} cases" for s in services)
+        + f" (seed {args.seed}) in {time.monotonic() - started:.0f}s"
+    )
     return 0 if ok else 1
 
 
 def _operation_count(base: str) -> int:
     doc = httpx.get(base + "/openapi.json", timeout=10, trust_env=False).json()
-    return sum(1 for path, item in doc.get("paths", {}).items() if path != "/metrics"
-               for method in item if method in ("get", "post", "put", "patch", "delete"))
+    return sum(
+        1
+        for path, item in doc.get("paths", {}).items()
+        if path != "/metrics"
+        for method in item
+        if method in ("get", "post", "put", "patch", "delete")
+    )
 
 
 if __name__ == "__main__":

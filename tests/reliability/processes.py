@@ -20,8 +20,14 @@ from tests.loopback import free_port
 
 
 class IntakeProcess:
-    def __init__(self, database_url: str, *, port: int | None = None, graceful_seconds: int = 10,
-                 env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        database_url: str,
+        *,
+        port: int | None = None,
+        graceful_seconds: int = 10,
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.database_url = database_url
         self.port = port or free_port()
         self.graceful_seconds = graceful_seconds
@@ -36,17 +42,41 @@ class IntakeProcess:
 
     def start(self, *, wait_ready: bool = True, within: float = 30) -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("DESK_", "INTAKE_"))}
-        env.update({
-            "DESK_DATABASE_URL": self.database_url, "DESK_SIGNING_KEY": KEYRING.private_pem().decode(),
-            "DESK_ENVIRONMENT": "test", "DESK_DATA_DIR": self._dir.name, "DESK_LOG_LEVEL": "WARNING",
-            "DESK_ACCESS_LOG": "false", "DESK_RATE_LIMIT_WRITE_PER_MINUTE": "0",
-            "DESK_RATE_LIMIT_TOKEN_PER_MINUTE": "0", **self.extra_env,
-        })
+        env.update(
+            {
+                "DESK_DATABASE_URL": self.database_url,
+                "DESK_SIGNING_KEY": KEYRING.private_pem().decode(),
+                "DESK_ENVIRONMENT": "test",
+                "DESK_DATA_DIR": self._dir.name,
+                "DESK_LOG_LEVEL": "WARNING",
+                "DESK_ACCESS_LOG": "false",
+                "DESK_RATE_LIMIT_WRITE_PER_MINUTE": "0",
+                "DESK_RATE_LIMIT_TOKEN_PER_MINUTE": "0",
+                **self.extra_env,
+            }
+        )
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "desk.cli", "serve", "intake", "--host", "127.0.0.1", "--port", str(self.port),
-                 "--log-level", "warning", "--graceful-timeout", str(self.graceful_seconds)],
-                cwd=REPO_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+                [
+                    sys.executable,
+                    "-m",
+                    "desk.cli",
+                    "serve",
+                    "intake",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(self.port),
+                    "--log-level",
+                    "warning",
+                    "--graceful-timeout",
+                    str(self.graceful_seconds),
+                ],
+                cwd=REPO_ROOT,
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
         try:
             self._wait_answering("/readyz" if wait_ready else "/healthz", within)
         except BaseException:  # not answering (or interrupted): stopped here, whatever the caller does next

@@ -38,10 +38,27 @@ from tests.factories import delegate, draft_body, make_company, make_partner, op
 
 P, C, O, A, S = "partner", "company", "officer", "auditor", "service"  # noqa: E741
 PUBLIC: frozenset[str] | None = None
-PRINCIPALS = ("none", "partner_b", "revoked_delegate", "auditor", "service", "company", "new_delegate", "partner_a",
-              "officer")
-KIND_OF = {"partner_a": P, "partner_b": P, "revoked_delegate": P, "new_delegate": P, "company": C, "officer": O,
-           "auditor": A, "service": S}
+PRINCIPALS = (
+    "none",
+    "partner_b",
+    "revoked_delegate",
+    "auditor",
+    "service",
+    "company",
+    "new_delegate",
+    "partner_a",
+    "officer",
+)
+KIND_OF = {
+    "partner_a": P,
+    "partner_b": P,
+    "revoked_delegate": P,
+    "new_delegate": P,
+    "company": C,
+    "officer": O,
+    "auditor": A,
+    "service": S,
+}
 # who sees a resource of company A (partner B and the revoked delegate never do)
 OWNED = frozenset({"partner_a", "new_delegate", "company", "officer", "auditor", "service"})
 PARTNER_OWNED = frozenset({"partner_a", "officer", "auditor", "service"})  # a partner's own things
@@ -65,11 +82,17 @@ ALL = (P, C, O, A, S)
 
 TABLE: dict[tuple[str, str, str], Rule] = {
     # ------------------------------------------------------------ every service: system and token
-    **{(svc, "GET", path): PUB for svc in ("intake", "evaluation", "monitoring")
-       for path in ("/healthz", "/readyz", "/metrics", "/problems", "/problems/{slug}")},
+    **{
+        (svc, "GET", path): PUB
+        for svc in ("intake", "evaluation", "monitoring")
+        for path in ("/healthz", "/readyz", "/metrics", "/problems", "/problems/{slug}")
+    },
     **{(svc, "POST", "/v1/oauth/token"): PUB for svc in ("intake", "evaluation", "monitoring")},
-    **{(svc, "GET", path): r(O, A) for svc in ("intake", "evaluation", "monitoring")
-       for path in ("/v1/audit", "/v1/audit/export", "/v1/audit/verify")},
+    **{
+        (svc, "GET", path): r(O, A)
+        for svc in ("intake", "evaluation", "monitoring")
+        for path in ("/v1/audit", "/v1/audit/export", "/v1/audit/verify")
+    },
     # ------------------------------------------------------------ intake: calls
     ("intake", "GET", "/v1/calls"): PUB,
     ("intake", "GET", "/v1/calls/{call_id}"): PUB,
@@ -84,10 +107,10 @@ TABLE: dict[tuple[str, str, str], Rule] = {
     ("intake", "PUT", "/v1/applications/{application_id}"): r(P, C, visible=OWNED),
     ("intake", "DELETE", "/v1/applications/{application_id}"): r(P, C, visible=OWNED),
     ("intake", "POST", "/v1/applications/{application_id}/check"): r(*ALL, visible=OWNED),
-    ("intake", "GET", "/v1/applications/{application_id}/receipt"): r(*ALL, visible=OWNED,
-                                                                      application_id="submitted"),
-    ("intake", "POST", "/v1/applications/{application_id}/withdraw"): r(P, C, visible=OWNED,
-                                                                        application_id="submitted"),
+    ("intake", "GET", "/v1/applications/{application_id}/receipt"): r(*ALL, visible=OWNED, application_id="submitted"),
+    ("intake", "POST", "/v1/applications/{application_id}/withdraw"): r(
+        P, C, visible=OWNED, application_id="submitted"
+    ),
     ("intake", "POST", "/v1/applications/{application_id}/submit"): r(P, C, visible=OWNED),
     # ------------------------------------------------------------ intake: trainings and enrolments
     ("intake", "POST", "/v1/trainings"): r(O),
@@ -126,8 +149,9 @@ TABLE: dict[tuple[str, str, str], Rule] = {
     ("intake", "POST", "/v1/webhooks/{webhook_id}/rotate-secret"): r(P, C, visible=PARTNER_OWNED),
     ("intake", "POST", "/v1/webhooks/{webhook_id}/ping"): r(P, C, visible=PARTNER_OWNED),
     ("intake", "GET", "/v1/webhooks/{webhook_id}/deliveries"): r(P, C, O, A, visible=PARTNER_OWNED),
-    ("intake", "POST", "/v1/webhooks/{webhook_id}/deliveries/{delivery_id}/replay"): r(P, C, visible=PARTNER_OWNED,
-                                                                                       exists=False),
+    ("intake", "POST", "/v1/webhooks/{webhook_id}/deliveries/{delivery_id}/replay"): r(
+        P, C, visible=PARTNER_OWNED, exists=False
+    ),
     ("intake", "POST", "/v1/webhooks/{webhook_id}/replay"): r(P, C, visible=PARTNER_OWNED),
     ("intake", "POST", "/v1/webhooks/allowed-ports"): r(O),
     ("intake", "GET", "/v1/webhooks/allowed-ports"): r(O, A),
@@ -151,8 +175,7 @@ TABLE: dict[tuple[str, str, str], Rule] = {
     ("evaluation", "PUT", "/v1/evaluations/{application_id}/credit-class"): r(O, application_id="received"),
     ("evaluation", "GET", "/v1/evaluations"): r(O, A, S),
     ("evaluation", "GET", "/v1/evaluations/{application_id}"): r(*ALL, visible=OWNED, application_id="received"),
-    ("evaluation", "POST", "/v1/evaluations/{application_id}/admissibility-reviews"): r(
-        O, application_id="received"),
+    ("evaluation", "POST", "/v1/evaluations/{application_id}/admissibility-reviews"): r(O, application_id="received"),
     ("evaluation", "POST", "/v1/evaluations/{application_id}/funding"): r(O, application_id="received"),
     ("evaluation", "POST", "/v1/de-minimis/aids"): r(O),
     ("evaluation", "POST", "/v1/de-minimis/imports"): r(O),
@@ -166,8 +189,9 @@ TABLE: dict[tuple[str, str, str], Rule] = {
     ("evaluation", "GET", "/v1/calls/{call_id}/rankings"): r(O, A),
     ("evaluation", "POST", "/v1/calls/{call_id}/rankings"): r(O),
     ("evaluation", "GET", "/v1/calls/{call_id}/rankings/{number}"): r(O, A, exists=False, number="index"),
-    ("evaluation", "GET", "/v1/public/calls/{call_id}/rankings/{number}"): Rule(PUBLIC, exists=False,
-                                                                                params={"number": "index"}),
+    ("evaluation", "GET", "/v1/public/calls/{call_id}/rankings/{number}"): Rule(
+        PUBLIC, exists=False, params={"number": "index"}
+    ),
     ("evaluation", "POST", "/v1/fundings/{application_id}/approve"): r(O, application_id="received"),
     ("evaluation", "POST", "/v1/fundings/{application_id}/confirm"): r(O, application_id="received"),
     ("evaluation", "GET", "/v1/fundings/{application_id}"): r(O, A, exists=False, application_id="received"),
@@ -263,8 +287,14 @@ async def _post(http: httpx.AsyncClient, url: str, body: dict[str, Any], headers
 
 
 @pytest_asyncio.fixture(loop_scope="session")
-async def world(client: httpx.AsyncClient, evaluation_app: Any, evaluation_client: httpx.AsyncClient,
-                monitoring_client: httpx.AsyncClient, session: AsyncSession, token_factory: TokenFactory) -> World:
+async def world(
+    client: httpx.AsyncClient,
+    evaluation_app: Any,
+    evaluation_client: httpx.AsyncClient,
+    monitoring_client: httpx.AsyncClient,
+    session: AsyncSession,
+    token_factory: TokenFactory,
+) -> World:
     from tests.services.evaluation.builders import (
         FakeIntake,
         evaluated_application,
@@ -288,20 +318,36 @@ async def world(client: httpx.AsyncClient, evaluation_app: Any, evaluation_clien
         "revoked_delegate": await token_factory(P, partner_id=revoked.id),
         "new_delegate": await token_factory(P, partner_id=successor.id),
         "company": await token_factory(C, company_id=company_a.id),
-        "officer": await token_factory(O), "auditor": await token_factory(A), "service": await token_factory(S),
+        "officer": await token_factory(O),
+        "auditor": await token_factory(A),
+        "service": await token_factory(S),
     }
     a = headers["partner_a"]
     draft = await _post(client, "/v1/applications", draft_body(call.id, company_a.id), a)
     submitted = await _post(client, "/v1/applications", draft_body(other_call.id, company_a.id), a)
     await _post(client, f"/v1/applications/{submitted['id']}/submit", {}, a)
     starts = datetime.now(UTC) + timedelta(days=20)
-    training = await _post(client, "/v1/trainings", {
-        "title": "Dogane e origine", "topic": "customs", "format": "training", "description": "Corso base.",
-        "starts_at": starts.isoformat(), "ends_at": (starts + timedelta(hours=3)).isoformat(), "location": None,
-        "capacity": 30}, headers["officer"])
-    enrolment = await _post(client, f"/v1/trainings/{training['id']}/enrolments", {
-        "company_id": str(company_a.id), "participant_name": "Maria Rossi",
-        "participant_email": "m.rossi@example.it"}, a)
+    training = await _post(
+        client,
+        "/v1/trainings",
+        {
+            "title": "Dogane e origine",
+            "topic": "customs",
+            "format": "training",
+            "description": "Corso base.",
+            "starts_at": starts.isoformat(),
+            "ends_at": (starts + timedelta(hours=3)).isoformat(),
+            "location": None,
+            "capacity": 30,
+        },
+        headers["officer"],
+    )
+    enrolment = await _post(
+        client,
+        f"/v1/trainings/{training['id']}/enrolments",
+        {"company_id": str(company_a.id), "participant_name": "Maria Rossi", "participant_email": "m.rossi@example.it"},
+        a,
+    )
     webhook = await _post(client, "/v1/webhooks", {"url": "http://127.0.0.1:9/hook", "event_types": ["*"]}, a)
     api_client, _secret = await create_client(session, kind=P, name="partner A's CRM", partner_id=partner_a.id)
     # company A's file as the revoked delegate left it: recorded with it in evaluation and monitoring
@@ -311,29 +357,54 @@ async def world(client: httpx.AsyncClient, evaluation_app: Any, evaluation_clien
     saved, evaluation_app.state.intake_client = evaluation_app.state.intake_client, fake
     try:
         eval_call = fake.add_call(budget_total="100000.00")
-        funded = await evaluated_application(session, call_id=eval_call, company_id=company_a.id,
-                                             partner_id=revoked.id, grant="20000.00", loan="65000.00")
+        funded = await evaluated_application(
+            session,
+            call_id=eval_call,
+            company_id=company_a.id,
+            partner_id=revoked.id,
+            grant="20000.00",
+            loan="65000.00",
+        )
         o = headers["officer"]
         await _post(evaluation_client, f"/v1/calls/{eval_call}/allocation", {}, o)
-        decree = await _post(evaluation_client, "/v1/decrees", {
-            "call_id": str(eval_call), "number": f"D-{uuid.uuid4().hex[:10]}", "decree_date": "2026-12-15"}, o)
-        decided = await evaluation_client.post(f"/v1/decrees/{decree['id']}/decisions", json={"all_pending": True},
-                                               headers={**o, "If-Match": decree["etag"]})
+        decree = await _post(
+            evaluation_client,
+            "/v1/decrees",
+            {"call_id": str(eval_call), "number": f"D-{uuid.uuid4().hex[:10]}", "decree_date": "2026-12-15"},
+            o,
+        )
+        decided = await evaluation_client.post(
+            f"/v1/decrees/{decree['id']}/decisions",
+            json={"all_pending": True},
+            headers={**o, "If-Match": decree["etag"]},
+        )
         assert decided.status_code == 201, decided.text
         decision = decided.json()["created"][0]
     finally:
         evaluation_app.state.intake_client = saved
-    project = await make_project(session, company_id=company_a.id, partner_id=revoked.id,
-                                 application_id=funded.application_id, iban=VALID_IBAN)
+    project = await make_project(
+        session, company_id=company_a.id, partner_id=revoked.id, application_id=funded.application_id, iban=VALID_IBAN
+    )
     payment = await make_payment(session, project)
-    claim = await _post(monitoring_client, f"/v1/projects/{project.id}/claims", {"kind": "intermediate"},
-                        headers["company"])
-    line = await monitoring_client.post(f"/v1/claims/{claim['id']}/lines", headers={**headers["company"],
-                                        "If-Match": '"1"'}, json={
-        "kind": "invoice", "supplier_vat": "IT01234560157", "supplier_name": "Fiere e Mercati Esteri S.r.l.",
-        "document_number": "2025/0147", "issue_date": project.start_date.isoformat(), "taxable_amount": "4000.00",
-        "category": "b", "market": "VN", "payment_date": project.start_date.isoformat(),
-        "payment_method": "bank_transfer"})
+    claim = await _post(
+        monitoring_client, f"/v1/projects/{project.id}/claims", {"kind": "intermediate"}, headers["company"]
+    )
+    line = await monitoring_client.post(
+        f"/v1/claims/{claim['id']}/lines",
+        headers={**headers["company"], "If-Match": '"1"'},
+        json={
+            "kind": "invoice",
+            "supplier_vat": "IT01234560157",
+            "supplier_name": "Fiere e Mercati Esteri S.r.l.",
+            "document_number": "2025/0147",
+            "issue_date": project.start_date.isoformat(),
+            "taxable_amount": "4000.00",
+            "category": "b",
+            "market": "VN",
+            "payment_date": project.start_date.isoformat(),
+            "payment_method": "bank_transfer",
+        },
+    )
     assert line.status_code == 201, line.text
     # company A revokes the delegation of `revoked` and delegates `successor`, through intake's API
     company = headers["company"]
@@ -343,14 +414,32 @@ async def world(client: httpx.AsyncClient, evaluation_app: Any, evaluation_clien
     r = await client.post(f"/v1/delegations/{asked['id']}/accept", headers={**company, "If-Match": '"1"'})
     assert r.status_code == 200, r.text
     ids = {
-        "call_id": call.id, "application_id": draft["id"], "submitted": submitted["id"], "received":
-        received.application_id, "training_id": training["id"], "enrolment_id": enrolment["id"],
-        "partner_id": partner_a.id, "company_id": company_a.id, "delegation_id": delegation.id,
-        "webhook_id": webhook["id"], "delivery_id": 987654321, "slug": "not-found", "version": 1,
-        "vat_number": company_a.vat_number, "assignment_id": uuid.uuid4(), "decree_id": decree["id"],
-        "decision_id": decision["id"], "project_id": project.id, "payment_id": payment.id,
-        "claim_id": claim["id"], "line_id": line.json()["id"], "evidence_id": uuid.uuid4(), "index": 0,
-        "change_id": uuid.uuid4(), "allowance_id": uuid.uuid4(), "client_id": api_client.client_id,
+        "call_id": call.id,
+        "application_id": draft["id"],
+        "submitted": submitted["id"],
+        "received": received.application_id,
+        "training_id": training["id"],
+        "enrolment_id": enrolment["id"],
+        "partner_id": partner_a.id,
+        "company_id": company_a.id,
+        "delegation_id": delegation.id,
+        "webhook_id": webhook["id"],
+        "delivery_id": 987654321,
+        "slug": "not-found",
+        "version": 1,
+        "vat_number": company_a.vat_number,
+        "assignment_id": uuid.uuid4(),
+        "decree_id": decree["id"],
+        "decision_id": decision["id"],
+        "project_id": project.id,
+        "payment_id": payment.id,
+        "claim_id": claim["id"],
+        "line_id": line.json()["id"],
+        "evidence_id": uuid.uuid4(),
+        "index": 0,
+        "change_id": uuid.uuid4(),
+        "allowance_id": uuid.uuid4(),
+        "client_id": api_client.client_id,
         "name": "funding",
     }
     return World(ids, headers)
@@ -374,11 +463,20 @@ async def peerless(evaluation_app: Any, monitoring_client: httpx.AsyncClient) ->
     from tests.conftest import KEYRING
     from tests.loopback import free_port
 
-    kw: dict[str, Any] = {"keyring": KEYRING, "issuer": "regional-desk", "retries": 0, "backoff_base": 0.01,
-                          "backoff_max": 0.02, "breaker_threshold": 1000, "breaker_cooldown": 0.1}
-    slots = [(evaluation_app, "intake_client", IntakeClient, "evaluation"),
-             (app_for("monitoring"), "intake_client", IntakeClient, "monitoring"),
-             (app_for("monitoring"), "evaluation_client", EvaluationClient, "monitoring")]
+    kw: dict[str, Any] = {
+        "keyring": KEYRING,
+        "issuer": "regional-desk",
+        "retries": 0,
+        "backoff_base": 0.01,
+        "backoff_max": 0.02,
+        "breaker_threshold": 1000,
+        "breaker_cooldown": 0.1,
+    }
+    slots = [
+        (evaluation_app, "intake_client", IntakeClient, "evaluation"),
+        (app_for("monitoring"), "intake_client", IntakeClient, "monitoring"),
+        (app_for("monitoring"), "evaluation_client", EvaluationClient, "monitoring"),
+    ]
     saved = []
     for app, attr, cls, service in slots:
         saved.append(getattr(app.state, attr, None))
@@ -406,8 +504,9 @@ def expected(rule: Rule, principal: str) -> str:
 def classify(resp: httpx.Response) -> str:
     if resp.status_code == 503 and "peer-unavailable" in resp.text:
         return "ok"  # past authorisation, then the (absent) peer service
-    return {401: "401", 403: "403", 404: "404"}.get(resp.status_code, "ok" if resp.status_code < 500 else
-                                                    str(resp.status_code))
+    return {401: "401", 403: "403", 404: "404"}.get(
+        resp.status_code, "ok" if resp.status_code < 500 else str(resp.status_code)
+    )
 
 
 def fill(path: str, rule: Rule, ids: dict[str, Any]) -> str:
@@ -415,10 +514,14 @@ def fill(path: str, rule: Rule, ids: dict[str, Any]) -> str:
 
 
 @pytest.mark.parametrize("service", ["intake", "evaluation", "monitoring"])
-async def test_every_route_with_every_principal(service: str, world: World, client: httpx.AsyncClient,
-                                                evaluation_client: httpx.AsyncClient,
-                                                monitoring_client: httpx.AsyncClient,
-                                                peerless: None) -> None:
+async def test_every_route_with_every_principal(
+    service: str,
+    world: World,
+    client: httpx.AsyncClient,
+    evaluation_client: httpx.AsyncClient,
+    monitoring_client: httpx.AsyncClient,
+    peerless: None,
+) -> None:
     http = {"intake": client, "evaluation": evaluation_client, "monitoring": monitoring_client}[service]
     wrong: list[str] = []
     calls = 0
@@ -444,9 +547,14 @@ async def test_every_route_with_every_principal(service: str, world: World, clie
 
 async def test_partner_b_lists_none_of_partner_as_resources(world: World, client: httpx.AsyncClient) -> None:
     b = world.headers["partner_b"]
-    for url, key in (("/v1/applications", "application_id"), ("/v1/companies", "company_id"),
-                     ("/v1/delegations", "delegation_id"), ("/v1/webhooks", "webhook_id"),
-                     ("/v1/partners", "partner_id"), ("/v1/clients", "client_id")):
+    for url, key in (
+        ("/v1/applications", "application_id"),
+        ("/v1/companies", "company_id"),
+        ("/v1/delegations", "delegation_id"),
+        ("/v1/webhooks", "webhook_id"),
+        ("/v1/partners", "partner_id"),
+        ("/v1/clients", "client_id"),
+    ):
         mine = await client.get(url, headers=world.headers["partner_a"])
         theirs = await client.get(url, headers=b)
         assert mine.status_code == theirs.status_code == 200, (url, mine.text, theirs.text)
@@ -460,8 +568,9 @@ async def test_partner_b_lists_none_of_partner_as_resources(world: World, client
 # ---------------------------------------------------------------- the click-day path
 
 
-async def test_the_click_day_submit_applies_the_same_rule(committing_client: httpx.AsyncClient, engine: AsyncEngine,
-                                                          token_factory: TokenFactory) -> None:
+async def test_the_click_day_submit_applies_the_same_rule(
+    committing_client: httpx.AsyncClient, engine: AsyncEngine, token_factory: TokenFactory
+) -> None:
     """The table's submit entry, on the path click day takes (`committing_client`: the ASGI fast path on its
     own pool, pre-checked drafts committed by `CommitBatcher`): the revoked delegate and a stranger get 404
     and commit nothing; the company's new delegate submits the draft the revoked one prepared."""
@@ -471,10 +580,12 @@ async def test_the_click_day_submit_applies_the_same_rule(committing_client: htt
         company = await make_company(s)
         old = await delegate(s, revoked, company)
         await s.commit()
-    h = {"revoked": await token_factory(P, partner_id=revoked.id),
-         "successor": await token_factory(P, partner_id=successor.id),
-         "stranger": await token_factory(P, partner_id=stranger.id),
-         "company": await token_factory(C, company_id=company.id)}
+    h = {
+        "revoked": await token_factory(P, partner_id=revoked.id),
+        "successor": await token_factory(P, partner_id=successor.id),
+        "stranger": await token_factory(P, partner_id=stranger.id),
+        "company": await token_factory(C, company_id=company.id),
+    }
     http = committing_client
     drafts = [await _post(http, "/v1/applications", draft_body(call.id, company.id), h["revoked"])]
     r = await http.post(f"/v1/delegations/{old.id}/revoke", headers={**h["company"], "If-Match": '"1"'})
@@ -497,9 +608,12 @@ async def test_the_click_day_submit_applies_the_same_rule(committing_client: htt
     assert mine.status_code == 200 and mine.json()["receipt"]["protocol_number"] == 1
 
 
-async def test_the_tables_submit_entry_holds_on_the_fast_path(committing_client: httpx.AsyncClient,
-                                                              engine: AsyncEngine, token_factory: TokenFactory,
-                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_the_tables_submit_entry_holds_on_the_fast_path(
+    committing_client: httpx.AsyncClient,
+    engine: AsyncEngine,
+    token_factory: TokenFactory,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """Every principal of the table against the submit as click day serves it (the ASGI fast path on its own
     pool, not the FastAPI route), judged by the table's own entry: nobody 401, officer/auditor/service 403,
     partner B and the revoked delegate 404, company A, partner A and the new delegate past authorisation (a
@@ -525,12 +639,16 @@ async def test_the_tables_submit_entry_holds_on_the_fast_path(committing_client:
         old = await delegate(s, revoked, company)
         await s.commit()
     headers = {
-        "none": {}, "partner_a": await token_factory(P, partner_id=partner_a.id),
+        "none": {},
+        "partner_a": await token_factory(P, partner_id=partner_a.id),
         "partner_b": await token_factory(P, partner_id=partner_b.id),
         "revoked_delegate": await token_factory(P, partner_id=revoked.id),
         "new_delegate": await token_factory(P, partner_id=successor.id),
-        "company": await token_factory(C, company_id=company.id), "officer": await token_factory(O),
-        "auditor": await token_factory(A), "service": await token_factory(S)}
+        "company": await token_factory(C, company_id=company.id),
+        "officer": await token_factory(O),
+        "auditor": await token_factory(A),
+        "service": await token_factory(S),
+    }
     http = committing_client
     draft = await _post(http, "/v1/applications", draft_body(call.id, company.id), headers["partner_a"])
     r = await http.post(f"/v1/delegations/{old.id}/revoke", headers={**headers["company"], "If-Match": '"1"'})
@@ -541,8 +659,9 @@ async def test_the_tables_submit_entry_holds_on_the_fast_path(committing_client:
 
     wrong = []
     for principal in PRINCIPALS:
-        resp = await http.post(f"/v1/applications/{draft['id']}/submit", json={},
-                               headers={**headers[principal], "If-Match": '"999999"'})
+        resp = await http.post(
+            f"/v1/applications/{draft['id']}/submit", json={}, headers={**headers[principal], "If-Match": '"999999"'}
+        )
         got, want = classify(resp), expected(rule, principal)
         if got != want:
             wrong.append(f"{principal}: expected {want}, got {resp.status_code} {resp.text[:160]}")
@@ -558,20 +677,29 @@ async def test_the_tables_submit_entry_holds_on_the_fast_path(committing_client:
 
 # ---------------------------------------------------------------- mass assignment
 
-SERVER_OWNED = {"id": str(uuid.uuid4()), "status": "submitted", "protocol_number": 1, "version": 99,
-                "partner_id": str(uuid.uuid4()), "size_class": "micro", "created_at": "2020-01-01T00:00:00Z"}
+SERVER_OWNED = {
+    "id": str(uuid.uuid4()),
+    "status": "submitted",
+    "protocol_number": 1,
+    "version": 99,
+    "partner_id": str(uuid.uuid4()),
+    "size_class": "micro",
+    "created_at": "2020-01-01T00:00:00Z",
+}
 
 
-async def _refused(http: httpx.AsyncClient, method: str, url: str, body: dict[str, Any], headers: dict[str, str],
-                   field_name: str) -> None:
+async def _refused(
+    http: httpx.AsyncClient, method: str, url: str, body: dict[str, Any], headers: dict[str, str], field_name: str
+) -> None:
     resp = await http.request(method, url, json={**body, field_name: SERVER_OWNED[field_name]}, headers=headers)
     assert resp.status_code == 422, (method, url, field_name, resp.status_code, resp.text)
     problem = resp.json()
     assert any(e["code"] == "extra_forbidden" and e["path"] == f"/{field_name}" for e in problem["errors"]), problem
 
 
-async def test_create_bodies_refuse_server_owned_fields(world: World, client: httpx.AsyncClient,
-                                                        session: AsyncSession) -> None:
+async def test_create_bodies_refuse_server_owned_fields(
+    world: World, client: httpx.AsyncClient, session: AsyncSession
+) -> None:
     from tests.factories import company_body
 
     a = world.headers["partner_a"]
@@ -583,20 +711,23 @@ async def test_create_bodies_refuse_server_owned_fields(world: World, client: ht
         await _refused(client, "POST", "/v1/companies", company_body(), a, name)
     for name in ("id", "status", "partner_id"):
         await _refused(client, "POST", "/v1/delegations", {"vat_number": company_b.vat_number}, a, name)
-        await _refused(client, "POST", "/v1/webhooks", {"url": "http://127.0.0.1:9/x", "event_types": ["*"]}, a,
-                       name)
+        await _refused(client, "POST", "/v1/webhooks", {"url": "http://127.0.0.1:9/x", "event_types": ["*"]}, a, name)
     after = (await client.get("/v1/applications", headers=a)).json()
     assert after == before  # no draft was created by any refused request
 
 
-async def test_update_bodies_refuse_server_owned_fields_and_change_nothing(world: World,
-                                                                          client: httpx.AsyncClient) -> None:
+async def test_update_bodies_refuse_server_owned_fields_and_change_nothing(
+    world: World, client: httpx.AsyncClient
+) -> None:
     a = world.headers["partner_a"]
     url = f"/v1/applications/{world.ids['application_id']}"
     current = await client.get(url, headers=a)
     assert current.status_code == 200
-    body = {k: v for k, v in draft_body(world.ids["call_id"], world.ids["company_id"]).items()
-            if k not in ("call_id", "company_id")}
+    body = {
+        k: v
+        for k, v in draft_body(world.ids["call_id"], world.ids["company_id"]).items()
+        if k not in ("call_id", "company_id")
+    }
     put_headers = {**a, "If-Match": current.headers["etag"]}
     probe = await client.put(url, json=body, headers=put_headers)  # the body itself is acceptable ...
     assert probe.status_code == 200, probe.text

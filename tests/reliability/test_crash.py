@@ -35,7 +35,8 @@ def intake(database_url: str) -> Iterator[IntakeProcess]:
 
 
 async def test_sigkill_mid_burst_loses_nothing_and_retries_get_the_original_receipt(
-        intake: IntakeProcess, engine: AsyncEngine) -> None:
+    intake: IntakeProcess, engine: AsyncEngine
+) -> None:
     async with make_sessionmaker(engine)() as s:
         call = await open_call(s)
         partner = await make_partner(s)
@@ -49,12 +50,14 @@ async def test_sigkill_mid_burst_loses_nothing_and_retries_get_the_original_rece
     # idle connections dropped well before the server's 5 s keep-alive: a request sent on one the server is
     # closing at that instant would fail with a reset (seen when a slow machine spreads a chunk's answers)
     limits = httpx.Limits(max_connections=64, max_keepalive_connections=64, keepalive_expiry=2)
-    async with httpx.AsyncClient(base_url=intake.url, headers=headers, timeout=20, limits=limits,
-                                 trust_env=False) as http:
+    async with httpx.AsyncClient(
+        base_url=intake.url, headers=headers, timeout=20, limits=limits, trust_env=False
+    ) as http:
         drafts: list[str] = []
         for chunk in range(0, BURST, 50):
-            made = await asyncio.gather(*[http.post("/v1/applications", json=draft_body(call.id, c.id))
-                                          for c in companies[chunk:chunk + 50]])
+            made = await asyncio.gather(
+                *[http.post("/v1/applications", json=draft_body(call.id, c.id)) for c in companies[chunk : chunk + 50]]
+            )
             assert all(r.status_code == 201 for r in made), [r.text for r in made if r.status_code != 201][:1]
             drafts += [r.json()["id"] for r in made]
         keys = {app_id: f"clickday-{uuid.uuid4()}" for app_id in drafts}
@@ -66,8 +69,7 @@ async def test_sigkill_mid_burst_loses_nothing_and_retries_get_the_original_rece
         async def submit(app_id: str) -> None:
             nonlocal accepted
             try:
-                resp = await http.post(f"/v1/applications/{app_id}/submit",
-                                       headers={"Idempotency-Key": keys[app_id]})
+                resp = await http.post(f"/v1/applications/{app_id}/submit", headers={"Idempotency-Key": keys[app_id]})
             except httpx.HTTPError as e:
                 first[app_id] = e
                 return
@@ -87,15 +89,18 @@ async def test_sigkill_mid_burst_loses_nothing_and_retries_get_the_original_rece
     assert len(ok_before) >= KILL_AFTER
     assert others, "every submit finished before the kill"
     # the only answers before the kill are receipts (nothing else was wrong with these drafts)
-    assert all(not isinstance(r, httpx.Response) for r in others.values()), \
-        {a: r.status_code for a, r in others.items() if isinstance(r, httpx.Response)}
+    assert all(not isinstance(r, httpx.Response) for r in others.values()), {
+        a: r.status_code for a, r in others.items() if isinstance(r, httpx.Response)
+    }
 
     intake.start()  # same database, same signing key; a fresh process
-    async with httpx.AsyncClient(base_url=intake.url, headers=headers, timeout=20, limits=limits,
-                                 trust_env=False) as http:
+    async with httpx.AsyncClient(
+        base_url=intake.url, headers=headers, timeout=20, limits=limits, trust_env=False
+    ) as http:
         try:
-            retried = await asyncio.gather(*[http.post(f"/v1/applications/{a}/submit",
-                                                       headers={"Idempotency-Key": keys[a]}) for a in drafts])
+            retried = await asyncio.gather(
+                *[http.post(f"/v1/applications/{a}/submit", headers={"Idempotency-Key": keys[a]}) for a in drafts]
+            )
         except httpx.HTTPError as e:
             raise AssertionError(f"retry failed: {e!r}\n{intake.output()}") from e
         again: dict[str, Any] = {}
@@ -108,14 +113,29 @@ async def test_sigkill_mid_burst_loses_nothing_and_retries_get_the_original_rece
         register = (await http.get(f"/v1/calls/{call.id}/register", params={"limit": 1000})).json()
 
     async with engine.connect() as conn:
-        rows = (await conn.execute(text(
-            "SELECT id, protocol_number, content_sha256, chain_hash FROM intake.applications "
-            "WHERE call_id = :c AND status = 'submitted' ORDER BY protocol_number"), {"c": call.id})).all()
-        events = (await conn.execute(text(
-            "SELECT aggregate_id, count(*) AS n FROM desk.outbox WHERE event_type = 'application.submitted' "
-            "AND aggregate_id = ANY(:ids) GROUP BY aggregate_id"), {"ids": list(drafts)})).all()
-        counter = (await conn.execute(text("SELECT last_protocol FROM intake.call_counters WHERE call_id = :c"),
-                                      {"c": call.id})).scalar_one()
+        rows = (
+            await conn.execute(
+                text(
+                    "SELECT id, protocol_number, content_sha256, chain_hash FROM intake.applications "
+                    "WHERE call_id = :c AND status = 'submitted' ORDER BY protocol_number"
+                ),
+                {"c": call.id},
+            )
+        ).all()
+        events = (
+            await conn.execute(
+                text(
+                    "SELECT aggregate_id, count(*) AS n FROM desk.outbox WHERE event_type = 'application.submitted' "
+                    "AND aggregate_id = ANY(:ids) GROUP BY aggregate_id"
+                ),
+                {"ids": list(drafts)},
+            )
+        ).all()
+        counter = (
+            await conn.execute(
+                text("SELECT last_protocol FROM intake.call_counters WHERE call_id = :c"), {"c": call.id}
+            )
+        ).scalar_one()
 
     # every draft stored exactly once, numbers unique and gap-free, the counter agrees
     assert sorted(str(r.id) for r in rows) == sorted(drafts)

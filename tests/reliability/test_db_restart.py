@@ -99,7 +99,8 @@ def intake_on_own(own_postgres: OwnPostgres) -> Iterator[tuple[IntakeProcess, di
 
 
 def test_database_down_gives_503_problems_and_intake_recovers_by_itself(
-        own_postgres: OwnPostgres, intake_on_own: tuple[IntakeProcess, dict[str, str]]) -> None:
+    own_postgres: OwnPostgres, intake_on_own: tuple[IntakeProcess, dict[str, str]]
+) -> None:
     intake, headers = intake_on_own
     created = 0
     with httpx.Client(base_url=intake.url, headers=headers, timeout=BOUND * 2, trust_env=False) as http:
@@ -108,8 +109,12 @@ def test_database_down_gives_503_problems_and_intake_recovers_by_itself(
             """One round of what partners do: list, read, register a company (a write), readiness."""
             nonlocal created
             out = []
-            for method, url, body in (("GET", "/v1/companies", None), ("GET", "/v1/applications", None),
-                                      ("POST", "/v1/companies", company_body()), ("GET", "/readyz", None)):
+            for method, url, body in (
+                ("GET", "/v1/companies", None),
+                ("GET", "/v1/applications", None),
+                ("POST", "/v1/companies", company_body()),
+                ("GET", "/readyz", None),
+            ):
                 started = time.monotonic()
                 resp = http.request(method, url, json=body)
                 assert time.monotonic() - started < BOUND, f"{method} {url} took too long with the database down"

@@ -35,13 +35,21 @@ def intake(database_url: str) -> Iterator[IntakeProcess]:
 
 async def _waiting_on_locks(engine: AsyncEngine) -> int:
     async with engine.connect() as conn:
-        return int((await conn.execute(text(
-            "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'intake' AND wait_event_type = 'Lock'"
-        ))).scalar_one())
+        return int(
+            (
+                await conn.execute(
+                    text(
+                        "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'intake' AND "
+                        "wait_event_type = 'Lock'"
+                    )
+                )
+            ).scalar_one()
+        )
 
 
 async def test_sigterm_lets_in_flight_submits_finish_and_refuses_new_connections(
-        intake: IntakeProcess, engine: AsyncEngine) -> None:
+    intake: IntakeProcess, engine: AsyncEngine
+) -> None:
     async with make_sessionmaker(engine)() as s:
         call = await open_call(s)
         partner = await make_partner(s)
@@ -61,8 +69,9 @@ async def test_sigterm_lets_in_flight_submits_finish_and_refuses_new_connections
 
         async with engine.connect() as holder:
             lock = await holder.begin()
-            await holder.execute(text("SELECT 1 FROM intake.call_counters WHERE call_id = :c FOR UPDATE"),
-                                 {"c": call.id})
+            await holder.execute(
+                text("SELECT 1 FROM intake.call_counters WHERE call_id = :c FOR UPDATE"), {"c": call.id}
+            )
             submits = [asyncio.create_task(http.post(f"/v1/applications/{a}/submit")) for a in drafts]
             deadline = time.monotonic() + 15
             # Pre-checked submits commit in groups (one transaction per group): at least one group waits on
@@ -82,7 +91,7 @@ async def test_sigterm_lets_in_flight_submits_finish_and_refuses_new_connections
                     async with httpx.AsyncClient(timeout=1, trust_env=False) as fresh:
                         await fresh.get(intake.url + "/healthz")
                 except (httpx.ConnectError, httpx.RemoteProtocolError):  # refused, or accepted in the race and
-                    refused = True                                      # closed unanswered: no new request runs
+                    refused = True  # closed unanswered: no new request runs
                     break
                 await asyncio.sleep(0.05)
             assert refused, "the server still accepted new connections after SIGTERM"
@@ -99,7 +108,10 @@ async def test_sigterm_lets_in_flight_submits_finish_and_refuses_new_connections
     assert "Traceback" not in intake.output(), intake.output()
 
     async with engine.connect() as conn:
-        stored = (await conn.execute(text(
-            "SELECT count(*) FROM intake.applications WHERE call_id = :c AND status = 'submitted'"),
-            {"c": call.id})).scalar_one()
+        stored = (
+            await conn.execute(
+                text("SELECT count(*) FROM intake.applications WHERE call_id = :c AND status = 'submitted'"),
+                {"c": call.id},
+            )
+        ).scalar_one()
     assert stored == IN_FLIGHT

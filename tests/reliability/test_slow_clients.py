@@ -28,9 +28,15 @@ TRICKLE_EVERY = 0.2
 
 @pytest.fixture
 def intake(database_url: str) -> Iterator[IntakeProcess]:
-    proc = IntakeProcess(database_url, graceful_seconds=2, env={
-        "DESK_HTTP_HEADER_TIMEOUT_SECONDS": str(HEADER_TIMEOUT), "DESK_HTTP_BODY_TIMEOUT_SECONDS": str(BODY_TIMEOUT),
-        "DESK_HTTP_MAX_CONNECTIONS": str(MAX_CONNECTIONS)})
+    proc = IntakeProcess(
+        database_url,
+        graceful_seconds=2,
+        env={
+            "DESK_HTTP_HEADER_TIMEOUT_SECONDS": str(HEADER_TIMEOUT),
+            "DESK_HTTP_BODY_TIMEOUT_SECONDS": str(BODY_TIMEOUT),
+            "DESK_HTTP_MAX_CONNECTIONS": str(MAX_CONNECTIONS),
+        },
+    )
     try:
         proc.start()
         yield proc
@@ -74,7 +80,7 @@ class RawConnection:
                 if self.closed is not None:
                     return
                 try:
-                    self.writer.write(data[i:i + 1])
+                    self.writer.write(data[i : i + 1])
                     await self.writer.drain()
                 except ConnectionError:
                     return
@@ -116,7 +122,8 @@ def _cut_counts(metrics: str) -> dict[str, float]:
 
 
 async def test_slow_clients_are_cut_in_time_while_others_are_served_and_the_cap_refuses_the_excess(
-        intake: IntakeProcess) -> None:
+    intake: IntakeProcess,
+) -> None:
     conns: list[RawConnection] = []
     try:
         # 1. fifty clients trickle a header that never ends, one declares 1000 bytes of body and sends 10
@@ -127,9 +134,11 @@ async def test_slow_clients_are_cut_in_time_while_others_are_served_and_the_cap_
             c.trickle(b"X-Slow: " + b"a" * 200, every=TRICKLE_EVERY)  # 40 s of header at this pace
         short_body = await RawConnection.open(intake.port)
         conns.append(short_body)
-        short_body.send(b"POST /v1/oauth/token HTTP/1.1\r\nHost: desk\r\nAccept-Language: en\r\n"
-                        b"Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 1000\r\n\r\n"
-                        b"grant_type")
+        short_body.send(
+            b"POST /v1/oauth/token HTTP/1.1\r\nHost: desk\r\nAccept-Language: en\r\n"
+            b"Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 1000\r\n\r\n"
+            b"grant_type"
+        )
 
         # meanwhile an ordinary client is answered promptly, again and again
         latencies = []
@@ -144,8 +153,7 @@ async def test_slow_clients_are_cut_in_time_while_others_are_served_and_the_cap_
         assert len(latencies) >= 10 and max(latencies) < 1.0, latencies
 
         for c in [*slow, short_body]:
-            assert c.lifetime is not None and HEADER_TIMEOUT * 0.9 <= c.lifetime <= HEADER_TIMEOUT + MARGIN, \
-                c.lifetime
+            assert c.lifetime is not None and HEADER_TIMEOUT * 0.9 <= c.lifetime <= HEADER_TIMEOUT + MARGIN, c.lifetime
         # the body that never came: 408 as a problem, in the language asked, and the connection closed
         status, headers, problem = short_body.problem()
         assert (status, problem["type"], problem["status"]) == (408, "/problems/request-timeout", 408)

@@ -33,8 +33,6 @@ world = intake_tests.world  # the same seeded world (a call, a partner delegated
 LINK_NOW = text("SET CONSTRAINTS desk.audit_log_link IMMEDIATE")
 
 
-
-
 async def history(client, w: World, session) -> tuple[str, list[dict[str, Any]]]:
     """A draft created, edited and submitted (the submit's record is written by intake.commit_submission,
     the others by record_audit); committed as far as the chain is concerned."""
@@ -46,9 +44,16 @@ async def history(client, w: World, session) -> tuple[str, list[dict[str, Any]]]
     assert r.status_code == 200, r.text
     assert (await client.post(f"/v1/applications/{app['id']}/submit", headers=w.headers)).status_code == 201
     await session.execute(LINK_NOW)
-    rows = (await session.execute(text(
-        "SELECT id, seq, prev_hash, hash, action FROM desk.audit_log WHERE resource_id = :a ORDER BY id"),
-        {"a": app["id"]})).mappings().all()
+    rows = (
+        (
+            await session.execute(
+                text("SELECT id, seq, prev_hash, hash, action FROM desk.audit_log WHERE resource_id = :a ORDER BY id"),
+                {"a": app["id"]},
+            )
+        )
+        .mappings()
+        .all()
+    )
     return app["id"], [dict(r) for r in rows]
 
 
@@ -71,27 +76,55 @@ async def test_a_record_hashes_to_the_documented_canonical_form(client, session,
     insert = text(
         "INSERT INTO desk.audit_log (at, service, request_id, principal_kind, principal_client_id, action,"
         " resource_type, resource_id, before, after) VALUES (:at, :s, :rid, 'officer', :client, 'a.b', 'r', :res,"
-        " CAST(:before AS jsonb), NULL) RETURNING id")
-    first = (await session.execute(insert, {
-        "at": datetime(2026, 12, 2, 10, 0, 0, 123456, tzinfo=timezone(timedelta(hours=1))), "s": chain, "rid": None,
-        "client": 'cli"x', "res": "1\n€",
-        "before": '{"bb": 1, "a": [1.50, "x\\ty"], "ccc": {"z": null, "y": true}}'})).scalar_one()
-    second = (await session.execute(insert, {
-        "at": datetime(2026, 12, 2, 10, 0, 1, tzinfo=UTC), "s": chain, "rid": "req-2", "client": "c", "res": "2",
-        "before": "{}"})).scalar_one()
+        " CAST(:before AS jsonb), NULL) RETURNING id"
+    )
+    first = (
+        await session.execute(
+            insert,
+            {
+                "at": datetime(2026, 12, 2, 10, 0, 0, 123456, tzinfo=timezone(timedelta(hours=1))),
+                "s": chain,
+                "rid": None,
+                "client": 'cli"x',
+                "res": "1\n€",
+                "before": '{"bb": 1, "a": [1.50, "x\\ty"], "ccc": {"z": null, "y": true}}',
+            },
+        )
+    ).scalar_one()
+    second = (
+        await session.execute(
+            insert,
+            {
+                "at": datetime(2026, 12, 2, 10, 0, 1, tzinfo=UTC),
+                "s": chain,
+                "rid": "req-2",
+                "client": "c",
+                "res": "2",
+                "before": "{}",
+            },
+        )
+    ).scalar_one()
     await session.execute(LINK_NOW)
-    rows = (await session.execute(text("SELECT id, seq, prev_hash, hash FROM desk.audit_log WHERE service = :s"
-                                       " ORDER BY seq"), {"s": chain})).all()
+    rows = (
+        await session.execute(
+            text("SELECT id, seq, prev_hash, hash FROM desk.audit_log WHERE service = :s ORDER BY seq"), {"s": chain}
+        )
+    ).all()
     # Worked by hand from the README's canonical form: jsonb orders keys by length, keeps 1.50 as written.
-    expected_first = (f'["desk-audit/1",1,{first},"{chain}","2026-12-02T09:00:00.123456Z",null,"officer",'
-                      '"cli\\"x","a.b","r","1\\n€",{"a": [1.50, "x\\ty"], "bb": 1, "ccc": {"y": true, "z": null}},'
-                      f'null,"{GENESIS}"]')
+    expected_first = (
+        f'["desk-audit/1",1,{first},"{chain}","2026-12-02T09:00:00.123456Z",null,"officer",'
+        '"cli\\"x","a.b","r","1\\n€",{"a": [1.50, "x\\ty"], "bb": 1, "ccc": {"y": true, "z": null}},'
+        f'null,"{GENESIS}"]'
+    )
     hash_first = hashlib.sha256(expected_first.encode()).hexdigest()
-    expected_second = (f'["desk-audit/1",2,{second},"{chain}","2026-12-02T10:00:01.000000Z","req-2","officer",'
-                       f'"c","a.b","r","2",{{}},null,"{hash_first}"]')
+    expected_second = (
+        f'["desk-audit/1",2,{second},"{chain}","2026-12-02T10:00:01.000000Z","req-2","officer",'
+        f'"c","a.b","r","2",{{}},null,"{hash_first}"]'
+    )
     assert [tuple(r) for r in rows] == [
         (first, 1, GENESIS, hash_first),
-        (second, 2, hash_first, hashlib.sha256(expected_second.encode()).hexdigest())]
+        (second, 2, hash_first, hashlib.sha256(expected_second.encode()).hexdigest()),
+    ]
     # the export carries what the verifier needs to rebuild exactly those bytes
     lines = await export_lines(client, auditor, service=chain)
     assert parse_record(lines[0])["head_hash"] == rows[1].hash
@@ -103,8 +136,9 @@ async def test_a_record_hashes_to_the_documented_canonical_form(client, session,
     export.write_text("\n".join(lines) + "\n", encoding="utf-8")
     alone = tmp_path / "audit_chain.py"
     alone.write_text((REPO_ROOT / "shared" / "audit_chain.py").read_text(encoding="utf-8"), encoding="utf-8")
-    proc = await asyncio.create_subprocess_exec(sys.executable, "-I", "-S", str(alone), str(export),
-                                                stdout=asyncio.subprocess.PIPE, cwd=tmp_path)
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-I", "-S", str(alone), str(export), stdout=asyncio.subprocess.PIPE, cwd=tmp_path
+    )
     stdout, _ = await proc.communicate()
     assert proc.returncode == 0 and stdout.decode().strip() == f"OK 2 records, seq 1..2, last hash {rows[1].hash}"
     out = CliRunner().invoke(cli, ["audit-verify", str(export), "--anchor", "f" * 64])
@@ -117,10 +151,12 @@ async def test_records_of_the_routes_and_of_the_submit_function_chain_and_verify
     assert [r["seq"] for r in rows] == [rows[0]["seq"], rows[0]["seq"] + 1, rows[0]["seq"] + 2]
     assert [r["prev_hash"] for r in rows[1:]] == [r["hash"] for r in rows[:-1]]
     # the API shows the resource's history with the chain columns
-    got = (await client.get("/v1/audit", params={"resource_type": "application", "resource_id": app_id},
-                            headers=auditor)).json()
+    got = (
+        await client.get("/v1/audit", params={"resource_type": "application", "resource_id": app_id}, headers=auditor)
+    ).json()
     assert [(i["seq"], i["hash"], i["service"]) for i in got["items"]] == [
-        (r["seq"], r["hash"], "intake") for r in rows]
+        (r["seq"], r["hash"], "intake") for r in rows
+    ]
     assert got["items"][2]["after"]["status"] == "submitted" and got["next_cursor"] is None
     # the Python verifier rebuilds the SQL trigger's hash of both writers' records
     lines = await export_lines(client, auditor, service="intake", from_seq=rows[0]["seq"], to_seq=rows[2]["seq"])
@@ -133,15 +169,20 @@ async def test_records_of_the_routes_and_of_the_submit_function_chain_and_verify
     assert (await client.get("/v1/audit/verify", headers=auditor)).json()["service"] == "intake"
 
 
-async def test_an_altered_record_fails_verification_at_exactly_that_record(client, world, session, auditor,
-                                                                           tmp_path, capsys):
+async def test_an_altered_record_fails_verification_at_exactly_that_record(
+    client, world, session, auditor, tmp_path, capsys
+):
     _, rows = await history(client, world, session)
     mid = rows[1]
     with pytest.raises(Exception, match="append-only"):  # the trigger still refuses it as an application would
         async with session.begin_nested():
             await session.execute(text("UPDATE desk.audit_log SET after = '{}' WHERE id = :i"), {"i": mid["id"]})
-    await tamper(session, "UPDATE desk.audit_log SET after = coalesce(after, '{}') || CAST(:forged AS jsonb)"
-                 " WHERE id = :i", i=mid["id"], forged='{"title": "Altro"}')
+    await tamper(
+        session,
+        "UPDATE desk.audit_log SET after = coalesce(after, '{}') || CAST(:forged AS jsonb) WHERE id = :i",
+        i=mid["id"],
+        forged='{"title": "Altro"}',
+    )
     out = (await client.get("/v1/audit/verify", params={"service": "intake"}, headers=auditor)).json()
     assert out["ok"] is False
     assert out["failure"] == {"seq": mid["seq"], "id": mid["id"], "reason": "hash_mismatch"}
@@ -154,14 +195,19 @@ async def test_an_altered_record_fails_verification_at_exactly_that_record(clien
     assert main([str(file)]) == 1
     assert f"FAILED at seq {mid['seq']} (id {mid['id']}): hash_mismatch" in capsys.readouterr().out
     # re-hashing the altered record too moves the failure to the next one, which no longer links to it
-    await tamper(session, "UPDATE desk.audit_log SET hash = :h WHERE id = :i", i=mid["id"],
-                 h=record_hash(parse_record(lines[mid["seq"]])))
+    await tamper(
+        session,
+        "UPDATE desk.audit_log SET hash = :h WHERE id = :i",
+        i=mid["id"],
+        h=record_hash(parse_record(lines[mid["seq"]])),
+    )
     out = (await client.get("/v1/audit/verify", params={"service": "intake"}, headers=auditor)).json()
     assert out["failure"] == {"seq": rows[2]["seq"], "id": rows[2]["id"], "reason": "prev_hash_mismatch"}
 
 
 async def test_a_deleted_record_fails_verification_at_the_next_one_and_a_deleted_last_at_the_head(
-        client, world, session, auditor):
+    client, world, session, auditor
+):
     _, rows = await history(client, world, session)
     await tamper(session, "DELETE FROM desk.audit_log WHERE id = :i", i=rows[1]["id"])
     out = (await client.get("/v1/audit/verify", params={"service": "intake"}, headers=auditor)).json()
@@ -169,22 +215,25 @@ async def test_a_deleted_record_fails_verification_at_the_next_one_and_a_deleted
     lines = await export_lines(client, auditor, service="intake")
     assert verify_export(lines).failure == Failure(rows[2]["seq"], rows[2]["id"], "seq_gap")
     # a range that ends before the gap still holds
-    early = await client.get("/v1/audit/verify", params={"service": "intake", "to_seq": rows[0]["seq"]},
-                             headers=auditor)
+    early = await client.get(
+        "/v1/audit/verify", params={"service": "intake", "to_seq": rows[0]["seq"]}, headers=auditor
+    )
     assert early.json()["ok"] is True and early.json()["to_seq"] == rows[0]["seq"]
     # the last record gone too: the chain's head still names it
     await tamper(session, "DELETE FROM desk.audit_log WHERE id = :i", i=rows[2]["id"])
     out = (await client.get("/v1/audit/verify", params={"service": "intake"}, headers=auditor)).json()
     assert out["failure"] == {"seq": rows[1]["seq"], "id": None, "reason": "missing_tail"}
-    tail = (await client.get("/v1/audit/verify", params={"service": "intake", "from_seq": rows[2]["seq"]},
-                             headers=auditor)).json()
+    tail = (
+        await client.get("/v1/audit/verify", params={"service": "intake", "from_seq": rows[2]["seq"]}, headers=auditor)
+    ).json()
     assert tail["failure"] == {"seq": rows[2]["seq"], "id": None, "reason": "missing_tail"}
     lines = await export_lines(client, auditor, service="intake", from_seq=rows[2]["seq"])
     assert verify_export(lines).failure == Failure(rows[2]["seq"], None, "missing_tail")
 
 
 async def test_officers_and_auditors_read_the_trail_partners_and_companies_get_403(
-        client, evaluation_client, monitoring_client, world, session, auditor, officer, token_factory):
+    client, evaluation_client, monitoring_client, world, session, auditor, officer, token_factory
+):
     app_id, _ = await history(client, world, session)
     params = {"resource_type": "application", "resource_id": app_id}
     for headers in (auditor, officer):
@@ -211,8 +260,7 @@ async def test_the_history_pages_with_a_cursor(client, world, session, auditor):
     params = {"resource_type": "application", "resource_id": app_id, "limit": 2}
     first = (await client.get("/v1/audit", params=params, headers=auditor)).json()
     assert [i["id"] for i in first["items"]] == [rows[0]["id"], rows[1]["id"]] and first["next_cursor"]
-    second = (await client.get("/v1/audit", params={**params, "cursor": first["next_cursor"]},
-                               headers=auditor)).json()
+    second = (await client.get("/v1/audit", params={**params, "cursor": first["next_cursor"]}, headers=auditor)).json()
     assert [i["id"] for i in second["items"]] == [rows[2]["id"]] and second["next_cursor"] is None
     r = await client.get("/v1/audit", params={**params, "cursor": "bm9wZQ"}, headers=auditor)
     assert r.status_code == 422 and r.json()["errors"][0]["code"] == "cursor_invalid"
@@ -231,18 +279,24 @@ async def test_click_day_submits_that_really_commit_are_chained_and_verify(commi
     for c in comps:
         r = await committing_client.post("/v1/applications", json=draft_body(call.id, c.id), headers=headers)
         ids.append(r.json()["id"])
-    results = await asyncio.gather(*[committing_client.post(f"/v1/applications/{i}/submit", headers=headers)
-                                     for i in ids])
+    results = await asyncio.gather(
+        *[committing_client.post(f"/v1/applications/{i}/submit", headers=headers) for i in ids]
+    )
     assert [r.status_code for r in results] == [201] * 5
     async with engine.connect() as conn:
-        rows = (await conn.execute(text(
-            "SELECT seq, hash FROM desk.audit_log WHERE action = 'application.submitted'"
-            " AND resource_id = ANY(:ids) ORDER BY seq"), {"ids": ids})).all()
+        rows = (
+            await conn.execute(
+                text(
+                    "SELECT seq, hash FROM desk.audit_log WHERE action = 'application.submitted'"
+                    " AND resource_id = ANY(:ids) ORDER BY seq"
+                ),
+                {"ids": ids},
+            )
+        ).all()
     assert len(rows) == 5 and all(r.seq is not None for r in rows)
     out = (await committing_client.get("/v1/audit/verify", params={"service": "intake"}, headers=auditor)).json()
     assert out["ok"] is True and out["records"] == out["head_seq"] >= rows[-1].seq
-    lines = await export_lines(committing_client, auditor, service="intake", from_seq=rows[0].seq,
-                               to_seq=rows[-1].seq)
+    lines = await export_lines(committing_client, auditor, service="intake", from_seq=rows[0].seq, to_seq=rows[-1].seq)
     by_seq = {int(parse_record(line)["seq"]): parse_record(line) for line in lines[1:]}
     assert all(record_hash(by_seq[r.seq]) == r.hash for r in rows)
     assert verify_export(lines).ok
@@ -252,12 +306,16 @@ async def test_an_evaluation_route_record_joins_the_evaluation_chain(evaluation_
     from tests.factories import vat_number
     from tests.services.evaluation.test_de_minimis import aid
 
-    r = await evaluation_client.post("/v1/de-minimis/aids", json=aid(f"IT{vat_number()}", date(2025, 3, 1),
-                                                                     "12500.50"), headers=officer)
+    r = await evaluation_client.post(
+        "/v1/de-minimis/aids", json=aid(f"IT{vat_number()}", date(2025, 3, 1), "12500.50"), headers=officer
+    )
     assert r.status_code == 201, r.text
     await session.execute(LINK_NOW)
-    got = (await evaluation_client.get("/v1/audit", params={"resource_type": "de_minimis_aid",
-                                                            "resource_id": r.json()["id"]}, headers=auditor)).json()
+    got = (
+        await evaluation_client.get(
+            "/v1/audit", params={"resource_type": "de_minimis_aid", "resource_id": r.json()["id"]}, headers=auditor
+        )
+    ).json()
     (record,) = got["items"]
     assert record["service"] == "evaluation" and record["after"]["amount"] == "12500.50"
     out = (await evaluation_client.get("/v1/audit/verify", headers=auditor)).json()

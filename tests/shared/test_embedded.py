@@ -37,8 +37,7 @@ def _answers(url: str) -> int:
     return asyncio.run(one())
 
 
-def test_a_run_that_starts_the_embedded_server_stops_it_and_one_that_found_it_running_does_not(
-        data_dir: Path) -> None:
+def test_a_run_that_starts_the_embedded_server_stops_it_and_one_that_found_it_running_does_not(data_dir: Path) -> None:
     assert not embedded_running(data_dir)
     with embedded_for_run(data_dir) as url:
         assert embedded_running(data_dir) and _answers(url) == 1

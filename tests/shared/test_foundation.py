@@ -14,8 +14,9 @@ async def test_token_endpoint_issues_short_lived_jwt_for_client_credentials(clie
     from shared.auth import create_client
 
     c, secret = await create_client(session, kind="officer", name="officer x")
-    r = await client.post("/v1/oauth/token", data={"grant_type": "client_credentials", "client_id": c.client_id,
-                                                   "client_secret": secret})
+    r = await client.post(
+        "/v1/oauth/token", data={"grant_type": "client_credentials", "client_id": c.client_id, "client_secret": secret}
+    )
     assert r.status_code == 200, r.text
     body = r.json()
     assert body["token_type"] == "Bearer" and body["expires_in"] == 900
@@ -24,8 +25,9 @@ async def test_token_endpoint_issues_short_lived_jwt_for_client_credentials(clie
     assert claims["kind"] == "officer" and claims["sub"] == c.client_id
     assert claims["exp"] - claims["iat"] == 900
     # the secret is stored hashed, never in clear
-    stored = (await session.execute(text("SELECT secret_hash FROM desk.api_clients WHERE client_id = :c"),
-                                    {"c": c.client_id})).scalar_one()
+    stored = (
+        await session.execute(text("SELECT secret_hash FROM desk.api_clients WHERE client_id = :c"), {"c": c.client_id})
+    ).scalar_one()
     assert secret not in stored and stored.startswith("$argon2")
 
 
@@ -41,17 +43,21 @@ async def test_production_hashes_secrets_with_argon2id_at_rfc_9106_low_memory_co
         c, secret = await create_client(session, kind="auditor", name="auditor p")
     finally:
         use_secret_hasher(cheap)
-    stored = (await session.execute(text("SELECT secret_hash FROM desk.api_clients WHERE client_id = :c"),
-                                    {"c": c.client_id})).scalar_one()
+    stored = (
+        await session.execute(text("SELECT secret_hash FROM desk.api_clients WHERE client_id = :c"), {"c": c.client_id})
+    ).scalar_one()
     params = extract_parameters(stored)
     assert params == profiles.RFC_9106_LOW_MEMORY
     assert (params.type, params.time_cost, params.memory_cost, params.parallelism) == (Type.ID, 3, 65536, 4)
     # verified with the stored hash's own parameters, whichever hasher is set
-    r = await client.post("/v1/oauth/token", data={"grant_type": "client_credentials", "client_id": c.client_id,
-                                                   "client_secret": secret})
+    r = await client.post(
+        "/v1/oauth/token", data={"grant_type": "client_credentials", "client_id": c.client_id, "client_secret": secret}
+    )
     assert r.status_code == 200, r.text
-    wrong = await client.post("/v1/oauth/token", data={"grant_type": "client_credentials", "client_id": c.client_id,
-                                                       "client_secret": secret + "x"})
+    wrong = await client.post(
+        "/v1/oauth/token",
+        data={"grant_type": "client_credentials", "client_id": c.client_id, "client_secret": secret + "x"},
+    )
     assert wrong.status_code == 401
 
 
@@ -62,19 +68,28 @@ async def test_token_endpoint_accepts_http_basic_and_narrows_scope(client, sessi
 
     c, secret = await create_client(session, kind="auditor", name="auditor x")
     basic = base64.b64encode(f"{c.client_id}:{secret}".encode()).decode()
-    r = await client.post("/v1/oauth/token", data={"grant_type": "client_credentials", "scope": "audit:read"},
-                          headers={"Authorization": f"Basic {basic}"})
+    r = await client.post(
+        "/v1/oauth/token",
+        data={"grant_type": "client_credentials", "scope": "audit:read"},
+        headers={"Authorization": f"Basic {basic}"},
+    )
     assert r.status_code == 200 and r.json()["scope"] == "audit:read"
-    r = await client.post("/v1/oauth/token", data={"grant_type": "client_credentials", "scope": "intake:admin"},
-                          headers={"Authorization": f"Basic {basic}"})
+    r = await client.post(
+        "/v1/oauth/token",
+        data={"grant_type": "client_credentials", "scope": "intake:admin"},
+        headers={"Authorization": f"Basic {basic}"},
+    )
     assert r.status_code == 400 and r.json()["error"] == "invalid_scope"
 
 
-@pytest.mark.parametrize("form,status,error", [
-    ({"grant_type": "password", "client_id": "x", "client_secret": "y"}, 400, "unsupported_grant_type"),
-    ({"grant_type": "client_credentials", "client_id": "nobody", "client_secret": "y"}, 401, "invalid_client"),
-    ({"grant_type": "client_credentials"}, 400, "invalid_request"),
-])
+@pytest.mark.parametrize(
+    "form,status,error",
+    [
+        ({"grant_type": "password", "client_id": "x", "client_secret": "y"}, 400, "unsupported_grant_type"),
+        ({"grant_type": "client_credentials", "client_id": "nobody", "client_secret": "y"}, 401, "invalid_client"),
+        ({"grant_type": "client_credentials"}, 400, "invalid_request"),
+    ],
+)
 async def test_token_errors_follow_rfc6749_inside_problem_details(client, form, status, error):
     r = await client.post("/v1/oauth/token", data=form)
     assert r.status_code == status
@@ -86,8 +101,9 @@ async def test_wrong_secret_is_invalid_client(client, session):
     from shared.auth import create_client
 
     c, _ = await create_client(session, kind="officer", name="o")
-    r = await client.post("/v1/oauth/token", data={"grant_type": "client_credentials", "client_id": c.client_id,
-                                                   "client_secret": "wrong"})
+    r = await client.post(
+        "/v1/oauth/token", data={"grant_type": "client_credentials", "client_id": c.client_id, "client_secret": "wrong"}
+    )
     assert r.status_code == 401 and r.json()["type"] == "/problems/invalid-client"
 
 
@@ -148,8 +164,9 @@ async def test_malformed_json_is_a_problem(client, officer):
 
 
 async def test_body_over_the_limit_is_413_before_parsing(client, officer):
-    r = await client.post("/v1/calls", content=b"x" * (1_048_576 + 1),
-                          headers={**officer, "Content-Type": "application/json"})
+    r = await client.post(
+        "/v1/calls", content=b"x" * (1_048_576 + 1), headers={**officer, "Content-Type": "application/json"}
+    )
     assert r.status_code == 413 and r.json()["type"] == "/problems/payload-too-large"
 
 
@@ -180,9 +197,13 @@ async def test_problem_catalogue_documents_every_type(client):
 
 
 async def test_audit_log_is_append_only(session):
-    await session.execute(text(
-        "INSERT INTO desk.audit_log (service, principal_kind, principal_client_id, action, resource_type, resource_id)"
-        " VALUES ('t', 'officer', 'x', 'a', 'r', '1')"))
+    await session.execute(
+        text(
+            "INSERT INTO desk.audit_log (service, principal_kind, principal_client_id, action, "
+            "resource_type, resource_id)"
+            " VALUES ('t', 'officer', 'x', 'a', 'r', '1')"
+        )
+    )
     with pytest.raises(Exception, match="append-only"):
         async with session.begin_nested():
             await session.execute(text("UPDATE desk.audit_log SET action = 'b'"))
@@ -210,12 +231,11 @@ def test_every_route_is_authenticated_unless_it_says_public():
             flat = list(deps)
             for d in route.dependant.dependencies:
                 flat += [x.call for x in d.dependencies]
-            guarded = any(isinstance(c, Authenticator) or getattr(c, "__name__", "") in ("actor", "idempotency")
-                          for c in flat)
+            guarded = any(
+                isinstance(c, Authenticator) or getattr(c, "__name__", "") in ("actor", "idempotency") for c in flat
+            )
             assert public or guarded, f"{method} {route.path} is neither public nor authenticated"
             assert op.get("operationId") and op.get("summary"), f"{method} {route.path} lacks operationId/summary"
-
-
 
 
 async def test_token_endpoint_is_rate_limited_per_client(client, intake_app):

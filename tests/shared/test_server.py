@@ -20,17 +20,25 @@ from shared.server import FD_RESERVE, WORKER_HEALTHCHECK_SECONDS, DeskHttpProtoc
 from shared.settings import REPO_ROOT, DeskSettings
 from tests.loopback import LoopbackServer
 
-PROBE = ("import resource; from shared.server import server_config; from shared.settings import DeskSettings; "
-         "c = server_config('services.intake.app:build_app', DeskSettings(), factory=True); "
-         "print(resource.getrlimit(resource.RLIMIT_NOFILE)[0], c.limits.max_connections)")
+PROBE = (
+    "import resource; from shared.server import server_config; from shared.settings import DeskSettings; "
+    "c = server_config('services.intake.app:build_app', DeskSettings(), factory=True); "
+    "print(resource.getrlimit(resource.RLIMIT_NOFILE)[0], c.limits.max_connections)"
+)
 
 
 def _start_with_open_files(soft: int, hard: int, max_connections: int) -> tuple[int, int]:
     """(soft open-file limit, connection cap) of a process started with these limits."""
     out = subprocess.run(
-        [sys.executable, "-c", PROBE], cwd=REPO_ROOT, capture_output=True, text=True, timeout=60, check=True,
+        [sys.executable, "-c", PROBE],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
         env={"PATH": "/usr/bin:/bin", "DESK_HTTP_MAX_CONNECTIONS": str(max_connections)},
-        preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard)))
+        preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard)),
+    )
     limit, cap = out.stdout.splitlines()[-1].split()  # after the warning, when the cap was lowered
     return int(limit), int(cap)
 
@@ -44,8 +52,9 @@ def test_the_open_file_limit_is_raised_and_the_cap_fits_under_it() -> None:
 
 def test_worker_processes_get_the_desks_protocol_and_limits() -> None:
     # `--workers N` hands the configuration to each worker process by pickling it (multiprocessing spawn)
-    settings = DeskSettings.model_construct(http_header_timeout_seconds=3.0, http_body_timeout_seconds=7.0,
-                                            http_max_connections=50)
+    settings = DeskSettings.model_construct(
+        http_header_timeout_seconds=3.0, http_body_timeout_seconds=7.0, http_max_connections=50
+    )
     config = server_config("services.intake.app:build_app", settings, factory=True, workers=2)
     copy = pickle.loads(pickle.dumps(config))
     assert isinstance(copy, DeskServerConfig) and copy.http is DeskHttpProtocol and copy.ws == "none"
@@ -56,10 +65,13 @@ def test_worker_processes_get_the_desks_protocol_and_limits() -> None:
 
 def test_worker_processes_start_without_importing_the_application_stack() -> None:
     # what a new worker imports before it can answer the supervisor: this module must stay light
-    code = ("import sys, shared.server; heavy = {'fastapi', 'sqlalchemy', 'pydantic', 'shared.errors'} & "
-            "set(sys.modules); print(sorted(heavy))")
-    out = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, timeout=60,
-                         check=True)
+    code = (
+        "import sys, shared.server; heavy = {'fastapi', 'sqlalchemy', 'pydantic', 'shared.errors'} & "
+        "set(sys.modules); print(sorted(heavy))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, timeout=60, check=True
+    )
     assert out.stdout.strip() == "[]"
 
 

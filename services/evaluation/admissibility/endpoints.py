@@ -26,13 +26,15 @@ staff = Depends(Authenticator(kinds=("officer", "auditor", "service"), scopes=("
 officer = Depends(Authenticator(kinds=("officer",), scopes=("evaluation:write",)))
 
 
-async def valid_evaluation_id(application_id: uuid.UUID, session: SessionDep,
-                              principal: Reader) -> tuple[Evaluation, ReceivedApplication]:
+async def valid_evaluation_id(
+    application_id: uuid.UUID, session: SessionDep, principal: Reader
+) -> tuple[Evaluation, ReceivedApplication]:
     return await service.get_visible(session, principal, application_id)
 
 
-async def valid_evaluation_id_for_update(application_id: uuid.UUID, session: SessionDep,
-                                         principal: Reader) -> tuple[Evaluation, ReceivedApplication]:
+async def valid_evaluation_id_for_update(
+    application_id: uuid.UUID, session: SessionDep, principal: Reader
+) -> tuple[Evaluation, ReceivedApplication]:
     return await service.get_visible(session, principal, application_id, for_update=True)
 
 
@@ -44,63 +46,113 @@ def _lang(request: Request) -> Any:
     return pick_language(request.headers.get("accept-language"))
 
 
-@router.get("", response_model=Page[EvaluationOut], summary="List evaluations", dependencies=[staff],
-            responses=problem_responses(401, 403, 422))
-async def list_evaluations(session: SessionDep, page: PageDep, request: Request, call_id: uuid.UUID | None = None,
-                           stage: Annotated[Stage | None, Query()] = None) -> Any:
-    stmt = keyset(repository.listing(call_id=call_id, stage=stage), page, ReceivedApplication.received_at,
-                  Evaluation.application_id)
+@router.get(
+    "",
+    response_model=Page[EvaluationOut],
+    summary="List evaluations",
+    dependencies=[staff],
+    responses=problem_responses(401, 403, 422),
+)
+async def list_evaluations(
+    session: SessionDep,
+    page: PageDep,
+    request: Request,
+    call_id: uuid.UUID | None = None,
+    stage: Annotated[Stage | None, Query()] = None,
+) -> Any:
+    stmt = keyset(
+        repository.listing(call_id=call_id, stage=stage),
+        page,
+        ReceivedApplication.received_at,
+        Evaluation.application_id,
+    )
     rows = await repository.rows(session, stmt)
     lang = _lang(request)
     return page_of(rows, page, lambda r: service.to_out(r.Evaluation, r.ReceivedApplication, lang))
 
 
-@router.get("/{application_id}", response_model=EvaluationOut,
-            summary="Read an application's evaluation, every verdict explained",
-            description="Admissibility checks with their call articles, the cuts, the eligible total, and once "
-                        "computed the funding and de minimis computations step by step, in the language of "
-                        "Accept-Language (it by default; `detail_it`/`detail_en` always). A partner or a company "
-                        "reads only the evaluations of its own applications (404 otherwise).",
-            responses=problem_responses(401, 403, 404, 422))
+@router.get(
+    "/{application_id}",
+    response_model=EvaluationOut,
+    summary="Read an application's evaluation, every verdict explained",
+    description="Admissibility checks with their call articles, the cuts, the eligible total, and once "
+    "computed the funding and de minimis computations step by step, in the language of "
+    "Accept-Language (it by default; `detail_it`/`detail_en` always). A partner or a company "
+    "reads only the evaluations of its own applications (404 otherwise).",
+    responses=problem_responses(401, 403, 404, 422),
+)
 async def get_evaluation(found: ValidEvaluation, request: Request, response: Response) -> Any:
     evaluation, app = found
     response.headers["ETag"] = etag_of(evaluation.version)
     return service.to_out(evaluation, app, _lang(request))
 
 
-@router.post("/{application_id}/admissibility-reviews", response_model=EvaluationOut,
-             summary="Settle an admissibility check that needs an officer's review", dependencies=[officer],
-             description="The check must be `needs_review`; the verdict is recomputed: every check passes -> "
-                         "admissible, any fails -> not_admissible. Needs If-Match with the evaluation's ETag.",
-             responses=problem_responses(401, 403, 404, 409, 412, 422, 428))
-async def review_admissibility_check(found: LockedEvaluation, body: AdmissibilityReviewIn, request: Request,
-                                     session: SessionDep, actor: ActorDep, _idem: Idempotent,
-                                     response: Response) -> Any:
+@router.post(
+    "/{application_id}/admissibility-reviews",
+    response_model=EvaluationOut,
+    summary="Settle an admissibility check that needs an officer's review",
+    dependencies=[officer],
+    description="The check must be `needs_review`; the verdict is recomputed: every check passes -> "
+    "admissible, any fails -> not_admissible. Needs If-Match with the evaluation's ETag.",
+    responses=problem_responses(401, 403, 404, 409, 412, 422, 428),
+)
+async def review_admissibility_check(
+    found: LockedEvaluation,
+    body: AdmissibilityReviewIn,
+    request: Request,
+    session: SessionDep,
+    actor: ActorDep,
+    _idem: Idempotent,
+    response: Response,
+) -> Any:
     evaluation, app = found
     check_if_match(request, evaluation.version)
-    evaluation = await service.review_check(session=session, actor=actor, evaluation=evaluation, app=app,
-                                            check_code=body.check_code, outcome=body.outcome, note=body.note,
-                                            path=body.path)
+    evaluation = await service.review_check(
+        session=session,
+        actor=actor,
+        evaluation=evaluation,
+        app=app,
+        check_code=body.check_code,
+        outcome=body.outcome,
+        note=body.note,
+        path=body.path,
+    )
     response.headers["ETag"] = etag_of(evaluation.version)
     return service.to_out(evaluation, app, _lang(request))
 
 
-@router.post("/{application_id}/funding", response_model=EvaluationOut,
-             summary="Compute grant, loan and its gross grant equivalent under the de minimis ceiling",
-             dependencies=[officer],
-             description="For an admissible application that passed the merit evaluation and has a credit-scoring "
-                         "class: the call's grant and loan on the eligible total after the cuts, the loan's "
-                         "repayment plan and gross grant equivalent (EU reference rate method), then the de minimis "
-                         "ceiling over the single undertaking's aid in the rolling period: the aid is reduced, or "
-                         "refused (stage not_admissible, reason de_minimis_ceiling). Every step is in the response. "
-                         "Needs If-Match.",
-             responses=problem_responses(401, 403, 404, 409, 412, 422, 428, 503))
-async def compute_funding(found: LockedEvaluation, request: Request, session: SessionDep, actor: ActorDep,
-                          intake: IntakeDep, _idem: Idempotent, response: Response,
-                          body: FundingIn | None = None) -> Any:
+@router.post(
+    "/{application_id}/funding",
+    response_model=EvaluationOut,
+    summary="Compute grant, loan and its gross grant equivalent under the de minimis ceiling",
+    dependencies=[officer],
+    description="For an admissible application that passed the merit evaluation and has a credit-scoring "
+    "class: the call's grant and loan on the eligible total after the cuts, the loan's "
+    "repayment plan and gross grant equivalent (EU reference rate method), then the de minimis "
+    "ceiling over the single undertaking's aid in the rolling period: the aid is reduced, or "
+    "refused (stage not_admissible, reason de_minimis_ceiling). Every step is in the response. "
+    "Needs If-Match.",
+    responses=problem_responses(401, 403, 404, 409, 412, 422, 428, 503),
+)
+async def compute_funding(
+    found: LockedEvaluation,
+    request: Request,
+    session: SessionDep,
+    actor: ActorDep,
+    intake: IntakeDep,
+    _idem: Idempotent,
+    response: Response,
+    body: FundingIn | None = None,
+) -> Any:
     evaluation, app = found
     check_if_match(request, evaluation.version)
-    evaluation = await deminimis.compute_funding(session=session, actor=actor, intake=intake, evaluation=evaluation,
-                                                 app=app, loan_years=body.loan_years if body else None)
+    evaluation = await deminimis.compute_funding(
+        session=session,
+        actor=actor,
+        intake=intake,
+        evaluation=evaluation,
+        app=app,
+        loan_years=body.loan_years if body else None,
+    )
     response.headers["ETag"] = etag_of(evaluation.version)
     return service.to_out(evaluation, app, _lang(request))

@@ -15,17 +15,23 @@ from services.evaluation.models import Evaluation, ReceivedApplication
 async def insert_evaluation(session: AsyncSession, values: dict[str, Any]) -> bool:
     """Store the evaluation unless the application has one already (a redelivery or a resumed run):
     the primary key is the application's id, so an application is never evaluated twice."""
-    stmt = (insert(Evaluation).values(**values)
-            .on_conflict_do_nothing(index_elements=[Evaluation.application_id])
-            .returning(Evaluation.application_id))
+    stmt = (
+        insert(Evaluation)
+        .values(**values)
+        .on_conflict_do_nothing(index_elements=[Evaluation.application_id])
+        .returning(Evaluation.application_id)
+    )
     return (await session.execute(stmt)).first() is not None
 
 
-async def get_with_application(session: AsyncSession, application_id: uuid.UUID, *,
-                               for_update: bool = False) -> tuple[Evaluation, ReceivedApplication] | None:
-    stmt = (select(Evaluation, ReceivedApplication)
-            .join(ReceivedApplication, ReceivedApplication.application_id == Evaluation.application_id)
-            .where(Evaluation.application_id == application_id))
+async def get_with_application(
+    session: AsyncSession, application_id: uuid.UUID, *, for_update: bool = False
+) -> tuple[Evaluation, ReceivedApplication] | None:
+    stmt = (
+        select(Evaluation, ReceivedApplication)
+        .join(ReceivedApplication, ReceivedApplication.application_id == Evaluation.application_id)
+        .where(Evaluation.application_id == application_id)
+    )
     if for_update:
         stmt = stmt.with_for_update(of=Evaluation)
     row = (await session.execute(stmt)).first()
@@ -34,9 +40,12 @@ async def get_with_application(session: AsyncSession, application_id: uuid.UUID,
 
 def listing(*, call_id: uuid.UUID | None, stage: str | None) -> Select[Any]:
     """Evaluations with their application, paged on (received_at, application_id)."""
-    stmt = (select(Evaluation, ReceivedApplication, ReceivedApplication.received_at.label("created_at"),
-                   Evaluation.application_id.label("id"))
-            .join(ReceivedApplication, ReceivedApplication.application_id == Evaluation.application_id))
+    stmt = select(
+        Evaluation,
+        ReceivedApplication,
+        ReceivedApplication.received_at.label("created_at"),
+        Evaluation.application_id.label("id"),
+    ).join(ReceivedApplication, ReceivedApplication.application_id == Evaluation.application_id)
     if call_id is not None:
         stmt = stmt.where(Evaluation.call_id == call_id)
     if stage is not None:

@@ -32,12 +32,16 @@ class ReviewOut(OutModel):
 
 class CheckOut(Explained):
     code: str
-    path: str | None = Field(None, description="Whose check: null for the applicant (the lead of a network), "
-                                               "/network/members/{i} for a network member, /network for the "
-                                               "network's limits.")
+    path: str | None = Field(
+        None,
+        description="Whose check: null for the applicant (the lead of a network), "
+        "/network/members/{i} for a network member, /network for the "
+        "network's limits.",
+    )
     outcome: CheckOutcome = Field(
         description="pass, fail, needs_review (an officer decides), or deferred: the credit-scoring class is "
-                    "assigned in the merit evaluation and applied by the funding computation.")
+        "assigned in the merit evaluation and applied by the funding computation."
+    )
     article: str = Field(description="The call article the check applies.")
     automatic_outcome: CheckOutcome = Field(description="The outcome of the automatic run, before any review.")
     review: ReviewOut | None = None
@@ -89,8 +93,9 @@ class FundingOut(OutModel):
 
 class DeMinimisOut(OutModel):
     grant_date: date
-    members: list[str] = Field(description="VAT numbers of the single undertaking (the company and its linked "
-                                           "enterprises).")
+    members: list[str] = Field(
+        description="VAT numbers of the single undertaking (the company and its linked enterprises)."
+    )
     ceiling: Decimal
     window_start: date
     window_end: date
@@ -159,10 +164,13 @@ class EvaluationOut(OutModel):
     eligible_total: Decimal | None = Field(description="Eligible expenses after the cuts.")
     credit_class: str | None
     score: Decimal | None
-    merit_verdict: MeritVerdict | None = Field(description="passed, failed, or third_review_needed (the first "
-                                                        "two reviews diverge) - as in `/merit`.")
-    grant: Decimal | None = Field(description="What the application receives: for a network, the total of the "
-                                               "lead and its members (`network` has each one's).")
+    merit_verdict: MeritVerdict | None = Field(
+        description="passed, failed, or third_review_needed (the first two reviews diverge) - as in `/merit`."
+    )
+    grant: Decimal | None = Field(
+        description="What the application receives: for a network, the total of the "
+        "lead and its members (`network` has each one's)."
+    )
     loan: Decimal | None
     loan_gge: Decimal | None
     funding: FundingOut | None = Field(description="The computation; for a network, on the lead's own lines.")
@@ -175,12 +183,15 @@ class EvaluationOut(OutModel):
 class AdmissibilityReviewIn(ApiModel):
     check_code: Annotated[str, Field(min_length=1, max_length=40, examples=["lombardy_site"])]
     path: Annotated[str, Field(min_length=1, max_length=40, pattern=r"^/network(/members/\d+)?$")] | None = Field(
-        None, description="The check's `path`: null for the applicant's own, /network/members/{i} for a member's.")
+        None, description="The check's `path`: null for the applicant's own, /network/members/{i} for a member's."
+    )
     outcome: Literal["pass", "fail"]
-    note: Annotated[str, Field(min_length=3, max_length=2000,
-                               examples=["Contratto di locazione della sede di Brescia verificato."])]
+    note: Annotated[
+        str, Field(min_length=3, max_length=2000, examples=["Contratto di locazione della sede di Brescia verificato."])
+    ]
 
 
 class FundingIn(ApiModel):
-    loan_years: int | None = Field(None, le=100, description="Loan duration in years, within the call's bounds; "
-                                                     "default the call's maximum.")
+    loan_years: int | None = Field(
+        None, le=100, description="Loan duration in years, within the call's bounds; default the call's maximum."
+    )

@@ -54,10 +54,13 @@ from shared.routing import Actor, etag_of
 
 DEFERRED = "deferred"
 CREDIT_CLASS_CHECK = "credit_class"
-_DEFERRED_IT = ("La classe di merito creditizio è attribuita nella valutazione di merito: il calcolo del "
-                "finanziamento la applica al massimale del prestito.")
-_DEFERRED_EN = ("The credit-scoring class is assigned in the merit evaluation: the funding computation applies it "
-                "to the loan cap.")
+_DEFERRED_IT = (
+    "La classe di merito creditizio è attribuita nella valutazione di merito: il calcolo del "
+    "finanziamento la applica al massimale del prestito."
+)
+_DEFERRED_EN = (
+    "The credit-scoring class is assigned in the merit evaluation: the funding computation applies it to the loan cap."
+)
 
 
 # ---------------------------------------------------------------- intake
@@ -73,13 +76,21 @@ def intake_errors(what_it: str, what_en: str, *, field: tuple[str, str] | None =
         yield
     except PeerUnavailable as exc:
         if exc.status is None:
-            detail = ("Il servizio intake non risponde: riprovare più tardi.",
-                      "The intake service is unreachable: retry later.")
+            detail = (
+                "Il servizio intake non risponde: riprovare più tardi.",
+                "The intake service is unreachable: retry later.",
+            )
         else:
-            detail = (f"Il servizio intake ha risposto con un errore (HTTP {exc.status}): riprovare più tardi.",
-                      f"The intake service answered with an error (HTTP {exc.status}): retry later.")
-        raise DeskError(*detail, kind=PEER_UNAVAILABLE, headers={"Retry-After": "30"},
-                        extra={"peer": exc.peer, "peer_status": exc.status}) from exc
+            detail = (
+                f"Il servizio intake ha risposto con un errore (HTTP {exc.status}): riprovare più tardi.",
+                f"The intake service answered with an error (HTTP {exc.status}): retry later.",
+            )
+        raise DeskError(
+            *detail,
+            kind=PEER_UNAVAILABLE,
+            headers={"Retry-After": "30"},
+            extra={"peer": exc.peer, "peer_status": exc.status},
+        ) from exc
     except NotFoundAtPeer as exc:
         if field is not None:
             raise NotFound(f"{what_it} non esiste.", f"{what_en} does not exist.") from exc
@@ -90,10 +101,18 @@ def intake_errors(what_it: str, what_en: str, *, field: tuple[str, str] | None =
         location, path = field
         codes = [e.get("code") for e in (exc.problem or {}).get("errors") or [] if isinstance(e, dict)]
         code = next((c for c in codes if isinstance(c, str)), "value_error")
-        raise ValidationFailed(errors=[ProblemError(
-            code, path, f"{what_it}: identificativo non valido (rifiutato da intake, HTTP {exc.status}).",
-            f"{what_en}: invalid identifier (refused by intake, HTTP {exc.status}).", location=location)],
-            extra={"peer": exc.peer, "peer_status": exc.status}) from exc
+        raise ValidationFailed(
+            errors=[
+                ProblemError(
+                    code,
+                    path,
+                    f"{what_it}: identificativo non valido (rifiutato da intake, HTTP {exc.status}).",
+                    f"{what_en}: invalid identifier (refused by intake, HTTP {exc.status}).",
+                    location=location,
+                )
+            ],
+            extra={"peer": exc.peer, "peer_status": exc.status},
+        ) from exc
 
 
 async def fetch_company(intake: IntakeClient, company_id: uuid.UUID) -> CompanyOut:
@@ -115,42 +134,84 @@ def _check_json(c: CheckOutcome, *, credit_class_known: bool) -> dict[str, Any]:
     it, en = c.detail_it, c.detail_en
     if c.code == CREDIT_CLASS_CHECK and outcome == "needs_review" and not credit_class_known:
         outcome, it, en = DEFERRED, _DEFERRED_IT, _DEFERRED_EN
-    return {"code": c.code, "outcome": outcome, "automatic_outcome": outcome, "article": c.article,
-            "detail_it": it, "detail_en": en, "review": None}
+    return {
+        "code": c.code,
+        "outcome": outcome,
+        "automatic_outcome": outcome,
+        "article": c.article,
+        "detail_it": it,
+        "detail_en": en,
+        "review": None,
+    }
 
 
-async def _emit_completed(session: AsyncSession, actor: Actor, *, application_id: uuid.UUID, call_id: uuid.UUID,
-                          company_id: uuid.UUID, partner_id: uuid.UUID | None, checks: list[dict[str, Any]],
-                          verdict: str) -> None:
-    await record_event(session, actor, event_type="evaluation.admissibility_completed", aggregate_type="evaluation",
-                       aggregate_id=application_id,
-                       payload={"application_id": str(application_id), "call_id": str(call_id),
-                                "company_id": str(company_id), "verdict": verdict,
-                                "failed_checks": [c["code"] for c in checks if c["outcome"] == "fail"],
-                                "review_checks": [c["code"] for c in checks if c["outcome"] == "needs_review"]},
-                       partner_id=partner_id, company_id=company_id)
+async def _emit_completed(
+    session: AsyncSession,
+    actor: Actor,
+    *,
+    application_id: uuid.UUID,
+    call_id: uuid.UUID,
+    company_id: uuid.UUID,
+    partner_id: uuid.UUID | None,
+    checks: list[dict[str, Any]],
+    verdict: str,
+) -> None:
+    await record_event(
+        session,
+        actor,
+        event_type="evaluation.admissibility_completed",
+        aggregate_type="evaluation",
+        aggregate_id=application_id,
+        payload={
+            "application_id": str(application_id),
+            "call_id": str(call_id),
+            "company_id": str(company_id),
+            "verdict": verdict,
+            "failed_checks": [c["code"] for c in checks if c["outcome"] == "fail"],
+            "review_checks": [c["code"] for c in checks if c["outcome"] == "needs_review"],
+        },
+        partner_id=partner_id,
+        company_id=company_id,
+    )
 
 
 #: the admissibility checks run on each network member (its company and its own lines); the plan, its markets
 #: and timeline are the lead's, the credit class is the application's, and the call's per-application bounds on
 #: the eligible total give way to the network's (the `network` check).
-MEMBER_CHECKS = ("sme_class", "ateco", "financial_statements", "lombardy_site", "export_share",
-                 "eligible_categories", "category_caps", "new_or_emerging_share")
+MEMBER_CHECKS = (
+    "sme_class",
+    "ateco",
+    "financial_statements",
+    "lombardy_site",
+    "export_share",
+    "eligible_categories",
+    "category_caps",
+    "new_or_emerging_share",
+)
 NETWORK_CHECK = "network"
 
 
-def _network_check(rules: CallRules, ok: bool, path: str, code: str, problems: list[Any], article: str,
-                   passed: tuple[str, str]) -> dict[str, Any]:
+def _network_check(
+    rules: CallRules, ok: bool, path: str, code: str, problems: list[Any], article: str, passed: tuple[str, str]
+) -> dict[str, Any]:
     it = " ".join(p.message_it for p in problems) or passed[0]  # the problems, else the given explanation
     en = " ".join(p.message_en for p in problems) or passed[1]
     outcome = "pass" if ok else "fail"
-    return {"code": code, "path": path, "outcome": outcome, "automatic_outcome": outcome,
-            "article": rules.article(article), "detail_it": it, "detail_en": en, "review": None}
+    return {
+        "code": code,
+        "path": path,
+        "outcome": outcome,
+        "automatic_outcome": outcome,
+        "article": rules.article(article),
+        "detail_it": it,
+        "detail_en": en,
+        "review": None,
+    }
 
 
-async def admit_members(*, intake: IntakeClient, rules: CallRules, application: ApplicationOut,
-                        lead: Admissibility, today: date) -> tuple[list[dict[str, Any]], list[dict[str, Any]],
-                                                                   dict[str, Any] | None]:
+async def admit_members(
+    *, intake: IntakeClient, rules: CallRules, application: ApplicationOut, lead: Admissibility, today: date
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict[str, Any] | None]:
     """A network's members, each by the same rules as an applicant (its own company and lines; paths under
     /network/members/{i}), and the network's limits: the checks, the cuts, and what is kept of each member."""
     network = application.network
@@ -164,80 +225,162 @@ async def admit_members(*, intake: IntakeClient, rules: CallRules, application: 
     for i, member in enumerate(network.members):
         path = member_path(i)
         company = await fetch_company(intake, member.company_id)
-        result = admissibility(rules, company_facts(company), member_draft_facts(application, member), today=today,
-                               related_vats=related_vats(company), line_suppliers=suppliers_of(member.expense_lines))
-        checks.extend({**_check_json(c, credit_class_known=True), "path": path}
-                      for c in result.checks if c.code in MEMBER_CHECKS)
+        result = admissibility(
+            rules,
+            company_facts(company),
+            member_draft_facts(application, member),
+            today=today,
+            related_vats=related_vats(company),
+            line_suppliers=suppliers_of(member.expense_lines),
+        )
+        checks.extend(
+            {**_check_json(c, credit_class_known=True), "path": path} for c in result.checks if c.code in MEMBER_CHECKS
+        )
         cuts.extend({**_cut_json(c), "path": path + c.path} for c in result.cuts)
         total = result.breakdown.total if result.breakdown is not None else ZERO
         if total <= 0:
-            checks.append(_network_check(
-                rules, False, path, "network_member_expenses", [], "expenses",
-                ("Il membro della rete non ha spese ammissibili proprie dopo i tagli.",
-                 "The network member has no eligible expenses of its own after the cuts.")))
+            checks.append(
+                _network_check(
+                    rules,
+                    False,
+                    path,
+                    "network_member_expenses",
+                    [],
+                    "expenses",
+                    (
+                        "Il membro della rete non ha spese ammissibili proprie dopo i tagli.",
+                        "The network member has no eligible expenses of its own after the cuts.",
+                    ),
+                )
+            )
         eligible += total
         aid += compute_aid(rules, total).total_aid
-        members.append({"company_id": str(member.company_id), "vat_number": company.vat_number, "name": company.name,
-                        "undertaking": single_undertaking(company), "eligible_total": str(total)})
+        members.append(
+            {
+                "company_id": str(member.company_id),
+                "vat_number": company.vat_number,
+                "name": company.name,
+                "undertaking": single_undertaking(company),
+                "eligible_total": str(total),
+            }
+        )
     limits = network_limits(rules, members=len(network.members), eligible_total=eligible, total_aid=aid)
-    checks.append(_network_check(
-        rules, not limits, "/network", NETWORK_CHECK, limits, "applicants",
-        (f"La rete ({len(network.members)} membri oltre al capofila, spese ammissibili {eur_it(eligible)}) rispetta "
-         "i limiti del bando.",
-         f"The network ({len(network.members)} members besides the lead, eligible expenses {eur_en(eligible)}) "
-         "respects the call's limits.")))
+    checks.append(
+        _network_check(
+            rules,
+            not limits,
+            "/network",
+            NETWORK_CHECK,
+            limits,
+            "applicants",
+            (
+                f"La rete ({len(network.members)} membri oltre al capofila, spese ammissibili "
+                f"{eur_it(eligible)}) rispetta "
+                "i limiti del bando.",
+                f"The network ({len(network.members)} members besides the lead, eligible expenses {eur_en(eligible)}) "
+                "respects the call's limits.",
+            ),
+        )
+    )
     lead_total = lead.breakdown.total if lead.breakdown is not None else ZERO
-    return checks, cuts, {"name": network.name, "members": members, "eligible_total": str(eligible),
-                          "lead": {"company_id": str(application.company_id), "eligible_total": str(lead_total)}}
+    return (
+        checks,
+        cuts,
+        {
+            "name": network.name,
+            "members": members,
+            "eligible_total": str(eligible),
+            "lead": {"company_id": str(application.company_id), "eligible_total": str(lead_total)},
+        },
+    )
 
 
 def _cut_json(c: Any) -> dict[str, Any]:
-    return {"path": c.path, "category": c.category, "requested": str(c.requested), "allowed": str(c.allowed),
-            "reasons": list(c.reasons), "detail_it": c.detail_it, "detail_en": c.detail_en}
+    return {
+        "path": c.path,
+        "category": c.category,
+        "requested": str(c.requested),
+        "allowed": str(c.allowed),
+        "reasons": list(c.reasons),
+        "detail_it": c.detail_it,
+        "detail_en": c.detail_en,
+    }
 
 
-async def run_admissibility(*, session: AsyncSession, actor: Actor, intake: IntakeClient,
-                            application: ApplicationOut) -> bool:
+async def run_admissibility(
+    *, session: AsyncSession, actor: Actor, intake: IntakeClient, application: ApplicationOut
+) -> bool:
     """Evaluate the admissibility of a just-received application; False if it already has an evaluation."""
     assert application.submitted_at is not None
     rules = await rules_of_application(intake, application)  # the version it was submitted under
     company = await fetch_company(intake, application.company_id)
     facts = company_facts(company)
     today = application.submitted_at.astimezone(rules.tz).date()
-    result = admissibility(rules, facts, draft_facts(application), today=today,
-                           related_vats=related_vats(company), line_suppliers=line_suppliers(application))
+    result = admissibility(
+        rules,
+        facts,
+        draft_facts(application),
+        today=today,
+        related_vats=related_vats(company),
+        line_suppliers=line_suppliers(application),
+    )
     checks = [_check_json(c, credit_class_known=facts.credit_class is not None) for c in result.checks]
     cuts = [_cut_json(c) for c in result.cuts]
-    member_checks, member_cuts, network = await admit_members(intake=intake, rules=rules, application=application,
-                                                              lead=result, today=today)
+    member_checks, member_cuts, network = await admit_members(
+        intake=intake, rules=rules, application=application, lead=result, today=today
+    )
     checks.extend(member_checks)
     cuts.extend(member_cuts)
     verdict = verdict_of(checks)
     eligible = result.breakdown.total if result.breakdown is not None else None
-    values = {"application_id": application.id, "call_id": application.call_id, "stage": verdict,
-              "admissibility_verdict": verdict, "admissibility_checks": checks, "cuts": cuts,
-              "eligible_total": eligible, "network": network, "version": 1}
+    values = {
+        "application_id": application.id,
+        "call_id": application.call_id,
+        "stage": verdict,
+        "admissibility_verdict": verdict,
+        "admissibility_checks": checks,
+        "cuts": cuts,
+        "eligible_total": eligible,
+        "network": network,
+        "version": 1,
+    }
     if not await repository.insert_evaluation(session, values):
         return False
-    await record_audit(session, actor, action="evaluation.admissibility_run", resource_type="evaluation",
-                       resource_id=application.id,
-                       after={"stage": verdict, "verdict": verdict, "eligible_total": eligible,
-                              "checks": {c.get("path", "") + c["code"]: c["outcome"] for c in checks},
-                              "cuts": [{k: c[k] for k in ("path", "category", "requested", "allowed")} for c in cuts],
-                              "rules": rules.code, "company_size_class": company.size_class})
-    await _emit_completed(session, actor, application_id=application.id, call_id=application.call_id,
-                          company_id=application.company_id,
-                          partner_id=await notified_partner(session, application.company_id, application.partner_id),
-                          checks=checks,
-                          verdict=verdict)
+    await record_audit(
+        session,
+        actor,
+        action="evaluation.admissibility_run",
+        resource_type="evaluation",
+        resource_id=application.id,
+        after={
+            "stage": verdict,
+            "verdict": verdict,
+            "eligible_total": eligible,
+            "checks": {c.get("path", "") + c["code"]: c["outcome"] for c in checks},
+            "cuts": [{k: c[k] for k in ("path", "category", "requested", "allowed")} for c in cuts],
+            "rules": rules.code,
+            "company_size_class": company.size_class,
+        },
+    )
+    await _emit_completed(
+        session,
+        actor,
+        application_id=application.id,
+        call_id=application.call_id,
+        company_id=application.company_id,
+        partner_id=await notified_partner(session, application.company_id, application.partner_id),
+        checks=checks,
+        verdict=verdict,
+    )
     return True
 
 
 # ---------------------------------------------------------------- reading
 
 
-async def get_visible(session: AsyncSession, principal: Principal, application_id: uuid.UUID, *,
-                      for_update: bool = False) -> tuple[Evaluation, ReceivedApplication]:
+async def get_visible(
+    session: AsyncSession, principal: Principal, application_id: uuid.UUID, *, for_update: bool = False
+) -> tuple[Evaluation, ReceivedApplication]:
     """The evaluation if the caller reaches the application's company (shared.access: officers, auditors and
     services all; a company its own; a partner while it acts for the company). Anything else is 404."""
     found = await repository.get_with_application(session, application_id, for_update=for_update)
@@ -257,51 +400,90 @@ def to_out(evaluation: Evaluation, app: ReceivedApplication, lang: Lang) -> dict
     funding = evaluation.funding
     de_minimis = evaluation.de_minimis
     return {
-        "application_id": evaluation.application_id, "call_id": evaluation.call_id, "company_id": app.company_id,
-        "protocol_number": app.protocol_number, "stage": evaluation.stage,
+        "application_id": evaluation.application_id,
+        "call_id": evaluation.call_id,
+        "company_id": app.company_id,
+        "protocol_number": app.protocol_number,
+        "stage": evaluation.stage,
         "admissibility_verdict": evaluation.admissibility_verdict,
         "checks": [_explained(c, lang) for c in evaluation.admissibility_checks],
         "cuts": [_explained(c, lang) for c in evaluation.cuts],
-        "eligible_total": evaluation.eligible_total, "credit_class": evaluation.credit_class,
-        "score": evaluation.score, "merit_verdict": verdict_out(evaluation.merit_verdict), "grant": evaluation.grant,
-        "loan": evaluation.loan, "loan_gge": evaluation.loan_gge,
-        "funding": None if funding is None else {
-            **funding, "steps": [_explained(s, lang) for s in funding.get("steps", [])]},
-        "de_minimis": None if de_minimis is None else {
-            **de_minimis, "steps": [_explained(s, lang) for s in de_minimis.get("steps", [])]},
+        "eligible_total": evaluation.eligible_total,
+        "credit_class": evaluation.credit_class,
+        "score": evaluation.score,
+        "merit_verdict": verdict_out(evaluation.merit_verdict),
+        "grant": evaluation.grant,
+        "loan": evaluation.loan,
+        "loan_gge": evaluation.loan_gge,
+        "funding": None
+        if funding is None
+        else {**funding, "steps": [_explained(s, lang) for s in funding.get("steps", [])]},
+        "de_minimis": None
+        if de_minimis is None
+        else {**de_minimis, "steps": [_explained(s, lang) for s in de_minimis.get("steps", [])]},
         "network": evaluation.network,
-        "updated_at": evaluation.updated_at, "etag": etag_of(evaluation.version),
+        "updated_at": evaluation.updated_at,
+        "etag": etag_of(evaluation.version),
     }
 
 
 # ---------------------------------------------------------------- officers' reviews
 
 
-async def review_check(*, session: AsyncSession, actor: Actor, evaluation: Evaluation, app: ReceivedApplication,
-                       check_code: str, outcome: str, note: str, path: str | None = None) -> Evaluation:
+async def review_check(
+    *,
+    session: AsyncSession,
+    actor: Actor,
+    evaluation: Evaluation,
+    app: ReceivedApplication,
+    check_code: str,
+    outcome: str,
+    note: str,
+    path: str | None = None,
+) -> Evaluation:
     """An officer settles a check that needs a review; the verdict is recomputed (all pass -> admissible,
     any fail -> not_admissible)."""
     if evaluation.stage != "needs_review":
-        raise Conflict("La domanda non ha verifiche in attesa di revisione.",
-                       "The application has no check awaiting a review.",
-                       extra={"reason": "no_review_pending", "stage": evaluation.stage})
+        raise Conflict(
+            "La domanda non ha verifiche in attesa di revisione.",
+            "The application has no check awaiting a review.",
+            extra={"reason": "no_review_pending", "stage": evaluation.stage},
+        )
     checks = [dict(c) for c in evaluation.admissibility_checks]
     target = next((c for c in checks if c["code"] == check_code and c.get("path") == path), None)
     if target is None:
         known = sorted({c["code"] for c in checks if c.get("path") == path})
-        raise ValidationFailed(errors=[ProblemError(
-            "check_unknown", "/check_code", f"Verifica '{check_code}' sconosciuta.", f"Unknown check '{check_code}'.",
-            extra={"allowed": known})])
+        raise ValidationFailed(
+            errors=[
+                ProblemError(
+                    "check_unknown",
+                    "/check_code",
+                    f"Verifica '{check_code}' sconosciuta.",
+                    f"Unknown check '{check_code}'.",
+                    extra={"allowed": known},
+                )
+            ]
+        )
     if target["outcome"] != "needs_review":
-        raise Conflict(f"La verifica {check_code} non è in attesa di revisione (esito {target['outcome']}).",
-                       f"Check {check_code} is not awaiting a review (outcome {target['outcome']}).",
-                       extra={"reason": "check_not_under_review", "outcome": target["outcome"]})
+        raise Conflict(
+            f"La verifica {check_code} non è in attesa di revisione (esito {target['outcome']}).",
+            f"Check {check_code} is not awaiting a review (outcome {target['outcome']}).",
+            extra={"reason": "check_not_under_review", "outcome": target["outcome"]},
+        )
     now = datetime.now(UTC)
-    before = {"stage": evaluation.stage, "verdict": evaluation.admissibility_verdict, "check": dict(target),
-              "version": evaluation.version}
+    before = {
+        "stage": evaluation.stage,
+        "verdict": evaluation.admissibility_verdict,
+        "check": dict(target),
+        "version": evaluation.version,
+    }
     target["outcome"] = outcome
-    target["review"] = {"outcome": outcome, "note": note, "reviewer": actor.principal.client_id,
-                        "reviewed_at": now.isoformat()}
+    target["review"] = {
+        "outcome": outcome,
+        "note": note,
+        "reviewer": actor.principal.client_id,
+        "reviewed_at": now.isoformat(),
+    }
     verdict = verdict_of(checks)
     evaluation.admissibility_checks = checks
     evaluation.admissibility_verdict = verdict
@@ -309,9 +491,23 @@ async def review_check(*, session: AsyncSession, actor: Actor, evaluation: Evalu
     evaluation.version += 1
     evaluation.updated_at = now
     await session.flush()
-    await record_audit(session, actor, action="evaluation.admissibility_reviewed", resource_type="evaluation",
-                       resource_id=evaluation.application_id, before=before,
-                       after={"stage": verdict, "verdict": verdict, "check": target, "version": evaluation.version})
-    await _emit_completed(session, actor, application_id=evaluation.application_id, call_id=evaluation.call_id,
-                          company_id=app.company_id, partner_id=app.partner_id, checks=checks, verdict=verdict)
+    await record_audit(
+        session,
+        actor,
+        action="evaluation.admissibility_reviewed",
+        resource_type="evaluation",
+        resource_id=evaluation.application_id,
+        before=before,
+        after={"stage": verdict, "verdict": verdict, "check": target, "version": evaluation.version},
+    )
+    await _emit_completed(
+        session,
+        actor,
+        application_id=evaluation.application_id,
+        call_id=evaluation.call_id,
+        company_id=app.company_id,
+        partner_id=app.partner_id,
+        checks=checks,
+        verdict=verdict,
+    )
     return evaluation

@@ -20,10 +20,12 @@ class BudgetEntryOut(OutModel):
     id: int = Field(description="Ledger position: entries are numbered in the order they were written.")
     application_id: uuid.UUID | None
     kind: EntryKind
-    amount: Decimal = Field(description="A commitment adds it to `committed`, a release takes it off (both "
-                                        "positive); an amendment (`call.amended`, a new version of the call) "
-                                        "adds it to `total` (negative only for a change before the window "
-                                        "opened).")
+    amount: Decimal = Field(
+        description="A commitment adds it to `committed`, a release takes it off (both "
+        "positive); an amendment (`call.amended`, a new version of the call) "
+        "adds it to `total` (negative only for a change before the window "
+        "opened)."
+    )
     reason: str
     created_by: str
     created_at: datetime
@@ -48,8 +50,11 @@ class AllocationOut(OutModel):
     partially_funded: int
     waiting: int
     not_admitted: int
-    held_back: int = Field(0, description="First-come: applications after the first one still undecided (protocol "
-                                          "order), left for a later run so that none is funded ahead of it.")
+    held_back: int = Field(
+        0,
+        description="First-come: applications after the first one still undecided (protocol "
+        "order), left for a later run so that none is funded ahead of it.",
+    )
     committed_now: Decimal = Field(description="Aid committed by this run.")
     budget: BudgetSummary
 
@@ -59,8 +64,9 @@ class ReleaseOut(contract.ReleaseOut):
 
 
 class RankingEntry(OutModel):
-    position: int | None = Field(description="Place in the funding order (protocol order or score); null for "
-                                              "applications not admitted.")
+    position: int | None = Field(
+        description="Place in the funding order (protocol order or score); null for applications not admitted."
+    )
     application_id: uuid.UUID
     company_id: uuid.UUID
     protocol_number: int
@@ -109,8 +115,9 @@ class PublicBudget(OutModel):
 
 
 class RankingVersionIn(ApiModel):
-    reason: str = Field(min_length=3, max_length=2000,
-                        description="Why a new version is published (e.g. the appeal it follows).")
+    reason: str = Field(
+        min_length=3, max_length=2000, description="Why a new version is published (e.g. the appeal it follows)."
+    )
 
 
 class PublishedEntry(OutModel):

@@ -15,8 +15,7 @@ from services.evaluation.models import Decision, Decree, Evaluation, Funding, Re
 
 async def insert_decree(session: AsyncSession, values: dict[str, Any]) -> bool:
     """False when a decree with this number already exists."""
-    stmt = (insert(Decree).values(**values).on_conflict_do_nothing(index_elements=[Decree.number])
-            .returning(Decree.id))
+    stmt = insert(Decree).values(**values).on_conflict_do_nothing(index_elements=[Decree.number]).returning(Decree.id)
     return (await session.execute(stmt)).first() is not None
 
 
@@ -28,50 +27,63 @@ async def get_decree(session: AsyncSession, decree_id: uuid.UUID, *, for_update:
 
 
 async def count_decisions(session: AsyncSession, decree_id: uuid.UUID) -> int:
-    return int((await session.execute(select(func.count()).select_from(Decision)
-                                      .where(Decision.decree_id == decree_id))).scalar_one())
+    return int(
+        (
+            await session.execute(select(func.count()).select_from(Decision).where(Decision.decree_id == decree_id))
+        ).scalar_one()
+    )
 
 
 async def get_decision(session: AsyncSession, decision_id: uuid.UUID, *, for_update: bool = False) -> Any:
     """The decision with its decree and received application."""
-    stmt = (select(Decision, Decree, ReceivedApplication)
-            .join(Decree, Decree.id == Decision.decree_id)
-            .join(ReceivedApplication, ReceivedApplication.application_id == Decision.application_id)
-            .where(Decision.id == decision_id)
-            .execution_options(populate_existing=True))
+    stmt = (
+        select(Decision, Decree, ReceivedApplication)
+        .join(Decree, Decree.id == Decision.decree_id)
+        .join(ReceivedApplication, ReceivedApplication.application_id == Decision.application_id)
+        .where(Decision.id == decision_id)
+        .execution_options(populate_existing=True)
+    )
     if for_update:
         stmt = stmt.with_for_update(of=Decision)
     return (await session.execute(stmt)).first()
 
 
-async def decisions_of_decree(session: AsyncSession, decree_id: uuid.UUID, *, after: tuple[Any, uuid.UUID] | None,
-                              limit: int) -> list[Any]:
-    stmt = (select(Decision, Decree, ReceivedApplication)
-            .join(Decree, Decree.id == Decision.decree_id)
-            .join(ReceivedApplication, ReceivedApplication.application_id == Decision.application_id)
-            .where(Decision.decree_id == decree_id))
+async def decisions_of_decree(
+    session: AsyncSession, decree_id: uuid.UUID, *, after: tuple[Any, uuid.UUID] | None, limit: int
+) -> list[Any]:
+    stmt = (
+        select(Decision, Decree, ReceivedApplication)
+        .join(Decree, Decree.id == Decision.decree_id)
+        .join(ReceivedApplication, ReceivedApplication.application_id == Decision.application_id)
+        .where(Decision.decree_id == decree_id)
+    )
     if after is not None:
         stmt = stmt.where(tuple_(Decision.created_at, Decision.id) > tuple_(*after))
     return list((await session.execute(stmt.order_by(Decision.created_at, Decision.id).limit(limit + 1))).all())
 
 
 async def all_decisions_of_decree(session: AsyncSession, decree_id: uuid.UUID) -> list[Any]:
-    stmt = (select(Decision, Decree, ReceivedApplication)
-            .join(Decree, Decree.id == Decision.decree_id)
-            .join(ReceivedApplication, ReceivedApplication.application_id == Decision.application_id)
-            .where(Decision.decree_id == decree_id)
-            .order_by(ReceivedApplication.protocol_number)
-            .with_for_update(of=Decision)
-            .execution_options(populate_existing=True))
+    stmt = (
+        select(Decision, Decree, ReceivedApplication)
+        .join(Decree, Decree.id == Decision.decree_id)
+        .join(ReceivedApplication, ReceivedApplication.application_id == Decision.application_id)
+        .where(Decision.decree_id == decree_id)
+        .order_by(ReceivedApplication.protocol_number)
+        .with_for_update(of=Decision)
+        .execution_options(populate_existing=True)
+    )
     return list((await session.execute(stmt)).all())
 
 
-async def allocation_rows(session: AsyncSession, *, call_id: uuid.UUID,
-                          application_ids: Sequence[uuid.UUID] | None) -> list[Any]:
+async def allocation_rows(
+    session: AsyncSession, *, call_id: uuid.UUID, application_ids: Sequence[uuid.UUID] | None
+) -> list[Any]:
     """Received applications (of the call, or the given ones) with their funding and evaluation, if any."""
-    stmt = (select(ReceivedApplication, Funding, Evaluation)
-            .outerjoin(Funding, Funding.application_id == ReceivedApplication.application_id)
-            .outerjoin(Evaluation, Evaluation.application_id == ReceivedApplication.application_id))
+    stmt = (
+        select(ReceivedApplication, Funding, Evaluation)
+        .outerjoin(Funding, Funding.application_id == ReceivedApplication.application_id)
+        .outerjoin(Evaluation, Evaluation.application_id == ReceivedApplication.application_id)
+    )
     if application_ids is not None:
         stmt = stmt.where(ReceivedApplication.application_id.in_(list(application_ids)))
     else:
@@ -83,9 +95,12 @@ async def latest_decisions(session: AsyncSession, application_ids: Sequence[uuid
     """Each application's most recent decision (any decree)."""
     if not application_ids:
         return {}
-    stmt = (select(Decision).where(Decision.application_id.in_(list(application_ids)))
-            .order_by(Decision.application_id, Decision.created_at.desc(), Decision.id.desc())
-            .ext(distinct_on(Decision.application_id)))
+    stmt = (
+        select(Decision)
+        .where(Decision.application_id.in_(list(application_ids)))
+        .order_by(Decision.application_id, Decision.created_at.desc(), Decision.id.desc())
+        .ext(distinct_on(Decision.application_id))
+    )
     return {d.application_id: d for d in (await session.execute(stmt)).scalars()}
 
 
@@ -105,6 +120,5 @@ async def evaluation(session: AsyncSession, application_id: uuid.UUID) -> Evalua
 
 
 async def funding(session: AsyncSession, application_id: uuid.UUID) -> Funding | None:
-    stmt = (select(Funding).where(Funding.application_id == application_id)
-            .execution_options(populate_existing=True))
+    stmt = select(Funding).where(Funding.application_id == application_id).execution_options(populate_existing=True)
     return (await session.execute(stmt)).scalar_one_or_none()

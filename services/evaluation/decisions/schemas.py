@@ -41,9 +41,12 @@ class DecreeOut(OutModel):
 
 class DecisionsCreate(ApiModel):
     application_ids: list[uuid.UUID] | None = Field(None, min_length=1, max_length=1000)
-    all_pending: bool = Field(False, description="Every application of the call whose allocation has no decision "
-                                                 "yet, or changed since its last decision (e.g. funded from the "
-                                                 "waiting list).")
+    all_pending: bool = Field(
+        False,
+        description="Every application of the call whose allocation has no decision "
+        "yet, or changed since its last decision (e.g. funded from the "
+        "waiting list).",
+    )
 
     @model_validator(mode="after")
     def _one_of(self) -> DecisionsCreate:
@@ -68,14 +71,16 @@ class DecisionOut(OutModel):
     application_id: uuid.UUID
     company_id: uuid.UUID
     outcome: Outcome
-    reasons: list[dict[str, Any]] = Field(description="Why: every failed check for `not_admitted`; budget reasons "
-                                                      "for `waiting` and `partially_funded`.")
+    reasons: list[dict[str, Any]] = Field(
+        description="Why: every failed check for `not_admitted`; budget reasons for `waiting` and `partially_funded`."
+    )
     grant: Decimal
     loan: Decimal
     cup: str | None
     cor: str | None
-    status: DecisionStatus = Field(description="draft while the decree is open; issued when it closes; then "
-                                               "accepted or renounced by the company.")
+    status: DecisionStatus = Field(
+        description="draft while the decree is open; issued when it closes; then accepted or renounced by the company."
+    )
     accepted_at: datetime | None
     renounced_at: datetime | None
     created_at: datetime
@@ -88,8 +93,9 @@ class DecisionBatchOut(OutModel):
 
 
 class CupIn(ApiModel):
-    cup: str = Field(pattern=CUP_PATTERN, description="Codice Unico di Progetto, 15 characters.",
-                     examples=["E14D23000010007"])
+    cup: str = Field(
+        pattern=CUP_PATTERN, description="Codice Unico di Progetto, 15 characters.", examples=["E14D23000010007"]
+    )
 
 
 class CorIn(ApiModel):

@@ -46,33 +46,71 @@ FUNDED = ("funded", "partially_funded")
 
 
 def decree_out(d: Decree, decisions: int) -> dict[str, Any]:
-    return {"id": d.id, "call_id": d.call_id, "number": d.number, "decree_date": d.decree_date, "status": d.status,
-            "decisions": decisions, "created_by": d.created_by, "created_at": d.created_at,
-            "closed_at": d.closed_at, "etag": etag_of(d.version)}
+    return {
+        "id": d.id,
+        "call_id": d.call_id,
+        "number": d.number,
+        "decree_date": d.decree_date,
+        "status": d.status,
+        "decisions": decisions,
+        "created_by": d.created_by,
+        "created_at": d.created_at,
+        "closed_at": d.closed_at,
+        "etag": etag_of(d.version),
+    }
 
 
 def decision_out(d: Decision, decree: Decree) -> dict[str, Any]:
-    return {"id": d.id, "decree_id": d.decree_id, "decree_number": decree.number, "decree_date": decree.decree_date,
-            "call_id": decree.call_id, "application_id": d.application_id, "company_id": d.company_id,
-            "outcome": d.outcome, "reasons": d.reasons, "grant": d.grant, "loan": d.loan, "cup": d.cup, "cor": d.cor,
-            "status": d.status, "accepted_at": d.accepted_at, "renounced_at": d.renounced_at,
-            "created_at": d.created_at, "etag": etag_of(d.version)}
+    return {
+        "id": d.id,
+        "decree_id": d.decree_id,
+        "decree_number": decree.number,
+        "decree_date": decree.decree_date,
+        "call_id": decree.call_id,
+        "application_id": d.application_id,
+        "company_id": d.company_id,
+        "outcome": d.outcome,
+        "reasons": d.reasons,
+        "grant": d.grant,
+        "loan": d.loan,
+        "cup": d.cup,
+        "cor": d.cor,
+        "status": d.status,
+        "accepted_at": d.accepted_at,
+        "renounced_at": d.renounced_at,
+        "created_at": d.created_at,
+        "etag": etag_of(d.version),
+    }
 
 
 # ---------------------------------------------------------------- decrees
 
 
-async def create_decree(*, session: AsyncSession, actor: Actor, call_id: uuid.UUID, number: str,
-                        decree_date: date) -> Decree:
+async def create_decree(
+    *, session: AsyncSession, actor: Actor, call_id: uuid.UUID, number: str, decree_date: date
+) -> Decree:
     decree_id = uuid.uuid4()
-    values = {"id": decree_id, "call_id": call_id, "number": number, "decree_date": decree_date, "status": "open",
-              "created_by": actor.principal.client_id, "version": 1}
+    values = {
+        "id": decree_id,
+        "call_id": call_id,
+        "number": number,
+        "decree_date": decree_date,
+        "status": "open",
+        "created_by": actor.principal.client_id,
+        "version": 1,
+    }
     if not await repository.insert_decree(session, values):
         raise Conflict(f"Esiste già un decreto numero {number}.", f"A decree number {number} already exists.")
     decree = await repository.get_decree(session, decree_id)
     assert decree is not None
-    await record_audit(session, actor, action="decree.opened", resource_type="decree", resource_id=decree_id,
-                       after={k: str(v) for k, v in values.items()})
+    await record_audit(
+        session,
+        actor,
+        action="decree.opened",
+        resource_type="decree",
+        resource_id=decree_id,
+        after={k: str(v) for k, v in values.items()},
+    )
     return decree
 
 
@@ -85,22 +123,36 @@ async def get_decree(session: AsyncSession, decree_id: uuid.UUID) -> Decree:
 
 def _require_open(decree: Decree) -> None:
     if decree.status != "open":
-        raise Conflict(f"Il decreto {decree.number} è chiuso: non si può modificare.",
-                       f"Decree {decree.number} is closed: it cannot change.", extra={"decree_status": decree.status})
+        raise Conflict(
+            f"Il decreto {decree.number} è chiuso: non si può modificare.",
+            f"Decree {decree.number} is closed: it cannot change.",
+            extra={"decree_status": decree.status},
+        )
 
 
 def _reasons(funding: Funding, ev: Evaluation | None) -> list[dict[str, Any]]:
     if funding.status == "not_admitted":
         return budget.not_admitted_reasons(ev) if ev is not None else []
     if funding.status == "waiting":
-        return [{"code": "budget_exhausted", "article": None,
-                 "detail_it": "Ammessa ma non finanziata per esaurimento del budget: in lista d'attesa.",
-                 "detail_en": "Admitted but not funded: the budget is exhausted; on the waiting list."}]
+        return [
+            {
+                "code": "budget_exhausted",
+                "article": None,
+                "detail_it": "Ammessa ma non finanziata per esaurimento del budget: in lista d'attesa.",
+                "detail_en": "Admitted but not funded: the budget is exhausted; on the waiting list.",
+            }
+        ]
     if funding.status == "partially_funded":
-        return [{"code": "partial_funding", "article": None, "requested": str(funding.requested),
-                 "granted": str(funding.granted),
-                 "detail_it": f"Finanziata in parte ({funding.granted} su {funding.requested}): budget residuo.",
-                 "detail_en": f"Funded in part ({funding.granted} of {funding.requested}): what was left."}]
+        return [
+            {
+                "code": "partial_funding",
+                "article": None,
+                "requested": str(funding.requested),
+                "granted": str(funding.granted),
+                "detail_it": f"Finanziata in parte ({funding.granted} su {funding.requested}): budget residuo.",
+                "detail_en": f"Funded in part ({funding.granted} of {funding.requested}): what was left.",
+            }
+        ]
     return []
 
 
@@ -108,8 +160,9 @@ def _changed(funding: Funding, last: Decision | None) -> bool:
     return last is None or (last.outcome, last.grant, last.loan) != (funding.status, funding.grant, funding.loan)
 
 
-async def add_decisions(*, session: AsyncSession, actor: Actor, decree: Decree,
-                        application_ids: list[uuid.UUID] | None) -> list[Decision]:
+async def add_decisions(
+    *, session: AsyncSession, actor: Actor, decree: Decree, application_ids: list[uuid.UUID] | None
+) -> list[Decision]:
     """Add a decision per application (or per pending application of the call). Any application not yet
     evaluated and allocated, of another call, out of the allocation or already in this decree refuses the
     whole batch (409): nothing is added."""
@@ -120,8 +173,11 @@ async def add_decisions(*, session: AsyncSession, actor: Actor, decree: Decree,
     rows = await repository.allocation_rows(session, call_id=decree.call_id, application_ids=ids)
     found = {r.ReceivedApplication.application_id for r in rows}
     if ids is not None and (missing := [str(i) for i in ids if i not in found]):
-        raise Conflict("Domande sconosciute alla valutazione.", "Applications unknown to the evaluation.",
-                       extra={"application_ids": missing})
+        raise Conflict(
+            "Domande sconosciute alla valutazione.",
+            "Applications unknown to the evaluation.",
+            extra={"application_ids": missing},
+        )
     in_decree = await repository.decided_in(session, decree.id)
     latest = await repository.latest_decisions(session, list(found))
     chosen: list[Any] = []
@@ -144,25 +200,51 @@ async def add_decisions(*, session: AsyncSession, actor: Actor, decree: Decree,
         else:
             chosen.append(r)
     if problems:
-        raise Conflict("Alcune domande non possono ricevere una decisione in questo decreto.",
-                       "Some applications cannot be decided in this decree.", extra={"applications": problems})
+        raise Conflict(
+            "Alcune domande non possono ricevere una decisione in questo decreto.",
+            "Some applications cannot be decided in this decree.",
+            extra={"applications": problems},
+        )
     created: list[Decision] = []
     for r in chosen:
         funding = r.Funding
-        d = Decision(id=uuid.uuid4(), decree_id=decree.id, application_id=funding.application_id,
-                     company_id=r.ReceivedApplication.company_id, outcome=funding.status,
-                     reasons=_reasons(funding, r.Evaluation), grant=funding.grant, loan=funding.loan, status="draft",
-                     version=1)
+        d = Decision(
+            id=uuid.uuid4(),
+            decree_id=decree.id,
+            application_id=funding.application_id,
+            company_id=r.ReceivedApplication.company_id,
+            outcome=funding.status,
+            reasons=_reasons(funding, r.Evaluation),
+            grant=funding.grant,
+            loan=funding.loan,
+            status="draft",
+            version=1,
+        )
         session.add(d)
         created.append(d)
     if created:
         decree.version += 1
     await session.flush()
-    await record_audit(session, actor, action="decree.decisions_added", resource_type="decree",
-                       resource_id=decree.id,
-                       after={"decisions": [{"id": str(d.id), "application_id": str(d.application_id),
-                                             "outcome": d.outcome, "grant": str(d.grant), "loan": str(d.loan)}
-                                            for d in created], "version": decree.version})
+    await record_audit(
+        session,
+        actor,
+        action="decree.decisions_added",
+        resource_type="decree",
+        resource_id=decree.id,
+        after={
+            "decisions": [
+                {
+                    "id": str(d.id),
+                    "application_id": str(d.application_id),
+                    "outcome": d.outcome,
+                    "grant": str(d.grant),
+                    "loan": str(d.loan),
+                }
+                for d in created
+            ],
+            "version": decree.version,
+        },
+    )
     return created
 
 
@@ -182,8 +264,14 @@ async def propose_close(*, session: AsyncSession, actor: Actor, decree: Decree) 
     _require_open(decree)
     if not await repository.all_decisions_of_decree(session, decree.id):
         raise Conflict("Il decreto non contiene decisioni.", "The decree holds no decisions.")
-    return await four_eyes.propose(session, actor, action=CLOSE, resource_type="decree", resource_id=decree.id,
-                                   detail={"version": decree.version, "number": decree.number})
+    return await four_eyes.propose(
+        session,
+        actor,
+        action=CLOSE,
+        resource_type="decree",
+        resource_id=decree.id,
+        detail={"version": decree.version, "number": decree.number},
+    )
 
 
 async def close_decree(*, session: AsyncSession, actor: Actor, decree: Decree) -> Decree:
@@ -196,9 +284,11 @@ async def close_decree(*, session: AsyncSession, actor: Actor, decree: Decree) -
         raise Conflict("Il decreto non contiene decisioni.", "The decree holds no decisions.")
     proposal = await four_eyes.confirm(session, actor, action=CLOSE, resource_id=decree.id)
     if proposal.detail.get("version") != decree.version:
-        raise Conflict("Il decreto è cambiato dopo la proposta di chiusura: va proposto di nuovo.",
-                       "The decree changed after its closing was proposed: propose it again.",
-                       extra={"proposed_version": proposal.detail.get("version"), "version": decree.version})
+        raise Conflict(
+            "Il decreto è cambiato dopo la proposta di chiusura: va proposto di nuovo.",
+            "The decree changed after its closing was proposed: propose it again.",
+            extra={"proposed_version": proposal.detail.get("version"), "version": decree.version},
+        )
     now = datetime.now(UTC)
     decree.status, decree.closed_at = "closed", now
     decree.version += 1
@@ -206,25 +296,51 @@ async def close_decree(*, session: AsyncSession, actor: Actor, decree: Decree) -
         d: Decision = r.Decision
         d.status = "issued"
         d.version += 1
-        await record_event(session, actor, event_type="decision.issued", aggregate_type="application",
-                           aggregate_id=d.application_id, partner_id=budget.partner_of(r.ReceivedApplication),
-                           company_id=d.company_id, payload={
-                               "decision_id": d.id, "application_id": d.application_id, "call_id": decree.call_id,
-                               "company_id": d.company_id,
-                               "protocol_number": r.ReceivedApplication.protocol_number, "outcome": d.outcome,
-                               "grant": d.grant, "loan": d.loan, "decree_id": decree.id,
-                               "decree_number": decree.number, "decree_date": decree.decree_date,
-                               "reasons": d.reasons})
+        await record_event(
+            session,
+            actor,
+            event_type="decision.issued",
+            aggregate_type="application",
+            aggregate_id=d.application_id,
+            partner_id=budget.partner_of(r.ReceivedApplication),
+            company_id=d.company_id,
+            payload={
+                "decision_id": d.id,
+                "application_id": d.application_id,
+                "call_id": decree.call_id,
+                "company_id": d.company_id,
+                "protocol_number": r.ReceivedApplication.protocol_number,
+                "outcome": d.outcome,
+                "grant": d.grant,
+                "loan": d.loan,
+                "decree_id": decree.id,
+                "decree_number": decree.number,
+                "decree_date": decree.decree_date,
+                "reasons": d.reasons,
+            },
+        )
     await session.flush()
-    await record_audit(session, actor, action="decree.closed", resource_type="decree", resource_id=decree.id,
-                       before={"status": "open"}, after={"status": "closed", "closed_at": now,
-                                                         "decisions": len(rows), "version": decree.version,
-                                                         **four_eyes.officers(proposal)})
+    await record_audit(
+        session,
+        actor,
+        action="decree.closed",
+        resource_type="decree",
+        resource_id=decree.id,
+        before={"status": "open"},
+        after={
+            "status": "closed",
+            "closed_at": now,
+            "decisions": len(rows),
+            "version": decree.version,
+            **four_eyes.officers(proposal),
+        },
+    )
     return decree
 
 
-async def decisions_page(session: AsyncSession, decree: Decree, *, after: tuple[Any, uuid.UUID] | None,
-                         limit: int) -> list[Any]:
+async def decisions_page(
+    session: AsyncSession, decree: Decree, *, after: tuple[Any, uuid.UUID] | None, limit: int
+) -> list[Any]:
     return await repository.decisions_of_decree(session, decree.id, after=after, limit=limit)
 
 
@@ -235,8 +351,9 @@ async def count(session: AsyncSession, decree: Decree) -> int:
 # ---------------------------------------------------------------- one decision
 
 
-async def get_decision(session: AsyncSession, principal: Principal, decision_id: uuid.UUID,
-                       *, for_update: bool = False) -> tuple[Decision, Decree, ReceivedApplication]:
+async def get_decision(
+    session: AsyncSession, principal: Principal, decision_id: uuid.UUID, *, for_update: bool = False
+) -> tuple[Decision, Decree, ReceivedApplication]:
     """The decision if the caller reaches its company (shared.access: officers, auditors and services all; a
     company its own; a partner while it acts for the company); anything else is 404."""
     row = await repository.get_decision(session, decision_id, for_update=for_update)
@@ -247,8 +364,11 @@ async def get_decision(session: AsyncSession, principal: Principal, decision_id:
 
 def _require_funded(d: Decision) -> None:
     if d.outcome not in FUNDED:
-        raise Conflict("La decisione non è di finanziamento.", "The decision does not fund the application.",
-                       extra={"outcome": d.outcome})
+        raise Conflict(
+            "La decisione non è di finanziamento.",
+            "The decision does not fund the application.",
+            extra={"outcome": d.outcome},
+        )
 
 
 async def set_cup(*, session: AsyncSession, actor: Actor, decision: Decision, cup: str) -> Decision:
@@ -258,14 +378,22 @@ async def set_cup(*, session: AsyncSession, actor: Actor, decision: Decision, cu
     if decision.cup == cup:
         return decision
     if await repository.cup_taken(session, cup, decision.id):
-        raise Conflict(f"Il CUP {cup} è già assegnato a un altro progetto.",
-                       f"CUP {cup} is already assigned to another project.")
+        raise Conflict(
+            f"Il CUP {cup} è già assegnato a un altro progetto.", f"CUP {cup} is already assigned to another project."
+        )
     before = {"cup": decision.cup, "version": decision.version}
     decision.cup = cup
     decision.version += 1
     await session.flush()
-    await record_audit(session, actor, action="decision.cup_set", resource_type="decision", resource_id=decision.id,
-                       before=before, after={"cup": cup, "version": decision.version})
+    await record_audit(
+        session,
+        actor,
+        action="decision.cup_set",
+        resource_type="decision",
+        resource_id=decision.id,
+        before=before,
+        after={"cup": cup, "version": decision.version},
+    )
     return decision
 
 
@@ -279,25 +407,40 @@ async def set_cor(*, session: AsyncSession, actor: Actor, decision: Decision, co
     decision.cor = cor
     decision.version += 1
     await session.flush()
-    await record_audit(session, actor, action="decision.cor_set", resource_type="decision", resource_id=decision.id,
-                       before=before, after={"cor": cor, "version": decision.version})
+    await record_audit(
+        session,
+        actor,
+        action="decision.cor_set",
+        resource_type="decision",
+        resource_id=decision.id,
+        before=before,
+        after={"cor": cor, "version": decision.version},
+    )
     return decision
 
 
 async def _require_answerable(session: AsyncSession, d: Decision) -> Funding:
     _require_funded(d)
     if d.status != "issued":
-        raise Conflict("La decisione non attende una risposta (non ancora emessa, o già accettata o rinunciata).",
-                       "The decision awaits no answer (not issued yet, or already accepted or renounced).",
-                       extra={"decision_status": d.status})
+        raise Conflict(
+            "La decisione non attende una risposta (non ancora emessa, o già accettata o rinunciata).",
+            "The decision awaits no answer (not issued yet, or already accepted or renounced).",
+            extra={"decision_status": d.status},
+        )
     latest = (await repository.latest_decisions(session, [d.application_id]))[d.application_id]
     if latest.id != d.id:
-        raise Conflict("Una decisione più recente sostituisce questa.", "A later decision supersedes this one.",
-                       extra={"latest_decision_id": str(latest.id)})
+        raise Conflict(
+            "Una decisione più recente sostituisce questa.",
+            "A later decision supersedes this one.",
+            extra={"latest_decision_id": str(latest.id)},
+        )
     funding = await repository.funding(session, d.application_id)
     if funding is None or funding.status not in FUNDED:
-        raise Conflict("La domanda non è più finanziata.", "The application is no longer funded.",
-                       extra={"allocation_status": funding.status if funding is not None else None})
+        raise Conflict(
+            "La domanda non è più finanziata.",
+            "The application is no longer funded.",
+            extra={"allocation_status": funding.status if funding is not None else None},
+        )
     return funding
 
 
@@ -308,7 +451,8 @@ def approved_budget(rules: CallRules, snapshot: dict[str, Any], cuts: list[dict[
     its companies' (the lead's lines and each member's, each computed on its own as its aid was)."""
     companies = [("", snapshot.get("expense_lines", []))] + [
         (f"/network/members/{i}", m.get("expense_lines") or [])
-        for i, m in enumerate((snapshot.get("network") or {}).get("members") or [])]
+        for i, m in enumerate((snapshot.get("network") or {}).get("members") or [])
+    ]
     flat = snapshot.get("flat_rates")
     total = ZERO
     direct: dict[str, Decimal] = defaultdict(lambda: ZERO)
@@ -339,21 +483,31 @@ def approved_budget(rules: CallRules, snapshot: dict[str, Any], cuts: list[dict[
     return {
         "eligible_total": total,
         "by_category": [{"category": code, "kind": "direct", "amount": amount} for code, amount in direct.items()]
-                       + [{"category": code, "kind": "flat_rate", "amount": amount}
-                          for code, amount in flat_rates.items()],
-        "by_market": [{"country": country, "amount": amount}
-                      for country, amount in sorted(by_market.items(), key=lambda kv: kv[0] or "~")],
+        + [{"category": code, "kind": "flat_rate", "amount": amount} for code, amount in flat_rates.items()],
+        "by_market": [
+            {"country": country, "amount": amount}
+            for country, amount in sorted(by_market.items(), key=lambda kv: kv[0] or "~")
+        ],
     }
 
 
-async def accept_decision(*, session: AsyncSession, actor: Actor, intake: IntakeClient, decision: Decision,
-                          decree: Decree, app: ReceivedApplication) -> Decision:
+async def accept_decision(
+    *,
+    session: AsyncSession,
+    actor: Actor,
+    intake: IntakeClient,
+    decision: Decision,
+    decree: Decree,
+    app: ReceivedApplication,
+) -> Decision:
     """The company accepts the aid: `decision.accepted` carries what monitoring needs to start the project."""
     await _require_answerable(session, decision)
     if decision.cup is None or decision.cor is None:
-        raise Conflict("Mancano CUP o COR: la decisione non si può ancora accettare.",
-                       "The decision has no CUP or COR yet: it cannot be accepted yet.",
-                       extra={"cup": decision.cup, "cor": decision.cor})
+        raise Conflict(
+            "Mancano CUP o COR: la decisione non si può ancora accettare.",
+            "The decision has no CUP or COR yet: it cannot be accepted yet.",
+            extra={"cup": decision.cup, "cor": decision.cor},
+        )
     ev = await repository.evaluation(session, decision.application_id)
     rules = await rules_of_call(intake, decree.call_id, call_in_path=True)
     # The concession enters the de minimis register now, so every later application of the single undertaking
@@ -363,62 +517,138 @@ async def accept_decision(*, session: AsyncSession, actor: Actor, intake: Intake
     shares = de_minimis.network_shares(ev, decision.grant, decision.loan)
     lead_grant, lead_loan = (shares[0]["grant"], shares[0]["loan"]) if shares else (decision.grant, decision.loan)
     await de_minimis.register_concession(
-        session=session, actor=actor, intake=intake, rules=rules, evaluation=ev, company_id=decision.company_id,
-        application_id=decision.application_id, cor=decision.cor, granted_on=decree.decree_date,
-        grant=lead_grant, loan=lead_loan, decree_number=decree.number,
-        declared=de_minimis.declared_of(app.snapshot))
+        session=session,
+        actor=actor,
+        intake=intake,
+        rules=rules,
+        evaluation=ev,
+        company_id=decision.company_id,
+        application_id=decision.application_id,
+        cor=decision.cor,
+        granted_on=decree.decree_date,
+        grant=lead_grant,
+        loan=lead_loan,
+        decree_number=decree.number,
+        declared=de_minimis.declared_of(app.snapshot),
+    )
     declared_members = (app.snapshot.get("network") or {}).get("members") or []
     for i, member in enumerate(shares[1:]):
         await de_minimis.register_concession(
-            session=session, actor=actor, intake=intake, rules=rules, evaluation=ev,
-            company_id=uuid.UUID(member["company_id"]), application_id=decision.application_id,
-            cor=f"{decision.cor}/{i + 1}", granted_on=decree.decree_date, grant=member["grant"],
-            loan=member["loan"], decree_number=decree.number,
+            session=session,
+            actor=actor,
+            intake=intake,
+            rules=rules,
+            evaluation=ev,
+            company_id=uuid.UUID(member["company_id"]),
+            application_id=decision.application_id,
+            cor=f"{decision.cor}/{i + 1}",
+            granted_on=decree.decree_date,
+            grant=member["grant"],
+            loan=member["loan"],
+            decree_number=decree.number,
             declared=de_minimis.declared_of(declared_members[i]) if i < len(declared_members) else [],
-            undertaking=[str(v) for v in member["undertaking"]])
+            undertaking=[str(v) for v in member["undertaking"]],
+        )
     now = datetime.now(UTC)
     decision.status, decision.accepted_at = "accepted", now
     decision.version += 1
     await session.flush()
-    await record_audit(session, actor, action="decision.accepted", resource_type="decision",
-                       resource_id=decision.id, before={"status": "issued"},
-                       after={"status": "accepted", "accepted_at": now, "version": decision.version})
-    await record_event(session, actor, event_type="decision.accepted", aggregate_type="application",
-                       aggregate_id=decision.application_id, partner_id=budget.partner_of(app),
-                       company_id=decision.company_id, payload={
-                           "decision_id": decision.id, "application_id": decision.application_id,
-                           "call_id": decree.call_id, "company_id": decision.company_id,
-                           "partner_id": budget.partner_of(app), "protocol_number": app.protocol_number,
-                           "outcome": decision.outcome, "grant": decision.grant, "loan": decision.loan,
-                           "loan_gge": ev.loan_gge if ev is not None else None,
-                           "decree_id": decree.id, "decree_number": decree.number, "decree_date": decree.decree_date,
-                           "cup": decision.cup, "cor": decision.cor, "accepted_at": now,
-                           "approved_budget": approved_budget(rules, app.snapshot, ev.cuts if ev is not None else []),
-                           "action_plan": {k: app.snapshot.get("action_plan", {}).get(k)
-                                           for k in ("start_date", "end_date", "milestones", "kpis")},
-                           "funding": ev.funding if ev is not None else None})
+    await record_audit(
+        session,
+        actor,
+        action="decision.accepted",
+        resource_type="decision",
+        resource_id=decision.id,
+        before={"status": "issued"},
+        after={"status": "accepted", "accepted_at": now, "version": decision.version},
+    )
+    await record_event(
+        session,
+        actor,
+        event_type="decision.accepted",
+        aggregate_type="application",
+        aggregate_id=decision.application_id,
+        partner_id=budget.partner_of(app),
+        company_id=decision.company_id,
+        payload={
+            "decision_id": decision.id,
+            "application_id": decision.application_id,
+            "call_id": decree.call_id,
+            "company_id": decision.company_id,
+            "partner_id": budget.partner_of(app),
+            "protocol_number": app.protocol_number,
+            "outcome": decision.outcome,
+            "grant": decision.grant,
+            "loan": decision.loan,
+            "loan_gge": ev.loan_gge if ev is not None else None,
+            "decree_id": decree.id,
+            "decree_number": decree.number,
+            "decree_date": decree.decree_date,
+            "cup": decision.cup,
+            "cor": decision.cor,
+            "accepted_at": now,
+            "approved_budget": approved_budget(rules, app.snapshot, ev.cuts if ev is not None else []),
+            "action_plan": {
+                k: app.snapshot.get("action_plan", {}).get(k) for k in ("start_date", "end_date", "milestones", "kpis")
+            },
+            "funding": ev.funding if ev is not None else None,
+        },
+    )
     return decision
 
 
-async def renounce_decision(*, session: AsyncSession, actor: Actor, intake: IntakeClient, decision: Decision,
-                            decree: Decree, app: ReceivedApplication, reason: str) -> Decision:
+async def renounce_decision(
+    *,
+    session: AsyncSession,
+    actor: Actor,
+    intake: IntakeClient,
+    decision: Decision,
+    decree: Decree,
+    app: ReceivedApplication,
+    reason: str,
+) -> Decision:
     """The company renounces the aid: its commitment is released and the waiting list moves."""
     await _require_answerable(session, decision)
     now = datetime.now(UTC)
     decision.status, decision.renounced_at = "renounced", now
     decision.version += 1
     await session.flush()
-    await record_audit(session, actor, action="decision.renounced", resource_type="decision",
-                       resource_id=decision.id, before={"status": "issued"},
-                       after={"status": "renounced", "renounced_at": now, "reason": reason,
-                              "version": decision.version})
-    await record_event(session, actor, event_type="decision.renounced", aggregate_type="application",
-                       aggregate_id=decision.application_id, partner_id=budget.partner_of(app),
-                       company_id=decision.company_id, payload={
-                           "decision_id": decision.id, "application_id": decision.application_id,
-                           "call_id": decree.call_id, "company_id": decision.company_id,
-                           "grant": decision.grant, "loan": decision.loan, "decree_number": decree.number,
-                           "decree_date": decree.decree_date, "renounced_at": now, "reason": reason})
-    await budget.release_application(session=session, actor=actor, intake=intake,
-                                     application_id=decision.application_id, kind="renunciation", reason=reason)
+    await record_audit(
+        session,
+        actor,
+        action="decision.renounced",
+        resource_type="decision",
+        resource_id=decision.id,
+        before={"status": "issued"},
+        after={"status": "renounced", "renounced_at": now, "reason": reason, "version": decision.version},
+    )
+    await record_event(
+        session,
+        actor,
+        event_type="decision.renounced",
+        aggregate_type="application",
+        aggregate_id=decision.application_id,
+        partner_id=budget.partner_of(app),
+        company_id=decision.company_id,
+        payload={
+            "decision_id": decision.id,
+            "application_id": decision.application_id,
+            "call_id": decree.call_id,
+            "company_id": decision.company_id,
+            "grant": decision.grant,
+            "loan": decision.loan,
+            "decree_number": decree.number,
+            "decree_date": decree.decree_date,
+            "renounced_at": now,
+            "reason": reason,
+        },
+    )
+    await budget.release_application(
+        session=session,
+        actor=actor,
+        intake=intake,
+        application_id=decision.application_id,
+        kind="renunciation",
+        reason=reason,
+    )
     return decision

@@ -17,15 +17,17 @@ async def insert_aids(session: AsyncSession, rows: list[dict[str, Any]]) -> list
     including a reference repeated within `rows`)."""
     if not rows:
         return []
-    stmt = (insert(PriorAid).values(rows)
-            .on_conflict_do_nothing(index_elements=[PriorAid.source, PriorAid.reference])
-            .returning(PriorAid))
+    stmt = (
+        insert(PriorAid)
+        .values(rows)
+        .on_conflict_do_nothing(index_elements=[PriorAid.source, PriorAid.reference])
+        .returning(PriorAid)
+    )
     return list((await session.execute(stmt)).scalars().all())
 
 
 async def aids_of(session: AsyncSession, vat_numbers: Iterable[str]) -> list[PriorAid]:
-    stmt = (select(PriorAid).where(PriorAid.vat_number.in_(list(vat_numbers)))
-            .order_by(PriorAid.granted_on, PriorAid.id))
+    stmt = select(PriorAid).where(PriorAid.vat_number.in_(list(vat_numbers))).order_by(PriorAid.granted_on, PriorAid.id)
     return list((await session.execute(stmt)).scalars().all())
 
 
@@ -45,8 +47,7 @@ async def lock_undertaking(session: AsyncSession, vat_numbers: Iterable[str]) ->
     two concessions to one single undertaking (or to two undertakings sharing a linked enterprise) never read the
     same headroom. Taken in sorted order, so two writers never wait on each other crosswise."""
     for vat in sorted(set(vat_numbers)):
-        await session.execute(text("SELECT pg_advisory_xact_lock(hashtextextended(:k, 0))"),
-                              {"k": f"de_minimis:{vat}"})
+        await session.execute(text("SELECT pg_advisory_xact_lock(hashtextextended(:k, 0))"), {"k": f"de_minimis:{vat}"})
 
 
 async def desk_aid(session: AsyncSession, reference: str) -> PriorAid | None:

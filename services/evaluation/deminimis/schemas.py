@@ -24,8 +24,15 @@ class AidIn(ApiModel):
     amount: PositiveMoney = Field(description="Gross grant equivalent of the aid (elemento di aiuto), euros.")
     granting_authority: Text = Field(examples=["Regione Lombardia"])
     regulation: Text = Field(examples=["Reg. (UE) 2023/2831"])
-    reference: Annotated[str, Field(min_length=1, max_length=100, examples=["COR 1234567"],
-                                    description="Its identifier: the COR of the state-aid register, or the act.")]
+    reference: Annotated[
+        str,
+        Field(
+            min_length=1,
+            max_length=100,
+            examples=["COR 1234567"],
+            description="Its identifier: the COR of the state-aid register, or the act.",
+        ),
+    ]
 
 
 class AidOut(OutModel):
@@ -79,8 +86,9 @@ class UndertakingOut(OutModel):
     on: date
     members: list[MemberOut]
     aids: list[AidOut] = Field(description="Every entry of the register for the members, by date.")
-    period: PeriodOut | None = Field(description="The rolling period ending on `on` under the call's de minimis "
-                                                 "rules; only when call_id is given.")
+    period: PeriodOut | None = Field(
+        description="The rolling period ending on `on` under the call's de minimis rules; only when call_id is given."
+    )
 
 
 class DeclaredAidOut(OutModel):
@@ -94,8 +102,9 @@ class DeclaredAidOut(OutModel):
 
 
 class ComparedAidOut(AidOut):
-    declared: bool = Field(description="A declaration of the application matches it (same COR, or same VAT "
-                                       "number, date and amount).")
+    declared: bool = Field(
+        description="A declaration of the application matches it (same COR, or same VAT number, date and amount)."
+    )
 
 
 class SourceTotals(OutModel):
@@ -116,11 +125,13 @@ class ComparisonOut(OutModel):
     window_end: date
     ceiling: Decimal
     totals_in_period: SourceTotals = Field(description="Per source, the aid granted in the period.")
-    counted_total: Decimal = Field(description="What counts against the ceiling: every source, an aid in two of "
-                                               "them (same COR) once.")
+    counted_total: Decimal = Field(
+        description="What counts against the ceiling: every source, an aid in two of them (same COR) once."
+    )
     headroom: Decimal
     declared: list[DeclaredAidOut]
-    register_entries: list[ComparedAidOut] = Field(description="Every register entry of the members (RNA, manual, "
-                                                           "desk).")
+    register_entries: list[ComparedAidOut] = Field(
+        description="Every register entry of the members (RNA, manual, desk)."
+    )
     declared_not_in_rna: list[DeclaredAidOut] = Field(description="Declared in the period, not found in the RNA.")
     rna_not_declared: list[ComparedAidOut] = Field(description="In the RNA in the period, not declared.")

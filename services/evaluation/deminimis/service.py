@@ -75,14 +75,24 @@ COLUMNS: dict[str, tuple[str, ...]] = {
 
 
 def aid_out(a: PriorAid) -> dict[str, Any]:
-    return {"id": a.id, "vat_number": a.vat_number, "granted_on": a.granted_on, "amount": a.amount,
-            "granting_authority": a.granting_authority, "regulation": a.regulation, "source": a.source,
-            "reference": a.reference, "created_by": a.created_by, "created_at": a.created_at}
+    return {
+        "id": a.id,
+        "vat_number": a.vat_number,
+        "granted_on": a.granted_on,
+        "amount": a.amount,
+        "granting_authority": a.granting_authority,
+        "regulation": a.regulation,
+        "source": a.source,
+        "reference": a.reference,
+        "created_by": a.created_by,
+        "created_at": a.created_at,
+    }
 
 
 def _domain(a: PriorAid) -> dm.PriorAid:
-    return dm.PriorAid(vat_number=a.vat_number, granted_on=a.granted_on, amount=a.amount, source=a.source,
-                       reference=a.reference)
+    return dm.PriorAid(
+        vat_number=a.vat_number, granted_on=a.granted_on, amount=a.amount, source=a.source, reference=a.reference
+    )
 
 
 def countable(aids: list[PriorAid]) -> list[PriorAid]:
@@ -94,10 +104,16 @@ def countable(aids: list[PriorAid]) -> list[PriorAid]:
 
 def declared_of(snapshot: dict[str, Any]) -> list[dm.PriorAid]:
     """The applicant's de minimis self-declaration, from the submitted application (intake's contract)."""
-    return [dm.PriorAid(vat_number=dm.normalise_vat(str(d["vat_number"])), granted_on=date.fromisoformat(
-                            str(d["granted_on"])), amount=Decimal(str(d["amount"])), source=DECLARED,
-                        reference=str(d.get("reference") or f"{DECLARED} {i + 1}"))
-            for i, d in enumerate(snapshot.get("de_minimis_declarations") or [])]
+    return [
+        dm.PriorAid(
+            vat_number=dm.normalise_vat(str(d["vat_number"])),
+            granted_on=date.fromisoformat(str(d["granted_on"])),
+            amount=Decimal(str(d["amount"])),
+            source=DECLARED,
+            reference=str(d.get("reference") or f"{DECLARED} {i + 1}"),
+        )
+        for i, d in enumerate(snapshot.get("de_minimis_declarations") or [])
+    ]
 
 
 def everything(aids: list[PriorAid], declared: list[dm.PriorAid]) -> list[dm.PriorAid]:
@@ -109,24 +125,57 @@ def everything(aids: list[PriorAid], declared: list[dm.PriorAid]) -> list[dm.Pri
 
 
 def _steps(steps: Any) -> list[dict[str, Any]]:
-    return [{"code": s.code, "detail_it": s.detail_it, "detail_en": s.detail_en,
-             "amount": None if s.amount is None else str(s.amount)} for s in steps]
+    return [
+        {
+            "code": s.code,
+            "detail_it": s.detail_it,
+            "detail_en": s.detail_en,
+            "amount": None if s.amount is None else str(s.amount),
+        }
+        for s in steps
+    ]
 
 
 # ---------------------------------------------------------------- the register
 
 
-async def record_aid(*, session: AsyncSession, actor: Actor, vat_number: str, granted_on: date, amount: Decimal,
-                     granting_authority: str, regulation: str, reference: str) -> PriorAid:
-    row = {"id": uuid.uuid4(), "vat_number": dm.normalise_vat(vat_number), "granted_on": granted_on,
-           "amount": amount, "granting_authority": granting_authority, "regulation": regulation, "source": MANUAL,
-           "reference": reference, "created_by": actor.principal.client_id}
+async def record_aid(
+    *,
+    session: AsyncSession,
+    actor: Actor,
+    vat_number: str,
+    granted_on: date,
+    amount: Decimal,
+    granting_authority: str,
+    regulation: str,
+    reference: str,
+) -> PriorAid:
+    row = {
+        "id": uuid.uuid4(),
+        "vat_number": dm.normalise_vat(vat_number),
+        "granted_on": granted_on,
+        "amount": amount,
+        "granting_authority": granting_authority,
+        "regulation": regulation,
+        "source": MANUAL,
+        "reference": reference,
+        "created_by": actor.principal.client_id,
+    }
     inserted = await repository.insert_aids(session, [row])
     if not inserted:
-        raise Conflict(f"Un aiuto con riferimento {reference} è già registrato.",
-                       f"An aid with reference {reference} is already recorded.", extra={"reason": "duplicate"})
-    await record_audit(session, actor, action="de_minimis.aid_recorded", resource_type="de_minimis_aid",
-                       resource_id=inserted[0].id, after={k: row[k] for k in row if k != "id"})
+        raise Conflict(
+            f"Un aiuto con riferimento {reference} è già registrato.",
+            f"An aid with reference {reference} is already recorded.",
+            extra={"reason": "duplicate"},
+        )
+    await record_audit(
+        session,
+        actor,
+        action="de_minimis.aid_recorded",
+        resource_type="de_minimis_aid",
+        resource_id=inserted[0].id,
+        after={k: row[k] for k in row if k != "id"},
+    )
     return inserted[0]
 
 
@@ -162,12 +211,18 @@ def _date(raw: str) -> date:
 
 
 _MESSAGES: dict[str, tuple[str, str]] = {
-    "vat_number": ("Partita IVA del beneficiario non valida (11 cifre con cifra di controllo).",
-                   "Invalid beneficiary VAT number (11 digits with a check digit)."),
-    "granted_on": ("Data di concessione non valida (gg/mm/aaaa o aaaa-mm-gg, non futura).",
-                   "Invalid grant date (dd/mm/yyyy or yyyy-mm-dd, not in the future)."),
-    "amount": ("Importo non valido: non negativo, al massimo due decimali (es. 12.345,67).",
-               "Invalid amount: not negative, at most two decimals (e.g. 12.345,67 or 12345.67)."),
+    "vat_number": (
+        "Partita IVA del beneficiario non valida (11 cifre con cifra di controllo).",
+        "Invalid beneficiary VAT number (11 digits with a check digit).",
+    ),
+    "granted_on": (
+        "Data di concessione non valida (gg/mm/aaaa o aaaa-mm-gg, non futura).",
+        "Invalid grant date (dd/mm/yyyy or yyyy-mm-dd, not in the future).",
+    ),
+    "amount": (
+        "Importo non valido: non negativo, al massimo due decimali (es. 12.345,67).",
+        "Invalid amount: not negative, at most two decimals (e.g. 12.345,67 or 12345.67).",
+    ),
     "granting_authority": ("Soggetto concedente mancante o troppo lungo.", "Granting authority missing or too long."),
     "regulation": ("Regolamento mancante o troppo lungo.", "Regulation missing or too long."),
     "reference": ("COR mancante o troppo lungo.", "COR missing or too long."),
@@ -182,8 +237,11 @@ def parse_rna_csv(content: bytes, *, today: date) -> tuple[list[tuple[int, dict[
     reader = csv.reader(io.StringIO(text), delimiter=delimiter)
     header = next(reader, None)
     if header is None:
-        raise ValidationFailed("Il file è vuoto.", "The file is empty.",
-                               errors=[ProblemError("csv_empty", "/", "File vuoto.", "Empty file.")])
+        raise ValidationFailed(
+            "Il file è vuoto.",
+            "The file is empty.",
+            errors=[ProblemError("csv_empty", "/", "File vuoto.", "Empty file.")],
+        )
     keys = [_header_key(h) for h in header]
     positions: dict[str, int] = {}
     missing = []
@@ -195,10 +253,19 @@ def parse_rna_csv(content: bytes, *, today: date) -> tuple[list[tuple[int, dict[
             positions[field] = idx
     if missing:
         raise ValidationFailed(
-            "Mancano colonne obbligatorie nell'intestazione.", "Required columns are missing from the header.",
-            errors=[ProblemError("csv_column_missing", f"/header/{name}", f"Colonna {name} mancante.",
-                                 f"Column {name} is missing.", extra={"line": 1, "field": name})
-                    for name in missing])
+            "Mancano colonne obbligatorie nell'intestazione.",
+            "Required columns are missing from the header.",
+            errors=[
+                ProblemError(
+                    "csv_column_missing",
+                    f"/header/{name}",
+                    f"Colonna {name} mancante.",
+                    f"Column {name} is missing.",
+                    extra={"line": 1, "field": name},
+                )
+                for name in missing
+            ],
+        )
     rows: list[tuple[int, dict[str, Any]]] = []
     errors: list[dict[str, Any]] = []
     for cells in reader:
@@ -214,8 +281,16 @@ def parse_rna_csv(content: bytes, *, today: date) -> tuple[list[tuple[int, dict[
                 row[field] = _parse(field, raw, today)
             except (ValueError, InvalidOperation):
                 it, en = _MESSAGES[field]
-                errors.append({"line": line, "field": column, "code": f"{field}_invalid", "message_it": it,
-                               "message_en": en, "value": raw[:100]})
+                errors.append(
+                    {
+                        "line": line,
+                        "field": column,
+                        "code": f"{field}_invalid",
+                        "message_it": it,
+                        "message_en": en,
+                        "value": raw[:100],
+                    }
+                )
                 bad = True
         if not bad:
             rows.append((line, row))
@@ -241,27 +316,47 @@ def _parse(field: str, raw: str, today: date) -> Any:
     return raw
 
 
-async def import_rna_csv(*, session: AsyncSession, actor: Actor, content: bytes,
-                         skip_invalid: bool) -> dict[str, Any]:
+async def import_rna_csv(*, session: AsyncSession, actor: Actor, content: bytes, skip_invalid: bool) -> dict[str, Any]:
     today = datetime.now(UTC).date()
     rows, errors = parse_rna_csv(content, today=today)
     if errors and not skip_invalid:
         raise ValidationFailed(
             f"{len(errors)} errori nel file: nessun aiuto importato.",
             f"{len(errors)} errors in the file: nothing imported.",
-            errors=[ProblemError(e["code"], f"/lines/{e['line']}/{e['field']}", e["message_it"], e["message_en"],
-                                 extra={"line": e["line"], "field": e["field"], "value": e["value"]})
-                    for e in errors])
-    values = [{"id": uuid.uuid4(), **row, "source": RNA, "created_by": actor.principal.client_id}
-              for _line, row in rows]
+            errors=[
+                ProblemError(
+                    e["code"],
+                    f"/lines/{e['line']}/{e['field']}",
+                    e["message_it"],
+                    e["message_en"],
+                    extra={"line": e["line"], "field": e["field"], "value": e["value"]},
+                )
+                for e in errors
+            ],
+        )
+    values = [
+        {"id": uuid.uuid4(), **row, "source": RNA, "created_by": actor.principal.client_id} for _line, row in rows
+    ]
     inserted = await repository.insert_aids(session, values)
-    report = {"imported": len(inserted), "skipped_duplicates": len(values) - len(inserted),
-              "errors": [{k: e[k] for k in ("line", "field", "code", "message_it", "message_en")} for e in errors]}
-    await record_audit(session, actor, action="de_minimis.imported", resource_type="de_minimis_import",
-                       resource_id=uuid.uuid4(),
-                       after={"source": RNA, "imported": report["imported"],
-                              "skipped_duplicates": report["skipped_duplicates"], "invalid_rows": len(errors),
-                              "references": [a.reference for a in inserted]})
+    report = {
+        "imported": len(inserted),
+        "skipped_duplicates": len(values) - len(inserted),
+        "errors": [{k: e[k] for k in ("line", "field", "code", "message_it", "message_en")} for e in errors],
+    }
+    await record_audit(
+        session,
+        actor,
+        action="de_minimis.imported",
+        resource_type="de_minimis_import",
+        resource_id=uuid.uuid4(),
+        after={
+            "source": RNA,
+            "imported": report["imported"],
+            "skipped_duplicates": report["skipped_duplicates"],
+            "invalid_rows": len(errors),
+            "references": [a.reference for a in inserted],
+        },
+    )
     return report
 
 
@@ -272,12 +367,21 @@ def _members_out(company: CompanyOut | None, vat: str) -> list[dict[str, Any]]:
     if company is None:
         return [{"vat_number": vat, "name": None, "relation": "applicant"}]
     linked = {dm.normalise_vat(r.vat_number): r.name for r in company.related_enterprises if r.relation == "linked"}
-    return [{"vat_number": dm.normalise_vat(company.vat_number), "name": company.name, "relation": "applicant"},
-            *({"vat_number": v, "name": n, "relation": "linked"} for v, n in linked.items())]
+    return [
+        {"vat_number": dm.normalise_vat(company.vat_number), "name": company.name, "relation": "applicant"},
+        *({"vat_number": v, "name": n, "relation": "linked"} for v, n in linked.items()),
+    ]
 
 
-async def undertaking(*, session: AsyncSession, intake: IntakeClient, vat_number: str, on: date | None,
-                      call_id: uuid.UUID | None, lang: Lang) -> dict[str, Any]:
+async def undertaking(
+    *,
+    session: AsyncSession,
+    intake: IntakeClient,
+    vat_number: str,
+    on: date | None,
+    call_id: uuid.UUID | None,
+    lang: Lang,
+) -> dict[str, Any]:
     vat = dm.normalise_vat(vat_number)
     with intake_errors(f"L'impresa {vat}", f"Company {vat}", field=("path", "/vat_number")):
         company = await intake.find_company_by_vat(vat)
@@ -288,16 +392,32 @@ async def undertaking(*, session: AsyncSession, intake: IntakeClient, vat_number
     aids = await repository.aids_of(session, members)
     period = None
     if rules is not None:
-        outcome = dm.cap_new_aid(rules, [_domain(a) for a in countable(aids)], members, ZERO, ZERO, Decimal(0),
-                                 grant_date=day)
+        outcome = dm.cap_new_aid(
+            rules, [_domain(a) for a in countable(aids)], members, ZERO, ZERO, Decimal(0), grant_date=day
+        )
         shown = ("period", "prior_aid_counted", "prior_aid_outside_period", "prior_total", "headroom")
-        period = {"call_id": call_id, "regulation": rules.de_minimis.regulation, "ceiling": outcome.ceiling,
-                  "window_start": outcome.period.window_start, "window_end": outcome.period.window_end,
-                  "total": outcome.period.total, "headroom": outcome.headroom,
-                  "steps": [{**s, "detail": s["detail_it"] if lang == "it" else s["detail_en"]}
-                            for s in _steps(outcome.computation) if s["code"] in shown]}
-    return {"vat_number": vat, "company_id": company.id if company is not None else None, "on": day,
-            "members": _members_out(company, vat), "aids": [aid_out(a) for a in aids], "period": period}
+        period = {
+            "call_id": call_id,
+            "regulation": rules.de_minimis.regulation,
+            "ceiling": outcome.ceiling,
+            "window_start": outcome.period.window_start,
+            "window_end": outcome.period.window_end,
+            "total": outcome.period.total,
+            "headroom": outcome.headroom,
+            "steps": [
+                {**s, "detail": s["detail_it"] if lang == "it" else s["detail_en"]}
+                for s in _steps(outcome.computation)
+                if s["code"] in shown
+            ],
+        }
+    return {
+        "vat_number": vat,
+        "company_id": company.id if company is not None else None,
+        "on": day,
+        "members": _members_out(company, vat),
+        "aids": [aid_out(a) for a in aids],
+        "period": period,
+    }
 
 
 # ---------------------------------------------------------------- the funding computation
@@ -309,42 +429,66 @@ def _step(code: str, it: str, en: str, amount: Decimal | None = None) -> dict[st
 
 def _require_fundable(evaluation: Evaluation, rules: CallRules) -> str:
     if evaluation.stage != "admissible":
-        raise Conflict("Il finanziamento si calcola solo per una domanda ammissibile non ancora calcolata.",
-                       "Funding is computed only for an admissible application not computed yet.",
-                       extra={"reason": "not_admissible", "stage": evaluation.stage})
+        raise Conflict(
+            "Il finanziamento si calcola solo per una domanda ammissibile non ancora calcolata.",
+            "Funding is computed only for an admissible application not computed yet.",
+            extra={"reason": "not_admissible", "stage": evaluation.stage},
+        )
     if rules.scoring.criteria and evaluation.merit_verdict != "passed":
-        raise Conflict("La valutazione di merito non è conclusa con esito positivo.",
-                       "The merit evaluation has not been passed.",
-                       extra={"reason": "merit_not_passed", "merit_verdict": evaluation.merit_verdict})
+        raise Conflict(
+            "La valutazione di merito non è conclusa con esito positivo.",
+            "The merit evaluation has not been passed.",
+            extra={"reason": "merit_not_passed", "merit_verdict": evaluation.merit_verdict},
+        )
     if evaluation.credit_class is None:
-        raise Conflict("Manca la classe di merito creditizio: va attribuita prima di calcolare il finanziamento.",
-                       "No credit-scoring class yet: assign it before computing the funding.",
-                       extra={"reason": "credit_class_missing"})
+        raise Conflict(
+            "Manca la classe di merito creditizio: va attribuita prima di calcolare il finanziamento.",
+            "No credit-scoring class yet: assign it before computing the funding.",
+            extra={"reason": "credit_class_missing"},
+        )
     if evaluation.eligible_total is None:
-        raise Conflict("Spese ammissibili non determinate.", "Eligible expenses not determined.",
-                       extra={"reason": "eligible_total_missing"})
+        raise Conflict(
+            "Spese ammissibili non determinate.",
+            "Eligible expenses not determined.",
+            extra={"reason": "eligible_total_missing"},
+        )
     return evaluation.credit_class
 
 
-async def compute_funding(*, session: AsyncSession, actor: Actor, intake: IntakeClient, evaluation: Evaluation,
-                          app: ReceivedApplication, loan_years: int | None) -> Evaluation:
+async def compute_funding(
+    *,
+    session: AsyncSession,
+    actor: Actor,
+    intake: IntakeClient,
+    evaluation: Evaluation,
+    app: ReceivedApplication,
+    loan_years: int | None,
+) -> Evaluation:
     rules = await rules_of_application(intake, app)  # the version it was submitted under
     credit_class = _require_fundable(evaluation, rules)
     terms = rules.aid.loan
     years = terms.max_years if loan_years is None else loan_years
     if not terms.min_years <= years <= terms.max_years:
-        raise ValidationFailed(errors=[ProblemError(
-            "loan_years_out_of_range", "/loan_years",
-            f"La durata del finanziamento va da {terms.min_years} a {terms.max_years} anni.",
-            f"The loan lasts {terms.min_years} to {terms.max_years} years.",
-            extra={"min": terms.min_years, "max": terms.max_years})])
+        raise ValidationFailed(
+            errors=[
+                ProblemError(
+                    "loan_years_out_of_range",
+                    "/loan_years",
+                    f"La durata del finanziamento va da {terms.min_years} a {terms.max_years} anni.",
+                    f"The loan lasts {terms.min_years} to {terms.max_years} years.",
+                    extra={"min": terms.min_years, "max": terms.max_years},
+                )
+            ]
+        )
     try:
         share = rules.loan_cap_share(credit_class)
         ref_rate = dm.reference_rate(rules, credit_class)
     except KeyError:
-        raise Conflict(f"La classe di merito creditizio '{credit_class}' non è prevista dal bando.",
-                       f"Credit-scoring class '{credit_class}' is not provided for by the call.",
-                       extra={"reason": "credit_class_unknown"}) from None
+        raise Conflict(
+            f"La classe di merito creditizio '{credit_class}' non è prevista dal bando.",
+            f"Credit-scoring class '{credit_class}' is not provided for by the call.",
+            extra={"reason": "credit_class_unknown"},
+        ) from None
     company = await fetch_company(intake, app.company_id)
     members = single_undertaking(company)
     today = datetime.now(rules.tz).date()
@@ -356,30 +500,53 @@ async def compute_funding(*, session: AsyncSession, actor: Actor, intake: Intake
     per_euro = dm.gge_per_euro(rules, years, grace, ref_rate)
     requested_gge = dm.loan_gge(aid.loan, rules, years, grace, ref_rate)
     steps = [
-        _step("eligible_total", f"Spese ammissibili dopo i tagli: {eur_it(eligible)}.",
-              f"Eligible expenses after the cuts: {eur_en(eligible)}.", eligible),
-        _step("credit_class",
-              f"Classe di merito creditizio {credit_class}: {_pct_it(share)} del massimale del finanziamento "
-              f"({eur_it(terms.cap)})" + (", finanziamento escluso." if share == 0 else "."),
-              f"Credit-scoring class {credit_class}: {_pct_en(share)} of the loan cap ({eur_en(terms.cap)})"
-              + (", loan excluded." if share == 0 else "."), share),
-        _step("grant", f"Contributo: {_pct_it(rules.aid.grant.percent)} delle spese, massimo "
-                       f"{eur_it(rules.aid.grant.cap)}: {eur_it(aid.grant)}.",
-              f"Grant: {_pct_en(rules.aid.grant.percent)} of the expenses, at most {eur_en(rules.aid.grant.cap)}: "
-              f"{eur_en(aid.grant)}.", aid.grant),
-        _step("loan", f"Finanziamento: {_pct_it(terms.percent)} delle spese, entro il massimale e l'intensità "
-                      f"massima {_pct_it(rules.aid.max_intensity)}: {eur_it(aid.loan)}.",
-              f"Loan: {_pct_en(terms.percent)} of the expenses, within the cap and the maximum intensity "
-              f"{_pct_en(rules.aid.max_intensity)}: {eur_en(aid.loan)}.", aid.loan),
-        _step("reference_rate", f"Tasso di riferimento: tasso base {_pct_it(rules.de_minimis.reference_base_rate)} "
-                                f"+ margine della classe {credit_class} = {_pct_it(ref_rate)}; tasso del "
-                                f"finanziamento {_pct_it(terms.annual_rate)}.",
-              f"Reference rate: base rate {_pct_en(rules.de_minimis.reference_base_rate)} + margin of class "
-              f"{credit_class} = {_pct_en(ref_rate)}; loan rate {_pct_en(terms.annual_rate)}.", ref_rate),
-        _step("loan_gge", f"ESL del finanziamento di {eur_it(aid.loan)} in {years} anni ({grace} mesi di "
-                          f"preammortamento): {eur_it(requested_gge)} ({per_euro} per euro).",
-              f"GGE of the loan of {eur_en(aid.loan)} over {years} years ({grace} months' grace): "
-              f"{eur_en(requested_gge)} ({per_euro} per euro).", requested_gge),
+        _step(
+            "eligible_total",
+            f"Spese ammissibili dopo i tagli: {eur_it(eligible)}.",
+            f"Eligible expenses after the cuts: {eur_en(eligible)}.",
+            eligible,
+        ),
+        _step(
+            "credit_class",
+            f"Classe di merito creditizio {credit_class}: {_pct_it(share)} del massimale del finanziamento "
+            f"({eur_it(terms.cap)})" + (", finanziamento escluso." if share == 0 else "."),
+            f"Credit-scoring class {credit_class}: {_pct_en(share)} of the loan cap ({eur_en(terms.cap)})"
+            + (", loan excluded." if share == 0 else "."),
+            share,
+        ),
+        _step(
+            "grant",
+            f"Contributo: {_pct_it(rules.aid.grant.percent)} delle spese, massimo "
+            f"{eur_it(rules.aid.grant.cap)}: {eur_it(aid.grant)}.",
+            f"Grant: {_pct_en(rules.aid.grant.percent)} of the expenses, at most {eur_en(rules.aid.grant.cap)}: "
+            f"{eur_en(aid.grant)}.",
+            aid.grant,
+        ),
+        _step(
+            "loan",
+            f"Finanziamento: {_pct_it(terms.percent)} delle spese, entro il massimale e l'intensità "
+            f"massima {_pct_it(rules.aid.max_intensity)}: {eur_it(aid.loan)}.",
+            f"Loan: {_pct_en(terms.percent)} of the expenses, within the cap and the maximum intensity "
+            f"{_pct_en(rules.aid.max_intensity)}: {eur_en(aid.loan)}.",
+            aid.loan,
+        ),
+        _step(
+            "reference_rate",
+            f"Tasso di riferimento: tasso base {_pct_it(rules.de_minimis.reference_base_rate)} "
+            f"+ margine della classe {credit_class} = {_pct_it(ref_rate)}; tasso del "
+            f"finanziamento {_pct_it(terms.annual_rate)}.",
+            f"Reference rate: base rate {_pct_en(rules.de_minimis.reference_base_rate)} + margin of class "
+            f"{credit_class} = {_pct_en(ref_rate)}; loan rate {_pct_en(terms.annual_rate)}.",
+            ref_rate,
+        ),
+        _step(
+            "loan_gge",
+            f"ESL del finanziamento di {eur_it(aid.loan)} in {years} anni ({grace} mesi di "
+            f"preammortamento): {eur_it(requested_gge)} ({per_euro} per euro).",
+            f"GGE of the loan of {eur_en(aid.loan)} over {years} years ({grace} months' grace): "
+            f"{eur_en(requested_gge)} ({per_euro} per euro).",
+            requested_gge,
+        ),
     ]
     prior = everything(await repository.aids_of(session, members), declared_of(app.snapshot))
     outcome = dm.cap_new_aid(rules, prior, members, aid.grant, aid.loan, per_euro, grant_date=today)
@@ -387,53 +554,110 @@ async def compute_funding(*, session: AsyncSession, actor: Actor, intake: Intake
     refused = outcome.refused
     plan = repayment_plan(loan, terms.annual_rate, years, grace) if loan > 0 else ()
     if refused:
-        steps.append(_step("refused", "L'aiuto non può essere concesso: massimale de minimis raggiunto.",
-                           "The aid cannot be granted: de minimis ceiling reached.", ZERO))
+        steps.append(
+            _step(
+                "refused",
+                "L'aiuto non può essere concesso: massimale de minimis raggiunto.",
+                "The aid cannot be granted: de minimis ceiling reached.",
+                ZERO,
+            )
+        )
     elif outcome.reduced:
-        steps.append(_step("de_minimis_reduced",
-                           f"Ridotto per il massimale de minimis: contributo {eur_it(grant)}, finanziamento "
-                           f"{eur_it(loan)}.",
-                           f"Reduced under the de minimis ceiling: grant {eur_en(grant)}, loan {eur_en(loan)}.",
-                           grant + loan))
+        steps.append(
+            _step(
+                "de_minimis_reduced",
+                f"Ridotto per il massimale de minimis: contributo {eur_it(grant)}, finanziamento {eur_it(loan)}.",
+                f"Reduced under the de minimis ceiling: grant {eur_en(grant)}, loan {eur_en(loan)}.",
+                grant + loan,
+            )
+        )
     loan_eq = outcome.allowed_loan_equivalent
     funding = {
-        "computed_on": today.isoformat(), "refused": refused, "reason": "de_minimis_ceiling" if refused else None,
-        "credit_class": credit_class, "loan_cap_share": str(share), "loan_years": years, "grace_months": grace,
-        "annual_rate": str(terms.annual_rate), "reference_rate": str(ref_rate), "gge_per_euro": str(per_euro),
-        "eligible_total": str(eligible), "requested_grant": str(aid.grant), "requested_loan": str(aid.loan),
-        "grant": str(grant), "loan": str(loan), "loan_gge": str(loan_eq), "total_aid": str(grant + loan),
-        "installments": [{"number": i.number, "month": i.month, "interest": str(i.interest),
-                          "principal": str(i.principal), "payment": str(i.payment),
-                          "outstanding": str(i.outstanding)} for i in plan],
+        "computed_on": today.isoformat(),
+        "refused": refused,
+        "reason": "de_minimis_ceiling" if refused else None,
+        "credit_class": credit_class,
+        "loan_cap_share": str(share),
+        "loan_years": years,
+        "grace_months": grace,
+        "annual_rate": str(terms.annual_rate),
+        "reference_rate": str(ref_rate),
+        "gge_per_euro": str(per_euro),
+        "eligible_total": str(eligible),
+        "requested_grant": str(aid.grant),
+        "requested_loan": str(aid.loan),
+        "grant": str(grant),
+        "loan": str(loan),
+        "loan_gge": str(loan_eq),
+        "total_aid": str(grant + loan),
+        "installments": [
+            {
+                "number": i.number,
+                "month": i.month,
+                "interest": str(i.interest),
+                "principal": str(i.principal),
+                "payment": str(i.payment),
+                "outstanding": str(i.outstanding),
+            }
+            for i in plan
+        ],
         "steps": steps,
     }
     de_minimis = {
-        "grant_date": today.isoformat(), "members": members, "ceiling": str(outcome.ceiling),
-        "window_start": outcome.period.window_start.isoformat(), "window_end": outcome.period.window_end.isoformat(),
-        "prior_total": str(outcome.period.total), "headroom": str(outcome.headroom),
+        "grant_date": today.isoformat(),
+        "members": members,
+        "ceiling": str(outcome.ceiling),
+        "window_start": outcome.period.window_start.isoformat(),
+        "window_end": outcome.period.window_end.isoformat(),
+        "prior_total": str(outcome.period.total),
+        "headroom": str(outcome.headroom),
         "requested_equivalent": str(outcome.requested_equivalent),
-        "allowed_equivalent": str(outcome.allowed_equivalent), "reduced": outcome.reduced, "refused": refused,
+        "allowed_equivalent": str(outcome.allowed_equivalent),
+        "reduced": outcome.reduced,
+        "refused": refused,
         "steps": _steps(outcome.computation),
     }
     network = None
     total_grant, total_loan, total_gge = grant, loan, loan_eq
     if evaluation.network and not refused:
-        network = await _members_funding(session=session, rules=rules, network=evaluation.network,
-                                         snapshot=app.snapshot, share=share, per_euro=per_euro, today=today)
+        network = await _members_funding(
+            session=session,
+            rules=rules,
+            network=evaluation.network,
+            snapshot=app.snapshot,
+            share=share,
+            per_euro=per_euro,
+            today=today,
+        )
         network["lead"] = {**network["lead"], "grant": str(grant), "loan": str(loan), "loan_gge": str(loan_eq)}
         total_grant = grant + sum((Decimal(m["grant"]) for m in network["members"]), ZERO)
         total_loan = loan + sum((Decimal(m["loan"]) for m in network["members"]), ZERO)
         total_gge = loan_eq + sum((Decimal(m["loan_gge"]) for m in network["members"]), ZERO)
-        network.update(grant=str(total_grant), loan=str(total_loan), loan_gge=str(total_gge),
-                       total_aid=str(total_grant + total_loan))
-        steps.append(_step("network", f"Rete: capofila {eur_it(grant + loan)} e {len(network['members'])} membri, "
-                                      f"aiuto totale {eur_it(total_grant + total_loan)} (contributo "
-                                      f"{eur_it(total_grant)}, finanziamento {eur_it(total_loan)}).",
-                           f"Network: lead {eur_en(grant + loan)} and {len(network['members'])} members, total aid "
-                           f"{eur_en(total_grant + total_loan)} (grant {eur_en(total_grant)}, loan "
-                           f"{eur_en(total_loan)}).", total_grant + total_loan))
-    before = {"stage": evaluation.stage, "grant": evaluation.grant, "loan": evaluation.loan,
-              "loan_gge": evaluation.loan_gge, "version": evaluation.version}
+        network.update(
+            grant=str(total_grant),
+            loan=str(total_loan),
+            loan_gge=str(total_gge),
+            total_aid=str(total_grant + total_loan),
+        )
+        steps.append(
+            _step(
+                "network",
+                f"Rete: capofila {eur_it(grant + loan)} e {len(network['members'])} membri, "
+                f"aiuto totale {eur_it(total_grant + total_loan)} (contributo "
+                f"{eur_it(total_grant)}, finanziamento {eur_it(total_loan)}).",
+                f"Network: lead {eur_en(grant + loan)} and {len(network['members'])} members, total aid "
+                f"{eur_en(total_grant + total_loan)} (grant {eur_en(total_grant)}, loan "
+                f"{eur_en(total_loan)}).",
+                total_grant + total_loan,
+            )
+        )
+    before = {
+        "stage": evaluation.stage,
+        "grant": evaluation.grant,
+        "loan": evaluation.loan,
+        "loan_gge": evaluation.loan_gge,
+        "version": evaluation.version,
+    }
     stage = "not_admissible" if refused else "evaluated"
     checks = [dict(c) for c in evaluation.admissibility_checks]
     for c in checks:  # the deferred credit-class check is now settled by the class the merit evaluation gave
@@ -450,28 +674,62 @@ async def compute_funding(*, session: AsyncSession, actor: Actor, intake: Intake
     evaluation.version += 1
     evaluation.updated_at = datetime.now(UTC)
     await session.flush()
-    await record_audit(session, actor, action="evaluation.funding_computed", resource_type="evaluation",
-                       resource_id=evaluation.application_id, before=before,
-                       after={"stage": stage, "grant": total_grant, "loan": total_loan, "loan_gge": total_gge,
-                              "reduced": outcome.reduced, "refused": refused, "members": members,
-                              "prior_total": outcome.period.total, "version": evaluation.version,
-                              "network": None if network is None else
-                              [{k: m[k] for k in ("company_id", "grant", "loan", "loan_gge")}
-                               for m in network["members"]]})
+    await record_audit(
+        session,
+        actor,
+        action="evaluation.funding_computed",
+        resource_type="evaluation",
+        resource_id=evaluation.application_id,
+        before=before,
+        after={
+            "stage": stage,
+            "grant": total_grant,
+            "loan": total_loan,
+            "loan_gge": total_gge,
+            "reduced": outcome.reduced,
+            "refused": refused,
+            "members": members,
+            "prior_total": outcome.period.total,
+            "version": evaluation.version,
+            "network": None
+            if network is None
+            else [{k: m[k] for k in ("company_id", "grant", "loan", "loan_gge")} for m in network["members"]],
+        },
+    )
     partner = app.snapshot.get("partner_id")
-    await record_event(session, actor, event_type="evaluation.funding_computed", aggregate_type="evaluation",
-                       aggregate_id=evaluation.application_id,
-                       payload={"application_id": str(evaluation.application_id), "call_id": str(evaluation.call_id),
-                                "company_id": str(app.company_id), "stage": stage,
-                                "reason": "de_minimis_ceiling" if refused else None, "grant": str(total_grant),
-                                "loan": str(total_loan), "loan_gge": str(total_gge),
-                                "de_minimis_reduced": outcome.reduced},
-                       partner_id=uuid.UUID(partner) if partner else None, company_id=app.company_id)
+    await record_event(
+        session,
+        actor,
+        event_type="evaluation.funding_computed",
+        aggregate_type="evaluation",
+        aggregate_id=evaluation.application_id,
+        payload={
+            "application_id": str(evaluation.application_id),
+            "call_id": str(evaluation.call_id),
+            "company_id": str(app.company_id),
+            "stage": stage,
+            "reason": "de_minimis_ceiling" if refused else None,
+            "grant": str(total_grant),
+            "loan": str(total_loan),
+            "loan_gge": str(total_gge),
+            "de_minimis_reduced": outcome.reduced,
+        },
+        partner_id=uuid.UUID(partner) if partner else None,
+        company_id=app.company_id,
+    )
     return evaluation
 
 
-async def _members_funding(*, session: AsyncSession, rules: CallRules, network: dict[str, Any],
-                           snapshot: dict[str, Any], share: Decimal, per_euro: Decimal, today: date) -> dict[str, Any]:
+async def _members_funding(
+    *,
+    session: AsyncSession,
+    rules: CallRules,
+    network: dict[str, Any],
+    snapshot: dict[str, Any],
+    share: Decimal,
+    per_euro: Decimal,
+    today: date,
+) -> dict[str, Any]:
     """Each network member's aid: the call's rates on its eligible total after the cuts (its aid base capped at
     the call's maximum, the loan cap at the application's credit class), within the de minimis headroom of its
     own single undertaking (the register and its own declaration)."""
@@ -486,13 +744,26 @@ async def _members_funding(*, session: AsyncSession, rules: CallRules, network: 
         outcome = dm.cap_new_aid(rules, prior, undertaking, aid.grant, aid.loan, per_euro, grant_date=today)
         grant, loan = (ZERO, ZERO) if outcome.refused else (outcome.allowed_grant, outcome.allowed_loan)
         gge = ZERO if outcome.refused else outcome.allowed_loan_equivalent
-        members.append({**m, "requested_grant": str(aid.grant), "requested_loan": str(aid.loan), "grant": str(grant),
-                        "loan": str(loan), "loan_gge": str(gge), "total_aid": str(grant + loan),
-                        "de_minimis": {"members": undertaking, "prior_total": str(outcome.period.total),
-                                       "headroom": str(outcome.headroom),
-                                       "requested_equivalent": str(outcome.requested_equivalent),
-                                       "allowed_equivalent": str(outcome.allowed_equivalent),
-                                       "reduced": outcome.reduced, "refused": outcome.refused}})
+        members.append(
+            {
+                **m,
+                "requested_grant": str(aid.grant),
+                "requested_loan": str(aid.loan),
+                "grant": str(grant),
+                "loan": str(loan),
+                "loan_gge": str(gge),
+                "total_aid": str(grant + loan),
+                "de_minimis": {
+                    "members": undertaking,
+                    "prior_total": str(outcome.period.total),
+                    "headroom": str(outcome.headroom),
+                    "requested_equivalent": str(outcome.requested_equivalent),
+                    "allowed_equivalent": str(outcome.allowed_equivalent),
+                    "reduced": outcome.reduced,
+                    "refused": outcome.refused,
+                },
+            }
+        )
     return {**network, "members": members}
 
 
@@ -512,10 +783,20 @@ def network_shares(evaluation: Evaluation | None, grant: Decimal, loan: Decimal)
             g = (g * grant / total_grant).quantize(CENT, rounding=ROUND_FLOOR)
         if total_loan and loan != total_loan:
             ln = (ln * loan / total_loan).quantize(CENT, rounding=ROUND_FLOOR)
-        out.append({"company_id": m["company_id"], "vat_number": m["vat_number"], "undertaking": m["undertaking"],
-                    "grant": g, "loan": ln})
-    lead = {"company_id": network["lead"]["company_id"], "grant": grant - sum((m["grant"] for m in out), ZERO),
-            "loan": loan - sum((m["loan"] for m in out), ZERO)}
+        out.append(
+            {
+                "company_id": m["company_id"],
+                "vat_number": m["vat_number"],
+                "undertaking": m["undertaking"],
+                "grant": g,
+                "loan": ln,
+            }
+        )
+    lead = {
+        "company_id": network["lead"]["company_id"],
+        "grant": grant - sum((m["grant"] for m in out), ZERO),
+        "loan": loan - sum((m["loan"] for m in out), ZERO),
+    }
     return [lead, *out]
 
 
@@ -527,8 +808,12 @@ def concession_equivalent(*, grant: Decimal, loan: Decimal, evaluation: Evaluati
     the funding computation (the evaluation's own ``loan_gge`` when the loan is the one computed)."""
     if loan == 0:
         return grant
-    if (evaluation is not None and evaluation.loan_gge is not None and evaluation.loan == loan
-            and not evaluation.network):  # a network's loan_gge is its total: each company's share is per euro
+    if (
+        evaluation is not None
+        and evaluation.loan_gge is not None
+        and evaluation.loan == loan
+        and not evaluation.network
+    ):  # a network's loan_gge is its total: each company's share is per euro
         return grant + evaluation.loan_gge
     per_euro: Decimal | None = None
     if evaluation is not None and evaluation.funding and evaluation.funding.get("gge_per_euro"):
@@ -536,9 +821,11 @@ def concession_equivalent(*, grant: Decimal, loan: Decimal, evaluation: Evaluati
     elif evaluation is not None and evaluation.loan_gge is not None and evaluation.loan:
         per_euro = evaluation.loan_gge / evaluation.loan
     if per_euro is None:
-        raise Conflict("Manca il calcolo del finanziamento: l'equivalente sovvenzione lordo non è noto.",
-                       "The funding computation is missing: the gross grant equivalent is unknown.",
-                       extra={"reason": "funding_not_computed"})
+        raise Conflict(
+            "Manca il calcolo del finanziamento: l'equivalente sovvenzione lordo non è noto.",
+            "The funding computation is missing: the gross grant equivalent is unknown.",
+            extra={"reason": "funding_not_computed"},
+        )
     return grant + dm.loan_equivalent(loan, per_euro)
 
 
@@ -549,11 +836,23 @@ async def undertaking_of(*, intake: IntakeClient, evaluation: Evaluation | None,
     return single_undertaking(await fetch_company(intake, company_id))
 
 
-async def register_concession(*, session: AsyncSession, actor: Actor, intake: IntakeClient, rules: CallRules,
-                              evaluation: Evaluation | None, company_id: uuid.UUID, application_id: uuid.UUID,
-                              cor: str, granted_on: date, grant: Decimal, loan: Decimal,
-                              decree_number: str, declared: list[dm.PriorAid],
-                              undertaking: list[str] | None = None) -> PriorAid | None:
+async def register_concession(
+    *,
+    session: AsyncSession,
+    actor: Actor,
+    intake: IntakeClient,
+    rules: CallRules,
+    evaluation: Evaluation | None,
+    company_id: uuid.UUID,
+    application_id: uuid.UUID,
+    cor: str,
+    granted_on: date,
+    grant: Decimal,
+    loan: Decimal,
+    decree_number: str,
+    declared: list[dm.PriorAid],
+    undertaking: list[str] | None = None,
+) -> PriorAid | None:
     """Enter the desk's concession (grant + the loan's GGE, at the decree's date, reference = its COR) in the
     register, under the lock of the single undertaking; if it would take the undertaking over the ceiling, refuse
     (409 de-minimis-ceiling) and the caller's transaction changes nothing. `undertaking`: a network member's single
@@ -576,25 +875,61 @@ async def register_concession(*, session: AsyncSession, actor: Actor, intake: In
             f"minimis headroom ({eur_en(headroom)}: aid in the period {eur_en(period.total)}, ceiling "
             f"{eur_en(ceiling)}). The funding must be recomputed.",
             kind=DE_MINIMIS_CEILING,
-            extra={"amount": str(amount), "prior_total": str(period.total), "headroom": str(headroom),
-                   "ceiling": str(ceiling), "members": members})
-    row = {"id": uuid.uuid4(), "vat_number": members[0], "granted_on": granted_on, "amount": amount,
-           "granting_authority": f"{DESK_AUTHORITY} (decreto {decree_number})"[:300],
-           "regulation": rules.de_minimis.regulation, "source": DESK, "reference": cor,
-           "created_by": actor.principal.client_id}
+            extra={
+                "amount": str(amount),
+                "prior_total": str(period.total),
+                "headroom": str(headroom),
+                "ceiling": str(ceiling),
+                "members": members,
+            },
+        )
+    row = {
+        "id": uuid.uuid4(),
+        "vat_number": members[0],
+        "granted_on": granted_on,
+        "amount": amount,
+        "granting_authority": f"{DESK_AUTHORITY} (decreto {decree_number})"[:300],
+        "regulation": rules.de_minimis.regulation,
+        "source": DESK,
+        "reference": cor,
+        "created_by": actor.principal.client_id,
+    }
     inserted = await repository.insert_aids(session, [row])
     if not inserted:
-        raise Conflict(f"Una concessione con COR {cor} è già registrata.",
-                       f"A concession with COR {cor} is already recorded.", extra={"reason": "duplicate_cor"})
-    await record_audit(session, actor, action="de_minimis.concession_registered", resource_type="de_minimis_aid",
-                       resource_id=inserted[0].id,
-                       after={**{k: row[k] for k in row if k != "id"}, "application_id": str(application_id),
-                              "grant": grant, "loan": loan, "prior_total": period.total, "members": members})
+        raise Conflict(
+            f"Una concessione con COR {cor} è già registrata.",
+            f"A concession with COR {cor} is already recorded.",
+            extra={"reason": "duplicate_cor"},
+        )
+    await record_audit(
+        session,
+        actor,
+        action="de_minimis.concession_registered",
+        resource_type="de_minimis_aid",
+        resource_id=inserted[0].id,
+        after={
+            **{k: row[k] for k in row if k != "id"},
+            "application_id": str(application_id),
+            "grant": grant,
+            "loan": loan,
+            "prior_total": period.total,
+            "members": members,
+        },
+    )
     return inserted[0]
 
 
-async def update_concession(*, session: AsyncSession, actor: Actor, application_id: uuid.UUID, grant: Decimal,
-                            loan: Decimal, evaluation: Evaluation | None, kind: str, reason: str) -> PriorAid | None:
+async def update_concession(
+    *,
+    session: AsyncSession,
+    actor: Actor,
+    application_id: uuid.UUID,
+    grant: Decimal,
+    loan: Decimal,
+    evaluation: Evaluation | None,
+    kind: str,
+    reason: str,
+) -> PriorAid | None:
     """A reduction or revocation of an accepted concession: its register entry takes the aid left (grant + the
     loan's GGE; zero when revoked), so the single undertaking's headroom grows back. A network's aid left is
     split as at the acceptance (`network_shares`): each company's entry (COR, COR/1, ...) takes its share.
@@ -603,8 +938,11 @@ async def update_concession(*, session: AsyncSession, actor: Actor, application_
     if cor is None:
         return None
     shares = network_shares(evaluation, grant, loan)
-    parts = ([(cor, grant, loan)] if not shares else
-             [(cor if i == 0 else f"{cor}/{i}", s["grant"], s["loan"]) for i, s in enumerate(shares)])
+    parts = (
+        [(cor, grant, loan)]
+        if not shares
+        else [(cor if i == 0 else f"{cor}/{i}", s["grant"], s["loan"]) for i, s in enumerate(shares)]
+    )
     first: PriorAid | None = None
     for i, (reference, g, ln) in enumerate(parts):
         entry = await repository.desk_aid(session, reference)
@@ -618,10 +956,15 @@ async def update_concession(*, session: AsyncSession, actor: Actor, application_
         before = {"amount": entry.amount}
         entry.amount = amount
         await session.flush()
-        await record_audit(session, actor, action=f"de_minimis.concession_{kind}", resource_type="de_minimis_aid",
-                           resource_id=entry.id, before=before,
-                           after={"amount": amount, "grant": g, "loan": ln, "reason": reason,
-                                  "application_id": str(application_id)})
+        await record_audit(
+            session,
+            actor,
+            action=f"de_minimis.concession_{kind}",
+            resource_type="de_minimis_aid",
+            resource_id=entry.id,
+            before=before,
+            after={"amount": amount, "grant": g, "loan": ln, "reason": reason, "application_id": str(application_id)},
+        )
     return first
 
 
@@ -631,12 +974,16 @@ async def update_concession(*, session: AsyncSession, actor: Actor, application_
 def _same(d: dict[str, Any], a: PriorAid) -> bool:
     if d.get("reference"):
         return str(d["reference"]) == a.reference
-    return (dm.normalise_vat(str(d["vat_number"])) == a.vat_number and str(d["granted_on"]) == a.granted_on.isoformat()
-            and Decimal(str(d["amount"])) == a.amount)
+    return (
+        dm.normalise_vat(str(d["vat_number"])) == a.vat_number
+        and str(d["granted_on"]) == a.granted_on.isoformat()
+        and Decimal(str(d["amount"])) == a.amount
+    )
 
 
-async def comparison(*, session: AsyncSession, intake: IntakeClient, app: ReceivedApplication,
-                     on: date | None) -> dict[str, Any]:
+async def comparison(
+    *, session: AsyncSession, intake: IntakeClient, app: ReceivedApplication, on: date | None
+) -> dict[str, Any]:
     """Declared vs RNA vs desk for the application's single undertaking (``ComparisonOut``)."""
     rules = await rules_of_application(intake, app)
     evaluation = await session.get(Evaluation, app.application_id)
@@ -650,23 +997,45 @@ async def comparison(*, session: AsyncSession, intake: IntakeClient, app: Receiv
         return start <= d <= day
 
     rna = [a for a in aids if a.source == RNA]
-    declared_out = [{"vat_number": dm.normalise_vat(str(d["vat_number"])), "granting_authority":
-                     d["granting_authority"], "granted_on": d["granted_on"], "amount": d["amount"],
-                     "regulation": d["regulation"], "reference": d.get("reference"),
-                     "in_register": any(_same(d, a) for a in rna)} for d in declarations]
+    declared_out = [
+        {
+            "vat_number": dm.normalise_vat(str(d["vat_number"])),
+            "granting_authority": d["granting_authority"],
+            "granted_on": d["granted_on"],
+            "amount": d["amount"],
+            "regulation": d["regulation"],
+            "reference": d.get("reference"),
+            "in_register": any(_same(d, a) for a in rna),
+        }
+        for d in declarations
+    ]
     register_out = [{**aid_out(a), "declared": any(_same(d, a) for d in declarations)} for a in aids]
-    totals = {"declared": sum((Decimal(str(d["amount"])) for d in declarations
-                               if inside(date.fromisoformat(str(d["granted_on"])))), ZERO)}
+    totals = {
+        "declared": sum(
+            (Decimal(str(d["amount"])) for d in declarations if inside(date.fromisoformat(str(d["granted_on"])))), ZERO
+        )
+    }
     for name, source in (("rna", RNA), ("manual", MANUAL), ("desk", DESK)):
         totals[name] = sum((a.amount for a in aids if a.source == source and inside(a.granted_on)), ZERO)
     counted = dm.aid_in_period(rules, everything(aids, declared_of(app.snapshot)), members, day).total
     return {
-        "application_id": app.application_id, "on": day, "members": members, "window_start": start,
-        "window_end": day, "ceiling": rules.de_minimis.ceiling, "totals_in_period": totals,
-        "counted_total": counted, "headroom": max(ZERO, rules.de_minimis.ceiling - counted),
-        "declared": declared_out, "register_entries": register_out,
-        "declared_not_in_rna": [d for d in declared_out
-                                if not d["in_register"] and inside(date.fromisoformat(str(d["granted_on"])))],
-        "rna_not_declared": [r for r, a in zip(register_out, aids, strict=True)
-                             if a.source == RNA and not r["declared"] and inside(a.granted_on)],
+        "application_id": app.application_id,
+        "on": day,
+        "members": members,
+        "window_start": start,
+        "window_end": day,
+        "ceiling": rules.de_minimis.ceiling,
+        "totals_in_period": totals,
+        "counted_total": counted,
+        "headroom": max(ZERO, rules.de_minimis.ceiling - counted),
+        "declared": declared_out,
+        "register_entries": register_out,
+        "declared_not_in_rna": [
+            d for d in declared_out if not d["in_register"] and inside(date.fromisoformat(str(d["granted_on"])))
+        ],
+        "rna_not_declared": [
+            r
+            for r, a in zip(register_out, aids, strict=True)
+            if a.source == RNA and not r["declared"] and inside(a.granted_on)
+        ],
     }

@@ -22,20 +22,24 @@ from shared.errors import problem_responses
 from shared.pagination import Page, PageDep, keyset, page_of
 from shared.routing import UnitOfWorkRoute, etag_of
 
-router = APIRouter(prefix="/v1/applications", tags=["applications"], route_class=UnitOfWorkRoute,
-                   dependencies=[Depends(Authenticator(kinds=("officer", "auditor", "service"),
-                                                       scopes=("evaluation:read",)))])
+router = APIRouter(
+    prefix="/v1/applications",
+    tags=["applications"],
+    route_class=UnitOfWorkRoute,
+    dependencies=[Depends(Authenticator(kinds=("officer", "auditor", "service"), scopes=("evaluation:read",)))],
+)
 
 
 internal_router = service.INBOX.router(
     intake_dependency=intake_client,
     description="The delivery worker posts each event envelope here (Standard Webhooks headers, service token). "
-                "Idempotent on the event id: a redelivery answers 200 `duplicate` and changes nothing. "
-                "`application.submitted` fetches the application from intake and stores it as received; "
-                "`application.withdrawn` marks it withdrawn; `call.amended` gives the call's budget its new total and, "
-                "when it grew, funds the waiting list at once; `company.delegation_changed` moves the company's "
-                "applications to its current delegate for notifications. Other types are recorded and ignored (202). "
-                "If intake is unreachable the answer is 503 and nothing is kept, so the worker retries.")
+    "Idempotent on the event id: a redelivery answers 200 `duplicate` and changes nothing. "
+    "`application.submitted` fetches the application from intake and stores it as received; "
+    "`application.withdrawn` marks it withdrawn; `call.amended` gives the call's budget its new total and, "
+    "when it grew, funds the waiting list at once; `company.delegation_changed` moves the company's "
+    "applications to its current delegate for notifications. Other types are recorded and ignored (202). "
+    "If intake is unreachable the answer is 503 and nothing is kept, so the worker retries.",
+)
 
 
 async def valid_received_application_id(application_id: uuid.UUID, session: SessionDep) -> ReceivedApplication:
@@ -45,21 +49,34 @@ async def valid_received_application_id(application_id: uuid.UUID, session: Sess
 ValidReceivedApplication = Annotated[ReceivedApplication, Depends(valid_received_application_id)]
 
 
-@router.get("", response_model=Page[ReceivedApplicationOut], summary="List the applications received from intake",
-            responses=problem_responses(401, 403, 422))
+@router.get(
+    "",
+    response_model=Page[ReceivedApplicationOut],
+    summary="List the applications received from intake",
+    responses=problem_responses(401, 403, 422),
+)
 async def list_applications(
-    session: SessionDep, page: PageDep, call_id: uuid.UUID | None = None,
+    session: SessionDep,
+    page: PageDep,
+    call_id: uuid.UUID | None = None,
     status: Annotated[ReceivedStatus | None, Query()] = None,
 ) -> Any:
-    stmt = keyset(repository.listing(call_id=call_id, status=status), page, ReceivedApplication.received_at,
-                  ReceivedApplication.application_id)
+    stmt = keyset(
+        repository.listing(call_id=call_id, status=status),
+        page,
+        ReceivedApplication.received_at,
+        ReceivedApplication.application_id,
+    )
     rows = await repository.rows(session, stmt)
     return page_of(rows, page, lambda r: service.to_out(r.ReceivedApplication))
 
 
-@router.get("/{application_id}", response_model=ReceivedApplicationDetail,
-            summary="Read a received application with intake's snapshot",
-            responses=problem_responses(401, 403, 404, 422))
+@router.get(
+    "/{application_id}",
+    response_model=ReceivedApplicationDetail,
+    summary="Read a received application with intake's snapshot",
+    responses=problem_responses(401, 403, 404, 422),
+)
 async def get_application(app: ValidReceivedApplication, response: Response) -> Any:
     response.headers["ETag"] = etag_of(app.version)
     return service.to_out(app, detail=True)

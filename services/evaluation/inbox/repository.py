@@ -14,14 +14,18 @@ from services.evaluation.models import ReceivedApplication
 
 async def insert_application(session: AsyncSession, values: dict[str, Any]) -> bool:
     """Store a received application unless one with its id is already there."""
-    stmt = (insert(ReceivedApplication).values(**values)
-            .on_conflict_do_nothing(index_elements=[ReceivedApplication.application_id])
-            .returning(ReceivedApplication.application_id))
+    stmt = (
+        insert(ReceivedApplication)
+        .values(**values)
+        .on_conflict_do_nothing(index_elements=[ReceivedApplication.application_id])
+        .returning(ReceivedApplication.application_id)
+    )
     return (await session.execute(stmt)).first() is not None
 
 
-async def get_application(session: AsyncSession, application_id: uuid.UUID, *,
-                          for_update: bool = False) -> ReceivedApplication | None:
+async def get_application(
+    session: AsyncSession, application_id: uuid.UUID, *, for_update: bool = False
+) -> ReceivedApplication | None:
     stmt = select(ReceivedApplication).where(ReceivedApplication.application_id == application_id)
     if for_update:
         stmt = stmt.with_for_update()
@@ -30,8 +34,11 @@ async def get_application(session: AsyncSession, application_id: uuid.UUID, *,
 
 def listing(*, call_id: uuid.UUID | None, status: str | None) -> Select[Any]:
     """Received applications, with the (created_at, id) labels the cursor pagination pages on."""
-    stmt = select(ReceivedApplication, ReceivedApplication.received_at.label("created_at"),
-                  ReceivedApplication.application_id.label("id"))
+    stmt = select(
+        ReceivedApplication,
+        ReceivedApplication.received_at.label("created_at"),
+        ReceivedApplication.application_id.label("id"),
+    )
     if call_id is not None:
         stmt = stmt.where(ReceivedApplication.call_id == call_id)
     if status is not None:
@@ -45,6 +52,10 @@ async def rows(session: AsyncSession, stmt: Select[Any]) -> list[Row[Any]]:
 
 async def applications_of_company(session: AsyncSession, company_id: uuid.UUID) -> list[ReceivedApplication]:
     """The company's received applications, locked for an update."""
-    stmt = (select(ReceivedApplication).where(ReceivedApplication.company_id == company_id)
-            .order_by(ReceivedApplication.application_id).with_for_update())
+    stmt = (
+        select(ReceivedApplication)
+        .where(ReceivedApplication.company_id == company_id)
+        .order_by(ReceivedApplication.application_id)
+        .with_for_update()
+    )
     return list((await session.execute(stmt)).scalars().all())

@@ -27,5 +27,6 @@ class ReceivedApplicationOut(OutModel):
 
 
 class ReceivedApplicationDetail(ReceivedApplicationOut):
-    snapshot: dict[str, Any] = Field(description="The application as intake returned it when it was received "
-                                                 "(intake's ApplicationOut).")
+    snapshot: dict[str, Any] = Field(
+        description="The application as intake returned it when it was received (intake's ApplicationOut)."
+    )

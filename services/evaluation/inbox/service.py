@@ -44,9 +44,15 @@ _INTAKE_STATUS = {"submitted": "received", "withdrawn": "withdrawn"}
 
 def to_out(app: ReceivedApplication, *, detail: bool = False) -> dict[str, Any]:
     out: dict[str, Any] = {
-        "id": app.application_id, "call_id": app.call_id, "company_id": app.company_id,
-        "protocol_number": app.protocol_number, "submitted_at": app.submitted_at, "status": app.status,
-        "withdrawal_reason": app.withdrawal_reason, "received_at": app.received_at, "updated_at": app.updated_at,
+        "id": app.application_id,
+        "call_id": app.call_id,
+        "company_id": app.company_id,
+        "protocol_number": app.protocol_number,
+        "submitted_at": app.submitted_at,
+        "status": app.status,
+        "withdrawal_reason": app.withdrawal_reason,
+        "received_at": app.received_at,
+        "updated_at": app.updated_at,
         "etag": etag_of(app.version),
     }
     if detail:
@@ -65,25 +71,40 @@ async def _fetch(intake: IntakeClient, application_id: uuid.UUID) -> Application
     try:
         return await intake.get_application(application_id)
     except PeerUnavailable as exc:
-        raise DeskError("Il servizio di protocollo (intake) non risponde: riprovare più tardi.",
-                        "The intake service is unreachable: retry later.", kind=PEER_UNAVAILABLE,
-                        headers={"Retry-After": "30"}, extra={"peer": exc.peer}) from exc
+        raise DeskError(
+            "Il servizio di protocollo (intake) non risponde: riprovare più tardi.",
+            "The intake service is unreachable: retry later.",
+            kind=PEER_UNAVAILABLE,
+            headers={"Retry-After": "30"},
+            extra={"peer": exc.peer},
+        ) from exc
     except NotFoundAtPeer as exc:
-        raise Conflict(f"La domanda {application_id} non esiste presso intake.",
-                       f"Application {application_id} is unknown to intake.") from exc
+        raise Conflict(
+            f"La domanda {application_id} non esiste presso intake.",
+            f"Application {application_id} is unknown to intake.",
+        ) from exc
 
 
-async def _store(*, session: AsyncSession, actor: Actor, snapshot: ApplicationOut,
-                 withdrawal_reason: str | None) -> bool:
+async def _store(
+    *, session: AsyncSession, actor: Actor, snapshot: ApplicationOut, withdrawal_reason: str | None
+) -> bool:
     """Store intake's copy; `withdrawal_reason` given means the event says it is withdrawn."""
     status = _INTAKE_STATUS.get(snapshot.status)
     if status is None or snapshot.protocol_number is None or snapshot.submitted_at is None:
-        raise Conflict(f"La domanda {snapshot.id} non risulta presentata presso intake.",
-                       f"Application {snapshot.id} is not submitted at intake (status {snapshot.status}).")
+        raise Conflict(
+            f"La domanda {snapshot.id} non risulta presentata presso intake.",
+            f"Application {snapshot.id} is not submitted at intake (status {snapshot.status}).",
+        )
     values: dict[str, Any] = {
-        "application_id": snapshot.id, "call_id": snapshot.call_id, "company_id": snapshot.company_id,
-        "protocol_number": snapshot.protocol_number, "submitted_at": snapshot.submitted_at, "status": status,
-        "snapshot": snapshot.model_dump(mode="json"), "version": 1, "withdrawal_reason": withdrawal_reason,
+        "application_id": snapshot.id,
+        "call_id": snapshot.call_id,
+        "company_id": snapshot.company_id,
+        "protocol_number": snapshot.protocol_number,
+        "submitted_at": snapshot.submitted_at,
+        "status": status,
+        "snapshot": snapshot.model_dump(mode="json"),
+        "version": 1,
+        "withdrawal_reason": withdrawal_reason,
         # submitted by a partner whose delegation has ended since: its events go to the current delegate
         "partner_id": await notified_partner(session, snapshot.company_id, snapshot.partner_id),
     }
@@ -91,27 +112,35 @@ async def _store(*, session: AsyncSession, actor: Actor, snapshot: ApplicationOu
         values["status"] = "withdrawn"
     if not await repository.insert_application(session, values):
         return False
-    await record_audit(session, actor, action="application.received", resource_type="received_application",
-                       resource_id=snapshot.id,
-                       after={k: values[k] for k in ("call_id", "company_id", "protocol_number", "status",
-                                                     "withdrawal_reason")})
+    await record_audit(
+        session,
+        actor,
+        action="application.received",
+        resource_type="received_application",
+        resource_id=snapshot.id,
+        after={k: values[k] for k in ("call_id", "company_id", "protocol_number", "status", "withdrawal_reason")},
+    )
     return True
 
 
-async def _receive_submitted(*, session: AsyncSession, actor: Actor, intake: IntakeClient,
-                             data: ApplicationSubmitted) -> None:
+async def _receive_submitted(
+    *, session: AsyncSession, actor: Actor, intake: IntakeClient, data: ApplicationSubmitted
+) -> None:
     if await repository.get_application(session, data.application_id) is not None:
         return  # already known (e.g. its withdrawal arrived first): the stored copy stands
     snapshot = await _fetch(intake, data.application_id)
-    if await _store(session=session, actor=actor, snapshot=snapshot, withdrawal_reason=None) \
-            and _INTAKE_STATUS.get(snapshot.status) == "received":
+    if (
+        await _store(session=session, actor=actor, snapshot=snapshot, withdrawal_reason=None)
+        and _INTAKE_STATUS.get(snapshot.status) == "received"
+    ):
         # Same transaction: an interrupted run leaves neither the application nor the inbox row, so the
         # redelivery runs it again; the evaluation's primary key makes a second run a no-op.
         await run_admissibility(session=session, actor=actor, intake=intake, application=snapshot)
 
 
-async def _receive_withdrawn(*, session: AsyncSession, actor: Actor, intake: IntakeClient,
-                             data: ApplicationWithdrawn) -> None:
+async def _receive_withdrawn(
+    *, session: AsyncSession, actor: Actor, intake: IntakeClient, data: ApplicationWithdrawn
+) -> None:
     app = await repository.get_application(session, data.application_id, for_update=True)
     if app is None:  # its submission has not arrived yet: fetch it, already withdrawn
         snapshot = await _fetch(intake, data.application_id)
@@ -127,13 +156,25 @@ async def _receive_withdrawn(*, session: AsyncSession, actor: Actor, intake: Int
     app.version += 1
     app.updated_at = datetime.now(UTC)
     await session.flush()
-    await record_audit(session, actor, action="application.withdrawn", resource_type="received_application",
-                       resource_id=app.application_id, before=before,
-                       after={"status": "withdrawn", "withdrawal_reason": data.reason, "version": app.version})
+    await record_audit(
+        session,
+        actor,
+        action="application.withdrawn",
+        resource_type="received_application",
+        resource_id=app.application_id,
+        before=before,
+        after={"status": "withdrawn", "withdrawal_reason": data.reason, "version": app.version},
+    )
     # A funded application's aid goes back to the call's budget and the waiting list moves (scorrimento); a
     # waiting one just leaves the list.
-    await release_application(session=session, actor=actor, intake=intake, application_id=app.application_id,
-                              kind="withdrawal", reason=data.reason)
+    await release_application(
+        session=session,
+        actor=actor,
+        intake=intake,
+        application_id=app.application_id,
+        kind="withdrawal",
+        reason=data.reason,
+    )
 
 
 async def _follow_delegation(*, session: AsyncSession, actor: Actor, data: CompanyDelegationChanged) -> None:
@@ -148,27 +189,37 @@ async def _follow_delegation(*, session: AsyncSession, actor: Actor, data: Compa
         app.partner_id = after
         app.updated_at = datetime.now(UTC)
         await session.flush()
-        await record_audit(session, actor, action="application.partner_changed", resource_type="received_application",
-                           resource_id=app.application_id, before={"partner_id": before}, after={"partner_id": after})
+        await record_audit(
+            session,
+            actor,
+            action="application.partner_changed",
+            resource_type="received_application",
+            resource_id=app.application_id,
+            before={"partner_id": before},
+            after={"partner_id": after},
+        )
 
 
 # ---------------------------------------------------------------- the handlers of evaluation's inbox
 
 
 async def on_submitted(ctx: InboxContext, event: Envelope) -> None:
-    await _receive_submitted(session=ctx.session, actor=ctx.actor, intake=ctx.intake,
-                             data=event_data(event, ApplicationSubmitted))
+    await _receive_submitted(
+        session=ctx.session, actor=ctx.actor, intake=ctx.intake, data=event_data(event, ApplicationSubmitted)
+    )
 
 
 async def on_withdrawn(ctx: InboxContext, event: Envelope) -> None:
-    await _receive_withdrawn(session=ctx.session, actor=ctx.actor, intake=ctx.intake,
-                             data=event_data(event, ApplicationWithdrawn))
+    await _receive_withdrawn(
+        session=ctx.session, actor=ctx.actor, intake=ctx.intake, data=event_data(event, ApplicationWithdrawn)
+    )
 
 
 async def on_call_amended(ctx: InboxContext, event: Envelope) -> None:
     # the budget has one source of truth, the call's rules: the ledger applies the amended total at once
-    await apply_amendment(session=ctx.session, actor=ctx.actor, intake=ctx.intake,
-                          amendment=event_data(event, CallAmended))
+    await apply_amendment(
+        session=ctx.session, actor=ctx.actor, intake=ctx.intake, amendment=event_data(event, CallAmended)
+    )
 
 
 async def on_delegation_changed(ctx: InboxContext, event: Envelope) -> None:

@@ -26,38 +26,51 @@ class ConflictOut(OutModel):
     reviewer: str = Field(description="The reviewer's client id.")
     company_id: uuid.UUID
     application_id: uuid.UUID | None = Field(
-        description="Set when the declaration was made on an assignment (for that application).")
-    conflict: bool = Field(description="true: a conflict of interest; false: a declaration of no conflict for the "
-                                       "application.")
+        description="Set when the declaration was made on an assignment (for that application)."
+    )
+    conflict: bool = Field(
+        description="true: a conflict of interest; false: a declaration of no conflict for the application."
+    )
     statement: str | None
     declared_at: datetime
 
 
 class ConflictCreated(ConflictOut):
     cancelled_assignments: list[uuid.UUID] = Field(
-        description="Open assignments of this reviewer on the company's applications, cancelled by the declaration.")
+        description="Open assignments of this reviewer on the company's applications, cancelled by the declaration."
+    )
 
 
 class AssignmentCreate(ApiModel):
     reviewer: Annotated[str, Field(min_length=1, max_length=64)] = Field(
-        description="Client id of the officer who will review.")
+        description="Client id of the officer who will review."
+    )
 
 
 class Declaration(ApiModel):
-    no_conflict: bool = Field(description="true: I have no conflict of interest with this application's company; "
-                                          "false: I have one (the assignment is cancelled).")
+    no_conflict: bool = Field(
+        description="true: I have no conflict of interest with this application's company; "
+        "false: I have one (the assignment is cancelled)."
+    )
     statement: Statement
 
 
 class CriterionScore(ApiModel):
-    points: Annotated[int, Field(strict=True, le=1_000_000,  # a grid's points fit far below; the check says why
-                                 description="Whole points, 0 to the criterion's max_points.")]
+    points: Annotated[
+        int,
+        Field(
+            strict=True,
+            le=1_000_000,  # a grid's points fit far below; the check says why
+            description="Whole points, 0 to the criterion's max_points.",
+        ),
+    ]
     comment: Annotated[str, Field(min_length=1, max_length=4000, description="The reviewer's motivation.")]
 
 
 class ReviewIn(ApiModel):
     scores: dict[str, CriterionScore] = Field(
-        description="One entry per criterion of the call's scoring grid, keyed by criterion code.")
+        description="One entry per criterion of the call's scoring grid, keyed by criterion code."
+    )
 
 
 class AssignmentOut(OutModel):
@@ -67,9 +80,11 @@ class AssignmentOut(OutModel):
     protocol_number: int
     reviewer: str
     assigned_by: str
-    status: AssignmentStatus = Field(description="assigned: waiting for the reviewer's declaration; declared: no "
-                                                 "conflict declared, the reviewer may read and score; submitted: "
-                                                 "scores frozen; cancelled: the reviewer declared a conflict.")
+    status: AssignmentStatus = Field(
+        description="assigned: waiting for the reviewer's declaration; declared: no "
+        "conflict declared, the reviewer may read and score; submitted: "
+        "scores frozen; cancelled: the reviewer declared a conflict."
+    )
     no_conflict_declared_at: datetime | None
     scores: dict[str, Any] | None = Field(description="The reviewer's scores (only to the reviewer).")
     total: Decimal | None
@@ -84,16 +99,19 @@ class AssignmentApplication(OutModel):
     call_id: uuid.UUID
     protocol_number: int
     submitted_at: datetime
-    snapshot: dict[str, Any] = Field(description="The application as intake returned it when it was received "
-                                                 "(intake's ApplicationOut).")
+    snapshot: dict[str, Any] = Field(
+        description="The application as intake returned it when it was received (intake's ApplicationOut)."
+    )
 
 
 class ReviewSummary(OutModel):
     assignment_id: uuid.UUID
     reviewer: str
     status: AssignmentStatus
-    total: Decimal | None = Field(description="Shown once the merit verdict is final, so that a third reviewer is "
-                                              "not influenced by the first two.")
+    total: Decimal | None = Field(
+        description="Shown once the merit verdict is final, so that a third reviewer is "
+        "not influenced by the first two."
+    )
     scored_at: datetime | None
 
 
@@ -101,8 +119,7 @@ class ConsensusOut(OutModel):
     totals: list[int]
     divergence: int
     divergence_threshold: int
-    averaged: list[str] = Field(description="Which reviews the final score averages, in submission order "
-                                            "(a, b, c).")
+    averaged: list[str] = Field(description="Which reviews the final score averages, in submission order (a, b, c).")
 
 
 class MeritOut(OutModel):
@@ -123,7 +140,8 @@ class MeritOut(OutModel):
 
 class CreditClassIn(ApiModel):
     class_code: Annotated[str, Field(min_length=1, max_length=8)] = Field(
-        description="One of the call's credit_scoring classes.")
+        description="One of the call's credit_scoring classes."
+    )
 
 
 class CreditClassOut(OutModel):

@@ -36,8 +36,12 @@ from shared.routing import (
     request_digest,
 )
 
-router = APIRouter(prefix="/v1/applications", tags=["applications"], route_class=UnitOfWorkRoute,
-                   dependencies=[Depends(Authenticator(scopes=("intake:read",)))])
+router = APIRouter(
+    prefix="/v1/applications",
+    tags=["applications"],
+    route_class=UnitOfWorkRoute,
+    dependencies=[Depends(Authenticator(scopes=("intake:read",)))],
+)
 applicant = Depends(Authenticator(kinds=("partner", "company"), scopes=("intake:write",)))
 
 
@@ -58,20 +62,34 @@ async def _out(session: SessionDep, app: Application, response: Response) -> dic
     return service.to_out(app, await repository.lines_of(session, app.id))
 
 
-@router.post("", response_model=ApplicationOut, status_code=201, summary="Create a draft application",
-             dependencies=[applicant], responses=problem_responses(401, 403, 409, 413, 422))
-async def create_application(body: ApplicationCreate, session: SessionDep, actor: ActorDep, _idem: Idempotent,
-                             response: Response) -> Any:
+@router.post(
+    "",
+    response_model=ApplicationOut,
+    status_code=201,
+    summary="Create a draft application",
+    dependencies=[applicant],
+    responses=problem_responses(401, 403, 409, 413, 422),
+)
+async def create_application(
+    body: ApplicationCreate, session: SessionDep, actor: ActorDep, _idem: Idempotent, response: Response
+) -> Any:
     app = await service.create_draft(session=session, actor=actor, body=body)
     response.headers["Location"] = f"/v1/applications/{app.id}"
     return await _out(session, app, response)
 
 
-@router.get("", response_model=Page[ApplicationOut], summary="List the applications within reach",
-            responses=problem_responses(401, 422))
+@router.get(
+    "",
+    response_model=Page[ApplicationOut],
+    summary="List the applications within reach",
+    responses=problem_responses(401, 422),
+)
 async def list_applications(
-    session: SessionDep, actor: ActorDep, page: PageDep,
-    call_id: uuid.UUID | None = None, company_id: uuid.UUID | None = None,
+    session: SessionDep,
+    actor: ActorDep,
+    page: PageDep,
+    call_id: uuid.UUID | None = None,
+    company_id: uuid.UUID | None = None,
     status: Annotated[Literal["draft", "submitted", "withdrawn"] | None, Query()] = None,
 ) -> Any:
     stmt = repository.readable(actor.principal)
@@ -86,37 +104,61 @@ async def list_applications(
     return page_of(rows, page, lambda a: service.to_out(a, lines[a.id]))
 
 
-@router.get("/{application_id}", response_model=ApplicationOut, summary="Read an application",
-            responses=problem_responses(401, 404, 422))
+@router.get(
+    "/{application_id}",
+    response_model=ApplicationOut,
+    summary="Read an application",
+    responses=problem_responses(401, 404, 422),
+)
 async def get_application(app: ValidApplication, session: SessionDep, response: Response) -> Any:
     return await _out(session, app, response)
 
 
-@router.put("/{application_id}", response_model=ApplicationOut, summary="Replace a draft's content",
-            dependencies=[applicant], responses=problem_responses(401, 403, 404, 409, 412, 413, 422, 428))
-async def update_application(app: LockedApplication, body: ApplicationUpdate, request: Request,
-                             session: SessionDep, actor: ActorDep, response: Response) -> Any:
+@router.put(
+    "/{application_id}",
+    response_model=ApplicationOut,
+    summary="Replace a draft's content",
+    dependencies=[applicant],
+    responses=problem_responses(401, 403, 404, 409, 412, 413, 422, 428),
+)
+async def update_application(
+    app: LockedApplication,
+    body: ApplicationUpdate,
+    request: Request,
+    session: SessionDep,
+    actor: ActorDep,
+    response: Response,
+) -> Any:
     check_if_match(request, app.version)
     app = await service.update_draft(session=session, actor=actor, app=app, body=body)
     return await _out(session, app, response)
 
 
-@router.delete("/{application_id}", status_code=204, summary="Delete a draft", dependencies=[applicant],
-               responses=problem_responses(401, 403, 404, 409, 412, 428))
-async def delete_application(app: LockedApplication, request: Request, session: SessionDep,
-                             actor: ActorDep) -> Response:
+@router.delete(
+    "/{application_id}",
+    status_code=204,
+    summary="Delete a draft",
+    dependencies=[applicant],
+    responses=problem_responses(401, 403, 404, 409, 412, 428),
+)
+async def delete_application(
+    app: LockedApplication, request: Request, session: SessionDep, actor: ActorDep
+) -> Response:
     check_if_match(request, app.version)
     await service.delete_draft(session=session, actor=actor, app=app)
     return Response(status_code=204)
 
 
-@router.post("/{application_id}/check", response_model=CheckResultOut,
-             summary="Pre-check a draft: every problem at once, and the estimated aid",
-             description="Changes nothing in the application. Lists every problem (code, JSON pointer, message, "
-                         "call article, whether it blocks submission) and the eligible total, grant and loan to "
-                         "the cent. A passing verdict is remembered (as when the draft is saved), so a submit "
-                         "that follows, with neither the draft nor its company changed, commits at once.",
-             responses=problem_responses(401, 404, 422))
+@router.post(
+    "/{application_id}/check",
+    response_model=CheckResultOut,
+    summary="Pre-check a draft: every problem at once, and the estimated aid",
+    description="Changes nothing in the application. Lists every problem (code, JSON pointer, message, "
+    "call article, whether it blocks submission) and the eligible total, grant and loan to "
+    "the cent. A passing verdict is remembered (as when the draft is saved), so a submit "
+    "that follows, with neither the draft nor its company changed, commits at once.",
+    responses=problem_responses(401, 404, 422),
+)
 async def check_application(app: ValidApplication, request: Request, session: SessionDep, actor: ActorDep) -> Any:
     result, network = await service.run_check(session, app, actor)
     if app.status == "draft":
@@ -134,29 +176,49 @@ async def submit_key_of(request: Request, principal: Principal) -> service.Submi
     key = idempotency_key(request)
     if key is None:
         return None
-    return service.SubmitKey(idempotency_owner(principal), key, await request_digest(request), request.url.path,
-                             timedelta(hours=request.app.state.settings.idempotency_retention_hours))
+    return service.SubmitKey(
+        idempotency_owner(principal),
+        key,
+        await request_digest(request),
+        request.url.path,
+        timedelta(hours=request.app.state.settings.idempotency_retention_hours),
+    )
 
 
-submit_router = APIRouter(prefix="/v1/applications", tags=["applications"], route_class=AutocommitRoute,
-                          dependencies=[Depends(Authenticator(scopes=("intake:read",)))])
+submit_router = APIRouter(
+    prefix="/v1/applications",
+    tags=["applications"],
+    route_class=AutocommitRoute,
+    dependencies=[Depends(Authenticator(scopes=("intake:read",)))],
+)
 
 
-@submit_router.post("/{application_id}/submit", response_model=SubmissionReceipt, status_code=201,
-             summary="Submit a draft: protocol number and signed receipt", dependencies=[Depends(submitter)],
-             description="Only inside the call's window (server clock) and only when the pre-check finds no "
-                         "blocking problem. Returns the receipt: protocol number (unique per call, in arrival "
-                         "order), server timestamp, SHA-256 of the submitted content, the desk's signature and "
-                         "the receipt's link in the call's hash-chained register. Honours Idempotency-Key; "
-                         "If-Match is optional.",
-             responses=problem_responses(401, 403, 404, 409, 412, 422))
-async def submit_application(application_id: uuid.UUID, request: Request, session: SessionDep,
-                             actor: ActorDep) -> Response:
+@submit_router.post(
+    "/{application_id}/submit",
+    response_model=SubmissionReceipt,
+    status_code=201,
+    summary="Submit a draft: protocol number and signed receipt",
+    dependencies=[Depends(submitter)],
+    description="Only inside the call's window (server clock) and only when the pre-check finds no "
+    "blocking problem. Returns the receipt: protocol number (unique per call, in arrival "
+    "order), server timestamp, SHA-256 of the submitted content, the desk's signature and "
+    "the receipt's link in the call's hash-chained register. Honours Idempotency-Key; "
+    "If-Match is optional.",
+    responses=problem_responses(401, 403, 404, 409, 412, 422),
+)
+async def submit_application(
+    application_id: uuid.UUID, request: Request, session: SessionDep, actor: ActorDep
+) -> Response:
     submit_key = await submit_key_of(request, actor.principal)
     conn = await repository.driver_connection(session)
-    out, replayed = await service.submit(conn=conn, actor=actor, application_id=application_id,
-                                         keyring=request.app.state.keyring, key=submit_key,
-                                         if_match=request.headers.get("if-match"))
+    out, replayed = await service.submit(
+        conn=conn,
+        actor=actor,
+        application_id=application_id,
+        keyring=request.app.state.keyring,
+        key=submit_key,
+        if_match=request.headers.get("if-match"),
+    )
     headers = {"Location": f"/v1/applications/{application_id}/receipt"}
     if replayed:
         headers["Idempotent-Replayed"] = "true"
@@ -164,20 +226,34 @@ async def submit_application(application_id: uuid.UUID, request: Request, sessio
     return Response(orjson.dumps(out), status_code=201, media_type="application/json", headers=headers)
 
 
-@router.get("/{application_id}/receipt", response_model=SubmissionReceipt, summary="Read the submission receipt",
-            responses=problem_responses(401, 404, 422))
+@router.get(
+    "/{application_id}/receipt",
+    response_model=SubmissionReceipt,
+    summary="Read the submission receipt",
+    responses=problem_responses(401, 404, 422),
+)
 async def get_receipt(app: ValidApplication, request: Request, session: SessionDep) -> Any:
     if app.receipt is None or app.protocol_number is None:
         raise NotFound("La domanda non è stata presentata.", "The application has not been submitted.")
     return service.receipt_out(app, request.app.state.keyring, await repository.chain_hash_before(session, app))
 
 
-@router.post("/{application_id}/withdraw", response_model=ApplicationOut, summary="Withdraw a submitted application",
-             dependencies=[applicant], responses=problem_responses(401, 403, 404, 409, 412, 422))
-async def withdraw_application(app: LockedApplication, body: Withdrawal, request: Request, session: SessionDep,
-                               actor: ActorDep, _idem: Idempotent, response: Response) -> Any:
+@router.post(
+    "/{application_id}/withdraw",
+    response_model=ApplicationOut,
+    summary="Withdraw a submitted application",
+    dependencies=[applicant],
+    responses=problem_responses(401, 403, 404, 409, 412, 422),
+)
+async def withdraw_application(
+    app: LockedApplication,
+    body: Withdrawal,
+    request: Request,
+    session: SessionDep,
+    actor: ActorDep,
+    _idem: Idempotent,
+    response: Response,
+) -> Any:
     check_if_match(request, app.version, required=False)
     app = await service.withdraw(session=session, actor=actor, app=app, reason=body.reason)
     return await _out(session, app, response)
-
-

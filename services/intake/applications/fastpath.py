@@ -32,8 +32,10 @@ from shared.errors import DeskError, desk_error_handler, http_error_handler, unh
 from shared.routing import Actor
 
 log = structlog.get_logger("desk.submit")
-SUBMIT_PATH = re.compile(r"^/v1/applications/([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-"
-                         r"[0-9a-fA-F]{12})/submit$")
+SUBMIT_PATH = re.compile(
+    r"^/v1/applications/([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-"
+    r"[0-9a-fA-F]{12})/submit$"
+)
 
 
 @asynccontextmanager
@@ -84,7 +86,7 @@ class CommitBatcher:
         group: list[tuple[tuple[Any, ...], asyncio.Future[Any]]] = []
         try:
             while self._queue:
-                group, self._queue = self._queue[:self._max_batch], self._queue[self._max_batch:]
+                group, self._queue = self._queue[: self._max_batch], self._queue[self._max_batch :]
                 try:
                     async with self._gate, self._pool.acquire() as conn:
                         rows = await conn.fetchmany(service.COMMIT_SQL, [args for args, _ in group])
@@ -139,17 +141,26 @@ class SubmitFastPath:
         submit_key = await submit_key_of(request, principal)
         actor = Actor(principal, request.scope.get("state", {}).get("request_id"), app_state.settings.service_name)
         if_match = request.headers.get("if-match")
-        args = service.prechecked_args(actor=actor, application_id=application_id, keyring=app_state.keyring,
-                                       key=submit_key, if_match=if_match)
+        args = service.prechecked_args(
+            actor=actor, application_id=application_id, keyring=app_state.keyring, key=submit_key, if_match=if_match
+        )
         committed = None if args is None else await app_state.submit_batcher.commit(args)
         if committed is not None and committed["outcome"] != "not_prechecked":
-            out, replayed = await service.settle(committed, app_state.keyring, application_id,
-                                                 lambda: _connection(app_state, pool))
+            out, replayed = await service.settle(
+                committed, app_state.keyring, application_id, lambda: _connection(app_state, pool)
+            )
         else:  # no current verdict (or its group failed): this submit alone, in arrival order for a connection
             async with _connection(app_state, pool) as conn:
-                out, replayed = await service.submit(conn=conn, actor=actor, application_id=application_id,
-                                                     keyring=app_state.keyring, key=submit_key, if_match=if_match,
-                                                     durable=False, prechecked=committed is None and args is not None)
+                out, replayed = await service.submit(
+                    conn=conn,
+                    actor=actor,
+                    application_id=application_id,
+                    keyring=app_state.keyring,
+                    key=submit_key,
+                    if_match=if_match,
+                    durable=False,
+                    prechecked=committed is None and args is not None,
+                )
         # The connection is back in the pool; wait for the commit's WAL flush (shared with the submits
         # committed meanwhile) on the flush pool's connection, then answer.
         await service.wait_durable(app_state.flush_pool.acquire)

@@ -20,8 +20,9 @@ def readable(principal: Principal) -> Select[Application]:
     return select(Application).where(company_reachable(principal, Application.company_id))
 
 
-async def get_readable(session: AsyncSession, principal: Principal, application_id: uuid.UUID, *,
-                       for_update: bool = False) -> Application | None:
+async def get_readable(
+    session: AsyncSession, principal: Principal, application_id: uuid.UUID, *, for_update: bool = False
+) -> Application | None:
     stmt = readable(principal).where(Application.id == application_id)
     if for_update:
         stmt = stmt.with_for_update(of=Application)
@@ -44,8 +45,9 @@ async def chain_hash_before(session: AsyncSession, app: Application) -> str:
     """The register's link before this application's receipt (the genesis hash for protocol 1)."""
     if not app.protocol_number or app.protocol_number == 1:
         return GENESIS
-    stmt = select(Application.chain_hash).where(Application.call_id == app.call_id,
-                                                Application.protocol_number == app.protocol_number - 1)
+    stmt = select(Application.chain_hash).where(
+        Application.call_id == app.call_id, Application.protocol_number == app.protocol_number - 1
+    )
     return (await session.execute(stmt)).scalar_one_or_none() or GENESIS
 
 
@@ -69,7 +71,7 @@ _SUBMIT_REACH = {
     "all": _SUBMIT_SELECT + " WHERE a.id = $1 AND $2::uuid IS NULL",
     "company": _SUBMIT_SELECT + " WHERE a.id = $1 AND a.company_id = $2",
     "partner": _SUBMIT_SELECT + " WHERE a.id = $1 AND EXISTS (SELECT 1 FROM intake.delegations d"
-                                " WHERE d.company_id = a.company_id AND d.partner_id = $2 AND d.status = 'active')",
+    " WHERE d.company_id = a.company_id AND d.partner_id = $2 AND d.status = 'active')",
 }
 
 
@@ -118,8 +120,9 @@ SELECT co.id, co.name, co.vat_number, co.size_class, co.ateco_code, co.approved_
 """
 
 
-async def network_companies(conn: Any, company_ids: list[uuid.UUID], reach: str,
-                            who: uuid.UUID | None) -> dict[uuid.UUID, Any]:
+async def network_companies(
+    conn: Any, company_ids: list[uuid.UUID], reach: str, who: uuid.UUID | None
+) -> dict[uuid.UUID, Any]:
     """The member companies of a network by id, each with whether the caller (`reach`, `who`: as the submit's
     reach rule) may act for it now."""
     if not company_ids:
@@ -130,8 +133,12 @@ async def network_companies(conn: Any, company_ids: list[uuid.UUID], reach: str,
 
 async def idempotency_record(conn: Any, principal: str, key: str) -> Any:
     """The live record of an earlier request with this idempotency key, if any."""
-    return await conn.fetchrow("SELECT request_hash, render_ref FROM desk.idempotency_keys"
-                               " WHERE principal = $1 AND key = $2 AND expires_at > now()", principal, key)
+    return await conn.fetchrow(
+        "SELECT request_hash, render_ref FROM desk.idempotency_keys"
+        " WHERE principal = $1 AND key = $2 AND expires_at > now()",
+        principal,
+        key,
+    )
 
 
 class _Record:
@@ -144,9 +151,19 @@ class _Record:
             setattr(self, k, v)
 
 
-_JSON_COLUMNS = frozenset({"action_plan", "network", "de_minimis_declarations", "registered_office",
-                           "operating_sites", "export_history", "related_enterprises",
-                           "lines", "receipt"})
+_JSON_COLUMNS = frozenset(
+    {
+        "action_plan",
+        "network",
+        "de_minimis_declarations",
+        "registered_office",
+        "operating_sites",
+        "export_history",
+        "related_enterprises",
+        "lines",
+        "receipt",
+    }
+)
 
 
 _RECEIPT = """
@@ -164,7 +181,7 @@ async def receipt_row(conn: Any, application_id: uuid.UUID) -> Any:
 
 
 async def rules_document(conn: Any, call_id: uuid.UUID, version: int) -> Any:
-    raw = await conn.fetchval("SELECT rules FROM intake.call_versions WHERE call_id = $1 AND version = $2",
-                              call_id, version)
+    raw = await conn.fetchval(
+        "SELECT rules FROM intake.call_versions WHERE call_id = $1 AND version = $2", call_id, version
+    )
     return orjson.loads(raw) if isinstance(raw, str) else raw
-

@@ -14,7 +14,7 @@ from shared.schemas import ApiModel, CountryCode, OutModel, PositiveMoney
 
 
 class ExpenseLineIn(ApiModel):
-    category: Annotated[str, Field(min_length=1, max_length=8, description="Category code of the call, e.g. \"b\".")]
+    category: Annotated[str, Field(min_length=1, max_length=8, description='Category code of the call, e.g. "b".')]
     description: ShortText
     amount: PositiveMoney = Field(description="Taxable amount, net of VAT.")
     target_market: CountryCode | None = None
@@ -26,13 +26,18 @@ class NetworkMember(ApiModel):
     self-declaration. The partner submitting must act for it (an active delegation, as for the lead); the lead
     (the application's company) is not a member of its own network, and no company is listed twice."""
 
-    company_id: uuid.UUID = Field(description="A company registered at intake, within the caller's reach (the same "
-                                              "partner's delegation as the lead).")
-    expense_lines: list[ExpenseLineIn] = Field(default_factory=list, max_length=500,
-                                               description="This member's own expense lines (as the application's).")
+    company_id: uuid.UUID = Field(
+        description="A company registered at intake, within the caller's reach (the same "
+        "partner's delegation as the lead)."
+    )
+    expense_lines: list[ExpenseLineIn] = Field(
+        default_factory=list, max_length=500, description="This member's own expense lines (as the application's)."
+    )
     de_minimis_declarations: list[DeMinimisDeclaration] = Field(
-        default_factory=list, max_length=100,
-        description="This member's own de minimis self-declaration (its single undertaking).")
+        default_factory=list,
+        max_length=100,
+        description="This member's own de minimis self-declaration (its single undertaking).",
+    )
 
 
 class Network(ApiModel):
@@ -48,12 +53,15 @@ class ApplicationDocument(ApiModel):
     action_plan: ActionPlan = Field(default_factory=ActionPlan)
     expense_lines: list[ExpenseLineIn] = Field(default_factory=list, max_length=500)
     flat_rates: list[Annotated[str, Field(min_length=1, max_length=8)]] | None = Field(
-        None, description="Flat-rate categories claimed (e.g. [\"d\", \"e\"]); null claims every one the call offers.")
+        None, description='Flat-rate categories claimed (e.g. ["d", "e"]); null claims every one the call offers.'
+    )
     network: Network | None = None
     de_minimis_declarations: list[DeMinimisDeclaration] = Field(
-        default_factory=list, max_length=100,
+        default_factory=list,
+        max_length=100,
         description="Self-declaration (DPR 445/2000) of every de minimis aid the single undertaking received in the "
-                    "current and the two previous fiscal years; an empty list declares none.")
+        "current and the two previous fiscal years; an empty list declares none.",
+    )
 
 
 class ApplicationCreate(ApplicationDocument):
@@ -116,8 +124,11 @@ class Breakdown(OutModel):
 
 class Estimate(OutModel):
     eligible_total: Decimal
-    aid_base: Decimal | None = Field(None, description="What the aid is computed on: the eligible total capped at "
-                                                       "the call's maximum eligible cost (capped, not refused).")
+    aid_base: Decimal | None = Field(
+        None,
+        description="What the aid is computed on: the eligible total capped at "
+        "the call's maximum eligible cost (capped, not refused).",
+    )
     grant: Decimal
     loan: Decimal
     total_aid: Decimal
@@ -131,8 +142,7 @@ class DeMinimisCheckOut(OutModel):
     window_end: date
     declared_total: Decimal = Field(description="Declared aid granted in the rolling period.")
     headroom: Decimal
-    requested_equivalent: Decimal = Field(description="Estimated grant + the loan's estimated gross grant "
-                                                      "equivalent.")
+    requested_equivalent: Decimal = Field(description="Estimated grant + the loan's estimated gross grant equivalent.")
     allowed_equivalent: Decimal = Field(description="What the call can still give, as gross grant equivalent.")
     reduced: bool
     refused: bool
@@ -164,7 +174,8 @@ class CheckResultOut(OutModel):
     breakdown: Breakdown | None
     estimate: Estimate | None
     de_minimis: DeMinimisCheckOut | None = None
-    network: NetworkEstimate | None = Field(None, description="For a network application: the aid per member and "
-                                                               "the network's totals (`estimate` is the lead's).")
-
-
+    network: NetworkEstimate | None = Field(
+        None,
+        description="For a network application: the aid per member and "
+        "the network's totals (`estimate` is the lead's).",
+    )

@@ -62,20 +62,39 @@ from shared.schemas import LOMBARDY_PROVINCES
 
 def to_out(app: Application, lines: list[ExpenseLine]) -> dict[str, Any]:
     return {
-        "id": app.id, "call_id": app.call_id, "company_id": app.company_id, "partner_id": app.partner_id,
-        "status": app.status, "title": app.title, "action_plan": app.action_plan,
-        "expense_lines": [{"category": ln.category, "description": ln.description, "amount": ln.amount,
-                           "target_market": ln.target_market, "supplier": ln.supplier} for ln in lines],
-        "flat_rates": app.flat_rates, "network": app.network,
-        "de_minimis_declarations": app.de_minimis_declarations or [], "protocol_number": app.protocol_number,
-        "submitted_at": app.submitted_at, "call_version": app.call_version, "withdrawn_at": app.withdrawn_at,
+        "id": app.id,
+        "call_id": app.call_id,
+        "company_id": app.company_id,
+        "partner_id": app.partner_id,
+        "status": app.status,
+        "title": app.title,
+        "action_plan": app.action_plan,
+        "expense_lines": [
+            {
+                "category": ln.category,
+                "description": ln.description,
+                "amount": ln.amount,
+                "target_market": ln.target_market,
+                "supplier": ln.supplier,
+            }
+            for ln in lines
+        ],
+        "flat_rates": app.flat_rates,
+        "network": app.network,
+        "de_minimis_declarations": app.de_minimis_declarations or [],
+        "protocol_number": app.protocol_number,
+        "submitted_at": app.submitted_at,
+        "call_version": app.call_version,
+        "withdrawn_at": app.withdrawn_at,
         "created_at": app.created_at,
-        "updated_at": app.updated_at, "etag": etag_of(app.version),
+        "updated_at": app.updated_at,
+        "etag": etag_of(app.version),
     }
 
 
-async def get_readable(session: AsyncSession, actor: Actor, application_id: uuid.UUID, *,
-                       for_update: bool = False) -> Application:
+async def get_readable(
+    session: AsyncSession, actor: Actor, application_id: uuid.UUID, *, for_update: bool = False
+) -> Application:
     app = await repository.get_readable(session, actor.principal, application_id, for_update=for_update)
     if app is None:
         raise NotFound()
@@ -90,10 +109,17 @@ def _document(body: ApplicationDocument, rules: CallRules) -> tuple[dict[str, An
     flat = body.flat_rates if body.flat_rates is not None else list(rules.flat_rate_codes)
     unknown = [c for c in flat if c not in rules.flat_rate_codes]
     if unknown:
-        raise ValidationFailed(errors=[ProblemError(
-            "flat_rate_unknown", f"/flat_rates/{flat.index(c)}",
-            f"La categoria {c} non è un forfait previsto dal bando.",
-            f"Category {c} is not a flat rate of the call.") for c in unknown])
+        raise ValidationFailed(
+            errors=[
+                ProblemError(
+                    "flat_rate_unknown",
+                    f"/flat_rates/{flat.index(c)}",
+                    f"La categoria {c} non è un forfait previsto dal bando.",
+                    f"Category {c} is not a flat rate of the call.",
+                )
+                for c in unknown
+            ]
+        )
     plan = body.action_plan.model_dump(mode="json")
     lines = [ln.model_dump() for ln in body.expense_lines]
     return plan, lines, sorted(set(flat))
@@ -109,29 +135,43 @@ def _declarations(body: ApplicationDocument, rules: CallRules, company: Company 
     return [d.model_dump(mode="json") for d in body.de_minimis_declarations]
 
 
-def _declaration_errors(items: list[DeMinimisDeclaration], rules: CallRules, company: Any,
-                        prefix: str) -> list[ProblemError]:
+def _declaration_errors(
+    items: list[DeMinimisDeclaration], rules: CallRules, company: Any, prefix: str
+) -> list[ProblemError]:
     """What is wrong with a de minimis self-declaration of `company` (the applicant, or a network member)."""
     today = datetime.now(ZoneInfo(rules.timezone)).date()
     first = date(today.year - 2, 1, 1)
     members = None
     if company is not None:
-        members = {normalise_vat(company.vat_number),
-                   *(normalise_vat(r["vat_number"]) for r in company.related_enterprises or []
-                     if r.get("relation") == "linked")}
+        members = {
+            normalise_vat(company.vat_number),
+            *(
+                normalise_vat(r["vat_number"])
+                for r in company.related_enterprises or []
+                if r.get("relation") == "linked"
+            ),
+        }
     errors = []
     for i, d in enumerate(items):
         if not first <= d.granted_on <= today:
-            errors.append(ProblemError(
-                "de_minimis_date_out_of_period", f"{prefix}/{i}/granted_on",
-                f"La data di concessione va dal {first:%d/%m/%Y} (tre esercizi finanziari) a oggi.",
-                f"The date of concession runs from {first.isoformat()} (three fiscal years) to today.",
-                extra={"from": first.isoformat(), "to": today.isoformat()}))
+            errors.append(
+                ProblemError(
+                    "de_minimis_date_out_of_period",
+                    f"{prefix}/{i}/granted_on",
+                    f"La data di concessione va dal {first:%d/%m/%Y} (tre esercizi finanziari) a oggi.",
+                    f"The date of concession runs from {first.isoformat()} (three fiscal years) to today.",
+                    extra={"from": first.isoformat(), "to": today.isoformat()},
+                )
+            )
         if members is not None and normalise_vat(d.vat_number) not in members:
-            errors.append(ProblemError(
-                "de_minimis_not_single_undertaking", f"{prefix}/{i}/vat_number",
-                "L'impresa non è né il richiedente né una sua impresa collegata (impresa unica).",
-                "The enterprise is neither the applicant nor one of its linked enterprises (single undertaking)."))
+            errors.append(
+                ProblemError(
+                    "de_minimis_not_single_undertaking",
+                    f"{prefix}/{i}/vat_number",
+                    "L'impresa non è né il richiedente né una sua impresa collegata (impresa unica).",
+                    "The enterprise is neither the applicant nor one of its linked enterprises (single undertaking).",
+                )
+            )
     return errors
 
 
@@ -143,22 +183,33 @@ def _category_errors(lines: list[dict[str, Any]], rules: CallRules) -> None:
 
 
 def _category_problems(lines: list[dict[str, Any]], rules: CallRules, prefix: str) -> list[ProblemError]:
-    return [ProblemError("expense_category_unknown", f"{prefix}/{i}/category",
-                         f"La categoria \"{ln['category']}\" non è prevista dal bando {rules.code}.",
-                         f"Category \"{ln['category']}\" is not in call {rules.code}.")
-            for i, ln in enumerate(lines) if not rules.has_category(ln["category"])]
+    return [
+        ProblemError(
+            "expense_category_unknown",
+            f"{prefix}/{i}/category",
+            f'La categoria "{ln["category"]}" non è prevista dal bando {rules.code}.',
+            f'Category "{ln["category"]}" is not in call {rules.code}.',
+        )
+        for i, ln in enumerate(lines)
+        if not rules.has_category(ln["category"])
+    ]
 
 
 # ---------------------------------------------------------------- business networks
 
 
 def _not_reachable(path: str) -> ProblemError:
-    return ProblemError("company_not_found", path, "Impresa inesistente o non delegata a te.",
-                        "No such company, or not delegated to you.")
+    return ProblemError(
+        "company_not_found",
+        path,
+        "Impresa inesistente o non delegata a te.",
+        "No such company, or not delegated to you.",
+    )
 
 
-async def _network(session: AsyncSession, actor: Actor, body: ApplicationDocument, rules: CallRules,
-                   lead_id: uuid.UUID) -> dict[str, Any] | None:
+async def _network(
+    session: AsyncSession, actor: Actor, body: ApplicationDocument, rules: CallRules, lead_id: uuid.UUID
+) -> dict[str, Any] | None:
     """The network as stored, or a 422 listing every error: a member that is the lead, a company listed twice,
     a company the caller cannot act for (members are delegated to the same partner as the lead), an expense
     category the call does not know, a de minimis declaration out of period or of another undertaking."""
@@ -166,7 +217,8 @@ async def _network(session: AsyncSession, actor: Actor, body: ApplicationDocumen
         return None
     reach, who = _reach(actor.principal)
     companies = await repository.network_companies(
-        await repository.driver_connection(session), [m.company_id for m in body.network.members], reach, who)
+        await repository.driver_connection(session), [m.company_id for m in body.network.members], reach, who
+    )
     errors: list[ProblemError] = []
     seen: dict[uuid.UUID, int] = {}
     members = []
@@ -174,16 +226,24 @@ async def _network(session: AsyncSession, actor: Actor, body: ApplicationDocumen
         path = f"/network/members/{i}"
         company = companies.get(m.company_id)
         if m.company_id == lead_id:
-            errors.append(ProblemError(
-                "network_lead_is_member", f"{path}/company_id",
-                "Il capofila (l'impresa della domanda) non può essere membro della propria rete.",
-                "The lead (the application's company) cannot be a member of its own network."))
+            errors.append(
+                ProblemError(
+                    "network_lead_is_member",
+                    f"{path}/company_id",
+                    "Il capofila (l'impresa della domanda) non può essere membro della propria rete.",
+                    "The lead (the application's company) cannot be a member of its own network.",
+                )
+            )
         elif m.company_id in seen:
-            errors.append(ProblemError(
-                "network_member_duplicate", f"{path}/company_id",
-                f"L'impresa è già membro della rete (posizione {seen[m.company_id]}).",
-                f"The company is already a member of the network (position {seen[m.company_id]}).",
-                extra={"first": f"/network/members/{seen[m.company_id]}/company_id"}))
+            errors.append(
+                ProblemError(
+                    "network_member_duplicate",
+                    f"{path}/company_id",
+                    f"L'impresa è già membro della rete (posizione {seen[m.company_id]}).",
+                    f"The company is already a member of the network (position {seen[m.company_id]}).",
+                    extra={"first": f"/network/members/{seen[m.company_id]}/company_id"},
+                )
+            )
         else:
             seen[m.company_id] = i
             if company is None or not company.reachable:
@@ -191,12 +251,16 @@ async def _network(session: AsyncSession, actor: Actor, body: ApplicationDocumen
         lines = [ln.model_dump(mode="json") for ln in m.expense_lines]
         errors.extend(_category_problems(lines, rules, f"{path}/expense_lines"))
         reached = company if company is not None and company.reachable else None
-        errors.extend(_declaration_errors(m.de_minimis_declarations, rules, reached,
-                                          f"{path}/de_minimis_declarations"))
-        members.append({"company_id": str(m.company_id),
-                        "vat_number": reached.vat_number if reached is not None else None,
-                        "name": reached.name if reached is not None else None, "expense_lines": lines,
-                        "de_minimis_declarations": [d.model_dump(mode="json") for d in m.de_minimis_declarations]})
+        errors.extend(_declaration_errors(m.de_minimis_declarations, rules, reached, f"{path}/de_minimis_declarations"))
+        members.append(
+            {
+                "company_id": str(m.company_id),
+                "vat_number": reached.vat_number if reached is not None else None,
+                "name": reached.name if reached is not None else None,
+                "expense_lines": lines,
+                "de_minimis_declarations": [d.model_dump(mode="json") for d in m.de_minimis_declarations],
+            }
+        )
     if errors:
         raise ValidationFailed(errors=errors)
     return {"name": body.network.name, "members": members}
@@ -204,17 +268,34 @@ async def _network(session: AsyncSession, actor: Actor, body: ApplicationDocumen
 
 def _member_facts(stored: dict[str, Any], company: Any) -> MemberFacts:
     return MemberFacts(
-        company_id=str(company.id), vat_number=company.vat_number, company=company_facts(company),
-        expense_lines=tuple(DraftLine(ln["category"], Decimal(str(ln["amount"])), ln.get("target_market"))
-                            for ln in stored.get("expense_lines") or []),
-        declared_aid=tuple(DeclaredAid(normalise_vat(d["vat_number"]), date.fromisoformat(d["granted_on"]),
-                                       Decimal(str(d["amount"])), d.get("reference") or f"declaration {i + 1}")
-                           for i, d in enumerate(stored.get("de_minimis_declarations") or [])))
+        company_id=str(company.id),
+        vat_number=company.vat_number,
+        company=company_facts(company),
+        expense_lines=tuple(
+            DraftLine(ln["category"], Decimal(str(ln["amount"])), ln.get("target_market"))
+            for ln in stored.get("expense_lines") or []
+        ),
+        declared_aid=tuple(
+            DeclaredAid(
+                normalise_vat(d["vat_number"]),
+                date.fromisoformat(d["granted_on"]),
+                Decimal(str(d["amount"])),
+                d.get("reference") or f"declaration {i + 1}",
+            )
+            for i, d in enumerate(stored.get("de_minimis_declarations") or [])
+        ),
+    )
 
 
-async def with_network(conn: Any, rules: CallRules, lead: CheckResult, draft: DraftFacts,
-                       network: dict[str, Any] | None, reach: tuple[str, uuid.UUID | None],
-                       today: date) -> tuple[CheckResult, NetworkCheck | None]:
+async def with_network(
+    conn: Any,
+    rules: CallRules,
+    lead: CheckResult,
+    draft: DraftFacts,
+    network: dict[str, Any] | None,
+    reach: tuple[str, uuid.UUID | None],
+    today: date,
+) -> tuple[CheckResult, NetworkCheck | None]:
     """The lead's check with the network's: each member's own checks (its company as registered now, within the
     caller's reach now), the network's limits; the problems of both in one result."""
     if not network:
@@ -240,8 +321,9 @@ async def with_network(conn: Any, rules: CallRules, lead: CheckResult, draft: Dr
 async def _call_accepting_drafts(session: AsyncSession, call_id: uuid.UUID) -> Call:
     call = await session.get(Call, call_id)
     if call is None:
-        raise ValidationFailed(errors=[ProblemError("call_not_found", "/call_id", "Bando inesistente.",
-                                                    "No such call.")])
+        raise ValidationFailed(
+            errors=[ProblemError("call_not_found", "/call_id", "Bando inesistente.", "No such call.")]
+        )
     if status_of(call, datetime.now(UTC)) == "closed":
         raise DeskError("Lo sportello del bando è chiuso.", "The call's window has closed.", kind=WINDOW_CLOSED)
     return call
@@ -249,50 +331,91 @@ async def _call_accepting_drafts(session: AsyncSession, call_id: uuid.UUID) -> C
 
 async def create_draft(*, session: AsyncSession, actor: Actor, body: ApplicationCreate) -> Application:
     if not await can_reach_company(session, actor.principal, body.company_id):
-        raise ValidationFailed(errors=[ProblemError(
-            "company_not_found", "/company_id", "Impresa inesistente o non delegata a te.",
-            "No such company, or not delegated to you.")])
+        raise ValidationFailed(
+            errors=[
+                ProblemError(
+                    "company_not_found",
+                    "/company_id",
+                    "Impresa inesistente o non delegata a te.",
+                    "No such company, or not delegated to you.",
+                )
+            ]
+        )
     call = await _call_accepting_drafts(session, body.call_id)
     rules = await rules_of_call(session, call)
     plan, lines, flat = _document(body, rules)
     _category_errors(lines, rules)
     declared = _declarations(body, rules, await session.get(Company, body.company_id))
     network = await _network(session, actor, body, rules, body.company_id)
-    app = Application(id=uuid.uuid4(), call_id=call.id, company_id=body.company_id,
-                      partner_id=acting_partner(actor.principal), status="draft", title=body.title,
-                      action_plan=plan, network=network, flat_rates=flat, version=1,
-                      de_minimis_declarations=declared,
-                      created_by=actor.principal.client_id)
+    app = Application(
+        id=uuid.uuid4(),
+        call_id=call.id,
+        company_id=body.company_id,
+        partner_id=acting_partner(actor.principal),
+        status="draft",
+        title=body.title,
+        action_plan=plan,
+        network=network,
+        flat_rates=flat,
+        version=1,
+        de_minimis_declarations=declared,
+        created_by=actor.principal.client_id,
+    )
     session.add(app)
     await session.flush()
     await repository.replace_lines(session, app.id, lines)
-    await record_audit(session, actor, action="application.created", resource_type="application",
-                       resource_id=app.id, after=_audit_view(app, lines))
+    await record_audit(
+        session,
+        actor,
+        action="application.created",
+        resource_type="application",
+        resource_id=app.id,
+        after=_audit_view(app, lines),
+    )
     await record_precheck(await repository.driver_connection(session), app.id)
     return app
 
 
 def _audit_view(app: Application, lines: list[dict[str, Any]] | list[ExpenseLine]) -> dict[str, Any]:
-    rows = [ln if isinstance(ln, dict) else {"category": ln.category, "description": ln.description,
-                                             "amount": ln.amount, "target_market": ln.target_market,
-                                             "supplier": ln.supplier} for ln in lines]
-    return {"status": app.status, "title": app.title, "action_plan": app.action_plan, "flat_rates": app.flat_rates,
-            "network": app.network, "de_minimis_declarations": app.de_minimis_declarations, "expense_lines": rows,
-            "version": app.version}
+    rows = [
+        ln
+        if isinstance(ln, dict)
+        else {
+            "category": ln.category,
+            "description": ln.description,
+            "amount": ln.amount,
+            "target_market": ln.target_market,
+            "supplier": ln.supplier,
+        }
+        for ln in lines
+    ]
+    return {
+        "status": app.status,
+        "title": app.title,
+        "action_plan": app.action_plan,
+        "flat_rates": app.flat_rates,
+        "network": app.network,
+        "de_minimis_declarations": app.de_minimis_declarations,
+        "expense_lines": rows,
+        "version": app.version,
+    }
 
 
 def _require_draft(app: Application) -> None:
     if app.status != "draft":
-        raise Conflict(f"La domanda è {_STATUS_IT[app.status]} e non si può modificare.",
-                       f"The application is {app.status} and can no longer be changed.",
-                       extra={"application_status": app.status})
+        raise Conflict(
+            f"La domanda è {_STATUS_IT[app.status]} e non si può modificare.",
+            f"The application is {app.status} and can no longer be changed.",
+            extra={"application_status": app.status},
+        )
 
 
 _STATUS_IT = {"draft": "in bozza", "submitted": "già presentata", "withdrawn": "ritirata"}
 
 
-async def update_draft(*, session: AsyncSession, actor: Actor, app: Application,
-                       body: ApplicationDocument) -> Application:
+async def update_draft(
+    *, session: AsyncSession, actor: Actor, app: Application, body: ApplicationDocument
+) -> Application:
     _require_draft(app)
     call = await _call_accepting_drafts(session, app.call_id)
     rules = await rules_of_call(session, call)
@@ -306,8 +429,15 @@ async def update_draft(*, session: AsyncSession, actor: Actor, app: Application,
     app.version += 1
     app.updated_at = datetime.now(UTC)
     await repository.replace_lines(session, app.id, lines)
-    await record_audit(session, actor, action="application.updated", resource_type="application",
-                       resource_id=app.id, before=before, after=_audit_view(app, lines))
+    await record_audit(
+        session,
+        actor,
+        action="application.updated",
+        resource_type="application",
+        resource_id=app.id,
+        before=before,
+        after=_audit_view(app, lines),
+    )
     await session.flush()
     await record_precheck(await repository.driver_connection(session), app.id)
     return app
@@ -318,8 +448,9 @@ async def delete_draft(*, session: AsyncSession, actor: Actor, app: Application)
     before = _audit_view(app, await repository.lines_of(session, app.id))
     await session.delete(app)
     await session.flush()
-    await record_audit(session, actor, action="application.deleted", resource_type="application",
-                       resource_id=app.id, before=before)
+    await record_audit(
+        session, actor, action="application.deleted", resource_type="application", resource_id=app.id, before=before
+    )
 
 
 # ---------------------------------------------------------------- pre-check
@@ -329,12 +460,15 @@ def company_facts(company: Company) -> CompanyFacts:
     provinces = {company.registered_office.get("province")} | {s.get("province") for s in company.operating_sites}
     return CompanyFacts(
         size_class=company.size_class,  # type: ignore[arg-type]
-        ateco_code=company.ateco_code, approved_financial_statements=company.approved_financial_statements,
+        ateco_code=company.ateco_code,
+        approved_financial_statements=company.approved_financial_statements,
         has_lombardy_site=bool(provinces & LOMBARDY_PROVINCES),
-        lombardy_site_commitment=company.lombardy_site_commitment, turnover=company.turnover,
+        lombardy_site_commitment=company.lombardy_site_commitment,
+        turnover=company.turnover,
         previous_year_export_sales=company.previous_year_export_sales,
-        export_history=tuple(ExportSale(int(e["year"]), e["country"], Decimal(str(e["amount"])))
-                             for e in company.export_history),
+        export_history=tuple(
+            ExportSale(int(e["year"]), e["country"], Decimal(str(e["amount"]))) for e in company.export_history
+        ),
     )
 
 
@@ -342,16 +476,25 @@ def draft_facts(app: Application, lines: list[ExpenseLine]) -> DraftFacts:
     plan = app.action_plan
     return DraftFacts(
         target_markets=tuple(m["country"] for m in plan.get("target_markets", [])),
-        objectives=plan.get("objectives", ""), starting_point=plan.get("starting_point", ""),
-        strategy=plan.get("strategy", ""), resources=plan.get("resources", ""),
-        start_date=_date(plan.get("start_date")), end_date=_date(plan.get("end_date")),
+        objectives=plan.get("objectives", ""),
+        starting_point=plan.get("starting_point", ""),
+        strategy=plan.get("strategy", ""),
+        resources=plan.get("resources", ""),
+        start_date=_date(plan.get("start_date")),
+        end_date=_date(plan.get("end_date")),
         milestones=tuple(Milestone(m["title"], _date(m["due_date"])) for m in plan.get("milestones", [])),
         kpi_count=len(plan.get("kpis", [])),
         expense_lines=tuple(DraftLine(ln.category, ln.amount, ln.target_market) for ln in lines),
         flat_rates=frozenset(app.flat_rates),
-        declared_aid=tuple(DeclaredAid(normalise_vat(d["vat_number"]), date.fromisoformat(d["granted_on"]),
-                                       Decimal(str(d["amount"])), d.get("reference") or f"declaration {i + 1}")
-                           for i, d in enumerate(app.de_minimis_declarations or [])),
+        declared_aid=tuple(
+            DeclaredAid(
+                normalise_vat(d["vat_number"]),
+                date.fromisoformat(d["granted_on"]),
+                Decimal(str(d["amount"])),
+                d.get("reference") or f"declaration {i + 1}",
+            )
+            for i, d in enumerate(app.de_minimis_declarations or [])
+        ),
     )
 
 
@@ -359,8 +502,9 @@ def _date(v: str | None) -> Any:
     return date.fromisoformat(v) if v else None
 
 
-async def run_check(session: AsyncSession, app: Application, actor: Actor, *, call: Call | None = None
-                    ) -> tuple[CheckResult, NetworkCheck | None]:
+async def run_check(
+    session: AsyncSession, app: Application, actor: Actor, *, call: Call | None = None
+) -> tuple[CheckResult, NetworkCheck | None]:
     """The pre-check of the application (a network's members too, within the caller's reach)."""
     call = call or await session.get(Call, app.call_id)
     company = await session.get(Company, app.company_id)
@@ -370,18 +514,31 @@ async def run_check(session: AsyncSession, app: Application, actor: Actor, *, ca
     today = datetime.now(ZoneInfo(rules.timezone)).date()
     facts = draft_facts(app, lines)
     result = check_application(rules, company_facts(company), facts, today=today)
-    return await with_network(await repository.driver_connection(session), rules, result, facts, app.network,
-                              _reach(actor.principal), today)
+    return await with_network(
+        await repository.driver_connection(session), rules, result, facts, app.network, _reach(actor.principal), today
+    )
 
 
 def _network_out(net: NetworkCheck | None) -> dict[str, Any] | None:
     if net is None:
         return None
-    return {"members": [{"company_id": m.company_id, "vat_number": m.vat_number, "eligible_total":
-                         m.breakdown.total if m.breakdown is not None else Decimal("0.00"),
-                         "grant": m.estimate.grant, "loan": m.estimate.loan, "total_aid": m.estimate.total_aid}
-                        for m in net.members],
-            "eligible_total": net.eligible_total, "grant": net.grant, "loan": net.loan, "total_aid": net.total_aid}
+    return {
+        "members": [
+            {
+                "company_id": m.company_id,
+                "vat_number": m.vat_number,
+                "eligible_total": m.breakdown.total if m.breakdown is not None else Decimal("0.00"),
+                "grant": m.estimate.grant,
+                "loan": m.estimate.loan,
+                "total_aid": m.estimate.total_aid,
+            }
+            for m in net.members
+        ],
+        "eligible_total": net.eligible_total,
+        "grant": net.grant,
+        "loan": net.loan,
+        "total_aid": net.total_aid,
+    }
 
 
 def check_out(result: CheckResult, lang: Lang, network: NetworkCheck | None = None) -> dict[str, Any]:
@@ -389,20 +546,52 @@ def check_out(result: CheckResult, lang: Lang, network: NetworkCheck | None = No
     e = result.estimate
     return {
         "submittable": not result.blocking,
-        "problems": [{"code": p.code, "path": p.path, "message": p.message_it if lang == "it" else p.message_en,
-                      "message_it": p.message_it, "message_en": p.message_en, "article": p.article,
-                      "blocking": p.blocking} for p in result.problems],
-        "breakdown": None if b is None else {
-            "requested": dict(b.requested), "direct": dict(b.direct), "flat_rates": dict(b.flat_rates),
-            "total": b.total, "cuts": [{"category": c.category, "requested": c.requested, "allowed": c.allowed,
-                                        "reason": c.reason} for c in b.cuts]},
-        "estimate": None if e is None else {"eligible_total": e.eligible_total, "aid_base": e.aid_base,
-                                            "grant": e.grant, "loan": e.loan, "total_aid": e.total_aid},
-        "de_minimis": None if (dm := result.de_minimis) is None else {
-            "ceiling": dm.ceiling, "window_start": dm.period.window_start, "window_end": dm.period.window_end,
-            "declared_total": dm.period.total, "headroom": dm.headroom,
-            "requested_equivalent": dm.requested_equivalent, "allowed_equivalent": dm.allowed_equivalent,
-            "reduced": dm.reduced, "refused": dm.refused},
+        "problems": [
+            {
+                "code": p.code,
+                "path": p.path,
+                "message": p.message_it if lang == "it" else p.message_en,
+                "message_it": p.message_it,
+                "message_en": p.message_en,
+                "article": p.article,
+                "blocking": p.blocking,
+            }
+            for p in result.problems
+        ],
+        "breakdown": None
+        if b is None
+        else {
+            "requested": dict(b.requested),
+            "direct": dict(b.direct),
+            "flat_rates": dict(b.flat_rates),
+            "total": b.total,
+            "cuts": [
+                {"category": c.category, "requested": c.requested, "allowed": c.allowed, "reason": c.reason}
+                for c in b.cuts
+            ],
+        },
+        "estimate": None
+        if e is None
+        else {
+            "eligible_total": e.eligible_total,
+            "aid_base": e.aid_base,
+            "grant": e.grant,
+            "loan": e.loan,
+            "total_aid": e.total_aid,
+        },
+        "de_minimis": None
+        if (dm := result.de_minimis) is None
+        else {
+            "ceiling": dm.ceiling,
+            "window_start": dm.period.window_start,
+            "window_end": dm.period.window_end,
+            "declared_total": dm.period.total,
+            "headroom": dm.headroom,
+            "requested_equivalent": dm.requested_equivalent,
+            "allowed_equivalent": dm.allowed_equivalent,
+            "reduced": dm.reduced,
+            "refused": dm.refused,
+        },
         "network": _network_out(network),
     }
 
@@ -410,16 +599,31 @@ def check_out(result: CheckResult, lang: Lang, network: NetworkCheck | None = No
 # ---------------------------------------------------------------- submit
 
 
-def submitted_content(app: Application, company: Company, call_version: int,
-                      lines: list[ExpenseLine]) -> dict[str, Any]:
+def submitted_content(
+    app: Application, company: Company, call_version: int, lines: list[ExpenseLine]
+) -> dict[str, Any]:
     """What the receipt's content hash covers: the application exactly as submitted."""
     return {
-        "application_id": app.id, "call_id": app.call_id, "call_version": call_version,
-        "company_id": app.company_id, "company_vat_number": company.vat_number, "title": app.title,
-        "action_plan": app.action_plan, "flat_rates": app.flat_rates, "network": app.network,
+        "application_id": app.id,
+        "call_id": app.call_id,
+        "call_version": call_version,
+        "company_id": app.company_id,
+        "company_vat_number": company.vat_number,
+        "title": app.title,
+        "action_plan": app.action_plan,
+        "flat_rates": app.flat_rates,
+        "network": app.network,
         "de_minimis_declarations": app.de_minimis_declarations or [],
-        "expense_lines": [{"category": ln.category, "description": ln.description, "amount": ln.amount,
-                           "target_market": ln.target_market, "supplier": ln.supplier} for ln in lines],
+        "expense_lines": [
+            {
+                "category": ln.category,
+                "description": ln.description,
+                "amount": ln.amount,
+                "target_market": ln.target_market,
+                "supplier": ln.supplier,
+            }
+            for ln in lines
+        ],
     }
 
 
@@ -441,14 +645,21 @@ async def _replay(conn: Any, keyring: KeyRing, render_ref: str) -> dict[str, Any
     # The receipt comes back from JSONB with its keys in JSONB's order; the original answer had them in the
     # canonical (sorted) order the receipt is signed in. Re-read from that form, the replay is the same bytes.
     receipt_json = canonical_json(row.receipt)
-    return {"receipt": orjson.loads(receipt_json), "signature": keyring.sign(receipt_json),
-            "previous_hash": row.previous_hash, "chain_hash": row.chain_hash,
-            "register_url": f"/v1/calls/{row.call_id}/register"}
+    return {
+        "receipt": orjson.loads(receipt_json),
+        "signature": keyring.sign(receipt_json),
+        "previous_hash": row.previous_hash,
+        "chain_hash": row.chain_hash,
+        "register_url": f"/v1/calls/{row.call_id}/register",
+    }
 
 
 def _mismatch() -> DeskError:
-    return DeskError("La chiave di idempotenza è già stata usata con una richiesta diversa.",
-                     "This Idempotency-Key was already used with a different request.", kind=IDEMPOTENCY_MISMATCH)
+    return DeskError(
+        "La chiave di idempotenza è già stata usata con una richiesta diversa.",
+        "This Idempotency-Key was already used with a different request.",
+        kind=IDEMPOTENCY_MISMATCH,
+    )
 
 
 class CommitArgs(NamedTuple):
@@ -482,9 +693,12 @@ class CommitArgs(NamedTuple):
     event_id: uuid.UUID
 
 
-COMMIT_SQL = "SELECT * FROM intake.commit_submission({})".format(", ".join(
-    f"p_{name} => ${i}::jsonb" if name == "event_payload" else f"p_{name} => ${i}"
-    for i, name in enumerate(CommitArgs._fields, start=1)))
+COMMIT_SQL = "SELECT * FROM intake.commit_submission({})".format(
+    ", ".join(
+        f"p_{name} => ${i}::jsonb" if name == "event_payload" else f"p_{name} => ${i}"
+        for i, name in enumerate(CommitArgs._fields, start=1)
+    )
+)
 
 
 class _Line:
@@ -508,26 +722,28 @@ class Precheck:
     (not in the past): it holds until the end of that year, or of the start date if earlier."""
 
 
-async def precheck(conn: Any, row: Any, now: datetime,
-                   reach: tuple[str, uuid.UUID | None] = ("all", None)) -> Precheck:
+async def precheck(conn: Any, row: Any, now: datetime, reach: tuple[str, uuid.UUID | None] = ("all", None)) -> Precheck:
     rules = cached_rules(row.call_id, row.current_version) or remember_rules(
-        row.call_id, row.current_version, await repository.rules_document(conn, row.call_id, row.current_version))
+        row.call_id, row.current_version, await repository.rules_document(conn, row.call_id, row.current_version)
+    )
     lines = [_Line(d) for d in row.lines]
     tz = ZoneInfo(rules.timezone)
     today = now.astimezone(tz).date()
     facts = draft_facts(row, lines)  # type: ignore[arg-type]
-    result, network = await with_network(conn, rules, check_application(rules, company_facts(row), facts, today=today),
-                                         facts, row.network, reach, today)
+    result, network = await with_network(
+        conn, rules, check_application(rules, company_facts(row), facts, today=today), facts, row.network, reach, today
+    )
     content_hash = sha256_hex(canonical_json(submitted_content(row, row, row.current_version, lines)))  # type: ignore[arg-type]
     e = result.estimate
     last = date(today.year, 12, 31) if facts.start_date is None else min(date(today.year, 12, 31), facts.start_date)
-    estimate: dict[str, Any] | None = None if e is None else {
-        "eligible_total": e.eligible_total, "grant": e.grant, "loan": e.loan}
+    estimate: dict[str, Any] | None = (
+        None if e is None else {"eligible_total": e.eligible_total, "grant": e.grant, "loan": e.loan}
+    )
     if estimate is not None and network is not None:
-        estimate["network"] = {"eligible_total": network.eligible_total, "grant": network.grant,
-                               "loan": network.loan}
-    return Precheck(result, content_hash, estimate, datetime.combine(last + timedelta(days=1), time(), tzinfo=tz),
-                    network)
+        estimate["network"] = {"eligible_total": network.eligible_total, "grant": network.grant, "loan": network.loan}
+    return Precheck(
+        result, content_hash, estimate, datetime.combine(last + timedelta(days=1), time(), tzinfo=tz), network
+    )
 
 
 _RECORD_PRECHECK = """
@@ -544,8 +760,16 @@ def _verdict_row(row: Any, check: Precheck) -> tuple[Any, ...]:
     read again at submit, so it always takes the full path."""
     if check.result.blocking or row.network:
         return (row.id, row.version, None, None, None, None, None, None)
-    return (row.id, row.version, row.version, row.company_version, row.current_version, check.valid_until,
-            check.content_sha256, canonical_json(check.estimate).decode())
+    return (
+        row.id,
+        row.version,
+        row.version,
+        row.company_version,
+        row.current_version,
+        check.valid_until,
+        check.content_sha256,
+        canonical_json(check.estimate).decode(),
+    )
 
 
 async def record_precheck(conn: Any, application_id: uuid.UUID) -> bool:
@@ -572,28 +796,44 @@ async def record_prechecks(conn: Any, application_ids: list[uuid.UUID]) -> int:
 def event_payload(row: Any, check: Precheck) -> bytes:
     """The `application.submitted` event's payload before the number (which the commit adds): on the
     pre-checked path `intake.commit_submission` builds the same from the kept verdict."""
-    return canonical_json({"application_id": row.id, "call_id": row.call_id, "company_id": row.company_id,
-                           "content_sha256": check.content_sha256, "estimate": check.estimate})
+    return canonical_json(
+        {
+            "application_id": row.id,
+            "call_id": row.call_id,
+            "company_id": row.company_id,
+            "content_sha256": check.content_sha256,
+            "estimate": check.estimate,
+        }
+    )
 
 
 def _committed(out: Any, keyring: KeyRing, call_id: uuid.UUID) -> dict[str, Any]:
     receipt_json: str = out["receipt_json"]
-    return {"receipt": orjson.loads(receipt_json), "signature": keyring.sign(receipt_json.encode()),
-            "previous_hash": out["previous_hash"], "chain_hash": out["chain_hash"],
-            "register_url": f"/v1/calls/{call_id}/register"}
+    return {
+        "receipt": orjson.loads(receipt_json),
+        "signature": keyring.sign(receipt_json.encode()),
+        "previous_hash": out["previous_hash"],
+        "chain_hash": out["chain_hash"],
+        "register_url": f"/v1/calls/{call_id}/register",
+    }
 
 
 def _commit_refused(exc: asyncpg.PostgresError) -> DeskError | None:
     code = exc.sqlstate
     if code == "DK001":
-        return Conflict("La domanda è già stata presentata o ritirata.",
-                        "The application has already been submitted or withdrawn.")
+        return Conflict(
+            "La domanda è già stata presentata o ritirata.", "The application has already been submitted or withdrawn."
+        )
     if code == "DK002":
-        return Conflict("La domanda è stata modificata mentre veniva presentata: ricontrollala e ripresenta.",
-                        "The application changed while it was being submitted: check it and submit again.")
+        return Conflict(
+            "La domanda è stata modificata mentre veniva presentata: ricontrollala e ripresenta.",
+            "The application changed while it was being submitted: check it and submit again.",
+        )
     if code == "23505":  # one live submission per company and call
-        return Conflict("L'impresa ha già presentato una domanda su questo bando.",
-                        "The company has already submitted an application to this call.")
+        return Conflict(
+            "L'impresa ha già presentato una domanda su questo bando.",
+            "The company has already submitted an application to this call.",
+        )
     return None
 
 
@@ -605,26 +845,42 @@ def _reach(principal: Any) -> tuple[str, uuid.UUID | None]:
 
 def _actor_and_key(actor: Actor, keyring: KeyRing, key: SubmitKey | None) -> dict[str, Any]:
     """The arguments that say who submits and under which Idempotency-Key (the same on both paths)."""
-    return {"key_id": keyring.key_id, "principal": actor.principal.client_id,
-            "principal_kind": actor.principal.kind, "request_id": actor.request_id, "service": actor.service,
-            "idem_owner": key.owner if key else None, "idem_key": key.key if key else None,
-            "idem_hash": key.digest if key else None, "idem_path": key.path if key else None,
-            "idem_expires": datetime.now(UTC) + key.retention if key else None}
+    return {
+        "key_id": keyring.key_id,
+        "principal": actor.principal.client_id,
+        "principal_kind": actor.principal.kind,
+        "request_id": actor.request_id,
+        "service": actor.service,
+        "idem_owner": key.owner if key else None,
+        "idem_key": key.key if key else None,
+        "idem_hash": key.digest if key else None,
+        "idem_path": key.path if key else None,
+        "idem_expires": datetime.now(UTC) + key.retention if key else None,
+    }
 
 
-def prechecked_args(*, actor: Actor, application_id: uuid.UUID, keyring: KeyRing, key: SubmitKey | None,
-                    if_match: str | None) -> CommitArgs | None:
+def prechecked_args(
+    *, actor: Actor, application_id: uuid.UUID, keyring: KeyRing, key: SubmitKey | None, if_match: str | None
+) -> CommitArgs | None:
     """The arguments of `COMMIT_SQL` in its pre-checked mode for this request, or None when the request cannot
     take that path (an If-Match to compare, or a principal with no reach)."""
     reach, who = _reach(actor.principal)
     if if_match is not None or (who is None and reach != "all"):
         return None
-    return CommitArgs(application_id=application_id, prechecked=True, reach=reach, reach_id=who, **_NOT_CHECKED,
-                      **_actor_and_key(actor, keyring, key), event_id=uuid.uuid4())
+    return CommitArgs(
+        application_id=application_id,
+        prechecked=True,
+        reach=reach,
+        reach_id=who,
+        **_NOT_CHECKED,
+        **_actor_and_key(actor, keyring, key),
+        event_id=uuid.uuid4(),
+    )
 
 
-async def settle(out: Any, keyring: KeyRing, application_id: uuid.UUID,
-                 connection: Callable[[], AbstractAsyncContextManager[Any]]) -> tuple[dict[str, Any], bool]:
+async def settle(
+    out: Any, keyring: KeyRing, application_id: uuid.UUID, connection: Callable[[], AbstractAsyncContextManager[Any]]
+) -> tuple[dict[str, Any], bool]:
     """The answer to a committed (or refused, or replayed) pre-checked submit; a replay reads the original
     receipt on a connection from `connection()`. Durability is the caller's (`wait_durable`)."""
     if out["outcome"] == "idempotency_mismatch":
@@ -635,9 +891,17 @@ async def settle(out: Any, keyring: KeyRing, application_id: uuid.UUID,
     return _committed(out, keyring, out["call_id"]), False
 
 
-async def submit(*, conn: Any, actor: Actor, application_id: uuid.UUID, keyring: KeyRing,
-                 key: SubmitKey | None, if_match: str | None, durable: bool = True,
-                 prechecked: bool = True) -> tuple[dict[str, Any], bool]:
+async def submit(
+    *,
+    conn: Any,
+    actor: Actor,
+    application_id: uuid.UUID,
+    keyring: KeyRing,
+    key: SubmitKey | None,
+    if_match: str | None,
+    durable: bool = True,
+    prechecked: bool = True,
+) -> tuple[dict[str, Any], bool]:
     """Submit a draft and return its receipt, and whether it replays an earlier identical request.
 
     The click-day path: a draft whose pre-check verdict is current (`record_precheck`, run when it was last
@@ -654,8 +918,11 @@ async def submit(*, conn: Any, actor: Actor, application_id: uuid.UUID, keyring:
     verdict).
     """
     try:
-        args = prechecked_args(actor=actor, application_id=application_id, keyring=keyring, key=key,
-                               if_match=if_match) if prechecked else None
+        args = (
+            prechecked_args(actor=actor, application_id=application_id, keyring=keyring, key=key, if_match=if_match)
+            if prechecked
+            else None
+        )
         if args is not None:
             out = await conn.fetchrow(COMMIT_SQL, *args)
             if out["outcome"] != "not_prechecked":
@@ -686,12 +953,14 @@ async def _same(conn: Any) -> AsyncIterator[Any]:
 
 
 # The pre-checked draft's own values are used
-_NOT_CHECKED: dict[str, Any] = dict.fromkeys(CommitArgs._fields[CommitArgs._fields.index("version"):
-                                                                CommitArgs._fields.index("key_id")])
+_NOT_CHECKED: dict[str, Any] = dict.fromkeys(
+    CommitArgs._fields[CommitArgs._fields.index("version") : CommitArgs._fields.index("key_id")]
+)
 
 
-async def _outcome(conn: Any, out: Any, keyring: KeyRing, application_id: uuid.UUID,
-                   durable: bool) -> tuple[dict[str, Any], bool]:
+async def _outcome(
+    conn: Any, out: Any, keyring: KeyRing, application_id: uuid.UUID, durable: bool
+) -> tuple[dict[str, Any], bool]:
     if out["outcome"] == "idempotency_mismatch":
         raise _mismatch()
     if durable:
@@ -701,9 +970,15 @@ async def _outcome(conn: Any, out: Any, keyring: KeyRing, application_id: uuid.U
     return _committed(out, keyring, out["call_id"]), False
 
 
-async def _submit_checking(conn: Any, actor: Actor, application_id: uuid.UUID, keyring: KeyRing,
-                           key: SubmitKey | None, if_match: str | None,
-                           durable: bool) -> tuple[dict[str, Any], bool]:
+async def _submit_checking(
+    conn: Any,
+    actor: Actor,
+    application_id: uuid.UUID,
+    keyring: KeyRing,
+    key: SubmitKey | None,
+    if_match: str | None,
+    durable: bool,
+) -> tuple[dict[str, Any], bool]:
     row = await repository.load_for_submit(conn, actor.principal, application_id)
     if row is None:
         raise NotFound()
@@ -711,57 +986,106 @@ async def _submit_checking(conn: Any, actor: Actor, application_id: uuid.UUID, k
         earlier = await repository.idempotency_record(conn, key.owner, key.key)
         if earlier is not None:
             if bytes(earlier["request_hash"]) != key.digest or not (earlier["render_ref"] or "").startswith(
-                    "application-receipt:"):
+                "application-receipt:"
+            ):
                 raise _mismatch()
             return await _replay(conn, keyring, earlier["render_ref"]), True
     check_if_match_value(if_match, row.version, required=False)
     if row.status != "draft":
-        raise Conflict("La domanda è già stata presentata o ritirata.",
-                       "The application has already been submitted or withdrawn.",
-                       extra={"application_status": row.status})
+        raise Conflict(
+            "La domanda è già stata presentata o ritirata.",
+            "The application has already been submitted or withdrawn.",
+            extra={"application_status": row.status},
+        )
     now = datetime.now(UTC)
     opens, closes = effective_window(row)
     if not opens <= now < closes:
         raise DeskError(
             f"Lo sportello è aperto dal {opens.isoformat()} al {closes.isoformat()} (ora del server).",
             f"The window is open from {opens.isoformat()} to {closes.isoformat()} (server clock).",
-            kind=WINDOW_CLOSED, extra={"opens_at": opens.isoformat(), "closes_at": closes.isoformat()})
+            kind=WINDOW_CLOSED,
+            extra={"opens_at": opens.isoformat(), "closes_at": closes.isoformat()},
+        )
     check = await precheck(conn, row, now, _reach(actor.principal))
     if check.result.blocking:
-        raise DeskError(kind=CHECK_FAILED, errors=[
-            ProblemError(p.code, p.path, p.message_it, p.message_en, extra={"article": p.article})
-            for p in check.result.problems if p.blocking])
-    out = await conn.fetchrow(COMMIT_SQL, *CommitArgs(
-        application_id=row.id, prechecked=False, reach=None, reach_id=None, version=row.version,
-        call_id=row.call_id, call_code=row.call_code, call_version=row.current_version, company_vat=row.vat_number,
-        content_sha256=check.content_sha256, event_payload=event_payload(row, check).decode(),
-        partner_id=row.partner_id, company_id=row.company_id, **_actor_and_key(actor, keyring, key),
-        event_id=uuid.uuid4()))
+        raise DeskError(
+            kind=CHECK_FAILED,
+            errors=[
+                ProblemError(p.code, p.path, p.message_it, p.message_en, extra={"article": p.article})
+                for p in check.result.problems
+                if p.blocking
+            ],
+        )
+    out = await conn.fetchrow(
+        COMMIT_SQL,
+        *CommitArgs(
+            application_id=row.id,
+            prechecked=False,
+            reach=None,
+            reach_id=None,
+            version=row.version,
+            call_id=row.call_id,
+            call_code=row.call_code,
+            call_version=row.current_version,
+            company_vat=row.vat_number,
+            content_sha256=check.content_sha256,
+            event_payload=event_payload(row, check).decode(),
+            partner_id=row.partner_id,
+            company_id=row.company_id,
+            **_actor_and_key(actor, keyring, key),
+            event_id=uuid.uuid4(),
+        ),
+    )
     return await _outcome(conn, out, keyring, row.id, durable)
 
 
 def receipt_out(app: Application, keyring: KeyRing, previous_hash: str) -> dict[str, Any]:
     """The receipt of a submitted application; its signature is recomputed (Ed25519 is deterministic)."""
     assert app.receipt is not None
-    return {"receipt": app.receipt, "signature": keyring.sign(canonical_json(app.receipt)),
-            "previous_hash": previous_hash, "chain_hash": app.chain_hash,
-            "register_url": f"/v1/calls/{app.call_id}/register"}
+    return {
+        "receipt": app.receipt,
+        "signature": keyring.sign(canonical_json(app.receipt)),
+        "previous_hash": previous_hash,
+        "chain_hash": app.chain_hash,
+        "register_url": f"/v1/calls/{app.call_id}/register",
+    }
 
 
 async def withdraw(*, session: AsyncSession, actor: Actor, app: Application, reason: str) -> Application:
     if app.status != "submitted":
-        raise Conflict("Si può ritirare solo una domanda presentata.", "Only a submitted application can be withdrawn.",
-                       extra={"application_status": app.status})
+        raise Conflict(
+            "Si può ritirare solo una domanda presentata.",
+            "Only a submitted application can be withdrawn.",
+            extra={"application_status": app.status},
+        )
     app.status, app.withdrawn_at, app.withdrawal_reason = "withdrawn", datetime.now(UTC), reason
     app.version += 1
     app.updated_at = app.withdrawn_at
     await session.flush()
-    await record_audit(session, actor, action="application.withdrawn", resource_type="application",
-                       resource_id=app.id, before={"status": "submitted"},
-                       after={"status": "withdrawn", "reason": reason})
-    await record_event(session, actor, event_type="application.withdrawn", aggregate_type="application",
-                       aggregate_id=app.id, partner_id=app.partner_id, company_id=app.company_id,
-                       payload={"application_id": app.id, "call_id": app.call_id, "company_id": app.company_id,
-                                "protocol_number": app.protocol_number, "reason": reason,
-                                "withdrawn_at": app.withdrawn_at})
+    await record_audit(
+        session,
+        actor,
+        action="application.withdrawn",
+        resource_type="application",
+        resource_id=app.id,
+        before={"status": "submitted"},
+        after={"status": "withdrawn", "reason": reason},
+    )
+    await record_event(
+        session,
+        actor,
+        event_type="application.withdrawn",
+        aggregate_type="application",
+        aggregate_id=app.id,
+        partner_id=app.partner_id,
+        company_id=app.company_id,
+        payload={
+            "application_id": app.id,
+            "call_id": app.call_id,
+            "company_id": app.company_id,
+            "protocol_number": app.protocol_number,
+            "reason": reason,
+            "withdrawn_at": app.withdrawn_at,
+        },
+    )
     return app

@@ -31,6 +31,10 @@ async def list_page(session: AsyncSession, stmt_mod: Any) -> list[Call]:
 
 
 async def register_rows(session: AsyncSession, call_id: uuid.UUID, after: int, limit: int) -> list[Application]:
-    stmt = (select(Application).where(Application.call_id == call_id, Application.protocol_number > after)
-            .order_by(Application.protocol_number).limit(limit + 1))
+    stmt = (
+        select(Application)
+        .where(Application.call_id == call_id, Application.protocol_number > after)
+        .order_by(Application.protocol_number)
+        .limit(limit + 1)
+    )
     return list((await session.execute(stmt)).scalars())

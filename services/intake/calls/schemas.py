@@ -17,7 +17,7 @@ class CallCreate(ApiModel):
 
 
 class DecreeIn(ApiModel):
-    number: str = Field(min_length=1, max_length=100, description="The decree's number, e.g. \"Decreto n. 9012\".")
+    number: str = Field(min_length=1, max_length=100, description='The decree\'s number, e.g. "Decreto n. 9012".')
     date: dt.date = Field(description="The decree's date.")
 
 
@@ -25,8 +25,10 @@ class CallVersionCreate(ApiModel):
     rules: CallRules
     reason: str = Field(min_length=3, max_length=2000, description="Why the rules change (amendment).")
     decree: DecreeIn | None = Field(
-        None, description="The decree ordering the amendment. Required once the window has opened, when only a "
-                          "later `window.closes_at` and a higher `budget_total` may change.")
+        None,
+        description="The decree ordering the amendment. Required once the window has opened, when only a "
+        "later `window.closes_at` and a higher `budget_total` may change.",
+    )
 
 
 class RegisterEntry(OutModel):

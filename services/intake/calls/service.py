@@ -36,12 +36,17 @@ def status_of(call: Call, now: datetime) -> str:
 def to_out(call: Call, rules: CallRules | None = None, *, now: datetime | None = None) -> dict[str, Any]:
     opens, closes = effective_window(call)
     out: dict[str, Any] = {
-        "id": call.id, "code": call.code, "title": call.title, "procedure": call.procedure,
-        "current_version": call.current_version, "budget_total": call.budget_total,
+        "id": call.id,
+        "code": call.code,
+        "title": call.title,
+        "procedure": call.procedure,
+        "current_version": call.current_version,
+        "budget_total": call.budget_total,
         "window": {"opens_at": call.opens_at, "closes_at": call.closes_at},
         "effective_window": {"opens_at": opens, "closes_at": closes},
         "demo_window": call.demo_opens_at is not None,
-        "status": status_of(call, now or datetime.now(UTC)), "etag": etag_of(call.version),
+        "status": status_of(call, now or datetime.now(UTC)),
+        "etag": etag_of(call.version),
     }
     if rules is not None:
         out["rules"] = rules
@@ -79,19 +84,43 @@ async def rules_of_version(session: AsyncSession, call_id: uuid.UUID, version: i
 
 async def create_call(*, session: AsyncSession, actor: Actor, rules: CallRules) -> Call:
     if await repository.get_by_code(session, rules.code) is not None:
-        raise DeskError(f"Esiste già un bando con codice {rules.code}.",
-                        f"A call with code {rules.code} already exists.", kind=ALREADY_EXISTS)
-    call = Call(id=uuid.uuid4(), code=rules.code, title=rules.title, procedure=rules.procedure, current_version=1,
-                opens_at=rules.window.opens_at, closes_at=rules.window.closes_at,
-                budget_total=rules.budget_total, version=1)
+        raise DeskError(
+            f"Esiste già un bando con codice {rules.code}.",
+            f"A call with code {rules.code} already exists.",
+            kind=ALREADY_EXISTS,
+        )
+    call = Call(
+        id=uuid.uuid4(),
+        code=rules.code,
+        title=rules.title,
+        procedure=rules.procedure,
+        current_version=1,
+        opens_at=rules.window.opens_at,
+        closes_at=rules.window.closes_at,
+        budget_total=rules.budget_total,
+        version=1,
+    )
     session.add(call)
     await session.flush()
-    session.add(CallVersion(call_id=call.id, version=1, rules=rules.model_dump(mode="json"), reason=None,
-                            created_by=actor.principal.client_id))
+    session.add(
+        CallVersion(
+            call_id=call.id,
+            version=1,
+            rules=rules.model_dump(mode="json"),
+            reason=None,
+            created_by=actor.principal.client_id,
+        )
+    )
     session.add(CallCounter(call_id=call.id, last_protocol=0, last_chain_hash=GENESIS))
     await session.flush()
-    await record_audit(session, actor, action="call.published", resource_type="call", resource_id=call.id,
-                       after={"code": rules.code, "version": 1})
+    await record_audit(
+        session,
+        actor,
+        action="call.published",
+        resource_type="call",
+        resource_id=call.id,
+        after={"code": rules.code, "version": 1},
+    )
     return call
 
 
@@ -107,19 +136,35 @@ def _frozen(refused: tuple[str, ...]) -> DeskError:
         "l'apertura si può solo posticipare la chiusura o aumentare la dotazione, con decreto.",
         f"The window has opened: the call's rules are frozen. Fields that cannot change: {names}. After opening "
         "only a later close or a higher budget is allowed, by decree.",
-        kind=CALL_FROZEN, extra={"refused_fields": list(refused)},
-        errors=[ProblemError("field_frozen", _pointer(f), f"Campo congelato dall'apertura dello sportello: {f}.",
-                             f"Field frozen since the window opened: {f}.") for f in refused])
+        kind=CALL_FROZEN,
+        extra={"refused_fields": list(refused)},
+        errors=[
+            ProblemError(
+                "field_frozen",
+                _pointer(f),
+                f"Campo congelato dall'apertura dello sportello: {f}.",
+                f"Field frozen since the window opened: {f}.",
+            )
+            for f in refused
+        ],
+    )
 
 
-async def add_version(*, session: AsyncSession, actor: Actor, call: Call, rules: CallRules, reason: str,
-                      decree: DecreeIn | None = None, now: datetime | None = None) -> Call:
+async def add_version(
+    *,
+    session: AsyncSession,
+    actor: Actor,
+    call: Call,
+    rules: CallRules,
+    reason: str,
+    decree: DecreeIn | None = None,
+    now: datetime | None = None,
+) -> Call:
     """A new version of the rules. Before the window opens anything may change. Once it has opened the rules in
     force are frozen: only a later close or a higher budget, each with its decree (`shared.domain.amendments`).
     Emits `call.amended` in the same transaction (evaluation's budget ledger applies it)."""
     if rules.code != call.code:
-        raise DeskError("Il codice del bando non può cambiare.", "The call's code cannot change.",
-                        kind=VALIDATION)
+        raise DeskError("Il codice del bando non può cambiare.", "The call's code cannot change.", kind=VALIDATION)
     current = await rules_of_call(session, call)
     opened = (now or datetime.now(UTC)) >= effective_window(call)[0]
     check = check_amendment(current, rules, opened=opened)
@@ -129,8 +174,15 @@ async def add_version(*, session: AsyncSession, actor: Actor, call: Call, rules:
         raise ValidationFailed(
             "Dopo l'apertura una proroga o un aumento della dotazione richiede il decreto che lo dispone.",
             "After opening, an extension or a budget increase needs the decree that orders it.",
-            errors=[ProblemError("decree_required", "/decree", "Indicare numero e data del decreto.",
-                                 "Give the decree's number and date.")])
+            errors=[
+                ProblemError(
+                    "decree_required",
+                    "/decree",
+                    "Indicare numero e data del decreto.",
+                    "Give the decree's number and date.",
+                )
+            ],
+        )
     before = {"version": call.current_version, "budget_total": call.budget_total, "closes_at": call.closes_at}
     previous_version = call.current_version
     call.current_version += 1
@@ -145,21 +197,56 @@ async def add_version(*, session: AsyncSession, actor: Actor, call: Call, rules:
     call.budget_total = rules.budget_total
     call.updated_at = datetime.now(UTC)
     decree_json = {"number": decree.number, "date": decree.date.isoformat()} if decree is not None else None
-    session.add(CallVersion(call_id=call.id, version=call.current_version, rules=rules.model_dump(mode="json"),
-                            reason=reason, decree=decree_json, created_by=actor.principal.client_id))
+    session.add(
+        CallVersion(
+            call_id=call.id,
+            version=call.current_version,
+            rules=rules.model_dump(mode="json"),
+            reason=reason,
+            decree=decree_json,
+            created_by=actor.principal.client_id,
+        )
+    )
     await session.flush()
-    await record_audit(session, actor, action="call.amended", resource_type="call", resource_id=call.id,
-                       before=before, after={"version": call.current_version, "reason": reason, "decree": decree_json,
-                                             "changed_fields": list(check.changed),
-                                             "budget_total": call.budget_total, "closes_at": call.closes_at})
-    await record_event(session, actor, event_type="call.amended", aggregate_type="call", aggregate_id=call.id,
-                       version=CATALOGUE["call.amended"].version, payload={
-                           "call_id": call.id, "code": call.code, "version": call.current_version,
-                           "previous_version": previous_version, "opened": opened,
-                           "changed_fields": list(check.changed), "budget_total": rules.budget_total,
-                           "previous_budget_total": current.budget_total, "closes_at": rules.window.closes_at,
-                           "previous_closes_at": current.window.closes_at, "decree": decree_json,
-                           "reason": reason, "amended_at": call.updated_at})
+    await record_audit(
+        session,
+        actor,
+        action="call.amended",
+        resource_type="call",
+        resource_id=call.id,
+        before=before,
+        after={
+            "version": call.current_version,
+            "reason": reason,
+            "decree": decree_json,
+            "changed_fields": list(check.changed),
+            "budget_total": call.budget_total,
+            "closes_at": call.closes_at,
+        },
+    )
+    await record_event(
+        session,
+        actor,
+        event_type="call.amended",
+        aggregate_type="call",
+        aggregate_id=call.id,
+        version=CATALOGUE["call.amended"].version,
+        payload={
+            "call_id": call.id,
+            "code": call.code,
+            "version": call.current_version,
+            "previous_version": previous_version,
+            "opened": opened,
+            "changed_fields": list(check.changed),
+            "budget_total": rules.budget_total,
+            "previous_budget_total": current.budget_total,
+            "closes_at": rules.window.closes_at,
+            "previous_closes_at": current.window.closes_at,
+            "decree": decree_json,
+            "reason": reason,
+            "amended_at": call.updated_at,
+        },
+    )
     return call
 
 
@@ -188,6 +275,12 @@ async def seed_call(*, session: AsyncSession, actor: Actor, path: Path, open_now
             call.demo_closes_at = now + timedelta(days=open_now_days)
             call.version += 1
             await session.flush()
-            await record_audit(session, actor, action="call.demo_window_opened", resource_type="call",
-                               resource_id=call.id, after={"opens_at": now, "closes_at": call.demo_closes_at})
+            await record_audit(
+                session,
+                actor,
+                action="call.demo_window_opened",
+                resource_type="call",
+                resource_id=call.id,
+                after={"opens_at": now, "closes_at": call.demo_closes_at},
+            )
     return call

@@ -26,16 +26,24 @@ def _readable_stmt(principal: Principal) -> Select[ApiClient]:
     return select(ApiClient).where(readable(principal))
 
 
-async def get_readable(session: AsyncSession, principal: Principal, client_id: str, *,
-                       lock: bool = False) -> ApiClient | None:
+async def get_readable(
+    session: AsyncSession, principal: Principal, client_id: str, *, lock: bool = False
+) -> ApiClient | None:
     stmt = _readable_stmt(principal).where(ApiClient.client_id == client_id)
     if lock:
         stmt = stmt.with_for_update()
     return (await session.execute(stmt)).scalar_one_or_none()
 
 
-async def list_page(session: AsyncSession, principal: Principal, page: PageParams, *,
-                    partner_id: uuid.UUID | None, kind: str | None, status: str | None) -> list[ApiClient]:
+async def list_page(
+    session: AsyncSession,
+    principal: Principal,
+    page: PageParams,
+    *,
+    partner_id: uuid.UUID | None,
+    kind: str | None,
+    status: str | None,
+) -> list[ApiClient]:
     stmt = _readable_stmt(principal)
     if partner_id is not None:
         stmt = stmt.where(ApiClient.partner_id == partner_id)

@@ -66,16 +66,28 @@ def _company_headers(response: Response, company: Company) -> None:
     response.headers["ETag"] = etag_of(company.version)
 
 
-_ALREADY_REGISTERED: dict[int | str, dict[str, Any]] = {202: {"model": DelegationRequestOut, "description": (
-    "A partner registering a VAT number that is already registered: a delegation request was made instead "
-    "(as POST /v1/delegations), answered without the company's id or name; the company decides.")}}
+_ALREADY_REGISTERED: dict[int | str, dict[str, Any]] = {
+    202: {
+        "model": DelegationRequestOut,
+        "description": (
+            "A partner registering a VAT number that is already registered: a delegation request was made instead "
+            "(as POST /v1/delegations), answered without the company's id or name; the company decides."
+        ),
+    }
+}
 
 
-@router.post("", response_model=CompanyOut, status_code=201, dependencies=[company_writer],
-             summary="Register a company (a partner also gets an active delegation from it)",
-             responses={**problem_responses(401, 403, 409, 422), **_ALREADY_REGISTERED})
-async def create_company(body: CompanyIn, session: SessionDep, actor: ActorDep, _idem: Idempotent,
-                         response: Response) -> Any:
+@router.post(
+    "",
+    response_model=CompanyOut,
+    status_code=201,
+    dependencies=[company_writer],
+    summary="Register a company (a partner also gets an active delegation from it)",
+    responses={**problem_responses(401, 403, 409, 422), **_ALREADY_REGISTERED},
+)
+async def create_company(
+    body: CompanyIn, session: SessionDep, actor: ActorDep, _idem: Idempotent, response: Response
+) -> Any:
     company = await service.create_company(session=session, actor=actor, data=body)
     if not isinstance(company, Company):
         return JSONResponse(jsonable_encoder(DelegationRequestOut.model_validate(company)), status_code=202)
@@ -84,44 +96,67 @@ async def create_company(body: CompanyIn, session: SessionDep, actor: ActorDep, 
     return service.to_out(company)
 
 
-@router.get("", response_model=Page[CompanyOut], summary="List the companies within reach",
-            responses=problem_responses(401, 403, 422))
-async def list_companies(session: SessionDep, principal: Reader, page: PageDep,
-                         vat_number: Annotated[str | None, Query(max_length=13, description="Exact VAT number.")]
-                         = None) -> Any:
+@router.get(
+    "",
+    response_model=Page[CompanyOut],
+    summary="List the companies within reach",
+    responses=problem_responses(401, 403, 422),
+)
+async def list_companies(
+    session: SessionDep,
+    principal: Reader,
+    page: PageDep,
+    vat_number: Annotated[str | None, Query(max_length=13, description="Exact VAT number.")] = None,
+) -> Any:
     rows = await service.list_companies(session=session, principal=principal, page=page, vat_number=vat_number)
     return page_of(rows, page, service.to_out)
 
 
-@router.get("/{company_id}", response_model=CompanyOut, summary="Read a company",
-            responses=problem_responses(401, 403, 404, 422))
+@router.get(
+    "/{company_id}",
+    response_model=CompanyOut,
+    summary="Read a company",
+    responses=problem_responses(401, 403, 404, 422),
+)
 async def get_company(company: ValidCompany, response: Response) -> Any:
     _company_headers(response, company)
     return service.to_out(company)
 
 
-@router.put("/{company_id}", response_model=CompanyOut, dependencies=[company_writer],
-            summary="Replace a company's data (If-Match required; the VAT number cannot change)",
-            responses=problem_responses(401, 403, 404, 412, 422, 428))
-async def replace_company(company: LockedCompany, body: CompanyIn, request: Request, session: SessionDep,
-                          actor: ActorDep, response: Response) -> Any:
+@router.put(
+    "/{company_id}",
+    response_model=CompanyOut,
+    dependencies=[company_writer],
+    summary="Replace a company's data (If-Match required; the VAT number cannot change)",
+    responses=problem_responses(401, 403, 404, 412, 422, 428),
+)
+async def replace_company(
+    company: LockedCompany, body: CompanyIn, request: Request, session: SessionDep, actor: ActorDep, response: Response
+) -> Any:
     check_if_match(request, company.version)
     company = await service.replace_company(session=session, actor=actor, company=company, data=body)
     _company_headers(response, company)
     return service.to_out(company)
 
 
-@router.post("/{company_id}/clients", response_model=ClientCredentials, status_code=201, dependencies=[officer],
-             summary="Issue an API client to a company acting for itself (the secret is shown once)",
-             description="No Idempotency-Key here on purpose: a replay would have to keep the plain secret in the "
-                         "idempotency store. A retried request issues another client; the lost one is unusable.",
-             responses=problem_responses(401, 403, 404, 422))
-async def create_company_client(company: ValidCompany, session: SessionDep, actor: ActorDep, response: Response,
-                                body: ClientCreate | None = None) -> Any:
+@router.post(
+    "/{company_id}/clients",
+    response_model=ClientCredentials,
+    status_code=201,
+    dependencies=[officer],
+    summary="Issue an API client to a company acting for itself (the secret is shown once)",
+    description="No Idempotency-Key here on purpose: a replay would have to keep the plain secret in the "
+    "idempotency store. A retried request issues another client; the lost one is unusable.",
+    responses=problem_responses(401, 403, 404, 422),
+)
+async def create_company_client(
+    company: ValidCompany, session: SessionDep, actor: ActorDep, response: Response, body: ClientCreate | None = None
+) -> Any:
     response.headers["Cache-Control"] = "no-store"
     name = body.name if body and body.name else company.name
-    return await partners_service.issue_client(session=session, actor=actor, kind="company", name=name[:200],
-                                               company_id=company.id)
+    return await partners_service.issue_client(
+        session=session, actor=actor, kind="company", name=name[:200], company_id=company.id
+    )
 
 
 # ---------------------------------------------------------------- delegations
@@ -131,10 +166,12 @@ async def valid_delegation_id(delegation_id: uuid.UUID, session: SessionDep, pri
     return await service.get_delegation(session=session, principal=principal, delegation_id=delegation_id)
 
 
-async def valid_delegation_id_for_update(delegation_id: uuid.UUID, session: SessionDep,
-                                         principal: Reader) -> DelegationView:
-    return await service.get_delegation(session=session, principal=principal, delegation_id=delegation_id,
-                                        for_update=True)
+async def valid_delegation_id_for_update(
+    delegation_id: uuid.UUID, session: SessionDep, principal: Reader
+) -> DelegationView:
+    return await service.get_delegation(
+        session=session, principal=principal, delegation_id=delegation_id, for_update=True
+    )
 
 
 ValidDelegation = Annotated[DelegationView, Depends(valid_delegation_id)]
@@ -146,53 +183,82 @@ def _delegation_headers(response: Response, view: DelegationView) -> None:
 
 
 @delegations_router.post(
-    "", response_model=DelegationRequestOut, status_code=202, dependencies=[delegation_requester],
+    "",
+    response_model=DelegationRequestOut,
+    status_code=202,
+    dependencies=[delegation_requester],
     summary="Ask a company for a delegation by its VAT number (it decides; the answer says nothing about it)",
     description="Answers 202 with a request id whether or not a company with this VAT number is registered. "
-                "When it is, the company is told (event `delegation.requested`, and its pending delegations in "
-                "GET /v1/delegations) and accepts or refuses; the partner sees the delegation, with the "
-                "company's id and name, once it is accepted (event `delegation.activated`). 409 only when the "
-                "partner already holds an active delegation from that company.",
-    responses=problem_responses(401, 403, 409, 422))
+    "When it is, the company is told (event `delegation.requested`, and its pending delegations in "
+    "GET /v1/delegations) and accepts or refuses; the partner sees the delegation, with the "
+    "company's id and name, once it is accepted (event `delegation.activated`). 409 only when the "
+    "partner already holds an active delegation from that company.",
+    responses=problem_responses(401, 403, 409, 422),
+)
 async def request_delegation(body: DelegationCreate, session: SessionDep, actor: ActorDep, _idem: Idempotent) -> Any:
     return await service.request_delegation(session=session, actor=actor, vat_number=body.vat_number)
 
 
-@delegations_router.get("", response_model=Page[DelegationOut],
-                        summary="List delegations (a partner those accepted, a company those on it)",
-                        responses=problem_responses(401, 403, 422))
-async def list_delegations(session: SessionDep, principal: Reader, page: PageDep,
-                           status: DelegationStatus | None = None) -> Any:
+@delegations_router.get(
+    "",
+    response_model=Page[DelegationOut],
+    summary="List delegations (a partner those accepted, a company those on it)",
+    responses=problem_responses(401, 403, 422),
+)
+async def list_delegations(
+    session: SessionDep, principal: Reader, page: PageDep, status: DelegationStatus | None = None
+) -> Any:
     rows = await service.list_delegations(session=session, principal=principal, page=page, status=status)
     return page_of(rows, page, service.delegation_to_out)
 
 
-@delegations_router.get("/{delegation_id}", response_model=DelegationOut, summary="Read a delegation",
-                        responses=problem_responses(401, 403, 404, 422))
+@delegations_router.get(
+    "/{delegation_id}",
+    response_model=DelegationOut,
+    summary="Read a delegation",
+    responses=problem_responses(401, 403, 404, 422),
+)
 async def get_delegation(view: ValidDelegation, response: Response) -> Any:
     _delegation_headers(response, view)
     return service.delegation_to_out(view)
 
 
-@delegations_router.post("/{delegation_id}/accept", response_model=DelegationOut,
-                         dependencies=[delegation_acceptor],
-                         summary="Accept a pending delegation (the company or an officer; If-Match required)",
-                         responses=problem_responses(401, 403, 404, 409, 412, 422, 428))
-async def accept_delegation(view: LockedDelegation, request: Request, session: SessionDep, actor: ActorDep,
-                            _idem: Idempotent, response: Response) -> Any:
+@delegations_router.post(
+    "/{delegation_id}/accept",
+    response_model=DelegationOut,
+    dependencies=[delegation_acceptor],
+    summary="Accept a pending delegation (the company or an officer; If-Match required)",
+    responses=problem_responses(401, 403, 404, 409, 412, 422, 428),
+)
+async def accept_delegation(
+    view: LockedDelegation,
+    request: Request,
+    session: SessionDep,
+    actor: ActorDep,
+    _idem: Idempotent,
+    response: Response,
+) -> Any:
     check_if_match(request, view.delegation.version)
     view = await service.accept_delegation(session=session, actor=actor, view=view)
     _delegation_headers(response, view)
     return service.delegation_to_out(view)
 
 
-@delegations_router.post("/{delegation_id}/revoke", response_model=DelegationOut,
-                         dependencies=[delegation_revoker],
-                         summary="Revoke a delegation, or refuse a pending one (the company, the partner or "
-                                 "an officer; If-Match required)",
-                         responses=problem_responses(401, 403, 404, 409, 412, 422, 428))
-async def revoke_delegation(view: LockedDelegation, request: Request, session: SessionDep, actor: ActorDep,
-                            _idem: Idempotent, response: Response) -> Any:
+@delegations_router.post(
+    "/{delegation_id}/revoke",
+    response_model=DelegationOut,
+    dependencies=[delegation_revoker],
+    summary="Revoke a delegation, or refuse a pending one (the company, the partner or an officer; If-Match required)",
+    responses=problem_responses(401, 403, 404, 409, 412, 422, 428),
+)
+async def revoke_delegation(
+    view: LockedDelegation,
+    request: Request,
+    session: SessionDep,
+    actor: ActorDep,
+    _idem: Idempotent,
+    response: Response,
+) -> Any:
     check_if_match(request, view.delegation.version)
     view = await service.revoke_delegation(session=session, actor=actor, view=view)
     _delegation_headers(response, view)

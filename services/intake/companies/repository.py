@@ -31,8 +31,9 @@ def _reachable_companies(principal: Principal) -> Select[Company]:
     return select(Company).where(company_reachable(principal, Company.id))
 
 
-async def get_reachable(session: AsyncSession, principal: Principal, company_id: uuid.UUID, *,
-                        for_update: bool = False) -> Company | None:
+async def get_reachable(
+    session: AsyncSession, principal: Principal, company_id: uuid.UUID, *, for_update: bool = False
+) -> Company | None:
     stmt = _reachable_companies(principal).where(Company.id == company_id)
     if for_update:
         stmt = stmt.with_for_update()
@@ -44,8 +45,9 @@ async def get_by_vat(session: AsyncSession, vat_number: str) -> Company | None:
     return (await session.execute(select(Company).where(Company.vat_number == vat_number))).scalar_one_or_none()
 
 
-async def list_reachable(session: AsyncSession, principal: Principal, page: PageParams, *,
-                         vat_number: str | None = None) -> list[Company]:
+async def list_reachable(
+    session: AsyncSession, principal: Principal, page: PageParams, *, vat_number: str | None = None
+) -> list[Company]:
     stmt = _reachable_companies(principal)
     if vat_number is not None:
         stmt = stmt.where(Company.vat_number == vat_number)
@@ -79,17 +81,21 @@ def delegation_visible(principal: Principal) -> ColumnElement[bool]:
     if principal.reads_everything:
         return true()
     if principal.kind == "partner" and principal.partner_id:
-        return and_(Delegation.partner_id == principal.partner_id,
-                    or_(Delegation.status == "active", Delegation.activated_at.is_not(None)))
+        return and_(
+            Delegation.partner_id == principal.partner_id,
+            or_(Delegation.status == "active", Delegation.activated_at.is_not(None)),
+        )
     if principal.kind == "company" and principal.company_id:
         return Delegation.company_id == principal.company_id
     return false()
 
 
 def _views() -> Select[Any]:
-    stmt = (select(Delegation, Partner.name, Company.name, Company.vat_number)
-            .join(Partner, Partner.id == Delegation.partner_id)
-            .join(Company, Company.id == Delegation.company_id))
+    stmt = (
+        select(Delegation, Partner.name, Company.name, Company.vat_number)
+        .join(Partner, Partner.id == Delegation.partner_id)
+        .join(Company, Company.id == Delegation.company_id)
+    )
     return cast("Select[Any]", stmt)  # shared.pagination.keyset takes one-parameter Selects
 
 
@@ -97,8 +103,9 @@ def _view(row: Any) -> DelegationView:
     return DelegationView(row[0], row[1], row[2], row[3])
 
 
-async def get_visible_delegation(session: AsyncSession, principal: Principal, delegation_id: uuid.UUID, *,
-                                 for_update: bool = False) -> DelegationView | None:
+async def get_visible_delegation(
+    session: AsyncSession, principal: Principal, delegation_id: uuid.UUID, *, for_update: bool = False
+) -> DelegationView | None:
     stmt = _views().where(Delegation.id == delegation_id, delegation_visible(principal))
     if for_update:
         stmt = stmt.with_for_update(of=Delegation)
@@ -106,8 +113,9 @@ async def get_visible_delegation(session: AsyncSession, principal: Principal, de
     return _view(row) if row is not None else None
 
 
-async def list_visible_delegations(session: AsyncSession, principal: Principal, page: PageParams, *,
-                                   status: str | None = None) -> list[DelegationView]:
+async def list_visible_delegations(
+    session: AsyncSession, principal: Principal, page: PageParams, *, status: str | None = None
+) -> list[DelegationView]:
     stmt = _views().where(delegation_visible(principal))
     if status is not None:
         stmt = stmt.where(Delegation.status == status)
@@ -115,10 +123,10 @@ async def list_visible_delegations(session: AsyncSession, principal: Principal, 
     return [_view(r) for r in rows]
 
 
-async def get_live_delegation(session: AsyncSession, partner_id: uuid.UUID, company_id: uuid.UUID
-                              ) -> Delegation | None:
-    stmt = select(Delegation).where(Delegation.partner_id == partner_id, Delegation.company_id == company_id,
-                                    Delegation.status.in_(LIVE_STATUSES))
+async def get_live_delegation(session: AsyncSession, partner_id: uuid.UUID, company_id: uuid.UUID) -> Delegation | None:
+    stmt = select(Delegation).where(
+        Delegation.partner_id == partner_id, Delegation.company_id == company_id, Delegation.status.in_(LIVE_STATUSES)
+    )
     return (await session.execute(stmt)).scalar_one_or_none()
 
 

@@ -30,15 +30,17 @@ def _ateco(v: Any) -> Any:
     return m.group(0)
 
 
-AtecoCode = Annotated[str, BeforeValidator(_ateco),
-                      Field(description="ATECO 2007/2025 code: NN, NN.N, NN.NN, NN.NN.N or NN.NN.NN",
-                            examples=["28.29.30"])]
+AtecoCode = Annotated[
+    str,
+    BeforeValidator(_ateco),
+    Field(description="ATECO 2007/2025 code: NN, NN.N, NN.NN, NN.NN.N or NN.NN.NN", examples=["28.29.30"]),
+]
 
 
 def _decimal_string(v: Any) -> Any:
     # Same rule as money: a JSON number may already have lost precision on the client's side.
     if isinstance(v, (float, int)) and not isinstance(v, bool):
-        raise PydanticCustomError("decimal_not_string", "Send decimal figures as strings such as \"12.50\"")
+        raise PydanticCustomError("decimal_not_string", 'Send decimal figures as strings such as "12.50"')
     return v
 
 
@@ -48,13 +50,33 @@ def _finite(v: Decimal) -> Decimal:
     return v
 
 
-Headcount = Annotated[Decimal, BeforeValidator(_decimal_string), AfterValidator(_finite),
-                      Field(ge=0, max_digits=10, decimal_places=2, examples=["12.50"],
-                            json_schema_extra={"type": "string"},
-                            description="Annual work units (AWU, ULA) of the last approved period.")]
-Share = Annotated[Decimal, BeforeValidator(_decimal_string), AfterValidator(_finite),
-                  Field(ge=0, le=1, max_digits=5, decimal_places=4, examples=["0.30"],
-                        json_schema_extra={"type": "string"}, description="Share held, 0..1.")]
+Headcount = Annotated[
+    Decimal,
+    BeforeValidator(_decimal_string),
+    AfterValidator(_finite),
+    Field(
+        ge=0,
+        max_digits=10,
+        decimal_places=2,
+        examples=["12.50"],
+        json_schema_extra={"type": "string"},
+        description="Annual work units (AWU, ULA) of the last approved period.",
+    ),
+]
+Share = Annotated[
+    Decimal,
+    BeforeValidator(_decimal_string),
+    AfterValidator(_finite),
+    Field(
+        ge=0,
+        le=1,
+        max_digits=5,
+        decimal_places=4,
+        examples=["0.30"],
+        json_schema_extra={"type": "string"},
+        description="Share held, 0..1.",
+    ),
+]
 
 
 def _not_future(v: date) -> date:
@@ -74,7 +96,8 @@ class RelatedEnterpriseIn(ApiModel):
     vat_number: VatNumber
     name: str = Field(min_length=2, max_length=300)
     relation: Literal["partner", "linked"] = Field(
-        description="partner: 25-50 % held either way; linked: more than 50 % (Rec. 2003/361/EC, Art. 3).")
+        description="partner: 25-50 % held either way; linked: more than 50 % (Rec. 2003/361/EC, Art. 3)."
+    )
     share: Share
     headcount_awu: Headcount
     turnover: Money
@@ -85,12 +108,15 @@ class RelatedEnterpriseIn(ApiModel):
     def _share_fits_relation(cls, v: Decimal, info: ValidationInfo) -> Decimal:
         relation = info.data.get("relation")
         if relation == "partner" and not Decimal("0.25") <= v <= Decimal("0.50"):
-            raise PydanticCustomError("share_relation_mismatch",
-                                      "A partner enterprise's share is between 0.25 and 0.50",
-                                      {"relation": relation})
+            raise PydanticCustomError(
+                "share_relation_mismatch",
+                "A partner enterprise's share is between 0.25 and 0.50",
+                {"relation": relation},
+            )
         if relation == "linked" and v <= Decimal("0.50"):
-            raise PydanticCustomError("share_relation_mismatch", "A linked enterprise's share is above 0.50",
-                                      {"relation": relation})
+            raise PydanticCustomError(
+                "share_relation_mismatch", "A linked enterprise's share is above 0.50", {"relation": relation}
+            )
         return v
 
 
@@ -117,10 +143,12 @@ class CompanyIn(ApiModel):
     registered_office: Site
     operating_sites: list[Site] = Field(default_factory=list, max_length=200)
     lombardy_site_commitment: bool = Field(
-        False, description="Commits to open a site in Lombardy before the first payment, when it has none yet.")
+        False, description="Commits to open a site in Lombardy before the first payment, when it has none yet."
+    )
     incorporation_date: Annotated[date, AfterValidator(_not_future)]
-    approved_financial_statements: int = Field(ge=0, le=1000,
-                                               description="How many financial statements have been approved.")
+    approved_financial_statements: int = Field(
+        ge=0, le=1000, description="How many financial statements have been approved."
+    )
     headcount_awu: Headcount
     turnover: Money
     balance_sheet_total: Money
@@ -135,8 +163,9 @@ class CompanyIn(ApiModel):
         for record in v:
             key = (record.year, record.country)
             if key in seen:
-                raise PydanticCustomError("duplicate_value", "Repeated value {value}",
-                                          {"value": f"{record.year} {record.country}"})
+                raise PydanticCustomError(
+                    "duplicate_value", "Repeated value {value}", {"value": f"{record.year} {record.country}"}
+                )
             seen.add(key)
         return v
 

@@ -18,8 +18,9 @@ from shared.routing import ActorDep, Idempotent, UnitOfWorkRoute, etag_of
 
 router = APIRouter(prefix="/v1/partners", tags=["partners"], route_class=UnitOfWorkRoute)
 officer = Depends(Authenticator(kinds=("officer",), scopes=("intake:admin",)))
-Reader = Annotated[Principal, Depends(Authenticator(kinds=("partner", "officer", "auditor", "service"),
-                                                    scopes=("intake:read",)))]
+Reader = Annotated[
+    Principal, Depends(Authenticator(kinds=("partner", "officer", "auditor", "service"), scopes=("intake:read",)))
+]
 NO_STORE = {"Cache-Control": "no-store"}
 
 
@@ -30,38 +31,60 @@ async def valid_partner_id(partner_id: uuid.UUID, session: SessionDep, principal
 ValidPartner = Annotated[Partner, Depends(valid_partner_id)]
 
 
-@router.post("", response_model=PartnerOut, status_code=201, summary="Register a partner", dependencies=[officer],
-             responses=problem_responses(401, 403, 409, 422))
-async def create_partner(body: PartnerCreate, session: SessionDep, actor: ActorDep, _idem: Idempotent,
-                         response: Response) -> Any:
+@router.post(
+    "",
+    response_model=PartnerOut,
+    status_code=201,
+    summary="Register a partner",
+    dependencies=[officer],
+    responses=problem_responses(401, 403, 409, 422),
+)
+async def create_partner(
+    body: PartnerCreate, session: SessionDep, actor: ActorDep, _idem: Idempotent, response: Response
+) -> Any:
     partner = await service.create_partner(session=session, actor=actor, data=body)
     response.headers["ETag"] = etag_of(partner.version)
     response.headers["Location"] = f"/v1/partners/{partner.id}"
     return service.to_out(partner)
 
 
-@router.get("", response_model=Page[PartnerOut], summary="List partners (a partner sees only itself)",
-            responses=problem_responses(401, 403, 422))
+@router.get(
+    "",
+    response_model=Page[PartnerOut],
+    summary="List partners (a partner sees only itself)",
+    responses=problem_responses(401, 403, 422),
+)
 async def list_partners(session: SessionDep, principal: Reader, page: PageDep) -> Any:
     rows = await service.list_partners(session=session, principal=principal, page=page)
     return page_of(rows, page, service.to_out)
 
 
-@router.get("/{partner_id}", response_model=PartnerOut, summary="Read a partner",
-            responses=problem_responses(401, 403, 404, 422))
+@router.get(
+    "/{partner_id}",
+    response_model=PartnerOut,
+    summary="Read a partner",
+    responses=problem_responses(401, 403, 404, 422),
+)
 async def get_partner(partner: ValidPartner, response: Response) -> Any:
     response.headers["ETag"] = etag_of(partner.version)
     return service.to_out(partner)
 
 
-@router.post("/{partner_id}/clients", response_model=ClientCredentials, status_code=201, dependencies=[officer],
-             summary="Issue an API client to a partner (the secret is shown once)",
-             description="No Idempotency-Key here on purpose: a replay would have to keep the plain secret in the "
-                         "idempotency store. A retried request issues another client; the lost one is unusable.",
-             responses=problem_responses(401, 403, 404, 422))
-async def create_partner_client(partner: ValidPartner, session: SessionDep, actor: ActorDep, response: Response,
-                                body: ClientCreate | None = None) -> Any:
+@router.post(
+    "/{partner_id}/clients",
+    response_model=ClientCredentials,
+    status_code=201,
+    dependencies=[officer],
+    summary="Issue an API client to a partner (the secret is shown once)",
+    description="No Idempotency-Key here on purpose: a replay would have to keep the plain secret in the "
+    "idempotency store. A retried request issues another client; the lost one is unusable.",
+    responses=problem_responses(401, 403, 404, 422),
+)
+async def create_partner_client(
+    partner: ValidPartner, session: SessionDep, actor: ActorDep, response: Response, body: ClientCreate | None = None
+) -> Any:
     response.headers.update(NO_STORE)
     name = body.name if body and body.name else partner.name
-    return await service.issue_client(session=session, actor=actor, kind="partner", name=name[:200],
-                                      partner_id=partner.id)
+    return await service.issue_client(
+        session=session, actor=actor, kind="partner", name=name[:200], partner_id=partner.id
+    )

@@ -33,8 +33,9 @@ class PartnerOut(OutModel):
 
 
 class ClientCreate(ApiModel):
-    name: str | None = Field(None, min_length=2, max_length=200,
-                             description="A label for the client (defaults to the holder's name).")
+    name: str | None = Field(
+        None, min_length=2, max_length=200, description="A label for the client (defaults to the holder's name)."
+    )
 
 
 class ClientCredentials(OutModel):

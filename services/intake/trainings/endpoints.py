@@ -29,8 +29,14 @@ router = APIRouter(prefix="/v1", tags=["trainings"], route_class=UnitOfWorkRoute
 officer = Depends(Authenticator(kinds=("officer",), scopes=("intake:admin",)))
 Reader = Annotated[Principal, Depends(Authenticator(scopes=("intake:read",)))]
 # Partners and companies enrol with `intake:write`; officers with `intake:admin`.
-Enroller = Annotated[Principal, Depends(Authenticator(scopes_by_kind={
-    "partner": ("intake:write",), "company": ("intake:write",), "officer": ("intake:admin",)}))]
+Enroller = Annotated[
+    Principal,
+    Depends(
+        Authenticator(
+            scopes_by_kind={"partner": ("intake:write",), "company": ("intake:write",), "officer": ("intake:admin",)}
+        )
+    ),
+]
 
 
 async def valid_training_id(training_id: uuid.UUID, session: SessionDep) -> Training:
@@ -59,38 +65,67 @@ LockedEnrolment = Annotated[Enrolment, Depends(locked_enrolment_id)]
 # ---------------------------------------------------------------- catalogue
 
 
-@router.post("/trainings", response_model=TrainingOut, status_code=201, summary="Publish a training session",
-             dependencies=[officer], responses=problem_responses(401, 403, 409, 422))
-async def create_training(body: TrainingIn, session: SessionDep, actor: ActorDep, _idem: Idempotent,
-                          response: Response) -> Any:
+@router.post(
+    "/trainings",
+    response_model=TrainingOut,
+    status_code=201,
+    summary="Publish a training session",
+    dependencies=[officer],
+    responses=problem_responses(401, 403, 409, 422),
+)
+async def create_training(
+    body: TrainingIn, session: SessionDep, actor: ActorDep, _idem: Idempotent, response: Response
+) -> Any:
     training = await service.create_training(session=session, actor=actor, data=body)
     response.headers["ETag"] = etag_of(training.version)
     response.headers["Location"] = f"/v1/trainings/{training.id}"
     return service.training_out(training)
 
 
-@router.get("/trainings", response_model=Page[TrainingOut], summary="List training sessions",
-            responses=problem_responses(401, 403, 422))
-async def list_trainings(_principal: Reader, session: SessionDep, page: PageDep,
-                         topic: Annotated[Topic | None, Query(description="Only sessions on this topic.")] = None,
-                         upcoming: Annotated[bool, Query(description="Only sessions not started yet.")] = False,
-                         ) -> Any:
+@router.get(
+    "/trainings",
+    response_model=Page[TrainingOut],
+    summary="List training sessions",
+    responses=problem_responses(401, 403, 422),
+)
+async def list_trainings(
+    _principal: Reader,
+    session: SessionDep,
+    page: PageDep,
+    topic: Annotated[Topic | None, Query(description="Only sessions on this topic.")] = None,
+    upcoming: Annotated[bool, Query(description="Only sessions not started yet.")] = False,
+) -> Any:
     rows = await service.list_trainings(session=session, page=page, topic=topic, upcoming=upcoming)
     return page_of(rows, page, service.training_out)
 
 
-@router.get("/trainings/{training_id}", response_model=TrainingOut, summary="Read a training session",
-            responses=problem_responses(401, 403, 404, 422))
+@router.get(
+    "/trainings/{training_id}",
+    response_model=TrainingOut,
+    summary="Read a training session",
+    responses=problem_responses(401, 403, 404, 422),
+)
 async def get_training(_principal: Reader, training: ValidTraining, response: Response) -> Any:
     response.headers["ETag"] = etag_of(training.version)
     return service.training_out(training)
 
 
-@router.put("/trainings/{training_id}", response_model=TrainingOut, summary="Replace a training session",
-            description="Needs `If-Match`. The capacity cannot go below the places already taken (409).",
-            dependencies=[officer], responses=problem_responses(401, 403, 404, 409, 412, 422, 428))
-async def replace_training(training: LockedTraining, body: TrainingIn, request: Request, session: SessionDep,
-                           actor: ActorDep, response: Response) -> Any:
+@router.put(
+    "/trainings/{training_id}",
+    response_model=TrainingOut,
+    summary="Replace a training session",
+    description="Needs `If-Match`. The capacity cannot go below the places already taken (409).",
+    dependencies=[officer],
+    responses=problem_responses(401, 403, 404, 409, 412, 422, 428),
+)
+async def replace_training(
+    training: LockedTraining,
+    body: TrainingIn,
+    request: Request,
+    session: SessionDep,
+    actor: ActorDep,
+    response: Response,
+) -> Any:
     check_if_match(request, training.version)
     training = await service.update_training(session=session, actor=actor, training=training, data=body)
     response.headers["ETag"] = etag_of(training.version)
@@ -100,45 +135,77 @@ async def replace_training(training: LockedTraining, body: TrainingIn, request: 
 # ---------------------------------------------------------------- enrolments
 
 
-@router.post("/trainings/{training_id}/enrolments", response_model=EnrolmentOut, status_code=201,
-             summary="Enrol a company's staff member",
-             description="For a company within your reach (404 otherwise). 409 `capacity-exhausted` when the "
-                         "session is full, `already-exists` when the address is already enrolled, `conflict` when "
-                         "the session has started.",
-             responses=problem_responses(401, 403, 404, 409, 422))
-async def enrol_participant(_principal: Enroller, training: ValidTraining, body: EnrolmentIn, session: SessionDep,
-                            actor: ActorDep, _idem: Idempotent, response: Response) -> Any:
+@router.post(
+    "/trainings/{training_id}/enrolments",
+    response_model=EnrolmentOut,
+    status_code=201,
+    summary="Enrol a company's staff member",
+    description="For a company within your reach (404 otherwise). 409 `capacity-exhausted` when the "
+    "session is full, `already-exists` when the address is already enrolled, `conflict` when "
+    "the session has started.",
+    responses=problem_responses(401, 403, 404, 409, 422),
+)
+async def enrol_participant(
+    _principal: Enroller,
+    training: ValidTraining,
+    body: EnrolmentIn,
+    session: SessionDep,
+    actor: ActorDep,
+    _idem: Idempotent,
+    response: Response,
+) -> Any:
     enrolment = await service.enrol(session=session, actor=actor, training=training, data=body)
     response.headers["ETag"] = etag_of(service.enrolment_version(enrolment))
     response.headers["Location"] = f"/v1/enrolments/{enrolment.id}"
     return service.enrolment_out(enrolment)
 
 
-@router.get("/trainings/{training_id}/enrolments", response_model=Page[EnrolmentOut],
-            summary="List a session's enrolments",
-            description="Officers and auditors see all of them; partners and companies those of their companies.",
-            responses=problem_responses(401, 403, 404, 422))
-async def list_enrolments(principal: Reader, training: ValidTraining, session: SessionDep, page: PageDep,
-                          status: Annotated[EnrolmentStatus | None, Query(description="Only in this state.")] = None,
-                          ) -> Any:
-    rows = await service.list_enrolments(session=session, principal=principal, training=training, page=page,
-                                         status=status)
+@router.get(
+    "/trainings/{training_id}/enrolments",
+    response_model=Page[EnrolmentOut],
+    summary="List a session's enrolments",
+    description="Officers and auditors see all of them; partners and companies those of their companies.",
+    responses=problem_responses(401, 403, 404, 422),
+)
+async def list_enrolments(
+    principal: Reader,
+    training: ValidTraining,
+    session: SessionDep,
+    page: PageDep,
+    status: Annotated[EnrolmentStatus | None, Query(description="Only in this state.")] = None,
+) -> Any:
+    rows = await service.list_enrolments(
+        session=session, principal=principal, training=training, page=page, status=status
+    )
     return page_of(rows, page, service.enrolment_out)
 
 
-@router.get("/enrolments/{enrolment_id}", response_model=EnrolmentOut, summary="Read an enrolment",
-            responses=problem_responses(401, 403, 404, 422))
+@router.get(
+    "/enrolments/{enrolment_id}",
+    response_model=EnrolmentOut,
+    summary="Read an enrolment",
+    responses=problem_responses(401, 403, 404, 422),
+)
 async def get_enrolment(enrolment: ValidEnrolment, response: Response) -> Any:
     response.headers["ETag"] = etag_of(service.enrolment_version(enrolment))
     return service.enrolment_out(enrolment)
 
 
-@router.post("/enrolments/{enrolment_id}/cancel", response_model=EnrolmentOut,
-             summary="Cancel an enrolment and free its place",
-             description="Needs `If-Match`. 409 when already cancelled or when the session has started.",
-             responses=problem_responses(401, 403, 404, 409, 412, 422, 428))
-async def cancel_enrolment(enrolment: LockedEnrolment, request: Request, session: SessionDep, actor: ActorDep,
-                           _idem: Idempotent, response: Response) -> Any:
+@router.post(
+    "/enrolments/{enrolment_id}/cancel",
+    response_model=EnrolmentOut,
+    summary="Cancel an enrolment and free its place",
+    description="Needs `If-Match`. 409 when already cancelled or when the session has started.",
+    responses=problem_responses(401, 403, 404, 409, 412, 422, 428),
+)
+async def cancel_enrolment(
+    enrolment: LockedEnrolment,
+    request: Request,
+    session: SessionDep,
+    actor: ActorDep,
+    _idem: Idempotent,
+    response: Response,
+) -> Any:
     check_if_match(request, service.enrolment_version(enrolment))
     enrolment = await service.cancel_enrolment(session=session, actor=actor, enrolment=enrolment)
     response.headers["ETag"] = etag_of(service.enrolment_version(enrolment))

@@ -28,8 +28,9 @@ async def get_training(session: AsyncSession, training_id: uuid.UUID, *, for_upd
     return (await session.execute(stmt)).scalar_one_or_none()
 
 
-async def list_trainings(session: AsyncSession, page: PageParams, *, topic: str | None,
-                         starting_after: datetime | None) -> list[Training]:
+async def list_trainings(
+    session: AsyncSession, page: PageParams, *, topic: str | None, starting_after: datetime | None
+) -> list[Training]:
     stmt = select(Training)
     if topic is not None:
         stmt = stmt.where(Training.topic == topic)
@@ -40,20 +41,24 @@ async def list_trainings(session: AsyncSession, page: PageParams, *, topic: str 
 
 async def take_place(session: AsyncSession, training_id: uuid.UUID, *, now: datetime) -> Training | None:
     """Take one place in one statement; None when the session is full or has started."""
-    stmt = (update(Training)
-            .where(Training.id == training_id, Training.enrolled < Training.capacity, Training.starts_at > now)
-            .values(enrolled=Training.enrolled + 1)
-            .returning(Training)
-            .execution_options(synchronize_session=False, populate_existing=True))
+    stmt = (
+        update(Training)
+        .where(Training.id == training_id, Training.enrolled < Training.capacity, Training.starts_at > now)
+        .values(enrolled=Training.enrolled + 1)
+        .returning(Training)
+        .execution_options(synchronize_session=False, populate_existing=True)
+    )
     return (await session.execute(stmt)).scalar_one_or_none()
 
 
 async def free_place(session: AsyncSession, training_id: uuid.UUID) -> Training:
-    stmt = (update(Training)
-            .where(Training.id == training_id, Training.enrolled > 0)
-            .values(enrolled=Training.enrolled - 1)
-            .returning(Training)
-            .execution_options(synchronize_session=False, populate_existing=True))
+    stmt = (
+        update(Training)
+        .where(Training.id == training_id, Training.enrolled > 0)
+        .values(enrolled=Training.enrolled - 1)
+        .returning(Training)
+        .execution_options(synchronize_session=False, populate_existing=True)
+    )
     return (await session.execute(stmt)).scalar_one()
 
 
@@ -62,22 +67,30 @@ async def company_exists(session: AsyncSession, company_id: uuid.UUID) -> bool:
 
 
 async def live_enrolment_exists(session: AsyncSession, training_id: uuid.UUID, email: str) -> bool:
-    stmt = select(exists().where(Enrolment.training_id == training_id, Enrolment.participant_email == email,
-                                 Enrolment.status == "enrolled"))
+    stmt = select(
+        exists().where(
+            Enrolment.training_id == training_id, Enrolment.participant_email == email, Enrolment.status == "enrolled"
+        )
+    )
     return bool((await session.execute(stmt)).scalar())
 
 
 async def insert_enrolment(session: AsyncSession, values: dict[str, Any]) -> Enrolment | None:
     """Insert a live enrolment; None when the same address is already enrolled (partial unique index)."""
-    stmt = (insert(Enrolment).values(**values)
-            .on_conflict_do_nothing(index_elements=[Enrolment.training_id, Enrolment.participant_email],
-                                    index_where=text("status = 'enrolled'"))
-            .returning(Enrolment))
+    stmt = (
+        insert(Enrolment)
+        .values(**values)
+        .on_conflict_do_nothing(
+            index_elements=[Enrolment.training_id, Enrolment.participant_email], index_where=text("status = 'enrolled'")
+        )
+        .returning(Enrolment)
+    )
     return (await session.execute(stmt)).scalar_one_or_none()
 
 
-async def get_enrolment(session: AsyncSession, principal: Principal, enrolment_id: uuid.UUID, *,
-                        for_update: bool = False) -> Enrolment | None:
+async def get_enrolment(
+    session: AsyncSession, principal: Principal, enrolment_id: uuid.UUID, *, for_update: bool = False
+) -> Enrolment | None:
     """The enrolment if its company is within the principal's reach."""
     stmt = select(Enrolment).where(Enrolment.id == enrolment_id, company_reachable(principal, Enrolment.company_id))
     if for_update:
@@ -85,10 +98,12 @@ async def get_enrolment(session: AsyncSession, principal: Principal, enrolment_i
     return (await session.execute(stmt)).scalar_one_or_none()
 
 
-async def list_enrolments(session: AsyncSession, principal: Principal, training_id: uuid.UUID, page: PageParams, *,
-                          status: str | None) -> list[Enrolment]:
-    stmt = select(Enrolment).where(Enrolment.training_id == training_id,
-                                   company_reachable(principal, Enrolment.company_id))
+async def list_enrolments(
+    session: AsyncSession, principal: Principal, training_id: uuid.UUID, page: PageParams, *, status: str | None
+) -> list[Enrolment]:
+    stmt = select(Enrolment).where(
+        Enrolment.training_id == training_id, company_reachable(principal, Enrolment.company_id)
+    )
     if status is not None:
         stmt = stmt.where(Enrolment.status == status)
     return list((await session.execute(keyset(stmt, page, Enrolment.created_at, Enrolment.id))).scalars())

@@ -11,8 +11,9 @@ from pydantic_core import PydanticCustomError
 
 from shared.schemas import ApiModel, OutModel
 
-Topic = Literal["customs", "compliance", "logistics", "ip_protection", "distribution_networks", "digital_export",
-                "other"]
+Topic = Literal[
+    "customs", "compliance", "logistics", "ip_protection", "distribution_networks", "digital_export", "other"
+]
 TrainingFormat = Literal["training", "mentoring"]
 EnrolmentStatus = Literal["enrolled", "cancelled"]
 
@@ -24,8 +25,9 @@ EMAIL_PATTERN = (
 )
 
 # Addresses are compared case-insensitively: one person is one participant whatever the capitals.
-Email = Annotated[str, Field(max_length=254, pattern=EMAIL_PATTERN, examples=["m.rossi@example.it"]),
-                  AfterValidator(str.lower)]
+Email = Annotated[
+    str, Field(max_length=254, pattern=EMAIL_PATTERN, examples=["m.rossi@example.it"]), AfterValidator(str.lower)
+]
 
 
 class TrainingIn(ApiModel):

@@ -17,8 +17,10 @@ from shared.events.catalogue import CATALOGUE, Envelope, EventType
 
 RECEIVER_RESPONSES: dict[int | str, dict[str, Any]] = {
     204: {"description": "Received. Any 2xx acknowledges the delivery."},
-    "default": {"description": "Anything else (or no answer within the timeout) is retried with exponential "
-                               "back-off; after the last attempt the delivery is dead and can be replayed."},
+    "default": {
+        "description": "Anything else (or no answer within the timeout) is retried with exponential "
+        "back-off; after the last attempt the delivery is dead and can be replayed."
+    },
 }
 
 
@@ -51,13 +53,17 @@ def document_event_webhooks(app: FastAPI) -> None:
     """Declare every catalogue entry under `app.webhooks` and add them to the app's OpenAPI document."""
     for event in CATALOGUE.values():
         app.webhooks.add_api_route(
-            event.name, _receiver(envelope_model(event)), methods=["POST"], tags=["events"],
+            event.name,
+            _receiver(envelope_model(event)),
+            methods=["POST"],
+            tags=["events"],
             operation_id=f"events-receive_{event.name.replace('.', '_')}",
             summary=event.summary,
             description=f"Event `{event.name}` version {event.version}, emitted by {event.source}. POSTed as "
-                        "JSON and signed per Standard Webhooks (webhook-id, webhook-timestamp, webhook-signature); "
-                        "delivered at least once: deduplicate on `id` (= webhook-id).",
-            status_code=204, responses=RECEIVER_RESPONSES,
+            "JSON and signed per Standard Webhooks (webhook-id, webhook-timestamp, webhook-signature); "
+            "delivered at least once: deduplicate on `id` (= webhook-id).",
+            status_code=204,
+            responses=RECEIVER_RESPONSES,
         )
     base = app.openapi
 

@@ -41,17 +41,19 @@ def readable_events(principal: Principal) -> ColumnElement[bool]:
     return store.events_of()
 
 
-async def get_subscription(session: AsyncSession, principal: Principal, subscription_id: uuid.UUID, *,
-                           for_update: bool = False) -> Subscription | None:
-    return await store.get_subscription(session, subscription_id, readable_subscriptions(principal),
-                                        for_update=for_update)
+async def get_subscription(
+    session: AsyncSession, principal: Principal, subscription_id: uuid.UUID, *, for_update: bool = False
+) -> Subscription | None:
+    return await store.get_subscription(
+        session, subscription_id, readable_subscriptions(principal), for_update=for_update
+    )
 
 
-async def list_subscriptions(session: AsyncSession, principal: Principal, *,
-                             after: tuple[datetime, uuid.UUID] | None, limit: int) -> list[Subscription]:
+async def list_subscriptions(
+    session: AsyncSession, principal: Principal, *, after: tuple[datetime, uuid.UUID] | None, limit: int
+) -> list[Subscription]:
     return await store.list_subscriptions(session, readable_subscriptions(principal), after=after, limit=limit)
 
 
-async def events_after(session: AsyncSession, principal: Principal, *, after_seq: int,
-                       limit: int) -> list[OutboxEvent]:
+async def events_after(session: AsyncSession, principal: Principal, *, after_seq: int, limit: int) -> list[OutboxEvent]:
     return await store.events_after(session, readable_events(principal), after_seq=after_seq, limit=limit)

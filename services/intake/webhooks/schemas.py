@@ -15,12 +15,20 @@ DeliveryStatus = Literal["pending", "delivered", "dead"]
 
 
 class WebhookCreate(ApiModel):
-    url: str = Field(min_length=1, max_length=2000, examples=["https://crm.partner.example/desk-events"],
-                     description="Where events are POSTed. https on port 443 in production; no credentials or "
-                                 "fragment; it must resolve to public addresses only (no private, link-local, "
-                                 "loopback or metadata hosts, in any IPv4 or IPv6 form).")
-    event_types: list[str] = Field(min_length=1, max_length=50, examples=[["application.submitted"]],
-                                   description='Names from `GET /v1/events/types`, or `["*"]` for every type.')
+    url: str = Field(
+        min_length=1,
+        max_length=2000,
+        examples=["https://crm.partner.example/desk-events"],
+        description="Where events are POSTed. https on port 443 in production; no credentials or "
+        "fragment; it must resolve to public addresses only (no private, link-local, "
+        "loopback or metadata hosts, in any IPv4 or IPv6 form).",
+    )
+    event_types: list[str] = Field(
+        min_length=1,
+        max_length=50,
+        examples=[["application.submitted"]],
+        description='Names from `GET /v1/events/types`, or `["*"]` for every type.',
+    )
     description: str | None = Field(None, max_length=500)
 
 
@@ -34,20 +42,26 @@ class WebhookOut(OutModel):
     description: str | None
     active: bool
     previous_secret_expires_at: datetime | None = Field(
-        description="While in the future, deliveries are also signed with the previous secret.")
+        description="While in the future, deliveries are also signed with the previous secret."
+    )
     created_by: str
     created_at: datetime
     etag: str
 
 
 class WebhookWithSecret(WebhookOut):
-    secret: str = Field(description="The signing secret (`whsec_...`, Standard Webhooks). Returned only in this "
-                                    "response: store it now.")
+    secret: str = Field(
+        description="The signing secret (`whsec_...`, Standard Webhooks). Returned only in this response: store it now."
+    )
 
 
 class PortAllowanceCreate(ApiModel):
-    host: str = Field(min_length=1, max_length=253, examples=["hooks.partner.example"],
-                      description="The host name (or IP address) of webhook URLs, as written in them.")
+    host: str = Field(
+        min_length=1,
+        max_length=253,
+        examples=["hooks.partner.example"],
+        description="The host name (or IP address) of webhook URLs, as written in them.",
+    )
     port: int = Field(ge=1, le=65535, examples=[8443], description="The port webhooks to this host may use.")
     reason: str = Field(min_length=1, max_length=500, description="Why it is allowed (kept in the audit trail).")
 
@@ -67,8 +81,9 @@ class PortAllowancePage(OutModel):
 
 
 class SecretRotation(ApiModel):
-    overlap_hours: int = Field(24, ge=0, le=168,
-                               description="How long deliveries are signed with both the new and the old secret.")
+    overlap_hours: int = Field(
+        24, ge=0, le=168, description="How long deliveries are signed with both the new and the old secret."
+    )
 
 
 class PingOut(OutModel):
@@ -76,8 +91,10 @@ class PingOut(OutModel):
     delivery_id: int
 
 
-ERROR_CODES = ("`address_forbidden`, `port_not_allowed`, `dns_failed`, `url_invalid`, `timeout`, `connect_failed`, "
-               "`transport_error`, `http_error` (a non-2xx status); the endpoint's answer itself is not kept.")
+ERROR_CODES = (
+    "`address_forbidden`, `port_not_allowed`, `dns_failed`, `url_invalid`, `timeout`, `connect_failed`, "
+    "`transport_error`, `http_error` (a non-2xx status); the endpoint's answer itself is not kept."
+)
 
 
 class DeliveryAttemptOut(OutModel):
@@ -95,8 +112,10 @@ class DeliveryOut(OutModel):
     status: DeliveryStatus
     attempts: int
     last_status_code: int | None
-    last_error: str | None = Field(description="The last attempt's error code (" + ERROR_CODES + ") or why the "
-                                               "delivery was dead-lettered (`subscription deleted`, ...).")
+    last_error: str | None = Field(
+        description="The last attempt's error code (" + ERROR_CODES + ") or why the "
+        "delivery was dead-lettered (`subscription deleted`, ...)."
+    )
     next_attempt_at: datetime
     delivered_at: datetime | None
     created_at: datetime
@@ -116,8 +135,9 @@ class ReplaySince(ApiModel):
 class ReplayOut(OutModel):
     count: int
     delivery_ids: list[int]
-    truncated: bool = Field(False, description="True when more events matched than one request replays; call "
-                                               "again with a later `since`.")
+    truncated: bool = Field(
+        False, description="True when more events matched than one request replays; call again with a later `since`."
+    )
 
 
 class EventPage(OutModel):

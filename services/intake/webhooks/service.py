@@ -75,18 +75,38 @@ async def allow_port(*, session: AsyncSession, actor: Actor, body: PortAllowance
     """An officer lets webhooks to one host use a port other than 443 (production refuses the others)."""
     host = _host_of(body.host)
     if host is None:
-        raise ValidationFailed(errors=[ProblemError("host_invalid", "/host",
-                                                    "Non è un nome di host né un indirizzo IP.",
-                                                    "Neither a host name nor an IP address.")])
+        raise ValidationFailed(
+            errors=[
+                ProblemError(
+                    "host_invalid",
+                    "/host",
+                    "Non è un nome di host né un indirizzo IP.",
+                    "Neither a host name nor an IP address.",
+                )
+            ]
+        )
     if body.port == egress.HTTPS_PORT or await store.find_port_allowance(session, host, body.port) is not None:
-        raise Conflict(f"La porta {body.port} è già consentita per {host}.",
-                       f"Port {body.port} is already allowed for {host}.")
-    allowance = WebhookPortAllowance(id=uuid.uuid4(), host=host, port=body.port, reason=body.reason,
-                                     created_by=actor.principal.client_id, created_at=datetime.now(UTC))
+        raise Conflict(
+            f"La porta {body.port} è già consentita per {host}.", f"Port {body.port} is already allowed for {host}."
+        )
+    allowance = WebhookPortAllowance(
+        id=uuid.uuid4(),
+        host=host,
+        port=body.port,
+        reason=body.reason,
+        created_by=actor.principal.client_id,
+        created_at=datetime.now(UTC),
+    )
     session.add(allowance)
     await session.flush()
-    await record_audit(session, actor, action="webhook.port_allowed", resource_type=PORT_RESOURCE,
-                       resource_id=allowance.id, after={"host": host, "port": body.port, "reason": body.reason})
+    await record_audit(
+        session,
+        actor,
+        action="webhook.port_allowed",
+        resource_type=PORT_RESOURCE,
+        resource_id=allowance.id,
+        after={"host": host, "port": body.port, "reason": body.reason},
+    )
     return allowance
 
 
@@ -101,19 +121,36 @@ async def revoke_port_allowance(*, session: AsyncSession, actor: Actor, allowanc
         raise NotFound()
     before = {"host": allowance.host, "port": allowance.port, "reason": allowance.reason}
     await store.delete_port_allowance(session, allowance_id)
-    await record_audit(session, actor, action="webhook.port_allowance_revoked", resource_type=PORT_RESOURCE,
-                       resource_id=allowance_id, before=before)
+    await record_audit(
+        session,
+        actor,
+        action="webhook.port_allowance_revoked",
+        resource_type=PORT_RESOURCE,
+        resource_id=allowance_id,
+        before=before,
+    )
 
 
 def port_allowance_to_out(a: WebhookPortAllowance) -> dict[str, Any]:
-    return {"id": a.id, "host": a.host, "port": a.port, "reason": a.reason, "created_by": a.created_by,
-            "created_at": a.created_at}
+    return {
+        "id": a.id,
+        "host": a.host,
+        "port": a.port,
+        "reason": a.reason,
+        "created_by": a.created_by,
+        "created_at": a.created_at,
+    }
 
 
 def check_event_types(names: list[str]) -> list[str]:
     """Known catalogue names (deduplicated, in order), or ["*"] for every type."""
-    errors = [ProblemError("event_type_unknown", f"/event_types/{i}", f"Tipo di evento sconosciuto: {n}.",
-                           f"Unknown event type: {n}.") for i, n in enumerate(names) if n != "*" and n not in CATALOGUE]
+    errors = [
+        ProblemError(
+            "event_type_unknown", f"/event_types/{i}", f"Tipo di evento sconosciuto: {n}.", f"Unknown event type: {n}."
+        )
+        for i, n in enumerate(names)
+        if n != "*" and n not in CATALOGUE
+    ]
     if errors:
         raise ValidationFailed(errors=errors)
     return ["*"] if "*" in names else list(dict.fromkeys(names))
@@ -134,51 +171,87 @@ def decode_id_cursor(kind: str, cursor: str, param: str) -> int:
             raise ValueError(cursor)
         return value
     except (ValueError, binascii.Error, UnicodeDecodeError):
-        raise ValidationFailed(errors=[ProblemError("cursor_invalid", f"/{param}", "Cursore non valido.",
-                                                    "Invalid cursor.", location="query")]) from None
+        raise ValidationFailed(
+            errors=[
+                ProblemError("cursor_invalid", f"/{param}", "Cursore non valido.", "Invalid cursor.", location="query")
+            ]
+        ) from None
 
 
 # ---------------------------------------------------------------- subscriptions
 
 
 def to_out(sub: Subscription) -> dict[str, Any]:
-    return {"id": sub.id, "owner_kind": sub.owner_kind, "partner_id": sub.partner_id, "company_id": sub.company_id,
-            "url": sub.url, "event_types": sub.event_types, "description": sub.description, "active": sub.active,
-            "previous_secret_expires_at": sub.previous_secret_expires_at, "created_by": sub.created_by,
-            "created_at": sub.created_at, "etag": etag_of(sub.version)}
+    return {
+        "id": sub.id,
+        "owner_kind": sub.owner_kind,
+        "partner_id": sub.partner_id,
+        "company_id": sub.company_id,
+        "url": sub.url,
+        "event_types": sub.event_types,
+        "description": sub.description,
+        "active": sub.active,
+        "previous_secret_expires_at": sub.previous_secret_expires_at,
+        "created_by": sub.created_by,
+        "created_at": sub.created_at,
+        "etag": etag_of(sub.version),
+    }
 
 
 def _audit_view(sub: Subscription) -> dict[str, Any]:
     # Never the secrets: the audit trail is readable by auditors.
-    return {"url": sub.url, "event_types": sub.event_types, "description": sub.description, "active": sub.active,
-            "version": sub.version, "previous_secret_expires_at": sub.previous_secret_expires_at}
+    return {
+        "url": sub.url,
+        "event_types": sub.event_types,
+        "description": sub.description,
+        "active": sub.active,
+        "version": sub.version,
+        "previous_secret_expires_at": sub.previous_secret_expires_at,
+    }
 
 
-async def create_subscription(*, session: AsyncSession, actor: Actor, body: WebhookCreate,
-                              environment: str) -> tuple[Subscription, str]:
+async def create_subscription(
+    *, session: AsyncSession, actor: Actor, body: WebhookCreate, environment: str
+) -> tuple[Subscription, str]:
     principal = actor.principal
     owner_id = principal.partner_id if principal.kind == "partner" else principal.company_id
     if principal.kind not in ("partner", "company") or owner_id is None:
-        raise Forbidden("Solo un partner o un'impresa possono registrare un webhook.",
-                        "Only a partner or a company can register a webhook.")
+        raise Forbidden(
+            "Solo un partner o un'impresa possono registrare un webhook.",
+            "Only a partner or a company can register a webhook.",
+        )
     event_types = check_event_types(body.event_types)
     url = await check_webhook_url(session=session, url=body.url, environment=environment)
     secret = new_webhook_secret()
-    sub = Subscription(id=uuid.uuid4(), owner_kind=principal.kind,
-                       partner_id=owner_id if principal.kind == "partner" else None,
-                       company_id=owner_id if principal.kind == "company" else None, service=None, url=url,
-                       event_types=event_types, description=body.description, active=True, secret=secret,
-                       previous_secret=None, previous_secret_expires_at=None, version=1,
-                       created_by=principal.client_id, created_at=datetime.now(UTC), deleted_at=None)
+    sub = Subscription(
+        id=uuid.uuid4(),
+        owner_kind=principal.kind,
+        partner_id=owner_id if principal.kind == "partner" else None,
+        company_id=owner_id if principal.kind == "company" else None,
+        service=None,
+        url=url,
+        event_types=event_types,
+        description=body.description,
+        active=True,
+        secret=secret,
+        previous_secret=None,
+        previous_secret_expires_at=None,
+        version=1,
+        created_by=principal.client_id,
+        created_at=datetime.now(UTC),
+        deleted_at=None,
+    )
     session.add(sub)
     await session.flush()
-    await record_audit(session, actor, action="webhook.created", resource_type=RESOURCE, resource_id=sub.id,
-                       after=_audit_view(sub))
+    await record_audit(
+        session, actor, action="webhook.created", resource_type=RESOURCE, resource_id=sub.id, after=_audit_view(sub)
+    )
     return sub, secret
 
 
-async def get_subscription(*, session: AsyncSession, principal: Principal, subscription_id: uuid.UUID,
-                           for_update: bool = False) -> Subscription:
+async def get_subscription(
+    *, session: AsyncSession, principal: Principal, subscription_id: uuid.UUID, for_update: bool = False
+) -> Subscription:
     sub = await repository.get_subscription(session, principal, subscription_id, for_update=for_update)
     if sub is None:
         raise NotFound()
@@ -197,12 +270,20 @@ async def delete_subscription(*, session: AsyncSession, actor: Actor, sub: Subsc
     sub.version += 1
     await session.flush()
     cancelled = await store.cancel_pending_deliveries(session, sub.id, "subscription deleted")
-    await record_audit(session, actor, action="webhook.deleted", resource_type=RESOURCE, resource_id=sub.id,
-                       before=before, after={**_audit_view(sub), "cancelled_deliveries": cancelled})
+    await record_audit(
+        session,
+        actor,
+        action="webhook.deleted",
+        resource_type=RESOURCE,
+        resource_id=sub.id,
+        before=before,
+        after={**_audit_view(sub), "cancelled_deliveries": cancelled},
+    )
 
 
-async def rotate_secret(*, session: AsyncSession, actor: Actor, sub: Subscription,
-                        overlap_hours: int) -> tuple[Subscription, str]:
+async def rotate_secret(
+    *, session: AsyncSession, actor: Actor, sub: Subscription, overlap_hours: int
+) -> tuple[Subscription, str]:
     """A new secret; the old one keeps signing (alongside) for `overlap_hours`."""
     before = _audit_view(sub)
     secret = new_webhook_secret()
@@ -211,8 +292,15 @@ async def rotate_secret(*, session: AsyncSession, actor: Actor, sub: Subscriptio
     sub.secret = secret
     sub.version += 1
     await session.flush()
-    await record_audit(session, actor, action="webhook.secret_rotated", resource_type=RESOURCE, resource_id=sub.id,
-                       before=before, after=_audit_view(sub))
+    await record_audit(
+        session,
+        actor,
+        action="webhook.secret_rotated",
+        resource_type=RESOURCE,
+        resource_id=sub.id,
+        before=before,
+        after=_audit_view(sub),
+    )
     return sub, secret
 
 
@@ -221,12 +309,25 @@ async def rotate_secret(*, session: AsyncSession, actor: Actor, sub: Subscriptio
 
 async def ping(*, session: AsyncSession, actor: Actor, sub: Subscription) -> store.TargetedEvent:
     """A `webhook.ping` event delivered to this subscription only (not to the owner's other endpoints)."""
-    params = event_params(actor, event_type="webhook.ping", aggregate_type="subscription", aggregate_id=sub.id,
-                          payload=Ping(subscription_id=sub.id).model_dump(mode="json"), partner_id=sub.partner_id,
-                          company_id=sub.company_id, version=CATALOGUE["webhook.ping"].version)
+    params = event_params(
+        actor,
+        event_type="webhook.ping",
+        aggregate_type="subscription",
+        aggregate_id=sub.id,
+        payload=Ping(subscription_id=sub.id).model_dump(mode="json"),
+        partner_id=sub.partner_id,
+        company_id=sub.company_id,
+        version=CATALOGUE["webhook.ping"].version,
+    )
     targeted = await store.insert_targeted_event(session, params, sub.id)
-    await record_audit(session, actor, action="webhook.pinged", resource_type=RESOURCE, resource_id=sub.id,
-                       after={"event_id": targeted.event_id, "delivery_id": targeted.delivery_id})
+    await record_audit(
+        session,
+        actor,
+        action="webhook.pinged",
+        resource_type=RESOURCE,
+        resource_id=sub.id,
+        after={"event_id": targeted.event_id, "delivery_id": targeted.delivery_id},
+    )
     return targeted
 
 
@@ -236,8 +337,9 @@ class DeliveryPage:
     next_cursor: str | None
 
 
-async def list_deliveries(*, session: AsyncSession, sub: Subscription, status: str | None, cursor: str | None,
-                          limit: int) -> DeliveryPage:
+async def list_deliveries(
+    *, session: AsyncSession, sub: Subscription, status: str | None, cursor: str | None, limit: int
+) -> DeliveryPage:
     before = decode_id_cursor("d", cursor, "cursor") if cursor else None
     rows = await store.list_deliveries(session, sub.id, status=status, before_id=before, limit=limit)
     more = len(rows) > limit
@@ -247,22 +349,46 @@ async def list_deliveries(*, session: AsyncSession, sub: Subscription, status: s
 
 def delivery_to_out(view: store.DeliveryView) -> dict[str, Any]:
     d = view.delivery
-    return {"id": d.id, "event_id": view.event_id, "event_type": view.event_type, "status": d.status,
-            "attempts": d.attempts, "last_status_code": d.last_status_code, "last_error": d.last_error,
-            "next_attempt_at": d.next_attempt_at, "delivered_at": d.delivered_at, "created_at": d.created_at,
-            "replay_of": d.replay_of,
-            "attempt_log": [{"attempt": a.attempt, "at": a.at, "status_code": a.status_code,
-                             "latency_ms": a.latency_ms, "error": a.error} for a in view.attempt_log]}
+    return {
+        "id": d.id,
+        "event_id": view.event_id,
+        "event_type": view.event_type,
+        "status": d.status,
+        "attempts": d.attempts,
+        "last_status_code": d.last_status_code,
+        "last_error": d.last_error,
+        "next_attempt_at": d.next_attempt_at,
+        "delivered_at": d.delivered_at,
+        "created_at": d.created_at,
+        "replay_of": d.replay_of,
+        "attempt_log": [
+            {
+                "attempt": a.attempt,
+                "at": a.at,
+                "status_code": a.status_code,
+                "latency_ms": a.latency_ms,
+                "error": a.error,
+            }
+            for a in view.attempt_log
+        ],
+    }
 
 
-async def replay_delivery(*, session: AsyncSession, actor: Actor, sub: Subscription,
-                          delivery_id: int) -> dict[str, Any]:
+async def replay_delivery(
+    *, session: AsyncSession, actor: Actor, sub: Subscription, delivery_id: int
+) -> dict[str, Any]:
     original = await store.get_delivery(session, sub.id, delivery_id)
     if original is None:
         raise NotFound()
     new_id = await store.replay_delivery(session, original)
-    await record_audit(session, actor, action="webhook.delivery_replayed", resource_type=RESOURCE,
-                       resource_id=sub.id, after={"replay_of": delivery_id, "delivery_id": new_id})
+    await record_audit(
+        session,
+        actor,
+        action="webhook.delivery_replayed",
+        resource_type=RESOURCE,
+        resource_id=sub.id,
+        after={"replay_of": delivery_id, "delivery_id": new_id},
+    )
     return {"count": 1, "delivery_ids": [new_id], "truncated": False}
 
 
@@ -272,8 +398,14 @@ async def replay_since(*, session: AsyncSession, actor: Actor, sub: Subscription
     event_ids = await store.matching_events_since(session, sub.id, since, REPLAY_MAX_EVENTS + 1)
     truncated = len(event_ids) > REPLAY_MAX_EVENTS
     delivery_ids = await store.replay_events(session, sub.id, event_ids[:REPLAY_MAX_EVENTS])
-    await record_audit(session, actor, action="webhook.events_replayed", resource_type=RESOURCE, resource_id=sub.id,
-                       after={"since": since, "count": len(delivery_ids), "truncated": truncated})
+    await record_audit(
+        session,
+        actor,
+        action="webhook.events_replayed",
+        resource_type=RESOURCE,
+        resource_id=sub.id,
+        after={"since": since, "count": len(delivery_ids), "truncated": truncated},
+    )
     return {"count": len(delivery_ids), "delivery_ids": delivery_ids, "truncated": truncated}
 
 
@@ -287,8 +419,7 @@ def event_cursor(published_seq: int) -> str:
     return encode_id_cursor(EVENT_CURSOR, published_seq)
 
 
-async def poll_events(*, session: AsyncSession, principal: Principal, after: str | None,
-                      limit: int) -> dict[str, Any]:
+async def poll_events(*, session: AsyncSession, principal: Principal, after: str | None, limit: int) -> dict[str, Any]:
     """Published events after the cursor, in publication order. The cursor always moves to the last event
     seen (and stays put when nothing is new), so a client can poll with the `next_cursor` it last got.
     An event is served once the delivery worker has fanned it out (within its poll interval)."""
@@ -300,6 +431,14 @@ async def poll_events(*, session: AsyncSession, principal: Principal, after: str
 
 
 def event_types(source: str | None = None) -> list[dict[str, Any]]:
-    return [{"name": e.name, "version": e.version, "source": e.source, "summary": e.summary,
-             "data_schema": e.data.model_json_schema()}
-            for e in CATALOGUE.values() if source is None or e.source == source]
+    return [
+        {
+            "name": e.name,
+            "version": e.version,
+            "source": e.source,
+            "summary": e.summary,
+            "data_schema": e.data.model_json_schema(),
+        }
+        for e in CATALOGUE.values()
+        if source is None or e.source == source
+    ]

@@ -24,8 +24,9 @@ def is_duplicate_invoice(exc: IntegrityError) -> bool:
     return INVOICE_ONCE_INDEX in str(exc.orig)
 
 
-async def project(session: AsyncSession, project_id: uuid.UUID, principal: Principal, *,
-                  for_update: bool = False) -> Project | None:
+async def project(
+    session: AsyncSession, project_id: uuid.UUID, principal: Principal, *, for_update: bool = False
+) -> Project | None:
     stmt = select(Project).where(Project.id == project_id, reachable(principal))
     if for_update:
         stmt = stmt.with_for_update().execution_options(populate_existing=True)
@@ -33,8 +34,11 @@ async def project(session: AsyncSession, project_id: uuid.UUID, principal: Princ
 
 
 async def claim(session: AsyncSession, claim_id: uuid.UUID, principal: Principal) -> tuple[Claim, Project] | None:
-    stmt = (select(Claim, Project).join(Project, Project.id == Claim.project_id)
-            .where(Claim.id == claim_id, reachable(principal)))
+    stmt = (
+        select(Claim, Project)
+        .join(Project, Project.id == Claim.project_id)
+        .where(Claim.id == claim_id, reachable(principal))
+    )
     row = (await session.execute(stmt)).first()
     return (row[0], row[1]) if row is not None else None
 
@@ -53,8 +57,9 @@ async def rows(session: AsyncSession, stmt: Select[Any]) -> list[Any]:
     return list((await session.execute(stmt)).scalars().all())
 
 
-async def claims_with_status(session: AsyncSession, project_id: uuid.UUID, statuses: Sequence[str],
-                             kind: str | None = None) -> list[Claim]:
+async def claims_with_status(
+    session: AsyncSession, project_id: uuid.UUID, statuses: Sequence[str], kind: str | None = None
+) -> list[Claim]:
     stmt = select(Claim).where(Claim.project_id == project_id, Claim.status.in_(statuses))
     if kind is not None:
         stmt = stmt.where(Claim.kind == kind)
@@ -71,11 +76,15 @@ async def line(session: AsyncSession, claim_id: uuid.UUID, line_id: uuid.UUID) -
     return (await session.execute(stmt)).scalar_one_or_none()
 
 
-async def project_lines(session: AsyncSession, project_id: uuid.UUID, statuses: Sequence[str], *,
-                        exclude_claim: uuid.UUID | None = None) -> list[tuple[ClaimLine, Claim]]:
+async def project_lines(
+    session: AsyncSession, project_id: uuid.UUID, statuses: Sequence[str], *, exclude_claim: uuid.UUID | None = None
+) -> list[tuple[ClaimLine, Claim]]:
     """The project's lines on claims in `statuses`, in the order the claims were submitted."""
-    stmt = (select(ClaimLine, Claim).join(Claim, Claim.id == ClaimLine.claim_id)
-            .where(Claim.project_id == project_id, Claim.status.in_(statuses)))
+    stmt = (
+        select(ClaimLine, Claim)
+        .join(Claim, Claim.id == ClaimLine.claim_id)
+        .where(Claim.project_id == project_id, Claim.status.in_(statuses))
+    )
     if exclude_claim is not None:
         stmt = stmt.where(Claim.id != exclude_claim)
     stmt = stmt.order_by(Claim.submitted_at, Claim.id, ClaimLine.issue_date, ClaimLine.id)
@@ -85,25 +94,39 @@ async def project_lines(session: AsyncSession, project_id: uuid.UUID, statuses: 
 async def evidence_of(session: AsyncSession, line_ids: Sequence[uuid.UUID]) -> list[EvidenceFile]:
     if not line_ids:
         return []
-    stmt = (select(EvidenceFile).where(EvidenceFile.claim_line_id.in_(line_ids))
-            .order_by(EvidenceFile.uploaded_at, EvidenceFile.id))
+    stmt = (
+        select(EvidenceFile)
+        .where(EvidenceFile.claim_line_id.in_(line_ids))
+        .order_by(EvidenceFile.uploaded_at, EvidenceFile.id)
+    )
     return await rows(session, stmt)
 
 
 async def evidence(session: AsyncSession, evidence_id: uuid.UUID, principal: Principal) -> EvidenceFile | None:
     """An evidence file, if its line's project is within the caller's reach."""
-    stmt = (select(EvidenceFile).join(ClaimLine, ClaimLine.id == EvidenceFile.claim_line_id)
-            .join(Project, Project.id == ClaimLine.project_id)
-            .where(EvidenceFile.id == evidence_id, reachable(principal)))
+    stmt = (
+        select(EvidenceFile)
+        .join(ClaimLine, ClaimLine.id == EvidenceFile.claim_line_id)
+        .join(Project, Project.id == ClaimLine.project_id)
+        .where(EvidenceFile.id == evidence_id, reachable(principal))
+    )
     return (await session.execute(stmt)).scalar_one_or_none()
 
 
 async def claimed_elsewhere(session: AsyncSession, line: ClaimLine) -> bool:
     """Another live line (not rejected) with the same invoice identity. The partial unique index makes this
     impossible; the check is recorded all the same, so the evidence of it is on the line."""
-    stmt = select(func.count()).select_from(ClaimLine).where(
-        ClaimLine.supplier_vat == line.supplier_vat, ClaimLine.document_number == line.document_number,
-        ClaimLine.issue_date == line.issue_date, ClaimLine.outcome != "rejected", ClaimLine.id != line.id)
+    stmt = (
+        select(func.count())
+        .select_from(ClaimLine)
+        .where(
+            ClaimLine.supplier_vat == line.supplier_vat,
+            ClaimLine.document_number == line.document_number,
+            ClaimLine.issue_date == line.issue_date,
+            ClaimLine.outcome != "rejected",
+            ClaimLine.id != line.id,
+        )
+    )
     return bool((await session.execute(stmt)).scalar_one())
 
 

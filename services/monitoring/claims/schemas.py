@@ -56,8 +56,9 @@ def normalise_supplier_id(value: str, kind: str) -> str:
         try:
             return str(codicefiscale.validate(v))
         except StdnumError as e:
-            raise PydanticCustomError("fiscal_code_invalid", "Invalid fiscal code: {reason}",
-                                      {"reason": str(e)}) from None
+            raise PydanticCustomError(
+                "fiscal_code_invalid", "Invalid fiscal code: {reason}", {"reason": str(e)}
+            ) from None
     try:
         return str(iva.validate(v))
     except StdnumError as e:
@@ -67,25 +68,34 @@ def normalise_supplier_id(value: str, kind: str) -> str:
 class LineCreate(ApiModel):
     kind: LineKind
     supplier_vat: str = Field(
-        min_length=2, max_length=20,
+        min_length=2,
+        max_length=20,
         description="Italian partita IVA (11 digits, check digit verified), or a foreign VAT number with its "
-                    "country prefix (EU numbers verified); for a payslip, the employee's codice fiscale.",
-        examples=["01234567897", "DE136695976"])
+        "country prefix (EU numbers verified); for a payslip, the employee's codice fiscale.",
+        examples=["01234567897", "DE136695976"],
+    )
     supplier_name: str = Field(min_length=1, max_length=200)
     document_number: str = Field(
-        min_length=1, max_length=40,
+        min_length=1,
+        max_length=40,
         description="Invoice or payslip number; stored upper-case without spaces (the same invoice is compared "
-                    "on supplier, number and date across all projects and calls).")
+        "on supplier, number and date across all projects and calls).",
+    )
     issue_date: date
     taxable_amount: PositiveMoney = Field(description="Taxable amount, net of VAT.")
     category: str = Field(min_length=1, max_length=8, description="One of the project's approved direct categories.")
     market: CountryCode | None = None
     payment_date: date | None = None
     payment_method: PaymentMethod | None = Field(
-        None, description="How it was paid. Cash (or no method) fails the payment_traceable check: the line can "
-                          "then not be recognised.")
-    cup_quoted: bool = Field(False, description="The document quotes the project's CUP (declared for PDF/images; "
-                                                "a FatturaPA evidence file is read instead).")
+        None,
+        description="How it was paid. Cash (or no method) fails the payment_traceable check: the line can "
+        "then not be recognised.",
+    )
+    cup_quoted: bool = Field(
+        False,
+        description="The document quotes the project's CUP (declared for PDF/images; "
+        "a FatturaPA evidence file is read instead).",
+    )
 
     @model_validator(mode="after")
     def _normalise(self) -> LineCreate:
@@ -97,7 +107,8 @@ class LineCreate(ApiModel):
 class LineReview(ApiModel):
     outcome: LineOutcome
     recognised_amount: Money | None = Field(
-        None, description="recognised: the taxable amount (default); partially: required, below it; rejected: 0.")
+        None, description="recognised: the taxable amount (default); partially: required, below it; rejected: 0."
+    )
     note: str | None = Field(None, max_length=2000)
 
 
@@ -108,8 +119,9 @@ class EvidenceOut(OutModel):
     media_type: str
     size_bytes: int
     sha256: str
-    invoice_data: dict[str, Any] | None = Field(None, description="What a FatturaPA file says (supplier, number, "
-                                                                  "date, taxable amount, CUP found).")
+    invoice_data: dict[str, Any] | None = Field(
+        None, description="What a FatturaPA file says (supplier, number, date, taxable amount, CUP found)."
+    )
     uploaded_at: datetime
     download_url: str
 
@@ -167,8 +179,12 @@ class ClaimDetail(ClaimOut):
 class OverrideIn(ApiModel):
     """An officer's override of the recognised total the call's rules compute for a claim."""
 
-    recognised_total: Money = Field(description="The total to recognise instead of the computed one (at most the "
-                                                "claimed total).")
-    reason: str = Field(min_length=10, max_length=2000,
-                        description="Why the computed outcome is overridden (e.g. the appeal or the finding it "
-                                    "follows): it is recorded with both officers.")
+    recognised_total: Money = Field(
+        description="The total to recognise instead of the computed one (at most the claimed total)."
+    )
+    reason: str = Field(
+        min_length=10,
+        max_length=2000,
+        description="Why the computed outcome is overridden (e.g. the appeal or the finding it "
+        "follows): it is recorded with both officers.",
+    )

@@ -14,11 +14,12 @@ _REGISTERED = (facts, projects_service, stats_service)
 internal_router = INBOX.router(
     intake_dependency=intake_client,
     description="The delivery worker posts each event envelope here (Standard Webhooks headers, service token). "
-                "Idempotent on the event id: a redelivery answers 200 `duplicate` and changes nothing. "
-                "`decision.accepted` starts the project (deadline, approved budget, timeline, KPIs) and orders "
-                "the advance; `application.submitted`, `application.withdrawn`, "
-                "`evaluation.admissibility_completed`, `decision.issued`, `decision.accepted` and "
-                "`decision.renounced` keep the application facts of the statistics; `company.delegation_changed` "
-                "moves the company's projects to its current delegate for notifications; `call.amended` makes the "
-                "statistics read the call's version in force. Other types are recorded and ignored (202). If intake "
-                "is unreachable the answer is 503 and nothing is kept, so the worker retries.")
+    "Idempotent on the event id: a redelivery answers 200 `duplicate` and changes nothing. "
+    "`decision.accepted` starts the project (deadline, approved budget, timeline, KPIs) and orders "
+    "the advance; `application.submitted`, `application.withdrawn`, "
+    "`evaluation.admissibility_completed`, `decision.issued`, `decision.accepted` and "
+    "`decision.renounced` keep the application facts of the statistics; `company.delegation_changed` "
+    "moves the company's projects to its current delegate for notifications; `call.amended` makes the "
+    "statistics read the call's version in force. Other types are recorded and ignored (202). If intake "
+    "is unreachable the answer is 503 and nothing is kept, so the worker retries.",
+)

@@ -59,11 +59,15 @@ async def _ensure(ctx: InboxContext, ids: _Ids, *, requested_aid: Decimal | None
     app = await fetch_application(ctx.intake, ids.application_id)
     company = await fetch_company(ctx.intake, app.company_id)
     values: dict[str, Any] = {
-        "application_id": app.id, "call_id": app.call_id, "company_id": app.company_id,
+        "application_id": app.id,
+        "call_id": app.call_id,
+        "company_id": app.company_id,
         "province": company.registered_office.province[:2] or None,
-        "ateco_section": ateco_section(company.ateco_code), "size_class": company.size_class,
+        "ateco_section": ateco_section(company.ateco_code),
+        "size_class": company.size_class,
         "markets": sorted({m.country for m in app.action_plan.target_markets}),
-        "submitted_at": app.submitted_at or app.created_at, "requested_aid": requested_aid or ZERO,
+        "submitted_at": app.submitted_at or app.created_at,
+        "requested_aid": requested_aid or ZERO,
         "status": "withdrawn" if app.status == "withdrawn" else "submitted",
     }
     created = await repository.insert_fact(ctx.session, values)
@@ -75,8 +79,10 @@ async def _ensure(ctx: InboxContext, ids: _Ids, *, requested_aid: Decimal | None
 async def on_submitted(ctx: InboxContext, event: Envelope) -> None:
     data = event_data(event, ApplicationSubmitted)
     requested = data.estimate.grant + data.estimate.loan if data.estimate is not None else None
-    if not await _ensure(ctx, _Ids.model_validate(data.model_dump()), requested_aid=requested) \
-            and requested is not None:
+    if (
+        not await _ensure(ctx, _Ids.model_validate(data.model_dump()), requested_aid=requested)
+        and requested is not None
+    ):
         await repository.update_fact(ctx.session, data.application_id, requested_aid=requested)
 
 
@@ -99,22 +105,28 @@ async def on_decision_issued(ctx: InboxContext, event: Envelope) -> None:
     data = event_data(event, DecisionIssued)
     await _ensure(ctx, _Ids.model_validate(data.model_dump()))
     funded = data.outcome in FUNDED_OUTCOMES
-    await repository.update_fact(ctx.session, data.application_id, status=data.outcome[:16],
-                                 committed=data.grant + data.loan if funded else ZERO)
+    await repository.update_fact(
+        ctx.session, data.application_id, status=data.outcome[:16], committed=data.grant + data.loan if funded else ZERO
+    )
 
 
 async def on_decision_accepted(ctx: InboxContext, event: Envelope) -> None:
     data = event_data(event, DecisionAccepted)
     await _ensure(ctx, _Ids.model_validate(data.model_dump()))
-    await repository.update_fact(ctx.session, data.application_id, status="accepted", funded=True, admitted=True,
-                                 committed=data.grant + data.loan)
+    await repository.update_fact(
+        ctx.session,
+        data.application_id,
+        status="accepted",
+        funded=True,
+        admitted=True,
+        committed=data.grant + data.loan,
+    )
 
 
 async def on_decision_renounced(ctx: InboxContext, event: Envelope) -> None:
     data = event_data(event, DecisionRenounced)
     await _ensure(ctx, _Ids.model_validate(data.model_dump()))
-    await repository.update_fact(ctx.session, data.application_id, status="renounced", funded=False,
-                                 committed=ZERO)
+    await repository.update_fact(ctx.session, data.application_id, status="renounced", funded=False, committed=ZERO)
 
 
 # ---------------------------------------------------------------- monitoring's own changes
@@ -125,8 +137,7 @@ async def record_paid(session: AsyncSession, application_id: uuid.UUID, amount: 
     await repository.add_paid(session, application_id, amount)
 
 
-async def record_outcome(session: AsyncSession, application_id: uuid.UUID, *, kind: str,
-                         committed: Decimal) -> None:
+async def record_outcome(session: AsyncSession, application_id: uuid.UUID, *, kind: str, committed: Decimal) -> None:
     """The project's outcome: completed (full or reduced aid, `committed` what is kept) or revoked."""
     if kind == "revoked":
         await repository.update_fact(session, application_id, status="revoked", revoked=True, committed=ZERO)

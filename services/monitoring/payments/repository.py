@@ -20,10 +20,14 @@ LIVE = ("ordered", "paid")
 async def insert_live(session: AsyncSession, values: dict[str, Any]) -> Payment | None:
     """Order a payment unless a live one (ordered or paid) of its kind exists for the project: the partial unique
     index decides, whatever the concurrency. None when one exists."""
-    stmt = (insert(Payment).values(**values)
-            .on_conflict_do_nothing(index_elements=[Payment.project_id, Payment.kind],
-                                    index_where=text("status IN ('ordered', 'paid')"))
-            .returning(Payment.id))
+    stmt = (
+        insert(Payment)
+        .values(**values)
+        .on_conflict_do_nothing(
+            index_elements=[Payment.project_id, Payment.kind], index_where=text("status IN ('ordered', 'paid')")
+        )
+        .returning(Payment.id)
+    )
     new_id = (await session.execute(stmt)).scalar_one_or_none()
     if new_id is None:
         return None
@@ -44,30 +48,40 @@ async def of_project(session: AsyncSession, project_id: uuid.UUID, *, for_update
 
 async def paid_total(session: AsyncSession, project_id: uuid.UUID, kinds: tuple[str, ...]) -> Decimal:
     stmt = select(func.coalesce(func.sum(Payment.amount), 0)).where(
-        Payment.project_id == project_id, Payment.kind.in_(kinds), Payment.status == "paid")
+        Payment.project_id == project_id, Payment.kind.in_(kinds), Payment.status == "paid"
+    )
     return Decimal((await session.execute(stmt)).scalar_one()).quantize(Decimal("0.01"))
 
 
 async def paid_rows(session: AsyncSession, project_id: uuid.UUID, kinds: tuple[str, ...]) -> list[Payment]:
-    stmt = (select(Payment).where(Payment.project_id == project_id, Payment.kind.in_(kinds), Payment.status == "paid")
-            .order_by(Payment.paid_at, Payment.id))
+    stmt = (
+        select(Payment)
+        .where(Payment.project_id == project_id, Payment.kind.in_(kinds), Payment.status == "paid")
+        .order_by(Payment.paid_at, Payment.id)
+    )
     return list((await session.execute(stmt)).scalars().all())
 
 
-async def get(session: AsyncSession, payment_id: uuid.UUID, principal: Principal, *,
-              for_update: bool = False) -> Row[Any] | None:
-    stmt = (select(Payment, Project).join(Project, Project.id == Payment.project_id)
-            .where(Payment.id == payment_id, reachable(principal)))
+async def get(
+    session: AsyncSession, payment_id: uuid.UUID, principal: Principal, *, for_update: bool = False
+) -> Row[Any] | None:
+    stmt = (
+        select(Payment, Project)
+        .join(Project, Project.id == Payment.project_id)
+        .where(Payment.id == payment_id, reachable(principal))
+    )
     if for_update:
         stmt = stmt.with_for_update(of=Payment)
     return cast("Row[Any] | None", (await session.execute(stmt)).first())
 
 
-def listing(principal: Principal, *, status: str | None, project_id: uuid.UUID | None,
-            kind: str | None) -> Select[Any]:
+def listing(principal: Principal, *, status: str | None, project_id: uuid.UUID | None, kind: str | None) -> Select[Any]:
     """Payments within reach, with the (created_at, id) labels the cursor pagination pages on."""
-    stmt = (select(Payment, Payment.ordered_at.label("created_at"), Payment.id.label("id"))
-            .join(Project, Project.id == Payment.project_id).where(reachable(principal)))
+    stmt = (
+        select(Payment, Payment.ordered_at.label("created_at"), Payment.id.label("id"))
+        .join(Project, Project.id == Payment.project_id)
+        .where(reachable(principal))
+    )
     if status is not None:
         stmt = stmt.where(Payment.status == status)
     if project_id is not None:
@@ -83,8 +97,11 @@ async def rows(session: AsyncSession, stmt: Select[Any]) -> list[Row[Any]]:
 
 async def for_export(session: AsyncSession, *, status: str, call_id: uuid.UUID | None) -> list[Row[Any]]:
     """Outgoing orders (advance, balance) with their project, oldest first."""
-    stmt = (select(Payment, Project).join(Project, Project.id == Payment.project_id)
-            .where(Payment.status == status, Payment.kind.in_(("advance", "balance"))))
+    stmt = (
+        select(Payment, Project)
+        .join(Project, Project.id == Payment.project_id)
+        .where(Payment.status == status, Payment.kind.in_(("advance", "balance")))
+    )
     if call_id is not None:
         stmt = stmt.where(Project.call_id == call_id)
     return cast("list[Row[Any]]", list((await session.execute(stmt.order_by(Payment.ordered_at, Payment.id))).all()))

@@ -17,8 +17,9 @@ from shared.schemas import ApiModel, OutModel
 
 ProjectStatus = Literal["active", "completed", "revoked"]
 OutcomeKind = Literal["full", "reduced", "revoked"]
-RevocationCode = Literal["below_threshold", "deadline_missed", "site_never_opened", "false_declaration",
-                         "renunciation", "obligations_broken"]
+RevocationCode = Literal[
+    "below_threshold", "deadline_missed", "site_never_opened", "false_declaration", "renunciation", "obligations_broken"
+]
 
 
 def iban_problem(value: str) -> tuple[str, str] | None:
@@ -42,9 +43,13 @@ def _iban(v: Any) -> Any:
     return stdnum_iban.compact(v)
 
 
-Iban = Annotated[str, BeforeValidator(_iban),
-                 Field(description="Italian IBAN (spaces allowed; check digits verified).",
-                       examples=["IT60X0542811101000000123456"])]
+Iban = Annotated[
+    str,
+    BeforeValidator(_iban),
+    Field(
+        description="Italian IBAN (spaces allowed; check digits verified).", examples=["IT60X0542811101000000123456"]
+    ),
+]
 Reason = Annotated[str, Field(min_length=3, max_length=2000)]
 
 
@@ -58,14 +63,20 @@ def _tax_code(v: Any) -> Any:
     try:
         return iva.validate(compact) if len(compact) == 11 else codicefiscale.validate(compact)
     except StdnumError as e:
-        raise PydanticCustomError("holder_tax_code_invalid", "Invalid VAT number or fiscal code: {reason}",
-                                  {"reason": str(e)}) from None
+        raise PydanticCustomError(
+            "holder_tax_code_invalid", "Invalid VAT number or fiscal code: {reason}", {"reason": str(e)}
+        ) from None
 
 
-HolderTaxCode = Annotated[str, BeforeValidator(_tax_code),
-                          Field(description="The holder's VAT number (partita IVA, 11 digits) or fiscal code "
-                                            "(codice fiscale); it must be the beneficiary company's.",
-                                examples=["01234567897"])]
+HolderTaxCode = Annotated[
+    str,
+    BeforeValidator(_tax_code),
+    Field(
+        description="The holder's VAT number (partita IVA, 11 digits) or fiscal code "
+        "(codice fiscale); it must be the beneficiary company's.",
+        examples=["01234567897"],
+    ),
+]
 IbanChangeStatus = Literal["applied", "pending", "confirmed", "rejected", "superseded"]
 
 
@@ -92,13 +103,15 @@ class IbanChangeOut(OutModel):
     previous_iban: str | None = Field(description="The project's IBAN when the change was requested.")
     status: IbanChangeStatus = Field(
         description="applied: applied at once (no payment was open, or the company or an officer asked); pending: "
-                    "asked by a partner while a payment is ordered and not yet paid, awaiting the company's or an "
-                    "officer's confirmation; confirmed or rejected by them; superseded by a later direct change.")
+        "asked by a partner while a payment is ordered and not yet paid, awaiting the company's or an "
+        "officer's confirmation; confirmed or rejected by them; superseded by a later direct change."
+    )
     requested_by: str = Field(description="Client id of who asked for the change.")
     requested_by_kind: str = Field(description="partner, company or officer.")
     requested_at: datetime
-    decided_by: str | None = Field(description="Client id of who confirmed or rejected it (who applied it, when "
-                                               "applied at once).")
+    decided_by: str | None = Field(
+        description="Client id of who confirmed or rejected it (who applied it, when applied at once)."
+    )
     decided_at: datetime | None
     reason: str | None = Field(description="Why it was rejected or superseded.")
     etag: str
@@ -118,19 +131,23 @@ class LombardySiteIn(ApiModel):
 
 
 class RevocationIn(ApiModel):
-    reason_code: Literal["deadline_missed", "site_never_opened", "false_declaration", "renunciation",
-                         "obligations_broken"] = Field(
+    reason_code: Literal[
+        "deadline_missed", "site_never_opened", "false_declaration", "renunciation", "obligations_broken"
+    ] = Field(
         description="A reason of the call's catalogue (`revocation_reasons`, each citing its article). "
-                    "deadline_missed: the deadline (extension included) is past and the project was not completed; "
-                    "site_never_opened: the operating site in Lombardy the company committed to was never opened; "
-                    "false_declaration: a declaration was found false (DPR 445/2000 art. 75), before or after "
-                    "completion; renunciation: the beneficiary renounces the aid; obligations_broken: an obligation "
-                    "after completion was broken (e.g. the investment not kept), only once completed.")
+        "deadline_missed: the deadline (extension included) is past and the project was not completed; "
+        "site_never_opened: the operating site in Lombardy the company committed to was never opened; "
+        "false_declaration: a declaration was found false (DPR 445/2000 art. 75), before or after "
+        "completion; renunciation: the beneficiary renounces the aid; obligations_broken: an obligation "
+        "after completion was broken (e.g. the investment not kept), only once completed."
+    )
     reason: Reason = Field(description="The officer's written grounds (the findings, the documents).")
     recovery_date: date | None = Field(
-        None, description="The day the statutory interest runs to (the recovery order's due date); default today, "
-                          "Europe/Rome. Not before a payment to recover, and only in a year whose statutory rate the "
-                          "desk knows (422 otherwise).")
+        None,
+        description="The day the statutory interest runs to (the recovery order's due date); default today, "
+        "Europe/Rome. Not before a payment to recover, and only in a year whose statutory rate the "
+        "desk knows (422 otherwise).",
+    )
 
 
 class ApprovedLine(OutModel):
@@ -177,8 +194,10 @@ class InterestSegmentOut(OutModel):
 class InterestOut(OutModel):
     amount: Decimal = Field(description="An amount paid to the company.")
     paid_on: date
-    interest: Decimal = Field(description="Statutory simple interest from the payment date (excluded) to the "
-                                          "recovery date (included), rounded half-up to the cent once.")
+    interest: Decimal = Field(
+        description="Statutory simple interest from the payment date (excluded) to the "
+        "recovery date (included), rounded half-up to the cent once."
+    )
     segments: list[InterestSegmentOut]
 
 
@@ -186,8 +205,7 @@ class RecoveryOut(OutModel):
     recovered_on: date = Field(description="The date the interest runs to (the revocation's day, Europe/Rome).")
     capital: Decimal = Field(description="Everything paid to the company (advance and balance).")
     interest: Decimal = Field(description="Statutory interest (tasso di interesse legale, by year) on each amount.")
-    loan_outstanding: Decimal = Field(description="The loan's capital not yet repaid, due at once (early "
-                                                  "repayment).")
+    loan_outstanding: Decimal = Field(description="The loan's capital not yet repaid, due at once (early repayment).")
     total: Decimal
     items: list[InterestOut]
 
@@ -217,14 +235,18 @@ class OutcomeOut(OutModel):
     loan: Decimal = Field(description="Final loan.")
     released: Decimal = Field(description="Aid (grant + loan) given back to the call's budget.")
     balance: Decimal = Field(description="Balance ordered (final grant - advance), 0 if none.")
-    recovery: Decimal = Field(description="Recovery ordered (what was paid and is due back, with the statutory "
-                                          "interest and the loan's outstanding capital), 0 if none.")
+    recovery: Decimal = Field(
+        description="Recovery ordered (what was paid and is due back, with the statutory "
+        "interest and the loan's outstanding capital), 0 if none."
+    )
     article: str | None = Field(None, description="The article the revocation rests on (the call's catalogue).")
     recovery_detail: RecoveryOut | None = Field(None, description="How a revocation's recovery is made up.")
-    follow_up: FollowUpOut | None = Field(None, description="Results reporting after completion (the call's "
-                                                            "follow-up years).")
+    follow_up: FollowUpOut | None = Field(
+        None, description="Results reporting after completion (the call's follow-up years)."
+    )
     granted_from_waiting_list: list[uuid.UUID] = Field(
-        description="Applications evaluation funded with the released budget (scorrimento).")
+        description="Applications evaluation funded with the released budget (scorrimento)."
+    )
     decided_at: datetime
 
 
@@ -249,12 +271,17 @@ class ProjectOut(OutModel):
     start_date: date = Field(description="Expenses are eligible from this date (the application's submission).")
     deadline: date = Field(description="Decree date + the call's duration (+ the extension, if granted).")
     extension_granted: bool
-    lombardy_site_verified: bool = Field(description="False while the company has only committed to open a site "
-                                                     "in Lombardy (or an officer found it not opened).")
-    iban: str | None = Field(description="The account payments ordered from now on go to; an order keeps the "
-                                         "account it was ordered with unless an officer re-issues it.")
-    iban_holder: IbanHolderOut | None = Field(description="The account's holder, checked against the company's "
-                                                          "VAT number or fiscal code.")
+    lombardy_site_verified: bool = Field(
+        description="False while the company has only committed to open a site "
+        "in Lombardy (or an officer found it not opened)."
+    )
+    iban: str | None = Field(
+        description="The account payments ordered from now on go to; an order keeps the "
+        "account it was ordered with unless an officer re-issues it."
+    )
+    iban_holder: IbanHolderOut | None = Field(
+        description="The account's holder, checked against the company's VAT number or fiscal code."
+    )
     final_grant: Decimal | None
     final_loan: Decimal | None
     outcome: OutcomeOut | None

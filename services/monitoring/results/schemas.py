@@ -15,23 +15,36 @@ from shared.schemas import ApiModel, OutModel
 
 def _decimal_string(v: Any) -> Any:
     if isinstance(v, (float, int)) and not isinstance(v, bool):
-        raise PydanticCustomError("number_not_string", "Values must be strings such as \"12.50\"")
+        raise PydanticCustomError("number_not_string", 'Values must be strings such as "12.50"')
     return v
 
 
 #: A KPI value: any sign (a share can fall), two decimals, a JSON string like money.
-KpiValue = Annotated[Decimal, BeforeValidator(_decimal_string),
-                     Field(max_digits=14, decimal_places=2, allow_inf_nan=False, examples=["27.50"],
-                           json_schema_extra={"type": "string"})]
-PeriodLabel = Annotated[str, Field(pattern=r"^\d{4}(-Q[1-4]|-(0[1-9]|1[0-2]))?$",
-                                   description="The period the value refers to: a year (2026), a quarter (2026-Q3) "
-                                               "or a month (2026-09).", examples=["2026-Q3"])]
+KpiValue = Annotated[
+    Decimal,
+    BeforeValidator(_decimal_string),
+    Field(
+        max_digits=14, decimal_places=2, allow_inf_nan=False, examples=["27.50"], json_schema_extra={"type": "string"}
+    ),
+]
+PeriodLabel = Annotated[
+    str,
+    Field(
+        pattern=r"^\d{4}(-Q[1-4]|-(0[1-9]|1[0-2]))?$",
+        description="The period the value refers to: a year (2026), a quarter (2026-Q3) or a month (2026-09).",
+        examples=["2026-Q3"],
+    ),
+]
 Note = Annotated[str, Field(max_length=2000)]
 
 
 class KpiReportIn(ApiModel):
-    kpi: Annotated[str, Field(min_length=1, max_length=300, description="The name of one of the project's KPIs, "
-                                                                         "as in its action plan.")]
+    kpi: Annotated[
+        str,
+        Field(
+            min_length=1, max_length=300, description="The name of one of the project's KPIs, as in its action plan."
+        ),
+    ]
     period: PeriodLabel
     value: KpiValue
     note: Note | None = None
@@ -62,8 +75,9 @@ class KpiStatus(OutModel):
     latest: LatestValue | None = Field(description="The report of the most recent period (null: none yet).")
     progress_percent: Decimal | None = Field(
         description="(latest - baseline) / (target - baseline) x 100, two decimals, half-even: 100 means the target "
-                    "is reached; above 100 exceeded; negative below the baseline. Null without a report or when "
-                    "target equals baseline.")
+        "is reached; above 100 exceeded; negative below the baseline. Null without a report or when "
+        "target equals baseline."
+    )
     reports: int = Field(description="How many periods were reported.")
 
 
@@ -75,7 +89,8 @@ class FollowUpReportStatus(OutModel):
     due_date: date = Field(description="31 March of the year after the period.")
     status: Literal["upcoming", "due", "overdue", "reported"] = Field(
         description="upcoming: its year has not started; due: to be reported by the due date; overdue: the due "
-                    "date passed without a report; reported: the report is `report`.")
+        "date passed without a report; reported: the report is `report`."
+    )
     report: KpiReportOut | None
 
 
@@ -83,8 +98,10 @@ class KpiList(OutModel):
     project_id: uuid.UUID
     items: list[KpiStatus] = Field(description="Every KPI of the action plan, in its order (at most 50: not paged).")
     follow_up: list[FollowUpReportStatus] = Field(
-        default_factory=list, description="Once the project is completed: the follow-up reports the call asks "
-                                          "after completion (fixed in the outcome), with what was reported.")
+        default_factory=list,
+        description="Once the project is completed: the follow-up reports the call asks "
+        "after completion (fixed in the outcome), with what was reported.",
+    )
 
 
 class MilestoneCompletionIn(ApiModel):
@@ -97,7 +114,8 @@ class MilestoneStatusOut(OutModel):
     title: str
     due_date: date
     status: Literal["done", "due", "overdue"] = Field(
-        description="done: completion reported; overdue: due date passed without it; due: still ahead.")
+        description="done: completion reported; overdue: due date passed without it; due: still ahead."
+    )
     completed_on: date | None
     note: str | None
     reported_by: str | None
@@ -113,8 +131,11 @@ class MilestoneList(OutModel):
 class RemindersRunIn(ApiModel):
     today: date | None = Field(None, description="The day to run for (default today, Europe/Rome).")
     days_before: list[Annotated[int, Field(ge=0, le=365)]] = Field(
-        default_factory=lambda: [30, 7], min_length=1, max_length=10,
-        description="Lead times in days: each deadline gets a reminder when the nearest one is reached.")
+        default_factory=lambda: [30, 7],
+        min_length=1,
+        max_length=10,
+        description="Lead times in days: each deadline gets a reminder when the nearest one is reached.",
+    )
 
 
 class ReminderSent(OutModel):

@@ -51,8 +51,9 @@ class StatsCache:
 
     def _fresh(self, key: Hashable, changes: int | None) -> Entry[Any] | None:
         entry = self._entries.get(key)
-        if entry is not None and is_fresh(entry, now=self._clock(), changes=changes, max_age=self.max_age,
-                                          min_fresh=self.min_fresh):
+        if entry is not None and is_fresh(
+            entry, now=self._clock(), changes=changes, max_age=self.max_age, min_fresh=self.min_fresh
+        ):
             return entry
         return None
 

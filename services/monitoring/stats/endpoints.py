@@ -20,9 +20,12 @@ from shared.routing import UnitOfWorkRoute
 PUBLIC: dict[str, Any] = {"security": []}
 CHARTS = ("funds-by-province", "applications-per-hour", "markets-targeted")
 
-router = APIRouter(prefix="/v1/stats", tags=["stats"], route_class=UnitOfWorkRoute,
-                   dependencies=[Depends(Authenticator(kinds=("officer", "auditor", "service"),
-                                                       scopes=("monitoring:read",)))])
+router = APIRouter(
+    prefix="/v1/stats",
+    tags=["stats"],
+    route_class=UnitOfWorkRoute,
+    dependencies=[Depends(Authenticator(kinds=("officer", "auditor", "service"), scopes=("monitoring:read",)))],
+)
 public_router = APIRouter(prefix="/v1/public/stats", tags=["public"], route_class=UnitOfWorkRoute)
 open_data_router = APIRouter(prefix="/v1/open-data", tags=["open-data"], route_class=UnitOfWorkRoute)
 
@@ -39,48 +42,70 @@ def _conditional(request: Request, body: bytes, media_type: str, *, max_age: int
     return Response(body, media_type=media_type, headers=headers)
 
 
-@router.get("", response_model=StatsOut, summary="Statistics of a call, grouped by one dimension",
-            description="Per group: applications, admitted, funded, aid committed and paid, revoked, and the export "
-                        "growth of the beneficiaries (mean change of their foreign turnover share); for the call its "
-                        "budget against what is committed. Days and hours are Europe/Rome. A view is computed once "
-                        "and served again while fresh (`generated_at` says when): at most "
-                        "`MONITORING_STATS_CACHE_MIN_FRESH_SECONDS` old once the facts changed, at most "
-                        "`MONITORING_STATS_CACHE_SECONDS` in any case.",
-            responses=problem_responses(401, 403, 404, 422, 503))
-async def get_stats(request: Request, session: SessionDep, intake: IntakeDep, call_id: CallId,
-                    group_by: GroupByQuery = None) -> Any:
-    view = await service.call_view(session=session, intake=intake, call_id=call_id, group_by=group_by,
-                                   cache=service.stats_cache(request.app.state))
+@router.get(
+    "",
+    response_model=StatsOut,
+    summary="Statistics of a call, grouped by one dimension",
+    description="Per group: applications, admitted, funded, aid committed and paid, revoked, and the export "
+    "growth of the beneficiaries (mean change of their foreign turnover share); for the call its "
+    "budget against what is committed. Days and hours are Europe/Rome. A view is computed once "
+    "and served again while fresh (`generated_at` says when): at most "
+    "`MONITORING_STATS_CACHE_MIN_FRESH_SECONDS` old once the facts changed, at most "
+    "`MONITORING_STATS_CACHE_SECONDS` in any case.",
+    responses=problem_responses(401, 403, 404, 422, 503),
+)
+async def get_stats(
+    request: Request, session: SessionDep, intake: IntakeDep, call_id: CallId, group_by: GroupByQuery = None
+) -> Any:
+    view = await service.call_view(
+        session=session, intake=intake, call_id=call_id, group_by=group_by, cache=service.stats_cache(request.app.state)
+    )
     return Response(service.to_json(service.stats_out(view)), media_type="application/json")
 
 
-@public_router.get("", response_model=PublicStatsOut, summary="Public statistics of a call (aggregates only)",
-                   description="The same figures as `/v1/stats`, without a token. A group of fewer than three "
-                               "applications is not shown (nor, where the groups add up to the totals, the smallest "
-                               "others needed so the hidden ones cannot be recovered by subtraction); an export "
-                               "growth of fewer than three beneficiaries is null.",
-                   openapi_extra=PUBLIC, responses=problem_responses(404, 422, 503))
-async def get_public_stats(request: Request, session: SessionDep, intake: IntakeDep, call_id: CallId,
-                           group_by: GroupByQuery = None) -> Any:
-    view = await service.call_view(session=session, intake=intake, call_id=call_id, group_by=group_by,
-                                   cache=service.stats_cache(request.app.state))
+@public_router.get(
+    "",
+    response_model=PublicStatsOut,
+    summary="Public statistics of a call (aggregates only)",
+    description="The same figures as `/v1/stats`, without a token. A group of fewer than three "
+    "applications is not shown (nor, where the groups add up to the totals, the smallest "
+    "others needed so the hidden ones cannot be recovered by subtraction); an export "
+    "growth of fewer than three beneficiaries is null.",
+    openapi_extra=PUBLIC,
+    responses=problem_responses(404, 422, 503),
+)
+async def get_public_stats(
+    request: Request, session: SessionDep, intake: IntakeDep, call_id: CallId, group_by: GroupByQuery = None
+) -> Any:
+    view = await service.call_view(
+        session=session, intake=intake, call_id=call_id, group_by=group_by, cache=service.stats_cache(request.app.state)
+    )
     return Response(service.to_json(service.public_stats_out(view)), media_type="application/json")
 
 
 @public_router.get(
-    "/charts/{name}.svg", summary="A chart of a call's statistics (SVG)", response_class=Response,
+    "/charts/{name}.svg",
+    summary="A chart of a call's statistics (SVG)",
+    response_class=Response,
     description="`funds-by-province` (aid committed per province, bars), `applications-per-hour` (applications per "
-                "hour of the call's window, a line) or `markets-targeted` (applications per target market, the top "
-                "20). The public view's suppression applies. `ETag` from the content; `If-None-Match` -> 304.",
+    "hour of the call's window, a line) or `markets-targeted` (applications per target market, the top "
+    "20). The public view's suppression applies. `ETag` from the content; `If-None-Match` -> 304.",
     openapi_extra=PUBLIC,
-    responses={200: {"content": {SVG_MEDIA_TYPE: {"schema": {"type": "string"}}}},
-               304: {"description": "Not modified."}, **problem_responses(404, 422, 503)})
+    responses={
+        200: {"content": {SVG_MEDIA_TYPE: {"schema": {"type": "string"}}}},
+        304: {"description": "Not modified."},
+        **problem_responses(404, 422, 503),
+    },
+)
 async def get_chart(name: str, request: Request, session: SessionDep, intake: IntakeDep, call_id: CallId) -> Response:
     if name not in CHARTS:
-        raise NotFound(f"Grafico sconosciuto: {name} (disponibili: {', '.join(CHARTS)}).",
-                       f"Unknown chart: {name} (available: {', '.join(CHARTS)}).")
-    svg = await service.chart_svg(session=session, intake=intake, call_id=call_id, name=name,
-                                  cache=service.stats_cache(request.app.state))
+        raise NotFound(
+            f"Grafico sconosciuto: {name} (disponibili: {', '.join(CHARTS)}).",
+            f"Unknown chart: {name} (available: {', '.join(CHARTS)}).",
+        )
+    svg = await service.chart_svg(
+        session=session, intake=intake, call_id=call_id, name=name, cache=service.stats_cache(request.app.state)
+    )
     return _conditional(request, svg.encode("utf-8"), SVG_MEDIA_TYPE)
 
 
@@ -88,27 +113,46 @@ _OPEN_DATA_DESCRIPTION = (
     "The funded projects (revoked ones excluded), with 360Giving field names where they fit, plus the call's CUP, "
     "COR and decree number. No personal data: a sole proprietorship's name and VAT number are replaced by a "
     "pseudonymous identifier. Regenerated on every request; `ETag` is a hash of the content, so `If-None-Match` "
-    "answers 304 while nothing changed.")
+    "answers 304 while nothing changed."
+)
 CallFilter = Annotated[uuid.UUID | None, Query(description="Only this call's projects.")]
 
 
-@open_data_router.get("/funded-projects.csv", summary="Funded projects (CSV, RFC 4180)", response_class=Response,
-                      description=_OPEN_DATA_DESCRIPTION, openapi_extra=PUBLIC,
-                      responses={200: {"content": {"text/csv": {"schema": {"type": "string"}}}},
-                                 304: {"description": "Not modified."}, **problem_responses(422, 503)})
-async def funded_projects_csv(request: Request, session: SessionDep, intake: IntakeDep,
-                              call_id: CallFilter = None) -> Response:
+@open_data_router.get(
+    "/funded-projects.csv",
+    summary="Funded projects (CSV, RFC 4180)",
+    response_class=Response,
+    description=_OPEN_DATA_DESCRIPTION,
+    openapi_extra=PUBLIC,
+    responses={
+        200: {"content": {"text/csv": {"schema": {"type": "string"}}}},
+        304: {"description": "Not modified."},
+        **problem_responses(422, 503),
+    },
+)
+async def funded_projects_csv(
+    request: Request, session: SessionDep, intake: IntakeDep, call_id: CallFilter = None
+) -> Response:
     rows = await open_data.funded_project_rows(session=session, intake=intake, call_id=call_id)
     response = _conditional(request, open_data.to_csv(rows), "text/csv; charset=utf-8; header=present", max_age=300)
     response.headers["Content-Disposition"] = 'attachment; filename="funded-projects.csv"'
     return response
 
 
-@open_data_router.get("/funded-projects.json", summary="Funded projects (JSON, 360Giving shape)",
-                      response_class=Response, description=_OPEN_DATA_DESCRIPTION, openapi_extra=PUBLIC,
-                      responses={200: {"content": {"application/json": {"schema": {"type": "object"}}}},
-                                 304: {"description": "Not modified."}, **problem_responses(422, 503)})
-async def funded_projects_json(request: Request, session: SessionDep, intake: IntakeDep,
-                               call_id: CallFilter = None) -> Response:
+@open_data_router.get(
+    "/funded-projects.json",
+    summary="Funded projects (JSON, 360Giving shape)",
+    response_class=Response,
+    description=_OPEN_DATA_DESCRIPTION,
+    openapi_extra=PUBLIC,
+    responses={
+        200: {"content": {"application/json": {"schema": {"type": "object"}}}},
+        304: {"description": "Not modified."},
+        **problem_responses(422, 503),
+    },
+)
+async def funded_projects_json(
+    request: Request, session: SessionDep, intake: IntakeDep, call_id: CallFilter = None
+) -> Response:
     rows = await open_data.funded_project_rows(session=session, intake=intake, call_id=call_id)
     return _conditional(request, open_data.to_json(rows), "application/json", max_age=300)

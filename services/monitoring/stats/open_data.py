@@ -48,12 +48,28 @@ NATURAL_PERSON_FORMS = frozenset({"ditta_individuale"})
 COMPANY_TTL_SECONDS = 3600.0
 
 FIELDS: tuple[str, ...] = (
-    "Identifier", "Title", "Description", "Currency", "Amount Awarded", "Loan Amount", "Award Date",
-    "Planned Dates:Start Date", "Planned Dates:End Date",
-    "Recipient Org:Identifier", "Recipient Org:Name", "Recipient Org:Location:0:Name",
-    "Beneficiary Location:0:Name", "Beneficiary Location:0:Country Code",
-    "Funding Org:Identifier", "Funding Org:Name", "Grant Programme:Code", "Grant Programme:Title",
-    "CUP", "COR", "Decree Number", "Last Modified",
+    "Identifier",
+    "Title",
+    "Description",
+    "Currency",
+    "Amount Awarded",
+    "Loan Amount",
+    "Award Date",
+    "Planned Dates:Start Date",
+    "Planned Dates:End Date",
+    "Recipient Org:Identifier",
+    "Recipient Org:Name",
+    "Recipient Org:Location:0:Name",
+    "Beneficiary Location:0:Name",
+    "Beneficiary Location:0:Country Code",
+    "Funding Org:Identifier",
+    "Funding Org:Name",
+    "Grant Programme:Code",
+    "Grant Programme:Title",
+    "CUP",
+    "COR",
+    "Decree Number",
+    "Last Modified",
 )
 
 # an application's title never changes once submitted; a company's name and site may, so they are read again
@@ -98,8 +114,13 @@ def _province(code: str | None) -> str:
 
 
 def _markets(project: Project) -> list[str]:
-    return sorted({str(line["country"]) for line in project.approved_budget or []
-                   if line.get("dimension") == "market" and line.get("country")})
+    return sorted(
+        {
+            str(line["country"])
+            for line in project.approved_budget or []
+            if line.get("dimension") == "market" and line.get("country")
+        }
+    )
 
 
 def _country_name(code: str) -> str:
@@ -115,8 +136,9 @@ def _amount(v: Decimal | None) -> str:
     return f"{v:.2f}" if v is not None else ""
 
 
-def project_row(project: Project, *, call_code: str, call_title: str, title: str,
-                company: CompanyOut) -> dict[str, str]:
+def project_row(
+    project: Project, *, call_code: str, call_title: str, title: str, company: CompanyOut
+) -> dict[str, str]:
     natural_person = company.legal_form in NATURAL_PERSON_FORMS
     lombard_site = next((s for s in company.operating_sites if s.province in PROVINCE_NAMES), None)
     markets = _markets(project)
@@ -133,10 +155,12 @@ def project_row(project: Project, *, call_code: str, call_title: str, title: str
         "Award Date": _d(project.decree_date),
         "Planned Dates:Start Date": _d(project.start_date),
         "Planned Dates:End Date": _d(project.deadline),
-        "Recipient Org:Identifier": (f"{IDENTIFIER_PREFIX}IND-{project.id}" if natural_person
-                                     else f"IT{company.vat_number}"),
-        "Recipient Org:Name": ("Impresa individuale (dati personali non pubblicati)" if natural_person
-                               else company.name),
+        "Recipient Org:Identifier": (
+            f"{IDENTIFIER_PREFIX}IND-{project.id}" if natural_person else f"IT{company.vat_number}"
+        ),
+        "Recipient Org:Name": (
+            "Impresa individuale (dati personali non pubblicati)" if natural_person else company.name
+        ),
         "Recipient Org:Location:0:Name": _province(company.registered_office.province),
         "Beneficiary Location:0:Name": _province((lombard_site or company.registered_office).province),
         "Beneficiary Location:0:Country Code": "IT",
@@ -151,8 +175,9 @@ def project_row(project: Project, *, call_code: str, call_title: str, title: str
     }
 
 
-async def funded_project_rows(*, session: AsyncSession, intake: IntakeClient,
-                              call_id: uuid.UUID | None = None) -> list[dict[str, str]]:
+async def funded_project_rows(
+    *, session: AsyncSession, intake: IntakeClient, call_id: uuid.UUID | None = None
+) -> list[dict[str, str]]:
     rows = []
     for project in await repository.funded_projects(session, call_id):
         call = await call_detail(intake, project.call_id)
@@ -179,19 +204,34 @@ def to_json(rows: Sequence[dict[str, str]]) -> bytes:
     """360Giving's JSON shape (a `grants` array, nested organisations and locations), plus the desk's fields."""
     grants: list[dict[str, Any]] = []
     for r in rows:
-        grants.append({
-            "id": r["Identifier"], "title": r["Title"], "description": r["Description"],
-            "currency": r["Currency"], "amountAwarded": r["Amount Awarded"], "loanAmount": r["Loan Amount"],
-            "awardDate": r["Award Date"],
-            "plannedDates": [{"startDate": r["Planned Dates:Start Date"], "endDate": r["Planned Dates:End Date"]}],
-            "recipientOrganization": [{"id": r["Recipient Org:Identifier"], "name": r["Recipient Org:Name"],
-                                       "location": [{"name": r["Recipient Org:Location:0:Name"]}]}],
-            "beneficiaryLocation": [{"name": r["Beneficiary Location:0:Name"],
-                                     "countryCode": r["Beneficiary Location:0:Country Code"]}],
-            "fundingOrganization": [{"id": r["Funding Org:Identifier"], "name": r["Funding Org:Name"]}],
-            "grantProgramme": [{"code": r["Grant Programme:Code"], "title": r["Grant Programme:Title"]}],
-            "cup": r["CUP"], "cor": r["COR"], "decreeNumber": r["Decree Number"], "dateModified": r["Last Modified"],
-        })
+        grants.append(
+            {
+                "id": r["Identifier"],
+                "title": r["Title"],
+                "description": r["Description"],
+                "currency": r["Currency"],
+                "amountAwarded": r["Amount Awarded"],
+                "loanAmount": r["Loan Amount"],
+                "awardDate": r["Award Date"],
+                "plannedDates": [{"startDate": r["Planned Dates:Start Date"], "endDate": r["Planned Dates:End Date"]}],
+                "recipientOrganization": [
+                    {
+                        "id": r["Recipient Org:Identifier"],
+                        "name": r["Recipient Org:Name"],
+                        "location": [{"name": r["Recipient Org:Location:0:Name"]}],
+                    }
+                ],
+                "beneficiaryLocation": [
+                    {"name": r["Beneficiary Location:0:Name"], "countryCode": r["Beneficiary Location:0:Country Code"]}
+                ],
+                "fundingOrganization": [{"id": r["Funding Org:Identifier"], "name": r["Funding Org:Name"]}],
+                "grantProgramme": [{"code": r["Grant Programme:Code"], "title": r["Grant Programme:Title"]}],
+                "cup": r["CUP"],
+                "cor": r["COR"],
+                "decreeNumber": r["Decree Number"],
+                "dateModified": r["Last Modified"],
+            }
+        )
     return orjson.dumps({"grants": grants}, option=orjson.OPT_INDENT_2)
 
 
@@ -206,4 +246,3 @@ def not_modified(if_none_match: str | None, etag: str) -> bool:
         return False
     tags = [t.strip().removeprefix("W/") for t in if_none_match.split(",")]
     return "*" in tags or etag in tags
-

@@ -51,12 +51,11 @@ _KEYS = {
     # Europe/Rome) that is the same instant as in Rome, and the two 02:00 hours of the end of summer time stay apart
     "hour": "date_trunc('hour', submitted_at)",
 }
-_LIST_MEMBERS = ("unnest(CASE WHEN cardinality(markets) = 0 THEN ARRAY[NULL]::varchar[] "
-                 "ELSE markets END)")
+_LIST_MEMBERS = "unnest(CASE WHEN cardinality(markets) = 0 THEN ARRAY[NULL]::varchar[] ELSE markets END)"
 _LIST_KEYS = {
     "market": f"CROSS JOIN LATERAL {_LIST_MEMBERS} AS k(key)",
     "continent": f"CROSS JOIN LATERAL (SELECT DISTINCT CAST(:continents AS jsonb) ->> m AS key "
-                 f"FROM {_LIST_MEMBERS} AS m) AS k",
+    f"FROM {_LIST_MEMBERS} AS m) AS k",
 }
 
 
@@ -67,11 +66,15 @@ def aggregate_sql(group_by: str | None) -> str:
         return f"SELECT NULL AS key, 1 AS is_total, {_FACT_AGGREGATES} {_FACTS}"
     if group_by in _KEYS:
         key = _KEYS[group_by]
-        return (f"SELECT {key} AS key, GROUPING({key}) AS is_total, {_FACT_AGGREGATES} {_FACTS} "
-                f"GROUP BY GROUPING SETS (({key}), ())")
-    return (f"WITH lists AS MATERIALIZED (SELECT markets, {_FACT_AGGREGATES} {_FACTS} GROUP BY markets) "
-            f"SELECT k.key, 0 AS is_total, {_SUMS} FROM lists {_LIST_KEYS[group_by]} GROUP BY k.key "
-            f"UNION ALL SELECT NULL, 1, {_SUMS} FROM lists")
+        return (
+            f"SELECT {key} AS key, GROUPING({key}) AS is_total, {_FACT_AGGREGATES} {_FACTS} "
+            f"GROUP BY GROUPING SETS (({key}), ())"
+        )
+    return (
+        f"WITH lists AS MATERIALIZED (SELECT markets, {_FACT_AGGREGATES} {_FACTS} GROUP BY markets) "
+        f"SELECT k.key, 0 AS is_total, {_SUMS} FROM lists {_LIST_KEYS[group_by]} GROUP BY k.key "
+        f"UNION ALL SELECT NULL, 1, {_SUMS} FROM lists"
+    )
 
 
 GROUP_BYS: tuple[str | None, ...] = (None, *_KEYS, *_LIST_KEYS)
@@ -81,7 +84,8 @@ _STATEMENTS = {g: text(aggregate_sql(g)) for g in GROUP_BYS}
 _MAINTAINED = text(
     "SELECT NULLIF(key, '') AS key, (dimension = 'total')::int AS is_total, applications, admitted, funded, "
     "committed, paid, revoked, growth_n, growth_sum FROM monitoring.fact_groups "
-    "WHERE call_id = :call_id AND dimension IN (:dimension, 'total')")
+    "WHERE call_id = :call_id AND dimension IN (:dimension, 'total')"
+)
 
 
 async def aggregate(session: AsyncSession, call_id: uuid.UUID, group_by: str | None) -> Sequence[Any]:
@@ -102,9 +106,14 @@ async def facts_changes(session: AsyncSession) -> int | None:
     """How many rows of the facts table were ever inserted, updated or deleted, from PostgreSQL's cumulative
     statistics (one catalog read): it grows with every write of any replica, about a second after the commit.
     None when the statistics are not collected."""
-    row = (await session.execute(text(
-        "SELECT n_tup_ins + n_tup_upd + n_tup_del FROM pg_stat_user_tables "
-        "WHERE relid = 'monitoring.application_facts'::regclass"))).first()
+    row = (
+        await session.execute(
+            text(
+                "SELECT n_tup_ins + n_tup_upd + n_tup_del FROM pg_stat_user_tables "
+                "WHERE relid = 'monitoring.application_facts'::regclass"
+            )
+        )
+    ).first()
     return int(row[0]) if row is not None and row[0] is not None else None
 
 
@@ -113,5 +122,6 @@ async def funded_projects(session: AsyncSession, call_id: uuid.UUID | None) -> l
     stmt = select(Project).where(Project.status != "revoked")
     if call_id is not None:
         stmt = stmt.where(Project.call_id == call_id)
-    return list((await session.execute(stmt.order_by(Project.decree_date, Project.created_at, Project.id)))
-                .scalars().all())
+    return list(
+        (await session.execute(stmt.order_by(Project.decree_date, Project.created_at, Project.id))).scalars().all()
+    )

@@ -22,16 +22,20 @@ class Figures(OutModel):
     paid: Decimal = Field(description="Aid paid, net of recoveries.")
     revoked: int = Field(description="Funded projects whose aid was revoked.")
     export_growth_beneficiaries: int = Field(
-        description="Funded beneficiaries with both a baseline and a reported foreign turnover share.")
+        description="Funded beneficiaries with both a baseline and a reported foreign turnover share."
+    )
     export_growth_points: Decimal | None = Field(
         description="Mean change of their foreign turnover share (latest - baseline), in percentage points, two "
-                    "decimals half-even; null when none reported.")
+        "decimals half-even; null when none reported."
+    )
 
 
 class Group(Figures):
-    key: str | None = Field(description="The group: province code, ATECO section, size class, market (ISO alpha-2), "
-                                        "continent (AF AN AS EU NA OC SA), day (YYYY-MM-DD) or hour (ISO instant, "
-                                        "Europe/Rome offset); null: not known.")
+    key: str | None = Field(
+        description="The group: province code, ATECO section, size class, market (ISO alpha-2), "
+        "continent (AF AN AS EU NA OC SA), day (YYYY-MM-DD) or hour (ISO instant, "
+        "Europe/Rome offset); null: not known."
+    )
     label: str | None = Field(description="A name for people (province, country, continent).")
 
 
@@ -49,15 +53,19 @@ class StatsOut(OutModel):
     call: CallBudget
     group_by: GroupBy | None
     totals: Figures
-    groups: list[Group] = Field(description="Every group with at least one application (not paged: a handful of "
-                                            "provinces, sections, classes or markets, or the hours of the window). "
-                                            "By market or continent an application counts in each it targets, so "
-                                            "the groups add up to more than the totals.")
+    groups: list[Group] = Field(
+        description="Every group with at least one application (not paged: a handful of "
+        "provinces, sections, classes or markets, or the hours of the window). "
+        "By market or continent an application counts in each it targets, so "
+        "the groups add up to more than the totals."
+    )
     generated_at: datetime
 
 
 class PublicStatsOut(StatsOut):
-    suppressed_groups: int = Field(description="Groups left out because they (or, to prevent recovering them from "
-                                               "the totals, the smallest others with them) hold fewer than "
-                                               "`min_group_size` applications.")
+    suppressed_groups: int = Field(
+        description="Groups left out because they (or, to prevent recovering them from "
+        "the totals, the smallest others with them) hold fewer than "
+        "`min_group_size` applications."
+    )
     min_group_size: int

@@ -40,8 +40,18 @@ MIN_GROUP_SIZE = 3
 beneficiaries): a group of one or two would point at identifiable companies."""
 
 PROVINCE_NAMES = {
-    "BG": "Bergamo", "BS": "Brescia", "CO": "Como", "CR": "Cremona", "LC": "Lecco", "LO": "Lodi", "MN": "Mantova",
-    "MI": "Milano", "MB": "Monza e Brianza", "PV": "Pavia", "SO": "Sondrio", "VA": "Varese",
+    "BG": "Bergamo",
+    "BS": "Brescia",
+    "CO": "Como",
+    "CR": "Cremona",
+    "LC": "Lecco",
+    "LO": "Lodi",
+    "MN": "Mantova",
+    "MI": "Milano",
+    "MB": "Monza e Brianza",
+    "PV": "Pavia",
+    "SO": "Sondrio",
+    "VA": "Varese",
 }
 LOMBARDY = tuple(PROVINCE_NAMES)
 
@@ -76,9 +86,16 @@ class Agg:
         growth = None
         if self.growth_n >= max(min_growth, 1):
             growth = (self.growth_sum / self.growth_n).quantize(Decimal("0.01"), rounding=ROUND_HALF_EVEN)
-        return {"applications": self.applications, "admitted": self.admitted, "funded": self.funded,
-                "committed": self.committed, "paid": self.paid, "revoked": self.revoked,
-                "export_growth_beneficiaries": self.growth_n, "export_growth_points": growth}
+        return {
+            "applications": self.applications,
+            "admitted": self.admitted,
+            "funded": self.funded,
+            "committed": self.committed,
+            "paid": self.paid,
+            "revoked": self.revoked,
+            "export_growth_beneficiaries": self.growth_n,
+            "export_growth_points": growth,
+        }
 
 
 @dataclass
@@ -99,8 +116,16 @@ class View:
 
 
 def _agg(row: Any) -> Agg:
-    return Agg(int(row.applications), int(row.admitted), int(row.funded), Decimal(row.committed),
-               Decimal(row.paid), int(row.revoked), int(row.growth_n), Decimal(row.growth_sum))
+    return Agg(
+        int(row.applications),
+        int(row.admitted),
+        int(row.funded),
+        Decimal(row.committed),
+        Decimal(row.paid),
+        int(row.revoked),
+        int(row.growth_n),
+        Decimal(row.growth_sum),
+    )
 
 
 def _key(group_by: str | None, key: Any) -> str | None:
@@ -132,14 +157,21 @@ def stats_cache(app_state: Any) -> StatsCache:
     cache: StatsCache | None = getattr(app_state, "stats_cache", None)
     if cache is None:
         s = app_state.settings
-        cache = StatsCache(max_age=getattr(s, "stats_cache_seconds", 0.0),
-                           min_fresh=getattr(s, "stats_cache_min_fresh_seconds", 0.0))
+        cache = StatsCache(
+            max_age=getattr(s, "stats_cache_seconds", 0.0), min_fresh=getattr(s, "stats_cache_min_fresh_seconds", 0.0)
+        )
         app_state.stats_cache = cache
     return cache
 
 
-async def call_view(*, session: AsyncSession, intake: IntakeClient, call_id: uuid.UUID, group_by: str | None,
-                    cache: StatsCache | None = None) -> View:
+async def call_view(
+    *,
+    session: AsyncSession,
+    intake: IntakeClient,
+    call_id: uuid.UUID,
+    group_by: str | None,
+    cache: StatsCache | None = None,
+) -> View:
     """The call's statistics by `group_by`, from the cache while fresh (see `cache`)."""
     call = await call_detail(intake, call_id)
 
@@ -178,19 +210,30 @@ def label_of(group_by: str | None, key: str | None) -> str | None:
 def _call_budget(call: CallDetail, committed: Decimal) -> dict[str, Any]:
     budget = call.budget_total
     percent = (committed * 100 / budget).quantize(Decimal("0.01"), rounding=ROUND_HALF_EVEN) if budget else ZERO
-    return {"id": call.id, "code": call.code, "title": call.title, "budget": budget, "committed": committed,
-            "available": budget - committed, "committed_percent": percent}
+    return {
+        "id": call.id,
+        "code": call.code,
+        "title": call.title,
+        "budget": budget,
+        "committed": committed,
+        "available": budget - committed,
+        "committed_percent": percent,
+    }
 
 
 def stats_out(view: View) -> dict[str, Any]:
-    return {"call": _call_budget(view.call, view.totals.committed), "group_by": view.group_by,
-            "totals": view.totals.figures(),
-            "groups": [{"key": k, "label": label_of(view.group_by, k), **a.figures()} for k, a in view.ordered()],
-            "generated_at": view.computed_at}
+    return {
+        "call": _call_budget(view.call, view.totals.committed),
+        "group_by": view.group_by,
+        "totals": view.totals.figures(),
+        "groups": [{"key": k, "label": label_of(view.group_by, k), **a.figures()} for k, a in view.ordered()],
+        "generated_at": view.computed_at,
+    }
 
 
-def suppressed_keys(groups: Iterable[tuple[str | None, Agg]], *, partition: bool,
-                    minimum: int = MIN_GROUP_SIZE) -> set[str | None]:
+def suppressed_keys(
+    groups: Iterable[tuple[str | None, Agg]], *, partition: bool, minimum: int = MIN_GROUP_SIZE
+) -> set[str | None]:
     """The groups the public must not see: those under `minimum` applications; and, when the groups partition
     the totals (so that totals - shown = hidden), the smallest others too until what is hidden holds at least
     `minimum` applications (or everything is hidden)."""
@@ -209,11 +252,20 @@ def suppressed_keys(groups: Iterable[tuple[str | None, Agg]], *, partition: bool
 
 def public_stats_out(view: View) -> dict[str, Any]:
     hidden = suppressed_keys(view.groups.items(), partition=view.group_by in PARTITIONS)
-    groups = [{"key": k, "label": label_of(view.group_by, k), **a.figures(min_growth=MIN_GROUP_SIZE)}
-              for k, a in view.ordered() if k not in hidden]
-    return {"call": _call_budget(view.call, view.totals.committed), "group_by": view.group_by,
-            "totals": view.totals.figures(min_growth=MIN_GROUP_SIZE), "groups": groups,
-            "generated_at": view.computed_at, "suppressed_groups": len(hidden), "min_group_size": MIN_GROUP_SIZE}
+    groups = [
+        {"key": k, "label": label_of(view.group_by, k), **a.figures(min_growth=MIN_GROUP_SIZE)}
+        for k, a in view.ordered()
+        if k not in hidden
+    ]
+    return {
+        "call": _call_budget(view.call, view.totals.committed),
+        "group_by": view.group_by,
+        "totals": view.totals.figures(min_growth=MIN_GROUP_SIZE),
+        "groups": groups,
+        "generated_at": view.computed_at,
+        "suppressed_groups": len(hidden),
+        "min_group_size": MIN_GROUP_SIZE,
+    }
 
 
 # ---------------------------------------------------------------- charts
@@ -225,8 +277,9 @@ def _hour_floor(t: datetime) -> datetime:
     return t.astimezone(ROME).replace(minute=0, second=0, microsecond=0)
 
 
-async def chart_svg(*, session: AsyncSession, intake: IntakeClient, call_id: uuid.UUID, name: str,
-                    cache: StatsCache | None = None) -> str:
+async def chart_svg(
+    *, session: AsyncSession, intake: IntakeClient, call_id: uuid.UUID, name: str, cache: StatsCache | None = None
+) -> str:
     """One of the public charts of a call, as an SVG document (the public view's suppression applies)."""
     if name == "funds-by-province":
         view = await call_view(session=session, intake=intake, call_id=call_id, group_by="province", cache=cache)
@@ -242,17 +295,23 @@ async def chart_svg(*, session: AsyncSession, intake: IntakeClient, call_id: uui
             else:
                 committed = view.groups[key].committed if key in view.groups else ZERO
                 bars.append(Bar(label, committed, eur_it(committed)))
-        return bar_chart(title=f"Fondi impegnati per provincia — {view.call.title}",
-                         subtitle=f"Funds committed by province, {view.call.code}: aid (grant + loan), "
-                                  f"budget {eur_it(view.call.budget_total)}.", bars=bars)
+        return bar_chart(
+            title=f"Fondi impegnati per provincia — {view.call.title}",
+            subtitle=f"Funds committed by province, {view.call.code}: aid (grant + loan), "
+            f"budget {eur_it(view.call.budget_total)}.",
+            bars=bars,
+        )
     if name == "markets-targeted":
         view = await call_view(session=session, intake=intake, call_id=call_id, group_by="market", cache=cache)
         hidden = suppressed_keys(view.groups.items(), partition=False)
         shown = [(k, a) for k, a in view.ordered() if k is not None and k not in hidden][:20]
         bars = [Bar(f"{label_of('market', k)} ({k})", a.applications, format_int(a.applications)) for k, a in shown]
-        return bar_chart(title=f"Mercati obiettivo — {view.call.title}",
-                         subtitle=f"Markets targeted by the applications, {view.call.code} (top 20; markets of "
-                                  f"fewer than {MIN_GROUP_SIZE} applications not shown).", bars=bars)
+        return bar_chart(
+            title=f"Mercati obiettivo — {view.call.title}",
+            subtitle=f"Markets targeted by the applications, {view.call.code} (top 20; markets of "
+            f"fewer than {MIN_GROUP_SIZE} applications not shown).",
+            bars=bars,
+        )
     view = await call_view(session=session, intake=intake, call_id=call_id, group_by="hour", cache=cache)
     window = view.call.effective_window
     start = _hour_floor(window.opens_at)
@@ -266,9 +325,11 @@ async def chart_svg(*, session: AsyncSession, intake: IntakeClient, call_id: uui
         agg = view.groups.get(t.astimezone(ROME).isoformat())
         points.append((t.astimezone(ROME), agg.applications if agg else 0))
         t = (t.astimezone(UTC) + timedelta(hours=1)).astimezone(ROME)
-    return time_series(title=f"Domande per ora — {view.call.title}",
-                       subtitle=f"Applications per hour of the window, {view.call.code} (Europe/Rome).",
-                       points=points)
+    return time_series(
+        title=f"Domande per ora — {view.call.title}",
+        subtitle=f"Applications per hour of the window, {view.call.code} (Europe/Rome).",
+        points=points,
+    )
 
 
 def _json_default(v: Any) -> Any:

@@ -15,8 +15,9 @@ from tests.conftest import KEYRING, QUICK_RETRIES
 @pytest_asyncio.fixture(loop_scope="session")
 async def intake(evaluation_app: Any, intake_server: Any) -> AsyncIterator[IntakeClient]:
     """Evaluation's IntakeClient pointed at the loopback intake (quick retries for tests)."""
-    client = IntakeClient(intake_server.url, service="evaluation", keyring=KEYRING, issuer="regional-desk",
-                          **QUICK_RETRIES)
+    client = IntakeClient(
+        intake_server.url, service="evaluation", keyring=KEYRING, issuer="regional-desk", **QUICK_RETRIES
+    )
     evaluation_app.state.intake_client = client
     yield client
     evaluation_app.state.intake_client = None

@@ -20,8 +20,7 @@ from tests.services.evaluation.builders import evaluation_of, received_applicati
 def refused(r: Any, path: str) -> None:
     assert r.status_code == 422, r.text
     assert r.json()["type"] == "/problems/validation-error"
-    assert [(e["code"], e["path"], e["location"]) for e in r.json()["errors"]] == [
-        ("control_character", path, "body")]
+    assert [(e["code"], e["path"], e["location"]) for e in r.json()["errors"]] == [("control_character", path, "body")]
 
 
 async def count(session: Any, sql: str, **params: Any) -> int:
@@ -43,31 +42,37 @@ async def seeded(engine: AsyncEngine) -> dict[str, uuid.UUID]:
     return ids
 
 
-async def test_decree_number_with_nul_is_422_and_no_decree_is_stored(evaluation_client, session, officer, intake,
-                                                                     seeded):
+async def test_decree_number_with_nul_is_422_and_no_decree_is_stored(
+    evaluation_client, session, officer, intake, seeded
+):
     number = f"DDS-{uuid.uuid4().hex[:8]}"
-    r = await evaluation_client.post("/v1/decrees", headers=officer, json={
-        "call_id": str(seeded["call"]), "number": number + "\u0000", "decree_date": "2026-12-15"})
+    r = await evaluation_client.post(
+        "/v1/decrees",
+        headers=officer,
+        json={"call_id": str(seeded["call"]), "number": number + "\u0000", "decree_date": "2026-12-15"},
+    )
     refused(r, "/number")
     assert await count(session, "SELECT count(*) FROM evaluation.decrees WHERE call_id = :c", c=seeded["call"]) == 0
 
 
-async def test_conflict_declaration_with_nul_is_422_and_nothing_is_declared(evaluation_client, session, intake,
-                                                                            seeded):
-    app = await received_application(session, call_id=seeded["call"], company_id=seeded["company"],
-                                     partner_id=seeded["partner"])
+async def test_conflict_declaration_with_nul_is_422_and_nothing_is_declared(evaluation_client, session, intake, seeded):
+    app = await received_application(
+        session, call_id=seeded["call"], company_id=seeded["company"], partner_id=seeded["partner"]
+    )
     await evaluation_of(session, app)
     _, manager = await reviewer(session)
     ada, ada_headers = await reviewer(session)
-    r = await evaluation_client.post(f"/v1/evaluations/{app.application_id}/assignments", json={"reviewer": ada},
-                                     headers=manager)
+    r = await evaluation_client.post(
+        f"/v1/evaluations/{app.application_id}/assignments", json={"reviewer": ada}, headers=manager
+    )
     assert r.status_code == 201, r.text
     a = r.json()
-    r = await evaluation_client.post(f"/v1/assignments/{a['id']}/declaration",
-                                     json={"no_conflict": False, "statement": "Consulente\u0000 dell'impresa."},
-                                     headers={**ada_headers, "If-Match": a["etag"]})
+    r = await evaluation_client.post(
+        f"/v1/assignments/{a['id']}/declaration",
+        json={"no_conflict": False, "statement": "Consulente\u0000 dell'impresa."},
+        headers={**ada_headers, "If-Match": a["etag"]},
+    )
     refused(r, "/statement")
-    assert await count(session, "SELECT count(*) FROM evaluation.conflict_declarations WHERE reviewer = :r",
-                       r=ada) == 0
+    assert await count(session, "SELECT count(*) FROM evaluation.conflict_declarations WHERE reviewer = :r", r=ada) == 0
     r = await evaluation_client.get(f"/v1/assignments/{a['id']}", headers=ada_headers)
     assert r.status_code == 200 and r.json()["status"] != "cancelled", r.text

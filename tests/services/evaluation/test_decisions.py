@@ -34,8 +34,11 @@ async def outbox(session: Any, event_type: str, aggregate_id: Any | None = None)
 
 
 async def open_decree(client: Any, call_id: uuid.UUID, headers: dict[str, str]) -> dict[str, Any]:
-    r = await client.post("/v1/decrees", headers=headers, json={
-        "call_id": str(call_id), "number": f"DDS-{uuid.uuid4().hex[:10]}", "decree_date": "2026-12-15"})
+    r = await client.post(
+        "/v1/decrees",
+        headers=headers,
+        json={"call_id": str(call_id), "number": f"DDS-{uuid.uuid4().hex[:10]}", "decree_date": "2026-12-15"},
+    )
     assert r.status_code == 201, r.text
     return dict(r.json())
 
@@ -44,23 +47,47 @@ async def scenario(client: Any, intake: FakeIntake, session: Any, officer: dict[
     """Budget 100k: a funded (its partner known), w waiting, n not admitted (two failed checks); all allocated."""
     call_id = intake.add_call(budget_total="100000.00")
     partner_id = uuid.uuid4()
-    funded = await evaluated_application(session, call_id=call_id, grant="20000.00", loan="80000.00",
-                                         partner_id=partner_id, loan_gge="7149.49",
-                                         cuts=[{"path": "/expense_lines/0", "category": "a", "requested": "10000.00",
-                                                "allowed": "0.00", "reasons": ["intra_group_purchase"]}])
+    funded = await evaluated_application(
+        session,
+        call_id=call_id,
+        grant="20000.00",
+        loan="80000.00",
+        partner_id=partner_id,
+        loan_gge="7149.49",
+        cuts=[
+            {
+                "path": "/expense_lines/0",
+                "category": "a",
+                "requested": "10000.00",
+                "allowed": "0.00",
+                "reasons": ["intra_group_purchase"],
+            }
+        ],
+    )
     waiting = await evaluated_application(session, call_id=call_id, grant="10000.00", loan="40000.00")
-    refused = await evaluated_application(session, call_id=call_id, grant="0.00", loan="0.00", stage="not_admissible",
-                                          admissibility_checks=[failed_check("export_share", "Art. 3.1"),
-                                                                failed_check("ateco", "Art. 3.2"),
-                                                                {**failed_check("sme_class"), "outcome": "pass"}])
+    refused = await evaluated_application(
+        session,
+        call_id=call_id,
+        grant="0.00",
+        loan="0.00",
+        stage="not_admissible",
+        admissibility_checks=[
+            failed_check("export_share", "Art. 3.1"),
+            failed_check("ateco", "Art. 3.2"),
+            {**failed_check("sme_class"), "outcome": "pass"},
+        ],
+    )
     r = await client.post(f"/v1/calls/{call_id}/allocation", headers=officer)
     assert r.status_code == 200, r.text
     return {"call_id": call_id, "partner_id": partner_id, "funded": funded, "waiting": waiting, "refused": refused}
 
 
 async def decide_all(client: Any, decree: dict[str, Any], headers: dict[str, str]) -> dict[str, Any]:
-    r = await client.post(f"/v1/decrees/{decree['id']}/decisions", headers={**headers, "If-Match": decree["etag"]},
-                          json={"all_pending": True})
+    r = await client.post(
+        f"/v1/decrees/{decree['id']}/decisions",
+        headers={**headers, "If-Match": decree["etag"]},
+        json={"all_pending": True},
+    )
     assert r.status_code == 201, r.text
     return dict(r.json())
 
@@ -73,8 +100,9 @@ async def close(client: Any, decree_id: str, etag: str, headers: dict[str, str],
     return await client.post(f"/v1/decrees/{decree_id}/close/confirm", headers={**confirmer, "If-Match": etag})
 
 
-async def test_a_decree_issues_every_outcome_with_its_reasons(evaluation_client, intake, session, officer, auditor,
-                                                             second_officer):
+async def test_a_decree_issues_every_outcome_with_its_reasons(
+    evaluation_client, intake, session, officer, auditor, second_officer
+):
     s = await scenario(evaluation_client, intake, session, officer)
     decree = await open_decree(evaluation_client, s["call_id"], officer)
     assert decree["status"] == "open" and decree["decisions"] == 0
@@ -83,11 +111,17 @@ async def test_a_decree_issues_every_outcome_with_its_reasons(evaluation_client,
     by_app = {d["application_id"]: d for d in batch["created"]}
     funded, waiting, refused = (by_app[str(s[k].application_id)] for k in ("funded", "waiting", "refused"))
     assert (funded["outcome"], funded["grant"], funded["loan"], funded["status"]) == (
-        "funded", "20000.00", "80000.00", "draft")
+        "funded",
+        "20000.00",
+        "80000.00",
+        "draft",
+    )
     assert waiting["outcome"] == "waiting" and waiting["reasons"][0]["code"] == "budget_exhausted"
     assert refused["outcome"] == "not_admitted"
-    assert [(r["code"], r["article"]) for r in refused["reasons"]] == [("export_share", "Art. 3.1"),
-                                                                        ("ateco", "Art. 3.2")], "every failed check"
+    assert [(r["code"], r["article"]) for r in refused["reasons"]] == [
+        ("export_share", "Art. 3.1"),
+        ("ateco", "Art. 3.2"),
+    ], "every failed check"
     assert batch["decree"]["decisions"] == 3 and batch["decree"]["etag"] == '"2"'
 
     again = await decide_all(evaluation_client, batch["decree"], officer)
@@ -103,7 +137,12 @@ async def test_a_decree_issues_every_outcome_with_its_reasons(evaluation_client,
     assert len(issued) == 1
     data = issued[0].payload
     assert (data["outcome"], data["grant"], data["loan"], data["decree_number"], data["decree_date"]) == (
-        "funded", "20000.00", "80000.00", decree["number"], "2026-12-15")
+        "funded",
+        "20000.00",
+        "80000.00",
+        decree["number"],
+        "2026-12-15",
+    )
     assert issued[0].partner_id == s["partner_id"] and issued[0].company_id == s["funded"].company_id
     refused_event = (await outbox(session, "decision.issued", s["refused"].application_id))[0].payload
     assert [r["code"] for r in refused_event["reasons"]] == ["export_share", "ateco"]
@@ -112,42 +151,58 @@ async def test_a_decree_issues_every_outcome_with_its_reasons(evaluation_client,
     assert listed.status_code == 200 and {d["status"] for d in listed.json()["items"]} == {"issued"}
 
     # a closed decree takes nothing more
-    late = await evaluation_client.post(f"/v1/decrees/{decree['id']}/decisions",
-                                        headers={**officer, "If-Match": r.headers["etag"]},
-                                        json={"application_ids": [str(s["waiting"].application_id)]})
+    late = await evaluation_client.post(
+        f"/v1/decrees/{decree['id']}/decisions",
+        headers={**officer, "If-Match": r.headers["etag"]},
+        json={"application_ids": [str(s["waiting"].application_id)]},
+    )
     assert late.status_code == 409, late.text
 
 
-async def test_a_decision_on_an_application_not_evaluated_is_refused_and_nothing_changes(evaluation_client, intake,
-                                                                                         session, officer):
+async def test_a_decision_on_an_application_not_evaluated_is_refused_and_nothing_changes(
+    evaluation_client, intake, session, officer
+):
     s = await scenario(evaluation_client, intake, session, officer)
-    in_progress = await evaluated_application(session, call_id=s["call_id"], grant="1.00", loan="1.00",
-                                              stage="admissible")
+    in_progress = await evaluated_application(
+        session, call_id=s["call_id"], grant="1.00", loan="1.00", stage="admissible"
+    )
     decree = await open_decree(evaluation_client, s["call_id"], officer)
-    r = await evaluation_client.post(f"/v1/decrees/{decree['id']}/decisions",
-                                     headers={**officer, "If-Match": decree["etag"]},
-                                     json={"application_ids": [str(s["funded"].application_id),
-                                                               str(in_progress.application_id)]})
+    r = await evaluation_client.post(
+        f"/v1/decrees/{decree['id']}/decisions",
+        headers={**officer, "If-Match": decree["etag"]},
+        json={"application_ids": [str(s["funded"].application_id), str(in_progress.application_id)]},
+    )
     assert r.status_code == 409, r.text
-    assert r.json()["applications"] == [{"application_id": str(in_progress.application_id),
-                                         "reason": "not_evaluated_or_allocated"}]
-    count = (await session.execute(text("SELECT count(*) FROM evaluation.decisions WHERE decree_id = :d"),
-                                   {"d": decree["id"]})).scalar_one()
+    assert r.json()["applications"] == [
+        {"application_id": str(in_progress.application_id), "reason": "not_evaluated_or_allocated"}
+    ]
+    count = (
+        await session.execute(
+            text("SELECT count(*) FROM evaluation.decisions WHERE decree_id = :d"), {"d": decree["id"]}
+        )
+    ).scalar_one()
     assert count == 0
-    no_match = await evaluation_client.post(f"/v1/decrees/{decree['id']}/decisions", headers=officer,
-                                            json={"all_pending": True})
+    no_match = await evaluation_client.post(
+        f"/v1/decrees/{decree['id']}/decisions", headers=officer, json={"all_pending": True}
+    )
     assert no_match.status_code == 428
-    both = await evaluation_client.post(f"/v1/decrees/{decree['id']}/decisions",
-                                        headers={**officer, "If-Match": decree["etag"]},
-                                        json={"all_pending": True, "application_ids": [str(uuid.uuid4())]})
+    both = await evaluation_client.post(
+        f"/v1/decrees/{decree['id']}/decisions",
+        headers={**officer, "If-Match": decree["etag"]},
+        json={"all_pending": True, "application_ids": [str(uuid.uuid4())]},
+    )
     assert both.status_code == 422
-    dup = await evaluation_client.post("/v1/decrees", headers=officer, json={
-        "call_id": str(s["call_id"]), "number": decree["number"], "decree_date": "2026-12-16"})
+    dup = await evaluation_client.post(
+        "/v1/decrees",
+        headers=officer,
+        json={"call_id": str(s["call_id"]), "number": decree["number"], "decree_date": "2026-12-16"},
+    )
     assert dup.status_code == 409
 
 
-async def issued_decision(client: Any, intake: FakeIntake, session: Any, officer: dict[str, str],
-                          second_officer: dict[str, str] | None = None) -> dict[str, Any]:
+async def issued_decision(
+    client: Any, intake: FakeIntake, session: Any, officer: dict[str, str], second_officer: dict[str, str] | None = None
+) -> dict[str, Any]:
     second_officer = second_officer or await make_token(session, "officer")
     s = await scenario(client, intake, session, officer)
     decree = await open_decree(client, s["call_id"], officer)
@@ -155,27 +210,29 @@ async def issued_decision(client: Any, intake: FakeIntake, session: Any, officer
     assert (await close(client, decree["id"], batch["decree"]["etag"], officer, second_officer)).status_code == 200
     s["decree"] = decree
     s["decision"] = next(d for d in batch["created"] if d["application_id"] == str(s["funded"].application_id))
-    s["waiting_decision"] = next(d for d in batch["created"]
-                                 if d["application_id"] == str(s["waiting"].application_id))
+    s["waiting_decision"] = next(d for d in batch["created"] if d["application_id"] == str(s["waiting"].application_id))
     return s
 
 
 async def put(client: Any, decision_id: str, what: str, value: str, headers: dict[str, str]) -> Any:
     etag = (await client.get(f"/v1/decisions/{decision_id}", headers=headers)).headers["etag"]
-    return await client.put(f"/v1/decisions/{decision_id}/{what}", headers={**headers, "If-Match": etag},
-                            json={what: value})
+    return await client.put(
+        f"/v1/decisions/{decision_id}/{what}", headers={**headers, "If-Match": etag}, json={what: value}
+    )
 
 
-async def test_the_company_accepts_a_funded_decision_with_its_cup_and_cor(evaluation_client, intake, session, officer,
-                                                                          token_factory):
+async def test_the_company_accepts_a_funded_decision_with_its_cup_and_cor(
+    evaluation_client, intake, session, officer, token_factory
+):
     s = await issued_decision(evaluation_client, intake, session, officer)
     decision_id = s["decision"]["id"]
     company = await token_factory("company", company_id=s["funded"].company_id)
 
     r = await evaluation_client.get(f"/v1/decisions/{decision_id}", headers=company)
     assert r.status_code == 200 and r.json()["status"] == "issued"
-    early = await evaluation_client.post(f"/v1/decisions/{decision_id}/accept",
-                                         headers={**company, "If-Match": r.headers["etag"]})
+    early = await evaluation_client.post(
+        f"/v1/decisions/{decision_id}/accept", headers={**company, "If-Match": r.headers["etag"]}
+    )
     assert early.status_code == 409 and early.json()["cup"] is None, "no CUP and COR yet"
 
     for bad in ("E14D2300001000", "e14d23000010007", "E14D23000010007X", "E1-D23000010007"):
@@ -184,10 +241,12 @@ async def test_the_company_accepts_a_funded_decision_with_its_cup_and_cor(evalua
     assert r.status_code == 200 and r.json()["cup"] == "E14D23000010007"
     assert (await put(evaluation_client, decision_id, "cor", "1234567", officer)).status_code == 200
     waiting_id = s["waiting_decision"]["id"]
-    assert (await put(evaluation_client, waiting_id, "cup", "E14D23000010008", officer)).status_code == 409, \
+    assert (await put(evaluation_client, waiting_id, "cup", "E14D23000010008", officer)).status_code == 409, (
         "a waiting decision has no project code"
-    stale = await evaluation_client.put(f"/v1/decisions/{decision_id}/cor", headers={**officer, "If-Match": '"1"'},
-                                        json={"cor": "7654321"})
+    )
+    stale = await evaluation_client.put(
+        f"/v1/decisions/{decision_id}/cor", headers={**officer, "If-Match": '"1"'}, json={"cor": "7654321"}
+    )
     assert stale.status_code == 412
     assert (await put(evaluation_client, decision_id, "cor", "1", company)).status_code == 403
 
@@ -196,15 +255,22 @@ async def test_the_company_accepts_a_funded_decision_with_its_cup_and_cor(evalua
     r = await evaluation_client.post(f"/v1/decisions/{decision_id}/accept", headers={**company, "If-Match": etag})
     assert r.status_code == 200, r.text
     assert r.json()["status"] == "accepted" and r.json()["accepted_at"]
-    twice = await evaluation_client.post(f"/v1/decisions/{decision_id}/accept",
-                                         headers={**company, "If-Match": r.headers["etag"]})
+    twice = await evaluation_client.post(
+        f"/v1/decisions/{decision_id}/accept", headers={**company, "If-Match": r.headers["etag"]}
+    )
     assert twice.status_code == 409, "only once"
 
     accepted = await outbox(session, "decision.accepted", s["funded"].application_id)
     assert len(accepted) == 1
     data = accepted[0].payload
     assert (data["grant"], data["loan"], data["cup"], data["cor"], data["call_id"], data["company_id"]) == (
-        "20000.00", "80000.00", "E14D23000010007", "1234567", str(s["call_id"]), str(s["funded"].company_id))
+        "20000.00",
+        "80000.00",
+        "E14D23000010007",
+        "1234567",
+        str(s["call_id"]),
+        str(s["funded"].company_id),
+    )
     assert (data["decree_number"], data["decree_date"]) == (s["decree"]["number"], "2026-12-15")
     assert data["partner_id"] == str(s["partner_id"]) and accepted[0].partner_id == s["partner_id"]
     budget = data["approved_budget"]
@@ -215,29 +281,46 @@ async def test_the_company_accepts_a_funded_decision_with_its_cup_and_cor(evalua
     assert data["action_plan"]["start_date"] and data["action_plan"]["milestones"]
 
 
-async def test_renouncing_frees_the_aid_and_the_next_on_the_waiting_list_is_funded(evaluation_client, intake, session,
-                                                                                    officer, token_factory):
+async def test_renouncing_frees_the_aid_and_the_next_on_the_waiting_list_is_funded(
+    evaluation_client, intake, session, officer, token_factory
+):
     s = await issued_decision(evaluation_client, intake, session, officer)
     decision_id = s["decision"]["id"]
     partner = await token_factory("partner", partner_id=s["partner_id"])
     stranger = await token_factory("partner", partner_id=uuid.uuid4())
     assert (await evaluation_client.get(f"/v1/decisions/{decision_id}", headers=stranger)).status_code == 404
-    assert (await evaluation_client.post(f"/v1/decisions/{decision_id}/renounce", headers={**stranger, "If-Match": "*"},
-                                         json={"reason": "non nostro"})).status_code == 404
-    assert (await evaluation_client.post(f"/v1/decisions/{decision_id}/renounce", headers={**officer, "If-Match": "*"},
-                                         json={"reason": "ufficio"})).status_code == 403
+    assert (
+        await evaluation_client.post(
+            f"/v1/decisions/{decision_id}/renounce",
+            headers={**stranger, "If-Match": "*"},
+            json={"reason": "non nostro"},
+        )
+    ).status_code == 404
+    assert (
+        await evaluation_client.post(
+            f"/v1/decisions/{decision_id}/renounce", headers={**officer, "If-Match": "*"}, json={"reason": "ufficio"}
+        )
+    ).status_code == 403
 
     etag = (await evaluation_client.get(f"/v1/decisions/{decision_id}", headers=partner)).headers["etag"]
-    r = await evaluation_client.post(f"/v1/decisions/{decision_id}/renounce", headers={**partner, "If-Match": etag},
-                                     json={"reason": "L'impresa rinuncia al progetto"})
+    r = await evaluation_client.post(
+        f"/v1/decisions/{decision_id}/renounce",
+        headers={**partner, "If-Match": etag},
+        json={"reason": "L'impresa rinuncia al progetto"},
+    )
     assert r.status_code == 200, r.text
     assert r.json()["status"] == "renounced"
     renounced = await outbox(session, "decision.renounced", s["funded"].application_id)
     assert len(renounced) == 1 and renounced[0].payload["reason"] == "L'impresa rinuncia al progetto"
 
-    statuses = dict((await session.execute(text(
-        "SELECT application_id::text, status FROM evaluation.fundings WHERE call_id = :c"),
-        {"c": s["call_id"]})).all())
+    statuses = dict(
+        (
+            await session.execute(
+                text("SELECT application_id::text, status FROM evaluation.fundings WHERE call_id = :c"),
+                {"c": s["call_id"]},
+            )
+        ).all()
+    )
     assert statuses[str(s["funded"].application_id)] == "renounced"
     assert statuses[str(s["waiting"].application_id)] == "funded", "scorrimento"
     granted = await outbox(session, "funding.granted_from_waiting_list", s["waiting"].application_id)
@@ -245,14 +328,16 @@ async def test_renouncing_frees_the_aid_and_the_next_on_the_waiting_list_is_fund
     budget = (await evaluation_client.get(f"/v1/calls/{s['call_id']}/budget", headers=officer)).json()
     assert (budget["committed"], budget["freed"]) == ("50000.00", "100000.00")
 
-    accept = await evaluation_client.post(f"/v1/decisions/{decision_id}/accept",
-                                          headers={**partner, "If-Match": r.headers["etag"]})
+    accept = await evaluation_client.post(
+        f"/v1/decisions/{decision_id}/accept", headers={**partner, "If-Match": r.headers["etag"]}
+    )
     assert accept.status_code == 409, "renounced: no second answer"
     # the application funded from the waiting list is pending again: it goes in the next decree, funded
     decree = await open_decree(evaluation_client, s["call_id"], officer)
     batch = await decide_all(evaluation_client, decree, officer)
     assert [(d["application_id"], d["outcome"]) for d in batch["created"]] == [
-        (str(s["waiting"].application_id), "funded")]
+        (str(s["waiting"].application_id), "funded")
+    ]
     waiting_decision = s["waiting_decision"]["id"]
     old = await evaluation_client.get(f"/v1/decisions/{waiting_decision}", headers=officer)
     assert old.json()["outcome"] == "waiting" and date.fromisoformat(old.json()["decree_date"]) == date(2026, 12, 15)

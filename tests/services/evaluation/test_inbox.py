@@ -22,8 +22,14 @@ from tests.factories import delegate, draft_body, make_company, make_partner, op
 
 
 def service_headers() -> dict[str, str]:
-    token = mint_token(KEYRING, sub="desk-worker", kind="service", scopes=list(DEFAULT_SCOPES["service"]),
-                       issuer="regional-desk", ttl=600)
+    token = mint_token(
+        KEYRING,
+        sub="desk-worker",
+        kind="service",
+        scopes=list(DEFAULT_SCOPES["service"]),
+        issuer="regional-desk",
+        ttl=600,
+    )
     return {"Authorization": f"Bearer {token}"}
 
 
@@ -47,10 +53,16 @@ async def submitted_application(engine: AsyncEngine, intake_url: str) -> tuple[d
 async def outbox_event(engine: AsyncEngine, application_id: str, event_type: str) -> str:
     """The event intake wrote in its outbox, as the delivery worker would send it (the envelope)."""
     async with engine.connect() as c:
-        row = (await c.execute(text(
-            "SELECT event_id, event_type, event_version, source, occurred_at, aggregate_type, aggregate_id, payload"
-            " FROM desk.outbox WHERE aggregate_id = :a AND event_type = :t"),
-            {"a": application_id, "t": event_type})).one()
+        row = (
+            await c.execute(
+                text(
+                    "SELECT event_id, event_type, event_version, source, occurred_at, aggregate_type, "
+                    "aggregate_id, payload"
+                    " FROM desk.outbox WHERE aggregate_id = :a AND event_type = :t"
+                ),
+                {"a": application_id, "t": event_type},
+            )
+        ).one()
     return orjson.dumps(envelope(row)).decode()
 
 
@@ -68,16 +80,25 @@ async def count(session: Any, sql: str, **params: Any) -> int:
 
 
 def fake_event(event_type: str = "application.submitted", data: dict[str, Any] | None = None) -> str:
-    return orjson.dumps({"id": str(uuid.uuid4()), "type": event_type, "version": 1, "source": "intake",
-                         "occurred_at": "2026-11-28T10:00:00Z", "subject": {"type": "application", "id": "x"},
-                         "data": data or {}}).decode()
+    return orjson.dumps(
+        {
+            "id": str(uuid.uuid4()),
+            "type": event_type,
+            "version": 1,
+            "source": "intake",
+            "occurred_at": "2026-11-28T10:00:00Z",
+            "subject": {"type": "application", "id": "x"},
+            "data": data or {},
+        }
+    ).decode()
 
 
 # ---------------------------------------------------------------- submitted
 
 
-async def test_a_submitted_application_is_fetched_from_intake_and_stored(evaluation_client, intake, intake_server,
-                                                                         engine, officer, session):
+async def test_a_submitted_application_is_fetched_from_intake_and_stored(
+    evaluation_client, intake, intake_server, engine, officer, session
+):
     receipt, _ = await submitted_application(engine, intake_server.url)
     app_id = receipt["application_id"]
     body = await outbox_event(engine, app_id, "application.submitted")
@@ -95,8 +116,15 @@ async def test_a_submitted_application_is_fetched_from_intake_and_stored(evaluat
     assert got["snapshot"]["id"] == app_id and got["snapshot"]["status"] == "submitted"
     assert got["snapshot"]["expense_lines"], "the snapshot is the whole application as intake returned it"
     assert r.headers["etag"] == '"1"'
-    assert await count(session, "SELECT count(*) FROM desk.audit_log WHERE service = 'evaluation' AND "
-                                "action = 'application.received' AND resource_id = :a", a=app_id) == 1
+    assert (
+        await count(
+            session,
+            "SELECT count(*) FROM desk.audit_log WHERE service = 'evaluation' AND "
+            "action = 'application.received' AND resource_id = :a",
+            a=app_id,
+        )
+        == 1
+    )
 
     listed = await evaluation_client.get("/v1/applications", params={"call_id": receipt["call_id"]}, headers=officer)
     assert listed.status_code == 200
@@ -104,28 +132,40 @@ async def test_a_submitted_application_is_fetched_from_intake_and_stored(evaluat
     assert "snapshot" not in listed.json()["items"][0]
 
 
-async def test_a_redelivery_is_a_duplicate_and_changes_nothing(evaluation_client, intake, intake_server, engine,
-                                                               session):
+async def test_a_redelivery_is_a_duplicate_and_changes_nothing(
+    evaluation_client, intake, intake_server, engine, session
+):
     receipt, _ = await submitted_application(engine, intake_server.url)
     app_id = receipt["application_id"]
     body = await outbox_event(engine, app_id, "application.submitted")
     assert (await deliver(evaluation_client, body)).status_code == 200
-    before = (await session.execute(text("SELECT version, updated_at, snapshot FROM evaluation.applications "
-                                         "WHERE application_id = :a"), {"a": app_id})).one()
+    before = (
+        await session.execute(
+            text("SELECT version, updated_at, snapshot FROM evaluation.applications WHERE application_id = :a"),
+            {"a": app_id},
+        )
+    ).one()
 
     r = await deliver(evaluation_client, body)
     assert r.status_code == 200 and r.json()["status"] == "duplicate"
 
     event_id = orjson.loads(body)["id"]
     assert await count(session, "SELECT count(*) FROM evaluation.inbox WHERE event_id = :e", e=event_id) == 1
-    assert await count(session, "SELECT count(*) FROM evaluation.applications WHERE application_id = :a",
-                       a=app_id) == 1
-    after = (await session.execute(text("SELECT version, updated_at, snapshot FROM evaluation.applications "
-                                        "WHERE application_id = :a"), {"a": app_id})).one()
+    assert await count(session, "SELECT count(*) FROM evaluation.applications WHERE application_id = :a", a=app_id) == 1
+    after = (
+        await session.execute(
+            text("SELECT version, updated_at, snapshot FROM evaluation.applications WHERE application_id = :a"),
+            {"a": app_id},
+        )
+    ).one()
     assert after == before
     # one record of the reception, one of the admissibility run: none added by the redelivery
-    assert await count(session, "SELECT count(*) FROM desk.audit_log WHERE service = 'evaluation' AND "
-                                "resource_id = :a", a=app_id) == 2
+    assert (
+        await count(
+            session, "SELECT count(*) FROM desk.audit_log WHERE service = 'evaluation' AND resource_id = :a", a=app_id
+        )
+        == 2
+    )
 
 
 # ---------------------------------------------------------------- who may post
@@ -138,8 +178,10 @@ async def test_a_partner_token_is_refused_with_403(evaluation_client, token_fact
     r = await deliver(evaluation_client, body, headers)
     assert r.status_code == 403
     assert r.headers["content-type"] == "application/problem+json"
-    assert await count(session, "SELECT count(*) FROM evaluation.inbox WHERE event_id = :e",
-                       e=orjson.loads(body)["id"]) == 0
+    assert (
+        await count(session, "SELECT count(*) FROM evaluation.inbox WHERE event_id = :e", e=orjson.loads(body)["id"])
+        == 0
+    )
 
 
 async def test_an_officer_token_is_refused_with_403(evaluation_client, officer):
@@ -147,8 +189,9 @@ async def test_an_officer_token_is_refused_with_403(evaluation_client, officer):
 
 
 async def test_no_token_is_401(evaluation_client):
-    r = await evaluation_client.post("/v1/internal/events", content=fake_event(),
-                                     headers={"content-type": "application/json"})
+    r = await evaluation_client.post(
+        "/v1/internal/events", content=fake_event(), headers={"content-type": "application/json"}
+    )
     assert r.status_code == 401
     assert r.json()["type"] == "/problems/unauthenticated"
 
@@ -165,7 +208,8 @@ async def test_partners_cannot_read_the_received_applications(evaluation_client,
 
 
 async def test_intake_down_answers_503_and_keeps_nothing_then_succeeds_when_back(
-        evaluation_client, intake, intake_server, engine, officer, session):
+    evaluation_client, intake, intake_server, engine, officer, session
+):
     receipt, _ = await submitted_application(engine, intake_server.url)
     app_id = receipt["application_id"]
     body = await outbox_event(engine, app_id, "application.submitted")
@@ -197,12 +241,14 @@ async def _withdraw(intake_url: str, app_id: str, headers: dict[str, str], reaso
         assert r.status_code == 200, r.text
 
 
-async def test_a_withdrawn_event_marks_the_application_withdrawn(evaluation_client, intake, intake_server, engine,
-                                                                 officer, session):
+async def test_a_withdrawn_event_marks_the_application_withdrawn(
+    evaluation_client, intake, intake_server, engine, officer, session
+):
     receipt, partner = await submitted_application(engine, intake_server.url)
     app_id = receipt["application_id"]
-    assert (await deliver(evaluation_client, await outbox_event(engine, app_id, "application.submitted"))
-            ).status_code == 200
+    assert (
+        await deliver(evaluation_client, await outbox_event(engine, app_id, "application.submitted"))
+    ).status_code == 200
     await _withdraw(intake_server.url, app_id, partner, "Progetto rinviato al prossimo anno")
 
     r = await deliver(evaluation_client, await outbox_event(engine, app_id, "application.withdrawn"))
@@ -213,17 +259,25 @@ async def test_a_withdrawn_event_marks_the_application_withdrawn(evaluation_clie
     got = r.json()
     assert got["status"] == "withdrawn" and got["withdrawal_reason"] == "Progetto rinviato al prossimo anno"
     assert r.headers["etag"] == '"2"'
-    audit = (await session.execute(text(
-        "SELECT before, after FROM desk.audit_log WHERE service = 'evaluation' AND resource_id = :a "
-        "AND action = 'application.withdrawn'"), {"a": app_id})).one()
+    audit = (
+        await session.execute(
+            text(
+                "SELECT before, after FROM desk.audit_log WHERE service = 'evaluation' AND resource_id = :a "
+                "AND action = 'application.withdrawn'"
+            ),
+            {"a": app_id},
+        )
+    ).one()
     assert audit.before["status"] == "received" and audit.after["status"] == "withdrawn"
-    listed = await evaluation_client.get("/v1/applications", params={"call_id": receipt["call_id"],
-                                                                     "status": "received"}, headers=officer)
+    listed = await evaluation_client.get(
+        "/v1/applications", params={"call_id": receipt["call_id"], "status": "received"}, headers=officer
+    )
     assert listed.json()["items"] == []
 
 
-async def test_a_withdrawal_arriving_first_stores_the_application_withdrawn(evaluation_client, intake,
-                                                                            intake_server, engine, officer):
+async def test_a_withdrawal_arriving_first_stores_the_application_withdrawn(
+    evaluation_client, intake, intake_server, engine, officer
+):
     receipt, partner = await submitted_application(engine, intake_server.url)
     app_id = receipt["application_id"]
     await _withdraw(intake_server.url, app_id, partner, "Errore nella domanda")
@@ -249,8 +303,11 @@ async def test_an_unknown_event_type_is_recorded_and_ignored_with_202(evaluation
     r = await deliver(evaluation_client, body)
     assert r.status_code == 202, r.text
     assert r.json()["status"] == "ignored"
-    row = (await session.execute(text("SELECT event_type, source FROM evaluation.inbox WHERE event_id = :e"),
-                                 {"e": orjson.loads(body)["id"]})).one()
+    row = (
+        await session.execute(
+            text("SELECT event_type, source FROM evaluation.inbox WHERE event_id = :e"), {"e": orjson.loads(body)["id"]}
+        )
+    ).one()
     assert tuple(row) == ("delegation.activated", "intake")
     assert (await deliver(evaluation_client, body)).json()["status"] == "duplicate"
 
@@ -260,27 +317,44 @@ async def test_an_event_with_invalid_data_is_422_and_not_kept(evaluation_client,
     r = await deliver(evaluation_client, body)
     assert r.status_code == 422
     assert any(e["path"].startswith("/data/") for e in r.json()["errors"])
-    assert await count(session, "SELECT count(*) FROM evaluation.inbox WHERE event_id = :e",
-                       e=orjson.loads(body)["id"]) == 0
+    assert (
+        await count(session, "SELECT count(*) FROM evaluation.inbox WHERE event_id = :e", e=orjson.loads(body)["id"])
+        == 0
+    )
 
 
 async def test_an_application_unknown_to_intake_is_409_and_not_kept(evaluation_client, intake, session):
-    data = {"application_id": str(uuid.uuid4()), "call_id": str(uuid.uuid4()), "company_id": str(uuid.uuid4()),
-            "protocol_number": 1, "submitted_at": "2026-11-28T10:00:00Z", "content_sha256": "0" * 64,
-            "estimate": None}
+    data = {
+        "application_id": str(uuid.uuid4()),
+        "call_id": str(uuid.uuid4()),
+        "company_id": str(uuid.uuid4()),
+        "protocol_number": 1,
+        "submitted_at": "2026-11-28T10:00:00Z",
+        "content_sha256": "0" * 64,
+        "estimate": None,
+    }
     body = fake_event("application.submitted", data)
     r = await deliver(evaluation_client, body)
     assert r.status_code == 409, r.text
-    assert await count(session, "SELECT count(*) FROM evaluation.inbox WHERE event_id = :e",
-                       e=orjson.loads(body)["id"]) == 0
+    assert (
+        await count(session, "SELECT count(*) FROM evaluation.inbox WHERE event_id = :e", e=orjson.loads(body)["id"])
+        == 0
+    )
 
 
 async def test_the_lifespan_creates_the_intake_client_from_settings_and_closes_it(engine):
     from services.evaluation.app import build_app
     from shared.settings import EvaluationSettings
 
-    app = build_app(EvaluationSettings(environment="test", access_log=False, log_level="WARNING",
-                                       database_url="postgresql://unused/x", intake_url="http://127.0.0.1:1/"))
+    app = build_app(
+        EvaluationSettings(
+            environment="test",
+            access_log=False,
+            log_level="WARNING",
+            database_url="postgresql://unused/x",
+            intake_url="http://127.0.0.1:1/",
+        )
+    )
     app.state.keyring = KEYRING
     app.state.sessionmaker = make_sessionmaker(engine)
     async with app.router.lifespan_context(app):

@@ -55,8 +55,13 @@ async def test_check_lists_nothing_and_estimates_to_the_cent(client, world):
     body = r.json()
     assert body["submittable"] is True and body["problems"] == []
     assert body["breakdown"]["flat_rates"] == {"d": "19000.00", "e": "7980.00"}
-    assert body["estimate"] == {"eligible_total": "121980.00", "aid_base": "121980.00", "grant": "24396.00",
-                                "loan": "79287.00", "total_aid": "103683.00"}
+    assert body["estimate"] == {
+        "eligible_total": "121980.00",
+        "aid_base": "121980.00",
+        "grant": "24396.00",
+        "loan": "79287.00",
+        "total_aid": "103683.00",
+    }
 
 
 async def test_check_above_the_maximum_warns_without_blocking_and_estimates_on_the_maximum(client, world):
@@ -65,8 +70,9 @@ async def test_check_above_the_maximum_warns_without_blocking_and_estimates_on_t
     body["expense_lines"][2]["amount"] = "315000.00"
     r = await client.post("/v1/applications", json=body, headers=world.headers)
     assert r.status_code == 201, r.text
-    r = await client.post(f"/v1/applications/{r.json()['id']}/check", headers={**world.headers,
-                                                                                "Accept-Language": "en"})
+    r = await client.post(
+        f"/v1/applications/{r.json()['id']}/check", headers={**world.headers, "Accept-Language": "en"}
+    )
     assert r.status_code == 200, r.text
     out = r.json()
     # direct 10,000 + 720,000 + 5,000 = 735,000; d = 20 % = 147,000; e = 7 % of 882,000 = 61,740; eligible
@@ -75,8 +81,13 @@ async def test_check_above_the_maximum_warns_without_blocking_and_estimates_on_t
     assert [(p["code"], p["blocking"]) for p in out["problems"]] == [("eligible_total_above_max", False)]
     assert "the aid is computed on EUR 600,000.00" in out["problems"][0]["message"]
     assert out["submittable"] is True
-    assert out["estimate"] == {"eligible_total": "943740.00", "aid_base": "600000.00", "grant": "120000.00",
-                               "loan": "390000.00", "total_aid": "510000.00"}
+    assert out["estimate"] == {
+        "eligible_total": "943740.00",
+        "aid_base": "600000.00",
+        "grant": "120000.00",
+        "loan": "390000.00",
+        "total_aid": "510000.00",
+    }
 
 
 async def test_check_reports_every_problem_at_once_and_changes_nothing(client, world, session):
@@ -151,12 +162,22 @@ async def test_register_chain_verifies_across_several_submissions(client, sessio
 async def test_submit_records_event_and_audit_in_the_same_transaction(client, world, session):
     app = await create(client, world)
     await client.post(f"/v1/applications/{app['id']}/submit", headers=world.headers)
-    ev = (await session.execute(text(
-        "SELECT event_type, partner_id, payload FROM desk.outbox WHERE aggregate_id = :a"), {"a": app["id"]})).one()
+    ev = (
+        await session.execute(
+            text("SELECT event_type, partner_id, payload FROM desk.outbox WHERE aggregate_id = :a"), {"a": app["id"]}
+        )
+    ).one()
     assert ev.event_type == "application.submitted" and ev.partner_id == world.partner.id
     assert ev.payload["protocol_number"] == 1 and ev.payload["estimate"]["grant"] == "24396.00"
-    actions = (await session.execute(text(
-        "SELECT action FROM desk.audit_log WHERE resource_id = :a ORDER BY id"), {"a": app["id"]})).scalars().all()
+    actions = (
+        (
+            await session.execute(
+                text("SELECT action FROM desk.audit_log WHERE resource_id = :a ORDER BY id"), {"a": app["id"]}
+            )
+        )
+        .scalars()
+        .all()
+    )
     assert actions == ["application.created", "application.submitted"]
 
 
@@ -169,8 +190,9 @@ async def test_second_submit_is_refused_and_idempotent_retry_replays(client, wor
     assert again.headers["idempotent-replayed"] == "true"
     plain = await client.post(f"/v1/applications/{app['id']}/submit", headers=world.headers)
     assert plain.status_code == 409
-    n = (await session.execute(text("SELECT count(*) FROM desk.outbox WHERE aggregate_id = :a"),
-                               {"a": app["id"]})).scalar_one()
+    n = (
+        await session.execute(text("SELECT count(*) FROM desk.outbox WHERE aggregate_id = :a"), {"a": app["id"]})
+    ).scalar_one()
     assert n == 1
 
 
@@ -187,8 +209,9 @@ async def test_a_submit_key_reused_for_another_draft_is_422_and_leaves_it_a_draf
 async def test_same_idempotency_key_with_another_body_is_422(client, world):
     h = {**world.headers, "Idempotency-Key": "create-1"}
     r1 = await client.post("/v1/applications", json=draft_body(world.call.id, world.company.id), headers=h)
-    r2 = await client.post("/v1/applications", json=draft_body(world.call.id, world.company.id, title="Altro"),
-                           headers=h)
+    r2 = await client.post(
+        "/v1/applications", json=draft_body(world.call.id, world.company.id, title="Altro"), headers=h
+    )
     assert r1.status_code == 201 and r2.status_code == 422
     assert r2.json()["type"] == "/problems/idempotency-key-reused"
     r3 = await client.post("/v1/applications", json=draft_body(world.call.id, world.company.id), headers=h)
@@ -249,8 +272,11 @@ async def test_company_acts_for_itself_and_officer_cannot_prepare(client, sessio
     officer = await make_token(session, "officer")
     r = await client.post("/v1/applications", json=draft_body(world.call.id, world.company.id), headers=officer)
     assert r.status_code == 403
-    assert (await client.get(f"/v1/applications/{r.json().get('id', '00000000-0000-0000-0000-000000000000')}",
-                             headers=officer)).status_code == 404
+    assert (
+        await client.get(
+            f"/v1/applications/{r.json().get('id', '00000000-0000-0000-0000-000000000000')}", headers=officer
+        )
+    ).status_code == 404
 
 
 async def test_pending_or_revoked_delegation_gives_no_access(client, session, world):
@@ -261,26 +287,37 @@ async def test_pending_or_revoked_delegation_gives_no_access(client, session, wo
     firm = await make_token(session, "company", company_id=company.id)
     r = await client.post(f"/v1/delegations/{d.id}/accept", headers={**firm, "If-Match": '"1"'})
     assert r.status_code == 200, r.text
-    app = (await client.post("/v1/applications", json=draft_body(world.call.id, company.id),
-                             headers=world.headers)).json()
+    app = (
+        await client.post("/v1/applications", json=draft_body(world.call.id, company.id), headers=world.headers)
+    ).json()
     r = await client.post(f"/v1/delegations/{d.id}/revoke", headers={**firm, "If-Match": '"2"'})
     assert r.status_code == 200, r.text
     assert (await client.get(f"/v1/applications/{app['id']}", headers=world.headers)).status_code == 404
 
 
-@pytest.mark.parametrize("mutate,code,path", [
-    (lambda b: b["expense_lines"][1].update(amount=45000.5), "money_not_string", "/expense_lines/1/amount"),
-    (lambda b: b["expense_lines"][1].update(amount="-5.00"), "greater_than", "/expense_lines/1/amount"),
-    (lambda b: b["expense_lines"][1].update(amount="10.001"), "decimal_max_places", "/expense_lines/1/amount"),
-    (lambda b: b["expense_lines"][1].update(target_market="XX"), "country_unknown", "/expense_lines/1/target_market"),
-    (lambda b: b["action_plan"]["target_markets"][0].update(country="ZZ"), "country_unknown",
-     "/action_plan/target_markets/0/country"),
-    (lambda b: b["expense_lines"][1].update(category="z"), "expense_category_unknown", "/expense_lines/1/category"),
-    (lambda b: b.update(hacker=True), "extra_forbidden", "/hacker"),
-    (lambda b: b.update(status="submitted"), "extra_forbidden", "/status"),
-    (lambda b: b["action_plan"].update(end_date="2020-01-01"), "dates_out_of_order", "/action_plan"),
-    (lambda b: b.update(flat_rates=["b"]), "flat_rate_unknown", "/flat_rates/0"),
-])
+@pytest.mark.parametrize(
+    "mutate,code,path",
+    [
+        (lambda b: b["expense_lines"][1].update(amount=45000.5), "money_not_string", "/expense_lines/1/amount"),
+        (lambda b: b["expense_lines"][1].update(amount="-5.00"), "greater_than", "/expense_lines/1/amount"),
+        (lambda b: b["expense_lines"][1].update(amount="10.001"), "decimal_max_places", "/expense_lines/1/amount"),
+        (
+            lambda b: b["expense_lines"][1].update(target_market="XX"),
+            "country_unknown",
+            "/expense_lines/1/target_market",
+        ),
+        (
+            lambda b: b["action_plan"]["target_markets"][0].update(country="ZZ"),
+            "country_unknown",
+            "/action_plan/target_markets/0/country",
+        ),
+        (lambda b: b["expense_lines"][1].update(category="z"), "expense_category_unknown", "/expense_lines/1/category"),
+        (lambda b: b.update(hacker=True), "extra_forbidden", "/hacker"),
+        (lambda b: b.update(status="submitted"), "extra_forbidden", "/status"),
+        (lambda b: b["action_plan"].update(end_date="2020-01-01"), "dates_out_of_order", "/action_plan"),
+        (lambda b: b.update(flat_rates=["b"]), "flat_rate_unknown", "/flat_rates/0"),
+    ],
+)
 async def test_bad_input_is_a_problem_and_changes_nothing(client, world, session, mutate, code, path):
     body = draft_body(world.call.id, world.company.id)
     mutate(body)
@@ -298,18 +335,22 @@ async def test_milestone_outside_the_project_is_reported(client, world):
     body["action_plan"]["milestones"][0]["due_date"] = "2099-01-01"
     app = (await client.post("/v1/applications", json=body, headers=world.headers)).json()
     out = (await client.post(f"/v1/applications/{app['id']}/check", headers=world.headers)).json()
-    assert any(p["code"] == "milestone_outside_timeline" and p["path"] == "/action_plan/milestones/0/due_date"
-               for p in out["problems"])
+    assert any(
+        p["code"] == "milestone_outside_timeline" and p["path"] == "/action_plan/milestones/0/due_date"
+        for p in out["problems"]
+    )
 
 
 async def test_withdraw_then_the_company_may_submit_again(client, world):
     app = await create(client, world)
     await client.post(f"/v1/applications/{app['id']}/submit", headers=world.headers)
-    r = await client.post(f"/v1/applications/{app['id']}/withdraw", json={"reason": "Cambio strategia"},
-                          headers=world.headers)
+    r = await client.post(
+        f"/v1/applications/{app['id']}/withdraw", json={"reason": "Cambio strategia"}, headers=world.headers
+    )
     assert r.status_code == 200 and r.json()["status"] == "withdrawn"
-    again = await client.post(f"/v1/applications/{app['id']}/withdraw", json={"reason": "ancora"},
-                              headers=world.headers)
+    again = await client.post(
+        f"/v1/applications/{app['id']}/withdraw", json={"reason": "ancora"}, headers=world.headers
+    )
     assert again.status_code == 409
     second = await create(client, world)
     r = await client.post(f"/v1/applications/{second['id']}/submit", headers=world.headers)

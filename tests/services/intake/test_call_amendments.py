@@ -25,8 +25,11 @@ async def amend(client: Any, officer: dict[str, str], call_id: Any, change: Any,
     call = await current(client, call_id)
     rules = call["rules"]
     change(rules)
-    return await client.post(f"/v1/calls/{call_id}/versions", json={"rules": rules, "reason": "Modifica", **body},
-                             headers={**officer, "If-Match": call["etag"]})
+    return await client.post(
+        f"/v1/calls/{call_id}/versions",
+        json={"rules": rules, "reason": "Modifica", **body},
+        headers={**officer, "If-Match": call["etag"]},
+    )
 
 
 def set_rates(rules: dict[str, Any]) -> None:
@@ -37,9 +40,17 @@ def set_rates(rules: dict[str, Any]) -> None:
 
 
 async def events(session: Any, call_id: Any) -> list[Any]:
-    return list((await session.execute(text(
-        "SELECT payload, event_version, partner_id FROM desk.outbox WHERE event_type = 'call.amended' "
-        "AND aggregate_type = 'call' AND aggregate_id = :c ORDER BY id"), {"c": str(call_id)})).all())
+    return list(
+        (
+            await session.execute(
+                text(
+                    "SELECT payload, event_version, partner_id FROM desk.outbox WHERE event_type = 'call.amended' "
+                    "AND aggregate_type = 'call' AND aggregate_id = :c ORDER BY id"
+                ),
+                {"c": str(call_id)},
+            )
+        ).all()
+    )
 
 
 async def test_before_opening_any_change_is_a_new_version(client, officer, session):
@@ -49,17 +60,22 @@ async def test_before_opening_any_change_is_a_new_version(client, officer, sessi
     out = r.json()
     assert out["current_version"] == 2 and out["budget_total"] == "25000000.00"
     assert out["rules"]["aid"]["grant"]["percent"] == "0.25" and out["rules"]["eligibility"]["sizes"] == [
-        "micro", "small"]
+        "micro",
+        "small",
+    ]
     [event] = await events(session, call.id)
     assert event.event_version == 1 and event.partner_id is None
     assert event.payload["opened"] is False and event.payload["decree"] is None
     assert event.payload["version"] == 2 and event.payload["previous_version"] == 1
-    assert event.payload["changed_fields"] == ["aid.grant.percent", "aid.loan.percent", "budget_total",
-                                               "eligibility.sizes"]
+    assert event.payload["changed_fields"] == [
+        "aid.grant.percent",
+        "aid.loan.percent",
+        "budget_total",
+        "eligibility.sizes",
+    ]
 
 
-async def test_after_opening_aid_rates_and_eligibility_are_frozen_409_and_nothing_is_stored(client, officer,
-                                                                                           session):
+async def test_after_opening_aid_rates_and_eligibility_are_frozen_409_and_nothing_is_stored(client, officer, session):
     call = await open_call(session)
     r = await amend(client, officer, call.id, set_rates, decree=DECREE)
     assert r.status_code == 409, r.text
@@ -68,8 +84,11 @@ async def test_after_opening_aid_rates_and_eligibility_are_frozen_409_and_nothin
     assert problem["type"] == "/problems/call-frozen" and problem["title"] == "Bando congelato"
     # the budget raise is allowed (with its decree); the rates and the sizes are not
     assert problem["refused_fields"] == ["aid.grant.percent", "aid.loan.percent", "eligibility.sizes"]
-    assert [e["path"] for e in problem["errors"]] == ["/rules/aid/grant/percent", "/rules/aid/loan/percent",
-                                                      "/rules/eligibility/sizes"]
+    assert [e["path"] for e in problem["errors"]] == [
+        "/rules/aid/grant/percent",
+        "/rules/aid/loan/percent",
+        "/rules/eligibility/sizes",
+    ]
     assert "aid.grant.percent" in problem["detail"]
     after = await current(client, call.id)
     assert after["current_version"] == 1 and after["budget_total"] == "18978747.97"
@@ -131,7 +150,14 @@ async def test_after_opening_the_budget_may_rise_with_a_decree_only_and_never_fa
     r = await amend(client, officer, call.id, lower, decree=DECREE)
     assert r.status_code == 409 and r.json()["refused_fields"] == ["budget_total"]
     assert (await current(client, call.id))["budget_total"] == "20000000.00"
-    audit = (await session.execute(text(
-        "SELECT after FROM desk.audit_log WHERE action = 'call.amended' AND resource_id = :c"),
-        {"c": str(call.id)})).scalars().all()
+    audit = (
+        (
+            await session.execute(
+                text("SELECT after FROM desk.audit_log WHERE action = 'call.amended' AND resource_id = :c"),
+                {"c": str(call.id)},
+            )
+        )
+        .scalars()
+        .all()
+    )
     assert len(audit) == 1 and audit[0]["decree"] == DECREE

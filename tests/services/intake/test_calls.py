@@ -48,8 +48,11 @@ async def test_amendment_is_a_new_version_and_old_versions_stay(client, officer)
     r = await client.post(url, json={"rules": new, "reason": "Rifinanziamento"}, headers=officer)
     assert r.status_code == 428
     decree = {"number": "Decreto n. 9012", "date": "2025-07-15"}  # the window has opened: a raise needs its decree
-    r = await client.post(url, json={"rules": new, "reason": "Rifinanziamento", "decree": decree},
-                          headers={**officer, "If-Match": call["etag"]})
+    r = await client.post(
+        url,
+        json={"rules": new, "reason": "Rifinanziamento", "decree": decree},
+        headers={**officer, "If-Match": call["etag"]},
+    )
     assert r.status_code == 201 and r.json()["current_version"] == 2 and r.json()["budget_total"] == "20000000.00"
     r = await client.post(url, json={"rules": new, "reason": "ancora"}, headers={**officer, "If-Match": call["etag"]})
     assert r.status_code == 412

@@ -16,8 +16,14 @@ TOKEN = "/v1/oauth/token"
 
 
 async def token_for(client: httpx.AsyncClient, creds: dict[str, Any], secret: str | None = None) -> httpx.Response:
-    return await client.post(TOKEN, data={"grant_type": "client_credentials", "client_id": creds["client_id"],
-                                          "client_secret": secret or creds["client_secret"]})
+    return await client.post(
+        TOKEN,
+        data={
+            "grant_type": "client_credentials",
+            "client_id": creds["client_id"],
+            "client_secret": secret or creds["client_secret"],
+        },
+    )
 
 
 async def bearer(client: httpx.AsyncClient, creds: dict[str, Any]) -> dict[str, str]:
@@ -34,8 +40,11 @@ async def create(client: httpx.AsyncClient, headers: dict[str, str], **body: Any
 
 async def test_officer_creates_a_client_whose_secret_is_shown_once(client, officer, session):
     partner = await make_partner(session)
-    r = await client.post("/v1/clients", json={"kind": "partner", "name": "CRM of the chamber",
-                                               "partner_id": str(partner.id)}, headers=officer)
+    r = await client.post(
+        "/v1/clients",
+        json={"kind": "partner", "name": "CRM of the chamber", "partner_id": str(partner.id)},
+        headers=officer,
+    )
     assert r.status_code == 201, r.text
     creds = r.json()
     assert r.headers["cache-control"] == "no-store" and r.headers["etag"] == '"1"' == creds["etag"]
@@ -46,12 +55,21 @@ async def test_officer_creates_a_client_whose_secret_is_shown_once(client, offic
     read = await client.get(f"/v1/clients/{creds['client_id']}", headers=officer)
     assert read.status_code == 200 and "client_secret" not in read.json()
     assert creds["client_secret"] not in read.text
-    stored = (await session.execute(text("SELECT secret_hash FROM desk.api_clients WHERE client_id = :c"),
-                                    {"c": creds["client_id"]})).scalar_one()
+    stored = (
+        await session.execute(
+            text("SELECT secret_hash FROM desk.api_clients WHERE client_id = :c"), {"c": creds["client_id"]}
+        )
+    ).scalar_one()
     assert stored.startswith("$argon2") and creds["client_secret"] not in stored
-    audit = (await session.execute(text(
-        "SELECT action, after::text AS after FROM desk.audit_log WHERE resource_type = 'api_client' "
-        "AND resource_id = :c"), {"c": creds["client_id"]})).one()
+    audit = (
+        await session.execute(
+            text(
+                "SELECT action, after::text AS after FROM desk.audit_log WHERE resource_type = 'api_client' "
+                "AND resource_id = :c"
+            ),
+            {"c": creds["client_id"]},
+        )
+    ).one()
     assert audit.action == "api_client.created" and creds["client_secret"] not in audit.after
     assert "$argon2" not in audit.after
 
@@ -99,9 +117,11 @@ async def test_partner_manages_only_its_own_clients(client, officer, session, to
     assert by_b["items"] == []
     assert (await client.get(f"/v1/clients/{mine['client_id']}", headers=pa)).status_code == 200
     other = theirs["client_id"]
-    for method, url, kw in (("GET", f"/v1/clients/{other}", {}),
-                            ("POST", f"/v1/clients/{other}/rotate", {"json": {}}),
-                            ("POST", f"/v1/clients/{other}/revoke", {"json": {"reason": "not mine"}})):
+    for method, url, kw in (
+        ("GET", f"/v1/clients/{other}", {}),
+        ("POST", f"/v1/clients/{other}/rotate", {"json": {}}),
+        ("POST", f"/v1/clients/{other}/revoke", {"json": {"reason": "not mine"}}),
+    ):
         r = await client.request(method, url, headers={**pa, "If-Match": '"1"'}, **kw)
         assert r.status_code == 404 and r.json()["type"] == "/problems/not-found", (method, url, r.text)
     assert (await client.get(f"/v1/clients/{other}", headers=pb)).json()["status"] == "active"
@@ -111,8 +131,11 @@ async def test_officer_lists_with_filters_and_pages(client, officer, auditor, se
     partner = await make_partner(session)
     made = [await create(client, officer, partner_id=str(partner.id), name=f"CRM {i}") for i in range(3)]
     revoked = made[0]
-    r = await client.post(f"/v1/clients/{revoked['client_id']}/revoke", json={"reason": "old CRM"},
-                          headers={**officer, "If-Match": revoked["etag"]})
+    r = await client.post(
+        f"/v1/clients/{revoked['client_id']}/revoke",
+        json={"reason": "old CRM"},
+        headers={**officer, "If-Match": revoked["etag"]},
+    )
     assert r.status_code == 200, r.text
     seen: list[str] = []
     cursor = None
@@ -126,14 +149,17 @@ async def test_officer_lists_with_filters_and_pages(client, officer, auditor, se
             break
     # one transaction: one created_at, so the pages follow the ids; each client once
     assert len(seen) == 3 and set(seen) == {c["client_id"] for c in made}
-    active = (await client.get("/v1/clients", params={"partner_id": str(partner.id), "status": "active"},
-                               headers=officer)).json()
+    active = (
+        await client.get("/v1/clients", params={"partner_id": str(partner.id), "status": "active"}, headers=officer)
+    ).json()
     assert {c["client_id"] for c in active["items"]} == {made[1]["client_id"], made[2]["client_id"]}
-    gone = (await client.get("/v1/clients", params={"partner_id": str(partner.id), "status": "revoked"},
-                             headers=officer)).json()["items"]
+    gone = (
+        await client.get("/v1/clients", params={"partner_id": str(partner.id), "status": "revoked"}, headers=officer)
+    ).json()["items"]
     assert [(c["client_id"], c["revoked_reason"]) for c in gone] == [(revoked["client_id"], "old CRM")]
-    kinds = (await client.get("/v1/clients", params={"partner_id": str(partner.id), "kind": "officer"},
-                              headers=officer)).json()
+    kinds = (
+        await client.get("/v1/clients", params={"partner_id": str(partner.id), "kind": "officer"}, headers=officer)
+    ).json()
     assert kinds["items"] == []
 
 
@@ -160,10 +186,14 @@ async def test_rotated_secret_overlaps_then_stops(client, officer, session):
     assert (await client.post(url, json={}, headers={**officer, "If-Match": '"1"'})).status_code == 412
 
     # the overlap ends (moved into the past rather than waited for): the old secret stops, the new one works
-    await session.execute(text(
-        "UPDATE desk.api_clients SET previous_secrets = (SELECT jsonb_agg(jsonb_set(p, '{expires_at}', "
-        "to_jsonb('2020-01-01T00:00:00+00:00'::text))) FROM jsonb_array_elements(previous_secrets) p) "
-        "WHERE client_id = :c"), {"c": creds["client_id"]})
+    await session.execute(
+        text(
+            "UPDATE desk.api_clients SET previous_secrets = (SELECT jsonb_agg(jsonb_set(p, '{expires_at}', "
+            "to_jsonb('2020-01-01T00:00:00+00:00'::text))) FROM jsonb_array_elements(previous_secrets) p) "
+            "WHERE client_id = :c"
+        ),
+        {"c": creds["client_id"]},
+    )
     r = await token_for(client, creds)
     assert r.status_code == 401 and r.json()["error"] == "invalid_client"
     assert (await token_for(client, creds, new_secret)).status_code == 200
@@ -177,20 +207,32 @@ async def test_a_second_rotation_keeps_the_first_overlap_and_zero_overlap_stops_
     url = f"/v1/clients/{creds['client_id']}/rotate"
     first = (await client.post(url, json={}, headers={**officer, "If-Match": '"1"'})).json()  # default 24 h
     assert datetime.fromisoformat(first["previous_secret_expires_at"]) == (
-        datetime.fromisoformat(first["rotated_at"]) + timedelta(hours=24))
+        datetime.fromisoformat(first["rotated_at"]) + timedelta(hours=24)
+    )
     # a rotation whose response was lost and is redone: the original secret keeps its own overlap
     second = (await client.post(url, json={"overlap_seconds": 0}, headers={**officer, "If-Match": '"2"'})).json()
     assert (await token_for(client, creds)).status_code == 200
     assert (await token_for(client, creds, first["client_secret"])).status_code == 401  # overlap 0: at once
     assert (await token_for(client, creds, second["client_secret"])).status_code == 200
-    audit = (await session.execute(text(
-        "SELECT action FROM desk.audit_log WHERE resource_type = 'api_client' AND resource_id = :c ORDER BY id"),
-        {"c": creds["client_id"]})).scalars().all()
+    audit = (
+        (
+            await session.execute(
+                text(
+                    "SELECT action FROM desk.audit_log WHERE resource_type = 'api_client' AND resource_id = "
+                    ":c ORDER BY id"
+                ),
+                {"c": creds["client_id"]},
+            )
+        )
+        .scalars()
+        .all()
+    )
     assert audit == ["api_client.created", "api_client.rotated", "api_client.rotated"]
 
 
 async def test_revocation_refuses_tokens_already_issued_on_intake_and_evaluation(
-        client, evaluation_app, evaluation_client, officer, session):
+    client, evaluation_app, evaluation_client, officer, session
+):
     made = await create(client, officer, kind="officer", name="Officer's script")
     headers = await bearer(client, made)  # issued before the revocation
     revoked = evaluation_app.state.revoked_clients
@@ -203,13 +245,15 @@ async def test_revocation_refuses_tokens_already_issued_on_intake_and_evaluation
 
         url = f"/v1/clients/{made['client_id']}/revoke"
         assert (await client.post(url, json={}, headers={**officer, "If-Match": '"1"'})).status_code == 422
-        r = await client.post(url, json={"reason": "Laptop stolen"},
-                              headers={**officer, "If-Match": '"1"', "Idempotency-Key": "revoke-1"})
+        r = await client.post(
+            url, json={"reason": "Laptop stolen"}, headers={**officer, "If-Match": '"1"', "Idempotency-Key": "revoke-1"}
+        )
         assert r.status_code == 200, r.text
         out = r.json()
         assert out["status"] == "revoked" and out["revoked_reason"] == "Laptop stolen" and out["etag"] == '"2"'
-        again = await client.post(url, json={"reason": "Laptop stolen"},
-                                  headers={**officer, "If-Match": '"1"', "Idempotency-Key": "revoke-1"})
+        again = await client.post(
+            url, json={"reason": "Laptop stolen"}, headers={**officer, "If-Match": '"1"', "Idempotency-Key": "revoke-1"}
+        )
         assert again.headers.get("idempotent-replayed") == "true" and again.content == r.content
         r = await client.post(url, json={"reason": "twice"}, headers={**officer, "If-Match": '"2"'})
         assert r.status_code == 409
@@ -229,9 +273,15 @@ async def test_revocation_refuses_tokens_already_issued_on_intake_and_evaluation
     finally:
         revoked.clock = saved_clock
         revoked.invalidate()
-    audit = (await session.execute(text(
-        "SELECT before->>'status' AS was, after->>'status' AS now FROM desk.audit_log "
-        "WHERE resource_id = :c AND action = 'api_client.revoked'"), {"c": made["client_id"]})).one()
+    audit = (
+        await session.execute(
+            text(
+                "SELECT before->>'status' AS was, after->>'status' AS now FROM desk.audit_log "
+                "WHERE resource_id = :c AND action = 'api_client.revoked'"
+            ),
+            {"c": made["client_id"]},
+        )
+    ).one()
     assert (audit.was, audit.now) == ("active", "revoked")
 
 
@@ -242,8 +292,10 @@ async def test_last_used_is_written_at_most_once_a_minute(client, officer, sessi
     first = (await client.get(f"/v1/clients/{creds['client_id']}", headers=officer)).json()["last_used_at"]
     await bearer(client, creds)
     assert (await client.get(f"/v1/clients/{creds['client_id']}", headers=officer)).json()["last_used_at"] == first
-    await session.execute(text("UPDATE desk.api_clients SET last_used_at = last_used_at - interval '61 seconds' "
-                               "WHERE client_id = :c"), {"c": creds["client_id"]})
+    await session.execute(
+        text("UPDATE desk.api_clients SET last_used_at = last_used_at - interval '61 seconds' WHERE client_id = :c"),
+        {"c": creds["client_id"]},
+    )
     await bearer(client, creds)
     later = (await client.get(f"/v1/clients/{creds['client_id']}", headers=officer)).json()["last_used_at"]
     assert datetime.fromisoformat(later) > datetime.fromisoformat(first) - timedelta(seconds=61)

@@ -22,8 +22,9 @@ def refused(r: Any, path: str, location: str = "body", lang: str = "it") -> None
     assert body["type"] == "/problems/validation-error"
     assert [(e["code"], e["path"], e["location"]) for e in body["errors"]] == [("control_character", path, location)]
     message = body["errors"][0]["message"]
-    assert message == ("Carattere di controllo non ammesso (U+0000)." if lang == "it"
-                       else "Control character not allowed (U+0000).")
+    assert message == (
+        "Carattere di controllo non ammesso (U+0000)." if lang == "it" else "Control character not allowed (U+0000)."
+    )
 
 
 async def count(session: Any, sql: str, **params: Any) -> int:
@@ -37,8 +38,9 @@ async def test_company_name_with_nul_is_422_and_nothing_is_stored(client, sessio
     body["name"] = "Rossi\u0000 Meccanica S.r.l."
     r = await client.post("/v1/companies", json=body, headers={**headers, "Accept-Language": "en"})
     refused(r, "/name", lang="en")
-    assert await count(session, "SELECT count(*) FROM intake.companies WHERE vat_number = :v",
-                       v=body["vat_number"]) == 0
+    assert (
+        await count(session, "SELECT count(*) FROM intake.companies WHERE vat_number = :v", v=body["vat_number"]) == 0
+    )
 
 
 async def test_application_field_with_nul_is_422_and_no_draft_is_stored(client, session):
@@ -67,13 +69,19 @@ async def test_a_raw_json_escape_is_found_as_well_as_a_decoded_one(client, sessi
 async def test_other_control_characters_are_refused_but_tab_and_newlines_are_kept(client, session):
     partner = await make_partner(session)
     headers = await make_token(session, "partner", partner_id=partner.id)
-    r = await client.post("/v1/webhooks", headers=headers, json={
-        "url": "http://127.0.0.1:9/desk-events", "event_types": ["*"], "description": "CRM\u001b[31m"})
+    r = await client.post(
+        "/v1/webhooks",
+        headers=headers,
+        json={"url": "http://127.0.0.1:9/desk-events", "event_types": ["*"], "description": "CRM\u001b[31m"},
+    )
     assert r.status_code == 422, r.text
     assert [(e["code"], e["path"]) for e in r.json()["errors"]] == [("control_character", "/description")]
     assert r.json()["errors"][0]["message"] == "Carattere di controllo non ammesso (U+001B)."
-    r = await client.post("/v1/webhooks", headers=headers, json={
-        "url": "http://127.0.0.1:9/desk-events", "event_types": ["*"], "description": "CRM\tinterno\r\nsede"})
+    r = await client.post(
+        "/v1/webhooks",
+        headers=headers,
+        json={"url": "http://127.0.0.1:9/desk-events", "event_types": ["*"], "description": "CRM\tinterno\r\nsede"},
+    )
     assert r.status_code == 201, r.text
     assert r.json()["description"] == "CRM\tinterno\r\nsede"
 
@@ -85,8 +93,10 @@ async def test_vat_number_query_parameter_with_nul_is_422(client, officer):
 
 async def test_token_client_id_with_nul_is_422_without_authentication(client, session):
     c, secret = await create_client(session, kind="officer", name="officer nul")
-    r = await client.post("/v1/oauth/token", data={"grant_type": "client_credentials",
-                                                   "client_id": c.client_id + "\u0000", "client_secret": secret})
+    r = await client.post(
+        "/v1/oauth/token",
+        data={"grant_type": "client_credentials", "client_id": c.client_id + "\u0000", "client_secret": secret},
+    )
     refused(r, "/client_id")
 
 

@@ -28,11 +28,25 @@ from tests.conftest import KEYRING, _settings, make_token
 from tests.factories import delegate, draft_body, make_company, make_partner, open_call
 
 
-async def _event(session, *, partner_id: uuid.UUID | None = None, company_id: uuid.UUID | None = None,
-                 event_type: str = "application.submitted") -> OutboxEvent:
-    e = OutboxEvent(event_id=uuid.uuid4(), event_type=event_type, event_version=1, source="intake",
-                    aggregate_type="application", aggregate_id=str(uuid.uuid4()), partner_id=partner_id,
-                    company_id=company_id, payload={"protocol_number": 7}, occurred_at=datetime.now(UTC))
+async def _event(
+    session,
+    *,
+    partner_id: uuid.UUID | None = None,
+    company_id: uuid.UUID | None = None,
+    event_type: str = "application.submitted",
+) -> OutboxEvent:
+    e = OutboxEvent(
+        event_id=uuid.uuid4(),
+        event_type=event_type,
+        event_version=1,
+        source="intake",
+        aggregate_type="application",
+        aggregate_id=str(uuid.uuid4()),
+        partner_id=partner_id,
+        company_id=company_id,
+        payload={"protocol_number": 7},
+        occurred_at=datetime.now(UTC),
+    )
     session.add(e)
     await session.flush()
     return e
@@ -161,8 +175,11 @@ async def test_the_worker_delivers_a_submission_signed_with_the_subscription_sec
 
     settings: IntakeSettings = _settings(IntakeSettings)
     async with Receiver() as receiver, httpx.AsyncClient(trust_env=False, timeout=5) as http:
-        r = await committing_client.post("/v1/webhooks", headers=headers, json={
-            "url": f"http://127.0.0.1:{receiver.port}/hook", "event_types": ["application.submitted"]})
+        r = await committing_client.post(
+            "/v1/webhooks",
+            headers=headers,
+            json={"url": f"http://127.0.0.1:{receiver.port}/hook", "event_types": ["application.submitted"]},
+        )
         assert r.status_code == 201, r.text
         sub = r.json()
         r = await committing_client.post("/v1/applications", json=draft_body(call.id, company.id), headers=headers)
@@ -191,10 +208,14 @@ async def test_the_worker_delivers_a_submission_signed_with_the_subscription_sec
     assert payload["data"]["protocol_number"] == protocol and got["webhook-id"] == payload["id"]
 
     async with engine.connect() as conn:
-        attempts = (await conn.execute(text(
-            "SELECT attempt, status_code FROM desk.delivery_attempts WHERE delivery_id = :d"), {"d": row.id})).all()
-        event = (await conn.execute(select(OutboxEvent.event_type).where(
-            OutboxEvent.event_id == uuid.UUID(payload["id"])))).scalar_one()
+        attempts = (
+            await conn.execute(
+                text("SELECT attempt, status_code FROM desk.delivery_attempts WHERE delivery_id = :d"), {"d": row.id}
+            )
+        ).all()
+        event = (
+            await conn.execute(select(OutboxEvent.event_type).where(OutboxEvent.event_id == uuid.UUID(payload["id"])))
+        ).scalar_one()
     assert [(a.attempt, a.status_code) for a in attempts] == [(1, 204)] and event == "application.submitted"
 
     log = (await committing_client.get(f"/v1/webhooks/{sub['id']}/deliveries", headers=headers)).json()["items"]

@@ -42,13 +42,15 @@ async def test_a_partners_second_client_replays_the_stored_response(client, sess
     assert original.status_code == 201, original.text
     replay = await client.post("/v1/applications", json=body, headers={**second, **key})
     _replayed(original, replay)
-    drafts = (await session.execute(text("SELECT count(*) FROM intake.applications WHERE company_id = :c"),
-                                    {"c": company.id})).scalar_one()
+    drafts = (
+        await session.execute(text("SELECT count(*) FROM intake.applications WHERE company_id = :c"), {"c": company.id})
+    ).scalar_one()
     assert drafts == 1
 
     # the same key with another body is still refused, whichever of the partner's clients sends it
-    other = await client.post("/v1/applications", json=draft_body(call.id, company.id, title="Altro"),
-                              headers={**second, **key})
+    other = await client.post(
+        "/v1/applications", json=draft_body(call.id, company.id, title="Altro"), headers={**second, **key}
+    )
     assert other.status_code == 422 and other.json()["type"] == "/problems/idempotency-key-reused"
 
 
@@ -62,8 +64,15 @@ async def test_another_partner_using_the_same_key_gets_its_own_request(client, s
     assert a.status_code == b.status_code == 201, b.text
     assert "idempotent-replayed" not in b.headers and b.json()["id"] != a.json()["id"]
     assert b.json()["company_id"] == str(company_b.id)
-    owners = (await session.execute(text("SELECT principal FROM desk.idempotency_keys WHERE key = :k"),
-                                    {"k": key["Idempotency-Key"]})).scalars().all()
+    owners = (
+        (
+            await session.execute(
+                text("SELECT principal FROM desk.idempotency_keys WHERE key = :k"), {"k": key["Idempotency-Key"]}
+            )
+        )
+        .scalars()
+        .all()
+    )
     assert sorted(owners) == sorted([f"partner:{partner_a.id}", f"partner:{partner_b.id}"])
 
 
@@ -104,11 +113,14 @@ async def test_the_click_day_path_replays_for_the_partners_second_client_byte_fo
     _replayed(original, await committing_client.post(url, headers={**second, **key}))
 
 
-@pytest.mark.parametrize(("principal", "owner"), [
-    (Principal("p-1", "partner", frozenset(), partner_id=uuid.UUID(int=1)), f"partner:{uuid.UUID(int=1)}"),
-    (Principal("c-1", "company", frozenset(), company_id=uuid.UUID(int=2)), f"company:{uuid.UUID(int=2)}"),
-    (Principal("o-1", "officer", frozenset()), "client:o-1"),
-    (Principal("p-2", "partner", frozenset()), "client:p-2"),  # bound to no partner: owns its keys alone
-])
+@pytest.mark.parametrize(
+    ("principal", "owner"),
+    [
+        (Principal("p-1", "partner", frozenset(), partner_id=uuid.UUID(int=1)), f"partner:{uuid.UUID(int=1)}"),
+        (Principal("c-1", "company", frozenset(), company_id=uuid.UUID(int=2)), f"company:{uuid.UUID(int=2)}"),
+        (Principal("o-1", "officer", frozenset()), "client:o-1"),
+        (Principal("p-2", "partner", frozenset()), "client:p-2"),  # bound to no partner: owns its keys alone
+    ],
+)
 def test_idempotency_owner(principal: Principal, owner: str) -> None:
     assert idempotency_owner(principal) == owner

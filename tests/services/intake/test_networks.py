@@ -30,8 +30,10 @@ async def world(session) -> World:
     call = await open_call(session)
     partner = await make_partner(session)
     lead = await make_company(session)
-    members = [await make_company(session, name="Tessile Brianza S.r.l."),
-               await make_company(session, name="Alimentare Cremona S.p.A.")]
+    members = [
+        await make_company(session, name="Tessile Brianza S.r.l."),
+        await make_company(session, name="Alimentare Cremona S.p.A."),
+    ]
     await delegate(session, partner, lead)
     delegations = [await delegate(session, partner, m) for m in members]
     headers = await make_token(session, "partner", partner_id=partner.id)
@@ -39,13 +41,20 @@ async def world(session) -> World:
 
 
 def line(category: str, amount: str, market: str | None = "VN") -> dict[str, Any]:
-    return {"category": category, "description": f"Spesa {category}", "amount": amount, "target_market": market,
-            "supplier": None}
+    return {
+        "category": category,
+        "description": f"Spesa {category}",
+        "amount": amount,
+        "target_market": market,
+        "supplier": None,
+    }
 
 
 def network(*members: tuple[Any, list[dict[str, Any]]]) -> dict[str, Any]:
-    return {"name": "Rete Lombardia Export", "members": [{"company_id": str(c), "expense_lines": lines}
-                                                          for c, lines in members]}
+    return {
+        "name": "Rete Lombardia Export",
+        "members": [{"company_id": str(c), "expense_lines": lines} for c, lines in members],
+    }
 
 
 def body_of(w: World, net: dict[str, Any] | None) -> dict[str, Any]:
@@ -66,7 +75,8 @@ async def test_network_draft_is_checked_per_member_with_the_network_totals_and_s
     app = r.json()
     members = app["network"]["members"]
     assert [(m["company_id"], m["vat_number"], m["name"]) for m in members] == [
-        (str(c.id), c.vat_number, c.name) for c in world.members]
+        (str(c.id), c.vat_number, c.name) for c in world.members
+    ]
     assert [ln["amount"] for ln in members[1]["expense_lines"]] == ["40000.00"]
 
     r = await client.post(f"/v1/applications/{app['id']}/check", headers=world.headers)
@@ -80,15 +90,31 @@ async def test_network_draft_is_checked_per_member_with_the_network_totals_and_s
     # Member 1: b 40,000.00; d 8,000.00; e 7 % of 48,000.00 = 3,360.00 -> 51,360.00;
     #   grant 10,272.00, loan 33,384.00.
     assert out["network"]["members"] == [
-        {"company_id": str(world.members[0].id), "vat_number": world.members[0].vat_number,
-         "eligible_total": "25680.00", "grant": "5136.00", "loan": "16692.00", "total_aid": "21828.00"},
-        {"company_id": str(world.members[1].id), "vat_number": world.members[1].vat_number,
-         "eligible_total": "51360.00", "grant": "10272.00", "loan": "33384.00", "total_aid": "43656.00"},
+        {
+            "company_id": str(world.members[0].id),
+            "vat_number": world.members[0].vat_number,
+            "eligible_total": "25680.00",
+            "grant": "5136.00",
+            "loan": "16692.00",
+            "total_aid": "21828.00",
+        },
+        {
+            "company_id": str(world.members[1].id),
+            "vat_number": world.members[1].vat_number,
+            "eligible_total": "51360.00",
+            "grant": "10272.00",
+            "loan": "33384.00",
+            "total_aid": "43656.00",
+        },
     ]
     # Network: 121,980 + 25,680 + 51,360 = 199,020.00; grant 24,396 + 5,136 + 10,272 = 39,804.00;
     # loan 79,287 + 16,692 + 33,384 = 129,363.00.
     assert {k: out["network"][k] for k in ("eligible_total", "grant", "loan", "total_aid")} == {
-        "eligible_total": "199020.00", "grant": "39804.00", "loan": "129363.00", "total_aid": "169167.00"}
+        "eligible_total": "199020.00",
+        "grant": "39804.00",
+        "loan": "129363.00",
+        "total_aid": "169167.00",
+    }
 
     r = await client.post(f"/v1/applications/{app['id']}/submit", headers=world.headers)
     assert r.status_code == 201, r.text
@@ -101,11 +127,17 @@ async def test_lead_as_member_repeated_or_unreachable_members_are_422_naming_eac
     other_partner = await make_partner(session)
     elsewhere = await make_company(session)
     await delegate(session, other_partner, elsewhere)  # delegated to another partner only
-    net = network((world.lead.id, [line("b", "20000.00")]), (world.members[0].id, [line("b", "20000.00")]),
-                  (world.members[0].id, [line("z", "1000.00")]), (stranger.id, []), (elsewhere.id, []))
+    net = network(
+        (world.lead.id, [line("b", "20000.00")]),
+        (world.members[0].id, [line("b", "20000.00")]),
+        (world.members[0].id, [line("z", "1000.00")]),
+        (stranger.id, []),
+        (elsewhere.id, []),
+    )
     before = await count(session, "intake.applications"), await count(session, "desk.audit_log")
-    r = await client.post("/v1/applications", json=body_of(world, net),
-                          headers={**world.headers, "Accept-Language": "en"})
+    r = await client.post(
+        "/v1/applications", json=body_of(world, net), headers={**world.headers, "Accept-Language": "en"}
+    )
     assert r.status_code == 422, r.text
     assert r.headers["content-type"].startswith("application/problem+json")
     errors = [(e["code"], e["path"]) for e in r.json()["errors"]]
@@ -116,8 +148,9 @@ async def test_lead_as_member_repeated_or_unreachable_members_are_422_naming_eac
         ("company_not_found", "/network/members/3/company_id"),
         ("company_not_found", "/network/members/4/company_id"),
     ]
-    assert r.json()["errors"][0]["message"] == ("The lead (the application's company) cannot be a member of its own "
-                                                "network.")
+    assert r.json()["errors"][0]["message"] == (
+        "The lead (the application's company) cannot be a member of its own network."
+    )
     r = await client.post("/v1/applications", json=body_of(world, net), headers=world.headers)
     assert r.json()["errors"][0]["message"].startswith("Il capofila")
     assert (await count(session, "intake.applications"), await count(session, "desk.audit_log")) == before
@@ -133,9 +166,11 @@ async def test_lead_as_member_repeated_or_unreachable_members_are_422_naming_eac
 
 
 async def test_a_failing_member_blocks_check_and_submit_with_its_own_paths(client, world, session):
-    outsider = await make_company(session, size_class="large",
-                                  registered_office={"address": "Via Po 1", "municipality": "Torino",
-                                                     "postal_code": "10121", "province": "TO"})
+    outsider = await make_company(
+        session,
+        size_class="large",
+        registered_office={"address": "Via Po 1", "municipality": "Torino", "postal_code": "10121", "province": "TO"},
+    )
     await delegate(session, world.partner, outsider)
     net = network((world.members[0].id, [line("b", "20000.00")]), (outsider.id, [line("b", "20000.00", "US")]))
     r = await client.post("/v1/applications", json=body_of(world, net), headers=world.headers)
@@ -145,9 +180,11 @@ async def test_a_failing_member_blocks_check_and_submit_with_its_own_paths(clien
     out = r.json()
     assert out["submittable"] is False
     found = {(p["code"], p["path"]) for p in out["problems"]}
-    assert found == {("size_class_not_allowed", "/network/members/1/company"),
-                     ("lombardy_site_missing", "/network/members/1/company"),
-                     ("expense_market_not_in_plan", "/network/members/1/expense_lines/0/target_market")}
+    assert found == {
+        ("size_class_not_allowed", "/network/members/1/company"),
+        ("lombardy_site_missing", "/network/members/1/company"),
+        ("expense_market_not_in_plan", "/network/members/1/expense_lines/0/target_market"),
+    }
     assert all(p["blocking"] and p["article"] == "A.3" for p in out["problems"] if p["path"].endswith("/company"))
 
     r = await client.post(f"/v1/applications/{app['id']}/submit", headers=world.headers)
@@ -168,12 +205,15 @@ async def test_network_limits_of_the_call_members_and_total(client, world):
     body["expense_lines"][2]["amount"] = "315000.00"
     r = await client.post("/v1/applications", json=body, headers=world.headers)
     assert r.status_code == 201, r.text
-    r = await client.post(f"/v1/applications/{r.json()['id']}/check", headers={**world.headers,
-                                                                                "Accept-Language": "en"})
+    r = await client.post(
+        f"/v1/applications/{r.json()['id']}/check", headers={**world.headers, "Accept-Language": "en"}
+    )
     out = r.json()
     blocking = {(p["code"], p["path"]) for p in out["problems"] if p["blocking"]}
-    assert blocking == {("network_members_too_few", "/network/members"),
-                        ("network_eligible_total_above_max", "/network")}
+    assert blocking == {
+        ("network_members_too_few", "/network/members"),
+        ("network_eligible_total_above_max", "/network"),
+    }
     assert out["network"]["eligible_total"] == "1714140.00" and out["network"]["total_aid"] == "1020000.00"
     assert out["network"]["members"][0]["eligible_total"] == "770400.00"
     assert out["network"]["members"][0]["grant"] == "120000.00"
@@ -187,11 +227,13 @@ async def test_a_member_delegation_ended_after_the_draft_blocks_the_submit(clien
     d: Delegation = world.delegations[1]
     d.status = "revoked"
     await session.flush()
-    await record_delegation(session, delegation_id=d.id, company_id=d.company_id, partner_id=d.partner_id,
-                            status="revoked")
+    await record_delegation(
+        session, delegation_id=d.id, company_id=d.company_id, partner_id=d.partner_id, status="revoked"
+    )
     r = await client.post(f"/v1/applications/{app['id']}/submit", headers=world.headers)
     assert r.status_code == 422, r.text
     assert [(e["code"], e["path"]) for e in r.json()["errors"]] == [
-        ("company_not_found", "/network/members/1/company_id")]
+        ("company_not_found", "/network/members/1/company_id")
+    ]
     got = (await client.get(f"/v1/applications/{app['id']}", headers=world.headers)).json()
     assert got["status"] == "draft"

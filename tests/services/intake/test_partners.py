@@ -17,8 +17,13 @@ def entity_code() -> str:
 
 
 def partner_body(**over: Any) -> dict[str, Any]:
-    return {"name": "Camera di Commercio di Milano", "kind": "chamber_of_commerce", "fiscal_code": entity_code(),
-            "email": "export@example.it", **over}
+    return {
+        "name": "Camera di Commercio di Milano",
+        "kind": "chamber_of_commerce",
+        "fiscal_code": entity_code(),
+        "email": "export@example.it",
+        **over,
+    }
 
 
 async def test_officer_registers_a_partner_and_reads_it_back(client, officer, session):
@@ -35,9 +40,14 @@ async def test_officer_registers_a_partner_and_reads_it_back(client, officer, se
     r = await client.get("/v1/partners", params={"limit": 100}, headers=officer)
     assert out["id"] in {p["id"] for p in r.json()["items"]}
 
-    audit = (await session.execute(text(
-        "SELECT action, before, after FROM desk.audit_log WHERE resource_type = 'partner' AND resource_id = :id"),
-        {"id": out["id"]})).one()
+    audit = (
+        await session.execute(
+            text(
+                "SELECT action, before, after FROM desk.audit_log WHERE resource_type = 'partner' AND resource_id = :id"
+            ),
+            {"id": out["id"]},
+        )
+    ).one()
     assert audit.action == "partner.registered" and audit.before is None
     assert audit.after["fiscal_code"] == body["fiscal_code"]
 
@@ -60,12 +70,16 @@ async def test_partner_cannot_register_partners(client, officer, token_factory):
 
 
 async def test_invalid_partner_fields_are_422_with_pointers(client, officer):
-    r = await client.post("/v1/partners", json=partner_body(fiscal_code="12345678901", kind="bank", email="nope"),
-                          headers=officer)
+    r = await client.post(
+        "/v1/partners", json=partner_body(fiscal_code="12345678901", kind="bank", email="nope"), headers=officer
+    )
     assert r.status_code == 422
     errors = {e["path"]: e["code"] for e in r.json()["errors"]}
-    assert errors == {"/fiscal_code": "fiscal_code_invalid", "/kind": "literal_error",
-                      "/email": "string_pattern_mismatch"}
+    assert errors == {
+        "/fiscal_code": "fiscal_code_invalid",
+        "/kind": "literal_error",
+        "/email": "string_pattern_mismatch",
+    }
 
 
 async def test_partner_sees_only_itself(client, officer, token_factory):
@@ -96,21 +110,27 @@ async def test_auditor_reads_all_partners_and_pages_through_them(client, officer
 
 async def test_officer_issues_a_partner_client_whose_secret_works_once_shown(client, officer, session):
     partner = (await client.post("/v1/partners", json=partner_body(), headers=officer)).json()
-    r = await client.post(f"/v1/partners/{partner['id']}/clients", json={"name": "CRM of the chamber"},
-                          headers=officer)
+    r = await client.post(f"/v1/partners/{partner['id']}/clients", json={"name": "CRM of the chamber"}, headers=officer)
     assert r.status_code == 201, r.text
     creds = r.json()
     assert creds["kind"] == "partner" and "intake:write" in creds["scopes"]
     assert r.headers["cache-control"] == "no-store"
 
-    stored = (await session.execute(text(
-        "SELECT secret_hash, partner_id FROM desk.api_clients WHERE client_id = :c"),
-        {"c": creds["client_id"]})).one()
+    stored = (
+        await session.execute(
+            text("SELECT secret_hash, partner_id FROM desk.api_clients WHERE client_id = :c"), {"c": creds["client_id"]}
+        )
+    ).one()
     assert creds["client_secret"] not in stored.secret_hash and str(stored.partner_id) == partner["id"]
 
-    token = await client.post("/v1/oauth/token", data={"grant_type": "client_credentials",
-                                                       "client_id": creds["client_id"],
-                                                       "client_secret": creds["client_secret"]})
+    token = await client.post(
+        "/v1/oauth/token",
+        data={
+            "grant_type": "client_credentials",
+            "client_id": creds["client_id"],
+            "client_secret": creds["client_secret"],
+        },
+    )
     assert token.status_code == 200, token.text
     headers = {"Authorization": f"Bearer {token.json()['access_token']}"}
     r = await client.get("/v1/partners", headers=headers)

@@ -40,10 +40,16 @@ async def world(session) -> World:
 
 
 async def verdict(session, application_id: Any) -> Any:
-    return (await session.execute(text(
-        "SELECT version, precheck_version, precheck_company_version, precheck_call_version, precheck_valid_until,"
-        " precheck_content_sha256, precheck_estimate FROM intake.applications WHERE id = :a"),
-        {"a": application_id})).one()
+    return (
+        await session.execute(
+            text(
+                "SELECT version, precheck_version, precheck_company_version, precheck_call_version, "
+                "precheck_valid_until,"
+                " precheck_content_sha256, precheck_estimate FROM intake.applications WHERE id = :a"
+            ),
+            {"a": application_id},
+        )
+    ).one()
 
 
 async def test_saving_a_draft_keeps_its_verdict_and_its_submit_commits_that_content(client, world, session):
@@ -61,27 +67,39 @@ async def test_saving_a_draft_keeps_its_verdict_and_its_submit_commits_that_cont
     r = await client.post(f"/v1/applications/{app['id']}/submit", headers=world.headers)
     assert r.status_code == 201, r.text
     assert r.json()["receipt"]["content_sha256"] == v.precheck_content_sha256
-    ev = (await session.execute(text("SELECT payload FROM desk.outbox WHERE aggregate_id = :a"
-                                     " AND event_type = 'application.submitted'"), {"a": app["id"]})).one()
+    ev = (
+        await session.execute(
+            text("SELECT payload FROM desk.outbox WHERE aggregate_id = :a AND event_type = 'application.submitted'"),
+            {"a": app["id"]},
+        )
+    ).one()
     assert ev.payload["content_sha256"] == v.precheck_content_sha256
     assert ev.payload["estimate"] == v.precheck_estimate and ev.payload["protocol_number"] == 1
 
 
-@pytest.mark.parametrize("staleness", [
-    "UPDATE intake.companies SET version = version + 1 WHERE id = :c",  # the company was edited
-    "UPDATE intake.applications SET precheck_valid_until = now() - interval '1 second' WHERE id = :a",  # expired
-    "UPDATE intake.applications SET precheck_call_version = precheck_call_version - 1 WHERE id = :a",  # new rules
-])
-async def test_a_stale_verdict_takes_the_full_path_to_the_same_receipt_content_and_event(client, world, session,
-                                                                                        staleness):
+@pytest.mark.parametrize(
+    "staleness",
+    [
+        "UPDATE intake.companies SET version = version + 1 WHERE id = :c",  # the company was edited
+        "UPDATE intake.applications SET precheck_valid_until = now() - interval '1 second' WHERE id = :a",  # expired
+        "UPDATE intake.applications SET precheck_call_version = precheck_call_version - 1 WHERE id = :a",  # new rules
+    ],
+)
+async def test_a_stale_verdict_takes_the_full_path_to_the_same_receipt_content_and_event(
+    client, world, session, staleness
+):
     app = await create(client, world)
     v = await verdict(session, app["id"])
     await session.execute(text(staleness), {"a": app["id"], "c": world.company.id})
     r = await client.post(f"/v1/applications/{app['id']}/submit", headers=world.headers)
     assert r.status_code == 201, r.text
     assert r.json()["receipt"]["content_sha256"] == v.precheck_content_sha256  # recomputed, identical
-    ev = (await session.execute(text("SELECT payload FROM desk.outbox WHERE aggregate_id = :a"
-                                     " AND event_type = 'application.submitted'"), {"a": app["id"]})).one()
+    ev = (
+        await session.execute(
+            text("SELECT payload FROM desk.outbox WHERE aggregate_id = :a AND event_type = 'application.submitted'"),
+            {"a": app["id"]},
+        )
+    ).one()
     assert ev.payload["estimate"] == v.precheck_estimate
 
 
@@ -103,8 +121,9 @@ async def test_a_draft_with_blocking_problems_keeps_no_verdict_until_it_is_fixed
 
 async def test_checking_a_draft_renews_a_stale_verdict(client, world, session):
     app = await create(client, world)
-    await session.execute(text("UPDATE intake.applications SET precheck_version = NULL WHERE id = :a"),
-                          {"a": app["id"]})
+    await session.execute(
+        text("UPDATE intake.applications SET precheck_version = NULL WHERE id = :a"), {"a": app["id"]}
+    )
     assert (await client.post(f"/v1/applications/{app['id']}/check", headers=world.headers)).status_code == 200
     assert (await verdict(session, app["id"])).precheck_version == 1
 
@@ -121,8 +140,10 @@ async def test_a_verdict_does_not_reach_past_the_submitters_reach(client, world,
 
 async def test_record_prechecks_renews_verdicts_in_bulk_and_counts_the_submittable(client, world, session):
     apps = [await create(client, world, title=f"Bozza {i}") for i in range(3)]
-    await session.execute(text("UPDATE intake.applications SET precheck_version = NULL, precheck_estimate = NULL"
-                               " WHERE id = ANY(:ids)"), {"ids": [uuid.UUID(a["id"]) for a in apps]})
+    await session.execute(
+        text("UPDATE intake.applications SET precheck_version = NULL, precheck_estimate = NULL WHERE id = ANY(:ids)"),
+        {"ids": [uuid.UUID(a["id"]) for a in apps]},
+    )
     conn = await repository.driver_connection(session)
     assert await service.record_prechecks(conn, [uuid.UUID(a["id"]) for a in apps]) == 3
     for a in apps:
@@ -136,12 +157,35 @@ async def test_the_commit_refuses_a_draft_changed_since_it_was_checked(client, w
     conn = await repository.driver_connection(session)
     row = await repository.load_for_submit(conn, _officer(), uuid.UUID(app["id"]))
     with pytest.raises(asyncpg.PostgresError) as info:
-        await conn.fetchrow(service.COMMIT_SQL, *service.CommitArgs(
-            application_id=row.id, prechecked=False, reach=None, reach_id=None, version=row.version - 1,
-            call_id=row.call_id, call_code=row.call_code, call_version=row.current_version, company_vat=row.vat_number,
-            content_sha256="0" * 64, event_payload="{}", partner_id=row.partner_id, company_id=row.company_id,
-            key_id="k", principal="c", principal_kind="partner", request_id=None, service="intake", idem_owner=None,
-            idem_key=None, idem_hash=None, idem_path=None, idem_expires=None, event_id=uuid.uuid4()))
+        await conn.fetchrow(
+            service.COMMIT_SQL,
+            *service.CommitArgs(
+                application_id=row.id,
+                prechecked=False,
+                reach=None,
+                reach_id=None,
+                version=row.version - 1,
+                call_id=row.call_id,
+                call_code=row.call_code,
+                call_version=row.current_version,
+                company_vat=row.vat_number,
+                content_sha256="0" * 64,
+                event_payload="{}",
+                partner_id=row.partner_id,
+                company_id=row.company_id,
+                key_id="k",
+                principal="c",
+                principal_kind="partner",
+                request_id=None,
+                service="intake",
+                idem_owner=None,
+                idem_key=None,
+                idem_hash=None,
+                idem_path=None,
+                idem_expires=None,
+                event_id=uuid.uuid4(),
+            ),
+        )
     assert info.value.sqlstate == "DK002"
     refused = service._commit_refused(info.value)
     assert isinstance(refused, Conflict) and refused.kind.status == 409
@@ -167,11 +211,13 @@ async def test_concurrent_full_path_submits_still_get_gap_free_ordered_numbers(c
         r = await committing_client.post("/v1/applications", json=draft_body(call.id, c.id), headers=headers)
         ids.append(r.json()["id"])
     async with sm() as s:
-        await s.execute(text("UPDATE intake.applications SET precheck_version = NULL WHERE call_id = :c"),
-                        {"c": call.id})
+        await s.execute(
+            text("UPDATE intake.applications SET precheck_version = NULL WHERE call_id = :c"), {"c": call.id}
+        )
         await s.commit()
-    results = await asyncio.gather(*[committing_client.post(f"/v1/applications/{i}/submit", headers=headers)
-                                     for i in ids])
+    results = await asyncio.gather(
+        *[committing_client.post(f"/v1/applications/{i}/submit", headers=headers) for i in ids]
+    )
     assert [r.status_code for r in results] == [201] * 12
     numbers = sorted(r.json()["receipt"]["protocol_number"] for r in results)
     assert numbers == list(range(1, 13))

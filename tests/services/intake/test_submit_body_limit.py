@@ -24,8 +24,9 @@ async def chunks() -> AsyncIterator[bytes]:
 
 
 @pytest.mark.parametrize("content_type", ["application/json", "application/octet-stream"])
-async def test_chunked_submit_body_over_the_limit_is_413_on_the_fast_path(committing_client, engine,
-                                                                           content_type: str) -> None:
+async def test_chunked_submit_body_over_the_limit_is_413_on_the_fast_path(
+    committing_client, engine, content_type: str
+) -> None:
     app: Any = committing_client._transport.app  # type: ignore[attr-defined]
     assert app.state.submit_pool is not None  # the click-day path answers this submit, not the FastAPI route
     async with make_sessionmaker(engine)() as s:
@@ -37,12 +38,15 @@ async def test_chunked_submit_body_over_the_limit_is_413_on_the_fast_path(commit
     assert r.status_code == 201, r.text
     app_id = r.json()["id"]
 
-    r = await committing_client.post(f"/v1/applications/{app_id}/submit", content=chunks(),
-                                     headers={**headers, "Content-Type": content_type,
-                                              "Idempotency-Key": f"big-{uuid.uuid4()}"})
+    r = await committing_client.post(
+        f"/v1/applications/{app_id}/submit",
+        content=chunks(),
+        headers={**headers, "Content-Type": content_type, "Idempotency-Key": f"big-{uuid.uuid4()}"},
+    )
     assert r.status_code == 413, r.text
     assert r.json()["type"] == "/problems/payload-too-large"
     async with engine.connect() as conn:
-        status = (await conn.execute(text("SELECT status FROM intake.applications WHERE id = :i"),
-                                     {"i": app_id})).scalar_one()
+        status = (
+            await conn.execute(text("SELECT status FROM intake.applications WHERE id = :i"), {"i": app_id})
+        ).scalar_one()
     assert status == "draft"

@@ -34,15 +34,22 @@ async def test_concurrent_submits_of_different_applications_get_gap_free_ordered
         r = await committing_client.post("/v1/applications", json=draft_body(call.id, c.id), headers=headers)
         assert r.status_code == 201, r.text
         ids.append(r.json()["id"])
-    results = await asyncio.gather(*[committing_client.post(f"/v1/applications/{i}/submit", headers=headers)
-                                     for i in ids])
+    results = await asyncio.gather(
+        *[committing_client.post(f"/v1/applications/{i}/submit", headers=headers) for i in ids]
+    )
     assert [r.status_code for r in results] == [201] * n
     numbers = sorted(r.json()["receipt"]["protocol_number"] for r in results)
     assert numbers == list(range(1, n + 1))
     async with engine.connect() as conn:
-        rows = (await conn.execute(text(
-            "SELECT protocol_number, submitted_at FROM intake.applications WHERE call_id = :c "
-            "ORDER BY protocol_number"), {"c": call.id})).all()
+        rows = (
+            await conn.execute(
+                text(
+                    "SELECT protocol_number, submitted_at FROM intake.applications WHERE call_id = :c "
+                    "ORDER BY protocol_number"
+                ),
+                {"c": call.id},
+            )
+        ).all()
     assert [r.protocol_number for r in rows] == list(range(1, n + 1))
     stamps = [r.submitted_at for r in rows]
     assert stamps == sorted(stamps), "protocol order must follow server arrival order"
@@ -56,15 +63,20 @@ async def test_concurrent_submits_of_the_same_application_win_once(committing_cl
     call, headers, comps = await _committed_world(engine, 1)
     r = await committing_client.post("/v1/applications", json=draft_body(call.id, comps[0].id), headers=headers)
     app_id = r.json()["id"]
-    results = await asyncio.gather(*[committing_client.post(f"/v1/applications/{app_id}/submit", headers=headers)
-                                     for _ in range(10)])
+    results = await asyncio.gather(
+        *[committing_client.post(f"/v1/applications/{app_id}/submit", headers=headers) for _ in range(10)]
+    )
     codes = sorted(r.status_code for r in results)
     assert codes == [201] + [409] * 9
     async with engine.connect() as conn:
-        n = (await conn.execute(text("SELECT count(*) FROM desk.outbox WHERE aggregate_id = :a"),
-                                {"a": app_id})).scalar_one()
-        last = (await conn.execute(text("SELECT last_protocol FROM intake.call_counters WHERE call_id = :c"),
-                                   {"c": call.id})).scalar_one()
+        n = (
+            await conn.execute(text("SELECT count(*) FROM desk.outbox WHERE aggregate_id = :a"), {"a": app_id})
+        ).scalar_one()
+        last = (
+            await conn.execute(
+                text("SELECT last_protocol FROM intake.call_counters WHERE call_id = :c"), {"c": call.id}
+            )
+        ).scalar_one()
     assert n == 1 and last == 1
 
 
@@ -73,8 +85,9 @@ async def test_concurrent_duplicates_with_one_idempotency_key_execute_once(commi
     r = await committing_client.post("/v1/applications", json=draft_body(call.id, comps[0].id), headers=headers)
     app_id = r.json()["id"]
     h = {**headers, "Idempotency-Key": f"k-{app_id}"}
-    results = await asyncio.gather(*[committing_client.post(f"/v1/applications/{app_id}/submit", headers=h)
-                                     for _ in range(8)])
+    results = await asyncio.gather(
+        *[committing_client.post(f"/v1/applications/{app_id}/submit", headers=h) for _ in range(8)]
+    )
     assert {r.status_code for r in results} == {201}
     assert len({r.json()["receipt"]["protocol_number"] for r in results}) == 1
     assert sum(1 for r in results if r.headers.get("idempotent-replayed") == "true") == 7
@@ -97,10 +110,12 @@ async def test_the_click_day_path_answers_like_the_route(committing_client, engi
     app_id = r.json()["id"]
     url = f"/v1/applications/{app_id}/submit"
     assert (await committing_client.post(url)).status_code == 401
-    assert (await committing_client.post(url, headers={**headers, "If-Match": '"7"'})).json()["type"] == \
-        "/problems/precondition-failed"
-    other = await committing_client.post("/v1/applications/00000000-0000-0000-0000-000000000000/submit",
-                                         headers=headers)
+    assert (await committing_client.post(url, headers={**headers, "If-Match": '"7"'})).json()[
+        "type"
+    ] == "/problems/precondition-failed"
+    other = await committing_client.post(
+        "/v1/applications/00000000-0000-0000-0000-000000000000/submit", headers=headers
+    )
     assert other.status_code == 404 and other.headers["content-type"] == "application/problem+json"
     first = await committing_client.post(url, headers={**headers, "Idempotency-Key": "fast-1", "X-Request-ID": "r-1"})
     assert first.status_code == 201 and first.headers["x-request-id"] == "r-1"
@@ -127,13 +142,21 @@ async def test_pre_checked_submits_arriving_together_commit_in_groups(committing
     n = 24
     call, headers, comps = await _committed_world(engine, n)
     ids = await _drafts(committing_client, call, headers, comps)
-    results = await asyncio.gather(*[committing_client.post(f"/v1/applications/{i}/submit", headers=headers)
-                                     for i in ids])
+    results = await asyncio.gather(
+        *[committing_client.post(f"/v1/applications/{i}/submit", headers=headers) for i in ids]
+    )
     assert [r.status_code for r in results] == [201] * n
     async with engine.connect() as conn:
-        rows = (await conn.execute(text(
-            "SELECT protocol_number, submitted_at, xmin::text AS tx FROM intake.applications WHERE call_id = :c "
-            "ORDER BY protocol_number"), {"c": call.id})).all()
+        rows = (
+            await conn.execute(
+                text(
+                    "SELECT protocol_number, submitted_at, xmin::text AS tx FROM intake.applications WHERE "
+                    "call_id = :c "
+                    "ORDER BY protocol_number"
+                ),
+                {"c": call.id},
+            )
+        ).all()
     assert [r.protocol_number for r in rows] == list(range(1, n + 1))
     assert [r.submitted_at for r in rows] == sorted(r.submitted_at for r in rows)
     assert len({r.tx for r in rows}) < n, "no two submits were committed together"
@@ -145,8 +168,9 @@ async def test_one_refused_submit_does_not_sink_its_group(committing_client, eng
     their receipts, the duplicate a 409."""
     call, headers, comps = await _committed_world(engine, 4)
     ids = await _drafts(committing_client, call, headers, [comps[0], *comps])  # comps[0] has two drafts
-    results = await asyncio.gather(*[committing_client.post(f"/v1/applications/{i}/submit", headers=headers)
-                                     for i in ids])
+    results = await asyncio.gather(
+        *[committing_client.post(f"/v1/applications/{i}/submit", headers=headers) for i in ids]
+    )
     codes = sorted(r.status_code for r in results)
     assert codes == [201, 201, 201, 201, 409], [r.text for r in results]
     refused = next(r for r in results if r.status_code == 409)

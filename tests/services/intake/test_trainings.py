@@ -32,18 +32,38 @@ def _vat() -> str:
 def _company(vat: str | None = None) -> Company:
     vat = vat or _vat()
     return Company(
-        id=uuid.uuid4(), vat_number=vat, fiscal_code=vat, name=f"Impresa {vat} S.r.l.", legal_form="srl",
-        ateco_code="28.29.30", registered_office={"province": "MI", "city": "Milano"}, operating_sites=[],
-        lombardy_site_commitment=False, incorporation_date=date(2015, 3, 1), approved_financial_statements=3,
-        headcount_awu=Decimal("12.00"), turnover=Decimal("2500000.00"), balance_sheet_total=Decimal("1800000.00"),
-        previous_year_export_sales=Decimal("300000.00"), related_enterprises=[], export_history=[],
-        size_class="small", version=1, created_by="tests",
+        id=uuid.uuid4(),
+        vat_number=vat,
+        fiscal_code=vat,
+        name=f"Impresa {vat} S.r.l.",
+        legal_form="srl",
+        ateco_code="28.29.30",
+        registered_office={"province": "MI", "city": "Milano"},
+        operating_sites=[],
+        lombardy_site_commitment=False,
+        incorporation_date=date(2015, 3, 1),
+        approved_financial_statements=3,
+        headcount_awu=Decimal("12.00"),
+        turnover=Decimal("2500000.00"),
+        balance_sheet_total=Decimal("1800000.00"),
+        previous_year_export_sales=Decimal("300000.00"),
+        related_enterprises=[],
+        export_history=[],
+        size_class="small",
+        version=1,
+        created_by="tests",
     )
 
 
 def _partner() -> Partner:
-    return Partner(id=uuid.uuid4(), name="Camera di Commercio di Test", kind="chamber_of_commerce",
-                   fiscal_code=f"{secrets.randbelow(10**11):011d}", email=None, version=1)
+    return Partner(
+        id=uuid.uuid4(),
+        name="Camera di Commercio di Test",
+        kind="chamber_of_commerce",
+        fiscal_code=f"{secrets.randbelow(10**11):011d}",
+        email=None,
+        version=1,
+    )
 
 
 async def _partner_with_company(session: AsyncSession, *, status: str = "active") -> tuple[Partner, Company]:
@@ -57,19 +77,26 @@ async def _partner_with_company(session: AsyncSession, *, status: str = "active"
 def _training(**over: Any) -> dict[str, Any]:
     starts = datetime.now(UTC).replace(microsecond=0) + timedelta(days=30)
     body: dict[str, Any] = {
-        "title": "Dogane e origine preferenziale", "topic": "customs", "format": "training",
+        "title": "Dogane e origine preferenziale",
+        "topic": "customs",
+        "format": "training",
         "description": "Regole d'origine, EORI, classificazione doganale.",
-        "starts_at": starts.isoformat(), "ends_at": (starts + timedelta(hours=3)).isoformat(),
-        "location": "Palazzo Lombardia, Milano", "capacity": 20,
+        "starts_at": starts.isoformat(),
+        "ends_at": (starts + timedelta(hours=3)).isoformat(),
+        "location": "Palazzo Lombardia, Milano",
+        "capacity": 20,
     }
     body.update(over)
     return body
 
 
 def _person(company_id: uuid.UUID, email: str | None = None) -> dict[str, Any]:
-    return {"company_id": str(company_id), "participant_name": "Maria Rossi",
-            "participant_email": email or f"m.rossi.{uuid.uuid4().hex[:8]}@example.it",
-            "participant_role": "Export manager"}
+    return {
+        "company_id": str(company_id),
+        "participant_name": "Maria Rossi",
+        "participant_email": email or f"m.rossi.{uuid.uuid4().hex[:8]}@example.it",
+        "participant_role": "Export manager",
+    }
 
 
 async def _create(client: httpx.AsyncClient, officer: dict[str, str], **over: Any) -> dict[str, Any]:
@@ -94,9 +121,9 @@ async def _all_ids(client: httpx.AsyncClient, url: str, headers: dict[str, str],
 # ---------------------------------------------------------------- catalogue
 
 
-async def test_officer_publishes_a_session_anyone_authenticated_reads_it(client: httpx.AsyncClient, officer: Headers,
-                                                                         token_factory: TokenFactory,
-                                                                         session: AsyncSession) -> None:
+async def test_officer_publishes_a_session_anyone_authenticated_reads_it(
+    client: httpx.AsyncClient, officer: Headers, token_factory: TokenFactory, session: AsyncSession
+) -> None:
     r = await client.post("/v1/trainings", json=_training(location=None, format="mentoring"), headers=officer)
     assert r.status_code == 201, r.text
     created = r.json()
@@ -111,20 +138,38 @@ async def test_officer_publishes_a_session_anyone_authenticated_reads_it(client:
     assert (await client.get(f"/v1/trainings/{uuid.uuid4()}", headers=as_partner)).status_code == 404
     assert (await client.get(f"/v1/trainings/{created['id']}")).status_code == 401
 
-    audit = (await session.execute(text(
-        "SELECT action FROM desk.audit_log WHERE resource_type = 'training' AND resource_id = :id"),
-        {"id": created["id"]})).scalars().all()
+    audit = (
+        (
+            await session.execute(
+                text("SELECT action FROM desk.audit_log WHERE resource_type = 'training' AND resource_id = :id"),
+                {"id": created["id"]},
+            )
+        )
+        .scalars()
+        .all()
+    )
     assert audit == ["training.created"]
 
 
-async def test_list_filters_by_topic_and_upcoming_and_paginates(client: httpx.AsyncClient, officer: Headers,
-                                                                session: AsyncSession) -> None:
+async def test_list_filters_by_topic_and_upcoming_and_paginates(
+    client: httpx.AsyncClient, officer: Headers, session: AsyncSession
+) -> None:
     customs = await _create(client, officer, topic="customs")
     digital = await _create(client, officer, topic="digital_export")
     started = datetime.now(UTC) - timedelta(hours=1)
-    past = Training(id=uuid.uuid4(), title="Passata", topic="customs", format="training", description="d",
-                    starts_at=started, ends_at=started + timedelta(hours=2), location=None, capacity=5,
-                    enrolled=0, version=1)
+    past = Training(
+        id=uuid.uuid4(),
+        title="Passata",
+        topic="customs",
+        format="training",
+        description="d",
+        starts_at=started,
+        ends_at=started + timedelta(hours=2),
+        location=None,
+        capacity=5,
+        enrolled=0,
+        version=1,
+    )
     session.add(past)
     await session.flush()
 
@@ -137,17 +182,20 @@ async def test_list_filters_by_topic_and_upcoming_and_paginates(client: httpx.As
 
     first = await client.get("/v1/trainings", params={"limit": 1}, headers=officer)
     assert len(first.json()["items"]) == 1 and first.json()["next_cursor"]
-    second = await client.get("/v1/trainings", params={"limit": 1, "cursor": first.json()["next_cursor"]},
-                              headers=officer)
+    second = await client.get(
+        "/v1/trainings", params={"limit": 1, "cursor": first.json()["next_cursor"]}, headers=officer
+    )
     assert second.json()["items"][0]["id"] != first.json()["items"][0]["id"]
     assert (await client.get("/v1/trainings", params={"topic": "cooking"}, headers=officer)).status_code == 422
 
 
 async def test_invalid_sessions_are_422_with_json_pointers(client: httpx.AsyncClient, officer: Headers) -> None:
     starts = datetime.now(UTC) + timedelta(days=10)
-    r = await client.post("/v1/trainings", json=_training(starts_at=starts.isoformat(),
-                                                          ends_at=(starts - timedelta(hours=1)).isoformat()),
-                          headers=officer)
+    r = await client.post(
+        "/v1/trainings",
+        json=_training(starts_at=starts.isoformat(), ends_at=(starts - timedelta(hours=1)).isoformat()),
+        headers=officer,
+    )
     assert r.status_code == 422 and r.json()["type"] == "/problems/validation-error"
     assert {(e["path"], e["code"]) for e in r.json()["errors"]} == {("/ends_at", "dates_out_of_order")}
 
@@ -158,34 +206,39 @@ async def test_invalid_sessions_are_422_with_json_pointers(client: httpx.AsyncCl
 
     naive = (datetime.now() + timedelta(days=3)).replace(microsecond=0).isoformat()
     r = await client.post("/v1/trainings", json=_training(starts_at=naive), headers=officer)
-    assert r.status_code == 422 and ("/starts_at", "timezone_aware") in {(e["path"], e["code"])
-                                                                          for e in r.json()["errors"]}
+    assert r.status_code == 422 and ("/starts_at", "timezone_aware") in {
+        (e["path"], e["code"]) for e in r.json()["errors"]
+    }
     past = datetime.now(UTC) - timedelta(days=1)
-    r = await client.post("/v1/trainings", json=_training(starts_at=past.isoformat(),
-                                                          ends_at=(past + timedelta(hours=2)).isoformat()),
-                          headers=officer)
+    r = await client.post(
+        "/v1/trainings",
+        json=_training(starts_at=past.isoformat(), ends_at=(past + timedelta(hours=2)).isoformat()),
+        headers=officer,
+    )
     assert r.status_code == 422 and r.json()["errors"][0]["path"] == "/starts_at"
     r = await client.post("/v1/trainings", json=_training(topic="cooking", extra=1), headers=officer)
     assert {e["path"] for e in r.json()["errors"]} == {"/topic", "/extra"}
 
 
-async def test_partner_company_and_auditor_cannot_publish_or_replace(client: httpx.AsyncClient, officer: Headers,
-                                                                     token_factory: TokenFactory,
-                                                                     session: AsyncSession) -> None:
+async def test_partner_company_and_auditor_cannot_publish_or_replace(
+    client: httpx.AsyncClient, officer: Headers, token_factory: TokenFactory, session: AsyncSession
+) -> None:
     partner, company = await _partner_with_company(session)
     created = await _create(client, officer)
-    for headers in (await token_factory("partner", partner_id=partner.id),
-                    await token_factory("company", company_id=company.id), await token_factory("auditor")):
+    for headers in (
+        await token_factory("partner", partner_id=partner.id),
+        await token_factory("company", company_id=company.id),
+        await token_factory("auditor"),
+    ):
         r = await client.post("/v1/trainings", json=_training(), headers=headers)
         assert r.status_code == 403 and r.json()["type"] == "/problems/forbidden"
-        r = await client.put(f"/v1/trainings/{created['id']}", json=_training(),
-                             headers={**headers, "If-Match": '"1"'})
+        r = await client.put(f"/v1/trainings/{created['id']}", json=_training(), headers={**headers, "If-Match": '"1"'})
         assert r.status_code == 403
 
 
-async def test_replace_needs_current_if_match_and_keeps_capacity_above_enrolled(client: httpx.AsyncClient,
-                                                                                officer: Headers,
-                                                                                session: AsyncSession) -> None:
+async def test_replace_needs_current_if_match_and_keeps_capacity_above_enrolled(
+    client: httpx.AsyncClient, officer: Headers, session: AsyncSession
+) -> None:
     created = await _create(client, officer, capacity=3)
     url = f"/v1/trainings/{created['id']}"
     r = await client.put(url, json=_training(title="Nuovo titolo", capacity=2), headers=officer)
@@ -203,17 +256,20 @@ async def test_replace_needs_current_if_match_and_keeps_capacity_above_enrolled(
     assert r.status_code == 409 and r.json()["enrolled"] == 2
     r = await client.get(url, headers=officer)
     assert (r.json()["capacity"], r.json()["enrolled"], r.headers["etag"]) == (2, 2, '"2"')
-    actions = (await session.execute(text(
-        "SELECT action FROM desk.audit_log WHERE resource_id = :id ORDER BY id"), {"id": created["id"]})).scalars()
+    actions = (
+        await session.execute(
+            text("SELECT action FROM desk.audit_log WHERE resource_id = :id ORDER BY id"), {"id": created["id"]}
+        )
+    ).scalars()
     assert list(actions) == ["training.created", "training.updated"]
 
 
 # ---------------------------------------------------------------- enrolments
 
 
-async def test_partner_enrols_a_delegated_company_and_places_drop(client: httpx.AsyncClient, officer: Headers,
-                                                                  token_factory: TokenFactory,
-                                                                  session: AsyncSession) -> None:
+async def test_partner_enrols_a_delegated_company_and_places_drop(
+    client: httpx.AsyncClient, officer: Headers, token_factory: TokenFactory, session: AsyncSession
+) -> None:
     partner, company = await _partner_with_company(session)
     as_partner = await token_factory("partner", partner_id=partner.id)
     training = await _create(client, officer, capacity=2)
@@ -228,20 +284,26 @@ async def test_partner_enrols_a_delegated_company_and_places_drop(client: httpx.
     assert (r.json()["enrolled"], r.json()["places_left"]) == (1, 1)
     assert (await client.get(f"/v1/enrolments/{enrolment['id']}", headers=as_partner)).json()["id"] == enrolment["id"]
 
-    event = (await session.execute(text(
-        "SELECT event_type, company_id, partner_id, payload FROM desk.outbox WHERE aggregate_id = :id"),
-        {"id": enrolment["id"]})).one()
+    event = (
+        await session.execute(
+            text("SELECT event_type, company_id, partner_id, payload FROM desk.outbox WHERE aggregate_id = :id"),
+            {"id": enrolment["id"]},
+        )
+    ).one()
     assert event.event_type == "training.enrolled" and event.company_id == company.id
     assert event.partner_id == partner.id and event.payload["places_left"] == 1
     assert "participant_email" not in event.payload
-    audit = (await session.execute(text(
-        "SELECT action, after FROM desk.audit_log WHERE resource_id = :id"), {"id": enrolment["id"]})).one()
+    audit = (
+        await session.execute(
+            text("SELECT action, after FROM desk.audit_log WHERE resource_id = :id"), {"id": enrolment["id"]}
+        )
+    ).one()
     assert audit.action == "training.enrolled" and audit.after["company_id"] == str(company.id)
 
 
-async def test_company_enrols_itself_and_officer_enrols_anyone(client: httpx.AsyncClient, officer: Headers,
-                                                               token_factory: TokenFactory,
-                                                               session: AsyncSession) -> None:
+async def test_company_enrols_itself_and_officer_enrols_anyone(
+    client: httpx.AsyncClient, officer: Headers, token_factory: TokenFactory, session: AsyncSession
+) -> None:
     _, company = await _partner_with_company(session)
     training = await _create(client, officer)
     url = f"/v1/trainings/{training['id']}/enrolments"
@@ -255,20 +317,23 @@ async def test_company_enrols_itself_and_officer_enrols_anyone(client: httpx.Asy
     assert r.status_code == 403
 
 
-async def test_same_address_twice_is_409_already_exists(client: httpx.AsyncClient, officer: Headers,
-                                                        session: AsyncSession) -> None:
+async def test_same_address_twice_is_409_already_exists(
+    client: httpx.AsyncClient, officer: Headers, session: AsyncSession
+) -> None:
     _, company = await _partner_with_company(session)
     training = await _create(client, officer)
     url = f"/v1/trainings/{training['id']}"
-    assert (await client.post(f"{url}/enrolments", json=_person(company.id, "anna.bianchi@example.it"),
-                              headers=officer)).status_code == 201
+    assert (
+        await client.post(f"{url}/enrolments", json=_person(company.id, "anna.bianchi@example.it"), headers=officer)
+    ).status_code == 201
     r = await client.post(f"{url}/enrolments", json=_person(company.id, "Anna.Bianchi@example.it"), headers=officer)
     assert r.status_code == 409 and r.json()["type"] == "/problems/already-exists"
     assert (await client.get(url, headers=officer)).json()["enrolled"] == 1
 
 
-async def test_enrolling_outside_reach_is_404(client: httpx.AsyncClient, officer: Headers, token_factory: TokenFactory,
-                                              session: AsyncSession) -> None:
+async def test_enrolling_outside_reach_is_404(
+    client: httpx.AsyncClient, officer: Headers, token_factory: TokenFactory, session: AsyncSession
+) -> None:
     partner, _mine = await _partner_with_company(session)
     _, theirs = await _partner_with_company(session)
     pending_partner, pending_company = await _partner_with_company(session, status="pending")
@@ -279,13 +344,15 @@ async def test_enrolling_outside_reach_is_404(client: httpx.AsyncClient, officer
     assert r.status_code == 404 and r.json()["type"] == "/problems/not-found"
     as_pending = await token_factory("partner", partner_id=pending_partner.id)
     assert (await client.post(url, json=_person(pending_company.id), headers=as_pending)).status_code == 404
-    assert (await client.post(f"/v1/trainings/{uuid.uuid4()}/enrolments", json=_person(_mine.id),
-                              headers=as_partner)).status_code == 404
+    assert (
+        await client.post(f"/v1/trainings/{uuid.uuid4()}/enrolments", json=_person(_mine.id), headers=as_partner)
+    ).status_code == 404
     assert (await client.get(f"/v1/trainings/{training['id']}", headers=officer)).json()["enrolled"] == 0
 
 
-async def test_full_session_is_409_capacity_exhausted(client: httpx.AsyncClient, officer: Headers,
-                                                      session: AsyncSession) -> None:
+async def test_full_session_is_409_capacity_exhausted(
+    client: httpx.AsyncClient, officer: Headers, session: AsyncSession
+) -> None:
     _, company = await _partner_with_company(session)
     training = await _create(client, officer, capacity=1)
     url = f"/v1/trainings/{training['id']}"
@@ -296,13 +363,24 @@ async def test_full_session_is_409_capacity_exhausted(client: httpx.AsyncClient,
     assert (r.json()["enrolled"], r.json()["places_left"]) == (1, 0)
 
 
-async def test_started_session_refuses_enrolment(client: httpx.AsyncClient, officer: Headers,
-                                                 session: AsyncSession) -> None:
+async def test_started_session_refuses_enrolment(
+    client: httpx.AsyncClient, officer: Headers, session: AsyncSession
+) -> None:
     _, company = await _partner_with_company(session)
     started = datetime.now(UTC) - timedelta(minutes=5)
-    training = Training(id=uuid.uuid4(), title="In corso", topic="logistics", format="training", description="d",
-                        starts_at=started, ends_at=started + timedelta(hours=2), location=None, capacity=5,
-                        enrolled=0, version=1)
+    training = Training(
+        id=uuid.uuid4(),
+        title="In corso",
+        topic="logistics",
+        format="training",
+        description="d",
+        starts_at=started,
+        ends_at=started + timedelta(hours=2),
+        location=None,
+        capacity=5,
+        enrolled=0,
+        version=1,
+    )
     session.add(training)
     await session.flush()
     r = await client.post(f"/v1/trainings/{training.id}/enrolments", json=_person(company.id), headers=officer)
@@ -314,16 +392,24 @@ async def test_invalid_email_is_422(client: httpx.AsyncClient, officer: Headers,
     _, company = await _partner_with_company(session)
     training = await _create(client, officer)
     url = f"/v1/trainings/{training['id']}/enrolments"
-    for bad in ("maria", "maria@", "@example.it", "maria@example", "maria..rossi@example.it", "maria@-x.it",
-                "maria rossi@example.it", "maria@example.i"):
+    for bad in (
+        "maria",
+        "maria@",
+        "@example.it",
+        "maria@example",
+        "maria..rossi@example.it",
+        "maria@-x.it",
+        "maria rossi@example.it",
+        "maria@example.i",
+    ):
         r = await client.post(url, json=_person(company.id, bad), headers=officer)
         assert r.status_code == 422, bad
         assert [e["path"] for e in r.json()["errors"]] == ["/participant_email"], bad
 
 
-async def test_enrolment_lists_show_only_reachable_companies(client: httpx.AsyncClient, officer: Headers,
-                                                             auditor: Headers, token_factory: TokenFactory,
-                                                             session: AsyncSession) -> None:
+async def test_enrolment_lists_show_only_reachable_companies(
+    client: httpx.AsyncClient, officer: Headers, auditor: Headers, token_factory: TokenFactory, session: AsyncSession
+) -> None:
     partner, mine = await _partner_with_company(session)
     _, theirs = await _partner_with_company(session)
     training = await _create(client, officer)
@@ -339,9 +425,9 @@ async def test_enrolment_lists_show_only_reachable_companies(client: httpx.Async
     assert r.status_code == 404
 
 
-async def test_cancel_frees_the_place_and_stale_if_match_is_412(client: httpx.AsyncClient, officer: Headers,
-                                                                token_factory: TokenFactory,
-                                                                session: AsyncSession) -> None:
+async def test_cancel_frees_the_place_and_stale_if_match_is_412(
+    client: httpx.AsyncClient, officer: Headers, token_factory: TokenFactory, session: AsyncSession
+) -> None:
     partner, company = await _partner_with_company(session)
     as_partner = await token_factory("partner", partner_id=partner.id)
     training = await _create(client, officer, capacity=1)
@@ -365,9 +451,15 @@ async def test_cancel_frees_the_place_and_stale_if_match_is_412(client: httpx.As
     assert r.status_code == 409
     assert (await client.get(t_url, headers=as_partner)).json()["enrolled"] == 0
 
-    event = (await session.execute(text(
-        "SELECT company_id FROM desk.outbox WHERE aggregate_id = :id AND event_type = 'training.enrolment_cancelled'"),
-        {"id": enrolment["id"]})).scalar_one()
+    event = (
+        await session.execute(
+            text(
+                "SELECT company_id FROM desk.outbox WHERE aggregate_id = :id AND event_type = "
+                "'training.enrolment_cancelled'"
+            ),
+            {"id": enrolment["id"]},
+        )
+    ).scalar_one()
     assert event == company.id
     # the freed place and the address can be taken again
     again = await client.post(f"{t_url}/enrolments", json=person, headers=as_partner)
@@ -376,8 +468,9 @@ async def test_cancel_frees_the_place_and_stale_if_match_is_412(client: httpx.As
     assert [i["id"] for i in r.json()["items"]] == [enrolment["id"]]
 
 
-async def test_enrolment_retry_with_idempotency_key_takes_one_place(client: httpx.AsyncClient, officer: Headers,
-                                                                    session: AsyncSession) -> None:
+async def test_enrolment_retry_with_idempotency_key_takes_one_place(
+    client: httpx.AsyncClient, officer: Headers, session: AsyncSession
+) -> None:
     _, company = await _partner_with_company(session)
     training = await _create(client, officer)
     url = f"/v1/trainings/{training['id']}"
@@ -393,8 +486,9 @@ async def test_enrolment_retry_with_idempotency_key_takes_one_place(client: http
 # ---------------------------------------------------------------- concurrency (real commits)
 
 
-async def test_capacity_holds_under_30_concurrent_enrolments(committing_client: httpx.AsyncClient, engine: AsyncEngine,
-                                                             officer: Headers, token_factory: TokenFactory) -> None:
+async def test_capacity_holds_under_30_concurrent_enrolments(
+    committing_client: httpx.AsyncClient, engine: AsyncEngine, officer: Headers, token_factory: TokenFactory
+) -> None:
     partner, company = _partner(), _company()
     sm = make_sessionmaker(engine)
     async with sm() as s:
@@ -413,7 +507,9 @@ async def test_capacity_holds_under_30_concurrent_enrolments(committing_client: 
         async def enrol(i: int) -> httpx.Response:
             return await committing_client.post(
                 f"/v1/trainings/{training_id}/enrolments",
-                json=_person(company.id, f"p{i}.{tag}@example.it"), headers=as_partner)
+                json=_person(company.id, f"p{i}.{tag}@example.it"),
+                headers=as_partner,
+            )
 
         responses = await asyncio.gather(*(enrol(i) for i in range(30)))
         statuses = sorted(r.status_code for r in responses)
@@ -423,9 +519,12 @@ async def test_capacity_holds_under_30_concurrent_enrolments(committing_client: 
         assert all(r.status_code == 409 and r.json()["type"] == "/problems/capacity-exhausted" for r in refused)
 
         async with sm() as s:
-            enrolled = (await s.execute(select(Training.enrolled).where(Training.id == uuid.UUID(training_id))))
-            live = await s.execute(select(func.count()).select_from(Enrolment).where(
-                Enrolment.training_id == uuid.UUID(training_id), Enrolment.status == "enrolled"))
+            enrolled = await s.execute(select(Training.enrolled).where(Training.id == uuid.UUID(training_id)))
+            live = await s.execute(
+                select(func.count())
+                .select_from(Enrolment)
+                .where(Enrolment.training_id == uuid.UUID(training_id), Enrolment.status == "enrolled")
+            )
             assert enrolled.scalar_one() == 5 and live.scalar_one() == 5
         r = await committing_client.get(f"/v1/trainings/{training_id}", headers=as_partner)
         assert r.json()["places_left"] == 0

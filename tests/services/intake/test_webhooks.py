@@ -58,9 +58,11 @@ def _url_error(r) -> dict[str, Any]:
 
 
 async def test_create_read_list_delete_and_secret_only_on_creation(client, owner, session):
-    r = await client.post("/v1/webhooks", json={"url": HOOK, "event_types": ["application.submitted",
-                                                                             "application.submitted"]},
-                          headers=owner.headers)
+    r = await client.post(
+        "/v1/webhooks",
+        json={"url": HOOK, "event_types": ["application.submitted", "application.submitted"]},
+        headers=owner.headers,
+    )
     assert r.status_code == 201, r.text
     created = r.json()
     assert created["secret"].startswith("whsec_") and r.headers["etag"] == '"1"'
@@ -87,9 +89,15 @@ async def test_create_read_list_delete_and_secret_only_on_creation(client, owner
     await session.refresh(stored)
     assert stored.deleted_at is not None and stored.active is False
 
-    audit = (await session.execute(text(
-        "SELECT action, before::text AS b, after::text AS a FROM desk.audit_log WHERE resource_id = :id ORDER BY id"),
-        {"id": created["id"]})).all()
+    audit = (
+        await session.execute(
+            text(
+                "SELECT action, before::text AS b, after::text AS a FROM desk.audit_log WHERE resource_id = "
+                ":id ORDER BY id"
+            ),
+            {"id": created["id"]},
+        )
+    ).all()
     assert [a.action for a in audit] == ["webhook.created", "webhook.deleted"]
     assert not any("whsec_" in (a.b or "") + (a.a or "") for a in audit), "secrets must never reach the audit"
 
@@ -105,8 +113,9 @@ async def test_creation_is_idempotent(client, owner, session):
     assert len(n) == 1
 
 
-async def test_another_partner_sees_nothing_officers_read_and_auditors_only_read(client, owner, stranger, officer,
-                                                                               auditor):
+async def test_another_partner_sees_nothing_officers_read_and_auditors_only_read(
+    client, owner, stranger, officer, auditor
+):
     sub = await subscribe(client, owner.headers)
     path = f"/v1/webhooks/{sub['id']}"
     assert (await client.get(path, headers=stranger.headers)).status_code == 404
@@ -114,8 +123,9 @@ async def test_another_partner_sees_nothing_officers_read_and_auditors_only_read
     assert (await client.post(f"{path}/ping", headers=stranger.headers)).status_code == 404
     r = await client.delete(path, headers={**stranger.headers, "If-Match": '"1"'})
     assert r.status_code == 404
-    assert sub["id"] not in [w["id"] for w in (await client.get("/v1/webhooks", headers=stranger.headers)).json()[
-        "items"]]
+    assert sub["id"] not in [
+        w["id"] for w in (await client.get("/v1/webhooks", headers=stranger.headers)).json()["items"]
+    ]
 
     for reader in (officer, auditor):
         r = await client.get(path, headers=reader)
@@ -137,22 +147,26 @@ async def test_a_company_owns_its_subscriptions(client, session, owner):
 # ---------------------------------------------------------------- validation
 
 
-@pytest.mark.parametrize(("url", "says"), [
-    ("http://169.254.169.254/latest/meta-data/", "cloud metadata"),
-    ("http://169.254.10.20/hook", "link-local"),
-    ("http://[fe80::1]/hook", "link-local"),
-    ("http://[fd00:ec2::254]/hook", "cloud metadata"),
-    ("http://metadata.google.internal/computeMetadata/v1/", "cloud metadata"),
-    ("http://224.0.0.1/hook", "multicast"),
-    ("http://0.0.0.0:8080/hook", "unspecified"),
-    ("http://user:secret@127.0.0.1/hook", "credentials"),
-    ("http://127.0.0.1/hook#top", "fragment"),
-    ("ftp://127.0.0.1/hook", "https"),
-    ("http:///no-host", "no host"),
-])
+@pytest.mark.parametrize(
+    ("url", "says"),
+    [
+        ("http://169.254.169.254/latest/meta-data/", "cloud metadata"),
+        ("http://169.254.10.20/hook", "link-local"),
+        ("http://[fe80::1]/hook", "link-local"),
+        ("http://[fd00:ec2::254]/hook", "cloud metadata"),
+        ("http://metadata.google.internal/computeMetadata/v1/", "cloud metadata"),
+        ("http://224.0.0.1/hook", "multicast"),
+        ("http://0.0.0.0:8080/hook", "unspecified"),
+        ("http://user:secret@127.0.0.1/hook", "credentials"),
+        ("http://127.0.0.1/hook#top", "fragment"),
+        ("ftp://127.0.0.1/hook", "https"),
+        ("http:///no-host", "no host"),
+    ],
+)
 async def test_dangerous_urls_are_refused(client, owner, url, says):
-    r = await client.post("/v1/webhooks", json={"url": url, "event_types": ["*"]},
-                          headers={**owner.headers, "Accept-Language": "en"})
+    r = await client.post(
+        "/v1/webhooks", json={"url": url, "event_types": ["*"]}, headers={**owner.headers, "Accept-Language": "en"}
+    )
     assert says in _url_error(r)["message"]
 
 
@@ -185,45 +199,52 @@ def production(intake_app, monkeypatch) -> Any:
     and tricky.partner.example resolves to a public address and to NAT64 loopback."""
     monkeypatch.setattr(intake_app.state.settings, "environment", "production")
     real = socket.getaddrinfo
-    names = {"hooks.partner.example": ["93.184.216.34"], "tricky.partner.example": ["93.184.216.34",
-                                                                                     "64:ff9b::7f00:1"]}
+    names = {"hooks.partner.example": ["93.184.216.34"], "tricky.partner.example": ["93.184.216.34", "64:ff9b::7f00:1"]}
 
     def fake_dns(host: Any, port: Any, *args: Any, **kw: Any) -> Any:
         if host in names:
-            return [(socket.AF_INET6 if ":" in a else socket.AF_INET, socket.SOCK_STREAM, 6, "", (a, port))
-                    for a in names[host]]
+            return [
+                (socket.AF_INET6 if ":" in a else socket.AF_INET, socket.SOCK_STREAM, 6, "", (a, port))
+                for a in names[host]
+            ]
         return real(host, port, *args, **kw)
 
     monkeypatch.setattr(socket, "getaddrinfo", fake_dns)
     return intake_app
 
 
-@pytest.mark.parametrize(("url", "says"), [
-    ("https://[64:ff9b::a9fe:a9fe]/hook", "cloud metadata"),  # NAT64 of 169.254.169.254
-    ("https://[64:ff9b::7f00:1]/hook", "loopback"),  # NAT64 of 127.0.0.1
-    ("https://[2002:7f00:1::]/hook", "loopback"),  # 6to4 of 127.0.0.1
-    ("https://[::127.0.0.1]/hook", "loopback"),  # IPv4-compatible
-    ("https://[::ffff:127.0.0.1]/hook", "loopback"),  # IPv4-mapped
-    ("https://[64:ff9b:1:a9fe:a9:fe00::]/hook", "cloud metadata"),  # NAT64 local-use
-    ("https://[2001:0:4136:e378:8000:63bf:80ff:fffe]/hook", "loopback"),  # Teredo
-    ("https://[fd12:3456::1]/hook", "private"),  # ULA
-    ("https://100.64.0.1/hook", "private"),  # CGNAT
-    ("https://tricky.partner.example/hook", "64:ff9b::7f00:1, a loopback"),  # one bad address of two
-    ("https://93.184.216.34:22/hook", "Port 22 is not allowed"),
-    ("https://93.184.216.34:5432/hook", "Port 5432 is not allowed"),
-    ("https://hooks.partner.example:5432/hook", "Port 5432 is not allowed"),
-])
+@pytest.mark.parametrize(
+    ("url", "says"),
+    [
+        ("https://[64:ff9b::a9fe:a9fe]/hook", "cloud metadata"),  # NAT64 of 169.254.169.254
+        ("https://[64:ff9b::7f00:1]/hook", "loopback"),  # NAT64 of 127.0.0.1
+        ("https://[2002:7f00:1::]/hook", "loopback"),  # 6to4 of 127.0.0.1
+        ("https://[::127.0.0.1]/hook", "loopback"),  # IPv4-compatible
+        ("https://[::ffff:127.0.0.1]/hook", "loopback"),  # IPv4-mapped
+        ("https://[64:ff9b:1:a9fe:a9:fe00::]/hook", "cloud metadata"),  # NAT64 local-use
+        ("https://[2001:0:4136:e378:8000:63bf:80ff:fffe]/hook", "loopback"),  # Teredo
+        ("https://[fd12:3456::1]/hook", "private"),  # ULA
+        ("https://100.64.0.1/hook", "private"),  # CGNAT
+        ("https://tricky.partner.example/hook", "64:ff9b::7f00:1, a loopback"),  # one bad address of two
+        ("https://93.184.216.34:22/hook", "Port 22 is not allowed"),
+        ("https://93.184.216.34:5432/hook", "Port 5432 is not allowed"),
+        ("https://hooks.partner.example:5432/hook", "Port 5432 is not allowed"),
+    ],
+)
 async def test_production_refuses_every_form_of_an_internal_target(client, owner, production, url, says):
-    r = await client.post("/v1/webhooks", json={"url": url, "event_types": ["*"]},
-                          headers={**owner.headers, "Accept-Language": "en"})
+    r = await client.post(
+        "/v1/webhooks", json={"url": url, "event_types": ["*"]}, headers={**owner.headers, "Accept-Language": "en"}
+    )
     assert says in _url_error(r)["message"]
 
 
 async def test_an_officer_allows_another_port_for_one_host(client, owner, officer, production, session):
     h = {**owner.headers, "Accept-Language": "en"}
     url = "https://hooks.partner.example:8443/hook"
-    assert "Port 8443" in _url_error(await client.post("/v1/webhooks", json={"url": url, "event_types": ["*"]},
-                                                       headers=h))["message"]
+    assert (
+        "Port 8443"
+        in _url_error(await client.post("/v1/webhooks", json={"url": url, "event_types": ["*"]}, headers=h))["message"]
+    )
     body = {"host": "Hooks.Partner.Example", "port": 8443, "reason": "gateway of the partner's CRM"}
     assert (await client.post("/v1/webhooks/allowed-ports", json=body, headers=owner.headers)).status_code == 403
     r = await client.post("/v1/webhooks/allowed-ports", json=body, headers=officer)
@@ -233,31 +254,45 @@ async def test_an_officer_allows_another_port_for_one_host(client, owner, office
     assert (await client.post("/v1/webhooks/allowed-ports", json=body, headers=officer)).status_code == 409
     r = await client.post("/v1/webhooks/allowed-ports", json={**body, "host": "bad host"}, headers=officer)
     assert r.status_code == 422 and r.json()["errors"][0]["code"] == "host_invalid"
-    audit = (await session.execute(text(
-        "SELECT action, after FROM desk.audit_log WHERE resource_type = 'webhook_port_allowance' "
-        "AND resource_id = :id"), {"id": allowance["id"]})).one()
+    audit = (
+        await session.execute(
+            text(
+                "SELECT action, after FROM desk.audit_log WHERE resource_type = 'webhook_port_allowance' "
+                "AND resource_id = :id"
+            ),
+            {"id": allowance["id"]},
+        )
+    ).one()
     assert audit.action == "webhook.port_allowed" and audit.after["port"] == 8443
 
     assert (await client.post("/v1/webhooks", json={"url": url, "event_types": ["*"]}, headers=h)).status_code == 201
     # the allowance is for that host and port only
-    other = await client.post("/v1/webhooks", json={"url": "https://93.184.216.34:8443/hook", "event_types": ["*"]},
-                              headers=h)
+    other = await client.post(
+        "/v1/webhooks", json={"url": "https://93.184.216.34:8443/hook", "event_types": ["*"]}, headers=h
+    )
     assert "Port 8443" in _url_error(other)["message"]
     listed = (await client.get("/v1/webhooks/allowed-ports", headers=officer)).json()["items"]
     assert allowance["id"] in [a["id"] for a in listed]
 
     r = await client.delete(f"/v1/webhooks/allowed-ports/{allowance['id']}", headers=officer)
     assert r.status_code == 204
-    assert "Port 8443" in _url_error(await client.post("/v1/webhooks", json={"url": url, "event_types": ["*"]},
-                                                       headers=h))["message"]
+    assert (
+        "Port 8443"
+        in _url_error(await client.post("/v1/webhooks", json={"url": url, "event_types": ["*"]}, headers=h))["message"]
+    )
 
 
 async def test_event_types_are_checked_against_the_catalogue(client, owner):
-    r = await client.post("/v1/webhooks", json={"url": HOOK, "event_types": [
-        "application.submitted", "application.eaten", "decision.made"]}, headers=owner.headers)
+    r = await client.post(
+        "/v1/webhooks",
+        json={"url": HOOK, "event_types": ["application.submitted", "application.eaten", "decision.made"]},
+        headers=owner.headers,
+    )
     assert r.status_code == 422
     assert [(e["code"], e["path"]) for e in r.json()["errors"]] == [
-        ("event_type_unknown", "/event_types/1"), ("event_type_unknown", "/event_types/2")]
+        ("event_type_unknown", "/event_types/1"),
+        ("event_type_unknown", "/event_types/2"),
+    ]
     r = await client.post("/v1/webhooks", json={"url": HOOK, "event_types": []}, headers=owner.headers)
     assert r.status_code == 422 and r.json()["errors"][0]["path"] == "/event_types"
     sub = await subscribe(client, owner.headers, event_types=["webhook.ping", "*"])
@@ -291,16 +326,23 @@ async def test_rotation_keeps_both_secrets_valid_during_the_overlap(client, owne
 
     # what the worker sends during the overlap: signed with the stored secrets, new and previous
     body = '{"id":"evt","type":"webhook.ping"}'
-    headers = sign_headers(msg_id=str(uuid.uuid4()), at=datetime.now(UTC), body=body,
-                           secrets_=[stored.secret, stored.previous_secret])
+    headers = sign_headers(
+        msg_id=str(uuid.uuid4()), at=datetime.now(UTC), body=body, secrets_=[stored.secret, stored.previous_secret]
+    )
     Webhook(old).verify(body, headers)
     Webhook(new).verify(body, headers)
     with pytest.raises(WebhookVerificationError):
         Webhook(new_webhook_secret()).verify(body, headers)
 
-    audit = (await session.execute(text(
-        "SELECT after::text AS a, before::text AS b FROM desk.audit_log WHERE resource_id = :id "
-        "AND action = 'webhook.secret_rotated'"), {"id": sub["id"]})).one()
+    audit = (
+        await session.execute(
+            text(
+                "SELECT after::text AS a, before::text AS b FROM desk.audit_log WHERE resource_id = :id "
+                "AND action = 'webhook.secret_rotated'"
+            ),
+            {"id": sub["id"]},
+        )
+    ).one()
     assert "whsec_" not in audit.a + audit.b
 
 
@@ -318,8 +360,9 @@ async def test_rotation_without_body_overlaps_a_day(client, owner, session):
 
 
 async def _deliveries_of(session, subscription_id: str) -> list[Delivery]:
-    rows = await session.execute(select(Delivery).where(Delivery.subscription_id == uuid.UUID(subscription_id))
-                                 .order_by(Delivery.id))
+    rows = await session.execute(
+        select(Delivery).where(Delivery.subscription_id == uuid.UUID(subscription_id)).order_by(Delivery.id)
+    )
     return list(rows.scalars())
 
 
@@ -329,8 +372,9 @@ async def test_ping_reaches_only_the_pinged_endpoint(client, owner, session):
     r = await client.post(f"/v1/webhooks/{pinged['id']}/ping", headers=owner.headers)
     assert r.status_code == 202, r.text
     out = r.json()
-    event = (await session.execute(select(OutboxEvent).where(
-        OutboxEvent.event_id == uuid.UUID(out["event_id"])))).scalar_one()
+    event = (
+        await session.execute(select(OutboxEvent).where(OutboxEvent.event_id == uuid.UUID(out["event_id"])))
+    ).scalar_one()
     assert event.event_type == "webhook.ping" and event.published_at is not None
     assert event.partner_id == owner.partner.id and event.payload["subscription_id"] == pinged["id"]
 
@@ -358,13 +402,17 @@ async def test_delivery_log_filters_pages_and_replays(client, owner, stranger, s
     dead = items[1]
     assert dead["status"] == "dead" and dead["event_type"] == "webhook.ping" and dead["last_status_code"] == 500
     assert [(a["attempt"], a["status_code"], a["latency_ms"], a["error"]) for a in dead["attempt_log"]] == [
-        (1, 500, 42, "boom")]
+        (1, 500, 42, "boom")
+    ]
     r = await client.get(f"{base}/deliveries", params={"status": "dead"}, headers=owner.headers)
     assert [i["id"] for i in r.json()["items"]] == [first]
     page = (await client.get(f"{base}/deliveries", params={"limit": 1}, headers=owner.headers)).json()
     assert [i["id"] for i in page["items"]] == [second] and page["next_cursor"]
-    page = (await client.get(f"{base}/deliveries", params={"limit": 1, "cursor": page["next_cursor"]},
-                             headers=owner.headers)).json()
+    page = (
+        await client.get(
+            f"{base}/deliveries", params={"limit": 1, "cursor": page["next_cursor"]}, headers=owner.headers
+        )
+    ).json()
     assert [i["id"] for i in page["items"]] == [first] and page["next_cursor"] is None
     r = await client.get(f"{base}/deliveries", params={"cursor": "garbage"}, headers=owner.headers)
     assert r.status_code == 422 and r.json()["errors"][0]["path"] == "/cursor"
@@ -380,12 +428,28 @@ async def test_delivery_log_filters_pages_and_replays(client, owner, stranger, s
     assert r.status_code == 404
 
 
-async def _event(session, *, event_type: str, partner_id: uuid.UUID | None, at: datetime,
-                 published: bool = True, company_id: uuid.UUID | None = None) -> OutboxEvent:
-    e = OutboxEvent(event_id=uuid.uuid4(), event_type=event_type, event_version=1, source="intake",
-                    aggregate_type="application", aggregate_id=str(uuid.uuid4()), partner_id=partner_id,
-                    company_id=company_id, payload={"n": 1}, occurred_at=at,
-                    published_at=at if published else None)
+async def _event(
+    session,
+    *,
+    event_type: str,
+    partner_id: uuid.UUID | None,
+    at: datetime,
+    published: bool = True,
+    company_id: uuid.UUID | None = None,
+) -> OutboxEvent:
+    e = OutboxEvent(
+        event_id=uuid.uuid4(),
+        event_type=event_type,
+        event_version=1,
+        source="intake",
+        aggregate_type="application",
+        aggregate_id=str(uuid.uuid4()),
+        partner_id=partner_id,
+        company_id=company_id,
+        payload={"n": 1},
+        occurred_at=at,
+        published_at=at if published else None,
+    )
     session.add(e)
     await session.flush()
     return e
@@ -398,15 +462,17 @@ async def test_replay_since_creates_deliveries_only_for_matching_events(client, 
     p = owner.partner.id
     await _event(session, event_type="application.submitted", partner_id=p, at=now - timedelta(hours=2))  # before
     wanted = await _event(session, event_type="application.submitted", partner_id=p, at=now - timedelta(minutes=10))
-    withdrawn = await _event(session, event_type="application.withdrawn", partner_id=p,
-                             at=now - timedelta(minutes=5))  # another type
-    await _event(session, event_type="application.submitted", partner_id=stranger.partner.id,
-                 at=now - timedelta(minutes=5))  # someone else's
-    await _event(session, event_type="application.submitted", partner_id=p, at=now - timedelta(minutes=1),
-                 published=False)  # the fan-out will deliver it
+    withdrawn = await _event(
+        session, event_type="application.withdrawn", partner_id=p, at=now - timedelta(minutes=5)
+    )  # another type
+    await _event(
+        session, event_type="application.submitted", partner_id=stranger.partner.id, at=now - timedelta(minutes=5)
+    )  # someone else's
+    await _event(
+        session, event_type="application.submitted", partner_id=p, at=now - timedelta(minutes=1), published=False
+    )  # the fan-out will deliver it
 
-    r = await client.post(f"/v1/webhooks/{sub['id']}/replay", json={"since": since.isoformat()},
-                          headers=owner.headers)
+    r = await client.post(f"/v1/webhooks/{sub['id']}/replay", json={"since": since.isoformat()}, headers=owner.headers)
     assert r.status_code == 202, r.text
     assert r.json()["count"] == 1 and r.json()["truncated"] is False
     deliveries = await _deliveries_of(session, sub["id"])
@@ -415,14 +481,18 @@ async def test_replay_since_creates_deliveries_only_for_matching_events(client, 
     # a subscription to everything gets the owner's events, but not a ping aimed at another endpoint
     star = await subscribe(client, owner.headers, event_types=["*"])
     assert (await client.post(f"/v1/webhooks/{sub['id']}/ping", headers=owner.headers)).status_code == 202
-    r = await client.post(f"/v1/webhooks/{star['id']}/replay", json={"since": since.isoformat()},
-                          headers=owner.headers)
+    r = await client.post(f"/v1/webhooks/{star['id']}/replay", json={"since": since.isoformat()}, headers=owner.headers)
     assert r.json()["count"] == 2
     assert [d.event_id for d in await _deliveries_of(session, star["id"])] == [wanted.id, withdrawn.id]
 
-    r = await client.post(f"/v1/webhooks/{sub['id']}/replay", json={"since": "2025-01-01T10:00:00"},
-                          headers=owner.headers)
+    r = await client.post(
+        f"/v1/webhooks/{sub['id']}/replay", json={"since": "2025-01-01T10:00:00"}, headers=owner.headers
+    )
     assert r.status_code == 422  # an instant needs its offset
-    audit = (await session.execute(text("SELECT count(*) FROM desk.audit_log WHERE resource_id = :id AND "
-                                        "action = 'webhook.events_replayed'"), {"id": sub["id"]})).scalar_one()
+    audit = (
+        await session.execute(
+            text("SELECT count(*) FROM desk.audit_log WHERE resource_id = :id AND action = 'webhook.events_replayed'"),
+            {"id": sub["id"]},
+        )
+    ).scalar_one()
     assert audit == 1

@@ -49,8 +49,9 @@ async def intake(monitoring_app: Any, intake_server: LoopbackServer) -> AsyncIte
 @pytest_asyncio.fixture(loop_scope="session")
 async def evaluation(monitoring_app: Any, evaluation_server: LoopbackServer) -> AsyncIterator[EvaluationClient]:
     """Monitoring's EvaluationClient pointed at the loopback evaluation."""
-    client = EvaluationClient(evaluation_server.url, service="monitoring", keyring=KEYRING, issuer="regional-desk",
-                              **_QUICK)
+    client = EvaluationClient(
+        evaluation_server.url, service="monitoring", keyring=KEYRING, issuer="regional-desk", **_QUICK
+    )
     monitoring_app.state.evaluation_client = client
     yield client
     monitoring_app.state.evaluation_client = None

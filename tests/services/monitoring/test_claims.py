@@ -62,12 +62,27 @@ async def fake_intake(monitoring_app: Any) -> AsyncIterator[FakeIntake]:
     monitoring_app.state.intake_client = None
 
 
-async def reporting_project(session: Any, fake: FakeIntake, *, cup: str | None = CUP, status: str = "active",
-                            deadline: date = date(2026, 9, 30), eligible_total: str = "16692.00") -> Project:
+async def reporting_project(
+    session: Any,
+    fake: FakeIntake,
+    *,
+    cup: str | None = CUP,
+    status: str = "active",
+    deadline: date = date(2026, 9, 30),
+    eligible_total: str = "16692.00",
+) -> Project:
     """A project of the seeded call (tolerance 20 %, flat rates d and e) whose application was submitted on
     10 March 2025, approved for a 2000, b 10000, c 1000 (US 9000, VN 4000)."""
-    p = await make_project(session, cup=cup, status=status, partner_id=uuid.uuid4(), deadline=deadline,
-                           eligible_total=eligible_total, grant="3338.40", loan="10850.00")
+    p = await make_project(
+        session,
+        cup=cup,
+        status=status,
+        partner_id=uuid.uuid4(),
+        deadline=deadline,
+        eligible_total=eligible_total,
+        grant="3338.40",
+        loan="10850.00",
+    )
     p.approved_budget = BUDGET
     p.start_date = date(2025, 3, 10)
     await session.flush()
@@ -78,17 +93,39 @@ async def reporting_project(session: Any, fake: FakeIntake, *, cup: str | None =
 
 
 @pytest_asyncio.fixture(loop_scope="session")
-async def desk(monitoring_client: httpx.AsyncClient, session: Any, token_factory: Any, officer: dict[str, str],
-               fake_intake: FakeIntake, storage: Path) -> Desk:
+async def desk(
+    monitoring_client: httpx.AsyncClient,
+    session: Any,
+    token_factory: Any,
+    officer: dict[str, str],
+    fake_intake: FakeIntake,
+    storage: Path,
+) -> Desk:
     p = await reporting_project(session, fake_intake)
-    return Desk(monitoring_client, p, await token_factory("company", company_id=p.company_id),
-                await token_factory("partner", partner_id=p.partner_id), officer, fake_intake, storage)
+    return Desk(
+        monitoring_client,
+        p,
+        await token_factory("company", company_id=p.company_id),
+        await token_factory("partner", partner_id=p.partner_id),
+        officer,
+        fake_intake,
+        storage,
+    )
 
 
 def line_body(**kw: Any) -> dict[str, Any]:
-    body = {"kind": "invoice", "supplier_vat": "IT01234560157", "supplier_name": "Fiere e Mercati Esteri S.r.l.",
-            "document_number": "2025/0147", "issue_date": "2025-04-15", "taxable_amount": "4000.00",
-            "category": "b", "market": "VN", "payment_date": "2025-05-10", "payment_method": "bank_transfer"}
+    body = {
+        "kind": "invoice",
+        "supplier_vat": "IT01234560157",
+        "supplier_name": "Fiere e Mercati Esteri S.r.l.",
+        "document_number": "2025/0147",
+        "issue_date": "2025-04-15",
+        "taxable_amount": "4000.00",
+        "category": "b",
+        "market": "VN",
+        "payment_date": "2025-05-10",
+        "payment_method": "bank_transfer",
+    }
     body.update(kw)
     return body
 
@@ -102,14 +139,17 @@ async def open_claim(d: Desk, kind: str = "intermediate", headers: dict[str, str
 
 async def add_line(d: Desk, claim_id: str, **kw: Any) -> httpx.Response:
     etag = (await d.client.get(f"/v1/claims/{claim_id}", headers=d.company)).headers["etag"]
-    return await d.client.post(f"/v1/claims/{claim_id}/lines", json=line_body(**kw),
-                               headers={**d.company, "If-Match": etag})
+    return await d.client.post(
+        f"/v1/claims/{claim_id}/lines", json=line_body(**kw), headers={**d.company, "If-Match": etag}
+    )
 
 
-async def upload(d: Desk, claim_id: str, line_id: str, data: bytes, filename: str = "fattura.pdf",
-                 ctype: str = "application/pdf") -> httpx.Response:
-    return await d.client.post(f"/v1/claims/{claim_id}/lines/{line_id}/evidence",
-                               files={"file": (filename, data, ctype)}, headers=d.company)
+async def upload(
+    d: Desk, claim_id: str, line_id: str, data: bytes, filename: str = "fattura.pdf", ctype: str = "application/pdf"
+) -> httpx.Response:
+    return await d.client.post(
+        f"/v1/claims/{claim_id}/lines/{line_id}/evidence", files={"file": (filename, data, ctype)}, headers=d.company
+    )
 
 
 async def etag(d: Desk, claim_id: str) -> str:
@@ -117,21 +157,26 @@ async def etag(d: Desk, claim_id: str) -> str:
 
 
 async def submit(d: Desk, claim_id: str) -> httpx.Response:
-    return await d.client.post(f"/v1/claims/{claim_id}/submit",
-                               headers={**d.company, "If-Match": await etag(d, claim_id)})
+    return await d.client.post(
+        f"/v1/claims/{claim_id}/submit", headers={**d.company, "If-Match": await etag(d, claim_id)}
+    )
 
 
 async def review(d: Desk, claim_id: str, line_id: str, outcome: str, amount: str | None = None) -> httpx.Response:
     body: dict[str, Any] = {"outcome": outcome, "note": "verificato"}
     if amount is not None:
         body["recognised_amount"] = amount
-    return await d.client.put(f"/v1/claims/{claim_id}/lines/{line_id}/review", json=body,
-                              headers={**d.officer, "If-Match": await etag(d, claim_id)})
+    return await d.client.put(
+        f"/v1/claims/{claim_id}/lines/{line_id}/review",
+        json=body,
+        headers={**d.officer, "If-Match": await etag(d, claim_id)},
+    )
 
 
 async def complete(d: Desk, claim_id: str) -> httpx.Response:
-    return await d.client.post(f"/v1/claims/{claim_id}/review/complete",
-                               headers={**d.officer, "If-Match": await etag(d, claim_id)})
+    return await d.client.post(
+        f"/v1/claims/{claim_id}/review/complete", headers={**d.officer, "If-Match": await etag(d, claim_id)}
+    )
 
 
 def checks_of(line: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -139,8 +184,10 @@ def checks_of(line: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 async def outbox(session: Any, event_type: str, aggregate_id: str) -> list[dict[str, Any]]:
-    rows = await session.execute(text("SELECT payload FROM desk.outbox WHERE event_type = :t AND aggregate_id = :a"),
-                                 {"t": event_type, "a": aggregate_id})
+    rows = await session.execute(
+        text("SELECT payload FROM desk.outbox WHERE event_type = :t AND aggregate_id = :a"),
+        {"t": event_type, "a": aggregate_id},
+    )
     return [r[0] for r in rows]
 
 
@@ -151,8 +198,7 @@ async def count(session: Any, model: Any, *where: Any) -> int:
 # ---------------------------------------------------------------- the normal path
 
 
-async def test_a_claim_with_an_e_invoice_and_a_pdf_is_checked_reviewed_and_recognised(desk: Desk, session: Any
-                                                                                       ) -> None:
+async def test_a_claim_with_an_e_invoice_and_a_pdf_is_checked_reviewed_and_recognised(desk: Desk, session: Any) -> None:
     d = desk
     claim = await open_claim(d)
     assert claim["status"] == "draft" and claim["lines"] == []
@@ -170,13 +216,29 @@ async def test_a_claim_with_an_e_invoice_and_a_pdf_is_checked_reviewed_and_recog
     assert ev["sha256"] == hashlib.sha256(SAMPLE).hexdigest()
     inv = ev["invoice_data"]
     assert (inv["supplier_vat"], inv["number"], inv["issue_date"], inv["taxable_amount"], inv["cup_found"]) == (
-        "01234560157", "2025/0147", "2025-04-15", "4000.00", True)
+        "01234560157",
+        "2025/0147",
+        "2025-04-15",
+        "4000.00",
+        True,
+    )
     sha = ev["sha256"]
     assert (d.storage_dir / sha[:2] / sha[2:4] / sha).read_bytes() == SAMPLE
 
-    r = await add_line(d, cid, supplier_vat="DE136695976", supplier_name="Messe GmbH", document_number="ms 88",
-                       issue_date="2025-05-02", taxable_amount="1500.00", category="a", market="US",
-                       payment_method="card", payment_date="2025-05-02", cup_quoted=True)
+    r = await add_line(
+        d,
+        cid,
+        supplier_vat="DE136695976",
+        supplier_name="Messe GmbH",
+        document_number="ms 88",
+        issue_date="2025-05-02",
+        taxable_amount="1500.00",
+        category="a",
+        market="US",
+        payment_method="card",
+        payment_date="2025-05-02",
+        cup_quoted=True,
+    )
     assert r.status_code == 201, r.text
     pdf_line = r.json()
     assert (pdf_line["supplier_vat"], pdf_line["document_number"]) == ("DE136695976", "MS88")
@@ -214,10 +276,14 @@ async def test_a_claim_with_an_e_invoice_and_a_pdf_is_checked_reviewed_and_recog
     assert done["review"]["review"]["flat_rates"] == {"d": "960.00", "e": "403.20"}
     [event] = await outbox(session, "claim.reviewed", cid)
     assert event["recognised_total"] == "6163.20" and event["status"] == "partially_approved"
-    audits = (await session.execute(text("SELECT action FROM desk.audit_log WHERE resource_id = :r"),
-                                    {"r": cid})).scalars().all()
+    audits = (
+        (await session.execute(text("SELECT action FROM desk.audit_log WHERE resource_id = :r"), {"r": cid}))
+        .scalars()
+        .all()
+    )
     assert {"claim.created", "claim.line_added", "claim.submitted", "claim.line_reviewed", "claim.reviewed"} <= set(
-        audits)
+        audits
+    )
 
     r = await d.client.get(f"/v1/evidence/{ev['id']}", headers=d.partner)
     assert r.status_code == 200
@@ -255,7 +321,8 @@ async def test_no_claim_on_a_revoked_project(desk: Desk, session: Any, token_fac
 
 
 async def test_the_same_invoice_cannot_be_claimed_twice_even_across_projects_and_calls(
-        desk: Desk, session: Any, token_factory: Any) -> None:
+    desk: Desk, session: Any, token_factory: Any
+) -> None:
     d = desk
     cid = (await open_claim(d))["id"]
     assert (await add_line(d, cid)).status_code == 201
@@ -267,8 +334,15 @@ async def test_the_same_invoice_cannot_be_claimed_twice_even_across_projects_and
 
     other = await reporting_project(session, d.intake, cup=None)  # another project of another call
     assert other.call_id != d.project.call_id
-    o = Desk(d.client, other, await token_factory("company", company_id=other.company_id), d.partner, d.officer,
-             d.intake, d.storage_dir)
+    o = Desk(
+        d.client,
+        other,
+        await token_factory("company", company_id=other.company_id),
+        d.partner,
+        d.officer,
+        d.intake,
+        d.storage_dir,
+    )
     ocid = (await open_claim(o))["id"]
     r = await add_line(o, ocid)
     assert r.status_code == 409
@@ -325,13 +399,16 @@ async def test_a_file_that_is_not_what_its_type_says_is_refused(desk: Desk, sess
     r = await upload(d, cid, lid, b"MZ\x90\x00\x03" + b"\x00" * 60, "fattura.pdf", "application/pdf")
     assert r.status_code == 415
     assert r.json()["type"] == "/problems/evidence-type-not-allowed"
-    r = await upload(d, cid, lid, b"0\x82\x12\x34\x06\x09*\x86H\x86\xf7\r\x01\x07\x02", "f.xml.p7m",
-                     "application/pkcs7-mime")
+    r = await upload(
+        d, cid, lid, b"0\x82\x12\x34\x06\x09*\x86H\x86\xf7\r\x01\x07\x02", "f.xml.p7m", "application/pkcs7-mime"
+    )
     assert r.status_code == 415
     assert ".p7m" in r.json()["detail"]
-    bomb = (b'<?xml version="1.0"?><!DOCTYPE FatturaElettronica [<!ENTITY a "aaaaaaaaaa">'
-            b'<!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;"><!ENTITY c "&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;">]>'
-            b"<FatturaElettronica>&c;</FatturaElettronica>")
+    bomb = (
+        b'<?xml version="1.0"?><!DOCTYPE FatturaElettronica [<!ENTITY a "aaaaaaaaaa">'
+        b'<!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;"><!ENTITY c "&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;">]>'
+        b"<FatturaElettronica>&c;</FatturaElettronica>"
+    )
     r = await upload(d, cid, lid, bomb, "f.xml", "application/xml")
     assert r.status_code == 422
     assert r.json()["errors"][0]["code"] == "fatturapa_unsafe"
@@ -339,8 +416,9 @@ async def test_a_file_that_is_not_what_its_type_says_is_refused(desk: Desk, sess
     assert not d.storage_dir.exists() or not any(d.storage_dir.rglob("*"))
 
 
-async def test_an_oversized_file_gets_413(desk: Desk, monitoring_app: Any, monkeypatch: pytest.MonkeyPatch,
-                                         session: Any) -> None:
+async def test_an_oversized_file_gets_413(
+    desk: Desk, monitoring_app: Any, monkeypatch: pytest.MonkeyPatch, session: Any
+) -> None:
     d = desk
     cid = (await open_claim(d))["id"]
     lid = (await add_line(d, cid)).json()["id"]
@@ -363,17 +441,22 @@ async def test_amounts_that_do_not_add_up_are_refused(desk: Desk, session: Any) 
     await upload(d, cid, line["id"], SAMPLE, "f.xml", "text/xml")
     assert (await submit(d, cid)).status_code == 200
     tag = await etag(d, cid)
-    for outcome, amount, code in [("partially", "4000.01", "recognised_amount_exceeds_taxable"),
-                                  ("recognised", "4500.00", "recognised_amount_exceeds_taxable"),
-                                  ("recognised", "3000.00", "recognised_amount_mismatch"),
-                                  ("partially", None, "recognised_amount_invalid"),
-                                  ("rejected", "5.00", "recognised_amount_on_rejection")]:
+    for outcome, amount, code in [
+        ("partially", "4000.01", "recognised_amount_exceeds_taxable"),
+        ("recognised", "4500.00", "recognised_amount_exceeds_taxable"),
+        ("recognised", "3000.00", "recognised_amount_mismatch"),
+        ("partially", None, "recognised_amount_invalid"),
+        ("rejected", "5.00", "recognised_amount_on_rejection"),
+    ]:
         r = await review(d, cid, line["id"], outcome, amount)
         assert r.status_code == 422, (outcome, amount)
         assert r.json()["errors"][0]["code"] == code
     assert await etag(d, cid) == tag
-    row = (await session.execute(select(ClaimLine).where(ClaimLine.id == uuid.UUID(line["id"]))
-                                 .execution_options(populate_existing=True))).scalar_one()
+    row = (
+        await session.execute(
+            select(ClaimLine).where(ClaimLine.id == uuid.UUID(line["id"])).execution_options(populate_existing=True)
+        )
+    ).scalar_one()
     assert (row.outcome, row.recognised_amount) == ("pending", None)
     r = await complete(d, cid)
     assert r.status_code == 409
@@ -383,14 +466,16 @@ async def test_amounts_that_do_not_add_up_are_refused(desk: Desk, session: Any) 
 async def test_line_input_is_validated(desk: Desk) -> None:
     d = desk
     cid = (await open_claim(d))["id"]
-    cases = [({"category": "d"}, "category_not_approved"),  # a flat rate is computed, never claimed
-             ({"category": "z"}, "category_not_approved"),
-             ({"supplier_vat": "01234560158"}, "vat_number_invalid"),
-             ({"supplier_vat": "DE136695977"}, "vat_number_invalid"),
-             ({"taxable_amount": 100.5}, "money_not_string"),
-             ({"taxable_amount": "0.00"}, "greater_than"),
-             ({"payment_method": "barter"}, "literal_error"),
-             ({"market": "XX"}, "country_unknown")]
+    cases = [
+        ({"category": "d"}, "category_not_approved"),  # a flat rate is computed, never claimed
+        ({"category": "z"}, "category_not_approved"),
+        ({"supplier_vat": "01234560158"}, "vat_number_invalid"),
+        ({"supplier_vat": "DE136695977"}, "vat_number_invalid"),
+        ({"taxable_amount": 100.5}, "money_not_string"),
+        ({"taxable_amount": "0.00"}, "greater_than"),
+        ({"payment_method": "barter"}, "literal_error"),
+        ({"market": "XX"}, "country_unknown"),
+    ]
     for change, code in cases:
         r = await add_line(d, cid, **change)
         assert r.status_code == 422, change
@@ -442,11 +527,17 @@ async def test_who_may_do_what(desk: Desk, token_factory: Any) -> None:
         assert (await d.client.get(f"/v1/projects/{d.project.id}/claims", headers=h)).status_code == 404
         r = await d.client.post(f"/v1/projects/{d.project.id}/claims", json={"kind": "final"}, headers=h)
         assert r.status_code == 404
-    r = await d.client.post(f"/v1/claims/{cid}/lines", json=line_body(document_number="9"),
-                            headers={**d.officer, "If-Match": await etag(d, cid)})
+    r = await d.client.post(
+        f"/v1/claims/{cid}/lines",
+        json=line_body(document_number="9"),
+        headers={**d.officer, "If-Match": await etag(d, cid)},
+    )
     assert r.status_code == 403
-    r = await d.client.put(f"/v1/claims/{cid}/lines/{line['id']}/review", json={"outcome": "rejected"},
-                           headers={**d.company, "If-Match": await etag(d, cid)})
+    r = await d.client.put(
+        f"/v1/claims/{cid}/lines/{line['id']}/review",
+        json={"outcome": "rejected"},
+        headers={**d.company, "If-Match": await etag(d, cid)},
+    )
     assert r.status_code == 403
     assert (await d.client.get(f"/v1/claims/{cid}", headers=d.officer)).status_code == 200
 
@@ -476,18 +567,29 @@ class _Evaluation:
 
 
 async def test_a_reviewed_final_claim_decides_the_projects_outcome(
-        monitoring_client: httpx.AsyncClient, monitoring_app: Any, session: Any, token_factory: Any,
-        officer: dict[str, str], fake_intake: FakeIntake, storage: Path) -> None:
+    monitoring_client: httpx.AsyncClient,
+    monitoring_app: Any,
+    session: Any,
+    token_factory: Any,
+    officer: dict[str, str],
+    fake_intake: FakeIntake,
+    storage: Path,
+) -> None:
     p = await reporting_project(session, fake_intake, deadline=date.today() + timedelta(days=60))
-    d = Desk(monitoring_client, p, await token_factory("company", company_id=p.company_id), {}, officer, fake_intake,
-             storage)
+    d = Desk(
+        monitoring_client, p, await token_factory("company", company_id=p.company_id), {}, officer, fake_intake, storage
+    )
     monitoring_app.state.evaluation_client = _Evaluation()
     try:
         cid = (await open_claim(d, "final"))["id"]
-        ids = [(await add_line(d, cid, **kw)).json()["id"] for kw in (
-            {"taxable_amount": "10000.00", "market": "US"},
-            {"document_number": "A-1", "category": "a", "taxable_amount": "2000.00"},
-            {"document_number": "C-1", "category": "c", "taxable_amount": "1000.00"})]
+        ids = [
+            (await add_line(d, cid, **kw)).json()["id"]
+            for kw in (
+                {"taxable_amount": "10000.00", "market": "US"},
+                {"document_number": "A-1", "category": "a", "taxable_amount": "2000.00"},
+                {"document_number": "C-1", "category": "c", "taxable_amount": "1000.00"},
+            )
+        ]
         await upload(d, cid, ids[0], PDF)
         assert (await submit(d, cid)).status_code == 200
         for lid in ids:
@@ -497,11 +599,11 @@ async def test_a_reviewed_final_claim_decides_the_projects_outcome(
         assert (r.json()["status"], r.json()["recognised_total"]) == ("approved", "16692.00")
     finally:
         monitoring_app.state.evaluation_client = None
-    row = (await session.execute(select(Project).where(Project.id == p.id)
-                                 .execution_options(populate_existing=True))).scalar_one()
+    row = (
+        await session.execute(select(Project).where(Project.id == p.id).execution_options(populate_existing=True))
+    ).scalar_one()
     assert row.status == "completed"
     assert row.final_grant == p.grant
     assert len(await outbox(session, "project.completed", str(p.id))) == 1
-    r = await monitoring_client.post(f"/v1/projects/{p.id}/claims", json={"kind": "intermediate"},
-                                     headers=d.company)
+    r = await monitoring_client.post(f"/v1/projects/{p.id}/claims", json={"kind": "intermediate"}, headers=d.company)
     assert r.status_code == 409  # the project is completed

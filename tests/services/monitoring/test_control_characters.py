@@ -20,8 +20,7 @@ from tests.services.monitoring.test_claims import PDF, line_body, reporting_proj
 def refused(r: Any, path: str) -> None:
     assert r.status_code == 422, r.text
     assert r.json()["type"] == "/problems/validation-error"
-    assert [(e["code"], e["path"], e["location"]) for e in r.json()["errors"]] == [
-        ("control_character", path, "body")]
+    assert [(e["code"], e["path"], e["location"]) for e in r.json()["errors"]] == [("control_character", path, "body")]
 
 
 async def count(session: Any, sql: str, **params: Any) -> int:
@@ -40,45 +39,56 @@ async def fake(monitoring_app: Any, tmp_path: Path) -> AsyncIterator[FakeIntake]
 
 async def test_kpi_report_with_nul_is_422_and_nothing_is_stored(monitoring_client, session, token_factory):
     project = await make_project(session, partner_id=uuid.uuid4())
-    await with_plan(session, project, kpis=[{"name": "Fiere", "baseline": "2.00", "target": "4.00",
-                                             "unit": "eventi"}])
+    await with_plan(session, project, kpis=[{"name": "Fiere", "baseline": "2.00", "target": "4.00", "unit": "eventi"}])
     partner = await token_factory("partner", partner_id=project.partner_id)
-    r = await monitoring_client.post(f"/v1/projects/{project.id}/kpi-reports", headers=partner,
-                                     json={"kpi": "Fiere", "period": "2026-Q1", "value": "3.00",
-                                           "note": "Fiera di Hanoi\u0000"})
+    r = await monitoring_client.post(
+        f"/v1/projects/{project.id}/kpi-reports",
+        headers=partner,
+        json={"kpi": "Fiere", "period": "2026-Q1", "value": "3.00", "note": "Fiera di Hanoi\u0000"},
+    )
     refused(r, "/note")
-    assert await count(session, "SELECT count(*) FROM monitoring.kpi_reports WHERE project_id = :p",
-                       p=project.id) == 0
+    assert await count(session, "SELECT count(*) FROM monitoring.kpi_reports WHERE project_id = :p", p=project.id) == 0
 
 
 async def test_claim_line_with_nul_is_422_and_no_line_is_stored(monitoring_client, session, token_factory, fake):
     project = await reporting_project(session, fake)
     company = await token_factory("company", company_id=project.company_id)
-    r = await monitoring_client.post(f"/v1/projects/{project.id}/claims", json={"kind": "intermediate"},
-                                     headers=company)
+    r = await monitoring_client.post(
+        f"/v1/projects/{project.id}/claims", json={"kind": "intermediate"}, headers=company
+    )
     assert r.status_code == 201, r.text
     claim = r.json()
-    r = await monitoring_client.post(f"/v1/claims/{claim['id']}/lines",
-                                     json=line_body(supplier_name="Fiere\u0000 e Mercati Esteri S.r.l."),
-                                     headers={**company, "If-Match": '"1"'})
+    r = await monitoring_client.post(
+        f"/v1/claims/{claim['id']}/lines",
+        json=line_body(supplier_name="Fiere\u0000 e Mercati Esteri S.r.l."),
+        headers={**company, "If-Match": '"1"'},
+    )
     refused(r, "/supplier_name")
-    assert await count(session, "SELECT count(*) FROM monitoring.claim_lines WHERE claim_id = :c",
-                       c=claim["id"]) == 0
+    assert await count(session, "SELECT count(*) FROM monitoring.claim_lines WHERE claim_id = :c", c=claim["id"]) == 0
 
     # the same line without the NUL is taken, and its evidence (binary, NUL bytes included) is not inspected
-    r = await monitoring_client.post(f"/v1/claims/{claim['id']}/lines", json=line_body(),
-                                     headers={**company, "If-Match": '"1"'})
+    r = await monitoring_client.post(
+        f"/v1/claims/{claim['id']}/lines", json=line_body(), headers={**company, "If-Match": '"1"'}
+    )
     assert r.status_code == 201, r.text
     line_id = r.json()["id"]
     pdf = PDF.replace(b"%%EOF", b"\x00\x01\x02%%EOF")
-    r = await monitoring_client.post(f"/v1/claims/{claim['id']}/lines/{line_id}/evidence",
-                                     files={"file": ("fattura.pdf", pdf, "application/pdf")}, headers=company)
+    r = await monitoring_client.post(
+        f"/v1/claims/{claim['id']}/lines/{line_id}/evidence",
+        files={"file": ("fattura.pdf", pdf, "application/pdf")},
+        headers=company,
+    )
     assert r.status_code == 201, r.text
 
     # a file's name is text the desk stores: a NUL there is refused like in any other field
     # (by hand: httpx would percent-encode it)
-    body = (b'--b0undary\r\nContent-Disposition: form-data; name="file"; filename="fattura\x00.pdf"\r\n'
-            b"Content-Type: application/pdf\r\n\r\n" + PDF + b"\r\n--b0undary--\r\n")
-    r = await monitoring_client.post(f"/v1/claims/{claim['id']}/lines/{line_id}/evidence", content=body,
-                                     headers={**company, "Content-Type": "multipart/form-data; boundary=b0undary"})
+    body = (
+        b'--b0undary\r\nContent-Disposition: form-data; name="file"; filename="fattura\x00.pdf"\r\n'
+        b"Content-Type: application/pdf\r\n\r\n" + PDF + b"\r\n--b0undary--\r\n"
+    )
+    r = await monitoring_client.post(
+        f"/v1/claims/{claim['id']}/lines/{line_id}/evidence",
+        content=body,
+        headers={**company, "Content-Type": "multipart/form-data; boundary=b0undary"},
+    )
     refused(r, "/file")

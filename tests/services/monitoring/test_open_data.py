@@ -31,23 +31,45 @@ async def fake_intake(monitoring_app: Any) -> AsyncIterator[FakeIntake]:
 
 async def dataset(session: Any, fake: FakeIntake) -> dict[str, Any]:
     call_id = fake.add_call()
-    markets = [{"dimension": "market", "category": None, "kind": None, "country": "VN", "amount": "45000.00"},
-               {"dimension": "market", "category": None, "kind": None, "country": "BR", "amount": "35000.00"},
-               {"dimension": "market", "category": None, "kind": None, "country": None, "amount": "15000.00"}]
-    company = await make_project(session, call_id=call_id, grant="24396.37", loan="79288.21",
-                                 decree_date=date(2026, 1, 31), deadline=date(2027, 7, 31), cup="J12B26000010001",
-                                 cor="COR-1000001", decree_number="DDUO 1234", iban=VALID_IBAN)
+    markets = [
+        {"dimension": "market", "category": None, "kind": None, "country": "VN", "amount": "45000.00"},
+        {"dimension": "market", "category": None, "kind": None, "country": "BR", "amount": "35000.00"},
+        {"dimension": "market", "category": None, "kind": None, "country": None, "amount": "15000.00"},
+    ]
+    company = await make_project(
+        session,
+        call_id=call_id,
+        grant="24396.37",
+        loan="79288.21",
+        decree_date=date(2026, 1, 31),
+        deadline=date(2027, 7, 31),
+        cup="J12B26000010001",
+        cor="COR-1000001",
+        decree_number="DDUO 1234",
+        iban=VALID_IBAN,
+    )
     company.approved_budget = markets
     company.final_grant = Decimal("20000.00")  # reduced after the final claim
     fake.add_application(company.application_id, "Nuovi mercati in Vietnam e Brasile")
-    fake.add_company(company.company_id, name='Alfa "Export", S.r.l.', vat_number="12345678903", province="BG",
-                     site_province="MI")
-    sole = await make_project(session, call_id=call_id, grant="10000.00", loan="0.00", decree_date=date(2026, 2, 2),
-                              deadline=date(2027, 8, 2), cup="J12B26000010002", cor="COR-1000002",
-                              decree_number="DDUO 1240", iban=VALID_IBAN)
+    fake.add_company(
+        company.company_id, name='Alfa "Export", S.r.l.', vat_number="12345678903", province="BG", site_province="MI"
+    )
+    sole = await make_project(
+        session,
+        call_id=call_id,
+        grant="10000.00",
+        loan="0.00",
+        decree_date=date(2026, 2, 2),
+        deadline=date(2027, 8, 2),
+        cup="J12B26000010002",
+        cor="COR-1000002",
+        decree_number="DDUO 1240",
+        iban=VALID_IBAN,
+    )
     fake.add_application(sole.application_id, "Export in Canada")
-    fake.add_company(sole.company_id, name="Rossi Mario", vat_number=SOLE_TRADER_VAT, legal_form="ditta_individuale",
-                     province="CO")
+    fake.add_company(
+        sole.company_id, name="Rossi Mario", vat_number=SOLE_TRADER_VAT, legal_form="ditta_individuale", province="CO"
+    )
     revoked = await make_project(session, call_id=call_id, status="revoked", cup="J12B26000010003")
     fake.add_application(revoked.application_id, "Revocato")
     fake.add_company(revoked.company_id, name="Revocata Srl", vat_number="11111111115")
@@ -57,35 +79,67 @@ async def dataset(session: Any, fake: FakeIntake) -> dict[str, Any]:
 
 def expected_rows(d: dict[str, Any]) -> list[dict[str, str]]:
     company, sole = d["company"], d["sole"]
-    common = {"Currency": "EUR", "Beneficiary Location:0:Country Code": "IT", "Funding Org:Identifier": "IT12874720159",
-              "Funding Org:Name": "Regione Lombardia", "Grant Programme:Code": d["code"],
-              "Grant Programme:Title": "Verso Nuovi Mercati"}
+    common = {
+        "Currency": "EUR",
+        "Beneficiary Location:0:Country Code": "IT",
+        "Funding Org:Identifier": "IT12874720159",
+        "Funding Org:Name": "Regione Lombardia",
+        "Grant Programme:Code": d["code"],
+        "Grant Programme:Title": "Verso Nuovi Mercati",
+    }
     return [
-        {**common, "Identifier": "360G-RegioneLombardia-J12B26000010001",
-         "Title": "Nuovi mercati in Vietnam e Brasile",
-         "Description": "Progetto di internazionalizzazione (piano d'azione per nuovi mercati); mercati obiettivo: "
-                        "Brazil (BR), Viet Nam (VN)",
-         "Amount Awarded": "20000.00", "Loan Amount": "79288.21", "Award Date": "2026-01-31",
-         "Planned Dates:Start Date": "2026-01-01", "Planned Dates:End Date": "2027-07-31",
-         "Recipient Org:Identifier": "IT12345678903", "Recipient Org:Name": 'Alfa "Export", S.r.l.',
-         "Recipient Org:Location:0:Name": "Bergamo", "Beneficiary Location:0:Name": "Milano",
-         "CUP": "J12B26000010001", "COR": "COR-1000001", "Decree Number": "DDUO 1234",
-         "Last Modified": company.updated_at.isoformat().replace("+00:00", "Z")},
-        {**common, "Identifier": "360G-RegioneLombardia-J12B26000010002", "Title": "Export in Canada",
-         "Description": "Progetto di internazionalizzazione (piano d'azione per nuovi mercati)",
-         "Amount Awarded": "10000.00", "Loan Amount": "0.00", "Award Date": "2026-02-02",
-         "Planned Dates:Start Date": "2026-01-03", "Planned Dates:End Date": "2027-08-02",
-         "Recipient Org:Identifier": f"360G-RegioneLombardia-IND-{sole.id}",
-         "Recipient Org:Name": "Impresa individuale (dati personali non pubblicati)",
-         "Recipient Org:Location:0:Name": "Como", "Beneficiary Location:0:Name": "Como",
-         "CUP": "J12B26000010002", "COR": "COR-1000002", "Decree Number": "DDUO 1240",
-         "Last Modified": sole.updated_at.isoformat().replace("+00:00", "Z")},
+        {
+            **common,
+            "Identifier": "360G-RegioneLombardia-J12B26000010001",
+            "Title": "Nuovi mercati in Vietnam e Brasile",
+            "Description": "Progetto di internazionalizzazione (piano d'azione per nuovi mercati); mercati obiettivo: "
+            "Brazil (BR), Viet Nam (VN)",
+            "Amount Awarded": "20000.00",
+            "Loan Amount": "79288.21",
+            "Award Date": "2026-01-31",
+            "Planned Dates:Start Date": "2026-01-01",
+            "Planned Dates:End Date": "2027-07-31",
+            "Recipient Org:Identifier": "IT12345678903",
+            "Recipient Org:Name": 'Alfa "Export", S.r.l.',
+            "Recipient Org:Location:0:Name": "Bergamo",
+            "Beneficiary Location:0:Name": "Milano",
+            "CUP": "J12B26000010001",
+            "COR": "COR-1000001",
+            "Decree Number": "DDUO 1234",
+            "Last Modified": company.updated_at.isoformat().replace("+00:00", "Z"),
+        },
+        {
+            **common,
+            "Identifier": "360G-RegioneLombardia-J12B26000010002",
+            "Title": "Export in Canada",
+            "Description": "Progetto di internazionalizzazione (piano d'azione per nuovi mercati)",
+            "Amount Awarded": "10000.00",
+            "Loan Amount": "0.00",
+            "Award Date": "2026-02-02",
+            "Planned Dates:Start Date": "2026-01-03",
+            "Planned Dates:End Date": "2027-08-02",
+            "Recipient Org:Identifier": f"360G-RegioneLombardia-IND-{sole.id}",
+            "Recipient Org:Name": "Impresa individuale (dati personali non pubblicati)",
+            "Recipient Org:Location:0:Name": "Como",
+            "Beneficiary Location:0:Name": "Como",
+            "CUP": "J12B26000010002",
+            "COR": "COR-1000002",
+            "Decree Number": "DDUO 1240",
+            "Last Modified": sole.updated_at.isoformat().replace("+00:00", "Z"),
+        },
     ]
 
 
 def no_personal_data(raw: bytes) -> None:
-    for secret in (b"Rossi", b"Mario", SOLE_TRADER_VAT.encode(), SOLE_TRADER_FISCAL_CODE.encode(), b"Via Privata",
-                   VALID_IBAN.encode(), b"Revocat"):
+    for secret in (
+        b"Rossi",
+        b"Mario",
+        SOLE_TRADER_VAT.encode(),
+        SOLE_TRADER_FISCAL_CODE.encode(),
+        b"Via Privata",
+        VALID_IBAN.encode(),
+        b"Revocat",
+    ):
         assert secret not in raw, secret
 
 
@@ -111,18 +165,29 @@ async def test_json_follows_360giving_and_matches_the_csv(monitoring_client, ses
     grants = orjson.loads(r.content)["grants"]
     first = expected_rows(d)[0]
     assert grants[0] == {
-        "id": first["Identifier"], "title": first["Title"], "description": first["Description"], "currency": "EUR",
-        "amountAwarded": "20000.00", "loanAmount": "79288.21", "awardDate": "2026-01-31",
+        "id": first["Identifier"],
+        "title": first["Title"],
+        "description": first["Description"],
+        "currency": "EUR",
+        "amountAwarded": "20000.00",
+        "loanAmount": "79288.21",
+        "awardDate": "2026-01-31",
         "plannedDates": [{"startDate": "2026-01-01", "endDate": "2027-07-31"}],
-        "recipientOrganization": [{"id": "IT12345678903", "name": 'Alfa "Export", S.r.l.',
-                                   "location": [{"name": "Bergamo"}]}],
+        "recipientOrganization": [
+            {"id": "IT12345678903", "name": 'Alfa "Export", S.r.l.', "location": [{"name": "Bergamo"}]}
+        ],
         "beneficiaryLocation": [{"name": "Milano", "countryCode": "IT"}],
         "fundingOrganization": [{"id": "IT12874720159", "name": "Regione Lombardia"}],
         "grantProgramme": [{"code": d["code"], "title": "Verso Nuovi Mercati"}],
-        "cup": "J12B26000010001", "cor": "COR-1000001", "decreeNumber": "DDUO 1234",
-        "dateModified": first["Last Modified"]}
+        "cup": "J12B26000010001",
+        "cor": "COR-1000001",
+        "decreeNumber": "DDUO 1234",
+        "dateModified": first["Last Modified"],
+    }
     assert [g["recipientOrganization"][0]["name"] for g in grants] == [
-        'Alfa "Export", S.r.l.', "Impresa individuale (dati personali non pubblicati)"]
+        'Alfa "Export", S.r.l.',
+        "Impresa individuale (dati personali non pubblicati)",
+    ]
     no_personal_data(r.content)
 
 
@@ -141,8 +206,9 @@ async def test_etag_and_304_until_the_data_changes(monitoring_client, session, f
     assert etags["csv"] != etags["json"]
     d["sole"].grant = Decimal("9000.00")
     await session.flush()
-    changed = await monitoring_client.get("/v1/open-data/funded-projects.csv", params=params,
-                                          headers={"If-None-Match": etags["csv"]})
+    changed = await monitoring_client.get(
+        "/v1/open-data/funded-projects.csv", params=params, headers={"If-None-Match": etags["csv"]}
+    )
     assert changed.status_code == 200 and b"9000.00" in changed.content
     assert changed.headers["etag"] != etags["csv"]
 

@@ -33,20 +33,69 @@ def at(hh: int, mm: int, day: int = 3) -> datetime:
 async def small_dataset(session: Any, fake: FakeIntake) -> uuid.UUID:
     """Five applications: three funded (one revoked), one admitted only, one not admitted."""
     call_id = fake.add_call(budget_total="1000000.00", opens_at=at(8, 0), closes_at=at(12, 0))
-    await make_fact(session, call_id=call_id, province="MI", ateco_section="C", size_class="small",
-                    markets=["JP", "VN"], submitted_at=at(8, 10), admitted=True, funded=True, committed="85000.00",
-                    paid="20000.00", baseline="20.00", latest="26.50")
-    await make_fact(session, call_id=call_id, province="MI", ateco_section="C", size_class="micro", markets=["BR"],
-                    submitted_at=at(8, 40), admitted=True, funded=True, committed="50000.50", baseline="10.00",
-                    latest="12.00")
-    await make_fact(session, call_id=call_id, province="BG", ateco_section="G", size_class="small",
-                    markets=["CA", "US"], submitted_at=at(9, 5), admitted=True)
-    await make_fact(session, call_id=call_id, province="BS", ateco_section="C", size_class="medium", markets=["VN"],
-                    submitted_at=at(9, 30))
+    await make_fact(
+        session,
+        call_id=call_id,
+        province="MI",
+        ateco_section="C",
+        size_class="small",
+        markets=["JP", "VN"],
+        submitted_at=at(8, 10),
+        admitted=True,
+        funded=True,
+        committed="85000.00",
+        paid="20000.00",
+        baseline="20.00",
+        latest="26.50",
+    )
+    await make_fact(
+        session,
+        call_id=call_id,
+        province="MI",
+        ateco_section="C",
+        size_class="micro",
+        markets=["BR"],
+        submitted_at=at(8, 40),
+        admitted=True,
+        funded=True,
+        committed="50000.50",
+        baseline="10.00",
+        latest="12.00",
+    )
+    await make_fact(
+        session,
+        call_id=call_id,
+        province="BG",
+        ateco_section="G",
+        size_class="small",
+        markets=["CA", "US"],
+        submitted_at=at(9, 5),
+        admitted=True,
+    )
+    await make_fact(
+        session,
+        call_id=call_id,
+        province="BS",
+        ateco_section="C",
+        size_class="medium",
+        markets=["VN"],
+        submitted_at=at(9, 30),
+    )
     # 22:30 UTC is 00:30 of the next day in Rome
-    await make_fact(session, call_id=call_id, province="MI", ateco_section=None, size_class="small", markets=["DE"],
-                    submitted_at=at(22, 30), admitted=True, funded=True, committed="0.00", paid="10000.00",
-                    revoked=True)
+    await make_fact(
+        session,
+        call_id=call_id,
+        province="MI",
+        ateco_section=None,
+        size_class="small",
+        markets=["DE"],
+        submitted_at=at(22, 30),
+        admitted=True,
+        funded=True,
+        committed="0.00",
+        paid="10000.00",
+        revoked=True,
+    )
     return call_id
 
 
@@ -76,42 +125,61 @@ async def test_groups_per_dimension_are_exact(monitoring_client, session, fake_i
     call_id = await small_dataset(session, fake_intake)
 
     async def by(dim: str) -> dict[str, Any]:
-        r = await monitoring_client.get("/v1/stats", params={"call_id": str(call_id), "group_by": dim},
-                                        headers=auditor)
+        r = await monitoring_client.get("/v1/stats", params={"call_id": str(call_id), "group_by": dim}, headers=auditor)
         assert r.status_code == 200, r.text
         assert figures(r.json()["totals"]) == (5, 4, 3, "135000.50", "30000.00", 1)
         return r.json()
 
     province = await by("province")
-    assert groups(province) == {"MI": (3, 3, 3, "135000.50", "30000.00", 1), "BG": (1, 1, 0, "0.00", "0.00", 0),
-                                "BS": (1, 0, 0, "0.00", "0.00", 0)}
+    assert groups(province) == {
+        "MI": (3, 3, 3, "135000.50", "30000.00", 1),
+        "BG": (1, 1, 0, "0.00", "0.00", 0),
+        "BS": (1, 0, 0, "0.00", "0.00", 0),
+    }
     assert {g["key"]: g["label"] for g in province["groups"]} == {"MI": "Milano", "BG": "Bergamo", "BS": "Brescia"}
     mi = next(g for g in province["groups"] if g["key"] == "MI")
     assert mi["export_growth_points"] == "4.25" and mi["export_growth_beneficiaries"] == 2
 
-    assert groups(await by("ateco_section")) == {"C": (3, 2, 2, "135000.50", "20000.00", 0),
-                                                 "G": (1, 1, 0, "0.00", "0.00", 0),
-                                                 None: (1, 1, 1, "0.00", "10000.00", 1)}
-    assert groups(await by("size_class")) == {"small": (3, 3, 2, "85000.00", "30000.00", 1),
-                                              "micro": (1, 1, 1, "50000.50", "0.00", 0),
-                                              "medium": (1, 0, 0, "0.00", "0.00", 0)}
+    assert groups(await by("ateco_section")) == {
+        "C": (3, 2, 2, "135000.50", "20000.00", 0),
+        "G": (1, 1, 0, "0.00", "0.00", 0),
+        None: (1, 1, 1, "0.00", "10000.00", 1),
+    }
+    assert groups(await by("size_class")) == {
+        "small": (3, 3, 2, "85000.00", "30000.00", 1),
+        "micro": (1, 1, 1, "50000.50", "0.00", 0),
+        "medium": (1, 0, 0, "0.00", "0.00", 0),
+    }
     market = await by("market")
-    assert groups(market) == {"VN": (2, 1, 1, "85000.00", "20000.00", 0), "JP": (1, 1, 1, "85000.00", "20000.00", 0),
-                              "BR": (1, 1, 1, "50000.50", "0.00", 0), "CA": (1, 1, 0, "0.00", "0.00", 0),
-                              "US": (1, 1, 0, "0.00", "0.00", 0), "DE": (1, 1, 1, "0.00", "10000.00", 1)}
+    assert groups(market) == {
+        "VN": (2, 1, 1, "85000.00", "20000.00", 0),
+        "JP": (1, 1, 1, "85000.00", "20000.00", 0),
+        "BR": (1, 1, 1, "50000.50", "0.00", 0),
+        "CA": (1, 1, 0, "0.00", "0.00", 0),
+        "US": (1, 1, 0, "0.00", "0.00", 0),
+        "DE": (1, 1, 1, "0.00", "10000.00", 1),
+    }
     assert market["groups"][0]["key"] == "VN"  # most applications first
     assert {g["key"]: g["label"] for g in market["groups"]}["VN"] == pycountry.countries.get(alpha_2="VN").name
     # Japan and Vietnam are one application for Asia, not two
     continent = await by("continent")
-    assert groups(continent) == {"AS": (2, 1, 1, "85000.00", "20000.00", 0), "SA": (1, 1, 1, "50000.50", "0.00", 0),
-                                 "NA": (1, 1, 0, "0.00", "0.00", 0), "EU": (1, 1, 1, "0.00", "10000.00", 1)}
+    assert groups(continent) == {
+        "AS": (2, 1, 1, "85000.00", "20000.00", 0),
+        "SA": (1, 1, 1, "50000.50", "0.00", 0),
+        "NA": (1, 1, 0, "0.00", "0.00", 0),
+        "EU": (1, 1, 1, "0.00", "10000.00", 1),
+    }
     assert {g["key"]: g["label"] for g in continent["groups"]}["SA"] == "South America"
     # hours and days in Europe/Rome (UTC+2 in June)
-    assert groups(await by("hour")) == {"2025-06-03T10:00:00+02:00": (2, 2, 2, "135000.50", "20000.00", 0),
-                                        "2025-06-03T11:00:00+02:00": (2, 1, 0, "0.00", "0.00", 0),
-                                        "2025-06-04T00:00:00+02:00": (1, 1, 1, "0.00", "10000.00", 1)}
-    assert groups(await by("day")) == {"2025-06-03": (4, 3, 2, "135000.50", "20000.00", 0),
-                                       "2025-06-04": (1, 1, 1, "0.00", "10000.00", 1)}
+    assert groups(await by("hour")) == {
+        "2025-06-03T10:00:00+02:00": (2, 2, 2, "135000.50", "20000.00", 0),
+        "2025-06-03T11:00:00+02:00": (2, 1, 0, "0.00", "0.00", 0),
+        "2025-06-04T00:00:00+02:00": (1, 1, 1, "0.00", "10000.00", 1),
+    }
+    assert groups(await by("day")) == {
+        "2025-06-03": (4, 3, 2, "135000.50", "20000.00", 0),
+        "2025-06-04": (1, 1, 1, "0.00", "10000.00", 1),
+    }
 
 
 async def test_who_may_read_the_statistics(monitoring_client, session, fake_intake, token_factory):
@@ -134,16 +202,31 @@ async def test_who_may_read_the_statistics(monitoring_client, session, fake_inta
 async def public_dataset(session: Any, fake: FakeIntake) -> uuid.UUID:
     """MI 4 applications, BG 3, CO 2, BS 1."""
     call_id = fake.add_call(budget_total="500000.00", opens_at=at(8, 0), closes_at=at(10, 0))
-    rows = [("MI", ["VN"], True, "10000.00", "5.00"), ("MI", ["VN"], True, "20000.00", "1.00"),
-            ("MI", ["VN", "US"], True, "30000.00", "3.00"), ("MI", ["US"], False, "0.00", None),
-            ("BG", ["VN"], True, "5000.00", None), ("BG", ["US"], False, "0.00", None),
-            ("BG", ["BR"], False, "0.00", None), ("CO", ["BR"], False, "0.00", None),
-            ("CO", ["CN"], True, "7000.00", "2.00"), ("BS", ["IN"], True, "9000.00", None)]
+    rows = [
+        ("MI", ["VN"], True, "10000.00", "5.00"),
+        ("MI", ["VN"], True, "20000.00", "1.00"),
+        ("MI", ["VN", "US"], True, "30000.00", "3.00"),
+        ("MI", ["US"], False, "0.00", None),
+        ("BG", ["VN"], True, "5000.00", None),
+        ("BG", ["US"], False, "0.00", None),
+        ("BG", ["BR"], False, "0.00", None),
+        ("CO", ["BR"], False, "0.00", None),
+        ("CO", ["CN"], True, "7000.00", "2.00"),
+        ("BS", ["IN"], True, "9000.00", None),
+    ]
     for i, (province, markets, funded, committed, growth) in enumerate(rows):
-        await make_fact(session, call_id=call_id, province=province, markets=markets, funded=funded,
-                        admitted=funded, committed=committed, submitted_at=at(8, 5 * i),
-                        baseline="10.00" if growth else None,
-                        latest=str(10 + float(growth)) if growth else None)
+        await make_fact(
+            session,
+            call_id=call_id,
+            province=province,
+            markets=markets,
+            funded=funded,
+            admitted=funded,
+            committed=committed,
+            submitted_at=at(8, 5 * i),
+            baseline="10.00" if growth else None,
+            latest=str(10 + float(growth)) if growth else None,
+        )
     return call_id
 
 
@@ -172,8 +255,15 @@ async def test_public_stats_hide_a_lone_small_group_with_the_next_smallest(monit
     call_id = fake_intake.add_call()
     for province, n in (("MI", 4), ("BG", 3), ("LC", 1)):
         for _ in range(n):
-            await make_fact(session, call_id=call_id, province=province, funded=True, committed="100.00",
-                            baseline="10.00", latest="11.00")
+            await make_fact(
+                session,
+                call_id=call_id,
+                province=province,
+                funded=True,
+                committed="100.00",
+                baseline="10.00",
+                latest="11.00",
+            )
     r = await monitoring_client.get("/v1/public/stats", params={"call_id": str(call_id), "group_by": "province"})
     body = r.json()
     # LC alone would be totals - MI - BG: BG is hidden with it
@@ -188,9 +278,13 @@ def bars(svg: bytes) -> dict[str, dict[str, str]]:
     for g in root.iter(f"{SVG}g"):
         if g.get("class") == "bar":
             texts = {t.get("class"): t.text for t in g.iter(f"{SVG}text")}
-            out[g.attrib["data-label"]] = {"value": g.get("data-value"), "suppressed": g.get("data-suppressed"),
-                                           "label": texts["label"], "text": texts.get("value") or
-                                           texts.get("value muted"), "rect": g.find(f"{SVG}rect") is not None}
+            out[g.attrib["data-label"]] = {
+                "value": g.get("data-value"),
+                "suppressed": g.get("data-suppressed"),
+                "label": texts["label"],
+                "text": texts.get("value") or texts.get("value muted"),
+                "rect": g.find(f"{SVG}rect") is not None,
+            }
     return out
 
 
@@ -205,8 +299,13 @@ async def test_charts_are_valid_svg_with_their_bars(monitoring_client, session, 
     assert r.headers["content-type"].startswith("image/svg+xml")
     found = bars(r.content)
     assert len(found) == 12  # every province of Lombardy, with or without applications
-    assert found["Milano (MI)"] == {"value": "60000.00", "suppressed": None, "label": "Milano (MI)",
-                                    "text": "60.000,00 €", "rect": True}
+    assert found["Milano (MI)"] == {
+        "value": "60000.00",
+        "suppressed": None,
+        "label": "Milano (MI)",
+        "text": "60.000,00 €",
+        "rect": True,
+    }
     assert found["Bergamo (BG)"]["value"] == "5000.00"
     assert found["Brescia (BS)"]["suppressed"] == "true" and found["Brescia (BS)"]["rect"] is False
     assert found["Como (CO)"]["suppressed"] == "true" and found["Como (CO)"]["value"] is None
@@ -217,8 +316,10 @@ async def test_charts_are_valid_svg_with_their_bars(monitoring_client, session, 
 
     r = await monitoring_client.get("/v1/public/stats/charts/markets-targeted.svg", params=params)
     found = bars(r.content)
-    assert {k: v["value"] for k, v in found.items()} == {f"{pycountry.countries.get(alpha_2='VN').name} (VN)": "4",
-                                                         "United States (US)": "3"}
+    assert {k: v["value"] for k, v in found.items()} == {
+        f"{pycountry.countries.get(alpha_2='VN').name} (VN)": "4",
+        "United States (US)": "3",
+    }
 
     r = await monitoring_client.get("/v1/public/stats/charts/applications-per-hour.svg", params=params)
     root = ET.fromstring(r.content)
@@ -229,8 +330,9 @@ async def test_charts_are_valid_svg_with_their_bars(monitoring_client, session, 
     assert ymax.get("data-value") == "10"
 
     etag = r.headers["etag"]
-    again = await monitoring_client.get("/v1/public/stats/charts/applications-per-hour.svg", params=params,
-                                        headers={"If-None-Match": etag})
+    again = await monitoring_client.get(
+        "/v1/public/stats/charts/applications-per-hour.svg", params=params, headers={"If-None-Match": etag}
+    )
     assert again.status_code == 304 and again.content == b""
     assert (await monitoring_client.get("/v1/public/stats/charts/pie.svg", params=params)).status_code == 404
 
@@ -277,8 +379,9 @@ async def test_cache_computes_a_view_once_until_the_facts_change():
     assert await StatsCache(max_age=0, min_fresh=0).get("k", 1, compute) == "view 3"  # cache off
 
 
-async def test_an_amended_budget_reaches_the_statistics_on_call_amended(monitoring_client, session, fake_intake,
-                                                                        officer):
+async def test_an_amended_budget_reaches_the_statistics_on_call_amended(
+    monitoring_client, session, fake_intake, officer
+):
     """The statistics keep no budget of their own: they read the call's version in force, and `call.amended`
     makes them read the new one at once (not after the cache's few minutes)."""
     from tests.services.monitoring.builders import deliver, envelope
@@ -289,17 +392,34 @@ async def test_an_amended_budget_reaches_the_statistics_on_call_amended(monitori
     amended = fake_intake.calls[call_id]
     from decimal import Decimal
 
-    fake_intake.calls[call_id] = amended.model_copy(update={"current_version": 2,
-                                                            "budget_total": Decimal("1500000.00")})
+    fake_intake.calls[call_id] = amended.model_copy(
+        update={"current_version": 2, "budget_total": Decimal("1500000.00")}
+    )
     stale = (await monitoring_client.get("/v1/stats", params={"call_id": str(call_id)}, headers=officer)).json()
     assert stale["call"]["budget"] == "1000000.00", "the version in force is cached until told otherwise"
 
-    r = await deliver(monitoring_client, envelope("call.amended", {
-        "call_id": str(call_id), "code": amended.code, "version": 2, "previous_version": 1, "opened": True,
-        "changed_fields": ["budget_total"], "budget_total": "1500000.00", "previous_budget_total": "1000000.00",
-        "closes_at": "2025-06-03T12:00:00Z", "previous_closes_at": "2025-06-03T12:00:00Z",
-        "decree": {"number": "Decreto n. 9012", "date": "2025-07-15"}, "reason": "Rifinanziamento",
-        "amended_at": "2025-07-16T10:00:00Z"}, source="intake"))
+    r = await deliver(
+        monitoring_client,
+        envelope(
+            "call.amended",
+            {
+                "call_id": str(call_id),
+                "code": amended.code,
+                "version": 2,
+                "previous_version": 1,
+                "opened": True,
+                "changed_fields": ["budget_total"],
+                "budget_total": "1500000.00",
+                "previous_budget_total": "1000000.00",
+                "closes_at": "2025-06-03T12:00:00Z",
+                "previous_closes_at": "2025-06-03T12:00:00Z",
+                "decree": {"number": "Decreto n. 9012", "date": "2025-07-15"},
+                "reason": "Rifinanziamento",
+                "amended_at": "2025-07-16T10:00:00Z",
+            },
+            source="intake",
+        ),
+    )
     assert r.status_code == 200 and r.json()["status"] == "processed", r.text
     after = (await monitoring_client.get("/v1/stats", params={"call_id": str(call_id)}, headers=officer)).json()
     # 1,500,000.00 - 135,000.50 committed = 1,364,999.50; 135,000.50 / 1,500,000 = 9.00 %

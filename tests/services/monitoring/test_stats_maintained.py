@@ -38,13 +38,24 @@ def _share(rng: random.Random) -> str | None:
 
 def _values(rng: random.Random, call_id: uuid.UUID) -> dict[str, Any]:
     funded = rng.random() < 0.5
-    return {"application_id": uuid.uuid4(), "call_id": call_id, "company_id": uuid.uuid4(),
-            "province": rng.choice(PROVINCES), "ateco_section": rng.choice(SECTIONS),
-            "size_class": rng.choice(SIZES), "markets": _markets(rng),
-            "submitted_at": START + timedelta(minutes=rng.randrange(0, 60 * 30)), "status": "submitted",
-            "admitted": funded or rng.random() < 0.5, "funded": funded,
-            "committed": _money(rng) if funded else "0.00", "paid": _money(rng) if funded else "0.00",
-            "revoked": funded and rng.random() < 0.2, "baseline": _share(rng), "latest": _share(rng)}
+    return {
+        "application_id": uuid.uuid4(),
+        "call_id": call_id,
+        "company_id": uuid.uuid4(),
+        "province": rng.choice(PROVINCES),
+        "ateco_section": rng.choice(SECTIONS),
+        "size_class": rng.choice(SIZES),
+        "markets": _markets(rng),
+        "submitted_at": START + timedelta(minutes=rng.randrange(0, 60 * 30)),
+        "status": "submitted",
+        "admitted": funded or rng.random() < 0.5,
+        "funded": funded,
+        "committed": _money(rng) if funded else "0.00",
+        "paid": _money(rng) if funded else "0.00",
+        "revoked": funded and rng.random() < 0.2,
+        "baseline": _share(rng),
+        "latest": _share(rng),
+    }
 
 
 INSERT = text(
@@ -53,17 +64,28 @@ INSERT = text(
     "foreign_share_baseline, foreign_share_latest) VALUES (:application_id, :call_id, :company_id, :province, "
     ":ateco_section, :size_class, :markets, :submitted_at, 0, :status, :admitted, :funded, "
     "CAST(:committed AS numeric), CAST(:paid AS numeric), :revoked, CAST(:baseline AS numeric), "
-    "CAST(:latest AS numeric))")
+    "CAST(:latest AS numeric))"
+)
 UPDATES = [
-    ("province", lambda rng: rng.choice(PROVINCES)), ("ateco_section", lambda rng: rng.choice(SECTIONS)),
-    ("size_class", lambda rng: rng.choice(SIZES)), ("markets", _markets),
+    ("province", lambda rng: rng.choice(PROVINCES)),
+    ("ateco_section", lambda rng: rng.choice(SECTIONS)),
+    ("size_class", lambda rng: rng.choice(SIZES)),
+    ("markets", _markets),
     ("submitted_at", lambda rng: START + timedelta(minutes=rng.randrange(0, 60 * 30))),
-    ("admitted", lambda rng: rng.random() < 0.5), ("funded", lambda rng: rng.random() < 0.5),
-    ("revoked", lambda rng: rng.random() < 0.3), ("committed", _money), ("paid", _money),
-    ("foreign_share_baseline", _share), ("foreign_share_latest", _share),
+    ("admitted", lambda rng: rng.random() < 0.5),
+    ("funded", lambda rng: rng.random() < 0.5),
+    ("revoked", lambda rng: rng.random() < 0.3),
+    ("committed", _money),
+    ("paid", _money),
+    ("foreign_share_baseline", _share),
+    ("foreign_share_latest", _share),
 ]
-CASTS = {"committed": "numeric", "paid": "numeric", "foreign_share_baseline": "numeric",
-         "foreign_share_latest": "numeric"}
+CASTS = {
+    "committed": "numeric",
+    "paid": "numeric",
+    "foreign_share_baseline": "numeric",
+    "foreign_share_latest": "numeric",
+}
 
 
 async def _assert_equal(session: Any, call_ids: list[uuid.UUID]) -> None:
@@ -75,9 +97,16 @@ async def _assert_equal(session: Any, call_ids: list[uuid.UUID]) -> None:
 
 
 async def _ids(session: Any, call_id: uuid.UUID) -> list[uuid.UUID]:
-    return list((await session.execute(text(
-        "SELECT application_id FROM monitoring.application_facts WHERE call_id = :c ORDER BY application_id"),
-        {"c": call_id})).scalars())
+    return list(
+        (
+            await session.execute(
+                text(
+                    "SELECT application_id FROM monitoring.application_facts WHERE call_id = :c ORDER BY application_id"
+                ),
+                {"c": call_id},
+            )
+        ).scalars()
+    )
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3, 4, 5])
@@ -94,23 +123,30 @@ async def test_maintained_groups_equal_a_recomputation_after_random_writes(sessi
             column, draw = rng.choice(UPDATES)
             chosen = rng.sample(ids, min(len(ids), rng.choice([1, 1, 4])))
             cast = f"CAST(:v AS {CASTS[column]})" if column in CASTS else ":v"
-            await session.execute(text(
-                f"UPDATE monitoring.application_facts SET {column} = {cast} WHERE application_id = ANY(:ids)"),
-                {"v": draw(rng), "ids": chosen})
+            await session.execute(
+                text(f"UPDATE monitoring.application_facts SET {column} = {cast} WHERE application_id = ANY(:ids)"),
+                {"v": draw(rng), "ids": chosen},
+            )
         elif op < 0.9:
-            await session.execute(text(
-                "DELETE FROM monitoring.application_facts WHERE application_id = ANY(:ids)"),
-                {"ids": rng.sample(ids, min(len(ids), rng.choice([1, 2])))})
+            await session.execute(
+                text("DELETE FROM monitoring.application_facts WHERE application_id = ANY(:ids)"),
+                {"ids": rng.sample(ids, min(len(ids), rng.choice([1, 2])))},
+            )
         else:  # a statement over the whole call: every group of it moves at once
-            await session.execute(text(
-                "UPDATE monitoring.application_facts SET funded = NOT funded, committed = committed / 2 "
-                "WHERE call_id = :c"), {"c": call_id})
+            await session.execute(
+                text(
+                    "UPDATE monitoring.application_facts SET funded = NOT funded, committed = committed / 2 "
+                    "WHERE call_id = :c"
+                ),
+                {"c": call_id},
+            )
         if step % 10 == 9:
             await _assert_equal(session, calls)
     await _assert_equal(session, calls)
     # no empty group is kept
-    empty = await session.scalar(text(
-        "SELECT count(*) FROM monitoring.fact_groups WHERE call_id = ANY(:c) AND applications = 0"), {"c": calls})
+    empty = await session.scalar(
+        text("SELECT count(*) FROM monitoring.fact_groups WHERE call_id = ANY(:c) AND applications = 0"), {"c": calls}
+    )
     assert empty == 0
 
 
@@ -119,12 +155,28 @@ async def test_the_groups_of_a_small_call_by_hand(session):
     JP+VN and BR; one funded with 85,000.00 committed. Then the second moves to Bergamo and is deleted."""
     call_id = uuid.uuid4()
     rng = random.Random(0)
-    first = {**_values(rng, call_id), "province": "MI", "markets": ["JP", "VN"], "funded": True, "admitted": True,
-             "committed": "85000.00", "paid": "0.00", "revoked": False,
-             "submitted_at": datetime(2025, 6, 3, 8, 10, tzinfo=UTC)}
-    second = {**_values(rng, call_id), "province": "MI", "markets": ["BR"], "funded": False, "admitted": False,
-              "committed": "0.00", "paid": "0.00", "revoked": False,
-              "submitted_at": datetime(2025, 6, 3, 8, 40, tzinfo=UTC)}
+    first = {
+        **_values(rng, call_id),
+        "province": "MI",
+        "markets": ["JP", "VN"],
+        "funded": True,
+        "admitted": True,
+        "committed": "85000.00",
+        "paid": "0.00",
+        "revoked": False,
+        "submitted_at": datetime(2025, 6, 3, 8, 10, tzinfo=UTC),
+    }
+    second = {
+        **_values(rng, call_id),
+        "province": "MI",
+        "markets": ["BR"],
+        "funded": False,
+        "admitted": False,
+        "committed": "0.00",
+        "paid": "0.00",
+        "revoked": False,
+        "submitted_at": datetime(2025, 6, 3, 8, 40, tzinfo=UTC),
+    }
     await session.execute(INSERT, [first, second])
 
     async def groups(dimension: str) -> dict[str | None, tuple[int, int, Decimal]]:
@@ -136,10 +188,13 @@ async def test_the_groups_of_a_small_call_by_hand(session):
     assert await groups("day") == {"2025-06-03": (2, 1, Decimal("85000.00"))}
     # Japan and Vietnam are both Asia: the first application counts once there
     assert await groups("continent") == {"AS": (1, 1, Decimal("85000.00")), "SA": (1, 0, Decimal("0.00"))}
-    await session.execute(text("UPDATE monitoring.application_facts SET province = 'BG' WHERE application_id = :a"),
-                          {"a": second["application_id"]})
+    await session.execute(
+        text("UPDATE monitoring.application_facts SET province = 'BG' WHERE application_id = :a"),
+        {"a": second["application_id"]},
+    )
     assert await groups("province") == {"MI": (1, 1, Decimal("85000.00")), "BG": (1, 0, Decimal("0.00"))}
-    await session.execute(text("DELETE FROM monitoring.application_facts WHERE application_id = :a"),
-                          {"a": second["application_id"]})
+    await session.execute(
+        text("DELETE FROM monitoring.application_facts WHERE application_id = :a"), {"a": second["application_id"]}
+    )
     assert await groups("province") == {"MI": (1, 1, Decimal("85000.00"))}
     assert await groups("market") == {"JP": (1, 1, Decimal("85000.00")), "VN": (1, 1, Decimal("85000.00"))}

@@ -44,8 +44,13 @@ async def test_disk_storage_refuses_a_key_that_is_not_the_content_or_not_a_hash(
 
 
 def _stubbed() -> tuple[S3Storage, Stubber]:
-    client = boto3.client("s3", region_name="eu-south-1", endpoint_url="http://127.0.0.1:9",
-                          aws_access_key_id="test", aws_secret_access_key="test")
+    client = boto3.client(
+        "s3",
+        region_name="eu-south-1",
+        endpoint_url="http://127.0.0.1:9",
+        aws_access_key_id="test",
+        aws_secret_access_key="test",
+    )
     return S3Storage(client, "desk-evidence", "evidence/"), Stubber(client)
 
 

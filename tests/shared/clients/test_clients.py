@@ -54,8 +54,11 @@ class Upstream:
         async def status(request: Request) -> JSONResponse:
             code = int(request.path_params["code"])
             self.hits[f"status-{code}"] += 1
-            return JSONResponse({"type": "/problems/x", "title": "T", "status": code, "detail": "nope"},
-                                status_code=code, media_type="application/problem+json")
+            return JSONResponse(
+                {"type": "/problems/x", "title": "T", "status": code, "detail": "nope"},
+                status_code=code,
+                media_type="application/problem+json",
+            )
 
         async def hang(request: Request) -> JSONResponse:
             self.hits["hang"] += 1
@@ -70,17 +73,24 @@ class Upstream:
             if self.hits["drop"] > 2:
                 await JSONResponse({"id": str(uuid.uuid4()), "name": "drop"})(scope, receive, send)
                 return
-            await send({"type": "http.response.start", "status": 200,
-                        "headers": [(b"content-type", b"application/json"), (b"content-length", b"500")]})
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 200,
+                    "headers": [(b"content-type", b"application/json"), (b"content-length", b"500")],
+                }
+            )
             raise RuntimeError("connection dropped on purpose")
 
-        return Starlette(routes=[
-            Route("/echo", echo, methods=["GET", "POST"]),
-            Route("/flaky/{key}", flaky, methods=["GET", "POST"]),
-            Route("/status/{code:int}", status, methods=["GET", "POST"]),
-            Route("/hang", hang),
-            Mount("/drop", app=drop),
-        ])
+        return Starlette(
+            routes=[
+                Route("/echo", echo, methods=["GET", "POST"]),
+                Route("/flaky/{key}", flaky, methods=["GET", "POST"]),
+                Route("/status/{code:int}", status, methods=["GET", "POST"]),
+                Route("/hang", hang),
+                Mount("/drop", app=drop),
+            ]
+        )
 
     async def start(self, port: int | None = None) -> None:
         self.release = asyncio.Event()
@@ -125,9 +135,17 @@ class FakeClock:
 
 
 def make_client(url: str, **kw: Any) -> ServiceClient:
-    opts: dict[str, Any] = {"service": "evaluation", "keyring": KEYRING, "issuer": "regional-desk",
-                            "peer": "upstream", "retries": 2, "backoff_base": 0.01, "backoff_max": 0.05,
-                            "breaker_threshold": 50, "breaker_cooldown": 0.3}
+    opts: dict[str, Any] = {
+        "service": "evaluation",
+        "keyring": KEYRING,
+        "issuer": "regional-desk",
+        "peer": "upstream",
+        "retries": 2,
+        "backoff_base": 0.01,
+        "backoff_max": 0.05,
+        "breaker_threshold": 50,
+        "breaker_cooldown": 0.3,
+    }
     opts.update(kw)
     return ServiceClient(url, **opts)
 
@@ -147,8 +165,7 @@ async def test_a_get_is_retried_on_5xx_and_succeeds(peer: ServiceClient, upstrea
     assert upstream.hits["a"] == 3
 
 
-async def test_a_get_gives_up_after_its_retries_with_peer_unavailable(peer: ServiceClient,
-                                                                      upstream: Upstream) -> None:
+async def test_a_get_gives_up_after_its_retries_with_peer_unavailable(peer: ServiceClient, upstream: Upstream) -> None:
     with pytest.raises(PeerUnavailable) as exc:
         await peer.request("GET", "/flaky/b", params={"fail": 10})
     assert exc.value.status == 500 and exc.value.peer == "upstream"
@@ -156,8 +173,9 @@ async def test_a_get_gives_up_after_its_retries_with_peer_unavailable(peer: Serv
 
 
 @pytest.mark.parametrize("code,error", [(404, NotFoundAtPeer), (409, PeerError), (422, PeerError), (401, PeerError)])
-async def test_a_4xx_is_never_retried_and_carries_the_problem(peer: ServiceClient, upstream: Upstream, code: int,
-                                                              error: type[PeerError]) -> None:
+async def test_a_4xx_is_never_retried_and_carries_the_problem(
+    peer: ServiceClient, upstream: Upstream, code: int, error: type[PeerError]
+) -> None:
     with pytest.raises(error) as exc:
         await peer.request("GET", f"/status/{code}")
     assert type(exc.value) is error
@@ -171,8 +189,9 @@ async def test_a_post_without_idempotency_key_is_not_retried(peer: ServiceClient
     assert upstream.hits["c"] == 1
 
 
-async def test_a_post_with_idempotency_key_is_retried_and_sends_the_key(peer: ServiceClient,
-                                                                        upstream: Upstream) -> None:
+async def test_a_post_with_idempotency_key_is_retried_and_sends_the_key(
+    peer: ServiceClient, upstream: Upstream
+) -> None:
     r = await peer.request("POST", "/flaky/d", params={"fail": 1}, json={}, idempotency_key="k-1")
     assert r.status_code == 200
     assert upstream.hits["d"] == 2
@@ -286,13 +305,18 @@ async def test_a_failed_probe_opens_the_circuit_again(upstream: Upstream) -> Non
 
 async def test_half_open_lets_only_one_probe_through(upstream: Upstream) -> None:
     clock = FakeClock()
-    async with make_client(upstream.url, retries=0, breaker_threshold=1, breaker_cooldown=30, breaker_clock=clock,
-                           timeout=httpx.Timeout(0.3)) as c:
+    async with make_client(
+        upstream.url,
+        retries=0,
+        breaker_threshold=1,
+        breaker_cooldown=30,
+        breaker_clock=clock,
+        timeout=httpx.Timeout(0.3),
+    ) as c:
         with pytest.raises(PeerUnavailable):
             await c.request("GET", "/status/500")
         clock.advance(30)
-        results = await asyncio.gather(c.request("GET", "/hang"), c.request("GET", "/echo"),
-                                       return_exceptions=True)
+        results = await asyncio.gather(c.request("GET", "/hang"), c.request("GET", "/echo"), return_exceptions=True)
     assert all(isinstance(r, PeerUnavailable) for r in results)
     assert "circuit open" in str(results[1])
     assert upstream.hits["hang"] == 1 and upstream.hits["echo"] == 0
@@ -321,12 +345,14 @@ async def test_a_peer_that_recovers_is_used_again(upstream: Upstream) -> None:
 async def test_the_request_id_of_the_served_request_is_passed_along(upstream: Upstream) -> None:
     """A service's endpoint calls the peer: the peer sees the id the service's caller sent."""
     async with make_client(upstream.url) as peer:
+
         async def endpoint(request: Request) -> JSONResponse:
             await peer.request("GET", "/echo")
             return JSONResponse({"inside": current_request_id()})
 
-        service = RequestContextMiddleware(Starlette(routes=[Route("/x", endpoint)]), service="test",
-                                           max_body_bytes=1000, access_log=False)
+        service = RequestContextMiddleware(
+            Starlette(routes=[Route("/x", endpoint)]), service="test", max_body_bytes=1000, access_log=False
+        )
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=service), base_url="http://svc") as http:
             r = await http.get("/x", headers={"X-Request-ID": "req-abc-123"})
             r2 = await http.get("/x")

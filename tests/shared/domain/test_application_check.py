@@ -65,9 +65,7 @@ DRAFT = DraftFacts(
 )
 
 
-def check(
-    company: CompanyFacts = COMPANY, draft: DraftFacts = DRAFT, rules: CallRules = RULES
-) -> CheckResult:
+def check(company: CompanyFacts = COMPANY, draft: DraftFacts = DRAFT, rules: CallRules = RULES) -> CheckResult:
     return check_application(rules, company, draft, today=TODAY)
 
 
@@ -84,7 +82,10 @@ def test_valid_draft_has_no_problems_and_exact_estimate() -> None:
     assert result.breakdown.flat_rates == {"d": D("19000.00"), "e": D("7980.00")}
     assert result.breakdown.total == D("121980.00")
     assert result.estimate == AidEstimate(
-        eligible_total=D("121980.00"), grant=D("24396.00"), loan=D("79287.00"), total_aid=D("103683.00"),
+        eligible_total=D("121980.00"),
+        grant=D("24396.00"),
+        loan=D("79287.00"),
+        total_aid=D("103683.00"),
         aid_base=D("121980.00"),
     )
 
@@ -94,8 +95,9 @@ def test_today_from_draft_and_credit_class() -> None:
     big = replace(draft, expense_lines=(DraftLine("b", D("600000.00"), "US"),))
     result = check_application(RULES, replace(COMPANY, credit_class="4"), big)
     assert result.problems == ()
-    assert result.estimate == AidEstimate(D("600000.00"), D("120000.00"), D("195000.00"), D("315000.00"),
-                                          D("600000.00"))
+    assert result.estimate == AidEstimate(
+        D("600000.00"), D("120000.00"), D("195000.00"), D("315000.00"), D("600000.00")
+    )
 
 
 def test_cap_cut_is_not_blocking() -> None:
@@ -210,16 +212,16 @@ CASES: dict[str, tuple[dict[str, Any], str]] = {
 def test_an_eligible_total_above_the_maximum_is_a_warning_and_the_aid_is_computed_on_the_maximum() -> None:
     # b 750 000.00 alone, no flat rates: eligible 750 000.00 > 600 000.00. Not blocking; the aid on 600 000.00:
     # grant 20 % = 120 000.00, loan 65 % = 390 000.00, total 510 000.00.
-    draft = replace(DRAFT, today=TODAY, flat_rates=frozenset(),
-                    expense_lines=(DraftLine("b", D("750000.00"), "US"),))
+    draft = replace(DRAFT, today=TODAY, flat_rates=frozenset(), expense_lines=(DraftLine("b", D("750000.00"), "US"),))
     result = check_application(RULES, COMPANY, draft)
     assert codes(result) == ["eligible_total_above_max"]
     [problem] = result.problems
     assert problem.blocking is False and result.blocking is False
     assert "600.000,00" in problem.message_it and "calcolato su" in problem.message_it
     assert "the aid is computed on EUR 600,000.00" in problem.message_en
-    assert result.estimate == AidEstimate(D("750000.00"), D("120000.00"), D("390000.00"), D("510000.00"),
-                                          D("600000.00"))
+    assert result.estimate == AidEstimate(
+        D("750000.00"), D("120000.00"), D("390000.00"), D("510000.00"), D("600000.00")
+    )
     # below the minimum still blocks
     small = replace(draft, expense_lines=(DraftLine("b", D("29999.99"), "US"),))
     low = check_application(RULES, COMPANY, small)
@@ -241,8 +243,9 @@ def test_each_problem_code(code: str) -> None:
     assert problem.path == path
     assert problem.message_it and problem.message_en and problem.message_it != problem.message_en
     assert problem.article in RULES.articles.values()
-    assert problem.blocking is (code not in ("category_cap_exceeded", "eligible_total_above_max",
-                                             "de_minimis_aid_reduced"))
+    assert problem.blocking is (
+        code not in ("category_cap_exceeded", "eligible_total_above_max", "de_minimis_aid_reduced")
+    )
     assert result.blocking is any(p.blocking for p in result.problems)
 
 
@@ -285,9 +288,7 @@ def test_excluded_ateco(code: str) -> None:
 
 
 def test_not_new_market_ignored_when_not_required() -> None:
-    rules = RULES.model_copy(
-        update={"markets": RULES.markets.model_copy(update={"require_new_markets": False})}
-    )
+    rules = RULES.model_copy(update={"markets": RULES.markets.model_copy(update={"require_new_markets": False})})
     draft = replace(
         DRAFT,
         target_markets=("US", "DE"),

@@ -36,7 +36,10 @@ def test_eligible_with_flat_rates() -> None:
     assert b.total == D("121980.00")
     assert b.cuts == ()
     assert compute_aid(RULES, b.total) == AidEstimate(
-        eligible_total=D("121980.00"), grant=D("24396.00"), loan=D("79287.00"), total_aid=D("103683.00"),
+        eligible_total=D("121980.00"),
+        grant=D("24396.00"),
+        loan=D("79287.00"),
+        total_aid=D("103683.00"),
         aid_base=D("121980.00"),
     )
 
@@ -84,13 +87,9 @@ def test_training_is_capped_at_ten_percent_of_the_eligible_total_flat_rates_incl
 
 
 def test_flat_rates_on_capped_bases_and_optional() -> None:
-    only_d = compute_eligible(
-        RULES, lines(a="20000.00", b="100000.00", c="10000.00"), include_flat_rates={"d"}
-    )
+    only_d = compute_eligible(RULES, lines(a="20000.00", b="100000.00", c="10000.00"), include_flat_rates={"d"})
     assert only_d.flat_rates == {"d": D("26000.00")}  # 20 % of 130 000
-    only_e = compute_eligible(
-        RULES, lines(a="20000.00", b="100000.00", c="10000.00"), include_flat_rates={"e"}
-    )
+    only_e = compute_eligible(RULES, lines(a="20000.00", b="100000.00", c="10000.00"), include_flat_rates={"e"})
     assert only_e.flat_rates == {"e": D("9100.00")}  # 7 % of 130 000 (no d)
     assert only_e.total == D("139100.00")
 
@@ -183,7 +182,8 @@ def test_an_eligible_total_above_the_maximum_is_capped_not_refused() -> None:
     assert aid_base(RULES, D("750000.00")) == D("600000.00")
     assert aid_base(RULES, D("599999.99")) == D("599999.99")
     assert compute_aid(RULES, D("750000.00")) == AidEstimate(
-        D("750000.00"), D("120000.00"), D("390000.00"), D("510000.00"), D("600000.00"))
+        D("750000.00"), D("120000.00"), D("390000.00"), D("510000.00"), D("600000.00")
+    )
     # credit class 4 (loan cap share 50 %): loan min(390 000.00, 195 000.00) = 195 000.00 on the same base
     assert compute_aid(RULES, D("750000.00"), D("0.50")).loan == D("195000.00")
     # the intensity ceiling is taken on the base, not on the total: 85 % of 600 000 = 510 000, not 637 500

@@ -71,6 +71,6 @@ def test_canonical_json_is_the_stdlib_canonical_form_byte_for_byte():
 
     from shared.domain.receipts import _normalise
 
-    tricky = {"z": [1, True, None, "città\u2028\n\t\"\\/"], "b": {"y": "\x01\x1f", "é": "😀"}, "a": "ü"}
+    tricky = {"z": [1, True, None, 'città\u2028\n\t"\\/'], "b": {"y": "\x01\x1f", "é": "😀"}, "a": "ü"}
     expected = json.dumps(_normalise(tricky), sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
     assert canonical_json(tricky) == expected

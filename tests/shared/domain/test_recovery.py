@@ -23,8 +23,10 @@ def test_interest_across_a_year_boundary_is_split_by_year_and_rounded_once_half_
     # 2026: 1 Jan .. 2 Mar  = 31 + 28 + 2  = 61 days at 1.6 %: 10000 x 0.016 x 61/365 =  9760/365 = 26.73972602...
     # total 27960/365 = 76.60273972... -> 76.60
     got = legal_interest(Decimal("10000.00"), date(2025, 10, 1), date(2026, 3, 2))
-    assert [(s.year, s.days, s.rate) for s in got.segments] == [(2025, 91, Decimal("0.02")),
-                                                                (2026, 61, Decimal("0.016"))]
+    assert [(s.year, s.days, s.rate) for s in got.segments] == [
+        (2025, 91, Decimal("0.02")),
+        (2026, 61, Decimal("0.016")),
+    ]
     assert got.total == Decimal("76.60")
     assert sum(s.interest for s in got.segments) == Decimal(27960) / Decimal(365)
 
@@ -59,10 +61,13 @@ def test_outstanding_capital_counts_only_installments_already_due() -> None:
 
 
 def test_recovery_adds_capital_interest_and_the_loans_outstanding_capital() -> None:
-    r = recovery([(Decimal("10000.00"), date(2025, 10, 1))], date(2026, 3, 2),
-                 loan_outstanding=Decimal("65000.00"))
+    r = recovery([(Decimal("10000.00"), date(2025, 10, 1))], date(2026, 3, 2), loan_outstanding=Decimal("65000.00"))
     assert (r.capital, r.interest, r.loan_outstanding, r.total) == (
-        Decimal("10000.00"), Decimal("76.60"), Decimal("65000.00"), Decimal("75076.60"))
+        Decimal("10000.00"),
+        Decimal("76.60"),
+        Decimal("65000.00"),
+        Decimal("75076.60"),
+    )
 
 
 def test_only_years_with_a_day_of_interest_need_a_rate() -> None:

@@ -12,16 +12,42 @@ from tests.factories import CALL_FILE
 
 D = Decimal
 RULES = load_rules_file(CALL_FILE)
-BUDGET = r.ApprovedBudget(by_category={"a": D("2000.00"), "b": D("10000.00"), "c": D("1000.00")},
-                          by_market={"US": D("9000.00"), "VN": D("4000.00")}, flat_rates=frozenset({"d", "e"}))
-PROJECT = r.ProjectFacts(start_date=date(2025, 3, 10), deadline=date(2026, 9, 30), submitted_on=date(2025, 3, 10),
-                         cup="E18H25000120007", budget=BUDGET, tolerance=D("0.20"))
-LINE = r.LineFacts(id="l1", kind="invoice", supplier_vat="01234560157", document_number="2025/0147",
-                   issue_date=date(2025, 4, 15), taxable_amount=D("4000.00"), category="b", market="VN",
-                   payment_date=date(2025, 5, 10), payment_method="bank_transfer", cup_quoted=False,
-                   evidence_count=1)
-INVOICE = r.InvoiceEvidence(supplier_vat="01234560157", supplier_name="Fiere", number="2025/0147",
-                            issue_date=date(2025, 4, 15), taxable_amount=D("4000.00"), currency="EUR", cup_found=True)
+BUDGET = r.ApprovedBudget(
+    by_category={"a": D("2000.00"), "b": D("10000.00"), "c": D("1000.00")},
+    by_market={"US": D("9000.00"), "VN": D("4000.00")},
+    flat_rates=frozenset({"d", "e"}),
+)
+PROJECT = r.ProjectFacts(
+    start_date=date(2025, 3, 10),
+    deadline=date(2026, 9, 30),
+    submitted_on=date(2025, 3, 10),
+    cup="E18H25000120007",
+    budget=BUDGET,
+    tolerance=D("0.20"),
+)
+LINE = r.LineFacts(
+    id="l1",
+    kind="invoice",
+    supplier_vat="01234560157",
+    document_number="2025/0147",
+    issue_date=date(2025, 4, 15),
+    taxable_amount=D("4000.00"),
+    category="b",
+    market="VN",
+    payment_date=date(2025, 5, 10),
+    payment_method="bank_transfer",
+    cup_quoted=False,
+    evidence_count=1,
+)
+INVOICE = r.InvoiceEvidence(
+    supplier_vat="01234560157",
+    supplier_name="Fiere",
+    number="2025/0147",
+    issue_date=date(2025, 4, 15),
+    taxable_amount=D("4000.00"),
+    currency="EUR",
+    cup_found=True,
+)
 
 
 def _by_code(line: r.LineFacts, project: r.ProjectFacts = PROJECT) -> dict[str, r.CheckResult]:
@@ -30,9 +56,17 @@ def _by_code(line: r.LineFacts, project: r.ProjectFacts = PROJECT) -> dict[str, 
 
 def test_a_clean_e_invoice_line_passes_every_check() -> None:
     checks = _by_code(replace(LINE, invoice=INVOICE))
-    assert list(checks) == [r.ISSUE_DATE_IN_PROJECT, r.ISSUE_DATE_AFTER_SUBMISSION, r.CATEGORY_APPROVED, r.CUP_QUOTED,
-                            r.INVOICE_CLAIMED_ONCE, r.EVIDENCE_PRESENT, r.EVIDENCE_MATCHES, r.AMOUNT_WITHIN_BUDGET,
-                            r.PAYMENT_TRACEABLE]
+    assert list(checks) == [
+        r.ISSUE_DATE_IN_PROJECT,
+        r.ISSUE_DATE_AFTER_SUBMISSION,
+        r.CATEGORY_APPROVED,
+        r.CUP_QUOTED,
+        r.INVOICE_CLAIMED_ONCE,
+        r.EVIDENCE_PRESENT,
+        r.EVIDENCE_MATCHES,
+        r.AMOUNT_WITHIN_BUDGET,
+        r.PAYMENT_TRACEABLE,
+    ]
     assert {c.status for c in checks.values()} == {"pass"}
     assert all(c.message_it and c.message_en for c in checks.values())
 
@@ -60,23 +94,29 @@ def test_category_not_approved_fails() -> None:
     assert _by_code(replace(LINE, category="x"))[r.CATEGORY_APPROVED].blocking
 
 
-@pytest.mark.parametrize(("invoice", "declared", "status"), [
-    (INVOICE, False, "pass"),
-    (replace(INVOICE, cup_found=False), True, "fail"),  # the e-invoice is read: a declaration does not help
-    (None, True, "needs_review"),
-    (None, False, "fail"),
-])
+@pytest.mark.parametrize(
+    ("invoice", "declared", "status"),
+    [
+        (INVOICE, False, "pass"),
+        (replace(INVOICE, cup_found=False), True, "fail"),  # the e-invoice is read: a declaration does not help
+        (None, True, "needs_review"),
+        (None, False, "fail"),
+    ],
+)
 def test_cup_quoted(invoice: r.InvoiceEvidence | None, declared: bool, status: str) -> None:
     assert _by_code(replace(LINE, invoice=invoice, cup_quoted=declared))[r.CUP_QUOTED].status == status
 
 
-@pytest.mark.parametrize(("method", "paid", "status"), [
-    ("cash", date(2025, 5, 1), "fail"),
-    (None, date(2025, 5, 1), "fail"),
-    ("card", None, "fail"),
-    ("riba", date(2025, 4, 1), "fail"),  # paid before the invoice was issued
-    ("sepa_dd", date(2025, 4, 15), "pass"),
-])
+@pytest.mark.parametrize(
+    ("method", "paid", "status"),
+    [
+        ("cash", date(2025, 5, 1), "fail"),
+        (None, date(2025, 5, 1), "fail"),
+        ("card", None, "fail"),
+        ("riba", date(2025, 4, 1), "fail"),  # paid before the invoice was issued
+        ("sepa_dd", date(2025, 4, 15), "pass"),
+    ],
+)
 def test_payment_traceable(method: str | None, paid: date | None, status: str) -> None:
     c = _by_code(replace(LINE, payment_method=method, payment_date=paid))[r.PAYMENT_TRACEABLE]
     assert c.status == status
@@ -100,8 +140,10 @@ def test_a_line_without_evidence_fails_and_a_duplicate_blocks() -> None:
 
 def test_the_excess_over_the_approved_line_plus_tolerance_is_cut() -> None:
     # b: 10000 approved, +20 % -> 12000; 7000 already recognised on an earlier claim leaves 5000
-    lines = [replace(LINE, id="x", market=None, taxable_amount=D("3000.00"), issue_date=date(2025, 4, 1)),
-             replace(LINE, id="y", market=None, taxable_amount=D("3000.00"))]
+    lines = [
+        replace(LINE, id="x", market=None, taxable_amount=D("3000.00"), issue_date=date(2025, 4, 1)),
+        replace(LINE, id="y", market=None, taxable_amount=D("3000.00")),
+    ]
     out = r.check_amounts(lines, PROJECT, r.PriorAmounts(by_category={"b": D("7000.00")}))
     assert out["x"].status == "needs_review"  # no market: not in the plan, but within the budget
     assert out["y"].status == "fail"
@@ -139,11 +181,18 @@ def test_recognised_beyond_the_ceiling_is_not_recognised_and_ungranted_flat_rate
     assert rec.total == D("14400.00")
 
 
-@pytest.mark.parametrize(("data", "kind"), [
-    (b"%PDF-1.7\n...", "pdf"), (b"\x89PNG\r\n\x1a\n....", "png"), (b"\xff\xd8\xff\xe0..JFIF", "jpeg"),
-    (b"<?xml version='1.0'?><p:FatturaElettronica xmlns:p='x'/>", "fatturapa"),
-    (b"MZ\x90\x00", None), (b"<html></html>", None), (b"", None),
-])
+@pytest.mark.parametrize(
+    ("data", "kind"),
+    [
+        (b"%PDF-1.7\n...", "pdf"),
+        (b"\x89PNG\r\n\x1a\n....", "png"),
+        (b"\xff\xd8\xff\xe0..JFIF", "jpeg"),
+        (b"<?xml version='1.0'?><p:FatturaElettronica xmlns:p='x'/>", "fatturapa"),
+        (b"MZ\x90\x00", None),
+        (b"<html></html>", None),
+        (b"", None),
+    ],
+)
 def test_evidence_is_recognised_by_content(data: bytes, kind: str | None) -> None:
     assert r.sniff_evidence(data) == kind
 

@@ -27,8 +27,10 @@ PUBLIC = "93.184.216.34"
 
 def resolving_to(*addresses: str) -> Any:
     """A resolver the test controls: every name resolves to these addresses."""
+
     async def resolve(host: str, port: int) -> list[str]:
         return list(addresses)
+
     return resolve
 
 
@@ -83,28 +85,42 @@ async def subscribe_and_ping(client: httpx.AsyncClient, partner: Partner, url: s
 
 async def delivery(engine: AsyncEngine, delivery_id: int) -> Any:
     async with engine.connect() as conn:
-        return (await conn.execute(text(
-            "SELECT status, attempts, last_status_code, last_error, next_attempt_at > now() AS leased "
-            "FROM desk.deliveries WHERE id = :d"), {"d": delivery_id})).one()
+        return (
+            await conn.execute(
+                text(
+                    "SELECT status, attempts, last_status_code, last_error, next_attempt_at > now() AS leased "
+                    "FROM desk.deliveries WHERE id = :d"
+                ),
+                {"d": delivery_id},
+            )
+        ).one()
 
 
 async def attempts(engine: AsyncEngine, delivery_id: int) -> list[tuple[int, int | None, str | None]]:
     async with engine.connect() as conn:
-        rows = (await conn.execute(text(
-            "SELECT attempt, status_code, error FROM desk.delivery_attempts WHERE delivery_id = :d ORDER BY id"),
-            {"d": delivery_id})).all()
+        rows = (
+            await conn.execute(
+                text(
+                    "SELECT attempt, status_code, error FROM desk.delivery_attempts WHERE delivery_id = :d ORDER BY id"
+                ),
+                {"d": delivery_id},
+            )
+        ).all()
     return [(r.attempt, r.status_code, r.error) for r in rows]
 
 
 async def make_due(engine: AsyncEngine, delivery_id: int) -> None:
     """The back-off (or the lease) has run out."""
     async with engine.begin() as conn:
-        await conn.execute(text("UPDATE desk.deliveries SET next_attempt_at = now() - interval '1 second' "
-                                "WHERE id = :d"), {"d": delivery_id})
+        await conn.execute(
+            text("UPDATE desk.deliveries SET next_attempt_at = now() - interval '1 second' WHERE id = :d"),
+            {"d": delivery_id},
+        )
 
 
 async def test_dns_rebinding_to_loopback_is_refused_at_delivery_with_no_request(
-        committing_client, engine, partner, public_dns, monkeypatch):
+    committing_client, engine, partner, public_dns, monkeypatch
+):
     app = committing_client._transport.app  # type: ignore[attr-defined]
     monkeypatch.setattr(app.state.settings, "environment", "production")
     # public when the subscription is checked ...
@@ -113,16 +129,22 @@ async def test_dns_rebinding_to_loopback_is_refused_at_delivery_with_no_request(
     endpoint = Recorder()
     async with httpx.AsyncClient(transport=httpx.MockTransport(endpoint)) as http:
         # ... loopback when the worker delivers
-        worker = DeliveryWorker(engine, KEYRING, worker_settings(environment="production"), http=http,
-                                resolver=resolving_to("127.0.0.1"))
+        worker = DeliveryWorker(
+            engine, KEYRING, worker_settings(environment="production"), http=http, resolver=resolving_to("127.0.0.1")
+        )
         assert await worker.deliver_due() == 1
         assert endpoint.requests == []
         row = await delivery(engine, delivery_id)
         assert (row.status, row.attempts, row.last_status_code, row.last_error) == (
-            "pending", 1, None, "address_forbidden")
+            "pending",
+            1,
+            None,
+            "address_forbidden",
+        )
         log = (await committing_client.get(f"/v1/webhooks/{sub_id}/deliveries", headers=partner.headers)).json()
         assert [(a["attempt"], a["status_code"], a["error"]) for a in log["items"][0]["attempt_log"]] == [
-            (1, None, "address_forbidden")]
+            (1, None, "address_forbidden")
+        ]
 
         # a name resolving to a public address and to a NAT64 form of loopback is refused as well
         await make_due(engine, delivery_id)
@@ -139,31 +161,38 @@ async def test_dns_rebinding_to_loopback_is_refused_at_delivery_with_no_request(
     assert str(sent.url) == f"https://{PUBLIC}/hook"
     assert sent.headers["host"] == "rebind.partner.example"
     assert sent.extensions["sni_hostname"] == "rebind.partner.example"  # TLS name and certificate check
-    assert await attempts(engine, delivery_id) == [(1, None, "address_forbidden"), (2, None, "address_forbidden"),
-                                                   (3, 204, None)]
+    assert await attempts(engine, delivery_id) == [
+        (1, None, "address_forbidden"),
+        (2, None, "address_forbidden"),
+        (3, 204, None),
+    ]
     assert (await delivery(engine, delivery_id)).status == "delivered"
 
 
 async def test_the_port_is_checked_at_delivery_against_the_officers_allowances(
-        committing_client, engine, partner, public_dns, monkeypatch):
+    committing_client, engine, partner, public_dns, monkeypatch
+):
     app = committing_client._transport.app  # type: ignore[attr-defined]
     async with make_sessionmaker(engine)() as s:
         officer = await make_token(s, "officer")
         await s.commit()
     host = f"gw-{uuid.uuid4().hex[:8]}.partner.example"
-    r = await committing_client.post("/v1/webhooks/allowed-ports", headers=officer,
-                                     json={"host": host, "port": 8443, "reason": "partner gateway"})
+    r = await committing_client.post(
+        "/v1/webhooks/allowed-ports", headers=officer, json={"host": host, "port": 8443, "reason": "partner gateway"}
+    )
     assert r.status_code == 201, r.text
     monkeypatch.setattr(app.state.settings, "environment", "production")
     _sub, delivery_id = await subscribe_and_ping(committing_client, partner, f"https://{host}:8443/hook")
     # the officer withdraws the allowance after the subscription was accepted
-    assert (await committing_client.delete(f"/v1/webhooks/allowed-ports/{r.json()['id']}",
-                                           headers=officer)).status_code == 204
+    assert (
+        await committing_client.delete(f"/v1/webhooks/allowed-ports/{r.json()['id']}", headers=officer)
+    ).status_code == 204
 
     endpoint = Recorder()
     async with httpx.AsyncClient(transport=httpx.MockTransport(endpoint)) as http:
-        worker = DeliveryWorker(engine, KEYRING, worker_settings(environment="production"), http=http,
-                                resolver=resolving_to(PUBLIC))
+        worker = DeliveryWorker(
+            engine, KEYRING, worker_settings(environment="production"), http=http, resolver=resolving_to(PUBLIC)
+        )
         assert await worker.deliver_due() == 1
     assert endpoint.requests == []
     assert await attempts(engine, delivery_id) == [(1, None, "port_not_allowed")]
@@ -197,8 +226,9 @@ async def worker_engine(database_url: str) -> AsyncIterator[tuple[AsyncEngine, s
     await eng.dispose()
 
 
-async def test_no_transaction_or_connection_is_held_while_the_partner_answers(committing_client, engine, partner,
-                                                                              worker_engine):
+async def test_no_transaction_or_connection_is_held_while_the_partner_answers(
+    committing_client, engine, partner, worker_engine
+):
     own, name = worker_engine
     _sub, delivery_id = await subscribe_and_ping(committing_client, partner, "http://127.0.0.1:8999/hook")
     seen: list[tuple[int, list[str]]] = []
@@ -206,9 +236,16 @@ async def test_no_transaction_or_connection_is_held_while_the_partner_answers(co
     async def slow_partner(request: httpx.Request) -> httpx.Response:
         # while the partner handles the request: what does the worker hold in the database?
         async with engine.connect() as conn:
-            states = (await conn.execute(text(
-                "SELECT state FROM pg_stat_activity WHERE application_name = :n AND state <> 'idle'"),
-                {"n": name})).scalars().all()
+            states = (
+                (
+                    await conn.execute(
+                        text("SELECT state FROM pg_stat_activity WHERE application_name = :n AND state <> 'idle'"),
+                        {"n": name},
+                    )
+                )
+                .scalars()
+                .all()
+            )
         seen.append((own.pool.checkedout(), list(states)))  # type: ignore[attr-defined]
         return httpx.Response(204)
 
@@ -258,19 +295,27 @@ def _self_signed(name: str) -> tuple[bytes, bytes]:
     key = ec.generate_private_key(ec.SECP256R1())
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
     now = datetime.now(UTC)
-    cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject).public_key(key.public_key())
-            .serial_number(x509.random_serial_number()).not_valid_before(now - timedelta(minutes=5))
-            .not_valid_after(now + timedelta(hours=1))
-            .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .sign(key, hashes.SHA256()))
-    return (cert.public_bytes(serialization.Encoding.PEM),
-            key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                              serialization.NoEncryption()))
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + timedelta(hours=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    return (
+        cert.public_bytes(serialization.Encoding.PEM),
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()),
+    )
 
 
 async def test_tls_goes_to_the_checked_address_with_the_names_sni_and_certificate(
-        committing_client, engine, partner, public_dns, tmp_path):
+    committing_client, engine, partner, public_dns, tmp_path
+):
     import asyncio
     import ssl
 

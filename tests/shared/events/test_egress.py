@@ -88,14 +88,17 @@ def test_embedded_addresses_are_read_from_every_transition_mechanism():
     assert v4("2a00:1450:4002:80a::200e") == []
 
 
-@pytest.mark.parametrize(("url", "allowed", "refused"), [
-    ("https://93.184.216.34/hook", (), False),
-    ("https://93.184.216.34:443/hook", (), False),
-    ("https://93.184.216.34:22/hook", (), True),
-    ("https://93.184.216.34:5432/hook", (), True),
-    ("https://93.184.216.34:8443/hook", (), True),
-    ("https://93.184.216.34:8443/hook", (8443,), False),
-])
+@pytest.mark.parametrize(
+    ("url", "allowed", "refused"),
+    [
+        ("https://93.184.216.34/hook", (), False),
+        ("https://93.184.216.34:443/hook", (), False),
+        ("https://93.184.216.34:22/hook", (), True),
+        ("https://93.184.216.34:5432/hook", (), True),
+        ("https://93.184.216.34:8443/hook", (), True),
+        ("https://93.184.216.34:8443/hook", (8443,), False),
+    ],
+)
 async def test_production_allows_port_443_and_the_ports_an_officer_allowed(url, allowed, refused):
     if refused:
         with pytest.raises(EgressRefused) as e:
@@ -143,8 +146,9 @@ async def test_the_request_goes_to_the_checked_address_and_presents_the_name():
     assert target.headers == {"host": "hooks.partner.example", "connection": "close"}
     assert target.extensions == {"sni_hostname": "hooks.partner.example"}
 
-    target = await egress.pin("http://receiver.test:8123/hook", production=False,
-                              resolver=lambda h, p: _const(["127.0.0.1"]))
+    target = await egress.pin(
+        "http://receiver.test:8123/hook", production=False, resolver=lambda h, p: _const(["127.0.0.1"])
+    )
     assert target.url == "http://127.0.0.1:8123/hook" and target.headers["host"] == "receiver.test:8123"
     assert target.extensions == {}
 

@@ -21,10 +21,26 @@ from tests.factories import make_partner
 
 
 async def _insert(conn: AsyncConnection, partner_id: uuid.UUID, n: int = 1) -> list[int]:
-    rows = await conn.execute(insert(OutboxEvent).values([
-        {"event_id": uuid.uuid4(), "event_type": "application.submitted", "event_version": 1, "source": "intake",
-         "aggregate_type": "application", "aggregate_id": str(uuid.uuid4()), "partner_id": partner_id,
-         "payload": {"n": i}, "occurred_at": datetime.now(UTC)} for i in range(n)]).returning(OutboxEvent.id))
+    rows = await conn.execute(
+        insert(OutboxEvent)
+        .values(
+            [
+                {
+                    "event_id": uuid.uuid4(),
+                    "event_type": "application.submitted",
+                    "event_version": 1,
+                    "source": "intake",
+                    "aggregate_type": "application",
+                    "aggregate_id": str(uuid.uuid4()),
+                    "partner_id": partner_id,
+                    "payload": {"n": i},
+                    "occurred_at": datetime.now(UTC),
+                }
+                for i in range(n)
+            ]
+        )
+        .returning(OutboxEvent.id)
+    )
     return [r.id for r in rows]
 
 

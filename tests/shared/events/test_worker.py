@@ -21,24 +21,46 @@ from tests.factories import make_partner
 
 def resolving_to(*addresses: str) -> Any:
     """A resolver the test controls: every name resolves to these addresses."""
+
     async def resolve(host: str, port: int) -> list[str]:
         return list(addresses)
+
     return resolve
 
 
-@pytest.mark.parametrize(("change", "reason"), [({"active": False}, "subscription inactive"),
-                                                ({"deleted_at": datetime.now(UTC)}, "subscription deleted")])
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [({"active": False}, "subscription inactive"), ({"deleted_at": datetime.now(UTC)}, "subscription deleted")],
+)
 async def test_deliveries_to_a_removed_subscription_are_dead_lettered_not_sent(engine, change, reason):
     await settle_deliveries(engine)
     async with make_sessionmaker(engine)() as s:
         partner = await make_partner(s)
-        subs = [Subscription(id=uuid.uuid4(), owner_kind="partner", partner_id=partner.id,
-                             url=f"http://partner.test/{name}", event_types=["*"], active=True,
-                             secret="whsec_" + "A" * 44, created_by="test") for name in ("gone", "live")]
+        subs = [
+            Subscription(
+                id=uuid.uuid4(),
+                owner_kind="partner",
+                partner_id=partner.id,
+                url=f"http://partner.test/{name}",
+                event_types=["*"],
+                active=True,
+                secret="whsec_" + "A" * 44,
+                created_by="test",
+            )
+            for name in ("gone", "live")
+        ]
         s.add_all(subs)
-        s.add(OutboxEvent(event_id=uuid.uuid4(), event_type="application.submitted", source="intake",
-                          aggregate_type="application", aggregate_id=str(uuid.uuid4()), partner_id=partner.id,
-                          payload={}))
+        s.add(
+            OutboxEvent(
+                event_id=uuid.uuid4(),
+                event_type="application.submitted",
+                source="intake",
+                aggregate_type="application",
+                aggregate_id=str(uuid.uuid4()),
+                partner_id=partner.id,
+                payload={},
+            )
+        )
         await s.commit()
     gone, live = subs
     async with engine.begin() as conn:
@@ -57,11 +79,21 @@ async def test_deliveries_to_a_removed_subscription_are_dead_lettered_not_sent(e
         assert await worker.deliver_due() >= 1
 
     async with engine.connect() as conn:
-        rows = {r.subscription_id: r for r in (await conn.execute(
-            select(Delivery.id, Delivery.subscription_id, Delivery.status, Delivery.last_error)
-            .where(Delivery.subscription_id.in_([gone.id, live.id])))).all()}
-        attempts = (await conn.execute(text("SELECT count(*) FROM desk.delivery_attempts WHERE delivery_id = :d"),
-                                       {"d": rows[gone.id].id})).scalar_one()
+        rows = {
+            r.subscription_id: r
+            for r in (
+                await conn.execute(
+                    select(Delivery.id, Delivery.subscription_id, Delivery.status, Delivery.last_error).where(
+                        Delivery.subscription_id.in_([gone.id, live.id])
+                    )
+                )
+            ).all()
+        }
+        attempts = (
+            await conn.execute(
+                text("SELECT count(*) FROM desk.delivery_attempts WHERE delivery_id = :d"), {"d": rows[gone.id].id}
+            )
+        ).scalar_one()
     assert rows[gone.id].status == "dead" and rows[gone.id].last_error == reason and attempts == 0
     assert rows[live.id].status == "delivered"
     assert "http://partner.test/gone" not in sent and "http://partner.test/live" in sent
@@ -79,15 +111,24 @@ async def test_the_worker_sweeps_expired_idempotency_keys(engine):
 
     who = f"sweep-{_uuid.uuid4().hex[:8]}"
     async with engine.begin() as conn:
-        for key, expires in (("old", datetime.now(UTC) - timedelta(hours=1)),
-                             ("live", datetime.now(UTC) + timedelta(hours=24))):
-            await conn.execute(_text(
-                "INSERT INTO desk.idempotency_keys (principal, key, method, path, request_hash, expires_at) "
-                "VALUES (:p, :k, 'POST', '/x', '\\x00', :e)"), {"p": who, "k": key, "e": expires})
+        for key, expires in (
+            ("old", datetime.now(UTC) - timedelta(hours=1)),
+            ("live", datetime.now(UTC) + timedelta(hours=24)),
+        ):
+            await conn.execute(
+                _text(
+                    "INSERT INTO desk.idempotency_keys (principal, key, method, path, request_hash, expires_at) "
+                    "VALUES (:p, :k, 'POST', '/x', '\\x00', :e)"
+                ),
+                {"p": who, "k": key, "e": expires},
+            )
     worker = DeliveryWorker(engine, KEYRING, DeskSettings(environment="test"))
     assert await worker.sweep_expired_keys() >= 1
     async with engine.connect() as conn:
-        left = (await conn.execute(_text("SELECT key FROM desk.idempotency_keys WHERE principal = :p"),
-                                   {"p": who})).scalars().all()
+        left = (
+            (await conn.execute(_text("SELECT key FROM desk.idempotency_keys WHERE principal = :p"), {"p": who}))
+            .scalars()
+            .all()
+        )
     await worker.http.aclose()
     assert left == ["live"]

@@ -22,7 +22,7 @@ from typing import Any
 import orjson
 import structlog
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -131,6 +131,9 @@ class SubmitFastPath:
             response = await desk_error_handler(request, exc)
         except StarletteHTTPException as exc:  # the body-size guard's 413, raised while the body is read
             response = await http_error_handler(request, exc)
+        except ClientDisconnect:  # gone before its body arrived: nothing was done, and no one is left to answer
+            log.info("client disconnected before its submit was read", path=scope["path"])
+            return
         except Exception as exc:  # noqa: BLE001 - a database outage becomes a 503 problem, anything else a 500
             response = await unhandled_handler(request, exc)
         await response(scope, receive, send)

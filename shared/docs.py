@@ -47,7 +47,7 @@ def install_docs(app: FastAPI, *, docs_url: str = "/docs", redoc_url: str = "/re
     def root(request: Request) -> str:  # behind a proxy that strips a prefix, links keep it
         return str(request.scope.get("root_path", "")).rstrip("/")
 
-    @app.get(docs_url, include_in_schema=False)
+    # plain Starlette routes, as FastAPI's own docs pages: outside the API (no auth, no unit of work, no schema)
     async def swagger_ui(request: Request) -> HTMLResponse:
         base = root(request)
         return get_swagger_ui_html(
@@ -59,7 +59,6 @@ def install_docs(app: FastAPI, *, docs_url: str = "/docs", redoc_url: str = "/re
             init_oauth=init_oauth, swagger_ui_parameters=SWAGGER_UI_PARAMETERS,
         )
 
-    @app.get(redoc_url, include_in_schema=False)
     async def redoc(request: Request) -> HTMLResponse:
         base = root(request)
         return get_redoc_html(
@@ -68,3 +67,6 @@ def install_docs(app: FastAPI, *, docs_url: str = "/docs", redoc_url: str = "/re
             redoc_favicon_url=f"{base}{DOCS_ASSETS_URL}/favicon.png",
             with_google_fonts=False,  # fonts from a CDN too: the bundle falls back to the system's
         )
+
+    app.add_route(docs_url, swagger_ui, include_in_schema=False)
+    app.add_route(redoc_url, redoc, include_in_schema=False)

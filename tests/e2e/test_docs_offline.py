@@ -91,6 +91,17 @@ async def test_docs_pages_load_only_same_origin_assets_that_the_service_serves(s
         assert sorted(Path(u).name for u in urls) == ["favicon.png", "openapi.json", "redoc.standalone.js"]
 
 
+async def test_docs_behind_a_proxy_that_strips_a_prefix_link_their_assets_under_it() -> None:
+    """With ROOT_PATH (e.g. `/evaluation` on a shared host) the page must ask `/evaluation/docs-assets/...`."""
+    transport = httpx.ASGITransport(app=app_for("evaluation"), root_path="/evaluation")
+    async with httpx.AsyncClient(transport=transport, base_url="http://desk.test") as c:
+        for page in PAGES:
+            urls = _page_urls((await c.get(f"/evaluation{page}")).text)
+            assert urls and all(u.startswith("/evaluation/") for u in urls), urls
+            for url in urls:
+                assert (await c.get(url)).status_code == 200, url
+
+
 @pytest.mark.parametrize("service", SERVICES)
 async def test_authorize_is_a_client_credentials_flow_to_the_desk_token_endpoint(service: str) -> None:
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app_for(service)), base_url="http://desk.test") as c:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import os
 import re
 import shutil
@@ -22,11 +23,14 @@ import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from services.monitoring.app import build_app as build_monitoring
 from shared.auth import create_client
 from shared.cli import SERVICES
+from shared.db import make_sessionmaker
 from shared.docs import DOCS_ASSETS_URL
-from tests.conftest import app_for
-from tests.e2e.harness import intake_server
+from shared.settings import MonitoringSettings
+from tests.conftest import KEYRING, app_for
+from tests.e2e.harness import QUIET, intake_server
 
 PAGES = ("/docs", "/redoc")
 CONTENT_TYPES = {".js": "text/javascript", ".css": "text/css", ".png": "image/png", ".json": "application/json"}
@@ -140,6 +144,25 @@ async def test_the_token_swagger_ui_asks_for_is_accepted_by_all_three_services(
         assert answer.status_code == 200, (path, answer.text)
 
 
+async def test_a_wrong_secret_from_a_page_script_gets_no_basic_challenge(session: Any,
+                                                                     client: httpx.AsyncClient) -> None:
+    """RFC 6749 §5.2 answers a failed HTTP Basic client authentication with a Basic challenge; a browser meets
+    it with its own login dialog (headless: the request hangs). Swagger UI marks its token request with
+    `X-Requested-With: XMLHttpRequest`: that one gets the 401 problem without the challenge, for the page to show."""
+    officer, secret = await create_client(session, kind="officer", name="docs officer")
+    await session.flush()
+    wrong = base64.b64encode(f"{officer.client_id}:{secret}x".encode()).decode()
+    form = {"Authorization": f"Basic {wrong}", "Content-Type": "application/x-www-form-urlencoded"}
+    plain = await client.post("/v1/oauth/token", content="grant_type=client_credentials", headers=form)
+    assert plain.status_code == 401
+    assert plain.headers["www-authenticate"] == 'Basic realm="desk"'
+    scripted = await client.post("/v1/oauth/token", content="grant_type=client_credentials",
+                                 headers={**form, "X-Requested-With": "XMLHttpRequest"})
+    assert scripted.status_code == 401
+    assert "www-authenticate" not in scripted.headers
+    assert scripted.json()["error"] == "invalid_client"
+
+
 # ---------------------------------------------------------------- in a real browser
 
 
@@ -222,3 +245,133 @@ async def test_docs_render_the_operations_and_the_authorize_button_in_headless_c
     ids = {op["operationId"] for op in _operations(doc).values() if "operationId" in op}
     sections = set(re.findall(r'data-section-id="operation/([^"]+)"', redoc))
     assert sections == ids, sorted(ids ^ sections)[:10]
+
+
+# ---------------------------------------------------------------- the Authorize button, clicked
+
+
+class _DevTools:
+    """A minimal Chrome DevTools Protocol client: commands to one page over the browser's websocket."""
+
+    def __init__(self, ws: Any) -> None:
+        self.ws = ws
+        self.next_id = 0
+        self.session_id: str | None = None
+
+    async def send(self, method: str, **params: Any) -> dict[str, Any]:
+        self.next_id += 1
+        message: dict[str, Any] = {"id": self.next_id, "method": method, "params": params}
+        if self.session_id:
+            message["sessionId"] = self.session_id
+        await self.ws.send(json.dumps(message))
+        while True:  # events of the page come in between: skip them
+            answer = json.loads(await self.ws.recv())
+            if answer.get("id") == self.next_id:
+                assert "error" not in answer, (method, answer["error"])
+                return dict(answer["result"])
+
+    async def open(self, url: str) -> None:
+        target = await self.send("Target.createTarget", url="about:blank")
+        attached = await self.send("Target.attachToTarget", targetId=target["targetId"], flatten=True)
+        self.session_id = attached["sessionId"]
+        await self.send("Page.navigate", url=url)
+
+    async def evaluate(self, script: str) -> Any:
+        got = await self.send("Runtime.evaluate", expression=script, awaitPromise=True, returnByValue=True)
+        assert "exceptionDetails" not in got, got["exceptionDetails"]
+        return got["result"].get("value")
+
+
+# What an officer does in /docs: Authorize, type the client's id and secret, tick no scope, Authorize; then wait
+# for `expect` ('token': the dialog offers Logout, and is closed; 'error': the dialog shows the error).
+# Inputs are React-controlled: set through the native setter, then tell React with an input event.
+AUTHORIZE_SCRIPT = """
+(async (clientId, clientSecret, expect) => {
+  const sleep = ms => new Promise(r => setTimeout(r, ms));
+  const errors = () => [...document.querySelectorAll('.modal-ux .errors')].map(e => e.textContent).join(' ');
+  const until = async (probe, what) => {
+    for (const t0 = Date.now(); ; await sleep(50)) {
+      const got = probe();
+      if (got) return got;
+      if (Date.now() - t0 > 30000) throw new Error('timed out waiting for ' + what + ' (errors: ' + errors() + ')');
+    }
+  };
+  const type = (input, value) => {
+    Object.getOwnPropertyDescriptor(HTMLInputElement.prototype, 'value').set.call(input, value);
+    input.dispatchEvent(new Event('input', {bubbles: true}));
+  };
+  const button = (root, text) => [...root.querySelectorAll('button')].find(b => b.textContent.trim() === text);
+  if (!document.querySelector('.modal-ux')) {
+    (await until(() => document.querySelector('button.btn.authorize'), 'the Authorize button')).click();
+  }
+  const dialog = await until(() => document.querySelector('.modal-ux'), 'the dialog');
+  type(await until(() => dialog.querySelector('input[data-name="clientId"]'), 'client_id'), clientId);
+  type(dialog.querySelector('input[data-name="clientSecret"]'), clientSecret);
+  button(dialog, 'Authorize').click();
+  if (expect === 'token') {
+    await until(() => button(dialog, 'Logout'), 'the token');
+    button(dialog, 'Close').click();
+  } else {
+    await until(() => errors(), 'the error');
+  }
+  return {errors: errors() || null, stored: localStorage.getItem('authorized'),
+          locked: !!document.querySelector('button.btn.authorize.locked')};
+})
+"""
+
+
+async def test_authorize_in_headless_chromium_shows_a_wrong_secret_and_gets_a_token_another_service_accepts(
+        engine: AsyncEngine, tmp_path: Path) -> None:
+    import websockets
+
+    binary = _chromium()
+    async with make_sessionmaker(engine)() as s:
+        officer, secret = await create_client(s, kind="officer", name="docs officer (browser)")
+        await s.commit()
+    server = intake_server(engine)
+    await server.start()
+    profile = tmp_path / "profile"
+    browser = await asyncio.create_subprocess_exec(
+        binary, "--headless", "--disable-gpu", "--no-sandbox", "--remote-debugging-port=0",
+        "--disable-dev-shm-usage", "--no-first-run", "--no-default-browser-check", "--disable-extensions",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync",
+        "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1", f"--user-data-dir={profile}", "about:blank",
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
+    try:
+        active = profile / "DevToolsActivePort"  # Chromium writes its debugging port and path there
+        for _ in range(600):
+            if active.exists() and len(lines := active.read_text().split()) == 2:
+                break
+            assert browser.returncode is None, f"chromium exited {browser.returncode}"
+            await asyncio.sleep(0.05)
+        else:
+            raise AssertionError("chromium did not open its debugging port within 30 s")
+        port, path = lines
+        async with websockets.connect(f"ws://127.0.0.1:{port}{path}", max_size=None) as ws:
+            tools = _DevTools(ws)
+            await tools.open(f"{server.url}/docs")
+            async def authorize(client_secret: str, expect: str) -> dict[str, Any]:
+                args = json.dumps([officer.client_id, client_secret, expect])[1:-1]
+                return dict(await asyncio.wait_for(tools.evaluate(f"{AUTHORIZE_SCRIPT}({args})"), timeout=60))
+
+            mistyped = await authorize(secret + "x", "error")  # shown in the dialog, no browser login prompt
+            got = await authorize(secret, "token")
+    finally:
+        if browser.returncode is None:
+            browser.kill()
+        await browser.wait()
+        await server.stop()
+
+    assert "invalid_client" in mistyped["errors"], mistyped
+    assert mistyped["stored"] is None and not mistyped["locked"]
+    assert got["errors"] is None, got["errors"]
+    assert got["locked"], "the Authorize button does not show the page as authorized"
+    stored = json.loads(got["stored"])  # persistAuthorization: kept in the page's local storage
+    token = stored["oauth2"]["token"]["access_token"]
+    assert set(stored["oauth2"]["token"]["scope"].split()) == set(officer.scopes)
+    monitoring = build_monitoring(MonitoringSettings(**QUIET))
+    monitoring.state.keyring = KEYRING
+    monitoring.state.sessionmaker = make_sessionmaker(engine)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=monitoring), base_url="http://desk.test") as c:
+        r = await c.get("/v1/projects", headers={"Authorization": f"Bearer {token}"})
+    assert r.status_code == 200, r.text

@@ -7,18 +7,21 @@ same-origin paths only. We use the package for its files and build the pages wit
 its own factory drops Swagger UI's `initOAuth` settings.
 
 The Authorize button uses the OAuth2 client-credentials scheme of the OpenAPI document (`tokenUrl` relative,
-so each service's page asks its own `/v1/oauth/token`; the token is accepted by all three services).
+so each service's page asks its own `/v1/oauth/token`; the token is accepted by all three services). Behind a
+proxy that strips a prefix (ROOT_PATH), the pages, their assets and the token URL all keep the prefix.
 """
 
 from __future__ import annotations
 
+import copy
 from importlib.resources import files
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.staticfiles import StaticFiles
-from starlette.responses import HTMLResponse
+from starlette.responses import HTMLResponse, JSONResponse
+from starlette.routing import Route
 
 DOCS_ASSETS_URL = "/docs-assets"
 _ASSETS = files("fastapi_offline") / "static"
@@ -38,18 +41,46 @@ def swagger_ui_init_oauth(title: str) -> dict[str, Any]:
     return {"appName": title, "scopeSeparator": " "}
 
 
+def root_path(request: Request) -> str:
+    """The prefix a proxy strips (ROOT_PATH): links in the pages keep it."""
+    return str(request.scope.get("root_path", "")).rstrip("/")
+
+
+def under_root_path(schema: dict[str, Any], root: str) -> dict[str, Any]:
+    """The OpenAPI document as served behind a proxy that strips `root` (ROOT_PATH): operations go to the
+    `root` server (as FastAPI does), and so does the Authorize button, whose tokenUrl Swagger UI resolves as a
+    URL (an absolute path would leave the prefix out and reach nothing)."""
+    if not root:
+        return schema
+    schema = dict(schema)
+    if root not in {s.get("url") for s in schema.get("servers", [])}:
+        schema["servers"] = [{"url": root}, *schema.get("servers", [])]
+    schemes = copy.deepcopy(schema.get("components", {}).get("securitySchemes", {}))
+    for scheme in schemes.values():
+        for flow in scheme.get("flows", {}).values():
+            if str(flow.get("tokenUrl", "")).startswith("/"):
+                flow["tokenUrl"] = root + flow["tokenUrl"]
+    schema["components"] = {**schema.get("components", {}), "securitySchemes": schemes}
+    return schema
+
+
 def install_docs(app: FastAPI, *, docs_url: str = "/docs", redoc_url: str = "/redoc") -> None:
     """Serve `docs_url` and `redoc_url` from the packaged assets. `app` must be built with docs_url=None and
     redoc_url=None (FastAPI's CDN pages off)."""
+    async def openapi(request: Request) -> JSONResponse:
+        return JSONResponse(under_root_path(app.openapi(), root_path(request)))
+
+    # FastAPI's own /openapi.json route prefixes the servers only: swap it, in place, for one that also
+    # prefixes the token URL
+    app.router.routes[:] = [Route(r.path, openapi, include_in_schema=False)
+                            if isinstance(r, Route) and r.path == app.openapi_url else r
+                            for r in app.router.routes]
     app.mount(DOCS_ASSETS_URL, StaticFiles(directory=str(_ASSETS)), name="docs-assets")
     init_oauth = swagger_ui_init_oauth(app.title)
 
-    def root(request: Request) -> str:  # behind a proxy that strips a prefix, links keep it
-        return str(request.scope.get("root_path", "")).rstrip("/")
-
     # plain Starlette routes, as FastAPI's own docs pages: outside the API (no auth, no unit of work, no schema)
     async def swagger_ui(request: Request) -> HTMLResponse:
-        base = root(request)
+        base = root_path(request)
         return get_swagger_ui_html(
             openapi_url=f"{base}{app.openapi_url}", title=f"{app.title} — Swagger UI",
             swagger_js_url=f"{base}{DOCS_ASSETS_URL}/swagger-ui-bundle.js",
@@ -60,7 +91,7 @@ def install_docs(app: FastAPI, *, docs_url: str = "/docs", redoc_url: str = "/re
         )
 
     async def redoc(request: Request) -> HTMLResponse:
-        base = root(request)
+        base = root_path(request)
         return get_redoc_html(
             openapi_url=f"{base}{app.openapi_url}", title=f"{app.title} — ReDoc",
             redoc_js_url=f"{base}{DOCS_ASSETS_URL}/redoc.standalone.js",

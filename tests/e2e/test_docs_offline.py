@@ -95,8 +95,9 @@ async def test_docs_pages_load_only_same_origin_assets_that_the_service_serves(s
         assert sorted(Path(u).name for u in urls) == ["favicon.png", "openapi.json", "redoc.standalone.js"]
 
 
-async def test_docs_behind_a_proxy_that_strips_a_prefix_link_their_assets_under_it() -> None:
-    """With ROOT_PATH (e.g. `/evaluation` on a shared host) the page must ask `/evaluation/docs-assets/...`."""
+async def test_docs_behind_a_proxy_that_strips_a_prefix_keep_it_on_assets_and_token_url() -> None:
+    """With ROOT_PATH (e.g. `/evaluation` behind deploy/'s nginx) the page must ask `/evaluation/docs-assets/...`
+    and Authorize must post to `/evaluation/v1/oauth/token`."""
     transport = httpx.ASGITransport(app=app_for("evaluation"), root_path="/evaluation")
     async with httpx.AsyncClient(transport=transport, base_url="http://desk.test") as c:
         for page in PAGES:
@@ -104,6 +105,13 @@ async def test_docs_behind_a_proxy_that_strips_a_prefix_link_their_assets_under_
             assert urls and all(u.startswith("/evaluation/") for u in urls), urls
             for url in urls:
                 assert (await c.get(url)).status_code == 200, url
+        doc = (await c.get("/evaluation/openapi.json")).json()
+    assert doc["servers"][0] == {"url": "/evaluation"}  # where Try it out sends the operations
+    # Swagger UI resolves tokenUrl as a URL: it must carry the prefix to reach the service through the proxy
+    assert doc["components"]["securitySchemes"]["oauth2"]["flows"]["clientCredentials"]["tokenUrl"] == (
+        "/evaluation/v1/oauth/token")
+    assert app_for("evaluation").openapi()["components"]["securitySchemes"]["oauth2"]["flows"][
+        "clientCredentials"]["tokenUrl"] == "/v1/oauth/token"  # the committed document is unchanged
 
 
 @pytest.mark.parametrize("service", SERVICES)

@@ -17,6 +17,7 @@ from starlette.types import ASGIApp
 from shared.audit_trail import router as audit_router
 from shared.auth import SCOPES, load_or_create_key
 from shared.db import create_engine, make_sessionmaker
+from shared.docs import install_docs
 from shared.errors import (
     CATALOGUE,
     UNAVAILABLE,
@@ -53,6 +54,11 @@ def resolve_database_url(settings: DeskSettings) -> str:
 
 
 PUBLIC: dict[str, Any] = {"security": []}
+SECURITY_DESCRIPTION = (
+    "OAuth 2.0 client credentials (RFC 6749 §4.4). In `/docs`, Authorize with your `client_id` and "
+    "`client_secret`; tick no scope to get all of your client's scopes. A token from any of the three "
+    "services is accepted by all three."
+)
 
 
 def system_router() -> APIRouter:
@@ -193,7 +199,8 @@ def create_app(
         lifespan=lifespan,
         generate_unique_id_function=operation_id,
         separate_input_output_schemas=False,  # one schema per model: generated clients get one type each
-        swagger_ui_parameters={"persistAuthorization": True},
+        docs_url=None,
+        redoc_url=None,  # FastAPI's pages load from a CDN: install_docs serves packaged assets
     )
     app.state.settings = settings
     app.state.token_limiter = RateLimiter(settings.rate_limit_token_per_minute)
@@ -220,6 +227,7 @@ def create_app(
     app.include_router(audit_router)  # every service reads, exports and verifies the audit trail
     for r in routers:
         app.include_router(r)
+    install_docs(app)
 
     def custom_openapi() -> dict[str, Any]:
         if app.openapi_schema:
@@ -240,9 +248,12 @@ def create_app(
             "anyOf": [{"type": "array", "items": {"$ref": "#/components/schemas/FieldError"}}, {"type": "null"}]
         }
         schemas["Problem"].pop("$defs", None)
+        # tokenUrl is relative: /docs's Authorize asks this service's token endpoint, and the keyring is the
+        # desk's, so the token works on all three services
         comps["securitySchemes"] = {
             "oauth2": {
                 "type": "oauth2",
+                "description": SECURITY_DESCRIPTION,
                 "flows": {"clientCredentials": {"tokenUrl": "/v1/oauth/token", "scopes": SCOPES}},
             }
         }

@@ -111,11 +111,15 @@ async def token(
     if client is not None and client.active and client.revoked_at is None:
         ok = await verify_client_secret(client, client_secret, now)
     if not ok or client is None:
+        # RFC 6749 §5.2's Basic challenge, except to a script in a browser page (Swagger UI's Authorize sends
+        # X-Requested-With): there it opens the browser's own login dialog, or hangs a headless one, instead of
+        # letting the page show the error
+        scripted = request.headers.get("x-requested-with", "").lower() == "xmlhttprequest"
         raise _oauth_error(
             "invalid_client",
             "Client authentication failed.",
             status_kind=INVALID_CLIENT,
-            headers={"WWW-Authenticate": 'Basic realm="desk"'},
+            headers=None if scripted else {"WWW-Authenticate": 'Basic realm="desk"'},
         )
     granted = list(client.scopes)
     if scope:

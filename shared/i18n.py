@@ -136,6 +136,7 @@ VALIDATION_MESSAGES: dict[str, tuple[str, str]] = {
         "Invalid VAT number or fiscal code: {reason}.",
     ),
     "iban_invalid": ("IBAN non valido: {reason}.", "Invalid IBAN: {reason}."),
+    "iban_missing": ("Il progetto non ha un IBAN.", "The project has no IBAN."),
     "iban_not_italian": (
         "I pagamenti vanno su un conto italiano: l'IBAN deve iniziare con IT.",
         "Payments go to an Italian account: the IBAN must start with IT.",

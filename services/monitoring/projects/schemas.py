@@ -13,7 +13,7 @@ from stdnum import iban as stdnum_iban
 from stdnum.exceptions import ValidationError as StdnumError
 from stdnum.it import codicefiscale, iva
 
-from shared.i18n import STDNUM_REASONS, stdnum_reason
+from shared.i18n import stdnum_reason
 from shared.schemas import ApiModel, OutModel
 
 ProjectStatus = Literal["active", "completed", "revoked"]
@@ -23,30 +23,25 @@ RevocationCode = Literal[
 ]
 
 
-def iban_problem(value: str) -> tuple[str, str] | None:
-    """Why `value` cannot receive a payment (code, English message), or None when it is a valid Italian IBAN.
-    Clients see the code's catalogue text in their language (shared.i18n), not this message."""
+def iban_problem(value: str) -> tuple[str, dict[str, str]] | None:
+    """Why `value` cannot receive a payment (a shared.i18n.VALIDATION_MESSAGES code and its context), or None
+    when it is a valid Italian IBAN."""
     compact = stdnum_iban.compact(value)
     try:
         stdnum_iban.validate(compact)
     except StdnumError as e:
-        return "iban_invalid", f"Invalid IBAN: {STDNUM_REASONS[stdnum_reason(e)][1]}"
+        return "iban_invalid", {"reason": stdnum_reason(e)}
     if not compact.startswith("IT"):
-        return "iban_not_italian", "Payments go to an Italian account: the IBAN must start with IT"
+        return "iban_not_italian", {}
     return None
 
 
 def _iban(v: Any) -> Any:
     if not isinstance(v, str):
         raise PydanticCustomError("iban_invalid", "Invalid IBAN: {reason}", {"reason": "not_a_string"})
-    compact = stdnum_iban.compact(v)
-    try:
-        stdnum_iban.validate(compact)
-    except StdnumError as e:
-        raise PydanticCustomError("iban_invalid", "Invalid IBAN: {reason}", {"reason": stdnum_reason(e)}) from None
     problem = iban_problem(v)
     if problem is not None:
-        raise PydanticCustomError(problem[0], problem[1])
+        raise PydanticCustomError(problem[0], "Invalid IBAN", problem[1])
     return stdnum_iban.compact(v)
 
 

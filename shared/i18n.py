@@ -223,6 +223,9 @@ def validation_message(code: str, ctx: dict[str, Any] | None, fallback_en: str, 
         return (fallback_en or "Invalid value.") if lang == "en" else "Valore non valido."
     text = tpl[0] if lang == "it" else tpl[1]
     values = dict(ctx or {})
+    if lang == "it" and isinstance(values.get("expected"), str):  # pydantic lists choices as "'a', 'b' or 'c'"
+        head, sep, last = values["expected"].rpartition("' or '")
+        values["expected"] = f"{head}' o '{last}" if sep else values["expected"]
     if "reason" in values:
         reason = STDNUM_REASONS.get(str(values["reason"]), STDNUM_REASONS["invalid"])
         values["reason"] = reason[0] if lang == "it" else reason[1]

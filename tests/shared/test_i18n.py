@@ -88,6 +88,18 @@ def test_stdnum_messages_are_wholly_in_one_language(value: object, adapter: obje
     assert en.startswith(("Invalid VAT number: ", "Invalid fiscal code: ")), en
 
 
+def test_choices_are_listed_in_the_language() -> None:
+    from typing import Literal
+
+    with pytest.raises(ValidationError) as info:
+        TypeAdapter(Literal["advance", "balance", "recovery"]).validate_python("gift")
+    err = info.value.errors()[0]
+    it = validation_message(err["type"], err.get("ctx"), err["msg"], "it")
+    en = validation_message(err["type"], err.get("ctx"), err["msg"], "en")
+    assert it == "Valore non ammesso: 'advance', 'balance' o 'recovery'."
+    assert en == "Value not allowed: 'advance', 'balance' or 'recovery'."
+
+
 def test_unknown_code_is_not_wrapped_english_in_italian() -> None:
     assert validation_message("some_new_code", None, "Something library-ish went wrong", "it") == "Valore non valido."
     assert validation_message("value_error", {"error": ValueError("English text")}, "", "it") == "Valore non valido."

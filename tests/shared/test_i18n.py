@@ -140,3 +140,19 @@ def test_labels_cover_the_statuses_people_ask_for() -> None:
     assert set(monitoring["PaymentOut.status"]) == {"ordered", "paid", "failed", "cancelled"}
     assert set(monitoring["ProjectOut.status"]) == {"active", "completed", "revoked"}
     assert "funded" in evaluation["DecisionOut.outcome"]
+
+
+@pytest.mark.parametrize(
+    ("header", "lang", "title"), [("en-GB", "en", b"Request not received in time"), ("fr", "it", None)]
+)
+def test_problems_the_server_writes_itself_say_their_language(header: str, lang: str, title: bytes | None) -> None:
+    """Cut connections (slow headers, over capacity) are answered below the application: same headers."""
+    from uvicorn.server import ServerState
+
+    from shared.server import _problem_bytes
+
+    raw = _problem_bytes("request-timeout", header, ServerState())
+    head, _, body = raw.partition(b"\r\n\r\n")
+    assert f"content-language: {lang}".encode() in head.lower()
+    assert b"vary: accept-language" in head.lower()
+    assert (title or b"Richiesta non ricevuta in tempo") in body

@@ -46,13 +46,10 @@ def negotiate(accept_language: str | None) -> tuple[Lang, bool]:
     star = next((q for tag, q in ranges if tag == "*"), None)
     best: tuple[float, int, Lang] | None = None
     for lang in SUPPORTED:
+        if any(tag == lang and q == 0 for tag, q in ranges):
+            continue  # `it;q=0` excludes Italian whatever `it-IT` says
         named = [(i, q) for i, (tag, q) in enumerate(ranges) if tag.split("-")[0] == lang]
-        exact = [(i, q) for i, (tag, q) in enumerate(ranges) if tag == lang]
-        if exact:  # `it;q=0` excludes Italian whatever `it-IT` says
-            i, q = exact[0] if exact[0][1] == 0 else max(exact, key=lambda x: x[1])
-            if q > 0:
-                q = max(q, *(w for _, w in named))
-        elif named:
+        if named:  # the highest weight among its ranges, the earliest on a tie
             i, q = max(named, key=lambda x: (x[1], -x[0]))
         elif star is not None:
             i, q = len(ranges), star

@@ -29,8 +29,9 @@ from shared.errors import (
     problem_response,
     problem_responses,
 )
-from shared.i18n import pick_language
+from shared.i18n import ContentLanguageMiddleware, pick_language
 from shared.inputguard import ControlCharacterGuard
+from shared.labels import EnumLabels, labelled
 from shared.oauth import token_router
 from shared.observability import RequestContextMiddleware, configure_logging, metrics_response
 from shared.ratelimit import RateLimiter
@@ -107,6 +108,21 @@ def system_router() -> APIRouter:
             }
             for k in CATALOGUE.values()
         ]
+
+    @r.get(
+        "/v1/labels",
+        summary="Labels of the enum values",
+        operation_id="system-list_labels",
+        openapi_extra=PUBLIC,
+        response_model=list[EnumLabels],
+        description="Every enum field of this service's API (body properties and query or path parameters) with "
+        "its values: each value is a stable English code, with an Italian and an English label for people.",
+    )
+    async def labels(request: Request) -> list[EnumLabels]:
+        cached: list[EnumLabels] | None = getattr(request.app.state, "labels", None)
+        if cached is None:
+            cached = request.app.state.labels = labelled(request.app.openapi())
+        return cached
 
     @r.get(
         "/problems/{slug}",
@@ -222,6 +238,7 @@ def create_app(
         access_log=settings.access_log,
         body_limits=body_limits,
     )
+    app.add_middleware(ContentLanguageMiddleware)  # outermost: every JSON or problem body says its language
     app.include_router(system_router())
     app.include_router(token_router)
     app.include_router(audit_router)  # every service reads, exports and verifies the audit trail

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -18,6 +19,33 @@ from shared.domain.receipts import GENESIS
 def readable(principal: Principal) -> Select[Application]:
     """Applications the principal may see; anything else is a 404."""
     return select(Application).where(company_reachable(principal, Application.company_id))
+
+
+def listing(
+    principal: Principal,
+    *,
+    call_id: uuid.UUID | None = None,
+    company_id: uuid.UUID | None = None,
+    status: str | None = None,
+    protocol_number: int | None = None,
+    submitted_from: datetime | None = None,
+    submitted_to: datetime | None = None,
+) -> Select[Application]:
+    """The applications within reach, filtered; `submitted_to` is exclusive, so consecutive ranges never overlap."""
+    stmt = readable(principal)
+    if call_id is not None:
+        stmt = stmt.where(Application.call_id == call_id)
+    if company_id is not None:
+        stmt = stmt.where(Application.company_id == company_id)
+    if status is not None:
+        stmt = stmt.where(Application.status == status)
+    if protocol_number is not None:
+        stmt = stmt.where(Application.protocol_number == protocol_number)
+    if submitted_from is not None:
+        stmt = stmt.where(Application.submitted_at >= submitted_from)
+    if submitted_to is not None:
+        stmt = stmt.where(Application.submitted_at < submitted_to)
+    return stmt
 
 
 async def get_readable(

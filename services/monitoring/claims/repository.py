@@ -76,13 +76,15 @@ def listing(
     return cast("Select[Any]", stmt)
 
 
-def to_review(principal: Principal) -> Select[Any]:
+def to_review(principal: Principal, *, call_id: uuid.UUID | None = None) -> Select[Any]:
     """Submitted claims awaiting an officer's review, paged on their submission (the oldest submitted first)."""
     stmt = (
         select(Claim, Claim.submitted_at.label("created_at"), Claim.id.label("id"))
         .join(Project, Project.id == Claim.project_id)
         .where(reachable(principal), Claim.status == "submitted")
     )
+    if call_id is not None:
+        stmt = stmt.where(Project.call_id == call_id)
     return cast("Select[Any]", stmt)
 
 

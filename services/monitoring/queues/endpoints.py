@@ -33,8 +33,10 @@ router = APIRouter(prefix="/v1/queues", tags=["queues"], route_class=UnitOfWorkR
     description="The oldest submitted first; a claim leaves the queue when its review is completed.",
     responses=problem_responses(401, 403, 422),
 )
-async def claims_to_review(session: SessionDep, page: PageDep, principal: Staff) -> Any:
-    stmt = keyset(claims.to_review(principal), page, Claim.submitted_at, Claim.id)
+async def claims_to_review(
+    session: SessionDep, page: PageDep, principal: Staff, call_id: uuid.UUID | None = None
+) -> Any:
+    stmt = keyset(claims.to_review(principal, call_id=call_id), page, Claim.submitted_at, Claim.id)
     return page_of(await claims.all_rows(session, stmt), page, lambda r: claim_service.claim_out(r.Claim))
 
 

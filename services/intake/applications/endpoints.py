@@ -35,6 +35,7 @@ from shared.routing import (
     idempotency_owner,
     request_digest,
 )
+from shared.schemas import BIGINT_MAX
 
 router = APIRouter(
     prefix="/v1/applications",
@@ -91,7 +92,9 @@ async def list_applications(
     call_id: uuid.UUID | None = None,
     company_id: uuid.UUID | None = None,
     status: Annotated[Literal["draft", "submitted", "withdrawn"] | None, Query()] = None,
-    protocol_number: Annotated[int | None, Query(ge=1, description="Only the application with this protocol.")] = None,
+    protocol_number: Annotated[
+        int | None, Query(ge=1, le=BIGINT_MAX, description="Only the application with this protocol number.")
+    ] = None,
     submitted_from: Annotated[
         datetime | None, Query(description="Only applications submitted at or after this instant.")
     ] = None,

@@ -15,6 +15,7 @@ from shared.schemas import ApiModel, OutModel
 
 CheckOutcome = Literal["pass", "fail", "needs_review", "deferred"]
 Stage = Literal["admissible", "needs_review", "not_admissible", "evaluated"]
+AdmissibilityVerdict = Literal["admissible", "needs_review", "not_admissible"]
 
 
 class Explained(OutModel):
@@ -163,7 +164,10 @@ class EvaluationOut(OutModel):
     cuts: list[CutOut]
     eligible_total: Decimal | None = Field(description="Eligible expenses after the cuts.")
     credit_class: str | None
-    score: Decimal | None
+    score: Decimal | None = Field(
+        description="The merit score. A partner or a company sees it (and `merit_verdict`) only once the call's "
+        "ranking is published; null until then."
+    )
     merit_verdict: MeritVerdict | None = Field(
         description="passed, failed, or third_review_needed (the first two reviews diverge) - as in `/merit`."
     )

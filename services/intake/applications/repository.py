@@ -24,6 +24,33 @@ def readable(principal: Principal) -> Select[Application]:
     return select(Application).where(company_reachable(principal, Application.company_id))
 
 
+def listing(
+    principal: Principal,
+    *,
+    call_id: uuid.UUID | None = None,
+    company_id: uuid.UUID | None = None,
+    status: str | None = None,
+    protocol_number: int | None = None,
+    submitted_from: datetime | None = None,
+    submitted_to: datetime | None = None,
+) -> Select[Application]:
+    """The applications within reach, filtered; `submitted_to` is exclusive, so consecutive ranges never overlap."""
+    stmt = readable(principal)
+    if call_id is not None:
+        stmt = stmt.where(Application.call_id == call_id)
+    if company_id is not None:
+        stmt = stmt.where(Application.company_id == company_id)
+    if status is not None:
+        stmt = stmt.where(Application.status == status)
+    if protocol_number is not None:
+        stmt = stmt.where(Application.protocol_number == protocol_number)
+    if submitted_from is not None:
+        stmt = stmt.where(Application.submitted_at >= submitted_from)
+    if submitted_to is not None:
+        stmt = stmt.where(Application.submitted_at < submitted_to)
+    return stmt
+
+
 async def get_readable(
     session: AsyncSession, principal: Principal, application_id: uuid.UUID, *, for_update: bool = False
 ) -> Application | None:

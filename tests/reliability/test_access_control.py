@@ -85,7 +85,7 @@ TABLE: dict[tuple[str, str, str], Rule] = {
     **{
         (svc, "GET", path): PUB
         for svc in ("intake", "evaluation", "monitoring")
-        for path in ("/healthz", "/readyz", "/metrics", "/problems", "/problems/{slug}")
+        for path in ("/healthz", "/readyz", "/metrics", "/problems", "/problems/{slug}", "/v1/labels")
     },
     **{(svc, "POST", "/v1/oauth/token"): PUB for svc in ("intake", "evaluation", "monitoring")},
     **{

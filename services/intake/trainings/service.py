@@ -435,7 +435,7 @@ async def record_attendance(
         raise Conflict(
             "La persona non è iscritta alla sessione: non si registrano presenze.",
             "The participant is not enrolled in the session: no attendance can be recorded.",
-            extra={"status": enrolment.status},
+            extra={"enrolment_status": enrolment.status},
         )
     now = datetime.now(UTC)
     if training.starts_at > now:

@@ -31,7 +31,7 @@ def upgrade() -> None:
         schema="intake",
     )
     op.create_check_constraint(
-        "ck_trainings_min_attendance_share",
+        op.f("ck_trainings_min_attendance_share"),
         "trainings",
         "min_attendance_share > 0 AND min_attendance_share <= 1",
         schema="intake",
@@ -99,5 +99,5 @@ def downgrade() -> None:
     op.drop_column("enrolments", "version", schema="intake")
     op.drop_column("enrolments", "promoted_at", schema="intake")
     op.drop_column("enrolments", "queue_number", schema="intake")
-    op.drop_constraint("ck_trainings_min_attendance_share", "trainings", schema="intake")
+    op.drop_constraint(op.f("ck_trainings_min_attendance_share"), "trainings", schema="intake")
     op.drop_column("trainings", "min_attendance_share", schema="intake")

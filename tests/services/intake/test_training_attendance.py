@@ -173,7 +173,7 @@ async def test_the_catalogue_sets_the_share(client: httpx.AsyncClient, officer: 
 async def test_certificate_for_someone_who_did_not_attend_is_refused_and_changes_nothing(
     client: httpx.AsyncClient, officer: Headers, token_factory: TokenFactory, session: AsyncSession
 ) -> None:
-    partner, company = await _partner_with_company(session)
+    _, company = await _partner_with_company(session)
     as_company = await token_factory("company", company_id=company.id)
     training = await _session_of(client, officer)
     e = await _enrol(client, training["id"], _person(company.id), officer)

@@ -121,6 +121,8 @@ TABLE: dict[tuple[str, str, str], Rule] = {
     ("intake", "GET", "/v1/trainings/{training_id}/enrolments"): r(*ALL),
     ("intake", "GET", "/v1/enrolments/{enrolment_id}"): r(*ALL, visible=OWNED),
     ("intake", "POST", "/v1/enrolments/{enrolment_id}/cancel"): r(P, C, O, visible=OWNED),
+    ("intake", "PUT", "/v1/enrolments/{enrolment_id}/attendance"): r(O, visible=OWNED),
+    ("intake", "GET", "/v1/enrolments/{enrolment_id}/certificate"): r(*ALL, visible=OWNED),
     # ------------------------------------------------------------ intake: partners, companies, delegations
     ("intake", "POST", "/v1/partners"): r(O),
     ("intake", "GET", "/v1/partners"): r(P, O, A, S),

@@ -28,15 +28,18 @@ def upgrade() -> None:
     )
     op.add_column("applications", sa.Column("stamp_duty_id", sa.String(14), nullable=True), schema="intake")
     op.add_column("applications", sa.Column("stamp_duty_issued_on", sa.Date(), nullable=True), schema="intake")
-    op.create_index(
-        "uq_applications_stamp_duty_id", "applications", ["stamp_duty_id"], unique=True, schema="intake"
+    op.add_column(
+        "applications", sa.Column("form_signed_at", sa.DateTime(timezone=True), nullable=True), schema="intake"
     )
+    op.create_index("uq_applications_stamp_duty_id", "applications", ["stamp_duty_id"], unique=True, schema="intake")
     op.create_table(
         "application_forms",
         sa.Column(
             "application_id",
             sa.Uuid(),
-            sa.ForeignKey("intake.applications.id", ondelete="CASCADE", name="fk_application_forms_application_id_applications"),
+            sa.ForeignKey(
+                "intake.applications.id", ondelete="CASCADE", name="fk_application_forms_application_id_applications"
+            ),
             primary_key=True,
         ),
         sa.Column("form_sha256", sa.String(64), nullable=False),
@@ -54,6 +57,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_table("application_forms", schema="intake")
     op.drop_index("uq_applications_stamp_duty_id", table_name="applications", schema="intake")
+    op.drop_column("applications", "form_signed_at", schema="intake")
     op.drop_column("applications", "stamp_duty_issued_on", schema="intake")
     op.drop_column("applications", "stamp_duty_id", schema="intake")
     op.drop_column("companies", "legal_representative_fiscal_code", schema="intake")

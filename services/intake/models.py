@@ -197,6 +197,8 @@ class Application(Base):
     precheck_estimate: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     stamp_duty_id: Mapped[str | None] = mapped_column(String(14))
     stamp_duty_issued_on: Mapped[date | None] = mapped_column(Date)
+    # When the form signed by the legal representative was verified and accepted: the formalities are complete.
+    form_signed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class ApplicationForm(Base):

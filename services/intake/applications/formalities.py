@@ -223,7 +223,7 @@ async def accept_signed_form(
     company = await session.get(Company, app.company_id)
     assert company is not None
     try:
-        verified = verify_signed_form(
+        verified = await verify_signed_form(
             signed, form=form, trust_roots=load_trust_roots(trust_roots), not_before=app.submitted_at, now=now
         )
     except SignatureRefused as refused:

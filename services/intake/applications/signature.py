@@ -19,7 +19,7 @@ from pathlib import Path
 from asn1crypto import pem, x509
 from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign.diff_analysis import ModificationLevel
-from pyhanko.sign.validation import validate_pdf_signature
+from pyhanko.sign.validation import async_validate_pdf_signature
 from pyhanko.sign.validation.status import SignatureCoverageLevel
 from pyhanko_certvalidator import ValidationContext
 
@@ -65,7 +65,7 @@ def fiscal_code_of(cert: x509.Certificate) -> str | None:
     return serial.removeprefix("TINIT-") or None
 
 
-def verify_signed_form(
+async def verify_signed_form(
     signed: bytes, *, form: bytes, trust_roots: list[x509.Certificate], not_before: datetime, now: datetime
 ) -> VerifiedSignature:
     """The signer and signing instant of `signed`, a signed copy of `form`; SignatureRefused otherwise."""
@@ -86,7 +86,7 @@ def verify_signed_form(
         raise SignatureRefused("untrusted", f"signing time {claimed.isoformat()} outside the form's life")
     context = ValidationContext(trust_roots=trust_roots, moment=claimed, allow_fetching=False)
     try:
-        status = validate_pdf_signature(sig, context)
+        status = await async_validate_pdf_signature(sig, context)
     except Exception as exc:  # a malformed signature dictionary or CMS blob: tampered
         raise SignatureRefused("tampered", f"signature unreadable: {type(exc).__name__}") from exc
     if not (status.intact and status.valid):

@@ -335,7 +335,8 @@ async def test_a_stamp_duty_is_declared_once_and_never_on_two_applications(clien
     refused(r, 422, "validation-error")
     audits = await session.execute(
         text(
-            "SELECT count(*) FROM desk.audit_log WHERE action = 'application.stamp_duty_declared' AND resource_id IN (:a, :b)"
+            "SELECT count(*) FROM desk.audit_log "
+            "WHERE action = 'application.stamp_duty_declared' AND resource_id IN (:a, :b)"
         ),
         {"a": first, "b": second},
     )

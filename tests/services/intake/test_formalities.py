@@ -341,3 +341,20 @@ async def test_a_stamp_duty_is_declared_once_and_never_on_two_applications(clien
         {"a": first, "b": second},
     )
     assert audits.scalar_one() == 1
+
+
+# ---------------------------------------------------------------- the legal representative
+
+
+async def test_the_legal_representative_is_registered_with_the_company(client, officer, token_factory):
+    from tests.services.intake.test_companies import company_body, new_partner, register
+
+    _, partner = await new_partner(client, officer, token_factory)
+    out = await register(client, partner, company_body(legal_representative_fiscal_code=LEGAL_REPRESENTATIVE.lower()))
+    assert out["legal_representative_fiscal_code"] == LEGAL_REPRESENTATIVE
+    got = (await client.get(f"/v1/companies/{out['id']}", headers=partner)).json()
+    assert got["legal_representative_fiscal_code"] == LEGAL_REPRESENTATIVE
+    r = await client.post(
+        "/v1/companies", json=company_body(legal_representative_fiscal_code="RSSMRA80A01F205"), headers=partner
+    )
+    assert r.status_code == 422 and r.json()["errors"][0]["path"] == "/legal_representative_fiscal_code"

@@ -332,7 +332,9 @@ async def get_form_pdf(app: ValidApplication, session: SessionDep) -> Response:
     },
     responses=problem_responses(401, 403, 404, 409, 413, 422),
 )
-async def upload_signed_form(app: LockedApplication, request: Request, session: SessionDep, actor: ActorDep) -> Any:
+async def upload_signed_form(
+    app: LockedApplication, request: Request, session: SessionDep, actor: ActorDep, _idem: Idempotent
+) -> Any:
     return await formalities.accept_signed_form(
         session=session,
         actor=actor,

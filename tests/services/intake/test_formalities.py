@@ -152,12 +152,9 @@ async def form(client, w: World, app_id: str) -> bytes:
     return r.content
 
 
-async def upload(client, w: World, app_id: str, pdf: bytes) -> Any:
-    return await client.post(
-        f"/v1/applications/{app_id}/signed-form",
-        content=pdf,
-        headers={**w.headers, "Content-Type": "application/pdf"},
-    )
+async def upload(client, w: World, app_id: str, pdf: bytes, key: str | None = None) -> Any:
+    headers = {**w.headers, "Content-Type": "application/pdf"} | ({"Idempotency-Key": key} if key else {})
+    return await client.post(f"/v1/applications/{app_id}/signed-form", content=pdf, headers=headers)
 
 
 async def unchanged(client, session, w: World, app_id: str) -> None:
@@ -231,7 +228,7 @@ async def test_signed_by_the_legal_representative_is_accepted(client, world, ses
     app_id, receipt = await submitted(client, world)
     pdf = await form(client, world, app_id)
     signed = await sign(pdf, world.ca.issue(LEGAL_REPRESENTATIVE))
-    r = await upload(client, world, app_id, signed)
+    r = await upload(client, world, app_id, signed, key=f"sig-{app_id}")
     assert r.status_code == 201, r.text
     out = r.json()
     assert out["signer_fiscal_code"] == LEGAL_REPRESENTATIVE
@@ -247,7 +244,9 @@ async def test_signed_by_the_legal_representative_is_accepted(client, world, ses
     payload = event.scalar_one()
     assert payload["protocol_number"] == receipt["protocol_number"]
     assert payload["signer_fiscal_code"] == LEGAL_REPRESENTATIVE
-    # accepted once
+    # a retry with the same Idempotency-Key replays the acceptance; without one, a second upload is refused
+    again = await upload(client, world, app_id, signed, key=f"sig-{app_id}")
+    assert again.status_code == 201 and again.json() == out and again.headers["idempotent-replayed"] == "true"
     refused(await upload(client, world, app_id, signed), 409, "conflict")
 
 

@@ -258,6 +258,58 @@ EVIDENCE_TYPE_MISMATCH = _kind(
     "File is not what its type says",
     "The file's content does not match its declared Content-Type or extension.",
 )
+FORM_UNSIGNED = _kind(
+    "form-unsigned",
+    422,
+    "Domanda non firmata",
+    "Application form not signed",
+    "The uploaded file is not a PDF carrying a PAdES signature of the application form.",
+)
+FORM_TAMPERED = _kind(
+    "form-tampered",
+    422,
+    "Domanda modificata dopo la firma",
+    "Application form altered after signing",
+    "The signature does not match the signed bytes, or the document was changed after it was signed.",
+)
+FORM_OTHER_DOCUMENT = _kind(
+    "form-other-document",
+    422,
+    "La firma non è sulla domanda prodotta dallo sportello",
+    "The signature is not on the desk's form",
+    "The signed revision's original bytes are not the application form the desk rendered "
+    "(GET /v1/applications/{id}/form.pdf): sign that file, unchanged.",
+)
+FORM_SIGNATURE_UNTRUSTED = _kind(
+    "form-signature-untrusted",
+    422,
+    "Certificato di firma non valido",
+    "Signing certificate not valid",
+    "The signing certificate does not chain to a trusted root, or was not valid at the signing time, or the "
+    "signing time lies outside the form's life.",
+)
+FORM_SIGNER_NOT_LEGAL_REPRESENTATIVE = _kind(
+    "form-signer-not-legal-representative",
+    422,
+    "Il firmatario non è il legale rappresentante",
+    "Signer is not the legal representative",
+    "The fiscal code in the certificate's subject (serialNumber TINIT-...) is not the legal representative's "
+    "registered for the company.",
+)
+FORM_SIGNATURE_LATE = _kind(
+    "form-signature-late",
+    409,
+    "Termine per la domanda firmata scaduto",
+    "Deadline for the signed form passed",
+    "The signed form arrived after the call's deadline (formalities.signature_days after submission).",
+)
+STAMP_DUTY_REUSED = _kind(
+    "stamp-duty-reused",
+    409,
+    "Marca da bollo già utilizzata",
+    "Stamp duty already used",
+    "The stamp duty identifier is already declared on another application: a stamp pays for one only.",
+)
 IBAN_HOLDER_MISMATCH = _kind(
     "iban-holder-mismatch",
     422,

@@ -138,6 +138,12 @@ class IntakeSettings(DeskSettings):
         "lengthen that queue inside PostgreSQL.",
     )
 
+    signature_trust_roots: list[Path] = Field(
+        default_factory=list,
+        description="PEM (or DER) files of the certificates a signed application form's signer must chain to: in "
+        "production the qualified CAs of the EU trusted lists; none configured, no signed form is accepted.",
+    )
+
 
 class EvaluationSettings(DeskSettings):
     model_config = SettingsConfigDict(env_prefix="EVALUATION_", env_file=".env", extra="ignore", populate_by_name=True)

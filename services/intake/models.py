@@ -16,6 +16,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     Numeric,
     String,
     Text,
@@ -110,6 +111,8 @@ class Company(Base):
     related_enterprises: Mapped[list[dict[str, Any]]] = mapped_column(JSONB)
     export_history: Mapped[list[dict[str, Any]]] = mapped_column(JSONB)
     size_class: Mapped[str] = mapped_column(String(8))
+    # Who signs the application form for the company (its qualified signature certificate names this code).
+    legal_representative_fiscal_code: Mapped[str | None] = mapped_column(String(16))
     version: Mapped[int] = mapped_column(Integer, default=1)
     created_by: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = created_now()
@@ -156,6 +159,8 @@ class Application(Base):
         ),
         Index(None, "company_id"),
         Index(None, "partner_id"),
+        # A stamp duty (marca da bollo) pays for one application only.
+        Index("uq_applications_stamp_duty_id", "stamp_duty_id", unique=True),
         {"schema": SCHEMA},
     )
 
@@ -191,6 +196,30 @@ class Application(Base):
     precheck_valid_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     precheck_content_sha256: Mapped[str | None] = mapped_column(String(64))
     precheck_estimate: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    stamp_duty_id: Mapped[str | None] = mapped_column(String(14))
+    stamp_duty_issued_on: Mapped[date | None] = mapped_column(Date)
+    # When the form signed by the legal representative was verified and accepted: the formalities are complete.
+    form_signed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class ApplicationForm(Base):
+    """The submitted application as a document: the SHA-256 of the PDF the desk renders (lazily, on its first
+    read, the same bytes every time) and, once verified, the copy its legal representative signed (PAdES)."""
+
+    __tablename__ = "application_forms"
+    __table_args__ = {"schema": SCHEMA}
+
+    application_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey(f"{SCHEMA}.applications.id", ondelete="CASCADE"), primary_key=True
+    )
+    form_sha256: Mapped[str] = mapped_column(String(64))
+    rendered_at: Mapped[datetime] = created_now()
+    signed_pdf: Mapped[bytes | None] = mapped_column(LargeBinary)
+    signed_sha256: Mapped[str | None] = mapped_column(String(64))
+    signer_fiscal_code: Mapped[str | None] = mapped_column(String(16))
+    signing_time: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    signed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    signed_by: Mapped[str | None] = mapped_column(String(64))
 
 
 class ExpenseLine(Base):

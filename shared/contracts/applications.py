@@ -128,6 +128,11 @@ class ApplicationOut(OutModel):
         "and funded under that version.",
     )
     withdrawn_at: datetime | None
+    form_signed_at: datetime | None = Field(
+        None,
+        description="When the application form signed by the company's legal representative (PAdES) was verified "
+        "and accepted; null until then. Admissibility waits for it.",
+    )
     created_at: datetime
     updated_at: datetime
     etag: str

@@ -51,6 +51,7 @@ class CompanyOut(OutModel):
     id: uuid.UUID
     vat_number: str
     fiscal_code: str
+    legal_representative_fiscal_code: str | None = None
     name: str
     legal_form: LegalForm
     ateco_code: str

@@ -344,6 +344,19 @@ class NetworkRules(_Frozen):
         return self
 
 
+class Formalities(_Frozen):
+    """The application's formalities: the form the legal representative signs and the stamp duty it bears."""
+
+    signature_days: int = Field(
+        10,
+        ge=0,
+        le=365,
+        description="Days after the submission instant within which the form signed by the legal representative "
+        "(PAdES, qualified signature) is uploaded; 0: the signed form must arrive at once (no grace).",
+    )
+    stamp_duty: Money = Field(Decimal("16.00"), description="The stamp duty (marca da bollo) the application bears.")
+
+
 class Assumption(_Frozen):
     """A value the published sources do not give: to be confirmed."""
 
@@ -377,6 +390,7 @@ class CallRules(_Frozen):
         None, description="Business networks; null: the call takes no network application."
     )
     revocation_reasons: list[RevocationReason] = Field(default_factory=list)
+    formalities: Formalities = Field(default_factory=Formalities)
     articles: dict[str, str]
     assumptions: list[Assumption]
 

@@ -61,6 +61,18 @@ class ApplicationWithdrawn(_Data):
     withdrawn_at: datetime
 
 
+class ApplicationFormSigned(_Data):
+    application_id: uuid.UUID
+    call_id: uuid.UUID
+    company_id: uuid.UUID
+    protocol_number: int | None
+    form_sha256: str
+    signed_sha256: str
+    signer_fiscal_code: str
+    signing_time: datetime
+    signed_at: datetime
+
+
 class DelegationChanged(_Data):
     delegation_id: uuid.UUID
     partner_id: uuid.UUID
@@ -270,6 +282,14 @@ CATALOGUE: dict[str, EventType] = {
             "intake",
             "A submitted application was withdrawn by its applicant.",
             ApplicationWithdrawn,
+        ),
+        EventType(
+            "application.form_signed",
+            1,
+            "intake",
+            "The application form signed by the company's legal representative (PAdES) was verified and accepted: "
+            "the application's formalities are complete and admissibility may proceed.",
+            ApplicationFormSigned,
         ),
         EventType(
             "delegation.requested",

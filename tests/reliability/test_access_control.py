@@ -112,6 +112,15 @@ TABLE: dict[tuple[str, str, str], Rule] = {
         P, C, visible=OWNED, application_id="submitted"
     ),
     ("intake", "POST", "/v1/applications/{application_id}/submit"): r(P, C, visible=OWNED),
+    ("intake", "PUT", "/v1/applications/{application_id}/stamp-duty"): r(P, C, visible=OWNED),
+    ("intake", "GET", "/v1/applications/{application_id}/stamp-duty"): r(*ALL, visible=OWNED, exists=False),
+    ("intake", "GET", "/v1/applications/{application_id}/form.pdf"): r(*ALL, visible=OWNED, application_id="submitted"),
+    ("intake", "POST", "/v1/applications/{application_id}/signed-form"): r(
+        P, C, visible=OWNED, application_id="submitted"
+    ),
+    ("intake", "GET", "/v1/applications/{application_id}/signed-form"): r(
+        *ALL, visible=OWNED, exists=False, application_id="submitted"
+    ),
     # ------------------------------------------------------------ intake: trainings and enrolments
     ("intake", "POST", "/v1/trainings"): r(O),
     ("intake", "GET", "/v1/trainings"): r(*ALL),

@@ -9,12 +9,15 @@ from typing import Annotated, Any, Literal
 import orjson
 from fastapi import APIRouter, Depends, Query, Request, Response
 
-from services.intake.applications import repository, service
+from services.intake.applications import formalities, repository, service
 from services.intake.applications.autocommit import AutocommitRoute
 from services.intake.applications.schemas import (
     ApplicationCreate,
     ApplicationUpdate,
     CheckResultOut,
+    SignedFormOut,
+    StampDutyIn,
+    StampDutyOut,
     SubmissionReceipt,
     Withdrawal,
 )
@@ -269,3 +272,95 @@ async def withdraw_application(
     check_if_match(request, app.version, required=False)
     app = await service.withdraw(session=session, actor=actor, app=app, reason=body.reason)
     return await _out(session, app, response)
+
+
+# ---------------------------------------------------------------- formalities (never on the submit path)
+
+
+@router.put(
+    "/{application_id}/stamp-duty",
+    response_model=StampDutyOut,
+    summary="Declare the stamp duty (marca da bollo) of a draft, once",
+    description="The €16 stamp's 14-digit identifier and issue date, declared once per application before "
+    "submission; an identifier already declared on another application is refused (409 stamp-duty-reused).",
+    dependencies=[applicant],
+    responses=problem_responses(401, 403, 404, 409, 422),
+)
+async def declare_stamp_duty(app: LockedApplication, body: StampDutyIn, session: SessionDep, actor: ActorDep) -> Any:
+    return await formalities.declare_stamp_duty(session=session, actor=actor, app=app, body=body)
+
+
+@router.get(
+    "/{application_id}/stamp-duty",
+    response_model=StampDutyOut,
+    summary="Read the declared stamp duty",
+    responses=problem_responses(401, 404, 422),
+)
+async def get_stamp_duty(app: ValidApplication) -> Any:
+    return formalities.stamp_duty_out(app)
+
+
+@router.get(
+    "/{application_id}/form.pdf",
+    summary="The submitted application form as PDF, for the legal representative to sign",
+    description="Rendered from the submitted content and the receipt (protocol number, server instant, content "
+    "hash, stamp duty, the applicant's declarations including the de minimis self-declaration): the same bytes "
+    "on every read. ETag and Repr-Digest carry its SHA-256; sign exactly this file (PAdES) and upload it to "
+    "POST .../signed-form.",
+    response_class=Response,
+    responses={
+        200: {"content": {"application/pdf": {"schema": {"type": "string", "format": "binary"}}}},
+        **problem_responses(401, 404, 422),
+    },
+)
+async def get_form_pdf(app: ValidApplication, session: SessionDep) -> Response:
+    pdf, digest = await formalities.form_pdf(session, app)
+    return Response(
+        pdf,
+        media_type="application/pdf",
+        headers={
+            "ETag": f'"{digest}"',
+            "Repr-Digest": formalities.repr_digest(digest),
+            "Content-Disposition": f'inline; filename="domanda-{app.protocol_number}.pdf"',
+        },
+    )
+
+
+@router.post(
+    "/{application_id}/signed-form",
+    response_model=SignedFormOut,
+    status_code=201,
+    summary="Upload the form signed by the company's legal representative (PAdES)",
+    description="The body is the signed PDF. Accepted when the signature covers the form the desk produced, "
+    "unmodified, by a certificate valid at signing time chaining to a trusted root, whose subject names the "
+    "legal representative's fiscal code, within the call's formalities.signature_days of submission. Each "
+    "refusal is its own problem type and changes nothing. Emits application.form_signed.",
+    dependencies=[applicant],
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/pdf": {"schema": {"type": "string", "format": "binary"}}},
+        }
+    },
+    responses=problem_responses(401, 403, 404, 409, 413, 422),
+)
+async def upload_signed_form(
+    app: LockedApplication, request: Request, session: SessionDep, actor: ActorDep, _idem: Idempotent
+) -> Any:
+    return await formalities.accept_signed_form(
+        session=session,
+        actor=actor,
+        app=app,
+        signed=await request.body(),
+        trust_roots=request.app.state.settings.signature_trust_roots,
+    )
+
+
+@router.get(
+    "/{application_id}/signed-form",
+    response_model=SignedFormOut,
+    summary="Read the accepted signed form's verification",
+    responses=problem_responses(401, 404, 422),
+)
+async def get_signed_form(app: ValidApplication, session: SessionDep) -> Any:
+    return formalities.signed_form_out(app, await formalities.get_form_row(session, app))

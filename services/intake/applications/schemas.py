@@ -73,6 +73,29 @@ class ApplicationUpdate(ApplicationDocument):
     pass
 
 
+class StampDutyIn(ApiModel):
+    """The €16 stamp duty (marca da bollo) the application bears, declared once, before submission."""
+
+    identifier: Annotated[str, Field(pattern=r"^\d{14}$", description="The stamp's 14-digit identifier.")]
+    issued_on: date = Field(description="The stamp's issue date.")
+
+
+class StampDutyOut(OutModel):
+    identifier: str
+    issued_on: date
+
+
+class SignedFormOut(OutModel):
+    """The accepted copy of the form signed by the company's legal representative."""
+
+    application_id: uuid.UUID
+    form_sha256: str = Field(description="SHA-256 of the form the desk rendered (GET .../form.pdf): what was signed.")
+    signed_sha256: str = Field(description="SHA-256 of the signed file as uploaded.")
+    signer_fiscal_code: str
+    signing_time: datetime = Field(description="The signing instant the signature states.")
+    signed_at: datetime = Field(description="When the desk verified and accepted it.")
+
+
 class Withdrawal(ApiModel):
     reason: Annotated[str, Field(min_length=3, max_length=2000)]
 

@@ -86,6 +86,7 @@ def to_out(app: Application, lines: list[ExpenseLine]) -> dict[str, Any]:
         "submitted_at": app.submitted_at,
         "call_version": app.call_version,
         "withdrawn_at": app.withdrawn_at,
+        "form_signed_at": app.form_signed_at,
         "created_at": app.created_at,
         "updated_at": app.updated_at,
         "etag": etag_of(app.version),

@@ -137,6 +137,11 @@ class CompanyIn(ApiModel):
 
     vat_number: VatNumber
     fiscal_code: FiscalCode = Field(description="For companies usually equal to the VAT number.")
+    legal_representative_fiscal_code: FiscalCode | None = Field(
+        None,
+        description="Fiscal code of the company's legal representative: the person whose qualified signature "
+        "the application form must bear (the certificate's subject serialNumber, TINIT-<code>).",
+    )
     name: str = Field(min_length=2, max_length=300, examples=["Rossi Meccanica S.r.l."])
     legal_form: LegalForm
     ateco_code: AtecoCode

@@ -83,6 +83,7 @@ def to_out(company: Company) -> dict[str, Any]:
 _FIELDS = (
     "vat_number",
     "fiscal_code",
+    "legal_representative_fiscal_code",
     "name",
     "legal_form",
     "ateco_code",

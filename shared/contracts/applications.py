@@ -127,6 +127,14 @@ class ApplicationOut(OutModel):
         "submitted under (null for a draft): it is checked, evaluated "
         "and funded under that version.",
     )
+    company_vat_number: str | None = Field(
+        None,
+        description="The company's VAT number as the receipt names it (null for a draft): with the fields "
+        "above, what `content_sha256` covers (README, Receipts).",
+    )
+    content_sha256: str | None = Field(
+        None, description="SHA-256 (hex) of the submitted content's canonical JSON (null for a draft)."
+    )
     withdrawn_at: datetime | None
     form_signed_at: datetime | None = Field(
         None,

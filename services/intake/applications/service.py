@@ -85,6 +85,8 @@ def to_out(app: Application, lines: list[ExpenseLine]) -> dict[str, Any]:
         "protocol_number": app.protocol_number,
         "submitted_at": app.submitted_at,
         "call_version": app.call_version,
+        "company_vat_number": app.receipt["company_vat_number"] if app.receipt else None,
+        "content_sha256": app.content_sha256,
         "withdrawn_at": app.withdrawn_at,
         "form_signed_at": app.form_signed_at,
         "created_at": app.created_at,

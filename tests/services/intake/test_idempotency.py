@@ -124,3 +124,26 @@ async def test_the_click_day_path_replays_for_the_partners_second_client_byte_fo
 )
 def test_idempotency_owner(principal: Principal, owner: str) -> None:
     assert idempotency_owner(principal) == owner
+
+
+async def test_committed_replays_by_the_same_client_are_the_original_bytes(committing_client, engine):
+    """Committed for real (the replay reads the stored answer back from the database): an ordinary POST and the
+    click-day submit both answer the original bytes, keys in the original order, not merely equal JSON."""
+    async with make_sessionmaker(engine)() as s:
+        call = await open_call(s)
+        _, company, first, _ = await _partner_with_two_clients(s)
+        await s.commit()
+    body = draft_body(call.id, company.id)
+    key = {"Idempotency-Key": f"draft-{uuid.uuid4()}"}
+    draft = await committing_client.post("/v1/applications", json=body, headers={**first, **key})
+    assert draft.status_code == 201, draft.text
+    again = await committing_client.post("/v1/applications", json=body, headers={**first, **key})
+    _replayed(draft, again)
+    assert list(again.json()) == list(draft.json())
+    url = f"/v1/applications/{draft.json()['id']}/submit"
+    key = {"Idempotency-Key": f"fast-{uuid.uuid4()}"}
+    original = await committing_client.post(url, headers={**first, **key})
+    assert original.status_code == 201, original.text
+    replay = await committing_client.post(url, headers={**first, **key})
+    _replayed(original, replay)
+    assert list(replay.json()["receipt"]) == sorted(original.json()["receipt"])  # the signed (canonical) order

@@ -784,7 +784,7 @@ async def _event_cursor(d: Desk) -> str | None:
     while True:
         page = _ok(
             await d.intake.get(
-                "/v1/events", params={"limit": 100, **({"after": cursor} if cursor else {})}, headers=d.officer
+                "/v1/events", params={"limit": 100, **({"cursor": cursor} if cursor else {})}, headers=d.officer
             )
         )
         if not page["items"]:
@@ -849,7 +849,7 @@ async def test_b_a_revoked_project_gives_its_aid_back_and_the_waiting_applicatio
         nonlocal cursor
         page = _ok(
             await d.intake.get(
-                "/v1/events", params={"limit": 100, **({"after": cursor} if cursor else {})}, headers=d.officer
+                "/v1/events", params={"limit": 100, **({"cursor": cursor} if cursor else {})}, headers=d.officer
             )
         )
         cursor = page["next_cursor"]

@@ -7,7 +7,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Query, Response
+from fastapi import APIRouter, Depends, Path, Response
 
 from services.evaluation.budget import service
 from services.evaluation.budget.schemas import (
@@ -29,8 +29,9 @@ from shared.contracts.funding import ReleaseIn
 from shared.db import SessionDep
 from shared.errors import problem_responses
 from shared.four_eyes import ProposalOut, proposal_out
+from shared.pagination import SeqPageDep
 from shared.routing import ActorDep, Idempotent, UnitOfWorkRoute, etag_of
-from shared.schemas import BIGINT_MAX, INT32_MAX
+from shared.schemas import INT32_MAX
 
 RankingNumber = Annotated[int, Path(ge=1, le=INT32_MAX, description="The ranking's number in its call (1, 2, ...).")]
 
@@ -43,9 +44,6 @@ router = APIRouter(prefix="/v1/calls", tags=["budget"], route_class=UnitOfWorkRo
 fundings_router = APIRouter(prefix="/v1/fundings", tags=["fundings"], route_class=UnitOfWorkRoute)
 public_router = APIRouter(prefix="/v1/public/calls", tags=["transparency"], route_class=UnitOfWorkRoute)
 
-After = Annotated[int, Query(ge=0, le=BIGINT_MAX, description="Continue after this position (from `next_after`).")]
-Limit = Annotated[int, Query(ge=1, le=1000, description="Page size.")]
-
 
 @router.get(
     "/{call_id}/budget",
@@ -54,13 +52,15 @@ Limit = Annotated[int, Query(ge=1, le=1000, description="Page size.")]
     summary="The call's budget: total, committed, freed, available, and its ledger",
     description="The budget is created on first use from the call's rules (`budget_total`). Aid committed "
     "is grant + loan: the call's endowment finances both. Ledger entries are paged with "
-    "`after` (an entry id) and `limit`.",
+    "`cursor` (from `next_cursor`) and `limit`.",
     responses=problem_responses(401, 403, 404, 422, 503),
 )
 async def get_budget(
-    call_id: uuid.UUID, session: SessionDep, intake: IntakeDep, response: Response, after: After = 0, limit: Limit = 100
+    call_id: uuid.UUID, session: SessionDep, intake: IntakeDep, response: Response, page: SeqPageDep
 ) -> Any:
-    out = await service.get_budget_page(session=session, intake=intake, call_id=call_id, after=after, limit=limit)
+    out = await service.get_budget_page(
+        session=session, intake=intake, call_id=call_id, after=page.after or 0, limit=page.limit
+    )
     response.headers["ETag"] = out["etag"]
     return out
 
@@ -130,10 +130,10 @@ async def release_budget(
     "then those not admitted (no position).",
     responses=problem_responses(401, 403, 404, 422, 503),
 )
-async def get_ranking(
-    call_id: uuid.UUID, session: SessionDep, intake: IntakeDep, after: After = 0, limit: Limit = 100
-) -> Any:
-    return await service.ranking(session=session, intake=intake, call_id=call_id, after=after, limit=limit)
+async def get_ranking(call_id: uuid.UUID, session: SessionDep, intake: IntakeDep, page: SeqPageDep) -> Any:
+    return await service.ranking(
+        session=session, intake=intake, call_id=call_id, after=page.after or 0, limit=page.limit
+    )
 
 
 @router.get(
@@ -257,10 +257,10 @@ async def get_funding(application_id: uuid.UUID, session: SessionDep, response: 
     description="Position, protocol number, score, outcome and amounts; no company identifiers.",
     responses=problem_responses(404, 422, 503),
 )
-async def get_public_ranking(
-    call_id: uuid.UUID, session: SessionDep, intake: IntakeDep, after: After = 0, limit: Limit = 100
-) -> Any:
-    return await service.ranking(session=session, intake=intake, call_id=call_id, after=after, limit=limit)
+async def get_public_ranking(call_id: uuid.UUID, session: SessionDep, intake: IntakeDep, page: SeqPageDep) -> Any:
+    return await service.ranking(
+        session=session, intake=intake, call_id=call_id, after=page.after or 0, limit=page.limit
+    )
 
 
 @public_router.get(

@@ -38,8 +38,8 @@ class FundingOut(contract.FundingOut):
 
 
 class BudgetOut(BudgetSummary):
-    entries: list[BudgetEntryOut] = Field(description="The ledger, oldest first, one page.")
-    next_after: int | None = Field(description="Pass as `after` for the next page of entries; null at the end.")
+    items: list[BudgetEntryOut] = Field(description="The ledger, oldest first, one page.")
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page of entries; null at the end.")
 
 
 class AllocationOut(OutModel):
@@ -82,7 +82,7 @@ class RankingPage(OutModel):
     call_id: uuid.UUID
     procedure: Literal["first_come", "ranking"]
     items: list[RankingEntry]
-    next_after: int | None = Field(description="Pass as `after` for the next page; null at the end.")
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null at the end.")
 
 
 class PublicRankingEntry(OutModel):
@@ -100,7 +100,7 @@ class PublicRankingPage(OutModel):
     call_id: uuid.UUID
     procedure: Literal["first_come", "ranking"]
     items: list[PublicRankingEntry]
-    next_after: int | None
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null at the end.")
 
 
 class PublicBudget(OutModel):

@@ -74,14 +74,14 @@ async def test_the_budget_is_created_from_the_calls_rules_and_shows_the_ledger(
         "0.00",
         "250000.00",
     )
-    assert body["entries"] == [] and r.headers["etag"] == '"1"'
+    assert body["items"] == [] and r.headers["etag"] == '"1"'
 
     a = await evaluated_application(session, call_id=call_id, grant="20000.00", loan="80000.00")
     await allocate(evaluation_client, call_id, officer)
     r = await evaluation_client.get(f"/v1/calls/{call_id}/budget", headers=officer)
     body = r.json()
     assert (body["committed"], body["available"]) == ("100000.00", "150000.00"), "grant + loan are committed"
-    assert [(e["application_id"], e["kind"], e["amount"]) for e in body["entries"]] == [
+    assert [(e["application_id"], e["kind"], e["amount"]) for e in body["items"]] == [
         (str(a.application_id), "commitment", "100000.00")
     ]
     assert r.headers["etag"] == '"2"'
@@ -466,7 +466,7 @@ async def test_a_budget_raised_at_intake_reaches_the_ledger_and_funds_the_waitin
     # 300,000 - 200,000 committed = 100,000 available: w1 (75,000, first in protocol order) is funded; w2
     # (100,000) does not fit in the 25,000 left and keeps waiting
     assert (budget["total"], budget["committed"], budget["available"]) == ("300000.00", "275000.00", "25000.00")
-    assert [(e["kind"], e["amount"]) for e in budget["entries"] if e["kind"] == "amendment"] == [
+    assert [(e["kind"], e["amount"]) for e in budget["items"] if e["kind"] == "amendment"] == [
         ("amendment", "100000.00")
     ]
     got = await fundings(session, call_id)

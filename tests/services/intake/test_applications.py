@@ -155,7 +155,12 @@ async def test_register_chain_verifies_across_several_submissions(client, sessio
     tampered = copy.deepcopy(reg["items"])
     tampered[1]["receipt"]["submitted_at"] = tampered[0]["receipt"]["submitted_at"]
     assert verify_chain((e["receipt"], e["chain_hash"]) for e in tampered) == 1
-    page2 = (await client.get(f"/v1/calls/{world.call.id}/register", params={"after": 1, "limit": 1})).json()
+    page1 = (await client.get(f"/v1/calls/{world.call.id}/register", params={"limit": 1})).json()
+    assert [e["protocol_number"] for e in page1["items"]] == [1] and page1["next_cursor"]
+    page2 = (
+        await client.get(f"/v1/calls/{world.call.id}/register", params={"cursor": page1["next_cursor"], "limit": 1})
+    ).json()
+    assert [e["protocol_number"] for e in page2["items"]] == [2]
     assert page2["items"][0]["previous_hash"] == reg["items"][0]["chain_hash"]
 
 

@@ -30,7 +30,7 @@ class ReviewOut(OutModel):
     reviewed_at: datetime
 
 
-class CheckOut(Explained):
+class AdmissibilityCheckOut(Explained):
     code: str
     path: str | None = Field(
         None,
@@ -47,7 +47,7 @@ class CheckOut(Explained):
     review: ReviewOut | None = None
 
 
-class CutOut(Explained):
+class AdmissibilityCutOut(Explained):
     path: str = Field(description="/expense_lines/{i} for a line, /expense_lines for a category's excess over its cap.")
     category: str
     requested: Decimal
@@ -60,7 +60,7 @@ class StepOut(Explained):
     amount: Decimal | None = None
 
 
-class InstallmentOut(OutModel):
+class FundingInstallmentOut(OutModel):
     number: int
     month: int = Field(description="Months from the disbursement.")
     interest: Decimal
@@ -69,7 +69,7 @@ class InstallmentOut(OutModel):
     outstanding: Decimal
 
 
-class FundingOut(OutModel):
+class FundingComputationOut(OutModel):
     computed_on: date = Field(description="The computation (and de minimis grant) date, in the call's timezone.")
     refused: bool
     reason: str | None = Field(None, description="de_minimis_ceiling when the aid cannot be granted.")
@@ -87,7 +87,7 @@ class FundingOut(OutModel):
     loan: Decimal
     loan_gge: Decimal
     total_aid: Decimal
-    installments: list[InstallmentOut]
+    installments: list[FundingInstallmentOut]
     steps: list[StepOut]
 
 
@@ -159,8 +159,8 @@ class EvaluationOut(OutModel):
     protocol_number: int
     stage: str = Field(description="admissible, needs_review, not_admissible, evaluated (funding computed).")
     admissibility_verdict: str | None
-    checks: list[CheckOut]
-    cuts: list[CutOut]
+    checks: list[AdmissibilityCheckOut]
+    cuts: list[AdmissibilityCutOut]
     eligible_total: Decimal | None = Field(description="Eligible expenses after the cuts.")
     credit_class: str | None
     score: Decimal | None
@@ -173,7 +173,9 @@ class EvaluationOut(OutModel):
     )
     loan: Decimal | None
     loan_gge: Decimal | None
-    funding: FundingOut | None = Field(description="The computation; for a network, on the lead's own lines.")
+    funding: FundingComputationOut | None = Field(
+        description="The computation; for a network, on the lead's own lines."
+    )
     de_minimis: DeMinimisOut | None
     network: NetworkAidOut | None = Field(None, description="A network application: the aid per member.")
     updated_at: datetime

@@ -31,10 +31,9 @@ class BudgetEntryOut(OutModel):
     created_at: datetime
 
 
-# The contract, served under this module's name: admissibility has a FundingOut too, so evaluation's OpenAPI
-# names both by their module (services__evaluation__budget__schemas__FundingOut), and partners' clients use it.
-class FundingOut(contract.FundingOut):
-    pass
+# The contract as it is: schema names are unique across the desk's documents (admissibility's computation is
+# FundingComputationOut), so the one FundingOut keeps its name.
+FundingOut = contract.FundingOut
 
 
 class BudgetOut(BudgetSummary):
@@ -59,8 +58,7 @@ class AllocationOut(OutModel):
     budget: BudgetSummary
 
 
-class ReleaseOut(contract.ReleaseOut):
-    funding: FundingOut
+ReleaseOut = contract.ReleaseOut
 
 
 class RankingEntry(OutModel):

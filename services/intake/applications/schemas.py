@@ -107,7 +107,7 @@ class CheckProblem(OutModel):
     blocking: bool
 
 
-class CutOut(OutModel):
+class PrecheckCutOut(OutModel):
     category: str
     requested: Decimal
     allowed: Decimal
@@ -119,7 +119,7 @@ class Breakdown(OutModel):
     direct: dict[str, Decimal]
     flat_rates: dict[str, Decimal]
     total: Decimal
-    cuts: list[CutOut]
+    cuts: list[PrecheckCutOut]
 
 
 class Estimate(OutModel):

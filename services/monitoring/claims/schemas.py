@@ -126,7 +126,7 @@ class EvidenceOut(OutModel):
     download_url: str
 
 
-class CheckOut(OutModel):
+class ClaimCheckOut(OutModel):
     code: str
     status: Literal["pass", "fail", "needs_review"]
     blocking: bool
@@ -150,7 +150,7 @@ class LineOut(OutModel):
     payment_date: date | None
     payment_method: str | None
     cup_quoted: bool
-    checks: list[CheckOut]
+    checks: list[ClaimCheckOut]
     outcome: str = Field(description="pending, recognised, partially or rejected.")
     recognised_amount: Decimal | None
     officer_note: str | None

@@ -42,7 +42,8 @@ IF_MATCH: dict[str, Any] = {
     "schema": {"type": "string", "maxLength": 64, "examples": ['"3"']},
 }
 
-_IF_MATCH_NAMES = frozenset({"check_if_match", "check_if_match_value", "_if_match"})
+_IF_MATCH_NAMES = frozenset({"check_if_match", "check_if_match_value"})
+_IF_MATCH_CONSTS = frozenset({"if-match", "If-Match"})
 
 
 def _calls(dependant: Dependant) -> Iterator[Callable[..., Any]]:
@@ -52,20 +53,35 @@ def _calls(dependant: Dependant) -> Iterator[Callable[..., Any]]:
         yield from _calls(sub)
 
 
-def _reads_if_match(fn: Callable[..., Any]) -> bool:
+def _reaches(fn: Any, names: frozenset[str], consts: frozenset[str], depth: int = 3) -> bool:
+    """Whether `fn` calls one of `names` or reads a header named in `consts`, itself or through the desk's own
+    functions it calls (a few levels down: an endpoint's helper that reads the header for it)."""
     code = getattr(fn, "__code__", None)
     if code is None:
         return False
-    return bool(_IF_MATCH_NAMES & set(code.co_names)) or "if-match" in code.co_consts
+    if names & set(code.co_names) or any(c in consts for c in code.co_consts if isinstance(c, str)):
+        return True
+    if depth == 0:
+        return False
+    scope = getattr(fn, "__globals__", {})
+    for name in code.co_names:
+        callee = scope.get(name)
+        module = getattr(callee, "__module__", None) or ""
+        if callable(callee) and module.startswith(("services.", "shared.")) and callee is not fn:
+            if _reaches(callee, names, consts, depth - 1):
+                return True
+    return False
 
 
 def headers_read(route: Any) -> list[dict[str, Any]]:
     """The header parameters of one route, in a stable order."""
     calls = list(_calls(route.dependant))
     out = [ACCEPT_LANGUAGE]
-    if any(c is idempotency for c in calls):
+    if any(c is idempotency for c in calls) or any(
+        _reaches(c, frozenset({"idempotency_key"}), frozenset()) for c in calls
+    ):
         out.append(IDEMPOTENCY_KEY)
-    if any(_reads_if_match(c) for c in calls):
+    if any(_reaches(c, _IF_MATCH_NAMES, _IF_MATCH_CONSTS) for c in calls):
         out.append(IF_MATCH)
     return out
 

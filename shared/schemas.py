@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import pycountry
 from pydantic import (
@@ -173,3 +173,24 @@ def _province(v: Any) -> Any:
 
 
 Province = Annotated[str, BeforeValidator(_province), Field(description="Italian province code", examples=["MI"])]
+
+
+VerdictOutcome = Literal["pass", "fail", "needs_review", "deferred", "warning"]
+
+
+class VerdictItem(OutModel):
+    """One rule's verdict, the same shape wherever the desk checks something (intake's pre-check, evaluation's
+    admissibility, monitoring's claim checks)."""
+
+    code: str = Field(description="The rule, a stable English code.")
+    outcome: VerdictOutcome = Field(
+        description="pass; fail; needs_review (an officer decides); deferred (decided later in the procedure); "
+        "warning (worth knowing, not a refusal)."
+    )
+    blocking: bool = Field(description="Whether it stops the step it was checked for (submit, admission, payment).")
+    path: str | None = Field(None, description="JSON Pointer to what it is about; null for the whole object.")
+    article: str | None = Field(None, description="The call article the rule applies, where there is one.")
+    message: str = Field(description="In the language negotiated with Accept-Language (Italian by default).")
+    message_it: str
+    message_en: str
+    details: dict[str, Any] = Field(default_factory=dict, description="The figures behind the verdict, if any.")

@@ -668,9 +668,9 @@ async def file_final_claim(d: Desk, project: dict[str, Any], who: dict[str, str]
     assert submitted["status"] == "submitted" and Decimal(submitted["claimed_total"]) == Decimal("95000.00")
     for line in submitted["lines"]:
         assert not [c for c in line["checks"] if c["blocking"]], line["checks"]
-        assert {c["code"]: c["status"] for c in line["checks"]}["issue_date_in_project"] == "pass"
+        assert {c["code"]: c["outcome"] for c in line["checks"]}["issue_date_in_project"] == "pass"
     invoice_line = next(ln for ln in submitted["lines"] if ln["supplier_vat"] == FATTURA_SUPPLIER)
-    statuses = {c["code"]: c["status"] for c in invoice_line["checks"]}
+    statuses = {c["code"]: c["outcome"] for c in invoice_line["checks"]}
     assert statuses["cup_quoted"] == statuses["evidence_matches"] == "pass", invoice_line["checks"]
     assert Decimal(submitted["review"]["submission"]["admissible_total"]) == ELIGIBLE
     return dict(submitted)

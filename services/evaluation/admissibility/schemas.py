@@ -11,7 +11,7 @@ from typing import Annotated, Literal
 from pydantic import Field
 
 from services.evaluation.merit.schemas import MeritVerdict
-from shared.schemas import ApiModel, OutModel
+from shared.schemas import ApiModel, OutModel, VerdictItem
 
 CheckOutcome = Literal["pass", "fail", "needs_review", "deferred"]
 Stage = Literal["admissible", "needs_review", "not_admissible", "evaluated"]
@@ -30,19 +30,16 @@ class ReviewOut(OutModel):
     reviewed_at: datetime
 
 
-class AdmissibilityCheckOut(Explained):
-    code: str
-    path: str | None = Field(
-        None,
-        description="Whose check: null for the applicant (the lead of a network), "
-        "/network/members/{i} for a network member, /network for the "
-        "network's limits.",
-    )
+class AdmissibilityCheckOut(VerdictItem):
+    """The verdict item, with the review trail: `path` says whose check (null for the applicant, the lead of a
+    network; /network/members/{i} for a network member; /network for the network's limits); `blocking` is a
+    fail (the application is not admissible); deferred: the credit-scoring class is assigned in the merit
+    evaluation and applied by the funding computation."""
+
     outcome: CheckOutcome = Field(
         description="pass, fail, needs_review (an officer decides), or deferred: the credit-scoring class is "
         "assigned in the merit evaluation and applied by the funding computation."
     )
-    article: str = Field(description="The call article the check applies.")
     automatic_outcome: CheckOutcome = Field(description="The outcome of the automatic run, before any review.")
     review: ReviewOut | None = None
 

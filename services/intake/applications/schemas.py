@@ -10,7 +10,7 @@ from typing import Annotated
 from pydantic import Field
 
 from shared.contracts.applications import ActionPlan, DeMinimisDeclaration, ShortText
-from shared.schemas import ApiModel, CountryCode, OutModel, PositiveMoney
+from shared.schemas import ApiModel, CountryCode, OutModel, PositiveMoney, VerdictItem
 
 
 class ExpenseLineIn(ApiModel):
@@ -97,16 +97,6 @@ class SubmissionReceipt(OutModel):
     register_url: str
 
 
-class CheckProblem(OutModel):
-    code: str
-    path: str
-    message: str
-    message_it: str
-    message_en: str
-    article: str
-    blocking: bool
-
-
 class PrecheckCutOut(OutModel):
     category: str
     requested: Decimal
@@ -170,7 +160,9 @@ class NetworkEstimate(OutModel):
 
 class CheckResultOut(OutModel):
     submittable: bool = Field(description="No blocking problem (the window is checked at submit time).")
-    problems: list[CheckProblem]
+    problems: list[VerdictItem] = Field(
+        description="Each rule that did not pass: `fail` (blocking submit) or `warning`."
+    )
     breakdown: Breakdown | None
     estimate: Estimate | None
     de_minimis: DeMinimisCheckOut | None = None

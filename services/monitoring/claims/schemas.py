@@ -14,7 +14,7 @@ from stdnum.eu import vat as eu_vat
 from stdnum.exceptions import ValidationError as StdnumError
 from stdnum.it import codicefiscale, iva
 
-from shared.schemas import ApiModel, CountryCode, Money, OutModel, PositiveMoney
+from shared.schemas import ApiModel, CountryCode, Money, OutModel, PositiveMoney, VerdictItem
 
 ClaimKind = Literal["intermediate", "final"]
 ClaimStatus = Literal["draft", "submitted", "approved", "partially_approved", "rejected"]
@@ -126,15 +126,6 @@ class EvidenceOut(OutModel):
     download_url: str
 
 
-class ClaimCheckOut(OutModel):
-    code: str
-    status: Literal["pass", "fail", "needs_review"]
-    blocking: bool
-    message_it: str
-    message_en: str
-    details: dict[str, Any] = Field(default_factory=dict)
-
-
 class LineOut(OutModel):
     id: uuid.UUID
     claim_id: uuid.UUID
@@ -150,7 +141,9 @@ class LineOut(OutModel):
     payment_date: date | None
     payment_method: str | None
     cup_quoted: bool
-    checks: list[ClaimCheckOut]
+    checks: list[VerdictItem] = Field(
+        description="Every check of the line: `pass`, `fail` (`blocking` when it stops the payment) or `needs_review`."
+    )
     outcome: str = Field(description="pending, recognised, partially or rejected.")
     recognised_amount: Decimal | None
     officer_note: str | None

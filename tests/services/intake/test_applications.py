@@ -78,7 +78,9 @@ async def test_check_above_the_maximum_warns_without_blocking_and_estimates_on_t
     # direct 10,000 + 720,000 + 5,000 = 735,000; d = 20 % = 147,000; e = 7 % of 882,000 = 61,740; eligible
     # 943,740.00 > 600,000.00: capped, not refused. Aid on 600,000.00: grant 20 % = 120,000.00, loan 65 % =
     # 390,000.00.
-    assert [(p["code"], p["blocking"]) for p in out["problems"]] == [("eligible_total_above_max", False)]
+    assert [(p["code"], p["blocking"], p["outcome"]) for p in out["problems"]] == [
+        ("eligible_total_above_max", False, "warning")
+    ]
     assert "the aid is computed on EUR 600,000.00" in out["problems"][0]["message"]
     assert out["submittable"] is True
     assert out["estimate"] == {

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from desk.cli import SERVICES, render_openapi
-from shared.schemas import DECIMAL_PATTERN, MONEY_PATTERN
+from shared.schemas import DECIMAL_PATTERN, MONEY_PATTERN, VerdictItem
 
 METHODS = {"get", "put", "post", "patch", "delete"}
 PAGE_PARAMS = {"cursor", "limit"}
@@ -212,3 +212,27 @@ def test_the_headers_an_operation_reads_are_declared(service: str) -> None:
 def test_known_operations_declare_the_header_they_read(service: str, method: str, path: str, header: str) -> None:
     op = doc(service)["paths"][path][method]
     assert header in {p["name"] for p in op["parameters"] if p["in"] == "header"}
+
+
+@pytest.mark.parametrize(
+    ("service", "schema", "field", "item"),
+    [
+        ("intake", "CheckResultOut", "problems", "VerdictItem"),
+        ("evaluation", "EvaluationOut", "checks", "AdmissibilityCheckOut"),
+        ("monitoring", "LineOut", "checks", "VerdictItem"),
+    ],
+)
+def test_pre_check_admissibility_and_claim_checks_answer_one_verdict_item(
+    service: str, schema: str, field: str, item: str
+) -> None:
+    schemas = doc(service)["components"]["schemas"]
+    assert schemas[schema]["properties"][field]["items"] == {"$ref": f"#/components/schemas/{item}"}
+    verdict = VerdictItem.model_json_schema()
+    got = schemas[item]
+    for prop in ("code", "blocking", "path", "article", "message", "message_it", "message_en", "details"):
+        want = {k: v for k, v in verdict["properties"][prop].items() if k != "default"}
+        assert {k: v for k, v in got["properties"][prop].items() if k != "default"} == want, (item, prop)
+    # outcome: the verdict's values, or fewer (admissibility never warns)
+    outcomes = set(got["properties"]["outcome"]["enum"])
+    assert outcomes <= set(verdict["properties"]["outcome"]["enum"]) and {"pass", "fail"} <= outcomes
+    assert set(verdict["required"]) <= set(got["required"])

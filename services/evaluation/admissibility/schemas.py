@@ -11,7 +11,7 @@ from typing import Annotated, Literal
 from pydantic import Field
 
 from services.evaluation.merit.schemas import MeritVerdict
-from shared.schemas import ApiModel, OutModel, VerdictItem
+from shared.schemas import Amount, ApiModel, OutModel, VerdictItem
 
 CheckOutcome = Literal["pass", "fail", "needs_review", "deferred"]
 Stage = Literal["admissible", "needs_review", "not_admissible", "evaluated"]
@@ -47,14 +47,14 @@ class AdmissibilityCheckOut(VerdictItem):
 class AdmissibilityCutOut(Explained):
     path: str = Field(description="/expense_lines/{i} for a line, /expense_lines for a category's excess over its cap.")
     category: str
-    requested: Decimal
-    allowed: Decimal
+    requested: Amount
+    allowed: Amount
     reasons: list[str]
 
 
 class StepOut(Explained):
     code: str
-    amount: Decimal | None = None
+    amount: Amount | None = None
 
 
 class FundingInstallmentOut(OutModel):
@@ -77,13 +77,13 @@ class FundingComputationOut(OutModel):
     annual_rate: Decimal
     reference_rate: Decimal
     gge_per_euro: Decimal = Field(description="Gross grant equivalent of one euro of the loan.")
-    eligible_total: Decimal
+    eligible_total: Amount
     requested_grant: Decimal = Field(description="The call's grant before the de minimis ceiling.")
     requested_loan: Decimal
-    grant: Decimal
-    loan: Decimal
-    loan_gge: Decimal
-    total_aid: Decimal
+    grant: Amount
+    loan: Amount
+    loan_gge: Amount
+    total_aid: Amount
     installments: list[FundingInstallmentOut]
     steps: list[StepOut]
 
@@ -119,20 +119,20 @@ class NetworkMemberAidOut(OutModel):
     company_id: uuid.UUID
     vat_number: str
     name: str
-    eligible_total: Decimal = Field(description="The member's eligible expenses after the cuts.")
-    grant: Decimal | None = Field(None, description="Set by the funding computation, on the member's own lines.")
-    loan: Decimal | None = None
-    loan_gge: Decimal | None = None
-    total_aid: Decimal | None = None
+    eligible_total: Amount = Field(description="The member's eligible expenses after the cuts.")
+    grant: Amount | None = Field(None, description="Set by the funding computation, on the member's own lines.")
+    loan: Amount | None = None
+    loan_gge: Amount | None = None
+    total_aid: Amount | None = None
     de_minimis: MemberDeMinimisOut | None = None
 
 
 class NetworkLeadAidOut(OutModel):
     company_id: uuid.UUID
-    eligible_total: Decimal
-    grant: Decimal | None = None
-    loan: Decimal | None = None
-    loan_gge: Decimal | None = None
+    eligible_total: Amount
+    grant: Amount | None = None
+    loan: Amount | None = None
+    loan_gge: Amount | None = None
 
 
 class NetworkAidOut(OutModel):
@@ -142,11 +142,11 @@ class NetworkAidOut(OutModel):
     name: str
     lead: NetworkLeadAidOut
     members: list[NetworkMemberAidOut]
-    eligible_total: Decimal = Field(description="Lead and members, after the cuts.")
-    grant: Decimal | None = None
-    loan: Decimal | None = None
-    loan_gge: Decimal | None = None
-    total_aid: Decimal | None = None
+    eligible_total: Amount = Field(description="Lead and members, after the cuts.")
+    grant: Amount | None = None
+    loan: Amount | None = None
+    loan_gge: Amount | None = None
+    total_aid: Amount | None = None
 
 
 class EvaluationOut(OutModel):
@@ -158,18 +158,18 @@ class EvaluationOut(OutModel):
     admissibility_verdict: str | None
     checks: list[AdmissibilityCheckOut]
     cuts: list[AdmissibilityCutOut]
-    eligible_total: Decimal | None = Field(description="Eligible expenses after the cuts.")
+    eligible_total: Amount | None = Field(description="Eligible expenses after the cuts.")
     credit_class: str | None
     score: Decimal | None
     merit_verdict: MeritVerdict | None = Field(
         description="passed, failed, or third_review_needed (the first two reviews diverge) - as in `/merit`."
     )
-    grant: Decimal | None = Field(
+    grant: Amount | None = Field(
         description="What the application receives: for a network, the total of the "
         "lead and its members (`network` has each one's)."
     )
-    loan: Decimal | None
-    loan_gge: Decimal | None
+    loan: Amount | None
+    loan_gge: Amount | None
     funding: FundingComputationOut | None = Field(
         description="The computation; for a network, on the lead's own lines."
     )

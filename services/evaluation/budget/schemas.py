@@ -11,7 +11,7 @@ from pydantic import Field
 
 from shared.contracts import funding as contract
 from shared.contracts.funding import BudgetSummary, FundingStatus
-from shared.schemas import ApiModel, OutModel
+from shared.schemas import Amount, ApiModel, OutModel
 
 EntryKind = Literal["commitment", "release", "amendment"]
 
@@ -20,7 +20,7 @@ class BudgetEntryOut(OutModel):
     id: int = Field(description="Ledger position: entries are numbered in the order they were written.")
     application_id: uuid.UUID | None
     kind: EntryKind
-    amount: Decimal = Field(
+    amount: Amount = Field(
         description="A commitment adds it to `committed`, a release takes it off (both "
         "positive); an amendment (`call.amended`, a new version of the call) "
         "adds it to `total` (negative only for a change before the window "
@@ -54,7 +54,7 @@ class AllocationOut(OutModel):
         description="First-come: applications after the first one still undecided (protocol "
         "order), left for a later run so that none is funded ahead of it.",
     )
-    committed_now: Decimal = Field(description="Aid committed by this run.")
+    committed_now: Amount = Field(description="Aid committed by this run.")
     budget: BudgetSummary
 
 
@@ -70,10 +70,10 @@ class RankingEntry(OutModel):
     protocol_number: int
     score: Decimal | None
     status: FundingStatus
-    requested: Decimal
-    granted: Decimal
-    grant: Decimal
-    loan: Decimal
+    requested: Amount
+    granted: Amount
+    grant: Amount
+    loan: Amount
 
 
 class RankingPage(OutModel):
@@ -88,10 +88,10 @@ class PublicRankingEntry(OutModel):
     protocol_number: int
     score: Decimal | None
     outcome: FundingStatus
-    requested: Decimal
-    granted: Decimal
-    grant: Decimal
-    loan: Decimal
+    requested: Amount
+    granted: Amount
+    grant: Amount
+    loan: Amount
 
 
 class PublicRankingPage(OutModel):
@@ -103,10 +103,10 @@ class PublicRankingPage(OutModel):
 
 class PublicBudget(OutModel):
     call_id: uuid.UUID
-    total: Decimal
-    committed: Decimal
-    available: Decimal
-    freed: Decimal
+    total: Amount
+    committed: Amount
+    available: Amount
+    freed: Amount
     funded: int = Field(description="Applications funded in full or in part.")
     waiting: int = Field(description="Applications on the waiting list.")
     updated_at: datetime
@@ -126,7 +126,7 @@ class PublishedEntry(OutModel):
     protocol_number: int
     score: Decimal | None
     outcome: FundingStatus
-    granted: Decimal
+    granted: Amount
 
 
 class RankingVersionOut(OutModel):

@@ -308,6 +308,11 @@ async def test_pending_or_revoked_delegation_gives_no_access(client, session, wo
         (lambda b: b["expense_lines"][1].update(amount=45000.5), "money_not_string", "/expense_lines/1/amount"),
         (lambda b: b["expense_lines"][1].update(amount="-5.00"), "greater_than", "/expense_lines/1/amount"),
         (lambda b: b["expense_lines"][1].update(amount="10.001"), "decimal_max_places", "/expense_lines/1/amount"),
+        # what the schema's pattern refuses, validation refuses (README, "Conventions": money)
+        (lambda b: b["expense_lines"][1].update(amount="10.000"), "decimal_max_places", "/expense_lines/1/amount"),
+        (lambda b: b["expense_lines"][1].update(amount="1e3"), "decimal_parsing", "/expense_lines/1/amount"),
+        (lambda b: b["expense_lines"][1].update(amount="+50"), "decimal_parsing", "/expense_lines/1/amount"),
+        (lambda b: b["expense_lines"][1].update(amount=" 50 "), "decimal_parsing", "/expense_lines/1/amount"),
         (
             lambda b: b["expense_lines"][1].update(target_market="XX"),
             "country_unknown",

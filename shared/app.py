@@ -17,6 +17,7 @@ from starlette.types import ASGIApp
 from shared.audit_trail import router as audit_router
 from shared.auth import SCOPES, load_or_create_key
 from shared.db import create_engine, make_sessionmaker
+from shared.docs import install_docs
 from shared.errors import (
     CATALOGUE,
     UNAVAILABLE,
@@ -28,8 +29,9 @@ from shared.errors import (
     problem_response,
     problem_responses,
 )
-from shared.i18n import pick_language
+from shared.i18n import ContentLanguageMiddleware, pick_language
 from shared.inputguard import ControlCharacterGuard
+from shared.labels import EnumLabels, labelled
 from shared.oauth import token_router
 from shared.observability import RequestContextMiddleware, configure_logging, metrics_response
 from shared.openapi_headers import declare_headers
@@ -55,6 +57,11 @@ def resolve_database_url(settings: DeskSettings) -> str:
 
 
 PUBLIC: dict[str, Any] = {"security": []}
+SECURITY_DESCRIPTION = (
+    "OAuth 2.0 client credentials (RFC 6749 §4.4). In `/docs`, Authorize with your `client_id` and "
+    "`client_secret`; tick no scope to get all of your client's scopes. A token from any of the three "
+    "services is accepted by all three."
+)
 
 
 def system_router() -> APIRouter:
@@ -103,6 +110,21 @@ def system_router() -> APIRouter:
             }
             for k in CATALOGUE.values()
         ]
+
+    @r.get(
+        "/v1/labels",
+        summary="Labels of the enum values",
+        operation_id="system-list_labels",
+        openapi_extra=PUBLIC,
+        response_model=list[EnumLabels],
+        description="Every enum field of this service's API (body properties and query or path parameters) with "
+        "its values: each value is a stable English code, with an Italian and an English label for people.",
+    )
+    async def labels(request: Request) -> list[EnumLabels]:
+        cached: list[EnumLabels] | None = getattr(request.app.state, "labels", None)
+        if cached is None:
+            cached = request.app.state.labels = labelled(request.app.openapi())
+        return cached
 
     @r.get(
         "/problems/{slug}",
@@ -195,7 +217,8 @@ def create_app(
         lifespan=lifespan,
         generate_unique_id_function=operation_id,
         separate_input_output_schemas=False,  # one schema per model: generated clients get one type each
-        swagger_ui_parameters={"persistAuthorization": True},
+        docs_url=None,
+        redoc_url=None,  # FastAPI's pages load from a CDN: install_docs serves packaged assets
     )
     app.state.settings = settings
     app.state.token_limiter = RateLimiter(settings.rate_limit_token_per_minute)
@@ -217,11 +240,13 @@ def create_app(
         access_log=settings.access_log,
         body_limits=body_limits,
     )
+    app.add_middleware(ContentLanguageMiddleware)  # outermost: every JSON or problem body says its language
     app.include_router(system_router())
     app.include_router(token_router)
     app.include_router(audit_router)  # every service reads, exports and verifies the audit trail
     for r in routers:
         app.include_router(r)
+    install_docs(app)
 
     def custom_openapi() -> dict[str, Any]:
         if app.openapi_schema:
@@ -242,9 +267,12 @@ def create_app(
             "anyOf": [{"type": "array", "items": {"$ref": "#/components/schemas/FieldError"}}, {"type": "null"}]
         }
         schemas["Problem"].pop("$defs", None)
+        # tokenUrl is relative: /docs's Authorize asks this service's token endpoint, and the keyring is the
+        # desk's, so the token works on all three services
         comps["securitySchemes"] = {
             "oauth2": {
                 "type": "oauth2",
+                "description": SECURITY_DESCRIPTION,
                 "flows": {"clientCredentials": {"tokenUrl": "/v1/oauth/token", "scopes": SCOPES}},
             }
         }

@@ -395,6 +395,24 @@ class ProblemError:
         return out
 
 
+@dataclass(frozen=True)
+class Localized:
+    """A text inside a problem's extension members (`extra`), rendered in the negotiated language."""
+
+    it: str
+    en: str
+
+
+def _localize(value: Any, lang: Lang) -> Any:
+    if isinstance(value, Localized):
+        return value.it if lang == "it" else value.en
+    if isinstance(value, dict):
+        return {k: _localize(v, lang) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_localize(v, lang) for v in value]
+    return value
+
+
 class DeskError(Exception):
     """Base of every error a client may see; knows its kind (status, type) and detail."""
 
@@ -509,7 +527,8 @@ async def desk_error_handler(request: Request, exc: Exception) -> Response:
     errors = [e.render(lang) for e in exc.errors] if exc.errors is not None else None
     detail = exc.detail_it if lang == "it" else exc.detail_en
     return problem_response(
-        problem_body(exc.kind, request, lang, detail=detail, errors=errors, extra=exc.extra), exc.headers
+        problem_body(exc.kind, request, lang, detail=detail, errors=errors, extra=_localize(exc.extra, lang)),
+        exc.headers,
     )
 
 

@@ -7,28 +7,65 @@ from typing import Any, Literal
 Lang = Literal["it", "en"]
 
 
-def pick_language(accept_language: str | None) -> Lang:
-    """Italian unless the client prefers English over Italian (RFC 9110 §12.5.4 q-values)."""
-    if not accept_language:
-        return "it"
-    best: tuple[float, Lang] | None = None
-    for i, part in enumerate(accept_language.split(",")):
-        tag, _, params = part.strip().partition(";")
-        primary = tag.strip().lower().split("-")[0]
-        if primary not in ("it", "en"):
+SUPPORTED: tuple[Lang, ...] = ("it", "en")  # the first is the default
+DEFAULT: Lang = "it"
+
+
+def _ranges(accept_language: str) -> list[tuple[str, float]]:
+    """The header's language ranges with their weights (RFC 9110 §12.4.2, §12.5.4), in the order sent;
+    a malformed weight makes its range unacceptable (q=0)."""
+    out = []
+    for part in accept_language.split(","):
+        tag, *params = part.split(";")
+        tag = tag.strip().lower()
+        if not tag:
             continue
         q = 1.0
-        for p in params.split(";"):
+        for p in params:
             k, _, v = p.strip().partition("=")
-            if k == "q":
+            if k.strip().lower() == "q":
                 try:
-                    q = float(v)
+                    q = float(v.strip())
                 except ValueError:
                     q = 0.0
-        score = q - i * 1e-6  # ties go to the earlier tag
-        if best is None or score > best[0]:
-            best = (score, primary)  # type: ignore[assignment]
-    return best[1] if best else "it"
+                q = q if 0.0 <= q <= 1.0 else 0.0
+        out.append((tag, q))
+    return out
+
+
+def negotiate(accept_language: str | None) -> tuple[Lang, bool]:
+    """(language, acceptable): the supported language the client weights highest. A range counts for the
+    language of its primary subtag (`it-IT` for it, `en-GB` for en); `*` weights every language no range
+    names; q=0 excludes. Ties go to the range sent first, then to Italian. With no header every language is
+    acceptable; when neither Italian nor English is, the answer is Italian and `acceptable` is False."""
+    if not accept_language or not accept_language.strip():
+        return DEFAULT, True
+    ranges = _ranges(accept_language)
+    if not ranges:
+        return DEFAULT, True
+    star = next((q for tag, q in ranges if tag == "*"), None)
+    best: tuple[float, int, Lang] | None = None
+    for lang in SUPPORTED:
+        if any(tag == lang and q == 0 for tag, q in ranges):
+            continue  # `it;q=0` excludes Italian whatever `it-IT` says
+        named = [(i, q) for i, (tag, q) in enumerate(ranges) if tag.split("-")[0] == lang]
+        if named:  # the highest weight among its ranges, the earliest on a tie
+            i, q = max(named, key=lambda x: (x[1], -x[0]))
+        elif star is not None:
+            i, q = len(ranges), star
+        else:
+            continue
+        if q <= 0:
+            continue
+        key = (q, -i, lang)
+        if best is None or (key[0], key[1]) > (best[0], best[1]):
+            best = key
+    return (best[2], True) if best else (DEFAULT, False)
+
+
+def pick_language(accept_language: str | None) -> Lang:
+    """The negotiated language (see `negotiate`); Italian when nothing acceptable is supported."""
+    return negotiate(accept_language)[0]
 
 
 # Pydantic's error types (and ours) -> (Italian, English) templates over the error's ctx.
@@ -85,12 +122,30 @@ VALIDATION_MESSAGES: dict[str, tuple[str, str]] = {
     "uuid_parsing": ("Identificativo non valido.", "Invalid identifier."),
     "json_invalid": ("JSON non valido.", "Invalid JSON."),
     "json_type": ("JSON non valido.", "Invalid JSON."),
-    "value_error": ("Valore non valido: {error}.", "Invalid value: {error}."),
+    "value_error": ("Valore non valido.", "Invalid value."),
     "assertion_error": ("Valore non valido.", "Invalid value."),
     "float_type": ("Deve essere un numero.", "Must be a number."),
     "float_parsing": ("Deve essere un numero.", "Must be a number."),
     "vat_number_invalid": ("Partita IVA non valida: {reason}.", "Invalid VAT number: {reason}."),
     "fiscal_code_invalid": ("Codice fiscale non valido: {reason}.", "Invalid fiscal code: {reason}."),
+    "holder_tax_code_invalid": (
+        "Partita IVA o codice fiscale non validi: {reason}.",
+        "Invalid VAT number or fiscal code: {reason}.",
+    ),
+    "iban_invalid": ("IBAN non valido: {reason}.", "Invalid IBAN: {reason}."),
+    "iban_missing": ("Il progetto non ha un IBAN.", "The project has no IBAN."),
+    "iban_not_italian": (
+        "I pagamenti vanno su un conto italiano: l'IBAN deve iniziare con IT.",
+        "Payments go to an Italian account: the IBAN must start with IT.",
+    ),
+    "number_not_string": (
+        'I valori vanno inviati come stringhe (es. "12.50").',
+        'Values must be sent as strings (e.g. "12.50").',
+    ),
+    "decision_selection": (
+        "Indicare application_ids oppure all_pending: true, non entrambi.",
+        "Give either application_ids or all_pending: true, not both.",
+    ),
     "country_unknown": (
         "Paese sconosciuto: {value} (usare il codice ISO 3166 a due lettere).",
         "Unknown country: {value} (use the ISO 3166 two-letter code).",
@@ -125,12 +180,86 @@ VALIDATION_MESSAGES: dict[str, tuple[str, str]] = {
 }
 
 
+# Why python-stdnum refused a number: its exception classes -> a reason code -> (Italian, English).
+# The library's own (English) message is never shown.
+STDNUM_REASONS: dict[str, tuple[str, str]] = {
+    "invalid_checksum": ("la cifra di controllo non corrisponde", "the check digit does not match"),
+    "invalid_length": ("il numero di caratteri è errato", "it has the wrong number of characters"),
+    "invalid_format": ("il formato non è valido", "its format is invalid"),
+    "invalid_component": ("una sua parte non è valida", "one of its parts is invalid"),
+    "not_a_string": ("deve essere un testo", "it must be a string"),
+    "foreign_tax_number": (
+        "prefisso di paese sconosciuto o numero estero malformato",
+        "unknown country prefix or malformed foreign tax number",
+    ),
+    "invalid": ("il numero non è valido", "the number is invalid"),
+}
+
+
+def stdnum_reason(exc: Exception) -> str:
+    """The reason code (a key of STDNUM_REASONS) of a python-stdnum ValidationError."""
+    from stdnum.exceptions import InvalidChecksum, InvalidComponent, InvalidFormat, InvalidLength
+
+    for cls, code in (
+        (InvalidChecksum, "invalid_checksum"),
+        (InvalidLength, "invalid_length"),
+        (InvalidComponent, "invalid_component"),
+        (InvalidFormat, "invalid_format"),
+    ):
+        if isinstance(exc, cls):
+            return code
+    return "invalid"
+
+
 def validation_message(code: str, ctx: dict[str, Any] | None, fallback_en: str, lang: Lang) -> str:
+    """The message of a validation error in `lang` alone: our catalogue's text over the error's context (a
+    `reason` is a STDNUM_REASONS code, translated too). A code missing from the catalogue falls back to a
+    generic Italian text, never to the library's English one."""
     tpl = VALIDATION_MESSAGES.get(code)
     if tpl is None:
-        return fallback_en if lang == "en" else f"Valore non valido ({fallback_en})."
+        return (fallback_en or "Invalid value.") if lang == "en" else "Valore non valido."
     text = tpl[0] if lang == "it" else tpl[1]
+    values = dict(ctx or {})
+    if lang == "it" and isinstance(values.get("expected"), str):  # pydantic lists choices as "'a', 'b' or 'c'"
+        head, sep, last = values["expected"].rpartition("' or '")
+        values["expected"] = f"{head}' o '{last}" if sep else values["expected"]
+    if "reason" in values:
+        reason = STDNUM_REASONS.get(str(values["reason"]), STDNUM_REASONS["invalid"])
+        values["reason"] = reason[0] if lang == "it" else reason[1]
     try:
-        return text.format(**{k: v for k, v in (ctx or {}).items()})
+        return text.format(**values)
     except (KeyError, IndexError, ValueError):
         return text
+
+
+_TEXT_TYPES = (b"application/json", b"application/problem+json")
+
+
+class ContentLanguageMiddleware:
+    """Says which language a response's text is in: `Content-Language` (the negotiated one, Italian when the
+    client accepts neither Italian nor English) and `Vary: Accept-Language` on every JSON or problem body."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        header = next((v for k, v in scope["headers"] if k == b"accept-language"), None)
+        lang = pick_language(header.decode("latin-1") if header is not None else None).encode("ascii")
+
+        async def send_with_language(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                ctype = next((v for k, v in headers if k.lower() == b"content-type"), b"")
+                if ctype.split(b";")[0].strip().lower() in _TEXT_TYPES:
+                    headers = [(k, v) for k, v in headers if k.lower() != b"content-language"]
+                    headers.append((b"content-language", lang))
+                    vary = [v for k, v in headers if k.lower() == b"vary"]
+                    if not any(b"accept-language" in v.lower() or v.strip() == b"*" for v in vary):
+                        headers.append((b"vary", b"Accept-Language"))
+                    message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, send_with_language)

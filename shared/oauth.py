@@ -29,13 +29,16 @@ class TokenResponse(BaseModel):
 
 def _oauth_error(
     error: str,
+    detail_it: str,
     description: str,
     *,
     status_kind: ProblemKind = INVALID_GRANT_REQUEST,
     headers: dict[str, str] | None = None,
 ) -> DeskError:
+    """A token error: the problem's title and detail in the negotiated language; `error` and the English
+    `error_description` as RFC 6749 §5.2 requires (ASCII, whatever the language)."""
     return DeskError(
-        description,
+        detail_it,
         description,
         kind=status_kind,
         headers=headers,
@@ -102,27 +105,41 @@ async def token(
         client_id, client_secret = basic
     request.app.state.token_limiter.check(client_id or (request.client.host if request.client else "?"))
     if grant_type != "client_credentials":
-        raise _oauth_error("unsupported_grant_type", "Only grant_type=client_credentials is supported.")
+        raise _oauth_error(
+            "unsupported_grant_type",
+            "È ammesso solo grant_type=client_credentials.",
+            "Only grant_type=client_credentials is supported.",
+        )
     if not client_id or not client_secret:
-        raise _oauth_error("invalid_request", "client_id and client_secret are required.")
+        raise _oauth_error(
+            "invalid_request", "Servono client_id e client_secret.", "client_id and client_secret are required."
+        )
     client = (await session.execute(select(ApiClient).where(ApiClient.client_id == client_id))).scalar_one_or_none()
     now = datetime.now(UTC)
     ok = False
     if client is not None and client.active and client.revoked_at is None:
         ok = await verify_client_secret(client, client_secret, now)
     if not ok or client is None:
+        # RFC 6749 §5.2's Basic challenge, except to a script in a browser page (Swagger UI's Authorize sends
+        # X-Requested-With): there it opens the browser's own login dialog, or hangs a headless one, instead of
+        # letting the page show the error
+        scripted = request.headers.get("x-requested-with", "").lower() == "xmlhttprequest"
         raise _oauth_error(
             "invalid_client",
+            "Autenticazione del client non riuscita.",
             "Client authentication failed.",
             status_kind=INVALID_CLIENT,
-            headers={"WWW-Authenticate": 'Basic realm="desk"'},
+            headers=None if scripted else {"WWW-Authenticate": 'Basic realm="desk"'},
         )
     granted = list(client.scopes)
     if scope:
         asked = scope.split()
         if not set(asked) <= set(granted):
+            missing = " ".join(sorted(set(asked) - set(granted)))
             raise _oauth_error(
-                "invalid_scope", f"Scopes not granted to this client: {' '.join(sorted(set(asked) - set(granted)))}."
+                "invalid_scope",
+                f"Ambiti non concessi a questo client: {missing}.",
+                f"Scopes not granted to this client: {missing}.",
             )
         granted = asked
     await _note_use(session, client, now)

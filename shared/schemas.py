@@ -21,6 +21,8 @@ from pydantic_core import PydanticCustomError
 from stdnum.exceptions import ValidationError as StdnumError
 from stdnum.it import codicefiscale, iva
 
+from shared.i18n import stdnum_reason
+
 # What PostgreSQL's integer columns hold: every integer a client sends is bounded by its column's type, so an
 # over-large number is a 422 at the edge instead of an out-of-range error (500) in the database.
 INT32_MAX = 2_147_483_647
@@ -129,11 +131,13 @@ CountryCode = Annotated[str, BeforeValidator(_country), Field(description="ISO 3
 
 def _vat(v: Any) -> Any:
     if not isinstance(v, str):
-        raise PydanticCustomError("vat_number_invalid", "Invalid VAT number: {reason}", {"reason": "not a string"})
+        raise PydanticCustomError("vat_number_invalid", "Invalid VAT number: {reason}", {"reason": "not_a_string"})
     try:
         return iva.validate(v.removeprefix("IT").removeprefix("it"))
     except StdnumError as e:
-        raise PydanticCustomError("vat_number_invalid", "Invalid VAT number: {reason}", {"reason": str(e)}) from None
+        raise PydanticCustomError(
+            "vat_number_invalid", "Invalid VAT number: {reason}", {"reason": stdnum_reason(e)}
+        ) from None
 
 
 VatNumber = Annotated[
@@ -145,11 +149,13 @@ VatNumber = Annotated[
 
 def _fiscal_code(v: Any) -> Any:
     if not isinstance(v, str):
-        raise PydanticCustomError("fiscal_code_invalid", "Invalid fiscal code: {reason}", {"reason": "not a string"})
+        raise PydanticCustomError("fiscal_code_invalid", "Invalid fiscal code: {reason}", {"reason": "not_a_string"})
     try:
         return codicefiscale.validate(v)
     except StdnumError as e:
-        raise PydanticCustomError("fiscal_code_invalid", "Invalid fiscal code: {reason}", {"reason": str(e)}) from None
+        raise PydanticCustomError(
+            "fiscal_code_invalid", "Invalid fiscal code: {reason}", {"reason": stdnum_reason(e)}
+        ) from None
 
 
 FiscalCode = Annotated[

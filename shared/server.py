@@ -125,11 +125,14 @@ def _problem_bytes(
     from shared.i18n import pick_language
 
     kind = CATALOGUE[slug]
-    body = orjson.dumps(problem_body(kind, None, pick_language(accept_language)))
+    lang = pick_language(accept_language)
+    body = orjson.dumps(problem_body(kind, None, lang))
     lines = [f"HTTP/1.1 {kind.status} {http.HTTPStatus(kind.status).phrase}".encode("ascii")]
     headers = [
         *server_state.default_headers,
         (b"content-type", PROBLEM_MEDIA_TYPE.encode("ascii")),
+        (b"content-language", lang.encode("ascii")),
+        (b"vary", b"Accept-Language"),
         (b"content-length", str(len(body)).encode("ascii")),
         (b"connection", b"close"),
         *extra,

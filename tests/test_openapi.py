@@ -12,7 +12,7 @@ from desk.cli import SERVICES, openapi_path, render_openapi
 
 METHODS = {"get", "put", "post", "patch", "delete", "head", "options", "trace"}
 # System probes answer 200 or 503 only; the problem catalogue's list cannot fail.
-EXEMPT_FROM_4XX = ("/healthz", "/readyz", "/metrics", "/problems")
+EXEMPT_FROM_4XX = ("/healthz", "/readyz", "/metrics", "/problems", "/v1/labels")
 
 
 def _operations(doc: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:

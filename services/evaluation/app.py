@@ -14,6 +14,7 @@ from services.evaluation.inbox.endpoints import internal_router
 from services.evaluation.inbox.endpoints import router as applications_router
 from services.evaluation.merit.endpoints import router as merit_router
 from services.evaluation.peers import intake_client_lifespan
+from services.evaluation.queues.endpoints import router as queues_router
 from shared.app import create_app
 from shared.settings import EvaluationSettings
 
@@ -38,6 +39,7 @@ def build_app(settings: EvaluationSettings | None = None) -> FastAPI:
             public_router,
             decrees_router,
             decisions_router,
+            queues_router,
         ],
         lifespans=[intake_client_lifespan],
     )

@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import (
     BigInteger,
     Boolean,
+    CheckConstraint,
     Date,
     DateTime,
     ForeignKey,
@@ -211,7 +212,10 @@ class ExpenseLine(Base):
 
 class Training(Base):
     __tablename__ = "trainings"
-    __table_args__ = {"schema": SCHEMA}
+    __table_args__ = (
+        CheckConstraint("min_attendance_share > 0 AND min_attendance_share <= 1", name="min_attendance_share"),
+        {"schema": SCHEMA},
+    )
 
     id: Mapped[uuid.UUID] = uuid_pk()
     title: Mapped[str] = mapped_column(Text)
@@ -223,6 +227,8 @@ class Training(Base):
     location: Mapped[str | None] = mapped_column(Text)
     capacity: Mapped[int] = mapped_column(Integer)
     enrolled: Mapped[int] = mapped_column(Integer, default=0)
+    # the share of the session's hours a participant must attend for a certificate of attendance
+    min_attendance_share: Mapped[Decimal] = mapped_column(Numeric(3, 2), server_default=text("0.75"))
     version: Mapped[int] = mapped_column(Integer, default=1)
     created_at: Mapped[datetime] = created_now()
 
@@ -235,7 +241,14 @@ class Enrolment(Base):
             "training_id",
             "participant_email",
             unique=True,
-            postgresql_where=text("status = 'enrolled'"),
+            postgresql_where=text("status IN ('enrolled', 'waiting')"),
+        ),
+        Index(
+            "ix_enrolments_waiting",
+            "training_id",
+            "queue_number",
+            unique=True,
+            postgresql_where=text("queue_number IS NOT NULL"),
         ),
         Index(None, "company_id"),
         {"schema": SCHEMA},
@@ -251,3 +264,25 @@ class Enrolment(Base):
     created_by: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = created_now()
     cancelled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # arrival number on the session's waiting list (1, 2, ...; never reused); null for direct enrolments
+    queue_number: Mapped[int | None] = mapped_column(Integer)
+    promoted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    version: Mapped[int] = mapped_column(Integer, server_default=text("1"))
+
+
+class Attendance(Base):
+    """Hours one participant (an enrolment) attended of one session."""
+
+    __tablename__ = "attendances"
+    __table_args__ = (
+        CheckConstraint("hours >= 0", name="hours_not_negative"),
+        Index(None, "training_id"),
+        {"schema": SCHEMA},
+    )
+
+    enrolment_id: Mapped[uuid.UUID] = mapped_column(ForeignKey(f"{SCHEMA}.enrolments.id"), primary_key=True)
+    training_id: Mapped[uuid.UUID] = mapped_column(ForeignKey(f"{SCHEMA}.trainings.id"))
+    hours: Mapped[Decimal] = mapped_column(Numeric(6, 2))
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    recorded_by: Mapped[str] = mapped_column(String(64))
+    recorded_at: Mapped[datetime] = created_now()

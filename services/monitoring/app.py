@@ -13,6 +13,7 @@ from services.monitoring.payments.endpoints import project_payments_router
 from services.monitoring.payments.endpoints import router as payments_router
 from services.monitoring.peers import evaluation_client_lifespan, intake_client_lifespan
 from services.monitoring.projects.endpoints import router as projects_router
+from services.monitoring.queues.endpoints import router as queues_router
 from services.monitoring.results.endpoints import internal_router as reminders_router
 from services.monitoring.results.endpoints import router as results_router
 from services.monitoring.results.worker import reminders_lifespan
@@ -40,6 +41,7 @@ def build_app(settings: MonitoringSettings | None = None) -> FastAPI:
             project_claims_router,
             claims_router,
             evidence_router,
+            queues_router,
             results_router,
             reminders_router,
             stats_router,

@@ -295,6 +295,21 @@ CATALOGUE: dict[str, EventType] = {
         ),
         EventType("training.enrolment_cancelled", 1, "intake", "An enrolment was cancelled.", EnrolmentChanged),
         EventType(
+            "training.enrolment_waitlisted",
+            1,
+            "intake",
+            "A company's staff member joined a full session's waiting list (`status` `waiting`).",
+            EnrolmentChanged,
+        ),
+        EventType(
+            "training.enrolment_promoted",
+            1,
+            "intake",
+            "A place freed and the first enrolment on the session's waiting list took it (in order of arrival, "
+            "once): the participant is now enrolled.",
+            EnrolmentChanged,
+        ),
+        EventType(
             "call.amended",
             1,
             "intake",

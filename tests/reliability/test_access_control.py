@@ -85,7 +85,7 @@ TABLE: dict[tuple[str, str, str], Rule] = {
     **{
         (svc, "GET", path): PUB
         for svc in ("intake", "evaluation", "monitoring")
-        for path in ("/healthz", "/readyz", "/metrics", "/problems", "/problems/{slug}")
+        for path in ("/healthz", "/readyz", "/metrics", "/problems", "/problems/{slug}", "/v1/labels")
     },
     **{(svc, "POST", "/v1/oauth/token"): PUB for svc in ("intake", "evaluation", "monitoring")},
     **{
@@ -121,6 +121,8 @@ TABLE: dict[tuple[str, str, str], Rule] = {
     ("intake", "GET", "/v1/trainings/{training_id}/enrolments"): r(*ALL),
     ("intake", "GET", "/v1/enrolments/{enrolment_id}"): r(*ALL, visible=OWNED),
     ("intake", "POST", "/v1/enrolments/{enrolment_id}/cancel"): r(P, C, O, visible=OWNED),
+    ("intake", "PUT", "/v1/enrolments/{enrolment_id}/attendance"): r(O, visible=OWNED),
+    ("intake", "GET", "/v1/enrolments/{enrolment_id}/certificate"): r(*ALL, visible=OWNED),
     # ------------------------------------------------------------ intake: partners, companies, delegations
     ("intake", "POST", "/v1/partners"): r(O),
     ("intake", "GET", "/v1/partners"): r(P, O, A, S),
@@ -173,7 +175,7 @@ TABLE: dict[tuple[str, str, str], Rule] = {
     ("evaluation", "POST", "/v1/assignments/{assignment_id}/review/submit"): r(O, exists=False),
     ("evaluation", "GET", "/v1/evaluations/{application_id}/merit"): r(O, A, application_id="received"),
     ("evaluation", "PUT", "/v1/evaluations/{application_id}/credit-class"): r(O, application_id="received"),
-    ("evaluation", "GET", "/v1/evaluations"): r(O, A, S),
+    ("evaluation", "GET", "/v1/evaluations"): r(*ALL),
     ("evaluation", "GET", "/v1/evaluations/{application_id}"): r(*ALL, visible=OWNED, application_id="received"),
     ("evaluation", "POST", "/v1/evaluations/{application_id}/admissibility-reviews"): r(O, application_id="received"),
     ("evaluation", "POST", "/v1/evaluations/{application_id}/funding"): r(O, application_id="received"),
@@ -194,16 +196,21 @@ TABLE: dict[tuple[str, str, str], Rule] = {
     ),
     ("evaluation", "POST", "/v1/fundings/{application_id}/approve"): r(O, application_id="received"),
     ("evaluation", "POST", "/v1/fundings/{application_id}/confirm"): r(O, application_id="received"),
-    ("evaluation", "GET", "/v1/fundings/{application_id}"): r(O, A, exists=False, application_id="received"),
+    ("evaluation", "GET", "/v1/fundings"): r(*ALL),
+    ("evaluation", "GET", "/v1/fundings/{application_id}"): r(*ALL, visible=OWNED, application_id="funded"),
     ("evaluation", "GET", "/v1/public/calls/{call_id}/ranking"): PUB,
     ("evaluation", "GET", "/v1/public/calls/{call_id}/budget"): PUB,
     ("evaluation", "POST", "/v1/decrees"): r(O),
+    ("evaluation", "GET", "/v1/decrees"): r(O, A),
     ("evaluation", "GET", "/v1/decrees/{decree_id}"): r(O, A, exists=False),
     ("evaluation", "GET", "/v1/decrees/{decree_id}/decisions"): r(O, A, exists=False),
     ("evaluation", "POST", "/v1/decrees/{decree_id}/decisions"): r(O, exists=False),
     ("evaluation", "POST", "/v1/decrees/{decree_id}/close"): r(O, exists=False),
     ("evaluation", "POST", "/v1/decrees/{decree_id}/close/confirm"): r(O, exists=False),
+    ("evaluation", "GET", "/v1/decisions"): r(*ALL),
     ("evaluation", "GET", "/v1/decisions/{decision_id}"): r(*ALL, visible=OWNED),
+    ("evaluation", "GET", "/v1/queues/admissibility-reviews"): r(O, A),
+    ("evaluation", "GET", "/v1/queues/decisions-awaiting-acceptance"): r(O, A),
     ("evaluation", "PUT", "/v1/decisions/{decision_id}/cup"): r(O, visible=OWNED),
     ("evaluation", "PUT", "/v1/decisions/{decision_id}/cor"): r(O, visible=OWNED),
     ("evaluation", "POST", "/v1/decisions/{decision_id}/accept"): r(P, C, visible=OWNED),
@@ -227,7 +234,10 @@ TABLE: dict[tuple[str, str, str], Rule] = {
     ("monitoring", "POST", "/v1/payments/{payment_id}/confirm"): r(O, visible=OWNED),
     ("monitoring", "POST", "/v1/projects/{project_id}/claims"): r(P, C, visible=OWNED),
     ("monitoring", "GET", "/v1/projects/{project_id}/claims"): r(*ALL, visible=OWNED),
+    ("monitoring", "GET", "/v1/claims"): r(*ALL),
     ("monitoring", "GET", "/v1/claims/{claim_id}"): r(*ALL, visible=OWNED),
+    ("monitoring", "GET", "/v1/queues/claims-to-review"): r(O, A),
+    ("monitoring", "GET", "/v1/queues/payments-to-order"): r(O, A),
     ("monitoring", "POST", "/v1/claims/{claim_id}/lines"): r(P, C, visible=OWNED),
     ("monitoring", "DELETE", "/v1/claims/{claim_id}/lines/{line_id}"): r(P, C, visible=OWNED),
     ("monitoring", "POST", "/v1/claims/{claim_id}/lines/{line_id}/evidence"): r(P, C, visible=OWNED),
@@ -418,6 +428,7 @@ async def world(
         "application_id": draft["id"],
         "submitted": submitted["id"],
         "received": received.application_id,
+        "funded": funded.application_id,
         "training_id": training["id"],
         "enrolment_id": enrolment["id"],
         "partner_id": partner_a.id,

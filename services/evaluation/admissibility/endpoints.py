@@ -9,7 +9,13 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request, Response
 
 from services.evaluation.admissibility import repository, service
-from services.evaluation.admissibility.schemas import AdmissibilityReviewIn, EvaluationOut, FundingIn, Stage
+from services.evaluation.admissibility.schemas import (
+    AdmissibilityReviewIn,
+    AdmissibilityVerdict,
+    EvaluationOut,
+    FundingIn,
+    Stage,
+)
 from services.evaluation.deminimis import service as deminimis
 from services.evaluation.models import Evaluation, ReceivedApplication
 from services.evaluation.peers import IntakeDep
@@ -22,7 +28,6 @@ from shared.routing import ActorDep, Idempotent, UnitOfWorkRoute, check_if_match
 
 router = APIRouter(prefix="/v1/evaluations", tags=["evaluations"], route_class=UnitOfWorkRoute)
 Reader = Annotated[Principal, Depends(Authenticator(scopes=("evaluation:read",)))]
-staff = Depends(Authenticator(kinds=("officer", "auditor", "service"), scopes=("evaluation:read",)))
 officer = Depends(Authenticator(kinds=("officer",), scopes=("evaluation:write",)))
 
 
@@ -49,26 +54,37 @@ def _lang(request: Request) -> Any:
 @router.get(
     "",
     response_model=Page[EvaluationOut],
-    summary="List evaluations",
-    dependencies=[staff],
+    summary="List the evaluations within reach",
+    description="Officers, auditors and services see every evaluation; a partner or a company those of its own "
+    "applications (shared.access), with the merit score only once the call's ranking is published. Oldest "
+    "received first.",
     responses=problem_responses(401, 403, 422),
 )
 async def list_evaluations(
     session: SessionDep,
     page: PageDep,
     request: Request,
+    principal: Reader,
     call_id: uuid.UUID | None = None,
     stage: Annotated[Stage | None, Query()] = None,
+    admissibility_verdict: Annotated[
+        AdmissibilityVerdict | None, Query(description="Only evaluations with this admissibility verdict.")
+    ] = None,
 ) -> Any:
     stmt = keyset(
-        repository.listing(call_id=call_id, stage=stage),
+        repository.listing(principal, call_id=call_id, stage=stage, admissibility_verdict=admissibility_verdict),
         page,
         ReceivedApplication.received_at,
         Evaluation.application_id,
     )
     rows = await repository.rows(session, stmt)
+    shown = await service.score_shown(session, principal, {r.Evaluation.call_id for r in rows})
     lang = _lang(request)
-    return page_of(rows, page, lambda r: service.to_out(r.Evaluation, r.ReceivedApplication, lang))
+    return page_of(
+        rows,
+        page,
+        lambda r: service.to_out(r.Evaluation, r.ReceivedApplication, lang, show_score=r.Evaluation.call_id in shown),
+    )
 
 
 @router.get(
@@ -78,13 +94,17 @@ async def list_evaluations(
     description="Admissibility checks with their call articles, the cuts, the eligible total, and once "
     "computed the funding and de minimis computations step by step, in the language of "
     "Accept-Language (it by default; `detail_it`/`detail_en` always). A partner or a company "
-    "reads only the evaluations of its own applications (404 otherwise).",
+    "reads only the evaluations of its own applications (404 otherwise), and their merit score "
+    "only once the call's ranking is published.",
     responses=problem_responses(401, 403, 404, 422),
 )
-async def get_evaluation(found: ValidEvaluation, request: Request, response: Response) -> Any:
+async def get_evaluation(
+    found: ValidEvaluation, request: Request, response: Response, session: SessionDep, principal: Reader
+) -> Any:
     evaluation, app = found
+    shown = await service.score_shown(session, principal, {evaluation.call_id})
     response.headers["ETag"] = etag_of(evaluation.version)
-    return service.to_out(evaluation, app, _lang(request))
+    return service.to_out(evaluation, app, _lang(request), show_score=evaluation.call_id in shown)
 
 
 @router.post(

@@ -9,7 +9,9 @@ from sqlalchemy import Row, Select, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.evaluation.models import Evaluation, ReceivedApplication
+from services.evaluation.models import Evaluation, RankingVersion, ReceivedApplication
+from shared.access import company_reachable
+from shared.auth import Principal
 
 
 async def insert_evaluation(session: AsyncSession, values: dict[str, Any]) -> bool:
@@ -38,8 +40,15 @@ async def get_with_application(
     return None if row is None else (row[0], row[1])
 
 
-def listing(*, call_id: uuid.UUID | None, stage: str | None) -> Select[Any]:
-    """Evaluations with their application, paged on (received_at, application_id)."""
+def listing(
+    principal: Principal,
+    *,
+    call_id: uuid.UUID | None,
+    stage: str | None,
+    admissibility_verdict: str | None = None,
+) -> Select[Any]:
+    """Evaluations within the principal's reach (shared.access) with their application, paged on
+    (received_at, application_id)."""
     stmt = select(
         Evaluation,
         ReceivedApplication,
@@ -50,7 +59,24 @@ def listing(*, call_id: uuid.UUID | None, stage: str | None) -> Select[Any]:
         stmt = stmt.where(Evaluation.call_id == call_id)
     if stage is not None:
         stmt = stmt.where(Evaluation.stage == stage)
+    if admissibility_verdict is not None:
+        stmt = stmt.where(Evaluation.admissibility_verdict == admissibility_verdict)
+    stmt = stmt.where(company_reachable(principal, ReceivedApplication.company_id))
     return cast("Select[Any]", stmt)
+
+
+def awaiting_review(principal: Principal, *, call_id: uuid.UUID | None) -> Select[Any]:
+    """Evaluations with a check awaiting an officer's review, paged on (received_at, application_id): the
+    oldest received first."""
+    return listing(principal, call_id=call_id, stage="needs_review")
+
+
+async def ranked_calls(session: AsyncSession, call_ids: set[uuid.UUID]) -> set[uuid.UUID]:
+    """The calls among `call_ids` whose ranking has been published (at least one version)."""
+    if not call_ids:
+        return set()
+    stmt = select(RankingVersion.call_id).where(RankingVersion.call_id.in_(call_ids)).distinct()
+    return set((await session.execute(stmt)).scalars().all())
 
 
 async def rows(session: AsyncSession, stmt: Select[Any]) -> list[Row[Any]]:

@@ -15,6 +15,7 @@ from shared.schemas import Amount, ApiModel, OutModel, VerdictItem
 
 CheckOutcome = Literal["pass", "fail", "needs_review", "deferred"]
 Stage = Literal["admissible", "needs_review", "not_admissible", "evaluated"]
+AdmissibilityVerdict = Literal["admissible", "needs_review", "not_admissible"]
 
 
 class Explained(OutModel):
@@ -160,7 +161,10 @@ class EvaluationOut(OutModel):
     cuts: list[AdmissibilityCutOut]
     eligible_total: Amount | None = Field(description="Eligible expenses after the cuts.")
     credit_class: str | None
-    score: Decimal | None
+    score: Decimal | None = Field(
+        description="The merit score. A partner or a company sees it (and `merit_verdict`) only once the call's "
+        "ranking is published; null until then."
+    )
     merit_verdict: MeritVerdict | None = Field(
         description="passed, failed, or third_review_needed (the first two reviews diverge) - as in `/merit`."
     )

@@ -413,7 +413,16 @@ def check_out(c: dict[str, Any], lang: Lang) -> dict[str, Any]:
     }
 
 
-def to_out(evaluation: Evaluation, app: ReceivedApplication, lang: Lang) -> dict[str, Any]:
+async def score_shown(session: AsyncSession, principal: Principal, call_ids: set[uuid.UUID]) -> set[uuid.UUID]:
+    """The calls whose merit scores the principal may see: every call for officers, auditors and services; for
+    a partner or a company, only the calls whose ranking has been published (until then a score would tell an
+    applicant where it stands before the others are scored)."""
+    if principal.reads_everything:
+        return call_ids
+    return await repository.ranked_calls(session, call_ids)
+
+
+def to_out(evaluation: Evaluation, app: ReceivedApplication, lang: Lang, *, show_score: bool = True) -> dict[str, Any]:
     funding = evaluation.funding
     de_minimis = evaluation.de_minimis
     return {
@@ -427,8 +436,8 @@ def to_out(evaluation: Evaluation, app: ReceivedApplication, lang: Lang) -> dict
         "cuts": [_explained(c, lang) for c in evaluation.cuts],
         "eligible_total": evaluation.eligible_total,
         "credit_class": evaluation.credit_class,
-        "score": evaluation.score,
-        "merit_verdict": verdict_out(evaluation.merit_verdict),
+        "score": evaluation.score if show_score else None,
+        "merit_verdict": verdict_out(evaluation.merit_verdict) if show_score else None,
         "grant": evaluation.grant,
         "loan": evaluation.loan,
         "loan_gge": evaluation.loan_gge,

@@ -7,9 +7,10 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Response
+from fastapi import APIRouter, Depends, Path, Query, Response
 
-from services.evaluation.budget import service
+from services.evaluation.admissibility import service as evaluations
+from services.evaluation.budget import repository, service
 from services.evaluation.budget.schemas import (
     AllocationOut,
     BudgetOut,
@@ -23,13 +24,14 @@ from services.evaluation.budget.schemas import (
     RankingVersionOut,
     ReleaseOut,
 )
+from services.evaluation.models import Funding, ReceivedApplication
 from services.evaluation.peers import IntakeDep
-from shared.auth import Authenticator
-from shared.contracts.funding import ReleaseIn
+from shared.auth import Authenticator, Principal
+from shared.contracts.funding import FundingStatus, ReleaseIn
 from shared.db import SessionDep
 from shared.errors import problem_responses
 from shared.four_eyes import ProposalOut, proposal_out
-from shared.pagination import SeqPageDep
+from shared.pagination import Page, PageDep, SeqPageDep, keyset, page_of
 from shared.routing import ActorDep, Idempotent, UnitOfWorkRoute, etag_of
 from shared.schemas import INT32_MAX
 
@@ -38,6 +40,10 @@ RankingNumber = Annotated[int, Path(ge=1, le=INT32_MAX, description="The ranking
 PUBLIC: dict[str, Any] = {"security": []}
 reader = Depends(Authenticator(kinds=("officer", "auditor"), scopes=("evaluation:read",)))
 officer = Depends(Authenticator(kinds=("officer",), scopes=("evaluation:write",)))
+ApplicantOrStaff = Annotated[
+    Principal,
+    Depends(Authenticator(kinds=("officer", "auditor", "service", "partner", "company"), scopes=("evaluation:read",))),
+]
 internal = Depends(Authenticator(kinds=("service",), scopes=("internal",)))
 
 router = APIRouter(prefix="/v1/calls", tags=["budget"], route_class=UnitOfWorkRoute)
@@ -237,16 +243,47 @@ async def confirm_funding(
 
 
 @fundings_router.get(
+    "",
+    response_model=Page[FundingOut],
+    summary="List the allocations within reach",
+    description="Where each application stands in the allocation (funded, partially funded, waiting, not "
+    "admitted). Officers, auditors and services see all; a partner or a company those of its own "
+    "applications, with the score only once the call's ranking is published. Oldest received first.",
+    responses=problem_responses(401, 403, 422),
+)
+async def list_fundings(
+    session: SessionDep,
+    page: PageDep,
+    principal: ApplicantOrStaff,
+    call_id: uuid.UUID | None = None,
+    status: Annotated[FundingStatus | None, Query(description="Only allocations in this state.")] = None,
+) -> Any:
+    stmt = keyset(
+        repository.fundings(principal, call_id=call_id, status=status),
+        page,
+        ReceivedApplication.received_at,
+        Funding.application_id,
+    )
+    rows = await repository.page_rows(session, stmt)
+    shown = await evaluations.score_shown(session, principal, {r.Funding.call_id for r in rows})
+    return page_of(rows, page, lambda r: service.to_funding_out(r.Funding, show_score=r.Funding.call_id in shown))
+
+
+@fundings_router.get(
     "/{application_id}",
     response_model=FundingOut,
-    dependencies=[reader],
     summary="Where an application stands in the allocation",
+    description="A partner or a company reads only those of its own applications (404 otherwise), with the "
+    "score only once the call's ranking is published.",
     responses=problem_responses(401, 403, 404, 422),
 )
-async def get_funding(application_id: uuid.UUID, session: SessionDep, response: Response) -> Any:
-    funding = await service.get_funding(session, application_id)
+async def get_funding(
+    application_id: uuid.UUID, session: SessionDep, principal: ApplicantOrStaff, response: Response
+) -> Any:
+    funding = await service.get_funding(session, principal, application_id)
+    shown = await evaluations.score_shown(session, principal, {funding.call_id})
     response.headers["ETag"] = etag_of(funding.version)
-    return service.to_funding_out(funding)
+    return service.to_funding_out(funding, show_score=funding.call_id in shown)
 
 
 @public_router.get(

@@ -10,9 +10,9 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Select, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -24,6 +24,8 @@ from services.evaluation.models import (
     RankingVersion,
     ReceivedApplication,
 )
+from shared.access import company_reachable
+from shared.auth import Principal
 
 QUEUE_STATUSES = ("partially_funded", "waiting")
 COMMITTING_STATUSES = ("funded", "partially_funded")
@@ -214,3 +216,35 @@ async def rankings_of_call(session: AsyncSession, call_id: uuid.UUID) -> list[Ra
 async def ranking_version(session: AsyncSession, call_id: uuid.UUID, number: int) -> RankingVersion | None:
     stmt = select(RankingVersion).where(RankingVersion.call_id == call_id, RankingVersion.number == number)
     return (await session.execute(stmt)).scalar_one_or_none()
+
+
+def fundings(principal: Principal, *, call_id: uuid.UUID | None = None, status: str | None = None) -> Select[Any]:
+    """Allocations within the principal's reach, paged on the application's reception."""
+    stmt = (
+        select(
+            Funding,
+            ReceivedApplication.received_at.label("created_at"),
+            Funding.application_id.label("id"),
+        )
+        .join(ReceivedApplication, ReceivedApplication.application_id == Funding.application_id)
+        .where(company_reachable(principal, ReceivedApplication.company_id))
+    )
+    if call_id is not None:
+        stmt = stmt.where(Funding.call_id == call_id)
+    if status is not None:
+        stmt = stmt.where(Funding.status == status)
+    return cast("Select[Any]", stmt)
+
+
+async def reachable_funding(session: AsyncSession, principal: Principal, application_id: uuid.UUID) -> Funding | None:
+    """The application's funding if the principal reaches its company (shared.access)."""
+    stmt = (
+        select(Funding)
+        .join(ReceivedApplication, ReceivedApplication.application_id == Funding.application_id)
+        .where(Funding.application_id == application_id, company_reachable(principal, ReceivedApplication.company_id))
+    )
+    return (await session.execute(stmt)).scalar_one_or_none()
+
+
+async def page_rows(session: AsyncSession, stmt: Select[Any]) -> list[Any]:
+    return list((await session.execute(stmt)).all())

@@ -32,6 +32,7 @@ from services.evaluation.models import Budget, Evaluation, Funding, RankingVersi
 from services.evaluation.rules import current_version, forget_current, rules_of_call, window_closes_at
 from shared import four_eyes
 from shared.audit import record_audit, record_event
+from shared.auth import Principal
 from shared.clients.base import NotFoundAtPeer, PeerUnavailable
 from shared.clients.intake import IntakeClient
 from shared.domain.allocation import Candidate, ranking_order, scorrimento
@@ -81,7 +82,7 @@ def to_summary(b: Budget) -> dict[str, Any]:
     }
 
 
-def to_funding_out(f: Funding) -> dict[str, Any]:
+def to_funding_out(f: Funding, *, show_score: bool = True) -> dict[str, Any]:
     return {
         "application_id": f.application_id,
         "call_id": f.call_id,
@@ -92,7 +93,7 @@ def to_funding_out(f: Funding) -> dict[str, Any]:
         "loan": f.loan,
         "partial": f.partial,
         "protocol_number": f.protocol_number,
-        "score": f.score,
+        "score": f.score if show_score else None,
         "updated_at": f.updated_at,
         "etag": etag_of(f.version),
     }
@@ -932,8 +933,9 @@ async def apply_amendment(
     return out.from_waiting_list
 
 
-async def get_funding(session: AsyncSession, application_id: uuid.UUID) -> Funding:
-    funding = await repository.get_funding(session, application_id)
+async def get_funding(session: AsyncSession, principal: Principal, application_id: uuid.UUID) -> Funding:
+    """The funding if the caller reaches the application's company (shared.access); anything else is 404."""
+    funding = await repository.reachable_funding(session, principal, application_id)
     if funding is None:
         raise NotFound()
     return funding

@@ -5,19 +5,21 @@ application)."""
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 
-from services.evaluation.decisions import service
+from services.evaluation.decisions import repository, service
 from services.evaluation.decisions.schemas import (
     CorIn,
     CupIn,
     DecisionBatchOut,
     DecisionOut,
     DecisionsCreate,
+    DecisionStatus,
     DecreeCreate,
     DecreeOut,
+    Outcome,
     RenounceIn,
 )
 from services.evaluation.models import Decision, Decree, ReceivedApplication
@@ -26,7 +28,7 @@ from shared.auth import Authenticator, Principal
 from shared.db import SessionDep
 from shared.errors import problem_responses
 from shared.four_eyes import ProposalOut, proposal_out
-from shared.pagination import Page, PageDep, encode_cursor
+from shared.pagination import Page, PageDep, encode_cursor, keyset, page_of
 from shared.routing import ActorDep, Idempotent, UnitOfWorkRoute, check_if_match, etag_of
 
 reader = Depends(Authenticator(kinds=("officer", "auditor"), scopes=("evaluation:read",)))
@@ -76,6 +78,25 @@ async def create_decree(
     response.headers["ETag"] = etag_of(decree.version)
     response.headers["Location"] = f"/v1/decrees/{decree.id}"
     return service.decree_out(decree, 0)
+
+
+@decrees_router.get(
+    "",
+    response_model=Page[DecreeOut],
+    dependencies=[reader],
+    summary="List decrees",
+    description="Officers and auditors; oldest first.",
+    responses=problem_responses(401, 403, 422),
+)
+async def list_decrees(
+    session: SessionDep,
+    page: PageDep,
+    call_id: uuid.UUID | None = None,
+    status: Annotated[Literal["open", "closed"] | None, Query(description="Only decrees in this state.")] = None,
+) -> Any:
+    stmt = keyset(repository.decrees(call_id=call_id, status=status), page, Decree.created_at, Decree.id)
+    rows = await repository.rows(session, stmt)
+    return page_of(rows, page, lambda r: service.decree_out(r.Decree, r.decisions))
 
 
 @decrees_router.get(
@@ -180,6 +201,31 @@ async def confirm_close_decree(
     decree = await service.close_decree(session=session, actor=actor, decree=decree)
     response.headers["ETag"] = etag_of(decree.version)
     return service.decree_out(decree, await service.count(session, decree))
+
+
+@decisions_router.get(
+    "",
+    response_model=Page[DecisionOut],
+    summary="List the decisions within reach",
+    description="Officers, auditors and services see every decision; a partner or a company those of its own "
+    "applications (shared.access). Oldest first.",
+    responses=problem_responses(401, 403, 422),
+)
+async def list_decisions(
+    session: SessionDep,
+    page: PageDep,
+    principal: Annotated[Principal, Depends(anyone_reaching)],
+    call_id: uuid.UUID | None = None,
+    decree_id: uuid.UUID | None = None,
+    application_id: uuid.UUID | None = None,
+    status: Annotated[DecisionStatus | None, Query(description="Only decisions in this state.")] = None,
+    outcome: Annotated[Outcome | None, Query(description="Only decisions with this outcome.")] = None,
+) -> Any:
+    stmt = repository.decisions(
+        principal, call_id=call_id, decree_id=decree_id, application_id=application_id, status=status, outcome=outcome
+    )
+    rows = await repository.rows(session, keyset(stmt, page, Decision.created_at, Decision.id))
+    return page_of(rows, page, lambda r: service.decision_out(r.Decision, r.Decree))
 
 
 @decisions_router.get(

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import func, select, tuple_
+from sqlalchemy import Select, and_, exists, func, select, tuple_
 from sqlalchemy.dialects.postgresql import distinct_on, insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from services.evaluation.models import Decision, Decree, Evaluation, Funding, ReceivedApplication
+from shared.access import company_reachable
+from shared.auth import Principal
 
 
 async def insert_decree(session: AsyncSession, values: dict[str, Any]) -> bool:
@@ -122,3 +125,65 @@ async def evaluation(session: AsyncSession, application_id: uuid.UUID) -> Evalua
 async def funding(session: AsyncSession, application_id: uuid.UUID) -> Funding | None:
     stmt = select(Funding).where(Funding.application_id == application_id).execution_options(populate_existing=True)
     return (await session.execute(stmt)).scalar_one_or_none()
+
+
+# ---------------------------------------------------------------- lists and queues (paged on (created_at, id))
+
+
+def decrees(*, call_id: uuid.UUID | None, status: str | None) -> Select[Any]:
+    """Decrees with the count of their decisions."""
+    count = select(func.count()).where(Decision.decree_id == Decree.id).correlate(Decree).scalar_subquery()
+    stmt = select(Decree, count.label("decisions"), Decree.created_at.label("created_at"), Decree.id.label("id"))
+    if call_id is not None:
+        stmt = stmt.where(Decree.call_id == call_id)
+    if status is not None:
+        stmt = stmt.where(Decree.status == status)
+    return cast("Select[Any]", stmt)
+
+
+def decisions(
+    principal: Principal,
+    *,
+    call_id: uuid.UUID | None = None,
+    decree_id: uuid.UUID | None = None,
+    application_id: uuid.UUID | None = None,
+    status: str | None = None,
+    outcome: str | None = None,
+) -> Select[Any]:
+    """Decisions within the principal's reach (shared.access, through the application's company)."""
+    stmt = (
+        select(Decision, Decree, Decision.created_at.label("created_at"), Decision.id.label("id"))
+        .join(Decree, Decree.id == Decision.decree_id)
+        .join(ReceivedApplication, ReceivedApplication.application_id == Decision.application_id)
+        .where(company_reachable(principal, ReceivedApplication.company_id))
+    )
+    if call_id is not None:
+        stmt = stmt.where(Decree.call_id == call_id)
+    if decree_id is not None:
+        stmt = stmt.where(Decision.decree_id == decree_id)
+    if application_id is not None:
+        stmt = stmt.where(Decision.application_id == application_id)
+    if status is not None:
+        stmt = stmt.where(Decision.status == status)
+    if outcome is not None:
+        stmt = stmt.where(Decision.outcome == outcome)
+    return cast("Select[Any]", stmt)
+
+
+def awaiting_acceptance(principal: Principal, *, call_id: uuid.UUID | None) -> Select[Any]:
+    """Issued funding decisions the company has neither accepted nor renounced, and that no later decision on
+    the same application supersedes."""
+    later = aliased(Decision)
+    superseded = exists(
+        select(later.id).where(
+            later.application_id == Decision.application_id,
+            tuple_(later.created_at, later.id) > tuple_(Decision.created_at, Decision.id),
+        )
+    )
+    return decisions(principal, call_id=call_id, status="issued").where(
+        and_(Decision.outcome.in_(("funded", "partially_funded")), ~superseded)
+    )
+
+
+async def rows(session: AsyncSession, stmt: Select[Any]) -> list[Any]:
+    return list((await session.execute(stmt)).all())

@@ -8,6 +8,7 @@ from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, model_validator
+from pydantic_core import PydanticCustomError
 
 from shared.schemas import ApiModel, OutModel
 
@@ -51,7 +52,7 @@ class DecisionsCreate(ApiModel):
     @model_validator(mode="after")
     def _one_of(self) -> DecisionsCreate:
         if (self.application_ids is None) == (not self.all_pending):
-            raise ValueError("give either application_ids or all_pending: true")
+            raise PydanticCustomError("decision_selection", "Give either application_ids or all_pending: true")
         return self
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 
 import orjson
@@ -35,6 +35,7 @@ from shared.routing import (
     idempotency_owner,
     request_digest,
 )
+from shared.schemas import BIGINT_MAX
 
 router = APIRouter(
     prefix="/v1/applications",
@@ -91,14 +92,25 @@ async def list_applications(
     call_id: uuid.UUID | None = None,
     company_id: uuid.UUID | None = None,
     status: Annotated[Literal["draft", "submitted", "withdrawn"] | None, Query()] = None,
+    protocol_number: Annotated[
+        int | None, Query(ge=1, le=BIGINT_MAX, description="Only the application with this protocol number.")
+    ] = None,
+    submitted_from: Annotated[
+        datetime | None, Query(description="Only applications submitted at or after this instant.")
+    ] = None,
+    submitted_to: Annotated[
+        datetime | None, Query(description="Only applications submitted before this instant.")
+    ] = None,
 ) -> Any:
-    stmt = repository.readable(actor.principal)
-    if call_id:
-        stmt = stmt.where(Application.call_id == call_id)
-    if company_id:
-        stmt = stmt.where(Application.company_id == company_id)
-    if status:
-        stmt = stmt.where(Application.status == status)
+    stmt = repository.listing(
+        actor.principal,
+        call_id=call_id,
+        company_id=company_id,
+        status=status,
+        protocol_number=protocol_number,
+        submitted_from=submitted_from,
+        submitted_to=submitted_to,
+    )
     rows = list((await session.execute(keyset(stmt, page, Application.created_at, Application.id))).scalars())
     lines = {a.id: await repository.lines_of(session, a.id) for a in rows[: page.limit]}
     return page_of(rows, page, lambda a: service.to_out(a, lines[a.id]))

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, Protocol, TypeVar
 
 import orjson
 from sqlalchemy import Select, delete, select
@@ -18,6 +22,33 @@ from shared.domain.receipts import GENESIS
 def readable(principal: Principal) -> Select[Application]:
     """Applications the principal may see; anything else is a 404."""
     return select(Application).where(company_reachable(principal, Application.company_id))
+
+
+def listing(
+    principal: Principal,
+    *,
+    call_id: uuid.UUID | None = None,
+    company_id: uuid.UUID | None = None,
+    status: str | None = None,
+    protocol_number: int | None = None,
+    submitted_from: datetime | None = None,
+    submitted_to: datetime | None = None,
+) -> Select[Application]:
+    """The applications within reach, filtered; `submitted_to` is exclusive, so consecutive ranges never overlap."""
+    stmt = readable(principal)
+    if call_id is not None:
+        stmt = stmt.where(Application.call_id == call_id)
+    if company_id is not None:
+        stmt = stmt.where(Application.company_id == company_id)
+    if status is not None:
+        stmt = stmt.where(Application.status == status)
+    if protocol_number is not None:
+        stmt = stmt.where(Application.protocol_number == protocol_number)
+    if submitted_from is not None:
+        stmt = stmt.where(Application.submitted_at >= submitted_from)
+    if submitted_to is not None:
+        stmt = stmt.where(Application.submitted_at < submitted_to)
+    return stmt
 
 
 async def get_readable(
@@ -75,17 +106,20 @@ _SUBMIT_REACH = {
 }
 
 
-async def driver_connection(session: AsyncSession) -> Any:
+async def driver_connection(session: AsyncSession) -> Connection:
     """The asyncpg connection under the session (inside its transaction or savepoint, if any).
 
     The submit path talks to it directly: through the ORM its two statements cost several times the
     database's own time (result processing of the JSON columns, per-statement overhead)."""
     conn = await session.connection()
     raw = await conn.get_raw_connection()
-    return raw.driver_connection
+    driver = raw.driver_connection
+    assert driver is not None  # a live connection of the session's transaction
+    typed: Connection = driver
+    return typed
 
 
-async def load_for_submit(conn: Any, principal: Principal, application_id: uuid.UUID) -> Any:
+async def load_for_submit(conn: Connection, principal: Principal, application_id: uuid.UUID) -> DraftRow | None:
     """Everything a submit needs, in one round trip: the draft (if within reach), its call, its company and
     its expense lines. An earlier use of the request's idempotency key is found by the commit itself (its
     insert of the key conflicts), or by `idempotency_record` when the application is no longer a draft."""
@@ -98,14 +132,14 @@ async def load_for_submit(conn: Any, principal: Principal, application_id: uuid.
     if who is None and not principal.reads_everything:
         return None
     row = await conn.fetchrow(sql, application_id, who)
-    return None if row is None else _Record(row)
+    return None if row is None else _typed(DraftRow, row)
 
 
-async def load_drafts(conn: Any, application_ids: list[uuid.UUID]) -> list[Any]:
+async def load_drafts(conn: Connection, application_ids: list[uuid.UUID]) -> list[DraftRow]:
     """What the pre-check needs of each of these applications that is still a draft (no reach rule: the
     caller is the desk itself, recording verdicts)."""
     rows = await conn.fetch(_SUBMIT_SELECT + " WHERE a.id = ANY($1::uuid[]) AND a.status = 'draft'", application_ids)
-    return [_Record(r) for r in rows]
+    return [_typed(DraftRow, r) for r in rows]
 
 
 _MEMBERS = """
@@ -121,17 +155,17 @@ SELECT co.id, co.name, co.vat_number, co.size_class, co.ateco_code, co.approved_
 
 
 async def network_companies(
-    conn: Any, company_ids: list[uuid.UUID], reach: str, who: uuid.UUID | None
-) -> dict[uuid.UUID, Any]:
+    conn: Connection, company_ids: list[uuid.UUID], reach: str, who: uuid.UUID | None
+) -> dict[uuid.UUID, MemberRow]:
     """The member companies of a network by id, each with whether the caller (`reach`, `who`: as the submit's
     reach rule) may act for it now."""
     if not company_ids:
         return {}
     rows = await conn.fetch(_MEMBERS, company_ids, reach, who)
-    return {r["id"]: _Record(r) for r in rows}
+    return {r["id"]: _typed(MemberRow, r) for r in rows}
 
 
-async def idempotency_record(conn: Any, principal: str, key: str) -> Any:
+async def idempotency_record(conn: Connection, principal: str, key: str) -> Record | None:
     """The live record of an earlier request with this idempotency key, if any."""
     return await conn.fetchrow(
         "SELECT request_hash, render_ref FROM desk.idempotency_keys"
@@ -141,14 +175,26 @@ async def idempotency_record(conn: Any, principal: str, key: str) -> Any:
     )
 
 
-class _Record:
-    """Attribute access over an asyncpg record, JSON columns decoded whichever codec the pool set."""
+class Record(Protocol):
+    """A row as asyncpg returns it: read by column name."""
 
-    def __init__(self, row: Any) -> None:
-        for k, v in row.items():
-            if k in _JSON_COLUMNS and isinstance(v, str):
-                v = orjson.loads(v)
-            setattr(self, k, v)
+    def __getitem__(self, key: str) -> Any: ...
+
+    def keys(self) -> Iterable[str]: ...
+
+
+class Connection(Protocol):
+    """What the submit path uses of an asyncpg connection (it runs on the driver's connection, not the ORM's)."""
+
+    async def fetch(self, query: str, *args: Any) -> list[Record]: ...
+
+    async def fetchrow(self, query: str, *args: Any) -> Record | None: ...
+
+    async def fetchval(self, query: str, *args: Any) -> Any: ...
+
+    async def fetchmany(self, query: str, args: Iterable[Sequence[Any]]) -> list[Record]: ...
+
+    async def executemany(self, command: str, args: Iterable[Sequence[Any]]) -> None: ...
 
 
 _JSON_COLUMNS = frozenset(
@@ -165,6 +211,86 @@ _JSON_COLUMNS = frozenset(
     }
 )
 
+R = TypeVar("R")
+
+
+def _typed(cls: type[R], row: Record) -> R:
+    """The row as `cls` (a dataclass naming exactly the statement's columns), JSON columns decoded whichever codec
+    the pool set: a column missing from the statement, or one too many, is an error at once."""
+    values = {}
+    for name in row.keys():
+        v = row[name]
+        if name in _JSON_COLUMNS and isinstance(v, str):
+            v = orjson.loads(v)
+        values[name] = v
+    return cls(**values)
+
+
+@dataclass(slots=True)
+class DraftRow:
+    """An application with its call, its company and its expense lines (`_SUBMIT_SELECT`): what a submit and a
+    pre-check read in one round trip."""
+
+    id: uuid.UUID
+    call_id: uuid.UUID
+    company_id: uuid.UUID
+    partner_id: uuid.UUID | None
+    status: str
+    title: str
+    action_plan: dict[str, Any]
+    flat_rates: list[str]
+    network: dict[str, Any] | None
+    de_minimis_declarations: list[dict[str, Any]]
+    version: int
+    call_code: str
+    current_version: int
+    opens_at: datetime
+    closes_at: datetime
+    demo_opens_at: datetime | None
+    demo_closes_at: datetime | None
+    vat_number: str
+    size_class: str
+    ateco_code: str
+    approved_financial_statements: int
+    registered_office: dict[str, Any]
+    operating_sites: list[dict[str, Any]]
+    lombardy_site_commitment: bool
+    turnover: Decimal
+    previous_year_export_sales: Decimal
+    export_history: list[dict[str, Any]]
+    company_version: int
+    lines: list[dict[str, Any]]
+
+
+@dataclass(slots=True)
+class MemberRow:
+    """A network member's company (`_MEMBERS`), and whether the caller may act for it now."""
+
+    id: uuid.UUID
+    name: str
+    vat_number: str
+    size_class: str
+    ateco_code: str
+    approved_financial_statements: int
+    registered_office: dict[str, Any]
+    operating_sites: list[dict[str, Any]]
+    lombardy_site_commitment: bool
+    turnover: Decimal
+    previous_year_export_sales: Decimal
+    export_history: list[dict[str, Any]]
+    related_enterprises: list[dict[str, Any]]
+    reachable: bool
+
+
+@dataclass(slots=True)
+class ReceiptRow:
+    """A submitted application's receipt and its links in the call's register (`_RECEIPT`)."""
+
+    receipt: dict[str, Any]
+    call_id: uuid.UUID
+    chain_hash: str
+    previous_hash: str
+
 
 _RECEIPT = """
 SELECT a.receipt, a.call_id, a.chain_hash,
@@ -174,14 +300,15 @@ SELECT a.receipt, a.call_id, a.chain_hash,
 """
 
 
-async def receipt_row(conn: Any, application_id: uuid.UUID) -> Any:
+async def receipt_row(conn: Connection, application_id: uuid.UUID) -> ReceiptRow | None:
     """A submitted application's receipt, its chain link and the link before it."""
     row = await conn.fetchrow(_RECEIPT, application_id, GENESIS)
-    return None if row is None else _Record(row)
+    return None if row is None else _typed(ReceiptRow, row)
 
 
-async def rules_document(conn: Any, call_id: uuid.UUID, version: int) -> Any:
+async def rules_document(conn: Connection, call_id: uuid.UUID, version: int) -> dict[str, Any]:
     raw = await conn.fetchval(
         "SELECT rules FROM intake.call_versions WHERE call_id = $1 AND version = $2", call_id, version
     )
-    return orjson.loads(raw) if isinstance(raw, str) else raw
+    document: dict[str, Any] = orjson.loads(raw) if isinstance(raw, str) else raw
+    return document

@@ -12,7 +12,7 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 from zoneinfo import ZoneInfo
 
 import asyncpg
@@ -266,7 +266,7 @@ async def _network(
     return {"name": body.network.name, "members": members}
 
 
-def _member_facts(stored: dict[str, Any], company: Any) -> MemberFacts:
+def _member_facts(stored: dict[str, Any], company: repository.MemberRow) -> MemberFacts:
     return MemberFacts(
         company_id=str(company.id),
         vat_number=company.vat_number,
@@ -288,7 +288,7 @@ def _member_facts(stored: dict[str, Any], company: Any) -> MemberFacts:
 
 
 async def with_network(
-    conn: Any,
+    conn: repository.Connection,
     rules: CallRules,
     lead: CheckResult,
     draft: DraftFacts,
@@ -456,7 +456,30 @@ async def delete_draft(*, session: AsyncSession, actor: Actor, app: Application)
 # ---------------------------------------------------------------- pre-check
 
 
-def company_facts(company: Company) -> CompanyFacts:
+class CompanyLike(Protocol):
+    """What the rules read of a company: a `Company` row, or a company as the submit path loads it."""
+
+    @property
+    def size_class(self) -> str: ...
+    @property
+    def ateco_code(self) -> str: ...
+    @property
+    def approved_financial_statements(self) -> int: ...
+    @property
+    def registered_office(self) -> dict[str, Any]: ...
+    @property
+    def operating_sites(self) -> list[dict[str, Any]]: ...
+    @property
+    def lombardy_site_commitment(self) -> bool: ...
+    @property
+    def turnover(self) -> Decimal: ...
+    @property
+    def previous_year_export_sales(self) -> Decimal: ...
+    @property
+    def export_history(self) -> list[dict[str, Any]]: ...
+
+
+def company_facts(company: CompanyLike) -> CompanyFacts:
     provinces = {company.registered_office.get("province")} | {s.get("province") for s in company.operating_sites}
     return CompanyFacts(
         size_class=company.size_class,  # type: ignore[arg-type]
@@ -641,7 +664,7 @@ class SubmitKey:
     retention: timedelta
 
 
-async def _replay(conn: Any, keyring: KeyRing, render_ref: str) -> dict[str, Any]:
+async def _replay(conn: repository.Connection, keyring: KeyRing, render_ref: str) -> dict[str, Any]:
     row = await repository.receipt_row(conn, uuid.UUID(render_ref.split(":", 1)[1]))
     assert row is not None
     # The receipt comes back from JSONB with its keys in JSONB's order; the original answer had them in the
@@ -724,7 +747,12 @@ class Precheck:
     (not in the past): it holds until the end of that year, or of the start date if earlier."""
 
 
-async def precheck(conn: Any, row: Any, now: datetime, reach: tuple[str, uuid.UUID | None] = ("all", None)) -> Precheck:
+async def precheck(
+    conn: repository.Connection,
+    row: repository.DraftRow,
+    now: datetime,
+    reach: tuple[str, uuid.UUID | None] = ("all", None),
+) -> Precheck:
     rules = cached_rules(row.call_id, row.current_version) or remember_rules(
         row.call_id, row.current_version, await repository.rules_document(conn, row.call_id, row.current_version)
     )
@@ -756,7 +784,7 @@ UPDATE intake.applications
 """
 
 
-def _verdict_row(row: Any, check: Precheck) -> tuple[Any, ...]:
+def _verdict_row(row: repository.DraftRow, check: Precheck) -> tuple[Any, ...]:
     """The verdict's columns; all empty when the draft is not submittable (a draft with no verdict takes
     the full path, which reports every reason), or is a network's: its members' companies and delegations are
     read again at submit, so it always takes the full path."""
@@ -774,14 +802,14 @@ def _verdict_row(row: Any, check: Precheck) -> tuple[Any, ...]:
     )
 
 
-async def record_precheck(conn: Any, application_id: uuid.UUID) -> bool:
+async def record_precheck(conn: repository.Connection, application_id: uuid.UUID) -> bool:
     """Run the pre-check of a draft and keep its verdict, so that its submit commits in one statement.
     Called whenever a draft is saved or checked; returns whether the draft is submittable today."""
     rows = await record_prechecks(conn, [application_id])
     return rows == 1
 
 
-async def record_prechecks(conn: Any, application_ids: list[uuid.UUID]) -> int:
+async def record_prechecks(conn: repository.Connection, application_ids: list[uuid.UUID]) -> int:
     """The pre-check of many drafts (`desk precheck`), in one query and one batch of updates.
     Returns how many are submittable; a failing or stale verdict is cleared."""
     now = datetime.now(UTC)
@@ -795,7 +823,7 @@ async def record_prechecks(conn: Any, application_ids: list[uuid.UUID]) -> int:
     return passing
 
 
-def event_payload(row: Any, check: Precheck) -> bytes:
+def event_payload(row: repository.DraftRow, check: Precheck) -> bytes:
     """The `application.submitted` event's payload before the number (which the commit adds): on the
     pre-checked path `intake.commit_submission` builds the same from the kept verdict."""
     return canonical_json(
@@ -895,7 +923,7 @@ async def settle(
 
 async def submit(
     *,
-    conn: Any,
+    conn: repository.Connection,
     actor: Actor,
     application_id: uuid.UUID,
     keyring: KeyRing,
@@ -927,6 +955,7 @@ async def submit(
         )
         if args is not None:
             out = await conn.fetchrow(COMMIT_SQL, *args)
+            assert out is not None  # the function returns one row
             if out["outcome"] != "not_prechecked":
                 return await _outcome(conn, out, keyring, application_id, durable)
         return await _submit_checking(conn, actor, application_id, keyring, key, if_match, durable)
@@ -950,7 +979,7 @@ async def wait_durable(connection: Callable[[], AbstractAsyncContextManager[Any]
 
 
 @asynccontextmanager
-async def _same(conn: Any) -> AsyncIterator[Any]:
+async def _same(conn: repository.Connection) -> AsyncIterator[Any]:
     yield conn
 
 
@@ -961,7 +990,7 @@ _NOT_CHECKED: dict[str, Any] = dict.fromkeys(
 
 
 async def _outcome(
-    conn: Any, out: Any, keyring: KeyRing, application_id: uuid.UUID, durable: bool
+    conn: repository.Connection, out: Any, keyring: KeyRing, application_id: uuid.UUID, durable: bool
 ) -> tuple[dict[str, Any], bool]:
     if out["outcome"] == "idempotency_mismatch":
         raise _mismatch()
@@ -973,7 +1002,7 @@ async def _outcome(
 
 
 async def _submit_checking(
-    conn: Any,
+    conn: repository.Connection,
     actor: Actor,
     application_id: uuid.UUID,
     keyring: KeyRing,

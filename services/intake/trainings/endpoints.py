@@ -1,5 +1,7 @@
-"""Routes of /v1/trainings and /v1/enrolments: officers manage the catalogue; partners, companies and
-officers enrol companies' staff; every authenticated caller reads the catalogue."""
+"""Routes of /v1/trainings and /v1/enrolments: officers manage the catalogue and record attendance;
+partners, companies and officers enrol companies' staff (a full session puts them on its waiting list);
+every authenticated caller reads the catalogue; certificates of attendance are read by whoever sees the
+enrolment."""
 
 from __future__ import annotations
 
@@ -11,6 +13,8 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from services.intake.models import Enrolment, Training
 from services.intake.trainings import service
 from services.intake.trainings.schemas import (
+    AttendanceIn,
+    AttendanceOut,
     EnrolmentIn,
     EnrolmentOut,
     EnrolmentStatus,
@@ -53,6 +57,15 @@ async def valid_enrolment_id(enrolment_id: uuid.UUID, session: SessionDep, princ
 
 
 async def locked_enrolment_id(enrolment_id: uuid.UUID, session: SessionDep, principal: Enroller) -> Enrolment:
+    """Locked after its session's row, the order every writer of the waiting list follows."""
+    return await service.get_enrolment_for_change(session, principal, enrolment_id)
+
+
+Officer = Annotated[Principal, officer]
+
+
+async def attended_enrolment_id(enrolment_id: uuid.UUID, session: SessionDep, principal: Officer) -> Enrolment:
+    """Locked, so that two recordings of the same participant's attendance are serialised."""
     return await service.get_enrolment(session, principal, enrolment_id, for_update=True)
 
 
@@ -60,6 +73,7 @@ ValidTraining = Annotated[Training, Depends(valid_training_id)]
 LockedTraining = Annotated[Training, Depends(locked_training_id)]
 ValidEnrolment = Annotated[Enrolment, Depends(valid_enrolment_id)]
 LockedEnrolment = Annotated[Enrolment, Depends(locked_enrolment_id)]
+AttendedEnrolment = Annotated[Enrolment, Depends(attended_enrolment_id)]
 
 
 # ---------------------------------------------------------------- catalogue
@@ -140,9 +154,10 @@ async def replace_training(
     response_model=EnrolmentOut,
     status_code=201,
     summary="Enrol a company's staff member",
-    description="For a company within your reach (404 otherwise). 409 `capacity-exhausted` when the "
-    "session is full, `already-exists` when the address is already enrolled, `conflict` when "
-    "the session has started.",
+    description="For a company within your reach (404 otherwise). When the session is full the enrolment "
+    "joins its waiting list (`status` `waiting`, `queue_number` its arrival order) and is promoted "
+    "automatically when a place frees (`training.enrolment_promoted`). 409 `already-exists` when the "
+    "address is already enrolled or waiting, `conflict` when the session has started.",
     responses=problem_responses(401, 403, 404, 409, 422),
 )
 async def enrol_participant(
@@ -195,7 +210,9 @@ async def get_enrolment(enrolment: ValidEnrolment, response: Response) -> Any:
     "/enrolments/{enrolment_id}/cancel",
     response_model=EnrolmentOut,
     summary="Cancel an enrolment and free its place",
-    description="Needs `If-Match`. 409 when already cancelled or when the session has started.",
+    description="Needs `If-Match`. A freed place goes at once to the first enrolment on the waiting list "
+    "(in order of arrival, once; event `training.enrolment_promoted`). Cancelling a waiting enrolment "
+    "takes it off the list. 409 when already cancelled or when the session has started.",
     responses=problem_responses(401, 403, 404, 409, 412, 422, 428),
 )
 async def cancel_enrolment(
@@ -210,3 +227,56 @@ async def cancel_enrolment(
     enrolment = await service.cancel_enrolment(session=session, actor=actor, enrolment=enrolment)
     response.headers["ETag"] = etag_of(service.enrolment_version(enrolment))
     return service.enrolment_out(enrolment)
+
+
+# ---------------------------------------------------------------- attendance and certificates
+
+
+@router.put(
+    "/enrolments/{enrolment_id}/attendance",
+    response_model=AttendanceOut,
+    summary="Record a participant's attendance",
+    description="Officers record the hours a participant attended (201 the first time; then a replacement "
+    "that needs `If-Match`, 200). 409 when the participant is not enrolled (waiting or cancelled) or the "
+    "session has not started; 422 `hours_above_session` when the hours exceed the session's.",
+    dependencies=[officer],
+    responses={201: {"model": AttendanceOut}, **problem_responses(401, 403, 404, 409, 412, 422, 428)},
+)
+async def record_attendance(
+    enrolment: AttendedEnrolment,
+    body: AttendanceIn,
+    request: Request,
+    session: SessionDep,
+    actor: ActorDep,
+    response: Response,
+) -> Any:
+    current = await service.current_attendance_version(session, enrolment)
+    if current is not None:
+        check_if_match(request, current)
+    attendance, training, created = await service.record_attendance(
+        session=session, actor=actor, enrolment=enrolment, data=body
+    )
+    if created:
+        response.status_code = 201
+    response.headers["ETag"] = etag_of(attendance.version)
+    return service.attendance_out(attendance, enrolment, training)
+
+
+@router.get(
+    "/enrolments/{enrolment_id}/certificate",
+    response_class=Response,
+    summary="Download a certificate of attendance (PDF)",
+    description="For a participant who attended at least the session's `min_attendance_share` of its hours "
+    "(rounded to the hundredth of an hour). Otherwise 409, naming `hours_attended` and `hours_required`.",
+    responses={
+        200: {"content": {"application/pdf": {"schema": {"type": "string", "format": "binary"}}}},
+        **problem_responses(401, 403, 404, 409, 422),
+    },
+)
+async def get_certificate(enrolment: ValidEnrolment, session: SessionDep) -> Response:
+    pdf = await service.certificate(session=session, enrolment=enrolment)
+    return Response(
+        content=pdf,
+        media_type="application/pdf",
+        headers={"Content-Disposition": f'attachment; filename="attestato-{enrolment.id}.pdf"'},
+    )

@@ -3,6 +3,10 @@
 Places are counted in `trainings.enrolled` and only ever moved by single conditional UPDATEs, so the
 capacity holds whatever the concurrency: the row lock taken by the UPDATE serialises enrolments to one
 session, and the `enrolled < capacity` condition is re-checked against the committed value.
+
+The waiting list is written only under the session's row lock (`get_training(for_update=True)`), taken
+before any enrolment row: joining it, leaving it and promoting from it are serialised per session, always
+in the same lock order (session, then enrolment), so promotions happen in order and once.
 """
 
 from __future__ import annotations
@@ -11,11 +15,11 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import exists, select, text, update
+from sqlalchemy import exists, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.intake.models import Company, Enrolment, Training
+from services.intake.models import Attendance, Company, Enrolment, Training
 from shared.access import company_reachable
 from shared.auth import Principal
 from shared.pagination import PageParams, keyset
@@ -69,19 +73,23 @@ async def company_exists(session: AsyncSession, company_id: uuid.UUID) -> bool:
 async def live_enrolment_exists(session: AsyncSession, training_id: uuid.UUID, email: str) -> bool:
     stmt = select(
         exists().where(
-            Enrolment.training_id == training_id, Enrolment.participant_email == email, Enrolment.status == "enrolled"
+            Enrolment.training_id == training_id,
+            Enrolment.participant_email == email,
+            Enrolment.status.in_(("enrolled", "waiting")),
         )
     )
     return bool((await session.execute(stmt)).scalar())
 
 
 async def insert_enrolment(session: AsyncSession, values: dict[str, Any]) -> Enrolment | None:
-    """Insert a live enrolment; None when the same address is already enrolled (partial unique index)."""
+    """Insert a live enrolment (enrolled or waiting); None when the same address is already enrolled or
+    waiting (partial unique index)."""
     stmt = (
         insert(Enrolment)
         .values(**values)
         .on_conflict_do_nothing(
-            index_elements=[Enrolment.training_id, Enrolment.participant_email], index_where=text("status = 'enrolled'")
+            index_elements=[Enrolment.training_id, Enrolment.participant_email],
+            index_where=text("status IN ('enrolled', 'waiting')"),
         )
         .returning(Enrolment)
     )
@@ -107,3 +115,26 @@ async def list_enrolments(
     if status is not None:
         stmt = stmt.where(Enrolment.status == status)
     return list((await session.execute(keyset(stmt, page, Enrolment.created_at, Enrolment.id))).scalars())
+
+
+async def next_queue_number(session: AsyncSession, training_id: uuid.UUID) -> int:
+    """The next arrival number on the session's waiting list; the caller holds the session's row lock."""
+    stmt = select(func.coalesce(func.max(Enrolment.queue_number), 0) + 1).where(Enrolment.training_id == training_id)
+    return int((await session.execute(stmt)).scalar_one() or 1)
+
+
+async def first_waiting(session: AsyncSession, training_id: uuid.UUID) -> Enrolment | None:
+    """The waiting enrolment that arrived first, locked; the caller holds the session's row lock."""
+    stmt = (
+        select(Enrolment)
+        .where(Enrolment.training_id == training_id, Enrolment.status == "waiting")
+        .order_by(Enrolment.queue_number)
+        .limit(1)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    return (await session.execute(stmt)).scalar_one_or_none()
+
+
+async def get_attendance(session: AsyncSession, enrolment_id: uuid.UUID) -> Attendance | None:
+    return await session.get(Attendance, enrolment_id, populate_existing=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from decimal import Decimal
 from typing import Annotated, Literal
 
 from pydantic import AfterValidator, AwareDatetime, Field, ValidationInfo, field_validator
@@ -15,7 +16,7 @@ Topic = Literal[
     "customs", "compliance", "logistics", "ip_protection", "distribution_networks", "digital_export", "other"
 ]
 TrainingFormat = Literal["training", "mentoring"]
-EnrolmentStatus = Literal["enrolled", "cancelled"]
+EnrolmentStatus = Literal["enrolled", "waiting", "cancelled"]
 
 # Deliberately strict and simple (email-validator is not a dependency): dot-atom local part, a domain of
 # LDH labels and an alphabetic top-level domain. Quoted local parts and IP literals are refused.
@@ -41,6 +42,15 @@ class TrainingIn(ApiModel):
     ends_at: AwareDatetime = Field(description="End instant with its offset; after `starts_at`.")
     location: str | None = Field(None, min_length=2, max_length=500, description="Venue; null for online sessions.")
     capacity: int = Field(ge=1, le=1000, description="Places available.")
+    min_attendance_share: Decimal = Field(
+        Decimal("0.75"),
+        gt=0,
+        le=1,
+        max_digits=3,
+        decimal_places=2,
+        description="Share of the session's hours a participant must attend to obtain a certificate of "
+        "attendance (0.75: three quarters).",
+    )
 
     @field_validator("ends_at")
     @classmethod
@@ -64,6 +74,8 @@ class TrainingOut(OutModel):
     capacity: int
     enrolled: int = Field(description="Live enrolments (a counter; it does not change the ETag).")
     places_left: int
+    hours: Decimal = Field(description="The session's length in hours (from `starts_at` to `ends_at`).")
+    min_attendance_share: Decimal
     created_at: datetime
     etag: str = Field(description="Versions the session's definition, the one PUT changes.")
 
@@ -82,7 +94,37 @@ class EnrolmentOut(OutModel):
     participant_name: str
     participant_email: str
     participant_role: str | None
-    status: EnrolmentStatus
+    status: EnrolmentStatus = Field(
+        description="`enrolled` holds a place; `waiting` is on the waiting list (the session was full) and is "
+        "promoted to `enrolled` automatically, in order of arrival, when a place frees; `cancelled`."
+    )
+    queue_number: int | None = Field(
+        description="Arrival number on the session's waiting list (the lowest waiting number is promoted "
+        "first); null for an enrolment that got a place at once."
+    )
+    promoted_at: datetime | None = Field(description="When the enrolment left the waiting list for a place.")
     created_at: datetime
     cancelled_at: datetime | None
+    etag: str
+
+
+class AttendanceIn(ApiModel):
+    hours: Decimal = Field(
+        ge=0,
+        max_digits=6,
+        decimal_places=2,
+        description="Hours the participant attended; at most the session's hours.",
+        examples=["2.50"],
+    )
+
+
+class AttendanceOut(OutModel):
+    enrolment_id: uuid.UUID
+    training_id: uuid.UUID
+    participant_name: str
+    hours: Decimal
+    session_hours: Decimal
+    required_hours: Decimal = Field(description="Hours needed for a certificate: the session's hours times its share.")
+    certificate_available: bool
+    recorded_at: datetime
     etag: str

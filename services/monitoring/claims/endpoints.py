@@ -10,13 +10,15 @@ import uuid
 from typing import Annotated, Any
 from urllib.parse import quote
 
-from fastapi import APIRouter, Depends, File, Request, Response, UploadFile
+from fastapi import APIRouter, Depends, File, Query, Request, Response, UploadFile
 
 from services.monitoring.claims import repository, service
 from services.monitoring.claims.schemas import (
     ClaimCreate,
     ClaimDetail,
+    ClaimKind,
     ClaimOut,
+    ClaimStatus,
     EvidenceOut,
     LineCreate,
     LineOut,
@@ -26,7 +28,7 @@ from services.monitoring.claims.schemas import (
 from services.monitoring.models import Claim, ClaimLine, EvidenceFile, Project
 from services.monitoring.peers import IntakeDep
 from services.monitoring.storage import StorageDep
-from shared.auth import Authenticator, current_principal
+from shared.auth import Authenticator, Principal, current_principal
 from shared.clients.evaluation import EvaluationClient
 from shared.db import SessionDep
 from shared.errors import problem_responses
@@ -120,6 +122,28 @@ async def list_claims(project: ValidProject, session: SessionDep, page: PageDep)
 
 
 # ---------------------------------------------------------------- one claim and its lines
+
+
+@router.get(
+    "",
+    response_model=Page[ClaimOut],
+    summary="List the claims within reach, across projects",
+    description="Officers, auditors and services see every claim; a partner or a company those of its "
+    "projects (shared.access). Oldest first.",
+    responses=problem_responses(401, 403, 422),
+)
+async def list_all_claims(
+    session: SessionDep,
+    page: PageDep,
+    principal: Annotated[Principal, Depends(Authenticator(scopes=("monitoring:read",)))],
+    project_id: uuid.UUID | None = None,
+    status: Annotated[ClaimStatus | None, Query(description="Only claims in this state.")] = None,
+    kind: Annotated[ClaimKind | None, Query(description="Only intermediate or final claims.")] = None,
+) -> Any:
+    stmt = keyset(
+        repository.listing(principal, project_id=project_id, status=status, kind=kind), page, Claim.created_at, Claim.id
+    )
+    return page_of(await repository.all_rows(session, stmt), page, lambda r: service.claim_out(r.Claim))
 
 
 @router.get(

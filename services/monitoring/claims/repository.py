@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import Select, delete, func, select
 from sqlalchemy.exc import IntegrityError
@@ -51,6 +51,45 @@ async def lock_claim(session: AsyncSession, claim_id: uuid.UUID) -> Claim:
 
 def claims_of(project_id: uuid.UUID) -> Select[Any]:
     return select(Claim).where(Claim.project_id == project_id)
+
+
+def listing(
+    principal: Principal,
+    *,
+    project_id: uuid.UUID | None = None,
+    status: str | None = None,
+    kind: str | None = None,
+) -> Select[Any]:
+    """Claims within the principal's reach (through their project's company), with the (created_at, id)
+    labels the cursor pagination pages on."""
+    stmt = (
+        select(Claim, Claim.created_at.label("created_at"), Claim.id.label("id"))
+        .join(Project, Project.id == Claim.project_id)
+        .where(reachable(principal))
+    )
+    if project_id is not None:
+        stmt = stmt.where(Claim.project_id == project_id)
+    if status is not None:
+        stmt = stmt.where(Claim.status == status)
+    if kind is not None:
+        stmt = stmt.where(Claim.kind == kind)
+    return cast("Select[Any]", stmt)
+
+
+def to_review(principal: Principal, *, call_id: uuid.UUID | None = None) -> Select[Any]:
+    """Submitted claims awaiting an officer's review, paged on their submission (the oldest submitted first)."""
+    stmt = (
+        select(Claim, Claim.submitted_at.label("created_at"), Claim.id.label("id"))
+        .join(Project, Project.id == Claim.project_id)
+        .where(reachable(principal), Claim.status == "submitted")
+    )
+    if call_id is not None:
+        stmt = stmt.where(Project.call_id == call_id)
+    return cast("Select[Any]", stmt)
+
+
+async def all_rows(session: AsyncSession, stmt: Select[Any]) -> list[Any]:
+    return list((await session.execute(stmt)).all())
 
 
 async def rows(session: AsyncSession, stmt: Select[Any]) -> list[Any]:

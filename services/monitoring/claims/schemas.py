@@ -14,6 +14,7 @@ from stdnum.eu import vat as eu_vat
 from stdnum.exceptions import ValidationError as StdnumError
 from stdnum.it import codicefiscale, iva
 
+from shared.i18n import stdnum_reason
 from shared.schemas import ApiModel, CountryCode, Money, OutModel, PositiveMoney, VerdictItem
 
 ClaimKind = Literal["intermediate", "final"]
@@ -28,6 +29,7 @@ class ClaimCreate(ApiModel):
 
 
 def _vat_error(reason: str) -> PydanticCustomError:
+    """`reason` is a shared.i18n.STDNUM_REASONS code: clients read it translated."""
     return PydanticCustomError("vat_number_invalid", "Invalid VAT number: {reason}", {"reason": reason})
 
 
@@ -44,25 +46,25 @@ def normalise_supplier_id(value: str, kind: str) -> str:
             try:
                 return str(eu_vat.validate(v))
             except StdnumError as e:
-                raise _vat_error(str(e)) from None
+                raise _vat_error(stdnum_reason(e)) from None
         elif len(v) == 16 and kind == "payslip":
             pass  # a codice fiscale starts with letters too
         else:
             # outside the EU there is no common check digit: the country must exist, the code look like one
             if pycountry.countries.get(alpha_2=country) is None or not (2 <= len(rest) <= 14 and rest.isalnum()):
-                raise _vat_error("unknown country prefix or malformed foreign tax number")
+                raise _vat_error("foreign_tax_number")
             return v
     if len(v) == 16 and kind == "payslip":
         try:
             return str(codicefiscale.validate(v))
         except StdnumError as e:
             raise PydanticCustomError(
-                "fiscal_code_invalid", "Invalid fiscal code: {reason}", {"reason": str(e)}
+                "fiscal_code_invalid", "Invalid fiscal code: {reason}", {"reason": stdnum_reason(e)}
             ) from None
     try:
         return str(iva.validate(v))
     except StdnumError as e:
-        raise _vat_error(str(e)) from None
+        raise _vat_error(stdnum_reason(e)) from None
 
 
 class LineCreate(ApiModel):

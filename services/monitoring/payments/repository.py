@@ -6,13 +6,14 @@ import uuid
 from decimal import Decimal
 from typing import Any, cast
 
-from sqlalchemy import Row, Select, func, select, text
+from sqlalchemy import Row, Select, String, exists, func, select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.monitoring.models import Payment, Project
 from services.monitoring.projects.repository import reachable
 from shared.auth import Principal
+from shared.models import MoneyConfirmation
 
 LIVE = ("ordered", "paid")
 
@@ -105,3 +106,28 @@ async def for_export(session: AsyncSession, *, status: str, call_id: uuid.UUID |
     if call_id is not None:
         stmt = stmt.where(Project.call_id == call_id)
     return cast("list[Row[Any]]", list((await session.execute(stmt.order_by(Payment.ordered_at, Payment.id))).all()))
+
+
+def to_order(principal: Principal, *, call_id: uuid.UUID | None, order_action: str) -> Select[Any]:
+    """Open outgoing orders (advance, balance), the oldest first, each with whether it still awaits a second
+    officer's confirmation (an open four-eyes proposal) or is ready for the treasury file."""
+    awaiting = exists(
+        select(MoneyConfirmation.id).where(
+            MoneyConfirmation.action == order_action,
+            MoneyConfirmation.resource_id == Payment.id.cast(String),
+            MoneyConfirmation.status == "proposed",
+        )
+    )
+    stmt = (
+        select(
+            Payment,
+            awaiting.label("awaiting_confirmation"),
+            Payment.ordered_at.label("created_at"),
+            Payment.id.label("id"),
+        )
+        .join(Project, Project.id == Payment.project_id)
+        .where(reachable(principal), Payment.status == "ordered", Payment.kind.in_(("advance", "balance")))
+    )
+    if call_id is not None:
+        stmt = stmt.where(Project.call_id == call_id)
+    return cast("Select[Any]", stmt)

@@ -31,7 +31,8 @@ from shared.auth import Principal
 from shared.clients.intake import IntakeClient
 from shared.domain.money import ZERO
 from shared.domain.reporting import advance_amount
-from shared.errors import PAYMENT_NOT_CONFIRMED, Conflict, DeskError, NotFound
+from shared.errors import PAYMENT_NOT_CONFIRMED, Conflict, DeskError, Localized, NotFound
+from shared.i18n import validation_message
 from shared.routing import Actor, etag_of
 
 OUTGOING = ("advance", "balance")
@@ -385,16 +386,17 @@ async def export_csv(*, session: AsyncSession, intake: IntakeClient, status: str
     ]
     refused = []
     for r in rows:
-        problem = (
-            ("iban_missing", "The project has no IBAN") if r.Payment.iban is None else iban_problem(r.Payment.iban)
-        )
+        problem = ("iban_missing", {}) if r.Payment.iban is None else iban_problem(r.Payment.iban)
         if problem is not None:
             refused.append(
                 {
                     "payment_id": str(r.Payment.id),
                     "project_id": str(r.Project.id),
                     "code": problem[0],
-                    "message": problem[1],
+                    "message": Localized(
+                        validation_message(problem[0], problem[1], "", "it"),
+                        validation_message(problem[0], problem[1], "", "en"),
+                    ),
                 }
             )
     if refused:

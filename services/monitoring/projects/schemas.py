@@ -13,6 +13,7 @@ from stdnum import iban as stdnum_iban
 from stdnum.exceptions import ValidationError as StdnumError
 from stdnum.it import codicefiscale, iva
 
+from shared.i18n import stdnum_reason
 from shared.schemas import ApiModel, OutModel
 
 ProjectStatus = Literal["active", "completed", "revoked"]
@@ -22,24 +23,25 @@ RevocationCode = Literal[
 ]
 
 
-def iban_problem(value: str) -> tuple[str, str] | None:
-    """Why `value` cannot receive a payment (code, English message), or None when it is a valid Italian IBAN."""
+def iban_problem(value: str) -> tuple[str, dict[str, str]] | None:
+    """Why `value` cannot receive a payment (a shared.i18n.VALIDATION_MESSAGES code and its context), or None
+    when it is a valid Italian IBAN."""
     compact = stdnum_iban.compact(value)
     try:
         stdnum_iban.validate(compact)
     except StdnumError as e:
-        return "iban_invalid", f"Invalid IBAN: {e}"
+        return "iban_invalid", {"reason": stdnum_reason(e)}
     if not compact.startswith("IT"):
-        return "iban_not_italian", "Payments go to an Italian account: the IBAN must start with IT"
+        return "iban_not_italian", {}
     return None
 
 
 def _iban(v: Any) -> Any:
     if not isinstance(v, str):
-        raise PydanticCustomError("iban_invalid", "Invalid IBAN: {reason}", {"reason": "not a string"})
+        raise PydanticCustomError("iban_invalid", "Invalid IBAN: {reason}", {"reason": "not_a_string"})
     problem = iban_problem(v)
     if problem is not None:
-        raise PydanticCustomError(problem[0], problem[1])
+        raise PydanticCustomError(problem[0], "Invalid IBAN", problem[1])
     return stdnum_iban.compact(v)
 
 
@@ -56,7 +58,9 @@ Reason = Annotated[str, Field(min_length=3, max_length=2000)]
 def _tax_code(v: Any) -> Any:
     """An Italian VAT number (11 digits, `IT` prefix allowed) or fiscal code (16 characters), compacted."""
     if not isinstance(v, str):
-        raise PydanticCustomError("holder_tax_code_invalid", "Invalid VAT number or fiscal code")
+        raise PydanticCustomError(
+            "holder_tax_code_invalid", "Invalid VAT number or fiscal code: {reason}", {"reason": "not_a_string"}
+        )
     compact = "".join(v.split()).upper()
     if len(compact) == 13 and compact.startswith("IT"):
         compact = compact[2:]
@@ -64,7 +68,7 @@ def _tax_code(v: Any) -> Any:
         return iva.validate(compact) if len(compact) == 11 else codicefiscale.validate(compact)
     except StdnumError as e:
         raise PydanticCustomError(
-            "holder_tax_code_invalid", "Invalid VAT number or fiscal code: {reason}", {"reason": str(e)}
+            "holder_tax_code_invalid", "Invalid VAT number or fiscal code: {reason}", {"reason": stdnum_reason(e)}
         ) from None
 
 

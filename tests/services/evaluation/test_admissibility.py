@@ -308,7 +308,7 @@ async def test_a_failed_review_makes_the_application_not_admissible(
 # ---------------------------------------------------------------- who may read
 
 
-async def test_a_partner_of_another_company_gets_404_and_partners_cannot_list(
+async def test_a_partner_of_another_company_gets_404_and_partners_list_only_their_own(
     evaluation_client, intake, intake_server, engine, token_factory, auditor, session
 ):
     sub = await evaluated(evaluation_client, engine, intake_server.url)
@@ -329,7 +329,9 @@ async def test_a_partner_of_another_company_gets_404_and_partners_cannot_list(
     )
     assert own.status_code == 200
     assert (await evaluation_client.get(f"/v1/evaluations/{app_id}", headers=auditor)).status_code == 200
-    assert (await evaluation_client.get("/v1/evaluations", headers=sub["partner_headers"])).status_code == 403
+    listed = await evaluation_client.get("/v1/evaluations", headers=sub["partner_headers"])
+    assert [e["application_id"] for e in listed.json()["items"]] == [app_id], "partners list their own only"
+    assert (await evaluation_client.get("/v1/evaluations", headers=other_headers)).json()["items"] == []
     assert (await evaluation_client.get(f"/v1/evaluations/{uuid.uuid4()}", headers=auditor)).status_code == 404
 
 

@@ -159,6 +159,36 @@ async def test_a_decree_issues_every_outcome_with_its_reasons(
     assert late.status_code == 409, late.text
 
 
+async def test_closing_a_decree_needs_a_second_officer(evaluation_client, intake, session, officer, second_officer):
+    """Four-eyes: the officer who proposes the closing cannot confirm it (403, nothing issued); proposing it again
+    unchanged is 409; a second officer confirms, and the decree's audit record names both."""
+    s = await scenario(evaluation_client, intake, session, officer)
+    decree = await open_decree(evaluation_client, s["call_id"], officer)
+    batch = await decide_all(evaluation_client, decree, officer)
+    etag = batch["decree"]["etag"]
+    url = f"/v1/decrees/{decree['id']}/close"
+    proposed = await evaluation_client.post(url, headers={**officer, "If-Match": etag})
+    assert proposed.status_code == 202 and proposed.json()["action"] == "decree.close", proposed.text
+    again = await evaluation_client.post(url, headers={**officer, "If-Match": etag})
+    assert again.status_code == 409 and again.json()["type"] == "/problems/confirmation-pending"
+    own = await evaluation_client.post(f"{url}/confirm", headers={**officer, "If-Match": etag})
+    assert own.status_code == 403 and own.json()["type"] == "/problems/four-eyes-same-officer", own.text
+    still = await evaluation_client.get(f"/v1/decrees/{decree['id']}", headers=officer)
+    assert still.json()["status"] == "open"
+    assert await outbox(session, "decision.issued", s["funded"].application_id) == []
+
+    confirmed = await evaluation_client.post(f"{url}/confirm", headers={**second_officer, "If-Match": etag})
+    assert confirmed.status_code == 200 and confirmed.json()["status"] == "closed", confirmed.text
+    assert len(await outbox(session, "decision.issued", s["funded"].application_id)) == 1
+    record = (
+        await session.execute(
+            text("SELECT after FROM desk.audit_log WHERE resource_id = :d AND action = 'decree.closed'"),
+            {"d": decree["id"]},
+        )
+    ).scalar_one()
+    assert record["proposed_by"] != record["confirmed_by"]
+
+
 async def test_a_decision_on_an_application_not_evaluated_is_refused_and_nothing_changes(
     evaluation_client, intake, session, officer
 ):

@@ -1,5 +1,6 @@
 """Training catalogue and enrolments, through HTTP on real PostgreSQL: publishing and replacing sessions,
-who may enrol whom, duplicates, capacity (also under 30 concurrent requests), cancellation, If-Match."""
+who may enrol whom, duplicates, capacity (also under 30 concurrent requests: the rest wait), cancellation,
+If-Match."""
 
 from __future__ import annotations
 
@@ -350,7 +351,7 @@ async def test_enrolling_outside_reach_is_404(
     assert (await client.get(f"/v1/trainings/{training['id']}", headers=officer)).json()["enrolled"] == 0
 
 
-async def test_full_session_is_409_capacity_exhausted(
+async def test_full_session_puts_the_enrolment_on_the_waiting_list(
     client: httpx.AsyncClient, officer: Headers, session: AsyncSession
 ) -> None:
     _, company = await _partner_with_company(session)
@@ -358,7 +359,8 @@ async def test_full_session_is_409_capacity_exhausted(
     url = f"/v1/trainings/{training['id']}"
     assert (await client.post(f"{url}/enrolments", json=_person(company.id), headers=officer)).status_code == 201
     r = await client.post(f"{url}/enrolments", json=_person(company.id), headers=officer)
-    assert r.status_code == 409 and r.json()["type"] == "/problems/capacity-exhausted"
+    assert r.status_code == 201 and (r.json()["status"], r.json()["queue_number"]) == ("waiting", 1)
+    assert (await client.get(url, headers=officer)).json()["enrolled"] == 1
     r = await client.get(url, headers=officer)
     assert (r.json()["enrolled"], r.json()["places_left"]) == (1, 0)
 
@@ -512,11 +514,12 @@ async def test_capacity_holds_under_30_concurrent_enrolments(
             )
 
         responses = await asyncio.gather(*(enrol(i) for i in range(30)))
-        statuses = sorted(r.status_code for r in responses)
-        assert statuses.count(201) == 5, [r.text for r in responses if r.status_code not in (201, 409)]
-        refused = [r for r in responses if r.status_code != 201]
-        assert len(refused) == 25
-        assert all(r.status_code == 409 and r.json()["type"] == "/problems/capacity-exhausted" for r in refused)
+        assert all(r.status_code == 201 for r in responses), [r.text for r in responses if r.status_code != 201]
+        states = [r.json()["status"] for r in responses]
+        assert (states.count("enrolled"), states.count("waiting")) == (5, 25)
+        # the 25 who found the session full are queued 1..25, each number once
+        queued = sorted(r.json()["queue_number"] for r in responses if r.json()["status"] == "waiting")
+        assert queued == list(range(1, 26))
 
         async with sm() as s:
             enrolled = await s.execute(select(Training.enrolled).where(Training.id == uuid.UUID(training_id)))

@@ -256,6 +256,19 @@ async def test_the_treasury_csv_lists_the_open_orders_and_refuses_bad_ibans(
     assert sorted((x["payment_id"], x["code"]) for x in problem["refused"]) == sorted(
         [(str(c.id), "iban_missing"), (str(d.id), "iban_invalid")]
     )
+    # each row's message in the negotiated language only, never python-stdnum's English
+    assert {x["code"]: x["message"] for x in problem["refused"]} == {
+        "iban_missing": "Il progetto non ha un IBAN.",
+        "iban_invalid": "IBAN non valido: la cifra di controllo non corrisponde.",
+    }
+    english = await monitoring_client.get(
+        "/v1/payments/export.csv", params={"call_id": str(call.id)}, headers={**officer, "Accept-Language": "en"}
+    )
+    assert english.headers["content-language"] == "en"
+    assert {x["code"]: x["message"] for x in english.json()["refused"]} == {
+        "iban_missing": "The project has no IBAN.",
+        "iban_invalid": "Invalid IBAN: the check digit does not match.",
+    }
 
     partner = await token_factory("partner", partner_id=uuid.uuid4())
     assert (await monitoring_client.get("/v1/payments/export.csv", headers=partner)).status_code == 403

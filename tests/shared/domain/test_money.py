@@ -38,3 +38,11 @@ def test_cents_ok(value: str, ok: bool) -> None:
 
 def test_zero() -> None:
     assert ZERO == 0 and str(ZERO) == "0.00"
+
+
+def test_euro_amounts_are_written_once_for_each_language() -> None:
+    from shared.domain.money import eur_en, eur_it
+
+    assert eur_it(Decimal("1234567.5")) == "1.234.567,50 €"
+    assert eur_en(Decimal("1234567.5")) == "EUR 1,234,567.50"
+    assert (eur_it(Decimal("0")), eur_en(Decimal("0.005"))) == ("0,00 €", "EUR 0.00")  # half-even to the cent

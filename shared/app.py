@@ -34,9 +34,11 @@ from shared.inputguard import ControlCharacterGuard
 from shared.labels import EnumLabels, labelled
 from shared.oauth import token_router
 from shared.observability import RequestContextMiddleware, configure_logging, metrics_response
+from shared.openapi_headers import declare_headers
 from shared.ratelimit import RateLimiter
 from shared.revocation import RevokedClients
 from shared.routing import UnitOfWorkRoute
+from shared.schemas import decimals_as_strings
 from shared.settings import DeskSettings
 
 
@@ -274,6 +276,8 @@ def create_app(
                 "flows": {"clientCredentials": {"tokenUrl": "/v1/oauth/token", "scopes": SCOPES}},
             }
         }
+        declare_headers(schema, app.routes)
+        schema["components"] = decimals_as_strings(comps)
         malformed = problem_responses(400)[400]
         for methods in schema.get("paths", {}).values():
             for op in methods.values():

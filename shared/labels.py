@@ -38,6 +38,7 @@ LABELS: dict[str, tuple[str, str]] = {
     "pass": ("Superato", "Passed"),
     "fail": ("Non superato", "Failed"),
     "deferred": ("Rinviato", "Deferred"),
+    "warning": ("Avvertenza", "Warning"),
     "assigned": ("Assegnata", "Assigned"),
     "declared": ("Dichiarazione resa", "Declared"),
     "cancelled": ("Annullato", "Cancelled"),

@@ -14,6 +14,7 @@ from sqlalchemy import Select, and_, or_
 from sqlalchemy.orm import InstrumentedAttribute
 
 from shared.errors import ProblemError, ValidationFailed
+from shared.schemas import BIGINT_MAX
 
 T = TypeVar("T")
 
@@ -92,7 +93,7 @@ def decode_seq_cursor(cursor: str) -> int:
         (n,) = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
     except (ValueError, TypeError):
         raise _bad_cursor() from None
-    if not isinstance(n, int) or isinstance(n, bool):
+    if not isinstance(n, int) or isinstance(n, bool) or not 0 <= n <= BIGINT_MAX:  # keys are bigint columns
         raise _bad_cursor()
     return n
 

@@ -29,7 +29,8 @@ from shared.errors import (
     DeskError,
 )
 
-_KEY_RE = re.compile(r"^[\x21-\x7e]{1,255}$")
+IDEMPOTENCY_KEY_PATTERN = r"^[\x21-\x7e]{1,255}$"  # printable ASCII, no spaces
+_KEY_RE = re.compile(IDEMPOTENCY_KEY_PATTERN)
 _REPLAYED_HEADERS = ("etag", "location", "content-type")
 
 

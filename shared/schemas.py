@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import pycountry
 from pydantic import (
@@ -13,6 +14,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    WithJsonSchema,
     model_validator,
 )
 from pydantic_core import PydanticCustomError
@@ -49,10 +51,27 @@ class OutModel(BaseModel):
         return self
 
 
+# Money on the wire: a JSON string, digits with at most two decimals after a dot ("1234.50", "7", "-3.5"). The
+# schema says exactly what validation accepts: no numbers, exponents, signs other than "-", separators or spaces.
+MONEY_PATTERN = r"^-?\d+(\.\d{1,2})?$"
+MONEY_RE = re.compile(MONEY_PATTERN)
+_MANY_PLACES_RE = re.compile(r"-?\d+\.\d{3,}")
+# Any other decimal (rates, scores, shares) is a string too, in plain decimal notation.
+DECIMAL_PATTERN = r"^-?\d+(\.\d+)?$"
+MONEY_SCHEMA: dict[str, Any] = {"type": "string", "pattern": MONEY_PATTERN, "examples": ["12500.00"]}
+DECIMAL_SCHEMA: dict[str, Any] = {"type": "string", "pattern": DECIMAL_PATTERN}
+
+
 def _money_string(v: Any) -> Any:
     if isinstance(v, (float, int)) and not isinstance(v, bool):
         raise PydanticCustomError("money_not_string", 'Amounts must be strings such as "1234.50"')
-    if isinstance(v, str) and not v.strip():
+    if isinstance(v, str) and not MONEY_RE.fullmatch(v):
+        if _MANY_PLACES_RE.fullmatch(v):
+            raise PydanticCustomError(
+                "decimal_max_places",
+                "Decimal input should have no more than {decimal_places} decimal places",
+                {"decimal_places": 2},
+            )
         raise PydanticCustomError("decimal_parsing", "Input should be a valid decimal")
     return v
 
@@ -63,9 +82,42 @@ def _finite(v: Decimal) -> Decimal:
     return v
 
 
-_MONEY = {"max_digits": 14, "decimal_places": 2, "examples": ["12500.00"], "json_schema_extra": {"type": "string"}}
-Money = Annotated[Decimal, BeforeValidator(_money_string), AfterValidator(_finite), Field(ge=0, **_MONEY)]
-PositiveMoney = Annotated[Decimal, BeforeValidator(_money_string), AfterValidator(_finite), Field(gt=0, **_MONEY)]
+_MONEY: dict[str, Any] = {"max_digits": 14, "decimal_places": 2}
+Money = Annotated[
+    Decimal,
+    BeforeValidator(_money_string),
+    AfterValidator(_finite),
+    Field(ge=0, **_MONEY),
+    WithJsonSchema({**MONEY_SCHEMA, "description": "An amount in euro, at least 0."}),
+]
+PositiveMoney = Annotated[
+    Decimal,
+    BeforeValidator(_money_string),
+    AfterValidator(_finite),
+    Field(gt=0, **_MONEY),
+    WithJsonSchema({**MONEY_SCHEMA, "description": "An amount in euro, more than 0."}),
+]
+# An amount the desk answers with (euro, to the cent), typed as the inputs are.
+Amount = Annotated[Decimal, WithJsonSchema(MONEY_SCHEMA)]
+
+
+def decimals_as_strings(node: Any) -> Any:
+    """OpenAPI post-processing: pydantic types a plain `Decimal` as "number or string", but the desk answers
+    every decimal as a string and refuses numbers for amounts; say so (a string in decimal notation)."""
+    if isinstance(node, list):
+        return [decimals_as_strings(n) for n in node]
+    if not isinstance(node, dict):
+        return node
+    any_of = node.get("anyOf")
+    number = [a for a in any_of or () if isinstance(a, dict) and a.get("type") == "number"]
+    if isinstance(any_of, list) and number and {"type": "string"} in any_of:
+        rest = [a for a in any_of if a != {"type": "string"} and a not in number]
+        node = {k: v for k, v in node.items() if k != "anyOf"}
+        if rest:
+            node["anyOf"] = [dict(DECIMAL_SCHEMA), *rest]
+        else:
+            node.update(DECIMAL_SCHEMA)
+    return {k: decimals_as_strings(v) for k, v in node.items()}
 
 
 def _country(v: Any) -> Any:
@@ -127,3 +179,24 @@ def _province(v: Any) -> Any:
 
 
 Province = Annotated[str, BeforeValidator(_province), Field(description="Italian province code", examples=["MI"])]
+
+
+VerdictOutcome = Literal["pass", "fail", "needs_review", "deferred", "warning"]
+
+
+class VerdictItem(OutModel):
+    """One rule's verdict, the same shape wherever the desk checks something (intake's pre-check, evaluation's
+    admissibility, monitoring's claim checks)."""
+
+    code: str = Field(description="The rule, a stable English code.")
+    outcome: VerdictOutcome = Field(
+        description="pass; fail; needs_review (an officer decides); deferred (decided later in the procedure); "
+        "warning (worth knowing, not a refusal)."
+    )
+    blocking: bool = Field(description="Whether it stops the step it was checked for (submit, admission, payment).")
+    path: str | None = Field(None, description="JSON Pointer to what it is about; null for the whole object.")
+    article: str | None = Field(None, description="The call article the rule applies, where there is one.")
+    message: str = Field(description="In the language negotiated with Accept-Language (Italian by default).")
+    message_it: str
+    message_en: str
+    details: dict[str, Any] = Field(default_factory=dict, description="The figures behind the verdict, if any.")

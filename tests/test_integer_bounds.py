@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from desk.cli import SERVICES, render_openapi
+from shared.pagination import encode_seq_cursor
 from shared.schemas import BIGINT_MAX
 from tests.factories import open_call
 
@@ -83,12 +84,12 @@ def test_every_integer_a_client_sends_has_a_maximum(service: str) -> None:
     assert missing == [], "integers without a maximum:\n" + "\n".join(missing)
 
 
-async def test_register_after_past_bigint_is_422_not_500(client, session):
+async def test_register_cursor_past_bigint_is_422_not_500(client, session):
     call = await open_call(session)
-    r = await client.get(f"/v1/calls/{call.id}/register", params={"after": str(BIGINT_MAX + 1)})
+    r = await client.get(f"/v1/calls/{call.id}/register", params={"cursor": encode_seq_cursor(BIGINT_MAX + 1)})
     assert r.status_code == 422, r.text
     assert [(e["code"], e["path"], e["location"]) for e in r.json()["errors"]] == [
-        ("less_than_equal", "/after", "query")
+        ("cursor_invalid", "/cursor", "query")
     ]
-    r = await client.get(f"/v1/calls/{call.id}/register", params={"after": str(BIGINT_MAX)})
+    r = await client.get(f"/v1/calls/{call.id}/register", params={"cursor": encode_seq_cursor(BIGINT_MAX)})
     assert r.status_code == 200, r.text

@@ -38,7 +38,7 @@ class CallDetail(CallOut):
     rules: CallRules
 
 
-class DecreeOut(OutModel):
+class DecreeRef(OutModel):
     number: str
     date: dt.date
 
@@ -47,6 +47,6 @@ class CallVersionOut(OutModel):
     call_id: uuid.UUID
     version: int
     reason: str | None
-    decree: DecreeOut | None = None
+    decree: DecreeRef | None = None
     created_at: datetime
     rules: CallRules

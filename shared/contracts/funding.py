@@ -10,20 +10,20 @@ from typing import Literal
 
 from pydantic import Field
 
-from shared.schemas import ApiModel, OutModel, PositiveMoney
+from shared.schemas import Amount, ApiModel, OutModel, PositiveMoney
 
 FundingStatus = Literal["funded", "partially_funded", "waiting", "not_admitted", "withdrawn", "renounced", "revoked"]
 
 
 class BudgetSummary(OutModel):
     call_id: uuid.UUID
-    total: Decimal = Field(description="The call's endowment (rules `budget_total`), covering grant and loan.")
-    committed: Decimal = Field(description="Aid committed now: grant + loan of every funded application.")
-    freed: Decimal = Field(
+    total: Amount = Field(description="The call's endowment (rules `budget_total`), covering grant and loan.")
+    committed: Amount = Field(description="Aid committed now: grant + loan of every funded application.")
+    freed: Amount = Field(
         description="Aid released so far (withdrawals, renunciations, revocations, reductions),"
         " cumulative; what was freed may have been committed again."
     )
-    available: Decimal = Field(description="total - committed.")
+    available: Amount = Field(description="total - committed.")
     updated_at: datetime
     etag: str
 
@@ -32,10 +32,10 @@ class FundingOut(OutModel):
     application_id: uuid.UUID
     call_id: uuid.UUID
     status: FundingStatus
-    requested: Decimal = Field(description="Aid the evaluation computed: grant + loan.")
-    granted: Decimal = Field(description="Aid committed on the budget now (grant + loan).")
-    grant: Decimal
-    loan: Decimal
+    requested: Amount = Field(description="Aid the evaluation computed: grant + loan.")
+    granted: Amount = Field(description="Aid committed on the budget now (grant + loan).")
+    grant: Amount
+    loan: Amount
     partial: bool
     protocol_number: int
     score: Decimal | None
@@ -53,7 +53,7 @@ class ReleaseIn(ApiModel):
 
 class ReleaseOut(OutModel):
     application_id: uuid.UUID
-    released: Decimal
+    released: Amount
     funding: FundingOut
     granted_from_waiting_list: list[uuid.UUID] = Field(
         description="Applications funded by the scorrimento the release triggered, in order."

@@ -448,7 +448,7 @@ async def _decide(d: Desk) -> None:
     allocation = _ok(await ev.post(f"/v1/calls/{d.call_id}/allocation", headers=d.officer))
     assert (allocation["funded"], allocation["waiting"], allocation["not_admitted"]) == (2, 1, 0), allocation
     assert Decimal(allocation["committed_now"]) == 2 * AID
-    budget = _ok(await ev.get(f"/v1/calls/{d.call_id}/budget", headers=d.officer))
+    budget = _ok(await ev.get(f"/v1/calls/{d.call_id}/budget", params={"limit": 100}, headers=d.officer))
     assert (Decimal(budget["total"]), Decimal(budget["committed"]), Decimal(budget["available"])) == (
         BUDGET,
         2 * AID,
@@ -668,9 +668,9 @@ async def file_final_claim(d: Desk, project: dict[str, Any], who: dict[str, str]
     assert submitted["status"] == "submitted" and Decimal(submitted["claimed_total"]) == Decimal("95000.00")
     for line in submitted["lines"]:
         assert not [c for c in line["checks"] if c["blocking"]], line["checks"]
-        assert {c["code"]: c["status"] for c in line["checks"]}["issue_date_in_project"] == "pass"
+        assert {c["code"]: c["outcome"] for c in line["checks"]}["issue_date_in_project"] == "pass"
     invoice_line = next(ln for ln in submitted["lines"] if ln["supplier_vat"] == FATTURA_SUPPLIER)
-    statuses = {c["code"]: c["status"] for c in invoice_line["checks"]}
+    statuses = {c["code"]: c["outcome"] for c in invoice_line["checks"]}
     assert statuses["cup_quoted"] == statuses["evidence_matches"] == "pass", invoice_line["checks"]
     assert Decimal(submitted["review"]["submission"]["admissible_total"]) == ELIGIBLE
     return dict(submitted)
@@ -725,8 +725,8 @@ async def test_a_funded_project_is_followed_to_its_balance_and_shows_in_statisti
     paid = _ok(await mon.post(f"/v1/payments/{balance['id']}/paid", headers={**d.officer, **_match(balance["etag"])}))
     assert paid["status"] == "paid"
     # nothing went back to the budget: full aid
-    budget = _ok(await d.evaluation.get(f"/v1/calls/{d.call_id}/budget", headers=d.officer))
-    assert not [e for e in budget["entries"] if e["kind"] == "release" and e["application_id"] == d.apps[0]]
+    budget = _ok(await d.evaluation.get(f"/v1/calls/{d.call_id}/budget", params={"limit": 100}, headers=d.officer))
+    assert not [e for e in budget["items"] if e["kind"] == "release" and e["application_id"] == d.apps[0]]
 
     # the partner's endpoint followed it all, signed: decisions, the project, its payments
     async def balance_paid_hook() -> bool:
@@ -784,7 +784,7 @@ async def _event_cursor(d: Desk) -> str | None:
     while True:
         page = _ok(
             await d.intake.get(
-                "/v1/events", params={"limit": 100, **({"after": cursor} if cursor else {})}, headers=d.officer
+                "/v1/events", params={"limit": 100, **({"cursor": cursor} if cursor else {})}, headers=d.officer
             )
         )
         if not page["items"]:
@@ -834,13 +834,13 @@ async def test_b_a_revoked_project_gives_its_aid_back_and_the_waiting_applicatio
     third = _ok(await ev.get(f"/v1/fundings/{d.apps[2]}", headers=d.officer))
     assert third["status"] == "funded", third
     assert (Decimal(third["granted"]), Decimal(third["grant"]), Decimal(third["loan"])) == (AID, GRANT, LOAN)
-    budget = _ok(await ev.get(f"/v1/calls/{d.call_id}/budget", headers=d.officer))
+    budget = _ok(await ev.get(f"/v1/calls/{d.call_id}/budget", params={"limit": 100}, headers=d.officer))
     assert (Decimal(budget["committed"]), Decimal(budget["freed"]), Decimal(budget["available"])) == (
         2 * AID,
         AID,
         BUDGET - 2 * AID,
     )
-    ledger = [(e["kind"], e["application_id"], Decimal(e["amount"])) for e in budget["entries"]]
+    ledger = [(e["kind"], e["application_id"], Decimal(e["amount"])) for e in budget["items"]]
     assert ledger[-2:] == [("release", d.apps[1], AID), ("commitment", d.apps[2], AID)], ledger
     assert ledger.count(("commitment", d.apps[2], AID)) == 1
 
@@ -849,7 +849,7 @@ async def test_b_a_revoked_project_gives_its_aid_back_and_the_waiting_applicatio
         nonlocal cursor
         page = _ok(
             await d.intake.get(
-                "/v1/events", params={"limit": 100, **({"after": cursor} if cursor else {})}, headers=d.officer
+                "/v1/events", params={"limit": 100, **({"cursor": cursor} if cursor else {})}, headers=d.officer
             )
         )
         cursor = page["next_cursor"]
@@ -1103,13 +1103,13 @@ async def test_d_a_budget_increase_by_decree_funds_the_waiting_application_at_on
 
     funding = await wait_for(funded, within=WAIT, what="the waiting application funded by the budget increase")
     assert (Decimal(funding["granted"]), Decimal(funding["grant"]), Decimal(funding["loan"])) == (AID, GRANT, LOAN)
-    budget = _ok(await ev.get(f"/v1/calls/{call_id}/budget", headers=d.officer))
+    budget = _ok(await ev.get(f"/v1/calls/{call_id}/budget", params={"limit": 100}, headers=d.officer))
     assert (Decimal(budget["total"]), Decimal(budget["committed"]), Decimal(budget["available"])) == (
         RAISED_BUDGET,
         AID,
         RAISED_BUDGET - AID,
     )
-    ledger = [(e["kind"], e["application_id"], Decimal(e["amount"])) for e in budget["entries"]]
+    ledger = [(e["kind"], e["application_id"], Decimal(e["amount"])) for e in budget["items"]]
     assert ledger[-2:] == [("amendment", None, RAISED_BUDGET - SECOND_BUDGET), ("commitment", app_id, AID)], ledger
     public = _ok(await ev.get(f"/v1/public/calls/{call_id}/budget"))
     assert (public["funded"], public["waiting"], Decimal(public["available"])) == (1, 0, RAISED_BUDGET - AID)

@@ -110,7 +110,17 @@ async def test_sigkill_mid_burst_loses_nothing_and_retries_get_the_original_rece
             if a in ok_before:
                 assert resp.headers.get("idempotent-replayed") == "true", a
                 assert resp.json() == ok_before[a], "a retry must get the original receipt, byte for byte"
-        register = (await http.get(f"/v1/calls/{call.id}/register", params={"limit": 1000})).json()
+        register: dict[str, Any] = {"items": []}
+        cursor = None
+        while True:  # the whole register, a page (at most 100) at a time
+            page = (
+                await http.get(
+                    f"/v1/calls/{call.id}/register", params={"limit": 100, **({"cursor": cursor} if cursor else {})}
+                )
+            ).json()
+            register["items"] += page["items"]
+            if not (cursor := page["next_cursor"]):
+                break
 
     async with engine.connect() as conn:
         rows = (

@@ -11,7 +11,7 @@ from typing import Annotated, Literal
 from pydantic import Field
 
 from services.evaluation.merit.schemas import MeritVerdict
-from shared.schemas import ApiModel, OutModel
+from shared.schemas import Amount, ApiModel, OutModel, VerdictItem
 
 CheckOutcome = Literal["pass", "fail", "needs_review", "deferred"]
 Stage = Literal["admissible", "needs_review", "not_admissible", "evaluated"]
@@ -31,37 +31,34 @@ class ReviewOut(OutModel):
     reviewed_at: datetime
 
 
-class CheckOut(Explained):
-    code: str
-    path: str | None = Field(
-        None,
-        description="Whose check: null for the applicant (the lead of a network), "
-        "/network/members/{i} for a network member, /network for the "
-        "network's limits.",
-    )
+class AdmissibilityCheckOut(VerdictItem):
+    """The verdict item, with the review trail: `path` says whose check (null for the applicant, the lead of a
+    network; /network/members/{i} for a network member; /network for the network's limits); `blocking` is a
+    fail (the application is not admissible); deferred: the credit-scoring class is assigned in the merit
+    evaluation and applied by the funding computation."""
+
     outcome: CheckOutcome = Field(
         description="pass, fail, needs_review (an officer decides), or deferred: the credit-scoring class is "
         "assigned in the merit evaluation and applied by the funding computation."
     )
-    article: str = Field(description="The call article the check applies.")
     automatic_outcome: CheckOutcome = Field(description="The outcome of the automatic run, before any review.")
     review: ReviewOut | None = None
 
 
-class CutOut(Explained):
+class AdmissibilityCutOut(Explained):
     path: str = Field(description="/expense_lines/{i} for a line, /expense_lines for a category's excess over its cap.")
     category: str
-    requested: Decimal
-    allowed: Decimal
+    requested: Amount
+    allowed: Amount
     reasons: list[str]
 
 
 class StepOut(Explained):
     code: str
-    amount: Decimal | None = None
+    amount: Amount | None = None
 
 
-class InstallmentOut(OutModel):
+class FundingInstallmentOut(OutModel):
     number: int
     month: int = Field(description="Months from the disbursement.")
     interest: Decimal
@@ -70,7 +67,7 @@ class InstallmentOut(OutModel):
     outstanding: Decimal
 
 
-class FundingOut(OutModel):
+class FundingComputationOut(OutModel):
     computed_on: date = Field(description="The computation (and de minimis grant) date, in the call's timezone.")
     refused: bool
     reason: str | None = Field(None, description="de_minimis_ceiling when the aid cannot be granted.")
@@ -81,14 +78,14 @@ class FundingOut(OutModel):
     annual_rate: Decimal
     reference_rate: Decimal
     gge_per_euro: Decimal = Field(description="Gross grant equivalent of one euro of the loan.")
-    eligible_total: Decimal
+    eligible_total: Amount
     requested_grant: Decimal = Field(description="The call's grant before the de minimis ceiling.")
     requested_loan: Decimal
-    grant: Decimal
-    loan: Decimal
-    loan_gge: Decimal
-    total_aid: Decimal
-    installments: list[InstallmentOut]
+    grant: Amount
+    loan: Amount
+    loan_gge: Amount
+    total_aid: Amount
+    installments: list[FundingInstallmentOut]
     steps: list[StepOut]
 
 
@@ -123,20 +120,20 @@ class NetworkMemberAidOut(OutModel):
     company_id: uuid.UUID
     vat_number: str
     name: str
-    eligible_total: Decimal = Field(description="The member's eligible expenses after the cuts.")
-    grant: Decimal | None = Field(None, description="Set by the funding computation, on the member's own lines.")
-    loan: Decimal | None = None
-    loan_gge: Decimal | None = None
-    total_aid: Decimal | None = None
+    eligible_total: Amount = Field(description="The member's eligible expenses after the cuts.")
+    grant: Amount | None = Field(None, description="Set by the funding computation, on the member's own lines.")
+    loan: Amount | None = None
+    loan_gge: Amount | None = None
+    total_aid: Amount | None = None
     de_minimis: MemberDeMinimisOut | None = None
 
 
 class NetworkLeadAidOut(OutModel):
     company_id: uuid.UUID
-    eligible_total: Decimal
-    grant: Decimal | None = None
-    loan: Decimal | None = None
-    loan_gge: Decimal | None = None
+    eligible_total: Amount
+    grant: Amount | None = None
+    loan: Amount | None = None
+    loan_gge: Amount | None = None
 
 
 class NetworkAidOut(OutModel):
@@ -146,11 +143,11 @@ class NetworkAidOut(OutModel):
     name: str
     lead: NetworkLeadAidOut
     members: list[NetworkMemberAidOut]
-    eligible_total: Decimal = Field(description="Lead and members, after the cuts.")
-    grant: Decimal | None = None
-    loan: Decimal | None = None
-    loan_gge: Decimal | None = None
-    total_aid: Decimal | None = None
+    eligible_total: Amount = Field(description="Lead and members, after the cuts.")
+    grant: Amount | None = None
+    loan: Amount | None = None
+    loan_gge: Amount | None = None
+    total_aid: Amount | None = None
 
 
 class EvaluationOut(OutModel):
@@ -160,9 +157,9 @@ class EvaluationOut(OutModel):
     protocol_number: int
     stage: str = Field(description="admissible, needs_review, not_admissible, evaluated (funding computed).")
     admissibility_verdict: str | None
-    checks: list[CheckOut]
-    cuts: list[CutOut]
-    eligible_total: Decimal | None = Field(description="Eligible expenses after the cuts.")
+    checks: list[AdmissibilityCheckOut]
+    cuts: list[AdmissibilityCutOut]
+    eligible_total: Amount | None = Field(description="Eligible expenses after the cuts.")
     credit_class: str | None
     score: Decimal | None = Field(
         description="The merit score. A partner or a company sees it (and `merit_verdict`) only once the call's "
@@ -171,13 +168,15 @@ class EvaluationOut(OutModel):
     merit_verdict: MeritVerdict | None = Field(
         description="passed, failed, or third_review_needed (the first two reviews diverge) - as in `/merit`."
     )
-    grant: Decimal | None = Field(
+    grant: Amount | None = Field(
         description="What the application receives: for a network, the total of the "
         "lead and its members (`network` has each one's)."
     )
-    loan: Decimal | None
-    loan_gge: Decimal | None
-    funding: FundingOut | None = Field(description="The computation; for a network, on the lead's own lines.")
+    loan: Amount | None
+    loan_gge: Amount | None
+    funding: FundingComputationOut | None = Field(
+        description="The computation; for a network, on the lead's own lines."
+    )
     de_minimis: DeMinimisOut | None
     network: NetworkAidOut | None = Field(None, description="A network application: the aid per member.")
     updated_at: datetime

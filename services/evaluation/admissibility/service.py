@@ -396,6 +396,23 @@ def _explained(d: dict[str, Any], lang: Lang) -> dict[str, Any]:
     return {**d, "detail": d["detail_it"] if lang == "it" else d["detail_en"]}
 
 
+def check_out(c: dict[str, Any], lang: Lang) -> dict[str, Any]:
+    """A stored check as the desk's verdict item (stored with detail_it/detail_en: the decisions quote them)."""
+    return {
+        "code": c["code"],
+        "outcome": c["outcome"],
+        "blocking": c["outcome"] == "fail",
+        "path": c.get("path"),
+        "article": c.get("article"),
+        "message": c["detail_it"] if lang == "it" else c["detail_en"],
+        "message_it": c["detail_it"],
+        "message_en": c["detail_en"],
+        "details": {},
+        "automatic_outcome": c.get("automatic_outcome", c["outcome"]),
+        "review": c.get("review"),
+    }
+
+
 async def score_shown(session: AsyncSession, principal: Principal, call_ids: set[uuid.UUID]) -> set[uuid.UUID]:
     """The calls whose merit scores the principal may see: every call for officers, auditors and services; for
     a partner or a company, only the calls whose ranking has been published (until then a score would tell an
@@ -415,7 +432,7 @@ def to_out(evaluation: Evaluation, app: ReceivedApplication, lang: Lang, *, show
         "protocol_number": app.protocol_number,
         "stage": evaluation.stage,
         "admissibility_verdict": evaluation.admissibility_verdict,
-        "checks": [_explained(c, lang) for c in evaluation.admissibility_checks],
+        "checks": [check_out(c, lang) for c in evaluation.admissibility_checks],
         "cuts": [_explained(c, lang) for c in evaluation.cuts],
         "eligible_total": evaluation.eligible_total,
         "credit_class": evaluation.credit_class,

@@ -31,9 +31,9 @@ from shared.contracts.funding import FundingStatus, ReleaseIn
 from shared.db import SessionDep
 from shared.errors import problem_responses
 from shared.four_eyes import ProposalOut, proposal_out
-from shared.pagination import Page, PageDep, keyset, page_of
+from shared.pagination import Page, PageDep, SeqPageDep, keyset, page_of
 from shared.routing import ActorDep, Idempotent, UnitOfWorkRoute, etag_of
-from shared.schemas import BIGINT_MAX, INT32_MAX
+from shared.schemas import INT32_MAX
 
 RankingNumber = Annotated[int, Path(ge=1, le=INT32_MAX, description="The ranking's number in its call (1, 2, ...).")]
 
@@ -50,9 +50,6 @@ router = APIRouter(prefix="/v1/calls", tags=["budget"], route_class=UnitOfWorkRo
 fundings_router = APIRouter(prefix="/v1/fundings", tags=["fundings"], route_class=UnitOfWorkRoute)
 public_router = APIRouter(prefix="/v1/public/calls", tags=["transparency"], route_class=UnitOfWorkRoute)
 
-After = Annotated[int, Query(ge=0, le=BIGINT_MAX, description="Continue after this position (from `next_after`).")]
-Limit = Annotated[int, Query(ge=1, le=1000, description="Page size.")]
-
 
 @router.get(
     "/{call_id}/budget",
@@ -61,13 +58,15 @@ Limit = Annotated[int, Query(ge=1, le=1000, description="Page size.")]
     summary="The call's budget: total, committed, freed, available, and its ledger",
     description="The budget is created on first use from the call's rules (`budget_total`). Aid committed "
     "is grant + loan: the call's endowment finances both. Ledger entries are paged with "
-    "`after` (an entry id) and `limit`.",
+    "`cursor` (from `next_cursor`) and `limit`.",
     responses=problem_responses(401, 403, 404, 422, 503),
 )
 async def get_budget(
-    call_id: uuid.UUID, session: SessionDep, intake: IntakeDep, response: Response, after: After = 0, limit: Limit = 100
+    call_id: uuid.UUID, session: SessionDep, intake: IntakeDep, response: Response, page: SeqPageDep
 ) -> Any:
-    out = await service.get_budget_page(session=session, intake=intake, call_id=call_id, after=after, limit=limit)
+    out = await service.get_budget_page(
+        session=session, intake=intake, call_id=call_id, after=page.after or 0, limit=page.limit
+    )
     response.headers["ETag"] = out["etag"]
     return out
 
@@ -137,10 +136,10 @@ async def release_budget(
     "then those not admitted (no position).",
     responses=problem_responses(401, 403, 404, 422, 503),
 )
-async def get_ranking(
-    call_id: uuid.UUID, session: SessionDep, intake: IntakeDep, after: After = 0, limit: Limit = 100
-) -> Any:
-    return await service.ranking(session=session, intake=intake, call_id=call_id, after=after, limit=limit)
+async def get_ranking(call_id: uuid.UUID, session: SessionDep, intake: IntakeDep, page: SeqPageDep) -> Any:
+    return await service.ranking(
+        session=session, intake=intake, call_id=call_id, after=page.after or 0, limit=page.limit
+    )
 
 
 @router.get(
@@ -295,10 +294,10 @@ async def get_funding(
     description="Position, protocol number, score, outcome and amounts; no company identifiers.",
     responses=problem_responses(404, 422, 503),
 )
-async def get_public_ranking(
-    call_id: uuid.UUID, session: SessionDep, intake: IntakeDep, after: After = 0, limit: Limit = 100
-) -> Any:
-    return await service.ranking(session=session, intake=intake, call_id=call_id, after=after, limit=limit)
+async def get_public_ranking(call_id: uuid.UUID, session: SessionDep, intake: IntakeDep, page: SeqPageDep) -> Any:
+    return await service.ranking(
+        session=session, intake=intake, call_id=call_id, after=page.after or 0, limit=page.limit
+    )
 
 
 @public_router.get(

@@ -11,7 +11,7 @@ from pydantic import Field
 
 from shared.contracts import funding as contract
 from shared.contracts.funding import BudgetSummary, FundingStatus
-from shared.schemas import ApiModel, OutModel
+from shared.schemas import Amount, ApiModel, OutModel
 
 EntryKind = Literal["commitment", "release", "amendment"]
 
@@ -20,7 +20,7 @@ class BudgetEntryOut(OutModel):
     id: int = Field(description="Ledger position: entries are numbered in the order they were written.")
     application_id: uuid.UUID | None
     kind: EntryKind
-    amount: Decimal = Field(
+    amount: Amount = Field(
         description="A commitment adds it to `committed`, a release takes it off (both "
         "positive); an amendment (`call.amended`, a new version of the call) "
         "adds it to `total` (negative only for a change before the window "
@@ -31,15 +31,14 @@ class BudgetEntryOut(OutModel):
     created_at: datetime
 
 
-# The contract, served under this module's name: admissibility has a FundingOut too, so evaluation's OpenAPI
-# names both by their module (services__evaluation__budget__schemas__FundingOut), and partners' clients use it.
-class FundingOut(contract.FundingOut):
-    pass
+# The contract as it is: schema names are unique across the desk's documents (admissibility's computation is
+# FundingComputationOut), so the one FundingOut keeps its name.
+FundingOut = contract.FundingOut
 
 
 class BudgetOut(BudgetSummary):
-    entries: list[BudgetEntryOut] = Field(description="The ledger, oldest first, one page.")
-    next_after: int | None = Field(description="Pass as `after` for the next page of entries; null at the end.")
+    items: list[BudgetEntryOut] = Field(description="The ledger, oldest first, one page.")
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page of entries; null at the end.")
 
 
 class AllocationOut(OutModel):
@@ -55,12 +54,11 @@ class AllocationOut(OutModel):
         description="First-come: applications after the first one still undecided (protocol "
         "order), left for a later run so that none is funded ahead of it.",
     )
-    committed_now: Decimal = Field(description="Aid committed by this run.")
+    committed_now: Amount = Field(description="Aid committed by this run.")
     budget: BudgetSummary
 
 
-class ReleaseOut(contract.ReleaseOut):
-    funding: FundingOut
+ReleaseOut = contract.ReleaseOut
 
 
 class RankingEntry(OutModel):
@@ -72,17 +70,17 @@ class RankingEntry(OutModel):
     protocol_number: int
     score: Decimal | None
     status: FundingStatus
-    requested: Decimal
-    granted: Decimal
-    grant: Decimal
-    loan: Decimal
+    requested: Amount
+    granted: Amount
+    grant: Amount
+    loan: Amount
 
 
 class RankingPage(OutModel):
     call_id: uuid.UUID
     procedure: Literal["first_come", "ranking"]
     items: list[RankingEntry]
-    next_after: int | None = Field(description="Pass as `after` for the next page; null at the end.")
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null at the end.")
 
 
 class PublicRankingEntry(OutModel):
@@ -90,25 +88,25 @@ class PublicRankingEntry(OutModel):
     protocol_number: int
     score: Decimal | None
     outcome: FundingStatus
-    requested: Decimal
-    granted: Decimal
-    grant: Decimal
-    loan: Decimal
+    requested: Amount
+    granted: Amount
+    grant: Amount
+    loan: Amount
 
 
 class PublicRankingPage(OutModel):
     call_id: uuid.UUID
     procedure: Literal["first_come", "ranking"]
     items: list[PublicRankingEntry]
-    next_after: int | None
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null at the end.")
 
 
 class PublicBudget(OutModel):
     call_id: uuid.UUID
-    total: Decimal
-    committed: Decimal
-    available: Decimal
-    freed: Decimal
+    total: Amount
+    committed: Amount
+    available: Amount
+    freed: Amount
     funded: int = Field(description="Applications funded in full or in part.")
     waiting: int = Field(description="Applications on the waiting list.")
     updated_at: datetime
@@ -128,7 +126,7 @@ class PublishedEntry(OutModel):
     protocol_number: int
     score: Decimal | None
     outcome: FundingStatus
-    granted: Decimal
+    granted: Amount
 
 
 class RankingVersionOut(OutModel):

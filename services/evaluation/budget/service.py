@@ -50,6 +50,7 @@ from shared.errors import (
 )
 from shared.events.catalogue import CallAmended
 from shared.models import MoneyConfirmation
+from shared.pagination import encode_seq_cursor
 from shared.routing import Actor, etag_of
 
 #: evaluation stages this package reads (written by admissibility, merit and the funding computation):
@@ -130,7 +131,7 @@ async def get_budget_page(
     more = len(entries) > limit
     entries = entries[:limit]
     out = to_summary(budget)
-    out["entries"] = [
+    out["items"] = [
         {
             "id": e.id,
             "application_id": e.application_id,
@@ -142,7 +143,7 @@ async def get_budget_page(
         }
         for e in entries
     ]
-    out["next_after"] = entries[-1].id if more and entries else None
+    out["next_cursor"] = encode_seq_cursor(entries[-1].id) if more and entries else None
     return out
 
 
@@ -947,7 +948,7 @@ async def ranking(
     *, session: AsyncSession, intake: IntakeClient, call_id: uuid.UUID, after: int, limit: int
 ) -> dict[str, Any]:
     """The call's funding order: every allocated application by position (`ranking_order`), then those not
-    admitted (no position), by protocol number. `after` is a 1-based index into that list."""
+    admitted (no position), by protocol number. `after` is how many of that list the caller has seen."""
     rules = await rules_of_call(intake, call_id, call_in_path=True)
     rows = await repository.fundings_of_call(session, call_id)
     ranked = [r for r in rows if r.Funding.status != "not_admitted"]
@@ -977,7 +978,7 @@ async def ranking(
         "call_id": call_id,
         "procedure": rules.procedure,
         "items": page,
-        "next_after": after + limit if after + limit < len(listed) else None,
+        "next_cursor": encode_seq_cursor(after + limit) if after + limit < len(listed) else None,
     }
 
 

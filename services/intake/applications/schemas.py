@@ -10,7 +10,7 @@ from typing import Annotated
 from pydantic import Field
 
 from shared.contracts.applications import ActionPlan, DeMinimisDeclaration, ShortText
-from shared.schemas import ApiModel, CountryCode, OutModel, PositiveMoney
+from shared.schemas import Amount, ApiModel, CountryCode, OutModel, PositiveMoney, VerdictItem
 
 
 class ExpenseLineIn(ApiModel):
@@ -120,20 +120,10 @@ class SubmissionReceipt(OutModel):
     register_url: str
 
 
-class CheckProblem(OutModel):
-    code: str
-    path: str
-    message: str
-    message_it: str
-    message_en: str
-    article: str
-    blocking: bool
-
-
-class CutOut(OutModel):
+class PrecheckCutOut(OutModel):
     category: str
-    requested: Decimal
-    allowed: Decimal
+    requested: Amount
+    allowed: Amount
     reason: str
 
 
@@ -141,20 +131,20 @@ class Breakdown(OutModel):
     requested: dict[str, Decimal]
     direct: dict[str, Decimal]
     flat_rates: dict[str, Decimal]
-    total: Decimal
-    cuts: list[CutOut]
+    total: Amount
+    cuts: list[PrecheckCutOut]
 
 
 class Estimate(OutModel):
-    eligible_total: Decimal
-    aid_base: Decimal | None = Field(
+    eligible_total: Amount
+    aid_base: Amount | None = Field(
         None,
         description="What the aid is computed on: the eligible total capped at "
         "the call's maximum eligible cost (capped, not refused).",
     )
-    grant: Decimal
-    loan: Decimal
-    total_aid: Decimal
+    grant: Amount
+    loan: Amount
+    total_aid: Amount
 
 
 class DeMinimisCheckOut(OutModel):
@@ -174,10 +164,10 @@ class DeMinimisCheckOut(OutModel):
 class NetworkMemberEstimate(OutModel):
     company_id: uuid.UUID
     vat_number: str
-    eligible_total: Decimal
-    grant: Decimal
-    loan: Decimal
-    total_aid: Decimal
+    eligible_total: Amount
+    grant: Amount
+    loan: Amount
+    total_aid: Amount
 
 
 class NetworkEstimate(OutModel):
@@ -185,15 +175,17 @@ class NetworkEstimate(OutModel):
     members), which the call's `network` limits apply to."""
 
     members: list[NetworkMemberEstimate]
-    eligible_total: Decimal
-    grant: Decimal
-    loan: Decimal
-    total_aid: Decimal
+    eligible_total: Amount
+    grant: Amount
+    loan: Amount
+    total_aid: Amount
 
 
 class CheckResultOut(OutModel):
     submittable: bool = Field(description="No blocking problem (the window is checked at submit time).")
-    problems: list[CheckProblem]
+    problems: list[VerdictItem] = Field(
+        description="Each rule that did not pass: `fail` (blocking submit) or `warning`."
+    )
     breakdown: Breakdown | None
     estimate: Estimate | None
     de_minimis: DeMinimisCheckOut | None = None

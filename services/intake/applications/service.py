@@ -581,6 +581,8 @@ def check_out(result: CheckResult, lang: Lang, network: NetworkCheck | None = No
                 "message_en": p.message_en,
                 "article": p.article,
                 "blocking": p.blocking,
+                "outcome": "fail" if p.blocking else "warning",
+                "details": {},
             }
             for p in result.problems
         ],

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from fastapi import APIRouter, Depends, Path, Request, Response
 
 from services.intake.calls import repository, service
 from services.intake.calls.schemas import CallCreate, CallVersionCreate, RegisterPage
@@ -15,9 +15,9 @@ from shared.contracts.calls import CallDetail, CallOut, CallVersionOut
 from shared.db import SessionDep
 from shared.domain.receipts import GENESIS, canonical_json
 from shared.errors import NotFound, problem_responses
-from shared.pagination import Page, PageDep, keyset, page_of
+from shared.pagination import Page, PageDep, SeqPageDep, encode_seq_cursor, keyset, page_of
 from shared.routing import ActorDep, Idempotent, UnitOfWorkRoute, check_if_match, etag_of
-from shared.schemas import BIGINT_MAX, INT32_MAX
+from shared.schemas import INT32_MAX
 
 PUBLIC: dict[str, Any] = {"security": []}
 router = APIRouter(prefix="/v1/calls", tags=["calls"], route_class=UnitOfWorkRoute)
@@ -129,16 +129,16 @@ async def add_call_version(
     summary="The call's public register: receipts in protocol order, hash-chained",
     description="Anyone can verify it: each `chain_hash` is sha256 of the previous entry's hash (the genesis "
     "hash for protocol 1) followed by the canonical JSON of the receipt; each signature verifies "
-    "with `public_key_pem`. Page with `after` (a protocol number).",
+    "with `public_key_pem`. Page with `cursor` (from `next_cursor`) and `limit`.",
     responses=problem_responses(404, 422),
 )
 async def get_register(
     call: ValidCall,
     request: Request,
     session: SessionDep,
-    after: Annotated[int, Query(ge=0, le=BIGINT_MAX)] = 0,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    page: SeqPageDep,
 ) -> Any:
+    after, limit = page.after or 0, page.limit
     rows = await repository.register_rows(session, call.id, after, limit)
     more = len(rows) > limit
     rows = rows[:limit]
@@ -173,5 +173,5 @@ async def get_register(
         "public_key_pem": request.app.state.keyring.public_pem(),
         "genesis_hash": GENESIS,
         "items": items,
-        "next_cursor": str(rows[-1].protocol_number) if more and rows else None,
+        "next_cursor": encode_seq_cursor(rows[-1].protocol_number or 0) if more and rows else None,
     }

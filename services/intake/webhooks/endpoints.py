@@ -278,7 +278,7 @@ async def replay_webhook_events(
     response_model=EventPage,
     summary="Poll events (the alternative to webhooks)",
     description="Events the caller would receive by webhook (officers and auditors: all), in "
-    "publication order after `after`. Keep calling with the returned `next_cursor` "
+    "publication order after `cursor`. Keep calling with the returned `next_cursor` "
     "(opaque). An event appears once the delivery worker has published it, normally "
     "within a second of the change; paging never skips one that commits late. "
     "Test pings (`webhook.ping`) go only to their endpoint and are not listed here.",
@@ -288,12 +288,19 @@ async def list_events(
     request: Request,
     session: SessionDep,
     principal: Reader,
-    after: Annotated[str | None, Query(max_length=200, description="Opaque cursor from `next_cursor`.")] = None,
+    cursor: Annotated[str | None, Query(max_length=200, description="Opaque cursor from `next_cursor`.")] = None,
     limit: Annotated[int | None, Query(ge=1, le=100, description="Page size (default 20, at most 100).")] = None,
+    after: Annotated[
+        str | None, Query(max_length=200, deprecated=True, description="Former name of `cursor`; use `cursor`.")
+    ] = None,
 ) -> Any:
     s = request.app.state.settings
     return await service.poll_events(
-        session=session, principal=principal, after=after, limit=min(limit or s.page_size_default, s.page_size_max)
+        session=session,
+        principal=principal,
+        after=cursor if cursor is not None else after,
+        param="cursor" if cursor is not None else "after",
+        limit=min(limit or s.page_size_default, s.page_size_max),
     )
 
 

@@ -14,6 +14,7 @@ from fastapi.openapi.utils import get_openapi
 from pydantic import BaseModel, Field, create_model
 
 from shared.events.catalogue import CATALOGUE, Envelope, EventType
+from shared.schemas import decimals_as_strings
 
 RECEIVER_RESPONSES: dict[int | str, dict[str, Any]] = {
     204: {"description": "Received. Any 2xx acknowledges the delivery."},
@@ -74,7 +75,7 @@ def document_event_webhooks(app: FastAPI) -> None:
         hooks = get_openapi(title=app.title, version=app.version, routes=[], webhooks=app.webhooks.routes)
         schema["webhooks"] = hooks.get("webhooks", {})
         schemas = schema.setdefault("components", {}).setdefault("schemas", {})
-        for name, definition in hooks.get("components", {}).get("schemas", {}).items():
+        for name, definition in decimals_as_strings(hooks.get("components", {}).get("schemas", {})).items():
             if schemas.setdefault(name, definition) != definition:
                 raise RuntimeError(f"schema {name} of an event clashes with an API schema of the same name")
         app.openapi_schema = schema

@@ -419,11 +419,13 @@ def event_cursor(published_seq: int) -> str:
     return encode_id_cursor(EVENT_CURSOR, published_seq)
 
 
-async def poll_events(*, session: AsyncSession, principal: Principal, after: str | None, limit: int) -> dict[str, Any]:
+async def poll_events(
+    *, session: AsyncSession, principal: Principal, after: str | None, limit: int, param: str = "cursor"
+) -> dict[str, Any]:
     """Published events after the cursor, in publication order. The cursor always moves to the last event
     seen (and stays put when nothing is new), so a client can poll with the `next_cursor` it last got.
     An event is served once the delivery worker has fanned it out (within its poll interval)."""
-    after_seq = decode_id_cursor(EVENT_CURSOR, after, "after") if after else 0
+    after_seq = decode_id_cursor(EVENT_CURSOR, after, param) if after else 0
     rows = await repository.events_after(session, principal, after_seq=after_seq, limit=limit)
     last_seq = rows[-1].published_seq if rows else None  # served events are always numbered
     next_cursor = event_cursor(last_seq) if last_seq is not None else after

@@ -33,6 +33,7 @@ from shared.clients.evaluation import EvaluationClient
 from shared.db import SessionDep
 from shared.errors import problem_responses
 from shared.four_eyes import ProposalOut, proposal_out
+from shared.i18n import Lang, pick_language
 from shared.pagination import Page, PageDep, keyset, page_of
 from shared.routing import ActorDep, Idempotent, UnitOfWorkRoute, etag_of
 
@@ -72,9 +73,13 @@ def _if_match(request: Request) -> str | None:
     return request.headers.get("if-match")
 
 
-async def _detail(session: Any, claim: Claim, response: Response) -> dict[str, Any]:
+def _lang(request: Request) -> Lang:
+    return pick_language(request.headers.get("accept-language"))
+
+
+async def _detail(session: Any, claim: Claim, request: Request, response: Response) -> dict[str, Any]:
     response.headers["ETag"] = etag_of(claim.version)
-    return await service.claim_detail(session, claim)
+    return await service.claim_detail(session, claim, _lang(request))
 
 
 # ---------------------------------------------------------------- claims of a project
@@ -97,10 +102,11 @@ async def create_claim(
     actor: ActorDep,
     _idem: Idempotent,
     response: Response,
+    request: Request,
 ) -> Any:
     claim = await service.create_claim(session=session, actor=actor, project=project, kind=body.kind)
     response.headers["Location"] = f"/v1/claims/{claim.id}"
-    return await _detail(session, claim, response)
+    return await _detail(session, claim, request, response)
 
 
 @projects_router.get(
@@ -147,8 +153,8 @@ async def list_all_claims(
     dependencies=[reader],
     responses=problem_responses(401, 403, 404, 422),
 )
-async def get_claim(found: ValidClaim, session: SessionDep, response: Response) -> Any:
-    return await _detail(session, found[0], response)
+async def get_claim(found: ValidClaim, request: Request, session: SessionDep, response: Response) -> Any:
+    return await _detail(session, found[0], request, response)
 
 
 @router.post(
@@ -177,7 +183,7 @@ async def add_claim_line(
     )
     response.headers["ETag"] = etag_of(claim.version)
     response.headers["Location"] = f"/v1/claims/{claim.id}"
-    return service.line_out(line, [])
+    return service.line_out(line, [], _lang(request))
 
 
 @router.delete(
@@ -260,7 +266,7 @@ async def submit_claim(
     claim = await service.submit_claim(
         session=session, actor=actor, intake=intake, claim=claim, project=project, if_match=_if_match(request)
     )
-    return await _detail(session, claim, response)
+    return await _detail(session, claim, request, response)
 
 
 @router.put(
@@ -293,7 +299,7 @@ async def review_claim_line(
     )
     response.headers["ETag"] = etag_of(claim.version)
     files = await repository.evidence_of(session, [line.id])
-    return service.line_out(line, files)
+    return service.line_out(line, files, _lang(request))
 
 
 @router.post(
@@ -327,7 +333,7 @@ async def complete_claim_review(
         project=project,
         if_match=_if_match(request),
     )
-    return await _detail(session, claim, response)
+    return await _detail(session, claim, request, response)
 
 
 @router.post(
@@ -402,7 +408,7 @@ async def confirm_outcome_override(
         project=project,
         if_match=_if_match(request),
     )
-    return await _detail(session, claim, response)
+    return await _detail(session, claim, request, response)
 
 
 # ---------------------------------------------------------------- evidence download

@@ -15,7 +15,7 @@ from stdnum.exceptions import ValidationError as StdnumError
 from stdnum.it import codicefiscale, iva
 
 from shared.i18n import stdnum_reason
-from shared.schemas import ApiModel, CountryCode, Money, OutModel, PositiveMoney
+from shared.schemas import ApiModel, CountryCode, Money, OutModel, PositiveMoney, VerdictItem
 
 ClaimKind = Literal["intermediate", "final"]
 ClaimStatus = Literal["draft", "submitted", "approved", "partially_approved", "rejected"]
@@ -128,15 +128,6 @@ class EvidenceOut(OutModel):
     download_url: str
 
 
-class CheckOut(OutModel):
-    code: str
-    status: Literal["pass", "fail", "needs_review"]
-    blocking: bool
-    message_it: str
-    message_en: str
-    details: dict[str, Any] = Field(default_factory=dict)
-
-
 class LineOut(OutModel):
     id: uuid.UUID
     claim_id: uuid.UUID
@@ -152,7 +143,9 @@ class LineOut(OutModel):
     payment_date: date | None
     payment_method: str | None
     cup_quoted: bool
-    checks: list[CheckOut]
+    checks: list[VerdictItem] = Field(
+        description="Every check of the line: `pass`, `fail` (`blocking` when it stops the payment) or `needs_review`."
+    )
     outcome: str = Field(description="pending, recognised, partially or rejected.")
     recognised_amount: Decimal | None
     officer_note: str | None

@@ -43,6 +43,7 @@ from shared.errors import (
     ProblemError,
     ValidationFailed,
 )
+from shared.i18n import Lang
 from shared.models import MoneyConfirmation
 from shared.routing import Actor, check_if_match_value, etag_of
 
@@ -87,7 +88,22 @@ def evidence_out(e: EvidenceFile) -> dict[str, Any]:
     }
 
 
-def line_out(ln: ClaimLine, evidence: list[EvidenceFile]) -> dict[str, Any]:
+def check_item(ch: dict[str, Any], lang: Lang) -> dict[str, Any]:
+    """A stored check (shared.domain.reporting.CheckResult.as_json) as the desk's verdict item."""
+    return {
+        "code": ch["code"],
+        "outcome": ch["status"],
+        "blocking": bool(ch.get("blocking")),
+        "path": None,
+        "article": None,
+        "message": ch["message_it"] if lang == "it" else ch["message_en"],
+        "message_it": ch["message_it"],
+        "message_en": ch["message_en"],
+        "details": ch.get("details") or {},
+    }
+
+
+def line_out(ln: ClaimLine, evidence: list[EvidenceFile], lang: Lang = "it") -> dict[str, Any]:
     return {
         "id": ln.id,
         "claim_id": ln.claim_id,
@@ -103,7 +119,7 @@ def line_out(ln: ClaimLine, evidence: list[EvidenceFile]) -> dict[str, Any]:
         "payment_date": ln.payment_date,
         "payment_method": ln.payment_method,
         "cup_quoted": ln.cup_quoted,
-        "checks": ln.checks or [],
+        "checks": [check_item(ch, lang) for ch in ln.checks or []],
         "outcome": ln.outcome,
         "recognised_amount": ln.recognised_amount,
         "officer_note": ln.officer_note,
@@ -128,13 +144,13 @@ def claim_out(c: Claim) -> dict[str, Any]:
     }
 
 
-async def claim_detail(session: AsyncSession, c: Claim) -> dict[str, Any]:
+async def claim_detail(session: AsyncSession, c: Claim, lang: Lang = "it") -> dict[str, Any]:
     lines = await repository.lines(session, c.id)
     files = await repository.evidence_of(session, [ln.id for ln in lines])
     by_line: dict[uuid.UUID, list[EvidenceFile]] = {}
     for f in files:
         by_line.setdefault(f.claim_line_id, []).append(f)
-    return {**claim_out(c), "lines": [line_out(ln, by_line.get(ln.id, [])) for ln in lines]}
+    return {**claim_out(c), "lines": [line_out(ln, by_line.get(ln.id, []), lang) for ln in lines]}
 
 
 # ---------------------------------------------------------------- the approved budget

@@ -167,7 +167,7 @@ class Milestone(OutModel):
     due_date: date
 
 
-class LoanTerms(OutModel):
+class ProjectLoanTerms(OutModel):
     annual_rate: Decimal
     years: int
     grace_months: int
@@ -178,7 +178,7 @@ class Timeline(OutModel):
     start_date: date | None = Field(description="The action plan's start.")
     end_date: date | None = Field(description="The action plan's end.")
     milestones: list[Milestone]
-    loan_terms: LoanTerms
+    loan_terms: ProjectLoanTerms
 
 
 class KpiOut(OutModel):

@@ -14,7 +14,7 @@ from shared.schemas import OutModel
 GroupBy = Literal["province", "ateco_section", "size_class", "market", "continent", "day", "hour"]
 
 
-class Figures(OutModel):
+class StatsFigures(OutModel):
     applications: int = Field(description="Applications submitted (withdrawn ones included).")
     admitted: int = Field(description="Applications found admissible.")
     funded: int = Field(description="Applications funded (the company accepted the decision).")
@@ -30,7 +30,7 @@ class Figures(OutModel):
     )
 
 
-class Group(Figures):
+class Group(StatsFigures):
     key: str | None = Field(
         description="The group: province code, ATECO section, size class, market (ISO alpha-2), "
         "continent (AF AN AS EU NA OC SA), day (YYYY-MM-DD) or hour (ISO instant, "
@@ -52,7 +52,7 @@ class CallBudget(OutModel):
 class StatsOut(OutModel):
     call: CallBudget
     group_by: GroupBy | None
-    totals: Figures
+    totals: StatsFigures
     groups: list[Group] = Field(
         description="Every group with at least one application (not paged: a handful of "
         "provinces, sections, classes or markets, or the hours of the window). "

@@ -89,7 +89,7 @@ async def test_a_complete_application_is_admissible_with_every_check_passing(
     assert checks["plan_completeness"]["article"] == "C.1"
     # 10,000 + 80,000 + 5,000 direct; staff 20 % = 19,000; indirect 7 % of 114,000 = 7,980
     assert ev["eligible_total"] == "121980.00" and ev["cuts"] == []
-    assert "121.980,00 €" in checks["eligible_total"]["detail"]  # Italian by default
+    assert "121.980,00 €" in checks["eligible_total"]["message"]  # Italian by default
     assert ev["grant"] is None and ev["funding"] is None
 
     events = await events_of(session, app_id, "evaluation.admissibility_completed")
@@ -110,7 +110,7 @@ async def test_a_complete_application_is_admissible_with_every_check_passing(
         f"/v1/evaluations/{app_id}", headers={**sub["partner_headers"], "Accept-Language": "en"}
     )
     assert r.status_code == 200
-    assert "EUR 121,980.00" in by_code(r.json())["eligible_total"]["detail"]
+    assert "EUR 121,980.00" in by_code(r.json())["eligible_total"]["message"]
 
     listed = await evaluation_client.get(
         "/v1/evaluations", params={"call_id": sub["call_id"], "stage": "admissible"}, headers=officer
@@ -223,7 +223,8 @@ async def test_an_excluded_ateco_code_is_not_admissible_with_its_article(
     assert ev["stage"] == "not_admissible" and ev["admissibility_verdict"] == "not_admissible"
     ateco = by_code(ev)["ateco"]
     assert ateco["outcome"] == "fail" and ateco["article"] == "A.3"
-    assert "64.19.10" in ateco["detail_it"] and "64.19.10" in ateco["detail_en"]
+    assert "64.19.10" in ateco["message_it"] and "64.19.10" in ateco["message_en"]
+    assert ateco["blocking"] is True and ateco["details"] == {}
     assert [c for c, v in by_code(ev).items() if v["outcome"] == "fail"] == ["ateco"]
     (event,) = await events_of(session, sub["application_id"], "evaluation.admissibility_completed")
     assert event.payload["verdict"] == "not_admissible" and event.payload["failed_checks"] == ["ateco"]

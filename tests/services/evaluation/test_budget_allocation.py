@@ -74,17 +74,28 @@ async def test_the_budget_is_created_from_the_calls_rules_and_shows_the_ledger(
         "0.00",
         "250000.00",
     )
-    assert body["entries"] == [] and r.headers["etag"] == '"1"'
+    assert body["items"] == [] and r.headers["etag"] == '"1"'
 
     a = await evaluated_application(session, call_id=call_id, grant="20000.00", loan="80000.00")
     await allocate(evaluation_client, call_id, officer)
     r = await evaluation_client.get(f"/v1/calls/{call_id}/budget", headers=officer)
     body = r.json()
     assert (body["committed"], body["available"]) == ("100000.00", "150000.00"), "grant + loan are committed"
-    assert [(e["application_id"], e["kind"], e["amount"]) for e in body["entries"]] == [
+    assert [(e["application_id"], e["kind"], e["amount"]) for e in body["items"]] == [
         (str(a.application_id), "commitment", "100000.00")
     ]
-    assert r.headers["etag"] == '"2"'
+    assert r.headers["etag"] == '"2"' and body["next_cursor"] is None
+    b = await evaluated_application(session, call_id=call_id, grant="1000.00", loan="0.00")
+    await allocate(evaluation_client, call_id, officer)
+    first = (await evaluation_client.get(f"/v1/calls/{call_id}/budget", params={"limit": 1}, headers=officer)).json()
+    assert [e["application_id"] for e in first["items"]] == [str(a.application_id)] and first["next_cursor"]
+    second = (
+        await evaluation_client.get(
+            f"/v1/calls/{call_id}/budget", params={"limit": 1, "cursor": first["next_cursor"]}, headers=officer
+        )
+    ).json()
+    assert [(e["application_id"], e["amount"]) for e in second["items"]] == [(str(b.application_id), "1000.00")]
+    assert second["next_cursor"] is None
 
     partner = await token_factory("partner", partner_id=uuid.uuid4())
     assert (await evaluation_client.get(f"/v1/calls/{call_id}/budget", headers=partner)).status_code == 403
@@ -163,6 +174,27 @@ async def test_first_come_funds_in_protocol_order_strictly_and_the_rest_waits(
         (None, str(refused.application_id), "not_admitted"),
     ]
     assert ranking[0]["company_id"] == str(company)
+    assert r.json()["next_cursor"] is None
+    # the one pagination: cursor in, next_cursor out, two at a time
+    pages, cursor = [], None
+    while True:
+        params = {"limit": 2, **({"cursor": cursor} if cursor else {})}
+        page = (await evaluation_client.get(f"/v1/calls/{call_id}/ranking", params=params, headers=auditor)).json()
+        pages.append([i["application_id"] for i in page["items"]])
+        if not (cursor := page["next_cursor"]):
+            break
+    assert pages == [[i["application_id"] for i in ranking[k : k + 2]] for k in (0, 2, 4)]
+    public_page = (await evaluation_client.get(f"/v1/public/calls/{call_id}/ranking", params={"limit": 4})).json()
+    assert len(public_page["items"]) == 4 and public_page["next_cursor"]
+    last = (
+        await evaluation_client.get(
+            f"/v1/public/calls/{call_id}/ranking", params={"cursor": public_page["next_cursor"]}
+        )
+    ).json()
+    assert [i["outcome"] for i in last["items"]] == ["not_admitted"] and last["next_cursor"] is None
+    for bad in ({"after": 2}, {"cursor": "bm90LWEtY3Vyc29y"}, {"limit": 101}):
+        r = await evaluation_client.get(f"/v1/calls/{call_id}/ranking", params=bad, headers=auditor)
+        assert r.status_code == (200 if "after" in bad else 422), (bad, r.text)
 
     public = await evaluation_client.get(f"/v1/public/calls/{call_id}/ranking")
     assert public.status_code == 200, public.text
@@ -466,7 +498,7 @@ async def test_a_budget_raised_at_intake_reaches_the_ledger_and_funds_the_waitin
     # 300,000 - 200,000 committed = 100,000 available: w1 (75,000, first in protocol order) is funded; w2
     # (100,000) does not fit in the 25,000 left and keeps waiting
     assert (budget["total"], budget["committed"], budget["available"]) == ("300000.00", "275000.00", "25000.00")
-    assert [(e["kind"], e["amount"]) for e in budget["entries"] if e["kind"] == "amendment"] == [
+    assert [(e["kind"], e["amount"]) for e in budget["items"] if e["kind"] == "amendment"] == [
         ("amendment", "100000.00")
     ]
     got = await fundings(session, call_id)

@@ -218,7 +218,7 @@ async def test_a_member_failing_a_check_makes_the_application_not_admissible(
     assert ev["stage"] == "not_admissible"
     failed = [(c["code"], c["path"]) for c in ev["checks"] if c["outcome"] == "fail"]
     assert failed == [("sme_class", "/network/members/1")]
-    assert "'large'" in next(c["detail"] for c in ev["checks"] if c["outcome"] == "fail")
+    assert "'large'" in next(c["message"] for c in ev["checks"] if c["outcome"] == "fail")
     r = await fund(evaluation_client, sub["application_id"], officer)
     assert r.status_code == 409 and r.json()["reason"] == "not_admissible", r.text
 

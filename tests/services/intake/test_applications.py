@@ -78,7 +78,9 @@ async def test_check_above_the_maximum_warns_without_blocking_and_estimates_on_t
     # direct 10,000 + 720,000 + 5,000 = 735,000; d = 20 % = 147,000; e = 7 % of 882,000 = 61,740; eligible
     # 943,740.00 > 600,000.00: capped, not refused. Aid on 600,000.00: grant 20 % = 120,000.00, loan 65 % =
     # 390,000.00.
-    assert [(p["code"], p["blocking"]) for p in out["problems"]] == [("eligible_total_above_max", False)]
+    assert [(p["code"], p["blocking"], p["outcome"]) for p in out["problems"]] == [
+        ("eligible_total_above_max", False, "warning")
+    ]
     assert "the aid is computed on EUR 600,000.00" in out["problems"][0]["message"]
     assert out["submittable"] is True
     assert out["estimate"] == {
@@ -155,7 +157,12 @@ async def test_register_chain_verifies_across_several_submissions(client, sessio
     tampered = copy.deepcopy(reg["items"])
     tampered[1]["receipt"]["submitted_at"] = tampered[0]["receipt"]["submitted_at"]
     assert verify_chain((e["receipt"], e["chain_hash"]) for e in tampered) == 1
-    page2 = (await client.get(f"/v1/calls/{world.call.id}/register", params={"after": 1, "limit": 1})).json()
+    page1 = (await client.get(f"/v1/calls/{world.call.id}/register", params={"limit": 1})).json()
+    assert [e["protocol_number"] for e in page1["items"]] == [1] and page1["next_cursor"]
+    page2 = (
+        await client.get(f"/v1/calls/{world.call.id}/register", params={"cursor": page1["next_cursor"], "limit": 1})
+    ).json()
+    assert [e["protocol_number"] for e in page2["items"]] == [2]
     assert page2["items"][0]["previous_hash"] == reg["items"][0]["chain_hash"]
 
 
@@ -301,6 +308,11 @@ async def test_pending_or_revoked_delegation_gives_no_access(client, session, wo
         (lambda b: b["expense_lines"][1].update(amount=45000.5), "money_not_string", "/expense_lines/1/amount"),
         (lambda b: b["expense_lines"][1].update(amount="-5.00"), "greater_than", "/expense_lines/1/amount"),
         (lambda b: b["expense_lines"][1].update(amount="10.001"), "decimal_max_places", "/expense_lines/1/amount"),
+        # what the schema's pattern refuses, validation refuses (README, "Conventions": money)
+        (lambda b: b["expense_lines"][1].update(amount="10.000"), "decimal_max_places", "/expense_lines/1/amount"),
+        (lambda b: b["expense_lines"][1].update(amount="1e3"), "decimal_parsing", "/expense_lines/1/amount"),
+        (lambda b: b["expense_lines"][1].update(amount="+50"), "decimal_parsing", "/expense_lines/1/amount"),
+        (lambda b: b["expense_lines"][1].update(amount=" 50 "), "decimal_parsing", "/expense_lines/1/amount"),
         (
             lambda b: b["expense_lines"][1].update(target_market="XX"),
             "country_unknown",

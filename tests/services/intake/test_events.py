@@ -80,10 +80,10 @@ async def test_polling_shows_each_principal_its_own_events_with_a_working_cursor
     assert item["type"] == "application.submitted" and item["version"] == 1 and item["source"] == "intake"
     assert item["subject"] == {"type": "application", "id": e1.aggregate_id}
     assert item["data"] == {"protocol_number": 7} and item["occurred_at"].endswith("Z")
-    page = (await client.get("/v1/events", params={"after": page["next_cursor"]}, headers=p_headers)).json()
+    page = (await client.get("/v1/events", params={"cursor": page["next_cursor"]}, headers=p_headers)).json()
     assert [i["id"] for i in page["items"]] == [str(e4.event_id)]
     cursor = page["next_cursor"]
-    page = (await client.get("/v1/events", params={"after": cursor}, headers=p_headers)).json()
+    page = (await client.get("/v1/events", params={"cursor": cursor}, headers=p_headers)).json()
     assert page == {"items": [], "next_cursor": cursor}, "an empty poll keeps the cursor"
 
     page = (await client.get("/v1/events", headers=c_headers)).json()
@@ -94,10 +94,15 @@ async def test_polling_shows_each_principal_its_own_events_with_a_working_cursor
 
     before_all = event_cursor(e1.published_seq - 1)
     for reader in (officer, auditor):
-        page = (await client.get("/v1/events", params={"after": before_all, "limit": 100}, headers=reader)).json()
+        page = (await client.get("/v1/events", params={"cursor": before_all, "limit": 100}, headers=reader)).json()
         ids = [i["id"] for i in page["items"]]
         assert ids[:4] == [str(e.event_id) for e in (e1, e2, e3, e4)]
 
+    r = await client.get("/v1/events", params={"cursor": "not-a-cursor"}, headers=p_headers)
+    assert r.status_code == 422 and r.json()["errors"][0]["path"] == "/cursor"
+    # `after`, the parameter's former name, still works for one deprecation period
+    page = (await client.get("/v1/events", params={"after": before_all, "limit": 1}, headers=officer)).json()
+    assert [i["id"] for i in page["items"]] == [str(e1.event_id)]
     r = await client.get("/v1/events", params={"after": "not-a-cursor"}, headers=p_headers)
     assert r.status_code == 422 and r.json()["errors"][0]["path"] == "/after"
     assert (await client.get("/v1/events")).status_code == 401

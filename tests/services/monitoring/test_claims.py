@@ -251,11 +251,11 @@ async def test_a_claim_with_an_e_invoice_and_a_pdf_is_checked_reviewed_and_recog
     assert sub["claimed_total"] == "5500.00"
     lines = {ln["id"]: ln for ln in sub["lines"]}
     xml_checks = checks_of(lines[xml_line["id"]])
-    assert {c["status"] for c in xml_checks.values()} == {"pass"}, xml_checks
+    assert {c["outcome"] for c in xml_checks.values()} == {"pass"}, xml_checks
     pdf_checks = checks_of(lines[pdf_line["id"]])
-    assert pdf_checks["cup_quoted"]["status"] == "needs_review"  # declared on a PDF: the officer verifies it
-    assert pdf_checks["evidence_matches"]["status"] == "needs_review"
-    assert pdf_checks["payment_traceable"]["status"] == "pass"
+    assert pdf_checks["cup_quoted"]["outcome"] == "needs_review"  # declared on a PDF: the officer verifies it
+    assert pdf_checks["evidence_matches"]["outcome"] == "needs_review"
+    assert pdf_checks["payment_traceable"]["outcome"] == "pass"
     assert sub["review"]["submission"]["claimed_total"] == "5500.00"
     [event] = await outbox(session, "claim.submitted", cid)
     assert event["claimed_total"] == "5500.00" and event["lines"] == 2
@@ -361,7 +361,7 @@ async def test_an_invoice_dated_before_the_submission_fails_its_check_and_cannot
     r = await submit(d, cid)
     assert r.status_code == 200
     checks = checks_of(r.json()["lines"][0])
-    assert checks["issue_date_after_submission"]["status"] == "fail"
+    assert checks["issue_date_after_submission"]["outcome"] == "fail"
     assert checks["issue_date_after_submission"]["blocking"] is True
     assert checks["issue_date_after_submission"]["details"]["submitted_on"] == "2025-03-10"
     tag = await etag(d, cid)
@@ -381,7 +381,8 @@ async def test_a_cash_payment_fails_the_traceability_check(desk: Desk) -> None:
     await upload(d, cid, line["id"], SAMPLE, "f.xml", "application/xml")
     sub = (await submit(d, cid)).json()
     c = checks_of(sub["lines"][0])["payment_traceable"]
-    assert (c["status"], c["blocking"]) == ("fail", True)
+    assert (c["outcome"], c["blocking"], c["path"], c["article"]) == ("fail", True, None, None)
+    assert c["message"] == c["message_it"] != c["message_en"]  # Italian by default
     assert sub["review"]["submission"]["admissible_total"] == "0.00"
     assert (await review(d, cid, line["id"], "partially", "100.00")).status_code == 422
 
@@ -549,7 +550,7 @@ async def test_the_excess_over_the_approved_budget_is_cut_at_review(desk: Desk) 
     await upload(d, cid, line["id"], PDF)
     sub = (await submit(d, cid)).json()
     amount = checks_of(sub["lines"][0])["amount_within_budget"]
-    assert amount["status"] == "fail"
+    assert amount["outcome"] == "fail"
     assert (amount["details"]["admissible_amount"], amount["details"]["cut"]) == ("12000.00", "1000.00")
     assert (await review(d, cid, line["id"], "recognised")).status_code == 200
     done = (await complete(d, cid)).json()

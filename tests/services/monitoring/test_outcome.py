@@ -245,7 +245,7 @@ async def test_85_percent_reduces_the_aid_in_proportion_and_releases_the_differe
     funding = await at_evaluation(evaluation_server.url, funded["officer"], f"/v1/fundings/{funded['application_id']}")
     assert (funding["granted"], funding["status"]) == ("72250.00", "funded")
     budget = await at_evaluation(evaluation_server.url, funded["officer"], f"/v1/calls/{funded['call_id']}/budget")
-    releases = [e for e in budget["entries"] if e["kind"] == "release"]
+    releases = [e for e in budget["items"] if e["kind"] == "release"]
     assert [(e["amount"], e["application_id"]) for e in releases] == [("12750.00", str(funded["application_id"]))]
     assert releases[0]["reason"].startswith("reduction:")
     assert budget["committed"] == "72250.00"

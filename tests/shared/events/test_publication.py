@@ -66,7 +66,7 @@ async def poller(engine: AsyncEngine) -> tuple[uuid.UUID, dict[str, str]]:
 
 
 async def _poll(http: Any, headers: dict[str, str], after: str | None) -> tuple[list[str], str | None]:
-    r = await http.get("/v1/events", params={"after": after} if after else {}, headers=headers)
+    r = await http.get("/v1/events", params={"cursor": after} if after else {}, headers=headers)
     assert r.status_code == 200, r.text
     page = r.json()
     return [i["data"]["n"] for i in page["items"]], page["next_cursor"]

@@ -67,7 +67,7 @@ def _unavailable(reason: str) -> None:
     pytest.skip(reason)
 
 
-async def _run(*args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = STEP_TIMEOUT) -> Any:
+async def _run(*args: str, cwd: Path, env: dict[str, str] | None = None, seconds: float = STEP_TIMEOUT) -> Any:
     """A command in a subprocess of the test's loop (the desk's servers answer meanwhile)."""
     proc = await asyncio.create_subprocess_exec(
         *args,
@@ -77,11 +77,11 @@ async def _run(*args: str, cwd: Path, env: dict[str, str] | None = None, timeout
         stderr=asyncio.subprocess.PIPE,
     )
     try:
-        out, err = await asyncio.wait_for(proc.communicate(), timeout=timeout)
+        out, err = await asyncio.wait_for(proc.communicate(), timeout=seconds)
     except TimeoutError:
         proc.kill()
         await proc.wait()
-        raise AssertionError(f"{' '.join(args)} took more than {timeout}s") from None
+        raise AssertionError(f"{' '.join(args)} took more than {seconds}s") from None
     return proc.returncode, out.decode(), err.decode()
 
 
@@ -98,13 +98,13 @@ async def _node_modules() -> Path:
     for name in ("package.json", "package-lock.json"):
         shutil.copy(TS / name, staging / name)
     code, out, err = await _run(
-        str(npm), "ci", "--no-audit", "--no-fund", "--loglevel=error", cwd=staging, timeout=INSTALL_TIMEOUT
+        str(npm), "ci", "--no-audit", "--no-fund", "--loglevel=error", cwd=staging, seconds=INSTALL_TIMEOUT
     )
     if code != 0:
         shutil.rmtree(staging, ignore_errors=True)
         _unavailable(f"npm ci failed (is the npm registry reachable?): {(out + err)[-2000:]}")
     try:
-        staging.rename(cache)
+        os.rename(staging, cache)
     except OSError:  # another run installed it meanwhile
         shutil.rmtree(staging, ignore_errors=True)
     return cache / "node_modules"

@@ -84,7 +84,7 @@ def generated(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Ge
     try:
         for service in SERVICES:
             document = REPO_ROOT / "openapi" / f"{service}.json"
-            name = f"desk_{service}_client_{hashlib.sha256(document.read_bytes()).hexdigest()[:12]}"
+            name = f"generated_{service}_client_{hashlib.sha256(document.read_bytes()).hexdigest()[:12]}"
             done = subprocess.run(
                 [generator, "generate", "--path", str(document), "--output-path", str(root / name), *OPTIONS],
                 capture_output=True,

@@ -175,7 +175,7 @@ def backoff_seconds(attempt: int, base: float, cap: float) -> float:
     here and stored."""
     state = RetryCallState(retry_object=Retrying(), fn=None, args=(), kwargs={})
     state.attempt_number = max(attempt, 1)
-    return float(wait_exponential_jitter(initial=base, max=cap, exp_base=2, jitter=base)(state))
+    return float(wait_exponential_jitter(multiplier=base, max=cap, exp_base=2, jitter=base)(state))
 
 
 INTERNAL_SUBSCRIPTIONS: dict[str, tuple[str, tuple[str, ...]]] = {

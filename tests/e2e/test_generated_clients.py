@@ -61,11 +61,6 @@ SERVICES = ("intake", "evaluation", "monitoring")
 CONFIG = REPO_ROOT / "tests" / "e2e" / "openapi-python-client.yaml"
 GENERATE_TIMEOUT = 120
 OPTIONS = ("--meta", "none", "--config", str(CONFIG))  # the generated code is formatted with our ruff
-FUNDING_OUT_CLASH = (
-    "evaluation's document names two schemas FundingOut (the funding computation's and the budget's): the "
-    "generator keeps one, drops Page_FundingOut_ and ReleaseOut and omits the responses of /v1/fundings, "
-    "/v1/fundings/{id}, /v1/fundings/{id}/confirm and /v1/calls/{id}/budget/releases (issue 13, unique schema names)"
-)
 
 
 class Generated(typing.NamedTuple):
@@ -109,14 +104,7 @@ def _warnings(output: str) -> list[str]:
     return [line for line in output.splitlines() if any(w in line.lower() for w in words)]
 
 
-@pytest.mark.parametrize(
-    "service",
-    [
-        "intake",
-        pytest.param("evaluation", marks=pytest.mark.xfail(strict=True, reason=FUNDING_OUT_CLASH)),
-        "monitoring",
-    ],
-)
+@pytest.mark.parametrize("service", SERVICES)
 def test_the_python_client_is_generated_without_warnings(generated, service):
     assert _warnings(generated[service].output) == [], generated[service].output
 

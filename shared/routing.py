@@ -174,9 +174,27 @@ async def idempotency(request: Request) -> IdempotencySlot | None:
     return slot
 
 
+async def _form_digest_input(request: Request) -> bytes:
+    """The parsed form as bytes to digest: each field's name and value, a file's name, type and SHA-256."""
+    form = await request.form()
+    parts = []
+    for name, value in form.multi_items():
+        if isinstance(value, str):
+            parts.append(f"{name}={value}".encode())
+        else:
+            content = await value.read()
+            await value.seek(0)
+            meta = f"{name}:{value.filename}:{value.content_type}:".encode()
+            parts.append(meta + hashlib.sha256(content).hexdigest().encode())
+    return b"\n".join(parts)
+
+
 async def request_digest(request: Request) -> bytes:
     """What an idempotency key is bound to: method, path and body."""
-    body = await request.body()
+    try:
+        body = await request.body()
+    except RuntimeError:  # a multipart body FastAPI already parsed into a form for the route (an upload)
+        body = await _form_digest_input(request)
     return hashlib.sha256(request.method.encode() + b" " + request.url.path.encode() + b"\n" + body).digest()
 
 

@@ -299,7 +299,12 @@ def run_schemathesis(
         str(ndjson),
         "--no-color",
     ]
-    env = dict(os.environ, SCHEMATHESIS_HOOKS="", NO_COLOR="1")
+    env = dict(
+        os.environ,
+        SCHEMATHESIS_HOOKS="tests.fuzz.hooks",
+        PYTHONPATH=os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")])),
+        NO_COLOR="1",
+    )
     started = time.monotonic()
     proc = subprocess.run(cmd, cwd=report_dir, env=env, capture_output=True, text=True, timeout=1800, check=False)
     seconds = time.monotonic() - started

@@ -608,3 +608,18 @@ async def test_a_reviewed_final_claim_decides_the_projects_outcome(
     assert len(await outbox(session, "project.completed", str(p.id))) == 1
     r = await monitoring_client.post(f"/v1/projects/{p.id}/claims", json={"kind": "intermediate"}, headers=d.company)
     assert r.status_code == 409  # the project is completed
+
+
+async def test_an_upload_with_an_idempotency_key_is_replayed_not_a_500(desk: Desk) -> None:
+    """A multipart upload is parsed before the idempotency key is checked: the key binds the parsed form (the
+    file's name, type and SHA-256), so a retry replays the first answer and another file under the key is 422."""
+    claim = await open_claim(desk)
+    line = (await add_line(desk, claim["id"])).json()
+    url = f"/v1/claims/{claim['id']}/lines/{line['id']}/evidence"
+    headers = {**desk.company, "Idempotency-Key": f"upload-{uuid.uuid4().hex}"}
+    first = await desk.client.post(url, files={"file": ("fattura.pdf", PDF, "application/pdf")}, headers=headers)
+    assert first.status_code == 201, first.text
+    again = await desk.client.post(url, files={"file": ("fattura.pdf", PDF, "application/pdf")}, headers=headers)
+    assert again.status_code == 201 and again.json()["id"] == first.json()["id"], again.text
+    other = await desk.client.post(url, files={"file": ("altra.pdf", PDF + b" ", "application/pdf")}, headers=headers)
+    assert other.status_code == 422, other.text

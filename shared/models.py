@@ -127,6 +127,10 @@ class IdempotencyRecord(Base):
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
+def _subject_id(context: Any) -> Any:
+    return context.get_current_parameters()["aggregate_id"]
+
+
 class OutboxEvent(Base):
     __tablename__ = "outbox"
     __table_args__ = (
@@ -141,8 +145,12 @@ class OutboxEvent(Base):
     event_type: Mapped[str] = mapped_column(String(100))
     event_version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
     source: Mapped[str] = mapped_column(String(32))
+    # The event's subject (`shared.events.catalogue.SUBJECTS`): the noun of its type and that object's UUID.
     aggregate_type: Mapped[str] = mapped_column(String(64))
     aggregate_id: Mapped[str] = mapped_column(String(64))
+    # Deliveries to one subscription sharing this key go out in order (`shared.audit.event_params`): the
+    # application's id for events about an application, otherwise the subject's id (the default here).
+    ordering_key: Mapped[str] = mapped_column(String(64), default=_subject_id)
     partner_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
     company_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
     payload: Mapped[dict[str, Any]] = mapped_column(JSONB)

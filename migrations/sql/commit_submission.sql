@@ -179,9 +179,9 @@ BEGIN
     -- The event and the audit record, in one statement: both carry the number.
     WITH event AS (
         INSERT INTO desk.outbox (event_id, event_type, event_version, source, aggregate_type, aggregate_id,
-                                 partner_id, company_id, payload)
+                                 ordering_key, partner_id, company_id, payload)
         VALUES (p_event_id, 'application.submitted', 1, p_service, 'application', p_application_id::text,
-                v_partner_id, v_company_id,
+                p_application_id::text, v_partner_id, v_company_id,
                 v_payload || jsonb_build_object('protocol_number', v_n, 'submitted_at', v_at_text))
     )
     INSERT INTO desk.audit_log (service, request_id, principal_kind, principal_client_id, action, resource_type,

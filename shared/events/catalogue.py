@@ -3,7 +3,14 @@
 Each event reaches subscribers in this envelope (the webhook body), signed per Standard Webhooks:
 
     {"id": "<event uuid>", "type": "application.submitted", "version": 1, "source": "intake",
-     "occurred_at": "...Z", "subject": {"type": "application", "id": "..."}, "data": {...}}
+     "occurred_at": "...Z",
+     "subject": {"type": "application", "id": "<uuid>", "href": "/v1/applications/<uuid>"}, "data": {...}}
+
+The subject convention: an event type is `<noun>.<verb>` and its subject is the object the noun names, never
+another aggregate: `decision.accepted` is about the decision (`/v1/decisions/{id}`), `payment.paid` about the
+payment. `SUBJECTS` says, for each noun, the service that owns the object and the path where it is read on
+that service (the event's `source`). Related objects (the application, the company, the project) are in
+`data` by their ids. `shared.audit.event_params` refuses an event whose subject breaks the convention.
 
 The catalogue is published as the `webhooks` of intake's OpenAPI 3.1 document and at `GET /v1/events/types`.
 Adding a field is compatible; changing or removing one is a new `version` of the type.
@@ -408,9 +415,50 @@ def register(event: EventType) -> None:
     CATALOGUE[event.name] = event
 
 
+@dataclass(frozen=True)
+class SubjectKind:
+    """What an event's noun names: the service owning the object and the path reading it there."""
+
+    service: str
+    href: str  # a template with `{id}`
+
+
+# Evaluations and fundings are one per application and are read by the application's id: that is their id.
+# A training's events (enrolments, cancellations, the waiting list) are about the training session; the
+# enrolment is in `data`. A webhook's (ping) is the subscription `/v1/webhooks/{id}`.
+SUBJECTS: dict[str, SubjectKind] = {
+    "application": SubjectKind("intake", "/v1/applications/{id}"),
+    "call": SubjectKind("intake", "/v1/calls/{id}"),
+    "company": SubjectKind("intake", "/v1/companies/{id}"),
+    "delegation": SubjectKind("intake", "/v1/delegations/{id}"),
+    "training": SubjectKind("intake", "/v1/trainings/{id}"),
+    "webhook": SubjectKind("intake", "/v1/webhooks/{id}"),
+    "evaluation": SubjectKind("evaluation", "/v1/evaluations/{id}"),
+    "funding": SubjectKind("evaluation", "/v1/fundings/{id}"),
+    "decision": SubjectKind("evaluation", "/v1/decisions/{id}"),
+    "project": SubjectKind("monitoring", "/v1/projects/{id}"),
+    "claim": SubjectKind("monitoring", "/v1/claims/{id}"),
+    "payment": SubjectKind("monitoring", "/v1/payments/{id}"),
+}
+
+
+def noun(event_type: str) -> str:
+    """The noun of `<noun>.<verb>`: the subject's type."""
+    return event_type.split(".", 1)[0]
+
+
+def subject_href(subject_type: str, subject_id: str) -> str | None:
+    """The path reading the subject on its owning service (None for a noun outside `SUBJECTS`)."""
+    kind = SUBJECTS.get(subject_type)
+    return kind.href.format(id=subject_id) if kind is not None else None
+
+
 class Subject(BaseModel):
-    type: str
-    id: str
+    type: str = Field(description="The noun of the event type (`decision` for `decision.accepted`).")
+    id: str = Field(description="The UUID of that object.")
+    href: str | None = Field(
+        None, description="Where the object is read, a path on the service that sent the event (`source`)."
+    )
 
 
 class Envelope(BaseModel):
@@ -433,7 +481,11 @@ def envelope(row: Any) -> dict[str, Any]:
         "version": row.event_version,
         "source": row.source,
         "occurred_at": row.occurred_at.isoformat().replace("+00:00", "Z"),
-        "subject": {"type": row.aggregate_type, "id": row.aggregate_id},
+        "subject": {
+            "type": row.aggregate_type,
+            "id": row.aggregate_id,
+            "href": subject_href(row.aggregate_type, row.aggregate_id),
+        },
         "data": row.payload,
     }
 

@@ -33,8 +33,8 @@ _MATCHES = f"""
 
 _TARGETED_EVENT = text(
     "INSERT INTO desk.outbox (event_id, event_type, event_version, source, aggregate_type, aggregate_id,"
-    " partner_id, company_id, payload, published_at) VALUES (:eid, :etype, :ever, :source, :atype, :aid, :partner,"
-    " :company, CAST(:payload AS jsonb), now()) RETURNING id, event_id"
+    " ordering_key, partner_id, company_id, payload, published_at) VALUES (:eid, :etype, :ever, :source, :atype,"
+    " :aid, :okey, :partner, :company, CAST(:payload AS jsonb), now()) RETURNING id, event_id"
 )
 
 _EVENTS_SINCE = text(f"""
@@ -45,7 +45,7 @@ SELECT o.id FROM desk.outbox o JOIN desk.subscriptions s ON s.id = :sub
 
 _REPLAY_EVENTS = text("""
 INSERT INTO desk.deliveries (event_id, subscription_id, aggregate_key, replay_of)
-SELECT o.id, :sub, o.aggregate_type || ':' || o.aggregate_id,
+SELECT o.id, :sub, o.ordering_key,
        (SELECT max(d.id) FROM desk.deliveries d WHERE d.event_id = o.id AND d.subscription_id = :sub)
   FROM desk.outbox o WHERE o.id = ANY (:ids)
  ORDER BY o.id
@@ -159,9 +159,7 @@ async def insert_targeted_event(
     delivery_id = (
         await session.execute(
             insert(Delivery)
-            .values(
-                event_id=row.id, subscription_id=subscription_id, aggregate_key=f"{params['atype']}:{params['aid']}"
-            )
+            .values(event_id=row.id, subscription_id=subscription_id, aggregate_key=params["okey"])
             .returning(Delivery.id)
         )
     ).scalar_one()

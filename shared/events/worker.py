@@ -11,11 +11,12 @@ Two plain SQL statements give what we need on top of it:
   number n has already been able to see every lower number (publication order = commit order);
 * delivery: due deliveries are claimed with `FOR UPDATE SKIP LOCKED` and leased (their next attempt
   moved past the longest a send may take), so several workers never send the same delivery at once,
-  and a delivery waits while an earlier one for the same subscription and aggregate is still
-  pending (order per application). The claim commits before any request is sent: no transaction,
-  connection or PgBouncer slot is held while a partner answers. The result is recorded afterwards
-  in a new short transaction. A worker killed mid-delivery leaves the lease to expire, and the
-  delivery is sent again (receivers deduplicate on `webhook-id`).
+  and a delivery waits while an earlier one for the same subscription and ordering key is still
+  pending (the outbox's `ordering_key`: the application's id for every event about an application, so
+  one application's events arrive in order whatever their subject). The claim commits before any
+  request is sent: no transaction, connection or PgBouncer slot is held while a partner answers. The
+  result is recorded afterwards in a new short transaction. A worker killed mid-delivery leaves the
+  lease to expire, and the delivery is sent again (receivers deduplicate on `webhook-id`).
 
 Every delivery to a partner's or a company's endpoint resolves the host again, checks every address
 by the egress policy (`shared.events.egress`) and connects to the checked address itself, so DNS
@@ -65,14 +66,14 @@ FAN_OUT_LOCK = text("SELECT pg_advisory_xact_lock(:key)")
 
 FAN_OUT = text(f"""
 WITH ev AS (
-    SELECT id, event_type, partner_id, company_id, aggregate_type, aggregate_id
+    SELECT id, event_type, partner_id, company_id, aggregate_type, ordering_key
       FROM desk.outbox WHERE published_at IS NULL ORDER BY id LIMIT :n FOR UPDATE SKIP LOCKED
 ), numbered AS (
     -- a sorted subquery is not flattened: the numbers follow the id order
     SELECT id, nextval('desk.outbox_published_seq') AS seq FROM (SELECT id FROM ev ORDER BY id) ordered
 ), ins AS (
     INSERT INTO desk.deliveries (event_id, subscription_id, aggregate_key)
-    SELECT ev.id, s.id, ev.aggregate_type || ':' || ev.aggregate_id
+    SELECT ev.id, s.id, ev.ordering_key
       FROM ev JOIN desk.subscriptions s
         ON s.active AND s.deleted_at IS NULL
        AND (ev.event_type = ANY (s.event_types) OR '*' = ANY (s.event_types))

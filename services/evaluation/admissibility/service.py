@@ -160,8 +160,8 @@ async def _emit_completed(
         session,
         actor,
         event_type="evaluation.admissibility_completed",
-        aggregate_type="evaluation",
-        aggregate_id=application_id,
+        subject_type="evaluation",
+        subject_id=application_id,
         payload={
             "application_id": str(application_id),
             "call_id": str(call_id),

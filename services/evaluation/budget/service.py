@@ -321,8 +321,8 @@ async def _emit(
         session,
         actor,
         event_type=event_type,
-        aggregate_type="application",
-        aggregate_id=app.application_id,
+        subject_type="funding",
+        subject_id=app.application_id,  # a funding is the application's: read at /v1/fundings/{application_id}
         payload=payload,
         partner_id=partner_of(app),
         company_id=app.company_id,

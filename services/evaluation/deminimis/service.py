@@ -701,8 +701,8 @@ async def compute_funding(
         session,
         actor,
         event_type="evaluation.funding_computed",
-        aggregate_type="evaluation",
-        aggregate_id=evaluation.application_id,
+        subject_type="evaluation",
+        subject_id=evaluation.application_id,
         payload={
             "application_id": str(evaluation.application_id),
             "call_id": str(evaluation.call_id),

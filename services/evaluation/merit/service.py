@@ -489,8 +489,8 @@ async def _conclude(
             session,
             actor,
             event_type="evaluation.merit_completed",
-            aggregate_type="evaluation",
-            aggregate_id=app.application_id,
+            subject_type="evaluation",
+            subject_id=app.application_id,
             payload={
                 "application_id": str(app.application_id),
                 "call_id": str(app.call_id),

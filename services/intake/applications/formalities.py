@@ -257,8 +257,8 @@ async def accept_signed_form(
         session,
         actor,
         event_type="application.form_signed",
-        aggregate_type="application",
-        aggregate_id=app.id,
+        subject_type="application",
+        subject_id=app.id,
         partner_id=app.partner_id,
         company_id=app.company_id,
         payload={

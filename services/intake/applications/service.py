@@ -1109,8 +1109,8 @@ async def withdraw(*, session: AsyncSession, actor: Actor, app: Application, rea
         session,
         actor,
         event_type="application.withdrawn",
-        aggregate_type="application",
-        aggregate_id=app.id,
+        subject_type="application",
+        subject_id=app.id,
         partner_id=app.partner_id,
         company_id=app.company_id,
         payload={

@@ -228,8 +228,8 @@ async def add_version(
         session,
         actor,
         event_type="call.amended",
-        aggregate_type="call",
-        aggregate_id=call.id,
+        subject_type="call",
+        subject_id=call.id,
         version=CATALOGUE["call.amended"].version,
         payload={
             "call_id": call.id,

@@ -279,8 +279,8 @@ async def _emit(session: AsyncSession, actor: Actor, d: Delegation, event_type: 
         session,
         actor,
         event_type=event_type,
-        aggregate_type="delegation",
-        aggregate_id=d.id,
+        subject_type="delegation",
+        subject_id=d.id,
         payload={
             "delegation_id": str(d.id),
             "partner_id": str(d.partner_id),
@@ -294,8 +294,8 @@ async def _emit(session: AsyncSession, actor: Actor, d: Delegation, event_type: 
         session,
         actor,
         event_type="company.delegation_changed",
-        aggregate_type="company",
-        aggregate_id=d.company_id,
+        subject_type="company",
+        subject_id=d.company_id,
         payload={
             "company_id": str(d.company_id),
             "delegation_id": str(d.id),

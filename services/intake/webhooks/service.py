@@ -312,8 +312,8 @@ async def ping(*, session: AsyncSession, actor: Actor, sub: Subscription) -> sto
     params = event_params(
         actor,
         event_type="webhook.ping",
-        aggregate_type="subscription",
-        aggregate_id=sub.id,
+        subject_type="webhook",
+        subject_id=sub.id,
         payload=Ping(subscription_id=sub.id).model_dump(mode="json"),
         partner_id=sub.partner_id,
         company_id=sub.company_id,

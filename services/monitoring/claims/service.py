@@ -631,8 +631,9 @@ async def submit_claim(
         session,
         actor,
         event_type="claim.submitted",
-        aggregate_type="claim",
-        aggregate_id=c.id,
+        subject_type="claim",
+        subject_id=c.id,
+        ordering_key=project.application_id,
         partner_id=project.partner_id,
         company_id=project.company_id,
         payload={
@@ -996,8 +997,9 @@ async def _complete(
         session,
         actor,
         event_type="claim.reviewed",
-        aggregate_type="claim",
-        aggregate_id=c.id,
+        subject_type="claim",
+        subject_id=c.id,
+        ordering_key=project.application_id,
         partner_id=project.partner_id,
         company_id=project.company_id,
         payload={

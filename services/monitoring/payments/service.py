@@ -72,8 +72,9 @@ async def _emit(session: AsyncSession, actor: Actor, event_type: str, project: P
         session,
         actor,
         event_type=event_type,
-        aggregate_type="project",
-        aggregate_id=project.id,
+        subject_type="payment",
+        subject_id=p.id,
+        ordering_key=project.application_id,
         partner_id=project.partner_id,
         company_id=project.company_id,
         payload={
@@ -345,8 +346,9 @@ async def reissue(*, session: AsyncSession, actor: Actor, payment: Payment, proj
         session,
         actor,
         event_type="payment.reissued",
-        aggregate_type="project",
-        aggregate_id=project.id,
+        subject_type="payment",
+        subject_id=payment.id,
+        ordering_key=project.application_id,
         partner_id=project.partner_id,
         company_id=project.company_id,
         payload={

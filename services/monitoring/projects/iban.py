@@ -84,8 +84,9 @@ async def _emit(session: AsyncSession, actor: Actor, event_type: str, project: P
         session,
         actor,
         event_type=event_type,
-        aggregate_type="project",
-        aggregate_id=project.id,
+        subject_type="project",
+        subject_id=project.id,
+        ordering_key=project.application_id,
         partner_id=project.partner_id,
         company_id=project.company_id,
         payload={

@@ -60,6 +60,7 @@ from shared.clients.intake import IntakeClient
 from shared.db import make_sessionmaker
 from shared.domain.receipts import GENESIS
 from shared.domain.recovery import LEGAL_INTEREST_RATES
+from shared.events.catalogue import SUBJECTS, noun
 from shared.settings import REPO_ROOT, MonitoringSettings
 from tests.conftest import KEYRING
 from tests.e2e.harness import (
@@ -1445,3 +1446,41 @@ async def test_g_a_network_application_is_funded_per_member_and_each_member_gets
         "31000.00",
         "13020.00",
     )
+
+
+async def test_h_every_event_is_about_its_own_object_and_links_where_it_is_read(desk: Desk) -> None:
+    """The event subject convention over the lives above: every event the partner polls (and every webhook it
+    received) has as subject the object its type's noun names (`decision.accepted`: the decision), by a UUID,
+    with the href of `SUBJECTS`, which answers 200 on the service that sent it; the related ids are in `data`."""
+    d = desk
+    services = {"intake": d.intake, "evaluation": d.evaluation, "monitoring": d.monitoring}
+    polled: list[dict[str, Any]] = []
+    cursor: str | None = None
+    while True:
+        params: dict[str, Any] = {"limit": 100} | ({"cursor": cursor} if cursor else {})
+        page = _ok(await d.intake.get("/v1/events", params=params, headers=d.partner))
+        if not page["items"]:
+            break
+        polled += page["items"]
+        cursor = page["next_cursor"]
+    received = [Webhook(d.webhook_secret).verify(h.body, h.headers) for h in d.receiver.hits]
+    read: dict[str, Any] = {}
+    for event in polled + received:
+        kind, subject, data = noun(event["type"]), event["subject"], event["data"]
+        assert subject["type"] == kind, event
+        assert str(uuid.UUID(subject["id"])) == subject["id"], event
+        assert subject["href"] == SUBJECTS[kind].href.format(id=subject["id"]), event
+        assert SUBJECTS[kind].service == event["source"], event
+        if f"{kind}_id" in data:  # decision_id, payment_id, claim_id, project_id...: the subject's own id
+            assert data[f"{kind}_id"] == subject["id"], event
+        if kind not in ("application", "call", "company", "delegation", "training", "webhook"):
+            assert uuid.UUID(data["application_id"]), event  # the application, for its consumers, is in data
+        if subject["href"] not in read:
+            read[subject["href"]] = _ok(await services[event["source"]].get(subject["href"], headers=d.officer))
+        body = read[subject["href"]]
+        # evaluations and fundings are one per application, read by its id
+        assert body["application_id" if kind in ("evaluation", "funding") else "id"] == subject["id"], event
+    nouns = {noun(e["type"]) for e in polled}
+    assert {"application", "evaluation", "funding", "decision", "project", "claim", "payment"} <= nouns, nouns
+    assert {e["subject"]["type"] for e in polled if e["type"].startswith("decision.")} == {"decision"}
+    assert {e["id"] for e in received} <= {e["id"] for e in polled}, "a webhook's event is polled alike"

@@ -179,7 +179,11 @@ async def test_a_partner_goes_from_token_to_a_verified_webhook_and_evaluation_re
     await wait_for(lambda: _some(receiver.hits), within=20, what="the webhook at the partner's receiver")
     hit = receiver.hits[0]
     event = Webhook(hook.secret).verify(hit.body, hit.headers)
-    assert event["type"] == "application.submitted" and event["subject"] == {"type": "application", "id": str(draft.id)}
+    assert event["type"] == "application.submitted" and event["subject"] == {
+        "type": "application",
+        "id": str(draft.id),
+        "href": f"/v1/applications/{draft.id}",
+    }
     assert event["data"]["protocol_number"] == 1 and hit.webhook_id == event["id"]
     assert orjson.loads(hit.body)["data"]["company_id"] == str(company.id)
 

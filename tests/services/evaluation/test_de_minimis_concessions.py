@@ -220,7 +220,7 @@ async def test_an_acceptance_over_the_ceiling_is_refused_and_changes_nothing(
     assert [a["reference"] for a in r.json()["items"]] == ["COR-X-1"], "no concession registered"
     assert (
         await session.scalar(
-            text("SELECT count(*) FROM desk.outbox WHERE event_type = 'decision.accepted' AND aggregate_id = :a"),
+            text("SELECT count(*) FROM desk.outbox WHERE event_type = 'decision.accepted' AND ordering_key = :a"),
             {"a": sub["application_id"]},
         )
         == 0

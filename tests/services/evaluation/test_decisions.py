@@ -24,12 +24,13 @@ async def intake(evaluation_app: Any) -> AsyncIterator[FakeIntake]:
     evaluation_app.state.intake_client = None
 
 
-async def outbox(session: Any, event_type: str, aggregate_id: Any | None = None) -> list[Any]:
-    sql = "SELECT payload, partner_id, company_id FROM desk.outbox WHERE event_type = :t"
+async def outbox(session: Any, event_type: str, application_id: Any | None = None) -> list[Any]:
+    """The events of that type, about one application: their ordering key is the application's id."""
+    sql = "SELECT payload, partner_id, company_id, aggregate_type, aggregate_id FROM desk.outbox WHERE event_type = :t"
     params: dict[str, Any] = {"t": event_type}
-    if aggregate_id is not None:
-        sql += " AND aggregate_id = :a"
-        params["a"] = str(aggregate_id)
+    if application_id is not None:
+        sql += " AND ordering_key = :a"
+        params["a"] = str(application_id)
     return list((await session.execute(text(sql + " ORDER BY id"), params)).all())
 
 
@@ -144,6 +145,9 @@ async def test_a_decree_issues_every_outcome_with_its_reasons(
         "2026-12-15",
     )
     assert issued[0].partner_id == s["partner_id"] and issued[0].company_id == s["funded"].company_id
+    # the subject is the decision itself, the application is in the data
+    assert (issued[0].aggregate_type, issued[0].aggregate_id) == ("decision", data["decision_id"])
+    assert data["application_id"] == str(s["funded"].application_id)
     refused_event = (await outbox(session, "decision.issued", s["refused"].application_id))[0].payload
     assert [r["code"] for r in refused_event["reasons"]] == ["export_share", "ateco"]
 

@@ -78,7 +78,11 @@ async def test_polling_shows_each_principal_its_own_events_with_a_working_cursor
     assert [i["id"] for i in page["items"]] == [str(e1.event_id)]
     item = page["items"][0]
     assert item["type"] == "application.submitted" and item["version"] == 1 and item["source"] == "intake"
-    assert item["subject"] == {"type": "application", "id": e1.aggregate_id}
+    assert item["subject"] == {
+        "type": "application",
+        "id": e1.aggregate_id,
+        "href": f"/v1/applications/{e1.aggregate_id}",
+    }
     assert item["data"] == {"protocol_number": 7} and item["occurred_at"].endswith("Z")
     page = (await client.get("/v1/events", params={"cursor": page["next_cursor"]}, headers=p_headers)).json()
     assert [i["id"] for i in page["items"]] == [str(e4.event_id)]

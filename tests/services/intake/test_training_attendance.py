@@ -56,7 +56,7 @@ async def _counts(session: AsyncSession, enrolment_id: str) -> tuple[int, int, i
             text(
                 "SELECT (SELECT count(*) FROM intake.attendances WHERE enrolment_id = :id),"
                 " (SELECT count(*) FROM desk.audit_log WHERE resource_id = :sid),"
-                " (SELECT count(*) FROM desk.outbox WHERE aggregate_id = :sid)"
+                " (SELECT count(*) FROM desk.outbox WHERE payload->>'enrolment_id' = :sid)"
             ),
             {"id": enrolment_id, "sid": enrolment_id},
         )
@@ -287,7 +287,7 @@ async def test_waiting_list_is_promoted_in_order_once_and_notified(
     events = (
         await session.execute(
             text(
-                "SELECT aggregate_id, company_id, payload->>'status' FROM desk.outbox"
+                "SELECT payload->>'enrolment_id', company_id, payload->>'status' FROM desk.outbox"
                 " WHERE event_type = 'training.enrolment_promoted' AND payload->>'training_id' = :t"
                 " ORDER BY id"
             ),
@@ -376,8 +376,9 @@ async def test_two_concurrent_cancellations_promote_in_order_and_never_exceed_ca
                 (
                     await s.execute(
                         text(
-                            "SELECT aggregate_id FROM desk.outbox WHERE event_type = 'training.enrolment_promoted'"
-                            " AND payload->>'training_id' = :t ORDER BY aggregate_id"
+                            "SELECT payload->>'enrolment_id' FROM desk.outbox"
+                            " WHERE event_type = 'training.enrolment_promoted' AND aggregate_type = 'training'"
+                            " AND aggregate_id = :t ORDER BY 1"
                         ),
                         {"t": training_id},
                     )

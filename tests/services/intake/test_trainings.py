@@ -287,10 +287,15 @@ async def test_partner_enrols_a_delegated_company_and_places_drop(
 
     event = (
         await session.execute(
-            text("SELECT event_type, company_id, partner_id, payload FROM desk.outbox WHERE aggregate_id = :id"),
+            text(
+                "SELECT event_type, company_id, partner_id, payload, aggregate_type, aggregate_id FROM desk.outbox"
+                " WHERE payload->>'enrolment_id' = :id"
+            ),
             {"id": enrolment["id"]},
         )
     ).one()
+    # about the training session (the subject), the enrolment in the data
+    assert (event.aggregate_type, event.aggregate_id) == ("training", enrolment["training_id"])
     assert event.event_type == "training.enrolled" and event.company_id == company.id
     assert event.partner_id == partner.id and event.payload["places_left"] == 1
     assert "participant_email" not in event.payload
@@ -456,7 +461,7 @@ async def test_cancel_frees_the_place_and_stale_if_match_is_412(
     event = (
         await session.execute(
             text(
-                "SELECT company_id FROM desk.outbox WHERE aggregate_id = :id AND event_type = "
+                "SELECT company_id FROM desk.outbox WHERE payload->>'enrolment_id' = :id AND event_type = "
                 "'training.enrolment_cancelled'"
             ),
             {"id": enrolment["id"]},

@@ -32,7 +32,7 @@ async def audit(session: Any, resource_id: Any) -> list[tuple[str, str, str]]:
 
 async def events(session: Any, project_id: Any) -> list[tuple[str, Any]]:
     rows = await session.execute(
-        text("SELECT event_type, partner_id FROM desk.outbox WHERE aggregate_id = :p ORDER BY id"),
+        text("SELECT event_type, partner_id FROM desk.outbox WHERE payload->>'project_id' = :p ORDER BY id"),
         {"p": str(project_id)},
     )
     return [tuple(r) for r in rows.all()]

@@ -76,18 +76,19 @@ async def test_decision_accepted_starts_the_project_and_orders_the_advance_once(
     assert [(p["kind"], p["amount"], p["status"]) for p in payments] == [("advance", "9758.54", "ordered")]
 
     events = (
-        (
-            await session.execute(
-                text(
-                    "SELECT event_type FROM desk.outbox WHERE source = 'monitoring' AND aggregate_id = :p ORDER BY id"
-                ),
-                {"p": project["id"]},
-            )
+        await session.execute(
+            text(
+                "SELECT event_type, aggregate_type, aggregate_id, ordering_key FROM desk.outbox"
+                " WHERE source = 'monitoring' AND payload->>'project_id' = :p ORDER BY id"
+            ),
+            {"p": project["id"]},
         )
-        .scalars()
-        .all()
-    )
-    assert events == ["project.started", "payment.ordered"]
+    ).all()
+    # each about its own object, both ordered with the application's other events
+    assert [tuple(e) for e in events] == [
+        ("project.started", "project", project["id"], data["application_id"]),
+        ("payment.ordered", "payment", payments[0]["id"], data["application_id"]),
+    ]
 
     # redelivery of the same event, and a second event for the same application: nothing new
     again = await deliver(monitoring_client, body)

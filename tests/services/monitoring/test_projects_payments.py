@@ -117,8 +117,10 @@ async def test_ordering_the_advance_twice_returns_the_live_order_and_nothing_is_
     assert (
         await scalar(
             session,
-            "SELECT count(*) FROM desk.outbox WHERE event_type = 'payment.paid' AND aggregate_id = :p",
-            p=str(project.id),
+            "SELECT count(*) FROM desk.outbox WHERE event_type = 'payment.paid' AND aggregate_type = 'payment'"
+            " AND aggregate_id = :p AND ordering_key = :a",
+            p=str(advance.id),
+            a=str(project.application_id),
         )
         == 1
     )

@@ -13,7 +13,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from pydantic import BaseModel, Field, create_model
 
-from shared.events.catalogue import CATALOGUE, Envelope, EventType
+from shared.events.catalogue import CATALOGUE, SUBJECTS, Envelope, EventType, noun
 from shared.schemas import decimals_as_strings
 
 RECEIVER_RESPONSES: dict[int | str, dict[str, Any]] = {
@@ -34,7 +34,8 @@ def envelope_model(event: EventType) -> type[BaseModel]:
     model: type[BaseModel] = create_model(
         f"{camel}Event",
         __base__=Envelope,
-        __doc__=f"{event.summary} (source: {event.source}, version {event.version}).",
+        __doc__=f"{event.summary} (source: {event.source}, version {event.version}; subject: the "
+        f"{noun(event.name)}, read at {SUBJECTS[noun(event.name)].href}).",
         type=(name_type, Field(description="The event type.")),
         version=(version_type, Field(description="Version of the type's data schema.")),
         data=(event.data, ...),

@@ -150,6 +150,12 @@ class EventTypeOut(OutModel):
     version: int
     source: str
     summary: str
+    subject: str = Field(
+        description="The envelope's `subject.type`: the noun of the type's name, the object it is about."
+    )
+    subject_href: str = Field(
+        description="Where that object is read, on the `source` service: the `subject.href` template, `{id}` its id."
+    )
     data_schema: dict[str, Any] = Field(description="JSON Schema of the envelope's `data`.")
 
 

@@ -25,7 +25,7 @@ from shared.audit import event_params, record_audit
 from shared.auth import Principal
 from shared.errors import Conflict, Forbidden, NotFound, ProblemError, ValidationFailed
 from shared.events import egress, store
-from shared.events.catalogue import CATALOGUE, Ping, envelope
+from shared.events.catalogue import CATALOGUE, SUBJECTS, Ping, envelope, noun
 from shared.events.signing import new_webhook_secret
 from shared.models import Subscription, WebhookPortAllowance
 from shared.pagination import PageParams
@@ -439,6 +439,8 @@ def event_types(source: str | None = None) -> list[dict[str, Any]]:
             "version": e.version,
             "source": e.source,
             "summary": e.summary,
+            "subject": noun(e.name),
+            "subject_href": SUBJECTS[noun(e.name)].href,
             "data_schema": e.data.model_json_schema(),
         }
         for e in CATALOGUE.values()

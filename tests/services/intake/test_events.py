@@ -122,6 +122,13 @@ async def test_event_types_are_public_with_the_schema_of_their_data(client):
     assert set(types) == set(CATALOGUE)
     submitted = types["application.submitted"]
     assert submitted["version"] == 1 and submitted["source"] == "intake"
+    assert (submitted["subject"], submitted["subject_href"]) == ("application", "/v1/applications/{id}")
+    accepted = types["decision.accepted"]
+    assert (accepted["source"], accepted["subject"], accepted["subject_href"]) == (
+        "evaluation",
+        "decision",
+        "/v1/decisions/{id}",
+    )
     assert "protocol_number" in submitted["data_schema"]["properties"]
     assert "protocol_number" in submitted["data_schema"]["required"]
 

@@ -27,6 +27,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from services.intake.applications import repository, service
+from shared.audit import event_params
 from shared.audit_chain import parse_record, record_hash
 from shared.audit_trail import _LINES
 from shared.auth import Principal
@@ -277,6 +278,18 @@ async def test_sql_and_python_write_the_same_receipt_hashes_event_and_audit_reco
             "protocol_number": last_protocol + 1,
             "submitted_at": instant,
         }
+        # ... and its subject and ordering key are what `shared.audit.event_params` writes for it
+        written = await conn.fetchrow(
+            "SELECT aggregate_type, aggregate_id, ordering_key FROM desk.outbox WHERE event_id = $1", args.event_id
+        )
+        python = event_params(
+            _OFFICER, event_type="application.submitted", subject_type="application", subject_id=app_id, payload={}
+        )
+        assert (
+            tuple(written)
+            == (python["atype"], python["aid"], python["okey"])
+            == ("application", str(app_id), str(app_id))
+        )
 
         # The audit records: the one the function wrote, and one carrying random nested JSON, hash in SQL as the
         # Python verifier re-hashes them from the export

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from shared.auth import DEFAULT_SCOPES, mint_token
 from shared.clients.intake import IntakeClient
 from shared.db import make_sessionmaker
-from shared.events.catalogue import envelope
+from shared.events.catalogue import envelope, noun, subject_href
 from shared.events.signing import new_webhook_secret, sign_headers
 from tests.conftest import KEYRING, make_token
 from tests.factories import delegate, draft_body, make_company, make_partner, open_call
@@ -80,6 +80,8 @@ async def count(session: Any, sql: str, **params: Any) -> int:
 
 
 def fake_event(event_type: str = "application.submitted", data: dict[str, Any] | None = None) -> str:
+    # the subject as a publisher writes it: intake's events here are about the application, by its id
+    kind, sid = noun(event_type), str((data or {}).get("application_id") or uuid.uuid4())
     return orjson.dumps(
         {
             "id": str(uuid.uuid4()),
@@ -87,7 +89,7 @@ def fake_event(event_type: str = "application.submitted", data: dict[str, Any] |
             "version": 1,
             "source": "intake",
             "occurred_at": "2026-11-28T10:00:00Z",
-            "subject": {"type": "application", "id": "x"},
+            "subject": {"type": kind, "id": sid, "href": subject_href(kind, sid)},
             "data": data or {},
         }
     ).decode()

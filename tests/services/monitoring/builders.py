@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.monitoring.models import Payment, Project
 from shared.access import record_delegation
 from shared.auth import DEFAULT_SCOPES, mint_token
+from shared.events.catalogue import noun, subject_href
 from shared.events.signing import new_webhook_secret, sign_headers
 from tests.conftest import KEYRING
 
@@ -124,6 +125,14 @@ def service_headers() -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
+def subject(event_type: str, data: dict[str, Any]) -> dict[str, Any]:
+    """The subject the publisher writes: the object its type's noun names (`decision.accepted`: the decision),
+    found in the data as `<noun>_id` (an evaluation or a funding: the application's id)."""
+    kind = noun(event_type)
+    sid = str(data.get(f"{kind}_id") or data.get("application_id") or uuid.uuid4())
+    return {"type": kind, "id": sid, "href": subject_href(kind, sid)}
+
+
 def envelope(event_type: str, data: dict[str, Any], *, source: str = "evaluation", event_id: str | None = None) -> str:
     return orjson.dumps(
         {
@@ -132,7 +141,7 @@ def envelope(event_type: str, data: dict[str, Any], *, source: str = "evaluation
             "version": 1,
             "source": source,
             "occurred_at": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
-            "subject": {"type": "application", "id": str(data.get("application_id", "x"))},
+            "subject": subject(event_type, data),
             "data": data,
         }
     ).decode()

@@ -3,6 +3,7 @@ path `SUBJECTS` gives on the service that sends the event. Unit and contract che
 
 from __future__ import annotations
 
+import ast
 import json
 import uuid
 from datetime import UTC, datetime
@@ -104,3 +105,27 @@ def test_the_envelope_links_the_subject_on_its_service() -> None:
 
     assert envelope(Row)["subject"] == {"type": "payment", "id": str(payment), "href": f"/v1/payments/{payment}"}
     assert subject_href("decision", "x") == "/v1/decisions/x" and subject_href("invoice", "x") is None
+
+
+def _publisher_calls() -> list[tuple[str, int, dict[str, ast.expr]]]:
+    """Every `record_event(...)` and `event_params(...)` call in the services, with its keyword arguments."""
+    calls = []
+    for path in sorted((REPO_ROOT / "services").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Call) and getattr(node.func, "id", None) in ("record_event", "event_params"):
+                where = str(path.relative_to(REPO_ROOT))
+                calls.append((where, node.lineno, {k.arg: k.value for k in node.keywords if k.arg}))
+    return calls
+
+
+def test_every_publisher_names_a_catalogued_subject_that_matches_its_literal_type() -> None:
+    """Statically, so a publisher no test runs cannot break the convention unnoticed: each call names its subject
+    type as a literal noun of SUBJECTS, the noun of its event type when that is a literal too."""
+    calls = _publisher_calls()
+    assert len(calls) >= 20, "the scan finds the publishers"
+    for where, line, kw in calls:
+        subject = kw.get("subject_type")
+        assert isinstance(subject, ast.Constant) and subject.value in SUBJECTS, (where, line)
+        event_type = kw.get("event_type")
+        if isinstance(event_type, ast.Constant):
+            assert event_type.value in CATALOGUE and noun(event_type.value) == subject.value, (where, line)

@@ -200,9 +200,13 @@ async def create_expert(*, session: AsyncSession, actor: Actor, data: ExpertIn) 
     await session.flush()
     await session.refresh(expert)
     await record_audit(
-        session, actor, action="expert.created", resource_type="expert", resource_id=expert.id,
+        session,
+        actor,
+        action="expert.created",
+        resource_type="expert",
+        resource_id=expert.id,
         after=_expert_snapshot(expert),
-    )  # fmt: skip
+    )
     return expert
 
 
@@ -217,9 +221,14 @@ async def update_expert(*, session: AsyncSession, actor: Actor, expert: Expert, 
     expert.updated_at = datetime.now(UTC)
     await session.flush()
     await record_audit(
-        session, actor, action="expert.updated", resource_type="expert", resource_id=expert.id, before=before,
+        session,
+        actor,
+        action="expert.updated",
+        resource_type="expert",
+        resource_id=expert.id,
+        before=before,
         after=_expert_snapshot(expert),
-    )  # fmt: skip
+    )
     return expert
 
 
@@ -256,9 +265,14 @@ async def issue_client(*, session: AsyncSession, actor: Actor, expert: Expert) -
     expert.version += 1
     await session.flush()
     await record_audit(
-        session, actor, action="expert.client_issued", resource_type="expert", resource_id=expert.id, before=before,
+        session,
+        actor,
+        action="expert.client_issued",
+        resource_type="expert",
+        resource_id=expert.id,
+        before=before,
         after=_expert_snapshot(expert),
-    )  # fmt: skip
+    )
     return client, secret
 
 
@@ -306,9 +320,13 @@ async def request(*, session: AsyncSession, actor: Actor, data: EngagementIn) ->
     await session.flush()
     await session.refresh(g)
     await record_audit(
-        session, actor, action="accompaniment.requested", resource_type="engagement", resource_id=g.id,
+        session,
+        actor,
+        action="accompaniment.requested",
+        resource_type="engagement",
+        resource_id=g.id,
         after=_engagement_snapshot(g),
-    )  # fmt: skip
+    )
     await _emit(session, actor, "accompaniment.requested", g)
     return g
 
@@ -462,9 +480,14 @@ async def assign(*, session: AsyncSession, actor: Actor, g: Engagement, data: As
     g.version += 1
     await session.flush()
     await record_audit(
-        session, actor, action="engagement.assigned", resource_type="engagement", resource_id=g.id, before=before,
+        session,
+        actor,
+        action="engagement.assigned",
+        resource_type="engagement",
+        resource_id=g.id,
+        before=before,
         after=_engagement_snapshot(g),
-    )  # fmt: skip
+    )
     await _emit(session, actor, "engagement.assigned", g)
     return g
 
@@ -494,9 +517,14 @@ async def answer(*, session: AsyncSession, actor: Actor, g: Engagement, confirm:
     g.version += 1
     await session.flush()
     await record_audit(
-        session, actor, action=event, resource_type="engagement", resource_id=g.id, before=before,
+        session,
+        actor,
+        action=event,
+        resource_type="engagement",
+        resource_id=g.id,
+        before=before,
         after=_engagement_snapshot(g),
-    )  # fmt: skip
+    )
     await _emit(session, actor, event, g)
     return g
 
@@ -579,9 +607,14 @@ async def log_session(
     await session.flush()
     await session.refresh(row)
     await record_audit(
-        session, actor, action="engagement.session_logged", resource_type="engagement", resource_id=g.id,
-        before=before, after={**_engagement_snapshot(g), "session_id": row.id, "hours": row.hours},
-    )  # fmt: skip
+        session,
+        actor,
+        action="engagement.session_logged",
+        resource_type="engagement",
+        resource_id=g.id,
+        before=before,
+        after={**_engagement_snapshot(g), "session_id": row.id, "hours": row.hours},
+    )
     await _emit(session, actor, "engagement.session_logged", g, session_id=row.id, held_on=row.held_on, hours=row.hours)
     return row, g
 
@@ -616,9 +649,14 @@ async def rate(*, session: AsyncSession, actor: Actor, g: Engagement, data: Rati
     g.version += 1
     await session.flush()
     await record_audit(
-        session, actor, action="engagement.rated", resource_type="engagement", resource_id=g.id, before=before,
+        session,
+        actor,
+        action="engagement.rated",
+        resource_type="engagement",
+        resource_id=g.id,
+        before=before,
         after=_engagement_snapshot(g),
-    )  # fmt: skip
+    )
     await _emit(session, actor, "engagement.rated", g, rating=g.rating)
     return g
 

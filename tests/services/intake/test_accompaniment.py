@@ -245,8 +245,15 @@ async def test_proposals_rank_by_fit_and_exclude_conflicts(
     b = await add_expert(
         client, officer, name="Expert B", markets=["VN"], sectors=["10"], languages=["en"], hours_per_month="10"
     )
-    c = await add_expert(client, officer, name="Expert C", markets=["BR", "VN", "US"], sectors=["28.29.30"], languages=["pt"],
-                         hours_per_month="8")  # fmt: skip
+    c = await add_expert(
+        client,
+        officer,
+        name="Expert C",
+        markets=["BR", "VN", "US"],
+        sectors=["28.29.30"],
+        languages=["pt"],
+        hours_per_month="8",
+    )
     d = await add_expert(client, officer, name="D supplier", vat_number=supplier_vat)
     e = await add_expert(client, officer, name="E consultant", fiscal_code=consultant)
     f = await add_expert(client, officer, name="F expired", accredited_to=(_today() - timedelta(days=1)).isoformat())
@@ -415,8 +422,11 @@ async def test_an_expert_confirms_declines_and_logs_only_its_own_engagements(
         assert (await client.request(method, path, headers=stranger)).status_code == 404, path
     r = await client.post(f"{url}/rating", json={"rating": 5}, headers=stranger)
     assert r.status_code == 404
-    r = await client.post("/v1/engagements", json={"application_id": application["id"], "phase": "design",
-                                                   "language": "en"}, headers=stranger)  # fmt: skip
+    r = await client.post(
+        "/v1/engagements",
+        json={"application_id": application["id"], "phase": "design", "language": "en"},
+        headers=stranger,
+    )
     assert r.status_code == 404
 
 
@@ -432,7 +442,6 @@ async def test_the_calls_cap_per_company_and_the_experts_monthly_capacity(
     g1 = await engaged(client, officer, partner, application, big, as_big)
     g2 = await engaged(client, officer, partner, application, small, as_small)
     await _ok(await log(client, as_big, g1, "30.00"), 201)
-    # small has 20 h a month: 15 + 6 > 20
     await _ok(await log(client, as_small, g2, "9.00"), 201)  # 39 of the company's 40
     r = await log(client, as_small, g2, "1.50")  # 40.50 > 40
     assert r.status_code == 409 and r.json()["reason"] == "company_cap", r.text

@@ -9,56 +9,35 @@ The seeded company's ATECO code is 28.29.30; the example draft's target markets 
 from __future__ import annotations
 
 import asyncio
-import secrets
-import string
 import uuid
-from datetime import date, datetime, timedelta
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import httpx
 from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
-from stdnum.it import codicefiscale
 
 from services.intake.models import AccompanimentSession, Engagement, Expert
 from shared.db import make_sessionmaker
 from shared.events.catalogue import CATALOGUE
 from shared.models import ApiClient, OutboxEvent
 from tests.conftest import TokenFactory
-from tests.factories import delegate, draft_body, make_company, make_partner, open_call, vat_number
+from tests.factories import (
+    delegate,
+    draft_body,
+    expert_body,
+    fiscal_code,
+    make_company,
+    make_partner,
+    open_call,
+    vat_number,
+)
+from tests.factories import (
+    today as _today,
+)
 
 Headers = dict[str, str]
-ROME = ZoneInfo("Europe/Rome")
-
-
-def _today() -> date:
-    return datetime.now(ROME).date()
-
-
-def fiscal_code() -> str:
-    """A valid personal fiscal code, unique enough for a test run."""
-    letters = "".join(secrets.choice(string.ascii_uppercase) for _ in range(6))
-    base = f"{letters}80A01F205"
-    return base + codicefiscale.calc_check_digit(base)
-
-
-def expert_body(**over: Any) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "fiscal_code": fiscal_code(),
-        "name": "Mario Rossi",
-        "email": "m.rossi@example.it",
-        "markets": ["VN", "BR"],
-        "sectors": ["28"],
-        "languages": ["en", "it"],
-        "phases": ["design", "monitoring", "reporting"],
-        "hours_per_month": "20.00",
-        "accredited_from": (_today() - timedelta(days=30)).isoformat(),
-        "accredited_to": None,
-    }
-    body.update(over)
-    return body
 
 
 async def _ok(resp: httpx.Response, status: int = 200) -> dict[str, Any]:

@@ -18,8 +18,8 @@ from services.intake.accompaniment.schemas import (
     EngagementStatus,
     ExpertIn,
     ExpertOut,
+    ExpertProposals,
     Phase,
-    ProposalsOut,
     RatingIn,
     SessionIn,
     SessionOut,
@@ -267,7 +267,7 @@ async def get_engagement(g: ValidEngagement, response: Response) -> Any:
 
 @router.get(
     "/engagements/{engagement_id}/proposals",
-    response_model=ProposalsOut,
+    response_model=ExpertProposals,
     summary="Experts proposed for an engagement, best fit first",
     description="Experts accredited today, covering the phase, with hours left this month, who did not decline "
     "the engagement and have no conflict with the company (a supplier in the application's planned expense "

@@ -138,7 +138,7 @@ class EngagementOut(OutModel):
     etag: str
 
 
-class ProposalOut(OutModel):
+class ExpertProposal(OutModel):
     expert_id: uuid.UUID
     name: str
     score: Decimal = Field(description="Fit, 0-100: markets 40, sector 25, language 15, availability 20.")
@@ -150,15 +150,15 @@ class ProposalOut(OutModel):
     hours_left_this_month: Decimal
 
 
-class ExcludedOut(OutModel):
+class ExcludedExpert(OutModel):
     expert_id: uuid.UUID
     reasons: list[ConflictReason]
 
 
-class ProposalsOut(OutModel):
+class ExpertProposals(OutModel):
     engagement_id: uuid.UUID
-    proposals: list[ProposalOut] = Field(description="Eligible experts, best fit first.")
-    excluded_for_conflict: list[ExcludedOut] = Field(
+    proposals: list[ExpertProposal] = Field(description="Eligible experts, best fit first.")
+    excluded_for_conflict: list[ExcludedExpert] = Field(
         description="Experts otherwise competent for the phase left out for a conflict (officers only; "
         "empty for partners and companies)."
     )

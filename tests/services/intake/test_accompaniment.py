@@ -170,6 +170,8 @@ async def test_officers_manage_the_roster_with_validation_and_if_match(
         r = await client.post("/v1/experts", json=expert_body(**{field: value}), headers=officer)
         assert r.status_code == 422, (field, r.text)
         assert any(e["code"] == code and e["path"].startswith(f"/{field}") for e in r.json()["errors"]), r.json()
+    r = await client.post("/v1/experts", json=expert_body(markets=["VN", "vn"]), headers=officer)
+    assert r.status_code == 422 and r.json()["errors"][0]["code"] == "duplicate_values", r.text
     r = await client.post(
         "/v1/experts",
         json=expert_body(accredited_from="2026-06-01", accredited_to="2026-05-31"),

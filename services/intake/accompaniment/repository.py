@@ -13,7 +13,7 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, false, func, literal, select
+from sqlalchemy import ColumnElement, Select, false, func, literal, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.intake.models import (
@@ -202,5 +202,26 @@ async def hours_per_company(session: AsyncSession) -> list[tuple[uuid.UUID, uuid
     return [(c, k, Decimal(h)) for c, k, h in (await session.execute(stmt)).all()]
 
 
-async def all_engagements(session: AsyncSession) -> list[Engagement]:
-    return list((await session.execute(select(Engagement))).scalars())
+async def figures_by_phase(session: AsyncSession) -> list[tuple[str, int, Decimal, Decimal | None]]:
+    """Per phase: engagements, hours logged, average rating (null when none is rated)."""
+    stmt = (
+        select(Engagement.phase, func.count(), func.sum(Engagement.hours_logged), func.avg(Engagement.rating))
+        .group_by(Engagement.phase)
+        .order_by(Engagement.phase)
+    )
+    return [
+        (p, int(n), Decimal(h), None if r is None else Decimal(r)) for p, n, h, r in (await session.execute(stmt)).all()
+    ]
+
+
+async def figures_by_market(session: AsyncSession) -> list[tuple[str, int, Decimal]]:
+    """Per market: engagements and hours logged; an engagement counts under each of its markets."""
+    market = func.unnest(Engagement.markets).table_valued("market").render_derived(with_types=False)
+    stmt = (
+        select(market.c.market, func.count(), func.sum(Engagement.hours_logged))
+        .select_from(Engagement)
+        .join(market, true())
+        .group_by(market.c.market)
+        .order_by(market.c.market)
+    )
+    return [(m, int(n), Decimal(h)) for m, n, h in (await session.execute(stmt)).all()]

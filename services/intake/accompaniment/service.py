@@ -10,7 +10,6 @@ held in the month.
 from __future__ import annotations
 
 import uuid
-from collections import defaultdict
 from datetime import UTC, date, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
@@ -692,36 +691,21 @@ async def stats(*, session: AsyncSession) -> dict[str, Any]:
             r = await rules_of_version(session, call_id, call.current_version)
             caps[call_id] = r.accompaniment.max_hours_per_company if r.accompaniment else None
         companies.append({"company_id": company_id, "call_id": call_id, "hours": h, "max_hours": caps[call_id]})
-    phase_n: dict[str, int] = defaultdict(int)
-    phase_h: dict[str, Decimal] = defaultdict(Decimal)
-    phase_r: dict[str, list[int]] = defaultdict(list)
-    market_n: dict[str, int] = defaultdict(int)
-    market_h: dict[str, Decimal] = defaultdict(Decimal)
-    for g in await repository.all_engagements(session):
-        phase_n[g.phase] += 1
-        phase_h[g.phase] += g.hours_logged
-        if g.rating is not None:
-            phase_r[g.phase].append(g.rating)
-        for m in g.markets:
-            market_n[m] += 1
-            market_h[m] += g.hours_logged
     return {
         "month": f"{first:%Y-%m}",
         "experts": load,
         "companies": companies,
         "by_phase": [
             {
-                "phase": p,
-                "engagements": phase_n[p],
-                "hours": phase_h[p].quantize(_CENT),
-                "average_rating": (Decimal(sum(phase_r[p])) / len(phase_r[p])).quantize(_CENT, ROUND_HALF_UP)
-                if phase_r[p]
-                else None,
+                "phase": phase,
+                "engagements": n,
+                "hours": h.quantize(_CENT),
+                "average_rating": None if avg is None else avg.quantize(_CENT, ROUND_HALF_UP),
             }
-            for p in rules.PHASES
-            if phase_n[p]
+            for phase, n, h, avg in await repository.figures_by_phase(session)
         ],
         "by_market": [
-            {"market": m, "engagements": market_n[m], "hours": market_h[m].quantize(_CENT)} for m in sorted(market_n)
+            {"market": m, "engagements": n, "hours": h.quantize(_CENT)}
+            for m, n, h in await repository.figures_by_market(session)
         ],
     }

@@ -347,6 +347,9 @@ async def test_an_expert_confirms_declines_and_logs_only_its_own_engagements(
     mine, other = await add_expert(client, officer), await add_expert(client, officer)
     as_mine = await expert_headers(client, officer, mine)
     as_other = await expert_headers(client, officer, other)
+    # an expert's client comes only from its roster entry
+    r = await client.post("/v1/clients", json={"kind": "expert", "name": "Loose expert"}, headers=officer)
+    assert r.status_code == 422 and r.json()["errors"][0]["code"] == "kind_not_allowed", r.text
     # a second client while the first is active: 409
     current = await client.get(f"/v1/experts/{mine['id']}", headers=officer)
     r = await client.post(f"/v1/experts/{mine['id']}/clients", headers={**officer, "If-Match": current.headers["etag"]})

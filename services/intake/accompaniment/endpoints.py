@@ -7,7 +7,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, BackgroundTasks, Depends, Query, Request, Response
 
 from services.intake.accompaniment import service
 from services.intake.accompaniment.schemas import (
@@ -174,13 +174,18 @@ async def replace_expert(
     "/experts/{expert_id}",
     status_code=204,
     summary="Remove an expert never engaged",
-    description="Needs `If-Match`. 409 when the expert has engagements: end its accreditation instead.",
+    description="Needs `If-Match`. Its API client is revoked with it. 409 when the expert has engagements: end "
+    "its accreditation instead.",
     responses=problem_responses(401, 403, 404, 409, 412, 422, 428),
 )
-async def delete_expert(expert: LockedExpert, request: Request, session: SessionDep, actor: ActorDep) -> Response:
+async def delete_expert(
+    expert: LockedExpert, request: Request, session: SessionDep, actor: ActorDep, background: BackgroundTasks
+) -> Response:
     check_if_match(request, expert.version)
     await service.delete_expert(session=session, actor=actor, expert=expert)
-    return Response(status_code=204)
+    # after the commit: this process re-reads the revoked clients at once (the others within seconds)
+    background.add_task(request.app.state.revoked_clients.invalidate)
+    return Response(status_code=204, background=background)
 
 
 @router.post(

@@ -232,12 +232,18 @@ async def update_expert(*, session: AsyncSession, actor: Actor, expert: Expert, 
 
 
 async def delete_expert(*, session: AsyncSession, actor: Actor, expert: Expert) -> None:
-    """Remove an expert never engaged; one with an engagement stays on the roster (end its accreditation)."""
+    """Remove an expert never engaged, revoking its API client; one with an engagement stays on the roster (end
+    its accreditation)."""
     if await repository.expert_has_engagements(session, expert.id):
         raise Conflict(
             "L'esperto ha incarichi: non si cancella, si chiude l'accreditamento (accredited_to).",
             "The expert has engagements: it is not deleted; end its accreditation instead (accredited_to).",
         )
+    if expert.client_id is not None:
+        # its credentials go with it
+        client = await clients.get(session=session, principal=actor.principal, client_id=expert.client_id, lock=True)
+        if clients.status_of(client) == "active":
+            await clients.revoke(session=session, actor=actor, client=client, reason="Expert removed from the roster")
     before = _expert_snapshot(expert)
     await session.delete(expert)
     await session.flush()

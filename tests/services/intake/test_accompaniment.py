@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from services.intake.models import AccompanimentSession, Engagement, Expert
 from shared.db import make_sessionmaker
 from shared.events.catalogue import CATALOGUE
+from shared.events.worker import publish_pending
 from shared.models import ApiClient, OutboxEvent
 from tests.conftest import TokenFactory
 from tests.factories import (
@@ -206,9 +207,25 @@ async def test_officers_manage_the_roster_with_validation_and_if_match(
     updated = await _ok(r)
     assert updated["hours_per_month"] == "12.50" and updated["languages"] == ["fr"] and updated["etag"] == '"2"'
 
-    r = await client.delete(url, headers={**officer, "If-Match": updated["etag"]})
+    as_expert = await expert_headers(client, officer, updated)
+    removed = await _ok(await client.get(url, headers=officer))
+    r = await client.delete(url, headers={**officer, "If-Match": removed["etag"]})
     assert r.status_code == 204
     assert (await client.get(url, headers=officer)).status_code == 404
+    # its client went with it
+    listed = await _ok(await client.get(f"/v1/clients/{removed['client_id']}", headers=officer))
+    assert listed["status"] == "revoked"
+    assert (await client.get("/v1/engagements", headers=as_expert)).status_code == 401
+
+    # an expert who was engaged stays on the roster
+    partner_headers, application, _ = await file_of(client, session, token_factory)
+    engaged_expert = await add_expert(client, officer)
+    as_engaged = await expert_headers(client, officer, engaged_expert)
+    await engaged(client, officer, partner_headers, application, engaged_expert, as_engaged)
+    current = await _ok(await client.get(f"/v1/experts/{engaged_expert['id']}", headers=officer))
+    r = await client.delete(f"/v1/experts/{engaged_expert['id']}", headers={**officer, "If-Match": current["etag"]})
+    assert r.status_code == 409
+    assert (await client.get(f"/v1/experts/{engaged_expert['id']}", headers=officer)).status_code == 200
 
 
 # ---------------------------------------------------------------- proposals
@@ -535,6 +552,16 @@ async def test_the_company_rates_once_after_a_session_and_events_reach_the_partn
     logged = rows[3].payload
     assert logged["hours"] == "2.00" and logged["hours_logged"] == "2.00"
     assert rows[4].payload["rating"] == 4
+
+    # published, the partner polls them (and a stranger does not)
+    while await publish_pending(session):
+        pass
+    page = await _ok(await client.get("/v1/events", params={"limit": 100}, headers=partner))
+    heard = [i["type"] for i in page["items"] if i["subject"] == {"type": "engagement", "id": g["id"]}]
+    assert heard == types
+    stranger = await token_factory("partner", partner_id=(await make_partner(session)).id)
+    page = await _ok(await client.get("/v1/events", params={"limit": 100}, headers=stranger))
+    assert all(i["subject"]["id"] != g["id"] for i in page["items"])
 
 
 # ---------------------------------------------------------------- officers' figures

@@ -14,6 +14,7 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import ColumnElement, Select, false, func, literal, select, true
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.intake.models import (
@@ -40,6 +41,19 @@ async def get_expert(session: AsyncSession, expert_id: uuid.UUID, *, for_update:
 
 async def expert_of_client(session: AsyncSession, client_id: str) -> Expert | None:
     return (await session.execute(select(Expert).where(Expert.client_id == client_id))).scalar_one_or_none()
+
+
+async def insert_expert(session: AsyncSession, values: dict[str, Any]) -> Expert | None:
+    """Insert an expert; None when its fiscal code is already on the roster (also when a concurrent twin
+    committed first: the unique constraint decides)."""
+    stmt = (
+        insert(Expert)
+        .values(**values)
+        .on_conflict_do_nothing(index_elements=[Expert.fiscal_code])
+        .returning(Expert)
+        .execution_options(populate_existing=True)
+    )
+    return (await session.execute(stmt)).scalar_one_or_none()
 
 
 async def fiscal_code_taken(session: AsyncSession, fiscal_code: str, *, other_than: uuid.UUID | None = None) -> bool:

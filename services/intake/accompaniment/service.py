@@ -150,8 +150,8 @@ def _event_payload(g: Engagement, **extra: Any) -> dict[str, Any]:
 
 
 async def _emit(session: AsyncSession, actor: Actor, event_type: str, g: Engagement, **extra: Any) -> None:
-    """Audit and notify the company's partner: the one that asked, while it still acts for the company, else the
-    company's current delegate."""
+    """Notify the company's partner (outbox, in the change's transaction): the one acting, else the one that
+    asked while it still acts for the company, else the company's current delegate."""
     partner = acting_partner(actor.principal) or await notified_partner(session, g.company_id, g.partner_id)
     await record_event(
         session,
@@ -192,12 +192,11 @@ async def list_experts(
 
 
 async def create_expert(*, session: AsyncSession, actor: Actor, data: ExpertIn) -> Expert:
-    if await repository.fiscal_code_taken(session, data.fiscal_code):
+    expert = await repository.insert_expert(
+        session, {"id": uuid.uuid4(), "version": 1, **data.model_dump(include=set(_EDITABLE))}
+    )
+    if expert is None:
         raise _fiscal_code_taken()
-    expert = Expert(id=uuid.uuid4(), version=1, **data.model_dump(include=set(_EDITABLE)))
-    session.add(expert)
-    await session.flush()
-    await session.refresh(expert)
     await record_audit(
         session,
         actor,

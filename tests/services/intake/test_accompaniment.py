@@ -508,6 +508,55 @@ async def test_the_cap_holds_under_20_concurrent_sessions(
             await s.commit()
 
 
+async def test_the_experts_monthly_capacity_holds_under_20_concurrent_sessions_for_two_companies(
+    committing_client: httpx.AsyncClient, engine: AsyncEngine, officer: Headers, token_factory: TokenFactory
+) -> None:
+    """One expert (10 hours a month) serves two companies; 20 sessions of 1 hour arrive at once, 10 for each:
+    exactly 10 are logged, whichever company they are for, and the rest are refused `over_capacity`."""
+    sm = make_sessionmaker(engine)
+    async with sm() as s:
+        call = await open_call(s)
+        partner = await make_partner(s)
+        companies = [await make_company(s), await make_company(s)]
+        for company in companies:
+            await delegate(s, partner, company)
+        await s.commit()
+    http = committing_client
+    as_partner = await token_factory("partner", partner_id=partner.id)
+    expert_ids: list[str] = []
+    try:
+        expert = await add_expert(http, officer, hours_per_month="10")
+        expert_ids.append(expert["id"])
+        as_expert = await expert_headers(http, officer, expert)
+        engagements = []
+        for company in companies:
+            application = await _ok(
+                await http.post("/v1/applications", json=draft_body(call.id, company.id), headers=as_partner), 201
+            )
+            engagements.append(await engaged(http, officer, as_partner, application, expert, as_expert))
+
+        responses = await asyncio.gather(*(log(http, as_expert, engagements[i % 2], "1.00") for i in range(20)))
+        codes = sorted(r.status_code for r in responses)
+        assert codes == [201] * 10 + [409] * 10, [r.text for r in responses if r.status_code not in (201, 409)]
+        assert all(r.json()["reason"] == "over_capacity" for r in responses if r.status_code == 409)
+        async with sm() as s:
+            total = await s.execute(
+                select(func.sum(AccompanimentSession.hours)).where(
+                    AccompanimentSession.expert_id == uuid.UUID(expert["id"])
+                )
+            )
+            assert total.scalar_one() == Decimal("10.00")
+    finally:
+        async with sm() as s:
+            ids = [uuid.UUID(i) for i in expert_ids]
+            await s.execute(delete(AccompanimentSession).where(AccompanimentSession.expert_id.in_(ids)))
+            await s.execute(delete(Engagement).where(Engagement.company_id.in_([c.id for c in companies])))
+            clients = (await s.execute(select(Expert.client_id).where(Expert.id.in_(ids)))).scalars().all()
+            await s.execute(delete(Expert).where(Expert.id.in_(ids)))
+            await s.execute(delete(ApiClient).where(ApiClient.client_id.in_([c for c in clients if c])))
+            await s.commit()
+
+
 # ---------------------------------------------------------------- rating and events
 
 

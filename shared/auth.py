@@ -31,8 +31,8 @@ from shared.errors import FORBIDDEN, DeskError, Unauthenticated
 from shared.models import ApiClient
 from shared.revocation import RevokedClients
 
-PrincipalKind = Literal["partner", "company", "officer", "auditor", "service"]
-PRINCIPAL_KINDS: tuple[PrincipalKind, ...] = ("partner", "company", "officer", "auditor", "service")
+PrincipalKind = Literal["partner", "company", "officer", "auditor", "service", "expert"]
+PRINCIPAL_KINDS: tuple[PrincipalKind, ...] = ("partner", "company", "officer", "auditor", "service", "expert")
 
 SCOPES: dict[str, str] = {
     "intake:read": "Read calls, companies, applications and trainings within reach.",
@@ -43,6 +43,7 @@ SCOPES: dict[str, str] = {
     "monitoring:read": "Read projects, claims and payments within reach.",
     "monitoring:write": "File claims and reports (beneficiaries) or check them (officers).",
     "audit:read": "Read the audit trail.",
+    "intake:accompaniment": "Confirm or decline own accompaniment engagements and log their sessions (experts).",
     "internal": "Service-to-service calls.",
 }
 
@@ -60,6 +61,8 @@ DEFAULT_SCOPES: dict[str, tuple[str, ...]] = {
     ),
     "auditor": ("intake:read", "evaluation:read", "monitoring:read", "audit:read"),
     "service": ("internal", "intake:read", "evaluation:read", "monitoring:read"),
+    # An accredited expert of the accompaniment roster: its own engagements only (intake.experts.client_id).
+    "expert": ("intake:accompaniment",),
 }
 
 AUDIENCE = "regional-desk"

@@ -150,6 +150,11 @@ VALIDATION_MESSAGES: dict[str, tuple[str, str]] = {
         "Paese sconosciuto: {value} (usare il codice ISO 3166 a due lettere).",
         "Unknown country: {value} (use the ISO 3166 two-letter code).",
     ),
+    "language_unknown": (
+        "Lingua sconosciuta: {value} (usare il codice ISO 639-1 di due lettere).",
+        "Unknown language: {value} (use the ISO 639-1 two-letter code).",
+    ),
+    "duplicate_values": ("L'elenco {path} ripete un valore.", "The list {path} repeats a value."),
     "province_unknown": (
         "Provincia sconosciuta: {value} (sigla di due lettere).",
         "Unknown province: {value} (two-letter code).",

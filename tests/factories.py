@@ -5,12 +5,16 @@ re-exported here so tests import them from one place."""
 
 from __future__ import annotations
 
+import secrets
+import string
 import uuid
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncSession
+from stdnum.it import codicefiscale
 
 from services.intake.calls.service import load_rules_file
 from services.intake.examples import company_body, draft_body, vat_number
@@ -26,9 +30,12 @@ __all__ = [
     "company_fields",
     "delegate",
     "draft_body",
+    "expert_body",
+    "fiscal_code",
     "make_company",
     "make_partner",
     "open_call",
+    "today",
     "vat_number",
 ]
 
@@ -129,3 +136,36 @@ async def open_call(
     session.add(CallCounter(call_id=call.id, last_protocol=0, last_chain_hash=GENESIS))
     await session.flush()
     return call
+
+
+# ---------------------------------------------------------------- expert accompaniment
+
+ROME = ZoneInfo("Europe/Rome")
+
+
+def today() -> date:
+    return datetime.now(ROME).date()
+
+
+def fiscal_code() -> str:
+    """A valid personal fiscal code, unique enough for a test run."""
+    letters = "".join(secrets.choice(string.ascii_uppercase) for _ in range(6))
+    base = f"{letters}80A01F205"
+    return base + codicefiscale.calc_check_digit(base)
+
+
+def expert_body(**over: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "fiscal_code": fiscal_code(),
+        "name": "Mario Rossi",
+        "email": "m.rossi@example.it",
+        "markets": ["VN", "BR"],
+        "sectors": ["28"],
+        "languages": ["en", "it"],
+        "phases": ["design", "monitoring", "reporting"],
+        "hours_per_month": "20.00",
+        "accredited_from": (today() - timedelta(days=30)).isoformat(),
+        "accredited_to": None,
+    }
+    body.update(over)
+    return body

@@ -1,4 +1,5 @@
-"""The intake service: calls, companies, partners and delegations, applications, trainings."""
+"""The intake service: calls, companies, partners and delegations, applications, trainings, expert
+accompaniment."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Any
 import asyncpg
 from fastapi import FastAPI
 
+from services.intake.accompaniment.endpoints import router as accompaniment_router
 from services.intake.applications.autocommit import autocommit_sessions
 from services.intake.applications.endpoints import router as applications_router
 from services.intake.applications.endpoints import submit_router
@@ -89,6 +91,7 @@ def build_app(settings: IntakeSettings | None = None) -> FastAPI:
             applications_router,
             submit_router,
             trainings_router,
+            accompaniment_router,
             partners_router,
             clients_router,
             companies_router,

@@ -23,7 +23,7 @@ from sqlalchemy import (
     UniqueConstraint,
     text,
 )
-from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 from sqlalchemy.orm import Mapped, mapped_column
 
 from shared.db import Base, Money, created_now, uuid_pk
@@ -315,3 +315,97 @@ class Attendance(Base):
     version: Mapped[int] = mapped_column(Integer, default=1)
     recorded_by: Mapped[str] = mapped_column(String(64))
     recorded_at: Mapped[datetime] = created_now()
+
+
+class Expert(Base):
+    """An accredited expert of the accompaniment roster (temporary export manager, consultant). Officers manage
+    the roster; the expert acts through the API client recorded in `client_id`."""
+
+    __tablename__ = "experts"
+    __table_args__ = (
+        CheckConstraint("hours_per_month > 0", name="hours_per_month_positive"),
+        CheckConstraint("accredited_to IS NULL OR accredited_to >= accredited_from", name="accreditation_order"),
+        {"schema": SCHEMA},
+    )
+
+    id: Mapped[uuid.UUID] = uuid_pk()
+    fiscal_code: Mapped[str] = mapped_column(String(16), unique=True)
+    vat_number: Mapped[str | None] = mapped_column(String(11))
+    name: Mapped[str] = mapped_column(Text)
+    email: Mapped[str | None] = mapped_column(Text)
+    markets: Mapped[list[str]] = mapped_column(ARRAY(String(2)))
+    sectors: Mapped[list[str]] = mapped_column(ARRAY(String(8)))
+    languages: Mapped[list[str]] = mapped_column(ARRAY(String(2)))
+    phases: Mapped[list[str]] = mapped_column(ARRAY(String(16)))
+    hours_per_month: Mapped[Decimal] = mapped_column(Numeric(6, 2))
+    accredited_from: Mapped[date] = mapped_column(Date)
+    accredited_to: Mapped[date | None] = mapped_column(Date)
+    client_id: Mapped[str | None] = mapped_column(String(64), unique=True)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    created_at: Mapped[datetime] = created_now()
+    updated_at: Mapped[datetime] = created_now()
+
+
+class Engagement(Base):
+    """A company's request for accompaniment in one phase of an application's plan, and, once an officer assigns
+    an expert and the expert confirms, the engagement whose sessions the expert logs."""
+
+    __tablename__ = "engagements"
+    __table_args__ = (
+        CheckConstraint("rating IS NULL OR rating BETWEEN 1 AND 5", name="rating_range"),
+        Index(None, "company_id"),
+        Index(None, "expert_id"),
+        {"schema": SCHEMA},
+    )
+
+    id: Mapped[uuid.UUID] = uuid_pk()
+    company_id: Mapped[uuid.UUID] = mapped_column(ForeignKey(f"{SCHEMA}.companies.id"))
+    application_id: Mapped[uuid.UUID] = mapped_column(ForeignKey(f"{SCHEMA}.applications.id"))
+    call_id: Mapped[uuid.UUID] = mapped_column(ForeignKey(f"{SCHEMA}.calls.id"))
+    partner_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey(f"{SCHEMA}.partners.id"))
+    phase: Mapped[str] = mapped_column(String(16))
+    markets: Mapped[list[str]] = mapped_column(ARRAY(String(2)))
+    sector: Mapped[str] = mapped_column(String(8))
+    language: Mapped[str] = mapped_column(String(2))
+    drafting_consultant: Mapped[str | None] = mapped_column(String(16))
+    declared_conflicts: Mapped[list[str]] = mapped_column(ARRAY(String(16)))
+    notes: Mapped[str | None] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16))
+    expert_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey(f"{SCHEMA}.experts.id"))
+    declined_by: Mapped[list[uuid.UUID]] = mapped_column(ARRAY(UUID(as_uuid=True)))
+    assigned_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    confirmed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    hours_logged: Mapped[Decimal] = mapped_column(Numeric(8, 2), default=Decimal("0"))
+    sessions_count: Mapped[int] = mapped_column(Integer, default=0)
+    rating: Mapped[int | None] = mapped_column(Integer)
+    rating_comment: Mapped[str | None] = mapped_column(Text)
+    rated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    created_by: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = created_now()
+
+
+class AccompanimentSession(Base):
+    """One session an expert held for an engagement, as the expert logged it."""
+
+    __tablename__ = "accompaniment_sessions"
+    __table_args__ = (
+        CheckConstraint("hours > 0", name="hours_positive"),
+        Index(None, "engagement_id"),
+        Index(None, "expert_id", "held_on"),
+        Index(None, "company_id", "call_id"),
+        {"schema": SCHEMA},
+    )
+
+    id: Mapped[uuid.UUID] = uuid_pk()
+    engagement_id: Mapped[uuid.UUID] = mapped_column(ForeignKey(f"{SCHEMA}.engagements.id"))
+    expert_id: Mapped[uuid.UUID] = mapped_column(ForeignKey(f"{SCHEMA}.experts.id"))
+    company_id: Mapped[uuid.UUID] = mapped_column(ForeignKey(f"{SCHEMA}.companies.id"))
+    call_id: Mapped[uuid.UUID] = mapped_column(ForeignKey(f"{SCHEMA}.calls.id"))
+    held_on: Mapped[date] = mapped_column(Date)
+    hours: Mapped[Decimal] = mapped_column(Numeric(5, 2))
+    topics: Mapped[list[str]] = mapped_column(ARRAY(Text))
+    outcome_notes: Mapped[str] = mapped_column(Text)
+    next_steps: Mapped[str | None] = mapped_column(Text)
+    created_by: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = created_now()

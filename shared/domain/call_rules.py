@@ -357,6 +357,18 @@ class Formalities(_Frozen):
     stamp_duty: Money = Field(Decimal("16.00"), description="The stamp duty (marca da bollo) the application bears.")
 
 
+class Accompaniment(_Frozen):
+    """Expert accompaniment the call offers its applicants (design, monitoring and reporting of the plan)."""
+
+    max_hours_per_company: Decimal = Field(
+        gt=0,
+        max_digits=6,
+        decimal_places=2,
+        description="Hours of accompaniment sessions one company may receive under the call, over all its "
+        "engagements and experts.",
+    )
+
+
 class Assumption(_Frozen):
     """A value the published sources do not give: to be confirmed."""
 
@@ -391,6 +403,9 @@ class CallRules(_Frozen):
     )
     revocation_reasons: list[RevocationReason] = Field(default_factory=list)
     formalities: Formalities = Field(default_factory=Formalities)
+    accompaniment: Accompaniment | None = Field(
+        None, description="Expert accompaniment; null: the call offers none (requests are refused)."
+    )
     articles: dict[str, str]
     assumptions: list[Assumption]
 

@@ -264,6 +264,29 @@ class CallAmended(_Data):
     amended_at: datetime
 
 
+class EngagementChanged(_Data):
+    """An engagement of expert accompaniment: identifiers and figures, no personal data of the expert."""
+
+    engagement_id: uuid.UUID
+    company_id: uuid.UUID
+    application_id: uuid.UUID
+    call_id: uuid.UUID
+    phase: str = Field(description="design, monitoring or reporting.")
+    status: str = Field(description="requested, assigned or confirmed.")
+    expert_id: uuid.UUID | None
+    hours_logged: Decimal
+
+
+class EngagementSessionLogged(EngagementChanged):
+    session_id: uuid.UUID
+    held_on: date
+    hours: Decimal
+
+
+class EngagementRated(EngagementChanged):
+    rating: int = Field(ge=1, le=5)
+
+
 @dataclass(frozen=True)
 class EventType:
     name: str
@@ -336,6 +359,38 @@ CATALOGUE: dict[str, EventType] = {
             "once): the participant is now enrolled.",
             EnrolmentChanged,
         ),
+        EventType(
+            "engagement.requested",
+            1,
+            "intake",
+            "A company asked for expert accompaniment in a phase of its plan (`status` `requested`).",
+            EngagementChanged,
+        ),
+        EventType(
+            "engagement.assigned",
+            1,
+            "intake",
+            "An officer assigned an expert to the engagement; the expert is to confirm it.",
+            EngagementChanged,
+        ),
+        EventType(
+            "engagement.confirmed", 1, "intake", "The assigned expert confirmed the engagement.", EngagementChanged
+        ),
+        EventType(
+            "engagement.declined",
+            1,
+            "intake",
+            "The assigned expert declined the engagement: it waits for another assignment (`status` `requested`).",
+            EngagementChanged,
+        ),
+        EventType(
+            "engagement.session_logged",
+            1,
+            "intake",
+            "The expert logged a session of the engagement: its day and hours, and the engagement's total.",
+            EngagementSessionLogged,
+        ),
+        EventType("engagement.rated", 1, "intake", "The company rated the engagement (1-5).", EngagementRated),
         EventType(
             "call.amended",
             1,
@@ -431,6 +486,7 @@ SUBJECTS: dict[str, SubjectKind] = {
     "call": SubjectKind("intake", "/v1/calls/{id}"),
     "company": SubjectKind("intake", "/v1/companies/{id}"),
     "delegation": SubjectKind("intake", "/v1/delegations/{id}"),
+    "engagement": SubjectKind("intake", "/v1/engagements/{id}"),
     "training": SubjectKind("intake", "/v1/trainings/{id}"),
     "webhook": SubjectKind("intake", "/v1/webhooks/{id}"),
     "evaluation": SubjectKind("evaluation", "/v1/evaluations/{id}"),

@@ -1484,3 +1484,59 @@ async def test_h_every_event_is_about_its_own_object_and_links_where_it_is_read(
     assert {"application", "evaluation", "funding", "decision", "project", "claim", "payment"} <= nouns, nouns
     assert {e["subject"]["type"] for e in polled if e["type"].startswith("decision.")} == {"decision"}
     assert {e["id"] for e in received} <= {e["id"] for e in polled}, "a webhook's event is polled alike"
+
+
+# ---------------------------------------------------------------- H: expert accompaniment in the design phase
+
+
+async def test_h_an_expert_accompanies_the_design_of_a_plan_and_the_partner_hears_each_step(desk: Desk):
+    """An officer adds an expert to the roster and issues its API client; the partner asks accompaniment for the
+    design of application 1's plan (markets VN and BR, ATECO 28.29.30); the expert is proposed (100 points: both
+    markets, the sector, English, a free month), assigned, confirms with its own token, logs a session; the
+    partner rates the engagement. Each step reaches the partner's webhook endpoint, signed."""
+    from tests.factories import expert_body
+
+    d, http = desk, desk.intake
+    expert = _ok(await http.post("/v1/experts", json=expert_body(name="Export manager e2e"), headers=d.officer), 201)
+    creds = _ok(
+        await http.post(f"/v1/experts/{expert['id']}/clients", headers={**d.officer, **_match(expert["etag"])}), 201
+    )
+    as_expert = await _token(http, creds["client_id"], creds["client_secret"])
+    body = {"application_id": d.apps[0], "phase": "design", "language": "en"}
+    g = _ok(await http.post("/v1/engagements", json=body, headers=d.partner), 201)
+    assert (g["markets"], g["sector"]) == (["VN", "BR"], "28.29.30")
+    proposals = _ok(await http.get(f"/v1/engagements/{g['id']}/proposals", headers=d.partner))["proposals"]
+    mine = next(p for p in proposals if p["expert_id"] == expert["id"])
+    assert mine["score"] == "100.00"
+    g = _ok(
+        await http.post(
+            f"/v1/engagements/{g['id']}/assignment",
+            json={"expert_id": expert["id"]},
+            headers={**d.officer, **_match(g["etag"])},
+        )
+    )
+    g = _ok(await http.post(f"/v1/engagements/{g['id']}/confirm", headers={**as_expert, **_match(g["etag"])}))
+    session = {
+        "held_on": today().isoformat(),
+        "hours": "3.00",
+        "topics": ["Analisi dei mercati obiettivo"],
+        "outcome_notes": "Piano rivisto.",
+    }
+    _ok(await http.post(f"/v1/engagements/{g['id']}/sessions", json=session, headers=as_expert), 201)
+    rated = _ok(await http.post(f"/v1/engagements/{g['id']}/rating", json={"rating": 5}, headers=d.partner))
+    assert (rated["status"], rated["hours_logged"], rated["rating"]) == ("confirmed", "3.00", 5)
+
+    steps = (
+        "engagement.requested",
+        "engagement.assigned",
+        "engagement.confirmed",
+        "engagement.session_logged",
+        "engagement.rated",
+    )
+
+    async def heard() -> bool | None:
+        return all(any(e["data"]["engagement_id"] == g["id"] for e in d.webhooks(t)) for t in steps) or None
+
+    await wait_for(heard, within=WAIT, what="the engagement's events at the partner's endpoint")
+    logged = next(e for e in d.webhooks("engagement.session_logged") if e["data"]["engagement_id"] == g["id"])
+    assert (logged["data"]["hours"], logged["data"]["phase"]) == ("3.00", "design")

@@ -34,9 +34,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 from shared.auth import create_client
 from shared.db import make_sessionmaker
 from tests.conftest import TokenFactory, app_for
-from tests.factories import delegate, draft_body, make_company, make_partner, open_call
+from tests.factories import delegate, draft_body, expert_body, make_company, make_partner, open_call
 
-P, C, O, A, S = "partner", "company", "officer", "auditor", "service"  # noqa: E741
+P, C, O, A, S, E = "partner", "company", "officer", "auditor", "service", "expert"  # noqa: E741
 PUBLIC: frozenset[str] | None = None
 PRINCIPALS = (
     "none",
@@ -48,6 +48,7 @@ PRINCIPALS = (
     "new_delegate",
     "partner_a",
     "officer",
+    "expert",
 )
 KIND_OF = {
     "partner_a": P,
@@ -58,11 +59,14 @@ KIND_OF = {
     "officer": O,
     "auditor": A,
     "service": S,
+    "expert": E,
 }
 # who sees a resource of company A (partner B and the revoked delegate never do)
 OWNED = frozenset({"partner_a", "new_delegate", "company", "officer", "auditor", "service"})
 PARTNER_OWNED = frozenset({"partner_a", "officer", "auditor", "service"})  # a partner's own things
 DELEGATION_OWNED = frozenset({"partner_a", "company", "officer", "auditor", "service"})  # partner A's delegation
+ENGAGED = OWNED | {"expert"}  # company A's engagement, assigned to the table's expert
+EXPERT_OWNED = frozenset({"expert"})
 
 
 @dataclass(frozen=True)
@@ -132,6 +136,24 @@ TABLE: dict[tuple[str, str, str], Rule] = {
     ("intake", "POST", "/v1/enrolments/{enrolment_id}/cancel"): r(P, C, O, visible=OWNED),
     ("intake", "PUT", "/v1/enrolments/{enrolment_id}/attendance"): r(O, visible=OWNED),
     ("intake", "GET", "/v1/enrolments/{enrolment_id}/certificate"): r(*ALL, visible=OWNED),
+    # ------------------------------------------------------------ intake: expert accompaniment
+    ("intake", "POST", "/v1/experts"): r(O),
+    ("intake", "GET", "/v1/experts"): r(O, A),
+    ("intake", "GET", "/v1/experts/{expert_id}"): r(O, A),
+    ("intake", "PUT", "/v1/experts/{expert_id}"): r(O),
+    ("intake", "DELETE", "/v1/experts/{expert_id}"): r(O),
+    ("intake", "POST", "/v1/experts/{expert_id}/clients"): r(O),
+    ("intake", "POST", "/v1/engagements"): r(P, C),
+    ("intake", "GET", "/v1/engagements"): r(*ALL, E),
+    ("intake", "GET", "/v1/engagements/{engagement_id}"): r(*ALL, E, visible=ENGAGED),
+    ("intake", "GET", "/v1/engagements/{engagement_id}/proposals"): r(P, C, O, A, visible=OWNED),
+    ("intake", "POST", "/v1/engagements/{engagement_id}/assignment"): r(O, visible=OWNED),
+    ("intake", "POST", "/v1/engagements/{engagement_id}/confirm"): r(E, visible=EXPERT_OWNED),
+    ("intake", "POST", "/v1/engagements/{engagement_id}/decline"): r(E, visible=EXPERT_OWNED),
+    ("intake", "POST", "/v1/engagements/{engagement_id}/sessions"): r(E, visible=EXPERT_OWNED),
+    ("intake", "GET", "/v1/engagements/{engagement_id}/sessions"): r(*ALL, E, visible=ENGAGED),
+    ("intake", "POST", "/v1/engagements/{engagement_id}/rating"): r(P, C, visible=OWNED),
+    ("intake", "GET", "/v1/stats/accompaniment"): r(O, A),
     # ------------------------------------------------------------ intake: partners, companies, delegations
     ("intake", "POST", "/v1/partners"): r(O),
     ("intake", "GET", "/v1/partners"): r(P, O, A, S),
@@ -368,6 +390,30 @@ async def world(
         a,
     )
     webhook = await _post(client, "/v1/webhooks", {"url": "http://127.0.0.1:9/hook", "event_types": ["*"]}, a)
+    # company A's engagement of expert accompaniment, assigned to the table's expert (who acts through its client)
+    o = headers["officer"]
+    expert = await _post(client, "/v1/experts", expert_body(), o)
+    creds = await client.post(f"/v1/experts/{expert['id']}/clients", headers={**o, "If-Match": expert["etag"]})
+    assert creds.status_code == 201, creds.text
+    token = await client.post(
+        "/v1/oauth/token",
+        data={
+            "grant_type": "client_credentials",
+            "client_id": creds.json()["client_id"],
+            "client_secret": creds.json()["client_secret"],
+        },
+    )
+    assert token.status_code == 200, token.text
+    headers["expert"] = {"Authorization": f"Bearer {token.json()['access_token']}"}
+    engagement = await _post(
+        client, "/v1/engagements", {"application_id": draft["id"], "phase": "design", "language": "en"}, a
+    )
+    assigned = await client.post(
+        f"/v1/engagements/{engagement['id']}/assignment",
+        json={"expert_id": expert["id"]},
+        headers={**o, "If-Match": engagement["etag"]},
+    )
+    assert assigned.status_code == 200, assigned.text
     api_client, _secret = await create_client(session, kind=P, name="partner A's CRM", partner_id=partner_a.id)
     # company A's file as the revoked delegate left it: recorded with it in evaluation and monitoring
     received = await received_application(session, call_id=call.id, company_id=company_a.id, partner_id=revoked.id)
@@ -440,6 +486,8 @@ async def world(
         "funded": funded.application_id,
         "training_id": training["id"],
         "enrolment_id": enrolment["id"],
+        "expert_id": expert["id"],
+        "engagement_id": engagement["id"],
         "partner_id": partner_a.id,
         "company_id": company_a.id,
         "delegation_id": delegation.id,
@@ -666,6 +714,7 @@ async def test_the_tables_submit_entry_holds_on_the_fast_path(
         "new_delegate": await token_factory(P, partner_id=successor.id),
         "company": await token_factory(C, company_id=company.id),
         "officer": await token_factory(O),
+        "expert": await token_factory(E),
         "auditor": await token_factory(A),
         "service": await token_factory(S),
     }

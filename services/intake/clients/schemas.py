@@ -10,7 +10,7 @@ from pydantic import Field
 
 from shared.schemas import ApiModel, OutModel
 
-ClientKind = Literal["partner", "company", "officer", "auditor", "service"]
+ClientKind = Literal["partner", "company", "officer", "auditor", "service", "expert"]
 ClientStatus = Literal["active", "revoked"]
 MAX_OVERLAP_SECONDS = 7 * 24 * 3600
 DEFAULT_OVERLAP_SECONDS = 24 * 3600

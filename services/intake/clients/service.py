@@ -96,6 +96,14 @@ async def _holder(
                 "A partner client does not act for a company.",
             )
         return principal.partner_id, None
+    if data.kind == "expert":
+        # An expert's client is tied to its roster entry, which /v1/experts/{id}/clients records.
+        raise _invalid(
+            "kind_not_allowed",
+            "/kind",
+            "Le credenziali di un esperto si creano da /v1/experts/{id}/clients.",
+            "An expert's credentials are created through /v1/experts/{id}/clients.",
+        )
     if data.kind == "partner":
         if data.partner_id is None:
             raise _invalid(

@@ -144,3 +144,17 @@ class ApplicationOut(OutModel):
     created_at: datetime
     updated_at: datetime
     etag: str
+
+
+SNAPSHOTS_MAX = 200
+
+
+class SnapshotsRequest(ApiModel):
+    """Which applications a desk service wants intake's snapshot of, in one request."""
+
+    ids: list[uuid.UUID] = Field(min_length=1, max_length=SNAPSHOTS_MAX, description="Application ids (at most 200).")
+
+
+class SnapshotsOut(OutModel):
+    items: list[ApplicationOut] = Field(description="The applications found, in the order their ids were asked.")
+    unknown: list[uuid.UUID] = Field(description="The ids asked for that intake has no application for.")

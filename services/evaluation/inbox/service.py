@@ -67,7 +67,12 @@ async def get_received(session: AsyncSession, application_id: uuid.UUID) -> Rece
     return app
 
 
-async def _fetch(intake: IntakeClient, application_id: uuid.UUID) -> ApplicationOut:
+async def _fetch(
+    intake: IntakeClient, application_id: uuid.UUID, snapshots: dict[uuid.UUID, ApplicationOut] | None = None
+) -> ApplicationOut:
+    """Intake's copy of the application: from a batch's bulk read when it is there, else one GET."""
+    if snapshots and application_id in snapshots:
+        return snapshots[application_id]
     try:
         return await intake.get_application(application_id)
     except PeerUnavailable as exc:
@@ -124,11 +129,16 @@ async def _store(
 
 
 async def _receive_submitted(
-    *, session: AsyncSession, actor: Actor, intake: IntakeClient, data: ApplicationSubmitted
+    *,
+    session: AsyncSession,
+    actor: Actor,
+    intake: IntakeClient,
+    data: ApplicationSubmitted,
+    snapshots: dict[uuid.UUID, ApplicationOut] | None = None,
 ) -> None:
     if await repository.get_application(session, data.application_id) is not None:
         return  # already known (e.g. its withdrawal arrived first): the stored copy stands
-    snapshot = await _fetch(intake, data.application_id)
+    snapshot = await _fetch(intake, data.application_id, snapshots)
     if (
         await _store(session=session, actor=actor, snapshot=snapshot, withdrawal_reason=None)
         and _INTAKE_STATUS.get(snapshot.status) == "received"
@@ -205,7 +215,11 @@ async def _follow_delegation(*, session: AsyncSession, actor: Actor, data: Compa
 
 async def on_submitted(ctx: InboxContext, event: Envelope) -> None:
     await _receive_submitted(
-        session=ctx.session, actor=ctx.actor, intake=ctx.intake, data=event_data(event, ApplicationSubmitted)
+        session=ctx.session,
+        actor=ctx.actor,
+        intake=ctx.intake,
+        data=event_data(event, ApplicationSubmitted),
+        snapshots=ctx.snapshots,
     )
 
 

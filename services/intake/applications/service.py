@@ -60,6 +60,16 @@ from shared.schemas import LOMBARDY_PROVINCES
 # ---------------------------------------------------------------- reading
 
 
+async def snapshots(session: AsyncSession, ids: list[uuid.UUID]) -> dict[str, Any]:
+    """Many applications as `to_out` gives them, in the order asked (each once), and the ids not found."""
+    asked = list(dict.fromkeys(ids))
+    found = {a.id: (a, lines) for a, lines in await repository.applications_with_lines(session, asked)}
+    return {
+        "items": [to_out(*found[i]) for i in asked if i in found],
+        "unknown": [i for i in asked if i not in found],
+    }
+
+
 def to_out(app: Application, lines: list[ExpenseLine]) -> dict[str, Any]:
     return {
         "id": app.id,

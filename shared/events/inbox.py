@@ -33,7 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
 from shared.auth import Authenticator
-from shared.clients.base import PeerCallError
+from shared.clients.base import NotFoundAtPeer, PeerCallError
 from shared.clients.intake import IntakeClient
 from shared.contracts.applications import SNAPSHOTS_MAX, ApplicationOut
 from shared.db import SessionDep
@@ -63,13 +63,22 @@ class InboxContext:
     session: AsyncSession
     actor: Actor
     intake: IntakeClient
-    # intake's snapshots of the applications of a batch, read in one request before the handlers run
-    snapshots: dict[uuid.UUID, ApplicationOut] = field(default_factory=dict)
+    # intake's snapshots of the applications of a batch, read in one request before the handlers run (None: intake
+    # answered that it has no such application)
+    snapshots: dict[uuid.UUID, ApplicationOut | None] = field(default_factory=dict)
 
-    async def application(self, application_id: uuid.UUID) -> ApplicationOut:
-        """The application as intake returns it: from the batch's bulk read when there, else one GET."""
-        found = self.snapshots.get(application_id)
-        return found if found is not None else await self.intake.get_application(application_id)
+
+async def read_application(
+    intake: IntakeClient, application_id: uuid.UUID, snapshots: dict[uuid.UUID, ApplicationOut | None] | None = None
+) -> ApplicationOut:
+    """The application as intake returns it: from a batch's bulk read when it is there, else one GET. Raises as
+    the GET would (NotFoundAtPeer for an application intake does not have)."""
+    if snapshots is not None and application_id in snapshots:
+        found = snapshots[application_id]
+        if found is None:
+            raise NotFoundAtPeer("intake", 404, None)
+        return found
+    return await intake.get_application(application_id)
 
 
 Handler = Callable[[InboxContext, Envelope], Awaitable[None]]
@@ -211,6 +220,7 @@ class Inbox:
                 log.warning("bulk snapshot read failed", service=self.service, error=str(exc))
                 return
             ctx.snapshots.update((a.id, a) for a in got.items)
+            ctx.snapshots.update((a, None) for a in got.unknown)
 
     async def receive_batch(self, ctx: InboxContext, events: list[Envelope]) -> list[dict[str, Any]]:
         """Apply each event of a batch at most once; one that fails is undone alone and reported `failed`."""

@@ -33,7 +33,7 @@ from shared.events.catalogue import (
     CompanyDelegationChanged,
     Envelope,
 )
-from shared.events.inbox import Inbox, InboxContext, event_data
+from shared.events.inbox import Inbox, InboxContext, event_data, read_application
 from shared.routing import Actor, etag_of
 
 log = structlog.get_logger("evaluation.inbox")
@@ -68,13 +68,11 @@ async def get_received(session: AsyncSession, application_id: uuid.UUID) -> Rece
 
 
 async def _fetch(
-    intake: IntakeClient, application_id: uuid.UUID, snapshots: dict[uuid.UUID, ApplicationOut] | None = None
+    intake: IntakeClient, application_id: uuid.UUID, snapshots: dict[uuid.UUID, ApplicationOut | None] | None = None
 ) -> ApplicationOut:
     """Intake's copy of the application: from a batch's bulk read when it is there, else one GET."""
-    if snapshots and application_id in snapshots:
-        return snapshots[application_id]
     try:
-        return await intake.get_application(application_id)
+        return await read_application(intake, application_id, snapshots)
     except PeerUnavailable as exc:
         raise DeskError(
             "Il servizio di protocollo (intake) non risponde: riprovare più tardi.",
@@ -134,7 +132,7 @@ async def _receive_submitted(
     actor: Actor,
     intake: IntakeClient,
     data: ApplicationSubmitted,
-    snapshots: dict[uuid.UUID, ApplicationOut] | None = None,
+    snapshots: dict[uuid.UUID, ApplicationOut | None] | None = None,
 ) -> None:
     if await repository.get_application(session, data.application_id) is not None:
         return  # already known (e.g. its withdrawal arrived first): the stored copy stands

@@ -56,7 +56,7 @@ async def _ensure(ctx: InboxContext, ids: _Ids, *, requested_aid: Decimal | None
     """The fact exists (built from intake's API if it did not). True when it was created now."""
     if await repository.get_fact(ctx.session, ids.application_id) is not None:
         return False
-    app = ctx.snapshots.get(ids.application_id) or await fetch_application(ctx.intake, ids.application_id)
+    app = await fetch_application(ctx.intake, ids.application_id, ctx.snapshots)
     company = await fetch_company(ctx.intake, app.company_id)
     values: dict[str, Any] = {
         "application_id": app.id,

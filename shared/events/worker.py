@@ -35,8 +35,8 @@ back-off and the rest are delivered. That internal work yields to intake during 
 anyway and the wait may start again. Nothing is dropped by waiting: the deliveries stay pending in the table.
 
 Deliveries to partners keep their connections alive: one httpx client per checked address (scheme, resolved
-address, port and TLS name, so a connection made for one name is never reused for another name on the same
-address), each with at most `webhook_connections_per_host` connections, so that many deliveries to one receiver
+address, port and host name, so a connection made for one name, its TLS session included, never serves another
+name on the same address), each with at most `webhook_connections_per_host` connections, so that many deliveries to one receiver
 go concurrently over a few kept-alive connections. A response body is drained (up to 64 KiB, so the connection
 can be reused) and discarded.
 
@@ -144,7 +144,7 @@ WITH due AS (
       FROM desk.deliveries d
       JOIN desk.subscriptions s ON s.id = d.subscription_id
      WHERE d.status = 'pending' AND d.next_attempt_at <= now() AND s.active AND s.deleted_at IS NULL
-       AND (s.owner_kind = 'service') = :internal
+       AND (s.owner_kind = 'service') = :internal AND (CAST(:service AS text) IS NULL OR s.service = :service)
        AND NOT EXISTS (SELECT 1 FROM desk.deliveries e
                         WHERE e.subscription_id = d.subscription_id AND e.aggregate_key = d.aggregate_key
                           AND e.status = 'pending' AND e.id < d.id)
@@ -330,7 +330,8 @@ class DeliveryWorker:
         async with self.engine.begin() as conn:
             rows = (
                 await conn.execute(
-                    CLAIM, {"n": self.settings.worker_batch, "lease": self.lease_seconds, "internal": False}
+                    CLAIM,
+                    {"n": self.settings.worker_batch, "lease": self.lease_seconds, "internal": False, "service": None},
                 )
             ).all()
             allowances: frozenset[tuple[str, int]] = frozenset()
@@ -338,14 +339,12 @@ class DeliveryWorker:
                 allowances = frozenset((r.host, r.port) for r in await conn.execute(PORT_ALLOWANCES))
         return sorted(rows, key=lambda r: r.id), allowances
 
-    async def claim_internal(self) -> list[Any]:
-        """Claim up to `internal_batch_size` due deliveries to the desk's services, committed before sending."""
+    async def claim_internal(self, service: str) -> list[Any]:
+        """Claim up to `internal_batch_size` due deliveries to one of the desk's services, committed before
+        sending."""
+        params = {"n": self.settings.internal_batch_size, "lease": self.lease_seconds, "internal": True}
         async with self.engine.begin() as conn:
-            rows = (
-                await conn.execute(
-                    CLAIM, {"n": self.settings.internal_batch_size, "lease": self.lease_seconds, "internal": True}
-                )
-            ).all()
+            rows = (await conn.execute(CLAIM, {**params, "service": service})).all()
         return sorted(rows, key=lambda r: r.id)
 
     async def deliver_due(self) -> int:
@@ -363,21 +362,18 @@ class DeliveryWorker:
         return sent + len(rows)
 
     async def deliver_internal(self) -> int:
-        """One claim of internal deliveries, sent as one request per service, recorded per delivery."""
-        rows = await self.claim_internal()
-        if len(rows) < self.settings.internal_batch_size and self._draining:
+        """One batch per desk service (claimed per service), one request each, recorded per delivery."""
+        batches = [rows for service in INTERNAL_SUBSCRIPTIONS if (rows := await self.claim_internal(service))]
+        if self._draining and all(len(rows) < self.settings.internal_batch_size for rows in batches):
             # the backlog is (about to be) empty: pacing may hold again, for at most the maximum lag from now
             self._draining = False
             self._held_since = None
-        if not rows:
+        if not batches:
             return 0
-        groups: dict[Any, list[Any]] = {}
-        for row in rows:
-            groups.setdefault(row.subscription_id, []).append(row)
-        results = await asyncio.gather(*(self._send_batch(group) for group in groups.values()))
+        results = await asyncio.gather(*(self._send_batch(rows) for rows in batches))
         async with self.engine.begin() as conn:
             await self._record_all(conn, [pair for result in results for pair in result])
-        return len(rows)
+        return sum(len(rows) for rows in batches)
 
     async def _send_batch(self, rows: list[Any]) -> list[tuple[Any, Outcome]]:
         """One request carrying `rows`' events to their service; an outcome per delivery from the per-event
@@ -423,7 +419,7 @@ class DeliveryWorker:
         if target is None or self._injected_http:
             return self.http
         parsed = httpx.URL(target.url)
-        key = (parsed.scheme, parsed.host, parsed.port or 0, target.extensions.get("sni_hostname", ""))
+        key = (parsed.scheme, parsed.host, parsed.port or 0, target.headers["host"])
         client = self._pool.get(key)
         if client is None:
             n = self.settings.webhook_connections_per_host
@@ -476,6 +472,9 @@ class DeliveryWorker:
                 url, extensions = (row.url, {}) if target is None else (target.url, target.extensions)
                 if target is not None:
                     headers.update(target.headers)
+                    if not self._injected_http:
+                        # this target's pooled client serves only this name at this address: keep it alive
+                        headers.pop("connection", None)
                 client = self._client_for(target)
                 # Streamed: the body is drained up to DRAIN_LIMIT so the connection stays reusable, and never kept;
                 # a longer one is abandoned with its connection.

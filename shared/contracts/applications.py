@@ -11,6 +11,7 @@ from typing import Annotated, Literal
 from pydantic import Field, model_validator
 from pydantic_core import PydanticCustomError
 
+from shared.contracts.companies import CompanyOut
 from shared.schemas import ApiModel, CountryCode, OutModel, PositiveMoney, VatNumber
 
 Text = Annotated[str, Field(max_length=20_000)]
@@ -158,3 +159,7 @@ class SnapshotsRequest(ApiModel):
 class SnapshotsOut(OutModel):
     items: list[ApplicationOut] = Field(description="The applications found, in the order their ids were asked.")
     unknown: list[uuid.UUID] = Field(description="The ids asked for that intake has no application for.")
+    companies: list[CompanyOut] = Field(
+        default_factory=list,
+        description="The companies of the applications found (each applicant and every network member), once each.",
+    )

@@ -12,7 +12,8 @@ inbox row included, so the worker's next attempt applies it for real. Handlers r
 
 `POST /v1/internal/events/batch` carries up to `BATCH_MAX` events in one request (the delivery worker's internal
 deliveries). The batch's inbox rows are written by one statement (a redelivered id is found there and acknowledged
-`duplicate`); the snapshots of the batch's submitted applications are read from intake in one bulk request
+`duplicate`); the snapshots of the batch's submitted applications, and their companies, are read from intake in
+one bulk request
 before any handler runs; then each new event is applied in a savepoint of its own. An event whose handler refuses
 (or whose peer is down) is rolled back alone, its inbox row removed, and reported `failed` with its problem: the
 others are kept, and the worker retries only the failed ones. The answer is 200 with one result per event.
@@ -36,6 +37,7 @@ from shared.auth import Authenticator
 from shared.clients.base import NotFoundAtPeer, PeerCallError
 from shared.clients.intake import IntakeClient
 from shared.contracts.applications import SNAPSHOTS_MAX, ApplicationOut
+from shared.contracts.companies import CompanyOut
 from shared.db import SessionDep
 from shared.errors import INTERNAL, DeskError, ProblemError, ValidationFailed, problem_responses
 from shared.events.catalogue import Envelope
@@ -66,6 +68,8 @@ class InboxContext:
     # intake's snapshots of the applications of a batch, read in one request before the handlers run (None: intake
     # answered that it has no such application)
     snapshots: dict[uuid.UUID, ApplicationOut | None] = field(default_factory=dict)
+    # the companies of those applications (applicants and network members), from the same request
+    companies: dict[uuid.UUID, CompanyOut] = field(default_factory=dict)
 
 
 async def read_application(
@@ -221,6 +225,7 @@ class Inbox:
                 return
             ctx.snapshots.update((a.id, a) for a in got.items)
             ctx.snapshots.update((a, None) for a in got.unknown)
+            ctx.companies.update((c.id, c) for c in got.companies)
 
     async def receive_batch(self, ctx: InboxContext, events: list[Envelope]) -> list[dict[str, Any]]:
         """Apply each event of a batch at most once; one that fails is undone alone and reported `failed`."""

@@ -36,9 +36,9 @@ anyway and the wait may start again. Nothing is dropped by waiting: the deliveri
 
 Deliveries to partners keep their connections alive: one httpx client per checked address (scheme, resolved
 address, port and host name, so a connection made for one name, its TLS session included, never serves another
-name on the same address), each with at most `webhook_connections_per_host` connections, so that many deliveries to one receiver
-go concurrently over a few kept-alive connections. A response body is drained (up to 64 KiB, so the connection
-can be reused) and discarded.
+name on the same address), each with at most `webhook_connections_per_host` connections, so that many deliveries
+to one receiver go concurrently over a few kept-alive connections. A response body is drained (up to 64 KiB, so
+the connection can be reused) and discarded.
 
 Failures back off exponentially with jitter; after `webhook_max_attempts` the delivery is dead
 (kept, listed, and replayable). Every attempt is logged with status code, latency and an error code

@@ -10,6 +10,7 @@ A submission is evaluated for admissibility in the same transaction (services.ev
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -25,6 +26,7 @@ from shared.audit import record_audit
 from shared.clients.base import NotFoundAtPeer, PeerUnavailable
 from shared.clients.intake import IntakeClient
 from shared.contracts.applications import ApplicationOut
+from shared.contracts.companies import CompanyOut
 from shared.errors import PEER_UNAVAILABLE, Conflict, DeskError, NotFound
 from shared.events.catalogue import (
     ApplicationSubmitted,
@@ -133,6 +135,7 @@ async def _receive_submitted(
     intake: IntakeClient,
     data: ApplicationSubmitted,
     snapshots: dict[uuid.UUID, ApplicationOut | None] | None = None,
+    companies: Mapping[uuid.UUID, CompanyOut] | None = None,
 ) -> None:
     if await repository.get_application(session, data.application_id) is not None:
         return  # already known (e.g. its withdrawal arrived first): the stored copy stands
@@ -143,7 +146,7 @@ async def _receive_submitted(
     ):
         # Same transaction: an interrupted run leaves neither the application nor the inbox row, so the
         # redelivery runs it again; the evaluation's primary key makes a second run a no-op.
-        await run_admissibility(session=session, actor=actor, intake=intake, application=snapshot)
+        await run_admissibility(session=session, actor=actor, intake=intake, application=snapshot, companies=companies)
 
 
 async def _receive_withdrawn(
@@ -218,6 +221,7 @@ async def on_submitted(ctx: InboxContext, event: Envelope) -> None:
         intake=ctx.intake,
         data=event_data(event, ApplicationSubmitted),
         snapshots=ctx.snapshots,
+        companies=ctx.companies,
     )
 
 

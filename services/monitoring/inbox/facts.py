@@ -57,7 +57,7 @@ async def _ensure(ctx: InboxContext, ids: _Ids, *, requested_aid: Decimal | None
     if await repository.get_fact(ctx.session, ids.application_id) is not None:
         return False
     app = await fetch_application(ctx.intake, ids.application_id, ctx.snapshots)
-    company = await fetch_company(ctx.intake, app.company_id)
+    company = ctx.companies.get(app.company_id) or await fetch_company(ctx.intake, app.company_id)
     values: dict[str, Any] = {
         "application_id": app.id,
         "call_id": app.call_id,

@@ -1,6 +1,6 @@
 """Evaluation's `POST /v1/internal/events/batch` through HTTP, with the real intake answering on a loopback port:
 a batch is applied once per event, a replay changes nothing, an event that cannot be applied does not hold back
-the others, and the batch's applications are read from intake in one bulk request."""
+the others, and the batch's applications (with their companies) are read from intake in one bulk request."""
 
 from __future__ import annotations
 
@@ -97,6 +97,8 @@ async def test_a_batch_is_applied_once_per_event_and_a_bad_event_blocks_nothing(
     # read from intake in one bulk request, never one GET per application
     assert transport.seen.count("POST /v1/internal/applications/snapshots") == 1
     assert not [s for s in transport.seen if s.startswith("GET /v1/applications/")]
+    # the applicants' companies came with them: admissibility read none of them one by one
+    assert not [s for s in transport.seen if s.startswith("GET /v1/companies/")]
 
     async def state() -> tuple[int, int, int, int]:
         return (

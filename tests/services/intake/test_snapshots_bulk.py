@@ -1,5 +1,6 @@
 """`POST /v1/internal/applications/snapshots`: many applications in one request, for the desk's services only;
-unknown ids are listed, not refused; the snapshot is the one `GET /v1/applications/{id}` serves."""
+unknown ids are listed, not refused; the snapshot is the one `GET /v1/applications/{id}` serves, and the
+applications' companies come with them."""
 
 from __future__ import annotations
 
@@ -38,6 +39,12 @@ async def test_a_service_reads_many_applications_in_one_request(client, session,
     one = await client.get(f"/v1/applications/{a}", headers=partner)
     assert body["items"][1] == one.json(), "the same snapshot as the single read"
     assert body["items"][1]["expense_lines"], "with its expense lines"
+    # and their two companies, once each, as the company route serves them
+    companies = {c["id"]: c for c in body["companies"]}
+    assert set(companies) == {i["company_id"] for i in body["items"]} and len(body["companies"]) == 2
+    company_id = body["items"][1]["company_id"]
+    c = await client.get(f"/v1/companies/{company_id}", headers=partner)
+    assert companies[company_id] == c.json()
 
 
 async def test_only_unknown_ids_give_an_empty_list(client, token_factory):
@@ -45,7 +52,7 @@ async def test_only_unknown_ids_give_an_empty_list(client, token_factory):
     ids = [str(uuid.uuid4()), str(uuid.uuid4())]
     r = await client.post(PATH, json={"ids": ids}, headers=service)
     assert r.status_code == 200
-    assert r.json() == {"items": [], "unknown": ids}
+    assert r.json() == {"items": [], "unknown": ids, "companies": []}
 
 
 async def test_partners_officers_and_auditors_are_refused_and_nobody_unauthenticated(client, session, token_factory):

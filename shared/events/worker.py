@@ -29,7 +29,8 @@ goes to the company's current delegates instead, so a revoked partner stops hear
 Deliveries to the desk's own services (evaluation, monitoring) are claimed apart, up to
 `internal_batch_size` at a time, and sent as one request per service (`POST /v1/internal/events/batch`); the
 answer has one result per event, recorded per delivery, so a failed event is retried alone with the usual
-back-off and the rest are delivered. That internal work yields to intake during a click-day burst: while the
+back-off and the rest are delivered (a service answering the batch route 404, 405 or 413 gets the events one
+request each, as before batches). That internal work yields to intake during a click-day burst: while the
 `application.submitted` events this worker fans out arrive faster than `pacing_submits_per_second` (measured over
 `pacing_window_seconds`), internal batches wait, for at most `pacing_max_lag_seconds`; then the backlog is drained
 anyway and the wait may start again. Nothing is dropped by waiting: the deliveries stay pending in the table.
@@ -186,6 +187,8 @@ UPDATE desk.deliveries SET status = :status, next_attempt_at = :next, last_statu
 
 DRAIN_LIMIT = 64 * 1024  # a partner's answer read (and discarded) up to this, so its connection can be reused
 BATCH_ACCEPTED = frozenset({"processed", "duplicate", "ignored"})
+# A batch answered with one of these is sent again one event at a time, to the single-event route.
+BATCH_UNSUPPORTED = frozenset({404, 405, 413})
 SUBMITTED = "application.submitted"
 
 
@@ -390,6 +393,8 @@ class DeliveryWorker:
             async with asyncio.timeout(self.send_deadline):
                 resp = await self.http.post(url, content=body, headers=headers)
             ms = int((time.perf_counter() - start) * 1000)
+            if resp.status_code in BATCH_UNSUPPORTED:  # a service not yet serving batches (a rolling upgrade)
+                return [(r, await self._send(r, frozenset())) for r in rows]
             if not 200 <= resp.status_code < 300:
                 return [(r, Outcome(False, resp.status_code, ms, "http_error")) for r in rows]
             results = {str(x["event_id"]): x for x in orjson.loads(resp.content)["results"]}
@@ -424,7 +429,8 @@ class DeliveryWorker:
         if client is None:
             n = self.settings.webhook_connections_per_host
             client = httpx.AsyncClient(
-                timeout=self.settings.webhook_timeout_seconds,
+                # waiting for one of the host's connections is bounded by the whole send's deadline, not this
+                timeout=httpx.Timeout(self.settings.webhook_timeout_seconds, pool=None),
                 follow_redirects=False,
                 limits=httpx.Limits(max_connections=n, max_keepalive_connections=n, keepalive_expiry=30),
             )

@@ -147,6 +147,27 @@ async def test_a_batch_request_that_fails_as_a_whole_keeps_every_event_for_later
     assert set(await statuses(engine, ids, "evaluation")) == {("pending", 1, "http_error")}
 
 
+async def test_a_service_without_the_batch_route_gets_the_events_one_by_one(engine):
+    conf = settings(pacing_submits_per_second=0)
+    await prepared(engine, conf)
+    ids = await write_events(engine, 4)
+    singles: list[str] = []
+
+    def older_service(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/batch"):
+            return httpx.Response(404)
+        singles.append(orjson.loads(request.content)["id"])
+        assert request.headers["webhook-id"] == singles[-1]
+        return httpx.Response(200, json={"event_id": singles[-1], "status": "processed"})
+
+    async with httpx.AsyncClient(transport=httpx.MockTransport(older_service)) as http:
+        worker = DeliveryWorker(engine, KEYRING, conf, http=http)
+        await worker.fan_out()
+        assert await worker.deliver_internal() == 8
+    assert sorted(singles) == sorted(ids * 2)
+    assert {r[0] for r in await statuses(engine, ids, "evaluation")} == {"delivered"}
+
+
 class Clock:
     def __init__(self) -> None:
         self.now = 1000.0

@@ -198,14 +198,15 @@ class Inbox:
         return {"event_id": event.id, "status": "processed", "application_id": _application_id(event)}
 
     async def _record_many(self, session: AsyncSession, events: list[Envelope]) -> set[uuid.UUID]:
-        """Keep a batch's events by id in one statement; returns the ids that were not there yet."""
+        """Keep a batch's events by id in one statement; returns the ids that were not there yet. Rows go in id
+        order, so two batches sharing events (a redelivery after a lease ended) lock them in the same order."""
         t: Any = self.table
         stmt = (
             insert(t)
             .values(
                 [
                     {"event_id": e.id, "event_type": e.type, "source": e.source, "payload": e.model_dump(mode="json")}
-                    for e in events
+                    for e in sorted(events, key=lambda e: e.id)
                 ]
             )
             .on_conflict_do_nothing(index_elements=[t.event_id])

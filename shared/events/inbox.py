@@ -14,7 +14,8 @@ inbox row included, so the worker's next attempt applies it for real. Handlers r
 deliveries). The batch's inbox rows are written by one statement (a redelivered id is found there and acknowledged
 `duplicate`); the snapshots of the batch's submitted applications, and their companies, are read from intake in
 one bulk request
-before any handler runs; then each new event is applied in a savepoint of its own. An event whose handler refuses
+before any handler runs; a consumer may register a set-based step for a type (one INSERT for the batch's rows);
+then each new event is applied in a savepoint of its own. An event whose handler refuses
 (or whose peer is down) is rolled back alone, its inbox row removed, and reported `failed` with its problem: the
 others are kept, and the worker retries only the failed ones. The answer is 200 with one result per event.
 """
@@ -70,6 +71,8 @@ class InboxContext:
     snapshots: dict[uuid.UUID, ApplicationOut | None] = field(default_factory=dict)
     # the companies of those applications (applicants and network members), from the same request
     companies: dict[uuid.UUID, CompanyOut] = field(default_factory=dict)
+    # what a batch step (register_batch_step) has done already, by id, for the handlers to go on from
+    prepared: set[uuid.UUID] = field(default_factory=set)
 
 
 async def read_application(
@@ -86,6 +89,8 @@ async def read_application(
 
 
 Handler = Callable[[InboxContext, Envelope], Awaitable[None]]
+# A set-based step over a batch's new events of one type, run before their handlers (see Inbox.register_batch_step).
+BatchStep = Callable[[InboxContext, list[Envelope]], Awaitable[None]]
 
 
 class InboxAck(OutModel):
@@ -161,6 +166,15 @@ class Inbox:
         self.service = service
         self.table = table
         self._handlers: dict[str, list[Handler]] = {}
+        self._batch_steps: dict[str, BatchStep] = {}
+
+    def register_batch_step(self, event_type: str, step: BatchStep) -> None:
+        """Before a batch's events of `event_type` are applied one by one, `step` may do for all of them at once
+        what their handlers would do first (e.g. one INSERT for all their rows). It runs in a savepoint: if it
+        fails, it is undone and the handlers do everything per event. Its work must be what the handlers would
+        have done, so that a handler finding it done goes on from there (and an event that then fails is sent
+        again and completes it)."""
+        self._batch_steps[event_type] = step
 
     def register(self, event_type: str, handler: Handler) -> None:
         """Consume `event_type` with `handler` (registering the same handler twice is a no-op)."""
@@ -232,7 +246,17 @@ class Inbox:
         """Apply each event of a batch at most once; one that fails is undone alone and reported `failed`."""
         unique = list({e.id: e for e in reversed(events)}.values())[::-1]  # first occurrence of each id
         new = await self._record_many(ctx.session, unique)
-        await self._prefetch(ctx, [e for e in unique if e.id in new])
+        fresh = [e for e in unique if e.id in new]
+        await self._prefetch(ctx, fresh)
+        for event_type, step in self._batch_steps.items():
+            of_type = [e for e in fresh if e.type == event_type]
+            if not of_type:
+                continue
+            try:
+                async with ctx.session.begin_nested():
+                    await step(ctx, of_type)
+            except Exception:  # the handlers then do it event by event
+                log.exception("batch step failed", service=self.service, type=event_type)
         results: list[dict[str, Any]] = []
         seen: set[uuid.UUID] = set()
         for event in events:

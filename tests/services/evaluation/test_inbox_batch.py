@@ -197,3 +197,61 @@ async def test_more_than_200_events_is_a_422_and_changes_nothing(evaluation_clie
     assert r.status_code == 422
     ids = [orjson.loads(b)["id"] for b in bodies]
     assert await count(session, "SELECT count(*) FROM evaluation.inbox WHERE event_id = ANY(:e)", e=ids) == 0
+
+
+async def test_the_batchs_inbox_records_and_applications_are_each_one_insert(
+    evaluation_client, intake, intake_server, engine, session
+):
+    from sqlalchemy import event
+
+    receipts = [(await submitted_application(engine, intake_server.url))[0] for _ in range(4)]
+    app_ids = [r["application_id"] for r in receipts]
+    bodies = [await outbox_event(engine, a, "application.submitted") for a in app_ids]
+    inserts: list[str] = []
+
+    def seen(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if statement.lstrip().upper().startswith("INSERT INTO EVALUATION."):
+            inserts.append(statement.split()[2].lower())
+
+    event.listen(engine.sync_engine, "before_cursor_execute", seen)
+    try:
+        r = await post_batch(evaluation_client, bodies)
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", seen)
+    assert r.status_code == 200 and [x["status"] for x in r.json()["results"]] == ["processed"] * 4
+    assert inserts.count("evaluation.inbox") == 1
+    assert inserts.count("evaluation.applications") == 1
+    assert inserts.count("evaluation.evaluations") == 4  # admissibility: one evaluation per application
+    assert (
+        await count(session, "SELECT count(*) FROM evaluation.evaluations WHERE application_id = ANY(:a)", a=app_ids)
+        == 4
+    )
+
+
+async def test_a_received_application_left_without_its_evaluation_is_evaluated_by_the_redelivery(
+    evaluation_client, intake, intake_server, engine, session
+):
+    # as if an earlier batch stored the application in its set-based step and the event then failed (its inbox
+    # record removed, its evaluation never written): the redelivery goes on from the stored row
+    receipt, _ = await submitted_application(engine, intake_server.url)
+    app_id = receipt["application_id"]
+    body = await outbox_event(engine, app_id, "application.submitted")
+    assert (await post_batch(evaluation_client, [body])).json()["results"][0]["status"] == "processed"
+    await session.execute(text("DELETE FROM evaluation.evaluations WHERE application_id = :a"), {"a": app_id})
+    await session.execute(text("DELETE FROM evaluation.inbox WHERE event_id = :e"), {"e": orjson.loads(body)["id"]})
+    await session.flush()
+
+    r = await post_batch(evaluation_client, [body])
+    assert r.json()["results"][0]["status"] == "processed"
+    assert await count(session, "SELECT count(*) FROM evaluation.evaluations WHERE application_id = :a", a=app_id) == 1
+    assert await count(session, "SELECT count(*) FROM evaluation.applications WHERE application_id = :a", a=app_id) == 1
+    # received once (no second reception record), evaluated twice in all (the lost run and this one)
+    assert (
+        await count(
+            session,
+            "SELECT count(*) FROM desk.audit_log WHERE service = 'evaluation' AND resource_id = :a"
+            " AND action = 'application.received'",
+            a=app_id,
+        )
+        == 1
+    )

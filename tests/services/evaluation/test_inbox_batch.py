@@ -255,3 +255,24 @@ async def test_a_received_application_left_without_its_evaluation_is_evaluated_b
         )
         == 1
     )
+
+
+async def test_a_network_applications_members_come_with_the_bulk_read(
+    evaluation_client, intake, intake_server, engine, session
+):
+    from tests.services.evaluation.test_networks import network_submitted
+
+    _client, transport = intake
+    sub = await network_submitted(evaluation_client, engine, intake_server.url, session)
+    body = await outbox_event(engine, sub["application_id"], "application.submitted")
+    transport.seen.clear()
+    r = await post_batch(evaluation_client, [body])
+    assert r.status_code == 200 and r.json()["results"][0]["status"] == "processed", r.text
+    assert not [s for s in transport.seen if s.startswith("GET /v1/companies/")], "lead and members read in bulk"
+    network = (
+        await session.execute(
+            text("SELECT network FROM evaluation.evaluations WHERE application_id = :a"), {"a": sub["application_id"]}
+        )
+    ).scalar_one()
+    # each member judged on its own company, as read in the bulk request
+    assert [(m["company_id"], m["name"]) for m in network["members"]] == [(str(c.id), c.name) for c in sub["members"]]

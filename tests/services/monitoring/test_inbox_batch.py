@@ -4,10 +4,12 @@ of a batch of submissions are built from one bulk read of intake, once each, and
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from decimal import Decimal
 from typing import Any
 
+import orjson
 import pytest_asyncio
-from sqlalchemy import text
+from sqlalchemy import event, text
 
 from shared.clients.intake import IntakeClient
 from tests.conftest import KEYRING, QUICK_RETRIES
@@ -42,10 +44,38 @@ async def test_a_batch_of_submissions_builds_each_fact_once_from_one_bulk_read(
     bodies = [await outbox_event(engine, a, "application.submitted") for a in app_ids]
 
     transport.seen.clear()
-    r = await post_batch(monitoring_client, bodies)
+    inserts: list[str] = []
+
+    def seen(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if statement.lstrip().upper().startswith("INSERT INTO MONITORING.APPLICATION_FACTS"):
+            inserts.append(statement)
+
+    event.listen(engine.sync_engine, "before_cursor_execute", seen)
+    try:
+        r = await post_batch(monitoring_client, bodies)
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", seen)
     assert r.status_code == 200, r.text
+    assert len(inserts) == 1, "the batch's facts in one statement"
     assert [x["status"] for x in r.json()["results"]] == ["processed"] * 3
     assert transport.seen == ["POST /v1/internal/applications/snapshots"], "one request, no GET per application"
+    # the aid requested is the event's estimate, grant + loan
+    requested = {
+        e["data"]["application_id"]: Decimal(e["data"]["estimate"]["grant"]) + Decimal(e["data"]["estimate"]["loan"])
+        for e in (orjson.loads(b) for b in bodies)
+    }
+    stored = dict(
+        (
+            await session.execute(
+                text(
+                    "SELECT application_id::text, requested_aid FROM monitoring.application_facts"
+                    " WHERE application_id = ANY(:a)"
+                ),
+                {"a": app_ids},
+            )
+        ).all()
+    )
+    assert stored == requested and all(v > 0 for v in requested.values())
     facts = (
         await session.execute(
             text(

@@ -67,6 +67,12 @@ async def record_audit(
     )
 
 
+async def record_audits(session: AsyncSession, actor: Actor, entries: list[dict[str, Any]]) -> None:
+    """Many audit records (each as `record_audit`'s keywords) in one executemany."""
+    if entries:
+        await session.execute(_AUDIT, [audit_params(actor, **e) for e in entries])
+
+
 def event_params(
     actor: Actor,
     *,

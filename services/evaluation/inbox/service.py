@@ -23,7 +23,7 @@ from services.evaluation.budget.service import apply_amendment, release_applicat
 from services.evaluation.inbox import repository
 from services.evaluation.models import InboxEvent, ReceivedApplication
 from shared.access import active_delegates_of, choose_notified, notified_partner
-from shared.audit import record_audit
+from shared.audit import record_audit, record_audits
 from shared.clients.base import NotFoundAtPeer, PeerUnavailable
 from shared.clients.intake import IntakeClient
 from shared.contracts.applications import ApplicationOut
@@ -117,15 +117,17 @@ def _received_values(
     }
 
 
+def _received_audit(values: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "action": "application.received",
+        "resource_type": "received_application",
+        "resource_id": values["application_id"],
+        "after": {k: values[k] for k in ("call_id", "company_id", "protocol_number", "status", "withdrawal_reason")},
+    }
+
+
 async def _audit_received(session: AsyncSession, actor: Actor, values: dict[str, Any]) -> None:
-    await record_audit(
-        session,
-        actor,
-        action="application.received",
-        resource_type="received_application",
-        resource_id=values["application_id"],
-        after={k: values[k] for k in ("call_id", "company_id", "protocol_number", "status", "withdrawal_reason")},
-    )
+    await record_audit(session, actor, **_received_audit(values))
 
 
 async def _store(
@@ -145,8 +147,8 @@ async def _store(
 
 async def receive_submitted_batch(ctx: InboxContext, events: list[Envelope]) -> None:
     """A batch's submissions stored at once: one statement for their delegates, one INSERT for their rows (those
-    whose snapshot the batch read and intake holds as submitted or withdrawn). Admissibility runs per event, in its
-    handler, which finds the row stored and goes on from there."""
+    whose snapshot the batch read and intake holds as submitted or withdrawn), one executemany for their audit.
+    Admissibility runs per event, in its handler, which finds the row stored and goes on from there."""
     snapshots: dict[uuid.UUID, ApplicationOut] = {}
     for event in events:
         try:
@@ -167,9 +169,7 @@ async def receive_submitted_batch(ctx: InboxContext, events: list[Envelope]) -> 
         except Conflict:
             continue  # not submitted after all: its handler refuses it
     stored = await repository.insert_applications(ctx.session, rows)
-    for values in rows:
-        if values["application_id"] in stored:
-            await _audit_received(ctx.session, ctx.actor, values)
+    await record_audits(ctx.session, ctx.actor, [_received_audit(v) for v in rows if v["application_id"] in stored])
     # the handlers evaluate those received now (a withdrawn one is only kept)
     ctx.prepared.update(
         v["application_id"] for v in rows if v["application_id"] in stored and v["status"] == "received"

@@ -88,6 +88,12 @@ def _uuid(value: Any, what: str) -> uuid.UUID:
         raise SubjectMismatch(f"{what} must be a UUID, not {value!r}") from None
 
 
+async def record_audits(session: AsyncSession, actor: Actor, entries: list[dict[str, Any]]) -> None:
+    """Many audit records (each as `record_audit`'s keywords) in one executemany."""
+    if entries:
+        await session.execute(_AUDIT, [audit_params(actor, **e) for e in entries])
+
+
 def event_params(
     actor: Actor,
     *,

@@ -111,6 +111,35 @@ class DeskSettings(BaseSettings):
     webhook_backoff_max_seconds: float = Field(3600.0, validation_alias=_shared("WEBHOOK_BACKOFF_MAX_SECONDS"))
     worker_poll_seconds: float = Field(0.5, validation_alias=_shared("WORKER_POLL_SECONDS"))
     worker_batch: int = Field(50, validation_alias=_shared("WORKER_BATCH"))
+    internal_batch_size: int = Field(
+        200,
+        ge=1,
+        le=200,
+        validation_alias=_shared("INTERNAL_BATCH_SIZE"),
+        description="Events the worker sends to a desk service in one request (POST /v1/internal/events/batch).",
+    )
+    pacing_submits_per_second: float = Field(
+        10.0,
+        ge=0,
+        validation_alias=_shared("PACING_SUBMITS_PER_SECOND"),
+        description="While new application.submitted events arrive faster than this, internal delivery waits "
+        "(intake goes first); 0 = never wait.",
+    )
+    pacing_window_seconds: float = Field(
+        2.0, gt=0, validation_alias=_shared("PACING_WINDOW_SECONDS"), description="The window the rate is measured on."
+    )
+    pacing_max_lag_seconds: float = Field(
+        15.0,
+        ge=0,
+        validation_alias=_shared("PACING_MAX_LAG_SECONDS"),
+        description="The longest internal delivery waits during a burst before it delivers anyway.",
+    )
+    webhook_connections_per_host: int = Field(
+        4,
+        ge=1,
+        validation_alias=_shared("WEBHOOK_CONNECTIONS_PER_HOST"),
+        description="Kept-alive connections (and so concurrent deliveries) per checked webhook address.",
+    )
     intake_url: str = Field("http://127.0.0.1:8001", validation_alias=_shared("INTAKE_URL"))
     evaluation_url: str = Field("http://127.0.0.1:8002", validation_alias=_shared("EVALUATION_URL"))
     monitoring_url: str = Field("http://127.0.0.1:8003", validation_alias=_shared("MONITORING_URL"))

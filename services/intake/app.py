@@ -12,6 +12,7 @@ from fastapi import FastAPI
 
 from services.intake.accompaniment.endpoints import router as accompaniment_router
 from services.intake.applications.autocommit import autocommit_sessions
+from services.intake.applications.endpoints import internal_router as snapshots_router
 from services.intake.applications.endpoints import router as applications_router
 from services.intake.applications.endpoints import submit_router
 from services.intake.applications.fastpath import CommitBatcher, SubmitFastPath
@@ -90,6 +91,7 @@ def build_app(settings: IntakeSettings | None = None) -> FastAPI:
             calls_router,
             applications_router,
             submit_router,
+            snapshots_router,
             trainings_router,
             accompaniment_router,
             partners_router,

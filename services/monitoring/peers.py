@@ -22,6 +22,7 @@ from shared.contracts.companies import CompanyOut
 from shared.contracts.funding import ReleaseOut
 from shared.domain.call_rules import CallRules
 from shared.errors import PEER_UNAVAILABLE, Conflict, DeskError, NotFound
+from shared.events.inbox import read_application
 
 
 def _lifespan(
@@ -89,9 +90,12 @@ def unavailable(exc: PeerUnavailable) -> DeskError:
     )
 
 
-async def fetch_application(intake: IntakeClient, application_id: uuid.UUID) -> ApplicationOut:
+async def fetch_application(
+    intake: IntakeClient, application_id: uuid.UUID, snapshots: dict[uuid.UUID, ApplicationOut | None] | None = None
+) -> ApplicationOut:
+    """Intake's copy of the application (from a batch's bulk read when it is there)."""
     try:
-        return await intake.get_application(application_id)
+        return await read_application(intake, application_id, snapshots)
     except PeerUnavailable as exc:
         raise unavailable(exc) from exc
     except NotFoundAtPeer as exc:

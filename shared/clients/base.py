@@ -244,14 +244,16 @@ class ServiceClient:
         headers: Mapping[str, str] | None = None,
         idempotency_key: str | None = None,
         attempt_timeout: httpx.Timeout | float | None = None,
+        safe: bool = False,
     ) -> httpx.Response:
         """Send a request with retries, the breaker, the request id and the token; a 2xx/3xx response is
         returned, anything else raised as a typed error. `attempt_timeout` overrides the client's timeout for
-        each attempt of this request. Retries (stamina): exponential back-off from `backoff_base` doubling up to
+        each attempt of this request; `safe` marks a POST that only reads (retried like a GET). Retries (stamina):
+        exponential back-off from `backoff_base` doubling up to
         `backoff_max`, plus a jitter of up to `backoff_base`."""
         method = method.upper()
         hdrs = self._headers(headers, idempotency_key)
-        retriable = method in IDEMPOTENT_METHODS or "idempotency-key" in hdrs
+        retriable = safe or method in IDEMPOTENT_METHODS or "idempotency-key" in hdrs
         attempts = 1 + (self.retries if retriable else 0)
         extra: dict[str, Any] = {} if attempt_timeout is None else {"timeout": attempt_timeout}
         try:

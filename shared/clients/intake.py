@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 
 from shared.clients.base import ServiceClient
-from shared.contracts.applications import ApplicationOut
+from shared.contracts.applications import ApplicationOut, SnapshotsOut
 from shared.contracts.calls import CallDetail, CallVersionOut
 from shared.contracts.companies import CompanyOut
 from shared.pagination import Page
@@ -31,3 +31,13 @@ class IntakeClient(ServiceClient):
     async def get_call_version(self, call_id: uuid.UUID, version: int) -> CallVersionOut:
         """One version of the call's rules (versions never change once published)."""
         return await self.get_model(f"/v1/calls/{call_id}/versions/{version}", CallVersionOut)
+
+    async def get_snapshots(self, application_ids: list[uuid.UUID]) -> SnapshotsOut:
+        """Many applications in one request (at most 200 ids; a read, so retried like a GET)."""
+        resp = await self.request(
+            "POST",
+            "/v1/internal/applications/snapshots",
+            json={"ids": [str(i) for i in application_ids]},
+            safe=True,
+        )
+        return self.parse(resp, SnapshotsOut)

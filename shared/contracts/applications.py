@@ -11,6 +11,7 @@ from typing import Annotated, Literal
 from pydantic import Field, model_validator
 from pydantic_core import PydanticCustomError
 
+from shared.contracts.companies import CompanyOut
 from shared.schemas import ApiModel, CountryCode, OutModel, PositiveMoney, VatNumber
 
 Text = Annotated[str, Field(max_length=20_000)]
@@ -144,3 +145,21 @@ class ApplicationOut(OutModel):
     created_at: datetime
     updated_at: datetime
     etag: str
+
+
+SNAPSHOTS_MAX = 200
+
+
+class SnapshotsRequest(ApiModel):
+    """Which applications a desk service wants intake's snapshot of, in one request."""
+
+    ids: list[uuid.UUID] = Field(min_length=1, max_length=SNAPSHOTS_MAX, description="Application ids (at most 200).")
+
+
+class SnapshotsOut(OutModel):
+    items: list[ApplicationOut] = Field(description="The applications found, in the order their ids were asked.")
+    unknown: list[uuid.UUID] = Field(description="The ids asked for that intake has no application for.")
+    companies: list[CompanyOut] = Field(
+        default_factory=list,
+        description="The companies of the applications found (each applicant and every network member), once each.",
+    )

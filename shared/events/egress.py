@@ -254,7 +254,9 @@ class PinnedTarget:
     """Where to connect (`url`, whose host is the checked address) and how to present the original name."""
 
     url: str
-    headers: dict[str, str]  # Host (and Connection: close, so no pooled connection serves another name)
+    # Host (and Connection: close, so a client shared between names never reuses a connection made for another;
+    # the delivery worker drops it where its client is kept for this one name and address)
+    headers: dict[str, str]
     extensions: dict[str, str]  # sni_hostname for https: SNI and certificate verification use the name
     address: IPAddress
 

@@ -27,10 +27,25 @@ A partner subscription hears the events about the companies the partner acts for
 out* (`shared.access.partner_hears_sql`): an event written for a partner whose delegation has ended since
 goes to the company's current delegates instead, so a revoked partner stops hearing about the company.
 
+Deliveries to the desk's own services (evaluation, monitoring) are claimed apart, up to
+`internal_batch_size` at a time, and sent as one request per service (`POST /v1/internal/events/batch`); the
+answer has one result per event, recorded per delivery, so a failed event is retried alone with the usual
+back-off and the rest are delivered (a service answering the batch route 404, 405 or 413 gets the events one
+request each, as before batches). That internal work yields to intake during a click-day burst: while the
+`application.submitted` events this worker fans out arrive faster than `pacing_submits_per_second` (measured over
+`pacing_window_seconds`), internal batches wait, for at most `pacing_max_lag_seconds`; then the backlog is drained
+anyway and the wait may start again. Nothing is dropped by waiting: the deliveries stay pending in the table.
+
+Deliveries to partners keep their connections alive: one httpx client per checked address (scheme, resolved
+address, port and host name, so a connection made for one name, its TLS session included, never serves another
+name on the same address), each with at most `webhook_connections_per_host` connections, so that many deliveries
+to one receiver go concurrently over a few kept-alive connections. A response body is drained (up to 64 KiB, so
+the connection can be reused) and discarded.
+
 Failures back off exponentially with jitter; after `webhook_max_attempts` the delivery is dead
 (kept, listed, and replayable). Every attempt is logged with status code, latency and an error code
 (`address_forbidden`, `port_not_allowed`, `dns_failed`, `url_invalid`, `timeout`, `connect_failed`,
-`transport_error`, `http_error`); the partner's response body is never read or kept.
+`transport_error`, `http_error`); the partner's response body is never kept.
 Deliveries to a subscription deleted or deactivated meanwhile are not sent: they are dead-lettered
 with the reason (a replay after reactivation sends them).
 """
@@ -39,6 +54,8 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import OrderedDict, deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -84,7 +101,7 @@ WITH ev AS (
     RETURNING 1
 )
 UPDATE desk.outbox o SET published_at = now(), published_seq = numbered.seq
-  FROM numbered WHERE o.id = numbered.id RETURNING o.id
+  FROM numbered WHERE o.id = numbered.id RETURNING o.id, o.event_type
 """)
 
 # Deliveries whose subscription was deleted or deactivated after the fan-out: dead, never sent.
@@ -106,10 +123,17 @@ RETURNING d.id
 async def publish_pending(conn: AsyncConnection | AsyncSession, limit: int = 500) -> int:
     """Fan out and number up to `limit` unpublished events in the caller's transaction; the advisory
     lock is held until that transaction ends, so commit soon after."""
+    return len(await _publish(conn, limit))
+
+
+async def _publish(conn: AsyncConnection | AsyncSession, limit: int) -> list[str]:
+    """`publish_pending`, returning the types of the events published."""
     await conn.execute(FAN_OUT_LOCK, {"key": FAN_OUT_LOCK_KEY})
-    return len((await conn.execute(FAN_OUT, {"n": limit})).all())
+    return [r.event_type for r in await conn.execute(FAN_OUT, {"n": limit})]
 
 
+# Internal deliveries (to the desk's services) and external ones (to partners and companies) are claimed apart:
+# the first are sent in batches and paced, the second one request each.
 # Claim, then commit: the claimed rows get a lease (next_attempt_at in the future, while they stay pending so
 # later deliveries of the same aggregate keep waiting) and their attempt is counted now, so the HTTP call
 # runs with no transaction open and no connection held. A worker that dies before recording leaves the
@@ -122,6 +146,7 @@ WITH due AS (
       FROM desk.deliveries d
       JOIN desk.subscriptions s ON s.id = d.subscription_id
      WHERE d.status = 'pending' AND d.next_attempt_at <= now() AND s.active AND s.deleted_at IS NULL
+       AND (s.owner_kind = 'service') = :internal AND (CAST(:service AS text) IS NULL OR s.service = :service)
        AND NOT EXISTS (SELECT 1 FROM desk.deliveries e
                         WHERE e.subscription_id = d.subscription_id AND e.aggregate_key = d.aggregate_key
                           AND e.status = 'pending' AND e.id < d.id)
@@ -159,6 +184,13 @@ FAILED = text("""
 UPDATE desk.deliveries SET status = :status, next_attempt_at = :next, last_status_code = :code, last_error = :error
  WHERE id = :id AND attempts = :attempt AND status = 'pending'
 """)
+
+
+DRAIN_LIMIT = 64 * 1024  # a partner's answer read (and discarded) up to this, so its connection can be reused
+BATCH_ACCEPTED = frozenset({"processed", "duplicate", "ignored"})
+# A batch answered with one of these is sent again one event at a time, to the single-event route.
+BATCH_UNSUPPORTED = frozenset({404, 405, 413})
+SUBMITTED = "application.submitted"
 
 
 @dataclass(frozen=True)
@@ -231,6 +263,7 @@ class DeliveryWorker:
         settings: DeskSettings,
         http: httpx.AsyncClient | None = None,
         resolver: egress.Resolver = egress.system_resolver,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.engine = engine
         self.keyring = keyring
@@ -244,10 +277,48 @@ class DeliveryWorker:
         self.send_deadline = 3 * settings.webhook_timeout_seconds + 5
         self.lease_seconds = self.send_deadline + 30
         self._service_token: tuple[str, float] | None = None
+        self._injected_http = http is not None  # a test's client: used for every delivery, partners' included
+        self._pool: OrderedDict[tuple[str, str, int, str], httpx.AsyncClient] = OrderedDict()
+        self.clock = clock  # pacing's time (a test steps it instead of sleeping)
+        self._submits: deque[tuple[float, int]] = deque()  # (when fanned out, how many application.submitted)
+        self._held_since: float | None = None  # when internal delivery started to wait for the burst to pass
+        self._draining = False  # the maximum lag was reached: deliver internal batches until none is left
+
+    # ------------------------------------------------------------ pacing
+
+    def submit_rate(self) -> float:
+        """New `application.submitted` per second over the pacing window, as this worker fanned them out."""
+        window = self.settings.pacing_window_seconds
+        now = self.clock()
+        while self._submits and self._submits[0][0] <= now - window:
+            self._submits.popleft()
+        return sum(n for _, n in self._submits) / window
+
+    def internal_may_go(self) -> bool:
+        """Whether internal batches are sent this round: yes unless a burst lasts and has not yet been waited
+        for `pacing_max_lag_seconds`."""
+        threshold = self.settings.pacing_submits_per_second
+        if self._draining or threshold <= 0:
+            return True
+        if self.submit_rate() <= threshold:
+            self._held_since = None
+            return True
+        now = self.clock()
+        if self._held_since is None:
+            self._held_since = now
+        if now - self._held_since >= self.settings.pacing_max_lag_seconds:
+            self._draining = True
+            log.info("internal delivery waited its longest during a burst: delivering anyway")
+            return True
+        return False
 
     async def fan_out(self) -> int:
         async with self.engine.begin() as conn:
-            return await publish_pending(conn, 500)
+            types = await _publish(conn, 500)
+        submitted = sum(1 for t in types if t == SUBMITTED)
+        if submitted:
+            self._submits.append((self.clock(), submitted))
+        return len(types)
 
     async def retire_orphans(self) -> int:
         """Dead-letter what deleted or deactivated subscriptions still had pending."""
@@ -258,27 +329,122 @@ class DeliveryWorker:
         return len(retired)
 
     async def claim(self) -> tuple[list[Any], frozenset[tuple[str, int]]]:
-        """Claim a batch of due deliveries (and read the officers' port allowances) in one short transaction,
-        committed before anything is sent."""
+        """Claim a batch of due deliveries to partners and companies (and read the officers' port allowances) in
+        one short transaction, committed before anything is sent."""
         async with self.engine.begin() as conn:
-            rows = (await conn.execute(CLAIM, {"n": self.settings.worker_batch, "lease": self.lease_seconds})).all()
+            rows = (
+                await conn.execute(
+                    CLAIM,
+                    {"n": self.settings.worker_batch, "lease": self.lease_seconds, "internal": False, "service": None},
+                )
+            ).all()
             allowances: frozenset[tuple[str, int]] = frozenset()
             if rows and self.production:
                 allowances = frozenset((r.host, r.port) for r in await conn.execute(PORT_ALLOWANCES))
         return sorted(rows, key=lambda r: r.id), allowances
 
+    async def claim_internal(self, service: str) -> list[Any]:
+        """Claim up to `internal_batch_size` due deliveries to one of the desk's services, committed before
+        sending."""
+        params = {"n": self.settings.internal_batch_size, "lease": self.lease_seconds, "internal": True}
+        async with self.engine.begin() as conn:
+            rows = (await conn.execute(CLAIM, {**params, "service": service})).all()
+        return sorted(rows, key=lambda r: r.id)
+
     async def deliver_due(self) -> int:
         """Claim (and commit), send with no transaction open, then record in a new transaction; returns how
         many deliveries were attempted."""
         await self.retire_orphans()
+        sent = await self.deliver_internal() if self.internal_may_go() else 0
         rows, allowances = await self.claim()
         if not rows:
-            return 0
+            return sent
+        await self._trim_pool()
         outcomes = await asyncio.gather(*(self._send(r, allowances) for r in rows))
         async with self.engine.begin() as conn:
-            for row, out in zip(rows, outcomes, strict=True):
-                await self._record(conn, row, out)
-        return len(rows)
+            await self._record_all(conn, list(zip(rows, outcomes, strict=True)))
+        return sent + len(rows)
+
+    async def deliver_internal(self) -> int:
+        """One batch per desk service (claimed per service), one request each, recorded per delivery."""
+        batches = [rows for service in INTERNAL_SUBSCRIPTIONS if (rows := await self.claim_internal(service))]
+        if self._draining and all(len(rows) < self.settings.internal_batch_size for rows in batches):
+            # the backlog is (about to be) empty: pacing may hold again, for at most the maximum lag from now
+            self._draining = False
+            self._held_since = None
+        if not batches:
+            return 0
+        results = await asyncio.gather(*(self._send_batch(rows) for rows in batches))
+        async with self.engine.begin() as conn:
+            await self._record_all(conn, [pair for result in results for pair in result])
+        return sum(len(rows) for rows in batches)
+
+    async def _send_batch(self, rows: list[Any]) -> list[tuple[Any, Outcome]]:
+        """One request carrying `rows`' events to their service; an outcome per delivery from the per-event
+        results (a request that fails as a whole fails every delivery in it)."""
+        first = rows[0]
+        body = orjson.dumps({"events": [envelope(r) for r in rows]}).decode()
+        headers = sign_headers(msg_id=f"batch_{first.id}", at=datetime.now(UTC), body=body, secrets_=[first.secret])
+        headers["content-type"] = "application/json"
+        headers["user-agent"] = "regional-desk-webhooks/1"
+        headers["authorization"] = f"Bearer {self._token()}"
+        start = time.perf_counter()
+        url = f"{first.url.rstrip('/')}/batch"
+        try:
+            async with asyncio.timeout(self.send_deadline):
+                resp = await self.http.post(url, content=body, headers=headers)
+            ms = int((time.perf_counter() - start) * 1000)
+            if resp.status_code in BATCH_UNSUPPORTED:  # a service not yet serving batches (a rolling upgrade)
+                return [(r, await self._send(r, frozenset())) for r in rows]
+            if not 200 <= resp.status_code < 300:
+                return [(r, Outcome(False, resp.status_code, ms, "http_error")) for r in rows]
+            results = {str(x["event_id"]): x for x in orjson.loads(resp.content)["results"]}
+        except (TimeoutError, httpx.TimeoutException):
+            return [(r, Outcome(False, None, int((time.perf_counter() - start) * 1000), "timeout")) for r in rows]
+        except httpx.ConnectError:
+            return [
+                (r, Outcome(False, None, int((time.perf_counter() - start) * 1000), "connect_failed")) for r in rows
+            ]
+        except (httpx.HTTPError, ValueError, KeyError, TypeError) as e:  # in transit, or not the batch contract
+            log.info("internal batch failed", url=url, error=f"{type(e).__name__}: {e}")
+            return [
+                (r, Outcome(False, None, int((time.perf_counter() - start) * 1000), "transport_error")) for r in rows
+            ]
+        outcomes = []
+        for r in rows:
+            result = results.get(str(r.event_id))
+            if result is not None and result.get("status") in BATCH_ACCEPTED:
+                outcomes.append((r, Outcome(True, resp.status_code, ms, None)))
+            else:  # failed, or left out of the answer: sent again later
+                status = (result or {}).get("problem", {}) or {}
+                outcomes.append((r, Outcome(False, status.get("status"), ms, "http_error")))
+        return outcomes
+
+    def _client_for(self, target: egress.PinnedTarget | None) -> httpx.AsyncClient:
+        """The client whose kept-alive connections go to this checked address (under this TLS name)."""
+        if target is None or self._injected_http:
+            return self.http
+        parsed = httpx.URL(target.url)
+        key = (parsed.scheme, parsed.host, parsed.port or 0, target.headers["host"])
+        client = self._pool.get(key)
+        if client is None:
+            n = self.settings.webhook_connections_per_host
+            client = httpx.AsyncClient(
+                # waiting for one of the host's connections is bounded by the whole send's deadline, not this
+                timeout=httpx.Timeout(self.settings.webhook_timeout_seconds, pool=None),
+                follow_redirects=False,
+                limits=httpx.Limits(max_connections=n, max_keepalive_connections=n, keepalive_expiry=30),
+            )
+            self._pool[key] = client
+        self._pool.move_to_end(key)
+        return client
+
+    async def _trim_pool(self, keep: int = 256) -> None:
+        """Close the clients of the addresses least recently delivered to, past `keep` (between rounds, so none
+        is in use)."""
+        while len(self._pool) > keep:
+            _key, client = self._pool.popitem(last=False)
+            await client.aclose()
 
     async def _target(self, row: Any, allowances: frozenset[tuple[str, int]]) -> egress.PinnedTarget | None:
         """Where to send: for a partner's or a company's endpoint, the address checked now (None for the
@@ -313,9 +479,20 @@ class DeliveryWorker:
                 url, extensions = (row.url, {}) if target is None else (target.url, target.extensions)
                 if target is not None:
                     headers.update(target.headers)
-                # Streamed and closed unread: the body is neither needed nor kept, however large.
-                async with self.http.stream("POST", url, content=body, headers=headers, extensions=extensions) as resp:
+                    if not self._injected_http:
+                        # this target's pooled client serves only this name at this address: keep it alive
+                        headers.pop("connection", None)
+                client = self._client_for(target)
+                # Streamed: the body is drained up to DRAIN_LIMIT so the connection stays reusable, and never kept;
+                # a longer one is abandoned with its connection.
+                async with client.stream("POST", url, content=body, headers=headers, extensions=extensions) as resp:
                     status = resp.status_code
+                    read = 0
+                    if not resp.is_stream_consumed:  # an in-memory answer (a test's transport) has nothing to drain
+                        async for chunk in resp.aiter_raw():
+                            read += len(chunk)
+                            if read > DRAIN_LIMIT:
+                                break
         except egress.EgressRefused as e:
             log.warning("delivery refused by the egress policy", delivery=row.id, code=e.code, reason=e.message_en)
             return Outcome(False, None, elapsed(), e.code)
@@ -334,6 +511,25 @@ class DeliveryWorker:
             return Outcome(True, status, elapsed(), None)
         return Outcome(False, status, elapsed(), "http_error")
 
+    async def _record_all(self, conn: AsyncConnection, pairs: list[tuple[Any, Outcome]]) -> None:
+        """Record a round's attempts: the log and the delivered ones in two statements (executemany), the failed
+        ones one by one (each has its own back-off)."""
+        if not pairs:
+            return
+        await conn.execute(
+            LOG_ATTEMPT,
+            [
+                {"id": r.id, "attempt": r.attempts, "code": o.status_code, "ms": o.latency_ms, "error": o.error}
+                for r, o in pairs
+            ],
+        )
+        delivered = [{"id": r.id, "attempt": r.attempts, "code": o.status_code} for r, o in pairs if o.ok]
+        if delivered:
+            await conn.execute(DELIVERED, delivered)
+        for row, out in pairs:
+            if not out.ok:
+                await self._record_failure(conn, row, out)
+
     async def _record(self, conn: AsyncConnection, row: Any, out: Outcome) -> None:
         attempt = row.attempts  # counted by the claim
         await conn.execute(
@@ -343,6 +539,10 @@ class DeliveryWorker:
         if out.ok:
             await conn.execute(DELIVERED, {"id": row.id, "attempt": attempt, "code": out.status_code})
             return
+        await self._record_failure(conn, row, out)
+
+    async def _record_failure(self, conn: AsyncConnection, row: Any, out: Outcome) -> None:
+        attempt = row.attempts
         dead = attempt >= self.settings.webhook_max_attempts
         delay = backoff_seconds(
             attempt, self.settings.webhook_backoff_base_seconds, self.settings.webhook_backoff_max_seconds
@@ -410,6 +610,11 @@ class DeliveryWorker:
                     await asyncio.wait_for(stop.wait(), timeout=self.settings.worker_poll_seconds)
                 except TimeoutError:
                     pass
+        await self.aclose()
+        log.info("delivery worker stopped")
+
+    async def aclose(self) -> None:
+        """Close the connections this worker opened (an injected client is its owner's to close)."""
         if self._owns_http:
             await self.http.aclose()
-        log.info("delivery worker stopped")
+        await self._trim_pool(keep=0)

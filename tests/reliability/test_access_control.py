@@ -190,11 +190,13 @@ TABLE: dict[tuple[str, str, str], Rule] = {
     ("intake", "GET", "/v1/webhooks/allowed-ports"): r(O, A),
     ("intake", "DELETE", "/v1/webhooks/allowed-ports/{allowance_id}"): r(O, exists=False),
     ("intake", "GET", "/v1/events"): r(P, C, O, A),
+    ("intake", "POST", "/v1/internal/applications/snapshots"): r(S),
     ("intake", "GET", "/v1/events/types"): PUB,
     # ------------------------------------------------------------ evaluation
     ("evaluation", "GET", "/v1/applications"): r(O, A, S),
     ("evaluation", "GET", "/v1/applications/{application_id}"): r(O, A, S, application_id="received"),
     ("evaluation", "POST", "/v1/internal/events"): r(S),
+    ("evaluation", "POST", "/v1/internal/events/batch"): r(S),
     ("evaluation", "POST", "/v1/reviewers/me/conflicts"): r(O),
     ("evaluation", "GET", "/v1/reviewers/me/conflicts"): r(O),
     ("evaluation", "POST", "/v1/evaluations/{application_id}/assignments"): r(O, application_id="received"),
@@ -248,6 +250,7 @@ TABLE: dict[tuple[str, str, str], Rule] = {
     ("evaluation", "POST", "/v1/decisions/{decision_id}/renounce"): r(P, C, visible=OWNED),
     # ------------------------------------------------------------ monitoring (company A's project, claim, payment)
     ("monitoring", "POST", "/v1/internal/events"): r(S),
+    ("monitoring", "POST", "/v1/internal/events/batch"): r(S),
     ("monitoring", "POST", "/v1/internal/reminders/run"): r(S),
     ("monitoring", "GET", "/v1/projects"): r(*ALL),
     ("monitoring", "GET", "/v1/projects/{project_id}"): r(*ALL, visible=OWNED),

@@ -16,7 +16,7 @@ verdict: the funding computation applies the class (and refuses to run without o
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from typing import Any
@@ -115,7 +115,12 @@ def intake_errors(what_it: str, what_en: str, *, field: tuple[str, str] | None =
         ) from exc
 
 
-async def fetch_company(intake: IntakeClient, company_id: uuid.UUID) -> CompanyOut:
+async def fetch_company(
+    intake: IntakeClient, company_id: uuid.UUID, known: Mapping[uuid.UUID, CompanyOut] | None = None
+) -> CompanyOut:
+    """The company as intake serves it: from `known` (a batch's bulk read) when it is there, else one GET."""
+    if known is not None and company_id in known:
+        return known[company_id]
     with intake_errors(f"L'impresa {company_id}", f"Company {company_id}"):
         return await intake.get_company(company_id)
 
@@ -210,7 +215,13 @@ def _network_check(
 
 
 async def admit_members(
-    *, intake: IntakeClient, rules: CallRules, application: ApplicationOut, lead: Admissibility, today: date
+    *,
+    intake: IntakeClient,
+    rules: CallRules,
+    application: ApplicationOut,
+    lead: Admissibility,
+    today: date,
+    companies: Mapping[uuid.UUID, CompanyOut] | None = None,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict[str, Any] | None]:
     """A network's members, each by the same rules as an applicant (its own company and lines; paths under
     /network/members/{i}), and the network's limits: the checks, the cuts, and what is kept of each member."""
@@ -224,7 +235,7 @@ async def admit_members(
     eligible = lead.breakdown.total if lead.breakdown is not None else ZERO
     for i, member in enumerate(network.members):
         path = member_path(i)
-        company = await fetch_company(intake, member.company_id)
+        company = await fetch_company(intake, member.company_id, companies)
         result = admissibility(
             rules,
             company_facts(company),
@@ -308,12 +319,18 @@ def _cut_json(c: Any) -> dict[str, Any]:
 
 
 async def run_admissibility(
-    *, session: AsyncSession, actor: Actor, intake: IntakeClient, application: ApplicationOut
+    *,
+    session: AsyncSession,
+    actor: Actor,
+    intake: IntakeClient,
+    application: ApplicationOut,
+    companies: Mapping[uuid.UUID, CompanyOut] | None = None,
 ) -> bool:
-    """Evaluate the admissibility of a just-received application; False if it already has an evaluation."""
+    """Evaluate the admissibility of a just-received application; False if it already has an evaluation.
+    `companies`: the applicant's and members' companies when a batch read them already."""
     assert application.submitted_at is not None
     rules = await rules_of_application(intake, application)  # the version it was submitted under
-    company = await fetch_company(intake, application.company_id)
+    company = await fetch_company(intake, application.company_id, companies)
     facts = company_facts(company)
     today = application.submitted_at.astimezone(rules.tz).date()
     result = admissibility(
@@ -327,7 +344,7 @@ async def run_admissibility(
     checks = [_check_json(c, credit_class_known=facts.credit_class is not None) for c in result.checks]
     cuts = [_cut_json(c) for c in result.cuts]
     member_checks, member_cuts, network = await admit_members(
-        intake=intake, rules=rules, application=application, lead=result, today=today
+        intake=intake, rules=rules, application=application, lead=result, today=today, companies=companies
     )
     checks.extend(member_checks)
     cuts.extend(member_cuts)

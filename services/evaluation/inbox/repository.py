@@ -9,7 +9,7 @@ from sqlalchemy import Row, Select, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.evaluation.models import ReceivedApplication
+from services.evaluation.models import Evaluation, ReceivedApplication
 
 
 async def insert_application(session: AsyncSession, values: dict[str, Any]) -> bool:
@@ -20,6 +20,23 @@ async def insert_application(session: AsyncSession, values: dict[str, Any]) -> b
         .on_conflict_do_nothing(index_elements=[ReceivedApplication.application_id])
         .returning(ReceivedApplication.application_id)
     )
+    return (await session.execute(stmt)).first() is not None
+
+
+async def insert_applications(session: AsyncSession, rows: list[dict[str, Any]]) -> set[uuid.UUID]:
+    """Store many received applications in one statement, skipping those already there; the ids stored."""
+    stmt = (
+        insert(ReceivedApplication)
+        .values(rows)
+        .on_conflict_do_nothing(index_elements=[ReceivedApplication.application_id])
+        .returning(ReceivedApplication.application_id)
+    )
+    return set((await session.execute(stmt)).scalars())
+
+
+async def evaluated(session: AsyncSession, application_id: uuid.UUID) -> bool:
+    """Whether the application has its admissibility evaluation."""
+    stmt = select(Evaluation.application_id).where(Evaluation.application_id == application_id)
     return (await session.execute(stmt)).first() is not None
 
 

@@ -10,21 +10,24 @@ A submission is evaluated for admissibility in the same transaction (services.ev
 from __future__ import annotations
 
 import uuid
+from collections.abc import Collection, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 import structlog
+from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.evaluation.admissibility.service import run_admissibility
 from services.evaluation.budget.service import apply_amendment, release_application
 from services.evaluation.inbox import repository
 from services.evaluation.models import InboxEvent, ReceivedApplication
-from shared.access import choose_notified, notified_partner
-from shared.audit import record_audit
+from shared.access import active_delegates_of, choose_notified, notified_partner
+from shared.audit import record_audit, record_audits
 from shared.clients.base import NotFoundAtPeer, PeerUnavailable
 from shared.clients.intake import IntakeClient
 from shared.contracts.applications import ApplicationOut
+from shared.contracts.companies import CompanyOut
 from shared.errors import PEER_UNAVAILABLE, Conflict, DeskError, NotFound
 from shared.events.catalogue import (
     ApplicationSubmitted,
@@ -33,7 +36,7 @@ from shared.events.catalogue import (
     CompanyDelegationChanged,
     Envelope,
 )
-from shared.events.inbox import Inbox, InboxContext, event_data
+from shared.events.inbox import Inbox, InboxContext, event_data, read_application
 from shared.routing import Actor, etag_of
 
 log = structlog.get_logger("evaluation.inbox")
@@ -67,9 +70,12 @@ async def get_received(session: AsyncSession, application_id: uuid.UUID) -> Rece
     return app
 
 
-async def _fetch(intake: IntakeClient, application_id: uuid.UUID) -> ApplicationOut:
+async def _fetch(
+    intake: IntakeClient, application_id: uuid.UUID, snapshots: dict[uuid.UUID, ApplicationOut | None] | None = None
+) -> ApplicationOut:
+    """Intake's copy of the application: from a batch's bulk read when it is there, else one GET."""
     try:
-        return await intake.get_application(application_id)
+        return await read_application(intake, application_id, snapshots)
     except PeerUnavailable as exc:
         raise DeskError(
             "Il servizio di protocollo (intake) non risponde: riprovare più tardi.",
@@ -85,57 +91,124 @@ async def _fetch(intake: IntakeClient, application_id: uuid.UUID) -> Application
         ) from exc
 
 
-async def _store(
-    *, session: AsyncSession, actor: Actor, snapshot: ApplicationOut, withdrawal_reason: str | None
-) -> bool:
-    """Store intake's copy; `withdrawal_reason` given means the event says it is withdrawn."""
+def _received_values(
+    snapshot: ApplicationOut, *, withdrawal_reason: str | None, partner_id: uuid.UUID | None
+) -> dict[str, Any]:
+    """The row of a received application from intake's copy; `withdrawal_reason` given means the event says it is
+    withdrawn. Refused (409) when intake does not hold it as submitted."""
     status = _INTAKE_STATUS.get(snapshot.status)
     if status is None or snapshot.protocol_number is None or snapshot.submitted_at is None:
         raise Conflict(
             f"La domanda {snapshot.id} non risulta presentata presso intake.",
             f"Application {snapshot.id} is not submitted at intake (status {snapshot.status}).",
         )
-    values: dict[str, Any] = {
+    return {
         "application_id": snapshot.id,
         "call_id": snapshot.call_id,
         "company_id": snapshot.company_id,
         "protocol_number": snapshot.protocol_number,
         "submitted_at": snapshot.submitted_at,
-        "status": status,
+        "status": "withdrawn" if withdrawal_reason is not None else status,
         "snapshot": snapshot.model_dump(mode="json"),
         "version": 1,
         "withdrawal_reason": withdrawal_reason,
         # submitted by a partner whose delegation has ended since: its events go to the current delegate
-        "partner_id": await notified_partner(session, snapshot.company_id, snapshot.partner_id),
+        "partner_id": partner_id,
     }
-    if withdrawal_reason is not None:
-        values["status"] = "withdrawn"
+
+
+def _received_audit(values: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "action": "application.received",
+        "resource_type": "received_application",
+        "resource_id": values["application_id"],
+        "after": {k: values[k] for k in ("call_id", "company_id", "protocol_number", "status", "withdrawal_reason")},
+    }
+
+
+async def _audit_received(session: AsyncSession, actor: Actor, values: dict[str, Any]) -> None:
+    await record_audit(session, actor, **_received_audit(values))
+
+
+async def _store(
+    *, session: AsyncSession, actor: Actor, snapshot: ApplicationOut, withdrawal_reason: str | None
+) -> bool:
+    """Store intake's copy; `withdrawal_reason` given means the event says it is withdrawn."""
+    values = _received_values(
+        snapshot,
+        withdrawal_reason=withdrawal_reason,
+        partner_id=await notified_partner(session, snapshot.company_id, snapshot.partner_id),
+    )
     if not await repository.insert_application(session, values):
         return False
-    await record_audit(
-        session,
-        actor,
-        action="application.received",
-        resource_type="received_application",
-        resource_id=snapshot.id,
-        after={k: values[k] for k in ("call_id", "company_id", "protocol_number", "status", "withdrawal_reason")},
-    )
+    await _audit_received(session, actor, values)
     return True
 
 
+async def receive_submitted_batch(ctx: InboxContext, events: list[Envelope]) -> None:
+    """A batch's submissions stored at once: one statement for their delegates, one INSERT for their rows (those
+    whose snapshot the batch read and intake holds as submitted or withdrawn), one executemany for their audit.
+    Admissibility runs per event, in its handler, which finds the row stored and goes on from there."""
+    snapshots: dict[uuid.UUID, ApplicationOut] = {}
+    for event in events:
+        try:
+            data = ApplicationSubmitted.model_validate(event.data)
+        except ValidationError:
+            continue  # its handler refuses it
+        snapshot = ctx.snapshots.get(data.application_id)
+        if snapshot is not None and _INTAKE_STATUS.get(snapshot.status) is not None:
+            snapshots[snapshot.id] = snapshot
+    if not snapshots:
+        return
+    delegates = await active_delegates_of(ctx.session, {s.company_id for s in snapshots.values()})
+    rows: list[dict[str, Any]] = []
+    for snapshot in snapshots.values():
+        try:
+            partner = choose_notified(snapshot.partner_id, delegates.get(snapshot.company_id, []))
+            rows.append(_received_values(snapshot, withdrawal_reason=None, partner_id=partner))
+        except Conflict:
+            continue  # not submitted after all: its handler refuses it
+    stored = await repository.insert_applications(ctx.session, rows)
+    await record_audits(ctx.session, ctx.actor, [_received_audit(v) for v in rows if v["application_id"] in stored])
+    # the handlers evaluate those received now (a withdrawn one is only kept)
+    ctx.prepared.update(
+        v["application_id"] for v in rows if v["application_id"] in stored and v["status"] == "received"
+    )
+
+
 async def _receive_submitted(
-    *, session: AsyncSession, actor: Actor, intake: IntakeClient, data: ApplicationSubmitted
+    *,
+    session: AsyncSession,
+    actor: Actor,
+    intake: IntakeClient,
+    data: ApplicationSubmitted,
+    snapshots: dict[uuid.UUID, ApplicationOut | None] | None = None,
+    companies: Mapping[uuid.UUID, CompanyOut] | None = None,
+    prepared: Collection[uuid.UUID] = (),
 ) -> None:
-    if await repository.get_application(session, data.application_id) is not None:
-        return  # already known (e.g. its withdrawal arrived first): the stored copy stands
-    snapshot = await _fetch(intake, data.application_id)
+    known = None if data.application_id in prepared else await repository.get_application(session, data.application_id)
+    if data.application_id in prepared or known is not None:
+        # Already known: its withdrawal arrived first (the stored copy stands), or this batch stored it, or an earlier
+        # batch stored it and failed to evaluate it (this being the redelivery): a received one is evaluated if it is
+        # not yet.
+        if data.application_id in prepared or (
+            known is not None
+            and known.status == "received"
+            and not await repository.evaluated(session, data.application_id)
+        ):
+            snapshot = await _fetch(intake, data.application_id, snapshots)
+            await run_admissibility(
+                session=session, actor=actor, intake=intake, application=snapshot, companies=companies
+            )
+        return
+    snapshot = await _fetch(intake, data.application_id, snapshots)
     if (
         await _store(session=session, actor=actor, snapshot=snapshot, withdrawal_reason=None)
         and _INTAKE_STATUS.get(snapshot.status) == "received"
     ):
         # Same transaction: an interrupted run leaves neither the application nor the inbox row, so the
         # redelivery runs it again; the evaluation's primary key makes a second run a no-op.
-        await run_admissibility(session=session, actor=actor, intake=intake, application=snapshot)
+        await run_admissibility(session=session, actor=actor, intake=intake, application=snapshot, companies=companies)
 
 
 async def _receive_withdrawn(
@@ -205,7 +278,13 @@ async def _follow_delegation(*, session: AsyncSession, actor: Actor, data: Compa
 
 async def on_submitted(ctx: InboxContext, event: Envelope) -> None:
     await _receive_submitted(
-        session=ctx.session, actor=ctx.actor, intake=ctx.intake, data=event_data(event, ApplicationSubmitted)
+        session=ctx.session,
+        actor=ctx.actor,
+        intake=ctx.intake,
+        data=event_data(event, ApplicationSubmitted),
+        snapshots=ctx.snapshots,
+        companies=ctx.companies,
+        prepared=ctx.prepared,
     )
 
 
@@ -227,6 +306,7 @@ async def on_delegation_changed(ctx: InboxContext, event: Envelope) -> None:
 
 
 INBOX.register("application.submitted", on_submitted)
+INBOX.register_batch_step("application.submitted", receive_submitted_batch)
 INBOX.register("application.withdrawn", on_withdrawn)
 INBOX.register("call.amended", on_call_amended)
 INBOX.register("company.delegation_changed", on_delegation_changed)

@@ -23,7 +23,7 @@ from services.intake.applications.schemas import (
 )
 from services.intake.models import Application
 from shared.auth import Authenticator, Principal
-from shared.contracts.applications import ApplicationOut
+from shared.contracts.applications import ApplicationOut, SnapshotsOut, SnapshotsRequest
 from shared.db import SessionDep
 from shared.errors import NotFound, problem_responses
 from shared.i18n import pick_language
@@ -45,6 +45,12 @@ router = APIRouter(
     tags=["applications"],
     route_class=UnitOfWorkRoute,
     dependencies=[Depends(Authenticator(scopes=("intake:read",)))],
+)
+internal_router = APIRouter(
+    prefix="/v1/internal/applications",
+    tags=["internal"],
+    route_class=UnitOfWorkRoute,
+    dependencies=[Depends(Authenticator(kinds=("service",), scopes=("internal",)))],
 )
 applicant = Depends(Authenticator(kinds=("partner", "company"), scopes=("intake:write",)))
 
@@ -364,3 +370,17 @@ async def upload_signed_form(
 )
 async def get_signed_form(app: ValidApplication, session: SessionDep) -> Any:
     return formalities.signed_form_out(app, await formalities.get_form_row(session, app))
+
+
+@internal_router.post(
+    "/snapshots",
+    response_model=SnapshotsOut,
+    status_code=200,
+    summary="Read many applications at once (desk services only)",
+    description="The snapshots (as `GET /v1/applications/{id}` returns them) of up to 200 applications in one "
+    "request, for a desk service applying a batch of events; ids intake has no application for are listed in "
+    "`unknown`. Reads only: nothing changes, so a retry is always safe.",
+    responses=problem_responses(401, 403, 422),
+)
+async def application_snapshots(body: SnapshotsRequest, session: SessionDep) -> Any:
+    return await service.snapshots(session, body.ids)

@@ -65,6 +65,23 @@ async def lines_of(session: AsyncSession, application_id: uuid.UUID) -> list[Exp
     return list((await session.execute(stmt)).scalars())
 
 
+async def applications_with_lines(
+    session: AsyncSession, ids: Sequence[uuid.UUID]
+) -> list[tuple[Application, list[ExpenseLine]]]:
+    """The applications with these ids and their expense lines, in two statements whatever their number."""
+    apps = list((await session.execute(select(Application).where(Application.id.in_(ids)))).scalars())
+    lines: dict[uuid.UUID, list[ExpenseLine]] = {a.id: [] for a in apps}
+    if apps:
+        stmt = (
+            select(ExpenseLine)
+            .where(ExpenseLine.application_id.in_(list(lines)))
+            .order_by(ExpenseLine.application_id, ExpenseLine.position)
+        )
+        for line in (await session.execute(stmt)).scalars():
+            lines[line.application_id].append(line)
+    return [(a, lines[a.id]) for a in apps]
+
+
 async def replace_lines(session: AsyncSession, application_id: uuid.UUID, lines: list[dict[str, Any]]) -> None:
     await session.execute(delete(ExpenseLine).where(ExpenseLine.application_id == application_id))
     for i, line in enumerate(lines):

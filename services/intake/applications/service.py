@@ -22,6 +22,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.intake.applications import repository
 from services.intake.applications.schemas import ApplicationCreate, ApplicationDocument
 from services.intake.calls.service import cached_rules, effective_window, remember_rules, rules_of_call, status_of
+from services.intake.companies import repository as companies_repository
+from services.intake.companies import service as companies_service
 from services.intake.fairness import GroupFlush
 from services.intake.models import Application, Call, Company, ExpenseLine
 from shared.access import acting_partner, can_reach_company
@@ -58,6 +60,23 @@ from shared.routing import Actor, check_if_match_value, etag_of
 from shared.schemas import LOMBARDY_PROVINCES
 
 # ---------------------------------------------------------------- reading
+
+
+async def snapshots(session: AsyncSession, ids: list[uuid.UUID]) -> dict[str, Any]:
+    """Many applications as `to_out` gives them, in the order asked (each once), the ids not found, and the
+    companies of those found (applicants and network members) as `GET /v1/companies/{id}` gives them."""
+    asked = list(dict.fromkeys(ids))
+    found = {a.id: (a, lines) for a, lines in await repository.applications_with_lines(session, asked)}
+    items = [to_out(*found[i]) for i in asked if i in found]
+    company_ids = {a.company_id for a, _lines in found.values()}
+    for a, _lines in found.values():
+        company_ids.update(uuid.UUID(str(m["company_id"])) for m in (a.network or {}).get("members", []))
+    companies = await companies_repository.get_many(session, sorted(company_ids))
+    return {
+        "items": items,
+        "unknown": [i for i in asked if i not in found],
+        "companies": [companies_service.to_out(c) for c in companies],
+    }
 
 
 def to_out(app: Application, lines: list[ExpenseLine]) -> dict[str, Any]:

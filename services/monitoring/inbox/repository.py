@@ -33,6 +33,17 @@ async def insert_fact(session: AsyncSession, values: dict[str, Any]) -> bool:
     return (await session.execute(stmt)).first() is not None
 
 
+async def insert_facts(session: AsyncSession, rows: list[dict[str, Any]]) -> set[uuid.UUID]:
+    """Many facts in one statement, skipping those already there; the ids stored."""
+    stmt = (
+        insert(ApplicationFact)
+        .values(rows)
+        .on_conflict_do_nothing(index_elements=[ApplicationFact.application_id])
+        .returning(ApplicationFact.application_id)
+    )
+    return set((await session.execute(stmt)).scalars())
+
+
 async def update_fact(session: AsyncSession, application_id: uuid.UUID, **values: Any) -> bool:
     """Set columns of a fact; False when monitoring has no fact for the application."""
     stmt = (

@@ -1,0 +1,364 @@
+"""The delivery worker's internal batches, pacing and kept-alive webhook connections, on committed data.
+
+Internal deliveries go one request per service carrying many events, and only the failed ones are sent again;
+pacing holds internal batches while `application.submitted` arrives fast and releases them after the maximum lag
+(a stepped clock, no sleeping); partners' deliveries reuse one TCP connection per checked address."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import orjson
+from sqlalchemy import select, text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from shared.db import make_sessionmaker
+from shared.events.worker import DeliveryWorker, ensure_internal_subscriptions
+from shared.models import Delivery, OutboxEvent, Subscription
+from shared.settings import DeskSettings
+from tests.conftest import KEYRING
+from tests.e2e.harness import settle_deliveries, worker_settings
+from tests.factories import make_partner
+
+EVALUATION, MONITORING = "http://evaluation.test", "http://monitoring.test"
+
+
+class Services:
+    """Evaluation and monitoring as the worker sees them: each batch request noted; the events named in
+    `failing` answered `failed` once (as an inbox does when intake is down), the rest `processed`."""
+
+    def __init__(self) -> None:
+        self.batches: list[tuple[str, str, list[str]]] = []  # (host, path, event ids)
+        self.failing: set[str] = set()
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        assert request.headers["authorization"].startswith("Bearer ")
+        ids = [e["id"] for e in orjson.loads(request.content)["events"]]
+        self.batches.append((request.url.host, request.url.path, ids))
+        results = []
+        for i in ids:
+            if i in self.failing:
+                self.failing.discard(i)
+                problem = {"type": "/problems/peer-unavailable", "status": 503, "detail": "intake down"}
+                results.append({"event_id": i, "status": "failed", "problem": problem})
+            else:
+                results.append({"event_id": i, "status": "processed"})
+        return httpx.Response(200, json={"results": results})
+
+    def to(self, host: str) -> list[list[str]]:
+        return [ids for h, _p, ids in self.batches if h == host]
+
+
+def settings(**kw: Any) -> DeskSettings:
+    return worker_settings(evaluation_url=EVALUATION, monitoring_url=MONITORING, **kw)
+
+
+async def write_events(engine: AsyncEngine, n: int, event_type: str = "application.submitted", **kw: Any) -> list[str]:
+    async with make_sessionmaker(engine)() as s:
+        events = [
+            OutboxEvent(
+                event_id=uuid.uuid4(),
+                event_type=event_type,
+                source="intake",
+                aggregate_type="application",
+                aggregate_id=str(uuid.uuid4()),
+                payload={},
+                **kw,
+            )
+            for _ in range(n)
+        ]
+        s.add_all(events)
+        await s.commit()
+    return [str(e.event_id) for e in events]
+
+
+async def statuses(engine: AsyncEngine, event_ids: list[str], service: str) -> list[tuple[str, int, str | None]]:
+    async with engine.connect() as conn:
+        rows = await conn.execute(
+            text(
+                "SELECT d.status, d.attempts, d.last_error FROM desk.deliveries d"
+                " JOIN desk.outbox o ON o.id = d.event_id JOIN desk.subscriptions s ON s.id = d.subscription_id"
+                " WHERE s.service = :s AND o.event_id = ANY(CAST(:e AS uuid[])) ORDER BY o.id"
+            ),
+            {"s": service, "e": event_ids},
+        )
+        return [tuple(r) for r in rows]
+
+
+async def prepared(engine: AsyncEngine, conf: DeskSettings) -> None:
+    await settle_deliveries(engine)
+    async with engine.begin() as conn:
+        await ensure_internal_subscriptions(conn, conf)
+
+
+async def test_one_request_per_service_carries_many_events_and_only_the_failed_are_sent_again(engine):
+    conf = settings(pacing_submits_per_second=0)
+    await prepared(engine, conf)
+    ids = await write_events(engine, 30)
+    services = Services()
+    services.failing = {ids[3], ids[17], ids[29]}
+    async with httpx.AsyncClient(transport=httpx.MockTransport(services)) as http:
+        worker = DeliveryWorker(engine, KEYRING, conf, http=http)
+        assert await worker.fan_out() >= 30
+        assert await worker.deliver_internal() == 60  # 30 events to each of the two services
+
+        # one request per service, at the batch route, with every event in it
+        assert services.to("evaluation.test") == [ids] and services.to("monitoring.test") == [ids]
+        assert {p for _h, p, _i in services.batches} == {"/v1/internal/events/batch"}
+        evaluation = await statuses(engine, ids, "evaluation")
+        failed = [i for i, (status, _a, _e) in zip(ids, evaluation, strict=True) if status == "pending"]
+        assert failed == [ids[3], ids[17], ids[29]]
+        assert {row for i, row in zip(ids, evaluation, strict=True) if i in failed} == {("pending", 1, "http_error")}
+        assert {r[0] for r in await statuses(engine, ids, "monitoring")} == {"delivered"}
+
+        async with engine.begin() as conn:  # their back-off ends
+            await conn.execute(text("UPDATE desk.deliveries SET next_attempt_at = now() WHERE status = 'pending'"))
+        assert await worker.deliver_internal() == 3
+    # the second request carries only the three that failed, to evaluation only
+    assert services.to("evaluation.test") == [ids, failed] and services.to("monitoring.test") == [ids]
+    assert {r[:2] for r in await statuses(engine, ids, "evaluation")} == {("delivered", 1), ("delivered", 2)}
+    async with engine.connect() as conn:
+        logged = (
+            await conn.execute(
+                text(
+                    "SELECT a.attempt, a.status_code, a.error FROM desk.delivery_attempts a"
+                    " JOIN desk.deliveries d ON d.id = a.delivery_id JOIN desk.outbox o ON o.id = d.event_id"
+                    " JOIN desk.subscriptions s ON s.id = d.subscription_id"
+                    " WHERE s.service = 'evaluation' AND o.event_id = :e ORDER BY a.attempt"
+                ),
+                {"e": ids[17]},
+            )
+        ).all()
+    assert [tuple(r) for r in logged] == [(1, 503, "http_error"), (2, 200, None)]
+
+
+async def test_a_batch_request_that_fails_as_a_whole_keeps_every_event_for_later(engine):
+    conf = settings(pacing_submits_per_second=0)
+    await prepared(engine, conf)
+    ids = await write_events(engine, 5)
+    async with httpx.AsyncClient(transport=httpx.MockTransport(lambda r: httpx.Response(503))) as http:
+        worker = DeliveryWorker(engine, KEYRING, conf, http=http)
+        await worker.fan_out()
+        assert await worker.deliver_internal() == 10
+    assert set(await statuses(engine, ids, "evaluation")) == {("pending", 1, "http_error")}
+
+
+async def test_a_service_without_the_batch_route_gets_the_events_one_by_one(engine):
+    conf = settings(pacing_submits_per_second=0)
+    await prepared(engine, conf)
+    ids = await write_events(engine, 4)
+    singles: list[str] = []
+
+    def older_service(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/batch"):
+            return httpx.Response(404)
+        singles.append(orjson.loads(request.content)["id"])
+        assert request.headers["webhook-id"] == singles[-1]
+        return httpx.Response(200, json={"event_id": singles[-1], "status": "processed"})
+
+    async with httpx.AsyncClient(transport=httpx.MockTransport(older_service)) as http:
+        worker = DeliveryWorker(engine, KEYRING, conf, http=http)
+        await worker.fan_out()
+        assert await worker.deliver_internal() == 8
+    assert sorted(singles) == sorted(ids * 2)
+    assert {r[0] for r in await statuses(engine, ids, "evaluation")} == {"delivered"}
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def test_pacing_holds_internal_batches_while_submits_arrive_fast_and_releases_them_after_the_max_lag(engine):
+    # 5 submits/s over a 2 s window: 20 submits in a round is 10/s, above the threshold
+    conf = settings(pacing_submits_per_second=5, pacing_window_seconds=2, pacing_max_lag_seconds=15)
+    await prepared(engine, conf)
+    clock = Clock()
+    services = Services()
+    sent: list[str] = []
+    async with httpx.AsyncClient(transport=httpx.MockTransport(services)) as http:
+        worker = DeliveryWorker(engine, KEYRING, conf, http=http, clock=clock)
+
+        async def round_at(t: float, submits: int) -> None:
+            clock.now = 1000.0 + t
+            sent.extend(await write_events(engine, submits))
+            await worker.run_once()
+
+        for t in (0, 5, 10):  # the burst lasts: held (the lag is below 15 s)
+            await round_at(t, 20)
+            assert services.batches == [], f"nothing delivered at t={t}"
+        assert {r[0] for r in await statuses(engine, sent, "evaluation")} == {"pending"}
+
+        await round_at(15, 20)  # 15 s held: delivered anyway, the whole backlog in one request per service
+        assert services.to("evaluation.test") == [sent] and services.to("monitoring.test") == [sent]
+        assert {r[0] for r in await statuses(engine, sent, "evaluation")} == {"delivered"}
+
+        await round_at(16, 20)  # the burst goes on: held again
+        await round_at(17, 0)
+        assert len(services.to("evaluation.test")) == 1
+
+        await round_at(18.5, 0)  # no submit in the last 2 s: the rate fell, released at once
+        assert len(services.to("evaluation.test")) == 2
+        assert services.to("evaluation.test")[1] == sent[80:]
+    assert {r[0] for r in await statuses(engine, sent, "evaluation")} == {"delivered"}
+    assert {r[0] for r in await statuses(engine, sent, "monitoring")} == {"delivered"}
+
+
+async def test_a_slow_trickle_of_submits_is_delivered_at_once(engine):
+    conf = settings(pacing_submits_per_second=5, pacing_window_seconds=2, pacing_max_lag_seconds=15)
+    await prepared(engine, conf)
+    services = Services()
+    async with httpx.AsyncClient(transport=httpx.MockTransport(services)) as http:
+        worker = DeliveryWorker(engine, KEYRING, conf, http=http, clock=Clock())
+        ids = await write_events(engine, 10)  # 5/s over the window: not above the threshold
+        await worker.run_once()
+    assert services.to("evaluation.test") == [ids]
+
+
+# ---------------------------------------------------------------- partners: kept-alive connections
+
+
+class Receiver:
+    """A partner's HTTP/1.1 endpoint on loopback that counts TCP connections and keeps them alive."""
+
+    def __init__(self, delay: float = 0.0) -> None:
+        self.delay = delay
+        self.connections = 0
+        self.ids: list[str] = []
+        self.in_flight = 0
+        self.most_in_flight = 0
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        try:
+            while True:
+                head = (await reader.readuntil(b"\r\n\r\n")).decode()
+                headers = {
+                    k.lower(): v for k, v in (line.split(": ", 1) for line in head.split("\r\n")[1:] if ": " in line)
+                }
+                await reader.readexactly(int(headers.get("content-length", "0")))
+                self.in_flight += 1
+                self.most_in_flight = max(self.most_in_flight, self.in_flight)
+                await asyncio.sleep(self.delay)
+                self.in_flight -= 1
+                self.ids.append(headers["webhook-id"])
+                writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Type: text/plain\r\n\r\nok")
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+
+def resolving_to(*addresses: str) -> Callable[[str, int], Any]:
+    async def resolve(host: str, port: int) -> list[str]:
+        return list(addresses)
+
+    return resolve
+
+
+async def subscribed_partner(engine: AsyncEngine, url: str) -> uuid.UUID:
+    async with make_sessionmaker(engine)() as s:
+        partner = await make_partner(s)
+        s.add(
+            Subscription(
+                id=uuid.uuid4(),
+                owner_kind="partner",
+                partner_id=partner.id,
+                url=url,
+                event_types=["application.form_signed"],
+                active=True,
+                secret="whsec_" + "A" * 44,
+                created_by="test",
+            )
+        )
+        await s.commit()
+        return partner.id
+
+
+async def delivered(engine: AsyncEngine, event_ids: list[str]) -> int:
+    async with engine.connect() as conn:
+        return int(
+            (
+                await conn.execute(
+                    select(text("count(*)"))
+                    .select_from(Delivery.__table__.join(OutboxEvent.__table__, OutboxEvent.id == Delivery.event_id))
+                    .where(Delivery.status == "delivered", OutboxEvent.event_id.in_([uuid.UUID(i) for i in event_ids]))
+                )
+            ).scalar_one()
+        )
+
+
+async def test_many_deliveries_to_one_receiver_share_one_kept_alive_connection(engine):
+    receiver = Receiver()
+    server = await asyncio.start_server(receiver.handle, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    conf = settings(pacing_submits_per_second=0, webhook_connections_per_host=1)
+    await settle_deliveries(engine)
+    partner_id = await subscribed_partner(engine, f"http://hooks.partner.example:{port}/hook")
+    worker = DeliveryWorker(engine, KEYRING, conf, resolver=resolving_to("127.0.0.1"))
+    try:
+        first = await write_events(engine, 20, "application.form_signed", partner_id=partner_id)
+        await worker.fan_out()
+        assert await worker.deliver_due() == 20
+        later = await write_events(engine, 5, "application.form_signed", partner_id=partner_id)
+        await worker.fan_out()
+        assert await worker.deliver_due() == 5
+    finally:
+        await worker.aclose()
+        server.close()
+        await server.wait_closed()
+    assert sorted(receiver.ids) == sorted(first + later)
+    assert receiver.connections == 1, "every delivery over the one kept-alive connection"
+    assert await delivered(engine, first + later) == 25
+
+
+async def test_deliveries_to_one_receiver_go_concurrently_up_to_the_connection_limit(engine):
+    receiver = Receiver(delay=0.05)
+    server = await asyncio.start_server(receiver.handle, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    conf = settings(pacing_submits_per_second=0, webhook_connections_per_host=3)
+    await settle_deliveries(engine)
+    partner_id = await subscribed_partner(engine, f"http://hooks.partner.example:{port}/hook")
+    worker = DeliveryWorker(engine, KEYRING, conf, resolver=resolving_to("127.0.0.1"))
+    try:
+        ids = await write_events(engine, 12, "application.form_signed", partner_id=partner_id)
+        await worker.fan_out()
+        assert await worker.deliver_due() == 12
+    finally:
+        await worker.aclose()
+        server.close()
+        await server.wait_closed()
+    assert sorted(receiver.ids) == sorted(ids)
+    assert receiver.connections == 3 and receiver.most_in_flight == 3
+    assert await delivered(engine, ids) == 12
+
+
+async def test_another_name_on_the_same_address_gets_a_connection_of_its_own(engine):
+    # a connection (and, over TLS, its session) made for one name never carries another name's deliveries
+    receiver = Receiver()
+    server = await asyncio.start_server(receiver.handle, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    conf = settings(pacing_submits_per_second=0, webhook_connections_per_host=1)
+    await settle_deliveries(engine)
+    one = await subscribed_partner(engine, f"http://one.partner.example:{port}/hook")
+    two = await subscribed_partner(engine, f"http://two.partner.example:{port}/hook")
+    worker = DeliveryWorker(engine, KEYRING, conf, resolver=resolving_to("127.0.0.1"))
+    try:
+        ids = await write_events(engine, 6, "application.form_signed", partner_id=one)
+        ids += await write_events(engine, 6, "application.form_signed", partner_id=two)
+        await worker.fan_out()
+        assert await worker.deliver_due() == 12
+    finally:
+        await worker.aclose()
+        server.close()
+        await server.wait_closed()
+    assert sorted(receiver.ids) == sorted(ids)
+    assert receiver.connections == 2

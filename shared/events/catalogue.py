@@ -102,6 +102,19 @@ class EnrolmentChanged(_Data):
     places_left: int
 
 
+class MeetingOutcomeRecorded(_Data):
+    meeting_id: uuid.UUID
+    event_id: uuid.UUID = Field(description="The B2B event (incoming mission, matchmaking day).")
+    event_title: str
+    company_id: uuid.UUID
+    operator_id: uuid.UUID
+    operator_country: str = Field(description="The operator's country (ISO 3166-1 alpha-2).")
+    outcome: str = Field(description="no_follow_up, lead, offer or contract.")
+    value: Decimal | None = Field(description="A contract's value in euro (a string); null for other outcomes.")
+    market: str | None = Field(description="A contract's market (ISO 3166-1 alpha-2); null for other outcomes.")
+    recorded_at: datetime
+
+
 class Ping(_Data):
     subscription_id: uuid.UUID
     message: str = "ping"
@@ -328,6 +341,15 @@ CATALOGUE: dict[str, EventType] = {
             "A place freed and the first enrolment on the session's waiting list took it (in order of arrival, "
             "once): the participant is now enrolled.",
             EnrolmentChanged,
+        ),
+        EventType(
+            "meeting.outcome_recorded",
+            1,
+            "intake",
+            "The outcome of a B2B meeting that took place (no follow-up, lead, offer, contract with value and "
+            "market). Monitoring adds it to the networking results of the company's project and to the "
+            "statistics.",
+            MeetingOutcomeRecorded,
         ),
         EventType(
             "call.amended",

@@ -459,12 +459,13 @@ async def withdraw(*, session: AsyncSession, actor: Actor, event: B2bEvent, data
             and await repository.company_exists(session, data.company_id)
         ):
             raise _company_not_found()
-        if await repository.withdraw_interests(session, event.id, data.company_id) == 0:
+        withdrawn = await repository.withdraw_interests(session, event.id, data.company_id)
+        meetings = await repository.live_meetings_of(session, event.id, company_id=data.company_id)
+        if withdrawn == 0 and not meetings:
             raise Conflict(
                 "L'impresa non partecipa all'evento (o si è già ritirata).",
                 "The company does not take part in the event (or has already withdrawn).",
             )
-        meetings = await repository.live_meetings_of(session, event.id, company_id=data.company_id)
     else:
         if principal.kind != "officer":
             raise Forbidden("Solo un funzionario ritira un operatore.", "Only an officer withdraws an operator.")
@@ -550,7 +551,7 @@ async def record_outcome(
             f"L'incontro non è avvenuto (stato {meeting.status}): nessun esito.",
             f"The meeting did not take place (status {meeting.status}): it has no outcome.",
             kind=MEETING_NOT_HELD,
-            extra={"status": meeting.status, "reason": "not_confirmed"},
+            extra={"status": meeting.status, "reason": "withdrawn" if meeting.status == "withdrawn" else "not_confirmed"},
         )
     if event.ends_at > now:
         raise DeskError(

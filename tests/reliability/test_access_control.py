@@ -132,6 +132,23 @@ TABLE: dict[tuple[str, str, str], Rule] = {
     ("intake", "POST", "/v1/enrolments/{enrolment_id}/cancel"): r(P, C, O, visible=OWNED),
     ("intake", "PUT", "/v1/enrolments/{enrolment_id}/attendance"): r(O, visible=OWNED),
     ("intake", "GET", "/v1/enrolments/{enrolment_id}/certificate"): r(*ALL, visible=OWNED),
+    # ------------------------------------------------------------ intake: networking with international operators
+    ("intake", "POST", "/v1/b2b/operators"): r(O),
+    ("intake", "GET", "/v1/b2b/operators"): r(*ALL),
+    ("intake", "GET", "/v1/b2b/operators/{operator_id}"): r(*ALL),
+    ("intake", "POST", "/v1/b2b/events"): r(O),
+    ("intake", "GET", "/v1/b2b/events"): r(*ALL),
+    ("intake", "GET", "/v1/b2b/events/{event_id}"): r(*ALL),
+    ("intake", "POST", "/v1/b2b/events/{event_id}/interests"): r(P, C, O),
+    ("intake", "GET", "/v1/b2b/events/{event_id}/interests"): r(*ALL),
+    ("intake", "POST", "/v1/b2b/events/{event_id}/operator-preferences"): r(O),
+    ("intake", "POST", "/v1/b2b/events/{event_id}/withdrawals"): r(P, C, O),
+    ("intake", "POST", "/v1/b2b/events/{event_id}/agenda"): r(O),
+    ("intake", "POST", "/v1/b2b/events/{event_id}/meetings"): r(O),
+    ("intake", "GET", "/v1/b2b/events/{event_id}/meetings"): r(*ALL),
+    ("intake", "GET", "/v1/b2b/meetings/{meeting_id}"): r(*ALL, visible=OWNED),
+    ("intake", "POST", "/v1/b2b/meetings/{meeting_id}/confirm"): r(P, C, O, visible=OWNED),
+    ("intake", "POST", "/v1/b2b/meetings/{meeting_id}/outcome"): r(P, C, O, visible=OWNED),
     # ------------------------------------------------------------ intake: partners, companies, delegations
     ("intake", "POST", "/v1/partners"): r(O),
     ("intake", "GET", "/v1/partners"): r(P, O, A, S),
@@ -266,6 +283,7 @@ TABLE: dict[tuple[str, str, str], Rule] = {
     ("monitoring", "POST", "/v1/projects/{project_id}/milestones/{index}/completion"): r(P, C, visible=OWNED),
     ("monitoring", "GET", "/v1/projects/{project_id}/milestones"): r(*ALL, visible=OWNED),
     ("monitoring", "GET", "/v1/stats"): r(O, A, S),
+    ("monitoring", "GET", "/v1/stats/b2b"): r(O, A, S),
     ("monitoring", "GET", "/v1/public/stats"): PUB,
     ("monitoring", "GET", "/v1/public/stats/charts/{name}.svg"): PUB,
     ("monitoring", "GET", "/v1/open-data/funded-projects.csv"): PUB,
@@ -367,6 +385,38 @@ async def world(
         {"company_id": str(company_a.id), "participant_name": "Maria Rossi", "participant_email": "m.rossi@example.it"},
         a,
     )
+    # a B2B event whose agenda holds a meeting of company A (its partner registered the interest)
+    operator = await _post(
+        client,
+        "/v1/b2b/operators",
+        {"name": "Saigon Trading", "kind": "importer", "country": "VN", "sectors": [], "interests": []},
+        headers["officer"],
+    )
+    b2b_event = await _post(
+        client,
+        "/v1/b2b/events",
+        {
+            "title": "Missione incoming Vietnam",
+            "kind": "incoming_mission",
+            "slots": [
+                {
+                    "starts_at": starts.isoformat(),
+                    "ends_at": (starts + timedelta(minutes=30)).isoformat(),
+                    "capacity": 2,
+                }
+            ],
+            "operator_ids": [operator["id"]],
+        },
+        headers["officer"],
+    )
+    await _post(
+        client,
+        f"/v1/b2b/events/{b2b_event['id']}/interests",
+        {"company_id": str(company_a.id), "operator_id": operator["id"], "rank": 1},
+        a,
+    )
+    agenda = await client.post(f"/v1/b2b/events/{b2b_event['id']}/agenda", headers=headers["officer"])
+    assert agenda.status_code == 200, agenda.text
     webhook = await _post(client, "/v1/webhooks", {"url": "http://127.0.0.1:9/hook", "event_types": ["*"]}, a)
     api_client, _secret = await create_client(session, kind=P, name="partner A's CRM", partner_id=partner_a.id)
     # company A's file as the revoked delegate left it: recorded with it in evaluation and monitoring
@@ -440,6 +490,9 @@ async def world(
         "funded": funded.application_id,
         "training_id": training["id"],
         "enrolment_id": enrolment["id"],
+        "operator_id": operator["id"],
+        "event_id": b2b_event["id"],
+        "meeting_id": agenda.json()["added"][0]["id"],
         "partner_id": partner_a.id,
         "company_id": company_a.id,
         "delegation_id": delegation.id,

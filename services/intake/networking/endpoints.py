@@ -17,8 +17,8 @@ from services.intake.networking.schemas import (
     AgendaOut,
     EventIn,
     EventOut,
-    InterestIn,
-    InterestOut,
+    B2bInterestIn,
+    B2bInterestOut,
     MeetingIn,
     MeetingOut,
     MeetingStatus,
@@ -178,7 +178,7 @@ async def get_event(_principal: Reader, event: ValidEvent, session: SessionDep) 
 
 @router.post(
     "/events/{event_id}/interests",
-    response_model=InterestOut,
+    response_model=B2bInterestOut,
     status_code=201,
     summary="Register a company's interest in an operator",
     description="For a company within your reach (404 otherwise) and an operator taking part in the event (404 "
@@ -189,7 +189,7 @@ async def get_event(_principal: Reader, event: ValidEvent, session: SessionDep) 
 async def register_interest(
     _principal: Participant,
     event: LockedEvent,
-    body: InterestIn,
+    body: B2bInterestIn,
     session: SessionDep,
     actor: ActorDep,
     _idem: Idempotent,
@@ -199,7 +199,7 @@ async def register_interest(
 
 @router.get(
     "/events/{event_id}/interests",
-    response_model=Page[InterestOut],
+    response_model=Page[B2bInterestOut],
     summary="List the companies' interests",
     description="Officers and auditors see all of them; partners and companies those of their companies.",
     responses=problem_responses(401, 403, 404, 422),

@@ -99,13 +99,13 @@ class EventOut(OutModel):
     created_at: datetime
 
 
-class InterestIn(ApiModel):
+class B2bInterestIn(ApiModel):
     company_id: uuid.UUID = Field(description="A company within your reach.")
     operator_id: uuid.UUID = Field(description="An operator taking part in the event.")
     rank: Rank
 
 
-class InterestOut(OutModel):
+class B2bInterestOut(OutModel):
     id: uuid.UUID
     event_id: uuid.UUID
     company_id: uuid.UUID

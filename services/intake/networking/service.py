@@ -24,7 +24,7 @@ from services.intake.models import (
 from services.intake.networking import repository
 from services.intake.networking.schemas import (
     EventIn,
-    InterestIn,
+    B2bInterestIn,
     MeetingIn,
     OperatorIn,
     OperatorPreferenceIn,
@@ -249,7 +249,9 @@ async def _active_operator(session: AsyncSession, event: B2bEvent, operator_id: 
     return taking_part
 
 
-async def register_interest(*, session: AsyncSession, actor: Actor, event: B2bEvent, data: InterestIn) -> B2bInterest:
+async def register_interest(
+    *, session: AsyncSession, actor: Actor, event: B2bEvent, data: B2bInterestIn
+) -> B2bInterest:
     principal = actor.principal
     if not (
         await can_reach_company(session, principal, data.company_id)
@@ -551,7 +553,10 @@ async def record_outcome(
             f"L'incontro non è avvenuto (stato {meeting.status}): nessun esito.",
             f"The meeting did not take place (status {meeting.status}): it has no outcome.",
             kind=MEETING_NOT_HELD,
-            extra={"status": meeting.status, "reason": "withdrawn" if meeting.status == "withdrawn" else "not_confirmed"},
+            extra={
+                "status": meeting.status,
+                "reason": "withdrawn" if meeting.status == "withdrawn" else "not_confirmed",
+            },
         )
     if event.ends_at > now:
         raise DeskError(

@@ -15,10 +15,10 @@ from services.intake.models import B2bEvent, B2bMeeting
 from services.intake.networking import service
 from services.intake.networking.schemas import (
     AgendaOut,
-    EventIn,
-    EventOut,
     B2bInterestIn,
     B2bInterestOut,
+    EventIn,
+    EventOut,
     MeetingIn,
     MeetingOut,
     MeetingStatus,

@@ -23,8 +23,8 @@ from services.intake.models import (
 )
 from services.intake.networking import repository
 from services.intake.networking.schemas import (
-    EventIn,
     B2bInterestIn,
+    EventIn,
     MeetingIn,
     OperatorIn,
     OperatorPreferenceIn,

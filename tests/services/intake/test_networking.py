@@ -6,7 +6,6 @@ outcome for a meeting that did not happen), and the `meeting.outcome_recorded` e
 
 from __future__ import annotations
 
-import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 

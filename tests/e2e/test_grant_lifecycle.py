@@ -1445,3 +1445,78 @@ async def test_g_a_network_application_is_funded_per_member_and_each_member_gets
         "31000.00",
         "13020.00",
     )
+
+
+# ---------------------------------------------------------------- G: a B2B event's contract among the results
+
+
+async def test_g_a_b2b_contract_appears_among_the_projects_results(desk: Desk):
+    """A funded company meets a foreign buyer at an incoming mission (recorded after the fact: it ended
+    yesterday): the officer registers the buyer and the event, the partner registers the company's interest, the
+    officer plans the agenda, the meeting is confirmed and its outcome is a contract of 48,000.00 in Brazil. The
+    worker carries `meeting.outcome_recorded` to monitoring: the contract appears among the results of the
+    company's project (its running project, else its latest completed one) and in the B2B statistics."""
+    d, mon = desk, desk.monitoring
+    projects = _ok(await mon.get("/v1/projects", params={"limit": 100}, headers=d.officer))["items"]
+    by_company: dict[str, list[dict[str, Any]]] = {}
+    for p in projects:
+        if p["status"] in ("active", "completed"):
+            by_company.setdefault(p["company_id"], []).append(p)
+    company, (project,) = next((c, ps) for c, ps in by_company.items() if len(ps) == 1 and c in d.companies)
+    i = d.companies.index(company)
+    who = d.beneficiary(i)
+    operator = _ok(
+        await d.intake.post(
+            "/v1/b2b/operators",
+            json={"name": "São Paulo Máquinas", "kind": "buyer", "country": "BR", "sectors": ["28"], "interests": []},
+            headers=d.officer,
+        ),
+        201,
+    )
+    start = datetime.now(UTC).replace(microsecond=0) - timedelta(days=1, hours=3)
+    slot = {"starts_at": start.isoformat(), "ends_at": (start + timedelta(minutes=30)).isoformat(), "capacity": 4}
+    event = _ok(
+        await d.intake.post(
+            "/v1/b2b/events",
+            json={
+                "title": "Missione incoming Brasile",
+                "kind": "incoming_mission",
+                "slots": [slot],
+                "operator_ids": [operator["id"]],
+            },
+            headers=d.officer,
+        ),
+        201,
+    )
+    url = f"/v1/b2b/events/{event['id']}"
+    _ok(
+        await d.intake.post(
+            f"{url}/interests", json={"company_id": company, "operator_id": operator["id"], "rank": 1}, headers=who
+        ),
+        201,
+    )
+    (meeting,) = _ok(await d.intake.post(f"{url}/agenda", headers=d.officer))["added"]
+    assert (meeting["company_id"], meeting["slot"], meeting["status"]) == (company, 0, "proposed")
+    meeting = _ok(
+        await d.intake.post(f"/v1/b2b/meetings/{meeting['id']}/confirm", headers={**who, **_match(meeting["etag"])})
+    )
+    done = _ok(
+        await d.intake.post(
+            f"/v1/b2b/meetings/{meeting['id']}/outcome",
+            json={"outcome": "contract", "contract_value": "48000.00", "market": "BR"},
+            headers={**who, **_match(meeting["etag"])},
+        )
+    )
+    assert (done["outcome"], done["contract_value"]) == ("contract", "48000.00")
+
+    async def in_results() -> dict[str, Any] | None:
+        b2b = _ok(await mon.get(f"/v1/projects/{project['id']}/kpis", headers=who))["b2b"]
+        return b2b if b2b["contracts"] else None
+
+    b2b = await wait_for(in_results, within=WAIT, what="the contract among the project's results", every=0.2)
+    assert b2b["by_market"] == [{"market": "BR", "contracts": 1, "contract_value": "48000.00"}]
+    assert (b2b["meetings"], b2b["contract_value"]) == (1, "48000.00")
+    stats = _ok(await mon.get("/v1/stats/b2b", params={"event_id": event["id"]}, headers=d.officer))
+    assert [(e["event_title"], e["contracts"], e["contract_value"]) for e in stats["by_event"]] == [
+        ("Missione incoming Brasile", 1, "48000.00")
+    ]

@@ -30,6 +30,8 @@ from dataclasses import dataclass
 
 #: The rank an operator gives a company it has not ranked: after any explicit rank.
 UNRANKED = 1000
+#: The rank an operator's interests give a company of a sector it buys in, without an explicit rank.
+SECTOR_MATCH = 101
 
 
 @dataclass(frozen=True, order=True)
@@ -48,6 +50,28 @@ class Slot:
 def tie_break(company: str, operator: str) -> str:
     """The stable hash that orders pairs of equal score."""
     return hashlib.sha256(f"{company}|{operator}".encode()).hexdigest()
+
+
+def covers(sector: str, ateco_code: str) -> bool:
+    """Whether an ATECO sector covers a company's code: the same code or a parent of it (ATECO codes nest by
+    prefix: division 28, group 28.2, class 28.29, category 28.29.3, subcategory 28.29.30)."""
+    return ateco_code.startswith(sector)
+
+
+def with_sector_interests(
+    explicit: Mapping[str, Mapping[str, int]],
+    operator_sectors: Mapping[str, Sequence[str]],
+    company_ateco: Mapping[str, str],
+) -> dict[str, dict[str, int]]:
+    """The operators' ranks: the explicit ones, and `SECTOR_MATCH` for each company (of `company_ateco`) an
+    operator ranked not but whose code its sectors cover."""
+    out = {o: dict(ranks) for o, ranks in explicit.items()}
+    for o, sectors in operator_sectors.items():
+        mine = out.setdefault(o, {})
+        for c, code in company_ateco.items():
+            if c not in mine and any(covers(s, code) for s in sectors):
+                mine[c] = SECTOR_MATCH
+    return {o: ranks for o, ranks in out.items() if ranks}
 
 
 def score(company_rank: int, operator_rank: int | None) -> int:

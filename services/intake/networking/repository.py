@@ -133,6 +133,16 @@ async def get_preference(
     return await session.get(B2bOperatorPreference, (event_id, operator_id, company_id))
 
 
+async def operator_sectors(session: AsyncSession, ids: list[uuid.UUID]) -> dict[uuid.UUID, list[str]]:
+    stmt = select(B2bOperator.id, B2bOperator.sectors).where(B2bOperator.id.in_(ids))
+    return {i: list(s) for i, s in (await session.execute(stmt)).all()}
+
+
+async def company_ateco(session: AsyncSession, ids: set[uuid.UUID]) -> dict[uuid.UUID, str]:
+    stmt = select(Company.id, Company.ateco_code).where(Company.id.in_(ids))
+    return {i: a for i, a in (await session.execute(stmt)).all()}
+
+
 async def live_meetings(session: AsyncSession, event_id: uuid.UUID) -> list[B2bMeeting]:
     stmt = (
         select(B2bMeeting)

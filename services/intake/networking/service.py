@@ -34,7 +34,7 @@ from services.intake.networking.schemas import (
 from shared.access import acting_partner, can_reach_company
 from shared.audit import record_audit, record_event
 from shared.auth import Principal
-from shared.domain.matching import Meeting, Slot, plan_agenda
+from shared.domain.matching import Meeting, Slot, plan_agenda, with_sector_interests
 from shared.errors import (
     ALREADY_EXISTS,
     MEETING_NOT_HELD,
@@ -337,9 +337,15 @@ async def plan(*, session: AsyncSession, actor: Actor, event: B2bEvent) -> tuple
     company_prefs: dict[str, dict[str, int]] = {}
     for i in interests:
         company_prefs.setdefault(str(i.company_id), {})[str(i.operator_id)] = i.rank
-    operator_prefs: dict[str, dict[str, int]] = {}
+    explicit: dict[str, dict[str, int]] = {}
     for p in await repository.operator_preferences(session, event.id):
-        operator_prefs.setdefault(str(p.operator_id), {})[str(p.company_id)] = p.rank
+        explicit.setdefault(str(p.operator_id), {})[str(p.company_id)] = p.rank
+    # an operator's sectors rank the companies it buys from when no officer ranked them
+    operator_prefs = with_sector_interests(
+        explicit,
+        {str(o): s for o, s in (await repository.operator_sectors(session, operators)).items()},
+        {str(c): a for c, a in (await repository.company_ateco(session, {i.company_id for i in interests})).items()},
+    )
     new = plan_agenda(
         slots=[Slot(s["index"], s["capacity"]) for s in event.slots],
         company_prefs=company_prefs,

@@ -26,7 +26,7 @@ async def _post(client: httpx.AsyncClient, url: str, body: Any, headers: Headers
 
 
 async def _operator(client: httpx.AsyncClient, officer: Headers, name: str, country: str = "VN") -> str:
-    body = {"name": name, "kind": "distributor", "country": country, "sectors": ["28.29"], "interests": ["packaging"]}
+    body = {"name": name, "kind": "distributor", "country": country, "sectors": ["10.1"], "interests": ["food"]}
     return str((await _post(client, "/v1/b2b/operators", body, officer))["id"])
 
 
@@ -139,6 +139,31 @@ async def test_agenda_from_mutual_preferences_without_double_booking_and_within_
     assert [(m["slot"], m["operator_id"]) for m in mine] == [(1, x)]
     of_x = (await client.get(f"{url}/meetings", params={"operator_id": x}, headers=officer)).json()["items"]
     assert sorted((m["slot"], m["company_id"]) for m in of_x) == sorted([(0, b), (1, a)])
+
+
+async def test_an_operators_sectors_stand_for_its_preferences_when_no_officer_ranked(
+    client: httpx.AsyncClient, officer: Headers, session: AsyncSession, token_factory: TokenFactory
+) -> None:
+    partner = await make_partner(session)
+    food, machines = await make_company(session, ateco_code="10.11.00"), await make_company(session)
+    for company in (food, machines):
+        await delegate(session, partner, company)
+    as_partner = await token_factory("partner", partner_id=partner.id)
+    # a buyer of machinery (ATECO 28): it covers the machine maker (28.29.30), not the food company (10.11.00)
+    buyer = await _post(
+        client,
+        "/v1/b2b/operators",
+        {"name": "Hanoi Machinery", "kind": "buyer", "country": "VN", "sectors": ["28"], "interests": ["macchine"]},
+        officer,
+    )
+    event = await _event(client, officer, [buyer["id"]], [1])
+    url = f"/v1/b2b/events/{event['id']}"
+    for company in (food, machines):
+        body = {"company_id": str(company.id), "operator_id": buyer["id"], "rank": 1}
+        await _post(client, f"{url}/interests", body, as_partner)
+    # one table: machines 1 + 101 (sector) beats food 1 + 1000 (unranked)
+    planned = await _post(client, f"{url}/agenda", None, officer, 200)
+    assert [(m["company_id"], m["slot"]) for m in planned["added"]] == [(str(machines.id), 0)]
 
 
 async def test_meeting_in_a_taken_slot_and_double_booking_are_refused_and_change_nothing(

@@ -10,7 +10,17 @@ from collections import Counter
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from shared.domain.matching import UNRANKED, Meeting, Slot, plan_agenda, score, tie_break
+from shared.domain.matching import (
+    SECTOR_MATCH,
+    UNRANKED,
+    Meeting,
+    Slot,
+    covers,
+    plan_agenda,
+    score,
+    tie_break,
+    with_sector_interests,
+)
 
 
 def test_pairs_by_mutual_rank_in_the_earliest_free_slot_within_capacity():
@@ -60,6 +70,25 @@ def test_withdrawn_operators_are_left_out_and_ties_follow_the_stable_hash():
         operators=["X"],
     )
     assert new == [Meeting(0, *pairs[0])]
+
+
+def test_an_operators_sectors_rank_the_companies_it_buys_from_after_explicit_ranks():
+    assert covers("28", "28.29.30") and covers("28.29", "28.29.30") and covers("10.1", "10.11")
+    assert not covers("28.1", "28.29.30") and not covers("10.11", "10.1")
+    prefs = with_sector_interests(
+        {"X": {"A": 3}},
+        {"X": ["28"], "Y": ["10.1"], "Z": ["01"]},
+        {"A": "28.29.30", "B": "28.11", "C": "10.11.00"},
+    )
+    # X's explicit rank for A stands; B is in its sector; Y buys C's food; Z matches nobody
+    assert prefs == {"X": {"A": 3, "B": SECTOR_MATCH}, "Y": {"C": SECTOR_MATCH}}
+    # one table: A and B both rank X first; X's sectors cover B only -> B (1 + 101) before A (1 + 1000)
+    new = plan_agenda(
+        slots=[Slot(0, 1)],
+        company_prefs={"A": {"X": 1}, "B": {"X": 1}},
+        operator_prefs=with_sector_interests({}, {"X": ["28.11"]}, {"A": "10.11", "B": "28.11.00"}),
+    )
+    assert new == [Meeting(0, "B", "X")]
 
 
 # ---------------------------------------------------------------- properties

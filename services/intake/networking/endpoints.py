@@ -14,22 +14,22 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from services.intake.models import B2bEvent, B2bMeeting
 from services.intake.networking import service
 from services.intake.networking.schemas import (
-    AgendaOut,
+    B2bAgendaOut,
+    B2bEventIn,
+    B2bEventOut,
     B2bInterestIn,
     B2bInterestOut,
-    EventIn,
-    EventOut,
+    B2bWithdrawalIn,
+    B2bWithdrawalOut,
     MeetingIn,
     MeetingOut,
+    MeetingOutcomeIn,
     MeetingStatus,
     OperatorIn,
     OperatorKind,
     OperatorOut,
     OperatorPreferenceIn,
     OperatorPreferenceOut,
-    OutcomeIn,
-    WithdrawalIn,
-    WithdrawalOut,
 )
 from shared.auth import Authenticator, Principal
 from shared.db import SessionDep
@@ -133,7 +133,7 @@ async def get_operator(_principal: Reader, operator_id: uuid.UUID, session: Sess
 
 @router.post(
     "/events",
-    response_model=EventOut,
+    response_model=B2bEventOut,
     status_code=201,
     summary="Publish a B2B event",
     description="An incoming mission or a virtual matchmaking day: its time slots (non-overlapping; each with "
@@ -143,7 +143,7 @@ async def get_operator(_principal: Reader, operator_id: uuid.UUID, session: Sess
     responses=problem_responses(401, 403, 409, 422),
 )
 async def create_event(
-    body: EventIn, session: SessionDep, actor: ActorDep, _idem: Idempotent, response: Response
+    body: B2bEventIn, session: SessionDep, actor: ActorDep, _idem: Idempotent, response: Response
 ) -> Any:
     event = await service.create_event(session=session, actor=actor, data=body)
     response.headers["Location"] = f"/v1/b2b/events/{event.id}"
@@ -152,7 +152,7 @@ async def create_event(
 
 @router.get(
     "/events",
-    response_model=Page[EventOut],
+    response_model=Page[B2bEventOut],
     summary="List B2B events",
     responses=problem_responses(401, 403, 422),
 )
@@ -164,7 +164,7 @@ async def list_events(_principal: Reader, session: SessionDep, page: PageDep) ->
 
 @router.get(
     "/events/{event_id}",
-    response_model=EventOut,
+    response_model=B2bEventOut,
     summary="Read a B2B event",
     description="With each slot's tables taken and each operator's participation.",
     responses=problem_responses(401, 403, 404, 422),
@@ -233,7 +233,7 @@ async def register_preference(
 
 @router.post(
     "/events/{event_id}/withdrawals",
-    response_model=WithdrawalOut,
+    response_model=B2bWithdrawalOut,
     summary="Withdraw a company or an operator from the event",
     description="A company (by its partner, itself or an officer) or an operator (officers only: 403 otherwise) "
     "pulls out: its meetings become `withdrawn` and their places free. The next planning keeps every "
@@ -243,7 +243,7 @@ async def register_preference(
 async def withdraw(
     _principal: Participant,
     event: LockedEvent,
-    body: WithdrawalIn,
+    body: B2bWithdrawalIn,
     session: SessionDep,
     actor: ActorDep,
     _idem: Idempotent,
@@ -257,7 +257,7 @@ async def withdraw(
 
 @router.post(
     "/events/{event_id}/agenda",
-    response_model=AgendaOut,
+    response_model=B2bAgendaOut,
     summary="Plan (or re-plan) the event's agenda",
     description='A fair, deterministic matching from the mutual preferences (see the README, "Networking with '
     "international operators\"): pairs by the sum of the company's and the operator's ranks, ties by "
@@ -376,7 +376,7 @@ async def confirm_meeting(
 )
 async def record_outcome(
     meeting: ChangedMeeting,
-    body: OutcomeIn,
+    body: MeetingOutcomeIn,
     request: Request,
     session: SessionDep,
     actor: ActorDep,

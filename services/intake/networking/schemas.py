@@ -14,7 +14,7 @@ from services.intake.companies.schemas import AtecoCode
 from shared.schemas import Amount, ApiModel, CountryCode, OutModel, PositiveMoney
 
 OperatorKind = Literal["buyer", "distributor", "importer"]
-EventKind = Literal["incoming_mission", "virtual_matchmaking"]
+B2bEventKind = Literal["incoming_mission", "virtual_matchmaking"]
 MeetingStatus = Literal["proposed", "confirmed", "withdrawn"]
 MeetingOrigin = Literal["planned", "manual"]
 Outcome = Literal["no_follow_up", "lead", "offer", "contract"]
@@ -59,18 +59,18 @@ class SlotOut(OutModel):
     taken: int = Field(description="Live meetings (proposed or confirmed) in the slot.")
 
 
-class EventIn(ApiModel):
+class B2bEventIn(ApiModel):
     """A B2B event, as an officer publishes it (an event already held may be recorded after the fact)."""
 
     title: str = Field(min_length=3, max_length=200)
-    kind: EventKind
+    kind: B2bEventKind
     slots: list[SlotIn] = Field(min_length=1, max_length=200, description="Non-overlapping time slots.")
     operator_ids: list[uuid.UUID] = Field(
         min_length=1, max_length=500, description="The operators taking part (registered operators)."
     )
 
     @model_validator(mode="after")
-    def _slots_in_order(self) -> EventIn:
+    def _slots_in_order(self) -> B2bEventIn:
         ordered = sorted(self.slots, key=lambda s: s.starts_at)
         for s in ordered:
             if s.ends_at <= s.starts_at:
@@ -83,19 +83,19 @@ class EventIn(ApiModel):
         return self
 
 
-class EventOperatorOut(OutModel):
+class B2bEventOperatorOut(OutModel):
     operator_id: uuid.UUID
     status: ParticipationStatus
 
 
-class EventOut(OutModel):
+class B2bEventOut(OutModel):
     id: uuid.UUID
     title: str
-    kind: EventKind
+    kind: B2bEventKind
     starts_at: datetime = Field(description="The first slot's start.")
     ends_at: datetime = Field(description="The last slot's end: outcomes are recorded after it.")
     slots: list[SlotOut]
-    operators: list[EventOperatorOut]
+    operators: list[B2bEventOperatorOut]
     created_at: datetime
 
 
@@ -128,14 +128,14 @@ class OperatorPreferenceOut(OutModel):
     rank: int
 
 
-class WithdrawalIn(ApiModel):
+class B2bWithdrawalIn(ApiModel):
     """Exactly one of the two: a company (within your reach) or, for officers, an operator."""
 
     company_id: uuid.UUID | None = None
     operator_id: uuid.UUID | None = None
 
     @model_validator(mode="after")
-    def _exactly_one(self) -> WithdrawalIn:
+    def _exactly_one(self) -> B2bWithdrawalIn:
         if (self.company_id is None) == (self.operator_id is None):
             raise PydanticCustomError("one_of_required", "Name either company_id or operator_id")
         return self
@@ -168,24 +168,24 @@ class MeetingOut(OutModel):
     etag: str
 
 
-class WithdrawalOut(OutModel):
+class B2bWithdrawalOut(OutModel):
     event_id: uuid.UUID
     withdrawn_meetings: list[MeetingOut] = Field(description="The meetings it freed (now `withdrawn`).")
 
 
-class AgendaOut(OutModel):
+class B2bAgendaOut(OutModel):
     event_id: uuid.UUID
     added: list[MeetingOut] = Field(description="The meetings this planning added (`proposed`).")
     meetings: list[MeetingOut] = Field(description="Every live meeting of the event, by slot.")
 
 
-class OutcomeIn(ApiModel):
+class MeetingOutcomeIn(ApiModel):
     outcome: Outcome
     contract_value: PositiveMoney | None = Field(None, description="Required for a contract; refused otherwise.")
     market: CountryCode | None = Field(None, description="Required for a contract; refused otherwise.")
 
     @model_validator(mode="after")
-    def _contract_terms(self) -> OutcomeIn:
+    def _contract_terms(self) -> MeetingOutcomeIn:
         if self.outcome == "contract" and (self.contract_value is None or self.market is None):
             raise PydanticCustomError("contract_terms_required", "A contract needs contract_value and market")
         if self.outcome != "contract" and (self.contract_value is not None or self.market is not None):

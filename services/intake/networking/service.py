@@ -23,13 +23,13 @@ from services.intake.models import (
 )
 from services.intake.networking import repository
 from services.intake.networking.schemas import (
+    B2bEventIn,
     B2bInterestIn,
-    EventIn,
+    B2bWithdrawalIn,
     MeetingIn,
+    MeetingOutcomeIn,
     OperatorIn,
     OperatorPreferenceIn,
-    OutcomeIn,
-    WithdrawalIn,
 )
 from shared.access import acting_partner, can_reach_company
 from shared.audit import record_audit, record_event
@@ -168,7 +168,7 @@ async def list_operators(
     return await repository.list_operators(session, page, country=country, kind=kind)
 
 
-async def create_event(*, session: AsyncSession, actor: Actor, data: EventIn) -> B2bEvent:
+async def create_event(*, session: AsyncSession, actor: Actor, data: B2bEventIn) -> B2bEvent:
     known = await repository.existing_operators(session, data.operator_ids)
     missing = [str(i) for i in data.operator_ids if i not in known]
     if missing:
@@ -456,7 +456,7 @@ async def add_meeting(*, session: AsyncSession, actor: Actor, event: B2bEvent, d
     return meeting
 
 
-async def withdraw(*, session: AsyncSession, actor: Actor, event: B2bEvent, data: WithdrawalIn) -> list[B2bMeeting]:
+async def withdraw(*, session: AsyncSession, actor: Actor, event: B2bEvent, data: B2bWithdrawalIn) -> list[B2bMeeting]:
     """A company (its partner, itself or an officer) or an operator (officers) pulls out of the event: its live
     meetings become `withdrawn`, freeing their places for the next planning, which keeps every other meeting
     where it is. `event` is locked by the caller."""
@@ -549,7 +549,7 @@ async def confirm(*, session: AsyncSession, actor: Actor, meeting: B2bMeeting) -
 
 
 async def record_outcome(
-    *, session: AsyncSession, actor: Actor, meeting: B2bMeeting, event: B2bEvent, data: OutcomeIn
+    *, session: AsyncSession, actor: Actor, meeting: B2bMeeting, event: B2bEvent, data: MeetingOutcomeIn
 ) -> B2bMeeting:
     """The outcome of a meeting that took place: confirmed, and its event over. Once per meeting. Emits
     `meeting.outcome_recorded`, which monitoring adds to the company's project results and the statistics."""

@@ -2,17 +2,22 @@
 (officers), interests by the company's partner (404 for another partner), operators' preferences, the agenda
 planned from mutual preferences (worked out by hand from the README's rules), re-planning after a withdrawal
 keeps the confirmed meetings, refusals that change nothing (a meeting in a taken slot, double booking, an
-outcome for a meeting that did not happen), and the `meeting.outcome_recorded` event."""
+outcome for a meeting that did not happen), the `meeting.outcome_recorded` event, and the capacity and
+no double booking under concurrent requests."""
 
 from __future__ import annotations
 
+import asyncio
+import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import delete, text
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from services.intake.models import B2bEvent, B2bEventOperator, B2bMeeting, B2bOperator, Company
+from shared.db import make_sessionmaker
 from tests.conftest import TokenFactory
 from tests.factories import delegate, make_company, make_partner
 
@@ -360,3 +365,60 @@ async def test_outcomes_only_for_meetings_that_took_place_and_the_event_carries_
         "BR",
         "BR",
     )
+
+
+# ---------------------------------------------------------------- concurrency (real commits)
+
+
+async def test_no_double_booking_and_capacity_hold_under_16_concurrent_requests(
+    committing_client: httpx.AsyncClient, engine: AsyncEngine, officer: Headers
+) -> None:
+    """Six companies, six operators, one slot of three tables; sixteen requests at once: each company i with
+    operator i, and company 0 with every other operator and every other company with operator 0. Whatever the
+    order, exactly three meetings are taken (a fourth always fits until three are: the pairs i-i are disjoint),
+    no company or operator twice; the others are 409 `slot-taken`."""
+    sm = make_sessionmaker(engine)
+    companies = [await make_company_row(sm) for _ in range(6)]
+    event_id: str | None = None
+    operators: list[str] = []
+    try:
+        for i in range(6):
+            operators.append(await _operator(committing_client, officer, f"Concurrent operator {i}"))
+        event_id = str((await _event(committing_client, officer, operators, [3]))["id"])
+        pairs = [(i, i) for i in range(6)] + [(0, j) for j in range(1, 6)] + [(j, 0) for j in range(1, 6)]
+
+        async def book(ci: int, oi: int) -> httpx.Response:
+            body = {"company_id": companies[ci], "operator_id": operators[oi], "slot": 0}
+            return await committing_client.post(f"/v1/b2b/events/{event_id}/meetings", json=body, headers=officer)
+
+        responses = await asyncio.gather(*(book(c, o) for c, o in pairs))
+        won = [r.json() for r in responses if r.status_code == 201]
+        lost = [r for r in responses if r.status_code != 201]
+        assert len(won) == 3, [r.text for r in lost]
+        assert all(r.status_code == 409 and r.json()["type"].endswith("/slot-taken") for r in lost)
+        assert len({m["company_id"] for m in won}) == 3 and len({m["operator_id"] for m in won}) == 3
+        async with sm() as s:
+            live = (
+                await s.execute(
+                    text("SELECT count(*) FROM intake.b2b_meetings WHERE event_id = :e AND status = 'proposed'"),
+                    {"e": event_id},
+                )
+            ).scalar_one()
+        assert live == 3
+    finally:
+        async with sm() as s:
+            if event_id is not None:
+                eid = uuid.UUID(event_id)
+                await s.execute(delete(B2bMeeting).where(B2bMeeting.event_id == eid))
+                await s.execute(delete(B2bEventOperator).where(B2bEventOperator.event_id == eid))
+                await s.execute(delete(B2bEvent).where(B2bEvent.id == eid))
+            await s.execute(delete(B2bOperator).where(B2bOperator.id.in_([uuid.UUID(o) for o in operators])))
+            await s.execute(delete(Company).where(Company.id.in_([uuid.UUID(c) for c in companies])))
+            await s.commit()
+
+
+async def make_company_row(sm: Any) -> str:
+    async with sm() as s:
+        company = await make_company(s)
+        await s.commit()
+        return str(company.id)

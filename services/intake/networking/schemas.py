@@ -7,7 +7,7 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, Field, model_validator
+from pydantic import AwareDatetime, Field, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 from services.intake.companies.schemas import AtecoCode
@@ -46,9 +46,17 @@ class OperatorOut(OutModel):
 
 
 class SlotIn(ApiModel):
-    starts_at: AwareDatetime
-    ends_at: AwareDatetime
+    starts_at: AwareDatetime = Field(description="With its offset; a year from 2000 to 2100.")
+    ends_at: AwareDatetime = Field(description="With its offset; after `starts_at`.")
     capacity: int = Field(ge=1, le=500, description="Parallel tables: meetings the slot holds at once.")
+
+    @field_validator("starts_at", "ends_at")
+    @classmethod
+    def _plausible_year(cls, v: datetime) -> datetime:
+        # also keeps the conversion to UTC within the calendar (year 1 at +01:00 would fall before it)
+        if not 2000 <= v.year <= 2100:
+            raise PydanticCustomError("year_out_of_range", "The year must be between 2000 and 2100")
+        return v
 
 
 class SlotOut(OutModel):

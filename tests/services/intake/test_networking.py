@@ -110,6 +110,13 @@ async def test_operators_and_events_are_published_by_officers_and_read_by_anyone
         headers=officer,
     )
     assert r.status_code == 422 and r.json()["errors"][0]["code"] == "slots_overlap"
+    ancient = [{"starts_at": "0001-01-01T00:00:00+01:00", "ends_at": "0001-01-01T01:00:00+01:00", "capacity": 1}]
+    r = await client.post(
+        "/v1/b2b/events",
+        json={"title": "Ancient", "kind": "incoming_mission", "slots": ancient, "operator_ids": [op["id"]]},
+        headers=officer,
+    )
+    assert r.status_code == 422 and r.json()["errors"][0]["code"] == "year_out_of_range"
     r = await client.get(f"/v1/b2b/events/{event['id']}", headers=partner)
     assert r.status_code == 200 and r.json()["operators"] == [{"operator_id": op["id"], "status": "active"}]
 

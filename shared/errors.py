@@ -310,6 +310,22 @@ STAMP_DUTY_REUSED = _kind(
     "Stamp duty already used",
     "The stamp duty identifier is already declared on another application: a stamp pays for one only.",
 )
+SLOT_TAKEN = _kind(
+    "slot-taken",
+    409,
+    "Fascia oraria occupata",
+    "Time slot taken",
+    "The meeting cannot go in that time slot of the B2B event: the company or the operator already has a "
+    "meeting in it, or every table of the slot is taken. Nothing was changed.",
+)
+MEETING_NOT_HELD = _kind(
+    "meeting-not-held",
+    409,
+    "Incontro non avvenuto",
+    "Meeting did not take place",
+    "An outcome is recorded only for a confirmed meeting of a B2B event that has ended; a withdrawn or "
+    "unconfirmed meeting, or one of an event not yet over, has none. Nothing was changed.",
+)
 IBAN_HOLDER_MISMATCH = _kind(
     "iban-holder-mismatch",
     422,

@@ -164,6 +164,17 @@ VALIDATION_MESSAGES: dict[str, tuple[str, str]] = {
         'Invalid ATECO code: {value} (e.g. "28.29.30").',
     ),
     "dates_out_of_order": ("La data di fine precede quella di inizio.", "The end date precedes the start date."),
+    "slots_overlap": ("Due fasce orarie si sovrappongono.", "Two time slots overlap."),
+    "operators_repeated": ("Un operatore è indicato due volte.", "An operator is listed twice."),
+    "one_of_required": ("Indicare o company_id o operator_id.", "Name either company_id or operator_id."),
+    "contract_terms_required": (
+        "Un contratto richiede contract_value e market.",
+        "A contract needs contract_value and market.",
+    ),
+    "contract_terms_not_allowed": (
+        "Solo un contratto ha valore e mercato.",
+        "Only a contract has a value and a market.",
+    ),
     "duplicate_value": ("Valore ripetuto: {value}.", "Repeated value: {value}."),
     "share_out_of_range": ("La quota deve essere tra 0 e 1.", "The share must be between 0 and 1."),
     "date_in_future": ("La data non può essere nel futuro.", "The date cannot be in the future."),

@@ -21,6 +21,7 @@ from services.intake.clients.endpoints import router as clients_router
 from services.intake.companies.endpoints import delegations_router
 from services.intake.companies.endpoints import router as companies_router
 from services.intake.fairness import FairGate
+from services.intake.networking.endpoints import router as networking_router
 from services.intake.partners.endpoints import router as partners_router
 from services.intake.trainings.endpoints import router as trainings_router
 from services.intake.webhooks.endpoints import events_router
@@ -94,6 +95,7 @@ def build_app(settings: IntakeSettings | None = None) -> FastAPI:
             snapshots_router,
             trainings_router,
             accompaniment_router,
+            networking_router,
             partners_router,
             clients_router,
             companies_router,

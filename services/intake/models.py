@@ -409,3 +409,140 @@ class AccompanimentSession(Base):
     next_steps: Mapped[str | None] = mapped_column(Text)
     created_by: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = created_now()
+
+
+# ---------------------------------------------------------------- networking with international operators
+
+_LIVE_MEETING = text("status IN ('proposed', 'confirmed')")
+
+
+class B2bOperator(Base):
+    """A foreign operator (buyer, distributor, importer) companies can meet at B2B events. Officers manage them."""
+
+    __tablename__ = "b2b_operators"
+    __table_args__ = {"schema": SCHEMA}
+
+    id: Mapped[uuid.UUID] = uuid_pk()
+    name: Mapped[str] = mapped_column(Text)
+    kind: Mapped[str] = mapped_column(String(16))
+    country: Mapped[str] = mapped_column(String(2))
+    sectors: Mapped[list[str]] = mapped_column(ARRAY(String(8)))
+    interests: Mapped[list[str]] = mapped_column(ARRAY(Text))
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    created_at: Mapped[datetime] = created_now()
+
+
+class B2bEvent(Base):
+    """An incoming mission or a virtual matchmaking day; `slots` is its list of time slots ({index, starts_at,
+    ends_at, capacity}: capacity is the number of parallel tables). Its row lock serialises every change of its
+    agenda (planning, manual meetings, withdrawals)."""
+
+    __tablename__ = "b2b_events"
+    __table_args__ = {"schema": SCHEMA}
+
+    id: Mapped[uuid.UUID] = uuid_pk()
+    title: Mapped[str] = mapped_column(Text)
+    kind: Mapped[str] = mapped_column(String(32))
+    starts_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    ends_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    slots: Mapped[list[dict[str, Any]]] = mapped_column(JSONB)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    created_at: Mapped[datetime] = created_now()
+
+
+class B2bEventOperator(Base):
+    """An operator taking part in an event (`withdrawn` once it pulls out)."""
+
+    __tablename__ = "b2b_event_operators"
+    __table_args__ = {"schema": SCHEMA}
+
+    event_id: Mapped[uuid.UUID] = mapped_column(ForeignKey(f"{SCHEMA}.b2b_events.id"), primary_key=True)
+    operator_id: Mapped[uuid.UUID] = mapped_column(ForeignKey(f"{SCHEMA}.b2b_operators.id"), primary_key=True)
+    status: Mapped[str] = mapped_column(String(16))
+    withdrawn_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class B2bInterest(Base):
+    """A company's interest in meeting an operator at an event, with its rank (1 = first choice)."""
+
+    __tablename__ = "b2b_interests"
+    __table_args__ = (
+        UniqueConstraint("event_id", "company_id", "operator_id"),
+        Index(None, "company_id"),
+        {"schema": SCHEMA},
+    )
+
+    id: Mapped[uuid.UUID] = uuid_pk()
+    event_id: Mapped[uuid.UUID] = mapped_column(ForeignKey(f"{SCHEMA}.b2b_events.id"))
+    company_id: Mapped[uuid.UUID] = mapped_column(ForeignKey(f"{SCHEMA}.companies.id"))
+    operator_id: Mapped[uuid.UUID] = mapped_column(ForeignKey(f"{SCHEMA}.b2b_operators.id"))
+    rank: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16))
+    created_by: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = created_now()
+
+
+class B2bOperatorPreference(Base):
+    """An operator's preference for a company at an event (rank, 1 = first choice), registered by officers."""
+
+    __tablename__ = "b2b_operator_preferences"
+    __table_args__ = {"schema": SCHEMA}
+
+    event_id: Mapped[uuid.UUID] = mapped_column(ForeignKey(f"{SCHEMA}.b2b_events.id"), primary_key=True)
+    operator_id: Mapped[uuid.UUID] = mapped_column(ForeignKey(f"{SCHEMA}.b2b_operators.id"), primary_key=True)
+    company_id: Mapped[uuid.UUID] = mapped_column(ForeignKey(f"{SCHEMA}.companies.id"), primary_key=True)
+    rank: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = created_now()
+
+
+class B2bMeeting(Base):
+    """One meeting of an event's agenda: a company and an operator at a table of a slot. The partial unique
+    indexes are the last word against double-booking: a company, or an operator, is in at most one live meeting
+    per slot, and a pair meets once per event."""
+
+    __tablename__ = "b2b_meetings"
+    __table_args__ = (
+        Index(
+            "uq_b2b_meetings_company_slot",
+            "event_id",
+            "slot",
+            "company_id",
+            unique=True,
+            postgresql_where=_LIVE_MEETING,
+        ),
+        Index(
+            "uq_b2b_meetings_operator_slot",
+            "event_id",
+            "slot",
+            "operator_id",
+            unique=True,
+            postgresql_where=_LIVE_MEETING,
+        ),
+        Index(
+            "uq_b2b_meetings_pair", "event_id", "company_id", "operator_id", unique=True, postgresql_where=_LIVE_MEETING
+        ),
+        Index(None, "company_id"),
+        CheckConstraint(
+            "outcome IS NULL OR outcome <> 'contract' OR (contract_value IS NOT NULL AND market IS NOT NULL)",
+            name="contract_has_value_and_market",
+        ),
+        {"schema": SCHEMA},
+    )
+
+    id: Mapped[uuid.UUID] = uuid_pk()
+    event_id: Mapped[uuid.UUID] = mapped_column(ForeignKey(f"{SCHEMA}.b2b_events.id"))
+    company_id: Mapped[uuid.UUID] = mapped_column(ForeignKey(f"{SCHEMA}.companies.id"))
+    operator_id: Mapped[uuid.UUID] = mapped_column(ForeignKey(f"{SCHEMA}.b2b_operators.id"))
+    slot: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16))
+    origin: Mapped[str] = mapped_column(String(16))
+    confirmed_by: Mapped[str | None] = mapped_column(String(64))
+    confirmed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    withdrawn_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    outcome: Mapped[str | None] = mapped_column(String(16))
+    contract_value: Mapped[Decimal | None] = mapped_column(Money)
+    market: Mapped[str | None] = mapped_column(String(2))
+    outcome_recorded_by: Mapped[str | None] = mapped_column(String(64))
+    outcome_recorded_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    created_at: Mapped[datetime] = created_now()

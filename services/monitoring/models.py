@@ -334,3 +334,27 @@ class CountryContinent(Base):
 
     country: Mapped[str] = mapped_column(String(2), primary_key=True)
     continent: Mapped[str] = mapped_column(String(2))
+
+
+class B2bOutcome(Base):
+    """The outcome of one B2B meeting (intake's `meeting.outcome_recorded`), attached to the company's project
+    when it has one: the networking results of the plan and of the statistics."""
+
+    __tablename__ = "b2b_outcomes"
+    __table_args__ = (
+        Index(None, "project_id"),
+        Index(None, "event_id"),
+        {"schema": SCHEMA},
+    )
+
+    meeting_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    event_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True))
+    event_title: Mapped[str] = mapped_column(Text)
+    company_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True))
+    operator_country: Mapped[str] = mapped_column(String(2))
+    project_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
+    application_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
+    outcome: Mapped[str] = mapped_column(String(16))
+    contract_value: Mapped[Decimal | None] = mapped_column(Money)
+    market: Mapped[str | None] = mapped_column(String(2))
+    recorded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -109,6 +109,19 @@ class EnrolmentChanged(_Data):
     places_left: int
 
 
+class MeetingOutcomeRecorded(_Data):
+    meeting_id: uuid.UUID
+    event_id: uuid.UUID = Field(description="The B2B event (incoming mission, matchmaking day).")
+    event_title: str
+    company_id: uuid.UUID
+    operator_id: uuid.UUID
+    operator_country: str = Field(description="The operator's country (ISO 3166-1 alpha-2).")
+    outcome: str = Field(description="no_follow_up, lead, offer or contract.")
+    value: Decimal | None = Field(description="A contract's value in euro (a string); null for other outcomes.")
+    market: str | None = Field(description="A contract's market (ISO 3166-1 alpha-2); null for other outcomes.")
+    recorded_at: datetime
+
+
 class Ping(_Data):
     subscription_id: uuid.UUID
     message: str = "ping"
@@ -392,6 +405,15 @@ CATALOGUE: dict[str, EventType] = {
         ),
         EventType("engagement.rated", 1, "intake", "The company rated the engagement (1-5).", EngagementRated),
         EventType(
+            "meeting.outcome_recorded",
+            1,
+            "intake",
+            "The outcome of a B2B meeting that took place (no follow-up, lead, offer, contract with value and "
+            "market). Monitoring adds it to the networking results of the company's project and to the "
+            "statistics.",
+            MeetingOutcomeRecorded,
+        ),
+        EventType(
             "call.amended",
             1,
             "intake",
@@ -487,6 +509,7 @@ SUBJECTS: dict[str, SubjectKind] = {
     "company": SubjectKind("intake", "/v1/companies/{id}"),
     "delegation": SubjectKind("intake", "/v1/delegations/{id}"),
     "engagement": SubjectKind("intake", "/v1/engagements/{id}"),
+    "meeting": SubjectKind("intake", "/v1/b2b/meetings/{id}"),
     "training": SubjectKind("intake", "/v1/trainings/{id}"),
     "webhook": SubjectKind("intake", "/v1/webhooks/{id}"),
     "evaluation": SubjectKind("evaluation", "/v1/evaluations/{id}"),

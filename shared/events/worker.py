@@ -217,7 +217,8 @@ INTERNAL_SUBSCRIPTIONS: dict[str, tuple[str, tuple[str, ...]]] = {
         "evaluation_url",
         ("application.submitted", "application.withdrawn", "call.amended", "company.delegation_changed"),
     ),
-    # monitoring starts projects from accepted decisions and keeps the application facts of its statistics
+    # monitoring starts projects from accepted decisions, keeps the application facts of its statistics and the
+    # outcomes of B2B meetings (the project's networking results)
     "monitoring": (
         "monitoring_url",
         (
@@ -229,6 +230,7 @@ INTERNAL_SUBSCRIPTIONS: dict[str, tuple[str, tuple[str, ...]]] = {
             "decision.renounced",
             "call.amended",
             "company.delegation_changed",
+            "meeting.outcome_recorded",
         ),
     ),
 }

@@ -1448,48 +1448,10 @@ async def test_g_a_network_application_is_funded_per_member_and_each_member_gets
     )
 
 
-async def test_h_every_event_is_about_its_own_object_and_links_where_it_is_read(desk: Desk) -> None:
-    """The event subject convention over the lives above: every event the partner polls (and every webhook it
-    received) has as subject the object its type's noun names (`decision.accepted`: the decision), by a UUID,
-    with the href of `SUBJECTS`, which answers 200 on the service that sent it; the related ids are in `data`."""
-    d = desk
-    services = {"intake": d.intake, "evaluation": d.evaluation, "monitoring": d.monitoring}
-    polled: list[dict[str, Any]] = []
-    cursor: str | None = None
-    while True:
-        params: dict[str, Any] = {"limit": 100} | ({"cursor": cursor} if cursor else {})
-        page = _ok(await d.intake.get("/v1/events", params=params, headers=d.partner))
-        if not page["items"]:
-            break
-        polled += page["items"]
-        cursor = page["next_cursor"]
-    received = [Webhook(d.webhook_secret).verify(h.body, h.headers) for h in d.receiver.hits]
-    read: dict[str, Any] = {}
-    for event in polled + received:
-        kind, subject, data = noun(event["type"]), event["subject"], event["data"]
-        assert subject["type"] == kind, event
-        assert str(uuid.UUID(subject["id"])) == subject["id"], event
-        assert subject["href"] == SUBJECTS[kind].href.format(id=subject["id"]), event
-        assert SUBJECTS[kind].service == event["source"], event
-        if f"{kind}_id" in data:  # decision_id, payment_id, claim_id, project_id...: the subject's own id
-            assert data[f"{kind}_id"] == subject["id"], event
-        if kind not in ("application", "call", "company", "delegation", "training", "webhook"):
-            assert uuid.UUID(data["application_id"]), event  # the application, for its consumers, is in data
-        if subject["href"] not in read:
-            read[subject["href"]] = _ok(await services[event["source"]].get(subject["href"], headers=d.officer))
-        body = read[subject["href"]]
-        # evaluations and fundings are one per application, read by its id
-        assert body["application_id" if kind in ("evaluation", "funding") else "id"] == subject["id"], event
-    nouns = {noun(e["type"]) for e in polled}
-    assert {"application", "evaluation", "funding", "decision", "project", "claim", "payment"} <= nouns, nouns
-    assert {e["subject"]["type"] for e in polled if e["type"].startswith("decision.")} == {"decision"}
-    assert {e["id"] for e in received} <= {e["id"] for e in polled}, "a webhook's event is polled alike"
+# ---------------------------------------------------------------- I: expert accompaniment in the design phase
 
 
-# ---------------------------------------------------------------- H: expert accompaniment in the design phase
-
-
-async def test_h_an_expert_accompanies_the_design_of_a_plan_and_the_partner_hears_each_step(desk: Desk):
+async def test_i_an_expert_accompanies_the_design_of_a_plan_and_the_partner_hears_each_step(desk: Desk):
     """An officer adds an expert to the roster and issues its API client; the partner asks accompaniment for the
     design of application 1's plan (markets VN and BR, ATECO 28.29.30); the expert is proposed (100 points: both
     markets, the sector, English, a free month), assigned, confirms with its own token, logs a session; the
@@ -1540,3 +1502,119 @@ async def test_h_an_expert_accompanies_the_design_of_a_plan_and_the_partner_hear
     await wait_for(heard, within=WAIT, what="the engagement's events at the partner's endpoint")
     logged = next(e for e in d.webhooks("engagement.session_logged") if e["data"]["engagement_id"] == g["id"])
     assert (logged["data"]["hours"], logged["data"]["phase"]) == ("3.00", "design")
+
+
+# ---------------------------------------------------------------- J: a B2B event's contract among the results
+
+
+async def test_j_a_b2b_contract_appears_among_the_projects_results(desk: Desk):
+    """A funded company meets a foreign buyer at an incoming mission (recorded after the fact: it ended
+    yesterday): the officer registers the buyer and the event, the partner registers the company's interest, the
+    officer plans the agenda, the meeting is confirmed and its outcome is a contract of 48,000.00 in Brazil. The
+    worker carries `meeting.outcome_recorded` to monitoring: the contract appears among the results of the
+    company's project (its running project, else its latest completed one) and in the B2B statistics."""
+    d, mon = desk, desk.monitoring
+    projects = _ok(await mon.get("/v1/projects", params={"limit": 100}, headers=d.officer))["items"]
+    by_company: dict[str, list[dict[str, Any]]] = {}
+    for p in projects:
+        if p["status"] in ("active", "completed"):
+            by_company.setdefault(p["company_id"], []).append(p)
+    company, (project,) = next((c, ps) for c, ps in by_company.items() if len(ps) == 1 and c in d.companies)
+    i = d.companies.index(company)
+    who = d.beneficiary(i)
+    operator = _ok(
+        await d.intake.post(
+            "/v1/b2b/operators",
+            json={"name": "São Paulo Máquinas", "kind": "buyer", "country": "BR", "sectors": ["28"], "interests": []},
+            headers=d.officer,
+        ),
+        201,
+    )
+    start = datetime.now(UTC).replace(microsecond=0) - timedelta(days=1, hours=3)
+    slot = {"starts_at": start.isoformat(), "ends_at": (start + timedelta(minutes=30)).isoformat(), "capacity": 4}
+    event = _ok(
+        await d.intake.post(
+            "/v1/b2b/events",
+            json={
+                "title": "Missione incoming Brasile",
+                "kind": "incoming_mission",
+                "slots": [slot],
+                "operator_ids": [operator["id"]],
+            },
+            headers=d.officer,
+        ),
+        201,
+    )
+    url = f"/v1/b2b/events/{event['id']}"
+    _ok(
+        await d.intake.post(
+            f"{url}/interests", json={"company_id": company, "operator_id": operator["id"], "rank": 1}, headers=who
+        ),
+        201,
+    )
+    (meeting,) = _ok(await d.intake.post(f"{url}/agenda", headers=d.officer))["added"]
+    assert (meeting["company_id"], meeting["slot"], meeting["status"]) == (company, 0, "proposed")
+    meeting = _ok(
+        await d.intake.post(f"/v1/b2b/meetings/{meeting['id']}/confirm", headers={**who, **_match(meeting["etag"])})
+    )
+    done = _ok(
+        await d.intake.post(
+            f"/v1/b2b/meetings/{meeting['id']}/outcome",
+            json={"outcome": "contract", "contract_value": "48000.00", "market": "BR"},
+            headers={**who, **_match(meeting["etag"])},
+        )
+    )
+    assert (done["outcome"], done["contract_value"]) == ("contract", "48000.00")
+
+    async def in_results() -> dict[str, Any] | None:
+        b2b = _ok(await mon.get(f"/v1/projects/{project['id']}/kpis", headers=who))["b2b"]
+        return b2b if b2b["contracts"] else None
+
+    b2b = await wait_for(in_results, within=WAIT, what="the contract among the project's results", every=0.2)
+    assert b2b["by_market"] == [{"market": "BR", "contracts": 1, "contract_value": "48000.00"}]
+    assert (b2b["meetings"], b2b["contract_value"]) == (1, "48000.00")
+    stats = _ok(await mon.get("/v1/stats/b2b", params={"event_id": event["id"]}, headers=d.officer))
+    assert [(e["event_title"], e["contracts"], e["contract_value"]) for e in stats["by_event"]] == [
+        ("Missione incoming Brasile", 1, "48000.00")
+    ]
+
+
+# ---------------------------------------------------------------- Z: every event above names its own object
+
+
+async def test_z_every_event_is_about_its_own_object_and_links_where_it_is_read(desk: Desk) -> None:
+    """The event subject convention over the lives above: every event the partner polls (and every webhook it
+    received) has as subject the object its type's noun names (`decision.accepted`: the decision), by a UUID,
+    with the href of `SUBJECTS`, which answers 200 on the service that sent it; the related ids are in `data`."""
+    d = desk
+    services = {"intake": d.intake, "evaluation": d.evaluation, "monitoring": d.monitoring}
+    polled: list[dict[str, Any]] = []
+    cursor: str | None = None
+    while True:
+        params: dict[str, Any] = {"limit": 100} | ({"cursor": cursor} if cursor else {})
+        page = _ok(await d.intake.get("/v1/events", params=params, headers=d.partner))
+        if not page["items"]:
+            break
+        polled += page["items"]
+        cursor = page["next_cursor"]
+    received = [Webhook(d.webhook_secret).verify(h.body, h.headers) for h in d.receiver.hits]
+    read: dict[str, Any] = {}
+    for event in polled + received:
+        kind, subject, data = noun(event["type"]), event["subject"], event["data"]
+        assert subject["type"] == kind, event
+        assert str(uuid.UUID(subject["id"])) == subject["id"], event
+        assert subject["href"] == SUBJECTS[kind].href.format(id=subject["id"]), event
+        assert SUBJECTS[kind].service == event["source"], event
+        if f"{kind}_id" in data:  # decision_id, payment_id, claim_id, project_id...: the subject's own id
+            assert data[f"{kind}_id"] == subject["id"], event
+        if kind not in ("application", "call", "company", "delegation", "training", "webhook", "engagement", "meeting"):
+            assert uuid.UUID(data["application_id"]), event  # the application, for its consumers, is in data
+        if subject["href"] not in read:
+            read[subject["href"]] = _ok(await services[event["source"]].get(subject["href"], headers=d.officer))
+        body = read[subject["href"]]
+        # evaluations and fundings are one per application, read by its id
+        assert body["application_id" if kind in ("evaluation", "funding") else "id"] == subject["id"], event
+    nouns = {noun(e["type"]) for e in polled}
+    assert {"application", "evaluation", "funding", "decision", "project", "claim", "payment"} <= nouns, nouns
+    assert {e["subject"]["type"] for e in polled if e["type"].startswith("decision.")} == {"decision"}
+    assert {e["id"] for e in received} <= {e["id"] for e in polled}, "a webhook's event is polled alike"

@@ -154,6 +154,23 @@ TABLE: dict[tuple[str, str, str], Rule] = {
     ("intake", "GET", "/v1/engagements/{engagement_id}/sessions"): r(*ALL, E, visible=ENGAGED),
     ("intake", "POST", "/v1/engagements/{engagement_id}/rating"): r(P, C, visible=OWNED),
     ("intake", "GET", "/v1/stats/accompaniment"): r(O, A),
+    # ------------------------------------------------------------ intake: networking with international operators
+    ("intake", "POST", "/v1/b2b/operators"): r(O),
+    ("intake", "GET", "/v1/b2b/operators"): r(*ALL),
+    ("intake", "GET", "/v1/b2b/operators/{operator_id}"): r(*ALL),
+    ("intake", "POST", "/v1/b2b/events"): r(O),
+    ("intake", "GET", "/v1/b2b/events"): r(*ALL),
+    ("intake", "GET", "/v1/b2b/events/{event_id}"): r(*ALL),
+    ("intake", "POST", "/v1/b2b/events/{event_id}/interests"): r(P, C, O),
+    ("intake", "GET", "/v1/b2b/events/{event_id}/interests"): r(*ALL),
+    ("intake", "POST", "/v1/b2b/events/{event_id}/operator-preferences"): r(O),
+    ("intake", "POST", "/v1/b2b/events/{event_id}/withdrawals"): r(P, C, O),
+    ("intake", "POST", "/v1/b2b/events/{event_id}/agenda"): r(O),
+    ("intake", "POST", "/v1/b2b/events/{event_id}/meetings"): r(O),
+    ("intake", "GET", "/v1/b2b/events/{event_id}/meetings"): r(*ALL),
+    ("intake", "GET", "/v1/b2b/meetings/{meeting_id}"): r(*ALL, visible=OWNED),
+    ("intake", "POST", "/v1/b2b/meetings/{meeting_id}/confirm"): r(P, C, O, visible=OWNED),
+    ("intake", "POST", "/v1/b2b/meetings/{meeting_id}/outcome"): r(P, C, O, visible=OWNED),
     # ------------------------------------------------------------ intake: partners, companies, delegations
     ("intake", "POST", "/v1/partners"): r(O),
     ("intake", "GET", "/v1/partners"): r(P, O, A, S),
@@ -291,6 +308,7 @@ TABLE: dict[tuple[str, str, str], Rule] = {
     ("monitoring", "POST", "/v1/projects/{project_id}/milestones/{index}/completion"): r(P, C, visible=OWNED),
     ("monitoring", "GET", "/v1/projects/{project_id}/milestones"): r(*ALL, visible=OWNED),
     ("monitoring", "GET", "/v1/stats"): r(O, A, S),
+    ("monitoring", "GET", "/v1/stats/b2b"): r(O, A, S),
     ("monitoring", "GET", "/v1/public/stats"): PUB,
     ("monitoring", "GET", "/v1/public/stats/charts/{name}.svg"): PUB,
     ("monitoring", "GET", "/v1/open-data/funded-projects.csv"): PUB,
@@ -392,6 +410,38 @@ async def world(
         {"company_id": str(company_a.id), "participant_name": "Maria Rossi", "participant_email": "m.rossi@example.it"},
         a,
     )
+    # a B2B event whose agenda holds a meeting of company A (its partner registered the interest)
+    operator = await _post(
+        client,
+        "/v1/b2b/operators",
+        {"name": "Saigon Trading", "kind": "importer", "country": "VN", "sectors": [], "interests": []},
+        headers["officer"],
+    )
+    b2b_event = await _post(
+        client,
+        "/v1/b2b/events",
+        {
+            "title": "Missione incoming Vietnam",
+            "kind": "incoming_mission",
+            "slots": [
+                {
+                    "starts_at": starts.isoformat(),
+                    "ends_at": (starts + timedelta(minutes=30)).isoformat(),
+                    "capacity": 2,
+                }
+            ],
+            "operator_ids": [operator["id"]],
+        },
+        headers["officer"],
+    )
+    await _post(
+        client,
+        f"/v1/b2b/events/{b2b_event['id']}/interests",
+        {"company_id": str(company_a.id), "operator_id": operator["id"], "rank": 1},
+        a,
+    )
+    agenda = await client.post(f"/v1/b2b/events/{b2b_event['id']}/agenda", headers=headers["officer"])
+    assert agenda.status_code == 200, agenda.text
     webhook = await _post(client, "/v1/webhooks", {"url": "http://127.0.0.1:9/hook", "event_types": ["*"]}, a)
     # company A's engagement of expert accompaniment, assigned to the table's expert (who acts through its client)
     o = headers["officer"]
@@ -491,6 +541,9 @@ async def world(
         "enrolment_id": enrolment["id"],
         "expert_id": expert["id"],
         "engagement_id": engagement["id"],
+        "operator_id": operator["id"],
+        "event_id": b2b_event["id"],
+        "meeting_id": agenda.json()["added"][0]["id"],
         "partner_id": partner_a.id,
         "company_id": company_a.id,
         "delegation_id": delegation.id,

@@ -10,6 +10,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BeforeValidator, Field
 from pydantic_core import PydanticCustomError
 
+from services.monitoring.networking.schemas import B2bResults
 from shared.schemas import ApiModel, OutModel
 
 
@@ -101,6 +102,10 @@ class KpiList(OutModel):
         default_factory=list,
         description="Once the project is completed: the follow-up reports the call asks "
         "after completion (fixed in the outcome), with what was reported.",
+    )
+    b2b: B2bResults = Field(
+        description="Networking with international operators: the outcomes of the company's B2B meetings "
+        "(recorded at intake after each event) counted for this project."
     )
 
 

@@ -22,6 +22,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.monitoring.models import KpiReport, MilestoneReport, Project
+from services.monitoring.networking import service as networking
 from services.monitoring.results import repository
 from shared.audit import record_audit, record_event
 from shared.auth import Principal
@@ -253,7 +254,12 @@ async def kpi_statuses(*, session: AsyncSession, project: Project, today: date |
                 "reports": len(mine),
             }
         )
-    return {"project_id": project.id, "items": items, "follow_up": _follow_up_statuses(project, reports, today)}
+    return {
+        "project_id": project.id,
+        "items": items,
+        "follow_up": _follow_up_statuses(project, reports, today),
+        "b2b": await networking.project_results(session, project.id),
+    }
 
 
 def _follow_up_statuses(project: Project, reports: Sequence[KpiReport], today: date | None) -> list[dict[str, Any]]:

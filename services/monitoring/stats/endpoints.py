@@ -9,6 +9,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request, Response
 
 from services.monitoring.charts import SVG_MEDIA_TYPE
+from services.monitoring.networking import service as networking
+from services.monitoring.networking.schemas import B2bStatsOut
 from services.monitoring.peers import IntakeDep
 from services.monitoring.stats import open_data, service
 from services.monitoring.stats.schemas import GroupBy, PublicStatsOut, StatsOut
@@ -61,6 +63,22 @@ async def get_stats(
         session=session, intake=intake, call_id=call_id, group_by=group_by, cache=service.stats_cache(request.app.state)
     )
     return Response(service.to_json(service.stats_out(view)), media_type="application/json")
+
+
+@router.get(
+    "/b2b",
+    response_model=B2bStatsOut,
+    summary="Statistics of networking with international operators",
+    description="The outcomes of B2B meetings recorded at intake (`meeting.outcome_recorded`): meetings, "
+    "no follow-up, leads, offers, contracts and contract value per event, per market (a contract's "
+    "market; for other outcomes the operator's country) and per outcome. Optionally of one event.",
+    responses=problem_responses(401, 403, 422),
+)
+async def get_b2b_stats(
+    session: SessionDep,
+    event_id: Annotated[uuid.UUID | None, Query(description="Only the meetings of this B2B event.")] = None,
+) -> Any:
+    return await networking.stats(session, event_id=event_id)
 
 
 @public_router.get(

@@ -1,0 +1,1 @@
+"""Networking with international operators: foreign operators, B2B events, agendas and meeting outcomes."""

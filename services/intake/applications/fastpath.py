@@ -89,7 +89,7 @@ class CommitBatcher:
                 group, self._queue = self._queue[: self._max_batch], self._queue[self._max_batch :]
                 try:
                     async with self._gate, self._pool.acquire() as conn:
-                        rows = await conn.fetchmany(service.COMMIT_SQL, [args for args, _ in group])
+                        rows = await conn.fetchmany(service.PRECHECKED_SQL, [args for args, _ in group])
                 except Exception:  # noqa: BLE001 - each submit retries alone and gets its own answer
                     log.info("submit group refused, its submits commit one by one", size=len(group))
                     rows = [None] * len(group)
@@ -163,6 +163,7 @@ class SubmitFastPath:
                     if_match=if_match,
                     durable=False,
                     prechecked=committed is None and args is not None,
+                    attempt=committed,
                 )
         # The connection is back in the pool; wait for the commit's WAL flush (shared with the submits
         # committed meanwhile) on the flush pool's connection, then answer.

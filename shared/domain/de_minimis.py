@@ -28,8 +28,8 @@ Rules applied:
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
-from functools import lru_cache
 from decimal import ROUND_UP, Decimal
+from functools import lru_cache
 from typing import Final, Literal
 
 from shared.domain.call_rules import CallRules, LoanTerms

@@ -191,7 +191,7 @@ def prepare(a: argparse.Namespace) -> tuple[dict[str, str], str, list[str]]:
     async def track_functions() -> None:
         conn = await asyncpg.connect(bench.url_for(bench.DB))
         try:
-            await conn.execute(f'ALTER DATABASE "{bench.DB}" SET track_functions = \'all\'')
+            await conn.execute(f"ALTER DATABASE \"{bench.DB}\" SET track_functions = 'all'")
         except asyncpg.PostgresError as exc:
             print(f"submit_profile: no per-function times ({exc})", file=sys.stderr)
         finally:
@@ -199,7 +199,9 @@ def prepare(a: argparse.Namespace) -> tuple[dict[str, str], str, list[str]]:
 
     asyncio.run(track_functions())
     if a.precheck:
-        subprocess.run([sys.executable, "-m", "desk.cli", "precheck"], cwd=ROOT, env=env, check=True, capture_output=True)
+        subprocess.run(
+            [sys.executable, "-m", "desk.cli", "precheck"], cwd=ROOT, env=env, check=True, capture_output=True
+        )
     from shared.auth import DEFAULT_SCOPES, KeyRing, mint_token
 
     keyring = KeyRing.generate()

@@ -260,7 +260,9 @@ async def test_full_path_submits_on_the_click_day_route_are_checked_apart_and_co
     failing["expense_lines"] = [{"category": "b", "description": "Fiera", "amount": "1000.00", "target_market": "VN"}]
     bad = (await committing_client.post("/v1/applications", json=failing, headers=headers)).json()["id"]
     theirs = (
-        await committing_client.post("/v1/applications", json=draft_body(call.id, outsider.id), headers=stranger_headers)
+        await committing_client.post(
+            "/v1/applications", json=draft_body(call.id, outsider.id), headers=stranger_headers
+        )
     ).json()["id"]
     async with sm() as s:
         await s.execute(

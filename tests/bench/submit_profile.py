@@ -25,7 +25,8 @@ Every round checks that each 201 is stored, numbers gap-free, in arrival order, 
 
 --precheck runs `desk precheck` first, for the click-day path's figures to compare with. Needs a PostgreSQL
 (BENCH_DATABASE_URL, default the local server at 127.0.0.1:5432, a superuser for `track_functions`) on this
-machine (its backends' CPU is read from /proc); creates and drops the database `desk_submit_profile`.
+machine (its backends' CPU is read from /proc); creates and drops the database `desk_submit_profile`
+(--database).
 Not collected by pytest.
 """
 
@@ -339,7 +340,9 @@ def main() -> int:
     p.add_argument("--top", type=int, default=25)
     p.add_argument("--profile-dir", help="keep intake.prof (for pstats, snakeviz) and sql.json here")
     p.add_argument("--precheck", action="store_true", help="run `desk precheck` first (the click-day path)")
+    p.add_argument("--database", default=bench.DB, help="the database it creates and drops")
     a = p.parse_args()
+    bench.DB = a.database
     rounds = [one_round(a) for _ in range(a.rounds)]
     out: dict[str, Any] = {"rounds": rounds, "full_path": not a.precheck}
     for k in ("intake_cpu_us_per_submit", "postgres_cpu_us_per_submit", "submits_per_s"):

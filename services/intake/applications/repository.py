@@ -145,6 +145,8 @@ def commit_or_load(commit_call: str) -> str:
     each prefixed `draft_` (all null when it committed, or when the draft is not within reach), and
     `loaded_draft` reads them. A draft with no current verdict then costs one statement less."""
     columns = ", ".join(f"{expression} AS draft_{name}" for expression, name in _split_columns(_DRAFT_COLUMNS))
+    # OFFSET 0 keeps the planner from pulling the subquery up into a join: the outcome test then stays a
+    # one-time filter, and a submit that committed (or replayed) never reads the draft.
     return (
         f"SELECT s.*, d.* FROM {commit_call} s LEFT JOIN LATERAL (SELECT {columns}{_DRAFT_FROM}"
         " WHERE s.outcome = 'not_prechecked' AND a.id = $1 AND CASE $3::text WHEN 'all' THEN $4::uuid IS NULL"

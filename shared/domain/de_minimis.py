@@ -29,9 +29,10 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import ROUND_UP, Decimal
+from functools import lru_cache
 from typing import Final, Literal
 
-from shared.domain.call_rules import CallRules
+from shared.domain.call_rules import CallRules, LoanTerms
 from shared.domain.funding import gross_grant_equivalent, repayment_plan
 from shared.domain.money import CENT, ZERO, cents_ok, eur_en, eur_it, floor_cent
 
@@ -170,7 +171,10 @@ def loan_gge(principal: Decimal, rules: CallRules, years: int, grace_months: int
     ``aid.loan.annual_rate``, with ``grace_months`` of interest only, half-yearly installments
     (``funding.repayment_plan``); the GGE is ``funding.gross_grant_equivalent`` at ``reference_rate``.
     """
-    terms = rules.aid.loan
+    return _loan_gge(principal, rules.aid.loan, years, grace_months, reference_rate)
+
+
+def _loan_gge(principal: Decimal, terms: LoanTerms, years: int, grace_months: int, reference_rate: Decimal) -> Decimal:
     if not terms.min_years <= years <= terms.max_years:
         raise ValueError(f"the loan lasts {terms.min_years} to {terms.max_years} years, not {years}")
     if not cents_ok(principal) or principal < 0:
@@ -182,8 +186,16 @@ def loan_gge(principal: Decimal, rules: CallRules, years: int, grace_months: int
 
 
 def gge_per_euro(rules: CallRules, years: int, grace_months: int, reference_rate: Decimal) -> Decimal:
-    """GGE of one euro of loan: ``loan_gge`` of a nominal 1,000,000.00 divided by it (8 decimals)."""
-    return loan_gge(_NOMINAL, rules, years, grace_months, reference_rate) / _NOMINAL
+    """GGE of one euro of loan: ``loan_gge`` of a nominal 1,000,000.00 divided by it (8 decimals).
+
+    It depends on the call's loan terms and the rate only, not on the application, so it is computed once
+    per terms and rate (the whole repayment plan is most of a pre-check's arithmetic otherwise)."""
+    return _gge_per_euro(rules.aid.loan, years, grace_months, reference_rate)
+
+
+@lru_cache(maxsize=1024)
+def _gge_per_euro(terms: LoanTerms, years: int, grace_months: int, reference_rate: Decimal) -> Decimal:
+    return _loan_gge(_NOMINAL, terms, years, grace_months, reference_rate) / _NOMINAL
 
 
 def _ceil_cent(d: Decimal) -> Decimal:

@@ -26,6 +26,28 @@ _JsonValue = None | bool | int | str | list[Any] | dict[str, Any]
 
 
 def _normalise(obj: object) -> _JsonValue:
+    # The exact built-in types first, by one type lookup (a submit normalises a whole draft); anything else,
+    # subclasses included, takes the general checks below with the same outcome.
+    kind = type(obj)
+    if kind is str or kind is int or kind is bool or obj is None:
+        return obj  # type: ignore[return-value]
+    if kind is dict:
+        out: dict[str, Any] = {}
+        for key, value in obj.items():  # type: ignore[attr-defined]
+            if type(key) is not str and not isinstance(key, str):
+                raise TypeError(f"canonical JSON keys must be strings, got {key!r}")
+            out[key] = _normalise(value)
+        return out
+    if kind is list or kind is tuple:
+        return [_normalise(v) for v in obj]  # type: ignore[attr-defined]
+    if kind is Decimal:
+        if not obj.is_finite():  # type: ignore[attr-defined]
+            raise ValueError(f"non-finite Decimal {obj}")
+        return str(obj)
+    return _normalise_other(obj)
+
+
+def _normalise_other(obj: object) -> _JsonValue:
     if obj is None or isinstance(obj, (bool, int, str)):
         return obj
     if isinstance(obj, float):

@@ -145,6 +145,39 @@ async def test_a_record_hashes_to_the_documented_canonical_form(client, session,
     assert out.exit_code == 1 and "FAILED at seq 1 (id " in out.output and "prev_hash_mismatch" in out.output
 
 
+async def test_linking_a_record_inlines_its_canonical_form_and_hashes_the_same_bytes(session):
+    """`desk.audit_canonical` is inlined into the linking trigger's cached plan (declared STABLE, as its body
+    is; as IMMUTABLE PostgreSQL ran it as a separate function, planned in every transaction): linking calls
+    no such function, and the record still hashes to the documented canonical form."""
+    chain = f"t-{uuid.uuid4().hex[:8]}"
+    await session.execute(text("SET LOCAL track_functions = 'all'"))
+    record = (
+        await session.execute(
+            text(
+                "INSERT INTO desk.audit_log (at, service, principal_kind, principal_client_id, action,"
+                " resource_type, resource_id, before, after) VALUES (:at, :s, 'partner', 'p', 'a.b', 'r', '1',"
+                " NULL, CAST(:after AS jsonb)) RETURNING id"
+            ),
+            {"at": datetime(2026, 12, 4, 8, 30, tzinfo=UTC), "s": chain, "after": '{"status": "submitted"}'},
+        )
+    ).scalar_one()
+    await session.execute(LINK_NOW)
+    calls = dict(
+        (
+            await session.execute(
+                text("SELECT funcname, calls FROM pg_stat_xact_user_functions WHERE schemaname = 'desk'")
+            )
+        ).all()
+    )
+    assert calls.get("audit_link") == 1 and "audit_canonical" not in calls, calls
+    stored = (await session.execute(text("SELECT hash FROM desk.audit_log WHERE id = :i"), {"i": record})).scalar_one()
+    expected = (
+        f'["desk-audit/1",1,{record},"{chain}","2026-12-04T08:30:00.000000Z",null,"partner","p","a.b","r","1",'
+        f'null,{{"status": "submitted"}},"{GENESIS}"]'
+    )
+    assert stored == hashlib.sha256(expected.encode()).hexdigest()
+
+
 async def test_records_of_the_routes_and_of_the_submit_function_chain_and_verify(client, world, session, auditor):
     app_id, rows = await history(client, world, session)
     assert [r["action"] for r in rows] == ["application.created", "application.updated", "application.submitted"]

@@ -63,6 +63,9 @@ class CommitBatcher:
     numbers still following the queue's order. At most `in_flight` groups are out at once, so the next group
     forms while one is in PostgreSQL.
 
+    A full-path submit (a draft with no current verdict, checked by `service.submit_grouped`) joins the next
+    group with its checked arguments, so it too shares the group's lock hand-over and commit.
+
     If the group's transaction fails (one submit's error aborts them all), each of its submits is answered
     None, and commits alone by the ordinary path, which gives it its own answer.
     """
@@ -89,7 +92,7 @@ class CommitBatcher:
                 group, self._queue = self._queue[: self._max_batch], self._queue[self._max_batch :]
                 try:
                     async with self._gate, self._pool.acquire() as conn:
-                        rows = await conn.fetchmany(service.COMMIT_SQL, [args for args, _ in group])
+                        rows = await conn.fetchmany(service.PRECHECKED_SQL, [args for args, _ in group])
                 except Exception:  # noqa: BLE001 - each submit retries alone and gets its own answer
                     log.info("submit group refused, its submits commit one by one", size=len(group))
                     rows = [None] * len(group)
@@ -152,7 +155,16 @@ class SubmitFastPath:
             out, replayed = await service.settle(
                 committed, app_state.keyring, application_id, lambda: _connection(app_state, pool)
             )
-        else:  # no current verdict (or its group failed): this submit alone, in arrival order for a connection
+        elif committed is not None:  # no current verdict: the draft came back; checked here, committed in a group
+            out, replayed = await service.submit_grouped(
+                attempt=committed,
+                actor=actor,
+                keyring=app_state.keyring,
+                key=submit_key,
+                commit=app_state.submit_batcher.commit,
+                connection=lambda: _connection(app_state, pool),
+            )
+        else:  # its group failed, or it cannot take the pre-checked path: alone, in arrival order for a connection
             async with _connection(app_state, pool) as conn:
                 out, replayed = await service.submit(
                     conn=conn,
@@ -162,7 +174,7 @@ class SubmitFastPath:
                     key=submit_key,
                     if_match=if_match,
                     durable=False,
-                    prechecked=committed is None and args is not None,
+                    prechecked=args is not None,
                 )
         # The connection is back in the pool; wait for the commit's WAL flush (shared with the submits
         # committed meanwhile) on the flush pool's connection, then answer.

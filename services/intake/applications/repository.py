@@ -99,21 +99,24 @@ async def chain_hash_before(session: AsyncSession, app: Application) -> str:
     return (await session.execute(stmt)).scalar_one_or_none() or GENESIS
 
 
-_SUBMIT_SELECT = """
-SELECT a.id, a.call_id, a.company_id, a.partner_id, a.status, a.title, a.action_plan, a.flat_rates, a.network,
-       a.de_minimis_declarations,
-       a.version, c.code AS call_code, c.current_version, c.opens_at, c.closes_at, c.demo_opens_at, c.demo_closes_at,
-       co.vat_number, co.size_class, co.ateco_code, co.approved_financial_statements, co.registered_office,
-       co.operating_sites, co.lombardy_site_commitment, co.turnover, co.previous_year_export_sales, co.export_history,
-       co.version AS company_version,
-       (SELECT coalesce(json_agg(json_build_object('category', l.category, 'description', l.description,
-                                                   'amount', l.amount::text, 'target_market', l.target_market,
-                                                   'supplier', l.supplier) ORDER BY l.position), '[]')
-          FROM intake.expense_lines l WHERE l.application_id = a.id) AS lines
+_DRAFT_COLUMNS = """
+a.id, a.call_id, a.company_id, a.partner_id, a.status, a.title, a.action_plan, a.flat_rates, a.network,
+a.de_minimis_declarations,
+a.version, c.code AS call_code, c.current_version, c.opens_at, c.closes_at, c.demo_opens_at, c.demo_closes_at,
+co.vat_number, co.size_class, co.ateco_code, co.approved_financial_statements, co.registered_office,
+co.operating_sites, co.lombardy_site_commitment, co.turnover, co.previous_year_export_sales, co.export_history,
+co.version AS company_version,
+(SELECT coalesce(json_agg(json_build_object('category', l.category, 'description', l.description,
+                                            'amount', l.amount::text, 'target_market', l.target_market,
+                                            'supplier', l.supplier) ORDER BY l.position), '[]')
+   FROM intake.expense_lines l WHERE l.application_id = a.id) AS lines
+"""
+_DRAFT_FROM = """
   FROM intake.applications a
   JOIN intake.calls c ON c.id = a.call_id
   JOIN intake.companies co ON co.id = a.company_id
 """
+_SUBMIT_SELECT = "SELECT " + _DRAFT_COLUMNS + _DRAFT_FROM
 # The reachability rule of shared.access, as SQL for the submit path ($2: the company or partner).
 _SUBMIT_REACH = {
     "all": _SUBMIT_SELECT + " WHERE a.id = $1 AND $2::uuid IS NULL",
@@ -150,6 +153,55 @@ async def load_for_submit(conn: Connection, principal: Principal, application_id
         return None
     row = await conn.fetchrow(sql, application_id, who)
     return None if row is None else _typed(DraftRow, row)
+
+
+def commit_or_load(commit_call: str) -> str:
+    """`commit_call` (`intake.commit_submission` in its pre-checked mode, with $1 the application, $3 the
+    caller's reach and $4 whom it names) and, when it answers `not_prechecked`, the draft as
+    `load_for_submit` reads it (same reach rule), in the same round trip: its columns follow the function's,
+    each prefixed `draft_` (all null when it committed, or when the draft is not within reach), and
+    `loaded_draft` reads them. A draft with no current verdict then costs one statement less."""
+    columns = ", ".join(f"{expression} AS draft_{name}" for expression, name in _split_columns(_DRAFT_COLUMNS))
+    # OFFSET 0 keeps the planner from pulling the subquery up into a join: the outcome test then stays a
+    # one-time filter, and a submit that committed (or replayed) never reads the draft.
+    return (
+        f"SELECT s.*, d.* FROM {commit_call} s LEFT JOIN LATERAL (SELECT {columns}{_DRAFT_FROM}"
+        " WHERE s.outcome = 'not_prechecked' AND a.id = $1 AND CASE $3::text WHEN 'all' THEN $4::uuid IS NULL"
+        " WHEN 'company' THEN a.company_id = $4 ELSE EXISTS (SELECT 1 FROM intake.delegations dl"
+        " WHERE dl.company_id = a.company_id AND dl.partner_id = $4 AND dl.status = 'active') END OFFSET 0) d ON true"
+    )
+
+
+def _split_columns(columns: str) -> list[tuple[str, str]]:
+    """The select list's (expression, column name) pairs: split at top-level commas, the name after a last
+    ` AS ` or else the expression's last dotted part."""
+    out, depth, start = [], 0, 0
+    for i, ch in enumerate(columns + ","):
+        depth += (ch == "(") - (ch == ")")
+        if ch == "," and depth == 0:
+            expression = " ".join(columns[start:i].split())
+            start = i + 1
+            if not expression:
+                continue
+            head, sep, name = expression.rpartition(" AS ")
+            if sep and ")" not in name:
+                out.append((head, name))
+            else:
+                out.append((expression, expression.rsplit(".", 1)[-1]))
+    return out
+
+
+def loaded_draft(record: Record) -> DraftRow | None:
+    """The draft `commit_or_load` read with a `not_prechecked` answer, or None if it is not within reach."""
+    if record["draft_id"] is None:
+        return None
+    values = {}
+    for name in _DRAFT_FIELDS:
+        v = record["draft_" + name]
+        if name in _JSON_COLUMNS and isinstance(v, str):
+            v = orjson.loads(v)
+        values[name] = v
+    return DraftRow(**values)
 
 
 async def load_drafts(conn: Connection, application_ids: list[uuid.UUID]) -> list[DraftRow]:
@@ -277,6 +329,9 @@ class DraftRow:
     export_history: list[dict[str, Any]]
     company_version: int
     lines: list[dict[str, Any]]
+
+
+_DRAFT_FIELDS = tuple(DraftRow.__dataclass_fields__)
 
 
 @dataclass(slots=True)

@@ -7,7 +7,7 @@ the call's rules document in force, so "check says submittable" and "submit acce
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
@@ -740,12 +740,16 @@ class CommitArgs(NamedTuple):
     event_id: uuid.UUID
 
 
-COMMIT_SQL = "SELECT * FROM intake.commit_submission({})".format(
+_COMMIT_CALL = "intake.commit_submission({})".format(
     ", ".join(
         f"p_{name} => ${i}::jsonb" if name == "event_payload" else f"p_{name} => ${i}"
         for i, name in enumerate(CommitArgs._fields, start=1)
     )
 )
+COMMIT_SQL = f"SELECT * FROM {_COMMIT_CALL}"
+# The pre-checked attempt: its `not_prechecked` answer carries the draft for the full path (one round trip
+# instead of two); the function's own columns come first, as in COMMIT_SQL.
+PRECHECKED_SQL = repository.commit_or_load(_COMMIT_CALL)
 
 
 class _Line:
@@ -967,7 +971,8 @@ async def submit(
     across it). With `durable` (the default) this function waits for it before returning; the click-day
     path passes False, gives its connection back, then waits with `wait_durable` on a connection of its own.
     `prechecked=False` skips the pre-checked attempt (the caller already knows the draft has no current
-    verdict).
+    verdict). The attempt's `not_prechecked` answer carries the draft (`PRECHECKED_SQL`); the click-day
+    route checks it and commits it in a group instead (`submit_grouped`).
     """
     try:
         args = (
@@ -975,12 +980,18 @@ async def submit(
             if prechecked
             else None
         )
+        attempt = None
         if args is not None:
-            out = await conn.fetchrow(COMMIT_SQL, *args)
-            assert out is not None  # the function returns one row
-            if out["outcome"] != "not_prechecked":
-                return await _outcome(conn, out, keyring, application_id, durable)
-        return await _submit_checking(conn, actor, application_id, keyring, key, if_match, durable)
+            attempt = await conn.fetchrow(PRECHECKED_SQL, *args)
+            assert attempt is not None  # the function returns one row
+            if attempt["outcome"] != "not_prechecked":
+                return await _outcome(conn, attempt, keyring, application_id, durable)
+        row = (
+            repository.loaded_draft(attempt)
+            if attempt is not None
+            else await repository.load_for_submit(conn, actor.principal, application_id)
+        )
+        return await _submit_checking(conn, actor, row, keyring, key, if_match, durable)
     except asyncpg.PostgresError as exc:
         refused = _commit_refused(exc)
         if refused is None:
@@ -1023,16 +1034,16 @@ async def _outcome(
     return _committed(out, keyring, out["call_id"]), False
 
 
-async def _submit_checking(
+async def _checked_args(
     conn: repository.Connection,
     actor: Actor,
-    application_id: uuid.UUID,
+    row: repository.DraftRow | None,
     keyring: KeyRing,
     key: SubmitKey | None,
     if_match: str | None,
-    durable: bool,
-) -> tuple[dict[str, Any], bool]:
-    row = await repository.load_for_submit(conn, actor.principal, application_id)
+) -> CommitArgs | tuple[dict[str, Any], bool]:
+    """The full path up to its commit: the draft's state, window and rules checked (a refusal raised), and the
+    commit's arguments returned; or the answer of an earlier identical request (a retry that committed)."""
     if row is None:
         raise NotFound()
     if key is not None and row.status != "draft":  # most likely a retry of the submit that committed
@@ -1069,27 +1080,100 @@ async def _submit_checking(
                 if p.blocking
             ],
         )
-    out = await conn.fetchrow(
-        COMMIT_SQL,
-        *CommitArgs(
-            application_id=row.id,
-            prechecked=False,
-            reach=None,
-            reach_id=None,
-            version=row.version,
-            call_id=row.call_id,
-            call_code=row.call_code,
-            call_version=row.current_version,
-            company_vat=row.vat_number,
-            content_sha256=check.content_sha256,
-            event_payload=event_payload(row, check).decode(),
-            partner_id=row.partner_id,
-            company_id=row.company_id,
-            **_actor_and_key(actor, keyring, key),
-            event_id=uuid.uuid4(),
-        ),
+    return CommitArgs(
+        application_id=row.id,
+        prechecked=False,
+        reach=None,
+        reach_id=None,
+        version=row.version,
+        call_id=row.call_id,
+        call_code=row.call_code,
+        call_version=row.current_version,
+        company_vat=row.vat_number,
+        content_sha256=check.content_sha256,
+        event_payload=event_payload(row, check).decode(),
+        partner_id=row.partner_id,
+        company_id=row.company_id,
+        **_actor_and_key(actor, keyring, key),
+        event_id=uuid.uuid4(),
     )
-    return await _outcome(conn, out, keyring, row.id, durable)
+
+
+async def _submit_checking(
+    conn: repository.Connection,
+    actor: Actor,
+    row: repository.DraftRow | None,
+    keyring: KeyRing,
+    key: SubmitKey | None,
+    if_match: str | None,
+    durable: bool,
+) -> tuple[dict[str, Any], bool]:
+    args = await _checked_args(conn, actor, row, keyring, key, if_match)
+    if not isinstance(args, CommitArgs):
+        return args
+    out = await conn.fetchrow(COMMIT_SQL, *args)
+    return await _outcome(conn, out, keyring, args.application_id, durable)
+
+
+class _OnDemand:
+    """The reads of a full-path check (rules document on a cache miss, a network's members, an earlier
+    receipt), each on a connection taken for that read only: the check itself holds none."""
+
+    def __init__(self, connection: Callable[[], AbstractAsyncContextManager[Any]]) -> None:
+        self._connection = connection
+
+    async def fetch(self, query: str, *args: Any) -> list[repository.Record]:
+        async with self._connection() as conn:
+            rows: list[repository.Record] = await conn.fetch(query, *args)
+            return rows
+
+    async def fetchrow(self, query: str, *args: Any) -> repository.Record | None:
+        async with self._connection() as conn:
+            row: repository.Record | None = await conn.fetchrow(query, *args)
+            return row
+
+    async def fetchval(self, query: str, *args: Any) -> Any:
+        async with self._connection() as conn:
+            return await conn.fetchval(query, *args)
+
+    async def fetchmany(self, query: str, args: Iterable[Sequence[Any]]) -> list[repository.Record]:
+        async with self._connection() as conn:
+            rows: list[repository.Record] = await conn.fetchmany(query, args)
+            return rows
+
+    async def executemany(self, command: str, args: Iterable[Sequence[Any]]) -> None:
+        async with self._connection() as conn:
+            await conn.executemany(command, args)
+
+
+async def submit_grouped(
+    *,
+    attempt: repository.Record,
+    actor: Actor,
+    keyring: KeyRing,
+    key: SubmitKey | None,
+    commit: Callable[[CommitArgs], Awaitable[Any]],
+    connection: Callable[[], AbstractAsyncContextManager[Any]],
+) -> tuple[dict[str, Any], bool]:
+    """The full path of the click-day route, after its pre-checked attempt answered `not_prechecked` with the
+    draft (`PRECHECKED_SQL`): checked here holding no connection, then committed by `commit` (the group
+    commit, `fastpath.CommitBatcher`, which answers None when its group failed: this submit then commits
+    alone and gets its own answer). Durability is the caller's (`wait_durable`)."""
+    reads = _OnDemand(connection)
+    try:
+        args = await _checked_args(reads, actor, repository.loaded_draft(attempt), keyring, key, None)
+        if not isinstance(args, CommitArgs):
+            return args
+        out = await commit(args)
+        if out is None:
+            async with connection() as conn:
+                out = await conn.fetchrow(COMMIT_SQL, *args)
+    except asyncpg.PostgresError as exc:
+        refused = _commit_refused(exc)
+        if refused is None:
+            raise
+        raise refused from None
+    return await _outcome(reads, out, keyring, args.application_id, durable=False)
 
 
 def receipt_out(app: Application, keyring: KeyRing, previous_hash: str) -> dict[str, Any]:

@@ -19,6 +19,7 @@ import pytest
 from sqlalchemy import text
 
 from services.intake.applications import repository, service
+from services.intake.applications.fastpath import CommitBatcher
 from shared.auth import Principal
 from shared.db import make_sessionmaker, plain_url
 from shared.errors import Conflict
@@ -221,6 +222,80 @@ async def test_concurrent_full_path_submits_still_get_gap_free_ordered_numbers(c
     assert [r.status_code for r in results] == [201] * 12
     numbers = sorted(r.json()["receipt"]["protocol_number"] for r in results)
     assert numbers == list(range(1, 13))
+
+
+async def test_full_path_submits_on_the_click_day_route_are_checked_apart_and_committed_in_groups(
+    committing_client, engine, monkeypatch
+):
+    """Drafts with no verdict on the click-day route: the pre-checked attempt brings each draft back, the rules
+    run holding no connection and the commits join the group commit. A group with a refused submit (the
+    company's second draft) is retried submit by submit, so each gets its own answer; a draft failing the
+    rules is a 422 and a draft out of reach a 404, with nothing committed for either."""
+    grouped: list[uuid.UUID | None] = []
+    real = service.submit_grouped
+
+    async def spy(**kw: Any) -> Any:
+        grouped.append(kw["attempt"]["draft_id"])
+        assert isinstance(kw["commit"].__self__, CommitBatcher)  # the commit joins the group commit
+        return await real(**kw)
+
+    monkeypatch.setattr(service, "submit_grouped", spy)
+    sm = make_sessionmaker(engine)
+    async with sm() as s:
+        call = await open_call(s)
+        partner, stranger = await make_partner(s), await make_partner(s)
+        comps = [await make_company(s) for _ in range(8)]
+        for c in comps:
+            await delegate(s, partner, c)
+        outsider = await make_company(s)
+        await delegate(s, stranger, outsider)
+        headers = await make_token(s, "partner", partner_id=partner.id)
+        stranger_headers = await make_token(s, "partner", partner_id=stranger.id)
+        await s.commit()
+    ids = []
+    for c in [*comps, comps[0]]:  # comps[0] has two drafts
+        r = await committing_client.post("/v1/applications", json=draft_body(call.id, c.id), headers=headers)
+        ids.append(r.json()["id"])
+    failing = draft_body(call.id, comps[1].id)
+    failing["expense_lines"] = [{"category": "b", "description": "Fiera", "amount": "1000.00", "target_market": "VN"}]
+    bad = (await committing_client.post("/v1/applications", json=failing, headers=headers)).json()["id"]
+    theirs = (
+        await committing_client.post(
+            "/v1/applications", json=draft_body(call.id, outsider.id), headers=stranger_headers
+        )
+    ).json()["id"]
+    async with sm() as s:
+        await s.execute(
+            text("UPDATE intake.applications SET precheck_version = NULL WHERE call_id = :c"), {"c": call.id}
+        )
+        await s.commit()
+    results = await asyncio.gather(
+        *[committing_client.post(f"/v1/applications/{i}/submit", headers=headers) for i in [*ids, bad, theirs]]
+    )
+    codes = [r.status_code for r in results]
+    assert sorted(codes[:9]) == [201] * 8 + [409], [r.text for r in results]
+    assert next(r for r in results if r.status_code == 409).json()["detail"] == (
+        "L'impresa ha già presentato una domanda su questo bando."
+    )
+    assert codes[9] == 422 and results[9].json()["type"] == "/problems/application-not-submittable"
+    assert codes[10] == 404
+    # every one took the full path; out of reach, no draft came back with the attempt
+    assert sorted(str(g) for g in grouped if g is not None) == sorted([*ids, bad]) and grouped.count(None) == 1
+    async with engine.connect() as conn:
+        rows = (
+            await conn.execute(
+                text(
+                    "SELECT id, protocol_number, submitted_at, xmin::text AS tx FROM intake.applications"
+                    " WHERE call_id = :c AND status = 'submitted' ORDER BY protocol_number"
+                ),
+                {"c": call.id},
+            )
+        ).all()
+    assert [r.protocol_number for r in rows] == list(range(1, 9))
+    assert [r.submitted_at for r in rows] == sorted(r.submitted_at for r in rows)
+    assert str(bad) not in {str(r.id) for r in rows} and theirs not in {str(r.id) for r in rows}
+    numbers = sorted(r.json()["receipt"]["protocol_number"] for r in results if r.status_code == 201)
+    assert numbers == list(range(1, 9))
 
 
 async def test_the_durability_barrier_flushes_the_log_past_earlier_asynchronous_commits(database_url):

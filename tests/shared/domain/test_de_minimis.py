@@ -183,6 +183,29 @@ def test_loan_gge_worked_example() -> None:
         loan_gge(D("100000.00"), RULES, 7, 12, ref)
 
 
+def test_the_gge_per_euro_is_remembered_per_loan_terms_and_rate_and_follows_them() -> None:
+    """Computed once per call terms and rate (not per application), and still a function of both: other terms
+    or another rate give their own figure, equal to the computation from scratch."""
+    ref = D("0.0410")
+    first = gge_per_euro(RULES, 6, 12, ref)
+    assert (
+        gge_per_euro(RULES, 6, 12, D("0.04100"))
+        == first
+        == loan_gge(D("1000000.00"), RULES, 6, 12, ref) / D("1000000.00")
+    )
+    cheaper = RULES.model_copy(
+        update={
+            "aid": RULES.aid.model_copy(update={"loan": RULES.aid.loan.model_copy(update={"annual_rate": D("0.005")})})
+        }
+    )
+    # 1 000 000 at 0.5 % over 6 years, 12 months of pre-amortisation, reference 4.10 %: a larger aid per euro.
+    plan = repayment_plan(D("1000000.00"), D("0.005"), 6, 12)
+    expected = gross_grant_equivalent(D("1000000.00"), D("0.005"), ref, plan) / D("1000000.00")
+    assert gge_per_euro(cheaper, 6, 12, ref) == expected > first
+    assert gge_per_euro(RULES, 6, 12, D("0.0500")) > first
+    assert gge_per_euro(RULES, 5, 12, ref) < first
+
+
 def test_full_path_with_the_real_gge() -> None:
     ref = reference_rate(RULES, "2")
     rate = gge_per_euro(RULES, 6, 12, ref)

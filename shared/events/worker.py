@@ -182,7 +182,13 @@ INTERNAL_SUBSCRIPTIONS: dict[str, tuple[str, tuple[str, ...]]] = {
     # service -> (settings attribute with its base URL, the event types it consumes)
     "evaluation": (
         "evaluation_url",
-        ("application.submitted", "application.withdrawn", "call.amended", "company.delegation_changed"),
+        (
+            "application.submitted",
+            "application.withdrawn",
+            "application.form_signed",
+            "call.amended",
+            "company.delegation_changed",
+        ),
     ),
     # monitoring starts projects from accepted decisions and keeps the application facts of its statistics
     "monitoring": (

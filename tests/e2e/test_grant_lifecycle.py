@@ -72,7 +72,7 @@ from tests.e2e.harness import (
     wait_for,
     worker_settings,
 )
-from tests.factories import CALL_FILE
+from tests.factories import CALL_FILE, declare_stamp_duty
 from tests.loopback import LoopbackServer
 
 ROME = ZoneInfo("Europe/Rome")
@@ -356,6 +356,7 @@ async def _apply(d: Desk) -> None:
         draft = _ok(
             await http.post("/v1/applications", json=draft_body(d.call_id, company["id"]), headers=d.partner), 201
         )
+        await declare_stamp_duty(http, draft["id"], d.partner)
         check = _ok(await http.post(f"/v1/applications/{draft['id']}/check", headers=d.partner))
         assert check["submittable"] is True, check["problems"]
         receipt = _ok(await http.post(f"/v1/applications/{draft['id']}/submit", headers=d.partner), 201)
@@ -987,6 +988,7 @@ async def test_c_a_funded_company_applying_to_a_second_call_has_the_first_aid_in
         ),
         201,
     )
+    await declare_stamp_duty(http, draft["id"], d.partner)
     check = _ok(await http.post(f"/v1/applications/{draft['id']}/check", headers=d.partner))
     assert check["submittable"] is True, check["problems"]
     # the pre-check (declared aid only) shows the first aid and the headroom left: the whole estimate fits
@@ -1330,6 +1332,7 @@ async def test_g_a_network_application_is_funded_per_member_and_each_member_gets
         await http.post("/v1/applications", json=draft_body(call_id, lead["id"], network=network), headers=d.partner),
         201,
     )
+    await declare_stamp_duty(http, draft["id"], d.partner)
     check = _ok(await http.post(f"/v1/applications/{draft['id']}/check", headers=d.partner))
     assert check["submittable"] is True, check["problems"]
     assert [(m["eligible_total"], m["grant"], m["loan"]) for m in check["network"]["members"]] == [

@@ -23,7 +23,7 @@ from desk.cli import app as cli
 from shared.audit_chain import GENESIS, Failure, canonical, main, parse_record, record_hash, verify_export
 from shared.settings import REPO_ROOT
 from tests.conftest import make_token
-from tests.factories import draft_body
+from tests.factories import declare_stamp_duty, draft_body
 from tests.services.intake import test_applications as intake_tests
 from tests.services.intake.test_submit_concurrency import _committed_world
 
@@ -42,6 +42,7 @@ async def history(client, w: World, session) -> tuple[str, list[dict[str, Any]]]
     doc["title"] = "Nuovi mercati, seconda stesura"
     r = await client.put(f"/v1/applications/{app['id']}", json=doc, headers={**w.headers, "If-Match": '"1"'})
     assert r.status_code == 200, r.text
+    await declare_stamp_duty(client, app["id"], w.headers)
     assert (await client.post(f"/v1/applications/{app['id']}/submit", headers=w.headers)).status_code == 201
     await session.execute(LINK_NOW)
     rows = (
@@ -279,6 +280,7 @@ async def test_click_day_submits_that_really_commit_are_chained_and_verify(commi
     for c in comps:
         r = await committing_client.post("/v1/applications", json=draft_body(call.id, c.id), headers=headers)
         ids.append(r.json()["id"])
+        await declare_stamp_duty(committing_client, r.json()["id"], headers)
     results = await asyncio.gather(
         *[committing_client.post(f"/v1/applications/{i}/submit", headers=headers) for i in ids]
     )

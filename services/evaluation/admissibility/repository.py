@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any, cast
 
-from sqlalchemy import Row, Select, select
+from sqlalchemy import Row, Select, func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -13,16 +13,24 @@ from services.evaluation.models import Evaluation, RankingVersion, ReceivedAppli
 from shared.access import company_reachable
 from shared.auth import Principal
 
+AWAITING_SIGNATURE = "awaiting_signature"
+
 
 async def insert_evaluation(session: AsyncSession, values: dict[str, Any]) -> bool:
     """Store the evaluation unless the application has one already (a redelivery or a resumed run):
-    the primary key is the application's id, so an application is never evaluated twice."""
-    stmt = (
-        insert(Evaluation)
-        .values(**values)
-        .on_conflict_do_nothing(index_elements=[Evaluation.application_id])
-        .returning(Evaluation.application_id)
-    )
+    the primary key is the application's id, so an application is never evaluated twice. The one exception
+    is an evaluation still awaiting the signed form: its run replaces it (its version moves on, so an ETag
+    read while it waited no longer matches)."""
+    stmt = insert(Evaluation).values(**values)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[Evaluation.application_id],
+        set_={
+            **{k: stmt.excluded[k] for k in values if k not in ("application_id", "version")},
+            "version": Evaluation.version + 1,
+            "updated_at": func.now(),
+        },
+        where=Evaluation.stage == AWAITING_SIGNATURE,
+    ).returning(Evaluation.application_id)
     return (await session.execute(stmt)).first() is not None
 
 

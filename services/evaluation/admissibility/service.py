@@ -45,6 +45,7 @@ from shared.contracts.applications import ApplicationOut
 from shared.contracts.companies import CompanyOut
 from shared.domain.admissibility import Admissibility, CheckOutcome, admissibility
 from shared.domain.call_rules import CallRules
+from shared.domain.formalities import admissibility_gate
 from shared.domain.funding import compute_aid
 from shared.domain.money import ZERO, eur_en, eur_it
 from shared.domain.network import member_path, network_limits
@@ -54,6 +55,8 @@ from shared.routing import Actor, etag_of
 
 DEFERRED = "deferred"
 CREDIT_CLASS_CHECK = "credit_class"
+#: the check a missing signed form fails once its deadline has passed (the reason the application is not admissible)
+SIGNATURE_MISSING_CHECK = "signed_form_missing"
 _DEFERRED_IT = (
     "La classe di merito creditizio è attribuita nella valutazione di merito: il calcolo del "
     "finanziamento la applica al massimale del prestito."
@@ -307,12 +310,61 @@ def _cut_json(c: Any) -> dict[str, Any]:
     }
 
 
+def _signature_missing(rules: CallRules, deadline: datetime | None) -> dict[str, Any]:
+    when = deadline.isoformat() if deadline is not None else ""
+    return {
+        "code": SIGNATURE_MISSING_CHECK,
+        "outcome": "fail",
+        "automatic_outcome": "fail",
+        "article": rules.article("submission"),
+        "detail_it": f"La domanda firmata dal legale rappresentante non è arrivata entro il termine ({when}).",
+        "detail_en": f"The form signed by the legal representative did not arrive by the deadline ({when}).",
+        "review": None,
+    }
+
+
+async def _await_signature(
+    session: AsyncSession, actor: Actor, application: ApplicationOut, deadline: datetime | None
+) -> bool:
+    values = {
+        "application_id": application.id,
+        "call_id": application.call_id,
+        "stage": repository.AWAITING_SIGNATURE,
+        "admissibility_verdict": None,
+        "admissibility_checks": [],
+        "cuts": [],
+        "eligible_total": None,
+        "network": None,
+        "version": 1,
+    }
+    if not await repository.insert_evaluation(session, values):
+        return False
+    await record_audit(
+        session,
+        actor,
+        action="evaluation.awaiting_signature",
+        resource_type="evaluation",
+        resource_id=application.id,
+        after={"stage": repository.AWAITING_SIGNATURE, "deadline": deadline.isoformat() if deadline else None},
+    )
+    return True
+
+
 async def run_admissibility(
     *, session: AsyncSession, actor: Actor, intake: IntakeClient, application: ApplicationOut
 ) -> bool:
-    """Evaluate the admissibility of a just-received application; False if it already has an evaluation."""
+    """Evaluate the admissibility of a just-received application; False if it already has an evaluation.
+
+    When its call requires the legal representative's signed form (shared.domain.formalities) and that has not
+    arrived, the evaluation is stored as `awaiting_signature`, with no verdict: the `application.form_signed`
+    event runs it again. Past the signing deadline without it, the `signed_form_missing` check fails."""
     assert application.submitted_at is not None
     rules = await rules_of_application(intake, application)  # the version it was submitted under
+    gate = admissibility_gate(
+        rules, submitted_at=application.submitted_at, form_signed_at=application.form_signed_at, now=datetime.now(UTC)
+    )
+    if gate.state == "awaiting_signature":
+        return await _await_signature(session, actor, application, gate.deadline)
     company = await fetch_company(intake, application.company_id)
     facts = company_facts(company)
     today = application.submitted_at.astimezone(rules.tz).date()
@@ -331,6 +383,8 @@ async def run_admissibility(
     )
     checks.extend(member_checks)
     cuts.extend(member_cuts)
+    if gate.state == "signature_missing":
+        checks.append(_signature_missing(rules, gate.deadline))
     verdict = verdict_of(checks)
     eligible = result.breakdown.total if result.breakdown is not None else None
     values = {

@@ -16,6 +16,7 @@ from typing import Any
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.evaluation.admissibility.repository import AWAITING_SIGNATURE, get_with_application
 from services.evaluation.admissibility.service import run_admissibility
 from services.evaluation.budget.service import apply_amendment, release_application
 from services.evaluation.inbox import repository
@@ -27,6 +28,7 @@ from shared.clients.intake import IntakeClient
 from shared.contracts.applications import ApplicationOut
 from shared.errors import PEER_UNAVAILABLE, Conflict, DeskError, NotFound
 from shared.events.catalogue import (
+    ApplicationFormSigned,
     ApplicationSubmitted,
     ApplicationWithdrawn,
     CallAmended,
@@ -124,17 +126,33 @@ async def _store(
 
 
 async def _receive_submitted(
-    *, session: AsyncSession, actor: Actor, intake: IntakeClient, data: ApplicationSubmitted
+    *, session: AsyncSession, actor: Actor, intake: IntakeClient, application_id: uuid.UUID
 ) -> None:
-    if await repository.get_application(session, data.application_id) is not None:
+    if await repository.get_application(session, application_id) is not None:
         return  # already known (e.g. its withdrawal arrived first): the stored copy stands
-    snapshot = await _fetch(intake, data.application_id)
+    snapshot = await _fetch(intake, application_id)
     if (
         await _store(session=session, actor=actor, snapshot=snapshot, withdrawal_reason=None)
         and _INTAKE_STATUS.get(snapshot.status) == "received"
     ):
         # Same transaction: an interrupted run leaves neither the application nor the inbox row, so the
         # redelivery runs it again; the evaluation's primary key makes a second run a no-op.
+        await run_admissibility(session=session, actor=actor, intake=intake, application=snapshot)
+
+
+async def _receive_form_signed(
+    *, session: AsyncSession, actor: Actor, intake: IntakeClient, data: ApplicationFormSigned
+) -> None:
+    """The legal representative's signed form was accepted: an evaluation awaiting it runs now (or, if the
+    submission has not arrived yet, the submission is received with its signature)."""
+    if await repository.get_application(session, data.application_id) is None:
+        await _receive_submitted(session=session, actor=actor, intake=intake, application_id=data.application_id)
+        return
+    found = await get_with_application(session, data.application_id, for_update=True)
+    if found is None or found[0].stage != AWAITING_SIGNATURE:
+        return  # already evaluated (a redelivery, or a call that does not wait for the signature)
+    snapshot = await _fetch(intake, data.application_id)
+    if snapshot.status == "submitted":
         await run_admissibility(session=session, actor=actor, intake=intake, application=snapshot)
 
 
@@ -204,14 +222,21 @@ async def _follow_delegation(*, session: AsyncSession, actor: Actor, data: Compa
 
 
 async def on_submitted(ctx: InboxContext, event: Envelope) -> None:
+    data = event_data(event, ApplicationSubmitted)
     await _receive_submitted(
-        session=ctx.session, actor=ctx.actor, intake=ctx.intake, data=event_data(event, ApplicationSubmitted)
+        session=ctx.session, actor=ctx.actor, intake=ctx.intake, application_id=data.application_id
     )
 
 
 async def on_withdrawn(ctx: InboxContext, event: Envelope) -> None:
     await _receive_withdrawn(
         session=ctx.session, actor=ctx.actor, intake=ctx.intake, data=event_data(event, ApplicationWithdrawn)
+    )
+
+
+async def on_form_signed(ctx: InboxContext, event: Envelope) -> None:
+    await _receive_form_signed(
+        session=ctx.session, actor=ctx.actor, intake=ctx.intake, data=event_data(event, ApplicationFormSigned)
     )
 
 
@@ -228,5 +253,6 @@ async def on_delegation_changed(ctx: InboxContext, event: Envelope) -> None:
 
 INBOX.register("application.submitted", on_submitted)
 INBOX.register("application.withdrawn", on_withdrawn)
+INBOX.register("application.form_signed", on_form_signed)
 INBOX.register("call.amended", on_call_amended)
 INBOX.register("company.delegation_changed", on_delegation_changed)

@@ -25,6 +25,7 @@ from pyhanko_certvalidator.registry import SimpleCertificateStore
 from sqlalchemy import text
 
 from services.intake.applications.form import render_pdf
+from shared.db import make_sessionmaker
 from tests.conftest import make_token
 from tests.factories import delegate, draft_body, make_company, make_partner, open_call
 
@@ -357,3 +358,90 @@ async def test_the_legal_representative_is_registered_with_the_company(client, o
         "/v1/companies", json=company_body(legal_representative_fiscal_code="RSSMRA80A01F205"), headers=partner
     )
     assert r.status_code == 422 and r.json()["errors"][0]["path"] == "/legal_representative_fiscal_code"
+
+
+# ---------------------------------------------------------------- the stamp duty before submit
+
+
+def stamp_missing(r: Any) -> None:
+    """The submit's refusal names the missing stamp duty among its blocking reasons."""
+    refused(r, 422, "application-not-submittable")
+    missing = [e for e in r.json()["errors"] if e["code"] == "stamp_duty_missing"]
+    assert [e["path"] for e in missing] == ["/stamp_duty"], r.json()["errors"]
+
+
+async def test_a_submit_without_the_stamp_duty_is_refused_and_changes_nothing(client, world, session):
+    r = await client.post("/v1/applications", json=draft_body(world.call.id, world.company.id), headers=world.headers)
+    app_id = r.json()["id"]
+    # the pre-check names it as its only blocking item (the draft is otherwise complete) and keeps no verdict
+    check = (await client.post(f"/v1/applications/{app_id}/check", headers=world.headers)).json()
+    assert check["submittable"] is False
+    assert [(p["code"], p["path"], p["blocking"]) for p in check["problems"]] == [
+        ("stamp_duty_missing", "/stamp_duty", True)
+    ]
+    verdict = await session.execute(
+        text("SELECT precheck_version FROM intake.applications WHERE id = :a"), {"a": app_id}
+    )
+    assert verdict.scalar_one() is None
+    stamp_missing(await client.post(f"/v1/applications/{app_id}/submit", headers=world.headers))
+    got = (await client.get(f"/v1/applications/{app_id}", headers=world.headers)).json()
+    assert got["status"] == "draft" and got["protocol_number"] is None
+    events = await session.execute(
+        text("SELECT count(*) FROM desk.outbox WHERE aggregate_id = :a AND event_type = 'application.submitted'"),
+        {"a": app_id},
+    )
+    assert events.scalar_one() == 0
+    counter = await session.execute(
+        text("SELECT last_protocol FROM intake.call_counters WHERE call_id = :c"), {"c": world.call.id}
+    )
+    assert counter.scalar_one() == 0
+    # declared, the same draft is submittable and its verdict is kept for the click-day path
+    await client.put(f"/v1/applications/{app_id}/stamp-duty", json=stamp(), headers=world.headers)
+    verdict = await session.execute(
+        text("SELECT precheck_version FROM intake.applications WHERE id = :a"), {"a": app_id}
+    )
+    assert verdict.scalar_one() is not None
+    r = await client.post(f"/v1/applications/{app_id}/submit", headers=world.headers)
+    assert r.status_code == 201 and r.json()["receipt"]["protocol_number"] == 1
+
+
+async def test_the_click_day_path_refuses_a_submit_without_the_stamp_duty(committing_client, engine):
+    """The click-day path commits a kept verdict in one SQL statement: a draft without the stamp has no verdict,
+    and a verdict kept anyway (as before the call required the stamp) is not committed by the SQL function."""
+    async with make_sessionmaker(engine)() as s:
+        call = await open_call(s)
+        partner = await make_partner(s)
+        company = await make_company(s)
+        await delegate(s, partner, company)
+        headers = await make_token(s, "partner", partner_id=partner.id)
+        await s.commit()
+    r = await committing_client.post("/v1/applications", json=draft_body(call.id, company.id), headers=headers)
+    app_id = r.json()["id"]
+    async with engine.begin() as c:
+        # a verdict kept as a passing pre-check keeps it, the stamp still missing
+        await c.execute(
+            text(
+                "UPDATE intake.applications SET precheck_version = version, precheck_company_version = "
+                "(SELECT version FROM intake.companies WHERE id = company_id), precheck_call_version = 1, "
+                "precheck_valid_until = now() + interval '1 day', precheck_content_sha256 = repeat('0', 64), "
+                "precheck_estimate = 'null' WHERE id = :a"
+            ),
+            {"a": app_id},
+        )
+    stamp_missing(await committing_client.post(f"/v1/applications/{app_id}/submit", headers=headers))
+    async with engine.connect() as c:
+        row = (
+            await c.execute(
+                text(
+                    "SELECT a.status, a.protocol_number, k.last_protocol, "
+                    "(SELECT count(*) FROM desk.outbox o WHERE o.aggregate_id = :a) AS events "
+                    "FROM intake.applications a JOIN intake.call_counters k ON k.call_id = a.call_id WHERE a.id = CAST(:a AS uuid)"
+                ),
+                {"a": app_id},
+            )
+        ).one()
+    assert tuple(row) == ("draft", None, 0, 0)
+    r = await committing_client.put(f"/v1/applications/{app_id}/stamp-duty", json=stamp(), headers=headers)
+    assert r.status_code == 200, r.text
+    r = await committing_client.post(f"/v1/applications/{app_id}/submit", headers=headers)
+    assert r.status_code == 201 and r.json()["receipt"]["protocol_number"] == 1

@@ -29,8 +29,9 @@ async def _submitted(engine: Any, intake_url: str, *, signature_days: int = 10) 
         call = await open_call(s)
         await s.execute(
             text(
-                "UPDATE intake.call_versions SET rules = jsonb_set(jsonb_set(rules, '{formalities,signed_form_required}',"
-                " 'true'), '{formalities,signature_days}', to_jsonb(CAST(:d AS int))) WHERE call_id = :c"
+                "UPDATE intake.call_versions SET rules = jsonb_set(jsonb_set(rules, "
+                "'{formalities,signed_form_required}', 'true'), '{formalities,signature_days}', "
+                "to_jsonb(CAST(:d AS int))) WHERE call_id = :c"
             ),
             {"c": call.id, "d": signature_days},
         )
@@ -51,7 +52,8 @@ async def _submitted(engine: Any, intake_url: str, *, signature_days: int = 10) 
 async def _completed_events(session: Any, app_id: str) -> int:
     return await count(
         session,
-        "SELECT count(*) FROM desk.outbox WHERE aggregate_id = :a AND event_type = 'evaluation.admissibility_completed'",
+        "SELECT count(*) FROM desk.outbox WHERE aggregate_id = :a "
+        "AND event_type = 'evaluation.admissibility_completed'",
         a=app_id,
     )
 

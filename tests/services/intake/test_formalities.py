@@ -435,7 +435,8 @@ async def test_the_click_day_path_refuses_a_submit_without_the_stamp_duty(commit
                 text(
                     "SELECT a.status, a.protocol_number, k.last_protocol, "
                     "(SELECT count(*) FROM desk.outbox o WHERE o.aggregate_id = :a) AS events "
-                    "FROM intake.applications a JOIN intake.call_counters k ON k.call_id = a.call_id WHERE a.id = CAST(:a AS uuid)"
+                    "FROM intake.applications a JOIN intake.call_counters k ON k.call_id = a.call_id "
+                    "WHERE a.id = CAST(:a AS uuid)"
                 ),
                 {"a": app_id},
             )

@@ -21,11 +21,11 @@ async def insert_evaluation(session: AsyncSession, values: dict[str, Any]) -> bo
     the primary key is the application's id, so an application is never evaluated twice. The one exception
     is an evaluation still awaiting the signed form: its run replaces it (its version moves on, so an ETag
     read while it waited no longer matches)."""
-    stmt = insert(Evaluation).values(**values)
-    stmt = stmt.on_conflict_do_update(
+    base = insert(Evaluation).values(**values)
+    stmt = base.on_conflict_do_update(
         index_elements=[Evaluation.application_id],
         set_={
-            **{k: stmt.excluded[k] for k in values if k not in ("application_id", "version")},
+            **{k: base.excluded[k] for k in values if k not in ("application_id", "version")},
             "version": Evaluation.version + 1,
             "updated_at": func.now(),
         },

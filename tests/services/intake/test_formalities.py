@@ -20,6 +20,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign import fields, signers
 from pyhanko_certvalidator.registry import SimpleCertificateStore
 from sqlalchemy import text
@@ -446,3 +447,62 @@ async def test_the_click_day_path_refuses_a_submit_without_the_stamp_duty(commit
     assert r.status_code == 200, r.text
     r = await committing_client.post(f"/v1/applications/{app_id}/submit", headers=headers)
     assert r.status_code == 201 and r.json()["receipt"]["protocol_number"] == 1
+
+
+# ---------------------------------------------------------------- the form as PDF/A-2b
+
+
+async def test_the_form_is_pdf_a_2b_with_embedded_fonts_metadata_and_an_srgb_output_intent(client, world):
+    app_id, receipt = await submitted(client, world)
+    pdf = await form(client, world, app_id)
+    assert pdf == await form(client, world, app_id)  # deterministic
+    reader = PdfFileReader(io.BytesIO(pdf), strict=True)
+    root = reader.root
+    # the XMP metadata stream says PDF/A-2, level B, and repeats the document information
+    metadata = root["/Metadata"].get_object()
+    assert (metadata["/Type"], metadata["/Subtype"]) == ("/Metadata", "/XML")
+    xmp = metadata.data.decode("utf-8")
+    assert "<pdfaid:part>2</pdfaid:part>" in xmp and "<pdfaid:conformance>B</pdfaid:conformance>" in xmp
+    title = f"Domanda n. {receipt['protocol_number']} - {receipt['call_code']}"
+    assert f'<rdf:li xml:lang="x-default">{title}</rdf:li>' in xmp
+    assert reader.trailer["/Info"]["/Title"] == title
+    # an output intent whose ICC profile is an RGB display profile (three components)
+    (intent,) = [i.get_object() for i in root["/OutputIntents"]]
+    assert intent["/S"] == "/GTS_PDFA1" and intent["/OutputConditionIdentifier"] == "sRGB IEC61966-2.1"
+    profile = intent["/DestOutputProfile"].get_object()
+    icc = profile.data
+    assert profile["/N"] == 3 and icc[36:40] == b"acsp" and icc[12:20] == b"mntrRGB "
+    assert int.from_bytes(icc[:4], "big") == len(icc)
+    # every font of every page embedded (TrueType program), none of the 14 standard fonts left unembedded
+    used = set()
+    for kid in root["/Pages"]["/Kids"]:
+        for ref in kid.get_object()["/Resources"]["/Font"].values():
+            font = ref.get_object()
+            descriptor = font["/FontDescriptor"]
+            program = descriptor["/FontFile2"].get_object()
+            assert font["/Subtype"] == "/TrueType" and len(program.data) == program["/Length1"] > 10_000
+            assert font["/LastChar"] - font["/FirstChar"] + 1 == len(font["/Widths"])
+            used.add(str(font["/BaseFont"]))
+    assert used == {"/BitstreamVeraSans-Roman", "/BitstreamVeraSans-Bold"}
+    # a document identifier, and nothing PDF/A forbids
+    assert len(reader.trailer["/ID"]) == 2
+    for forbidden in (b"/JavaScript", b"/JS", b"/Encrypt", b"/SMask", b"/Transparency", b"/EmbeddedFile"):
+        assert forbidden not in pdf
+
+
+def test_the_srgb_profile_is_a_valid_icc_profile() -> None:
+    """The profile is built in code: parsed by littlecms (through Pillow's ImageCms), it converts colours as the
+    library's own sRGB does."""
+    from PIL import Image, ImageCms
+
+    from services.intake.applications.form import srgb_icc_profile
+
+    ours = ImageCms.ImageCmsProfile(io.BytesIO(srgb_icc_profile()))
+    assert ImageCms.getProfileDescription(ours).strip() == "sRGB IEC61966-2.1"
+    lab = ImageCms.createProfile("LAB")
+    reference = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
+    for colour in ((200, 100, 50), (0, 0, 0), (255, 255, 255), (12, 200, 240)):
+        pixel = Image.new("RGB", (1, 1), colour)
+        got = ImageCms.applyTransform(pixel, ImageCms.buildTransform(ours, lab, "RGB", "LAB"))
+        expected = ImageCms.applyTransform(pixel, ImageCms.buildTransform(reference, lab, "RGB", "LAB"))
+        assert got.getpixel((0, 0)) == expected.getpixel((0, 0))

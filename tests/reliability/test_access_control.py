@@ -195,6 +195,7 @@ TABLE: dict[tuple[str, str, str], Rule] = {
     ("evaluation", "GET", "/v1/de-minimis/applications/{application_id}"): r(O, A, S),
     ("evaluation", "GET", "/v1/calls/{call_id}/budget"): r(O, A),
     ("evaluation", "POST", "/v1/calls/{call_id}/allocation"): r(O),
+    ("evaluation", "POST", "/v1/calls/{call_id}/signature-deadlines"): r(O),
     ("evaluation", "POST", "/v1/calls/{call_id}/budget/releases"): r(S),
     ("evaluation", "GET", "/v1/calls/{call_id}/ranking"): r(O, A),
     ("evaluation", "GET", "/v1/calls/{call_id}/rankings"): r(O, A),

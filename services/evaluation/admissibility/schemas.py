@@ -202,3 +202,12 @@ class FundingIn(ApiModel):
     loan_years: int | None = Field(
         None, le=100, description="Loan duration in years, within the call's bounds; default the call's maximum."
     )
+
+
+class SignatureDeadlinesOut(OutModel):
+    call_id: uuid.UUID
+    evaluated: list[uuid.UUID] = Field(
+        description="Applications evaluated now: their signing deadline passed without a signature (not "
+        "admissible, `signed_form_missing`), or their signed form was accepted and its event had not arrived."
+    )
+    awaiting_signature: list[uuid.UUID] = Field(description="Applications still within their signing deadline.")

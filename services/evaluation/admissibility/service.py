@@ -337,7 +337,7 @@ async def _await_signature(
         "network": None,
         "version": 1,
     }
-    if not await repository.insert_evaluation(session, values):
+    if not await repository.insert_evaluation(session, values, replace_awaiting=False):
         return False
     await record_audit(
         session,
@@ -427,6 +427,31 @@ async def run_admissibility(
         verdict=verdict,
     )
     return True
+
+
+async def settle_signature_deadlines(
+    *, session: AsyncSession, actor: Actor, intake: IntakeClient, call_id: uuid.UUID
+) -> dict[str, Any]:
+    """Run admissibility for the call's evaluations awaiting the signed form whose deadline has passed (not
+    admissible: `signed_form_missing`) or whose form was accepted meanwhile (its event still on its way); the
+    others keep waiting. Intake's copy of each application says which."""
+    evaluated: list[uuid.UUID] = []
+    waiting: list[uuid.UUID] = []
+    now = datetime.now(UTC)
+    for application_id in await repository.awaiting_signature(session, call_id):
+        with intake_errors(f"La domanda {application_id}", f"Application {application_id}"):
+            snapshot = await intake.get_application(application_id)
+        assert snapshot.submitted_at is not None
+        rules = await rules_of_application(intake, snapshot)
+        gate = admissibility_gate(
+            rules, submitted_at=snapshot.submitted_at, form_signed_at=snapshot.form_signed_at, now=now
+        )
+        if gate.state == "awaiting_signature" or snapshot.status != "submitted":
+            waiting.append(application_id)
+            continue
+        await run_admissibility(session=session, actor=actor, intake=intake, application=snapshot)
+        evaluated.append(application_id)
+    return {"call_id": call_id, "evaluated": evaluated, "awaiting_signature": waiting}
 
 
 # ---------------------------------------------------------------- reading

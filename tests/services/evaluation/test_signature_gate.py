@@ -161,3 +161,54 @@ async def test_a_call_that_does_not_require_the_signature_is_evaluated_at_once(
     assert r.status_code == 200, r.text
     ev = (await evaluation_client.get(f"/v1/evaluations/{app_id}", headers=officer)).json()
     assert ev["stage"] == "admissible"
+
+
+async def test_awaiting_evaluations_past_their_deadline_are_settled_not_admissible_by_an_officer(
+    evaluation_client, intake, intake_server, engine, officer, session, token_factory
+):
+    """Two applications wait for their signature; the first's 10 days pass (its submission instant moved back, as
+    time would do), the second's do not: settling the call's deadlines evaluates the first only."""
+    late = await _submitted(engine, intake_server.url)
+    call_id = late["call_id"]
+    async with make_sessionmaker(engine)() as s:
+        firm = await make_company(s, legal_representative_fiscal_code=LEGAL_REPRESENTATIVE)
+        partner = await make_partner(s)
+        await delegate(s, partner, firm)
+        headers = await make_token(s, "partner", partner_id=partner.id)
+        await s.commit()
+    async with httpx.AsyncClient(base_url=intake_server.url) as http:
+        r = await http.post("/v1/applications", json=draft_body(call_id, firm.id), headers=headers)
+        await declare_stamp_duty(http, r.json()["id"], headers)
+        r = await http.post(f"/v1/applications/{r.json()['id']}/submit", headers=headers)
+        assert r.status_code == 201, r.text
+    on_time = r.json()["receipt"]["application_id"]
+    for app_id in (late["application_id"], on_time):
+        r = await deliver(evaluation_client, await outbox_event(engine, app_id, "application.submitted"))
+        assert r.status_code == 200, r.text
+    async with engine.begin() as c:
+        await c.execute(
+            text(
+                "UPDATE intake.applications SET submitted_at = submitted_at - interval '10 days 1 minute' WHERE id = :a"
+            ),
+            {"a": late["application_id"]},
+        )
+    # partners may not; officers may
+    partner = await token_factory("partner", partner_id=partner.id)
+    url = f"/v1/calls/{call_id}/signature-deadlines"
+    assert (await evaluation_client.post(url, headers=partner)).status_code == 403
+    r = await evaluation_client.post(url, headers=officer)
+    assert r.status_code == 200, r.text
+    assert r.json() == {"call_id": call_id, "evaluated": [late["application_id"]], "awaiting_signature": [on_time]}
+    ev = (await evaluation_client.get(f"/v1/evaluations/{late['application_id']}", headers=officer)).json()
+    assert (ev["stage"], [c["code"] for c in ev["checks"] if c["outcome"] == "fail"]) == (
+        "not_admissible",
+        ["signed_form_missing"],
+    )
+    assert ev["etag"] == '"2"'
+    waiting = (await evaluation_client.get(f"/v1/evaluations/{on_time}", headers=officer)).json()
+    assert (waiting["stage"], waiting["etag"]) == ("awaiting_signature", '"1"')
+    assert await _completed_events(session, late["application_id"]) == 1
+    assert await _completed_events(session, on_time) == 0
+    # again: nothing new
+    again = (await evaluation_client.post(url, headers=officer)).json()
+    assert again == {"call_id": call_id, "evaluated": [], "awaiting_signature": [on_time]}

@@ -193,7 +193,7 @@ calls_router = APIRouter(prefix="/v1/calls", tags=["evaluations"], route_class=U
     "`formalities.signature_days` after submission have passed without a signature is evaluated, and is "
     "not admissible (the failed check `signed_form_missing`); one whose signed form was accepted meanwhile "
     "is evaluated as usual. The others keep waiting. Running it again settles only what is new.",
-    responses=problem_responses(401, 403, 422, 503),
+    responses=problem_responses(401, 403, 404, 422, 503),
 )
 async def settle_signature_deadlines(
     call_id: uuid.UUID, session: SessionDep, actor: ActorDep, intake: IntakeDep, _idem: Idempotent

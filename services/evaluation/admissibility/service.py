@@ -35,7 +35,7 @@ from services.evaluation.rule_inputs import (
     single_undertaking,
     suppliers_of,
 )
-from services.evaluation.rules import rules_of_application
+from services.evaluation.rules import rules_of_application, rules_of_call
 from shared.access import can_reach_company, notified_partner
 from shared.audit import record_audit, record_event
 from shared.auth import Principal
@@ -435,6 +435,7 @@ async def settle_signature_deadlines(
     """Run admissibility for the call's evaluations awaiting the signed form whose deadline has passed (not
     admissible: `signed_form_missing`) or whose form was accepted meanwhile (its event still on its way); the
     others keep waiting. Intake's copy of each application says which."""
+    await rules_of_call(intake, call_id, call_in_path=True)  # an unknown call is a 404, as for its allocation
     evaluated: list[uuid.UUID] = []
     waiting: list[uuid.UUID] = []
     now = datetime.now(UTC)

@@ -212,3 +212,10 @@ async def test_awaiting_evaluations_past_their_deadline_are_settled_not_admissib
     # again: nothing new
     again = (await evaluation_client.post(url, headers=officer)).json()
     assert again == {"call_id": call_id, "evaluated": [], "awaiting_signature": [on_time]}
+
+
+async def test_settling_the_deadlines_of_an_unknown_call_is_404(evaluation_client, intake, intake_server, officer):
+    r = await evaluation_client.post(
+        "/v1/calls/00000000-0000-4000-8000-000000000000/signature-deadlines", headers=officer
+    )
+    assert r.status_code == 404 and r.json()["type"] == "/problems/not-found"

@@ -219,3 +219,20 @@ async def test_settling_the_deadlines_of_an_unknown_call_is_404(evaluation_clien
         "/v1/calls/00000000-0000-4000-8000-000000000000/signature-deadlines", headers=officer
     )
     assert r.status_code == 404 and r.json()["type"] == "/problems/not-found"
+
+
+def test_the_budget_does_not_move_past_an_application_awaiting_its_signature() -> None:
+    """Merit before money: a ranking counts it as pending, first-come allocation holds back from it."""
+    from services.evaluation.budget.service import _first_come_prefix, _ranking_wait, is_decided
+    from services.evaluation.models import Evaluation
+
+    waiting = Evaluation(stage="awaiting_signature", merit_verdict=None)
+    assert not is_decided(waiting) and _ranking_wait(waiting) == "evaluation_in_progress"
+    decided = Evaluation(stage="not_admissible", merit_verdict=None)
+
+    class Row:
+        def __init__(self, ev: Evaluation) -> None:
+            self.Evaluation = ev
+
+    rows = [Row(decided), Row(waiting), Row(decided)]
+    assert _first_come_prefix(rows) == (rows[:1], 2)

@@ -31,6 +31,7 @@ LABELS: dict[str, tuple[str, str]] = {
     "first_come": ("A sportello", "First come, first served"),
     "ranking": ("A graduatoria", "Ranking"),
     # evaluation
+    "awaiting_signature": ("In attesa della domanda firmata", "Awaiting the signed form"),
     "admissible": ("Ammissibile", "Admissible"),
     "not_admissible": ("Non ammissibile", "Not admissible"),
     "needs_review": ("Da verificare", "Needs review"),

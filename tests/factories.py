@@ -169,3 +169,16 @@ def expert_body(**over: Any) -> dict[str, Any]:
     }
     body.update(over)
     return body
+
+
+def stamp_duty_body() -> dict[str, str]:
+    """A stamp duty (marca da bollo) with an identifier of its own: one identifier is never on two applications."""
+    return {"identifier": f"{uuid.uuid4().int % 10**14:014d}", "issued_on": "2026-11-30"}
+
+
+async def declare_stamp_duty(client: Any, application_id: Any, headers: dict[str, str]) -> None:
+    """Declare a fresh stamp duty on a draft, as the call requires before its submit (unless it has one)."""
+    if (await client.get(f"/v1/applications/{application_id}/stamp-duty", headers=headers)).status_code == 200:
+        return
+    r = await client.put(f"/v1/applications/{application_id}/stamp-duty", json=stamp_duty_body(), headers=headers)
+    assert r.status_code == 200, r.text

@@ -96,10 +96,15 @@ BEGIN
           FROM intake.applications a
           JOIN intake.calls c ON c.id = a.call_id
           JOIN intake.companies co ON co.id = a.company_id
+          JOIN intake.call_versions cv ON cv.call_id = a.call_id AND cv.version = c.current_version
          WHERE a.id = p_application_id AND a.status = 'draft'
            AND a.precheck_version = a.version AND a.precheck_company_version = co.version
            AND a.precheck_call_version = c.current_version AND a.precheck_valid_until > v_now
            AND coalesce(c.demo_opens_at, c.opens_at) <= v_now AND v_now < coalesce(c.demo_closes_at, c.closes_at)
+           -- the stamp duty the call requires (shared.domain.formalities): the verdict counted it, this keeps a
+           -- verdict kept before the requirement existed from committing without it
+           AND (a.stamp_duty_id IS NOT NULL
+                OR NOT coalesce((cv.rules #>> '{formalities,stamp_duty_required}')::boolean, false))
            AND CASE p_reach
                    WHEN 'all' THEN true
                    WHEN 'company' THEN a.company_id = p_reach_id

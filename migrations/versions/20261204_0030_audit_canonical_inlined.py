@@ -8,7 +8,7 @@ is what it is, it is inlined into the trigger's cached plan. The body, and so th
 hash of the chain, is unchanged (`shared.audit_chain` reproduces it byte for byte).
 
 Revision ID: 0030
-Revises: 0023
+Revises: 0027
 Create Date: 2026-12-04
 """
 
@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from alembic import op
 
 revision: str = "0030"
-down_revision: str | None = "0023"
+down_revision: str | None = "0027"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

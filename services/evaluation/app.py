@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
+from services.evaluation.admissibility.endpoints import calls_router as evaluation_calls_router
 from services.evaluation.admissibility.endpoints import router as evaluations_router
 from services.evaluation.budget.endpoints import fundings_router, public_router
 from services.evaluation.budget.endpoints import router as budget_router
@@ -33,6 +34,7 @@ def build_app(settings: EvaluationSettings | None = None) -> FastAPI:
             internal_router,
             merit_router,
             evaluations_router,
+            evaluation_calls_router,
             de_minimis_router,
             budget_router,
             fundings_router,

@@ -355,6 +355,17 @@ class Formalities(_Frozen):
         "(PAdES, qualified signature) is uploaded; 0: the signed form must arrive at once (no grace).",
     )
     stamp_duty: Money = Field(Decimal("16.00"), description="The stamp duty (marca da bollo) the application bears.")
+    stamp_duty_required: bool = Field(
+        False,
+        description="Whether the stamp duty's identifier and issue date must be declared before submission "
+        "(a submit without it is refused, on every submit path).",
+    )
+    signed_form_required: bool = Field(
+        False,
+        description="Whether admissibility waits for the form signed by the legal representative: until it is "
+        "accepted the evaluation stays `awaiting_signature`; past `signature_days` without it the application "
+        "is not admissible.",
+    )
 
 
 class Accompaniment(_Frozen):

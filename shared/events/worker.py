@@ -215,7 +215,13 @@ INTERNAL_SUBSCRIPTIONS: dict[str, tuple[str, tuple[str, ...]]] = {
     # service -> (settings attribute with its base URL, the event types it consumes)
     "evaluation": (
         "evaluation_url",
-        ("application.submitted", "application.withdrawn", "call.amended", "company.delegation_changed"),
+        (
+            "application.submitted",
+            "application.withdrawn",
+            "application.form_signed",
+            "call.amended",
+            "company.delegation_changed",
+        ),
     ),
     # monitoring starts projects from accepted decisions, keeps the application facts of its statistics and the
     # outcomes of B2B meetings (the project's networking results)

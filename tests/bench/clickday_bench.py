@@ -32,7 +32,7 @@ import sys
 import tempfile
 import time
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import asyncpg
@@ -164,6 +164,8 @@ async def seed(n: int) -> tuple[str, list[str]]:
                 ["d", "e"],
                 1,
                 "bench",
+                f"{aid.int % 10**14:014d}",  # the stamp duty the call requires before submit, one per draft
+                date(2026, 11, 30),
             )
         )
         for i, ln in enumerate(template["expense_lines"]):
@@ -227,6 +229,8 @@ async def seed(n: int) -> tuple[str, list[str]]:
             "flat_rates",
             "version",
             "created_by",
+            "stamp_duty_id",
+            "stamp_duty_issued_on",
         ],
     )
     from decimal import Decimal

@@ -33,7 +33,7 @@ from shared.auth import create_client
 from shared.db import create_engine, make_sessionmaker, plain_url
 from shared.settings import IntakeSettings
 from tests.conftest import KEYRING
-from tests.factories import company_body, draft_body, make_partner, open_call, vat_number
+from tests.factories import company_body, declare_stamp_duty, draft_body, make_partner, open_call, vat_number
 from tests.loopback import free_port
 
 PGBOUNCER = shutil.which("pgbouncer") or next(
@@ -210,6 +210,7 @@ async def _one_flow(http: httpx.AsyncClient, call_id: Any, client_id: str) -> di
     draft = await http.post("/v1/applications", json=draft_body(call_id, company.json()["id"]), headers=h)
     assert draft.status_code == 201, draft.text
     app_id = draft.json()["id"]
+    await declare_stamp_duty(http, app_id, h)
     check = await http.post(f"/v1/applications/{app_id}/check", headers=h)
     assert check.status_code == 200, check.text
     assert not [p for p in check.json().get("problems", []) if p.get("blocking")], check.text

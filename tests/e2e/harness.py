@@ -31,7 +31,7 @@ from shared.db import make_sessionmaker
 from shared.events.worker import DeliveryWorker, publish_pending
 from shared.settings import DeskSettings, EvaluationSettings, IntakeSettings
 from tests.conftest import KEYRING, make_token
-from tests.factories import delegate, draft_body, make_company, make_partner, open_call, vat_number
+from tests.factories import declare_stamp_duty, delegate, draft_body, make_company, make_partner, open_call, vat_number
 from tests.loopback import LoopbackServer, free_port
 
 T = TypeVar("T")
@@ -237,6 +237,7 @@ async def submit_new(http: httpx.AsyncClient, who: Applicant, company: int = 0) 
     r = await http.post("/v1/applications", json=body, headers=who.headers)
     assert r.status_code == 201, r.text
     app_id = str(r.json()["id"])
+    await declare_stamp_duty(http, app_id, who.headers)
     r = await http.post(f"/v1/applications/{app_id}/submit", headers=who.headers)
     assert r.status_code == 201, r.text
     return app_id

@@ -56,6 +56,7 @@ from tests.e2e.test_grant_lifecycle import (
     monitoring_server,
     today,
 )
+from tests.factories import stamp_duty_body
 
 SERVICES = ("intake", "evaluation", "monitoring")
 CONFIG = REPO_ROOT / "tests" / "e2e" / "openapi-python-client.yaml"
@@ -201,6 +202,7 @@ async def test_python_clients_drive_a_grant_from_submission_to_payment_and_claim
             body=draft_body(call_id, company.id),
         )
     ).parsed
+    await _call(ip, "applications.applications_declare_stamp_duty", me_in, draft.id, status=200, body=stamp_duty_body())
     check = (await _call(ip, "applications.applications_check_application", me_in, draft.id, status=200)).parsed
     assert check.submittable is True, check.problems
     submitted = (await _call(ip, "applications.applications_submit_application", me_in, draft.id, status=201)).parsed

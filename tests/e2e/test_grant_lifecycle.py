@@ -73,8 +73,9 @@ from tests.e2e.harness import (
     wait_for,
     worker_settings,
 )
-from tests.factories import CALL_FILE
+from tests.factories import CALL_FILE, declare_stamp_duty
 from tests.loopback import LoopbackServer
+from tests.services.intake.test_formalities import SigningCA, make_ca, sign
 
 ROME = ZoneInfo("Europe/Rome")
 FATTURAPA = REPO_ROOT / "tests" / "fixtures" / "fatturapa_sample.xml"
@@ -101,6 +102,10 @@ RAISED_BUDGET = Decimal("150000.00")
 LOAN_GGE = Decimal("6440.45")
 FIRST_AID_EQUIVALENT = GRANT + LOAN_GGE
 CEILING = Decimal("300000.00")
+
+
+#: the fiscal codes of the three companies' legal representatives, the signers of their forms
+LEGAL_REPRESENTATIVES = ("RSSMRA80A01F205X", "BNCLCU85C41H501D", "VRDGPP70B12L219P")
 
 
 def _grid(*points: int) -> dict[str, int]:
@@ -142,11 +147,13 @@ def _match(etag: str) -> dict[str, str]:
 # ---------------------------------------------------------------- setup (committed)
 
 
-async def _call_with_budget(engine: AsyncEngine, budget: Decimal) -> uuid.UUID:
-    """The seeded call's rules, open now, under a unique code, with `budget` as its endowment."""
+async def _call_with_budget(engine: AsyncEngine, budget: Decimal, *, signed_form: bool = False) -> uuid.UUID:
+    """The seeded call's rules, open now, under a unique code, with `budget` as its endowment; `signed_form`: its
+    admissibility waits for the form signed by the company's legal representative."""
     rules = load_rules_file(CALL_FILE)
     code = f"VNM-E2E-{uuid.uuid4().hex[:8]}"
-    rules = rules.model_copy(update={"code": code, "budget_total": budget})
+    formalities = rules.formalities.model_copy(update={"signed_form_required": signed_form})
+    rules = rules.model_copy(update={"code": code, "budget_total": budget, "formalities": formalities})
     opens = datetime.now(UTC) - timedelta(minutes=1)
     async with make_sessionmaker(engine)() as s:
         call = Call(
@@ -258,6 +265,8 @@ class Desk:
     """A second call (budget SECOND_BUDGET, too small for one aid) the first funded company applies to."""
     second_app: str = ""
     monitoring_app: Any = None
+    ca: SigningCA | None = None
+    """The test CA whose certificates the companies' legal representatives sign the first call's forms with."""
 
     def webhooks(self, event_type: str) -> list[dict[str, Any]]:
         """The events of that type the partner's endpoint received, each verified with the subscription's
@@ -276,11 +285,14 @@ class Desk:
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
 async def desk(engine: AsyncEngine, tmp_path_factory: Any) -> AsyncIterator[Desk]:
     await settle_deliveries(engine)
-    call_id = await _call_with_budget(engine, BUDGET)
+    call_id = await _call_with_budget(engine, BUDGET, signed_form=True)
     second_call_id = await _call_with_budget(engine, SECOND_BUDGET)
     officer_id, second_officer_id, *reviewer_ids = await _officers(engine, 5)
 
     intake = intake_server(engine)
+    # the legal representatives' certificates are issued by a CA the test generates, intake's trust root here
+    ca = make_ca(tmp_path_factory.mktemp("trust"))
+    intake.app.state.settings.signature_trust_roots = [ca.pem_path]
     evaluation, evaluation_intake = evaluation_server(engine, intake.url)
     monitoring, monitoring_peers = monitoring_server(
         engine, intake.url, evaluation.url, tmp_path_factory.mktemp("evidence")
@@ -298,7 +310,7 @@ async def desk(engine: AsyncEngine, tmp_path_factory: Any) -> AsyncIterator[Desk
             http, ev, mon = clients
             officer = await _token(http, officer_id, SECRET)
             reviewers = [(r, await _token(http, r, SECRET)) for r in reviewer_ids]
-            d = Desk(http, ev, mon, str(call_id), officer, {}, receiver)
+            d = Desk(http, ev, mon, str(call_id), officer, {}, receiver, ca=ca)
             d.second_officer = await _token(http, second_officer_id, SECRET)
             d.reviewers, d.second_call_id, d.monitoring_app = reviewers, str(second_call_id), monitoring.app
             await _apply(d)
@@ -346,7 +358,11 @@ async def _apply(d: Desk) -> None:
     for i in range(3):
         company = _ok(
             await http.post(
-                "/v1/companies", json=company_body(name=f"Meccanica Lombarda {i + 1} S.r.l."), headers=d.partner
+                "/v1/companies",
+                json=company_body(
+                    name=f"Meccanica Lombarda {i + 1} S.r.l.", legal_representative_fiscal_code=LEGAL_REPRESENTATIVES[i]
+                ),
+                headers=d.partner,
             ),
             201,
         )
@@ -357,11 +373,48 @@ async def _apply(d: Desk) -> None:
         draft = _ok(
             await http.post("/v1/applications", json=draft_body(d.call_id, company["id"]), headers=d.partner), 201
         )
+        await declare_stamp_duty(http, draft["id"], d.partner)
         check = _ok(await http.post(f"/v1/applications/{draft['id']}/check", headers=d.partner))
         assert check["submittable"] is True, check["problems"]
         receipt = _ok(await http.post(f"/v1/applications/{draft['id']}/submit", headers=d.partner), 201)
         assert receipt["receipt"]["protocol_number"] == i + 1
         d.apps.append(draft["id"])
+    await _sign_forms(d)
+
+
+async def _sign_forms(d: Desk) -> None:
+    """The first call requires the signed form: evaluation waits for it (awaiting_signature, no verdict); the
+    partner downloads each form, the company's legal representative signs it (PAdES), the partner uploads it,
+    and only after `application.form_signed` reaches evaluation does admissibility run (see `_evaluate`)."""
+    assert d.ca is not None
+    for i, app_id in enumerate(d.apps):
+
+        async def received(app_id: str = app_id) -> dict[str, Any] | None:
+            r = await d.evaluation.get(f"/v1/evaluations/{app_id}", headers=d.officer)
+            return r.json() if r.status_code == 200 else None
+
+        waiting = await wait_for(received, within=WAIT, what=f"the reception of {app_id}")
+        assert (waiting["stage"], waiting["admissibility_verdict"], waiting["checks"]) == (
+            "awaiting_signature",
+            None,
+            [],
+        )
+        form = await d.intake.get(f"/v1/applications/{app_id}/form.pdf", headers=d.partner)
+        assert form.status_code == 200 and form.headers["content-type"] == "application/pdf"
+        signed = await sign(form.content, d.ca.issue(LEGAL_REPRESENTATIVES[i]))
+        accepted = _ok(
+            await d.intake.post(
+                f"/v1/applications/{app_id}/signed-form",
+                content=signed,
+                headers={**d.partner, "Content-Type": "application/pdf"},
+            ),
+            201,
+        )
+        assert accepted["signer_fiscal_code"] == LEGAL_REPRESENTATIVES[i]
+    queue = _ok(
+        await d.evaluation.get("/v1/queues/admissibility-reviews", params={"call_id": d.call_id}, headers=d.officer)
+    )
+    assert queue["items"] == []
 
 
 async def _evaluation_of(d: Desk, app_id: str) -> dict[str, Any]:
@@ -376,7 +429,8 @@ async def _evaluate(d: Desk, reviewers: list[tuple[str, dict[str, str]]]) -> Non
 
         async def admissible(app_id: str = app_id) -> dict[str, Any] | None:
             r = await ev.get(f"/v1/evaluations/{app_id}", headers=d.officer)
-            return r.json() if r.status_code == 200 and r.json()["stage"] != "received" else None
+            ready = r.status_code == 200 and r.json()["stage"] not in ("received", "awaiting_signature")
+            return r.json() if ready else None
 
         got = await wait_for(admissible, within=WAIT, what=f"the admissibility of {app_id}")
         assert got["stage"] == "admissible", [c for c in got["checks"] if c["outcome"] != "pass"]
@@ -988,6 +1042,7 @@ async def test_c_a_funded_company_applying_to_a_second_call_has_the_first_aid_in
         ),
         201,
     )
+    await declare_stamp_duty(http, draft["id"], d.partner)
     check = _ok(await http.post(f"/v1/applications/{draft['id']}/check", headers=d.partner))
     assert check["submittable"] is True, check["problems"]
     # the pre-check (declared aid only) shows the first aid and the headroom left: the whole estimate fits
@@ -1331,6 +1386,7 @@ async def test_g_a_network_application_is_funded_per_member_and_each_member_gets
         await http.post("/v1/applications", json=draft_body(call_id, lead["id"], network=network), headers=d.partner),
         201,
     )
+    await declare_stamp_duty(http, draft["id"], d.partner)
     check = _ok(await http.post(f"/v1/applications/{draft['id']}/check", headers=d.partner))
     assert check["submittable"] is True, check["problems"]
     assert [(m["eligible_total"], m["grant"], m["loan"]) for m in check["network"]["members"]] == [

@@ -39,7 +39,7 @@ from tests.e2e.harness import (
     wait_for,
     worker_settings,
 )
-from tests.factories import draft_body, open_call, vat_number
+from tests.factories import draft_body, open_call, stamp_duty_body, vat_number
 
 DOCUMENT = REPO_ROOT / "openapi" / "intake.json"
 GENERATE_TIMEOUT = 120
@@ -159,6 +159,12 @@ async def test_a_partner_goes_from_token_to_a_verified_webhook_and_evaluation_re
             client=partner_client, body=models.ApplicationCreate.from_dict(draft_body(call.id, company.id))
         ),
         201,
+    )
+    _ok(
+        await _api(pkg, "api.applications.applications_declare_stamp_duty").asyncio_detailed(
+            draft.id, client=partner_client, body=models.StampDutyIn.from_dict(stamp_duty_body())
+        ),
+        200,
     )
     check = _ok(
         await _api(pkg, "api.applications.applications_check_application").asyncio_detailed(

@@ -130,11 +130,15 @@ async def seed(url: str, keyring: KeyRing) -> Seeded:
 def seed_through_api(intake_url: str, data: Seeded) -> None:
     """A draft and a submitted application made the way a partner makes them, so reads find real rows."""
     from services.intake.examples import draft_body
+    from tests.factories import stamp_duty_body
 
     auth = {"Authorization": f"Bearer {data.tokens['partner']}"}
     with httpx.Client(base_url=intake_url, timeout=30, trust_env=False) as http:
         r = http.post("/v1/applications", json=draft_body(data.call_id, data.company_id), headers=auth)
         r.raise_for_status()
+        http.put(
+            f"/v1/applications/{r.json()['id']}/stamp-duty", json=stamp_duty_body(), headers=auth
+        ).raise_for_status()
         r = http.post(f"/v1/applications/{r.json()['id']}/submit", headers=auth)
         r.raise_for_status()
         r = http.post(

@@ -34,7 +34,15 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 from shared.auth import create_client
 from shared.db import make_sessionmaker
 from tests.conftest import TokenFactory, app_for
-from tests.factories import delegate, draft_body, expert_body, make_company, make_partner, open_call
+from tests.factories import (
+    declare_stamp_duty,
+    delegate,
+    draft_body,
+    expert_body,
+    make_company,
+    make_partner,
+    open_call,
+)
 
 P, C, O, A, S, E = "partner", "company", "officer", "auditor", "service", "expert"  # noqa: E741
 PUBLIC: frozenset[str] | None = None
@@ -236,6 +244,7 @@ TABLE: dict[tuple[str, str, str], Rule] = {
     ("evaluation", "GET", "/v1/de-minimis/applications/{application_id}"): r(O, A, S),
     ("evaluation", "GET", "/v1/calls/{call_id}/budget"): r(O, A),
     ("evaluation", "POST", "/v1/calls/{call_id}/allocation"): r(O),
+    ("evaluation", "POST", "/v1/calls/{call_id}/signature-deadlines"): r(O),
     ("evaluation", "POST", "/v1/calls/{call_id}/budget/releases"): r(S),
     ("evaluation", "GET", "/v1/calls/{call_id}/ranking"): r(O, A),
     ("evaluation", "GET", "/v1/calls/{call_id}/rankings"): r(O, A),
@@ -387,6 +396,7 @@ async def world(
     a = headers["partner_a"]
     draft = await _post(client, "/v1/applications", draft_body(call.id, company_a.id), a)
     submitted = await _post(client, "/v1/applications", draft_body(other_call.id, company_a.id), a)
+    await declare_stamp_duty(client, submitted["id"], a)
     await _post(client, f"/v1/applications/{submitted['id']}/submit", {}, a)
     starts = datetime.now(UTC) + timedelta(days=20)
     training = await _post(
@@ -712,6 +722,7 @@ async def test_the_click_day_submit_applies_the_same_rule(
     }
     http = committing_client
     drafts = [await _post(http, "/v1/applications", draft_body(call.id, company.id), h["revoked"])]
+    await declare_stamp_duty(http, drafts[0]["id"], h["revoked"])
     r = await http.post(f"/v1/delegations/{old.id}/revoke", headers={**h["company"], "If-Match": '"1"'})
     assert r.status_code == 200, r.text
     asked = await _post(http, "/v1/delegations", {"vat_number": company.vat_number}, h["successor"])
@@ -776,6 +787,7 @@ async def test_the_tables_submit_entry_holds_on_the_fast_path(
     }
     http = committing_client
     draft = await _post(http, "/v1/applications", draft_body(call.id, company.id), headers["partner_a"])
+    await declare_stamp_duty(http, draft["id"], headers["partner_a"])
     r = await http.post(f"/v1/delegations/{old.id}/revoke", headers={**headers["company"], "If-Match": '"1"'})
     assert r.status_code == 200, r.text
     asked = await _post(http, "/v1/delegations", {"vat_number": company.vat_number}, headers["new_delegate"])

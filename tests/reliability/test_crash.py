@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from shared.db import make_sessionmaker
 from shared.domain.receipts import verify_chain
 from tests.conftest import make_token
-from tests.factories import delegate, draft_body, make_company, make_partner, open_call
+from tests.factories import declare_stamp_duty, delegate, draft_body, make_company, make_partner, open_call
 from tests.reliability.processes import IntakeProcess
 
 BURST = 200
@@ -60,6 +60,7 @@ async def test_sigkill_mid_burst_loses_nothing_and_retries_get_the_original_rece
             )
             assert all(r.status_code == 201 for r in made), [r.text for r in made if r.status_code != 201][:1]
             drafts += [r.json()["id"] for r in made]
+            await asyncio.gather(*[declare_stamp_duty(http, r.json()["id"], {}) for r in made])
         keys = {app_id: f"clickday-{uuid.uuid4()}" for app_id in drafts}
 
         first: dict[str, httpx.Response | BaseException] = {}

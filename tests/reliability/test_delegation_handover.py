@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from shared.events.catalogue import envelope
 from shared.events.worker import publish_pending
 from tests.conftest import TokenFactory
-from tests.factories import delegate, draft_body, make_company, make_partner, open_call
+from tests.factories import declare_stamp_duty, delegate, draft_body, make_company, make_partner, open_call
 from tests.services.evaluation.builders import FakeIntake as EvaluationIntake
 from tests.services.evaluation.builders import evaluated_application
 from tests.services.monitoring.builders import VALID_IBAN, deliver, make_payment, make_project
@@ -89,6 +89,7 @@ async def test_a_revoked_delegate_loses_the_company_and_the_new_delegate_gets_it
 
     # ---- partner A's file: application, decision, project with a claim line, KPI report, payment
     draft = await _ok(await client.post("/v1/applications", json=draft_body(call.id, company.id), headers=a))
+    await declare_stamp_duty(client, draft["id"], a)
     await _ok(await client.post(f"/v1/applications/{draft['id']}/submit", json={}, headers=a), 201)
 
     evaluation_intake = EvaluationIntake()

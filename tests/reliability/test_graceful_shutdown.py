@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shared.db import make_sessionmaker
 from tests.conftest import make_token
-from tests.factories import delegate, draft_body, make_company, make_partner, open_call
+from tests.factories import declare_stamp_duty, delegate, draft_body, make_company, make_partner, open_call
 from tests.reliability.processes import IntakeProcess
 
 IN_FLIGHT = 5
@@ -66,6 +66,7 @@ async def test_sigterm_lets_in_flight_submits_finish_and_refuses_new_connections
             r = await http.post("/v1/applications", json=draft_body(call.id, c.id))
             assert r.status_code == 201, r.text
             drafts.append(r.json()["id"])
+            await declare_stamp_duty(http, r.json()["id"], {})
 
         async with engine.connect() as holder:
             lock = await holder.begin()

@@ -23,7 +23,7 @@ from desk.cli import app as cli
 from shared.audit_chain import GENESIS, Failure, canonical, main, parse_record, record_hash, verify_export
 from shared.settings import REPO_ROOT
 from tests.conftest import make_token
-from tests.factories import draft_body
+from tests.factories import declare_stamp_duty, draft_body
 from tests.services.intake import test_applications as intake_tests
 from tests.services.intake.test_submit_concurrency import _committed_world
 
@@ -34,14 +34,15 @@ LINK_NOW = text("SET CONSTRAINTS desk.audit_log_link IMMEDIATE")
 
 
 async def history(client, w: World, session) -> tuple[str, list[dict[str, Any]]]:
-    """A draft created, edited and submitted (the submit's record is written by intake.commit_submission,
-    the others by record_audit); committed as far as the chain is concerned."""
+    """A draft created, edited, given its stamp duty and submitted (the submit's record is written by
+    intake.commit_submission, the others by record_audit); committed as far as the chain is concerned."""
     r = await client.post("/v1/applications", json=draft_body(w.call.id, w.company.id), headers=w.headers)
     app = r.json()
     doc = {k: v for k, v in draft_body(w.call.id, w.company.id).items() if k not in ("call_id", "company_id")}
     doc["title"] = "Nuovi mercati, seconda stesura"
     r = await client.put(f"/v1/applications/{app['id']}", json=doc, headers={**w.headers, "If-Match": '"1"'})
     assert r.status_code == 200, r.text
+    await declare_stamp_duty(client, app["id"], w.headers)
     assert (await client.post(f"/v1/applications/{app['id']}/submit", headers=w.headers)).status_code == 201
     await session.execute(LINK_NOW)
     rows = (
@@ -180,8 +181,13 @@ async def test_linking_a_record_inlines_its_canonical_form_and_hashes_the_same_b
 
 async def test_records_of_the_routes_and_of_the_submit_function_chain_and_verify(client, world, session, auditor):
     app_id, rows = await history(client, world, session)
-    assert [r["action"] for r in rows] == ["application.created", "application.updated", "application.submitted"]
-    assert [r["seq"] for r in rows] == [rows[0]["seq"], rows[0]["seq"] + 1, rows[0]["seq"] + 2]
+    assert [r["action"] for r in rows] == [
+        "application.created",
+        "application.updated",
+        "application.stamp_duty_declared",
+        "application.submitted",
+    ]
+    assert [r["seq"] for r in rows] == [rows[0]["seq"] + i for i in range(4)]
     assert [r["prev_hash"] for r in rows[1:]] == [r["hash"] for r in rows[:-1]]
     # the API shows the resource's history with the chain columns
     got = (
@@ -190,14 +196,14 @@ async def test_records_of_the_routes_and_of_the_submit_function_chain_and_verify
     assert [(i["seq"], i["hash"], i["service"]) for i in got["items"]] == [
         (r["seq"], r["hash"], "intake") for r in rows
     ]
-    assert got["items"][2]["after"]["status"] == "submitted" and got["next_cursor"] is None
+    assert got["items"][3]["after"]["status"] == "submitted" and got["next_cursor"] is None
     # the Python verifier rebuilds the SQL trigger's hash of both writers' records
-    lines = await export_lines(client, auditor, service="intake", from_seq=rows[0]["seq"], to_seq=rows[2]["seq"])
+    lines = await export_lines(client, auditor, service="intake", from_seq=rows[0]["seq"], to_seq=rows[3]["seq"])
     assert [record_hash(parse_record(line)) for line in lines[1:]] == [r["hash"] for r in rows]
     # the whole intake chain verifies, up to its head (the submit's record)
     out = (await client.get("/v1/audit/verify", params={"service": "intake"}, headers=auditor)).json()
     assert out["ok"] is True and out["failure"] is None
-    assert out["head_seq"] == out["to_seq"] == out["records"] == rows[2]["seq"] and out["head_hash"] == rows[2]["hash"]
+    assert out["head_seq"] == out["to_seq"] == out["records"] == rows[3]["seq"] and out["head_hash"] == rows[3]["hash"]
     # the service's own chain by default
     assert (await client.get("/v1/audit/verify", headers=auditor)).json()["service"] == "intake"
 
@@ -252,8 +258,9 @@ async def test_a_deleted_record_fails_verification_at_the_next_one_and_a_deleted
         "/v1/audit/verify", params={"service": "intake", "to_seq": rows[0]["seq"]}, headers=auditor
     )
     assert early.json()["ok"] is True and early.json()["to_seq"] == rows[0]["seq"]
-    # the last record gone too: the chain's head still names it
+    # the records after it gone too: the chain's head still names the last
     await tamper(session, "DELETE FROM desk.audit_log WHERE id = :i", i=rows[2]["id"])
+    await tamper(session, "DELETE FROM desk.audit_log WHERE id = :i", i=rows[3]["id"])
     out = (await client.get("/v1/audit/verify", params={"service": "intake"}, headers=auditor)).json()
     assert out["failure"] == {"seq": rows[1]["seq"], "id": None, "reason": "missing_tail"}
     tail = (
@@ -271,7 +278,7 @@ async def test_officers_and_auditors_read_the_trail_partners_and_companies_get_4
     params = {"resource_type": "application", "resource_id": app_id}
     for headers in (auditor, officer):
         r = await client.get("/v1/audit", params=params, headers=headers)
-        assert r.status_code == 200 and len(r.json()["items"]) == 3
+        assert r.status_code == 200 and len(r.json()["items"]) == 4
     company = await token_factory("company", company_id=world.company.id)
     for headers in (world.headers, company, await token_factory("service")):
         for path in ("/v1/audit", "/v1/audit/export", "/v1/audit/verify"):
@@ -294,7 +301,7 @@ async def test_the_history_pages_with_a_cursor(client, world, session, auditor):
     first = (await client.get("/v1/audit", params=params, headers=auditor)).json()
     assert [i["id"] for i in first["items"]] == [rows[0]["id"], rows[1]["id"]] and first["next_cursor"]
     second = (await client.get("/v1/audit", params={**params, "cursor": first["next_cursor"]}, headers=auditor)).json()
-    assert [i["id"] for i in second["items"]] == [rows[2]["id"]] and second["next_cursor"] is None
+    assert [i["id"] for i in second["items"]] == [rows[2]["id"], rows[3]["id"]] and second["next_cursor"] is None
     r = await client.get("/v1/audit", params={**params, "cursor": "bm9wZQ"}, headers=auditor)
     assert r.status_code == 422 and r.json()["errors"][0]["code"] == "cursor_invalid"
     r = await client.get("/v1/audit/export", params={"from_seq": 5, "to_seq": 4}, headers=auditor)
@@ -312,6 +319,7 @@ async def test_click_day_submits_that_really_commit_are_chained_and_verify(commi
     for c in comps:
         r = await committing_client.post("/v1/applications", json=draft_body(call.id, c.id), headers=headers)
         ids.append(r.json()["id"])
+        await declare_stamp_duty(committing_client, r.json()["id"], headers)
     results = await asyncio.gather(
         *[committing_client.post(f"/v1/applications/{i}/submit", headers=headers) for i in ids]
     )

@@ -14,6 +14,7 @@ from services.evaluation.admissibility.schemas import (
     AdmissibilityVerdict,
     EvaluationOut,
     FundingIn,
+    SignatureDeadlinesOut,
     Stage,
 )
 from services.evaluation.deminimis import service as deminimis
@@ -176,3 +177,25 @@ async def compute_funding(
     )
     response.headers["ETag"] = etag_of(evaluation.version)
     return service.to_out(evaluation, app, _lang(request))
+
+
+calls_router = APIRouter(prefix="/v1/calls", tags=["evaluations"], route_class=UnitOfWorkRoute)
+
+
+@calls_router.post(
+    "/{call_id}/signature-deadlines",
+    response_model=SignatureDeadlinesOut,
+    status_code=200,
+    dependencies=[officer],
+    summary="Settle the evaluations awaiting a signed form whose deadline has passed",
+    description="For a call whose admissibility waits for the form signed by the legal representative "
+    "(`formalities.signed_form_required`): every evaluation still `awaiting_signature` whose "
+    "`formalities.signature_days` after submission have passed without a signature is evaluated, and is "
+    "not admissible (the failed check `signed_form_missing`); one whose signed form was accepted meanwhile "
+    "is evaluated as usual. The others keep waiting. Running it again settles only what is new.",
+    responses=problem_responses(401, 403, 404, 422, 503),
+)
+async def settle_signature_deadlines(
+    call_id: uuid.UUID, session: SessionDep, actor: ActorDep, intake: IntakeDep, _idem: Idempotent
+) -> Any:
+    return await service.settle_signature_deadlines(session=session, actor=actor, intake=intake, call_id=call_id)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any, cast
 
-from sqlalchemy import Row, Select, select
+from sqlalchemy import Row, Select, func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -13,16 +13,27 @@ from services.evaluation.models import Evaluation, RankingVersion, ReceivedAppli
 from shared.access import company_reachable
 from shared.auth import Principal
 
+AWAITING_SIGNATURE = "awaiting_signature"
 
-async def insert_evaluation(session: AsyncSession, values: dict[str, Any]) -> bool:
+
+async def insert_evaluation(session: AsyncSession, values: dict[str, Any], *, replace_awaiting: bool = True) -> bool:
     """Store the evaluation unless the application has one already (a redelivery or a resumed run):
-    the primary key is the application's id, so an application is never evaluated twice."""
-    stmt = (
-        insert(Evaluation)
-        .values(**values)
-        .on_conflict_do_nothing(index_elements=[Evaluation.application_id])
-        .returning(Evaluation.application_id)
-    )
+    the primary key is the application's id, so an application is never evaluated twice. The one exception
+    is an evaluation still awaiting the signed form: its run replaces it (its version moves on, so an ETag
+    read while it waited no longer matches)."""
+    base = insert(Evaluation).values(**values)
+    if not replace_awaiting:
+        kept = base.on_conflict_do_nothing(index_elements=[Evaluation.application_id])
+        return (await session.execute(kept.returning(Evaluation.application_id))).first() is not None
+    stmt = base.on_conflict_do_update(
+        index_elements=[Evaluation.application_id],
+        set_={
+            **{k: base.excluded[k] for k in values if k not in ("application_id", "version")},
+            "version": Evaluation.version + 1,
+            "updated_at": func.now(),
+        },
+        where=Evaluation.stage == AWAITING_SIGNATURE,
+    ).returning(Evaluation.application_id)
     return (await session.execute(stmt)).first() is not None
 
 
@@ -69,6 +80,19 @@ def awaiting_review(principal: Principal, *, call_id: uuid.UUID | None) -> Selec
     """Evaluations with a check awaiting an officer's review, paged on (received_at, application_id): the
     oldest received first."""
     return listing(principal, call_id=call_id, stage="needs_review")
+
+
+async def awaiting_signature(session: AsyncSession, call_id: uuid.UUID) -> list[uuid.UUID]:
+    """The call's evaluations still awaiting the signed form, in protocol order, locked (SKIP LOCKED: one that
+    another request is settling is left to it)."""
+    stmt = (
+        select(Evaluation.application_id)
+        .join(ReceivedApplication, ReceivedApplication.application_id == Evaluation.application_id)
+        .where(Evaluation.call_id == call_id, Evaluation.stage == AWAITING_SIGNATURE)
+        .order_by(ReceivedApplication.protocol_number)
+        .with_for_update(of=Evaluation, skip_locked=True)
+    )
+    return list((await session.execute(stmt)).scalars().all())
 
 
 async def ranked_calls(session: AsyncSession, call_ids: set[uuid.UUID]) -> set[uuid.UUID]:

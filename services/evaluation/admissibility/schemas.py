@@ -14,7 +14,7 @@ from services.evaluation.merit.schemas import MeritVerdict
 from shared.schemas import Amount, ApiModel, OutModel, VerdictItem
 
 CheckOutcome = Literal["pass", "fail", "needs_review", "deferred"]
-Stage = Literal["admissible", "needs_review", "not_admissible", "evaluated"]
+Stage = Literal["awaiting_signature", "admissible", "needs_review", "not_admissible", "evaluated"]
 AdmissibilityVerdict = Literal["admissible", "needs_review", "not_admissible"]
 
 
@@ -155,7 +155,11 @@ class EvaluationOut(OutModel):
     call_id: uuid.UUID
     company_id: uuid.UUID
     protocol_number: int
-    stage: str = Field(description="admissible, needs_review, not_admissible, evaluated (funding computed).")
+    stage: str = Field(
+        description="awaiting_signature (the call requires the form signed by the legal representative and it has "
+        "not arrived yet: no admissibility verdict), admissible, needs_review, not_admissible, evaluated "
+        "(funding computed)."
+    )
     admissibility_verdict: str | None
     checks: list[AdmissibilityCheckOut]
     cuts: list[AdmissibilityCutOut]
@@ -198,3 +202,12 @@ class FundingIn(ApiModel):
     loan_years: int | None = Field(
         None, le=100, description="Loan duration in years, within the call's bounds; default the call's maximum."
     )
+
+
+class SignatureDeadlinesOut(OutModel):
+    call_id: uuid.UUID
+    evaluated: list[uuid.UUID] = Field(
+        description="Applications evaluated now: their signing deadline passed without a signature (not "
+        "admissible, `signed_form_missing`), or their signed form was accepted and its event had not arrived."
+    )
+    awaiting_signature: list[uuid.UUID] = Field(description="Applications still within their signing deadline.")

@@ -35,7 +35,7 @@ from services.evaluation.rule_inputs import (
     single_undertaking,
     suppliers_of,
 )
-from services.evaluation.rules import rules_of_application
+from services.evaluation.rules import rules_of_application, rules_of_call
 from shared.access import can_reach_company, notified_partner
 from shared.audit import record_audit, record_event
 from shared.auth import Principal
@@ -45,6 +45,7 @@ from shared.contracts.applications import ApplicationOut
 from shared.contracts.companies import CompanyOut
 from shared.domain.admissibility import Admissibility, CheckOutcome, admissibility
 from shared.domain.call_rules import CallRules
+from shared.domain.formalities import admissibility_gate
 from shared.domain.funding import compute_aid
 from shared.domain.money import ZERO, eur_en, eur_it
 from shared.domain.network import member_path, network_limits
@@ -54,6 +55,8 @@ from shared.routing import Actor, etag_of
 
 DEFERRED = "deferred"
 CREDIT_CLASS_CHECK = "credit_class"
+#: the check a missing signed form fails once its deadline has passed (the reason the application is not admissible)
+SIGNATURE_MISSING_CHECK = "signed_form_missing"
 _DEFERRED_IT = (
     "La classe di merito creditizio è attribuita nella valutazione di merito: il calcolo del "
     "finanziamento la applica al massimale del prestito."
@@ -318,6 +321,46 @@ def _cut_json(c: Any) -> dict[str, Any]:
     }
 
 
+def _signature_missing(rules: CallRules, deadline: datetime | None) -> dict[str, Any]:
+    when = deadline.isoformat() if deadline is not None else ""
+    return {
+        "code": SIGNATURE_MISSING_CHECK,
+        "outcome": "fail",
+        "automatic_outcome": "fail",
+        "article": rules.article("submission"),
+        "detail_it": f"La domanda firmata dal legale rappresentante non è arrivata entro il termine ({when}).",
+        "detail_en": f"The form signed by the legal representative did not arrive by the deadline ({when}).",
+        "review": None,
+    }
+
+
+async def _await_signature(
+    session: AsyncSession, actor: Actor, application: ApplicationOut, deadline: datetime | None
+) -> bool:
+    values = {
+        "application_id": application.id,
+        "call_id": application.call_id,
+        "stage": repository.AWAITING_SIGNATURE,
+        "admissibility_verdict": None,
+        "admissibility_checks": [],
+        "cuts": [],
+        "eligible_total": None,
+        "network": None,
+        "version": 1,
+    }
+    if not await repository.insert_evaluation(session, values, replace_awaiting=False):
+        return False
+    await record_audit(
+        session,
+        actor,
+        action="evaluation.awaiting_signature",
+        resource_type="evaluation",
+        resource_id=application.id,
+        after={"stage": repository.AWAITING_SIGNATURE, "deadline": deadline.isoformat() if deadline else None},
+    )
+    return True
+
+
 async def run_admissibility(
     *,
     session: AsyncSession,
@@ -327,9 +370,18 @@ async def run_admissibility(
     companies: Mapping[uuid.UUID, CompanyOut] | None = None,
 ) -> bool:
     """Evaluate the admissibility of a just-received application; False if it already has an evaluation.
-    `companies`: the applicant's and members' companies when a batch read them already."""
+    `companies`: the applicant's and members' companies when a batch read them already.
+
+    When its call requires the legal representative's signed form (shared.domain.formalities) and that has not
+    arrived, the evaluation is stored as `awaiting_signature`, with no verdict: the `application.form_signed`
+    event runs it again. Past the signing deadline without it, the `signed_form_missing` check fails."""
     assert application.submitted_at is not None
     rules = await rules_of_application(intake, application)  # the version it was submitted under
+    gate = admissibility_gate(
+        rules, submitted_at=application.submitted_at, form_signed_at=application.form_signed_at, now=datetime.now(UTC)
+    )
+    if gate.state == "awaiting_signature":
+        return await _await_signature(session, actor, application, gate.deadline)
     company = await fetch_company(intake, application.company_id, companies)
     facts = company_facts(company)
     today = application.submitted_at.astimezone(rules.tz).date()
@@ -348,6 +400,8 @@ async def run_admissibility(
     )
     checks.extend(member_checks)
     cuts.extend(member_cuts)
+    if gate.state == "signature_missing":
+        checks.append(_signature_missing(rules, gate.deadline))
     verdict = verdict_of(checks)
     eligible = result.breakdown.total if result.breakdown is not None else None
     values = {
@@ -390,6 +444,32 @@ async def run_admissibility(
         verdict=verdict,
     )
     return True
+
+
+async def settle_signature_deadlines(
+    *, session: AsyncSession, actor: Actor, intake: IntakeClient, call_id: uuid.UUID
+) -> dict[str, Any]:
+    """Run admissibility for the call's evaluations awaiting the signed form whose deadline has passed (not
+    admissible: `signed_form_missing`) or whose form was accepted meanwhile (its event still on its way); the
+    others keep waiting. Intake's copy of each application says which."""
+    await rules_of_call(intake, call_id, call_in_path=True)  # an unknown call is a 404, as for its allocation
+    evaluated: list[uuid.UUID] = []
+    waiting: list[uuid.UUID] = []
+    now = datetime.now(UTC)
+    for application_id in await repository.awaiting_signature(session, call_id):
+        with intake_errors(f"La domanda {application_id}", f"Application {application_id}"):
+            snapshot = await intake.get_application(application_id)
+        assert snapshot.submitted_at is not None
+        rules = await rules_of_application(intake, snapshot)
+        gate = admissibility_gate(
+            rules, submitted_at=snapshot.submitted_at, form_signed_at=snapshot.form_signed_at, now=now
+        )
+        if gate.state == "awaiting_signature" or snapshot.status != "submitted":
+            waiting.append(application_id)
+            continue
+        await run_admissibility(session=session, actor=actor, intake=intake, application=snapshot)
+        evaluated.append(application_id)
+    return {"call_id": call_id, "evaluated": evaluated, "awaiting_signature": waiting}
 
 
 # ---------------------------------------------------------------- reading

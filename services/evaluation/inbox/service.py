@@ -18,6 +18,7 @@ import structlog
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.evaluation.admissibility.repository import AWAITING_SIGNATURE, get_with_application
 from services.evaluation.admissibility.service import run_admissibility
 from services.evaluation.budget.service import apply_amendment, release_application
 from services.evaluation.inbox import repository
@@ -30,6 +31,7 @@ from shared.contracts.applications import ApplicationOut
 from shared.contracts.companies import CompanyOut
 from shared.errors import PEER_UNAVAILABLE, Conflict, DeskError, NotFound
 from shared.events.catalogue import (
+    ApplicationFormSigned,
     ApplicationSubmitted,
     ApplicationWithdrawn,
     CallAmended,
@@ -181,27 +183,25 @@ async def _receive_submitted(
     session: AsyncSession,
     actor: Actor,
     intake: IntakeClient,
-    data: ApplicationSubmitted,
+    application_id: uuid.UUID,
     snapshots: dict[uuid.UUID, ApplicationOut | None] | None = None,
     companies: Mapping[uuid.UUID, CompanyOut] | None = None,
     prepared: Collection[uuid.UUID] = (),
 ) -> None:
-    known = None if data.application_id in prepared else await repository.get_application(session, data.application_id)
-    if data.application_id in prepared or known is not None:
+    known = None if application_id in prepared else await repository.get_application(session, application_id)
+    if application_id in prepared or known is not None:
         # Already known: its withdrawal arrived first (the stored copy stands), or this batch stored it, or an earlier
         # batch stored it and failed to evaluate it (this being the redelivery): a received one is evaluated if it is
         # not yet.
-        if data.application_id in prepared or (
-            known is not None
-            and known.status == "received"
-            and not await repository.evaluated(session, data.application_id)
+        if application_id in prepared or (
+            known is not None and known.status == "received" and not await repository.evaluated(session, application_id)
         ):
-            snapshot = await _fetch(intake, data.application_id, snapshots)
+            snapshot = await _fetch(intake, application_id, snapshots)
             await run_admissibility(
                 session=session, actor=actor, intake=intake, application=snapshot, companies=companies
             )
         return
-    snapshot = await _fetch(intake, data.application_id, snapshots)
+    snapshot = await _fetch(intake, application_id, snapshots)
     if (
         await _store(session=session, actor=actor, snapshot=snapshot, withdrawal_reason=None)
         and _INTAKE_STATUS.get(snapshot.status) == "received"
@@ -209,6 +209,22 @@ async def _receive_submitted(
         # Same transaction: an interrupted run leaves neither the application nor the inbox row, so the
         # redelivery runs it again; the evaluation's primary key makes a second run a no-op.
         await run_admissibility(session=session, actor=actor, intake=intake, application=snapshot, companies=companies)
+
+
+async def _receive_form_signed(
+    *, session: AsyncSession, actor: Actor, intake: IntakeClient, data: ApplicationFormSigned
+) -> None:
+    """The legal representative's signed form was accepted: an evaluation awaiting it runs now (or, if the
+    submission has not arrived yet, the submission is received with its signature)."""
+    if await repository.get_application(session, data.application_id) is None:
+        await _receive_submitted(session=session, actor=actor, intake=intake, application_id=data.application_id)
+        return
+    found = await get_with_application(session, data.application_id, for_update=True)
+    if found is None or found[0].stage != AWAITING_SIGNATURE:
+        return  # already evaluated (a redelivery, or a call that does not wait for the signature)
+    snapshot = await _fetch(intake, data.application_id)
+    if snapshot.status == "submitted":
+        await run_admissibility(session=session, actor=actor, intake=intake, application=snapshot)
 
 
 async def _receive_withdrawn(
@@ -277,11 +293,12 @@ async def _follow_delegation(*, session: AsyncSession, actor: Actor, data: Compa
 
 
 async def on_submitted(ctx: InboxContext, event: Envelope) -> None:
+    data = event_data(event, ApplicationSubmitted)
     await _receive_submitted(
         session=ctx.session,
         actor=ctx.actor,
         intake=ctx.intake,
-        data=event_data(event, ApplicationSubmitted),
+        application_id=data.application_id,
         snapshots=ctx.snapshots,
         companies=ctx.companies,
         prepared=ctx.prepared,
@@ -291,6 +308,12 @@ async def on_submitted(ctx: InboxContext, event: Envelope) -> None:
 async def on_withdrawn(ctx: InboxContext, event: Envelope) -> None:
     await _receive_withdrawn(
         session=ctx.session, actor=ctx.actor, intake=ctx.intake, data=event_data(event, ApplicationWithdrawn)
+    )
+
+
+async def on_form_signed(ctx: InboxContext, event: Envelope) -> None:
+    await _receive_form_signed(
+        session=ctx.session, actor=ctx.actor, intake=ctx.intake, data=event_data(event, ApplicationFormSigned)
     )
 
 
@@ -308,5 +331,6 @@ async def on_delegation_changed(ctx: InboxContext, event: Envelope) -> None:
 INBOX.register("application.submitted", on_submitted)
 INBOX.register_batch_step("application.submitted", receive_submitted_batch)
 INBOX.register("application.withdrawn", on_withdrawn)
+INBOX.register("application.form_signed", on_form_signed)
 INBOX.register("call.amended", on_call_amended)
 INBOX.register("company.delegation_changed", on_delegation_changed)

@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.intake.applications import repository
 from services.intake.applications.form import form_lines, render_pdf
 from services.intake.applications.schemas import StampDutyIn
+from services.intake.applications.service import record_precheck
 from services.intake.applications.signature import SignatureRefused, load_trust_roots, verify_signed_form
 from services.intake.calls.service import rules_of_version
 from services.intake.models import Application, ApplicationForm, Company
@@ -111,6 +112,8 @@ async def declare_stamp_duty(
             await session.flush()
     except IntegrityError:
         raise reused from None
+    # the stamp may be what the draft's pre-check was missing: keep its verdict current for the click-day path
+    await record_precheck(await repository.driver_connection(session), app.id)
     out = stamp_duty_out(app)
     await record_audit(
         session,

@@ -101,7 +101,7 @@ async def chain_hash_before(session: AsyncSession, app: Application) -> str:
 
 _DRAFT_COLUMNS = """
 a.id, a.call_id, a.company_id, a.partner_id, a.status, a.title, a.action_plan, a.flat_rates, a.network,
-a.de_minimis_declarations,
+a.de_minimis_declarations, a.stamp_duty_id,
 a.version, c.code AS call_code, c.current_version, c.opens_at, c.closes_at, c.demo_opens_at, c.demo_closes_at,
 co.vat_number, co.size_class, co.ateco_code, co.approved_financial_statements, co.registered_office,
 co.operating_sites, co.lombardy_site_commitment, co.turnover, co.previous_year_export_sales, co.export_history,
@@ -310,6 +310,7 @@ class DraftRow:
     flat_rates: list[str]
     network: dict[str, Any] | None
     de_minimis_declarations: list[dict[str, Any]]
+    stamp_duty_id: str | None
     version: int
     call_code: str
     current_version: int

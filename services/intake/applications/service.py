@@ -43,6 +43,7 @@ from shared.domain.application_check import (
 )
 from shared.domain.call_rules import CallRules
 from shared.domain.de_minimis import normalise_vat
+from shared.domain.formalities import with_formalities
 from shared.domain.network import MemberFacts, NetworkCheck, check_network
 from shared.domain.receipts import canonical_json, sha256_hex
 from shared.errors import (
@@ -559,9 +560,10 @@ async def run_check(
     today = datetime.now(ZoneInfo(rules.timezone)).date()
     facts = draft_facts(app, lines)
     result = check_application(rules, company_facts(company), facts, today=today)
-    return await with_network(
+    result, network = await with_network(
         await repository.driver_connection(session), rules, result, facts, app.network, _reach(actor.principal), today
     )
+    return with_formalities(rules, result, stamp_duty_declared=app.stamp_duty_id is not None), network
 
 
 def _network_out(net: NetworkCheck | None) -> dict[str, Any] | None:
@@ -789,6 +791,7 @@ async def precheck(
     result, network = await with_network(
         conn, rules, check_application(rules, company_facts(row), facts, today=today), facts, row.network, reach, today
     )
+    result = with_formalities(rules, result, stamp_duty_declared=row.stamp_duty_id is not None)
     content_hash = sha256_hex(canonical_json(submitted_content(row, row, row.current_version, lines)))  # type: ignore[arg-type]
     e = result.estimate
     last = date(today.year, 12, 31) if facts.start_date is None else min(date(today.year, 12, 31), facts.start_date)

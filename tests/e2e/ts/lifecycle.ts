@@ -107,6 +107,16 @@ async function apply(): Promise<Record<string, unknown>> {
   draftBody.company_id = company.id;
   const draft = ok("draft", await me.intake.POST("/v1/applications", { body: draftBody }), 201);
   const path = { params: { path: { application_id: draft.id } } };
+  // the stamp duty (marca da bollo) the call requires before submit: one identifier per application
+  const stamp = `${Date.now()}${Math.floor(Math.random() * 10)}`.padStart(14, "0").slice(-14);
+  ok(
+    "declare the stamp duty",
+    await me.intake.PUT("/v1/applications/{application_id}/stamp-duty", {
+      ...path,
+      body: { identifier: stamp, issued_on: "2026-11-30" },
+    }),
+    200,
+  );
   const check = ok("check", await me.intake.POST("/v1/applications/{application_id}/check", path), 200);
   if (!check.submittable) throw new Error(`not submittable: ${JSON.stringify(check.problems)}`);
   const submitted = ok("submit", await me.intake.POST("/v1/applications/{application_id}/submit", path), 201);

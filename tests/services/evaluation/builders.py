@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.evaluation.models import Evaluation, ReceivedApplication
 from shared.access import record_delegation
 from shared.contracts.applications import ApplicationOut
-from tests.factories import draft_body
+from tests.factories import declare_stamp_duty, draft_body
 
 _PROTOCOL = itertools.count(1)
 
@@ -131,6 +131,7 @@ async def submit_through_intake(
     async with httpx.AsyncClient(base_url=intake_url) as http:
         r = await http.post("/v1/applications", json=draft_body(call.id, firm.id, **(draft or {})), headers=headers)
         assert r.status_code == 201, r.text
+        await declare_stamp_duty(http, r.json()["id"], headers)
         r = await http.post(f"/v1/applications/{r.json()['id']}/submit", headers=headers)
         assert r.status_code == 201, r.text
     receipt = r.json()["receipt"]

@@ -19,7 +19,7 @@ from sqlalchemy import text
 
 from shared.db import make_sessionmaker
 from tests.conftest import make_token
-from tests.factories import draft_body, open_call, vat_number
+from tests.factories import declare_stamp_duty, draft_body, open_call, vat_number
 from tests.services.evaluation.builders import FakeIntake, evaluated_application
 from tests.services.evaluation.test_decisions import close
 from tests.services.evaluation.test_funding_computation import admissible_and_passed, fund, today_rome
@@ -93,6 +93,7 @@ async def second_application(client: Any, engine: Any, intake_url: str, sub: dic
             "/v1/applications", json=draft_body(call.id, sub["company_id"]), headers=sub["partner_headers"]
         )
         assert r.status_code == 201, r.text
+        await declare_stamp_duty(http, r.json()["id"], sub["partner_headers"])
         r = await http.post(f"/v1/applications/{r.json()['id']}/submit", headers=sub["partner_headers"])
         assert r.status_code == 201, r.text
     app_id = str(r.json()["receipt"]["application_id"])
@@ -498,6 +499,7 @@ async def test_the_officer_compares_declared_rna_and_desk_aid(
             json=draft_body(call.id, first["company_id"], de_minimis_declarations=declared),
         )
         assert r.status_code == 201, r.text
+        await declare_stamp_duty(http, r.json()["id"], first["partner_headers"])
         r = await http.post(f"/v1/applications/{r.json()['id']}/submit", headers=first["partner_headers"])
         assert r.status_code == 201, r.text
     second = str(r.json()["receipt"]["application_id"])

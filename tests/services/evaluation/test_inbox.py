@@ -18,7 +18,7 @@ from shared.db import make_sessionmaker
 from shared.events.catalogue import envelope, noun, subject_href
 from shared.events.signing import new_webhook_secret, sign_headers
 from tests.conftest import KEYRING, make_token
-from tests.factories import delegate, draft_body, make_company, make_partner, open_call
+from tests.factories import declare_stamp_duty, delegate, draft_body, make_company, make_partner, open_call
 
 
 def service_headers() -> dict[str, str]:
@@ -45,6 +45,7 @@ async def submitted_application(engine: AsyncEngine, intake_url: str) -> tuple[d
     async with httpx.AsyncClient(base_url=intake_url) as http:
         r = await http.post("/v1/applications", json=draft_body(call.id, company.id), headers=headers)
         assert r.status_code == 201, r.text
+        await declare_stamp_duty(http, r.json()["id"], headers)
         r = await http.post(f"/v1/applications/{r.json()['id']}/submit", headers=headers)
         assert r.status_code == 201, r.text
     return r.json()["receipt"], headers

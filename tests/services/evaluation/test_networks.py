@@ -22,7 +22,7 @@ from sqlalchemy import text
 
 from shared.db import make_sessionmaker
 from tests.conftest import make_token
-from tests.factories import delegate, draft_body, make_company, make_partner, open_call
+from tests.factories import declare_stamp_duty, delegate, draft_body, make_company, make_partner, open_call
 from tests.services.evaluation.test_de_minimis_concessions import decide_and_accept
 from tests.services.evaluation.test_funding_computation import fund, record, today_rome
 from tests.services.evaluation.test_inbox import deliver, outbox_event, service_headers
@@ -65,6 +65,7 @@ async def network_submitted(
     async with httpx.AsyncClient(base_url=intake_url) as http:
         r = await http.post("/v1/applications", json=draft_body(call.id, lead.id, network=network), headers=headers)
         assert r.status_code == 201, r.text
+        await declare_stamp_duty(http, r.json()["id"], headers)
         r = await http.post(f"/v1/applications/{r.json()['id']}/submit", headers=headers)
         assert r.status_code == 201, r.text
     app_id = r.json()["receipt"]["application_id"]

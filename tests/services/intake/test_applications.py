@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import text
 
 from tests.conftest import KEYRING, make_token
-from tests.factories import delegate, draft_body, make_company, make_partner, open_call
+from tests.factories import declare_stamp_duty, delegate, draft_body, make_company, make_partner, open_call
 
 
 @dataclass
@@ -33,8 +33,10 @@ async def world(session) -> World:
 
 
 async def create(client, w: World, **kw: Any) -> dict[str, Any]:
+    """A draft with its stamp duty declared (the call requires it before submission)."""
     r = await client.post("/v1/applications", json=draft_body(w.call.id, w.company.id, **kw), headers=w.headers)
     assert r.status_code == 201, r.text
+    await declare_stamp_duty(client, r.json()["id"], w.headers)
     return r.json()
 
 
@@ -70,6 +72,7 @@ async def test_check_above_the_maximum_warns_without_blocking_and_estimates_on_t
     body["expense_lines"][2]["amount"] = "315000.00"
     r = await client.post("/v1/applications", json=body, headers=world.headers)
     assert r.status_code == 201, r.text
+    await declare_stamp_duty(client, r.json()["id"], world.headers)
     r = await client.post(
         f"/v1/applications/{r.json()['id']}/check", headers={**world.headers, "Accept-Language": "en"}
     )
@@ -119,6 +122,7 @@ async def test_check_reports_every_problem_at_once_and_changes_nothing(client, w
 
 async def test_submit_returns_signed_receipt_and_register_chains_it(client, world):
     app = await create(client, world)
+    await declare_stamp_duty(client, app["id"], world.headers)
     r = await client.post(f"/v1/applications/{app['id']}/submit", headers=world.headers)
     assert r.status_code == 201, r.text
     rec = r.json()
@@ -148,6 +152,7 @@ async def test_register_chain_verifies_across_several_submissions(client, sessio
         r = await client.post("/v1/applications", json=draft_body(world.call.id, company.id), headers=world.headers)
         ids.append(r.json()["id"])
     for i in ids:
+        await declare_stamp_duty(client, i, world.headers)
         assert (await client.post(f"/v1/applications/{i}/submit", headers=world.headers)).status_code == 201
     reg = (await client.get(f"/v1/calls/{world.call.id}/register")).json()
     from shared.domain.receipts import verify_chain
@@ -168,6 +173,7 @@ async def test_register_chain_verifies_across_several_submissions(client, sessio
 
 async def test_submit_records_event_and_audit_in_the_same_transaction(client, world, session):
     app = await create(client, world)
+    await declare_stamp_duty(client, app["id"], world.headers)
     await client.post(f"/v1/applications/{app['id']}/submit", headers=world.headers)
     ev = (
         await session.execute(
@@ -185,12 +191,13 @@ async def test_submit_records_event_and_audit_in_the_same_transaction(client, wo
         .scalars()
         .all()
     )
-    assert actions == ["application.created", "application.submitted"]
+    assert actions == ["application.created", "application.stamp_duty_declared", "application.submitted"]
 
 
 async def test_second_submit_is_refused_and_idempotent_retry_replays(client, world, session):
     app = await create(client, world)
     h = {**world.headers, "Idempotency-Key": "submit-1"}
+    await declare_stamp_duty(client, app["id"], h)
     first = await client.post(f"/v1/applications/{app['id']}/submit", headers=h)
     again = await client.post(f"/v1/applications/{app['id']}/submit", headers=h)
     assert again.status_code == 201 and again.json() == first.json()
@@ -206,7 +213,9 @@ async def test_second_submit_is_refused_and_idempotent_retry_replays(client, wor
 async def test_a_submit_key_reused_for_another_draft_is_422_and_leaves_it_a_draft(client, world):
     first, second = await create(client, world), await create(client, world, title="Seconda bozza")
     h = {**world.headers, "Idempotency-Key": "submit-once"}
+    await declare_stamp_duty(client, first["id"], h)
     assert (await client.post(f"/v1/applications/{first['id']}/submit", headers=h)).status_code == 201
+    await declare_stamp_duty(client, second["id"], h)
     r = await client.post(f"/v1/applications/{second['id']}/submit", headers=h)
     assert r.status_code == 422 and r.json()["type"] == "/problems/idempotency-key-reused"
     got = (await client.get(f"/v1/applications/{second['id']}", headers=world.headers)).json()
@@ -229,6 +238,7 @@ async def test_submit_outside_the_window_is_refused(client, session, world):
     later = await open_call(session, opens_in=timedelta(days=2))
     r = await client.post("/v1/applications", json=draft_body(later.id, world.company.id), headers=world.headers)
     assert r.status_code == 201
+    await declare_stamp_duty(client, r.json()["id"], world.headers)
     r = await client.post(f"/v1/applications/{r.json()['id']}/submit", headers=world.headers)
     assert r.status_code == 409 and r.json()["type"] == "/problems/call-window-closed"
     assert "opens_at" in r.json()
@@ -238,6 +248,7 @@ async def test_submit_with_blocking_problems_is_422_with_every_reason(client, wo
     body = draft_body(world.call.id, world.company.id)
     body["expense_lines"] = [{"category": "b", "description": "Fiera", "amount": "1000.00", "target_market": "VN"}]
     app = (await client.post("/v1/applications", json=body, headers=world.headers)).json()
+    await declare_stamp_duty(client, app["id"], world.headers)
     r = await client.post(f"/v1/applications/{app['id']}/submit", headers=world.headers)
     assert r.status_code == 422 and r.json()["type"] == "/problems/application-not-submittable"
     codes = {e["code"] for e in r.json()["errors"]}
@@ -355,6 +366,7 @@ async def test_milestone_outside_the_project_is_reported(client, world):
 
 async def test_withdraw_then_the_company_may_submit_again(client, world):
     app = await create(client, world)
+    await declare_stamp_duty(client, app["id"], world.headers)
     await client.post(f"/v1/applications/{app['id']}/submit", headers=world.headers)
     r = await client.post(
         f"/v1/applications/{app['id']}/withdraw", json={"reason": "Cambio strategia"}, headers=world.headers
@@ -365,6 +377,7 @@ async def test_withdraw_then_the_company_may_submit_again(client, world):
     )
     assert again.status_code == 409
     second = await create(client, world)
+    await declare_stamp_duty(client, second["id"], world.headers)
     r = await client.post(f"/v1/applications/{second['id']}/submit", headers=world.headers)
     assert r.status_code == 201 and r.json()["receipt"]["protocol_number"] == 2
 
@@ -372,7 +385,9 @@ async def test_withdraw_then_the_company_may_submit_again(client, world):
 async def test_one_live_submission_per_company_and_call(client, world):
     a = await create(client, world)
     b = await create(client, world)
+    await declare_stamp_duty(client, a["id"], world.headers)
     assert (await client.post(f"/v1/applications/{a['id']}/submit", headers=world.headers)).status_code == 201
+    await declare_stamp_duty(client, b["id"], world.headers)
     r = await client.post(f"/v1/applications/{b['id']}/submit", headers=world.headers)
     assert r.status_code == 409
 

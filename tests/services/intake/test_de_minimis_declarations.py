@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from tests.conftest import make_token
-from tests.factories import delegate, make_company, make_partner, open_call, vat_number
+from tests.factories import declare_stamp_duty, delegate, make_company, make_partner, open_call, vat_number
 from tests.services.intake.test_applications import World, create
 
 ROME = ZoneInfo("Europe/Rome")
@@ -123,6 +123,7 @@ async def test_no_headroom_blocks(client, world):
     assert got["de_minimis"]["refused"] is True and got["de_minimis"]["headroom"] == "0.00"
     (blocking,) = [p for p in got["problems"] if p["code"] == "de_minimis_ceiling_reached"]
     assert blocking["blocking"] is True and got["submittable"] is False
+    await declare_stamp_duty(client, app["id"], world.headers)
     r = await client.post(f"/v1/applications/{app['id']}/submit", headers=world.headers)
     assert r.status_code == 422, r.text
 

@@ -25,7 +25,7 @@ from shared.events.worker import DeliveryWorker, publish_pending
 from shared.models import OutboxEvent
 from shared.settings import IntakeSettings
 from tests.conftest import KEYRING, _settings, make_token
-from tests.factories import delegate, draft_body, make_company, make_partner, open_call
+from tests.factories import declare_stamp_duty, delegate, draft_body, make_company, make_partner, open_call
 
 
 async def _event(
@@ -201,6 +201,7 @@ async def test_the_worker_delivers_a_submission_signed_with_the_subscription_sec
         r = await committing_client.post("/v1/applications", json=draft_body(call.id, company.id), headers=headers)
         assert r.status_code == 201, r.text
         app_id = r.json()["id"]
+        await declare_stamp_duty(committing_client, app_id, headers)
         r = await committing_client.post(f"/v1/applications/{app_id}/submit", headers=headers)
         assert r.status_code == 201, r.text
         protocol = r.json()["receipt"]["protocol_number"]

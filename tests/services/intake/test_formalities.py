@@ -20,11 +20,13 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign import fields, signers
 from pyhanko_certvalidator.registry import SimpleCertificateStore
 from sqlalchemy import text
 
 from services.intake.applications.form import render_pdf
+from shared.db import make_sessionmaker
 from tests.conftest import make_token
 from tests.factories import delegate, draft_body, make_company, make_partner, open_call
 
@@ -357,3 +359,150 @@ async def test_the_legal_representative_is_registered_with_the_company(client, o
         "/v1/companies", json=company_body(legal_representative_fiscal_code="RSSMRA80A01F205"), headers=partner
     )
     assert r.status_code == 422 and r.json()["errors"][0]["path"] == "/legal_representative_fiscal_code"
+
+
+# ---------------------------------------------------------------- the stamp duty before submit
+
+
+def stamp_missing(r: Any) -> None:
+    """The submit's refusal names the missing stamp duty among its blocking reasons."""
+    refused(r, 422, "application-not-submittable")
+    missing = [e for e in r.json()["errors"] if e["code"] == "stamp_duty_missing"]
+    assert [e["path"] for e in missing] == ["/stamp_duty"], r.json()["errors"]
+
+
+async def test_a_submit_without_the_stamp_duty_is_refused_and_changes_nothing(client, world, session):
+    r = await client.post("/v1/applications", json=draft_body(world.call.id, world.company.id), headers=world.headers)
+    app_id = r.json()["id"]
+    # the pre-check names it as its only blocking item (the draft is otherwise complete) and keeps no verdict
+    check = (await client.post(f"/v1/applications/{app_id}/check", headers=world.headers)).json()
+    assert check["submittable"] is False
+    assert [(p["code"], p["path"], p["blocking"]) for p in check["problems"]] == [
+        ("stamp_duty_missing", "/stamp_duty", True)
+    ]
+    verdict = await session.execute(
+        text("SELECT precheck_version FROM intake.applications WHERE id = :a"), {"a": app_id}
+    )
+    assert verdict.scalar_one() is None
+    stamp_missing(await client.post(f"/v1/applications/{app_id}/submit", headers=world.headers))
+    got = (await client.get(f"/v1/applications/{app_id}", headers=world.headers)).json()
+    assert got["status"] == "draft" and got["protocol_number"] is None
+    events = await session.execute(
+        text("SELECT count(*) FROM desk.outbox WHERE aggregate_id = :a AND event_type = 'application.submitted'"),
+        {"a": app_id},
+    )
+    assert events.scalar_one() == 0
+    counter = await session.execute(
+        text("SELECT last_protocol FROM intake.call_counters WHERE call_id = :c"), {"c": world.call.id}
+    )
+    assert counter.scalar_one() == 0
+    # declared, the same draft is submittable and its verdict is kept for the click-day path
+    await client.put(f"/v1/applications/{app_id}/stamp-duty", json=stamp(), headers=world.headers)
+    verdict = await session.execute(
+        text("SELECT precheck_version FROM intake.applications WHERE id = :a"), {"a": app_id}
+    )
+    assert verdict.scalar_one() is not None
+    r = await client.post(f"/v1/applications/{app_id}/submit", headers=world.headers)
+    assert r.status_code == 201 and r.json()["receipt"]["protocol_number"] == 1
+
+
+async def test_the_click_day_path_refuses_a_submit_without_the_stamp_duty(committing_client, engine):
+    """The click-day path commits a kept verdict in one SQL statement: a draft without the stamp has no verdict,
+    and a verdict kept anyway (as before the call required the stamp) is not committed by the SQL function."""
+    async with make_sessionmaker(engine)() as s:
+        call = await open_call(s)
+        partner = await make_partner(s)
+        company = await make_company(s)
+        await delegate(s, partner, company)
+        headers = await make_token(s, "partner", partner_id=partner.id)
+        await s.commit()
+    r = await committing_client.post("/v1/applications", json=draft_body(call.id, company.id), headers=headers)
+    app_id = r.json()["id"]
+    async with engine.begin() as c:
+        # a verdict kept as a passing pre-check keeps it, the stamp still missing
+        await c.execute(
+            text(
+                "UPDATE intake.applications SET precheck_version = version, precheck_company_version = "
+                "(SELECT version FROM intake.companies WHERE id = company_id), precheck_call_version = 1, "
+                "precheck_valid_until = now() + interval '1 day', precheck_content_sha256 = repeat('0', 64), "
+                "precheck_estimate = 'null' WHERE id = :a"
+            ),
+            {"a": app_id},
+        )
+    stamp_missing(await committing_client.post(f"/v1/applications/{app_id}/submit", headers=headers))
+    async with engine.connect() as c:
+        row = (
+            await c.execute(
+                text(
+                    "SELECT a.status, a.protocol_number, k.last_protocol, "
+                    "(SELECT count(*) FROM desk.outbox o WHERE o.aggregate_id = :a) AS events "
+                    "FROM intake.applications a JOIN intake.call_counters k ON k.call_id = a.call_id "
+                    "WHERE a.id = CAST(:a AS uuid)"
+                ),
+                {"a": app_id},
+            )
+        ).one()
+    assert tuple(row) == ("draft", None, 0, 0)
+    r = await committing_client.put(f"/v1/applications/{app_id}/stamp-duty", json=stamp(), headers=headers)
+    assert r.status_code == 200, r.text
+    r = await committing_client.post(f"/v1/applications/{app_id}/submit", headers=headers)
+    assert r.status_code == 201 and r.json()["receipt"]["protocol_number"] == 1
+
+
+# ---------------------------------------------------------------- the form as PDF/A-2b
+
+
+async def test_the_form_is_pdf_a_2b_with_embedded_fonts_metadata_and_an_srgb_output_intent(client, world):
+    app_id, receipt = await submitted(client, world)
+    pdf = await form(client, world, app_id)
+    assert pdf == await form(client, world, app_id)  # deterministic
+    reader = PdfFileReader(io.BytesIO(pdf), strict=True)
+    root = reader.root
+    # the XMP metadata stream says PDF/A-2, level B, and repeats the document information
+    metadata = root["/Metadata"].get_object()
+    assert (metadata["/Type"], metadata["/Subtype"]) == ("/Metadata", "/XML")
+    xmp = metadata.data.decode("utf-8")
+    assert "<pdfaid:part>2</pdfaid:part>" in xmp and "<pdfaid:conformance>B</pdfaid:conformance>" in xmp
+    title = f"Domanda n. {receipt['protocol_number']} - {receipt['call_code']}"
+    assert f'<rdf:li xml:lang="x-default">{title}</rdf:li>' in xmp
+    assert reader.trailer["/Info"]["/Title"] == title
+    # an output intent whose ICC profile is an RGB display profile (three components)
+    (intent,) = [i.get_object() for i in root["/OutputIntents"]]
+    assert intent["/S"] == "/GTS_PDFA1" and intent["/OutputConditionIdentifier"] == "sRGB IEC61966-2.1"
+    profile = intent["/DestOutputProfile"].get_object()
+    icc = profile.data
+    assert profile["/N"] == 3 and icc[36:40] == b"acsp" and icc[12:20] == b"mntrRGB "
+    assert int.from_bytes(icc[:4], "big") == len(icc)
+    # every font of every page embedded (TrueType program), none of the 14 standard fonts left unembedded
+    used = set()
+    for kid in root["/Pages"]["/Kids"]:
+        for ref in kid.get_object()["/Resources"]["/Font"].values():
+            font = ref.get_object()
+            descriptor = font["/FontDescriptor"]
+            program = descriptor["/FontFile2"].get_object()
+            assert font["/Subtype"] == "/TrueType" and len(program.data) == program["/Length1"] > 10_000
+            assert font["/LastChar"] - font["/FirstChar"] + 1 == len(font["/Widths"])
+            used.add(str(font["/BaseFont"]))
+    assert used == {"/BitstreamVeraSans-Roman", "/BitstreamVeraSans-Bold"}
+    # a document identifier, and nothing PDF/A forbids
+    assert len(reader.trailer["/ID"]) == 2
+    for forbidden in (b"/JavaScript", b"/JS", b"/Encrypt", b"/SMask", b"/Transparency", b"/EmbeddedFile"):
+        assert forbidden not in pdf
+
+
+def test_the_srgb_profile_is_a_valid_icc_profile() -> None:
+    """The profile is built in code: parsed by littlecms (through Pillow's ImageCms), it converts colours as the
+    library's own sRGB does."""
+    from PIL import Image, ImageCms
+
+    from services.intake.applications.form import srgb_icc_profile
+
+    ours = ImageCms.ImageCmsProfile(io.BytesIO(srgb_icc_profile()))
+    assert ImageCms.getProfileDescription(ours).strip() == "sRGB IEC61966-2.1"
+    lab = ImageCms.createProfile("LAB")
+    reference = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
+    for colour in ((200, 100, 50), (0, 0, 0), (255, 255, 255), (12, 200, 240)):
+        pixel = Image.new("RGB", (1, 1), colour)
+        got = ImageCms.applyTransform(pixel, ImageCms.buildTransform(ours, lab, "RGB", "LAB"))
+        expected = ImageCms.applyTransform(pixel, ImageCms.buildTransform(reference, lab, "RGB", "LAB"))
+        assert got.getpixel((0, 0)) == expected.getpixel((0, 0))

@@ -14,7 +14,7 @@ from shared.auth import Principal
 from shared.db import make_sessionmaker
 from shared.routing import idempotency_owner
 from tests.conftest import make_token
-from tests.factories import delegate, draft_body, make_company, make_partner, open_call
+from tests.factories import declare_stamp_duty, delegate, draft_body, make_company, make_partner, open_call
 
 
 async def _partner_with_two_clients(session: Any) -> tuple[Any, Any, dict[str, str], dict[str, str]]:
@@ -80,6 +80,7 @@ async def test_a_submit_replayed_by_the_partners_second_client_is_the_same_bytes
     call = await open_call(session)
     _, company, first, second = await _partner_with_two_clients(session)
     draft = await client.post("/v1/applications", json=draft_body(call.id, company.id), headers=first)
+    await declare_stamp_duty(client, draft.json()["id"], first)
     url = f"/v1/applications/{draft.json()['id']}/submit"
     key = {"Idempotency-Key": f"submit-{uuid.uuid4()}"}
     original = await client.post(url, headers={**first, **key})
@@ -93,6 +94,7 @@ async def test_a_submit_replayed_by_the_same_client_is_the_same_bytes(client, se
     call = await open_call(session)
     _, company, first, _ = await _partner_with_two_clients(session)
     draft = await client.post("/v1/applications", json=draft_body(call.id, company.id), headers=first)
+    await declare_stamp_duty(client, draft.json()["id"], first)
     url = f"/v1/applications/{draft.json()['id']}/submit"
     key = {"Idempotency-Key": f"submit-{uuid.uuid4()}"}
     original = await client.post(url, headers={**first, **key})
@@ -106,6 +108,7 @@ async def test_the_click_day_path_replays_for_the_partners_second_client_byte_fo
         _, company, first, second = await _partner_with_two_clients(s)
         await s.commit()
     draft = await committing_client.post("/v1/applications", json=draft_body(call.id, company.id), headers=first)
+    await declare_stamp_duty(committing_client, draft.json()["id"], first)
     url = f"/v1/applications/{draft.json()['id']}/submit"
     key = {"Idempotency-Key": f"fast-{uuid.uuid4()}"}
     original = await committing_client.post(url, headers={**first, **key})
@@ -140,6 +143,7 @@ async def test_committed_replays_by_the_same_client_are_the_original_bytes(commi
     again = await committing_client.post("/v1/applications", json=body, headers={**first, **key})
     _replayed(draft, again)
     assert list(again.json()) == list(draft.json())
+    await declare_stamp_duty(committing_client, draft.json()["id"], first)
     url = f"/v1/applications/{draft.json()['id']}/submit"
     key = {"Idempotency-Key": f"fast-{uuid.uuid4()}"}
     original = await committing_client.post(url, headers={**first, **key})

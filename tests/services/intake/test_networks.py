@@ -12,7 +12,7 @@ from sqlalchemy import text
 from services.intake.models import Delegation
 from shared.access import record_delegation
 from tests.conftest import make_token
-from tests.factories import delegate, draft_body, make_company, make_partner, open_call
+from tests.factories import declare_stamp_duty, delegate, draft_body, make_company, make_partner, open_call
 
 
 @dataclass
@@ -72,6 +72,7 @@ async def count(session, table: str) -> int:
 async def test_network_draft_is_checked_per_member_with_the_network_totals_and_submitted(client, world):
     r = await client.post("/v1/applications", json=body_of(world, two_members(world)), headers=world.headers)
     assert r.status_code == 201, r.text
+    await declare_stamp_duty(client, r.json()["id"], world.headers)
     app = r.json()
     members = app["network"]["members"]
     assert [(m["company_id"], m["vat_number"], m["name"]) for m in members] == [
@@ -116,6 +117,7 @@ async def test_network_draft_is_checked_per_member_with_the_network_totals_and_s
         "total_aid": "169167.00",
     }
 
+    await declare_stamp_duty(client, app["id"], world.headers)
     r = await client.post(f"/v1/applications/{app['id']}/submit", headers=world.headers)
     assert r.status_code == 201, r.text
     got = (await client.get(f"/v1/applications/{app['id']}", headers=world.headers)).json()
@@ -175,6 +177,7 @@ async def test_a_failing_member_blocks_check_and_submit_with_its_own_paths(clien
     net = network((world.members[0].id, [line("b", "20000.00")]), (outsider.id, [line("b", "20000.00", "US")]))
     r = await client.post("/v1/applications", json=body_of(world, net), headers=world.headers)
     assert r.status_code == 201, r.text
+    await declare_stamp_duty(client, r.json()["id"], world.headers)
     app = r.json()
     r = await client.post(f"/v1/applications/{app['id']}/check", headers={**world.headers, "Accept-Language": "en"})
     out = r.json()
@@ -187,6 +190,7 @@ async def test_a_failing_member_blocks_check_and_submit_with_its_own_paths(clien
     }
     assert all(p["blocking"] and p["article"] == "A.3" for p in out["problems"] if p["path"].endswith("/company"))
 
+    await declare_stamp_duty(client, app["id"], world.headers)
     r = await client.post(f"/v1/applications/{app['id']}/submit", headers=world.headers)
     assert r.status_code == 422, r.text
     assert r.json()["type"].endswith("/application-not-submittable")
@@ -205,6 +209,7 @@ async def test_network_limits_of_the_call_members_and_total(client, world):
     body["expense_lines"][2]["amount"] = "315000.00"
     r = await client.post("/v1/applications", json=body, headers=world.headers)
     assert r.status_code == 201, r.text
+    await declare_stamp_duty(client, r.json()["id"], world.headers)
     r = await client.post(
         f"/v1/applications/{r.json()['id']}/check", headers={**world.headers, "Accept-Language": "en"}
     )
@@ -230,6 +235,7 @@ async def test_a_member_delegation_ended_after_the_draft_blocks_the_submit(clien
     await record_delegation(
         session, delegation_id=d.id, company_id=d.company_id, partner_id=d.partner_id, status="revoked"
     )
+    await declare_stamp_duty(client, app["id"], world.headers)
     r = await client.post(f"/v1/applications/{app['id']}/submit", headers=world.headers)
     assert r.status_code == 422, r.text
     assert [(e["code"], e["path"]) for e in r.json()["errors"]] == [

@@ -24,7 +24,7 @@ from shared.auth import Principal
 from shared.db import make_sessionmaker, plain_url
 from shared.errors import Conflict
 from tests.conftest import make_token
-from tests.factories import delegate, draft_body, make_company, make_partner, open_call
+from tests.factories import declare_stamp_duty, delegate, draft_body, make_company, make_partner, open_call
 from tests.services.intake.test_applications import World, create
 
 ROME = ZoneInfo("Europe/Rome")
@@ -65,6 +65,7 @@ async def test_saving_a_draft_keeps_its_verdict_and_its_submit_commits_that_cont
     check = (await client.post(f"/v1/applications/{app['id']}/check", headers=world.headers)).json()
     assert v.precheck_estimate == {k: check["estimate"][k] for k in ("eligible_total", "grant", "loan")}
 
+    await declare_stamp_duty(client, app["id"], world.headers)
     r = await client.post(f"/v1/applications/{app['id']}/submit", headers=world.headers)
     assert r.status_code == 201, r.text
     assert r.json()["receipt"]["content_sha256"] == v.precheck_content_sha256
@@ -92,6 +93,7 @@ async def test_a_stale_verdict_takes_the_full_path_to_the_same_receipt_content_a
     app = await create(client, world)
     v = await verdict(session, app["id"])
     await session.execute(text(staleness), {"a": app["id"], "c": world.company.id})
+    await declare_stamp_duty(client, app["id"], world.headers)
     r = await client.post(f"/v1/applications/{app['id']}/submit", headers=world.headers)
     assert r.status_code == 201, r.text
     assert r.json()["receipt"]["content_sha256"] == v.precheck_content_sha256  # recomputed, identical
@@ -110,6 +112,7 @@ async def test_a_draft_with_blocking_problems_keeps_no_verdict_until_it_is_fixed
     body["expense_lines"] = [{"category": "b", "description": "Fiera", "amount": "1000.00", "target_market": "VN"}]
     app = (await client.post("/v1/applications", json=body, headers=world.headers)).json()
     assert (await verdict(session, app["id"])).precheck_version is None
+    await declare_stamp_duty(client, app["id"], world.headers)
     r = await client.post(f"/v1/applications/{app['id']}/submit", headers=world.headers)
     assert r.status_code == 422 and r.json()["type"] == "/problems/application-not-submittable"
 
@@ -211,6 +214,7 @@ async def test_concurrent_full_path_submits_still_get_gap_free_ordered_numbers(c
     for c in comps:
         r = await committing_client.post("/v1/applications", json=draft_body(call.id, c.id), headers=headers)
         ids.append(r.json()["id"])
+        await declare_stamp_duty(committing_client, r.json()["id"], headers)
     async with sm() as s:
         await s.execute(
             text("UPDATE intake.applications SET precheck_version = NULL WHERE call_id = :c"), {"c": call.id}
@@ -256,9 +260,11 @@ async def test_full_path_submits_on_the_click_day_route_are_checked_apart_and_co
     for c in [*comps, comps[0]]:  # comps[0] has two drafts
         r = await committing_client.post("/v1/applications", json=draft_body(call.id, c.id), headers=headers)
         ids.append(r.json()["id"])
+        await declare_stamp_duty(committing_client, r.json()["id"], headers)
     failing = draft_body(call.id, comps[1].id)
     failing["expense_lines"] = [{"category": "b", "description": "Fiera", "amount": "1000.00", "target_market": "VN"}]
     bad = (await committing_client.post("/v1/applications", json=failing, headers=headers)).json()["id"]
+    await declare_stamp_duty(committing_client, bad, headers)
     theirs = (
         await committing_client.post(
             "/v1/applications", json=draft_body(call.id, outsider.id), headers=stranger_headers

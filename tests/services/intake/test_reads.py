@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import text
 
 from tests.conftest import make_token
-from tests.factories import delegate, draft_body, make_company, make_partner, open_call
+from tests.factories import declare_stamp_duty, delegate, draft_body, make_company, make_partner, open_call
 
 
 async def _draft(client: Any, call_id: Any, company_id: Any, headers: dict[str, str]) -> str:
@@ -19,6 +19,7 @@ async def _draft(client: Any, call_id: Any, company_id: Any, headers: dict[str, 
 
 
 async def _submit(client: Any, app_id: str, headers: dict[str, str]) -> int:
+    await declare_stamp_duty(client, app_id, headers)
     r = await client.post(f"/v1/applications/{app_id}/submit", headers=headers)
     assert r.status_code == 201, r.text
     return int(r.json()["receipt"]["protocol_number"])

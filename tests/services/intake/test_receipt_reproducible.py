@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
 from tests.conftest import make_token
-from tests.factories import delegate, draft_body, make_company, make_partner, open_call
+from tests.factories import declare_stamp_duty, delegate, draft_body, make_company, make_partner, open_call
 
 
 def canonical(obj: Any) -> bytes:
@@ -49,6 +49,7 @@ async def test_the_content_hash_signature_and_chain_link_are_reproduced_from_pub
     assert draft.status_code == 201, draft.text
     app_id = draft.json()["id"]
     assert draft.json()["content_sha256"] is None and draft.json()["company_vat_number"] is None
+    await declare_stamp_duty(client, app_id, headers)
     submitted = await client.post(f"/v1/applications/{app_id}/submit", headers=headers)
     assert submitted.status_code == 201, submitted.text
     receipt = submitted.json()

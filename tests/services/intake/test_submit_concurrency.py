@@ -10,7 +10,7 @@ from sqlalchemy import text
 
 from shared.db import make_sessionmaker
 from tests.conftest import make_token
-from tests.factories import delegate, draft_body, make_company, make_partner, open_call
+from tests.factories import declare_stamp_duty, delegate, draft_body, make_company, make_partner, open_call
 
 
 async def _committed_world(engine: Any, companies: int) -> tuple[Any, dict[str, str], list[Any]]:
@@ -34,6 +34,7 @@ async def test_concurrent_submits_of_different_applications_get_gap_free_ordered
         r = await committing_client.post("/v1/applications", json=draft_body(call.id, c.id), headers=headers)
         assert r.status_code == 201, r.text
         ids.append(r.json()["id"])
+        await declare_stamp_duty(committing_client, r.json()["id"], headers)
     results = await asyncio.gather(
         *[committing_client.post(f"/v1/applications/{i}/submit", headers=headers) for i in ids]
     )
@@ -63,6 +64,7 @@ async def test_concurrent_submits_of_the_same_application_win_once(committing_cl
     call, headers, comps = await _committed_world(engine, 1)
     r = await committing_client.post("/v1/applications", json=draft_body(call.id, comps[0].id), headers=headers)
     app_id = r.json()["id"]
+    await declare_stamp_duty(committing_client, app_id, headers)
     results = await asyncio.gather(
         *[committing_client.post(f"/v1/applications/{app_id}/submit", headers=headers) for _ in range(10)]
     )
@@ -84,6 +86,7 @@ async def test_concurrent_duplicates_with_one_idempotency_key_execute_once(commi
     call, headers, comps = await _committed_world(engine, 1)
     r = await committing_client.post("/v1/applications", json=draft_body(call.id, comps[0].id), headers=headers)
     app_id = r.json()["id"]
+    await declare_stamp_duty(committing_client, app_id, headers)
     h = {**headers, "Idempotency-Key": f"k-{app_id}"}
     results = await asyncio.gather(
         *[committing_client.post(f"/v1/applications/{app_id}/submit", headers=h) for _ in range(8)]
@@ -108,6 +111,7 @@ async def test_the_click_day_path_answers_like_the_route(committing_client, engi
     call, headers, comps = await _committed_world(engine, 1)
     r = await committing_client.post("/v1/applications", json=draft_body(call.id, comps[0].id), headers=headers)
     app_id = r.json()["id"]
+    await declare_stamp_duty(committing_client, app_id, headers)
     url = f"/v1/applications/{app_id}/submit"
     assert (await committing_client.post(url)).status_code == 401
     assert (await committing_client.post(url, headers={**headers, "If-Match": '"7"'})).json()[
@@ -133,6 +137,7 @@ async def _drafts(client: Any, call: Any, headers: dict[str, str], companies: li
         r = await client.post("/v1/applications", json=draft_body(call.id, c.id), headers=headers)
         assert r.status_code == 201, r.text
         ids.append(r.json()["id"])
+        await declare_stamp_duty(client, r.json()["id"], headers)
     return ids
 
 

@@ -115,8 +115,9 @@ async def _write_draft(conn: Any, stage: Stage, draft: Draft) -> uuid.UUID:
     app_id = uuid.uuid4()
     await conn.execute(
         "INSERT INTO intake.applications (id, call_id, company_id, partner_id, status, title, action_plan, network,"
-        " de_minimis_declarations, flat_rates, version, created_by)"
-        " VALUES ($1, $2, $3, $4, 'draft', $5, $6::text::jsonb, $7::text::jsonb, $8::text::jsonb, $9, 1, 'twins')",
+        " de_minimis_declarations, flat_rates, version, created_by, stamp_duty_id, stamp_duty_issued_on)"
+        " VALUES ($1, $2, $3, $4, 'draft', $5, $6::text::jsonb, $7::text::jsonb, $8::text::jsonb, $9, 1, 'twins',"
+        " $10, date '2026-11-30')",
         app_id,
         stage.call_id,
         stage.company_id,
@@ -126,6 +127,7 @@ async def _write_draft(conn: Any, stage: Stage, draft: Draft) -> uuid.UUID:
         None if draft.network is None else orjson.dumps(draft.network).decode(),
         orjson.dumps(draft.de_minimis_declarations).decode(),
         draft.flat_rates,
+        f"{app_id.int % 10**14:014d}",  # the stamp duty the call requires, its own per draft
     )
     await conn.executemany(
         "INSERT INTO intake.expense_lines (id, application_id, position, category, description, amount, target_market,"

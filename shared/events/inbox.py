@@ -28,7 +28,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from shared.auth import Authenticator
 from shared.clients.intake import IntakeClient
 from shared.db import SessionDep
-from shared.errors import ProblemError, ValidationFailed, problem_responses
+from shared.errors import ProblemError, ValidationFailed
 from shared.events.catalogue import Envelope
 from shared.routing import Actor, ActorDep, Idempotent, UnitOfWorkRoute
 from shared.schemas import OutModel
@@ -157,7 +157,6 @@ class Inbox:
             description=description,
             responses={
                 202: {"model": InboxAck, "description": "Event type not consumed: recorded and ignored."},
-                **problem_responses(401, 403, 409, 422, 503),
             },
         )
         async def receive_event(

@@ -21,7 +21,6 @@ from services.evaluation.models import Evaluation, ReceivedApplication
 from services.evaluation.peers import IntakeDep
 from shared.auth import Authenticator, Principal
 from shared.db import SessionDep
-from shared.errors import problem_responses
 from shared.i18n import pick_language
 from shared.pagination import Page, PageDep, keyset, page_of
 from shared.routing import ActorDep, Idempotent, UnitOfWorkRoute, check_if_match, etag_of
@@ -58,7 +57,6 @@ def _lang(request: Request) -> Any:
     description="Officers, auditors and services see every evaluation; a partner or a company those of its own "
     "applications (shared.access), with the merit score only once the call's ranking is published. Oldest "
     "received first.",
-    responses=problem_responses(401, 403, 422),
 )
 async def list_evaluations(
     session: SessionDep,
@@ -96,7 +94,6 @@ async def list_evaluations(
     "Accept-Language (it by default; `detail_it`/`detail_en` always). A partner or a company "
     "reads only the evaluations of its own applications (404 otherwise), and their merit score "
     "only once the call's ranking is published.",
-    responses=problem_responses(401, 403, 404, 422),
 )
 async def get_evaluation(
     found: ValidEvaluation, request: Request, response: Response, session: SessionDep, principal: Reader
@@ -114,7 +111,6 @@ async def get_evaluation(
     dependencies=[officer],
     description="The check must be `needs_review`; the verdict is recomputed: every check passes -> "
     "admissible, any fails -> not_admissible. Needs If-Match with the evaluation's ETag.",
-    responses=problem_responses(401, 403, 404, 409, 412, 422, 428),
 )
 async def review_admissibility_check(
     found: LockedEvaluation,
@@ -152,7 +148,6 @@ async def review_admissibility_check(
     "ceiling over the single undertaking's aid in the rolling period: the aid is reduced, or "
     "refused (stage not_admissible, reason de_minimis_ceiling). Every step is in the response. "
     "Needs If-Match.",
-    responses=problem_responses(401, 403, 404, 409, 412, 422, 428, 503),
 )
 async def compute_funding(
     found: LockedEvaluation,

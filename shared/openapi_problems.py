@@ -36,11 +36,18 @@ PROJECT = ("services.", "shared.")
 # the error module's own tables (the catalogue, the handlers' status map) are not what a route raises
 NOT_FOLLOWED = frozenset({"shared.errors"})
 #: answered by the server, the middleware or the handlers whatever the route: a control character anywhere in
-#: the request (422), a database that does not answer (503), a full server (503), a request that does not
-#: arrive in time (408), a bug (500)
-GENERIC = (errors.VALIDATION, errors.UNAVAILABLE, errors.SERVER_BUSY, errors.REQUEST_TIMEOUT, errors.INTERNAL)
-#: a route that reads a body: it may be unparsable (400) or over the size limit (413)
-WITH_BODY = (errors.MALFORMED, errors.PAYLOAD_TOO_LARGE)
+#: the request (422), a body over the size limit, which any request may carry (413, before routing), a database
+#: that does not answer (503), a full server (503), a request that does not arrive in time (408), a bug (500)
+GENERIC = (
+    errors.VALIDATION,
+    errors.PAYLOAD_TOO_LARGE,
+    errors.UNAVAILABLE,
+    errors.SERVER_BUSY,
+    errors.REQUEST_TIMEOUT,
+    errors.INTERNAL,
+)
+#: a route that reads a body: it may be unparsable (400)
+WITH_BODY = (errors.MALFORMED,)
 #: a path parameter may name nothing the caller may see
 WITH_PATH = (errors.NOT_FOUND,)
 _TABLE_DEPTH = 2
@@ -118,10 +125,9 @@ class ProblemDerivation:
             return
         scope = _Scope(self, fn, bound)
         for node in _reachable(tree, scope, method):
-            if isinstance(node, (ast.Name, ast.Attribute)) and isinstance(node.ctx, ast.Load):
-                value = scope.resolve(node)
-                if value is not _Unknown:
-                    yield from self._kinds_of_value(value, method)
+            value = scope.resolve(node)
+            if value is not _Unknown:
+                yield from self._kinds_of_value(value, method)
 
     def _kinds_of_value(self, value: Any, method: str, depth: int = 0) -> Iterator[ProblemKind]:
         if isinstance(value, ProblemKind):
@@ -190,24 +196,42 @@ def _function_node(fn: types.FunctionType) -> ast.AST | None:
     return nodes.get(fn.__code__.co_firstlineno)
 
 
-def _reachable(node: ast.AST, scope: _Scope, method: str) -> Iterator[ast.AST]:
-    """The nodes of `node` that may run for an HTTP `method`: a branch on `request.method` that cannot be taken
-    (the write limiter on a GET) is skipped."""
-    yield node
+_Guard = tuple[ast.expr, bool]  # an `if` test, and whether the node sits in its body (True) or its `else`
+_SUMMARIES: dict[int, list[tuple[ast.expr, tuple[_Guard, ...]]]] = {}
+
+
+def _names(tree: ast.AST) -> list[tuple[ast.expr, tuple[_Guard, ...]]]:
+    """The names and attribute chains a function reads, each with the `if` tests it sits under (parsed once)."""
+    found = _SUMMARIES.get(id(tree))
+    if found is None:
+        found = []
+        _collect(tree, (), found)
+        _SUMMARIES[id(tree)] = found
+    return found
+
+
+def _collect(node: ast.AST, guards: tuple[_Guard, ...], out: list[tuple[ast.expr, tuple[_Guard, ...]]]) -> None:
+    if isinstance(node, (ast.Name, ast.Attribute)) and isinstance(node.ctx, ast.Load):
+        out.append((node, guards))
     if isinstance(node, ast.If):
-        taken = _method_test(node.test, scope, method)
-        yield from _reachable(node.test, scope, method)
-        if taken is not False:
-            for stmt in node.body:
-                yield from _reachable(stmt, scope, method)
-        if taken is not True:
-            for stmt in node.orelse:
-                yield from _reachable(stmt, scope, method)
+        _collect(node.test, guards, out)
+        for stmt in node.body:
+            _collect(stmt, (*guards, (node.test, True)), out)
+        for stmt in node.orelse:
+            _collect(stmt, (*guards, (node.test, False)), out)
         return
     for child in ast.iter_child_nodes(node):
         if isinstance(node, ast.Compare) and isinstance(child, (ast.Name, ast.Attribute)):
             continue  # `call is idempotency` compares a function, it does not run it
-        yield from _reachable(child, scope, method)
+        _collect(child, guards, out)
+
+
+def _reachable(tree: ast.AST, scope: _Scope, method: str) -> Iterator[ast.expr]:
+    """The names read by the parts of `tree` that may run for an HTTP `method`: a branch on `request.method` that
+    cannot be taken (the write limiter on a GET) is skipped."""
+    for node, guards in _names(tree):
+        if all(_method_test(test, scope, method) is not (not inside) for test, inside in guards):
+            yield node
 
 
 def _method_test(test: ast.expr, scope: _Scope, method: str) -> bool | None:

@@ -84,7 +84,8 @@ class ProblemDerivation:
     def __init__(self, app: Any = None) -> None:
         self.app = app
         self._memo: dict[tuple[Any, int, str], frozenset[ProblemKind]] = {}
-        self._active: set[tuple[Any, int, str]] = set()
+        self._depth: dict[tuple[Any, int, str], int] = {}  # the walks under way, by their nesting
+        self._low = 0  # the shallowest unfinished walk the current one depends on
 
     # ------------------------------------------------------------ routes
 
@@ -109,14 +110,20 @@ class ProblemDerivation:
         key = (fn, id(bound), method)
         if key in self._memo:
             return self._memo[key]
-        if key in self._active:  # recursion: what the outer walk finds is what this one adds
+        if key in self._depth:  # recursion: the outer walk adds what this one would
+            self._low = min(self._low, self._depth[key])
             return frozenset()
-        self._active.add(key)
+        depth = self._depth[key] = len(self._depth)
+        outer_low, self._low = self._low, depth + 1
         try:
             kinds = frozenset(self._walk(fn, bound, method))
         finally:
-            self._active.discard(key)
-        self._memo[key] = kinds
+            del self._depth[key]
+        low = self._low
+        # a function inside a cycle saw an unfinished caller: only the cycle's head knows all it can raise
+        if low >= depth:
+            self._memo[key] = kinds
+        self._low = min(outer_low, low if low < depth else outer_low)
         return kinds
 
     def _walk(self, fn: types.FunctionType, bound: Any, method: str) -> Iterator[ProblemKind]:

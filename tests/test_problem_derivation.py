@@ -15,12 +15,16 @@ from desk.cli import SERVICES, render_openapi
 from shared.auth import Authenticator, current_principal
 from shared.errors import (
     CATALOGUE,
+    CONFLICT,
     FORBIDDEN,
     INVOICE_ALREADY_CLAIMED,
+    NOT_FOUND,
     PEER_UNAVAILABLE,
     PROBLEM_MEDIA_TYPE,
     RATE_LIMITED,
     UNAUTHENTICATED,
+    Conflict,
+    NotFound,
 )
 from shared.openapi_problems import GENERIC, ProblemDerivation
 from tests.conftest import app_for
@@ -136,6 +140,27 @@ def test_public_reads_do_not_say_they_need_a_token() -> None:
     op = doc("intake")["paths"]["/v1/calls/{call_id}"]["get"]
     assert UNAUTHENTICATED.type_uri not in op["x-problem-types"]
     assert "/problems/not-found" in op["x-problem-types"]
+
+
+def _opens(n: int) -> None:  # calls _closes: the two form a cycle
+    if n:
+        _closes(n - 1)
+    raise NotFound()
+
+
+def _closes(n: int) -> None:
+    _opens(n)
+    raise Conflict()
+
+
+def test_a_function_in_a_cycle_gets_all_the_cycle_raises_whichever_is_walked_first(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for fn in (_opens, _closes):  # read as the desk's own code
+        monkeypatch.setattr(fn, "__module__", "shared.cycle_example")
+    derivation = ProblemDerivation()
+    assert derivation.kinds_of(_opens, "GET") == {NOT_FOUND, CONFLICT}
+    assert derivation.kinds_of(_closes, "GET") == {NOT_FOUND, CONFLICT}
 
 
 async def test_the_conformance_check_records_answers_and_flags_an_undeclared_type(client: httpx.AsyncClient) -> None:

@@ -82,7 +82,7 @@ _ALREADY_REGISTERED: dict[int | str, dict[str, Any]] = {
     status_code=201,
     dependencies=[company_writer],
     summary="Register a company (a partner also gets an active delegation from it)",
-    responses={**_ALREADY_REGISTERED},
+    responses=_ALREADY_REGISTERED,
 )
 async def create_company(
     body: CompanyIn, session: SessionDep, actor: ActorDep, _idem: Idempotent, response: Response

@@ -27,7 +27,6 @@ from shared.errors import (
     install_error_handlers,
     problem_body,
     problem_response,
-    problem_responses,
 )
 from shared.i18n import ContentLanguageMiddleware, pick_language
 from shared.inputguard import ControlCharacterGuard
@@ -35,6 +34,7 @@ from shared.labels import EnumLabels, labelled
 from shared.oauth import token_router
 from shared.observability import RequestContextMiddleware, configure_logging, metrics_response
 from shared.openapi_headers import declare_headers
+from shared.openapi_problems import declare_problems
 from shared.ratelimit import RateLimiter
 from shared.revocation import RevokedClients
 from shared.routing import UnitOfWorkRoute
@@ -76,7 +76,6 @@ def system_router() -> APIRouter:
         summary="Readiness: the database answers",
         operation_id="system-readyz",
         openapi_extra=PUBLIC,
-        responses=problem_responses(503),
     )
     async def readyz(request: Request) -> Any:
         try:
@@ -131,7 +130,6 @@ def system_router() -> APIRouter:
         summary="One problem type",
         operation_id="system-get_problem",
         openapi_extra=PUBLIC,
-        responses=problem_responses(404),
     )
     async def problem(slug: str) -> dict[str, Any]:
         k = CATALOGUE.get(slug)
@@ -278,12 +276,10 @@ def create_app(
         }
         declare_headers(schema, app.routes)
         schema["components"] = decimals_as_strings(comps)
-        malformed = problem_responses(400)[400]
+        declare_problems(schema, app)
         for methods in schema.get("paths", {}).values():
             for op in methods.values():
                 op.setdefault("security", [{"oauth2": []}])  # public routes declare security: []
-                if "requestBody" in op:  # a body that is not JSON (or not UTF-8) is 400 malformed-request
-                    op.setdefault("responses", {}).setdefault("400", malformed)
         app.openapi_schema = schema
         return schema
 

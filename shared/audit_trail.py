@@ -21,7 +21,7 @@ from starlette.responses import Response
 from shared.audit_chain import EXPORT_FORMAT, ChainVerifier, parse_record
 from shared.auth import Authenticator
 from shared.db import SessionDep
-from shared.errors import ProblemError, ValidationFailed, problem_responses
+from shared.errors import ProblemError, ValidationFailed
 from shared.models import AuditChain, AuditRecord
 from shared.pagination import Page, SeqPageDep, encode_seq_cursor
 from shared.routing import UnitOfWorkRoute
@@ -104,7 +104,6 @@ def _record_out(r: AuditRecord) -> AuditRecordOut:
     response_model=Page[AuditRecordOut],
     summary="The audit trail: the history of a resource",
     description="Records in the order they were written (`id`), filtered by resource and/or chain.",
-    responses=problem_responses(401, 403, 422),
 )
 async def list_audit_records(
     session: SessionDep,
@@ -161,7 +160,7 @@ def _range_error(message_it: str, message_en: str) -> ValidationFailed:
     f"then one record per line in seq order. At most {EXPORT_MAX} records per export. Verify with "
     "`desk audit-verify FILE` or the standalone `shared/audit_chain.py` (README, Audit trail).",
     response_class=Response,
-    responses={200: {"content": {NDJSON: {"schema": {"type": "string"}}}}, **problem_responses(401, 403, 422)},
+    responses={200: {"content": {NDJSON: {"schema": {"type": "string"}}}}},
 )
 async def export_audit_records(
     session: SessionDep, request: Request, service: ServiceQuery = None, from_seq: FromSeq = 1, to_seq: ToSeq = None
@@ -199,7 +198,6 @@ async def export_audit_records(
     description="Recomputes every record's hash and link, as the offline verifier does on an export, and "
     "answers ok or the first record that does not hold. Without `to_seq` the range ends at the "
     "chain's head, so a deleted last record shows too.",
-    responses=problem_responses(401, 403, 422),
 )
 async def verify_audit_chain(
     session: SessionDep, request: Request, service: ServiceQuery = None, from_seq: FromSeq = 1, to_seq: ToSeq = None

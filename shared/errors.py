@@ -667,15 +667,3 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(DBAPIError, database_error_handler)
     app.add_exception_handler(OSError, database_error_handler)
     app.add_exception_handler(Exception, unhandled_handler)
-
-
-def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """`responses=` for a route: each status documented as application/problem+json."""
-    out: dict[int | str, dict[str, Any]] = {}
-    for s in statuses:
-        titles = sorted({k.title_en for k in CATALOGUE.values() if k.status == s})
-        out[s] = {
-            "description": "; ".join(titles) or "Problem",
-            "content": {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}},
-        }
-    return out

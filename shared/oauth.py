@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.auth import issue_token, verify_client_secret
 from shared.db import SessionDep
-from shared.errors import INVALID_CLIENT, INVALID_GRANT_REQUEST, DeskError, ProblemKind, problem_responses
+from shared.errors import INVALID_CLIENT, INVALID_GRANT_REQUEST, DeskError, ProblemKind
 from shared.models import ApiClient
 from shared.routing import UnitOfWorkRoute
 
@@ -86,7 +86,6 @@ token_router = APIRouter(tags=["oauth"], route_class=UnitOfWorkRoute)
     summary="Get an access token (client credentials)",
     operation_id="oauth-token",
     openapi_extra={"security": []},
-    responses=problem_responses(400, 401, 429),
     description="OAuth 2.0 client credentials grant (RFC 6749 §4.4). Send the form fields "
     "`grant_type=client_credentials`, `client_id`, `client_secret` (or HTTP Basic) and optionally "
     "`scope` (space-separated subset of the client's scopes). Errors carry the RFC 6749 `error` code. "

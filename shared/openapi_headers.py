@@ -16,7 +16,6 @@ from fastapi import routing
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 
-from shared.errors import problem_responses
 from shared.routing import IDEMPOTENCY_KEY_PATTERN, idempotency
 
 ACCEPT_LANGUAGE: dict[str, Any] = {
@@ -105,5 +104,3 @@ def declare_headers(schema: dict[str, Any], routes: list[Any]) -> None:
             for header in headers_read(route):
                 if ("header", header["name"].lower()) not in have:
                     params.append(dict(header))
-                if header is IDEMPOTENCY_KEY:  # a malformed key is refused before anything else: 400
-                    op.setdefault("responses", {}).setdefault("400", problem_responses(400)[400])

@@ -30,6 +30,7 @@ from services.intake.fairness import FairGate
 from shared.auth import KeyRing, PrincipalKind, create_client, issue_token, use_secret_hasher
 from shared.db import create_engine, make_sessionmaker, plain_url
 from shared.settings import REPO_ROOT, EvaluationSettings, IntakeSettings, MonitoringSettings
+from tests.problem_conformance import RECORDER, record_problems
 
 KEYRING = KeyRing.generate()
 # argon2id at its smallest cost (one pass over 8 KiB): a test client's secret hashes and verifies in well
@@ -113,17 +114,32 @@ def _settings(cls: type, **kw: Any) -> Any:
 
 
 def _build(service: str) -> Any:
+    """A service's app, recording the problems it answers (`problems_conform` checks them)."""
     if service == "intake":
         from services.intake.app import build_app
 
-        return build_app(_settings(IntakeSettings))
-    if service == "evaluation":
+        app = build_app(_settings(IntakeSettings))
+    elif service == "evaluation":
         from services.evaluation.app import build_app as b
 
-        return b(_settings(EvaluationSettings))
-    from services.monitoring.app import build_app as m
+        app = b(_settings(EvaluationSettings))
+    else:
+        from services.monitoring.app import build_app as m
 
-    return m(_settings(MonitoringSettings))
+        app = m(_settings(MonitoringSettings))
+    record_problems(app)
+    return app
+
+
+@pytest.fixture(autouse=True)
+def problems_conform() -> Iterator[None]:
+    """Every problem an app answers during the test is one its operation declares (`x-problem-types`): the
+    derived error responses (shared/openapi_problems.py) leave nothing out."""
+    RECORDER.clear()
+    yield
+    undeclared = RECORDER.undeclared()
+    RECORDER.clear()
+    assert not undeclared, "problem types answered but not declared:\n" + "\n".join(undeclared)
 
 
 _APPS: dict[str, Any] = {}

@@ -40,7 +40,7 @@ from shared.clients.intake import IntakeClient
 from shared.contracts.applications import SNAPSHOTS_MAX, ApplicationOut
 from shared.contracts.companies import CompanyOut
 from shared.db import SessionDep
-from shared.errors import INTERNAL, DeskError, ProblemError, ValidationFailed, problem_responses
+from shared.errors import INTERNAL, DeskError, ProblemError, ValidationFailed
 from shared.events.catalogue import Envelope
 from shared.routing import Actor, ActorDep, Idempotent, UnitOfWorkRoute
 from shared.schemas import ApiModel, OutModel
@@ -311,7 +311,6 @@ class Inbox:
             description=description,
             responses={
                 202: {"model": InboxAck, "description": "Event type not consumed: recorded and ignored."},
-                **problem_responses(401, 403, 409, 422, 503),
             },
         )
         async def receive_event(
@@ -336,7 +335,6 @@ class Inbox:
             "`POST /v1/internal/events`: the answer lists one result per event. An event already received is "
             "`duplicate` (nothing changes); an event that cannot be applied now is `failed` with its problem and "
             "nothing of it is kept, while the others of the batch are applied; the sender retries the failed ones.",
-            responses=problem_responses(401, 403, 422),
         )
         async def receive_events(
             body: InboxBatchIn,

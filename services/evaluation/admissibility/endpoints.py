@@ -22,7 +22,6 @@ from services.evaluation.models import Evaluation, ReceivedApplication
 from services.evaluation.peers import IntakeDep
 from shared.auth import Authenticator, Principal
 from shared.db import SessionDep
-from shared.errors import problem_responses
 from shared.i18n import pick_language
 from shared.pagination import Page, PageDep, keyset, page_of
 from shared.routing import ActorDep, Idempotent, UnitOfWorkRoute, check_if_match, etag_of
@@ -59,7 +58,6 @@ def _lang(request: Request) -> Any:
     description="Officers, auditors and services see every evaluation; a partner or a company those of its own "
     "applications (shared.access), with the merit score only once the call's ranking is published. Oldest "
     "received first.",
-    responses=problem_responses(401, 403, 422),
 )
 async def list_evaluations(
     session: SessionDep,
@@ -97,7 +95,6 @@ async def list_evaluations(
     "Accept-Language (it by default; `detail_it`/`detail_en` always). A partner or a company "
     "reads only the evaluations of its own applications (404 otherwise), and their merit score "
     "only once the call's ranking is published.",
-    responses=problem_responses(401, 403, 404, 422),
 )
 async def get_evaluation(
     found: ValidEvaluation, request: Request, response: Response, session: SessionDep, principal: Reader
@@ -115,7 +112,6 @@ async def get_evaluation(
     dependencies=[officer],
     description="The check must be `needs_review`; the verdict is recomputed: every check passes -> "
     "admissible, any fails -> not_admissible. Needs If-Match with the evaluation's ETag.",
-    responses=problem_responses(401, 403, 404, 409, 412, 422, 428),
 )
 async def review_admissibility_check(
     found: LockedEvaluation,
@@ -153,7 +149,6 @@ async def review_admissibility_check(
     "ceiling over the single undertaking's aid in the rolling period: the aid is reduced, or "
     "refused (stage not_admissible, reason de_minimis_ceiling). Every step is in the response. "
     "Needs If-Match.",
-    responses=problem_responses(401, 403, 404, 409, 412, 422, 428, 503),
 )
 async def compute_funding(
     found: LockedEvaluation,
@@ -193,7 +188,6 @@ calls_router = APIRouter(prefix="/v1/calls", tags=["evaluations"], route_class=U
     "`formalities.signature_days` after submission have passed without a signature is evaluated, and is "
     "not admissible (the failed check `signed_form_missing`); one whose signed form was accepted meanwhile "
     "is evaluated as usual. The others keep waiting. Running it again settles only what is new.",
-    responses=problem_responses(401, 403, 404, 422, 503),
 )
 async def settle_signature_deadlines(
     call_id: uuid.UUID, session: SessionDep, actor: ActorDep, intake: IntakeDep, _idem: Idempotent

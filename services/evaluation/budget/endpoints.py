@@ -29,7 +29,6 @@ from services.evaluation.peers import IntakeDep
 from shared.auth import Authenticator, Principal
 from shared.contracts.funding import FundingStatus, ReleaseIn
 from shared.db import SessionDep
-from shared.errors import problem_responses
 from shared.four_eyes import ProposalOut, proposal_out
 from shared.pagination import Page, PageDep, SeqPageDep, keyset, page_of
 from shared.routing import ActorDep, Idempotent, UnitOfWorkRoute, etag_of
@@ -59,7 +58,6 @@ public_router = APIRouter(prefix="/v1/public/calls", tags=["transparency"], rout
     description="The budget is created on first use from the call's rules (`budget_total`). Aid committed "
     "is grant + loan: the call's endowment finances both. Ledger entries are paged with "
     "`cursor` (from `next_cursor`) and `limit`.",
-    responses=problem_responses(401, 403, 404, 422, 503),
 )
 async def get_budget(
     call_id: uuid.UUID, session: SessionDep, intake: IntakeDep, response: Response, page: SeqPageDep
@@ -86,7 +84,6 @@ async def get_budget(
     "window has closed and every admissible application has a final score or an exclusion; a "
     "first-come call allocates only up to the first application still undecided "
     "(`held_back`).",
-    responses=problem_responses(401, 403, 404, 409, 422, 503),
 )
 async def allocate_budget(
     call_id: uuid.UUID, session: SessionDep, actor: ActorDep, intake: IntakeDep, _idem: Idempotent
@@ -104,7 +101,6 @@ async def allocate_budget(
     "granted aid is a revocation, less is a reduction. The freed budget funds the waiting list "
     "at once (scorrimento); each application funded so emits "
     "`funding.granted_from_waiting_list`.",
-    responses=problem_responses(401, 403, 404, 409, 422, 503),
 )
 async def release_budget(
     call_id: uuid.UUID, body: ReleaseIn, session: SessionDep, actor: ActorDep, intake: IntakeDep, _idem: Idempotent
@@ -134,7 +130,6 @@ async def release_budget(
     summary="The call's funding order with companies and amounts",
     description="Every allocated application by position (protocol order, or score with ties by protocol), "
     "then those not admitted (no position).",
-    responses=problem_responses(401, 403, 404, 422, 503),
 )
 async def get_ranking(call_id: uuid.UUID, session: SessionDep, intake: IntakeDep, page: SeqPageDep) -> Any:
     return await service.ranking(
@@ -147,7 +142,6 @@ async def get_ranking(call_id: uuid.UUID, session: SessionDep, intake: IntakeDep
     response_model=RankingVersionList,
     dependencies=[reader],
     summary="The call's published rankings: every numbered version with its reason",
-    responses=problem_responses(401, 403, 404, 422),
 )
 async def list_ranking_versions(call_id: uuid.UUID, session: SessionDep) -> Any:
     rows = await service.ranking_versions(session, call_id)
@@ -166,7 +160,6 @@ async def list_ranking_versions(call_id: uuid.UUID, session: SessionDep) -> Any:
     description="The first version is published by the allocation of a ranking call. A new one records the "
     "ranking as it stands now under the next number; earlier versions never change and stay "
     "readable.",
-    responses=problem_responses(401, 403, 404, 409, 422, 503),
 )
 async def publish_ranking_version(
     call_id: uuid.UUID,
@@ -187,7 +180,6 @@ async def publish_ranking_version(
     response_model=RankingVersionOut,
     dependencies=[reader],
     summary="One published version of the call's ranking",
-    responses=problem_responses(401, 403, 404, 422),
 )
 async def get_ranking_version(call_id: uuid.UUID, number: RankingNumber, session: SessionDep) -> Any:
     return service.ranking_version_out(await service.get_ranking_version(session, call_id, number))
@@ -205,7 +197,6 @@ async def get_ranking_version(call_id: uuid.UUID, number: RankingNumber, session
     "while an earlier application is undecided or not allocated. Ranking: refused (409 "
     "`ranking-not-ready`) until the ranking can be formed and every other admitted "
     "application is allocated. Proposed already: 409 `confirmation-pending`.",
-    responses=problem_responses(401, 403, 404, 409, 422, 503),
 )
 async def approve_funding(
     application_id: uuid.UUID, session: SessionDep, actor: ActorDep, intake: IntakeDep, _idem: Idempotent
@@ -227,7 +218,6 @@ async def approve_funding(
     "Every check of the approval is made again. The proposer: 403 "
     "`four-eyes-same-officer`; nothing proposed: 409 `nothing-to-confirm`. The audit "
     "record names both officers.",
-    responses=problem_responses(401, 403, 404, 409, 422, 503),
 )
 async def confirm_funding(
     application_id: uuid.UUID,
@@ -249,7 +239,6 @@ async def confirm_funding(
     description="Where each application stands in the allocation (funded, partially funded, waiting, not "
     "admitted). Officers, auditors and services see all; a partner or a company those of its own "
     "applications, with the score only once the call's ranking is published. Oldest received first.",
-    responses=problem_responses(401, 403, 422),
 )
 async def list_fundings(
     session: SessionDep,
@@ -275,7 +264,6 @@ async def list_fundings(
     summary="Where an application stands in the allocation",
     description="A partner or a company reads only those of its own applications (404 otherwise), with the "
     "score only once the call's ranking is published.",
-    responses=problem_responses(401, 403, 404, 422),
 )
 async def get_funding(
     application_id: uuid.UUID, session: SessionDep, principal: ApplicantOrStaff, response: Response
@@ -292,7 +280,6 @@ async def get_funding(
     openapi_extra=PUBLIC,
     summary="Public funding order of a call (anonymised)",
     description="Position, protocol number, score, outcome and amounts; no company identifiers.",
-    responses=problem_responses(404, 422, 503),
 )
 async def get_public_ranking(call_id: uuid.UUID, session: SessionDep, intake: IntakeDep, page: SeqPageDep) -> Any:
     return await service.ranking(
@@ -307,7 +294,6 @@ async def get_public_ranking(call_id: uuid.UUID, session: SessionDep, intake: In
     summary="One published version of a call's ranking (public)",
     description="Position, protocol number, score and outcome (funded, waiting, not admitted) of "
     "every application, as published under that number.",
-    responses=problem_responses(404, 422),
 )
 async def get_public_ranking_version(call_id: uuid.UUID, number: RankingNumber, session: SessionDep) -> Any:
     return service.ranking_version_out(await service.get_ranking_version(session, call_id, number), public=True)
@@ -318,7 +304,6 @@ async def get_public_ranking_version(call_id: uuid.UUID, number: RankingNumber, 
     response_model=PublicBudget,
     openapi_extra=PUBLIC,
     summary="Public budget of a call: total, committed, available",
-    responses=problem_responses(404, 422, 503),
 )
 async def get_public_budget(call_id: uuid.UUID, session: SessionDep, intake: IntakeDep) -> Any:
     return await service.public_budget(session=session, intake=intake, call_id=call_id)

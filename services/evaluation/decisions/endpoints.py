@@ -26,7 +26,6 @@ from services.evaluation.models import Decision, Decree, ReceivedApplication
 from services.evaluation.peers import IntakeDep
 from shared.auth import Authenticator, Principal
 from shared.db import SessionDep
-from shared.errors import problem_responses
 from shared.four_eyes import ProposalOut, proposal_out
 from shared.pagination import Page, PageDep, encode_cursor, keyset, page_of
 from shared.routing import ActorDep, Idempotent, UnitOfWorkRoute, check_if_match, etag_of
@@ -67,7 +66,6 @@ ApplicantDecision = Annotated[tuple[Decision, Decree, ReceivedApplication], Depe
     status_code=201,
     dependencies=[officer],
     summary="Open a concession decree (number and date)",
-    responses=problem_responses(401, 403, 409, 422),
 )
 async def create_decree(
     body: DecreeCreate, session: SessionDep, actor: ActorDep, _idem: Idempotent, response: Response
@@ -86,7 +84,6 @@ async def create_decree(
     dependencies=[reader],
     summary="List decrees",
     description="Officers and auditors; oldest first.",
-    responses=problem_responses(401, 403, 422),
 )
 async def list_decrees(
     session: SessionDep,
@@ -104,7 +101,6 @@ async def list_decrees(
     response_model=DecreeOut,
     dependencies=[reader],
     summary="Read a decree",
-    responses=problem_responses(401, 403, 404, 422),
 )
 async def get_decree(decree: ValidDecree, session: SessionDep, response: Response) -> Any:
     response.headers["ETag"] = etag_of(decree.version)
@@ -116,7 +112,6 @@ async def get_decree(decree: ValidDecree, session: SessionDep, response: Respons
     response_model=Page[DecisionOut],
     dependencies=[reader],
     summary="List the decisions of a decree",
-    responses=problem_responses(401, 403, 404, 422),
 )
 async def list_decree_decisions(decree: ValidDecree, session: SessionDep, page: PageDep) -> Any:
     rows = await service.decisions_page(session, decree, after=page.after, limit=page.limit)
@@ -138,7 +133,6 @@ async def list_decree_decisions(decree: ValidDecree, session: SessionDep, page: 
     "funded or partially funded (grant, loan), waiting, or not admitted with every "
     "reason. An application not evaluated and allocated yet, or a closed decree, is a "
     "409 and nothing is added. Requires If-Match with the decree's ETag.",
-    responses=problem_responses(401, 403, 404, 409, 412, 422, 428),
 )
 async def add_decisions(
     decree: ValidDecree,
@@ -172,7 +166,6 @@ async def add_decisions(
     "/v1/decrees/{id}/close/confirm`). Requires If-Match. Proposed already: 409 "
     "`confirmation-pending`; decisions added since supersede a proposal when it is made "
     "again.",
-    responses=problem_responses(401, 403, 404, 409, 412, 422, 428),
 )
 async def close_decree(
     decree: ValidDecree, request: Request, session: SessionDep, actor: ActorDep, _idem: Idempotent, response: Response
@@ -192,7 +185,6 @@ async def close_decree(
     description="Emits one `decision.issued` event per decision. Requires If-Match. The proposer: "
     "403 `four-eyes-same-officer`; nothing proposed: 409 `nothing-to-confirm`; the "
     "decree changed since the proposal: 409. The audit record names both officers.",
-    responses=problem_responses(401, 403, 404, 409, 412, 422, 428),
 )
 async def confirm_close_decree(
     decree: ValidDecree, request: Request, session: SessionDep, actor: ActorDep, _idem: Idempotent, response: Response
@@ -209,7 +201,6 @@ async def confirm_close_decree(
     summary="List the decisions within reach",
     description="Officers, auditors and services see every decision; a partner or a company those of its own "
     "applications (shared.access). Oldest first.",
-    responses=problem_responses(401, 403, 422),
 )
 async def list_decisions(
     session: SessionDep,
@@ -232,7 +223,6 @@ async def list_decisions(
     "/{decision_id}",
     response_model=DecisionOut,
     summary="Read a decision",
-    responses=problem_responses(401, 403, 404, 422),
 )
 async def get_decision(
     decision_id: uuid.UUID,
@@ -250,7 +240,6 @@ async def get_decision(
     response_model=DecisionOut,
     dependencies=[officer],
     summary="Record the project's CUP on a funded decision (If-Match)",
-    responses=problem_responses(401, 403, 404, 409, 412, 422, 428),
 )
 async def set_decision_cup(
     decision_id: uuid.UUID, body: CupIn, request: Request, session: SessionDep, actor: ActorDep, response: Response
@@ -267,7 +256,6 @@ async def set_decision_cup(
     response_model=DecisionOut,
     dependencies=[officer],
     summary="Record the aid's COR (national state-aid register) on a funded decision (If-Match)",
-    responses=problem_responses(401, 403, 404, 409, 412, 422, 428),
 )
 async def set_decision_cor(
     decision_id: uuid.UUID, body: CorIn, request: Request, session: SessionDep, actor: ActorDep, response: Response
@@ -287,7 +275,6 @@ async def set_decision_cor(
     summary="Accept the aid of a funded decision (If-Match)",
     description="By the company or its partner, once, on an issued funded decision with its CUP "
     "and COR. Emits `decision.accepted`, from which monitoring starts the project.",
-    responses=problem_responses(401, 403, 404, 409, 412, 422, 428, 503),
 )
 async def accept_decision(
     found: ApplicantDecision,
@@ -316,7 +303,6 @@ async def accept_decision(
     description="By the company or its partner, once, on an issued funded decision. Emits "
     "`decision.renounced`; the aid is released and the waiting list moves "
     "(scorrimento).",
-    responses=problem_responses(401, 403, 404, 409, 412, 422, 428, 503),
 )
 async def renounce_decision(
     found: ApplicantDecision,

@@ -18,7 +18,7 @@ from services.evaluation.peers import IntakeDep
 from shared.auth import Authenticator
 from shared.db import SessionDep
 from shared.domain.de_minimis import normalise_vat
-from shared.errors import UNSUPPORTED_MEDIA, DeskError, ProblemError, ValidationFailed, problem_responses
+from shared.errors import UNSUPPORTED_MEDIA, DeskError, ProblemError, ValidationFailed
 from shared.i18n import pick_language
 from shared.pagination import Page, PageDep, keyset, page_of
 from shared.routing import ActorDep, Idempotent, UnitOfWorkRoute
@@ -60,7 +60,6 @@ IMPORT_BODY: dict[str, Any] = {
     status_code=201,
     summary="Record an aid granted to an undertaking",
     dependencies=[officer],
-    responses=problem_responses(401, 403, 409, 422),
 )
 async def record_aid(body: AidIn, session: SessionDep, actor: ActorDep, _idem: Idempotent, response: Response) -> Any:
     aid = await service.record_aid(session=session, actor=actor, **body.model_dump())
@@ -104,7 +103,6 @@ async def _upload(request: Request) -> bytes:
     "Separator ; or ,. All or nothing: any invalid row -> 422 listing every error with its line "
     "and column, nothing imported; with `skip_invalid=true` the valid rows are imported and the "
     "invalid ones reported. A COR already in the register is skipped and counted.",
-    responses=problem_responses(401, 403, 413, 415, 422),
 )
 async def import_aids(
     request: Request,
@@ -126,7 +124,6 @@ async def import_aids(
     "/aids",
     response_model=Page[AidOut],
     summary="List the register's entries",
-    responses=problem_responses(401, 403, 422),
 )
 async def list_aids(
     session: SessionDep,
@@ -150,7 +147,6 @@ async def list_aids(
     "(related enterprises with relation `linked`), their entries in the register and, with "
     "`call_id`, the aid counted in the rolling period ending on `on` (default today) under that "
     "call's de minimis rules, with the headroom left and the computation.",
-    responses=problem_responses(401, 403, 404, 422, 503),
 )
 async def get_undertaking(
     vat_number: str,
@@ -179,7 +175,6 @@ async def get_undertaking(
     "concessions, for the single undertaking, with totals in the rolling period ending on `on` "
     "(default today) under the application's call, what counts against the ceiling and the "
     "differences: declared but not in the RNA, in the RNA but not declared.",
-    responses=problem_responses(401, 403, 404, 409, 503),
 )
 async def compare_application(
     application_id: uuid.UUID, session: SessionDep, intake: IntakeDep, on: date | None = None

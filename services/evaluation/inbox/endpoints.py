@@ -18,7 +18,6 @@ from services.evaluation.models import ReceivedApplication
 from services.evaluation.peers import intake_client
 from shared.auth import Authenticator
 from shared.db import SessionDep
-from shared.errors import problem_responses
 from shared.pagination import Page, PageDep, keyset, page_of
 from shared.routing import UnitOfWorkRoute, etag_of
 
@@ -53,7 +52,6 @@ ValidReceivedApplication = Annotated[ReceivedApplication, Depends(valid_received
     "",
     response_model=Page[ReceivedApplicationOut],
     summary="List the applications received from intake",
-    responses=problem_responses(401, 403, 422),
 )
 async def list_applications(
     session: SessionDep,
@@ -75,7 +73,6 @@ async def list_applications(
     "/{application_id}",
     response_model=ReceivedApplicationDetail,
     summary="Read a received application with intake's snapshot",
-    responses=problem_responses(401, 403, 404, 422),
 )
 async def get_application(app: ValidReceivedApplication, response: Response) -> Any:
     response.headers["ETag"] = etag_of(app.version)

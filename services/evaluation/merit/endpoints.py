@@ -29,7 +29,6 @@ from services.evaluation.models import ConflictDeclaration, Evaluation, ReviewAs
 from services.evaluation.peers import IntakeDep
 from shared.auth import Authenticator, Principal
 from shared.db import SessionDep
-from shared.errors import problem_responses
 from shared.pagination import Page, PageDep, keyset, page_of
 from shared.routing import ActorDep, Idempotent, UnitOfWorkRoute, check_if_match, etag_of
 
@@ -76,7 +75,6 @@ LockedEvaluation = Annotated[Evaluation, Depends(valid_evaluation_for_update)]
     description="The calling reviewer (an officer) declares a conflict of interest with a company: from now "
     "on they cannot be assigned to its applications, and their open assignments on them are "
     "cancelled. A reviewer declares only for themself.",
-    responses=problem_responses(401, 403, 409, 422, 503),
 )
 async def declare_conflict(
     body: ConflictCreate,
@@ -98,7 +96,6 @@ async def declare_conflict(
     "/v1/reviewers/me/conflicts",
     response_model=Page[ConflictOut],
     summary="List my declarations (conflicts, and no-conflict declarations on assignments)",
-    responses=problem_responses(401, 403, 422),
 )
 async def list_my_conflicts(
     session: SessionDep,
@@ -129,7 +126,6 @@ async def list_my_conflicts(
     "their reviews do not diverge (a third only after a divergence). The problem's `reason` "
     "says which.",
     dependencies=[officer],
-    responses=problem_responses(401, 403, 404, 409, 422),
 )
 async def assign_reviewer(
     application_id: uuid.UUID,
@@ -151,7 +147,6 @@ async def assign_reviewer(
     "/v1/assignments",
     response_model=Page[AssignmentOut],
     summary="List my review assignments",
-    responses=problem_responses(401, 403, 422),
 )
 async def list_assignments(
     session: SessionDep,
@@ -176,7 +171,6 @@ async def list_assignments(
     "/v1/assignments/{assignment_id}",
     response_model=AssignmentOut,
     summary="Read one of my assignments",
-    responses=problem_responses(401, 403, 404, 422),
 )
 async def get_assignment(assignment: ValidAssignment, session: SessionDep, response: Response) -> Any:
     app = await service.get_application(session, assignment.application_id)
@@ -191,7 +185,6 @@ async def get_assignment(assignment: ValidAssignment, session: SessionDep, respo
     summary="Declare no conflict of interest (or a conflict) for the assigned application",
     description="Only the assignee, with If-Match. `no_conflict: true` lets them read and score the "
     "application; `false` cancels the assignment and records the conflict with the company.",
-    responses=problem_responses(401, 403, 404, 409, 412, 422, 428),
 )
 async def declare(
     assignment: LockedAssignment,
@@ -215,7 +208,6 @@ async def declare(
     response_model=AssignmentApplication,
     summary="Read the assigned application to score it",
     description="403 `/problems/declaration-required` until the reviewer has declared no conflict of interest for it.",
-    responses=problem_responses(401, 403, 404, 409, 422),
 )
 async def get_assigned_application(assignment: ValidAssignment, session: SessionDep) -> Any:
     return await service.application_for_review(session=session, assignment=assignment)
@@ -228,7 +220,6 @@ async def get_assigned_application(assignment: ValidAssignment, session: Session
     description="Only the assignee, with If-Match, until the review is submitted (then 409). Scores outside "
     "the grid, unknown or missing criteria answer 422 with one error per criterion at "
     "`/scores/<code>/points`.",
-    responses=problem_responses(401, 403, 404, 409, 412, 422, 428, 503),
 )
 async def save_review(
     assignment: LockedAssignment,
@@ -254,7 +245,6 @@ async def save_review(
     description="With the second review (or the third, after a divergence) the consensus score and the "
     "merit verdict are stored on the evaluation; a final verdict emits "
     "`evaluation.merit_completed`.",
-    responses=problem_responses(401, 403, 404, 409, 412, 422, 428, 503),
 )
 async def submit_review(
     assignment: LockedAssignment,
@@ -280,7 +270,6 @@ async def submit_review(
     summary="Read the merit evaluation of an application",
     description="Reviewers and their progress; totals and the consensus only once the verdict is final.",
     dependencies=[reader],
-    responses=problem_responses(401, 403, 404, 409, 422, 503),
 )
 async def get_merit(application_id: uuid.UUID, session: SessionDep, intake: IntakeDep, response: Response) -> Any:
     out = await service.merit_of(session=session, intake=intake, application_id=application_id)
@@ -295,7 +284,6 @@ async def get_merit(application_id: uuid.UUID, session: SessionDep, intake: Inta
     description="One of the call's `credit_scoring.classes` (unknown: 422). A class whose `loan_cap_share` "
     "is 0 is accepted and flagged `loan_excluded`. If-Match: the evaluation's ETag.",
     dependencies=[officer],
-    responses=problem_responses(401, 403, 404, 409, 412, 422, 428, 503),
 )
 async def set_credit_class(
     evaluation: LockedEvaluation,

@@ -17,7 +17,6 @@ from services.evaluation.decisions.schemas import DecisionOut
 from services.evaluation.models import Decision, Evaluation, ReceivedApplication
 from shared.auth import Authenticator, Principal
 from shared.db import SessionDep
-from shared.errors import problem_responses
 from shared.i18n import pick_language
 from shared.pagination import Page, PageDep, keyset, page_of
 from shared.routing import UnitOfWorkRoute
@@ -33,7 +32,6 @@ router = APIRouter(prefix="/v1/queues", tags=["queues"], route_class=UnitOfWorkR
     summary="Queue: evaluations with a check awaiting an officer's review",
     description="Stage `needs_review`, the oldest received first; settle each with "
     "`POST /v1/evaluations/{application_id}/admissibility-reviews`.",
-    responses=problem_responses(401, 403, 422),
 )
 async def admissibility_reviews(
     session: SessionDep, page: PageDep, request: Request, principal: Staff, call_id: uuid.UUID | None = None
@@ -55,7 +53,6 @@ async def admissibility_reviews(
     summary="Queue: issued funding decisions the company has not answered yet",
     description="Issued, funded or partially funded, neither accepted nor renounced, and not superseded by a "
     "later decision on the same application; the oldest first.",
-    responses=problem_responses(401, 403, 422),
 )
 async def decisions_awaiting_acceptance(
     session: SessionDep, page: PageDep, principal: Staff, call_id: uuid.UUID | None = None

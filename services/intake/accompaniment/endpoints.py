@@ -29,7 +29,6 @@ from services.intake.clients.schemas import ApiClientWithSecret
 from services.intake.models import Engagement, Expert
 from shared.auth import Authenticator, Principal
 from shared.db import SessionDep
-from shared.errors import problem_responses
 from shared.pagination import Page, PageDep, page_of
 from shared.routing import ActorDep, Idempotent, UnitOfWorkRoute, check_if_match, etag_of
 from shared.schemas import CountryCode
@@ -114,7 +113,6 @@ ValidEngagement = Annotated[Engagement, Depends(valid_engagement_id)]
     summary="Add an accredited expert to the roster",
     description="409 `already-exists` when the fiscal code is already on the roster.",
     dependencies=[officer],
-    responses=problem_responses(401, 403, 409, 422),
 )
 async def create_expert(
     body: ExpertIn, session: SessionDep, actor: ActorDep, _idem: Idempotent, response: Response
@@ -129,7 +127,6 @@ async def create_expert(
     "/experts",
     response_model=Page[ExpertOut],
     summary="List the roster of experts",
-    responses=problem_responses(401, 403, 422),
 )
 async def list_experts(
     _principal: RosterReader,
@@ -147,7 +144,6 @@ async def list_experts(
     "/experts/{expert_id}",
     response_model=ExpertOut,
     summary="Read an expert of the roster",
-    responses=problem_responses(401, 403, 404, 422),
 )
 async def get_expert(expert: ValidExpert, response: Response) -> Any:
     response.headers["ETag"] = etag_of(expert.version)
@@ -159,7 +155,6 @@ async def get_expert(expert: ValidExpert, response: Response) -> Any:
     response_model=ExpertOut,
     summary="Replace an expert's entry",
     description="Needs `If-Match`.",
-    responses=problem_responses(401, 403, 404, 409, 412, 422, 428),
 )
 async def replace_expert(
     expert: LockedExpert, body: ExpertIn, request: Request, session: SessionDep, actor: ActorDep, response: Response
@@ -176,7 +171,6 @@ async def replace_expert(
     summary="Remove an expert never engaged",
     description="Needs `If-Match`. Its API client is revoked with it. 409 when the expert has engagements: end "
     "its accreditation instead.",
-    responses=problem_responses(401, 403, 404, 409, 412, 422, 428),
 )
 async def delete_expert(
     expert: LockedExpert, request: Request, session: SessionDep, actor: ActorDep, background: BackgroundTasks
@@ -197,7 +191,6 @@ async def delete_expert(
     "and logs their sessions, and sees no other. Needs `If-Match` (the expert's ETag). 409 while the expert "
     "holds an active client (revoke it through `/v1/clients/{client_id}/revoke` first). No Idempotency-Key: the "
     "response holds the plain secret.",
-    responses=problem_responses(401, 403, 404, 409, 412, 422, 428, 429),
 )
 async def issue_expert_client(
     expert: LockedExpert, request: Request, session: SessionDep, actor: ActorDep, response: Response
@@ -221,7 +214,6 @@ async def issue_expert_client(
     description="For an application of a company within your reach (404 otherwise). The markets are the plan's "
     "target markets and the sector the company's ATECO code. 409 when the call offers no accompaniment. Event "
     "`engagement.requested`.",
-    responses=problem_responses(401, 403, 404, 409, 422),
 )
 async def request_accompaniment(
     _principal: Requester,
@@ -243,7 +235,6 @@ async def request_accompaniment(
     summary="List engagements",
     description="Partners and companies see those of their companies, an expert those assigned to it, officers, "
     "auditors and services all of them.",
-    responses=problem_responses(401, 403, 422),
 )
 async def list_engagements(
     principal: Reader,
@@ -263,7 +254,6 @@ async def list_engagements(
     "/engagements/{engagement_id}",
     response_model=EngagementOut,
     summary="Read an engagement",
-    responses=problem_responses(401, 403, 404, 422),
 )
 async def get_engagement(g: ValidEngagement, response: Response) -> Any:
     response.headers["ETag"] = etag_of(g.version)
@@ -280,7 +270,6 @@ async def get_engagement(g: ValidEngagement, response: Response) -> Any:
     "score 0-100: markets covered 40 x share of the plan's markets; sector 25 when one of the expert's ATECO "
     "codes covers the company's; language 15; availability 20 x share of the month's hours left. Ties: more "
     "hours left, then fiscal code.",
-    responses=problem_responses(401, 403, 404, 422),
 )
 async def get_proposals(principal: ProposalReader, session: SessionDep, engagement_id: uuid.UUID) -> Any:
     g = await service.get_engagement(session, principal, engagement_id)
@@ -294,7 +283,6 @@ async def get_proposals(principal: ProposalReader, session: SessionDep, engageme
     description="Needs `If-Match`. Refused with 409 naming the `reason`: `conflict` (with `conflicts`), "
     "`over_capacity` (no hours left this month), `not_accredited`, `phase_not_covered`, `declined`, "
     "`not_requested`. Event `engagement.assigned`.",
-    responses=problem_responses(401, 403, 404, 409, 412, 422, 428),
 )
 async def assign_expert(
     g: Annotated[Engagement, Depends(assigned_engagement_id)],
@@ -324,7 +312,6 @@ async def _answer(
     response_model=EngagementOut,
     summary="The assigned expert confirms the engagement",
     description="Needs `If-Match`. Only the expert assigned (404 for any other). Event `engagement.confirmed`.",
-    responses=problem_responses(401, 403, 404, 409, 412, 422, 428),
 )
 async def confirm_engagement(
     principal: ExpertCaller,
@@ -346,7 +333,6 @@ async def confirm_engagement(
     summary="The assigned expert declines the engagement",
     description="Needs `If-Match`. The engagement returns to `requested`; the expert is not proposed for it again. "
     "Event `engagement.declined`.",
-    responses=problem_responses(401, 403, 404, 409, 412, 422, 428),
 )
 async def decline_engagement(
     principal: ExpertCaller,
@@ -371,7 +357,6 @@ async def decline_engagement(
     "call's `accompaniment.max_hours_per_company` over all the company's sessions under the call), "
     "`over_capacity` (the expert's hours in the session's month), `not_confirmed`. Both limits hold whatever the "
     "concurrency. Event `engagement.session_logged`.",
-    responses=problem_responses(401, 403, 404, 409, 422),
 )
 async def log_session(
     g: Annotated[Engagement, Depends(logged_engagement_id)],
@@ -390,7 +375,6 @@ async def log_session(
     "/engagements/{engagement_id}/sessions",
     response_model=Page[SessionOut],
     summary="List an engagement's sessions",
-    responses=problem_responses(401, 403, 404, 422),
 )
 async def list_sessions(g: ValidEngagement, session: SessionDep, page: PageDep) -> Any:
     rows = await service.list_sessions(session=session, g=g, page=page)
@@ -403,7 +387,6 @@ async def list_sessions(g: ValidEngagement, session: SessionDep, page: PageDep) 
     summary="Rate an engagement (1-5, once)",
     description="By the company or its partner, once the engagement has a session (409 `no_sessions` before; "
     "409 `already-exists` the second time). Event `engagement.rated`.",
-    responses=problem_responses(401, 403, 404, 409, 422),
 )
 async def rate_engagement(
     g: Annotated[Engagement, Depends(rated_engagement_id)],
@@ -428,7 +411,6 @@ async def rate_engagement(
     description="Load per expert for the current month (Europe/Rome): hours of the sessions held in it against "
     "its availability. Hours per company and call against the call's cap. By phase: engagements, hours and "
     "average rating; by market: an engagement counts, with all its hours, under each of its markets.",
-    responses=problem_responses(401, 403, 422),
 )
 async def accompaniment_stats(_principal: RosterReader, session: SessionDep) -> Any:
     return await service.stats(session=session)

@@ -25,7 +25,7 @@ from services.intake.models import Application
 from shared.auth import Authenticator, Principal
 from shared.contracts.applications import ApplicationOut, SnapshotsOut, SnapshotsRequest
 from shared.db import SessionDep
-from shared.errors import NotFound, problem_responses
+from shared.errors import NotFound
 from shared.i18n import pick_language
 from shared.pagination import Page, PageDep, keyset, page_of
 from shared.routing import (
@@ -78,7 +78,6 @@ async def _out(session: SessionDep, app: Application, response: Response) -> dic
     status_code=201,
     summary="Create a draft application",
     dependencies=[applicant],
-    responses=problem_responses(401, 403, 409, 413, 422),
 )
 async def create_application(
     body: ApplicationCreate, session: SessionDep, actor: ActorDep, _idem: Idempotent, response: Response
@@ -92,7 +91,6 @@ async def create_application(
     "",
     response_model=Page[ApplicationOut],
     summary="List the applications within reach",
-    responses=problem_responses(401, 422),
 )
 async def list_applications(
     session: SessionDep,
@@ -129,7 +127,6 @@ async def list_applications(
     "/{application_id}",
     response_model=ApplicationOut,
     summary="Read an application",
-    responses=problem_responses(401, 404, 422),
 )
 async def get_application(app: ValidApplication, session: SessionDep, response: Response) -> Any:
     return await _out(session, app, response)
@@ -140,7 +137,6 @@ async def get_application(app: ValidApplication, session: SessionDep, response: 
     response_model=ApplicationOut,
     summary="Replace a draft's content",
     dependencies=[applicant],
-    responses=problem_responses(401, 403, 404, 409, 412, 413, 422, 428),
 )
 async def update_application(
     app: LockedApplication,
@@ -160,7 +156,6 @@ async def update_application(
     status_code=204,
     summary="Delete a draft",
     dependencies=[applicant],
-    responses=problem_responses(401, 403, 404, 409, 412, 428),
 )
 async def delete_application(
     app: LockedApplication, request: Request, session: SessionDep, actor: ActorDep
@@ -178,7 +173,6 @@ async def delete_application(
     "call article, whether it blocks submission) and the eligible total, grant and loan to "
     "the cent. A passing verdict is remembered (as when the draft is saved), so a submit "
     "that follows, with neither the draft nor its company changed, commits at once.",
-    responses=problem_responses(401, 404, 422),
 )
 async def check_application(app: ValidApplication, request: Request, session: SessionDep, actor: ActorDep) -> Any:
     result, network = await service.run_check(session, app, actor)
@@ -225,7 +219,6 @@ submit_router = APIRouter(
     "order), server timestamp, SHA-256 of the submitted content, the desk's signature and "
     "the receipt's link in the call's hash-chained register. Honours Idempotency-Key; "
     "If-Match is optional.",
-    responses=problem_responses(401, 403, 404, 409, 412, 422),
 )
 async def submit_application(
     application_id: uuid.UUID, request: Request, session: SessionDep, actor: ActorDep
@@ -251,7 +244,6 @@ async def submit_application(
     "/{application_id}/receipt",
     response_model=SubmissionReceipt,
     summary="Read the submission receipt",
-    responses=problem_responses(401, 404, 422),
 )
 async def get_receipt(app: ValidApplication, request: Request, session: SessionDep) -> Any:
     if app.receipt is None or app.protocol_number is None:
@@ -264,7 +256,6 @@ async def get_receipt(app: ValidApplication, request: Request, session: SessionD
     response_model=ApplicationOut,
     summary="Withdraw a submitted application",
     dependencies=[applicant],
-    responses=problem_responses(401, 403, 404, 409, 412, 422),
 )
 async def withdraw_application(
     app: LockedApplication,
@@ -290,7 +281,6 @@ async def withdraw_application(
     description="The €16 stamp's 14-digit identifier and issue date, declared once per application before "
     "submission; an identifier already declared on another application is refused (409 stamp-duty-reused).",
     dependencies=[applicant],
-    responses=problem_responses(401, 403, 404, 409, 422),
 )
 async def declare_stamp_duty(app: LockedApplication, body: StampDutyIn, session: SessionDep, actor: ActorDep) -> Any:
     return await formalities.declare_stamp_duty(session=session, actor=actor, app=app, body=body)
@@ -300,7 +290,6 @@ async def declare_stamp_duty(app: LockedApplication, body: StampDutyIn, session:
     "/{application_id}/stamp-duty",
     response_model=StampDutyOut,
     summary="Read the declared stamp duty",
-    responses=problem_responses(401, 404, 422),
 )
 async def get_stamp_duty(app: ValidApplication) -> Any:
     return formalities.stamp_duty_out(app)
@@ -316,7 +305,6 @@ async def get_stamp_duty(app: ValidApplication) -> Any:
     response_class=Response,
     responses={
         200: {"content": {"application/pdf": {"schema": {"type": "string", "format": "binary"}}}},
-        **problem_responses(401, 404, 422),
     },
 )
 async def get_form_pdf(app: ValidApplication, session: SessionDep) -> Response:
@@ -348,7 +336,6 @@ async def get_form_pdf(app: ValidApplication, session: SessionDep) -> Response:
             "content": {"application/pdf": {"schema": {"type": "string", "format": "binary"}}},
         }
     },
-    responses=problem_responses(401, 403, 404, 409, 413, 422),
 )
 async def upload_signed_form(
     app: LockedApplication, request: Request, session: SessionDep, actor: ActorDep, _idem: Idempotent
@@ -366,7 +353,6 @@ async def upload_signed_form(
     "/{application_id}/signed-form",
     response_model=SignedFormOut,
     summary="Read the accepted signed form's verification",
-    responses=problem_responses(401, 404, 422),
 )
 async def get_signed_form(app: ValidApplication, session: SessionDep) -> Any:
     return formalities.signed_form_out(app, await formalities.get_form_row(session, app))
@@ -380,7 +366,6 @@ async def get_signed_form(app: ValidApplication, session: SessionDep) -> Any:
     description="The snapshots (as `GET /v1/applications/{id}` returns them) of up to 200 applications in one "
     "request, for a desk service applying a batch of events; ids intake has no application for are listed in "
     "`unknown`. Reads only: nothing changes, so a retry is always safe.",
-    responses=problem_responses(401, 403, 422),
 )
 async def application_snapshots(body: SnapshotsRequest, session: SessionDep) -> Any:
     return await service.snapshots(session, body.ids)

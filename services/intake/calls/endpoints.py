@@ -14,7 +14,7 @@ from shared.auth import Authenticator
 from shared.contracts.calls import CallDetail, CallOut, CallVersionOut
 from shared.db import SessionDep
 from shared.domain.receipts import GENESIS, canonical_json
-from shared.errors import NotFound, problem_responses
+from shared.errors import NotFound
 from shared.pagination import Page, PageDep, SeqPageDep, encode_seq_cursor, keyset, page_of
 from shared.routing import ActorDep, Idempotent, UnitOfWorkRoute, check_if_match, etag_of
 from shared.schemas import INT32_MAX
@@ -31,9 +31,7 @@ async def valid_call_id(call_id: uuid.UUID, session: SessionDep) -> Call:
 ValidCall = Annotated[Call, Depends(valid_call_id)]
 
 
-@router.get(
-    "", response_model=Page[CallOut], summary="List calls", openapi_extra=PUBLIC, responses=problem_responses(422)
-)
+@router.get("", response_model=Page[CallOut], summary="List calls", openapi_extra=PUBLIC)
 async def list_calls(session: SessionDep, page: PageDep) -> Any:
     rows = await repository.list_page(session, lambda s: keyset(s, page, Call.created_at, Call.id))
     return page_of(rows, page, service.to_out)
@@ -44,7 +42,6 @@ async def list_calls(session: SessionDep, page: PageDep) -> Any:
     response_model=CallDetail,
     summary="Read a call with its rules in force",
     openapi_extra=PUBLIC,
-    responses=problem_responses(404, 422),
 )
 async def get_call(call: ValidCall, session: SessionDep, response: Response) -> Any:
     response.headers["ETag"] = etag_of(call.version)
@@ -56,7 +53,6 @@ async def get_call(call: ValidCall, session: SessionDep, response: Response) -> 
     response_model=CallVersionOut,
     summary="Read one version of the rules",
     openapi_extra=PUBLIC,
-    responses=problem_responses(404, 422),
 )
 async def get_call_version(
     call: ValidCall, version: Annotated[int, Path(ge=1, le=INT32_MAX)], session: SessionDep
@@ -80,7 +76,6 @@ async def get_call_version(
     status_code=201,
     summary="Publish a new call",
     dependencies=[officer],
-    responses=problem_responses(401, 403, 409, 422),
 )
 async def create_call(
     body: CallCreate, session: SessionDep, actor: ActorDep, _idem: Idempotent, response: Response
@@ -103,7 +98,6 @@ async def create_call(
     "`call-frozen` problem whose `refused_fields` (and `errors[]`) name the fields, and nothing "
     "is stored. Emits `call.amended`: evaluation's budget takes the new total and funds its "
     "waiting list at once.",
-    responses=problem_responses(401, 403, 404, 409, 412, 422, 428),
 )
 async def add_call_version(
     call: ValidCall,
@@ -130,7 +124,6 @@ async def add_call_version(
     description="Anyone can verify it: each `chain_hash` is sha256 of the previous entry's hash (the genesis "
     "hash for protocol 1) followed by the canonical JSON of the receipt; each signature verifies "
     "with `public_key_pem`. Page with `cursor` (from `next_cursor`) and `limit`.",
-    responses=problem_responses(404, 422),
 )
 async def get_register(
     call: ValidCall,

@@ -20,7 +20,6 @@ from services.intake.clients.schemas import (
 )
 from shared.auth import Authenticator, Principal
 from shared.db import SessionDep
-from shared.errors import problem_responses
 from shared.models import ApiClient
 from shared.pagination import Page, PageDep, page_of
 from shared.routing import ActorDep, Idempotent, UnitOfWorkRoute, check_if_match, etag_of
@@ -59,7 +58,6 @@ def _with_etag(response: Response, client: ApiClient, *, secret: bool = False) -
     "",
     response_model=Page[ApiClientOut],
     summary="List API clients (a partner sees its own)",
-    responses=problem_responses(401, 403, 422),
 )
 async def list_clients(
     session: SessionDep,
@@ -85,7 +83,6 @@ async def list_clients(
     "No Idempotency-Key here on purpose: a replay would have to keep the plain secret in the "
     "idempotency store. A retried request creates another client: revoke the one whose "
     "secret was lost.",
-    responses=problem_responses(401, 403, 422, 429),
 )
 async def create_client(body: ApiClientCreate, session: SessionDep, actor: ActorDep, response: Response) -> Any:
     client, secret = await service.create(session=session, actor=actor, data=body)
@@ -98,7 +95,6 @@ async def create_client(body: ApiClientCreate, session: SessionDep, actor: Actor
     "/{client_id}",
     response_model=ApiClientOut,
     summary="Read an API client (never its secret)",
-    responses=problem_responses(401, 403, 404, 422),
 )
 async def get_client(client: ValidClient, response: Response) -> Any:
     _with_etag(response, client)
@@ -115,7 +111,6 @@ async def get_client(client: ValidClient, response: Response) -> Any:
     "tokens issued meanwhile live out their lifetime. No Idempotency-Key (the response holds "
     "the plain secret): `If-Match` makes a retry safe, as a retried rotation answers 412 "
     "instead of rotating twice. " + REVOCATION_NOTE,
-    responses=problem_responses(401, 403, 404, 409, 412, 422, 428, 429),
 )
 async def rotate_client(
     client: LockedClient,
@@ -139,7 +134,6 @@ async def rotate_client(
     dependencies=[writer],
     summary="Revoke an API client (If-Match required); its tokens stop working",
     description=REVOCATION_NOTE + " A revocation is final: create a new client instead.",
-    responses=problem_responses(401, 403, 404, 409, 412, 422, 428, 429),
 )
 async def revoke_client(
     client: LockedClient,

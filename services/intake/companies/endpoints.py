@@ -29,7 +29,6 @@ from services.intake.partners.schemas import ClientCreate, ClientCredentials
 from shared.auth import Authenticator, Principal
 from shared.contracts.companies import CompanyOut
 from shared.db import SessionDep
-from shared.errors import problem_responses
 from shared.pagination import Page, PageDep, page_of
 from shared.routing import ActorDep, Idempotent, UnitOfWorkRoute, check_if_match, etag_of
 
@@ -83,7 +82,7 @@ _ALREADY_REGISTERED: dict[int | str, dict[str, Any]] = {
     status_code=201,
     dependencies=[company_writer],
     summary="Register a company (a partner also gets an active delegation from it)",
-    responses={**problem_responses(401, 403, 409, 422), **_ALREADY_REGISTERED},
+    responses=_ALREADY_REGISTERED,
 )
 async def create_company(
     body: CompanyIn, session: SessionDep, actor: ActorDep, _idem: Idempotent, response: Response
@@ -100,7 +99,6 @@ async def create_company(
     "",
     response_model=Page[CompanyOut],
     summary="List the companies within reach",
-    responses=problem_responses(401, 403, 422),
 )
 async def list_companies(
     session: SessionDep,
@@ -116,7 +114,6 @@ async def list_companies(
     "/{company_id}",
     response_model=CompanyOut,
     summary="Read a company",
-    responses=problem_responses(401, 403, 404, 422),
 )
 async def get_company(company: ValidCompany, response: Response) -> Any:
     _company_headers(response, company)
@@ -128,7 +125,6 @@ async def get_company(company: ValidCompany, response: Response) -> Any:
     response_model=CompanyOut,
     dependencies=[company_writer],
     summary="Replace a company's data (If-Match required; the VAT number cannot change)",
-    responses=problem_responses(401, 403, 404, 412, 422, 428),
 )
 async def replace_company(
     company: LockedCompany, body: CompanyIn, request: Request, session: SessionDep, actor: ActorDep, response: Response
@@ -147,7 +143,6 @@ async def replace_company(
     summary="Issue an API client to a company acting for itself (the secret is shown once)",
     description="No Idempotency-Key here on purpose: a replay would have to keep the plain secret in the "
     "idempotency store. A retried request issues another client; the lost one is unusable.",
-    responses=problem_responses(401, 403, 404, 422),
 )
 async def create_company_client(
     company: ValidCompany, session: SessionDep, actor: ActorDep, response: Response, body: ClientCreate | None = None
@@ -193,7 +188,6 @@ def _delegation_headers(response: Response, view: DelegationView) -> None:
     "GET /v1/delegations) and accepts or refuses; the partner sees the delegation, with the "
     "company's id and name, once it is accepted (event `delegation.activated`). 409 only when the "
     "partner already holds an active delegation from that company.",
-    responses=problem_responses(401, 403, 409, 422),
 )
 async def request_delegation(body: DelegationCreate, session: SessionDep, actor: ActorDep, _idem: Idempotent) -> Any:
     return await service.request_delegation(session=session, actor=actor, vat_number=body.vat_number)
@@ -203,7 +197,6 @@ async def request_delegation(body: DelegationCreate, session: SessionDep, actor:
     "",
     response_model=Page[DelegationOut],
     summary="List delegations (a partner those accepted, a company those on it)",
-    responses=problem_responses(401, 403, 422),
 )
 async def list_delegations(
     session: SessionDep, principal: Reader, page: PageDep, status: DelegationStatus | None = None
@@ -216,7 +209,6 @@ async def list_delegations(
     "/{delegation_id}",
     response_model=DelegationOut,
     summary="Read a delegation",
-    responses=problem_responses(401, 403, 404, 422),
 )
 async def get_delegation(view: ValidDelegation, response: Response) -> Any:
     _delegation_headers(response, view)
@@ -228,7 +220,6 @@ async def get_delegation(view: ValidDelegation, response: Response) -> Any:
     response_model=DelegationOut,
     dependencies=[delegation_acceptor],
     summary="Accept a pending delegation (the company or an officer; If-Match required)",
-    responses=problem_responses(401, 403, 404, 409, 412, 422, 428),
 )
 async def accept_delegation(
     view: LockedDelegation,
@@ -249,7 +240,6 @@ async def accept_delegation(
     response_model=DelegationOut,
     dependencies=[delegation_revoker],
     summary="Revoke a delegation, or refuse a pending one (the company, the partner or an officer; If-Match required)",
-    responses=problem_responses(401, 403, 404, 409, 412, 422, 428),
 )
 async def revoke_delegation(
     view: LockedDelegation,

@@ -33,7 +33,6 @@ from services.intake.networking.schemas import (
 )
 from shared.auth import Authenticator, Principal
 from shared.db import SessionDep
-from shared.errors import problem_responses
 from shared.pagination import Page, PageDep, page_of
 from shared.routing import ActorDep, Idempotent, UnitOfWorkRoute, check_if_match, etag_of
 from shared.schemas import CountryCode
@@ -91,7 +90,6 @@ ChangedMeeting = Annotated[B2bMeeting, Depends(changed_meeting_id)]
     description="A buyer, distributor or importer from abroad: country (ISO 3166-1 alpha-2), sectors (ATECO "
     "codes) and interests.",
     dependencies=[officer],
-    responses=problem_responses(401, 403, 409, 422),
 )
 async def create_operator(
     body: OperatorIn, session: SessionDep, actor: ActorDep, _idem: Idempotent, response: Response
@@ -105,7 +103,6 @@ async def create_operator(
     "/operators",
     response_model=Page[OperatorOut],
     summary="List foreign operators",
-    responses=problem_responses(401, 403, 422),
 )
 async def list_operators(
     _principal: Reader,
@@ -122,7 +119,6 @@ async def list_operators(
     "/operators/{operator_id}",
     response_model=OperatorOut,
     summary="Read a foreign operator",
-    responses=problem_responses(401, 403, 404, 422),
 )
 async def get_operator(_principal: Reader, operator_id: uuid.UUID, session: SessionDep) -> Any:
     return service.operator_out(await service.get_operator(session, operator_id))
@@ -140,7 +136,6 @@ async def get_operator(_principal: Reader, operator_id: uuid.UUID, session: Sess
     "its capacity, the parallel tables) and the operators taking part. Slots are numbered from 0 in "
     "time order. An event already held may be recorded after the fact.",
     dependencies=[officer],
-    responses=problem_responses(401, 403, 409, 422),
 )
 async def create_event(
     body: B2bEventIn, session: SessionDep, actor: ActorDep, _idem: Idempotent, response: Response
@@ -154,7 +149,6 @@ async def create_event(
     "/events",
     response_model=Page[B2bEventOut],
     summary="List B2B events",
-    responses=problem_responses(401, 403, 422),
 )
 async def list_events(_principal: Reader, session: SessionDep, page: PageDep) -> Any:
     rows = await service.list_events(session=session, page=page)
@@ -167,7 +161,6 @@ async def list_events(_principal: Reader, session: SessionDep, page: PageDep) ->
     response_model=B2bEventOut,
     summary="Read a B2B event",
     description="With each slot's tables taken and each operator's participation.",
-    responses=problem_responses(401, 403, 404, 422),
 )
 async def get_event(_principal: Reader, event: ValidEvent, session: SessionDep) -> Any:
     return await service.event_view(session, event)
@@ -184,7 +177,6 @@ async def get_event(_principal: Reader, event: ValidEvent, session: SessionDep) 
     description="For a company within your reach (404 otherwise) and an operator taking part in the event (404 "
     "otherwise), with the company's rank for it (1 = first choice). 409 `already-exists` for the same "
     "operator twice; 409 `conflict` when the company or the operator has withdrawn.",
-    responses=problem_responses(401, 403, 404, 409, 422),
 )
 async def register_interest(
     _principal: Participant,
@@ -202,7 +194,6 @@ async def register_interest(
     response_model=Page[B2bInterestOut],
     summary="List the companies' interests",
     description="Officers and auditors see all of them; partners and companies those of their companies.",
-    responses=problem_responses(401, 403, 404, 422),
 )
 async def list_interests(principal: Reader, event: ValidEvent, session: SessionDep, page: PageDep) -> Any:
     rows = await service.list_interests(session=session, principal=principal, event=event, page=page)
@@ -217,7 +208,6 @@ async def list_interests(principal: Reader, event: ValidEvent, session: SessionD
     description="Officers record the rank an operator gives a company (1 = first choice). The agenda pairs "
     "companies and operators by the sum of both ranks. 409 `already-exists` for the same pair twice.",
     dependencies=[officer],
-    responses=problem_responses(401, 403, 404, 409, 422),
 )
 async def register_preference(
     event: LockedEvent, body: OperatorPreferenceIn, session: SessionDep, actor: ActorDep, _idem: Idempotent
@@ -238,7 +228,6 @@ async def register_preference(
     description="A company (by its partner, itself or an officer) or an operator (officers only: 403 otherwise) "
     "pulls out: its meetings become `withdrawn` and their places free. The next planning keeps every "
     "other meeting where it is and only fills the freed places. 409 when already withdrawn.",
-    responses=problem_responses(401, 403, 404, 409, 422),
 )
 async def withdraw(
     _principal: Participant,
@@ -267,7 +256,6 @@ async def withdraw(
     "(confirmed or proposed) stay where they are: a re-plan only fills the free places. Running it "
     "again with nothing changed adds nothing.",
     dependencies=[officer],
-    responses=problem_responses(401, 403, 404, 409, 422),
 )
 async def plan_agenda(event: LockedEvent, session: SessionDep, actor: ActorDep, _idem: Idempotent) -> Any:
     added, live = await service.plan(session=session, actor=actor, event=event)
@@ -287,7 +275,6 @@ async def plan_agenda(event: LockedEvent, session: SessionDep, actor: ActorDep, 
     "that slot, or every table of the slot is taken (`reason`: company_busy, operator_busy, "
     "capacity); 409 `already-exists` when the pair already meets in the agenda.",
     dependencies=[officer],
-    responses=problem_responses(401, 403, 404, 409, 422),
 )
 async def add_meeting(
     event: LockedEvent, body: MeetingIn, session: SessionDep, actor: ActorDep, _idem: Idempotent, response: Response
@@ -304,7 +291,6 @@ async def add_meeting(
     summary="Read the agenda: a company's or an operator's meetings",
     description="The meetings of the companies within your reach (officers and auditors: all), optionally of "
     "one company (its agenda) or one operator (its agenda), or in one state.",
-    responses=problem_responses(401, 403, 404, 422),
 )
 async def list_meetings(
     principal: Reader,
@@ -331,7 +317,6 @@ async def list_meetings(
     "/meetings/{meeting_id}",
     response_model=MeetingOut,
     summary="Read a meeting",
-    responses=problem_responses(401, 403, 404, 422),
 )
 async def get_meeting(meeting: ValidMeeting, session: SessionDep, response: Response) -> Any:
     event = await service.get_event(session, meeting.event_id)
@@ -345,7 +330,6 @@ async def get_meeting(meeting: ValidMeeting, session: SessionDep, response: Resp
     summary="Confirm a proposed meeting",
     description="By an officer, or by the company (its partner, itself). Needs `If-Match`. 409 when the meeting "
     "is not `proposed`.",
-    responses=problem_responses(401, 403, 404, 409, 412, 422, 428),
 )
 async def confirm_meeting(
     meeting: ChangedMeeting,
@@ -372,7 +356,6 @@ async def confirm_meeting(
     "did not take place (withdrawn, never confirmed, or its event not over); 409 `already-exists` "
     "when recorded already. Emits `meeting.outcome_recorded`: monitoring adds it to the results of "
     "the company's project and to the statistics.",
-    responses=problem_responses(401, 403, 404, 409, 412, 422, 428),
 )
 async def record_outcome(
     meeting: ChangedMeeting,

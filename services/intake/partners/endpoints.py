@@ -12,7 +12,6 @@ from services.intake.partners import service
 from services.intake.partners.schemas import ClientCreate, ClientCredentials, PartnerCreate, PartnerOut
 from shared.auth import Authenticator, Principal
 from shared.db import SessionDep
-from shared.errors import problem_responses
 from shared.pagination import Page, PageDep, page_of
 from shared.routing import ActorDep, Idempotent, UnitOfWorkRoute, etag_of
 
@@ -37,7 +36,6 @@ ValidPartner = Annotated[Partner, Depends(valid_partner_id)]
     status_code=201,
     summary="Register a partner",
     dependencies=[officer],
-    responses=problem_responses(401, 403, 409, 422),
 )
 async def create_partner(
     body: PartnerCreate, session: SessionDep, actor: ActorDep, _idem: Idempotent, response: Response
@@ -52,7 +50,6 @@ async def create_partner(
     "",
     response_model=Page[PartnerOut],
     summary="List partners (a partner sees only itself)",
-    responses=problem_responses(401, 403, 422),
 )
 async def list_partners(session: SessionDep, principal: Reader, page: PageDep) -> Any:
     rows = await service.list_partners(session=session, principal=principal, page=page)
@@ -63,7 +60,6 @@ async def list_partners(session: SessionDep, principal: Reader, page: PageDep) -
     "/{partner_id}",
     response_model=PartnerOut,
     summary="Read a partner",
-    responses=problem_responses(401, 403, 404, 422),
 )
 async def get_partner(partner: ValidPartner, response: Response) -> Any:
     response.headers["ETag"] = etag_of(partner.version)
@@ -78,7 +74,6 @@ async def get_partner(partner: ValidPartner, response: Response) -> Any:
     summary="Issue an API client to a partner (the secret is shown once)",
     description="No Idempotency-Key here on purpose: a replay would have to keep the plain secret in the "
     "idempotency store. A retried request issues another client; the lost one is unusable.",
-    responses=problem_responses(401, 403, 404, 422),
 )
 async def create_partner_client(
     partner: ValidPartner, session: SessionDep, actor: ActorDep, response: Response, body: ClientCreate | None = None

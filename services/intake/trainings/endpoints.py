@@ -24,7 +24,6 @@ from services.intake.trainings.schemas import (
 )
 from shared.auth import Authenticator, Principal
 from shared.db import SessionDep
-from shared.errors import problem_responses
 from shared.pagination import Page, PageDep, page_of
 from shared.routing import ActorDep, Idempotent, UnitOfWorkRoute, check_if_match, etag_of
 
@@ -85,7 +84,6 @@ AttendedEnrolment = Annotated[Enrolment, Depends(attended_enrolment_id)]
     status_code=201,
     summary="Publish a training session",
     dependencies=[officer],
-    responses=problem_responses(401, 403, 409, 422),
 )
 async def create_training(
     body: TrainingIn, session: SessionDep, actor: ActorDep, _idem: Idempotent, response: Response
@@ -100,7 +98,6 @@ async def create_training(
     "/trainings",
     response_model=Page[TrainingOut],
     summary="List training sessions",
-    responses=problem_responses(401, 403, 422),
 )
 async def list_trainings(
     _principal: Reader,
@@ -117,7 +114,6 @@ async def list_trainings(
     "/trainings/{training_id}",
     response_model=TrainingOut,
     summary="Read a training session",
-    responses=problem_responses(401, 403, 404, 422),
 )
 async def get_training(_principal: Reader, training: ValidTraining, response: Response) -> Any:
     response.headers["ETag"] = etag_of(training.version)
@@ -130,7 +126,6 @@ async def get_training(_principal: Reader, training: ValidTraining, response: Re
     summary="Replace a training session",
     description="Needs `If-Match`. The capacity cannot go below the places already taken (409).",
     dependencies=[officer],
-    responses=problem_responses(401, 403, 404, 409, 412, 422, 428),
 )
 async def replace_training(
     training: LockedTraining,
@@ -158,7 +153,6 @@ async def replace_training(
     "joins its waiting list (`status` `waiting`, `queue_number` its arrival order) and is promoted "
     "automatically when a place frees (`training.enrolment_promoted`). 409 `already-exists` when the "
     "address is already enrolled or waiting, `conflict` when the session has started.",
-    responses=problem_responses(401, 403, 404, 409, 422),
 )
 async def enrol_participant(
     _principal: Enroller,
@@ -180,7 +174,6 @@ async def enrol_participant(
     response_model=Page[EnrolmentOut],
     summary="List a session's enrolments",
     description="Officers and auditors see all of them; partners and companies those of their companies.",
-    responses=problem_responses(401, 403, 404, 422),
 )
 async def list_enrolments(
     principal: Reader,
@@ -199,7 +192,6 @@ async def list_enrolments(
     "/enrolments/{enrolment_id}",
     response_model=EnrolmentOut,
     summary="Read an enrolment",
-    responses=problem_responses(401, 403, 404, 422),
 )
 async def get_enrolment(enrolment: ValidEnrolment, response: Response) -> Any:
     response.headers["ETag"] = etag_of(service.enrolment_version(enrolment))
@@ -213,7 +205,6 @@ async def get_enrolment(enrolment: ValidEnrolment, response: Response) -> Any:
     description="Needs `If-Match`. A freed place goes at once to the first enrolment on the waiting list "
     "(in order of arrival, once; event `training.enrolment_promoted`). Cancelling a waiting enrolment "
     "takes it off the list. 409 when already cancelled or when the session has started.",
-    responses=problem_responses(401, 403, 404, 409, 412, 422, 428),
 )
 async def cancel_enrolment(
     enrolment: LockedEnrolment,
@@ -240,7 +231,7 @@ async def cancel_enrolment(
     "that needs `If-Match`, 200). 409 when the participant is not enrolled (waiting or cancelled) or the "
     "session has not started; 422 `hours_above_session` when the hours exceed the session's.",
     dependencies=[officer],
-    responses={201: {"model": AttendanceOut}, **problem_responses(401, 403, 404, 409, 412, 422, 428)},
+    responses={201: {"model": AttendanceOut}},
 )
 async def record_attendance(
     enrolment: AttendedEnrolment,
@@ -270,7 +261,6 @@ async def record_attendance(
     "(rounded to the hundredth of an hour). Otherwise 409, naming `hours_attended` and `hours_required`.",
     responses={
         200: {"content": {"application/pdf": {"schema": {"type": "string", "format": "binary"}}}},
-        **problem_responses(401, 403, 404, 409, 422),
     },
 )
 async def get_certificate(enrolment: ValidEnrolment, session: SessionDep) -> Response:

@@ -31,7 +31,6 @@ from services.intake.webhooks.schemas import (
 )
 from shared.auth import Authenticator, Principal
 from shared.db import SessionDep
-from shared.errors import problem_responses
 from shared.models import Subscription
 from shared.pagination import Page, PageDep, page_of
 from shared.routing import ActorDep, Idempotent, UnitOfWorkRoute, check_if_match, etag_of
@@ -85,7 +84,6 @@ def _no_store(response: Response, sub: Subscription) -> None:
     "officer allowed it), and every address its host resolves to must be public: no private, "
     "link-local, loopback, multicast or metadata address, nor an IPv6 form embedding one "
     "(`webhook_url_not_allowed` at `/url`).",
-    responses=problem_responses(401, 403, 422, 429),
 )
 async def create_webhook(
     body: WebhookCreate,
@@ -108,7 +106,6 @@ async def create_webhook(
     "",
     response_model=Page[WebhookOut],
     summary="List webhook subscriptions (own; officers all)",
-    responses=problem_responses(401, 403, 422),
 )
 async def list_webhooks(session: SessionDep, principal: Reader, page: PageDep) -> Any:
     rows = await service.list_subscriptions(session=session, principal=principal, page=page)
@@ -124,7 +121,6 @@ async def list_webhooks(session: SessionDep, principal: Reader, page: PageDep) -
     description="In production a webhook URL must use port 443; an officer may allow another port for "
     "one host (e.g. a partner gateway on 8443). Checked when a subscription is created and "
     "at every delivery. Audited.",
-    responses=problem_responses(401, 403, 409, 422, 429),
 )
 async def allow_webhook_port(
     body: PortAllowanceCreate, session: SessionDep, actor: ActorDep, _officer: Officer, _idem: Idempotent
@@ -137,7 +133,6 @@ async def allow_webhook_port(
     "/allowed-ports",
     response_model=PortAllowancePage,
     summary="Ports other than 443 that officers allowed for webhooks (officers and auditors)",
-    responses=problem_responses(401, 403, 422),
 )
 async def list_webhook_ports(session: SessionDep, _reader: Overseer) -> Any:
     rows = await service.list_port_allowances(session=session)
@@ -148,7 +143,6 @@ async def list_webhook_ports(session: SessionDep, _reader: Overseer) -> Any:
     "/allowed-ports/{allowance_id}",
     status_code=204,
     summary="Withdraw a port allowance (officers); deliveries using it stop at their next attempt",
-    responses=problem_responses(401, 403, 404, 422, 429),
 )
 async def revoke_webhook_port(
     allowance_id: uuid.UUID, session: SessionDep, actor: ActorDep, _officer: Officer
@@ -161,7 +155,6 @@ async def revoke_webhook_port(
     "/{webhook_id}",
     response_model=WebhookOut,
     summary="Read a webhook subscription",
-    responses=problem_responses(401, 403, 404, 422),
 )
 async def get_webhook(sub: ValidWebhook, response: Response) -> Any:
     response.headers["ETag"] = etag_of(sub.version)
@@ -173,7 +166,6 @@ async def get_webhook(sub: ValidWebhook, response: Response) -> Any:
     status_code=204,
     summary="Delete a webhook subscription (If-Match required)",
     description="Nothing more is sent to it: deliveries still pending are dead-lettered.",
-    responses=problem_responses(401, 403, 404, 412, 428, 429),
 )
 async def delete_webhook(sub: LockedWebhook, request: Request, session: SessionDep, actor: ActorDep) -> Response:
     check_if_match(request, sub.version)
@@ -187,7 +179,6 @@ async def delete_webhook(sub: LockedWebhook, request: Request, session: SessionD
     summary="Rotate the signing secret (If-Match required; the new secret is returned once)",
     description="During `overlap_hours` every delivery carries two signatures, one per secret, so a "
     "receiver verifying with either keeps working while it switches.",
-    responses=problem_responses(401, 403, 404, 412, 422, 428, 429),
 )
 async def rotate_webhook_secret(
     sub: LockedWebhook,
@@ -210,7 +201,6 @@ async def rotate_webhook_secret(
     response_model=PingOut,
     status_code=202,
     summary="Send a webhook.ping event to this endpoint only",
-    responses=problem_responses(401, 403, 404, 422, 429),
 )
 async def ping_webhook(sub: OwnedWebhook, session: SessionDep, actor: ActorDep, _idem: Idempotent) -> Any:
     targeted = await service.ping(session=session, actor=actor, sub=sub)
@@ -221,7 +211,6 @@ async def ping_webhook(sub: OwnedWebhook, session: SessionDep, actor: ActorDep, 
     "/{webhook_id}/deliveries",
     response_model=DeliveryPage,
     summary="List deliveries to this endpoint, newest first, with their attempt log",
-    responses=problem_responses(401, 403, 404, 422),
 )
 async def list_webhook_deliveries(
     sub: ValidWebhook,
@@ -243,7 +232,6 @@ async def list_webhook_deliveries(
     response_model=ReplayOut,
     status_code=202,
     summary="Send one delivery's event again (a new delivery)",
-    responses=problem_responses(401, 403, 404, 422, 429),
 )
 async def replay_webhook_delivery(
     sub: OwnedWebhook,
@@ -262,7 +250,6 @@ async def replay_webhook_delivery(
     summary="Send again every matching event since an instant",
     description="Matches as the delivery worker does (event type and ownership), on events already "
     "published; at most 1000 per call, oldest first (`truncated` says when more remain).",
-    responses=problem_responses(401, 403, 404, 422, 429),
 )
 async def replay_webhook_events(
     sub: OwnedWebhook, body: ReplaySince, session: SessionDep, actor: ActorDep, _idem: Idempotent
@@ -282,7 +269,6 @@ async def replay_webhook_events(
     "(opaque). An event appears once the delivery worker has published it, normally "
     "within a second of the change; paging never skips one that commits late. "
     "Test pings (`webhook.ping`) go only to their endpoint and are not listed here.",
-    responses=problem_responses(401, 403, 422),
 )
 async def list_events(
     request: Request,
@@ -309,7 +295,6 @@ async def list_events(
     response_model=EventTypePage,
     openapi_extra=PUBLIC,
     summary="The event catalogue: every type, its version and the JSON Schema of its data",
-    responses=problem_responses(422),
 )
 async def list_event_types(
     source: Annotated[str | None, Query(max_length=32, description="Only the types this service emits.")] = None,

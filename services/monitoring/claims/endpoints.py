@@ -31,7 +31,6 @@ from services.monitoring.storage import StorageDep
 from shared.auth import Authenticator, Principal, current_principal
 from shared.clients.evaluation import EvaluationClient
 from shared.db import SessionDep
-from shared.errors import problem_responses
 from shared.four_eyes import ProposalOut, proposal_out
 from shared.i18n import Lang, pick_language
 from shared.pagination import Page, PageDep, keyset, page_of
@@ -93,7 +92,6 @@ async def _detail(session: Any, claim: Claim, request: Request, response: Respon
     description="One draft claim per project at a time; none on a revoked or completed project "
     "(409), nor after the final claim.",
     dependencies=[beneficiary],
-    responses=problem_responses(401, 403, 404, 409, 422),
 )
 async def create_claim(
     project: ValidProject,
@@ -114,7 +112,6 @@ async def create_claim(
     response_model=Page[ClaimOut],
     summary="List a project's claims",
     dependencies=[reader],
-    responses=problem_responses(401, 403, 404, 422),
 )
 async def list_claims(project: ValidProject, session: SessionDep, page: PageDep) -> Any:
     rows = await repository.rows(session, keyset(repository.claims_of(project.id), page, Claim.created_at, Claim.id))
@@ -130,7 +127,6 @@ async def list_claims(project: ValidProject, session: SessionDep, page: PageDep)
     summary="List the claims within reach, across projects",
     description="Officers, auditors and services see every claim; a partner or a company those of its "
     "projects (shared.access). Oldest first.",
-    responses=problem_responses(401, 403, 422),
 )
 async def list_all_claims(
     session: SessionDep,
@@ -151,7 +147,6 @@ async def list_all_claims(
     response_model=ClaimDetail,
     summary="Read a claim with its lines, checks and evidence",
     dependencies=[reader],
-    responses=problem_responses(401, 403, 404, 422),
 )
 async def get_claim(found: ValidClaim, request: Request, session: SessionDep, response: Response) -> Any:
     return await _detail(session, found[0], request, response)
@@ -166,7 +161,6 @@ async def get_claim(found: ValidClaim, request: Request, session: SessionDep, re
     "(supplier, number, date) can be claimed once across all projects and calls: 409 "
     "`invoice-already-claimed` otherwise.",
     dependencies=[beneficiary],
-    responses=problem_responses(401, 403, 404, 409, 412, 422, 428),
 )
 async def add_claim_line(
     found: ValidClaim,
@@ -191,7 +185,6 @@ async def add_claim_line(
     status_code=204,
     summary="Remove a line (and its evidence) from a draft claim",
     dependencies=[beneficiary],
-    responses=problem_responses(401, 403, 404, 409, 412, 428),
 )
 async def delete_claim_line(
     found: ValidClaim, line: ValidLine, request: Request, session: SessionDep, actor: ActorDep
@@ -213,7 +206,6 @@ async def delete_claim_line(
     "invoice is read (supplier, number, date, taxable amount, CUP) and compared with the line "
     "when the claim is submitted. The SHA-256 of the file is recorded.",
     dependencies=[beneficiary],
-    responses=problem_responses(401, 403, 404, 409, 412, 413, 415, 422),
 )
 async def upload_evidence(
     found: ValidClaim,
@@ -251,7 +243,6 @@ async def upload_evidence(
     description="Needs `If-Match`. At least one line must have evidence. Every check is stored on its "
     "line (code, pass/fail/needs_review, message); totals are computed.",
     dependencies=[beneficiary],
-    responses=problem_responses(401, 403, 404, 409, 412, 422, 428, 503),
 )
 async def submit_claim(
     found: ValidClaim,
@@ -276,7 +267,6 @@ async def submit_claim(
     description="recognised (in full), partially (with the amount) or rejected; a line with a failed "
     "blocking check can only be rejected. Needs `If-Match` with the claim's ETag.",
     dependencies=[officer],
-    responses=problem_responses(401, 403, 404, 409, 412, 422, 428),
 )
 async def review_claim_line(
     found: ValidClaim,
@@ -310,7 +300,6 @@ async def review_claim_line(
     "to the approved budget plus the call's tolerance, the call's caps applied) plus the flat "
     "rates recomputed on them. A final claim then decides the project's outcome.",
     dependencies=[officer],
-    responses=problem_responses(401, 403, 404, 409, 412, 422, 428, 503),
 )
 async def complete_claim_review(
     found: ValidClaim,
@@ -349,7 +338,6 @@ async def complete_claim_review(
     "or the computed total itself: 422; proposed already: 409 `confirmation-pending` (a "
     "different amount or reason supersedes it). Completing the review without the override "
     "supersedes an open proposal.",
-    responses=problem_responses(401, 403, 404, 409, 412, 422, 428, 503),
 )
 async def propose_outcome_override(
     found: ValidClaim,
@@ -386,7 +374,6 @@ async def propose_outcome_override(
     "from the other claims' recognised total plus this one. Requires If-Match. The proposer: "
     "403 `four-eyes-same-officer`; nothing proposed: 409 `nothing-to-confirm`; the claim "
     "changed since the proposal: 409.",
-    responses=problem_responses(401, 403, 404, 409, 412, 422, 428, 503),
 )
 async def confirm_outcome_override(
     found: ValidClaim,
@@ -428,7 +415,6 @@ async def valid_evidence_id(evidence_id: uuid.UUID, request: Request, session: S
             "description": "The file, as uploaded.",
             "content": {"application/pdf": {}, "image/png": {}, "image/jpeg": {}, "application/xml": {}},
         },
-        **problem_responses(401, 403, 404),
     },
 )
 async def download_evidence(e: Annotated[EvidenceFile, Depends(valid_evidence_id)], storage: StorageDep) -> Response:

@@ -21,7 +21,6 @@ from services.monitoring.peers import IntakeDep
 from services.monitoring.projects.endpoints import LockedProject
 from shared.auth import Authenticator
 from shared.db import SessionDep
-from shared.errors import problem_responses
 from shared.pagination import Page, PageDep, keyset, page_of
 from shared.routing import ActorDep, Idempotent, UnitOfWorkRoute, check_if_match, etag_of
 
@@ -55,7 +54,6 @@ def _out(payment: Payment, response: Response) -> dict[str, Any]:
     dependencies=[reader],
     summary="List the payments within reach",
     description="Officers and auditors see every payment; a partner or a company those of its projects.",
-    responses=problem_responses(401, 403, 422),
 )
 async def list_payments(
     session: SessionDep,
@@ -85,7 +83,6 @@ async def list_payments(
     response_class=Response,
     responses={
         200: {"content": {"text/csv": {"schema": {"type": "string"}}}, "description": "The CSV file."},
-        **problem_responses(401, 403, 409, 422, 503),
     },
 )
 async def export_payments(
@@ -107,7 +104,6 @@ async def export_payments(
     response_model=PaymentOut,
     dependencies=[reader],
     summary="Read a payment",
-    responses=problem_responses(401, 403, 404, 422),
 )
 async def get_payment(payment: ValidPayment, response: Response) -> Any:
     return _out(payment[0], response)
@@ -121,7 +117,6 @@ async def get_payment(payment: ValidPayment, response: Response) -> Any:
     summary="Record that the treasury paid the order, or that a recovery was collected (If-Match)",
     description="Only an open order (`ordered`) can be paid; an outgoing order needs a valid IBAN and a "
     "second officer's confirmation (409 `payment-not-confirmed` otherwise).",
-    responses=problem_responses(401, 403, 404, 409, 412, 422, 428),
 )
 async def mark_payment_paid(
     payment: LockedPayment,
@@ -145,7 +140,6 @@ async def mark_payment_paid(
     description="An advance or balance order is paid or exported to the treasury only once a second officer "
     "has confirmed it. Whoever ordered it: 403 `four-eyes-same-officer`; already confirmed: "
     "409 `nothing-to-confirm`. The audit record names both.",
-    responses=problem_responses(401, 403, 404, 409, 412, 422, 428),
 )
 async def confirm_payment_order(
     payment: LockedPayment,
@@ -166,7 +160,6 @@ async def confirm_payment_order(
     status_code=200,
     dependencies=[officer],
     summary="Record that the order failed; a new one can then be ordered (If-Match)",
-    responses=problem_responses(401, 403, 404, 409, 412, 422, 428),
 )
 async def mark_payment_failed(
     body: PaymentFailedIn,
@@ -193,7 +186,6 @@ async def mark_payment_failed(
     description="An order keeps the IBAN it was ordered with, whatever later changes of the project's "
     "account; an officer moves an open advance or balance to the current one here. Already "
     "on it: returned unchanged.",
-    responses=problem_responses(401, 403, 404, 409, 412, 422, 428),
 )
 async def reissue_payment(
     payment: LockedPayment,
@@ -220,7 +212,6 @@ async def reissue_payment(
     "active; the balance is final grant - advance, once the outcome is applied.",
     responses={
         200: {"model": PaymentOut, "description": "The live order of that kind, unchanged."},
-        **problem_responses(401, 403, 404, 409, 422, 503),
     },
 )
 async def order_project_payment(

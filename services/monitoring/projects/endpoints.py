@@ -29,7 +29,6 @@ from services.monitoring.projects.schemas import (
 )
 from shared.auth import Authenticator
 from shared.db import SessionDep
-from shared.errors import problem_responses
 from shared.pagination import Page, PageDep, keyset, page_of
 from shared.routing import ActorDep, Idempotent, UnitOfWorkRoute, check_if_match, etag_of
 
@@ -67,7 +66,6 @@ def _out(project: Project, response: Response) -> dict[str, Any]:
     summary="List the projects within reach",
     description="Officers, auditors and services see every project; a partner those of its companies' "
     "applications; a company its own.",
-    responses=problem_responses(401, 403, 422),
 )
 async def list_projects(
     session: SessionDep,
@@ -90,7 +88,6 @@ async def list_projects(
     "/{project_id}",
     response_model=ProjectOut,
     summary="Read a project",
-    responses=problem_responses(401, 403, 404, 422),
 )
 async def get_project(project: ValidProject, response: Response) -> Any:
     return _out(project, response)
@@ -116,7 +113,6 @@ def _change_out(change: IbanChange, response: Response) -> dict[str, Any]:
     "(`POST /v1/payments/{id}/reissue`).",
     responses={
         202: {"model": IbanChangeOut, "description": "The change awaits the company's or an officer's confirmation."},
-        **problem_responses(401, 403, 404, 409, 412, 422, 428, 503),
     },
 )
 async def set_project_iban(
@@ -166,7 +162,6 @@ LockedChange = Annotated[IbanChange, Depends(lockable_change_id)]
     "/{project_id}/iban-changes",
     response_model=Page[IbanChangeOut],
     summary="The project's changes of account, oldest first",
-    responses=problem_responses(401, 403, 404, 422),
 )
 async def list_iban_changes(project: ValidProject, session: SessionDep, page: PageDep) -> Any:
     stmt = keyset(repository.iban_changes(project.id), page, IbanChange.requested_at, IbanChange.id)
@@ -177,7 +172,6 @@ async def list_iban_changes(project: ValidProject, session: SessionDep, page: Pa
     "/{project_id}/iban-changes/{change_id}",
     response_model=IbanChangeOut,
     summary="Read a change of account",
-    responses=problem_responses(401, 403, 404, 422),
 )
 async def get_iban_change(change: ValidChange, response: Response) -> Any:
     return _change_out(change, response)
@@ -191,7 +185,6 @@ async def get_iban_change(change: ValidChange, response: Response) -> Any:
     summary="Confirm a partner's change of account: the company or an officer (If-Match on the change)",
     description="The project's IBAN becomes the change's (the holder is checked again against the "
     "company). Orders already placed keep their account; an officer may re-issue them.",
-    responses=problem_responses(401, 403, 404, 409, 412, 422, 428, 503),
 )
 async def confirm_iban_change(
     project: LockedProject,
@@ -214,7 +207,6 @@ async def confirm_iban_change(
     status_code=200,
     dependencies=[account_confirmer],
     summary="Reject a partner's change of account: the company or an officer (If-Match on the change)",
-    responses=problem_responses(401, 403, 404, 409, 412, 422, 428),
 )
 async def reject_iban_change(
     body: IbanChangeRejectIn,
@@ -237,7 +229,6 @@ async def reject_iban_change(
     status_code=200,
     dependencies=[officer],
     summary="Extend the deadline by the call's extension, once (If-Match)",
-    responses=problem_responses(401, 403, 404, 409, 412, 422, 428, 503),
 )
 async def extend_project(
     body: ExtensionIn,
@@ -264,7 +255,6 @@ async def extend_project(
     summary="Record whether the operating site in Lombardy is open (If-Match)",
     description="A project whose company had only committed to open a site starts unverified; not verified "
     "when the outcome is applied means revocation.",
-    responses=problem_responses(401, 403, 404, 409, 412, 422, 428),
 )
 async def record_lombardy_site(
     body: LombardySiteIn,
@@ -297,7 +287,6 @@ async def record_lombardy_site(
     "The outcome's `recovery_detail` shows the figures. The outcome of a completed project is "
     "never typed: it is computed when its final claim's review is completed "
     "(`POST /v1/claims/{id}/review/complete`).",
-    responses=problem_responses(401, 403, 404, 409, 412, 422, 428, 503),
 )
 async def revoke_project(
     body: RevocationIn,
@@ -330,7 +319,6 @@ async def revoke_project(
     summary="The subsidised loan's repayment plan",
     description="French amortisation, half-yearly, after the grace period, at the call's rate; the loan's "
     "years are the evaluation's. The final loan once the outcome is applied (none if revoked).",
-    responses=problem_responses(401, 403, 404, 422),
 )
 async def get_loan_schedule(project: ValidProject) -> Any:
     return service.loan_schedule(project)

@@ -17,7 +17,6 @@ from services.monitoring.payments import service as payment_service
 from services.monitoring.queues.schemas import PaymentToOrderOut
 from shared.auth import Authenticator, Principal
 from shared.db import SessionDep
-from shared.errors import problem_responses
 from shared.pagination import Page, PageDep, keyset, page_of
 from shared.routing import UnitOfWorkRoute
 
@@ -31,7 +30,6 @@ router = APIRouter(prefix="/v1/queues", tags=["queues"], route_class=UnitOfWorkR
     response_model=Page[ClaimOut],
     summary="Queue: submitted claims awaiting an officer's review",
     description="The oldest submitted first; a claim leaves the queue when its review is completed.",
-    responses=problem_responses(401, 403, 422),
 )
 async def claims_to_review(
     session: SessionDep, page: PageDep, principal: Staff, call_id: uuid.UUID | None = None
@@ -47,7 +45,6 @@ async def claims_to_review(
     description="Orders in state `ordered`, the oldest first: those awaiting the second officer's confirmation "
     "(`awaiting_confirmation`) and those ready for the treasury file. An order leaves the queue once paid, "
     "failed or cancelled.",
-    responses=problem_responses(401, 403, 422),
 )
 async def payments_to_order(
     session: SessionDep, page: PageDep, principal: Staff, call_id: uuid.UUID | None = None

@@ -24,7 +24,7 @@ from services.monitoring.results.schemas import (
 )
 from shared.auth import Authenticator, Principal
 from shared.db import SessionDep
-from shared.errors import NotFound, problem_responses
+from shared.errors import NotFound
 from shared.routing import ActorDep, Idempotent, UnitOfWorkRoute
 
 router = APIRouter(prefix="/v1/projects/{project_id}", tags=["results"], route_class=UnitOfWorkRoute)
@@ -69,7 +69,6 @@ Today = Annotated[date, Depends(service.today_in_rome)]
     "count or amount (422, `value_negative`), a revoked project or a follow-up over (409 "
     "`reporting-closed`). A report on the foreign turnover share also updates the export "
     "growth shown by the statistics.",
-    responses=problem_responses(401, 403, 404, 409, 422),
 )
 async def report_kpi(
     _who: Beneficiary,
@@ -99,7 +98,6 @@ async def report_kpi(
     "/kpis",
     response_model=KpiList,
     summary="KPIs with baseline, target, latest value and progress",
-    responses=problem_responses(401, 403, 404, 422),
 )
 async def list_kpis(project: ValidProject, session: SessionDep, today: Today) -> Any:
     return await service.kpi_statuses(session=session, project=project, today=today)
@@ -112,7 +110,6 @@ async def list_kpis(project: ValidProject, session: SessionDep, today: Today) ->
     summary="Report a milestone as completed",
     description="The beneficiary reports when a milestone of the action plan was reached. Once per "
     "milestone: a second report is refused with 409 (`already-exists`).",
-    responses=problem_responses(401, 403, 404, 409, 422),
 )
 async def complete_milestone(
     _who: Beneficiary,
@@ -132,7 +129,6 @@ async def complete_milestone(
     "/milestones",
     response_model=MilestoneList,
     summary="Milestones with their status (done, due, overdue)",
-    responses=problem_responses(401, 403, 404, 422),
 )
 async def list_milestones(project: ValidProject, session: SessionDep) -> Any:
     return await service.milestone_statuses(session=session, project=project)
@@ -147,7 +143,6 @@ async def list_milestones(project: ValidProject, session: SessionDep) -> Any:
     "whose nearest lead time (default 30 and 7 days before) is reached on `today`. Each reminder is sent "
     "once, ever: running again (or on another replica) sends nothing new. The monitoring service runs "
     "this daily by itself (`MONITORING_REMINDERS_INTERVAL_SECONDS`); this route runs it on demand.",
-    responses=problem_responses(401, 403, 422),
 )
 async def run_reminders(
     session: SessionDep, actor: ActorDep, _idem: Idempotent, body: RemindersRunIn | None = None

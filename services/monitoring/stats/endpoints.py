@@ -16,7 +16,7 @@ from services.monitoring.stats import open_data, service
 from services.monitoring.stats.schemas import GroupBy, PublicStatsOut, StatsOut
 from shared.auth import Authenticator
 from shared.db import SessionDep
-from shared.errors import NotFound, problem_responses
+from shared.errors import NotFound
 from shared.routing import UnitOfWorkRoute
 
 PUBLIC: dict[str, Any] = {"security": []}
@@ -54,7 +54,6 @@ def _conditional(request: Request, body: bytes, media_type: str, *, max_age: int
     "and served again while fresh (`generated_at` says when): at most "
     "`MONITORING_STATS_CACHE_MIN_FRESH_SECONDS` old once the facts changed, at most "
     "`MONITORING_STATS_CACHE_SECONDS` in any case.",
-    responses=problem_responses(401, 403, 404, 422, 503),
 )
 async def get_stats(
     request: Request, session: SessionDep, intake: IntakeDep, call_id: CallId, group_by: GroupByQuery = None
@@ -72,7 +71,6 @@ async def get_stats(
     description="The outcomes of B2B meetings recorded at intake (`meeting.outcome_recorded`): meetings, "
     "no follow-up, leads, offers, contracts and contract value per event, per market (a contract's "
     "market; for other outcomes the operator's country) and per outcome. Optionally of one event.",
-    responses=problem_responses(401, 403, 422),
 )
 async def get_b2b_stats(
     session: SessionDep,
@@ -90,7 +88,6 @@ async def get_b2b_stats(
     "others needed so the hidden ones cannot be recovered by subtraction); an export "
     "growth of fewer than three beneficiaries is null.",
     openapi_extra=PUBLIC,
-    responses=problem_responses(404, 422, 503),
 )
 async def get_public_stats(
     request: Request, session: SessionDep, intake: IntakeDep, call_id: CallId, group_by: GroupByQuery = None
@@ -112,7 +109,6 @@ async def get_public_stats(
     responses={
         200: {"content": {SVG_MEDIA_TYPE: {"schema": {"type": "string"}}}},
         304: {"description": "Not modified."},
-        **problem_responses(404, 422, 503),
     },
 )
 async def get_chart(name: str, request: Request, session: SessionDep, intake: IntakeDep, call_id: CallId) -> Response:
@@ -145,7 +141,6 @@ CallFilter = Annotated[uuid.UUID | None, Query(description="Only this call's pro
     responses={
         200: {"content": {"text/csv": {"schema": {"type": "string"}}}},
         304: {"description": "Not modified."},
-        **problem_responses(422, 503),
     },
 )
 async def funded_projects_csv(
@@ -166,7 +161,6 @@ async def funded_projects_csv(
     responses={
         200: {"content": {"application/json": {"schema": {"type": "object"}}}},
         304: {"description": "Not modified."},
-        **problem_responses(422, 503),
     },
 )
 async def funded_projects_json(

@@ -1,17 +1,27 @@
 """Click-day benchmark: the desk's submit against the anchor, same machine, same PostgreSQL.
 
-Seeds N complete drafts (one partner holding delegations for N companies, one open call), starts
-intake under uvicorn, fires one submit per draft with wrk through ../shared/bench/clickday_load.py,
-then does the same against ../shared/bench/anchor_app.py; prints both runs, the ratio desk/anchor
-and the checks: every 2xx has its row and receipt, protocol numbers unique, gap-free and in server
-arrival order, the receipt chain verifies, no 5xx, and each service's peak RSS (evaluation and
-monitoring run beside intake; with --with-worker the delivery worker feeds them during the burst).
+Two scenarios, each followed by the same load against ../shared/bench/anchor_app.py, so the ratio desk/anchor
+comes from one run:
 
-    python tests/bench/clickday_bench.py [--drafts 40000] [--duration 10] [--connections 64] [--workers 1]
-                                         [--with-worker] [--skip-anchor] [--no-precheck] [--rounds 1]
+* `--scenario production` (the default): the whole desk running as `desk up` starts it (intake, evaluation
+  and monitoring under `desk serve`, the delivery worker under `desk worker`), N drafts (default 30,000) spread
+  over 50 partners, each partner with one webhook subscription to `application.submitted` pointing at
+  tests/bench/webhook_receiver.py (its own process: it verifies each Standard Webhooks signature and counts
+  deliveries by subscription and event id). `desk precheck` runs first, then 20 % of the drafts are edited
+  (no current verdict: their submits take the full path). Each draft is submitted by its own partner's token.
+  After the burst it waits (--drain-timeout) until evaluation has evaluated every submitted application and
+  the receiver has every webhook, and reports how long each took ("not drained" if they did not), the CPU
+  seconds of every process (intake, evaluation, monitoring, worker, receiver, the PostgreSQL backends of the
+  bench database) per submission, and each process's peak RSS. Checks: every 2xx stored, protocol numbers
+  gap-free and in arrival order, the receipt chain verifies, every submitted application evaluated exactly
+  once, every webhook delivered to its subscription (duplicates counted and reported; a missing one fails).
+* `--scenario submit`: intake's submit alone (evaluation and monitoring beside it for their memory; with
+  --with-worker the delivery worker feeds them during the burst; --no-precheck measures the full path).
 
-Before the burst it runs `desk precheck`, as operators do before a window opens, so each submit commits
-in one statement; --no-precheck measures the full path (load, pre-check, commit) instead.
+    python tests/bench/clickday_bench.py [--scenario production] [--drafts 30000] [--partners 50] [--edited 0.2]
+                                         [--drain-timeout 300] [--duration 10] [--connections 64] [--workers 1]
+                                         [--skip-anchor] [--rounds 1]
+    python tests/bench/clickday_bench.py --scenario submit [--with-worker] [--no-precheck] ...
 
 Needs wrk (Debian package `wrk`) and a PostgreSQL: BENCH_DATABASE_URL (default the local server at
 127.0.0.1:5432); it creates and drops its own database `desk_bench`. Not collected by pytest.
@@ -649,13 +659,16 @@ class ProcessWatch:
     """Per process: CPU seconds (the process with its children) and peak RSS; and the CPU of the PostgreSQL
     backends serving the bench database (found by their process title, `postgres: user desk_bench ...`),
     followed while they come and go: a backend's time counts from the start of the measurement, or from its
-    birth if later. `postgres_all` is every PostgreSQL process of the machine (other databases' work included)."""
+    birth if later (a backend that exits loses only the time since the last sample). `postgres_all` is every
+    PostgreSQL process of the machine, followed the same way (other databases' work included)."""
 
     def __init__(self, procs: dict[str, int]) -> None:
         self.procs = {name: psutil.Process(pid) for name, pid in procs.items()}
         self.peak_rss = dict.fromkeys(procs, 0)
         self.backend_base: dict[int, float] = {}
         self.backend_last: dict[int, float] = {}
+        self.pg_base: dict[int, float] = {}
+        self.pg_last: dict[int, float] = {}
         self.backend_peak_rss = 0
         self.started = False
 
@@ -666,21 +679,27 @@ class ProcessWatch:
         except psutil.Error:
             return []
 
-    def _backends(self) -> list[tuple[int, float, int]]:
+    @staticmethod
+    def _postgres() -> list[tuple[int, float, int, bool]]:
+        """Every PostgreSQL process: pid, CPU seconds, RSS, whether it serves the bench database."""
         out = []
         for proc in psutil.process_iter(["name", "cmdline"]):
             try:
+                if not (proc.info["name"] or "").startswith("postgres"):
+                    continue
                 title = " ".join(proc.info["cmdline"] or ())
-                if title.startswith("postgres:") and f" {DB} " in title:
-                    t = proc.cpu_times()
-                    out.append((proc.pid, t.user + t.system, proc.memory_info().rss))
+                t = proc.cpu_times()
+                out.append((proc.pid, t.user + t.system, proc.memory_info().rss, f" {DB} " in title))
             except psutil.Error:
                 pass
         return out
 
     def start(self) -> None:
-        self.backend_base = {pid: cpu for pid, cpu, _ in self._backends()}
+        now = self._postgres()
+        self.backend_base = {pid: cpu for pid, cpu, _, ours in now if ours}
         self.backend_last = dict(self.backend_base)
+        self.pg_base = {pid: cpu for pid, cpu, _, _ in now}
+        self.pg_last = dict(self.pg_base)
         self.started = True
 
     def sample(self) -> None:
@@ -691,10 +710,13 @@ class ProcessWatch:
                 except psutil.Error:
                     pass
         if self.started:
-            for pid, cpu, rss in self._backends():
-                self.backend_base.setdefault(pid, 0.0)
-                self.backend_last[pid] = cpu
-                self.backend_peak_rss = max(self.backend_peak_rss, rss)
+            for pid, cpu, rss, ours in self._postgres():
+                self.pg_base.setdefault(pid, 0.0)
+                self.pg_last[pid] = cpu
+                if ours:
+                    self.backend_base.setdefault(pid, 0.0)
+                    self.backend_last[pid] = cpu
+                    self.backend_peak_rss = max(self.backend_peak_rss, rss)
 
     def cpu(self) -> dict[str, float]:
         self.sample()
@@ -709,7 +731,7 @@ class ProcessWatch:
                     pass
             out[name] = total
         out["postgres_backends"] = sum(self.backend_last[p] - self.backend_base[p] for p in self.backend_last)
-        out["postgres_all"] = postgres_cpu_seconds()
+        out["postgres_all"] = sum(self.pg_last[p] - self.pg_base[p] for p in self.pg_last)
         return out
 
 

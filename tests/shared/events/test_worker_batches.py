@@ -273,7 +273,7 @@ async def subscribed_partner(engine: AsyncEngine, url: str) -> uuid.UUID:
                 owner_kind="partner",
                 partner_id=partner.id,
                 url=url,
-                event_types=["application.form_signed"],
+                event_types=["training.enrolled"],
                 active=True,
                 secret="whsec_" + "A" * 44,
                 created_by="test",
@@ -305,10 +305,10 @@ async def test_many_deliveries_to_one_receiver_share_one_kept_alive_connection(e
     partner_id = await subscribed_partner(engine, f"http://hooks.partner.example:{port}/hook")
     worker = DeliveryWorker(engine, KEYRING, conf, resolver=resolving_to("127.0.0.1"))
     try:
-        first = await write_events(engine, 20, "application.form_signed", partner_id=partner_id)
+        first = await write_events(engine, 20, "training.enrolled", partner_id=partner_id)
         await worker.fan_out()
         assert await worker.deliver_due() == 20
-        later = await write_events(engine, 5, "application.form_signed", partner_id=partner_id)
+        later = await write_events(engine, 5, "training.enrolled", partner_id=partner_id)
         await worker.fan_out()
         assert await worker.deliver_due() == 5
     finally:
@@ -329,7 +329,7 @@ async def test_deliveries_to_one_receiver_go_concurrently_up_to_the_connection_l
     partner_id = await subscribed_partner(engine, f"http://hooks.partner.example:{port}/hook")
     worker = DeliveryWorker(engine, KEYRING, conf, resolver=resolving_to("127.0.0.1"))
     try:
-        ids = await write_events(engine, 12, "application.form_signed", partner_id=partner_id)
+        ids = await write_events(engine, 12, "training.enrolled", partner_id=partner_id)
         await worker.fan_out()
         assert await worker.deliver_due() == 12
     finally:
@@ -352,8 +352,8 @@ async def test_another_name_on_the_same_address_gets_a_connection_of_its_own(eng
     two = await subscribed_partner(engine, f"http://two.partner.example:{port}/hook")
     worker = DeliveryWorker(engine, KEYRING, conf, resolver=resolving_to("127.0.0.1"))
     try:
-        ids = await write_events(engine, 6, "application.form_signed", partner_id=one)
-        ids += await write_events(engine, 6, "application.form_signed", partner_id=two)
+        ids = await write_events(engine, 6, "training.enrolled", partner_id=one)
+        ids += await write_events(engine, 6, "training.enrolled", partner_id=two)
         await worker.fan_out()
         assert await worker.deliver_due() == 12
     finally:

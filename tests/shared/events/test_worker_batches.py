@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 import orjson
-from sqlalchemy import select, text
+from sqlalchemy import event, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shared.db import make_sessionmaker
@@ -362,3 +362,59 @@ async def test_another_name_on_the_same_address_gets_a_connection_of_its_own(eng
         await server.wait_closed()
     assert sorted(receiver.ids) == sorted(ids)
     assert receiver.connections == 2
+
+
+async def test_every_claim_is_planned_for_its_own_parameters(engine):
+    """After five runs PostgreSQL may plan a prepared statement once for any parameters; for the claim that plan
+    walks every delivery in id order, seconds per claim behind a click day's backlog. Each claim's transaction asks
+    for a plan of its own first, whichever kind of delivery it claims."""
+    statements: list[str] = []
+
+    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        statements.append(statement)
+
+    event.listen(engine.sync_engine, "before_cursor_execute", record)
+    worker = DeliveryWorker(engine, KEYRING, settings(pacing_submits_per_second=0))
+    try:
+        for _ in range(7):  # past the five runs after which a generic plan may be chosen
+            await worker.claim()
+            await worker.claim_internal("evaluation")
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", record)
+        await worker.aclose()
+    claims = [i for i, s in enumerate(statements) if "WITH due AS" in s]
+    assert len(claims) == 14
+    assert all(statements[i - 1].strip() == "SET LOCAL plan_cache_mode = force_custom_plan" for i in claims)
+
+
+async def test_a_slow_inbox_batch_does_not_hold_the_partners_webhooks_back(engine):
+    """Evaluation's batch can take seconds (admissibility for each application): the partners' webhooks go out
+    meanwhile, not after it. Each batch request here answers only once a partner's webhook has arrived (or after
+    5 s): served one after the other, both batches would time out first."""
+    conf = settings(pacing_submits_per_second=0)
+    await settle_deliveries(engine)
+    await prepared(engine, conf)
+    partner_id = await subscribed_partner(engine, "http://hooks.partner.example/hook")
+    await write_events(engine, 3)  # application.submitted: to evaluation and to monitoring
+    webhooks = await write_events(engine, 2, "training.enrolled", partner_id=partner_id)
+    partner_called = asyncio.Event()
+    partner_seen_during_batch: list[bool] = []
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/batch"):
+            try:
+                await asyncio.wait_for(partner_called.wait(), 5)
+            except TimeoutError:
+                pass
+            partner_seen_during_batch.append(partner_called.is_set())
+            ids = [e["id"] for e in orjson.loads(request.content)["events"]]
+            return httpx.Response(200, json={"results": [{"event_id": i, "status": "processed"} for i in ids]})
+        partner_called.set()
+        return httpx.Response(204)
+
+    async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as http:
+        worker = DeliveryWorker(engine, KEYRING, conf, http=http, resolver=resolving_to("127.0.0.1"))
+        await worker.fan_out()
+        assert await worker.deliver_due() == 3 * 2 + 2
+    assert partner_seen_during_batch == [True, True]
+    assert await delivered(engine, webhooks) == 2

@@ -31,10 +31,11 @@ Deliveries to the desk's own services (evaluation, monitoring) are claimed apart
 `internal_batch_size` at a time, and sent as one request per service (`POST /v1/internal/events/batch`); the
 answer has one result per event, recorded per delivery, so a failed event is retried alone with the usual
 back-off and the rest are delivered (a service answering the batch route 404, 405 or 413 gets the events one
-request each, as before batches). That internal work yields to intake during a click-day burst: while the
+request each, as before batches). Deliveries yield to intake during a click-day burst: while the
 `application.submitted` events this worker fans out arrive faster than `pacing_submits_per_second` (measured over
-`pacing_window_seconds`), internal batches wait, for at most `pacing_max_lag_seconds`; then the backlog is drained
-anyway and the wait may start again. Nothing is dropped by waiting: the deliveries stay pending in the table.
+`pacing_window_seconds`), internal batches and partners' webhooks wait, for at most `pacing_max_lag_seconds`; then
+the backlog is drained anyway and the wait may start again. Nothing is dropped by waiting: the deliveries stay
+pending in the table. Outside a burst the desk's services and the partners are served side by side.
 
 Deliveries to partners keep their connections alive: one httpx client per checked address (scheme, resolved
 address, port and host name, so a connection made for one name, its TLS session included, never serves another
@@ -198,10 +199,6 @@ BATCH_UNSUPPORTED = frozenset({404, 405, 413})
 SUBMITTED = "application.submitted"
 
 
-async def _nothing() -> int:
-    return 0
-
-
 @dataclass(frozen=True)
 class Outcome:
     ok: bool
@@ -311,9 +308,9 @@ class DeliveryWorker:
             self._submits.popleft()
         return sum(n for _, n in self._submits) / window
 
-    def internal_may_go(self) -> bool:
-        """Whether internal batches are sent this round: yes unless a burst lasts and has not yet been waited
-        for `pacing_max_lag_seconds`."""
+    def may_deliver(self) -> bool:
+        """Whether deliveries (internal batches and partners' webhooks) go out this round: yes unless a burst
+        lasts and has not yet been waited for `pacing_max_lag_seconds`."""
         threshold = self.settings.pacing_submits_per_second
         if self._draining or threshold <= 0:
             return True
@@ -375,8 +372,9 @@ class DeliveryWorker:
         many deliveries were attempted. The desk's services and the partners are served side by side, so a
         slow inbox batch (evaluation's admissibility) never holds the partners' webhooks back, nor they it."""
         await self.retire_orphans()
-        internal = self.deliver_internal() if self.internal_may_go() else _nothing()
-        return sum(await asyncio.gather(internal, self.deliver_external()))
+        if not self.may_deliver():
+            return 0
+        return sum(await asyncio.gather(self.deliver_internal(), self.deliver_external()))
 
     async def deliver_external(self) -> int:
         """One claimed batch of deliveries to partners and companies, sent concurrently, recorded together."""

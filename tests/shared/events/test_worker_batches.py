@@ -418,3 +418,35 @@ async def test_a_slow_inbox_batch_does_not_hold_the_partners_webhooks_back(engin
         assert await worker.deliver_due() == 3 * 2 + 2
     assert partner_seen_during_batch == [True, True]
     assert await delivered(engine, webhooks) == 2
+
+
+async def test_pacing_holds_the_partners_webhooks_too_and_loses_none(engine):
+    """During a burst the partners' webhooks wait with the internal batches (the worker's sending and its
+    receivers' answers would take CPU from intake); once the maximum lag is reached they all go out."""
+    conf = settings(pacing_submits_per_second=5, pacing_window_seconds=2, pacing_max_lag_seconds=15)
+    await prepared(engine, conf)
+    partner_id = await subscribed_partner(engine, "http://hooks.partner.example/hook")
+    clock = Clock()
+    hooks: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/batch"):
+            ids = [e["id"] for e in orjson.loads(request.content)["events"]]
+            return httpx.Response(200, json={"results": [{"event_id": i, "status": "processed"} for i in ids]})
+        hooks.append(request.headers["webhook-id"])
+        return httpx.Response(204)
+
+    webhooks: list[str] = []
+    async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as http:
+        worker = DeliveryWorker(engine, KEYRING, conf, http=http, clock=clock, resolver=resolving_to("127.0.0.1"))
+        for t in (0, 5, 10):  # the burst lasts: nothing goes out
+            clock.now = 1000.0 + t
+            await write_events(engine, 20)
+            webhooks += await write_events(engine, 2, "training.enrolled", partner_id=partner_id)
+            await worker.run_once()
+            assert hooks == [], f"no webhook during the burst, t={t}"
+        clock.now = 1015.0  # 15 s held: everything goes out
+        await write_events(engine, 20)
+        await worker.run_once()
+    assert len(hooks) == 6
+    assert await delivered(engine, webhooks) == 6

@@ -75,10 +75,16 @@ async def test_endpoint_down_then_up_gets_every_event_in_order_per_application(e
     async with running_worker(engine, worker_settings()):
         # down: the port is closed; every delivery fails and backs off
         async def failed_twice() -> bool:
+            # two failed attempts recorded (a claim counts its attempt before sending it: the count alone could be
+            # an attempt still in flight, which would then find the endpoint up)
             rows = await deliveries_of(engine, sub["id"])
-            return len(rows) == 5 and all(
-                r.status == "pending" and r.attempts >= 2 for r in rows if r.event_type == "application.submitted"
-            )
+            submitted = [r for r in rows if r.event_type == "application.submitted"]
+            if len(rows) != 5 or any(r.status != "pending" for r in submitted):
+                return False
+            for r in submitted:
+                if len([a for a in await attempts_of(engine, r.id) if a.error is not None]) < 2:
+                    return False
+            return True
 
         await wait_for(failed_twice, within=15, what="failed attempts while the endpoint is down")
         assert receiver.hits == []
@@ -227,8 +233,12 @@ async def test_evaluation_down_when_intake_submits_receives_the_event_when_back(
             app_id = await submit_new(http, who)  # 201: the submission does not wait for evaluation
 
             async def failing() -> Any:
+                # two attempts failed and recorded (a claim counts its attempt before sending it, so the count
+                # alone could be an attempt still in flight, which would then find evaluation up)
                 rows = await _internal_deliveries(engine, app_id)
-                return rows if rows and rows[0].attempts >= 2 and rows[0].status == "pending" else None
+                if not rows or rows[0].status != "pending" or await _failed_attempts(engine, rows[0].id) < 2:
+                    return None
+                return rows
 
             (row,) = await wait_for(failing, within=15, what="failed deliveries to evaluation")
             assert row.last_error == "connect_failed"
@@ -247,6 +257,12 @@ async def test_evaluation_down_when_intake_submits_receives_the_event_when_back(
     finally:
         await evaluation.stop()
         await intake_client.aclose()
+
+
+async def _failed_attempts(engine: AsyncEngine, delivery_id: int) -> int:
+    async with engine.connect() as conn:
+        query = text("SELECT count(*) FROM desk.delivery_attempts WHERE delivery_id = :d AND error IS NOT NULL")
+        return int((await conn.execute(query, {"d": delivery_id})).scalar_one())
 
 
 async def _internal_deliveries(engine: AsyncEngine, app_id: str) -> list[Any]:

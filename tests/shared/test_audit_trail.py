@@ -15,12 +15,17 @@ import uuid
 from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Any
 
+import asyncpg
 import pytest
+from alembic import command
+from alembic.config import Config
 from sqlalchemy import text
+from sqlalchemy.engine import make_url
 from typer.testing import CliRunner
 
 from desk.cli import app as cli
 from shared.audit_chain import GENESIS, Failure, canonical, main, parse_record, record_hash, verify_export
+from shared.db import plain_url
 from shared.settings import REPO_ROOT
 from tests.conftest import make_token
 from tests.factories import declare_stamp_duty, draft_body
@@ -373,3 +378,49 @@ async def test_a_service_name_that_is_no_chain_name_is_422_not_500(client, audit
         assert r.json()["errors"][0]["path"].endswith("service")
     r = await client.get("/v1/audit/export", params={"service": "intake", "from_seq": 1}, headers=auditor)
     assert r.status_code == 200 and r.headers["content-disposition"].startswith('attachment; filename="audit-intake-')
+
+
+async def test_linking_finds_its_record_by_key_on_a_log_that_grew_from_empty(server_url):
+    """A desk's first day: the log was analysed nearly empty and each connection links its first records while
+    it is small, then thousands follow. Linking must still find each record through the primary key: a plan
+    kept from the small log (a scan of the whole table) made every link cost in proportion to the log, most
+    of PostgreSQL's time per submit on a click day. Own database, so the log really starts empty."""
+    name = f"desk_audit_{uuid.uuid4().hex[:8]}"
+    admin = await asyncpg.connect(plain_url(server_url))
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        url = make_url(server_url).set(database=name).render_as_string(hide_password=False)
+        cfg = Config(str(REPO_ROOT / "alembic.ini"))
+        cfg.attributes["database_url"] = url
+        cfg.attributes["skip_logging"] = True
+        await asyncio.to_thread(command.upgrade, cfg, "head")
+        conn = await asyncpg.connect(plain_url(url))
+        try:
+            await conn.execute("ANALYZE desk.audit_log")
+            insert = (
+                "INSERT INTO desk.audit_log (service, principal_kind, principal_client_id, action, resource_type,"
+                " resource_id, after) VALUES ('intake', 'partner', 'p', 'application.submitted', 'application', $1,"
+                ' \'{"status": "submitted"}\')'
+            )
+            for i in range(1500):  # one commit, so one link, each: the connection's plans are made while it grows
+                await conn.execute(insert, str(i))
+            scans = (
+                "SELECT seq_scan, idx_scan FROM pg_stat_xact_user_tables"
+                " WHERE schemaname = 'desk' AND relname = 'audit_log'"
+            )
+            async with conn.transaction():  # the counters read before and after the one link, in one transaction
+                before = await conn.fetchrow(scans)
+                await conn.execute(insert, "last")
+                await conn.execute("SET CONSTRAINTS desk.audit_log_link IMMEDIATE")
+                after = await conn.fetchrow(scans)
+            assert (after[0] - before[0], after[1] - before[1]) == (0, 1)
+            linked = await conn.fetchrow(
+                "SELECT count(*) AS n, max(seq) AS last FROM desk.audit_log"
+                " WHERE service = 'intake' AND hash IS NOT NULL"
+            )
+            assert (linked["n"], linked["last"]) == (1501, 1501)
+        finally:
+            await conn.close()
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()

@@ -215,6 +215,9 @@ class Delivery(Base):
     __tablename__ = "deliveries"
     __table_args__ = (
         Index("ix_deliveries_due", "next_attempt_at", postgresql_where="status = 'pending'"),
+        # each lane of the worker walks its own queue in id order (migration 0032)
+        Index("ix_deliveries_pending_by_subscription", "subscription_id", "id", postgresql_where="status = 'pending'"),
+        Index("ix_deliveries_pending_external", "id", postgresql_where="status = 'pending' AND NOT internal"),
         Index(None, "subscription_id", "aggregate_key", "id"),
         Index(None, "event_id"),
         {"schema": "desk"},
@@ -224,6 +227,8 @@ class Delivery(Base):
     event_id: Mapped[int] = mapped_column(ForeignKey("desk.outbox.id"))
     subscription_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("desk.subscriptions.id"))
     aggregate_key: Mapped[str] = mapped_column(Text)
+    # to a desk service's inbox (its subscription's owner_kind is 'service'), set when the delivery is made
+    internal: Mapped[bool] = mapped_column(Boolean, default=False, server_default="false")
     status: Mapped[str] = mapped_column(String(16), default="pending", server_default="pending")
     attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     next_attempt_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

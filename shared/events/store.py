@@ -44,8 +44,9 @@ SELECT o.id FROM desk.outbox o JOIN desk.subscriptions s ON s.id = :sub
 """)
 
 _REPLAY_EVENTS = text("""
-INSERT INTO desk.deliveries (event_id, subscription_id, aggregate_key, replay_of)
+INSERT INTO desk.deliveries (event_id, subscription_id, aggregate_key, internal, replay_of)
 SELECT o.id, :sub, o.ordering_key,
+       coalesce((SELECT s.owner_kind = 'service' FROM desk.subscriptions s WHERE s.id = :sub), false),
        (SELECT max(d.id) FROM desk.deliveries d WHERE d.event_id = o.id AND d.subscription_id = :sub)
   FROM desk.outbox o WHERE o.id = ANY (:ids)
  ORDER BY o.id

@@ -35,7 +35,11 @@ request each, as before batches). Deliveries yield to intake during a click-day 
 `application.submitted` events this worker fans out arrive faster than `pacing_submits_per_second` (measured over
 `pacing_window_seconds`), internal batches and partners' webhooks wait, for at most `pacing_max_lag_seconds`; then
 the backlog is drained anyway and the wait may start again. Nothing is dropped by waiting: the deliveries stay
-pending in the table. Outside a burst the desk's services and the partners are served side by side.
+pending in the table. Outside a burst the desk's services and the partners are served side by side: a running
+worker (`run`) has one lane each for the fan-out, for every desk service and for the partners' webhooks, and
+no lane waits for another, so evaluation's slow admissibility batches hold back neither monitoring nor the
+webhooks. Each claim walks its own queue (the deliveries' `internal` flag and the pending indexes of migration
+0032) and stops at its batch, however long the other queues are.
 
 Deliveries to partners keep their connections alive: one httpx client per checked address (scheme, resolved
 address, port and host name, so a connection made for one name, its TLS session included, never serves another
@@ -56,9 +60,10 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import OrderedDict, deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 
 import httpx
@@ -90,8 +95,8 @@ WITH ev AS (
     -- a sorted subquery is not flattened: the numbers follow the id order
     SELECT id, nextval('desk.outbox_published_seq') AS seq FROM (SELECT id FROM ev ORDER BY id) ordered
 ), ins AS (
-    INSERT INTO desk.deliveries (event_id, subscription_id, aggregate_key)
-    SELECT ev.id, s.id, ev.ordering_key
+    INSERT INTO desk.deliveries (event_id, subscription_id, aggregate_key, internal)
+    SELECT ev.id, s.id, ev.ordering_key, s.owner_kind = 'service'
       FROM ev JOIN desk.subscriptions s
         ON s.active AND s.deleted_at IS NULL
        AND (ev.event_type = ANY (s.event_types) OR '*' = ANY (s.event_types))
@@ -113,12 +118,15 @@ UPDATE desk.deliveries d
        last_error = CASE WHEN s.deleted_at IS NOT NULL THEN 'subscription deleted' ELSE 'subscription inactive' END
   FROM desk.subscriptions s
  WHERE s.id = d.subscription_id AND d.id IN (
-        SELECT p.id FROM desk.deliveries p JOIN desk.subscriptions q ON q.id = p.subscription_id
+        -- from the (few) removed subscriptions to their pending deliveries, not through every pending delivery
+        SELECT p.id FROM desk.subscriptions q JOIN desk.deliveries p ON p.subscription_id = q.id
          WHERE p.status = 'pending' AND (q.deleted_at IS NOT NULL OR NOT q.active)
          ORDER BY p.id LIMIT :n
            FOR UPDATE OF p SKIP LOCKED)
 RETURNING d.id
 """)
+# Removed subscriptions are rare: their leftovers are looked for every few seconds, not at every claim.
+RETIRE_EVERY_SECONDS = 5.0
 
 
 async def publish_pending(conn: AsyncConnection | AsyncSession, limit: int = 500) -> int:
@@ -141,20 +149,7 @@ async def _publish(conn: AsyncConnection | AsyncSession, limit: int) -> list[str
 # delivery to come due again when its lease ends (at least once); its late record is ignored if another
 # worker claimed the delivery meanwhile (the attempt number moved on). A delivery that kills its worker
 # every time still runs out of attempts.
-CLAIM = text("""
-WITH due AS (
-    SELECT d.id
-      FROM desk.deliveries d
-      JOIN desk.subscriptions s ON s.id = d.subscription_id
-     WHERE d.status = 'pending' AND d.next_attempt_at <= now() AND s.active AND s.deleted_at IS NULL
-       AND (s.owner_kind = 'service') = :internal AND (CAST(:service AS text) IS NULL OR s.service = :service)
-       AND NOT EXISTS (SELECT 1 FROM desk.deliveries e
-                        WHERE e.subscription_id = d.subscription_id AND e.aggregate_key = d.aggregate_key
-                          AND e.status = 'pending' AND e.id < d.id)
-     ORDER BY d.id
-     LIMIT :n
-       FOR UPDATE OF d SKIP LOCKED
-)
+_CLAIMED = """
 UPDATE desk.deliveries d
    SET attempts = d.attempts + 1, next_attempt_at = now() + make_interval(secs => :lease)
   FROM due, desk.subscriptions s, desk.outbox o
@@ -162,7 +157,49 @@ UPDATE desk.deliveries d
 RETURNING d.id, d.attempts, d.subscription_id, s.url, s.secret, s.previous_secret, s.previous_secret_expires_at,
           s.owner_kind, s.service, o.event_id, o.event_type, o.event_version, o.source, o.occurred_at,
           o.aggregate_type, o.aggregate_id, o.payload
-""")
+"""
+# Each claim walks its own queue of pending deliveries in id order (indexes of migration 0032) and stops at its
+# batch: one desk service's queue, or the partners' and companies'. Only the oldest pending delivery of a
+# (subscription, aggregate) may go, so one application's events reach each subscriber in order.
+_NOT_BEHIND = """
+       AND NOT EXISTS (SELECT 1 FROM desk.deliveries e
+                        WHERE e.subscription_id = d.subscription_id AND e.aggregate_key = d.aggregate_key
+                          AND e.status = 'pending' AND e.id < d.id)
+"""
+CLAIM = text(
+    """
+WITH due AS (
+    SELECT d.id
+      FROM desk.deliveries d
+      JOIN desk.subscriptions s ON s.id = d.subscription_id
+     WHERE d.status = 'pending' AND NOT d.internal AND d.next_attempt_at <= now()
+       AND s.active AND s.deleted_at IS NULL"""
+    + _NOT_BEHIND
+    + """
+     ORDER BY d.id
+     LIMIT :n
+       FOR UPDATE OF d SKIP LOCKED
+)"""
+    + _CLAIMED
+)
+CLAIM_INTERNAL = text(
+    """
+WITH due AS (
+    SELECT d.id
+      FROM desk.deliveries d
+      JOIN desk.subscriptions s ON s.id = d.subscription_id
+     WHERE d.status = 'pending' AND d.next_attempt_at <= now()
+       AND d.subscription_id = (SELECT q.id FROM desk.subscriptions q
+                                 WHERE q.owner_kind = 'service' AND q.service = :service)
+       AND s.active AND s.deleted_at IS NULL"""
+    + _NOT_BEHIND
+    + """
+     ORDER BY d.id
+     LIMIT :n
+       FOR UPDATE OF d SKIP LOCKED
+)"""
+    + _CLAIMED
+)
 
 # The claim's best plan depends on its parameters (internal or not, which service) and on how many deliveries are
 # pending: after five runs PostgreSQL may switch a prepared statement to a generic plan, which for this one walks
@@ -347,12 +384,7 @@ class DeliveryWorker:
         one short transaction, committed before anything is sent."""
         async with self.engine.begin() as conn:
             await conn.execute(CUSTOM_PLAN)
-            rows = (
-                await conn.execute(
-                    CLAIM,
-                    {"n": self.settings.worker_batch, "lease": self.lease_seconds, "internal": False, "service": None},
-                )
-            ).all()
+            rows = (await conn.execute(CLAIM, {"n": self.settings.worker_batch, "lease": self.lease_seconds})).all()
             allowances: frozenset[tuple[str, int]] = frozenset()
             if rows and self.production:
                 allowances = frozenset((r.host, r.port) for r in await conn.execute(PORT_ALLOWANCES))
@@ -361,10 +393,10 @@ class DeliveryWorker:
     async def claim_internal(self, service: str) -> list[Any]:
         """Claim up to `internal_batch_size` due deliveries to one of the desk's services, committed before
         sending."""
-        params = {"n": self.settings.internal_batch_size, "lease": self.lease_seconds, "internal": True}
+        params = {"n": self.settings.internal_batch_size, "lease": self.lease_seconds, "service": service}
         async with self.engine.begin() as conn:
             await conn.execute(CUSTOM_PLAN)
-            rows = (await conn.execute(CLAIM, {**params, "service": service})).all()
+            rows = (await conn.execute(CLAIM_INTERNAL, params)).all()
         return sorted(rows, key=lambda r: r.id)
 
     async def deliver_due(self) -> int:
@@ -388,18 +420,22 @@ class DeliveryWorker:
         return len(rows)
 
     async def deliver_internal(self) -> int:
-        """One batch per desk service (claimed per service), one request each, recorded per delivery."""
-        batches = [rows for service in INTERNAL_SUBSCRIPTIONS if (rows := await self.claim_internal(service))]
-        if self._draining and all(len(rows) < self.settings.internal_batch_size for rows in batches):
-            # the backlog is (about to be) empty: pacing may hold again, for at most the maximum lag from now
+        """One batch to each desk service, side by side."""
+        return sum(await asyncio.gather(*(self.deliver_internal_to(service) for service in INTERNAL_SUBSCRIPTIONS)))
+
+    async def deliver_internal_to(self, service: str) -> int:
+        """One batch to one desk service (claimed, sent in one request, recorded per delivery)."""
+        rows = await self.claim_internal(service)
+        if self._draining and len(rows) < self.settings.internal_batch_size:
+            # this backlog is (about to be) empty: pacing may hold again, for at most the maximum lag from now
             self._draining = False
             self._held_since = None
-        if not batches:
+        if not rows:
             return 0
-        results = await asyncio.gather(*(self._send_batch(rows) for rows in batches))
+        result = await self._send_batch(rows)
         async with self.engine.begin() as conn:
-            await self._record_all(conn, [pair for result in results for pair in result])
-        return sum(len(rows) for rows in batches)
+            await self._record_all(conn, result)
+        return len(rows)
 
     async def _send_batch(self, rows: list[Any]) -> list[tuple[Any, Outcome]]:
         """One request carrying `rows`' events to their service; an outcome per delivery from the per-event
@@ -419,6 +455,7 @@ class DeliveryWorker:
             if resp.status_code in BATCH_UNSUPPORTED:  # a service not yet serving batches (a rolling upgrade)
                 return [(r, await self._send(r, frozenset())) for r in rows]
             if not 200 <= resp.status_code < 300:
+                log.warning("internal batch refused", url=url, status=resp.status_code, body=resp.text[:300])
                 return [(r, Outcome(False, resp.status_code, ms, "http_error")) for r in rows]
             results = {str(x["event_id"]): x for x in orjson.loads(resp.content)["results"]}
         except (TimeoutError, httpx.TimeoutException):
@@ -612,28 +649,59 @@ class DeliveryWorker:
         return int(result.rowcount or 0)
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Fan out and deliver until `stop` is set. Stopping is graceful: the batch in flight is sent and
-        recorded first (a delivery is only ever interrupted by the process dying, and then resent)."""
+        """Fan out and deliver until `stop` is set, in lanes that do not wait for one another: the fan-out, one
+        lane per desk service and one for the partners' and companies' webhooks. A slow inbox (evaluation's
+        admissibility on a click day) then holds back neither the webhooks nor the other service. Stopping is
+        graceful: each lane sends and records the batch it has in flight first (a delivery is only ever
+        interrupted by the process dying, and then resent)."""
         async with self.engine.begin() as conn:
             await ensure_internal_subscriptions(conn, self.settings)
         log.info("delivery worker started")
-        next_sweep = 0.0
+        lanes = [self._lane(stop, "fan-out", self._fan_out_lane()), self._lane(stop, "partners", self._deliver_paced)]
+        lanes += [
+            self._lane(stop, service, partial(self._deliver_paced, service)) for service in INTERNAL_SUBSCRIPTIONS
+        ]
+        await asyncio.gather(*lanes)
+        await self.aclose()
+        log.info("delivery worker stopped")
+
+    def _fan_out_lane(self) -> Callable[[], Awaitable[int]]:
+        """The fan-out, with the housekeeping that is due: removed subscriptions' leftovers, expired keys."""
+        due = {"retire": 0.0, "sweep": 0.0}
+
+        async def once() -> int:
+            fanned = await self.fan_out()
+            now = time.monotonic()
+            if now >= due["retire"]:
+                await self.retire_orphans()
+                due["retire"] = now + RETIRE_EVERY_SECONDS
+            if now >= due["sweep"]:
+                await self.sweep_expired_keys()
+                due["sweep"] = now + SWEEP_EVERY_SECONDS
+            return fanned
+
+        return once
+
+    async def _deliver_paced(self, service: str | None = None) -> int:
+        """One batch of a delivery lane (a desk service's, or the partners' when `service` is None), unless a
+        burst holds deliveries back."""
+        if not self.may_deliver():
+            return 0
+        return await (self.deliver_external() if service is None else self.deliver_internal_to(service))
+
+    async def _lane(self, stop: asyncio.Event, name: str, once: Callable[[], Awaitable[int]]) -> None:
+        """Run `once` until `stop` is set, right away again while it finds work, after a poll interval when not."""
         while not stop.is_set():
             try:
-                busy = await self.run_once()
-                if time.monotonic() >= next_sweep:
-                    await self.sweep_expired_keys()
-                    next_sweep = time.monotonic() + SWEEP_EVERY_SECONDS
+                busy = await once()
             except Exception:  # the worker must outlive a database restart
-                log.exception("worker iteration failed")
+                log.exception("worker lane failed", lane=name)
                 busy = 0
             if not busy:
                 try:
                     await asyncio.wait_for(stop.wait(), timeout=self.settings.worker_poll_seconds)
                 except TimeoutError:
                     pass
-        await self.aclose()
-        log.info("delivery worker stopped")
 
     async def aclose(self) -> None:
         """Close the connections this worker opened (an injected client is its owner's to close)."""

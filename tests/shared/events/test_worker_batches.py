@@ -450,3 +450,87 @@ async def test_pacing_holds_the_partners_webhooks_too_and_loses_none(engine):
         await worker.run_once()
     assert len(hooks) == 6
     assert await delivered(engine, webhooks) == 6
+
+
+async def test_a_running_worker_keeps_sending_webhooks_while_a_services_batch_is_answered(engine):
+    """A running worker has a lane per desk service and one for the partners, none waiting for another: while
+    evaluation's one batch is being answered (seconds on a click day), claim after claim of webhooks goes out,
+    and monitoring's batch too. Here evaluation answers only once every webhook has arrived (or after 5 s); three
+    claims of two are needed for the six webhooks, so a worker that waited for evaluation between claims would
+    leave four of them until after that answer."""
+    conf = settings(pacing_submits_per_second=0, worker_batch=2, worker_poll_seconds=0.05)
+    await settle_deliveries(engine)
+    await prepared(engine, conf)
+    partner_id = await subscribed_partner(engine, "http://hooks.partner.example/hook")
+    submitted = await write_events(engine, 3)  # application.submitted: to evaluation and to monitoring
+    webhooks = await write_events(engine, 6, "training.enrolled", partner_id=partner_id)
+    hooks: list[str] = []
+    all_hooks_in = asyncio.Event()
+    evaluation_saw: list[int] = []
+    monitoring_answered_before_evaluation: list[bool] = []
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/batch"):
+            if request.url.host == "evaluation.test":
+                try:
+                    await asyncio.wait_for(all_hooks_in.wait(), 5)
+                except TimeoutError:
+                    pass
+                evaluation_saw.append(len(hooks))
+            else:
+                monitoring_answered_before_evaluation.append(not evaluation_saw)
+            ids = [e["id"] for e in orjson.loads(request.content)["events"]]
+            return httpx.Response(200, json={"results": [{"event_id": i, "status": "processed"} for i in ids]})
+        hooks.append(request.headers["webhook-id"])
+        if len(hooks) == 6:
+            all_hooks_in.set()
+        return httpx.Response(204)
+
+    stop = asyncio.Event()
+    async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as http:
+        worker = DeliveryWorker(engine, KEYRING, conf, http=http, resolver=resolving_to("127.0.0.1"))
+        running = asyncio.create_task(worker.run(stop))
+        try:
+            for _ in range(200):
+                if await delivered(engine, webhooks + submitted) == 6 + 3 * 2:
+                    break
+                await asyncio.sleep(0.05)
+        finally:
+            stop.set()
+            await asyncio.wait_for(running, 10)
+    assert evaluation_saw == [6], "every webhook went out while evaluation's batch was being answered"
+    assert monitoring_answered_before_evaluation == [True]
+    assert await delivered(engine, webhooks + submitted) == 12
+
+
+async def test_each_lane_claims_from_its_own_queue(engine):
+    """A delivery knows at fan-out whether it goes to a desk service; a service's claim takes only its own
+    deliveries and the partners' claim only theirs, however many of the others come first."""
+    conf = settings(pacing_submits_per_second=0)
+    await prepared(engine, conf)
+    partner_id = await subscribed_partner(engine, "http://hooks.partner.example/hook")
+    submitted = await write_events(engine, 5)
+    webhooks = await write_events(engine, 2, "training.enrolled", partner_id=partner_id)
+    worker = DeliveryWorker(engine, KEYRING, conf)
+    try:
+        await worker.fan_out()
+        async with engine.connect() as conn:
+            flags = (
+                await conn.execute(
+                    text(
+                        "SELECT coalesce(s.service, s.owner_kind), d.internal, count(*) FROM desk.deliveries d"
+                        " JOIN desk.outbox o ON o.id = d.event_id JOIN desk.subscriptions s ON s.id = d.subscription_id"
+                        " WHERE o.event_id = ANY(CAST(:e AS uuid[])) GROUP BY 1, 2 ORDER BY 1"
+                    ),
+                    {"e": submitted + webhooks},
+                )
+            ).all()
+        assert [tuple(r) for r in flags] == [("evaluation", True, 5), ("monitoring", True, 5), ("partner", False, 2)]
+        monitoring = await worker.claim_internal("monitoring")
+        assert {r.service for r in monitoring} == {"monitoring"} and len(monitoring) == 5
+        partners, _allowances = await worker.claim()
+        assert {str(r.event_id) for r in partners} == set(webhooks)
+        evaluation = await worker.claim_internal("evaluation")
+        assert {str(r.event_id) for r in evaluation} == set(submitted)
+    finally:
+        await worker.aclose()

@@ -214,7 +214,6 @@ class Delivery(Base):
 
     __tablename__ = "deliveries"
     __table_args__ = (
-        Index("ix_deliveries_due", "next_attempt_at", postgresql_where="status = 'pending'"),
         # each lane of the worker walks its own queue in id order (migration 0032)
         Index("ix_deliveries_pending_by_subscription", "subscription_id", "id", postgresql_where="status = 'pending'"),
         Index("ix_deliveries_pending_external", "id", postgresql_where="status = 'pending' AND NOT internal"),

@@ -5,7 +5,9 @@ and companies (their webhooks). Both claims read the pending deliveries through 
 and sorted all that were due to keep the oldest: after a click day's burst, tens of thousands, for every claim of
 fifty (about 50 ms of PostgreSQL each). `internal` (the subscription is a desk service's, set when the delivery is
 made) and two partial indexes on the pending deliveries let each claim walk its own queue in id order and stop at
-its batch: `(subscription_id, id)` for a service's queue, `(id)` where not internal for the partners'.
+its batch: `(subscription_id, id)` for a service's queue, `(id)` where not internal for the partners'. The index
+on `next_attempt_at`, which served only the claims, goes: left there, a plan made from stale statistics would
+still read and sort every pending delivery through it.
 
 Revision ID: 0032
 Revises: 0031
@@ -45,9 +47,17 @@ def upgrade() -> None:
         schema="desk",
         postgresql_where=sa.text("status = 'pending' AND NOT internal"),
     )
+    op.drop_index("ix_deliveries_due", table_name="deliveries", schema="desk")
 
 
 def downgrade() -> None:
+    op.create_index(
+        "ix_deliveries_due",
+        "deliveries",
+        ["next_attempt_at"],
+        schema="desk",
+        postgresql_where=sa.text("status = 'pending'"),
+    )
     op.drop_index("ix_deliveries_pending_external", table_name="deliveries", schema="desk")
     op.drop_index("ix_deliveries_pending_by_subscription", table_name="deliveries", schema="desk")
     op.drop_column("deliveries", "internal", schema="desk")

@@ -73,6 +73,11 @@ class InboxContext:
     companies: dict[uuid.UUID, CompanyOut] = field(default_factory=dict)
     # what a batch step (register_batch_step) has done already, by id, for the handlers to go on from
     prepared: set[uuid.UUID] = field(default_factory=set)
+    # the events a batch step has applied for its type's handler, by event id (not by application: an
+    # application's events of several types are told apart): that handler has nothing left to do for them
+    applied: set[uuid.UUID] = field(default_factory=set)
+    # the batch's new events, every type, in the order sent: for a step to see what else the batch changes
+    batch: list[Envelope] = field(default_factory=list)
 
 
 async def read_application(
@@ -170,7 +175,9 @@ class Inbox:
 
     def register_batch_step(self, event_type: str, step: BatchStep) -> None:
         """Before a batch's events of `event_type` are applied one by one, `step` may do for all of them at once
-        what their handlers would do first (e.g. one INSERT for all their rows). It runs in a savepoint: if it
+        what their handlers would do first (e.g. one INSERT for all their rows). Steps run in registration order,
+        all before any handler; `ctx.batch` holds the batch's new events of every type, for a step that must
+        leave to the handlers what the batch's other events would change after it. It runs in a savepoint: if it
         fails, it is undone and the handlers do everything per event. Its work must be what the handlers would
         have done, so that a handler finding it done goes on from there (and an event that then fails is sent
         again and completes it)."""
@@ -247,16 +254,20 @@ class Inbox:
         unique = list({e.id: e for e in reversed(events)}.values())[::-1]  # first occurrence of each id
         new = await self._record_many(ctx.session, unique)
         fresh = [e for e in unique if e.id in new]
+        ctx.batch.extend(fresh)
         await self._prefetch(ctx, fresh)
         for event_type, step in self._batch_steps.items():
             of_type = [e for e in fresh if e.type == event_type]
             if not of_type:
                 continue
+            marks = (set(ctx.prepared), set(ctx.applied))
             try:
                 async with ctx.session.begin_nested():
                     await step(ctx, of_type)
-            except Exception:  # the handlers then do it event by event
+            except Exception:  # undone: the handlers then do it event by event, whatever the step had marked
                 log.exception("batch step failed", service=self.service, type=event_type)
+                ctx.prepared.intersection_update(marks[0])
+                ctx.applied.intersection_update(marks[1])
         results: list[dict[str, Any]] = []
         seen: set[uuid.UUID] = set()
         for event in events:

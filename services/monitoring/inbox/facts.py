@@ -119,13 +119,53 @@ async def on_withdrawn(ctx: InboxContext, event: Envelope) -> None:
     await repository.update_fact(ctx.session, data.application_id, status="withdrawn", committed=ZERO)
 
 
+# an admissibility verdict -> the fact's (admitted, status); any other verdict changes nothing
+ADMISSIBILITY = {"admissible": (True, "admitted"), "not_admissible": (False, "not_admitted")}
+
+
+def _named_application(event: Envelope) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(str(event.data["application_id"]))
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+async def admissibility_batch(ctx: InboxContext, events: list[Envelope]) -> None:
+    """A batch's verdicts on facts that exist, in one UPDATE: the statistics' triggers run once for the batch,
+    not once per event. Left to the handler, event by event: an invalid event (refused there), a verdict that
+    changes nothing, a fact not there (built from intake first), and every verdict on an application that any
+    other new event of the batch names, except its submission (withdrawn, a decision, a second verdict...: their
+    order decides the result). A submission does not: its step ran before this one, and its handler changes no
+    status of a fact that exists (it sets the aid requested), so the verdict applied now ends where the events
+    applied one by one, in either order, would."""
+    named: dict[uuid.UUID, int] = {}
+    for other in ctx.batch:
+        if other.type != "application.submitted" and (a := _named_application(other)) is not None:
+            named[a] = named.get(a, 0) + 1
+    chosen: dict[uuid.UUID, tuple[uuid.UUID, tuple[bool, str]]] = {}
+    for event in events:
+        try:
+            data = AdmissibilityCompleted.model_validate(event.data)
+        except ValidationError:
+            continue
+        outcome = ADMISSIBILITY.get(data.verdict)
+        if outcome is not None and named.get(data.application_id) == 1:
+            chosen[data.application_id] = (event.id, outcome)
+    if not chosen:
+        return
+    updated = await repository.set_admissibility(ctx.session, {a: o for a, (_e, o) in chosen.items()})
+    ctx.applied.update(event_id for a, (event_id, _o) in chosen.items() if a in updated)
+
+
 async def on_admissibility(ctx: InboxContext, event: Envelope) -> None:
     data = event_data(event, AdmissibilityCompleted)
+    if event.id in ctx.applied:
+        return  # set by this batch's step
     await _ensure(ctx, _Ids.model_validate(data.model_dump()))
-    if data.verdict == "admissible":
-        await repository.update_fact(ctx.session, data.application_id, admitted=True, status="admitted")
-    elif data.verdict == "not_admissible":
-        await repository.update_fact(ctx.session, data.application_id, admitted=False, status="not_admitted")
+    outcome = ADMISSIBILITY.get(data.verdict)
+    if outcome is not None:
+        admitted, status = outcome
+        await repository.update_fact(ctx.session, data.application_id, admitted=admitted, status=status)
 
 
 async def on_decision_issued(ctx: InboxContext, event: Envelope) -> None:
@@ -184,3 +224,5 @@ CONSUMED = {
 for _type, _handler in CONSUMED.items():
     register_handler(_type, _handler)
 INBOX.register_batch_step("application.submitted", submitted_batch)
+# after the submissions' step: a verdict on a fact that step has just stored is applied after it, as in order
+INBOX.register_batch_step("evaluation.admissibility_completed", admissibility_batch)

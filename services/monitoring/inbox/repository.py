@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -53,6 +53,42 @@ async def update_fact(session: AsyncSession, application_id: uuid.UUID, **values
         .returning(ApplicationFact.application_id)
     )
     return (await session.execute(stmt)).first() is not None
+
+
+# The rows are locked in id order first, so two transactions updating the same facts never wait in a cycle.
+_SET_ADMISSIBILITY = text(
+    """
+    WITH v AS MATERIALIZED (
+      SELECT * FROM unnest(CAST(:ids AS uuid[]), CAST(:admitted AS boolean[]), CAST(:status AS varchar[]))
+          AS v(application_id, admitted, status)
+    ), locked AS MATERIALIZED (
+      SELECT f.application_id FROM monitoring.application_facts f
+       WHERE f.application_id IN (SELECT application_id FROM v)
+       ORDER BY f.application_id
+         FOR UPDATE OF f
+    )
+    UPDATE monitoring.application_facts f
+       SET admitted = v.admitted, status = v.status, updated_at = :now
+      FROM v JOIN locked USING (application_id)
+     WHERE f.application_id = v.application_id
+    RETURNING f.application_id
+    """
+)
+
+
+async def set_admissibility(session: AsyncSession, outcomes: dict[uuid.UUID, tuple[bool, str]]) -> set[uuid.UUID]:
+    """Set `admitted` and `status` of many facts in one statement (the statistics' triggers run once);
+    `outcomes` maps an application to its (admitted, status). The ids of the facts updated (those that exist)."""
+    if not outcomes:
+        return set()
+    ids = sorted(outcomes)
+    params = {
+        "ids": ids,
+        "admitted": [outcomes[a][0] for a in ids],
+        "status": [outcomes[a][1] for a in ids],
+        "now": datetime.now(UTC),
+    }
+    return set((await session.execute(_SET_ADMISSIBILITY, params)).scalars())
 
 
 async def add_paid(session: AsyncSession, application_id: uuid.UUID, amount: Decimal) -> bool:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import uuid
 from typing import Any, cast
 
-from sqlalchemy import Row, Select, func, select
+from sqlalchemy import Row, Select, bindparam, func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -16,25 +17,35 @@ from shared.auth import Principal
 AWAITING_SIGNATURE = "awaiting_signature"
 
 
-async def insert_evaluation(session: AsyncSession, values: dict[str, Any], *, replace_awaiting: bool = True) -> bool:
-    """Store the evaluation unless the application has one already (a redelivery or a resumed run):
-    the primary key is the application's id, so an application is never evaluated twice. The one exception
-    is an evaluation still awaiting the signed form: its run replaces it (its version moves on, so an ETag
-    read while it waited no longer matches)."""
-    base = insert(Evaluation).values(**values)
+@functools.cache
+def _insert_statement(columns: tuple[str, ...], replace_awaiting: bool) -> Any:
+    """The insert for these columns, built once: the same statement object every time, so SQLAlchemy compiles it
+    once and asyncpg prepares it once per connection (built anew for each application, with its `excluded`
+    alias, it was compiled every time: a fifth of evaluation's CPU on a click day)."""
+    table = Evaluation.__table__
+    base = insert(Evaluation).values({c: bindparam(c, type_=table.c[c].type) for c in columns})
     if not replace_awaiting:
-        kept = base.on_conflict_do_nothing(index_elements=[Evaluation.application_id])
-        return (await session.execute(kept.returning(Evaluation.application_id))).first() is not None
-    stmt = base.on_conflict_do_update(
+        return base.on_conflict_do_nothing(index_elements=[Evaluation.application_id]).returning(
+            Evaluation.application_id
+        )
+    return base.on_conflict_do_update(
         index_elements=[Evaluation.application_id],
         set_={
-            **{k: base.excluded[k] for k in values if k not in ("application_id", "version")},
+            **{c: base.excluded[c] for c in columns if c not in ("application_id", "version")},
             "version": Evaluation.version + 1,
             "updated_at": func.now(),
         },
         where=Evaluation.stage == AWAITING_SIGNATURE,
     ).returning(Evaluation.application_id)
-    return (await session.execute(stmt)).first() is not None
+
+
+async def insert_evaluation(session: AsyncSession, values: dict[str, Any], *, replace_awaiting: bool = True) -> bool:
+    """Store the evaluation unless the application has one already (a redelivery or a resumed run):
+    the primary key is the application's id, so an application is never evaluated twice. The one exception
+    is an evaluation still awaiting the signed form: its run replaces it (its version moves on, so an ETag
+    read while it waited no longer matches)."""
+    stmt = _insert_statement(tuple(sorted(values)), replace_awaiting)
+    return (await session.execute(stmt, values)).first() is not None
 
 
 async def get_with_application(

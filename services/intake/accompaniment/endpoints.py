@@ -27,6 +27,7 @@ from services.intake.accompaniment.schemas import (
 from services.intake.clients import service as clients
 from services.intake.clients.schemas import ApiClientWithSecret
 from services.intake.models import Engagement, Expert
+from services.intake.principals import Applicant, Officer, Overseer, officer
 from shared.auth import Authenticator, Principal
 from shared.db import SessionDep
 from shared.pagination import Page, PageDep, page_of
@@ -35,12 +36,7 @@ from shared.schemas import CountryCode
 
 router = APIRouter(prefix="/v1", tags=["accompaniment"], route_class=UnitOfWorkRoute)
 
-officer = Depends(Authenticator(kinds=("officer",), scopes=("intake:admin",)))
-Officer = Annotated[Principal, officer]
-RosterReader = Annotated[Principal, Depends(Authenticator(kinds=("officer", "auditor"), scopes=("intake:read",)))]
-Requester = Annotated[
-    Principal, Depends(Authenticator(scopes_by_kind={"partner": ("intake:write",), "company": ("intake:write",)}))
-]
+# Engagements are read by every kind with `intake:read` and by experts with their own scope.
 Reader = Annotated[
     Principal,
     Depends(
@@ -73,7 +69,7 @@ ProposalReader = Annotated[
 NO_STORE = {"Cache-Control": "no-store"}
 
 
-async def valid_expert_id(expert_id: uuid.UUID, session: SessionDep, _p: RosterReader) -> Expert:
+async def valid_expert_id(expert_id: uuid.UUID, session: SessionDep, _p: Overseer) -> Expert:
     return await service.get_expert(session, expert_id)
 
 
@@ -90,7 +86,7 @@ async def logged_engagement_id(engagement_id: uuid.UUID, session: SessionDep, pr
     return await service.engagement_for_session(session, principal, engagement_id)
 
 
-async def rated_engagement_id(engagement_id: uuid.UUID, session: SessionDep, principal: Requester) -> Engagement:
+async def rated_engagement_id(engagement_id: uuid.UUID, session: SessionDep, principal: Applicant) -> Engagement:
     return await service.get_engagement(session, principal, engagement_id, for_update=True)
 
 
@@ -129,7 +125,7 @@ async def create_expert(
     summary="List the roster of experts",
 )
 async def list_experts(
-    _principal: RosterReader,
+    _principal: Overseer,
     session: SessionDep,
     page: PageDep,
     phase: Annotated[Phase | None, Query(description="Only experts covering this phase.")] = None,
@@ -216,7 +212,7 @@ async def issue_expert_client(
     "`engagement.requested`.",
 )
 async def request_accompaniment(
-    _principal: Requester,
+    _principal: Applicant,
     body: EngagementIn,
     session: SessionDep,
     actor: ActorDep,
@@ -412,5 +408,5 @@ async def rate_engagement(
     "its availability. Hours per company and call against the call's cap. By phase: engagements, hours and "
     "average rating; by market: an engagement counts, with all its hours, under each of its markets.",
 )
-async def accompaniment_stats(_principal: RosterReader, session: SessionDep) -> Any:
+async def accompaniment_stats(_principal: Overseer, session: SessionDep) -> Any:
     return await service.stats(session=session)

@@ -22,6 +22,7 @@ from services.intake.applications.schemas import (
     Withdrawal,
 )
 from services.intake.models import Application
+from services.intake.principals import applicant, reader
 from shared.auth import Authenticator, Principal
 from shared.contracts.applications import ApplicationOut, SnapshotsOut, SnapshotsRequest
 from shared.db import SessionDep
@@ -44,7 +45,7 @@ router = APIRouter(
     prefix="/v1/applications",
     tags=["applications"],
     route_class=UnitOfWorkRoute,
-    dependencies=[Depends(Authenticator(scopes=("intake:read",)))],
+    dependencies=[reader],
 )
 internal_router = APIRouter(
     prefix="/v1/internal/applications",
@@ -52,7 +53,6 @@ internal_router = APIRouter(
     route_class=UnitOfWorkRoute,
     dependencies=[Depends(Authenticator(kinds=("service",), scopes=("internal",)))],
 )
-applicant = Depends(Authenticator(kinds=("partner", "company"), scopes=("intake:write",)))
 
 
 async def valid_application_id(application_id: uuid.UUID, session: SessionDep, actor: ActorDep) -> Application:
@@ -204,7 +204,7 @@ submit_router = APIRouter(
     prefix="/v1/applications",
     tags=["applications"],
     route_class=AutocommitRoute,
-    dependencies=[Depends(Authenticator(scopes=("intake:read",)))],
+    dependencies=[reader],
 )
 
 

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Path, Request, Response
 from services.intake.calls import repository, service
 from services.intake.calls.schemas import CallCreate, CallVersionCreate, RegisterPage
 from services.intake.models import Application, Call
-from shared.auth import Authenticator
+from services.intake.principals import officer
 from shared.contracts.calls import CallDetail, CallOut, CallVersionOut
 from shared.db import SessionDep
 from shared.domain.receipts import GENESIS, canonical_json
@@ -21,7 +21,6 @@ from shared.schemas import INT32_MAX
 
 PUBLIC: dict[str, Any] = {"security": []}
 router = APIRouter(prefix="/v1/calls", tags=["calls"], route_class=UnitOfWorkRoute)
-officer = Depends(Authenticator(kinds=("officer",), scopes=("intake:admin",)))
 
 
 async def valid_call_id(call_id: uuid.UUID, session: SessionDep) -> Call:

@@ -26,20 +26,17 @@ from services.intake.companies.schemas import (
 from services.intake.models import Company
 from services.intake.partners import service as partners_service
 from services.intake.partners.schemas import ClientCreate, ClientCredentials
-from shared.auth import Authenticator, Principal
+from services.intake.principals import ADMIN, WRITE, Reader, officer, participant
+from shared.auth import Authenticator
 from shared.contracts.companies import CompanyOut
 from shared.db import SessionDep
 from shared.pagination import Page, PageDep, page_of
 from shared.routing import ActorDep, Idempotent, UnitOfWorkRoute, check_if_match, etag_of
 
-WRITE, ADMIN = ("intake:write",), ("intake:admin",)
-reader = Authenticator(scopes=("intake:read",))
-Reader = Annotated[Principal, Depends(reader)]
-company_writer = Depends(Authenticator(scopes_by_kind={"partner": WRITE, "company": WRITE, "officer": ADMIN}))
-officer = Depends(Authenticator(kinds=("officer",), scopes=ADMIN))
+# A participant registers and replaces companies and revokes delegations; asking for a delegation is the partner's
+# alone, accepting it the company's (or an officer's).
 delegation_requester = Depends(Authenticator(kinds=("partner",), scopes=WRITE))
 delegation_acceptor = Depends(Authenticator(scopes_by_kind={"company": WRITE, "officer": ADMIN}))
-delegation_revoker = Depends(Authenticator(scopes_by_kind={"partner": WRITE, "company": WRITE, "officer": ADMIN}))
 
 router = APIRouter(prefix="/v1/companies", tags=["companies"], route_class=UnitOfWorkRoute)
 delegations_router = APIRouter(prefix="/v1/delegations", tags=["delegations"], route_class=UnitOfWorkRoute)
@@ -80,7 +77,7 @@ _ALREADY_REGISTERED: dict[int | str, dict[str, Any]] = {
     "",
     response_model=CompanyOut,
     status_code=201,
-    dependencies=[company_writer],
+    dependencies=[participant],
     summary="Register a company (a partner also gets an active delegation from it)",
     responses=_ALREADY_REGISTERED,
 )
@@ -123,7 +120,7 @@ async def get_company(company: ValidCompany, response: Response) -> Any:
 @router.put(
     "/{company_id}",
     response_model=CompanyOut,
-    dependencies=[company_writer],
+    dependencies=[participant],
     summary="Replace a company's data (If-Match required; the VAT number cannot change)",
 )
 async def replace_company(
@@ -238,7 +235,7 @@ async def accept_delegation(
 @delegations_router.post(
     "/{delegation_id}/revoke",
     response_model=DelegationOut,
-    dependencies=[delegation_revoker],
+    dependencies=[participant],
     summary="Revoke a delegation, or refuse a pending one (the company, the partner or an officer; If-Match required)",
 )
 async def revoke_delegation(

@@ -31,26 +31,13 @@ from services.intake.networking.schemas import (
     OperatorPreferenceIn,
     OperatorPreferenceOut,
 )
-from shared.auth import Authenticator, Principal
+from services.intake.principals import Participant, Reader, officer
 from shared.db import SessionDep
 from shared.pagination import Page, PageDep, page_of
 from shared.routing import ActorDep, Idempotent, UnitOfWorkRoute, check_if_match, etag_of
 from shared.schemas import CountryCode
 
 router = APIRouter(prefix="/v1/b2b", tags=["networking"], route_class=UnitOfWorkRoute)
-
-officer = Depends(Authenticator(kinds=("officer",), scopes=("intake:admin",)))
-Officer = Annotated[Principal, officer]
-Reader = Annotated[Principal, Depends(Authenticator(scopes=("intake:read",)))]
-# Partners and companies act with `intake:write`; officers with `intake:admin`.
-Participant = Annotated[
-    Principal,
-    Depends(
-        Authenticator(
-            scopes_by_kind={"partner": ("intake:write",), "company": ("intake:write",), "officer": ("intake:admin",)}
-        )
-    ),
-]
 
 
 async def valid_event_id(event_id: uuid.UUID, session: SessionDep) -> B2bEvent:

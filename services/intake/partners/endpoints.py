@@ -10,13 +10,13 @@ from fastapi import APIRouter, Depends, Response
 from services.intake.models import Partner
 from services.intake.partners import service
 from services.intake.partners.schemas import ClientCreate, ClientCredentials, PartnerCreate, PartnerOut
+from services.intake.principals import officer
 from shared.auth import Authenticator, Principal
 from shared.db import SessionDep
 from shared.pagination import Page, PageDep, page_of
 from shared.routing import ActorDep, Idempotent, UnitOfWorkRoute, etag_of
 
 router = APIRouter(prefix="/v1/partners", tags=["partners"], route_class=UnitOfWorkRoute)
-officer = Depends(Authenticator(kinds=("officer",), scopes=("intake:admin",)))
 Reader = Annotated[
     Principal, Depends(Authenticator(kinds=("partner", "officer", "auditor", "service"), scopes=("intake:read",)))
 ]

@@ -11,6 +11,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request, Response
 
 from services.intake.models import Enrolment, Training
+from services.intake.principals import Officer, Participant, Reader, officer
 from services.intake.trainings import service
 from services.intake.trainings.schemas import (
     AttendanceIn,
@@ -22,24 +23,11 @@ from services.intake.trainings.schemas import (
     TrainingIn,
     TrainingOut,
 )
-from shared.auth import Authenticator, Principal
 from shared.db import SessionDep
 from shared.pagination import Page, PageDep, page_of
 from shared.routing import ActorDep, Idempotent, UnitOfWorkRoute, check_if_match, etag_of
 
 router = APIRouter(prefix="/v1", tags=["trainings"], route_class=UnitOfWorkRoute)
-
-officer = Depends(Authenticator(kinds=("officer",), scopes=("intake:admin",)))
-Reader = Annotated[Principal, Depends(Authenticator(scopes=("intake:read",)))]
-# Partners and companies enrol with `intake:write`; officers with `intake:admin`.
-Enroller = Annotated[
-    Principal,
-    Depends(
-        Authenticator(
-            scopes_by_kind={"partner": ("intake:write",), "company": ("intake:write",), "officer": ("intake:admin",)}
-        )
-    ),
-]
 
 
 async def valid_training_id(training_id: uuid.UUID, session: SessionDep) -> Training:
@@ -55,12 +43,9 @@ async def valid_enrolment_id(enrolment_id: uuid.UUID, session: SessionDep, princ
     return await service.get_enrolment(session, principal, enrolment_id)
 
 
-async def locked_enrolment_id(enrolment_id: uuid.UUID, session: SessionDep, principal: Enroller) -> Enrolment:
+async def locked_enrolment_id(enrolment_id: uuid.UUID, session: SessionDep, principal: Participant) -> Enrolment:
     """Locked after its session's row, the order every writer of the waiting list follows."""
     return await service.get_enrolment_for_change(session, principal, enrolment_id)
-
-
-Officer = Annotated[Principal, officer]
 
 
 async def attended_enrolment_id(enrolment_id: uuid.UUID, session: SessionDep, principal: Officer) -> Enrolment:
@@ -155,7 +140,7 @@ async def replace_training(
     "address is already enrolled or waiting, `conflict` when the session has started.",
 )
 async def enrol_participant(
-    _principal: Enroller,
+    _principal: Participant,
     training: ValidTraining,
     body: EnrolmentIn,
     session: SessionDep,

@@ -12,6 +12,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 
+from services.intake.principals import Applicant, Officer, Overseer
 from services.intake.webhooks import service
 from services.intake.webhooks.schemas import (
     DeliveryPage,
@@ -39,9 +40,6 @@ from shared.schemas import BIGINT_MAX
 PUBLIC: dict[str, Any] = {"security": []}
 READ_KINDS = ("partner", "company", "officer", "auditor")
 Reader = Annotated[Principal, Depends(Authenticator(kinds=READ_KINDS, scopes=("intake:read",)))]
-Overseer = Annotated[Principal, Depends(Authenticator(kinds=("officer", "auditor"), scopes=("intake:read",)))]
-Officer = Annotated[Principal, Depends(Authenticator(kinds=("officer",), scopes=("intake:admin",)))]
-Owner = Annotated[Principal, Depends(Authenticator(kinds=("partner", "company"), scopes=("intake:write",)))]
 
 router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"], route_class=UnitOfWorkRoute)
 events_router = APIRouter(prefix="/v1/events", tags=["events"], route_class=UnitOfWorkRoute)
@@ -51,11 +49,11 @@ async def valid_webhook_id(webhook_id: uuid.UUID, session: SessionDep, principal
     return await service.get_subscription(session=session, principal=principal, subscription_id=webhook_id)
 
 
-async def owned_webhook_id(webhook_id: uuid.UUID, session: SessionDep, principal: Owner) -> Subscription:
+async def owned_webhook_id(webhook_id: uuid.UUID, session: SessionDep, principal: Applicant) -> Subscription:
     return await service.get_subscription(session=session, principal=principal, subscription_id=webhook_id)
 
 
-async def locked_webhook_id(webhook_id: uuid.UUID, session: SessionDep, principal: Owner) -> Subscription:
+async def locked_webhook_id(webhook_id: uuid.UUID, session: SessionDep, principal: Applicant) -> Subscription:
     # Locked until commit, so the If-Match check and the write see the same version.
     return await service.get_subscription(
         session=session, principal=principal, subscription_id=webhook_id, for_update=True
@@ -90,7 +88,7 @@ async def create_webhook(
     request: Request,
     session: SessionDep,
     actor: ActorDep,
-    _owner: Owner,
+    _owner: Applicant,
     _idem: Idempotent,
     response: Response,
 ) -> Any:

@@ -9,10 +9,10 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Request
-from sqlalchemy import DateTime, MetaData, Numeric, func
+from sqlalchemy import DateTime, MetaData, Numeric, Select, func
 from sqlalchemy.dialects.postgresql import UUID
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
@@ -27,6 +27,7 @@ NAMING_CONVENTION = {
 }
 
 SCHEMAS = ("desk", "intake", "evaluation", "monitoring")
+R = TypeVar("R")
 
 
 class Base(DeclarativeBase):
@@ -106,3 +107,12 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
 
 
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
+
+
+async def one_or_none(session: AsyncSession, stmt: Select[R], *, for_update: bool = False, of: Any = None) -> R | None:
+    """The row `stmt` selects, or None. `for_update`: locked until commit (`of` the row's own table when the
+    statement reads others too) and re-read from the database, so a check made on it (If-Match, a capacity)
+    sees what the change will."""
+    if for_update:
+        stmt = stmt.with_for_update(of=of).execution_options(populate_existing=True)
+    return (await session.execute(stmt)).scalar_one_or_none()

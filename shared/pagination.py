@@ -11,6 +11,7 @@ import orjson
 from fastapi import Depends, Query, Request
 from pydantic import BaseModel, Field
 from sqlalchemy import Select, and_, or_
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
 from shared.errors import ProblemError, ValidationFailed
@@ -68,6 +69,12 @@ def keyset(
         ts, id_ = params.after
         stmt = stmt.where(or_(created_col > ts, and_(created_col == ts, id_col > id_)))
     return stmt.order_by(created_col, id_col).limit(params.limit + 1)
+
+
+async def page_rows(session: AsyncSession, stmt: Select[T], params: PageParams, model: Any) -> list[T]:
+    """The rows of one page of `stmt` (and the one past it, which tells `page_of` there is more), in the order
+    of `model`'s (created_at, id)."""
+    return list((await session.execute(keyset(stmt, params, model.created_at, model.id))).scalars())
 
 
 def page_of(rows: list[Any], params: PageParams, convert: Any) -> dict[str, Any]:

@@ -27,16 +27,15 @@ from services.intake.models import (
 )
 from shared.access import company_reachable
 from shared.auth import Principal
-from shared.pagination import PageParams, keyset
+from shared.db import one_or_none
+from shared.pagination import PageParams, page_rows
 
 # ---------------------------------------------------------------- experts
 
 
 async def get_expert(session: AsyncSession, expert_id: uuid.UUID, *, for_update: bool = False) -> Expert | None:
     stmt = select(Expert).where(Expert.id == expert_id)
-    if for_update:
-        stmt = stmt.with_for_update().execution_options(populate_existing=True)
-    return (await session.execute(stmt)).scalar_one_or_none()
+    return await one_or_none(session, stmt, for_update=for_update)
 
 
 async def expert_of_client(session: AsyncSession, client_id: str) -> Expert | None:
@@ -75,7 +74,7 @@ async def list_experts(
         stmt = stmt.where(Expert.accredited_from <= accredited_on).where(
             (Expert.accredited_to.is_(None)) | (Expert.accredited_to >= accredited_on)
         )
-    return list((await session.execute(keyset(stmt, page, Expert.created_at, Expert.id))).scalars())
+    return await page_rows(session, stmt, page, Expert)
 
 
 async def all_experts_for_phase(session: AsyncSession, phase: str) -> list[Expert]:
@@ -158,9 +157,7 @@ async def get_engagement(
     session: AsyncSession, principal: Principal, engagement_id: uuid.UUID, *, for_update: bool = False
 ) -> Engagement | None:
     stmt = select(Engagement).where(Engagement.id == engagement_id, engagement_readable(principal))
-    if for_update:
-        stmt = stmt.with_for_update(of=Engagement).execution_options(populate_existing=True)
-    return (await session.execute(stmt)).scalar_one_or_none()
+    return await one_or_none(session, stmt, for_update=for_update, of=Engagement)
 
 
 async def list_engagements(
@@ -179,16 +176,14 @@ async def list_engagements(
         stmt = stmt.where(Engagement.expert_id == expert_id)
     if status is not None:
         stmt = stmt.where(Engagement.status == status)
-    return list((await session.execute(keyset(stmt, page, Engagement.created_at, Engagement.id))).scalars())
+    return await page_rows(session, stmt, page, Engagement)
 
 
 async def list_sessions(
     session: AsyncSession, engagement_id: uuid.UUID, page: PageParams
 ) -> list[AccompanimentSession]:
     stmt = select(AccompanimentSession).where(AccompanimentSession.engagement_id == engagement_id)
-    return list(
-        (await session.execute(keyset(stmt, page, AccompanimentSession.created_at, AccompanimentSession.id))).scalars()
-    )
+    return await page_rows(session, stmt, page, AccompanimentSession)
 
 
 # ---------------------------------------------------------------- statistics

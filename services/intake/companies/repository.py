@@ -17,7 +17,7 @@ from services.intake.models import Company, Delegation, Partner
 from services.intake.partners.repository import add_unique
 from shared.access import company_reachable
 from shared.auth import Principal
-from shared.pagination import PageParams, keyset
+from shared.pagination import PageParams, keyset, page_rows
 
 __all__ = ["DelegationView", "add_unique"]
 
@@ -56,7 +56,7 @@ async def list_reachable(
     stmt = _reachable_companies(principal)
     if vat_number is not None:
         stmt = stmt.where(Company.vat_number == vat_number)
-    return list((await session.execute(keyset(stmt, page, Company.created_at, Company.id))).scalars())
+    return await page_rows(session, stmt, page, Company)
 
 
 # ---------------------------------------------------------------- delegations

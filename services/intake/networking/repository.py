@@ -24,7 +24,8 @@ from services.intake.models import (
 )
 from shared.access import company_reachable
 from shared.auth import Principal
-from shared.pagination import PageParams, keyset
+from shared.db import one_or_none
+from shared.pagination import PageParams, page_rows
 
 LIVE = ("proposed", "confirmed")
 
@@ -46,18 +47,16 @@ async def list_operators(
         stmt = stmt.where(B2bOperator.country == country)
     if kind is not None:
         stmt = stmt.where(B2bOperator.kind == kind)
-    return list((await session.execute(keyset(stmt, page, B2bOperator.created_at, B2bOperator.id))).scalars())
+    return await page_rows(session, stmt, page, B2bOperator)
 
 
 async def get_event(session: AsyncSession, event_id: uuid.UUID, *, for_update: bool = False) -> B2bEvent | None:
     stmt = select(B2bEvent).where(B2bEvent.id == event_id)
-    if for_update:
-        stmt = stmt.with_for_update().execution_options(populate_existing=True)
-    return (await session.execute(stmt)).scalar_one_or_none()
+    return await one_or_none(session, stmt, for_update=for_update)
 
 
 async def list_events(session: AsyncSession, page: PageParams) -> list[B2bEvent]:
-    return list((await session.execute(keyset(select(B2bEvent), page, B2bEvent.created_at, B2bEvent.id))).scalars())
+    return await page_rows(session, select(B2bEvent), page, B2bEvent)
 
 
 async def event_operators(session: AsyncSession, event_id: uuid.UUID) -> list[B2bEventOperator]:
@@ -97,7 +96,7 @@ async def list_interests(
     stmt = select(B2bInterest).where(
         B2bInterest.event_id == event_id, company_reachable(principal, B2bInterest.company_id)
     )
-    return list((await session.execute(keyset(stmt, page, B2bInterest.created_at, B2bInterest.id))).scalars())
+    return await page_rows(session, stmt, page, B2bInterest)
 
 
 async def active_interests(session: AsyncSession, event_id: uuid.UUID) -> list[B2bInterest]:
@@ -187,16 +186,14 @@ async def list_meetings(
         stmt = stmt.where(B2bMeeting.operator_id == operator_id)
     if status is not None:
         stmt = stmt.where(B2bMeeting.status == status)
-    return list((await session.execute(keyset(stmt, page, B2bMeeting.created_at, B2bMeeting.id))).scalars())
+    return await page_rows(session, stmt, page, B2bMeeting)
 
 
 async def get_meeting(
     session: AsyncSession, principal: Principal, meeting_id: uuid.UUID, *, for_update: bool = False
 ) -> B2bMeeting | None:
     stmt = select(B2bMeeting).where(B2bMeeting.id == meeting_id, company_reachable(principal, B2bMeeting.company_id))
-    if for_update:
-        stmt = stmt.with_for_update(of=B2bMeeting).execution_options(populate_existing=True)
-    return (await session.execute(stmt)).scalar_one_or_none()
+    return await one_or_none(session, stmt, for_update=for_update, of=B2bMeeting)
 
 
 def add(session: AsyncSession, *rows: Any) -> None:

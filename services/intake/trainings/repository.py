@@ -22,14 +22,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.intake.models import Attendance, Company, Enrolment, Training
 from shared.access import company_reachable
 from shared.auth import Principal
-from shared.pagination import PageParams, keyset
+from shared.db import one_or_none
+from shared.pagination import PageParams, page_rows
 
 
 async def get_training(session: AsyncSession, training_id: uuid.UUID, *, for_update: bool = False) -> Training | None:
     stmt = select(Training).where(Training.id == training_id)
-    if for_update:
-        stmt = stmt.with_for_update().execution_options(populate_existing=True)
-    return (await session.execute(stmt)).scalar_one_or_none()
+    return await one_or_none(session, stmt, for_update=for_update)
 
 
 async def list_trainings(
@@ -40,7 +39,7 @@ async def list_trainings(
         stmt = stmt.where(Training.topic == topic)
     if starting_after is not None:
         stmt = stmt.where(Training.starts_at > starting_after)
-    return list((await session.execute(keyset(stmt, page, Training.created_at, Training.id))).scalars())
+    return await page_rows(session, stmt, page, Training)
 
 
 async def take_place(session: AsyncSession, training_id: uuid.UUID, *, now: datetime) -> Training | None:
@@ -101,9 +100,7 @@ async def get_enrolment(
 ) -> Enrolment | None:
     """The enrolment if its company is within the principal's reach."""
     stmt = select(Enrolment).where(Enrolment.id == enrolment_id, company_reachable(principal, Enrolment.company_id))
-    if for_update:
-        stmt = stmt.with_for_update(of=Enrolment).execution_options(populate_existing=True)
-    return (await session.execute(stmt)).scalar_one_or_none()
+    return await one_or_none(session, stmt, for_update=for_update, of=Enrolment)
 
 
 async def list_enrolments(
@@ -114,7 +111,7 @@ async def list_enrolments(
     )
     if status is not None:
         stmt = stmt.where(Enrolment.status == status)
-    return list((await session.execute(keyset(stmt, page, Enrolment.created_at, Enrolment.id))).scalars())
+    return await page_rows(session, stmt, page, Enrolment)
 
 
 async def next_queue_number(session: AsyncSession, training_id: uuid.UUID) -> int:

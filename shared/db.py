@@ -18,6 +18,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from shared.errors import NotFound
+
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
     "uq": "uq_%(table_name)s_%(column_0_N_name)s",
@@ -116,3 +118,10 @@ async def one_or_none(session: AsyncSession, stmt: Select[R], *, for_update: boo
     if for_update:
         stmt = stmt.with_for_update(of=of).execution_options(populate_existing=True)
     return (await session.execute(stmt)).scalar_one_or_none()
+
+
+def found(row: R | None) -> R:
+    """The row, or 404: a row that is not there and one outside the caller's reach answer alike."""
+    if row is None:
+        raise NotFound()
+    return row

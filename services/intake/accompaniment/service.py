@@ -35,6 +35,7 @@ from services.intake.models import AccompanimentSession, Application, Call, Enga
 from shared.access import acting_partner, notified_partner
 from shared.audit import record_audit, record_event
 from shared.auth import Principal, create_client
+from shared.db import found
 from shared.domain import accompaniment as rules
 from shared.errors import ALREADY_EXISTS, Conflict, DeskError, NotFound, ProblemError, ValidationFailed
 from shared.models import ApiClient
@@ -178,10 +179,7 @@ def _fiscal_code_taken() -> DeskError:
 
 
 async def get_expert(session: AsyncSession, expert_id: uuid.UUID, *, for_update: bool = False) -> Expert:
-    expert = await repository.get_expert(session, expert_id, for_update=for_update)
-    if expert is None:
-        raise NotFound()
-    return expert
+    return found(await repository.get_expert(session, expert_id, for_update=for_update))
 
 
 async def list_experts(
@@ -343,10 +341,7 @@ async def request(*, session: AsyncSession, actor: Actor, data: EngagementIn) ->
 async def get_engagement(
     session: AsyncSession, principal: Principal, engagement_id: uuid.UUID, *, for_update: bool = False
 ) -> Engagement:
-    g = await repository.get_engagement(session, principal, engagement_id, for_update=for_update)
-    if g is None:
-        raise NotFound()
-    return g
+    return found(await repository.get_engagement(session, principal, engagement_id, for_update=for_update))
 
 
 async def list_engagements(

@@ -34,6 +34,7 @@ from services.intake.networking.schemas import (
 from shared.access import acting_partner, can_reach_company
 from shared.audit import record_audit, record_event
 from shared.auth import Principal
+from shared.db import found
 from shared.domain.matching import Meeting, Slot, plan_agenda, with_sector_interests
 from shared.errors import (
     ALREADY_EXISTS,
@@ -156,10 +157,7 @@ async def create_operator(*, session: AsyncSession, actor: Actor, data: Operator
 
 
 async def get_operator(session: AsyncSession, operator_id: uuid.UUID) -> B2bOperator:
-    operator = await repository.get_operator(session, operator_id)
-    if operator is None:
-        raise NotFound()
-    return operator
+    return found(await repository.get_operator(session, operator_id))
 
 
 async def list_operators(
@@ -221,10 +219,7 @@ async def create_event(*, session: AsyncSession, actor: Actor, data: B2bEventIn)
 
 
 async def get_event(session: AsyncSession, event_id: uuid.UUID, *, for_update: bool = False) -> B2bEvent:
-    event = await repository.get_event(session, event_id, for_update=for_update)
-    if event is None:
-        raise NotFound()
-    return event
+    return found(await repository.get_event(session, event_id, for_update=for_update))
 
 
 async def event_view(session: AsyncSession, event: B2bEvent) -> dict[str, Any]:
@@ -517,10 +512,7 @@ async def list_meetings(
 async def get_meeting(
     session: AsyncSession, principal: Principal, meeting_id: uuid.UUID, *, for_update: bool = False
 ) -> B2bMeeting:
-    meeting = await repository.get_meeting(session, principal, meeting_id, for_update=for_update)
-    if meeting is None:
-        raise NotFound()
-    return meeting
+    return found(await repository.get_meeting(session, principal, meeting_id, for_update=for_update))
 
 
 async def confirm(*, session: AsyncSession, actor: Actor, meeting: B2bMeeting) -> B2bMeeting:

@@ -25,6 +25,7 @@ from services.intake.trainings.schemas import (
 from shared.access import acting_partner, can_reach_company
 from shared.audit import record_audit, record_event
 from shared.auth import Principal
+from shared.db import found
 from shared.errors import (
     ALREADY_EXISTS,
     Conflict,
@@ -149,10 +150,7 @@ def _started() -> Conflict:
 
 
 async def get_training(session: AsyncSession, training_id: uuid.UUID, *, for_update: bool = False) -> Training:
-    training = await repository.get_training(session, training_id, for_update=for_update)
-    if training is None:
-        raise NotFound()
-    return training
+    return found(await repository.get_training(session, training_id, for_update=for_update))
 
 
 async def list_trainings(
@@ -284,10 +282,7 @@ async def enrol(*, session: AsyncSession, actor: Actor, training: Training, data
 async def get_enrolment(
     session: AsyncSession, principal: Principal, enrolment_id: uuid.UUID, *, for_update: bool = False
 ) -> Enrolment:
-    enrolment = await repository.get_enrolment(session, principal, enrolment_id, for_update=for_update)
-    if enrolment is None:
-        raise NotFound()
-    return enrolment
+    return found(await repository.get_enrolment(session, principal, enrolment_id, for_update=for_update))
 
 
 async def list_enrolments(

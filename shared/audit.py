@@ -133,3 +133,9 @@ def event_params(
 
 async def record_event(session: AsyncSession, actor: Actor, **kw: Any) -> None:
     await session.execute(_OUTBOX, event_params(actor, **kw))
+
+
+async def record_events(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
+    """Many events (each its `event_params`) in one executemany, in the order given."""
+    if rows:
+        await session.execute(_OUTBOX, rows)

@@ -180,7 +180,9 @@ class Inbox:
         leave to the handlers what the batch's other events would change after it. It runs in a savepoint: if it
         fails, it is undone and the handlers do everything per event. Its work must be what the handlers would
         have done, so that a handler finding it done goes on from there (and an event that then fails is sent
-        again and completes it)."""
+        again and completes it). An event the step adds to `ctx.applied` is acknowledged `processed` without
+        running its handlers (nor taking a savepoint): the step marks one only when it has done all the work of
+        all its type's handlers."""
         self._batch_steps[event_type] = step
 
     def register(self, event_type: str, handler: Handler) -> None:
@@ -279,6 +281,9 @@ class Inbox:
             handlers = self.handlers_for(event.type)
             if not handlers:
                 results.append({"event_id": event.id, "status": "ignored"})
+                continue
+            if event.id in ctx.applied:  # its step did its handlers' work: no savepoint, nothing left to run
+                results.append({"event_id": event.id, "status": "processed", "application_id": _application_id(event)})
                 continue
             problem = await self._apply_alone(ctx, event, handlers)
             if problem is None:

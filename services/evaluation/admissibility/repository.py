@@ -48,6 +48,18 @@ async def insert_evaluation(session: AsyncSession, values: dict[str, Any], *, re
     return (await session.execute(stmt, values)).first() is not None
 
 
+async def insert_evaluations(session: AsyncSession, rows: list[dict[str, Any]]) -> set[uuid.UUID]:
+    """Store many evaluations (rows of the same columns) in one statement, skipping the applications that have
+    one already; the ids stored."""
+    stmt = (
+        insert(Evaluation)
+        .values(rows)
+        .on_conflict_do_nothing(index_elements=[Evaluation.application_id])
+        .returning(Evaluation.application_id)
+    )
+    return set((await session.execute(stmt)).scalars())
+
+
 async def get_with_application(
     session: AsyncSession, application_id: uuid.UUID, *, for_update: bool = False
 ) -> tuple[Evaluation, ReceivedApplication] | None:

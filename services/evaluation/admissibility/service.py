@@ -16,7 +16,7 @@ verdict: the funding computation applies the class (and refuses to run without o
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from typing import Any
@@ -37,7 +37,7 @@ from services.evaluation.rule_inputs import (
 )
 from services.evaluation.rules import rules_of_application, rules_of_call
 from shared.access import can_reach_company, notified_partner
-from shared.audit import record_audit, record_event
+from shared.audit import event_params, record_audit, record_audits, record_event, record_events
 from shared.auth import Principal
 from shared.clients.base import NotFoundAtPeer, PeerError, PeerUnavailable
 from shared.clients.intake import IntakeClient
@@ -153,34 +153,22 @@ def _check_json(c: CheckOutcome, *, credit_class_known: bool) -> dict[str, Any]:
     }
 
 
-async def _emit_completed(
-    session: AsyncSession,
-    actor: Actor,
-    *,
-    application_id: uuid.UUID,
-    call_id: uuid.UUID,
-    company_id: uuid.UUID,
-    partner_id: uuid.UUID | None,
-    checks: list[dict[str, Any]],
-    verdict: str,
-) -> None:
-    await record_event(
-        session,
-        actor,
-        event_type="evaluation.admissibility_completed",
-        subject_type="evaluation",
-        subject_id=application_id,
-        payload={
-            "application_id": str(application_id),
-            "call_id": str(call_id),
-            "company_id": str(company_id),
-            "verdict": verdict,
-            "failed_checks": [c["code"] for c in checks if c["outcome"] == "fail"],
-            "review_checks": [c["code"] for c in checks if c["outcome"] == "needs_review"],
-        },
-        partner_id=partner_id,
-        company_id=company_id,
-    )
+#: the event every admissibility run (automatic or after a review) publishes
+COMPLETED = "evaluation.admissibility_completed"
+
+
+def _completed_payload(
+    *, application_id: uuid.UUID, call_id: uuid.UUID, company_id: uuid.UUID, checks: list[dict[str, Any]], verdict: str
+) -> dict[str, Any]:
+    """The data of the `evaluation.admissibility_completed` event of an application."""
+    return {
+        "application_id": str(application_id),
+        "call_id": str(call_id),
+        "company_id": str(company_id),
+        "verdict": verdict,
+        "failed_checks": [c["code"] for c in checks if c["outcome"] == "fail"],
+        "review_checks": [c["code"] for c in checks if c["outcome"] == "needs_review"],
+    }
 
 
 #: the admissibility checks run on each network member (its company and its own lines); the plan, its markets
@@ -361,6 +349,63 @@ async def _await_signature(
     return True
 
 
+def _lead(
+    rules: CallRules, application: ApplicationOut, company: CompanyOut, today: date
+) -> tuple[Admissibility, list[dict[str, Any]], list[dict[str, Any]]]:
+    """The applicant's own admissibility (the domain's result) with its checks and cuts as stored."""
+    facts = company_facts(company)
+    result = admissibility(
+        rules,
+        facts,
+        draft_facts(application),
+        today=today,
+        related_vats=related_vats(company),
+        line_suppliers=line_suppliers(application),
+    )
+    checks = [_check_json(c, credit_class_known=facts.credit_class is not None) for c in result.checks]
+    return result, checks, [_cut_json(c) for c in result.cuts]
+
+
+def _run_records(
+    rules: CallRules,
+    application: ApplicationOut,
+    company: CompanyOut,
+    result: Admissibility,
+    checks: list[dict[str, Any]],
+    cuts: list[dict[str, Any]],
+    network: dict[str, Any] | None,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """What an automatic run stores: the evaluation's row and its audit record (as `record_audit`'s keywords)."""
+    verdict = verdict_of(checks)
+    eligible = result.breakdown.total if result.breakdown is not None else None
+    values = {
+        "application_id": application.id,
+        "call_id": application.call_id,
+        "stage": verdict,
+        "admissibility_verdict": verdict,
+        "admissibility_checks": checks,
+        "cuts": cuts,
+        "eligible_total": eligible,
+        "network": network,
+        "version": 1,
+    }
+    audit = {
+        "action": "evaluation.admissibility_run",
+        "resource_type": "evaluation",
+        "resource_id": application.id,
+        "after": {
+            "stage": verdict,
+            "verdict": verdict,
+            "eligible_total": eligible,
+            "checks": {c.get("path", "") + c["code"]: c["outcome"] for c in checks},
+            "cuts": [{k: c[k] for k in ("path", "category", "requested", "allowed")} for c in cuts],
+            "rules": rules.code,
+            "company_size_class": company.size_class,
+        },
+    }
+    return values, audit
+
+
 async def run_admissibility(
     *,
     session: AsyncSession,
@@ -383,18 +428,8 @@ async def run_admissibility(
     if gate.state == "awaiting_signature":
         return await _await_signature(session, actor, application, gate.deadline)
     company = await fetch_company(intake, application.company_id, companies)
-    facts = company_facts(company)
     today = application.submitted_at.astimezone(rules.tz).date()
-    result = admissibility(
-        rules,
-        facts,
-        draft_facts(application),
-        today=today,
-        related_vats=related_vats(company),
-        line_suppliers=line_suppliers(application),
-    )
-    checks = [_check_json(c, credit_class_known=facts.credit_class is not None) for c in result.checks]
-    cuts = [_cut_json(c) for c in result.cuts]
+    result, checks, cuts = _lead(rules, application, company, today)
     member_checks, member_cuts, network = await admit_members(
         intake=intake, rules=rules, application=application, lead=result, today=today, companies=companies
     )
@@ -402,48 +437,84 @@ async def run_admissibility(
     cuts.extend(member_cuts)
     if gate.state == "signature_missing":
         checks.append(_signature_missing(rules, gate.deadline))
-    verdict = verdict_of(checks)
-    eligible = result.breakdown.total if result.breakdown is not None else None
-    values = {
-        "application_id": application.id,
-        "call_id": application.call_id,
-        "stage": verdict,
-        "admissibility_verdict": verdict,
-        "admissibility_checks": checks,
-        "cuts": cuts,
-        "eligible_total": eligible,
-        "network": network,
-        "version": 1,
-    }
+    values, audit = _run_records(rules, application, company, result, checks, cuts, network)
     if not await repository.insert_evaluation(session, values):
         return False
-    await record_audit(
+    await record_audit(session, actor, **audit)
+    await record_event(
         session,
         actor,
-        action="evaluation.admissibility_run",
-        resource_type="evaluation",
-        resource_id=application.id,
-        after={
-            "stage": verdict,
-            "verdict": verdict,
-            "eligible_total": eligible,
-            "checks": {c.get("path", "") + c["code"]: c["outcome"] for c in checks},
-            "cuts": [{k: c[k] for k in ("path", "category", "requested", "allowed")} for c in cuts],
-            "rules": rules.code,
-            "company_size_class": company.size_class,
-        },
-    )
-    await _emit_completed(
-        session,
-        actor,
-        application_id=application.id,
-        call_id=application.call_id,
-        company_id=application.company_id,
+        event_type=COMPLETED,
+        subject_type="evaluation",
+        subject_id=application.id,
+        payload=_completed_payload(
+            application_id=application.id,
+            call_id=application.call_id,
+            company_id=application.company_id,
+            checks=checks,
+            verdict=values["stage"],
+        ),
         partner_id=await notified_partner(session, application.company_id, application.partner_id),
-        checks=checks,
-        verdict=verdict,
+        company_id=application.company_id,
     )
     return True
+
+
+async def run_admissibility_batch(
+    *,
+    session: AsyncSession,
+    actor: Actor,
+    intake: IntakeClient,
+    applications: Sequence[tuple[ApplicationOut, CompanyOut, uuid.UUID | None]],
+) -> set[uuid.UUID]:
+    """`run_admissibility` for many just-received applications at once, each given with its company and the
+    partner its events notify: one INSERT for their evaluations, one statement for their audit records, one for
+    their `evaluation.admissibility_completed` events. Only the common case is run here: an application of a
+    network, or one whose call waits for (or has given up waiting for) the signed form, is left to
+    `run_admissibility`. Returns the ids evaluated now (one that has an evaluation already is not)."""
+    now = datetime.now(UTC)
+    runs: list[tuple[ApplicationOut, uuid.UUID | None, dict[str, Any], dict[str, Any]]] = []
+    for application, company, partner_id in applications:
+        assert application.submitted_at is not None
+        if application.network is not None:
+            continue
+        rules = await rules_of_application(intake, application)
+        gate = admissibility_gate(
+            rules, submitted_at=application.submitted_at, form_signed_at=application.form_signed_at, now=now
+        )
+        if gate.state != "run":
+            continue
+        today = application.submitted_at.astimezone(rules.tz).date()
+        result, checks, cuts = _lead(rules, application, company, today)
+        values, audit = _run_records(rules, application, company, result, checks, cuts, None)
+        runs.append((application, partner_id, values, audit))
+    if not runs:
+        return set()
+    stored = await repository.insert_evaluations(session, [values for _a, _p, values, _r in runs])
+    runs = [run for run in runs if run[0].id in stored]
+    await record_audits(session, actor, [audit for _a, _p, _v, audit in runs])
+    await record_events(
+        session,
+        [
+            event_params(
+                actor,
+                event_type=COMPLETED,
+                subject_type="evaluation",
+                subject_id=a.id,
+                payload=_completed_payload(
+                    application_id=a.id,
+                    call_id=a.call_id,
+                    company_id=a.company_id,
+                    checks=v["admissibility_checks"],
+                    verdict=v["stage"],
+                ),
+                partner_id=p,
+                company_id=a.company_id,
+            )
+            for a, p, v, _r in runs
+        ],
+    )
+    return stored
 
 
 async def settle_signature_deadlines(
@@ -623,14 +694,20 @@ async def review_check(
         before=before,
         after={"stage": verdict, "verdict": verdict, "check": target, "version": evaluation.version},
     )
-    await _emit_completed(
+    await record_event(
         session,
         actor,
-        application_id=evaluation.application_id,
-        call_id=evaluation.call_id,
-        company_id=app.company_id,
+        event_type=COMPLETED,
+        subject_type="evaluation",
+        subject_id=evaluation.application_id,
+        payload=_completed_payload(
+            application_id=evaluation.application_id,
+            call_id=evaluation.call_id,
+            company_id=app.company_id,
+            checks=checks,
+            verdict=verdict,
+        ),
         partner_id=app.partner_id,
-        checks=checks,
-        verdict=verdict,
+        company_id=app.company_id,
     )
     return evaluation

@@ -19,7 +19,7 @@ from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.evaluation.admissibility.repository import AWAITING_SIGNATURE, get_with_application
-from services.evaluation.admissibility.service import run_admissibility
+from services.evaluation.admissibility.service import run_admissibility, run_admissibility_batch
 from services.evaluation.budget.service import apply_amendment, release_application
 from services.evaluation.inbox import repository
 from services.evaluation.models import InboxEvent, ReceivedApplication
@@ -148,10 +148,15 @@ async def _store(
 
 
 async def receive_submitted_batch(ctx: InboxContext, events: list[Envelope]) -> None:
-    """A batch's submissions stored at once: one statement for their delegates, one INSERT for their rows (those
-    whose snapshot the batch read and intake holds as submitted or withdrawn), one executemany for their audit.
-    Admissibility runs per event, in its handler, which finds the row stored and goes on from there."""
+    """A batch's submissions stored and evaluated at once: one statement for their delegates, one INSERT for their
+    rows (those whose snapshot the batch read and intake holds as submitted or withdrawn), one executemany for
+    their audit; then admissibility for those received now whose company the batch read too, in one INSERT of
+    evaluations, one of audit records and one of events (`run_admissibility_batch`). Their events are then
+    applied: their handler has nothing left to do. The others (a network's application, a call waiting for the
+    signed form, a company the batch did not read) are evaluated by their handler, which finds the row stored
+    and goes on from there."""
     snapshots: dict[uuid.UUID, ApplicationOut] = {}
+    event_ids: dict[uuid.UUID, list[uuid.UUID]] = {}
     for event in events:
         try:
             data = ApplicationSubmitted.model_validate(event.data)
@@ -160,6 +165,7 @@ async def receive_submitted_batch(ctx: InboxContext, events: list[Envelope]) -> 
         snapshot = ctx.snapshots.get(data.application_id)
         if snapshot is not None and _INTAKE_STATUS.get(snapshot.status) is not None:
             snapshots[snapshot.id] = snapshot
+            event_ids.setdefault(snapshot.id, []).append(event.id)
     if not snapshots:
         return
     delegates = await active_delegates_of(ctx.session, {s.company_id for s in snapshots.values()})
@@ -172,10 +178,20 @@ async def receive_submitted_batch(ctx: InboxContext, events: list[Envelope]) -> 
             continue  # not submitted after all: its handler refuses it
     stored = await repository.insert_applications(ctx.session, rows)
     await record_audits(ctx.session, ctx.actor, [_received_audit(v) for v in rows if v["application_id"] in stored])
-    # the handlers evaluate those received now (a withdrawn one is only kept)
-    ctx.prepared.update(
-        v["application_id"] for v in rows if v["application_id"] in stored and v["status"] == "received"
+    received = [v for v in rows if v["application_id"] in stored and v["status"] == "received"]
+    # the handlers evaluate those received now (a withdrawn one is only kept) unless evaluated here
+    ctx.prepared.update(v["application_id"] for v in received)
+    evaluated = await run_admissibility_batch(
+        session=ctx.session,
+        actor=ctx.actor,
+        intake=ctx.intake,
+        applications=[
+            (snapshots[v["application_id"]], ctx.companies[company_id], v["partner_id"])
+            for v in received
+            if (company_id := snapshots[v["application_id"]].company_id) in ctx.companies
+        ],
     )
+    ctx.applied.update(event_id for a in evaluated for event_id in event_ids[a])
 
 
 async def _receive_submitted(
@@ -293,6 +309,8 @@ async def _follow_delegation(*, session: AsyncSession, actor: Actor, data: Compa
 
 
 async def on_submitted(ctx: InboxContext, event: Envelope) -> None:
+    if event.id in ctx.applied:
+        return  # stored and evaluated by this batch's step
     data = event_data(event, ApplicationSubmitted)
     await _receive_submitted(
         session=ctx.session,

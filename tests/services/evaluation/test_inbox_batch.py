@@ -17,6 +17,7 @@ from shared.clients.intake import IntakeClient
 from tests.conftest import KEYRING, QUICK_RETRIES
 from tests.services.evaluation.test_inbox import (
     count,
+    deliver,
     fake_event,
     outbox_event,
     service_headers,
@@ -199,7 +200,7 @@ async def test_more_than_200_events_is_a_422_and_changes_nothing(evaluation_clie
     assert await count(session, "SELECT count(*) FROM evaluation.inbox WHERE event_id = ANY(:e)", e=ids) == 0
 
 
-async def test_the_batchs_inbox_records_and_applications_are_each_one_insert(
+async def test_the_batchs_inbox_records_applications_and_evaluations_are_each_one_insert(
     evaluation_client, intake, intake_server, engine, session
 ):
     from sqlalchemy import event
@@ -207,11 +208,14 @@ async def test_the_batchs_inbox_records_and_applications_are_each_one_insert(
     receipts = [(await submitted_application(engine, intake_server.url))[0] for _ in range(4)]
     app_ids = [r["application_id"] for r in receipts]
     bodies = [await outbox_event(engine, a, "application.submitted") for a in app_ids]
-    inserts: list[str] = []
+    statements: list[str] = []
 
     def seen(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        if statement.lstrip().upper().startswith("INSERT INTO EVALUATION."):
-            inserts.append(statement.split()[2].lower())
+        words = statement.split()
+        if words[:2] == ["INSERT", "INTO"]:
+            statements.append(words[2].lower())
+        elif words[0] == "SAVEPOINT":
+            statements.append("savepoint")
 
     event.listen(engine.sync_engine, "before_cursor_execute", seen)
     try:
@@ -219,13 +223,91 @@ async def test_the_batchs_inbox_records_and_applications_are_each_one_insert(
     finally:
         event.remove(engine.sync_engine, "before_cursor_execute", seen)
     assert r.status_code == 200 and [x["status"] for x in r.json()["results"]] == ["processed"] * 4
-    assert inserts.count("evaluation.inbox") == 1
-    assert inserts.count("evaluation.applications") == 1
-    assert inserts.count("evaluation.evaluations") == 4  # admissibility: one evaluation per application
+    assert statements.count("evaluation.inbox") == 1
+    assert statements.count("evaluation.applications") == 1
+    # admissibility for the four at once: one INSERT of evaluations, one of their events; the audit records of
+    # the receptions and of the runs one executemany each
+    assert statements.count("evaluation.evaluations") == 1
+    assert statements.count("desk.outbox") == 1
+    assert statements.count("desk.audit_log") == 2
+    # no event needed a savepoint of its own: none after the batch step's began
+    step = statements.index("evaluation.applications")
+    assert statements[step - 1] == "savepoint" and "savepoint" not in statements[step:]
     assert (
         await count(session, "SELECT count(*) FROM evaluation.evaluations WHERE application_id = ANY(:a)", a=app_ids)
         == 4
     )
+    assert (
+        await count(
+            session,
+            "SELECT count(*) FROM desk.outbox WHERE event_type = 'evaluation.admissibility_completed'"
+            " AND aggregate_id = ANY(:a)",
+            a=app_ids,
+        )
+        == 4
+    )
+
+
+async def test_an_application_evaluated_in_a_batch_is_stored_as_its_single_delivery_would_store_it(
+    evaluation_client, intake, intake_server, engine, session
+):
+    """The batch's set-based admissibility and the handler's run, on two applications built alike, store the same
+    evaluation, the same audit record of the run and the same `evaluation.admissibility_completed` event."""
+    alone, batched = [(await submitted_application(engine, intake_server.url))[0] for _ in range(2)]
+    r = await deliver(evaluation_client, await outbox_event(engine, alone["application_id"], "application.submitted"))
+    assert r.status_code == 200, r.text
+    r = await post_batch(
+        evaluation_client, [await outbox_event(engine, batched["application_id"], "application.submitted")]
+    )
+    assert r.status_code == 200 and r.json()["results"][0]["status"] == "processed", r.text
+
+    async def stored(receipt: dict[str, Any]) -> dict[str, Any]:
+        a = receipt["application_id"]
+        evaluation = (
+            await session.execute(
+                text(
+                    "SELECT stage, admissibility_verdict, admissibility_checks, cuts, eligible_total, network, version"
+                    " FROM evaluation.evaluations WHERE application_id = :a"
+                ),
+                {"a": a},
+            )
+        ).one()
+        audit = (
+            await session.execute(
+                text(
+                    "SELECT after FROM desk.audit_log WHERE service = 'evaluation'"
+                    " AND action = 'evaluation.admissibility_run' AND resource_id = :a"
+                ),
+                {"a": a},
+            )
+        ).scalar_one()
+        event = (
+            await session.execute(
+                text(
+                    "SELECT payload, partner_id, company_id, ordering_key FROM desk.outbox"
+                    " WHERE event_type = 'evaluation.admissibility_completed' AND aggregate_id = :a"
+                ),
+                {"a": a},
+            )
+        ).one()
+        payload = dict(event.payload)
+        # what differs by construction: the application, its company and its partner
+        assert payload.pop("application_id") == a and str(event.ordering_key) == a
+        company, partner = (
+            await session.execute(
+                text("SELECT company_id, partner_id FROM evaluation.applications WHERE application_id = :a"), {"a": a}
+            )
+        ).one()
+        assert payload.pop("company_id") == str(company) == str(event.company_id)
+        assert event.partner_id == partner is not None  # the partner acting for the company is notified
+        assert payload.pop("call_id") == receipt["call_id"]
+        audit = dict(audit)
+        assert audit.pop("rules").startswith("VNM-")  # each was submitted to a call of its own
+        return {"evaluation": tuple(evaluation), "audit": audit, "event": payload}
+
+    expected = await stored(alone)
+    assert expected["evaluation"][0] in ("admissible", "needs_review", "not_admissible")
+    assert await stored(batched) == expected
 
 
 async def test_a_received_application_left_without_its_evaluation_is_evaluated_by_the_redelivery(

@@ -94,16 +94,30 @@ WITH ev AS (
 ), numbered AS (
     -- a sorted subquery is not flattened: the numbers follow the id order
     SELECT id, nextval('desk.outbox_published_seq') AS seq FROM (SELECT id FROM ev ORDER BY id) ordered
+), subscribed AS (
+    -- the desk's services hear everything they subscribe to; a company its own events
+    SELECT ev.id, ev.event_type, ev.ordering_key, s.id AS sid, s.owner_kind
+      FROM ev JOIN desk.subscriptions s
+        ON s.owner_kind = 'service' OR (s.owner_kind = 'company' AND s.company_id = ev.company_id)
+    UNION ALL
+    -- a partner hears an event only as its recorded partner or as a delegate of its company: those candidates
+    -- (a handful per event) are looked up, then held to the full rule, rather than every partner's subscription
+    -- tried against every event
+    SELECT ev.id, ev.event_type, ev.ordering_key, s.id, s.owner_kind
+      FROM ev
+     CROSS JOIN LATERAL (SELECT ev.partner_id AS partner_id
+                         UNION
+                         SELECT cd.partner_id FROM desk.company_delegates cd
+                          WHERE cd.company_id = ev.company_id AND cd.active) candidate
+      JOIN desk.subscriptions s ON s.owner_kind = 'partner' AND s.partner_id = candidate.partner_id
+     WHERE {partner_hears_sql("ev", "s.partner_id")}
 ), ins AS (
     INSERT INTO desk.deliveries (event_id, subscription_id, aggregate_key, internal)
-    SELECT ev.id, s.id, ev.ordering_key, s.owner_kind = 'service'
-      FROM ev JOIN desk.subscriptions s
-        ON s.active AND s.deleted_at IS NULL
-       AND (ev.event_type = ANY (s.event_types) OR '*' = ANY (s.event_types))
-       AND (s.owner_kind = 'service'
-            OR (s.owner_kind = 'partner' AND {partner_hears_sql("ev", "s.partner_id")})
-            OR (s.owner_kind = 'company' AND s.company_id = ev.company_id))
-     ORDER BY ev.id, s.id
+    SELECT sub.id, sub.sid, sub.ordering_key, sub.owner_kind = 'service'
+      FROM subscribed sub JOIN desk.subscriptions s ON s.id = sub.sid
+     WHERE s.active AND s.deleted_at IS NULL
+       AND (sub.event_type = ANY (s.event_types) OR '*' = ANY (s.event_types))
+     ORDER BY sub.id, sub.sid
     RETURNING 1
 )
 UPDATE desk.outbox o SET published_at = now(), published_seq = numbered.seq

@@ -122,8 +122,8 @@ class DeskSettings(BaseSettings):
         10.0,
         ge=0,
         validation_alias=_shared("PACING_SUBMITS_PER_SECOND"),
-        description="While new application.submitted events arrive faster than this, deliveries (to the desk's "
-        "services and to partners) wait, so intake goes first; 0 = never wait.",
+        description="While new application.submitted events arrive faster than this, the fan-out and the "
+        "deliveries (to the desk's services and to partners) wait, so intake goes first; 0 = never wait.",
     )
     pacing_window_seconds: float = Field(
         2.0, gt=0, validation_alias=_shared("PACING_WINDOW_SECONDS"), description="The window the rate is measured on."
@@ -132,7 +132,8 @@ class DeskSettings(BaseSettings):
         15.0,
         ge=0,
         validation_alias=_shared("PACING_MAX_LAG_SECONDS"),
-        description="The longest deliveries wait during a burst before they go out anyway.",
+        description="The longest the fan-out and the deliveries wait during a burst before they go out anyway "
+        "(the polling feed shows a burst's events that much later at most).",
     )
     webhook_connections_per_host: int = Field(
         4,

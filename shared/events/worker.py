@@ -31,15 +31,19 @@ Deliveries to the desk's own services (evaluation, monitoring) are claimed apart
 `internal_batch_size` at a time, and sent as one request per service (`POST /v1/internal/events/batch`); the
 answer has one result per event, recorded per delivery, so a failed event is retried alone with the usual
 back-off and the rest are delivered (a service answering the batch route 404, 405 or 413 gets the events one
-request each, as before batches). Deliveries yield to intake during a click-day burst: while the
-`application.submitted` events this worker fans out arrive faster than `pacing_submits_per_second` (measured over
-`pacing_window_seconds`), internal batches and partners' webhooks wait, for at most `pacing_max_lag_seconds`; then
-the backlog is drained anyway and the wait may start again. Nothing is dropped by waiting: the deliveries stay
-pending in the table. Outside a burst the desk's services and the partners are served side by side: a running
-worker (`run`) has one lane each for the fan-out, for every desk service and for the partners' webhooks, and
-no lane waits for another, so evaluation's slow admissibility batches hold back neither monitoring nor the
-webhooks. Each claim walks its own queue (the deliveries' `internal` flag and the pending indexes of migration
-0032) and stops at its batch, however long the other queues are.
+request each, as before batches). Deliveries yield to intake during a click-day burst: while new
+`application.submitted` events arrive in the outbox faster than `pacing_submits_per_second` (counted by a probe
+of the outbox's newest rows, measured over `pacing_window_seconds`), the fan-out, the internal batches and the
+partners' webhooks wait, for at most `pacing_max_lag_seconds`; then the backlog is published and drained anyway
+and the wait may start again. The fan-out waits too because it is most of the worker's share of PostgreSQL
+during a burst (every event's deliveries written and checked against their keys); while it waits, the events
+are not yet numbered, so the polling feed (`GET /v1/events`) shows them that much later, in the same order.
+Nothing is dropped by waiting: the events stay unpublished in the outbox, the deliveries pending in the table.
+Outside a burst the desk's services and the partners are served side by side: a running worker (`run`) has one
+lane each for the fan-out, for every desk service and for the partners' webhooks, and no lane waits for another,
+so evaluation's slow admissibility batches hold back neither monitoring nor the webhooks. Each claim walks its
+own queue (the deliveries' `internal` flag and the pending indexes of migration 0032) and stops at its batch,
+however long the other queues are.
 
 Deliveries to partners keep their connections alive: one httpx client per checked address (scheme, resolved
 address, port and host name, so a connection made for one name, its TLS session included, never serves another
@@ -94,34 +98,32 @@ WITH ev AS (
 ), numbered AS (
     -- a sorted subquery is not flattened: the numbers follow the id order
     SELECT id, nextval('desk.outbox_published_seq') AS seq FROM (SELECT id FROM ev ORDER BY id) ordered
-), subscribed AS (
-    -- the desk's services hear everything they subscribe to; a company its own events
-    SELECT ev.id, ev.event_type, ev.ordering_key, s.id AS sid, s.owner_kind
-      FROM ev JOIN desk.subscriptions s
-        ON s.owner_kind = 'service' OR (s.owner_kind = 'company' AND s.company_id = ev.company_id)
-    UNION ALL
-    -- a partner hears an event only as its recorded partner or as a delegate of its company: those candidates
-    -- (a handful per event) are looked up, then held to the full rule, rather than every partner's subscription
-    -- tried against every event
-    SELECT ev.id, ev.event_type, ev.ordering_key, s.id, s.owner_kind
-      FROM ev
-     CROSS JOIN LATERAL (SELECT ev.partner_id AS partner_id
-                         UNION
-                         SELECT cd.partner_id FROM desk.company_delegates cd
-                          WHERE cd.company_id = ev.company_id AND cd.active) candidate
-      JOIN desk.subscriptions s ON s.owner_kind = 'partner' AND s.partner_id = candidate.partner_id
-     WHERE {partner_hears_sql("ev", "s.partner_id")}
 ), ins AS (
     INSERT INTO desk.deliveries (event_id, subscription_id, aggregate_key, internal)
-    SELECT sub.id, sub.sid, sub.ordering_key, sub.owner_kind = 'service'
-      FROM subscribed sub JOIN desk.subscriptions s ON s.id = sub.sid
-     WHERE s.active AND s.deleted_at IS NULL
-       AND (sub.event_type = ANY (s.event_types) OR '*' = ANY (s.event_types))
-     ORDER BY sub.id, sub.sid
+    SELECT ev.id, s.id, ev.ordering_key, s.owner_kind = 'service'
+      FROM ev JOIN desk.subscriptions s
+        ON s.active AND s.deleted_at IS NULL
+       AND (ev.event_type = ANY (s.event_types) OR '*' = ANY (s.event_types))
+       AND (s.owner_kind = 'service'
+            OR (s.owner_kind = 'partner' AND {partner_hears_sql("ev", "s.partner_id")})
+            OR (s.owner_kind = 'company' AND s.company_id = ev.company_id))
+     ORDER BY ev.id, s.id
     RETURNING 1
 )
 UPDATE desk.outbox o SET published_at = now(), published_seq = numbered.seq
   FROM numbered WHERE o.id = numbered.id RETURNING o.id, o.event_type
+""")
+
+# The arrivals pacing counts: new application.submitted rows in the outbox since the last probe (through the
+# primary key), and, at a worker's first probe, those not yet published (through the unpublished index).
+ARRIVALS = text("""
+SELECT count(*) FILTER (WHERE event_type = 'application.submitted') AS submitted, max(id) AS last
+  FROM desk.outbox WHERE id > :after
+""")
+FIRST_ARRIVALS = text("""
+SELECT count(*) FILTER (WHERE event_type = 'application.submitted') AS submitted,
+       coalesce(max(id), (SELECT max(id) FROM desk.outbox)) AS last
+  FROM desk.outbox WHERE published_at IS NULL
 """)
 
 # Deliveries whose subscription was deleted or deactivated after the fan-out: dead, never sent.
@@ -256,7 +258,6 @@ DRAIN_LIMIT = 64 * 1024  # a partner's answer read (and discarded) up to this, s
 BATCH_ACCEPTED = frozenset({"processed", "duplicate", "ignored"})
 # A batch answered with one of these is sent again one event at a time, to the single-event route.
 BATCH_UNSUPPORTED = frozenset({404, 405, 413})
-SUBMITTED = "application.submitted"
 
 
 @dataclass(frozen=True)
@@ -354,14 +355,31 @@ class DeliveryWorker:
         self._injected_http = http is not None  # a test's client: used for every delivery, partners' included
         self._pool: OrderedDict[tuple[str, str, int, str], httpx.AsyncClient] = OrderedDict()
         self.clock = clock  # pacing's time (a test steps it instead of sleeping)
-        self._submits: deque[tuple[float, int]] = deque()  # (when fanned out, how many application.submitted)
+        self._submits: deque[tuple[float, int]] = deque()  # (when seen arriving, how many application.submitted)
+        self._seen_up_to: int | None = None  # the newest outbox id the arrivals probe has counted
         self._held_since: float | None = None  # when internal delivery started to wait for the burst to pass
         self._draining = False  # the maximum lag was reached: deliver internal batches until none is left
 
     # ------------------------------------------------------------ pacing
 
+    async def note_arrivals(self) -> int:
+        """Count the `application.submitted` events written to the outbox since the last probe (at the first, the
+        unpublished ones) for the pacing rate; returns how many."""
+        if self.settings.pacing_submits_per_second <= 0:
+            return 0
+        async with self.engine.connect() as conn:
+            if self._seen_up_to is None:
+                row = (await conn.execute(FIRST_ARRIVALS)).one()
+            else:
+                row = (await conn.execute(ARRIVALS, {"after": self._seen_up_to})).one()
+        if row.last is not None:
+            self._seen_up_to = max(row.last, self._seen_up_to or 0)
+        if row.submitted:
+            self._submits.append((self.clock(), row.submitted))
+        return int(row.submitted)
+
     def submit_rate(self) -> float:
-        """New `application.submitted` per second over the pacing window, as this worker fanned them out."""
+        """New `application.submitted` per second over the pacing window, as the arrivals probe counted them."""
         window = self.settings.pacing_window_seconds
         now = self.clock()
         while self._submits and self._submits[0][0] <= now - window:
@@ -369,8 +387,8 @@ class DeliveryWorker:
         return sum(n for _, n in self._submits) / window
 
     def may_deliver(self) -> bool:
-        """Whether deliveries (internal batches and partners' webhooks) go out this round: yes unless a burst
-        lasts and has not yet been waited for `pacing_max_lag_seconds`."""
+        """Whether the fan-out and the deliveries (internal batches and partners' webhooks) go on this round: yes
+        unless a burst lasts and has not yet been waited for `pacing_max_lag_seconds`."""
         threshold = self.settings.pacing_submits_per_second
         if self._draining or threshold <= 0:
             return True
@@ -388,11 +406,12 @@ class DeliveryWorker:
 
     async def fan_out(self) -> int:
         async with self.engine.begin() as conn:
-            types = await _publish(conn, 500)
-        submitted = sum(1 for t in types if t == SUBMITTED)
-        if submitted:
-            self._submits.append((self.clock(), submitted))
-        return len(types)
+            return len(await _publish(conn, 500))
+
+    async def fan_out_paced(self) -> int:
+        """The fan-out, unless a burst holds it back (the arrivals are counted either way)."""
+        await self.note_arrivals()
+        return await self.fan_out() if self.may_deliver() else 0
 
     async def retire_orphans(self) -> int:
         """Dead-letter what deleted or deactivated subscriptions still had pending."""
@@ -663,7 +682,7 @@ class DeliveryWorker:
         return self._service_token[0]
 
     async def run_once(self) -> int:
-        fanned = await self.fan_out()
+        fanned = await self.fan_out_paced()
         sent = await self.deliver_due()
         return fanned + sent
 
@@ -696,7 +715,7 @@ class DeliveryWorker:
         due = {"retire": 0.0, "sweep": 0.0}
 
         async def once() -> int:
-            fanned = await self.fan_out()
+            fanned = await self.fan_out_paced()
             now = time.monotonic()
             if now >= due["retire"]:
                 await self.retire_orphans()

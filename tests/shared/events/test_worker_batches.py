@@ -77,6 +77,22 @@ async def write_events(engine: AsyncEngine, n: int, event_type: str = "applicati
     return [str(e.event_id) for e in events]
 
 
+async def unpublished(engine: AsyncEngine, event_ids: list[str]) -> int:
+    """How many of these events the fan-out has not published yet."""
+    async with engine.connect() as conn:
+        return int(
+            (
+                await conn.execute(
+                    text(
+                        "SELECT count(*) FROM desk.outbox WHERE published_at IS NULL"
+                        " AND event_id = ANY(CAST(:e AS uuid[]))"
+                    ),
+                    {"e": event_ids},
+                )
+            ).scalar_one()
+        )
+
+
 async def statuses(engine: AsyncEngine, event_ids: list[str], service: str) -> list[tuple[str, int, str | None]]:
     async with engine.connect() as conn:
         rows = await conn.execute(
@@ -195,11 +211,14 @@ async def test_pacing_holds_internal_batches_while_submits_arrive_fast_and_relea
         for t in (0, 5, 10):  # the burst lasts: held (the lag is below 15 s)
             await round_at(t, 20)
             assert services.batches == [], f"nothing delivered at t={t}"
-        assert {r[0] for r in await statuses(engine, sent, "evaluation")} == {"pending"}
+        # the fan-out waits too: the events are kept in the outbox, not yet published nor given deliveries
+        assert await statuses(engine, sent, "evaluation") == []
+        assert await unpublished(engine, sent) == len(sent) == 60
 
-        await round_at(15, 20)  # 15 s held: delivered anyway, the whole backlog in one request per service
+        await round_at(15, 20)  # 15 s held: published and delivered anyway, the whole backlog in one request each
         assert services.to("evaluation.test") == [sent] and services.to("monitoring.test") == [sent]
         assert {r[0] for r in await statuses(engine, sent, "evaluation")} == {"delivered"}
+        assert await unpublished(engine, sent) == 0
 
         await round_at(16, 20)  # the burst goes on: held again
         await round_at(17, 0)

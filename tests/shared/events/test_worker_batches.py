@@ -231,6 +231,33 @@ async def test_pacing_holds_internal_batches_while_submits_arrive_fast_and_relea
     assert {r[0] for r in await statuses(engine, sent, "monitoring")} == {"delivered"}
 
 
+async def test_the_rate_counts_submits_as_they_arrive_not_as_a_catch_up_publishes_them(engine):
+    """A burst's backlog published at once after it is not a new burst: the rate counts the events as they
+    reach the outbox (whoever publishes them), so the next submits after the burst go out at once. And a second
+    worker, which published none of them, sees the same burst."""
+    conf = settings(pacing_submits_per_second=5, pacing_window_seconds=2, pacing_max_lag_seconds=15)
+    await prepared(engine, conf)
+    clock = Clock()
+    services = Services()
+    async with httpx.AsyncClient(transport=httpx.MockTransport(services)) as http:
+        worker = DeliveryWorker(engine, KEYRING, conf, http=http, clock=clock)
+        other = DeliveryWorker(engine, KEYRING, conf, http=http, clock=clock)
+        burst = await write_events(engine, 30)  # 15/s over the window
+        await worker.run_once()
+        assert services.batches == [] and await unpublished(engine, burst) == 30
+        await other.run_once()
+        assert services.batches == [], "the other worker sees the burst too"
+
+        clock.now += 3  # no submit for 3 s: the burst is over, its 30 events published and delivered at once
+        await worker.run_once()
+        assert services.to("evaluation.test") == [burst] and await unpublished(engine, burst) == 0
+
+        clock.now += 0.5  # a straggler right after the catch-up: not held back by the 30 just published
+        straggler = await write_events(engine, 1)
+        await worker.run_once()
+        assert services.to("evaluation.test") == [burst, straggler]
+
+
 async def test_a_slow_trickle_of_submits_is_delivered_at_once(engine):
     conf = settings(pacing_submits_per_second=5, pacing_window_seconds=2, pacing_max_lag_seconds=15)
     await prepared(engine, conf)

@@ -248,6 +248,19 @@ DELIVERED = text("""
 UPDATE desk.deliveries SET status = 'delivered', delivered_at = now(), last_status_code = :code, last_error = NULL
  WHERE id = :id AND attempts = :attempt AND status = 'pending'
 """)
+# A round's attempts recorded set-based: one INSERT for their log, one UPDATE for the delivered ones, each
+# taking its rows as arrays (a round is up to a batch of 200: two statements, not two per delivery).
+LOG_ATTEMPTS = text("""
+INSERT INTO desk.delivery_attempts (delivery_id, attempt, status_code, latency_ms, error)
+SELECT * FROM unnest(CAST(:ids AS bigint[]), CAST(:attempts AS integer[]), CAST(:codes AS integer[]),
+                     CAST(:ms AS integer[]), CAST(:errors AS text[]))
+""")
+DELIVERED_MANY = text("""
+UPDATE desk.deliveries d
+   SET status = 'delivered', delivered_at = now(), last_status_code = v.code, last_error = NULL
+  FROM unnest(CAST(:ids AS bigint[]), CAST(:attempts AS integer[]), CAST(:codes AS integer[])) AS v(id, attempt, code)
+ WHERE d.id = v.id AND d.attempts = v.attempt AND d.status = 'pending'
+""")
 FAILED = text("""
 UPDATE desk.deliveries SET status = :status, next_attempt_at = :next, last_status_code = :code, last_error = :error
  WHERE id = :id AND attempts = :attempt AND status = 'pending'
@@ -616,20 +629,30 @@ class DeliveryWorker:
         return Outcome(False, status, elapsed(), "http_error")
 
     async def _record_all(self, conn: AsyncConnection, pairs: list[tuple[Any, Outcome]]) -> None:
-        """Record a round's attempts: the log and the delivered ones in two statements (executemany), the failed
+        """Record a round's attempts: the log and the delivered ones in two set-based statements, the failed
         ones one by one (each has its own back-off)."""
         if not pairs:
             return
         await conn.execute(
-            LOG_ATTEMPT,
-            [
-                {"id": r.id, "attempt": r.attempts, "code": o.status_code, "ms": o.latency_ms, "error": o.error}
-                for r, o in pairs
-            ],
+            LOG_ATTEMPTS,
+            {
+                "ids": [r.id for r, _o in pairs],
+                "attempts": [r.attempts for r, _o in pairs],
+                "codes": [o.status_code for _r, o in pairs],
+                "ms": [o.latency_ms for _r, o in pairs],
+                "errors": [o.error for _r, o in pairs],
+            },
         )
-        delivered = [{"id": r.id, "attempt": r.attempts, "code": o.status_code} for r, o in pairs if o.ok]
+        delivered = [(r, o) for r, o in pairs if o.ok]
         if delivered:
-            await conn.execute(DELIVERED, delivered)
+            await conn.execute(
+                DELIVERED_MANY,
+                {
+                    "ids": [r.id for r, _o in delivered],
+                    "attempts": [r.attempts for r, _o in delivered],
+                    "codes": [o.status_code for _r, o in delivered],
+                },
+            )
         for row, out in pairs:
             if not out.ok:
                 await self._record_failure(conn, row, out)

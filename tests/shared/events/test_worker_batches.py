@@ -121,7 +121,24 @@ async def test_one_request_per_service_carries_many_events_and_only_the_failed_a
     async with httpx.AsyncClient(transport=httpx.MockTransport(services)) as http:
         worker = DeliveryWorker(engine, KEYRING, conf, http=http)
         assert await worker.fan_out() >= 30
-        assert await worker.deliver_internal() == 60  # 30 events to each of the two services
+        writes: list[str] = []
+
+        def seen(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool) -> None:
+            words = statement.split()
+            if words[0] in ("INSERT", "UPDATE"):
+                writes.append(" ".join(words[:3]) if words[0] == "INSERT" else " ".join(words[:2]))
+                # one statement for PostgreSQL to run, not one per row (an executemany is run once per row)
+                assert not executemany, statement
+
+        event.listen(engine.sync_engine, "before_cursor_execute", seen)
+        try:
+            assert await worker.deliver_internal() == 60  # 30 events to each of the two services
+        finally:
+            event.remove(engine.sync_engine, "before_cursor_execute", seen)
+        # each service's round recorded set-based: its attempts logged by one statement, its delivered ones
+        # marked by one; each failed one has its own back-off (one statement each)
+        assert writes.count("INSERT INTO desk.delivery_attempts") == 2
+        assert writes.count("UPDATE desk.deliveries") == 2 + 3
 
         # one request per service, at the batch route, with every event in it
         assert services.to("evaluation.test") == [ids] and services.to("monitoring.test") == [ids]

@@ -6,7 +6,8 @@ import functools
 import uuid
 from typing import Any, cast
 
-from sqlalchemy import Row, Select, bindparam, func, select
+import orjson
+from sqlalchemy import Row, Select, bindparam, func, select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -48,16 +49,39 @@ async def insert_evaluation(session: AsyncSession, values: dict[str, Any], *, re
     return (await session.execute(stmt, values)).first() is not None
 
 
+# Many evaluations in one statement built once: its rows as arrays (a multi-row VALUES was compiled anew for every
+# batch, a fifth of evaluation's CPU while a click day's backlog drained).
+_INSERT_EVALUATIONS = text("""
+INSERT INTO evaluation.evaluations (application_id, call_id, stage, admissibility_verdict, admissibility_checks, cuts,
+                                    eligible_total, network, version)
+SELECT a, c, s, v, k::jsonb, u::jsonb, e::numeric, n::jsonb, r
+  FROM unnest(CAST(:ids AS uuid[]), CAST(:calls AS uuid[]), CAST(:stages AS text[]), CAST(:verdicts AS text[]),
+              CAST(:checks AS text[]), CAST(:cuts AS text[]), CAST(:eligible AS text[]), CAST(:networks AS text[]),
+              CAST(:versions AS integer[])) AS t(a, c, s, v, k, u, e, n, r)
+ON CONFLICT (application_id) DO NOTHING
+RETURNING application_id
+""")
+
+
+def _json(value: Any) -> str | None:
+    return None if value is None else orjson.dumps(value, default=str).decode()
+
+
 async def insert_evaluations(session: AsyncSession, rows: list[dict[str, Any]]) -> set[uuid.UUID]:
-    """Store many evaluations (rows of the same columns) in one statement, skipping the applications that have
-    one already; the ids stored."""
-    stmt = (
-        insert(Evaluation)
-        .values(rows)
-        .on_conflict_do_nothing(index_elements=[Evaluation.application_id])
-        .returning(Evaluation.application_id)
-    )
-    return set((await session.execute(stmt)).scalars())
+    """Store many evaluations (each with `insert_evaluation`'s columns) in one statement, skipping the
+    applications that have one already; the ids stored."""
+    params = {
+        "ids": [r["application_id"] for r in rows],
+        "calls": [r["call_id"] for r in rows],
+        "stages": [r["stage"] for r in rows],
+        "verdicts": [r["admissibility_verdict"] for r in rows],
+        "checks": [_json(r["admissibility_checks"]) for r in rows],
+        "cuts": [_json(r["cuts"]) for r in rows],
+        "eligible": [None if r["eligible_total"] is None else str(r["eligible_total"]) for r in rows],
+        "networks": [_json(r["network"]) for r in rows],
+        "versions": [r["version"] for r in rows],
+    }
+    return set((await session.execute(_INSERT_EVALUATIONS, params)).scalars())
 
 
 async def get_with_application(

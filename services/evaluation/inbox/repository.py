@@ -5,7 +5,8 @@ from __future__ import annotations
 import uuid
 from typing import Any, cast
 
-from sqlalchemy import Row, Select, select
+import orjson
+from sqlalchemy import Row, Select, select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -23,15 +24,36 @@ async def insert_application(session: AsyncSession, values: dict[str, Any]) -> b
     return (await session.execute(stmt)).first() is not None
 
 
+# Many received applications in one statement built once, their rows as arrays (see insert_evaluations).
+_INSERT_APPLICATIONS = text("""
+INSERT INTO evaluation.applications (application_id, call_id, company_id, protocol_number, submitted_at, status,
+                                     snapshot, version, withdrawal_reason, partner_id)
+SELECT a, c, co, n, at, s, j::jsonb, r, w, p
+  FROM unnest(CAST(:ids AS uuid[]), CAST(:calls AS uuid[]), CAST(:companies AS uuid[]), CAST(:numbers AS bigint[]),
+              CAST(:at AS timestamptz[]), CAST(:statuses AS text[]), CAST(:snapshots AS text[]),
+              CAST(:versions AS integer[]), CAST(:reasons AS text[]), CAST(:partners AS uuid[]))
+       AS t(a, c, co, n, at, s, j, r, w, p)
+ON CONFLICT (application_id) DO NOTHING
+RETURNING application_id
+""")
+
+
 async def insert_applications(session: AsyncSession, rows: list[dict[str, Any]]) -> set[uuid.UUID]:
-    """Store many received applications in one statement, skipping those already there; the ids stored."""
-    stmt = (
-        insert(ReceivedApplication)
-        .values(rows)
-        .on_conflict_do_nothing(index_elements=[ReceivedApplication.application_id])
-        .returning(ReceivedApplication.application_id)
-    )
-    return set((await session.execute(stmt)).scalars())
+    """Store many received applications (each with `insert_application`'s columns) in one statement, skipping
+    those already there; the ids stored."""
+    params = {
+        "ids": [r["application_id"] for r in rows],
+        "calls": [r["call_id"] for r in rows],
+        "companies": [r["company_id"] for r in rows],
+        "numbers": [r["protocol_number"] for r in rows],
+        "at": [r["submitted_at"] for r in rows],
+        "statuses": [r["status"] for r in rows],
+        "snapshots": [orjson.dumps(r["snapshot"]).decode() for r in rows],
+        "versions": [r["version"] for r in rows],
+        "reasons": [r["withdrawal_reason"] for r in rows],
+        "partners": [r["partner_id"] for r in rows],
+    }
+    return set((await session.execute(_INSERT_APPLICATIONS, params)).scalars())
 
 
 async def evaluated(session: AsyncSession, application_id: uuid.UUID) -> bool:

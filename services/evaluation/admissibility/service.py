@@ -171,6 +171,31 @@ def _completed_payload(
     }
 
 
+async def _emit_completed(
+    session: AsyncSession,
+    actor: Actor,
+    *,
+    application_id: uuid.UUID,
+    call_id: uuid.UUID,
+    company_id: uuid.UUID,
+    partner_id: uuid.UUID | None,
+    checks: list[dict[str, Any]],
+    verdict: str,
+) -> None:
+    await record_event(
+        session,
+        actor,
+        event_type=COMPLETED,
+        subject_type="evaluation",
+        subject_id=application_id,
+        payload=_completed_payload(
+            application_id=application_id, call_id=call_id, company_id=company_id, checks=checks, verdict=verdict
+        ),
+        partner_id=partner_id,
+        company_id=company_id,
+    )
+
+
 #: the admissibility checks run on each network member (its company and its own lines); the plan, its markets
 #: and timeline are the lead's, the credit class is the application's, and the call's per-application bounds on
 #: the eligible total give way to the network's (the `network` check).
@@ -441,21 +466,15 @@ async def run_admissibility(
     if not await repository.insert_evaluation(session, values):
         return False
     await record_audit(session, actor, **audit)
-    await record_event(
+    await _emit_completed(
         session,
         actor,
-        event_type=COMPLETED,
-        subject_type="evaluation",
-        subject_id=application.id,
-        payload=_completed_payload(
-            application_id=application.id,
-            call_id=application.call_id,
-            company_id=application.company_id,
-            checks=checks,
-            verdict=values["stage"],
-        ),
-        partner_id=await notified_partner(session, application.company_id, application.partner_id),
+        application_id=application.id,
+        call_id=application.call_id,
         company_id=application.company_id,
+        partner_id=await notified_partner(session, application.company_id, application.partner_id),
+        checks=checks,
+        verdict=values["stage"],
     )
     return True
 
@@ -694,20 +713,14 @@ async def review_check(
         before=before,
         after={"stage": verdict, "verdict": verdict, "check": target, "version": evaluation.version},
     )
-    await record_event(
+    await _emit_completed(
         session,
         actor,
-        event_type=COMPLETED,
-        subject_type="evaluation",
-        subject_id=evaluation.application_id,
-        payload=_completed_payload(
-            application_id=evaluation.application_id,
-            call_id=evaluation.call_id,
-            company_id=app.company_id,
-            checks=checks,
-            verdict=verdict,
-        ),
-        partner_id=app.partner_id,
+        application_id=evaluation.application_id,
+        call_id=evaluation.call_id,
         company_id=app.company_id,
+        partner_id=app.partner_id,
+        checks=checks,
+        verdict=verdict,
     )
     return evaluation

@@ -73,7 +73,7 @@ from typing import Any
 import httpx
 import orjson
 import structlog
-from sqlalchemy import text
+from sqlalchemy import TextClause, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 from tenacity import RetryCallState, Retrying, wait_exponential_jitter
 
@@ -186,39 +186,29 @@ _OLDEST_OF_ITS_AGGREGATE = """
                     WHERE e.subscription_id = d.subscription_id AND e.aggregate_key = d.aggregate_key
                       AND e.status = 'pending')
 """
-CLAIM = text(
-    """
+
+
+def _claim(queue: str) -> TextClause:
+    """The claim of one queue of pending deliveries (`queue`: the condition on `d` that picks it)."""
+    return text(
+        f"""
 WITH due AS (
     SELECT d.id
       FROM desk.deliveries d
       JOIN desk.subscriptions s ON s.id = d.subscription_id
-     WHERE d.status = 'pending' AND NOT d.internal AND d.next_attempt_at <= now()
-       AND s.active AND s.deleted_at IS NULL"""
-    + _OLDEST_OF_ITS_AGGREGATE
-    + """
+     WHERE {queue} AND d.status = 'pending' AND d.next_attempt_at <= now()
+       AND s.active AND s.deleted_at IS NULL{_OLDEST_OF_ITS_AGGREGATE}
      ORDER BY d.id
      LIMIT :n
        FOR UPDATE OF d SKIP LOCKED
-)"""
-    + _CLAIMED
-)
+){_CLAIMED}"""
+    )
+
+
+# the partners' and companies' queue, and one desk service's (its subscription passed as a value)
+CLAIM = _claim("NOT d.internal")
 SERVICE_SUBSCRIPTION = text("SELECT id FROM desk.subscriptions WHERE owner_kind = 'service' AND service = :service")
-CLAIM_INTERNAL = text(
-    """
-WITH due AS (
-    SELECT d.id
-      FROM desk.deliveries d
-      JOIN desk.subscriptions s ON s.id = d.subscription_id
-     WHERE d.subscription_id = :subscription AND d.status = 'pending' AND d.next_attempt_at <= now()
-       AND s.active AND s.deleted_at IS NULL"""
-    + _OLDEST_OF_ITS_AGGREGATE
-    + """
-     ORDER BY d.id
-     LIMIT :n
-       FOR UPDATE OF d SKIP LOCKED
-)"""
-    + _CLAIMED
-)
+CLAIM_INTERNAL = _claim("d.subscription_id = :subscription")
 
 # How a claim is planned, for its transaction only. Its best plan depends on its parameters (which queue) and on
 # how many deliveries are pending: after five runs PostgreSQL may switch a prepared statement to a generic plan,

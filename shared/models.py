@@ -214,10 +214,18 @@ class Delivery(Base):
 
     __tablename__ = "deliveries"
     __table_args__ = (
-        # each lane of the worker walks its own queue in id order (migration 0032)
+        # each lane of the worker walks its own queue in id order (migration 0032), and checks each candidate is
+        # the oldest pending delivery of its application by reading only that application's (migration 0033)
         Index("ix_deliveries_pending_by_subscription", "subscription_id", "id", postgresql_where="status = 'pending'"),
         Index("ix_deliveries_pending_external", "id", postgresql_where="status = 'pending' AND NOT internal"),
-        Index(None, "subscription_id", "aggregate_key", "id"),
+        Index(
+            "ix_deliveries_pending_by_aggregate",
+            "subscription_id",
+            "aggregate_key",
+            "id",
+            postgresql_where="status = 'pending'",
+        ),
+        Index(None, "subscription_id", "id"),  # a subscription's deliveries, newest first
         Index(None, "event_id"),
         {"schema": "desk"},
     )

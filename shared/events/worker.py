@@ -178,9 +178,11 @@ RETURNING d.id, d.attempts, d.subscription_id, s.url, s.secret, s.previous_secre
 # at its batch: one desk service's queue (its subscription, passed as a value so the plan is made for it), or the
 # partners' and companies'. Only the oldest pending delivery of a (subscription, aggregate) may go, so one
 # application's events reach each subscriber in order: checked per candidate by a subquery (the first pending id
-# of its aggregate, through the (subscription_id, aggregate_key, id) index), which PostgreSQL cannot turn into a
-# join over every pending delivery. Written so that no plan has to read the whole backlog, whatever the
-# statistics say (on a click day they are minutes old: the table was analysed before the burst).
+# of its aggregate, through the partial index of pending deliveries on (subscription_id, aggregate_key, id) of
+# migration 0033, which reads that application's deliveries alone; through the queue's index it walked past every
+# delivery sent since the last vacuum), which PostgreSQL cannot turn into a join over every pending delivery.
+# Written so that no plan has to read the whole backlog, whatever the statistics say (on a click day they are
+# minutes old: the table was analysed before the burst).
 _OLDEST_OF_ITS_AGGREGATE = """
        AND d.id = (SELECT min(e.id) FROM desk.deliveries e
                     WHERE e.subscription_id = d.subscription_id AND e.aggregate_key = d.aggregate_key

@@ -14,6 +14,7 @@ Conventions:
 
 from datetime import date, datetime
 from decimal import Decimal
+from functools import cached_property
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -488,15 +489,18 @@ class CallRules(_Frozen):
     def tz(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
 
+    # Worked out once per rules object (the rules are frozen): a submit's pre-check looks up a category for
+    # every expense line and orders the caps and flat rates each time it computes the eligible amount.
+    @cached_property
+    def _categories_by_code(self) -> dict[str, ExpenseCategory]:
+        return {c.code: c for c in self.expense_categories}
+
     def category(self, code: str) -> ExpenseCategory:
         """The category with this code; ``KeyError`` if the call has none."""
-        for c in self.expense_categories:
-            if c.code == code:
-                return c
-        raise KeyError(code)
+        return self._categories_by_code[code]
 
     def has_category(self, code: str) -> bool:
-        return any(c.code == code for c in self.expense_categories)
+        return code in self._categories_by_code
 
     @property
     def category_codes(self) -> tuple[str, ...]:
@@ -527,6 +531,10 @@ class CallRules(_Frozen):
     def cap_order(self) -> tuple[str, ...]:
         """Categories capped on other categories, ordered so that each cap's base is final before it is
         applied (caps on the eligible total come after all of them: ``total_cap_codes``)."""
+        return self._cap_order
+
+    @cached_property
+    def _cap_order(self) -> tuple[str, ...]:
         on_categories = {c.code for c in self.expense_categories if c.cap is not None and c.cap.base == "categories"}
         return _topological(
             {
@@ -544,6 +552,10 @@ class CallRules(_Frozen):
 
     def flat_rate_order(self) -> tuple[str, ...]:
         """Flat-rate categories ordered so that each one's base is computed before it."""
+        return self._flat_rate_order
+
+    @cached_property
+    def _flat_rate_order(self) -> tuple[str, ...]:
         return _topological(
             {
                 c.code: [b for b in c.flat_rate.base if self.category(b).kind == "flat_rate"]

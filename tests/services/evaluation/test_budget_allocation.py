@@ -220,10 +220,11 @@ async def test_first_come_funds_in_protocol_order_strictly_and_the_rest_waits(
     )
     audit = await rows(
         session,
-        "SELECT after FROM desk.audit_log WHERE action = 'budget.allocated' AND resource_id = :c",
+        "SELECT after FROM desk.audit_log WHERE action = 'budget.allocated' AND resource_id = :c ORDER BY id",
         c=str(call_id),
     )
-    assert len(audit) == 2 and len(audit[0].after["fundings"]) == 5
+    # in the order they were written (without ORDER BY the heap's order, which the audit chain's link moves)
+    assert len(audit) == 2 and len(audit[0].after["fundings"]) == 5 and audit[1].after["fundings"] == []
 
 
 async def test_the_last_that_does_not_fit_is_funded_in_part_when_the_call_allows_it(

@@ -150,3 +150,20 @@ def test_a_cap_on_the_eligible_total_lists_no_categories_and_a_cap_on_categories
     doc["expense_categories"][2]["cap"] = {"percent": "0.10", "base": "categories"}
     with pytest.raises(ValidationError, match="lists them in `of`"):
         CallRules.model_validate(doc)
+
+
+def test_worked_out_orders_and_categories_are_kept_but_neither_dumped_nor_compared() -> None:
+    """A submit's pre-check asks the rules for a category per expense line and for the flat-rate and cap orders
+    each time it computes an eligible amount: each rules object works them out once."""
+    rules = CallRules.model_validate(raw())
+    assert rules.flat_rate_order() is rules.flat_rate_order() and rules.cap_order() is rules.cap_order()
+    first = rules.expense_categories[0]
+    assert rules.category(first.code) is first and rules.has_category(first.code)
+    assert not rules.has_category("no-such-category")
+    with pytest.raises(KeyError):
+        rules.category("no-such-category")
+    # what is kept is not part of the rules: not dumped, not compared, the same whether worked out or not
+    fresh = CallRules.model_validate(raw())
+    assert rules == fresh and rules.model_dump() == fresh.model_dump()
+    assert rules.model_dump_json() == fresh.model_dump_json()
+    assert not any(k.startswith("_") for k in rules.model_dump())

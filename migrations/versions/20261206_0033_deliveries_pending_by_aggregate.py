@@ -8,8 +8,8 @@ was hundreds of index pages per candidate and a third of a second per claim of 2
 `(subscription_id, aggregate_key, id)` over all deliveries, which the check was meant to use, becomes partial on
 the pending ones: the planner prefers it, each lookup reads only that application's pending deliveries, and
 a delivery leaves it (at the next vacuum) once sent. A partner's list of a subscription's deliveries, newest first,
-read that index too (every delivery of the subscription, then sorted): it gets `(subscription_id, id)`, which it
-walks backwards and stops at its page.
+could read that index too (every delivery of the subscription, then sorted): it gets `(subscription_id, id)`,
+an index in the order it reads, which can stop at its page.
 
 Revision ID: 0033
 Revises: 0032

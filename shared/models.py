@@ -67,7 +67,7 @@ class ApiClient(Base):
 
 class AuditRecord(Base):
     """One change. `seq`, `prev_hash` and `hash` are set when the writing transaction commits, by the
-    deferred trigger `desk.audit_link` (migration 0013), whoever inserted the row: see `shared.audit_chain`
+    deferred trigger `desk.audit_link` (migrations 0013, 0034), whoever inserted the row: see `shared.audit_chain`
     for the canonical form they hash."""
 
     __tablename__ = "audit_log"
@@ -77,7 +77,8 @@ class AuditRecord(Base):
         {"schema": "desk"},
     )
 
-    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    # Always from the sequence (migration 0034: linking finds a transaction's records by their ids).
+    id: Mapped[int] = mapped_column(BigInteger, Identity(always=True), primary_key=True)
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     service: Mapped[str] = mapped_column(String(32))
     request_id: Mapped[str | None] = mapped_column(String(64))

@@ -424,3 +424,115 @@ async def test_linking_finds_its_record_by_key_on_a_log_that_grew_from_empty(ser
     finally:
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         await admin.close()
+
+
+RECORD = text(
+    "INSERT INTO desk.audit_log (service, principal_kind, principal_client_id, action, resource_type, resource_id,"
+    " after) VALUES (:s, 'partner', 'p', 'a.b', 'r', :r, CAST(:after AS jsonb))"
+)
+
+
+async def chain_rows(session, service: str) -> list[dict[str, Any]]:
+    rows = await session.execute(
+        text("SELECT id, seq, prev_hash, hash, resource_id FROM desk.audit_log WHERE service = :s ORDER BY id"),
+        {"s": service},
+    )
+    return [dict(r) for r in rows.mappings()]
+
+
+async def updates(session) -> dict[str, int]:
+    """Rows updated so far in this transaction, per table of the chain."""
+    rows = await session.execute(
+        text(
+            "SELECT relname, n_tup_upd FROM pg_stat_xact_user_tables"
+            " WHERE schemaname = 'desk' AND relname IN ('audit_log', 'audit_chains')"
+        )
+    )
+    return {name: count for name, count in rows}
+
+
+async def test_the_records_of_one_transaction_are_linked_in_one_pass_chain_by_chain(client, session, auditor):
+    """The first record to be linked links every record its transaction inserted (migration 0034): each chain's
+    head is read and written once, each record updated once, and each chain still runs 1, 2, 3... in id order
+    and verifies. Two chains interleaved, as a transaction writing for two services would."""
+    tag = uuid.uuid4().hex[:8]
+    first, second = f"t-{tag}-a", f"t-{tag}-b"
+    order = [first, second, first, first, second, first, second, second, first, first, first, second]
+    await session.execute(RECORD, [{"s": s, "r": str(i), "after": f'{{"n": {i}}}'} for i, s in enumerate(order)])
+    before = await updates(session)
+    await session.execute(LINK_NOW)
+    after = await updates(session)
+    assert after["audit_chains"] - before.get("audit_chains", 0) == 2  # one head written per chain, not per record
+    assert after["audit_log"] - before.get("audit_log", 0) == len(order)  # each record updated once
+    for service, count in ((first, 7), (second, 5)):
+        rows = await chain_rows(session, service)
+        assert [r["seq"] for r in rows] == list(range(1, count + 1))
+        assert [r["prev_hash"] for r in rows] == [GENESIS] + [r["hash"] for r in rows[:-1]]
+        out = (await client.get("/v1/audit/verify", params={"service": service}, headers=auditor)).json()
+        assert out["ok"] is True and out["records"] == out["head_seq"] == count, out
+        assert out["head_hash"] == rows[-1]["hash"]
+
+
+async def test_records_written_after_a_pass_are_linked_by_the_next_and_a_lone_one_alone(client, session, auditor):
+    """Linked at the end of every statement once the constraint is immediate: a first pass over three records, a
+    second over the two of one later statement, then one record alone. One chain, gap-free, verifying."""
+    service = f"t-{uuid.uuid4().hex[:8]}"
+    await session.execute(RECORD, [{"s": service, "r": str(i), "after": "{}"} for i in range(3)])
+    await session.execute(LINK_NOW)
+    assert [r["seq"] for r in await chain_rows(session, service)] == [1, 2, 3]
+    await session.execute(
+        text(
+            "INSERT INTO desk.audit_log (service, principal_kind, principal_client_id, action, resource_type,"
+            " resource_id) VALUES (:s, 'partner', 'p', 'a.b', 'r', '3'), (:s, 'partner', 'p', 'a.b', 'r', '4')"
+        ),
+        {"s": service},
+    )
+    await session.execute(RECORD, {"s": service, "r": "5", "after": None})
+    rows = await chain_rows(session, service)
+    assert [(r["resource_id"], r["seq"]) for r in rows] == [(str(i), i + 1) for i in range(6)]
+    assert [r["prev_hash"] for r in rows[1:]] == [r["hash"] for r in rows[:-1]]
+    out = (await client.get("/v1/audit/verify", params={"service": service}, headers=auditor)).json()
+    assert out["ok"] is True and out["records"] == 6
+
+
+async def test_a_pass_undone_with_its_savepoint_is_done_again_and_rolled_back_records_take_no_seq(
+    client, session, auditor
+):
+    """A pass inside a savepoint that is rolled back: its links go with it and the records left are linked
+    again, from the chain's real head; the rolled-back ones take no seq."""
+    service = f"t-{uuid.uuid4().hex[:8]}"
+    await session.execute(RECORD, {"s": service, "r": "kept", "after": None})
+    await session.execute(text("SAVEPOINT before_the_pass"))
+    await session.execute(RECORD, [{"s": service, "r": "undone", "after": None}] * 2)
+    await session.execute(LINK_NOW)
+    assert [r["seq"] for r in await chain_rows(session, service)] == [1, 2, 3]
+    await session.execute(text("ROLLBACK TO SAVEPOINT before_the_pass"))
+    assert [r["seq"] for r in await chain_rows(session, service)] == [None]
+    await session.execute(RECORD, [{"s": service, "r": "later", "after": None}] * 2)
+    await session.execute(LINK_NOW)
+    rows = await chain_rows(session, service)
+    assert [(r["resource_id"], r["seq"]) for r in rows] == [("kept", 1), ("later", 2), ("later", 3)]
+    out = (await client.get("/v1/audit/verify", params={"service": service}, headers=auditor)).json()
+    assert out["ok"] is True and out["records"] == 3
+
+
+async def test_a_linked_range_noted_outside_the_transaction_skips_nothing(session):
+    """The note of what a pass linked is bound to its transaction: a value set for the session (by mistake or
+    on purpose) does not make a record look linked."""
+    service = f"t-{uuid.uuid4().hex[:8]}"
+    await session.execute(text("SELECT set_config('desk.audit_linked', '1:9223372036854775807:1', false)"))
+    await session.execute(RECORD, [{"s": service, "r": str(i), "after": None} for i in range(2)])
+    await session.execute(LINK_NOW)
+    assert [r["seq"] for r in await chain_rows(session, service)] == [1, 2]
+
+
+async def test_a_record_id_comes_from_the_log_not_from_the_writer(session):
+    """Linking finds a transaction's records by their ids: the writer cannot choose one."""
+    with pytest.raises(Exception, match="non-DEFAULT value into column"):
+        async with session.begin_nested():
+            await session.execute(
+                text(
+                    "INSERT INTO desk.audit_log (id, service, principal_kind, principal_client_id, action,"
+                    " resource_type, resource_id) VALUES (1, 'intake', 'partner', 'p', 'a.b', 'r', '1')"
+                )
+            )

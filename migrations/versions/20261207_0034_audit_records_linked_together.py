@@ -4,18 +4,20 @@
 running an update of the record and writing the head back: a click-day group commit of 64 submits did that 64
 times. The trigger still fires for every record, but the first one to fire now links every record the
 transaction inserted, in one pass: each chain's head read and written once, one read of the records, one update
-of them all. The records that follow find themselves linked and return at once. Measured on one backend,
-transactions of 64 records: about a third less PostgreSQL time per record.
+of them all. The records that follow find themselves linked and return at once. Measured on one backend
+(records inserted and committed in a loop by a procedure): 92–100 µs of PostgreSQL per record in transactions
+of 64 records, against 217–227 µs before.
 
-Which records a transaction inserted: every one lies between the record being linked and this session's last
-id (`currval` of the log's identity sequence), because ids come from that sequence in order, and no longer from
-the inserter (the identity becomes GENERATED ALWAYS: an explicit id could fall in a range already linked).
-Within that range the pass takes the records it sees that are not linked (those committed by others were linked
-by their own commit; those still in progress are not visible), each into its service's chain in id order,
-the chains one after the other in the order of their names. It then notes the range in a setting local to the
-transaction and bound to its id (`desk.audit_linked`), which the records that follow compare with. A
-transaction that inserted one record (most of them outside a click day) takes the old path: that record alone,
-from the trigger's row.
+Which records a transaction inserted: every one lies between the record being linked and this session's last id
+(`currval` of the log's identity sequence), because ids come from that sequence in order, and no longer from
+the inserter (the identity becomes GENERATED ALWAYS: an explicit id could fall in a range already linked; a
+session that forces one with OVERRIDING SYSTEM VALUE without ever drawing an id is refused at commit, `currval`
+being undefined for it, while pg_restore loads the log before creating its triggers). Within that range the
+pass takes the records it sees that are not linked (those committed by others were linked by their own commit;
+those still in progress are not visible), each into its service's chain in id order, the chains one after the
+other in the order of their names. It then notes the range in a setting local to the transaction and bound to
+its id (`desk.audit_linked`), which the records that follow compare with. A transaction that inserted one
+record (most of them outside a click day) takes the old path: that record alone, from the trigger's row.
 
 Nothing else changes: the canonical form, the hashes, gap-free seq per service, the heads locked from linking
 to the commit, a rolled-back record taking no seq. The update that links a record no longer calls the

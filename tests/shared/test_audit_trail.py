@@ -536,3 +536,23 @@ async def test_a_record_id_comes_from_the_log_not_from_the_writer(session):
                     " resource_type, resource_id) VALUES (1, 'intake', 'partner', 'p', 'a.b', 'r', '1')"
                 )
             )
+
+
+async def test_a_forced_id_from_a_session_that_never_drew_one_is_refused_at_commit(database_url):
+    """OVERRIDING SYSTEM VALUE gets past GENERATED ALWAYS, but linking needs the session's last id to know the
+    transaction's records: a session that never drew one cannot commit the record (migration 0034), and
+    nothing is left behind."""
+    conn = await asyncpg.connect(plain_url(database_url))
+    try:
+        forced = await conn.fetchval("SELECT coalesce(max(id), 0) + 1000000 FROM desk.audit_log")
+        with pytest.raises(asyncpg.ObjectNotInPrerequisiteStateError, match="currval"):
+            async with conn.transaction():
+                await conn.execute(
+                    "INSERT INTO desk.audit_log (id, service, principal_kind, principal_client_id, action,"
+                    " resource_type, resource_id) OVERRIDING SYSTEM VALUE"
+                    " VALUES ($1, 'intake', 'partner', 'p', 'a.b', 'r', 'forced')",
+                    forced,
+                )
+        assert await conn.fetchval("SELECT count(*) FROM desk.audit_log WHERE id = $1", forced) == 0
+    finally:
+        await conn.close()

@@ -33,6 +33,7 @@ import csv
 import io
 import re
 import uuid
+from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from decimal import ROUND_FLOOR, Decimal, InvalidOperation
 from typing import Any
@@ -232,10 +233,12 @@ _MESSAGES: dict[str, tuple[str, str]] = {
 def parse_rna_csv(content: bytes, *, today: date) -> tuple[list[tuple[int, dict[str, Any]]], list[dict[str, Any]]]:
     """The valid rows (with their line) and the errors of a state-aid register export (see the module)."""
     text = _decode(content)
-    first = text.split("\n", 1)[0]
+    first = next(iter(text.splitlines()), "")
     delimiter = ";" if first.count(";") > first.count(",") else ","
-    reader = csv.reader(io.StringIO(text), delimiter=delimiter)
-    header = next(reader, None)
+    # newline="": lines end at \n, \r\n or a bare \r, and a quoted field keeps its own (the csv module's way)
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    lines = _readable(reader)
+    header = next(lines, None)
     if header is None:
         raise ValidationFailed(
             "Il file è vuoto.",
@@ -268,7 +271,7 @@ def parse_rna_csv(content: bytes, *, today: date) -> tuple[list[tuple[int, dict[
         )
     rows: list[tuple[int, dict[str, Any]]] = []
     errors: list[dict[str, Any]] = []
-    for cells in reader:
+    for cells in lines:
         line = reader.line_num
         if not any(c.strip() for c in cells):
             continue
@@ -295,6 +298,28 @@ def parse_rna_csv(content: bytes, *, today: date) -> tuple[list[tuple[int, dict[
         if not bad:
             rows.append((line, row))
     return rows, errors
+
+
+def _readable(reader: Any) -> Iterator[list[str]]:
+    """The reader's rows; a file the csv module cannot read (a field over its size limit, say) is a 422 naming the
+    line, not a server error."""
+    try:
+        yield from reader
+    except csv.Error as exc:
+        line = reader.line_num
+        raise ValidationFailed(
+            f"Il file non è un CSV leggibile (riga {line}).",
+            f"The file is not a readable CSV (line {line}).",
+            errors=[
+                ProblemError(
+                    "csv_unreadable",
+                    f"/lines/{line}",
+                    f"Riga {line} illeggibile: {exc}.",
+                    f"Line {line} cannot be read: {exc}.",
+                    extra={"line": line},
+                )
+            ],
+        ) from None
 
 
 def _parse(field: str, raw: str, today: date) -> Any:

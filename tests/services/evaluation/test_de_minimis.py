@@ -171,6 +171,35 @@ async def test_a_missing_column_is_422(evaluation_client, officer):
     assert "/header/DATA_CONCESSIONE" in {e["path"] for e in r.json()["errors"]}
 
 
+async def test_an_export_with_bare_carriage_returns_is_read_line_by_line(evaluation_client, officer):
+    """Lines ending in a bare CR (old spreadsheet exports) are lines, as the csv module reads them in
+    universal-newline mode: a file of them imports, and a header of a single unknown column is a 422 naming
+    the missing ones, never a server error."""
+    a = vat_number()
+    content = "\r".join([HEADER, f"{a};15/03/2024;1.000,00;Regione Lombardia;Reg. (UE) 2023/2831;{cor()}", ""])
+    r = await evaluation_client.post("/v1/de-minimis/imports", content=content, headers={**officer, **CSV})
+    assert r.status_code == 200, r.text
+    assert r.json()["imported"] == 1 and len(await listed(evaluation_client, officer, a)) == 1
+    r = await evaluation_client.post("/v1/de-minimis/imports", content="V\rU", headers={**officer, **CSV})
+    assert r.status_code == 422, r.text
+    assert "/header/DATA_CONCESSIONE" in {e["path"] for e in r.json()["errors"]}
+
+
+async def test_a_file_the_csv_reader_cannot_read_is_422_naming_its_line(evaluation_client, officer):
+    """A field over the csv module's size limit (131,072 characters) on line 3."""
+    content = "\n".join(
+        [
+            HEADER,
+            f"{vat_number()};15/03/2024;1.000,00;Regione Lombardia;Reg. (UE) 2023/2831;{cor()}",
+            f'{vat_number()};15/03/2024;1.000,00;"{"x" * 140_000}";Reg. (UE) 2023/2831;{cor()}',
+        ]
+    )
+    r = await evaluation_client.post("/v1/de-minimis/imports", content=content, headers={**officer, **CSV})
+    assert r.status_code == 422, r.text
+    (error,) = r.json()["errors"]
+    assert (error["code"], error["path"], error["line"]) == ("csv_unreadable", "/lines/3", 3)
+
+
 async def test_a_duplicate_cor_is_skipped_and_counted(evaluation_client, officer):
     a = vat_number()
     same, other = cor(), cor()

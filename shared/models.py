@@ -137,7 +137,7 @@ class OutboxEvent(Base):
     __table_args__ = (
         Index(None, "aggregate_type", "aggregate_id", "id"),
         Index("ix_outbox_undelivered", "id", postgresql_where="published_at IS NULL"),
-        Index("ix_outbox_published_seq", "published_seq", unique=True),
+        Index("ix_outbox_published_seq", "published_seq", unique=True, postgresql_where="published_seq IS NOT NULL"),
         {"schema": "desk"},
     )
 

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from sqlalchemy import insert, select
+from sqlalchemy import insert, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from shared.db import make_sessionmaker
@@ -125,3 +125,38 @@ async def test_a_batch_is_numbered_in_id_order(engine, poller):
     seqs = await _seqs(engine, ids)
     numbers = [seqs[i] for i in sorted(ids)]
     assert None not in numbers and numbers == sorted(numbers) and len(set(numbers)) == len(numbers)
+
+
+async def test_an_unnumbered_event_takes_no_entry_in_the_publication_index_and_paging_still_uses_it(
+    engine, committing_client, poller
+):
+    """Every event is written unnumbered (one per click-day submit) and numbered by the fan-out later; pings
+    stay unnumbered. The publication index holds the numbered ones only: writing 3,000 unnumbered events
+    leaves it as it was (with their NULLs it grew from one 8 kB page to five), and the paging query of
+    `GET /v1/events` (`published_seq > cursor`) is still answered through it, in order."""
+    partner_id, headers = poller
+    index_size = text("SELECT pg_relation_size('desk.ix_outbox_published_seq')")
+    async with engine.begin() as c:
+        ids = await _insert(c, partner_id, 3)
+    await _publish_all(engine)
+    async with engine.connect() as conn:
+        before = (await conn.execute(index_size)).scalar_one()
+    async with engine.begin() as c:
+        unnumbered = await _insert(c, partner_id, 3000)
+    async with engine.connect() as conn:
+        assert (await conn.execute(index_size)).scalar_one() == before
+        await conn.execute(text("SET LOCAL enable_seqscan = off"))
+        await conn.execute(text("SET LOCAL enable_bitmapscan = off"))
+        stmt = select(OutboxEvent.id).where(OutboxEvent.published_seq > 0).order_by(OutboxEvent.published_seq)
+        compiled = stmt.compile(engine.sync_engine, compile_kwargs={"literal_binds": True})
+        plan = "\n".join(r[0] for r in await conn.execute(text(f"EXPLAIN {compiled}")))
+        await conn.rollback()
+    assert "using ix_outbox_published_seq" in plan, plan
+    seqs = await _seqs(engine, ids + unnumbered[:5])
+    assert all(seqs[i] is not None for i in ids) and all(seqs[i] is None for i in unnumbered[:5])
+
+    seen, _ = await _poll(committing_client, headers, None)
+    assert seen == [0, 1, 2], "the three numbered events, in publication order; the unnumbered not yet served"
+    await _publish_all(engine)
+    seen, _ = await _poll(committing_client, headers, None)
+    assert seen[:6] == [0, 1, 2, 0, 1, 2], "numbered by the fan-out, the others follow in id order"

@@ -37,6 +37,7 @@ from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from decimal import ROUND_FLOOR, Decimal, InvalidOperation
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncSession
 from stdnum.it import iva
@@ -58,6 +59,7 @@ from shared.errors import DE_MINIMIS_CEILING, Conflict, DeskError, ProblemError,
 from shared.i18n import Lang
 from shared.routing import Actor
 
+ROME = ZoneInfo("Europe/Rome")  # the calendar of the register and of the call
 MANUAL = "manual"
 RNA = "RNA"
 DESK = "desk"
@@ -178,6 +180,12 @@ async def record_aid(
         after={k: row[k] for k in row if k != "id"},
     )
     return inserted[0]
+
+
+def italian_today(now: datetime | None = None) -> date:
+    """Today in Rome. The register's dates are Italian calendar days, like the desk's own decrees: a grant
+    dated today is not "in the future" in the hour when Rome is already on the next day and UTC is not."""
+    return (now or datetime.now(UTC)).astimezone(ROME).date()
 
 
 def _header_key(name: str) -> str:
@@ -342,7 +350,7 @@ def _parse(field: str, raw: str, today: date) -> Any:
 
 
 async def import_rna_csv(*, session: AsyncSession, actor: Actor, content: bytes, skip_invalid: bool) -> dict[str, Any]:
-    today = datetime.now(UTC).date()
+    today = italian_today()
     rows, errors = parse_rna_csv(content, today=today)
     if errors and not skip_invalid:
         raise ValidationFailed(
@@ -413,7 +421,7 @@ async def undertaking(
     members = single_undertaking(company) if company is not None else [vat]
     # the caller named the call (`call_id`): one intake does not know is a 404, not a conflict
     rules = await rules_of_call(intake, call_id, call_in_path=True) if call_id is not None else None
-    day = on or datetime.now(rules.tz if rules is not None else UTC).date()
+    day = on or (datetime.now(rules.tz).date() if rules is not None else italian_today())
     aids = await repository.aids_of(session, members)
     period = None
     if rules is not None:

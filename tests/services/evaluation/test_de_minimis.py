@@ -4,11 +4,12 @@ export, and the single undertaking (the company and its linked enterprises, from
 from __future__ import annotations
 
 import uuid
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import text
 
+from services.evaluation.deminimis.service import italian_today
 from shared.db import make_sessionmaker
 from tests.factories import make_company, make_partner, open_call, vat_number
 from tests.services.evaluation.test_inbox import count
@@ -161,6 +162,26 @@ async def test_a_bad_row_is_reported_with_its_line_and_nothing_is_imported(evalu
     assert (report["errors"][0]["line"], report["errors"][0]["field"]) == (3, "DATA_CONCESSIONE")
     assert report["errors"][0]["message"] == report["errors"][0]["message_en"]
     assert len(await listed(evaluation_client, officer, a)) == 1
+
+
+def test_the_register_day_is_the_day_in_rome_not_in_utc():
+    # 23:30 UTC on 4 December is 00:30 in Rome on the 5th (winter, UTC+1); 22:30 UTC on 30 June is 00:30 on
+    # 1 July (summer, UTC+2): a grant dated the 5th / 1 July is not in the future there
+    assert italian_today(datetime(2026, 12, 4, 23, 30, tzinfo=UTC)) == date(2026, 12, 5)
+    assert italian_today(datetime(2026, 6, 30, 22, 30, tzinfo=UTC)) == date(2026, 7, 1)
+    assert italian_today(datetime(2026, 12, 4, 22, 59, tzinfo=UTC)) == date(2026, 12, 4)
+
+
+async def test_a_grant_dated_today_in_rome_is_imported_and_tomorrow_is_refused(evaluation_client, officer):
+    today = italian_today()
+    a = vat_number()
+    rows = [HEADER, f"{a};{today:%d/%m/%Y};1.000,00;Regione Lombardia;Reg. (UE) 2023/2831;{cor()}"]
+    rows.append(f"{a};{today + timedelta(days=1):%d/%m/%Y};1.000,00;Regione Lombardia;Reg. (UE) 2023/2831;{cor()}")
+    r = await evaluation_client.post("/v1/de-minimis/imports", content="\n".join(rows), headers={**officer, **CSV})
+    assert r.status_code == 422, r.text
+    assert [(e["line"], e["field"]) for e in r.json()["errors"]] == [(3, "DATA_CONCESSIONE")]
+    r = await evaluation_client.post("/v1/de-minimis/imports", content="\n".join(rows[:2]), headers={**officer, **CSV})
+    assert r.status_code == 200 and r.json()["imported"] == 1, r.text
 
 
 async def test_a_missing_column_is_422(evaluation_client, officer):

@@ -58,10 +58,12 @@ class CommitBatcher:
     A submit holds its call's counter row from its number to its commit, so one call's submits are serial,
     and under a burst most of that serial time was the hand-over of the row lock from one PostgreSQL backend
     to the next. Submits queue here in arrival order; a committer takes everything queued (up to
-    `max_batch`) and runs `intake.commit_submission` once per submit in a single pipelined round trip and a
-    single transaction (asyncpg's `fetchmany`): one lock hand-over and one commit for the whole group, the
-    numbers still following the queue's order. At most `in_flight` groups are out at once, so the next group
-    forms while one is in PostgreSQL.
+    `max_batch`) and commits them with `intake.commit_submission_group`: one statement, one round trip and one
+    transaction for the whole group, each step of `intake.commit_submission` run once for all of its submits
+    (per submit, PostgreSQL had spent more in starting and ending that function's statements than in their
+    work), one lock hand-over and one commit, the numbers still following the queue's order. A group of one
+    runs `intake.commit_submission` itself. At most `in_flight` groups are out at once, so the next group forms
+    while one is in PostgreSQL.
 
     A full-path submit (a draft with no current verdict, checked by `service.submit_grouped`) joins the next
     group with its checked arguments, so it too shares the group's lock hand-over and commit.
@@ -92,12 +94,16 @@ class CommitBatcher:
                 group, self._queue = self._queue[: self._max_batch], self._queue[self._max_batch :]
                 try:
                     async with self._gate, self._pool.acquire() as conn:
-                        rows = await conn.fetchmany(service.PRECHECKED_SQL, [args for args, _ in group])
+                        if len(group) == 1:
+                            rows = [await conn.fetchrow(service.PRECHECKED_SQL, *group[0][0])]
+                        else:
+                            arrays = service.group_arguments([args for args, _ in group])
+                            rows = await conn.fetch(service.GROUP_SQL, *arrays)
                 except Exception:  # noqa: BLE001 - each submit retries alone and gets its own answer
                     log.info("submit group refused, its submits commit one by one", size=len(group))
                     rows = [None] * len(group)
-                if len(rows) != len(group):  # cannot happen: the function answers one row per submit
-                    failure = RuntimeError(f"commit_submission answered {len(rows)} rows for {len(group)} submits")
+                if len(rows) != len(group):  # cannot happen: the functions answer one row per submit
+                    failure = RuntimeError(f"the group commit answered {len(rows)} rows for {len(group)} submits")
                     for _, future in group:
                         if not future.done():
                             future.set_exception(failure)

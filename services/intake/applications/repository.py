@@ -172,6 +172,21 @@ def commit_or_load(commit_call: str) -> str:
     )
 
 
+def commit_or_load_group(group_call: str) -> str:
+    """`commit_or_load` for a group (`intake.commit_submission_group`, whose arguments are arrays: $1 the
+    applications, $3 the callers' reaches, $4 whom they name): a row per submit in the group's order, each
+    `not_prechecked` answer with its draft (same reach rule), in one round trip."""
+    columns = ", ".join(f"{expression} AS draft_{name}" for expression, name in _split_columns(_DRAFT_COLUMNS))
+    reach, reach_id = "($3::text[])[s.ord]", "($4::uuid[])[s.ord]"
+    return (
+        f"SELECT s.*, d.* FROM {group_call} s LEFT JOIN LATERAL (SELECT {columns}{_DRAFT_FROM}"
+        f" WHERE s.outcome = 'not_prechecked' AND a.id = ($1::uuid[])[s.ord] AND CASE {reach} WHEN 'all' THEN"
+        f" {reach_id} IS NULL WHEN 'company' THEN a.company_id = {reach_id} ELSE EXISTS (SELECT 1 FROM"
+        f" intake.delegations dl WHERE dl.company_id = a.company_id AND dl.partner_id = {reach_id}"
+        " AND dl.status = 'active') END OFFSET 0) d ON true ORDER BY s.ord"
+    )
+
+
 def _split_columns(columns: str) -> list[tuple[str, str]]:
     """The select list's (expression, column name) pairs: split at top-level commas, the name after a last
     ` AS ` or else the expression's last dotted part."""

@@ -753,6 +753,48 @@ COMMIT_SQL = f"SELECT * FROM {_COMMIT_CALL}"
 # instead of two); the function's own columns come first, as in COMMIT_SQL.
 PRECHECKED_SQL = repository.commit_or_load(_COMMIT_CALL)
 
+# The PostgreSQL type of each argument, for the group commit's arrays (`intake.commit_submission_group`,
+# migrations/sql/commit_submission_group.sql: each argument an array, element i for submit i).
+_ARG_TYPES = {
+    "application_id": "uuid",
+    "prechecked": "boolean",
+    "reach": "text",
+    "reach_id": "uuid",
+    "version": "integer",
+    "call_id": "uuid",
+    "call_code": "text",
+    "call_version": "integer",
+    "company_vat": "text",
+    "content_sha256": "text",
+    "event_payload": "text",
+    "partner_id": "uuid",
+    "company_id": "uuid",
+    "key_id": "text",
+    "principal": "text",
+    "principal_kind": "text",
+    "request_id": "text",
+    "service": "text",
+    "idem_owner": "text",
+    "idem_key": "text",
+    "idem_hash": "bytea",
+    "idem_path": "text",
+    "idem_expires": "timestamptz",
+    "event_id": "uuid",
+}
+assert tuple(_ARG_TYPES) == CommitArgs._fields
+# A group of submits in one statement: a row per submit, in the group's order (`ord`), with PRECHECKED_SQL's
+# columns (the draft with a `not_prechecked` answer).
+GROUP_SQL = repository.commit_or_load_group(
+    "intake.commit_submission_group({})".format(
+        ", ".join(f"${i}::{t}[]" for i, t in enumerate(_ARG_TYPES.values(), start=1))
+    )
+)
+
+
+def group_arguments(group: Sequence[Sequence[Any]]) -> list[list[Any]]:
+    """GROUP_SQL's arguments for these submits: one list per argument, element i for submit i."""
+    return [list(column) for column in zip(*group, strict=True)]
+
 
 class _Line:
     __slots__ = ("amount", "category", "description", "supplier", "target_market")

@@ -25,6 +25,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from fastapi import Request
 from fastapi.concurrency import run_in_threadpool
+from nacl.signing import SigningKey
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.errors import FORBIDDEN, DeskError, Unauthenticated
@@ -115,6 +116,13 @@ class KeyRing:
     def __init__(self, private_key: Ed25519PrivateKey) -> None:
         self.private_key = private_key
         self.public_key: Ed25519PublicKey = private_key.public_key()
+        # Receipts are signed with libsodium (PyNaCl): the same deterministic Ed25519 signature, in half the time
+        # of OpenSSL 3's per-call context set-up (18 against 32-38 us), once per submit on click day
+        self._signer = SigningKey(
+            private_key.private_bytes(
+                serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption()
+            )
+        )
         raw = self.public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
         self.public_raw = raw
         self.key_id = base64.urlsafe_b64encode(__import__("hashlib").sha256(raw).digest()[:9]).decode()
@@ -141,7 +149,7 @@ class KeyRing:
         ).decode()
 
     def sign(self, data: bytes) -> str:
-        return base64.urlsafe_b64encode(self.private_key.sign(data)).decode().rstrip("=")
+        return base64.urlsafe_b64encode(self._signer.sign(data).signature).rstrip(b"=").decode()
 
     def verify(self, data: bytes, signature: str) -> bool:
         from cryptography.exceptions import InvalidSignature

@@ -267,3 +267,26 @@ async def test_writes_are_rate_limited_per_client_but_reads_are_not(client, inta
         assert (await client.get("/v1/calls", headers=officer)).status_code == 200
     finally:
         intake_app.state.write_limiter = saved
+
+
+def test_a_receipt_signature_is_the_ed25519_signature_of_the_desk_key():
+    """Receipts are signed with libsodium: byte for byte the RFC 8032 signature the key gives through OpenSSL,
+    verified by the published public key (unpadded base64url, as the receipts carry it)."""
+    import base64
+
+    from cryptography.exceptions import InvalidSignature
+
+    from shared.auth import KeyRing
+
+    ring = KeyRing.generate()
+    data = '{"protocol_number":1,"title":"Über «export»"}'.encode()
+    signature = ring.sign(data)
+    assert "=" not in signature
+    raw = base64.urlsafe_b64decode(signature + "=" * (-len(signature) % 4))
+    assert raw == ring.private_key.sign(data) and len(raw) == 64
+    ring.public_key.verify(raw, data)
+    assert ring.verify(data, signature) and not ring.verify(data + b" ", signature)
+    with pytest.raises(InvalidSignature):
+        KeyRing.generate().public_key.verify(raw, data)
+    # the same key loaded from its PEM signs the same bytes (Ed25519 is deterministic)
+    assert KeyRing.from_pem(ring.private_pem()).sign(data) == signature

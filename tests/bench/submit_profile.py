@@ -187,7 +187,7 @@ def prepare(a: argparse.Namespace) -> tuple[dict[str, str], str, list[str]]:
     subprocess.run(
         [sys.executable, "-m", "alembic", "upgrade", "head"], cwd=ROOT, env=env, check=True, capture_output=True
     )
-    partner_id, ids = asyncio.run(bench.seed(a.drafts))
+    (partner_id,), ids = asyncio.run(bench.seed(a.drafts))  # one partner holds every draft
 
     async def track_functions() -> None:
         conn = await asyncpg.connect(bench.url_for(bench.DB))

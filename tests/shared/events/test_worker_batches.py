@@ -663,13 +663,6 @@ async def test_the_order_check_of_a_claim_reads_only_its_own_aggregate(engine):
             ),
             {"s": subscription},
         )
-    # The plan is chosen from the table's statistics, which this suite's database shares with every earlier test
-    # and which autovacuum refreshes when it gets to it: once, in a whole-suite run, the check was planned on the
-    # queue's own index. Analysed here, the plan is made for the table as it is, as autovacuum keeps a running
-    # desk's after a burst's inserts (the sent deliveries' entries stay in the indexes: ANALYZE does not vacuum).
-    async with engine.connect() as conn:
-        await conn.execute(text("ANALYZE desk.deliveries"))
-        await conn.commit()
     async with engine.begin() as conn:
         await conn.execute(CUSTOM_PLAN)
         params = {"n": 200, "lease": 60, "subscription": subscription}

@@ -1125,6 +1125,19 @@ async def _checked_args(
                 if p.blocking
             ],
         )
+    return full_path_args(row, check.content_sha256, event_payload(row, check).decode(), actor, keyring, key)
+
+
+def full_path_args(
+    row: repository.DraftRow,
+    content_sha256: str,
+    payload: str,
+    actor: Actor,
+    keyring: KeyRing,
+    key: SubmitKey | None,
+) -> CommitArgs:
+    """The arguments of `COMMIT_SQL` for a draft the full path checked: what was checked (its version, call,
+    company, content hash) and the event's payload built from it (canonical JSON text)."""
     return CommitArgs(
         application_id=row.id,
         prechecked=False,
@@ -1135,8 +1148,8 @@ async def _checked_args(
         call_code=row.call_code,
         call_version=row.current_version,
         company_vat=row.vat_number,
-        content_sha256=check.content_sha256,
-        event_payload=event_payload(row, check).decode(),
+        content_sha256=content_sha256,
+        event_payload=payload,
         partner_id=row.partner_id,
         company_id=row.company_id,
         **_actor_and_key(actor, keyring, key),

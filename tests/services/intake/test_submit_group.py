@@ -96,23 +96,8 @@ async def _stage(w: World, session: Any, kinds: list[str], keyed: list[bool]) ->
             if kind == "edited":  # edited since the pre-check: the kept verdict is no longer current
                 await w.conn.execute("UPDATE intake.applications SET version = version + 1 WHERE id = $1", app_id)
         else:
-            a = service.CommitArgs(
-                application_id=app_id,
-                prechecked=False,
-                reach=None,
-                reach_id=None,
-                version=row.version,
-                call_id=row.call_id,
-                call_code=row.call_code,
-                call_version=row.current_version,
-                company_vat=row.vat_number,
-                content_sha256="cd" * 32,
-                event_payload=orjson.dumps({"application_id": str(app_id), "estimate": None}).decode(),
-                partner_id=row.partner_id,
-                company_id=row.company_id,
-                **service._actor_and_key(_OFFICER, KEYRING, key),
-                event_id=uuid.uuid4(),
-            )
+            payload = orjson.dumps({"application_id": str(app_id), "estimate": None}).decode()
+            a = service.full_path_args(row, "cd" * 32, payload, _OFFICER, KEYRING, key)
         if kind in ("replay", "mismatch"):  # the key taken by an earlier request, the same one or another
             await w.conn.execute(
                 "INSERT INTO desk.idempotency_keys (principal, key, method, path, request_hash, status_code,"

@@ -221,22 +221,8 @@ async def test_sql_and_python_write_the_same_receipt_hashes_event_and_audit_reco
                 actor=_OFFICER, application_id=app_id, keyring=KEYRING, key=None, if_match=None
             )
         else:  # the full path's arguments, payload built in Python
-            args = service.CommitArgs(
-                application_id=app_id,
-                prechecked=False,
-                reach=None,
-                reach_id=None,
-                version=row.version,
-                call_id=row.call_id,
-                call_code=row.call_code,
-                call_version=row.current_version,
-                company_vat=row.vat_number,
-                content_sha256=check.content_sha256,
-                event_payload=service.event_payload(row, check).decode(),
-                partner_id=row.partner_id,
-                company_id=row.company_id,
-                **service._actor_and_key(_OFFICER, KEYRING, None),
-                event_id=uuid.uuid4(),
+            args = service.full_path_args(
+                row, check.content_sha256, service.event_payload(row, check).decode(), _OFFICER, KEYRING, None
             )
         assert args is not None
         args = args._replace(key_id=key_id)

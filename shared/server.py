@@ -15,7 +15,10 @@ protocol plus:
 - on expiry the client gets 408 (problem+json) unless an answer was started, and the connection is closed;
 - a process keeps at most `http_max_connections` client connections: one more is answered 503 and closed
   at once, so a crowd of connections never costs more open files than that;
-- at start the open-file soft limit is raised to the hard limit, and the cap lowered to fit under it.
+- at start the open-file soft limit is raised to the hard limit, and the cap lowered to fit under it;
+- an answer's head and the body that follows it leave in one send (`OneSendTransport`): uvicorn writes
+  them separately, two system calls and, on a connection without Nagle's delay, two packets the client
+  reads one by one.
 
 This builds on uvicorn's internals (its protocol class and worker supervisor), which is why uvicorn is
 pinned exactly; tests/reliability/test_slow_clients.py holds a real server process to the rules above.
@@ -141,6 +144,95 @@ def _problem_bytes(
     return b"\r\n".join(lines) + b"\r\n\r\n" + body
 
 
+# A write up to this size waits for the rest of the loop's step: the next write joins it in one send.
+HOLD_AT_MOST_BYTES = 4096
+SEND_JOINED_UP_TO_BYTES = 65536
+
+
+class OneSendTransport(asyncio.Transport):
+    """The connection's transport, with a small write held until the next write or the end of the event
+    loop's step, whichever comes first, and then sent with it.
+
+    uvicorn writes an answer's status line and headers as soon as the application starts the response, and
+    the body when it sends it, usually in the same step: held, the head goes out with the body in one send.
+    At most one write of at most `HOLD_AT_MOST_BYTES` is held, never beyond the step (a streaming body that
+    waits between chunks sends each as it comes); order is kept, and `close` sends what is held first."""
+
+    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__()
+        self._transport = transport
+        self._loop = loop
+        self._held: bytes | None = None
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        held = self._held
+        if held is not None:
+            self._held = None
+            if len(data) <= SEND_JOINED_UP_TO_BYTES:
+                self._transport.write(held + bytes(data))
+            else:  # not worth copying a large body for
+                self._transport.write(held)
+                self._transport.write(data)
+        elif len(data) <= HOLD_AT_MOST_BYTES and not self._transport.is_closing():
+            self._held = bytes(data)
+            self._loop.call_soon(self._send_held)
+        else:
+            self._transport.write(data)
+
+    def _send_held(self) -> None:
+        held, self._held = self._held, None
+        if held is not None and not self._transport.is_closing():
+            self._transport.write(held)
+
+    def writelines(self, list_of_data: Any) -> None:
+        self.write(b"".join(list_of_data))
+
+    def close(self) -> None:
+        self._send_held()
+        self._transport.close()
+
+    def abort(self) -> None:
+        self._held = None
+        self._transport.abort()
+
+    def is_closing(self) -> bool:
+        return self._transport.is_closing()
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return self._transport.get_extra_info(name, default)
+
+    def set_protocol(self, protocol: asyncio.BaseProtocol) -> None:
+        self._transport.set_protocol(protocol)
+
+    def get_protocol(self) -> asyncio.BaseProtocol:
+        return self._transport.get_protocol()
+
+    def is_reading(self) -> bool:
+        return self._transport.is_reading()
+
+    def pause_reading(self) -> None:
+        self._transport.pause_reading()
+
+    def resume_reading(self) -> None:
+        self._transport.resume_reading()
+
+    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
+        self._transport.set_write_buffer_limits(high, low)
+
+    def get_write_buffer_size(self) -> int:
+        return self._transport.get_write_buffer_size() + len(self._held or b"")
+
+    def get_write_buffer_limits(self) -> tuple[int, int]:
+        return self._transport.get_write_buffer_limits()
+
+    def can_write_eof(self) -> bool:
+        return self._transport.can_write_eof()
+
+    def write_eof(self) -> None:
+        self._send_held()
+        self._transport.write_eof()
+
+
 class DeskHttpProtocol(HttpToolsProtocol):
     """uvicorn's httptools protocol with header and body deadlines and a cap on connections."""
 
@@ -179,6 +271,8 @@ class DeskHttpProtocol(HttpToolsProtocol):
             transport.close()
             return
         super().connection_made(transport)
+        # after uvicorn's flow control took the real transport (it pauses and resumes reading on it)
+        self.transport = OneSendTransport(transport, self.loop)
         self._arm()
 
     def connection_lost(self, exc: Exception | None) -> None:

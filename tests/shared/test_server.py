@@ -16,7 +16,15 @@ from typing import Any
 import httpx
 import pytest
 
-from shared.server import FD_RESERVE, WORKER_HEALTHCHECK_SECONDS, DeskHttpProtocol, DeskServerConfig, server_config
+from shared import server as server_module
+from shared.server import (
+    FD_RESERVE,
+    WORKER_HEALTHCHECK_SECONDS,
+    DeskHttpProtocol,
+    DeskServerConfig,
+    OneSendTransport,
+    server_config,
+)
 from shared.settings import REPO_ROOT, DeskSettings
 from tests.loopback import LoopbackServer
 
@@ -133,3 +141,74 @@ async def test_the_header_deadline_runs_from_each_requests_first_byte(echo: Loop
         assert await reader.readexactly(1) == b"2"
     finally:
         writer.close()
+
+
+# ------------------------------------------------------------------ an answer in one send
+
+
+class _RecordingTransport(OneSendTransport):
+    """The desk's transport, recording what it hands to the real one (one entry per send)."""
+
+    sends: list[bytes] = []
+
+    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
+        real_write = transport.write
+
+        def write(data: Any) -> None:
+            _RecordingTransport.sends.append(bytes(data))
+            real_write(data)
+
+        transport.write = write  # type: ignore[method-assign]
+        super().__init__(transport, loop)
+
+
+async def _answers(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """/small: a 5-byte answer; /stream: three chunks with pauses between them, the last one 200 KiB;
+    /close: a small answer that closes the connection."""
+    while (await receive()).get("more_body"):
+        pass
+    if scope["path"] == "/stream":
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        for chunk in (b"first|", b"second|", b"z" * 200_000):
+            await asyncio.sleep(0.05)
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        await send({"type": "http.response.body", "body": b""})
+        return
+    headers = [(b"content-length", b"5")] + ([(b"connection", b"close")] if scope["path"] == "/close" else [])
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    await send({"type": "http.response.body", "body": b"hello"})
+
+
+@pytest.fixture
+async def recorded(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[LoopbackServer]:
+    monkeypatch.setattr(server_module, "OneSendTransport", _RecordingTransport)
+    _RecordingTransport.sends = []
+    server = LoopbackServer(_answers)
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.stop()
+
+
+async def test_an_answers_head_and_body_leave_in_one_send(recorded: LoopbackServer) -> None:
+    async with httpx.AsyncClient(base_url=recorded.url, timeout=10, trust_env=False) as http:
+        for _ in range(3):  # kept alive: each answer of the connection, one send each
+            r = await http.get("/small")
+            assert (r.status_code, r.text) == (200, "hello")
+    assert len(_RecordingTransport.sends) == 3
+    for sent in _RecordingTransport.sends:
+        assert sent.startswith(b"HTTP/1.1 200 OK\r\n") and sent.endswith(b"\r\n\r\nhello")
+
+
+async def test_streamed_and_closing_answers_arrive_whole_and_in_order(recorded: LoopbackServer) -> None:
+    async with httpx.AsyncClient(base_url=recorded.url, timeout=10, trust_env=False) as http:
+        r = await http.get("/stream")
+        assert (r.status_code, r.content) == (200, b"first|second|" + b"z" * 200_000)
+        r = await http.get("/close")  # the held answer is sent before the connection closes
+        assert (r.status_code, r.text, r.headers["connection"]) == (200, "hello", "close")
+    # the stream's head waited for its first chunk (a step later) no longer than that step: it left alone
+    # then, and the chunks each as they came; the large one was not held
+    stream = b"".join(_RecordingTransport.sends[:-1])
+    assert stream.startswith(b"HTTP/1.1 200 OK\r\n") and stream.endswith(b"0\r\n\r\n")
+    assert _RecordingTransport.sends[-1].endswith(b"\r\n\r\nhello")

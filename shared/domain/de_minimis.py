@@ -26,10 +26,10 @@ Rules applied:
 """
 
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import ROUND_UP, Decimal
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from typing import Final, Literal
 
 from shared.domain.call_rules import CallRules, LoanTerms
@@ -117,7 +117,14 @@ class DeMinimisOutcome:
     """Grant + GGE of the loan, as allowed: never more than ``headroom``."""
     reduced: bool
     refused: bool
-    computation: tuple[ComputationStep, ...]
+    explain: Callable[[], tuple[ComputationStep, ...]] = field(repr=False, compare=False)
+    """Writes `computation`; called once, when it is first read."""
+
+    @cached_property
+    def computation(self) -> tuple[ComputationStep, ...]:
+        """Every step of the computation in Italian and English with its figures. Written when first read: a
+        submit's check of a draft needs only the figures, not the texts (about a fifth of that check)."""
+        return self.explain()
 
 
 def window_start(grant_date: date, period_years: int) -> date:
@@ -252,86 +259,19 @@ def cap_new_aid(
     ceiling = rules.de_minimis.ceiling
     years = rules.de_minimis.period_years
     period = aid_in_period(rules, prior, members, grant_date)
-    steps: list[ComputationStep] = []
-
-    def step(code: str, it: str, en: str, amount: Decimal | None = None) -> None:
-        steps.append(ComputationStep(code, it, en, amount))
-
-    step(
-        "period",
-        f"Periodo mobile di {years} anni ({rules.de_minimis.regulation}): aiuti concessi dal "
-        f"{_it_date(period.window_start)} al {_it_date(grant_date)}.",
-        f"Rolling period of {years} years ({rules.de_minimis.regulation}): aid granted from "
-        f"{period.window_start.isoformat()} to {grant_date.isoformat()}.",
-    )
-    for p in period.counted:
-        step(
-            "prior_aid_counted",
-            f"Conteggiato: aiuto {p.reference} ({p.source}) a {p.vat_number} del {_it_date(p.granted_on)}, "
-            f"{eur_it(p.amount)}.",
-            f"Counted: aid {p.reference} ({p.source}) to {p.vat_number} on {p.granted_on.isoformat()}, "
-            f"{eur_en(p.amount)}.",
-            p.amount,
-        )
-    for p in period.outside_window:
-        step(
-            "prior_aid_outside_period",
-            f"Non conteggiato (fuori periodo): aiuto {p.reference} ({p.source}) a {p.vat_number} del "
-            f"{_it_date(p.granted_on)}, {eur_it(p.amount)}.",
-            f"Not counted (outside the period): aid {p.reference} ({p.source}) to {p.vat_number} on "
-            f"{p.granted_on.isoformat()}, {eur_en(p.amount)}.",
-            p.amount,
-        )
     headroom = max(ZERO, ceiling - period.total)
-    step(
-        "prior_total",
-        f"Aiuti de minimis dell'impresa unica nel periodo: {eur_it(period.total)}.",
-        f"De minimis aid of the single undertaking in the period: {eur_en(period.total)}.",
-        period.total,
-    )
-    step(
-        "headroom",
-        f"Margine disponibile: massimale {eur_it(ceiling)} − {eur_it(period.total)} = {eur_it(headroom)}.",
-        f"Headroom: ceiling {eur_en(ceiling)} − {eur_en(period.total)} = {eur_en(headroom)}.",
-        headroom,
-    )
     loan_eq = _loan_equivalent(loan, rate)
     requested = grant + loan_eq
-    step(
-        "requested",
-        f"Nuovo aiuto: contributo {eur_it(grant)} + ESL del finanziamento {eur_it(loan)} × {rate} = "
-        f"{eur_it(loan_eq)}; totale {eur_it(requested)}.",
-        f"New aid: grant {eur_en(grant)} + GGE of the loan {eur_en(loan)} × {rate} = {eur_en(loan_eq)}; "
-        f"total {eur_en(requested)}.",
-        requested,
-    )
-
     if requested <= headroom:
         allowed_grant, allowed_loan = grant, loan
-        step(
-            "fits",
-            f"Il nuovo aiuto ({eur_it(requested)}) rientra nel margine ({eur_it(headroom)}): nessuna riduzione.",
-            f"The new aid ({eur_en(requested)}) fits in the headroom ({eur_en(headroom)}): no reduction.",
-            requested,
-        )
     elif headroom == 0:
         allowed_grant, allowed_loan = ZERO, ZERO
-        step(
-            "refused",
-            f"Nessun margine: l'impresa unica ha già raggiunto il massimale di {eur_it(ceiling)}; "
-            "l'aiuto non può essere concesso.",
-            f"No headroom: the single undertaking has already reached the ceiling of {eur_en(ceiling)}; "
-            "the aid cannot be granted.",
-            ZERO,
-        )
     elif order == "loan_first":
         if grant <= headroom:
             allowed_grant = grant
             allowed_loan = _max_loan(headroom - grant, rate, loan)
         else:
             allowed_grant, allowed_loan = headroom, ZERO
-        _reduction_steps(step, "loan", loan, allowed_loan, rate)
-        _reduction_steps(step, "grant", grant, allowed_grant, rate)
     else:
         if loan_eq <= headroom:
             allowed_loan = loan
@@ -339,23 +279,98 @@ def cap_new_aid(
         else:
             allowed_grant = ZERO
             allowed_loan = _max_loan(headroom, rate, loan)
-        _reduction_steps(step, "grant", grant, allowed_grant, rate)
-        _reduction_steps(step, "loan", loan, allowed_loan, rate)
-
     allowed_loan_eq = _loan_equivalent(allowed_loan, rate)
     allowed = allowed_grant + allowed_loan_eq
     assert allowed <= headroom  # the invariant of the whole module
     reduced = (allowed_grant, allowed_loan) != (grant, loan)
     refused = (grant > 0 or loan > 0) and allowed_grant == 0 and allowed_loan == 0
-    if reduced and not refused:
+
+    def explain() -> tuple[ComputationStep, ...]:
+        steps: list[ComputationStep] = []
+
+        def step(code: str, it: str, en: str, amount: Decimal | None = None) -> None:
+            steps.append(ComputationStep(code, it, en, amount))
+
         step(
-            "allowed",
-            f"Aiuto concedibile: contributo {eur_it(allowed_grant)} + finanziamento {eur_it(allowed_loan)} "
-            f"(ESL {eur_it(allowed_loan_eq)}); totale {eur_it(allowed)} ≤ margine {eur_it(headroom)}.",
-            f"Aid that may be granted: grant {eur_en(allowed_grant)} + loan {eur_en(allowed_loan)} "
-            f"(GGE {eur_en(allowed_loan_eq)}); total {eur_en(allowed)} ≤ headroom {eur_en(headroom)}.",
-            allowed,
+            "period",
+            f"Periodo mobile di {years} anni ({rules.de_minimis.regulation}): aiuti concessi dal "
+            f"{_it_date(period.window_start)} al {_it_date(grant_date)}.",
+            f"Rolling period of {years} years ({rules.de_minimis.regulation}): aid granted from "
+            f"{period.window_start.isoformat()} to {grant_date.isoformat()}.",
         )
+        for p in period.counted:
+            step(
+                "prior_aid_counted",
+                f"Conteggiato: aiuto {p.reference} ({p.source}) a {p.vat_number} del {_it_date(p.granted_on)}, "
+                f"{eur_it(p.amount)}.",
+                f"Counted: aid {p.reference} ({p.source}) to {p.vat_number} on {p.granted_on.isoformat()}, "
+                f"{eur_en(p.amount)}.",
+                p.amount,
+            )
+        for p in period.outside_window:
+            step(
+                "prior_aid_outside_period",
+                f"Non conteggiato (fuori periodo): aiuto {p.reference} ({p.source}) a {p.vat_number} del "
+                f"{_it_date(p.granted_on)}, {eur_it(p.amount)}.",
+                f"Not counted (outside the period): aid {p.reference} ({p.source}) to {p.vat_number} on "
+                f"{p.granted_on.isoformat()}, {eur_en(p.amount)}.",
+                p.amount,
+            )
+        step(
+            "prior_total",
+            f"Aiuti de minimis dell'impresa unica nel periodo: {eur_it(period.total)}.",
+            f"De minimis aid of the single undertaking in the period: {eur_en(period.total)}.",
+            period.total,
+        )
+        step(
+            "headroom",
+            f"Margine disponibile: massimale {eur_it(ceiling)} − {eur_it(period.total)} = {eur_it(headroom)}.",
+            f"Headroom: ceiling {eur_en(ceiling)} − {eur_en(period.total)} = {eur_en(headroom)}.",
+            headroom,
+        )
+        step(
+            "requested",
+            f"Nuovo aiuto: contributo {eur_it(grant)} + ESL del finanziamento {eur_it(loan)} × {rate} = "
+            f"{eur_it(loan_eq)}; totale {eur_it(requested)}.",
+            f"New aid: grant {eur_en(grant)} + GGE of the loan {eur_en(loan)} × {rate} = {eur_en(loan_eq)}; "
+            f"total {eur_en(requested)}.",
+            requested,
+        )
+
+        if requested <= headroom:
+            step(
+                "fits",
+                f"Il nuovo aiuto ({eur_it(requested)}) rientra nel margine ({eur_it(headroom)}): nessuna riduzione.",
+                f"The new aid ({eur_en(requested)}) fits in the headroom ({eur_en(headroom)}): no reduction.",
+                requested,
+            )
+        elif headroom == 0:
+            step(
+                "refused",
+                f"Nessun margine: l'impresa unica ha già raggiunto il massimale di {eur_it(ceiling)}; "
+                "l'aiuto non può essere concesso.",
+                f"No headroom: the single undertaking has already reached the ceiling of {eur_en(ceiling)}; "
+                "the aid cannot be granted.",
+                ZERO,
+            )
+        elif order == "loan_first":
+            _reduction_steps(step, "loan", loan, allowed_loan, rate)
+            _reduction_steps(step, "grant", grant, allowed_grant, rate)
+        else:
+            _reduction_steps(step, "grant", grant, allowed_grant, rate)
+            _reduction_steps(step, "loan", loan, allowed_loan, rate)
+
+        if reduced and not refused:
+            step(
+                "allowed",
+                f"Aiuto concedibile: contributo {eur_it(allowed_grant)} + finanziamento {eur_it(allowed_loan)} "
+                f"(ESL {eur_it(allowed_loan_eq)}); totale {eur_it(allowed)} ≤ margine {eur_it(headroom)}.",
+                f"Aid that may be granted: grant {eur_en(allowed_grant)} + loan {eur_en(allowed_loan)} "
+                f"(GGE {eur_en(allowed_loan_eq)}); total {eur_en(allowed)} ≤ headroom {eur_en(headroom)}.",
+                allowed,
+            )
+        return tuple(steps)
+
     return DeMinimisOutcome(
         ceiling=ceiling,
         period=period,
@@ -367,7 +382,7 @@ def cap_new_aid(
         allowed_equivalent=allowed,
         reduced=reduced,
         refused=refused,
-        computation=tuple(steps),
+        explain=explain,
     )
 
 

@@ -88,6 +88,21 @@ def test_new_aid_fits() -> None:
     assert out.computation[1].amount == D("20000.00")
 
 
+def test_the_steps_are_written_when_first_read_and_then_kept() -> None:
+    # a submit's check uses the figures only: the texts are not written until someone reads them
+    out = cap_new_aid(RULES, register("104000.00"), MEMBERS, D("24396.00"), D("79287.00"), RATE, grant_date=GRANT_DATE)
+    assert "computation" not in vars(out)
+    assert (out.allowed_grant, out.allowed_loan, out.reduced) == (D("24396.00"), D("32080.00"), True)
+    first = out.computation
+    assert vars(out)["computation"] is first and out.computation is first
+    assert [s.code for s in first][-3:] == ["loan_reduced", "grant_kept", "allowed"]
+    # the figures of an outcome, not its texts, make it equal to another
+    again = cap_new_aid(
+        RULES, register("104000.00"), MEMBERS, D("24396.00"), D("79287.00"), RATE, grant_date=GRANT_DATE
+    )
+    assert again == out and again.computation == first
+
+
 def test_loan_is_reduced_first() -> None:
     # Prior 274 000: headroom 26 000. The grant 24 396 stays; 1 604 are left for the loan's GGE:
     # loan = 1 604 / 0.05 = 32 080.00 (GGE 1 604.00). Total 26 000.00.

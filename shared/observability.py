@@ -12,6 +12,7 @@ import time
 import uuid
 from collections.abc import Sequence
 from contextvars import ContextVar
+from typing import Any
 
 import orjson
 import structlog
@@ -55,6 +56,9 @@ def configure_logging(level: str = "INFO") -> None:
         logger_factory=structlog.PrintLoggerFactory(),
         cache_logger_on_first_use=True,
     )
+
+
+_CHILDREN: dict[tuple[str, str, str, int], tuple[Any, Any]] = {}
 
 
 class RequestContextMiddleware:
@@ -130,8 +134,15 @@ class RequestContextMiddleware:
         route = scope.get("route")
         path = getattr(route, "path", "unmatched")
         elapsed = time.perf_counter() - start
-        REQUESTS.labels(self.service, scope["method"], path, str(status)).inc()
-        LATENCY.labels(self.service, scope["method"], path).observe(elapsed)
+        key = (self.service, scope["method"], path, status)
+        metrics = _CHILDREN.get(key)
+        if metrics is None:  # the labelled series, looked up once per route and status, not on every request
+            metrics = _CHILDREN[key] = (
+                REQUESTS.labels(self.service, scope["method"], path, str(status)),
+                LATENCY.labels(self.service, scope["method"], path),
+            )
+        metrics[0].inc()
+        metrics[1].observe(elapsed)
         if self.access_log:
             self.log.info(
                 "request",

@@ -92,6 +92,13 @@ class DeskSettings(BaseSettings):
     idempotency_retention_hours: int = Field(48, validation_alias=_shared("IDEMPOTENCY_RETENTION_HOURS"))
     log_level: str = Field("INFO", validation_alias=_shared("LOG_LEVEL"))
     access_log: bool = Field(True, validation_alias=_shared("ACCESS_LOG"))
+    opentelemetry: bool = Field(
+        False,
+        validation_alias=_shared("OPENTELEMETRY"),
+        description="FastAPI's native OpenTelemetry instrumentation (spans, metrics and logs through the global "
+        "providers an OpenTelemetry SDK sets up). Off, requests skip its per-request look at the providers; the "
+        "desk's own metrics (/metrics) and structured logs do not depend on it.",
+    )
     rate_limit_token_per_minute: int = Field(
         30, validation_alias=_shared("RATE_LIMIT_TOKEN_PER_MINUTE"), description="Token requests per client; 0 = off."
     )

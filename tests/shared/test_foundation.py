@@ -3,6 +3,8 @@ request ids, idempotency, ETag/If-Match, audit trail, health and metrics."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import jwt
 import pytest
 from sqlalchemy import text
@@ -290,3 +292,38 @@ def test_a_receipt_signature_is_the_ed25519_signature_of_the_desk_key():
         KeyRing.generate().public_key.verify(raw, data)
     # the same key loaded from its PEM signs the same bytes (Ed25519 is deterministic)
     assert KeyRing.from_pem(ring.private_pem()).sign(data) == signature
+
+
+async def test_fastapis_opentelemetry_is_consulted_only_when_asked_for(client, monkeypatch):
+    """DESK_OPENTELEMETRY: off (the default), a request does not look for OpenTelemetry's global providers;
+    on, FastAPI's native instrumentation asks for them on every request."""
+    import httpx
+    from opentelemetry import trace
+
+    from services.intake.app import build_app
+    from shared.settings import IntakeSettings
+
+    looked: list[int] = []
+    real = trace.get_tracer_provider
+
+    def counting() -> Any:
+        looked.append(1)
+        return real()
+
+    monkeypatch.setattr(trace, "get_tracer_provider", counting)
+    assert (await client.get("/readyz")).status_code == 200
+    assert (await client.get("/healthz")).status_code == 200
+    assert looked == []
+
+    settings = IntakeSettings(
+        environment="test",
+        access_log=False,
+        log_level="WARNING",
+        database_url="postgresql://unused/x",
+        opentelemetry=True,
+    )
+    app = build_app(settings)
+    app.state.keyring = KEYRING
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://desk.test") as on:
+        assert (await on.get("/v1/nothing")).status_code == 404  # answered without the database
+    assert looked, "with DESK_OPENTELEMETRY on, FastAPI's instrumentation looks for a tracer provider"

@@ -60,6 +60,10 @@ DECLARE
     o_json text[] := array_fill(NULL::text, ARRAY[n]);
     o_prev text[] := array_fill(NULL::text, ARRAY[n]);
     o_hash text[] := array_fill(NULL::text, ARRAY[n]);
+    a desk.audit_log;
+    v_audit desk.audit_log[] := array_fill(NULL::desk.audit_log, ARRAY[n]);
+    v_aseq bigint;
+    v_ahash text;
 BEGIN
     -- As commit_submission: the commit does not wait for the WAL flush, the service does before answering.
     PERFORM set_config('synchronous_commit', 'off', true);
@@ -220,6 +224,37 @@ BEGIN
           FROM unnest(p_application_id) WITH ORDINALITY AS u (id, i)
          WHERE a.id = u.id AND v_outcome[u.i] = 'submitted';
 
+        -- The audit records, linked as they are written: the chain's head is locked from here to the commit
+        -- (as desk.audit_link locks it from the commit's start: nothing else is locked after it, and the records
+        -- join the chain in commit order), each record takes the next seq and its hash in arrival order, and
+        -- the head moves on. Written already linked, a record is not updated at commit (desk.audit_link passes
+        -- over it): one tuple and three index entries per record instead of two and six.
+        SELECT c.last_seq, c.last_hash INTO v_aseq, v_ahash FROM desk.audit_chains c
+         WHERE c.service = p_service[1] FOR NO KEY UPDATE;
+        IF NOT FOUND THEN
+            INSERT INTO desk.audit_chains (service, last_seq, last_hash) VALUES (p_service[1], 0, repeat('0', 64))
+            ON CONFLICT (service) DO NOTHING;
+            SELECT c.last_seq, c.last_hash INTO v_aseq, v_ahash FROM desk.audit_chains c
+             WHERE c.service = p_service[1] FOR NO KEY UPDATE;
+        END IF;
+        FOR i IN 1 .. n LOOP
+            CONTINUE WHEN v_outcome[i] IS DISTINCT FROM 'submitted';
+            IF p_service[i] IS DISTINCT FROM p_service[1] THEN
+                RAISE EXCEPTION 'a submit group names two services' USING ERRCODE = 'DK005';
+            END IF;
+            v_aseq := v_aseq + 1;
+            a := ROW(nextval('desk.audit_log_id_seq'), now(), p_service[i], p_request_id[i], p_principal_kind[i],
+                     p_principal[i], 'application.submitted', 'application', p_application_id[i]::text,
+                     jsonb_build_object('status', 'draft'),
+                     jsonb_build_object('status', 'submitted', 'protocol_number', o_n[i],
+                                        'content_sha256', v_sha[i], 'chain_hash', o_hash[i]),
+                     v_aseq, v_ahash, NULL);
+            a.hash := encode(sha256(convert_to(desk.audit_canonical(a), 'UTF8')), 'hex');
+            v_audit[i] := a;
+            v_ahash := a.hash;
+        END LOOP;
+        UPDATE desk.audit_chains c SET last_seq = v_aseq, last_hash = v_ahash WHERE c.service = p_service[1];
+
         -- The events and the audit records, in arrival order (their ids follow it, and so the audit chain).
         WITH event AS (
             INSERT INTO desk.outbox (event_id, event_type, event_version, source, aggregate_type, aggregate_id,
@@ -232,12 +267,8 @@ BEGIN
              WHERE v_outcome[g.i] = 'submitted'
              ORDER BY g.i
         )
-        INSERT INTO desk.audit_log (service, request_id, principal_kind, principal_client_id, action, resource_type,
-                                    resource_id, before, after)
-        SELECT p_service[g.i], p_request_id[g.i], p_principal_kind[g.i], p_principal[g.i], 'application.submitted',
-               'application', p_application_id[g.i]::text, jsonb_build_object('status', 'draft'),
-               jsonb_build_object('status', 'submitted', 'protocol_number', o_n[g.i], 'content_sha256', v_sha[g.i],
-                                  'chain_hash', o_hash[g.i])
+        INSERT INTO desk.audit_log OVERRIDING SYSTEM VALUE
+        SELECT (v_audit[g.i]).*
           FROM unnest(p_application_id) WITH ORDINALITY AS g (id, i)
          WHERE v_outcome[g.i] = 'submitted'
          ORDER BY g.i;

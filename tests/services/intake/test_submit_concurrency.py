@@ -182,3 +182,45 @@ async def test_one_refused_submit_does_not_sink_its_group(committing_client, eng
     assert refused.json()["detail"] == "L'impresa ha già presentato una domanda su questo bando."
     numbers = sorted(r.json()["receipt"]["protocol_number"] for r in results if r.status_code == 201)
     assert numbers == [1, 2, 3, 4]
+
+
+async def test_group_commits_link_their_audit_records_amid_other_intake_writes(committing_client, engine):
+    """The click-day group writes its audit records already linked, holding the chain's head to its commit;
+    drafts saved at the same time link theirs at their own commit. Every record of both ends in one gap-free
+    chain that verifies, each submit's record and each draft's record with a seq."""
+    n = 24
+    call, headers, comps = await _committed_world(engine, 2 * n)
+    ids = []
+    for c in comps[:n]:
+        r = await committing_client.post("/v1/applications", json=draft_body(call.id, c.id), headers=headers)
+        assert r.status_code == 201, r.text
+        ids.append(r.json()["id"])
+        await declare_stamp_duty(committing_client, r.json()["id"], headers)
+    submits = [committing_client.post(f"/v1/applications/{i}/submit", headers=headers) for i in ids]
+    saves = [
+        committing_client.post("/v1/applications", json=draft_body(call.id, c.id), headers=headers) for c in comps[n:]
+    ]
+    interleaved = [job for pair in zip(submits, saves, strict=True) for job in pair]
+    results = await asyncio.gather(*interleaved)
+    assert [r.status_code for r in results] == [201] * (2 * n)
+    created = [r.json()["id"] for r in results[1::2]]
+
+    async with engine.connect() as conn:
+        seqs = (
+            await conn.execute(
+                text(
+                    "SELECT resource_id, action, seq FROM desk.audit_log WHERE service = 'intake'"
+                    " AND resource_id = ANY(:ids) AND action IN ('application.submitted', 'application.created')"
+                ),
+                {"ids": ids + created},
+            )
+        ).all()
+    submitted = {r.resource_id for r in seqs if r.action == "application.submitted"}
+    assert submitted == set(ids) and {r.resource_id for r in seqs if r.action == "application.created"} >= set(created)
+    assert all(r.seq is not None for r in seqs)
+    async with make_sessionmaker(engine)() as s:
+        auditor = await make_token(s, "auditor")
+        await s.commit()
+    out = (await committing_client.get("/v1/audit/verify", params={"service": "intake"}, headers=auditor)).json()
+    assert out["ok"] is True and out["failure"] is None, out
+    assert out["records"] == out["head_seq"], "every record from the first to the head, none missing"

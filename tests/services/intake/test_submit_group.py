@@ -24,6 +24,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from services.intake.applications import repository, service
+from shared.audit_chain import parse_record, record_hash
+from shared.audit_trail import _LINES
 from shared.auth import Principal
 from shared.domain.receipts import GENESIS, canonical_json, chain_link
 from shared.routing import Actor
@@ -141,8 +143,8 @@ async def _written(w: World, args: list[service.CommitArgs], rows: list[Any]) ->
         [str(i) for i in ids],
     )
     audit = await w.conn.fetch(
-        "SELECT principal_client_id, action, resource_id, before, after - 'chain_hash' AS after,"
-        " seq IS NULL AS unlinked FROM desk.audit_log WHERE resource_id = ANY($1::text[]) ORDER BY id",
+        "SELECT principal_client_id, action, resource_id, before, after - 'chain_hash' AS after"
+        " FROM desk.audit_log WHERE resource_id = ANY($1::text[]) ORDER BY id",
         [str(i) for i in ids],
     )
     keys = await w.conn.fetch(
@@ -163,6 +165,32 @@ async def _written(w: World, args: list[service.CommitArgs], rows: list[Any]) ->
     }
 
 
+async def _audit_head(conn: Any) -> tuple[int, str]:
+    head = await conn.fetchrow("SELECT last_seq, last_hash FROM desk.audit_chains WHERE service = 'intake'")
+    return (head["last_seq"], head["last_hash"]) if head is not None else (0, "0" * 64)
+
+
+async def _linked_at_insert(w: World, session: Any, args: list[service.CommitArgs], head: tuple[int, str]) -> int:
+    """The group's audit records are in the chain before the commit: each with the next seq after the head it
+    found, the previous record's hash, and the hash the export's verifier computes; the head moved to the last.
+    Returns how many there are."""
+    rows = await w.conn.fetch(
+        "SELECT id, seq, prev_hash, hash FROM desk.audit_log WHERE resource_id = ANY($1::text[]) ORDER BY id",
+        [str(a.application_id) for a in args],
+    )
+    seq, last = head
+    assert [r["seq"] for r in rows] == list(range(seq + 1, seq + 1 + len(rows))), "gap-free after the head"
+    if rows:
+        lines = (await session.execute(_LINES, {"service": "intake", "lo": seq + 1, "hi": seq + len(rows)})).scalars()
+        records = [parse_record(line) for line in lines]
+        assert [int(r["id"]) for r in records] == [r["id"] for r in rows]
+        for record in records:
+            assert record["prev_hash"] == last and record_hash(record) == record["hash"]
+            last = record["hash"]
+    assert await _audit_head(w.conn) == (seq + len(rows), last)
+    return len(rows)
+
+
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     group=st.lists(st.tuples(st.sampled_from(KINDS), st.booleans()), min_size=2, max_size=7),
@@ -176,14 +204,24 @@ async def test_the_group_commit_writes_what_the_single_commit_writes_submit_by_s
         kinds, keyed = [k for k, _ in group], [b for _, b in group]
         args = await _stage(world, session, kinds, keyed)
         await conn.execute("SAVEPOINT commit")
+        head = await _audit_head(conn)
 
         rows = await conn.fetch(service.GROUP_SQL, *service.group_arguments(args))
         assert [r["ord"] for r in rows] == list(range(1, len(args) + 1))
         grouped = await _written(world, args, rows)
+        linked = await _linked_at_insert(world, session, args, head)
         await conn.execute("ROLLBACK TO SAVEPOINT commit")
 
         singles = [await conn.fetchrow(service.PRECHECKED_SQL, *a) for a in args]
         one_by_one = await _written(world, args, singles)
+        # the single function leaves its record to desk.audit_link, at commit: unlinked until then
+        assert (
+            await conn.fetchval(
+                "SELECT count(*) FROM desk.audit_log WHERE resource_id = ANY($1::text[]) AND seq IS NOT NULL",
+                [str(a.application_id) for a in args],
+            )
+            == 0
+        )
 
         assert grouped == one_by_one
         # and what each kind comes to, from the rules (not from either function)
@@ -201,6 +239,7 @@ async def test_the_group_commit_writes_what_the_single_commit_writes_submit_by_s
         assert numbers == list(range(1, submitted + 1)), "gap-free, in the group's order"
         assert grouped["counter"] == submitted and grouped["head_is_last_hash"]
         assert len(grouped["events"]) == len(grouped["audit"]) == submitted
+        assert linked == submitted
         drafts = [a["draft"] for a in grouped["answers"]]
         assert [d is not None for d in drafts] == [o == "not_prechecked" for o in outcomes]
     finally:

@@ -8,6 +8,7 @@ round trip. Routes declare who may call them with `Authenticator(kinds=..., scop
 from __future__ import annotations
 
 import base64
+import os
 import secrets
 import time
 import uuid
@@ -172,10 +173,17 @@ def load_or_create_key(pem: str | None, data_dir: Path, *, allow_generate: bool)
         return KeyRing.from_pem(path.read_bytes())
     ring = KeyRing.generate()
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.{uuid.uuid4().hex}.tmp")
     tmp.write_bytes(ring.private_pem())
     tmp.chmod(0o600)
-    tmp.replace(path)
+    try:
+        # The first process to publish its key wins; the others (`desk up` starts the services and the worker
+        # at once) read that one, so every process signs and verifies with the same key.
+        os.link(tmp, path)
+    except FileExistsError:
+        return KeyRing.from_pem(path.read_bytes())
+    finally:
+        tmp.unlink()
     return ring
 
 

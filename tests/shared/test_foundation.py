@@ -327,3 +327,40 @@ async def test_fastapis_opentelemetry_is_consulted_only_when_asked_for(client, m
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://desk.test") as on:
         assert (await on.get("/v1/nothing")).status_code == 404  # answered without the database
     assert looked, "with DESK_OPENTELEMETRY on, FastAPI's instrumentation looks for a tracer provider"
+
+
+def test_processes_starting_together_on_a_new_desk_share_one_signing_key(tmp_path):
+    """`desk up` starts three services and the worker at once: with no key yet, each may generate one, but
+    every process must end up signing with the one kept on disk (else the worker's tokens are refused)."""
+    import subprocess
+    import sys
+    import time
+
+    code = (
+        "import sys, time; from pathlib import Path; from shared.auth import load_or_create_key;"
+        "Path(sys.argv[2]).touch();"
+        "go = Path(sys.argv[3])\n"
+        "while not go.exists(): time.sleep(0.0005)\n"
+        "r = load_or_create_key(None, Path(sys.argv[1]), allow_generate=True);"
+        "print(r.private_pem().decode().replace(chr(10), ''))"
+    )
+    for attempt in range(3):
+        data, sync = tmp_path / f"desk-{attempt}", tmp_path / f"sync-{attempt}"
+        sync.mkdir()
+        procs = [
+            subprocess.Popen(
+                [sys.executable, "-c", code, str(data), str(sync / f"ready-{i}"), str(sync / "go")],
+                stdout=subprocess.PIPE,
+                text=True,
+            )
+            for i in range(6)
+        ]
+        deadline = time.monotonic() + 60
+        while len(list(sync.glob("ready-*"))) < len(procs) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        (sync / "go").touch()  # all of them at once, none with a key on disk yet
+        keys = {p.communicate(timeout=60)[0].strip() for p in procs}
+        assert all(p.returncode == 0 for p in procs)
+        on_disk = (data / "signing_key.pem").read_text().replace("\n", "")
+        assert keys == {on_disk}
+        assert [f.name for f in data.iterdir()] == ["signing_key.pem"], "no temporary file left behind"

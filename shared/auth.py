@@ -177,8 +177,8 @@ def load_or_create_key(pem: str | None, data_dir: Path, *, allow_generate: bool)
     tmp.write_bytes(ring.private_pem())
     tmp.chmod(0o600)
     try:
-        # The first process to publish its key wins; the others (`desk up` starts the services and the worker
-        # at once) read that one, so every process signs and verifies with the same key.
+        # The first process to publish its key wins; the others started with it on the same new folder read
+        # that one, so every process signs and verifies with the same key.
         os.link(tmp, path)
     except FileExistsError:
         return KeyRing.from_pem(path.read_bytes())

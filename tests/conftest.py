@@ -109,8 +109,20 @@ async def conn(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
         await trans.rollback()
 
 
+# Where a test's settings send peer calls and internal deliveries unless the test names a peer it started: a
+# port nothing listens on, never the default ports a desk running beside the suite (`dev.py up`) serves.
+NO_PEER = "http://127.0.0.1:1"
+
+
 def _settings(cls: type, **kw: Any) -> Any:
-    return cls(environment="test", access_log=False, log_level="WARNING", database_url="postgresql://unused/x", **kw)
+    peers = {"intake_url": NO_PEER, "evaluation_url": NO_PEER, "monitoring_url": NO_PEER}
+    return cls(
+        environment="test",
+        access_log=False,
+        log_level="WARNING",
+        database_url="postgresql://unused/x",
+        **{**peers, **kw},
+    )
 
 
 def _build(service: str) -> Any:

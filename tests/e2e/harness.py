@@ -30,7 +30,7 @@ from shared.clients.intake import IntakeClient
 from shared.db import make_sessionmaker
 from shared.events.worker import DeliveryWorker, publish_pending
 from shared.settings import DeskSettings, EvaluationSettings, IntakeSettings
-from tests.conftest import KEYRING, make_token
+from tests.conftest import KEYRING, NO_PEER, make_token
 from tests.factories import declare_stamp_duty, delegate, draft_body, make_company, make_partner, open_call, vat_number
 from tests.loopback import LoopbackServer, free_port
 
@@ -40,6 +40,7 @@ QUIET: dict[str, Any] = {
     "access_log": False,
     "log_level": "WARNING",
     "database_url": "postgresql://unused/x",
+    **{f"{peer}_url": NO_PEER for peer in ("intake", "evaluation", "monitoring")},
 }
 
 
@@ -102,7 +103,11 @@ def worker_settings(**kw: Any) -> DeskSettings:
         "worker_poll_seconds": 0.05,
         "webhook_timeout_seconds": 3.0,
         "webhook_max_attempts": 50,
+        # peers a test did not start are addresses nobody listens on, never the default ports of a desk
+        # running beside the suite (`dev.py up`), which would be sent the test's events
+        "intake_url": dead_url(),
         "evaluation_url": dead_url(),
+        "monitoring_url": dead_url(),
     }
     values.update(kw)
     return DeskSettings(**values)

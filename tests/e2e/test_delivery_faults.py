@@ -170,7 +170,9 @@ def _worker_process(database_url: str, data_dir: str) -> subprocess.Popen[bytes]
         "DESK_WORKER_POLL_SECONDS": "0.05",
         "DESK_WEBHOOK_BACKOFF_BASE_SECONDS": "0.05",
         "DESK_WEBHOOK_BACKOFF_MAX_SECONDS": "0.5",
+        "DESK_INTAKE_URL": dead_url(),
         "DESK_EVALUATION_URL": dead_url(),
+        "DESK_MONITORING_URL": dead_url(),
     }
     return subprocess.Popen(
         [sys.executable, "-m", "desk.cli", "worker"],

@@ -110,7 +110,6 @@ async def test_the_worker_sweeps_expired_idempotency_keys(engine):
     from sqlalchemy import text as _text
 
     from shared.events.worker import DeliveryWorker
-    from shared.settings import DeskSettings
     from tests.conftest import KEYRING
 
     who = f"sweep-{_uuid.uuid4().hex[:8]}"
@@ -126,7 +125,7 @@ async def test_the_worker_sweeps_expired_idempotency_keys(engine):
                 ),
                 {"p": who, "k": key, "e": expires},
             )
-    worker = DeliveryWorker(engine, KEYRING, DeskSettings(environment="test"))
+    worker = DeliveryWorker(engine, KEYRING, worker_settings())
     assert await worker.sweep_expired_keys() >= 1
     async with engine.connect() as conn:
         left = (
